@@ -1,0 +1,307 @@
+//! `carapace build`: recipe → Debian packages + our static binaries → root (erofs + verity),
+//! initramfs, ESP → GPT disk image, its .zst and sbom.json. Same inputs, same bytes.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use board_support::Slot;
+use board_support::boot_entry::{EntryName, DEFAULT_TRIES, render_entry, render_loader_conf};
+use board_support::cmdline::{BootParams, VerityParams};
+
+use crate::board::{self, Board};
+use crate::cargo_build::{BinarySpec, build_static, git_revision};
+use crate::error::{Error, IoContext, Result};
+use crate::esp::{EspFile, build_esp};
+use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
+use crate::gpt_writer::{GptIds, write_gpt};
+use crate::ids::{derived_bytes, derived_u32, derived_uuid};
+use crate::kmod::{KernelTree, modules_dep};
+use crate::layout::{DATA_NAME, DiskPlan, ESP_NAME, ROOT_A_NAME};
+use crate::recipe::Recipe;
+use crate::rootfs::{Content, Origin, RootTree, make_erofs};
+use crate::sbom::{Sbom, SbomFile};
+use crate::{elf_deps, initramfs, packages, verity};
+
+pub struct BuildOutput {
+    pub image: PathBuf,
+    pub image_zst: PathBuf,
+    pub sbom: PathBuf,
+}
+
+pub struct Paths {
+    pub workspace: PathBuf,
+    pub out: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl Paths {
+    pub fn for_recipe(workspace: &Path, recipe: &Recipe) -> Paths {
+        let cache = std::env::var_os("CARAPACE_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join(".cache/carapace"));
+        Paths { workspace: workspace.into(), out: workspace.join("out").join(&recipe.name), cache }
+    }
+}
+
+/// Timestamps inside the image: SOURCE_DATE_EPOCH when set, else a fixed date.
+fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(1_767_225_600)
+}
+
+pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
+    let (recipe, recipe_text) = Recipe::load(recipe_path)?;
+    let board = board::find(&recipe.board)?;
+    let disk = DiskPlan::new(
+        recipe.disk.esp_mib.unwrap_or(board.default_esp_mib),
+        recipe.disk.root_mib.unwrap_or(board.default_root_mib),
+        recipe.disk.data_mib.unwrap_or(board.default_data_mib),
+    )?;
+    let paths = Paths::for_recipe(workspace, &recipe);
+    let epoch = source_date_epoch();
+    let work = paths.out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).context(|| format!("create {}", work.display()))?;
+
+    let debs = packages::fetch(recipe_path, &recipe, &board, &paths.cache)?;
+    let lock_text = toml::to_string(&debs.lock).unwrap_or_default();
+    let build_id = sha256_hex(format!("{recipe_text}\n{lock_text}").as_bytes())[..16].to_string();
+
+    // Our binaries.
+    let mut specs = vec![
+        BinarySpec { package: "carapace-init".into(), bin: "init".into() },
+        BinarySpec { package: "carapace-agentd".into(), bin: "agentd".into() },
+    ];
+    for extra in &recipe.binaries {
+        specs.push(BinarySpec { package: extra.package.clone(), bin: extra.bin.clone() });
+    }
+    let binaries = build_static(workspace, board.rust_target, &specs)?;
+    let revision = git_revision(workspace);
+    let crate_origin = |name: &str| Origin::Crate { name: name.into(), git_revision: revision.clone() };
+
+    // Kernel and modules.
+    let kernel_pkg = debs
+        .named_prefix("linux-image-")
+        .ok_or_else(|| Error::Package("the lock has no linux-image package".into()))?;
+    let kernel = KernelTree::open(&kernel_pkg.root)?;
+    let boot_modules: Vec<String> = board.initramfs_modules.iter().map(|s| s.to_string()).collect();
+    let boot_modules = kernel.closure(&boot_modules)?;
+    let root_modules = kernel.closure(&recipe.kernel.root_modules)?;
+    let kernel_origin = Origin::Debian { package: kernel_pkg.name.clone(), version: kernel_pkg.version.clone() };
+
+    // Root file system.
+    let mut root = RootTree::default();
+    root.dirs = ["proc", "sys", "dev", "run", "tmp", "data", "boot/efi", "sbin", "usr/bin", "usr/sbin", "usr/lib64", "etc/carapace"]
+        .map(String::from)
+        .to_vec();
+    root.symlinks = vec![("lib".into(), "usr/lib".into()), ("lib64".into(), "usr/lib64".into()), ("bin".into(), "usr/bin".into())];
+    root.add("/sbin/init", 0o755, Content::Copy(binaries[0].clone()), crate_origin("carapace-init"));
+    root.add("/usr/bin/agentd", 0o755, Content::Copy(binaries[1].clone()), crate_origin("carapace-agentd"));
+    for (spec, path) in specs.iter().zip(&binaries).skip(2) {
+        root.add(&format!("/usr/bin/{}", spec.bin), 0o755, Content::Copy(path.clone()), crate_origin(&spec.package));
+    }
+    for program in &recipe.debian.programs {
+        for file in elf_deps::runtime_closure(program, &debs, board.multiarch)? {
+            let mode = if file.image_path == *program { 0o755 } else { 0o644 };
+            // The loader lives at /lib64/... (a symlink to usr/lib64); store it at the target.
+            let path = file.image_path.replacen("/lib64/", "/usr/lib64/", 1);
+            root.add(&path, mode, Content::Copy(file.source), Origin::Debian {
+                package: file.package.name.clone(),
+                version: file.package.version.clone(),
+            });
+        }
+    }
+    let root_modules_dir = format!("/usr/lib/modules/{}", kernel.release);
+    for m in &root_modules {
+        root.add(&format!("{root_modules_dir}/{}", m.rel_path), 0o644, Content::Bytes(m.data.clone()), kernel_origin.clone());
+    }
+    let generated = || Origin::Generated { by: format!("carapace build (recipe {})", recipe.name) };
+    root.add(&format!("{root_modules_dir}/modules.dep"), 0o644, Content::Bytes(modules_dep(&root_modules).into_bytes()), generated());
+    let image_toml = format!(
+        "name = \"{}\"\nboard = \"{}\"\nversion = \"{}\"\nbuild_id = \"{build_id}\"\nhostname = \"{}\"\n",
+        recipe.name,
+        board.name,
+        env!("CARGO_PKG_VERSION"),
+        recipe.hostname
+    );
+    root.add("/etc/carapace/image.toml", 0o644, Content::Bytes(image_toml.into_bytes()), generated());
+    root.add("/etc/carapace/services.toml", 0o644, Content::Bytes(recipe.services_toml()?.into_bytes()), generated());
+
+    let staging = work.join("rootfs");
+    root.stage(&staging)?;
+    let erofs_path = work.join("root.erofs");
+    make_erofs(&staging, &erofs_path, &derived_uuid(&recipe.name, "erofs"), epoch)?;
+    let mut root_data = std::fs::read(&erofs_path).context(|| format!("read {}", erofs_path.display()))?;
+    root_data.resize(root_data.len().div_ceil(verity::BLOCK) * verity::BLOCK, 0);
+    let salt = derived_bytes(&recipe.name, &format!("verity-salt/{build_id}"));
+    let tree = verity::build(&root_data, &salt);
+    let root_slot = disk.partition(ROOT_A_NAME);
+    let root_bytes = (root_data.len() + tree.tree.len()) as u64;
+    if root_bytes > root_slot.size {
+        return Err(Error::DoesNotFit(format!(
+            "the root (erofs + verity) needs {} MiB but a slot is {} MiB; raise disk.root_mib",
+            root_bytes.div_ceil(1 << 20),
+            root_slot.size >> 20
+        )));
+    }
+
+    // Boot: kernel command line, initramfs, ESP.
+    let ids = GptIds {
+        disk: derived_uuid(&recipe.name, "disk"),
+        partitions: disk.partitions.clone().map(|p| derived_uuid(&recipe.name, p.name)),
+    };
+    let partuuid = |name: &str| {
+        let i = disk.partitions.iter().position(|p| p.name == name).unwrap_or(0);
+        ids.partitions[i].to_string()
+    };
+    let params = BootParams {
+        slot: Slot::A,
+        root_partuuid: partuuid(ROOT_A_NAME),
+        data_partuuid: partuuid(DATA_NAME),
+        esp_partuuid: partuuid(ESP_NAME),
+        verity: VerityParams {
+            root_hash: hex::encode(tree.root_hash),
+            salt: hex::encode(salt),
+            data_blocks: tree.data_blocks,
+            hash_start_block: tree.data_blocks,
+        },
+    };
+    let mut cmdline = format!("console=tty0 console={} quiet panic=10 {}", board.console, params.to_kernel_args());
+    for word in &recipe.kernel.extra_cmdline {
+        cmdline.push(' ');
+        cmdline.push_str(word);
+    }
+    let init_bytes = std::fs::read(&binaries[0]).context(|| "read the init binary".into())?;
+    let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
+    let vmlinuz = std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
+    let (efi_path, efi) = debs
+        .find(board.bootloader_file)
+        .ok_or_else(|| Error::Package(format!("{} is not in {}", board.bootloader_file, board.bootloader_package)))?;
+    let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
+    let entry_name = EntryName::trial(Slot::A, DEFAULT_TRIES).file_name();
+    let esp_files = vec![
+        EspFile { path: board.bootloader_esp_path.into(), data: efi_bytes },
+        EspFile { path: "loader/loader.conf".into(), data: render_loader_conf().into_bytes() },
+        EspFile {
+            path: format!("loader/entries/{entry_name}"),
+            data: render_entry(Slot::A, env!("CARGO_PKG_VERSION"), &cmdline).into_bytes(),
+        },
+        EspFile { path: "a/vmlinuz".into(), data: vmlinuz },
+        EspFile { path: "a/initrd".into(), data: initrd.compressed.clone() },
+    ];
+    let esp_plan = disk.partition(ESP_NAME);
+    let esp_image = build_esp(esp_plan.size, derived_u32(&recipe.name, "esp-volume-id"), &esp_files)?;
+
+    // The disk image, written under a temporary name and renamed when complete.
+    std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
+    let image = paths.out.join("carapace.img");
+    let partial = paths.out.join(".carapace.img.partial");
+    let written = write_disk(&partial, &disk, &ids, &esp_image, &root_data, &tree.tree);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    rename_durably(&partial, &image)?;
+
+    let image_zst = paths.out.join("carapace.img.zst");
+    compress_zst(&image, &image_zst)?;
+
+    // SBOM.
+    let mut files = Vec::new();
+    for f in &root.files {
+        let data = match &f.content {
+            Content::Bytes(b) => b.clone(),
+            Content::Copy(p) => std::fs::read(p).context(|| format!("read {}", p.display()))?,
+        };
+        files.push(SbomFile { path: format!("root:{}", f.path), sha256: sha256_hex(&data), size: data.len() as u64, origin: f.origin.clone() });
+    }
+    for (path, data) in &initrd.files {
+        let origin = if path == "init" {
+            crate_origin("carapace-init")
+        } else if path.ends_with(".ko") {
+            kernel_origin.clone()
+        } else {
+            generated()
+        };
+        files.push(SbomFile { path: format!("initramfs:/{path}"), sha256: sha256_hex(data), size: data.len() as u64, origin });
+    }
+    for f in &esp_files {
+        let origin = if f.path == board.bootloader_esp_path {
+            Origin::Debian { package: efi.name.clone(), version: efi.version.clone() }
+        } else if f.path.ends_with("vmlinuz") {
+            kernel_origin.clone()
+        } else {
+            generated()
+        };
+        files.push(SbomFile { path: format!("esp:/{}", f.path), sha256: sha256_hex(&f.data), size: f.data.len() as u64, origin });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let sbom = Sbom {
+        image: recipe.name.clone(),
+        board: board.name.into(),
+        build_id: build_id.clone(),
+        debian_suite: recipe.debian.suite.clone(),
+        files,
+    };
+    let sbom_path = paths.out.join("sbom.json");
+    let sbom_text = serde_json::to_string_pretty(&sbom).map_err(|e| Error::image(e.to_string()))?;
+    write_atomic(&sbom_path, sbom_text.as_bytes())?;
+    let _ = std::fs::remove_dir_all(&work);
+
+    eprintln!(
+        "carapace: built {} ({} MiB raw, root {} KiB, initramfs {} KiB, build {build_id})",
+        image.display(),
+        disk.total_size >> 20,
+        root_bytes >> 10,
+        initrd.compressed.len() >> 10
+    );
+    Ok(BuildOutput { image, image_zst, sbom: sbom_path })
+}
+
+fn write_disk(path: &Path, disk: &DiskPlan, ids: &GptIds, esp: &[u8], root: &[u8], tree: &[u8]) -> Result<()> {
+    let ctx = || format!("write {}", path.display());
+    let mut file = std::fs::File::create(path).context(ctx)?;
+    // A sparse file: root-b and data stay holes until something writes them.
+    file.set_len(disk.total_size).context(ctx)?;
+    write_gpt(&mut file, disk, ids)?;
+    let mut put = |offset: u64, bytes: &[u8]| -> Result<()> {
+        file.seek(SeekFrom::Start(offset)).context(ctx)?;
+        file.write_all(bytes).context(ctx)
+    };
+    put(disk.partition(ESP_NAME).offset, esp)?;
+    let root_a = disk.partition(ROOT_A_NAME).offset;
+    put(root_a, root)?;
+    put(root_a + root.len() as u64, tree)?;
+    file.sync_all().context(ctx)
+}
+
+fn compress_zst(image: &Path, out: &Path) -> Result<()> {
+    let partial = out.with_extension("zst.partial");
+    let ctx = || format!("compress {} to {}", image.display(), out.display());
+    let input = std::fs::File::open(image).context(ctx)?;
+    let output = std::fs::File::create(&partial).context(ctx)?;
+    let mut encoder = zstd::stream::Encoder::new(output, 3).context(ctx)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, input);
+    std::io::copy(&mut reader, &mut encoder).context(ctx)?;
+    let output = encoder.finish().context(ctx)?;
+    output.sync_all().context(ctx)?;
+    drop(output);
+    rename_durably(&partial, out)
+}
+
+/// The workspace root: the nearest ancestor of the current directory with the members.
+pub fn find_workspace() -> Result<PathBuf> {
+    let start = std::env::current_dir().context(|| "current directory".into())?;
+    for dir in start.ancestors() {
+        if dir.join("Cargo.toml").exists() && dir.join("init").is_dir() && dir.join("image").is_dir() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
+    compiled.filter(|d| d.join("init").is_dir()).ok_or_else(|| {
+        Error::image("run carapace inside the Carapace checkout (no workspace with init/ and image/ found)")
+    })
+}
+
+pub fn board_for(recipe: &Recipe) -> Result<Board> {
+    board::find(&recipe.board)
+}

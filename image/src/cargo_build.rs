@@ -1,0 +1,57 @@
+//! Builds the workspace binaries that go into the image: statically linked (crt-static), so
+//! PID 1 needs no loader in the initramfs, with paths remapped so the bytes do not depend on
+//! where the checkout lives. A separate target directory keeps host builds from rebuilding.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+pub struct BinarySpec {
+    pub package: String,
+    pub bin: String,
+}
+
+pub fn build_static(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Result<Vec<PathBuf>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = workspace.join("target/image");
+    let home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
+        .unwrap_or_default();
+    let rustflags = format!(
+        "-C target-feature=+crt-static --remap-path-prefix={}=/carapace --remap-path-prefix={home}=/cargo",
+        workspace.display()
+    );
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--target", rust_target])
+        .env("RUSTFLAGS", rustflags)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTC_WRAPPER");
+    for spec in specs {
+        cmd.args(["-p", &spec.package, "--bin", &spec.bin]);
+    }
+    eprintln!("carapace: building {} (static, {rust_target})", specs.iter().map(|s| s.bin.as_str()).collect::<Vec<_>>().join(", "));
+    let status = cmd.status().map_err(|e| Error::CommandFailed { command: cargo.clone(), detail: e.to_string() })?;
+    if !status.success() {
+        return Err(Error::CommandFailed { command: format!("{cargo} build"), detail: status.to_string() });
+    }
+    Ok(specs.iter().map(|s| target_dir.join(rust_target).join("release").join(&s.bin)).collect())
+}
+
+/// The commit the binaries were built from, "+dirty" when the tree has changes.
+pub fn git_revision(workspace: &Path) -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = run(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{rev}+dirty") } else { rev }
+}

@@ -1,0 +1,124 @@
+//! Finds what a dynamically linked program from a Debian package needs at run time: its ELF
+//! interpreter and the transitive closure of its DT_NEEDED libraries, looked up in the
+//! recipe's packages. A library that no package ships is an error naming it.
+
+use std::path::{Path, PathBuf};
+
+use object::read::elf::{Dyn, ElfFile64, ProgramHeader};
+
+use crate::error::{Error, Result};
+use crate::packages::{Package, PackageSet};
+
+/// A file to copy into the root: its path in the image and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct RuntimeFile {
+    pub image_path: String,
+    pub source: PathBuf,
+    pub package: Package,
+}
+
+pub struct ElfInfo {
+    pub interpreter: Option<String>,
+    pub needed: Vec<String>,
+}
+
+pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
+    let elf = ElfFile64::<object::Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF: {e}"))?;
+    let endian = elf.endian();
+    let mut interpreter = None;
+    for header in elf.elf_program_headers() {
+        if let Ok(Some(bytes)) = header.interpreter(endian, data) {
+            interpreter = Some(String::from_utf8_lossy(bytes).into_owned());
+        }
+    }
+    let mut needed = Vec::new();
+    let sections = elf.elf_section_table();
+    if let Some((dynamic, link)) = sections.dynamic(endian, data).map_err(|e| e.to_string())? {
+        let strings = sections.strings(endian, data, link).map_err(|e| e.to_string())?;
+        for entry in dynamic {
+            if entry.tag32(endian) == Some(object::elf::DT_NEEDED) {
+                let name = entry.string(endian, strings).map_err(|e| e.to_string())?;
+                needed.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+    }
+    Ok(ElfInfo { interpreter, needed })
+}
+
+/// The program itself, its interpreter and every library it loads.
+pub fn runtime_closure(program: &str, packages: &PackageSet, multiarch: &str) -> Result<Vec<RuntimeFile>> {
+    let rel = program.trim_start_matches('/');
+    let (path, package) = packages.find(rel).ok_or_else(|| {
+        Error::Package(format!("no package of the recipe ships {program}; add the package that does"))
+    })?;
+    let mut files = vec![RuntimeFile { image_path: program.into(), source: resolve(&path, &package.root)?, package: package.clone() }];
+    let mut queue = vec![files[0].source.clone()];
+    while let Some(elf_path) = queue.pop() {
+        let data = std::fs::read(&elf_path)
+            .map_err(|e| Error::Package(format!("read {}: {e}", elf_path.display())))?;
+        let info = read_elf(&data).map_err(|e| Error::Package(format!("{}: {e}", elf_path.display())))?;
+        let mut wanted: Vec<String> = info.interpreter.into_iter().collect();
+        for soname in info.needed {
+            wanted.push(format!("/usr/lib/{multiarch}/{soname}"));
+        }
+        for image_path in wanted {
+            if files.iter().any(|f| f.image_path == image_path) {
+                continue;
+            }
+            let (found, package) = find_library(&image_path, packages, multiarch).ok_or_else(|| {
+                Error::Package(format!(
+                    "{program} needs {image_path}, which none of the recipe's packages ships; \
+                     add the Debian package that has it to [debian].packages"
+                ))
+            })?;
+            let source = resolve(&found, &package.root)?;
+            queue.push(source.clone());
+            files.push(RuntimeFile { image_path, source, package: package.clone() });
+        }
+    }
+    Ok(files)
+}
+
+/// Debian is merged-/usr: a library may be packaged under /lib or /usr/lib.
+fn find_library<'a>(image_path: &str, packages: &'a PackageSet, multiarch: &str) -> Option<(PathBuf, &'a Package)> {
+    let rel = image_path.trim_start_matches('/');
+    let file = Path::new(rel).file_name()?.to_string_lossy().into_owned();
+    let candidates = [
+        rel.to_string(),
+        format!("usr/{rel}"),
+        rel.trim_start_matches("usr/").to_string(),
+        format!("usr/lib/{multiarch}/{file}"),
+        format!("lib/{multiarch}/{file}"),
+    ];
+    candidates.iter().find_map(|c| packages.find(c))
+}
+
+/// Follows symlinks inside a package tree (absolute targets are relative to the tree).
+fn resolve(path: &Path, root: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..16 {
+        let meta = std::fs::symlink_metadata(&current)
+            .map_err(|e| Error::Package(format!("{}: {e}", current.display())))?;
+        if !meta.file_type().is_symlink() {
+            return Ok(current);
+        }
+        let target = std::fs::read_link(&current).map_err(|e| Error::Package(e.to_string()))?;
+        current = if target.is_absolute() {
+            root.join(target.strip_prefix("/").unwrap_or(&target))
+        } else {
+            current.parent().unwrap_or(root).join(target)
+        };
+    }
+    Err(Error::Package(format!("symlink loop at {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_interpreter_and_needed_libraries_of_a_host_program() {
+        let data = std::fs::read("/usr/bin/env").unwrap();
+        let info = super::read_elf(&data).unwrap();
+        assert!(info.interpreter.unwrap().contains("ld-linux"));
+        assert!(info.needed.iter().any(|n| n.starts_with("libc.so")));
+    }
+}

@@ -1,0 +1,62 @@
+//! The one error type of the image builder. Every message says what was wrong and what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read recipe {path}: {source}")]
+    RecipeRead { path: PathBuf, source: std::io::Error },
+
+    #[error("recipe {path} is not valid: {message}")]
+    RecipeInvalid { path: PathBuf, message: String },
+
+    #[error("unknown board '{board}'; known boards: {known}")]
+    UnknownBoard { board: String, known: String },
+
+    #[error("the partitions do not fit: {0}")]
+    DoesNotFit(String),
+
+    #[error("host tool '{tool}' not found; install the Debian package '{package}' (or run `make deps`)")]
+    MissingTool { tool: String, package: String },
+
+    #[error("`{command}` failed: {detail}")]
+    CommandFailed { command: String, detail: String },
+
+    #[error("Debian package {0}")]
+    Package(String),
+
+    #[error("lock file {path}: {message}")]
+    Lock { path: PathBuf, message: String },
+
+    #[error("kernel module {0}")]
+    Module(String),
+
+    #[error("{0}")]
+    Image(String),
+
+    #[error("QEMU: {0}")]
+    Qemu(String),
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn image(message: impl Into<String>) -> Self {
+        Error::Image(message.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds a human context to an I/O error; a full disk reads as "No space left on device" with
+/// the path that was being written.
+pub trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { context: context(), source })
+    }
+}

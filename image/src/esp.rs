@@ -1,0 +1,92 @@
+//! The EFI system partition: FAT32 with systemd-boot, loader.conf, one boot-counting entry per
+//! populated slot and that slot's kernel + initramfs. Written with `fatfs` into memory; without
+//! its `chrono` feature every timestamp is the DOS epoch, which keeps the bytes reproducible.
+
+use std::io::{Cursor, Write};
+
+use crate::error::{Error, Result};
+
+pub struct EspFile {
+    /// Path inside the ESP, '/'-separated, no leading slash.
+    pub path: String,
+    pub data: Vec<u8>,
+}
+
+pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>> {
+    let fat_err = |what: &str, e: std::io::Error| Error::image(format!("ESP: {what}: {e}"));
+    let mut image = vec![0u8; size as usize];
+    fatfs::format_volume(
+        Cursor::new(&mut image[..]),
+        fatfs::FormatVolumeOptions::new()
+            .fat_type(fatfs::FatType::Fat32)
+            .volume_id(volume_id)
+            .volume_label(*b"CARAPACE   "),
+    )
+    .map_err(|e| fat_err("format", e))?;
+    {
+        let fs = fatfs::FileSystem::new(Cursor::new(&mut image[..]), fatfs::FsOptions::new())
+            .map_err(|e| fat_err("open", e))?;
+        let root = fs.root_dir();
+        let mut sorted: Vec<&EspFile> = files.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        for file in sorted {
+            let mut dir_path = String::new();
+            let parts: Vec<&str> = file.path.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                if !dir_path.is_empty() {
+                    dir_path.push('/');
+                }
+                dir_path.push_str(part);
+                if root.open_dir(&dir_path).is_err() {
+                    root.create_dir(&dir_path).map_err(|e| fat_err(&dir_path, e))?;
+                }
+            }
+            let mut f = root.create_file(&file.path).map_err(|e| fat_err(&file.path, e))?;
+            f.truncate().map_err(|e| fat_err(&file.path, e))?;
+            f.write_all(&file.data).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::Other || e.to_string().contains("space") {
+                    Error::DoesNotFit(format!(
+                        "{} does not fit in the {} MiB ESP; raise disk.esp_mib",
+                        file.path,
+                        size / (1024 * 1024)
+                    ))
+                } else {
+                    fat_err(&file.path, e)
+                }
+            })?;
+        }
+        drop(root);
+        fs.unmount().map_err(|e| fat_err("unmount", e))?;
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn files_read_back_and_bytes_are_reproducible() {
+        let files = vec![
+            EspFile { path: "EFI/BOOT/BOOTX64.EFI".into(), data: vec![7; 5000] },
+            EspFile { path: "loader/entries/carapace-a+3.conf".into(), data: b"title x\n".to_vec() },
+        ];
+        let a = build_esp(40 * 1024 * 1024, 0x1234_5678, &files).unwrap();
+        let b = build_esp(40 * 1024 * 1024, 0x1234_5678, &files).unwrap();
+        assert!(a == b, "two builds of the same ESP differ");
+
+        let fs = fatfs::FileSystem::new(Cursor::new(a), fatfs::FsOptions::new()).unwrap();
+        assert_eq!(fs.fat_type(), fatfs::FatType::Fat32);
+        let mut data = Vec::new();
+        fs.root_dir().open_file("EFI/BOOT/BOOTX64.EFI").unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data, vec![7; 5000]);
+    }
+
+    #[test]
+    fn too_much_data_is_a_clear_error() {
+        let files = vec![EspFile { path: "big".into(), data: vec![0; 50 * 1024 * 1024] }];
+        let err = build_esp(40 * 1024 * 1024, 1, &files).unwrap_err().to_string();
+        assert!(err.contains("esp_mib") || err.contains("ESP"), "{err}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Kernel modules from the Debian kernel package: find them by name, follow the `depends=`
+//! that modpost wrote into each module's .modinfo, decompress them (init loads plain .ko with
+//! finit_module) and write a depmod-format modules.dep for just the chosen set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection};
+
+use crate::error::{Error, IoContext, Result};
+
+pub struct KernelTree {
+    pub release: String,
+    pub vmlinuz: PathBuf,
+    modules_dir: PathBuf,
+    /// Normalised module name ('-' → '_') → path relative to modules_dir, as packaged.
+    index: BTreeMap<String, String>,
+    builtin: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModuleFile {
+    pub name: String,
+    /// Relative to /lib/modules/<release>/, uncompressed ("kernel/fs/erofs/erofs.ko").
+    pub rel_path: String,
+    pub data: Vec<u8>,
+    pub depends: Vec<String>,
+}
+
+pub fn normalise(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+impl KernelTree {
+    pub fn open(package_root: &Path) -> Result<KernelTree> {
+        let base = package_root.join("usr/lib/modules");
+        let release = std::fs::read_dir(&base)
+            .context(|| format!("read {}", base.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .next()
+            .ok_or_else(|| Error::Module(format!("no kernel release under {}", base.display())))?;
+        let modules_dir = base.join(&release);
+        let mut index = BTreeMap::new();
+        walk(&modules_dir, &modules_dir.join("kernel"), &mut index)?;
+        let builtin = std::fs::read_to_string(modules_dir.join("modules.builtin"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.rsplit('/').next())
+            .map(|f| normalise(f.trim_end_matches(".ko")))
+            .collect();
+        let vmlinuz = package_root.join("boot").join(format!("vmlinuz-{release}"));
+        if !vmlinuz.exists() {
+            return Err(Error::Module(format!("{} is missing from the kernel package", vmlinuz.display())));
+        }
+        Ok(KernelTree { release, vmlinuz, modules_dir, index, builtin })
+    }
+
+    /// The named modules and everything they depend on, dependencies first. Built-in
+    /// modules need nothing; an unknown name is an error that says so.
+    pub fn closure(&self, names: &[String]) -> Result<Vec<ModuleFile>> {
+        let mut done: BTreeMap<String, ModuleFile> = BTreeMap::new();
+        let mut order = Vec::new();
+        for name in names {
+            self.visit(&normalise(name), &mut done, &mut order, 0)?;
+        }
+        Ok(order.into_iter().filter_map(|n| done.remove(&n)).collect())
+    }
+
+    fn visit(&self, name: &str, done: &mut BTreeMap<String, ModuleFile>, order: &mut Vec<String>, depth: usize) -> Result<()> {
+        if done.contains_key(name) || self.builtin.contains(name) {
+            return Ok(());
+        }
+        if depth > 32 {
+            return Err(Error::Module(format!("dependency loop through {name}")));
+        }
+        let rel = self.index.get(name).ok_or_else(|| {
+            Error::Module(format!("'{name}' is neither a module nor built into kernel {}", self.release))
+        })?;
+        let data = decompress(&self.modules_dir.join(rel))?;
+        let depends = modinfo_depends(&data).map_err(|e| Error::Module(format!("{name}: {e}")))?;
+        for dep in &depends {
+            self.visit(&normalise(dep), done, order, depth + 1)?;
+        }
+        let rel_path = rel.trim_end_matches(".xz").trim_end_matches(".zst").to_string();
+        done.insert(name.to_string(), ModuleFile { name: name.to_string(), rel_path, data, depends });
+        order.push(name.to_string());
+        Ok(())
+    }
+}
+
+fn walk(base: &Path, dir: &Path, index: &mut BTreeMap<String, String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).context(|| format!("read {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("read {}", dir.display()))?;
+        let path = entry.path();
+        if path.is_dir() {
+            walk(base, &path, index)?;
+            continue;
+        }
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let stem = file.trim_end_matches(".xz").trim_end_matches(".zst");
+        if let Some(name) = stem.strip_suffix(".ko") {
+            let rel = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().into_owned();
+            index.insert(normalise(name), rel);
+        }
+    }
+    Ok(())
+}
+
+fn decompress(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).context(|| format!("open {}", path.display()))?;
+    let mut data = Vec::new();
+    let name = path.to_string_lossy();
+    let read = if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(file).read_to_end(&mut data)
+    } else if name.ends_with(".zst") {
+        zstd::stream::read::Decoder::new(file).and_then(|mut d| d.read_to_end(&mut data))
+    } else {
+        let mut file = file;
+        file.read_to_end(&mut data)
+    };
+    read.context(|| format!("decompress {}", path.display()))?;
+    Ok(data)
+}
+
+/// The `depends=` list of a module's .modinfo section.
+pub fn modinfo_depends(module: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let elf = object::File::parse(module).map_err(|e| format!("not an ELF module: {e}"))?;
+    let section = elf.section_by_name(".modinfo").ok_or("no .modinfo section")?;
+    let data = section.data().map_err(|e| e.to_string())?;
+    Ok(data
+        .split(|b| *b == 0)
+        .filter_map(|field| field.strip_prefix(b"depends="))
+        .flat_map(|list| String::from_utf8_lossy(list).split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|d| !d.is_empty())
+        .collect())
+}
+
+/// depmod's format: "<module path>: <dependency paths>", every transitive dependency listed.
+pub fn modules_dep(files: &[ModuleFile]) -> String {
+    let by_name: BTreeMap<&str, &ModuleFile> = files.iter().map(|f| (f.name.as_str(), f)).collect();
+    let mut out = String::new();
+    for file in files {
+        let mut deps = Vec::new();
+        let mut stack: Vec<String> = file.depends.iter().map(|d| normalise(d)).collect();
+        while let Some(dep) = stack.pop() {
+            if let Some(m) = by_name.get(dep.as_str())
+                && !deps.contains(&m.rel_path)
+            {
+                deps.push(m.rel_path.clone());
+                stack.extend(m.depends.iter().map(|d| normalise(d)));
+            }
+        }
+        out.push_str(&format!("{}:", file.rel_path));
+        for dep in deps {
+            out.push(' ');
+            out.push_str(&dep);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, deps: &[&str]) -> ModuleFile {
+        ModuleFile {
+            name: name.into(),
+            rel_path: format!("kernel/{name}.ko"),
+            data: vec![],
+            depends: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn modules_dep_lists_transitive_dependencies() {
+        let files = vec![module("a", &[]), module("b", &["a"]), module("c", &["b"])];
+        let dep = modules_dep(&files);
+        assert!(dep.contains("kernel/a.ko:\n"), "{dep}");
+        assert!(dep.contains("kernel/c.ko: kernel/b.ko kernel/a.ko\n"), "{dep}");
+    }
+
+    #[test]
+    fn names_are_normalised() {
+        assert_eq!(normalise("usb-storage"), "usb_storage");
+    }
+
+    #[test]
+    fn non_elf_is_a_clear_error() {
+        assert!(modinfo_depends(b"nope").unwrap_err().contains("ELF"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The disk layout. Sizes are frozen once boxes ship: the partitions are adjacent, so a slot
+//! can never grow into its neighbour. Hence generous defaults:
+//! - ESP 256 MiB: two slots of kernel (~12 MiB) + initramfs (~4 MiB) today; room for bigger
+//!   kernels, unified kernel images and board firmware later.
+//! - root-a/root-b 1 GiB each: today's root is tens of MiB; the ONNX Runtime, espeak-ng and
+//!   the perception models that later issues ship in the verified root need a few hundred MiB.
+//! - data: the image carries a small placeholder; init grows it to fill the disk and makes
+//!   ext4 on first boot, so one image fits any disk size.
+//!
+//! ```text
+//!  byte 0      +---------------------------------------------+
+//!              | protective MBR (LBA 0)                      |
+//!              | GPT header (LBA 1), 128 entries (LBA 2..33) |
+//!  1 MiB       +---------------------------------------------+
+//!              | p1  ESP      FAT32  systemd-boot, a/ b/     |  esp_mib
+//!              +---------------------------------------------+
+//!              | p2  root-a   erofs | dm-verity hash tree    |  root_mib
+//!              +---------------------------------------------+
+//!              | p3  root-b   (empty until the first update) |  root_mib
+//!              +---------------------------------------------+
+//!              | p4  data     ext4, made by init on 1st boot |  data_mib, grown to the disk
+//!              +---------------------------------------------+
+//!  end         | backup entries (33 LBAs), backup header     |
+//!              +---------------------------------------------+
+//! ```
+
+use crate::error::{Error, Result};
+
+pub const SECTOR: u64 = 512;
+pub const MIB: u64 = 1024 * 1024;
+/// First partition starts at 1 MiB: aligned for SD cards and SSD erase blocks.
+pub const FIRST_PARTITION_OFFSET: u64 = MIB;
+/// 128 entries of 128 bytes = 32 sectors, plus the header sector.
+pub const GPT_TRAILER_SECTORS: u64 = 33;
+
+pub const ESP_NAME: &str = "ESP";
+pub const ROOT_A_NAME: &str = "root-a";
+pub const ROOT_B_NAME: &str = "root-b";
+pub const DATA_NAME: &str = "data";
+
+/// Partition type GUIDs (UEFI spec; root type from the Discoverable Partitions Spec).
+pub const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+pub const ROOT_X86_64_TYPE: &str = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709";
+pub const LINUX_DATA_TYPE: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPlan {
+    pub name: &'static str,
+    pub type_guid: &'static str,
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskPlan {
+    pub partitions: [PartitionPlan; 4],
+    pub total_size: u64,
+}
+
+impl DiskPlan {
+    pub fn new(esp_mib: u64, root_mib: u64, data_mib: u64) -> Result<DiskPlan> {
+        if esp_mib < 33 {
+            return Err(Error::DoesNotFit(format!(
+                "esp_mib = {esp_mib} is too small: FAT32 needs at least 33 MiB"
+            )));
+        }
+        if root_mib < 16 || data_mib < 8 {
+            return Err(Error::DoesNotFit(format!(
+                "root_mib = {root_mib} / data_mib = {data_mib}: a root slot needs at least \
+                 16 MiB and data at least 8 MiB"
+            )));
+        }
+        let sizes = [esp_mib * MIB, root_mib * MIB, root_mib * MIB, data_mib * MIB];
+        let names = [ESP_NAME, ROOT_A_NAME, ROOT_B_NAME, DATA_NAME];
+        let types = [ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_TYPE, LINUX_DATA_TYPE];
+        let mut offset = FIRST_PARTITION_OFFSET;
+        let partitions = std::array::from_fn(|i| {
+            let plan = PartitionPlan { name: names[i], type_guid: types[i], offset, size: sizes[i] };
+            offset += sizes[i];
+            plan
+        });
+        // The backup GPT needs its 33 sectors; round the image up to a whole MiB.
+        let total_size = (offset + GPT_TRAILER_SECTORS * SECTOR).div_ceil(MIB) * MIB;
+        Ok(DiskPlan { partitions, total_size })
+    }
+
+    pub fn partition(&self, name: &str) -> &PartitionPlan {
+        self.partitions.iter().find(|p| p.name == name).unwrap_or(&self.partitions[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_adjacent_aligned_and_fit() {
+        let plan = DiskPlan::new(256, 1024, 64).unwrap();
+        let mut end = FIRST_PARTITION_OFFSET;
+        for p in &plan.partitions {
+            assert_eq!(p.offset, end);
+            assert_eq!(p.offset % MIB, 0);
+            end = p.offset + p.size;
+        }
+        assert!(plan.total_size >= end + GPT_TRAILER_SECTORS * SECTOR);
+        assert_eq!(plan.partition(DATA_NAME).size, 64 * MIB);
+    }
+
+    #[test]
+    fn too_small_esp_is_refused() {
+        assert!(DiskPlan::new(16, 1024, 64).unwrap_err().to_string().contains("esp_mib"));
+    }
+}

@@ -1,0 +1,29 @@
+//! The Carapace image builder and runner (the `carapace` CLI), usable as a library by the
+//! whole-system tests.
+
+pub mod apt;
+pub mod board;
+pub mod build;
+pub mod cargo_build;
+pub mod cpio;
+pub mod elf_deps;
+pub mod error;
+pub mod esp;
+pub mod fsutil;
+pub mod gpt_writer;
+pub mod ids;
+pub mod initramfs;
+pub mod kmod;
+pub mod layout;
+pub mod lock;
+pub mod packages;
+pub mod qemu;
+pub mod qmp;
+pub mod recipe;
+pub mod rootfs;
+pub mod run;
+pub mod sbom;
+pub mod tools;
+pub mod verity;
+
+pub use error::{Error, Result};

@@ -1,0 +1,255 @@
+//! Boots an image in QEMU: OVMF with a per-image copy of its variables, the disk on virtio,
+//! user-mode networking, an i6300esb watchdog (reset on expiry) and a QMP socket. The serial
+//! console is captured line by line (and echoed) so callers can wait for console lines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, IoContext, Result};
+use crate::qmp::Qmp;
+use crate::tools;
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// KVM when it really works, else TCG; CARAPACE_ACCEL=kvm|tcg overrides. /dev/kvm existing is
+/// not enough (nested setups die on the first MSR write), so start a throw-away VM.
+pub fn detect_accel() -> Accel {
+    match std::env::var("CARAPACE_ACCEL").as_deref() {
+        Ok("kvm") => return Accel::Kvm,
+        Ok("tcg") => return Accel::Tcg,
+        _ => {}
+    }
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Accel::Tcg;
+    }
+    let probe = Command::new("qemu-system-x86_64")
+        .args(["-accel", "kvm", "-cpu", "host", "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = probe else { return Accel::Tcg };
+    std::thread::sleep(Duration::from_secs(2));
+    let alive = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    if alive { Accel::Kvm } else { Accel::Tcg }
+}
+
+pub struct VmConfig {
+    pub disk: PathBuf,
+    pub disk_format: &'static str,
+    /// Writable copy of OVMF_VARS for this machine.
+    pub vars: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub memory_mib: u32,
+    pub accel: Accel,
+    /// `-fw_cfg name=opt/<key>,string=<value>` pairs (test hooks).
+    pub fw_cfg: Vec<(String, String)>,
+    /// Echo console lines to our stderr.
+    pub echo: bool,
+}
+
+impl VmConfig {
+    /// A machine for `disk` whose state files live in `dir`.
+    pub fn new(disk: PathBuf, dir: &Path) -> VmConfig {
+        VmConfig {
+            disk_format: if disk.extension().is_some_and(|e| e == "qcow2") { "qcow2" } else { "raw" },
+            disk,
+            vars: dir.join("OVMF_VARS.fd"),
+            qmp_socket: dir.join("qmp.sock"),
+            memory_mib: 1024,
+            accel: detect_accel(),
+            fw_cfg: Vec::new(),
+            echo: false,
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        let accel = match self.accel {
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        };
+        cmd.args(["-machine", "q35", "-smp", "2", "-m"]).arg(self.memory_mib.to_string()).args(accel);
+        cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-nodefaults"]);
+        cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
+        cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", self.vars.display()));
+        cmd.arg("-drive").arg(format!("if=virtio,format={},file={}", self.disk_format, self.disk.display()));
+        cmd.args(["-nic", "user,model=virtio-net-pci"]);
+        cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
+        cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", self.qmp_socket.display()));
+        for (key, value) in &self.fw_cfg {
+            cmd.arg("-fw_cfg").arg(format!("name=opt/{key},string={value}"));
+        }
+        cmd
+    }
+}
+
+/// Makes sure the per-image OVMF variables file exists.
+pub fn prepare_vars(vars: &Path) -> Result<()> {
+    if !Path::new(OVMF_CODE).exists() {
+        return Err(Error::MissingTool { tool: OVMF_CODE.into(), package: "ovmf".into() });
+    }
+    if !vars.exists() {
+        std::fs::copy(OVMF_VARS, vars).context(|| format!("copy {OVMF_VARS} to {}", vars.display()))?;
+    }
+    Ok(())
+}
+
+/// A qcow2 overlay on the image, so a run never changes carapace.img and the virtual disk can
+/// be larger than the image (init grows /data into the difference).
+pub fn create_overlay(image: &Path, overlay: &Path, size_gib: u32) -> Result<()> {
+    tools::require("qemu-img", "qemu-utils")?;
+    let image = std::fs::canonicalize(image).context(|| format!("find {}", image.display()))?;
+    let _ = std::fs::remove_file(overlay);
+    tools::output(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&image)
+            .arg(overlay)
+            .arg(format!("{size_gib}G")),
+    )?;
+    Ok(())
+}
+
+pub struct Vm {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    qmp_socket: PathBuf,
+    pub started: Instant,
+}
+
+impl Vm {
+    pub fn start(config: &VmConfig) -> Result<Vm> {
+        tools::require("qemu-system-x86_64", "qemu-system-x86")?;
+        prepare_vars(&config.vars)?;
+        let _ = std::fs::remove_file(&config.qmp_socket);
+        let started = Instant::now();
+        let mut child = config
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| Error::Qemu("no console pipe".into()))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let echo = config.echo;
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut raw = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut raw) {
+                if n == 0 {
+                    break;
+                }
+                let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_string();
+                // Firmware draws with escape sequences; keep the text.
+                let line = strip_ansi(&line);
+                if echo {
+                    eprintln!("{line}");
+                }
+                if let Ok(mut v) = sink.lock() {
+                    v.push(line);
+                }
+                raw.clear();
+            }
+        });
+        Ok(Vm { child, lines, qmp_socket: config.qmp_socket.clone(), started })
+    }
+
+    pub fn console(&self) -> Vec<String> {
+        self.lines.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Waits for a console line containing `needle` at index >= `from`; returns (index, line).
+    pub fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(hit) = self.console().into_iter().enumerate().skip(from).find(|(_, l)| l.contains(needle)) {
+                return Ok(hit);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(Error::Qemu(format!("QEMU exited ({status}) before '{needle}'")));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Qemu(format!("no '{needle}' on the console within {}s", timeout.as_secs())));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn qmp(&self) -> Result<Qmp> {
+        Qmp::connect(&self.qmp_socket, Duration::from_secs(10))
+    }
+
+    /// Presses the ACPI power button.
+    pub fn power_button(&self) -> Result<()> {
+        self.qmp()?.execute("system_powerdown").map(|_| ())
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| Error::Qemu(e.to_string()))? {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Qemu(format!("QEMU still running after {}s", timeout.as_secs())));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strips_escape_sequences() {
+        assert_eq!(super::strip_ansi("\u{1b}[2J\u{1b}[01;01Hcarapace: ready"), "carapace: ready");
+    }
+}

@@ -1,0 +1,213 @@
+//! The image recipe: which board, which Debian packages, which services. A misspelt or
+//! missing field is an error that names it (`deny_unknown_fields`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Names the output directory (`out/<name>/`) and seeds the disk's UUIDs.
+    pub name: String,
+    pub board: String,
+    pub hostname: String,
+    pub debian: DebianSection,
+    #[serde(default)]
+    pub kernel: KernelSection,
+    #[serde(default)]
+    pub disk: DiskSection,
+    /// Workspace binaries beyond init and agentd (test images add the test service here).
+    #[serde(default, rename = "binary")]
+    pub binaries: Vec<ExtraBinary>,
+    #[serde(rename = "service")]
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianSection {
+    pub suite: String,
+    /// Packages the image takes files from, besides the board's kernel and boot loader.
+    pub packages: Vec<String>,
+    /// Programs copied into the root together with the shared libraries they load.
+    #[serde(default)]
+    pub programs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSection {
+    /// Modules loaded by stage 2 from the root (the initramfs gets the board's storage set).
+    #[serde(default)]
+    pub root_modules: Vec<String>,
+    /// Extra kernel command line words.
+    #[serde(default)]
+    pub extra_cmdline: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSection {
+    pub esp_mib: Option<u64>,
+    pub root_mib: Option<u64>,
+    pub data_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraBinary {
+    /// Cargo package in this workspace.
+    pub package: String,
+    /// Binary target of that package; installed as /usr/bin/<bin>.
+    pub bin: String,
+}
+
+/// One row of PID 1's service table; written to /etc/carapace/services.toml as is.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    pub exec: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub memory_max: u64,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub watchdog_sec: u64,
+    #[serde(default)]
+    pub state_dir: bool,
+    #[serde(default)]
+    pub runtime_dir: bool,
+}
+
+impl Recipe {
+    pub fn load(path: &Path) -> Result<(Recipe, String)> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::RecipeRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let recipe = Self::parse(&text).map_err(|message| Error::RecipeInvalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok((recipe, text))
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Recipe, String> {
+        let recipe: Recipe = toml::from_str(text).map_err(|e| e.to_string())?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(format!(
+                "name '{}' must be non-empty ASCII letters, digits, '-' or '_'",
+                self.name
+            ));
+        }
+        if self.hostname.is_empty() || self.hostname.len() > 63 {
+            return Err("hostname must be 1 to 63 characters".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for service in &self.services {
+            if !seen.insert(service.name.as_str()) {
+                return Err(format!("service '{}' is listed twice", service.name));
+            }
+            if service.exec.is_empty() || !service.exec[0].starts_with('/') {
+                return Err(format!(
+                    "service '{}': exec must start with an absolute program path",
+                    service.name
+                ));
+            }
+            if service.memory_max < 4 * 1024 * 1024 {
+                return Err(format!(
+                    "service '{}': memory_max {} is below 4 MiB; give it in bytes",
+                    service.name, service.memory_max
+                ));
+            }
+        }
+        if !self.services.iter().any(|s| s.ready) {
+            return Err("at least one service must have ready = true (normally agentd)".into());
+        }
+        Ok(())
+    }
+
+    /// The lock file that pins the recipe's Debian packages lives next to it.
+    pub fn lock_path(recipe_path: &Path) -> PathBuf {
+        recipe_path.with_extension("lock")
+    }
+
+    pub fn services_toml(&self) -> Result<String> {
+        #[derive(serde::Serialize)]
+        struct Table<'a> {
+            service: &'a [Service],
+        }
+        let body = toml::to_string(&Table { service: &self.services })
+            .map_err(|e| Error::image(format!("cannot write the service table: {e}")))?;
+        Ok(format!(
+            "# PID 1's static service table, generated from recipe '{}'. Order is start order.\n\
+             # netd (links, DHCP, time, DNS firewall) belongs before agentd once it exists.\n\n{body}",
+            self.name
+        ))
+    }
+}
+
+/// Reads a file the builder needs, naming it on failure.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+board = "x86-64"
+hostname = "carapace"
+[debian]
+suite = "trixie"
+packages = ["e2fsprogs"]
+[[service]]
+name = "agentd"
+exec = ["/usr/bin/agentd"]
+uid = 1000
+gid = 1000
+memory_max = 268435456
+ready = true
+"#;
+
+    #[test]
+    fn parses_a_good_recipe() {
+        let recipe = Recipe::parse(GOOD).unwrap();
+        assert_eq!(recipe.services[0].name, "agentd");
+        assert!(recipe.services_toml().unwrap().contains("[[service]]"));
+    }
+
+    #[test]
+    fn misspelt_field_is_named() {
+        let err = Recipe::parse(&GOOD.replace("hostname", "hostnme")).unwrap_err();
+        assert!(err.contains("hostnme"), "{err}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let err = Recipe::parse(&GOOD.replace("board = \"x86-64\"\n", "")).unwrap_err();
+        assert!(err.contains("board"), "{err}");
+    }
+
+    #[test]
+    fn tiny_memory_limit_is_refused() {
+        let err = Recipe::parse(&GOOD.replace("268435456", "1000")).unwrap_err();
+        assert!(err.contains("memory_max"), "{err}");
+    }
+}

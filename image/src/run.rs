@@ -1,0 +1,67 @@
+//! `carapace run`: boots the recipe's image in QEMU with the serial console on the terminal.
+//! The machine's disk is a qcow2 overlay in out/<name>/run/, kept between runs (so /data
+//! persists like on a real box) until `--fresh`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::build::{Paths, build};
+use crate::error::{Error, IoContext, Result};
+use crate::qemu::{Vm, VmConfig, create_overlay, prepare_vars};
+use crate::recipe::Recipe;
+
+pub const READY_LINE: &str = "carapace: ready slot=";
+/// The virtual disk is bigger than the image: init grows /data into the rest.
+pub const RUN_DISK_GIB: u32 = 4;
+
+pub struct RunOptions {
+    pub until_ready: bool,
+    pub timeout: Duration,
+    pub fresh: bool,
+}
+
+pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result<()> {
+    let (recipe, _) = Recipe::load(recipe_path)?;
+    let paths = Paths::for_recipe(workspace, &recipe);
+    let image = paths.out.join("carapace.img");
+    if !image.exists() {
+        eprintln!("carapace: {} is missing; building it first", image.display());
+        build(recipe_path, workspace)?;
+    }
+    let run_dir = paths.out.join("run");
+    std::fs::create_dir_all(&run_dir).context(|| format!("create {}", run_dir.display()))?;
+    let disk: PathBuf = run_dir.join("disk.qcow2");
+    let image_newer = modified(&image) > modified(&disk);
+    if options.fresh || !disk.exists() || image_newer {
+        create_overlay(&image, &disk, RUN_DISK_GIB)?;
+        let _ = std::fs::remove_file(run_dir.join("OVMF_VARS.fd"));
+    }
+    let mut config = VmConfig::new(disk, &run_dir);
+    config.echo = true;
+    prepare_vars(&config.vars)?;
+    eprintln!("carapace: booting {} under {:?} (Ctrl-C stops it)", image.display(), config.accel);
+
+    if !options.until_ready {
+        let status = config
+            .command()
+            .status()
+            .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
+        return if status.success() { Ok(()) } else { Err(Error::Qemu(format!("QEMU exited with {status}"))) };
+    }
+
+    let mut vm = Vm::start(&config)?;
+    let (_, line) = vm.wait_for(READY_LINE, 0, options.timeout)?;
+    let from_start = vm.started.elapsed();
+    vm.power_button()?;
+    vm.wait_exit(Duration::from_secs(60))?;
+    let boot_ms = line.split("boot_ms=").nth(1).unwrap_or("?").trim();
+    println!(
+        "carapace: ready {:.1} s after QEMU started (kernel start to ready: {boot_ms} ms); powered off",
+        from_start.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}

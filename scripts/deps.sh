@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the host tools that building, booting and testing Carapace images need.
+# Idempotent: a second run installs nothing. Never touches the host's apt sources.
+set -eu
+
+need_apt=""
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio \
+           debian-archive-keyring gpgv ca-certificates; do
+    have "$pkg" || need_apt="$need_apt $pkg"
+done
+
+if [ -n "$need_apt" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    # The machine image ships qemu-utils from backports, which blocks bookworm's
+    # qemu-system-x86; pin qemu-utils to the version qemu-system-x86 wants.
+    qemu_ver=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+    extra=""
+    if ! have qemu-system-x86 && [ -n "$qemu_ver" ]; then
+        extra="qemu-utils=$qemu_ver"
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        --allow-downgrades $extra $need_apt
+fi
+
+command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+if ! rustup component list --installed 2>/dev/null | grep -q clippy; then
+    rustup component add clippy rustfmt 2>/dev/null || true
+fi
+echo "deps: ok"
