@@ -1,0 +1,49 @@
+# Carapace: `make run` boots the default image in QEMU; `make test` is what CI runs.
+RECIPE ?= recipes/x86-64-qemu.toml
+TEST_RECIPE ?= recipes/x86-64-qemu-test.toml
+CARGO ?= cargo
+CARAPACE = $(CARGO) run -q --release -p carapace-image --
+
+.PHONY: all deps build image run run-until-ready test test-unit test-system test-all lint bench clean
+
+all: image
+
+## Install the host tools (QEMU, OVMF, erofs-utils, ...). Idempotent.
+deps:
+	./scripts/deps.sh
+
+## Build the default x86-64 image: out/x86-64-qemu/carapace.img, .img.zst, sbom.json
+image build: deps
+	$(CARAPACE) build --recipe $(RECIPE)
+
+## Build (if needed) and boot the default image in QEMU, serial console on this terminal.
+run: deps
+	$(CARAPACE) build --recipe $(RECIPE)
+	$(CARAPACE) run --recipe $(RECIPE)
+
+## Boot to the ready line, power off through QMP, print the boot time.
+run-until-ready: deps
+	$(CARAPACE) build --recipe $(RECIPE)
+	$(CARAPACE) run --recipe $(RECIPE) --until-ready --fresh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-unit:
+	$(CARGO) test --workspace --lib --bins
+
+## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
+test-system:
+	$(CARGO) test -p carapace-tests --test system -- --test-threads=1 --nocapture
+
+test: deps lint test-unit test-system
+
+test-all: test
+
+## Image size, boot time and idle memory against a minimal Debian + systemd image.
+bench: deps
+	$(CARGO) bench -p carapace-tests --bench images
+
+clean:
+	rm -rf out target

@@ -1,0 +1,192 @@
+//! Whole-system tests: build the test image (recipes/x86-64-qemu-test.toml), boot it in QEMU
+//! with OVMF and read the serial console. Each test boots its own qcow2 overlay of the image.
+//! Run one at a time (`--test-threads=1`): the machines are TCG-emulated and CPU-bound.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use carapace_image::layout::{DiskPlan, ROOT_A_NAME};
+use carapace_image::qemu::{Vm, VmConfig, create_overlay};
+
+const TEST_RECIPE: &str = "recipes/x86-64-qemu-test.toml";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// Builds the test image once per test run.
+fn test_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let ws = workspace();
+        match carapace_image::build::build(&ws.join(TEST_RECIPE), &ws) {
+            Ok(out) => out.image,
+            Err(e) => panic!("building the test image failed: {e}"),
+        }
+    })
+}
+
+/// A fresh machine directory with a 4 GiB overlay of the test image.
+fn machine(name: &str) -> (tempfile::TempDir, VmConfig) {
+    let image = test_image();
+    let dir = tempfile::Builder::new().prefix(&format!("carapace-{name}-")).tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.qcow2");
+    create_overlay(image, &disk, 4).expect("qcow2 overlay");
+    let mut config = VmConfig::new(disk, dir.path());
+    config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
+    (dir, config)
+}
+
+fn boot_to_ready(config: &VmConfig) -> Vm {
+    let mut vm = Vm::start(config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        panic!("{e}\n--- console ---\n{}", vm.console().join("\n"));
+    }
+    vm
+}
+
+fn line_with(vm: &mut Vm, needle: &str) -> String {
+    match vm.wait_for(needle, 0, Duration::from_secs(60)) {
+        Ok((_, line)) => line,
+        Err(e) => panic!("{e}\n--- console ---\n{}", vm.console().join("\n")),
+    }
+}
+
+fn value<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in '{line}'"))
+}
+
+fn power_off(vm: &mut Vm) {
+    vm.power_button().expect("QMP power button");
+    line_with(vm, "carapace: shutdown reason=power-button action=poweroff");
+    line_with(vm, "carapace: data unmounted clean=yes");
+    let status = vm.wait_exit(Duration::from_secs(90)).expect("machine powers off");
+    assert!(status.success(), "QEMU exited with {status}");
+}
+
+/// First boot: stage 1 hands over to stage 2 on a read-only, verity-backed erofs root; /data
+/// is made and grown; agentd is unprivileged and makes an identity; orphans are reaped; the
+/// slot is committed; the power button shuts down cleanly. Second boot: /data is clean, the
+/// marker and the identity survived.
+#[test]
+fn first_boot_reboot_and_clean_power_off() {
+    let (_dir, config) = machine("boot");
+    let mut vm = boot_to_ready(&config);
+
+    line_with(&mut vm, "carapace: stage1 switch_root");
+    line_with(&mut vm, "carapace: stage2 start slot=a");
+    let verity = line_with(&mut vm, "carapace: stage1 verity root=");
+    assert!(value(&verity, "root").starts_with("/dev/dm-"), "{verity}");
+
+    let root = line_with(&mut vm, "rootcheck: rootcheck fs=");
+    assert_eq!(value(&root, "fs"), "erofs", "{root}");
+    assert_eq!(value(&root, "ro"), "yes", "{root}");
+    assert!(value(&root, "source").starts_with("/dev/dm-"), "root is not on dm-verity: {root}");
+    let write = line_with(&mut vm, "rootcheck: rootcheck write=");
+    assert_eq!(value(&write, "write"), "EROFS", "{write}");
+
+    let data = line_with(&mut vm, "carapace: data mounted");
+    assert_eq!(value(&data, "first_boot"), "yes", "{data}");
+    let size: u64 = value(&data, "size_mib").parse().expect("size_mib");
+    assert!(size > 2500, "/data was not grown to fill the 4 GiB disk: {data}");
+
+    let creds = line_with(&mut vm, "carapace: service agentd creds");
+    assert_eq!(value(&creds, "uid"), "1000", "{creds}");
+    assert_eq!(value(&creds, "gid"), "1000", "{creds}");
+    assert_eq!(value(&creds, "cap_eff"), "0000000000000000", "{creds}");
+    assert_eq!(value(&creds, "cap_prm"), "0000000000000000", "{creds}");
+    assert_eq!(value(&creds, "cap_bnd"), "0000000000000000", "{creds}");
+
+    let identity = line_with(&mut vm, "agentd: identity ed25519=");
+    assert!(identity.ends_with(" created"), "{identity}");
+    let key = value(&identity, "ed25519").to_string();
+    let health = line_with(&mut vm, "health: health reply=");
+    assert!(health.contains("\"status\":\"ok\"") && health.contains(&key), "{health}");
+
+    line_with(&mut vm, "orphans: orphans spawned=3");
+    let zombies = line_with(&mut vm, "orphans: orphans zombies=");
+    assert_eq!(value(&zombies, "zombies"), "0", "{zombies}");
+    let reaped = line_with(&mut vm, "carapace: reaped orphans=");
+    assert!(value(&reaped, "orphans").parse::<u32>().expect("count") >= 3, "{reaped}");
+
+    let marker = line_with(&mut vm, "marker: marker created=");
+    let marker = value(&marker, "created").to_string();
+    line_with(&mut vm, "carapace: slot a committed");
+    line_with(&mut vm, "carapace: idle rss pid1_kib=");
+    power_off(&mut vm);
+    drop(vm);
+
+    let mut vm = boot_to_ready(&config);
+    let data = line_with(&mut vm, "carapace: data mounted");
+    assert_eq!(value(&data, "first_boot"), "no", "{data}");
+    assert_eq!(value(&data, "clean"), "yes", "the power button left /data unclean: {data}");
+    let identity = line_with(&mut vm, "agentd: identity ed25519=");
+    assert_eq!(identity, format!("agentd: identity ed25519={key} loaded"));
+    line_with(&mut vm, &format!("marker: marker found={marker}"));
+    // The slot was committed on the first boot: no trial any more.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !vm.console().iter().any(|l| l.contains("committed")),
+        "the second boot should not be a trial"
+    );
+    power_off(&mut vm);
+}
+
+/// One byte of root-a flipped: dm-verity refuses it and the box never reports ready.
+#[test]
+fn tampered_root_does_not_come_up() {
+    let (dir, config) = machine("tamper");
+    let plan = DiskPlan::new(256, 1024, 64).expect("plan");
+    // Inside the erofs superblock (at 1024 bytes), which stage 1 must read to mount the root.
+    let offset = plan.partition(ROOT_A_NAME).offset + 1024 + 8;
+    let byte = read_byte(test_image(), offset);
+    let io = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c"])
+        .arg(format!("write -P {} {offset} 1", byte ^ 0xff))
+        .arg(dir.path().join("disk.qcow2"))
+        .output()
+        .expect("qemu-io (qemu-utils)");
+    assert!(io.status.success(), "{}", String::from_utf8_lossy(&io.stderr));
+
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    let fatal = vm.wait_for("carapace: FATAL", 0, BOOT_TIMEOUT);
+    let console = vm.console();
+    assert!(fatal.is_ok(), "no FATAL line for a tampered root\n{}", console.join("\n"));
+    assert!(
+        !console.iter().any(|l| l.contains("carapace: ready")),
+        "a tampered root came up as ready"
+    );
+    assert!(!console.iter().any(|l| l.contains("carapace: stage2 start")), "stage 2 ran on a tampered root");
+}
+
+/// A service that stops petting its watchdog makes PID 1 stop petting the hardware watchdog,
+/// which resets the machine: stage 1 starts a second time.
+#[test]
+fn watchdog_resets_when_a_service_stops_petting() {
+    let (_dir, mut config) = machine("watchdog");
+    config.fw_cfg.push(("carapace.test".into(), "stop-petting".into()));
+    let mut vm = boot_to_ready(&config);
+    let (stopped, _) = vm
+        .wait_for("watchdog-hook: watchdog-hook stopping", 0, Duration::from_secs(60))
+        .expect("the hook stops petting");
+    vm.wait_for("carapace: service watchdog-hook watchdog missed", stopped, Duration::from_secs(60))
+        .expect("PID 1 notices");
+    let (first, _) = vm.wait_for("carapace: stage1 start", 0, Duration::from_secs(1)).expect("first boot");
+    if let Err(e) = vm.wait_for("carapace: stage1 start", first + 1, Duration::from_secs(120)) {
+        panic!("no reset by the watchdog: {e}\n{}", vm.console().join("\n"));
+    }
+}
+
+fn read_byte(path: &Path, offset: u64) -> u8 {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).expect("image");
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut b = [0u8; 1];
+    file.read_exact(&mut b).expect("read");
+    b[0]
+}
