@@ -6,7 +6,7 @@ set -eu
 need_apt=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio \
+for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio debootstrap \
            debian-archive-keyring gpgv ca-certificates; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done

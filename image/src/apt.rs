@@ -40,16 +40,29 @@ impl Apt {
             });
         }
         let root = cache.join("apt").join(format!("{suite}-{arch}"));
-        for dir in ["etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d", "state/lists/partial", "cache/archives/partial"] {
-            std::fs::create_dir_all(root.join(dir)).context(|| format!("create {}", root.display()))?;
+        for dir in [
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/sources.list.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ] {
+            std::fs::create_dir_all(root.join(dir))
+                .context(|| format!("create {}", root.display()))?;
         }
         let sources = format!("deb [signed-by={KEYRING}] {MIRROR} {suite} main\n");
-        std::fs::write(root.join("etc/sources.list"), sources).context(|| "write sources.list".into())?;
+        std::fs::write(root.join("etc/sources.list"), sources)
+            .context(|| "write sources.list".into())?;
         let status = root.join("state/status");
         if !status.exists() {
             std::fs::write(&status, "").context(|| "write apt status".into())?;
         }
-        Ok(Apt { root, suite: suite.into(), arch: arch.into(), updated: false })
+        Ok(Apt {
+            root,
+            suite: suite.into(),
+            arch: arch.into(),
+            updated: false,
+        })
     }
 
     fn options(&self) -> Vec<String> {
@@ -86,7 +99,10 @@ impl Apt {
     /// Fetches the signed package index (once per build).
     pub fn update(&mut self) -> Result<()> {
         if !self.updated {
-            eprintln!("carapace: fetching the Debian {} index for {}", self.suite, self.arch);
+            eprintln!(
+                "carapace: fetching the Debian {} index for {}",
+                self.suite, self.arch
+            );
             self.run("apt-get", &["-q", "update"], None)?;
             self.updated = true;
         }
@@ -100,13 +116,15 @@ impl Apt {
             Some(v) => format!("{name}={v}"),
             None => name.to_string(),
         };
-        let text = self.run("apt-cache", &["show", "--no-all-versions", &spec], None).map_err(|_| {
-            Error::Package(format!(
-                "'{spec}' is not in Debian {} for {}; check the name in the recipe (or delete \
+        let text = self
+            .run("apt-cache", &["show", "--no-all-versions", &spec], None)
+            .map_err(|_| {
+                Error::Package(format!(
+                    "'{spec}' is not in Debian {} for {}; check the name in the recipe (or delete \
                  the lock file if the archive moved on)",
-                self.suite, self.arch
-            ))
-        })?;
+                    self.suite, self.arch
+                ))
+            })?;
         parse_stanza(&text).ok_or_else(|| Error::Package(format!("no index entry for '{spec}'")))
     }
 
@@ -116,13 +134,19 @@ impl Apt {
         std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
         let spec = format!("{}={}", entry.name, entry.version);
         self.run("apt-get", &["-q", "download", &spec], Some(dir))?;
-        let file = dir.join(deb_file_name(&entry.name, &entry.version, &entry.architecture));
+        let file = dir.join(deb_file_name(
+            &entry.name,
+            &entry.version,
+            &entry.architecture,
+        ));
         if file.exists() {
             return Ok(file);
         }
-        Err(Error::Package(format!("apt downloaded {spec} but {} is missing", file.display())))
+        Err(Error::Package(format!(
+            "apt downloaded {spec} but {} is missing",
+            file.display()
+        )))
     }
-
 }
 
 /// apt's file name for a package: the epoch colon becomes %3a.
@@ -162,6 +186,9 @@ mod tests {
 
     #[test]
     fn epoch_is_escaped_in_file_names() {
-        assert_eq!(deb_file_name("qemu", "1:7.2", "amd64"), "qemu_1%3a7.2_amd64.deb");
+        assert_eq!(
+            deb_file_name("qemu", "1:7.2", "amd64"),
+            "qemu_1%3a7.2_amd64.deb"
+        );
     }
 }

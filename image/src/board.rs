@@ -36,6 +36,8 @@ const X86_64: Board = Board {
     bootloader_file: "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
     bootloader_esp_path: "EFI/BOOT/BOOTX64.EFI",
     initramfs_modules: &[
+        // First: libcrc32c (erofs, ext4) asks the crypto API for "crc32c" when it loads.
+        "crc32c_generic",
         "virtio_blk",
         "virtio_scsi",
         "sd_mod",
@@ -49,7 +51,6 @@ const X86_64: Board = Board {
         "sdhci_acpi",
         "dm_verity",
         "erofs",
-        "crc32c_generic",
         "ext4",
         "vfat",
     ],
@@ -63,10 +64,14 @@ const X86_64: Board = Board {
 const BOARDS: &[Board] = &[X86_64];
 
 pub fn find(name: &str) -> Result<Board> {
-    BOARDS.iter().find(|b| b.name == name).cloned().ok_or_else(|| Error::UnknownBoard {
-        board: name.to_string(),
-        known: BOARDS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-    })
+    BOARDS
+        .iter()
+        .find(|b| b.name == name)
+        .cloned()
+        .ok_or_else(|| Error::UnknownBoard {
+            board: name.to_string(),
+            known: BOARDS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+        })
 }
 
 #[cfg(test)]

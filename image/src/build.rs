@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use board_support::Slot;
-use board_support::boot_entry::{EntryName, DEFAULT_TRIES, render_entry, render_loader_conf};
+use board_support::boot_entry::{DEFAULT_TRIES, EntryName, render_entry, render_loader_conf};
 use board_support::cmdline::{BootParams, VerityParams};
 
 use crate::board::{self, Board};
@@ -39,13 +39,20 @@ impl Paths {
         let cache = std::env::var_os("CARAPACE_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join(".cache/carapace"));
-        Paths { workspace: workspace.into(), out: workspace.join("out").join(&recipe.name), cache }
+        Paths {
+            workspace: workspace.into(),
+            out: workspace.join("out").join(&recipe.name),
+            cache,
+        }
     }
 }
 
 /// Timestamps inside the image: SOURCE_DATE_EPOCH when set, else a fixed date.
 fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(1_767_225_600)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_767_225_600)
 }
 
 pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
@@ -68,54 +75,125 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
 
     // Our binaries.
     let mut specs = vec![
-        BinarySpec { package: "carapace-init".into(), bin: "init".into() },
-        BinarySpec { package: "carapace-agentd".into(), bin: "agentd".into() },
+        BinarySpec {
+            package: "carapace-init".into(),
+            bin: "init".into(),
+        },
+        BinarySpec {
+            package: "carapace-agentd".into(),
+            bin: "agentd".into(),
+        },
     ];
     for extra in &recipe.binaries {
-        specs.push(BinarySpec { package: extra.package.clone(), bin: extra.bin.clone() });
+        specs.push(BinarySpec {
+            package: extra.package.clone(),
+            bin: extra.bin.clone(),
+        });
     }
     let binaries = build_static(workspace, board.rust_target, &specs)?;
     let revision = git_revision(workspace);
-    let crate_origin = |name: &str| Origin::Crate { name: name.into(), git_revision: revision.clone() };
+    let crate_origin = |name: &str| Origin::Crate {
+        name: name.into(),
+        git_revision: revision.clone(),
+    };
 
     // Kernel and modules.
     let kernel_pkg = debs
         .named_prefix("linux-image-")
         .ok_or_else(|| Error::Package("the lock has no linux-image package".into()))?;
     let kernel = KernelTree::open(&kernel_pkg.root)?;
-    let boot_modules: Vec<String> = board.initramfs_modules.iter().map(|s| s.to_string()).collect();
+    let boot_modules: Vec<String> = board
+        .initramfs_modules
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let boot_modules = kernel.closure(&boot_modules)?;
     let root_modules = kernel.closure(&recipe.kernel.root_modules)?;
-    let kernel_origin = Origin::Debian { package: kernel_pkg.name.clone(), version: kernel_pkg.version.clone() };
+    let kernel_origin = Origin::Debian {
+        package: kernel_pkg.name.clone(),
+        version: kernel_pkg.version.clone(),
+    };
 
     // Root file system.
     let mut root = RootTree::default();
-    root.dirs = ["proc", "sys", "dev", "run", "tmp", "data", "boot/efi", "sbin", "usr/bin", "usr/sbin", "usr/lib64", "etc/carapace"]
-        .map(String::from)
-        .to_vec();
-    root.symlinks = vec![("lib".into(), "usr/lib".into()), ("lib64".into(), "usr/lib64".into()), ("bin".into(), "usr/bin".into())];
-    root.add("/sbin/init", 0o755, Content::Copy(binaries[0].clone()), crate_origin("carapace-init"));
-    root.add("/usr/bin/agentd", 0o755, Content::Copy(binaries[1].clone()), crate_origin("carapace-agentd"));
+    root.dirs = [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "data",
+        "boot/efi",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "usr/lib64",
+        "etc/carapace",
+    ]
+    .map(String::from)
+    .to_vec();
+    root.symlinks = vec![
+        ("lib".into(), "usr/lib".into()),
+        ("lib64".into(), "usr/lib64".into()),
+        ("bin".into(), "usr/bin".into()),
+    ];
+    root.add(
+        "/sbin/init",
+        0o755,
+        Content::Copy(binaries[0].clone()),
+        crate_origin("carapace-init"),
+    );
+    root.add(
+        "/usr/bin/agentd",
+        0o755,
+        Content::Copy(binaries[1].clone()),
+        crate_origin("carapace-agentd"),
+    );
     for (spec, path) in specs.iter().zip(&binaries).skip(2) {
-        root.add(&format!("/usr/bin/{}", spec.bin), 0o755, Content::Copy(path.clone()), crate_origin(&spec.package));
+        root.add(
+            &format!("/usr/bin/{}", spec.bin),
+            0o755,
+            Content::Copy(path.clone()),
+            crate_origin(&spec.package),
+        );
     }
     for program in &recipe.debian.programs {
         for file in elf_deps::runtime_closure(program, &debs, board.multiarch)? {
-            let mode = if file.image_path == *program { 0o755 } else { 0o644 };
+            // Keep Debian's modes: the ELF loader must stay executable for exec to work.
+            let mode = std::fs::metadata(&file.source)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .context(|| format!("stat {}", file.source.display()))?;
             // The loader lives at /lib64/... (a symlink to usr/lib64); store it at the target.
             let path = file.image_path.replacen("/lib64/", "/usr/lib64/", 1);
-            root.add(&path, mode, Content::Copy(file.source), Origin::Debian {
-                package: file.package.name.clone(),
-                version: file.package.version.clone(),
-            });
+            root.add(
+                &path,
+                mode,
+                Content::Copy(file.source),
+                Origin::Debian {
+                    package: file.package.name.clone(),
+                    version: file.package.version.clone(),
+                },
+            );
         }
     }
     let root_modules_dir = format!("/usr/lib/modules/{}", kernel.release);
     for m in &root_modules {
-        root.add(&format!("{root_modules_dir}/{}", m.rel_path), 0o644, Content::Bytes(m.data.clone()), kernel_origin.clone());
+        root.add(
+            &format!("{root_modules_dir}/{}", m.rel_path),
+            0o644,
+            Content::Bytes(m.data.clone()),
+            kernel_origin.clone(),
+        );
     }
-    let generated = || Origin::Generated { by: format!("carapace build (recipe {})", recipe.name) };
-    root.add(&format!("{root_modules_dir}/modules.dep"), 0o644, Content::Bytes(modules_dep(&root_modules).into_bytes()), generated());
+    let generated = || Origin::Generated {
+        by: format!("carapace build (recipe {})", recipe.name),
+    };
+    root.add(
+        &format!("{root_modules_dir}/modules.dep"),
+        0o644,
+        Content::Bytes(modules_dep(&root_modules).into_bytes()),
+        generated(),
+    );
     let image_toml = format!(
         "name = \"{}\"\nboard = \"{}\"\nversion = \"{}\"\nbuild_id = \"{build_id}\"\nhostname = \"{}\"\n",
         recipe.name,
@@ -123,14 +201,30 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         env!("CARGO_PKG_VERSION"),
         recipe.hostname
     );
-    root.add("/etc/carapace/image.toml", 0o644, Content::Bytes(image_toml.into_bytes()), generated());
-    root.add("/etc/carapace/services.toml", 0o644, Content::Bytes(recipe.services_toml()?.into_bytes()), generated());
+    root.add(
+        "/etc/carapace/image.toml",
+        0o644,
+        Content::Bytes(image_toml.into_bytes()),
+        generated(),
+    );
+    root.add(
+        "/etc/carapace/services.toml",
+        0o644,
+        Content::Bytes(recipe.services_toml()?.into_bytes()),
+        generated(),
+    );
 
     let staging = work.join("rootfs");
     root.stage(&staging)?;
     let erofs_path = work.join("root.erofs");
-    make_erofs(&staging, &erofs_path, &derived_uuid(&recipe.name, "erofs"), epoch)?;
-    let mut root_data = std::fs::read(&erofs_path).context(|| format!("read {}", erofs_path.display()))?;
+    make_erofs(
+        &staging,
+        &erofs_path,
+        &derived_uuid(&recipe.name, "erofs"),
+        epoch,
+    )?;
+    let mut root_data =
+        std::fs::read(&erofs_path).context(|| format!("read {}", erofs_path.display()))?;
     root_data.resize(root_data.len().div_ceil(verity::BLOCK) * verity::BLOCK, 0);
     let salt = derived_bytes(&recipe.name, &format!("verity-salt/{build_id}"));
     let tree = verity::build(&root_data, &salt);
@@ -147,10 +241,17 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
     // Boot: kernel command line, initramfs, ESP.
     let ids = GptIds {
         disk: derived_uuid(&recipe.name, "disk"),
-        partitions: disk.partitions.clone().map(|p| derived_uuid(&recipe.name, p.name)),
+        partitions: disk
+            .partitions
+            .clone()
+            .map(|p| derived_uuid(&recipe.name, p.name)),
     };
     let partuuid = |name: &str| {
-        let i = disk.partitions.iter().position(|p| p.name == name).unwrap_or(0);
+        let i = disk
+            .partitions
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or(0);
         ids.partitions[i].to_string()
     };
     let params = BootParams {
@@ -165,31 +266,55 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
             hash_start_block: tree.data_blocks,
         },
     };
-    let mut cmdline = format!("console=tty0 console={} quiet panic=10 {}", board.console, params.to_kernel_args());
+    let mut cmdline = format!(
+        "console=tty0 console={} quiet panic=10 {}",
+        board.console,
+        params.to_kernel_args()
+    );
     for word in &recipe.kernel.extra_cmdline {
         cmdline.push(' ');
         cmdline.push_str(word);
     }
     let init_bytes = std::fs::read(&binaries[0]).context(|| "read the init binary".into())?;
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
-    let vmlinuz = std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
-    let (efi_path, efi) = debs
-        .find(board.bootloader_file)
-        .ok_or_else(|| Error::Package(format!("{} is not in {}", board.bootloader_file, board.bootloader_package)))?;
+    let vmlinuz =
+        std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
+    let (efi_path, efi) = debs.find(board.bootloader_file).ok_or_else(|| {
+        Error::Package(format!(
+            "{} is not in {}",
+            board.bootloader_file, board.bootloader_package
+        ))
+    })?;
     let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
     let entry_name = EntryName::trial(Slot::A, DEFAULT_TRIES).file_name();
     let esp_files = vec![
-        EspFile { path: board.bootloader_esp_path.into(), data: efi_bytes },
-        EspFile { path: "loader/loader.conf".into(), data: render_loader_conf().into_bytes() },
+        EspFile {
+            path: board.bootloader_esp_path.into(),
+            data: efi_bytes,
+        },
+        EspFile {
+            path: "loader/loader.conf".into(),
+            data: render_loader_conf().into_bytes(),
+        },
         EspFile {
             path: format!("loader/entries/{entry_name}"),
             data: render_entry(Slot::A, env!("CARGO_PKG_VERSION"), &cmdline).into_bytes(),
         },
-        EspFile { path: "a/vmlinuz".into(), data: vmlinuz },
-        EspFile { path: "a/initrd".into(), data: initrd.compressed.clone() },
+        EspFile {
+            path: "a/vmlinuz".into(),
+            data: vmlinuz,
+        },
+        EspFile {
+            path: "a/initrd".into(),
+            data: initrd.compressed.clone(),
+        },
     ];
     let esp_plan = disk.partition(ESP_NAME);
-    let esp_image = build_esp(esp_plan.size, derived_u32(&recipe.name, "esp-volume-id"), &esp_files)?;
+    let esp_image = build_esp(
+        esp_plan.size,
+        derived_u32(&recipe.name, "esp-volume-id"),
+        &esp_files,
+    )?;
 
     // The disk image, written under a temporary name and renamed when complete.
     std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
@@ -212,7 +337,12 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
             Content::Bytes(b) => b.clone(),
             Content::Copy(p) => std::fs::read(p).context(|| format!("read {}", p.display()))?,
         };
-        files.push(SbomFile { path: format!("root:{}", f.path), sha256: sha256_hex(&data), size: data.len() as u64, origin: f.origin.clone() });
+        files.push(SbomFile {
+            path: format!("root:{}", f.path),
+            sha256: sha256_hex(&data),
+            size: data.len() as u64,
+            origin: f.origin.clone(),
+        });
     }
     for (path, data) in &initrd.files {
         let origin = if path == "init" {
@@ -222,17 +352,30 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         } else {
             generated()
         };
-        files.push(SbomFile { path: format!("initramfs:/{path}"), sha256: sha256_hex(data), size: data.len() as u64, origin });
+        files.push(SbomFile {
+            path: format!("initramfs:/{path}"),
+            sha256: sha256_hex(data),
+            size: data.len() as u64,
+            origin,
+        });
     }
     for f in &esp_files {
         let origin = if f.path == board.bootloader_esp_path {
-            Origin::Debian { package: efi.name.clone(), version: efi.version.clone() }
+            Origin::Debian {
+                package: efi.name.clone(),
+                version: efi.version.clone(),
+            }
         } else if f.path.ends_with("vmlinuz") {
             kernel_origin.clone()
         } else {
             generated()
         };
-        files.push(SbomFile { path: format!("esp:/{}", f.path), sha256: sha256_hex(&f.data), size: f.data.len() as u64, origin });
+        files.push(SbomFile {
+            path: format!("esp:/{}", f.path),
+            sha256: sha256_hex(&f.data),
+            size: f.data.len() as u64,
+            origin,
+        });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let sbom = Sbom {
@@ -254,10 +397,21 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         root_bytes >> 10,
         initrd.compressed.len() >> 10
     );
-    Ok(BuildOutput { image, image_zst, sbom: sbom_path })
+    Ok(BuildOutput {
+        image,
+        image_zst,
+        sbom: sbom_path,
+    })
 }
 
-fn write_disk(path: &Path, disk: &DiskPlan, ids: &GptIds, esp: &[u8], root: &[u8], tree: &[u8]) -> Result<()> {
+fn write_disk(
+    path: &Path,
+    disk: &DiskPlan,
+    ids: &GptIds,
+    esp: &[u8],
+    root: &[u8],
+    tree: &[u8],
+) -> Result<()> {
     let ctx = || format!("write {}", path.display());
     let mut file = std::fs::File::create(path).context(ctx)?;
     // A sparse file: root-b and data stay holes until something writes them.
@@ -292,13 +446,20 @@ fn compress_zst(image: &Path, out: &Path) -> Result<()> {
 pub fn find_workspace() -> Result<PathBuf> {
     let start = std::env::current_dir().context(|| "current directory".into())?;
     for dir in start.ancestors() {
-        if dir.join("Cargo.toml").exists() && dir.join("init").is_dir() && dir.join("image").is_dir() {
+        if dir.join("Cargo.toml").exists()
+            && dir.join("init").is_dir()
+            && dir.join("image").is_dir()
+        {
             return Ok(dir.to_path_buf());
         }
     }
-    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf);
     compiled.filter(|d| d.join("init").is_dir()).ok_or_else(|| {
-        Error::image("run carapace inside the Carapace checkout (no workspace with init/ and image/ found)")
+        Error::image(
+            "run carapace inside the Carapace checkout (no workspace with init/ and image/ found)",
+        )
     })
 }
 

@@ -12,7 +12,11 @@ pub struct BinarySpec {
     pub bin: String,
 }
 
-pub fn build_static(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Result<Vec<PathBuf>> {
+pub fn build_static(
+    workspace: &Path,
+    rust_target: &str,
+    specs: &[BinarySpec],
+) -> Result<Vec<PathBuf>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = workspace.join("target/image");
     let home = std::env::var("CARGO_HOME")
@@ -32,12 +36,28 @@ pub fn build_static(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -
     for spec in specs {
         cmd.args(["-p", &spec.package, "--bin", &spec.bin]);
     }
-    eprintln!("carapace: building {} (static, {rust_target})", specs.iter().map(|s| s.bin.as_str()).collect::<Vec<_>>().join(", "));
-    let status = cmd.status().map_err(|e| Error::CommandFailed { command: cargo.clone(), detail: e.to_string() })?;
+    eprintln!(
+        "carapace: building {} (static, {rust_target})",
+        specs
+            .iter()
+            .map(|s| s.bin.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let status = cmd.status().map_err(|e| Error::CommandFailed {
+        command: cargo.clone(),
+        detail: e.to_string(),
+    })?;
     if !status.success() {
-        return Err(Error::CommandFailed { command: format!("{cargo} build"), detail: status.to_string() });
+        return Err(Error::CommandFailed {
+            command: format!("{cargo} build"),
+            detail: status.to_string(),
+        });
     }
-    Ok(specs.iter().map(|s| target_dir.join(rust_target).join("release").join(&s.bin)).collect())
+    Ok(specs
+        .iter()
+        .map(|s| target_dir.join(rust_target).join("release").join(&s.bin))
+        .collect())
 }
 
 /// The commit the binaries were built from, "+dirty" when the tree has changes.
@@ -52,6 +72,7 @@ pub fn git_revision(workspace: &Path) -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let rev = run(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     if dirty { format!("{rev}+dirty") } else { rev }
 }

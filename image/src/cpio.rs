@@ -3,8 +3,15 @@
 
 /// One archive member. Directories come before their contents (callers sort by path).
 pub enum CpioEntry<'a> {
-    Dir { path: &'a str, mode: u32 },
-    File { path: &'a str, mode: u32, data: &'a [u8] },
+    Dir {
+        path: &'a str,
+        mode: u32,
+    },
+    File {
+        path: &'a str,
+        mode: u32,
+        data: &'a [u8],
+    },
 }
 
 pub fn write_newc(entries: &[CpioEntry<'_>], mtime: u32) -> Vec<u8> {
@@ -14,15 +21,41 @@ pub fn write_newc(entries: &[CpioEntry<'_>], mtime: u32) -> Vec<u8> {
             CpioEntry::Dir { path, mode } => (path, 0o040000 | mode, &[]),
             CpioEntry::File { path, mode, data } => (path, 0o100000 | mode, data),
         };
-        let nlink = if matches!(entry, CpioEntry::Dir { .. }) { 2 } else { 1 };
+        let nlink = if matches!(entry, CpioEntry::Dir { .. }) {
+            2
+        } else {
+            1
+        };
         push_member(&mut out, ino as u32 + 1, mode, nlink, mtime, path, data);
     }
     push_member(&mut out, 0, 0, 1, 0, "TRAILER!!!", &[]);
     out
 }
 
-fn push_member(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, mtime: u32, name: &str, data: &[u8]) {
-    let fields = [ino, mode, 0, 0, nlink, mtime, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+fn push_member(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    mtime: u32,
+    name: &str,
+    data: &[u8],
+) {
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        mtime,
+        data.len() as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
     out.extend_from_slice(b"070701");
     for field in fields {
         out.extend_from_slice(format!("{field:08x}").as_bytes());
@@ -49,9 +82,20 @@ mod tests {
     fn gnu_cpio_reads_it() {
         let archive = write_newc(
             &[
-                CpioEntry::Dir { path: "dev", mode: 0o755 },
-                CpioEntry::File { path: "init", mode: 0o755, data: b"#!hello" },
-                CpioEntry::File { path: "dev/x", mode: 0o644, data: b"12345" },
+                CpioEntry::Dir {
+                    path: "dev",
+                    mode: 0o755,
+                },
+                CpioEntry::File {
+                    path: "init",
+                    mode: 0o755,
+                    data: b"#!hello",
+                },
+                CpioEntry::File {
+                    path: "dev/x",
+                    mode: 0o644,
+                    data: b"12345",
+                },
             ],
             0,
         );
@@ -68,7 +112,10 @@ mod tests {
         child.stdin.take().unwrap().write_all(&archive).unwrap();
         let out = child.wait_with_output().unwrap();
         let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(listing.contains("init") && listing.contains("dev/x"), "{listing}");
+        assert!(
+            listing.contains("init") && listing.contains("dev/x"),
+            "{listing}"
+        );
         assert!(listing.contains(" 7 "), "{listing}");
     }
 }

@@ -23,7 +23,8 @@ pub struct ElfInfo {
 }
 
 pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
-    let elf = ElfFile64::<object::Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF: {e}"))?;
+    let elf = ElfFile64::<object::Endianness>::parse(data)
+        .map_err(|e| format!("not a 64-bit ELF: {e}"))?;
     let endian = elf.endian();
     let mut interpreter = None;
     for header in elf.elf_program_headers() {
@@ -34,7 +35,9 @@ pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
     let mut needed = Vec::new();
     let sections = elf.elf_section_table();
     if let Some((dynamic, link)) = sections.dynamic(endian, data).map_err(|e| e.to_string())? {
-        let strings = sections.strings(endian, data, link).map_err(|e| e.to_string())?;
+        let strings = sections
+            .strings(endian, data, link)
+            .map_err(|e| e.to_string())?;
         for entry in dynamic {
             if entry.tag32(endian) == Some(object::elf::DT_NEEDED) {
                 let name = entry.string(endian, strings).map_err(|e| e.to_string())?;
@@ -42,21 +45,35 @@ pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
             }
         }
     }
-    Ok(ElfInfo { interpreter, needed })
+    Ok(ElfInfo {
+        interpreter,
+        needed,
+    })
 }
 
 /// The program itself, its interpreter and every library it loads.
-pub fn runtime_closure(program: &str, packages: &PackageSet, multiarch: &str) -> Result<Vec<RuntimeFile>> {
+pub fn runtime_closure(
+    program: &str,
+    packages: &PackageSet,
+    multiarch: &str,
+) -> Result<Vec<RuntimeFile>> {
     let rel = program.trim_start_matches('/');
     let (path, package) = packages.find(rel).ok_or_else(|| {
-        Error::Package(format!("no package of the recipe ships {program}; add the package that does"))
+        Error::Package(format!(
+            "no package of the recipe ships {program}; add the package that does"
+        ))
     })?;
-    let mut files = vec![RuntimeFile { image_path: program.into(), source: resolve(&path, &package.root)?, package: package.clone() }];
+    let mut files = vec![RuntimeFile {
+        image_path: program.into(),
+        source: resolve(&path, &package.root)?,
+        package: package.clone(),
+    }];
     let mut queue = vec![files[0].source.clone()];
     while let Some(elf_path) = queue.pop() {
         let data = std::fs::read(&elf_path)
             .map_err(|e| Error::Package(format!("read {}: {e}", elf_path.display())))?;
-        let info = read_elf(&data).map_err(|e| Error::Package(format!("{}: {e}", elf_path.display())))?;
+        let info =
+            read_elf(&data).map_err(|e| Error::Package(format!("{}: {e}", elf_path.display())))?;
         let mut wanted: Vec<String> = info.interpreter.into_iter().collect();
         for soname in info.needed {
             wanted.push(format!("/usr/lib/{multiarch}/{soname}"));
@@ -65,22 +82,31 @@ pub fn runtime_closure(program: &str, packages: &PackageSet, multiarch: &str) ->
             if files.iter().any(|f| f.image_path == image_path) {
                 continue;
             }
-            let (found, package) = find_library(&image_path, packages, multiarch).ok_or_else(|| {
-                Error::Package(format!(
-                    "{program} needs {image_path}, which none of the recipe's packages ships; \
+            let (found, package) =
+                find_library(&image_path, packages, multiarch).ok_or_else(|| {
+                    Error::Package(format!(
+                        "{program} needs {image_path}, which none of the recipe's packages ships; \
                      add the Debian package that has it to [debian].packages"
-                ))
-            })?;
+                    ))
+                })?;
             let source = resolve(&found, &package.root)?;
             queue.push(source.clone());
-            files.push(RuntimeFile { image_path, source, package: package.clone() });
+            files.push(RuntimeFile {
+                image_path,
+                source,
+                package: package.clone(),
+            });
         }
     }
     Ok(files)
 }
 
 /// Debian is merged-/usr: a library may be packaged under /lib or /usr/lib.
-fn find_library<'a>(image_path: &str, packages: &'a PackageSet, multiarch: &str) -> Option<(PathBuf, &'a Package)> {
+fn find_library<'a>(
+    image_path: &str,
+    packages: &'a PackageSet,
+    multiarch: &str,
+) -> Option<(PathBuf, &'a Package)> {
     let rel = image_path.trim_start_matches('/');
     let file = Path::new(rel).file_name()?.to_string_lossy().into_owned();
     let candidates = [
@@ -109,7 +135,10 @@ fn resolve(path: &Path, root: &Path) -> Result<PathBuf> {
             current.parent().unwrap_or(root).join(target)
         };
     }
-    Err(Error::Package(format!("symlink loop at {}", path.display())))
+    Err(Error::Package(format!(
+        "symlink loop at {}",
+        path.display()
+    )))
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read recipe {path}: {source}")]
-    RecipeRead { path: PathBuf, source: std::io::Error },
+    RecipeRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("recipe {path} is not valid: {message}")]
     RecipeInvalid { path: PathBuf, message: String },
@@ -16,7 +19,9 @@ pub enum Error {
     #[error("the partitions do not fit: {0}")]
     DoesNotFit(String),
 
-    #[error("host tool '{tool}' not found; install the Debian package '{package}' (or run `make deps`)")]
+    #[error(
+        "host tool '{tool}' not found; install the Debian package '{package}' (or run `make deps`)"
+    )]
     MissingTool { tool: String, package: String },
 
     #[error("`{command}` failed: {detail}")]
@@ -38,7 +43,10 @@ pub enum Error {
     Qemu(String),
 
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -57,6 +65,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { context: context(), source })
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
     }
 }

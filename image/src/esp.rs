@@ -1,6 +1,8 @@
 //! The EFI system partition: FAT32 with systemd-boot, loader.conf, one boot-counting entry per
 //! populated slot and that slot's kernel + initramfs. Written with `fatfs` into memory; without
-//! its `chrono` feature every timestamp is the DOS epoch, which keeps the bytes reproducible.
+//! its `chrono` feature fatfs would stamp files with DOS date 0 (month 0, day 0), which UEFI's
+//! FAT driver rejects when systemd-boot renames an entry to count a boot; so every file gets
+//! one fixed, valid date instead, which also keeps the bytes reproducible.
 
 use std::io::{Cursor, Write};
 
@@ -10,6 +12,32 @@ pub struct EspFile {
     /// Path inside the ESP, '/'-separated, no leading slash.
     pub path: String,
     pub data: Vec<u8>,
+}
+
+/// 2026-01-01 00:00:00, the image's fixed file date.
+#[derive(Debug)]
+struct FixedTime;
+static FIXED_TIME: FixedTime = FixedTime;
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 2026,
+            month: 1,
+            day: 1,
+        }
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
 }
 
 pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>> {
@@ -24,7 +52,10 @@ pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>
     )
     .map_err(|e| fat_err("format", e))?;
     {
-        let fs = fatfs::FileSystem::new(Cursor::new(&mut image[..]), fatfs::FsOptions::new())
+        let options = fatfs::FsOptions::new()
+            .time_provider(&FIXED_TIME)
+            .update_accessed_date(false);
+        let fs = fatfs::FileSystem::new(Cursor::new(&mut image[..]), options)
             .map_err(|e| fat_err("open", e))?;
         let root = fs.root_dir();
         let mut sorted: Vec<&EspFile> = files.iter().collect();
@@ -38,10 +69,13 @@ pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>
                 }
                 dir_path.push_str(part);
                 if root.open_dir(&dir_path).is_err() {
-                    root.create_dir(&dir_path).map_err(|e| fat_err(&dir_path, e))?;
+                    root.create_dir(&dir_path)
+                        .map_err(|e| fat_err(&dir_path, e))?;
                 }
             }
-            let mut f = root.create_file(&file.path).map_err(|e| fat_err(&file.path, e))?;
+            let mut f = root
+                .create_file(&file.path)
+                .map_err(|e| fat_err(&file.path, e))?;
             f.truncate().map_err(|e| fat_err(&file.path, e))?;
             f.write_all(&file.data).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::Other || e.to_string().contains("space") {
@@ -69,8 +103,14 @@ mod tests {
     #[test]
     fn files_read_back_and_bytes_are_reproducible() {
         let files = vec![
-            EspFile { path: "EFI/BOOT/BOOTX64.EFI".into(), data: vec![7; 5000] },
-            EspFile { path: "loader/entries/carapace-a+3.conf".into(), data: b"title x\n".to_vec() },
+            EspFile {
+                path: "EFI/BOOT/BOOTX64.EFI".into(),
+                data: vec![7; 5000],
+            },
+            EspFile {
+                path: "loader/entries/carapace-a+3.conf".into(),
+                data: b"title x\n".to_vec(),
+            },
         ];
         let a = build_esp(40 * 1024 * 1024, 0x1234_5678, &files).unwrap();
         let b = build_esp(40 * 1024 * 1024, 0x1234_5678, &files).unwrap();
@@ -79,14 +119,23 @@ mod tests {
         let fs = fatfs::FileSystem::new(Cursor::new(a), fatfs::FsOptions::new()).unwrap();
         assert_eq!(fs.fat_type(), fatfs::FatType::Fat32);
         let mut data = Vec::new();
-        fs.root_dir().open_file("EFI/BOOT/BOOTX64.EFI").unwrap().read_to_end(&mut data).unwrap();
+        fs.root_dir()
+            .open_file("EFI/BOOT/BOOTX64.EFI")
+            .unwrap()
+            .read_to_end(&mut data)
+            .unwrap();
         assert_eq!(data, vec![7; 5000]);
     }
 
     #[test]
     fn too_much_data_is_a_clear_error() {
-        let files = vec![EspFile { path: "big".into(), data: vec![0; 50 * 1024 * 1024] }];
-        let err = build_esp(40 * 1024 * 1024, 1, &files).unwrap_err().to_string();
+        let files = vec![EspFile {
+            path: "big".into(),
+            data: vec![0; 50 * 1024 * 1024],
+        }];
+        let err = build_esp(40 * 1024 * 1024, 1, &files)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("esp_mib") || err.contains("ESP"), "{err}");
     }
 }

@@ -11,7 +11,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     let ctx = || format!("write {}", path.display());
     let mut file = std::fs::File::create(&tmp).context(ctx)?;
@@ -23,9 +25,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 
 /// Renames and then fsyncs the directory, so the new name survives a crash.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).context(|| format!("rename {} to {}", from.display(), to.display()))?;
+    std::fs::rename(from, to)
+        .context(|| format!("rename {} to {}", from.display(), to.display()))?;
     let dir = to.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .context(|| format!("fsync {}", dir.display()))

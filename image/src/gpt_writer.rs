@@ -29,14 +29,31 @@ pub fn write_gpt<W: Write + Seek>(out: &mut W, plan: &DiskPlan, ids: &GptIds) ->
 
     let first_usable = 2 + ENTRIES_SECTORS;
     let last_usable = last_lba - 1 - ENTRIES_SECTORS;
-    let primary = header(1, last_lba, 2, first_usable, last_usable, ids.disk, entries_crc);
+    let primary = header(
+        1,
+        last_lba,
+        2,
+        first_usable,
+        last_usable,
+        ids.disk,
+        entries_crc,
+    );
     let backup_entries_lba = last_lba - ENTRIES_SECTORS;
-    let backup =
-        header(last_lba, 1, backup_entries_lba, first_usable, last_usable, ids.disk, entries_crc);
+    let backup = header(
+        last_lba,
+        1,
+        backup_entries_lba,
+        first_usable,
+        last_usable,
+        ids.disk,
+        entries_crc,
+    );
 
     let write_at = |out: &mut W, lba: u64, bytes: &[u8]| -> Result<()> {
-        out.seek(SeekFrom::Start(lba * SECTOR)).context(|| "seek in disk image".into())?;
-        out.write_all(bytes).context(|| "write the partition table".into())
+        out.seek(SeekFrom::Start(lba * SECTOR))
+            .context(|| "seek in disk image".into())?;
+        out.write_all(bytes)
+            .context(|| "write the partition table".into())
     };
     write_at(out, 0, &protective_mbr(total_sectors))?;
     write_at(out, 1, &primary)?;
@@ -123,7 +140,10 @@ mod tests {
         };
         write_gpt(&mut file.as_file(), &plan, &ids).unwrap();
 
-        let disk = gpt::GptConfig::new().writable(false).open(file.path()).unwrap();
+        let disk = gpt::GptConfig::new()
+            .writable(false)
+            .open(file.path())
+            .unwrap();
         assert_eq!(*disk.guid(), ids.disk);
         let parts: Vec<_> = disk.partitions().values().collect();
         assert_eq!(parts.len(), 4);

@@ -19,7 +19,10 @@ pub fn build(init: &[u8], release: &str, modules: &[ModuleFile], mtime: u32) -> 
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("init".into(), init.to_vec()),
         (MARKER.into(), b"carapace initramfs\n".to_vec()),
-        (format!("{modules_root}/modules.dep"), modules_dep(modules).into_bytes()),
+        (
+            format!("{modules_root}/modules.dep"),
+            modules_dep(modules).into_bytes(),
+        ),
     ];
     for m in modules {
         files.push((format!("{modules_root}/{}", m.rel_path), m.data.clone()));
@@ -34,7 +37,13 @@ pub fn build(init: &[u8], release: &str, modules: &[ModuleFile], mtime: u32) -> 
     }
     let mut entries: Vec<(String, CpioEntry<'_>)> = Vec::new();
     for dir in &dirs {
-        entries.push((dir.clone(), CpioEntry::Dir { path: dir, mode: 0o755 }));
+        entries.push((
+            dir.clone(),
+            CpioEntry::Dir {
+                path: dir,
+                mode: 0o755,
+            },
+        ));
     }
     for (path, data) in &files {
         let mode = if path == "init" { 0o755 } else { 0o644 };

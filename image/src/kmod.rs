@@ -52,9 +52,18 @@ impl KernelTree {
             .collect();
         let vmlinuz = package_root.join("boot").join(format!("vmlinuz-{release}"));
         if !vmlinuz.exists() {
-            return Err(Error::Module(format!("{} is missing from the kernel package", vmlinuz.display())));
+            return Err(Error::Module(format!(
+                "{} is missing from the kernel package",
+                vmlinuz.display()
+            )));
         }
-        Ok(KernelTree { release, vmlinuz, modules_dir, index, builtin })
+        Ok(KernelTree {
+            release,
+            vmlinuz,
+            modules_dir,
+            index,
+            builtin,
+        })
     }
 
     /// The named modules and everything they depend on, dependencies first. Built-in
@@ -68,7 +77,13 @@ impl KernelTree {
         Ok(order.into_iter().filter_map(|n| done.remove(&n)).collect())
     }
 
-    fn visit(&self, name: &str, done: &mut BTreeMap<String, ModuleFile>, order: &mut Vec<String>, depth: usize) -> Result<()> {
+    fn visit(
+        &self,
+        name: &str,
+        done: &mut BTreeMap<String, ModuleFile>,
+        order: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<()> {
         if done.contains_key(name) || self.builtin.contains(name) {
             return Ok(());
         }
@@ -76,15 +91,29 @@ impl KernelTree {
             return Err(Error::Module(format!("dependency loop through {name}")));
         }
         let rel = self.index.get(name).ok_or_else(|| {
-            Error::Module(format!("'{name}' is neither a module nor built into kernel {}", self.release))
+            Error::Module(format!(
+                "'{name}' is neither a module nor built into kernel {}",
+                self.release
+            ))
         })?;
         let data = decompress(&self.modules_dir.join(rel))?;
         let depends = modinfo_depends(&data).map_err(|e| Error::Module(format!("{name}: {e}")))?;
         for dep in &depends {
             self.visit(&normalise(dep), done, order, depth + 1)?;
         }
-        let rel_path = rel.trim_end_matches(".xz").trim_end_matches(".zst").to_string();
-        done.insert(name.to_string(), ModuleFile { name: name.to_string(), rel_path, data, depends });
+        let rel_path = rel
+            .trim_end_matches(".xz")
+            .trim_end_matches(".zst")
+            .to_string();
+        done.insert(
+            name.to_string(),
+            ModuleFile {
+                name: name.to_string(),
+                rel_path,
+                data,
+                depends,
+            },
+        );
         order.push(name.to_string());
         Ok(())
     }
@@ -102,7 +131,11 @@ fn walk(base: &Path, dir: &Path, index: &mut BTreeMap<String, String>) -> Result
         let file = entry.file_name().to_string_lossy().into_owned();
         let stem = file.trim_end_matches(".xz").trim_end_matches(".zst");
         if let Some(name) = stem.strip_suffix(".ko") {
-            let rel = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             index.insert(normalise(name), rel);
         }
     }
@@ -128,12 +161,19 @@ fn decompress(path: &Path) -> Result<Vec<u8>> {
 /// The `depends=` list of a module's .modinfo section.
 pub fn modinfo_depends(module: &[u8]) -> std::result::Result<Vec<String>, String> {
     let elf = object::File::parse(module).map_err(|e| format!("not an ELF module: {e}"))?;
-    let section = elf.section_by_name(".modinfo").ok_or("no .modinfo section")?;
+    let section = elf
+        .section_by_name(".modinfo")
+        .ok_or("no .modinfo section")?;
     let data = section.data().map_err(|e| e.to_string())?;
     Ok(data
         .split(|b| *b == 0)
         .filter_map(|field| field.strip_prefix(b"depends="))
-        .flat_map(|list| String::from_utf8_lossy(list).split(',').map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|list| {
+            String::from_utf8_lossy(list)
+                .split(',')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|d| !d.is_empty())
         .collect())
 }
@@ -181,7 +221,10 @@ mod tests {
         let files = vec![module("a", &[]), module("b", &["a"]), module("c", &["b"])];
         let dep = modules_dep(&files);
         assert!(dep.contains("kernel/a.ko:\n"), "{dep}");
-        assert!(dep.contains("kernel/c.ko: kernel/b.ko kernel/a.ko\n"), "{dep}");
+        assert!(
+            dep.contains("kernel/c.ko: kernel/b.ko kernel/a.ko\n"),
+            "{dep}"
+        );
     }
 
     #[test]

@@ -70,22 +70,43 @@ impl DiskPlan {
                  16 MiB and data at least 8 MiB"
             )));
         }
-        let sizes = [esp_mib * MIB, root_mib * MIB, root_mib * MIB, data_mib * MIB];
+        let sizes = [
+            esp_mib * MIB,
+            root_mib * MIB,
+            root_mib * MIB,
+            data_mib * MIB,
+        ];
         let names = [ESP_NAME, ROOT_A_NAME, ROOT_B_NAME, DATA_NAME];
-        let types = [ESP_TYPE, ROOT_X86_64_TYPE, ROOT_X86_64_TYPE, LINUX_DATA_TYPE];
+        let types = [
+            ESP_TYPE,
+            ROOT_X86_64_TYPE,
+            ROOT_X86_64_TYPE,
+            LINUX_DATA_TYPE,
+        ];
         let mut offset = FIRST_PARTITION_OFFSET;
         let partitions = std::array::from_fn(|i| {
-            let plan = PartitionPlan { name: names[i], type_guid: types[i], offset, size: sizes[i] };
+            let plan = PartitionPlan {
+                name: names[i],
+                type_guid: types[i],
+                offset,
+                size: sizes[i],
+            };
             offset += sizes[i];
             plan
         });
         // The backup GPT needs its 33 sectors; round the image up to a whole MiB.
         let total_size = (offset + GPT_TRAILER_SECTORS * SECTOR).div_ceil(MIB) * MIB;
-        Ok(DiskPlan { partitions, total_size })
+        Ok(DiskPlan {
+            partitions,
+            total_size,
+        })
     }
 
     pub fn partition(&self, name: &str) -> &PartitionPlan {
-        self.partitions.iter().find(|p| p.name == name).unwrap_or(&self.partitions[0])
+        self.partitions
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or(&self.partitions[0])
     }
 }
 
@@ -108,6 +129,11 @@ mod tests {
 
     #[test]
     fn too_small_esp_is_refused() {
-        assert!(DiskPlan::new(16, 1024, 64).unwrap_err().to_string().contains("esp_mib"));
+        assert!(
+            DiskPlan::new(16, 1024, 64)
+                .unwrap_err()
+                .to_string()
+                .contains("esp_mib")
+        );
     }
 }

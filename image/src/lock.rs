@@ -33,7 +33,12 @@ impl Lock {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Lock { path: path.into(), message: e.to_string() }),
+            Err(e) => {
+                return Err(Error::Lock {
+                    path: path.into(),
+                    message: e.to_string(),
+                });
+            }
         };
         toml::from_str(&text).map(Some).map_err(|e| Error::Lock {
             path: path.into(),
@@ -42,7 +47,10 @@ impl Lock {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let body = toml::to_string(self).map_err(|e| Error::Lock { path: path.into(), message: e.to_string() })?;
+        let body = toml::to_string(self).map_err(|e| Error::Lock {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let text = format!(
             "# Pins the recipe's Debian packages. Written by `carapace build` when missing or when\n\
              # the recipe's package list changes; delete it to move to the archive's current versions.\n\n{body}"
@@ -92,6 +100,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.lock");
         std::fs::write(&path, "suite = 3").unwrap();
-        assert!(Lock::read(&path).unwrap_err().to_string().contains("delete it"));
+        assert!(
+            Lock::read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("delete it")
+        );
     }
 }

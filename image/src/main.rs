@@ -10,7 +10,11 @@ use carapace_image::build::{build, find_workspace};
 use carapace_image::run::{RunOptions, run};
 
 #[derive(Parser)]
-#[command(name = "carapace", version, about = "Build Carapace appliance images and boot them in QEMU")]
+#[command(
+    name = "carapace",
+    version,
+    about = "Build Carapace appliance images and boot them in QEMU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,12 +47,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = find_workspace().and_then(|workspace| match cli.command {
         Command::Build { recipe } => build(&recipe, &workspace).map(|out| {
-            println!("{}\n{}\n{}", out.image.display(), out.image_zst.display(), out.sbom.display());
+            println!(
+                "{}\n{}\n{}",
+                out.image.display(),
+                out.image_zst.display(),
+                out.sbom.display()
+            );
         }),
-        Command::Run { recipe, until_ready, timeout, fresh } => run(
+        Command::Run {
+            recipe,
+            until_ready,
+            timeout,
+            fresh,
+        } => run(
             &recipe,
             &workspace,
-            &RunOptions { until_ready, timeout: Duration::from_secs(timeout), fresh },
+            &RunOptions {
+                until_ready,
+                timeout: Duration::from_secs(timeout),
+                fresh,
+            },
         ),
     });
     match result {

@@ -40,7 +40,10 @@ impl PackageSet {
 }
 
 pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
-    let mut names = vec![board.kernel_metapackage.to_string(), board.bootloader_package.to_string()];
+    let mut names = vec![
+        board.kernel_metapackage.to_string(),
+        board.bootloader_package.to_string(),
+    ];
     for name in &recipe.debian.packages {
         if !names.contains(name) {
             names.push(name.clone());
@@ -49,7 +52,12 @@ pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
     names
 }
 
-pub fn fetch(recipe_path: &Path, recipe: &Recipe, board: &Board, cache: &Path) -> Result<PackageSet> {
+pub fn fetch(
+    recipe_path: &Path,
+    recipe: &Recipe,
+    board: &Board,
+    cache: &Path,
+) -> Result<PackageSet> {
     let lock_path = Recipe::lock_path(recipe_path);
     let requested = requested_packages(board, recipe);
     let suite = &recipe.debian.suite;
@@ -59,11 +67,18 @@ pub fn fetch(recipe_path: &Path, recipe: &Recipe, board: &Board, cache: &Path) -
         Some(lock) if lock.covers(suite, board.debian_arch, &requested) => lock,
         stale => {
             if stale.is_some() {
-                eprintln!("carapace: the recipe's package list changed; resolving {} again", lock_path.display());
+                eprintln!(
+                    "carapace: the recipe's package list changed; resolving {} again",
+                    lock_path.display()
+                );
             }
             let lock = resolve(&mut apt, board, suite, &requested)?;
             lock.write(&lock_path)?;
-            eprintln!("carapace: pinned {} packages in {}", lock.packages.len(), lock_path.display());
+            eprintln!(
+                "carapace: pinned {} packages in {}",
+                lock.packages.len(),
+                lock_path.display()
+            );
             lock
         }
     };
@@ -71,8 +86,17 @@ pub fn fetch(recipe_path: &Path, recipe: &Recipe, board: &Board, cache: &Path) -
     let mut packages = Vec::new();
     for pinned in &lock.packages {
         let deb = download_verified(&mut apt, pinned, &cache.join("debs"), &lock_path)?;
-        let root = unpack(&deb, &cache.join("unpacked").join(format!("{}_{}", pinned.name, pinned.version)))?;
-        packages.push(Package { name: pinned.name.clone(), version: pinned.version.clone(), root });
+        let root = unpack(
+            &deb,
+            &cache
+                .join("unpacked")
+                .join(format!("{}_{}", pinned.name, pinned.version)),
+        )?;
+        packages.push(Package {
+            name: pinned.name.clone(),
+            version: pinned.version.clone(),
+            root,
+        });
     }
     Ok(PackageSet { packages, lock })
 }
@@ -92,7 +116,11 @@ fn resolve(apt: &mut Apt, board: &Board, suite: &str, requested: &[String]) -> R
             sha256: entry.sha256,
         });
     }
-    Ok(Lock { suite: suite.into(), architecture: board.debian_arch.into(), packages })
+    Ok(Lock {
+        suite: suite.into(),
+        architecture: board.debian_arch.into(),
+        packages,
+    })
 }
 
 fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEntry> {
@@ -101,12 +129,23 @@ fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEn
         .split(',')
         .map(|d| d.trim().split([' ', '(']).next().unwrap_or(""))
         .find(|d| d.starts_with("linux-image-"))
-        .ok_or_else(|| Error::Package(format!("{} depends on no linux-image package", meta.name)))?;
+        .ok_or_else(|| {
+            Error::Package(format!("{} depends on no linux-image package", meta.name))
+        })?;
     apt.lookup(image, None)
 }
 
-fn download_verified(apt: &mut Apt, pinned: &LockedPackage, dir: &Path, lock_path: &Path) -> Result<PathBuf> {
-    let file = dir.join(deb_file_name(&pinned.name, &pinned.version, &pinned.architecture));
+fn download_verified(
+    apt: &mut Apt,
+    pinned: &LockedPackage,
+    dir: &Path,
+    lock_path: &Path,
+) -> Result<PathBuf> {
+    let file = dir.join(deb_file_name(
+        &pinned.name,
+        &pinned.version,
+        &pinned.architecture,
+    ));
     if file.exists() && sha256_file(&file)? == pinned.sha256 {
         return Ok(file);
     }
@@ -157,19 +196,24 @@ fn unpack(deb: &Path, dest: &Path) -> Result<PathBuf> {
         let reader: Box<dyn Read> = match member.as_str() {
             "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(entry)),
             "data.tar.zst" => Box::new(
-                zstd::stream::read::Decoder::new(entry).context(|| format!("zstd in {}", deb.display()))?,
+                zstd::stream::read::Decoder::new(entry)
+                    .context(|| format!("zstd in {}", deb.display()))?,
             ),
             "data.tar" => Box::new(entry),
             _ => continue,
         };
         let mut tar = tar::Archive::new(reader);
         tar.set_preserve_permissions(true);
-        tar.unpack(&tmp).context(|| format!("unpack {}", deb.display()))?;
+        tar.unpack(&tmp)
+            .context(|| format!("unpack {}", deb.display()))?;
         found = true;
         break;
     }
     if !found {
-        return Err(Error::Package(format!("{} has no data.tar.{{xz,zst}} member", deb.display())));
+        return Err(Error::Package(format!(
+            "{} has no data.tar.{{xz,zst}} member",
+            deb.display()
+        )));
     }
     std::fs::write(tmp.join(".carapace-unpacked"), b"").context(|| "write unpack marker".into())?;
     let _ = std::fs::remove_dir_all(dest);

@@ -29,16 +29,34 @@ pub fn detect_accel() -> Accel {
         Ok("tcg") => return Accel::Tcg,
         _ => {}
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
         return Accel::Tcg;
     }
     let probe = Command::new("qemu-system-x86_64")
-        .args(["-accel", "kvm", "-cpu", "host", "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot"])
+        .args([
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-machine",
+            "q35",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    let Ok(mut child) = probe else { return Accel::Tcg };
+    let Ok(mut child) = probe else {
+        return Accel::Tcg;
+    };
     std::thread::sleep(Duration::from_secs(2));
     let alive = matches!(child.try_wait(), Ok(None));
     let _ = child.kill();
@@ -64,7 +82,11 @@ impl VmConfig {
     /// A machine for `disk` whose state files live in `dir`.
     pub fn new(disk: PathBuf, dir: &Path) -> VmConfig {
         VmConfig {
-            disk_format: if disk.extension().is_some_and(|e| e == "qcow2") { "qcow2" } else { "raw" },
+            disk_format: if disk.extension().is_some_and(|e| e == "qcow2") {
+                "qcow2"
+            } else {
+                "raw"
+            },
             disk,
             vars: dir.join("OVMF_VARS.fd"),
             qmp_socket: dir.join("qmp.sock"),
@@ -81,16 +103,39 @@ impl VmConfig {
             Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
             Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
         };
-        cmd.args(["-machine", "q35", "-smp", "2", "-m"]).arg(self.memory_mib.to_string()).args(accel);
-        cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-nodefaults"]);
-        cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
-        cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", self.vars.display()));
-        cmd.arg("-drive").arg(format!("if=virtio,format={},file={}", self.disk_format, self.disk.display()));
+        cmd.args(["-machine", "q35", "-smp", "2", "-m"])
+            .arg(self.memory_mib.to_string())
+            .args(accel);
+        cmd.args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-nodefaults",
+        ]);
+        cmd.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+        ));
+        cmd.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            self.vars.display()
+        ));
+        cmd.arg("-drive").arg(format!(
+            "if=virtio,format={},file={}",
+            self.disk_format,
+            self.disk.display()
+        ));
         cmd.args(["-nic", "user,model=virtio-net-pci"]);
         cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
-        cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", self.qmp_socket.display()));
+        cmd.arg("-qmp").arg(format!(
+            "unix:{},server=on,wait=off",
+            self.qmp_socket.display()
+        ));
         for (key, value) in &self.fw_cfg {
-            cmd.arg("-fw_cfg").arg(format!("name=opt/{key},string={value}"));
+            cmd.arg("-fw_cfg")
+                .arg(format!("name=opt/{key},string={value}"));
         }
         cmd
     }
@@ -99,10 +144,14 @@ impl VmConfig {
 /// Makes sure the per-image OVMF variables file exists.
 pub fn prepare_vars(vars: &Path) -> Result<()> {
     if !Path::new(OVMF_CODE).exists() {
-        return Err(Error::MissingTool { tool: OVMF_CODE.into(), package: "ovmf".into() });
+        return Err(Error::MissingTool {
+            tool: OVMF_CODE.into(),
+            package: "ovmf".into(),
+        });
     }
     if !vars.exists() {
-        std::fs::copy(OVMF_VARS, vars).context(|| format!("copy {OVMF_VARS} to {}", vars.display()))?;
+        std::fs::copy(OVMF_VARS, vars)
+            .context(|| format!("copy {OVMF_VARS} to {}", vars.display()))?;
     }
     Ok(())
 }
@@ -143,7 +192,10 @@ impl Vm {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
-        let stdout = child.stdout.take().ok_or_else(|| Error::Qemu("no console pipe".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Qemu("no console pipe".into()))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
         let echo = config.echo;
@@ -154,7 +206,9 @@ impl Vm {
                 if n == 0 {
                     break;
                 }
-                let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_string();
+                let line = String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 // Firmware draws with escape sequences; keep the text.
                 let line = strip_ansi(&line);
                 if echo {
@@ -166,7 +220,12 @@ impl Vm {
                 raw.clear();
             }
         });
-        Ok(Vm { child, lines, qmp_socket: config.qmp_socket.clone(), started })
+        Ok(Vm {
+            child,
+            lines,
+            qmp_socket: config.qmp_socket.clone(),
+            started,
+        })
     }
 
     pub fn console(&self) -> Vec<String> {
@@ -174,17 +233,33 @@ impl Vm {
     }
 
     /// Waits for a console line containing `needle` at index >= `from`; returns (index, line).
-    pub fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<(usize, String)> {
+    pub fn wait_for(
+        &mut self,
+        needle: &str,
+        from: usize,
+        timeout: Duration,
+    ) -> Result<(usize, String)> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(hit) = self.console().into_iter().enumerate().skip(from).find(|(_, l)| l.contains(needle)) {
+            if let Some(hit) = self
+                .console()
+                .into_iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, l)| l.contains(needle))
+            {
                 return Ok(hit);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::Qemu(format!("QEMU exited ({status}) before '{needle}'")));
+                return Err(Error::Qemu(format!(
+                    "QEMU exited ({status}) before '{needle}'"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(Error::Qemu(format!("no '{needle}' on the console within {}s", timeout.as_secs())));
+                return Err(Error::Qemu(format!(
+                    "no '{needle}' on the console within {}s",
+                    timeout.as_secs()
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -202,13 +277,20 @@ impl Vm {
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| Error::Qemu(e.to_string()))? {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(|e| Error::Qemu(e.to_string()))?
+            {
                 // Let the reader thread drain the last lines.
                 std::thread::sleep(Duration::from_millis(200));
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                return Err(Error::Qemu(format!("QEMU still running after {}s", timeout.as_secs())));
+                return Err(Error::Qemu(format!(
+                    "QEMU still running after {}s",
+                    timeout.as_secs()
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -250,6 +332,9 @@ fn strip_ansi(line: &str) -> String {
 mod tests {
     #[test]
     fn strips_escape_sequences() {
-        assert_eq!(super::strip_ansi("\u{1b}[2J\u{1b}[01;01Hcarapace: ready"), "carapace: ready");
+        assert_eq!(
+            super::strip_ansi("\u{1b}[2J\u{1b}[01;01Hcarapace: ready"),
+            "carapace: ready"
+        );
     }
 }

@@ -20,15 +20,23 @@ impl Qmp {
             match UnixStream::connect(socket) {
                 Ok(s) => break s,
                 Err(e) if Instant::now() > deadline => {
-                    return Err(Error::Qemu(format!("cannot reach QMP at {}: {e}", socket.display())));
+                    return Err(Error::Qemu(format!(
+                        "cannot reach QMP at {}: {e}",
+                        socket.display()
+                    )));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
         let io = |e: std::io::Error| Error::Qemu(format!("QMP: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(io)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
         qmp.read_reply()?; // greeting
         qmp.execute("qmp_capabilities")?;
         Ok(qmp)
@@ -53,7 +61,9 @@ impl Qmp {
 
     fn read_reply(&mut self) -> Result<serde_json::Value> {
         let mut line = String::new();
-        self.reader.read_line(&mut line).map_err(|e| Error::Qemu(format!("QMP read: {e}")))?;
+        self.reader
+            .read_line(&mut line)
+            .map_err(|e| Error::Qemu(format!("QMP read: {e}")))?;
         serde_json::from_str(&line).map_err(|e| Error::Qemu(format!("QMP reply '{line}': {e}")))
     }
 }

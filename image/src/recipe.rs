@@ -107,7 +107,10 @@ impl Recipe {
 
     fn validate(&self) -> std::result::Result<(), String> {
         let name_ok = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
             return Err(format!(
                 "name '{}' must be non-empty ASCII letters, digits, '-' or '_'",
@@ -151,8 +154,10 @@ impl Recipe {
         struct Table<'a> {
             service: &'a [Service],
         }
-        let body = toml::to_string(&Table { service: &self.services })
-            .map_err(|e| Error::image(format!("cannot write the service table: {e}")))?;
+        let body = toml::to_string(&Table {
+            service: &self.services,
+        })
+        .map_err(|e| Error::image(format!("cannot write the service table: {e}")))?;
         Ok(format!(
             "# PID 1's static service table, generated from recipe '{}'. Order is start order.\n\
              # netd (links, DHCP, time, DNS firewall) belongs before agentd once it exists.\n\n{body}",

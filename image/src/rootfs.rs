@@ -38,7 +38,12 @@ pub struct RootTree {
 impl RootTree {
     pub fn add(&mut self, path: &str, mode: u32, content: Content, origin: Origin) {
         self.files.retain(|f| f.path != path);
-        self.files.push(RootFile { path: path.to_string(), mode, content, origin });
+        self.files.push(RootFile {
+            path: path.to_string(),
+            mode,
+            content,
+            origin,
+        });
     }
 
     /// Writes the tree into `dir` (which must not exist).
@@ -54,7 +59,8 @@ impl RootTree {
         }
         for (link, target) in &self.symlinks {
             let at = dir.join(link.trim_start_matches('/'));
-            std::os::unix::fs::symlink(target, &at).context(|| format!("symlink {}", at.display()))?;
+            std::os::unix::fs::symlink(target, &at)
+                .context(|| format!("symlink {}", at.display()))?;
         }
         for f in &self.files {
             let at = dir.join(f.path.trim_start_matches('/'));
@@ -62,9 +68,12 @@ impl RootTree {
                 mkdir(parent)?;
             }
             match &f.content {
-                Content::Bytes(b) => std::fs::write(&at, b).context(|| format!("write {}", at.display()))?,
+                Content::Bytes(b) => {
+                    std::fs::write(&at, b).context(|| format!("write {}", at.display()))?
+                }
                 Content::Copy(src) => {
-                    std::fs::copy(src, &at).context(|| format!("copy {} to {}", src.display(), at.display()))?;
+                    std::fs::copy(src, &at)
+                        .context(|| format!("copy {} to {}", src.display(), at.display()))?;
                 }
             }
             std::fs::set_permissions(&at, std::fs::Permissions::from_mode(f.mode))

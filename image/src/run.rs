@@ -25,7 +25,10 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
     let paths = Paths::for_recipe(workspace, &recipe);
     let image = paths.out.join("carapace.img");
     if !image.exists() {
-        eprintln!("carapace: {} is missing; building it first", image.display());
+        eprintln!(
+            "carapace: {} is missing; building it first",
+            image.display()
+        );
         build(recipe_path, workspace)?;
     }
     let run_dir = paths.out.join("run");
@@ -39,14 +42,22 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
     let mut config = VmConfig::new(disk, &run_dir);
     config.echo = true;
     prepare_vars(&config.vars)?;
-    eprintln!("carapace: booting {} under {:?} (Ctrl-C stops it)", image.display(), config.accel);
+    eprintln!(
+        "carapace: booting {} under {:?} (Ctrl-C stops it)",
+        image.display(),
+        config.accel
+    );
 
     if !options.until_ready {
         let status = config
             .command()
             .status()
             .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
-        return if status.success() { Ok(()) } else { Err(Error::Qemu(format!("QEMU exited with {status}"))) };
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Qemu(format!("QEMU exited with {status}")))
+        };
     }
 
     let mut vm = Vm::start(&config)?;

@@ -14,19 +14,28 @@ pub fn require(tool: &str, package: &str) -> Result<()> {
     if found {
         Ok(())
     } else {
-        Err(Error::MissingTool { tool: tool.into(), package: package.into() })
+        Err(Error::MissingTool {
+            tool: tool.into(),
+            package: package.into(),
+        })
     }
 }
 
 /// Runs a command to completion; on failure the error carries the tail of its stderr.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| Error::CommandFailed { command: shown.clone(), detail: e.to_string() })?;
+    let out = cmd.output().map_err(|e| Error::CommandFailed {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(Error::CommandFailed { command: shown, detail: format!("{}\n{}", out.status, tail.join("\n")) })
+    Err(Error::CommandFailed {
+        command: shown,
+        detail: format!("{}\n{}", out.status, tail.join("\n")),
+    })
 }

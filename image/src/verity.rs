@@ -45,7 +45,11 @@ pub fn build(data: &[u8], salt: &[u8]) -> VerityTree {
     }
     let root_hash = current[0];
     let tree = levels.into_iter().rev().flatten().collect();
-    VerityTree { root_hash, tree, data_blocks: (data.len() / BLOCK) as u64 }
+    VerityTree {
+        root_hash,
+        tree,
+        data_blocks: (data.len() / BLOCK) as u64,
+    }
 }
 
 #[cfg(test)]
@@ -72,7 +76,11 @@ mod tests {
             .arg(&hash_path)
             .output()
             .expect("veritysetup (Debian package cryptsetup-bin) must be installed: make deps");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let expected = stdout
             .lines()

@@ -1,0 +1,125 @@
+//! What PID 1 tells agentd through its environment (docs/boot-contract.md, "Service ↔ PID 1").
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+const STATE_DIRECTORY: &str = "STATE_DIRECTORY";
+const RUNTIME_DIRECTORY: &str = "RUNTIME_DIRECTORY";
+const NOTIFY_FD: &str = "NOTIFY_FD";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Persistent, private to agentd: /data/agentd.
+    pub state_dir: PathBuf,
+    /// Cleared every boot: /run/agentd.
+    pub runtime_dir: PathBuf,
+    /// The pipe to PID 1; absent when agentd is run by hand.
+    pub notify_fd: Option<RawFd>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, Error> {
+        Config::from_lookup(|name| std::env::var_os(name))
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
+        let dir = |name: &'static str| match lookup(name) {
+            Some(value) if !value.is_empty() => Ok(PathBuf::from(value)),
+            _ => Err(Error::MissingEnv { name }),
+        };
+        Ok(Config {
+            state_dir: dir(STATE_DIRECTORY)?,
+            runtime_dir: dir(RUNTIME_DIRECTORY)?,
+            notify_fd: lookup(NOTIFY_FD)
+                .map(|value| notify_fd(&value))
+                .transpose()?,
+        })
+    }
+}
+
+fn notify_fd(value: &OsString) -> Result<RawFd, Error> {
+    let bad = |reason| Error::BadEnv {
+        name: NOTIFY_FD,
+        value: value.to_string_lossy().into_owned(),
+        reason,
+    };
+    let fd: RawFd = value
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("not a file descriptor number"))?;
+    // Notifications written to stdin/stdout/stderr would end up in the log as garbage.
+    if fd < 3 {
+        return Err(bad("fds 0, 1 and 2 are stdio, not the notification pipe"));
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, Error> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn reads_the_contract_variables() {
+        let got = config(&[
+            (STATE_DIRECTORY, "/data/agentd"),
+            (RUNTIME_DIRECTORY, "/run/agentd"),
+            (NOTIFY_FD, "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            Config {
+                state_dir: "/data/agentd".into(),
+                runtime_dir: "/run/agentd".into(),
+                notify_fd: Some(3)
+            }
+        );
+    }
+
+    #[test]
+    fn notify_fd_is_optional() {
+        let got = config(&[(STATE_DIRECTORY, "/s"), (RUNTIME_DIRECTORY, "/r")]).unwrap();
+        assert_eq!(got.notify_fd, None);
+    }
+
+    #[test]
+    fn missing_directories_are_named() {
+        let err = config(&[(RUNTIME_DIRECTORY, "/r")]).unwrap_err();
+        assert!(err.to_string().contains(STATE_DIRECTORY), "{err}");
+        let err = config(&[(STATE_DIRECTORY, "/s"), (RUNTIME_DIRECTORY, "")]).unwrap_err();
+        assert!(err.to_string().contains(RUNTIME_DIRECTORY), "{err}");
+    }
+
+    #[test]
+    fn bad_notify_fd() {
+        for value in ["three", "-1", "1", ""] {
+            let err = config(&[
+                (STATE_DIRECTORY, "/s"),
+                (RUNTIME_DIRECTORY, "/r"),
+                (NOTIFY_FD, value),
+            ])
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadEnv {
+                        name: NOTIFY_FD,
+                        ..
+                    }
+                ),
+                "{value}: {err}"
+            );
+        }
+    }
+}

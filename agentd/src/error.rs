@@ -1,0 +1,75 @@
+//! The one error type of agentd. Every message names the thing that was wrong and what to do.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "environment variable {name} is not set; PID 1 sets it for agentd (when running agentd \
+         by hand, set it to a directory agentd may write)"
+    )]
+    MissingEnv { name: &'static str },
+
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    BadEnv {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
+    #[error("cannot {action} identity file {}: {source}", .path.display())]
+    IdentityIo {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "identity file {} is corrupt: {reason}; restore it from a backup, or delete it to give \
+         this device a new identity (it then has to be paired again)",
+        .path.display()
+    )]
+    IdentityCorrupt { path: PathBuf, reason: String },
+
+    #[error(
+        "identity file {} has mode {mode:03o} and others may read it; if nobody did, run \
+         `chmod 600 {}`, otherwise delete it to give this device a new identity",
+        .path.display(),
+        .path.display()
+    )]
+    IdentityExposed { path: PathBuf, mode: u32 },
+
+    #[error("cannot get random bytes for a new identity: {0}")]
+    Entropy(getrandom::Error),
+
+    #[error("cannot {action} health socket {}: {source}", .path.display())]
+    Socket {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "{} exists and is not a socket; move it away so agentd can put its health socket there",
+        .path.display()
+    )]
+    NotASocket { path: PathBuf },
+
+    #[error("cannot use notification fd {fd} (NOTIFY_FD) to PID 1: {source}")]
+    Notify {
+        fd: RawFd,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot handle {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}

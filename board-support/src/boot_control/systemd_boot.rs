@@ -1,0 +1,84 @@
+//! Boot control on a mounted ESP, for systemd-boot with boot counting.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::BootControl;
+use super::transitions::{self, EntryStore};
+use crate::atomic_file;
+use crate::boot_entry::{ENTRIES_DIR, EntryName};
+use crate::error::Error;
+use crate::slot::Slot;
+
+/// Works on `<esp>/loader/entries/carapace-*.conf`; other entries there are left alone.
+#[derive(Clone, Debug)]
+pub struct SystemdBoot {
+    esp_dir: PathBuf,
+    booted: Slot,
+}
+
+impl SystemdBoot {
+    /// `esp_dir` is where the ESP is mounted; `booted` comes from the kernel command line
+    /// (`BootParams::slot`).
+    pub fn new(esp_dir: impl Into<PathBuf>, booted: Slot) -> SystemdBoot {
+        SystemdBoot {
+            esp_dir: esp_dir.into(),
+            booted,
+        }
+    }
+
+    fn entries_dir(&self) -> PathBuf {
+        self.esp_dir.join(ENTRIES_DIR)
+    }
+}
+
+impl EntryStore for SystemdBoot {
+    fn location(&self) -> PathBuf {
+        self.entries_dir()
+    }
+
+    fn entries(&self) -> Result<Vec<EntryName>, Error> {
+        let dir = self.entries_dir();
+        let read_failed = |err| Error::io("list boot loader entries in", &dir, err);
+        let mut entries = Vec::new();
+        for dir_entry in fs::read_dir(&dir).map_err(read_failed)? {
+            let file_name = dir_entry.map_err(read_failed)?.file_name();
+            if let Some(entry) = file_name.to_str().and_then(EntryName::parse) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    fn rename(&mut self, from: EntryName, to: EntryName) -> Result<(), Error> {
+        let dir = self.entries_dir();
+        let from_path = dir.join(from.file_name());
+        fs::rename(&from_path, dir.join(to.file_name()))
+            .map_err(|err| Error::io("rename boot loader entry", from_path, err))?;
+        atomic_file::sync_dir(&dir).map_err(|err| Error::io("sync", dir, err))
+    }
+}
+
+impl BootControl for SystemdBoot {
+    fn current_slot(&self) -> Result<Slot, Error> {
+        Ok(self.booted)
+    }
+
+    fn is_trial(&self) -> Result<bool, Error> {
+        transitions::is_trial(self, self.booted)
+    }
+
+    fn arm_trial(&mut self, slot: Slot) -> Result<(), Error> {
+        transitions::arm_trial(self, slot)
+    }
+
+    fn commit(&mut self) -> Result<(), Error> {
+        let booted = self.booted;
+        transitions::commit(self, booted)
+    }
+
+    fn rollback(&mut self) -> Result<(), Error> {
+        let booted = self.booted;
+        transitions::rollback(self, booted)
+    }
+}

@@ -1,0 +1,54 @@
+//! The end of every boot: once the services are gone, flush and unmount /data so the next
+//! boot finds it clean, then power off or reboot. The hardware watchdog keeps being petted
+//! so a slow unmount is not cut short; if unmounting hangs for good, it resets the box.
+
+use std::time::Duration;
+
+use rustix::mount::MountFlags;
+use rustix::system::RebootCommand;
+
+use crate::error::{Context, Result};
+use crate::signals::Action;
+use crate::slot_commit::ESP_MOUNT_POINT;
+use crate::watchdog::Watchdog;
+use crate::{console, data_partition, mounts};
+
+/// Unmounts and syncs, then powers off or reboots. Returns only if the kernel refused.
+pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
+    let pet = || {
+        if let Some(watchdog) = watchdog {
+            watchdog.keepalive();
+        }
+    };
+    pet();
+    rustix::fs::sync();
+    pet();
+    // console.log is on /data; an open file would make the unmount fail.
+    console::stop_file_log();
+    if mounts::is_mount_point(ESP_MOUNT_POINT)
+        && let Err(err) = mounts::unmount(ESP_MOUNT_POINT)
+    {
+        log_error!("{err}");
+    }
+    match mounts::unmount(data_partition::MOUNT_POINT) {
+        Ok(()) => log_info!("data unmounted clean=yes"),
+        Err(err) => {
+            log_error!("{err}");
+            // Read-only still leaves the journal clean for the next boot.
+            let remount = MountFlags::RDONLY;
+            match rustix::mount::mount_remount(data_partition::MOUNT_POINT, remount, "") {
+                Ok(()) => log_info!("data remounted read-only"),
+                Err(err) => log_error!("remount /data read-only: {err}"),
+            }
+        }
+    }
+    pet();
+    rustix::fs::sync();
+    // Give the console a moment to drain the last lines before the machine goes away.
+    std::thread::sleep(Duration::from_millis(100));
+    let command = match action {
+        Action::PowerOff => RebootCommand::PowerOff,
+        Action::Reboot => RebootCommand::Restart,
+    };
+    rustix::system::reboot(command).context(|| format!("{} (reboot system call)", action.name()))
+}
