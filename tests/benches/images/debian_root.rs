@@ -14,9 +14,12 @@ use super::error::{Context, Result, fail};
 
 pub const SUITE: &str = "trixie";
 /// minbase: the packages of priority required, plus apt; no init system. systemd-sysv makes
-/// systemd PID 1; udev loads drivers; kmod (depmod, modprobe) comes with every Debian kernel.
+/// systemd PID 1; udev loads drivers; kmod (depmod, modprobe) comes with every Debian kernel;
+/// dbus is the first thing systemd Recommends (debootstrap skips Recommends, apt would not):
+/// without it there is no logind, so nothing powers off on the power button, and Debian
+/// starts five extra gettys instead (getty-static.service).
 const VARIANT: &str = "minbase";
-const INCLUDE: &str = "systemd-sysv,udev,kmod";
+const INCLUDE: &str = "systemd-sysv,udev,kmod,dbus";
 pub const HOSTNAME: &str = "debian";
 
 /// Written to the serial console once multi-user.target is reached, and 3 s later (as
