@@ -115,28 +115,31 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
     };
 
     // Root file system.
-    let mut root = RootTree::default();
-    root.dirs = [
-        "proc",
-        "sys",
-        "dev",
-        "run",
-        "tmp",
-        "data",
-        "boot/efi",
-        "sbin",
-        "usr/bin",
-        "usr/sbin",
-        "usr/lib64",
-        "etc/carapace",
-    ]
-    .map(String::from)
-    .to_vec();
-    root.symlinks = vec![
-        ("lib".into(), "usr/lib".into()),
-        ("lib64".into(), "usr/lib64".into()),
-        ("bin".into(), "usr/bin".into()),
-    ];
+    let mut root = RootTree {
+        dirs: [
+            "proc",
+            "sys",
+            "dev",
+            "run",
+            "tmp",
+            "data",
+            "boot/efi",
+            "sbin",
+            "usr/bin",
+            "usr/sbin",
+            "usr/lib64",
+            "etc/carapace",
+        ]
+        .map(String::from)
+        .to_vec(),
+        symlinks: vec![
+            ("lib".into(), "usr/lib".into()),
+            ("lib64".into(), "usr/lib64".into()),
+            ("bin".into(), "usr/bin".into()),
+        ],
+        ..RootTree::default()
+    };
+
     root.add(
         "/sbin/init",
         0o755,

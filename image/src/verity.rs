@@ -17,7 +17,10 @@ pub struct VerityTree {
 
 /// `data` must be a whole number of blocks.
 pub fn build(data: &[u8], salt: &[u8]) -> VerityTree {
-    assert!(data.len() % BLOCK == 0, "verity data must be block aligned");
+    assert!(
+        data.len().is_multiple_of(BLOCK),
+        "verity data must be block aligned"
+    );
     let hash_block = |block: &[u8]| -> [u8; HASH] {
         let mut h = Sha256::new();
         h.update(salt);
