@@ -32,7 +32,7 @@ pub fn write(path: &Path, esp: &[u8], root_ext4: &Path) -> Result<()> {
     let root_len = std::fs::metadata(root_ext4)
         .context(|| format!("stat {}", root_ext4.display()))?
         .len();
-    if esp.len() as u64 % MIB != 0 || root_len % MIB != 0 {
+    if !(esp.len() as u64).is_multiple_of(MIB) || !root_len.is_multiple_of(MIB) {
         return Err(fail(format!(
             "{}: the ESP and root must be whole MiB",
             what()
