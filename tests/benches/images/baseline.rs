@@ -139,9 +139,6 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     Ok(Baseline {
         image,
         image_zst,
-        description: format!(
-            "Debian {} debootstrap --variant=minbase + systemd-sysv, udev, kmod; ext4 root; busybox initramfs",
-            debian_root::SUITE
-        ),
+        description: debian_root::description(),
     })
 }
