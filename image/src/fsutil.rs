@@ -1,41 +1,26 @@
-//! File helpers: atomic writes (write, fsync, rename, fsync the directory) and sha256.
+//! File helpers: atomic writes and durable renames (on board-support's), and sha256.
 
-use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, Result};
 
+/// Write, fsync, rename, fsync the directory: board-support's crash-safe replacement.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let ctx = || format!("write {}", path.display());
-    let mut file = std::fs::File::create(&tmp).context(ctx)?;
-    file.write_all(data).context(ctx)?;
-    file.sync_all().context(ctx)?;
-    drop(file);
-    rename_durably(&tmp, path)
+    board_support::atomic_file::write(path, data, 0o644)
+        .context(|| format!("write {}", path.display()))
 }
 
 /// Renames and then fsyncs the directory, so the new name survives a crash.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .context(|| format!("rename {} to {}", from.display(), to.display()))?;
-    let dir = to.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(|| format!("fsync {}", dir.display()))
+    let dir = to
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    board_support::atomic_file::sync_dir(dir).context(|| format!("fsync {}", dir.display()))
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

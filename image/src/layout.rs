@@ -4,8 +4,8 @@
 //!   kernels, unified kernel images and board firmware later.
 //! - root-a/root-b 1 GiB each: today's root is tens of MiB; the ONNX Runtime, espeak-ng and
 //!   the perception models that later issues ship in the verified root need a few hundred MiB.
-//! - data: the image carries a small placeholder; init grows it to fill the disk and makes
-//!   ext4 on first boot, so one image fits any disk size.
+//! - data: the image carries a small, unformatted partition; init grows it to fill the disk
+//!   and makes ext4 on first boot, so one image fits any disk size.
 //!
 //! ```text
 //!  byte 0      +---------------------------------------------+

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use board_support::ServiceEntry;
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -22,8 +23,9 @@ pub struct Recipe {
     /// Workspace binaries beyond init and agentd (test images add the test service here).
     #[serde(default, rename = "binary")]
     pub binaries: Vec<ExtraBinary>,
+    /// PID 1's service table, written to /etc/carapace/services.toml as is.
     #[serde(rename = "service")]
-    pub services: Vec<Service>,
+    pub services: Vec<ServiceEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,27 +65,6 @@ pub struct ExtraBinary {
     pub package: String,
     /// Binary target of that package; installed as /usr/bin/<bin>.
     pub bin: String,
-}
-
-/// One row of PID 1's service table; written to /etc/carapace/services.toml as is.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Service {
-    pub name: String,
-    pub exec: Vec<String>,
-    pub uid: u32,
-    pub gid: u32,
-    pub memory_max: u64,
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    #[serde(default)]
-    pub ready: bool,
-    #[serde(default)]
-    pub watchdog_sec: u64,
-    #[serde(default)]
-    pub state_dir: bool,
-    #[serde(default)]
-    pub runtime_dir: bool,
 }
 
 impl Recipe {
@@ -131,11 +112,21 @@ impl Recipe {
                     service.name
                 ));
             }
-            if service.memory_max < 4 * 1024 * 1024 {
-                return Err(format!(
-                    "service '{}': memory_max {} is below 4 MiB; give it in bytes",
-                    service.name, service.memory_max
-                ));
+            // Images always cap their services; PID 1 alone would accept no limit.
+            match service.memory_max {
+                None => {
+                    return Err(format!(
+                        "service '{}': missing field `memory_max` (bytes)",
+                        service.name
+                    ));
+                }
+                Some(bytes) if bytes < 4 * 1024 * 1024 => {
+                    return Err(format!(
+                        "service '{}': memory_max {bytes} is below 4 MiB; give it in bytes",
+                        service.name
+                    ));
+                }
+                Some(_) => {}
             }
         }
         if !self.services.iter().any(|s| s.ready) {
@@ -152,7 +143,7 @@ impl Recipe {
     pub fn services_toml(&self) -> Result<String> {
         #[derive(serde::Serialize)]
         struct Table<'a> {
-            service: &'a [Service],
+            service: &'a [ServiceEntry],
         }
         let body = toml::to_string(&Table {
             service: &self.services,

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+pub use board_support::ServiceEntry;
 use rustix::thread::CapabilitySet;
 use serde::Deserialize;
 
@@ -20,29 +21,6 @@ const RESERVED_NAMES: [&str; 2] = ["log", "lost+found"];
 struct ServiceFile {
     #[serde(default)]
     service: Vec<ServiceEntry>,
-}
-
-/// One `[[service]]` table, field for field.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceEntry {
-    pub name: String,
-    pub exec: Vec<String>,
-    pub uid: u32,
-    pub gid: u32,
-    /// Bytes; `None` leaves the cgroup at "max".
-    #[serde(default)]
-    pub memory_max: Option<u64>,
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    #[serde(default)]
-    pub ready: bool,
-    #[serde(default)]
-    pub watchdog_sec: u64,
-    #[serde(default)]
-    pub state_dir: bool,
-    #[serde(default)]
-    pub runtime_dir: bool,
 }
 
 /// A checked service: the entry plus its capabilities as a bit set.

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::BootControl;
-use super::transitions::{self, EntryStore};
+use super::transitions::EntryStore;
 use crate::atomic_file;
 use crate::boot_entry::EntryName;
 use crate::error::Error;
@@ -82,6 +81,10 @@ impl FileBootControl {
 }
 
 impl EntryStore for FileBootControl {
+    fn booted(&self) -> Slot {
+        self.booted
+    }
+
     fn location(&self) -> PathBuf {
         self.path.clone()
     }
@@ -100,33 +103,10 @@ impl EntryStore for FileBootControl {
     }
 }
 
-impl BootControl for FileBootControl {
-    fn current_slot(&self) -> Result<Slot, Error> {
-        Ok(self.booted)
-    }
-
-    fn is_trial(&self) -> Result<bool, Error> {
-        transitions::is_trial(self, self.booted)
-    }
-
-    fn arm_trial(&mut self, slot: Slot) -> Result<(), Error> {
-        transitions::arm_trial(self, slot)
-    }
-
-    fn commit(&mut self) -> Result<(), Error> {
-        let booted = self.booted;
-        transitions::commit(self, booted)
-    }
-
-    fn rollback(&mut self) -> Result<(), Error> {
-        let booted = self.booted;
-        transitions::rollback(self, booted)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boot_control::BootControl;
 
     #[test]
     fn state_file_holds_the_file_names() {

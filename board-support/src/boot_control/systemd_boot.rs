@@ -3,8 +3,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use super::BootControl;
-use super::transitions::{self, EntryStore};
+use super::transitions::EntryStore;
 use crate::atomic_file;
 use crate::boot_entry::{ENTRIES_DIR, EntryName};
 use crate::error::Error;
@@ -33,6 +32,10 @@ impl SystemdBoot {
 }
 
 impl EntryStore for SystemdBoot {
+    fn booted(&self) -> Slot {
+        self.booted
+    }
+
     fn location(&self) -> PathBuf {
         self.entries_dir()
     }
@@ -56,29 +59,5 @@ impl EntryStore for SystemdBoot {
         fs::rename(&from_path, dir.join(to.file_name()))
             .map_err(|err| Error::io("rename boot loader entry", from_path, err))?;
         atomic_file::sync_dir(&dir).map_err(|err| Error::io("sync", dir, err))
-    }
-}
-
-impl BootControl for SystemdBoot {
-    fn current_slot(&self) -> Result<Slot, Error> {
-        Ok(self.booted)
-    }
-
-    fn is_trial(&self) -> Result<bool, Error> {
-        transitions::is_trial(self, self.booted)
-    }
-
-    fn arm_trial(&mut self, slot: Slot) -> Result<(), Error> {
-        transitions::arm_trial(self, slot)
-    }
-
-    fn commit(&mut self) -> Result<(), Error> {
-        let booted = self.booted;
-        transitions::commit(self, booted)
-    }
-
-    fn rollback(&mut self) -> Result<(), Error> {
-        let booted = self.booted;
-        transitions::rollback(self, booted)
     }
 }

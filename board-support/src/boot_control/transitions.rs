@@ -9,7 +9,11 @@ use crate::slot::Slot;
 
 /// Where the entries live. A rename must be atomic: after a crash the entry has either its old
 /// or its new name.
-pub(super) trait EntryStore {
+/// Public only inside this private module: every store gets `BootControl` from the one
+/// blanket impl below.
+pub trait EntryStore {
+    /// The slot this system booted from.
+    fn booted(&self) -> Slot;
     /// For error messages: the directory or file that holds the entries.
     fn location(&self) -> PathBuf;
     fn entries(&self) -> Result<Vec<EntryName>, Error>;
@@ -82,4 +86,28 @@ fn rename_unless_same(
         return Ok(());
     }
     store.rename(from, to)
+}
+
+impl<T: EntryStore> super::BootControl for T {
+    fn current_slot(&self) -> Result<Slot, Error> {
+        Ok(self.booted())
+    }
+
+    fn is_trial(&self) -> Result<bool, Error> {
+        is_trial(self, self.booted())
+    }
+
+    fn arm_trial(&mut self, slot: Slot) -> Result<(), Error> {
+        arm_trial(self, slot)
+    }
+
+    fn commit(&mut self) -> Result<(), Error> {
+        let booted = self.booted();
+        commit(self, booted)
+    }
+
+    fn rollback(&mut self) -> Result<(), Error> {
+        let booted = self.booted();
+        rollback(self, booted)
+    }
 }
