@@ -35,7 +35,7 @@ test-unit:
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
 test-system:
-	$(CARGO) test -p carapace-tests --test system -- --test-threads=1 --nocapture
+	$(CARGO) test -p carapace-tests --tests -- --test-threads=1 --nocapture
 
 test: deps lint test-unit test-system
 

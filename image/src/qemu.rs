@@ -232,7 +232,8 @@ impl Vm {
         self.lines.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
-    /// Waits for a console line containing `needle` at index >= `from`; returns (index, line).
+    /// Waits for a console line that starts with `needle` at index >= `from`; returns (index,
+    /// line). Anchored at the start, so a line that merely mentions `needle` never matches.
     pub fn wait_for(
         &mut self,
         needle: &str,
@@ -246,7 +247,7 @@ impl Vm {
                 .into_iter()
                 .enumerate()
                 .skip(from)
-                .find(|(_, l)| l.contains(needle))
+                .find(|(_, l)| l.starts_with(needle))
             {
                 return Ok(hit);
             }

@@ -2,80 +2,14 @@
 //! with OVMF and read the serial console. Each test boots its own qcow2 overlay of the image.
 //! Run one at a time (`--test-threads=1`): the machines are TCG-emulated and CPU-bound.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use carapace_image::layout::{DiskPlan, ROOT_A_NAME};
-use carapace_image::qemu::{Vm, VmConfig, create_overlay};
-
-const TEST_RECIPE: &str = "recipes/x86-64-qemu-test.toml";
-const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-/// Builds the test image once per test run.
-fn test_image() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let ws = workspace();
-        match carapace_image::build::build(&ws.join(TEST_RECIPE), &ws) {
-            Ok(out) => out.image,
-            Err(e) => panic!("building the test image failed: {e}"),
-        }
-    })
-}
-
-/// A fresh machine directory with a 4 GiB overlay of the test image.
-fn machine(name: &str) -> (tempfile::TempDir, VmConfig) {
-    let image = test_image();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("carapace-{name}-"))
-        .tempdir()
-        .expect("tempdir");
-    let disk = dir.path().join("disk.qcow2");
-    create_overlay(image, &disk, 4).expect("qcow2 overlay");
-    let mut config = VmConfig::new(disk, dir.path());
-    config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
-    (dir, config)
-}
-
-fn boot_to_ready(config: &VmConfig) -> Vm {
-    let mut vm = Vm::start(config).expect("start QEMU");
-    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
-        panic!("{e}\n--- console ---\n{}", vm.console().join("\n"));
-    }
-    vm
-}
-
-fn line_with(vm: &mut Vm, needle: &str) -> String {
-    match vm.wait_for(needle, 0, Duration::from_secs(60)) {
-        Ok((_, line)) => line,
-        Err(e) => panic!("{e}\n--- console ---\n{}", vm.console().join("\n")),
-    }
-}
-
-fn value<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {key}= in '{line}'"))
-}
-
-fn power_off(vm: &mut Vm) {
-    vm.power_button().expect("QMP power button");
-    line_with(vm, "carapace: shutdown reason=power-button action=poweroff");
-    line_with(vm, "carapace: data unmounted clean=yes");
-    let status = vm
-        .wait_exit(Duration::from_secs(90))
-        .expect("machine powers off");
-    assert!(status.success(), "QEMU exited with {status}");
-}
+use carapace_image::qemu::Vm;
+use common::*;
 
 /// First boot: stage 1 hands over to stage 2 on a read-only, verity-backed erofs root; /data
 /// is made and grown; agentd is unprivileged and makes an identity; orphans are reaped; the
@@ -242,15 +176,6 @@ fn watchdog_resets_when_a_service_stops_petting() {
     ) {
         panic!("no reset by the watchdog: {e}\n{}", vm.console().join("\n"));
     }
-}
-
-fn read_byte(path: &Path, offset: u64) -> u8 {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).expect("image");
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    let mut b = [0u8; 1];
-    file.read_exact(&mut b).expect("read");
-    b[0]
 }
 
 /// Two builds of one recipe give the same bytes (SOURCE_DATE_EPOCH, sorted entries, derived

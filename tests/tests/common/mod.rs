@@ -1,0 +1,95 @@
+//! The harness every whole-system test file shares: build the test image once per test binary,
+//! give each test its own qcow2 overlay, and read console lines anchored at their start.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use carapace_image::qemu::{Vm, VmConfig, create_overlay};
+
+pub const TEST_RECIPE: &str = "recipes/x86-64-qemu-test.toml";
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// Builds the test image once per test binary.
+pub fn test_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let ws = workspace();
+        match carapace_image::build::build(&ws.join(TEST_RECIPE), &ws) {
+            Ok(out) => out.image,
+            Err(e) => panic!("building the test image failed: {e}"),
+        }
+    })
+}
+
+/// A fresh machine directory with a 4 GiB overlay of `image`.
+pub fn machine_of(image: &Path, name: &str) -> (tempfile::TempDir, VmConfig) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("carapace-{name}-"))
+        .tempdir()
+        .expect("tempdir");
+    let disk = dir.path().join("disk.qcow2");
+    create_overlay(image, &disk, 4).expect("qcow2 overlay");
+    let mut config = VmConfig::new(disk, dir.path());
+    config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
+    (dir, config)
+}
+
+/// A fresh machine directory with a 4 GiB overlay of the test image.
+pub fn machine(name: &str) -> (tempfile::TempDir, VmConfig) {
+    machine_of(test_image(), name)
+}
+
+pub fn fail(vm: &Vm, what: impl std::fmt::Display) -> ! {
+    panic!("{what}\n--- console ---\n{}", vm.console().join("\n"))
+}
+
+pub fn boot_to_ready(config: &VmConfig) -> Vm {
+    let mut vm = Vm::start(config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    vm
+}
+
+/// The first console line that starts with `needle` (waiting up to a minute).
+pub fn line_with(vm: &mut Vm, needle: &str) -> String {
+    match vm.wait_for(needle, 0, Duration::from_secs(60)) {
+        Ok((_, line)) => line,
+        Err(e) => fail(vm, e),
+    }
+}
+
+/// The value of `key=value` in a console line.
+pub fn value<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in '{line}'"))
+}
+
+pub fn power_off(vm: &mut Vm) {
+    vm.power_button().expect("QMP power button");
+    line_with(vm, "carapace: shutdown reason=power-button action=poweroff");
+    line_with(vm, "carapace: data unmounted clean=yes");
+    let status = vm
+        .wait_exit(Duration::from_secs(90))
+        .expect("machine powers off");
+    assert!(status.success(), "QEMU exited with {status}");
+}
+
+pub fn read_byte(path: &Path, offset: u64) -> u8 {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).expect("image");
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut b = [0u8; 1];
+    file.read_exact(&mut b).expect("read");
+    b[0]
+}
