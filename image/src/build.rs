@@ -9,6 +9,7 @@ use board_support::boot_entry::{DEFAULT_TRIES, EntryName, render_entry, render_l
 use board_support::cmdline::{BootParams, VerityParams};
 
 use crate::board::{self, Board};
+use crate::cache_lock::CacheLock;
 use crate::cargo_build::{BinarySpec, build_static, git_revision};
 use crate::error::{Error, IoContext, Result};
 use crate::esp::{EspFile, build_esp};
@@ -17,6 +18,7 @@ use crate::gpt_writer::{GptIds, write_gpt};
 use crate::ids::{derived_bytes, derived_u32, derived_uuid};
 use crate::kmod::{KernelTree, modules_dep};
 use crate::layout::{DATA_NAME, DiskPlan, ESP_NAME, ROOT_A_NAME};
+use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
@@ -36,13 +38,52 @@ pub struct Paths {
 
 impl Paths {
     pub fn for_recipe(workspace: &Path, recipe: &Recipe) -> Paths {
-        let cache = std::env::var_os("CARAPACE_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join(".cache/carapace"));
         Paths {
             workspace: workspace.into(),
             out: workspace.join("out").join(&recipe.name),
-            cache,
+            cache: default_cache(workspace),
+        }
+    }
+
+    /// The three outputs of a build; they appear together: sbom.json is renamed into place
+    /// last, so an image without it is a build that did not finish.
+    pub fn outputs(&self) -> BuildOutput {
+        BuildOutput {
+            image: self.out.join("carapace.img"),
+            image_zst: self.out.join("carapace.img.zst"),
+            sbom: self.out.join("sbom.json"),
+        }
+    }
+}
+
+/// The build cache, shared by every checkout on the machine: CARAPACE_CACHE, else
+/// $XDG_CACHE_HOME/carapace, else ~/.cache/carapace.
+pub fn default_cache(workspace: &Path) -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("CARAPACE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("carapace");
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/carapace"),
+        None => workspace.join(".cache/carapace"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Refuse to move a pin the archive dropped (`carapace build --locked`).
+    pub locked: bool,
+}
+
+impl BuildOptions {
+    pub fn lock_policy(self) -> LockPolicy {
+        if self.locked {
+            LockPolicy::Locked
+        } else {
+            LockPolicy::Update
         }
     }
 }
@@ -55,7 +96,16 @@ fn source_date_epoch() -> u64 {
         .unwrap_or(1_767_225_600)
 }
 
+/// A build with the default options: pins the archive dropped move on, as `cargo build` does.
 pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
+    build_with(recipe_path, workspace, BuildOptions::default())
+}
+
+pub fn build_with(
+    recipe_path: &Path,
+    workspace: &Path,
+    options: BuildOptions,
+) -> Result<BuildOutput> {
     let (recipe, recipe_text) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
     let disk = DiskPlan::new(
@@ -64,12 +114,25 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         recipe.disk.data_mib.unwrap_or(board.default_data_mib),
     )?;
     let paths = Paths::for_recipe(workspace, &recipe);
+    let _cache_lock = CacheLock::acquire(&paths.cache)?;
+    let outputs = paths.outputs();
+    // Whatever was there is gone before anything new is written: a failed build leaves no
+    // image that does not match the recipe.
+    for old in [&outputs.sbom, &outputs.image, &outputs.image_zst] {
+        remove_if_present(old)?;
+    }
     let epoch = source_date_epoch();
     let work = paths.out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).context(|| format!("create {}", work.display()))?;
 
-    let debs = packages::fetch(recipe_path, &recipe, &board, &paths.cache)?;
+    let debs = packages::fetch(
+        recipe_path,
+        &recipe,
+        &board,
+        &paths.cache,
+        options.lock_policy(),
+    )?;
     let lock_text = toml::to_string(&debs.lock).unwrap_or_default();
     let build_id = sha256_hex(format!("{recipe_text}\n{lock_text}").as_bytes())[..16].to_string();
 
@@ -109,10 +172,7 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         .collect();
     let boot_modules = kernel.closure(&boot_modules)?;
     let root_modules = kernel.closure(&recipe.kernel.root_modules)?;
-    let kernel_origin = Origin::Debian {
-        package: kernel_pkg.name.clone(),
-        version: kernel_pkg.version.clone(),
-    };
+    let kernel_origin = kernel_pkg.origin();
 
     // Root file system.
     let mut root = RootTree {
@@ -172,10 +232,7 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
                 &path,
                 mode,
                 Content::Copy(file.source),
-                Origin::Debian {
-                    package: file.package.name.clone(),
-                    version: file.package.version.clone(),
-                },
+                file.package.origin(),
             );
         }
     }
@@ -321,17 +378,31 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
 
     // The disk image, written under a temporary name and renamed when complete.
     std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
-    let image = paths.out.join("carapace.img");
-    let partial = paths.out.join(".carapace.img.partial");
-    let written = write_disk(&partial, &disk, &ids, &esp_image, &root_data, &tree.tree);
+    let partial = |path: &Path| {
+        path.with_extension(format!(
+            "{}.partial",
+            path.extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+        ))
+    };
+    let image_partial = partial(&outputs.image);
+    let zst_partial = partial(&outputs.image_zst);
+    let sbom_partial = partial(&outputs.sbom);
+    let written = write_disk(
+        &image_partial,
+        &disk,
+        &ids,
+        &esp_image,
+        &root_data,
+        &tree.tree,
+    )
+    .and_then(|()| compress_zst(&image_partial, &zst_partial));
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&image_partial);
+        let _ = std::fs::remove_file(&zst_partial);
         return Err(e);
     }
-    rename_durably(&partial, &image)?;
-
-    let image_zst = paths.out.join("carapace.img.zst");
-    compress_zst(&image, &image_zst)?;
 
     // SBOM.
     let mut files = Vec::new();
@@ -364,10 +435,7 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
     }
     for f in &esp_files {
         let origin = if f.path == board.bootloader_esp_path {
-            Origin::Debian {
-                package: efi.name.clone(),
-                version: efi.version.clone(),
-            }
+            efi.origin()
         } else if f.path.ends_with("vmlinuz") {
             kernel_origin.clone()
         } else {
@@ -388,23 +456,48 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         debian_suite: recipe.debian.suite.clone(),
         files,
     };
-    let sbom_path = paths.out.join("sbom.json");
     let sbom_text = serde_json::to_string_pretty(&sbom).map_err(|e| Error::image(e.to_string()))?;
-    write_atomic(&sbom_path, sbom_text.as_bytes())?;
+    write_atomic(&sbom_partial, sbom_text.as_bytes())?;
+    rename_durably(&image_partial, &outputs.image)?;
+    rename_durably(&zst_partial, &outputs.image_zst)?;
+    rename_durably(&sbom_partial, &outputs.sbom)?;
     let _ = std::fs::remove_dir_all(&work);
 
     eprintln!(
         "carapace: built {} ({} MiB raw, root {} KiB, initramfs {} KiB, build {build_id})",
-        image.display(),
+        outputs.image.display(),
         disk.total_size >> 20,
         root_bytes >> 10,
         initrd.compressed.len() >> 10
     );
-    Ok(BuildOutput {
-        image,
-        image_zst,
-        sbom: sbom_path,
-    })
+    Ok(outputs)
+}
+
+/// `carapace lock`: pins what the recipe asks for, moves pins the archive dropped, and moves
+/// the pins `update` names to the archive's current versions; prints the changes.
+pub fn lock_recipe(
+    recipe_path: &Path,
+    workspace: &Path,
+    update: &UpdateRequest,
+) -> Result<Resolved> {
+    let (recipe, _) = Recipe::load(recipe_path)?;
+    let board = board::find(&recipe.board)?;
+    let cache = default_cache(workspace);
+    let _cache_lock = CacheLock::acquire(&cache)?;
+    let lock_path = Recipe::lock_path(recipe_path);
+    let request = packages::Request::for_recipe(&board, &recipe);
+    let resolved = packages::resolve(&lock_path, &request, &cache, LockPolicy::Update, update)?;
+    packages::report(&lock_path, &resolved.changes);
+    Ok(resolved)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).context(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_disk(
@@ -432,17 +525,14 @@ fn write_disk(
 }
 
 fn compress_zst(image: &Path, out: &Path) -> Result<()> {
-    let partial = out.with_extension("zst.partial");
     let ctx = || format!("compress {} to {}", image.display(), out.display());
     let input = std::fs::File::open(image).context(ctx)?;
-    let output = std::fs::File::create(&partial).context(ctx)?;
+    let output = std::fs::File::create(out).context(ctx)?;
     let mut encoder = zstd::stream::Encoder::new(output, 3).context(ctx)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, input);
     std::io::copy(&mut reader, &mut encoder).context(ctx)?;
     let output = encoder.finish().context(ctx)?;
-    output.sync_all().context(ctx)?;
-    drop(output);
-    rename_durably(&partial, out)
+    output.sync_all().context(ctx)
 }
 
 /// The workspace root: the nearest ancestor of the current directory with the members.

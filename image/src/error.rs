@@ -33,6 +33,21 @@ pub enum Error {
     #[error("lock file {path}: {message}")]
     Lock { path: PathBuf, message: String },
 
+    #[error(
+        "{package} {version}, pinned in {lock} for '{requested}', is served by no source (the \
+         download cache, the mirror, the Debian snapshot archive) and --locked forbids moving \
+         it; either build without --locked, which moves it to the archive's current version, \
+         or run `carapace lock --recipe {recipe} --update {requested}`",
+        lock = lock.display(),
+        recipe = lock.with_extension("toml").display()
+    )]
+    PinUnavailable {
+        package: String,
+        version: String,
+        lock: PathBuf,
+        requested: String,
+    },
+
     #[error("kernel module {0}")]
     Module(String),
 

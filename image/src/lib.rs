@@ -4,8 +4,10 @@
 pub mod apt;
 pub mod board;
 pub mod build;
+pub mod cache_lock;
 pub mod cargo_build;
 pub mod cpio;
+pub mod deb_cache;
 pub mod elf_deps;
 pub mod error;
 pub mod esp;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use carapace_image::build::{build, find_workspace};
+use carapace_image::build::{BuildOptions, build_with, find_workspace, lock_recipe};
+use carapace_image::packages::UpdateRequest;
 use carapace_image::run::{RunOptions, run};
 
 #[derive(Parser)]
@@ -26,6 +27,17 @@ enum Command {
     Build {
         #[arg(long)]
         recipe: PathBuf,
+        /// Refuse to move a pinned package the archive dropped (release builds).
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Bring the recipe's lock file in line with the recipe and the archive; with --update,
+    /// move pins (all, or the named packages) to the archive's current versions.
+    Lock {
+        #[arg(long)]
+        recipe: PathBuf,
+        #[arg(long, num_args = 0.., value_name = "PKG")]
+        update: Option<Vec<String>>,
     },
     /// Boot the recipe's image in QEMU (building it first if it is missing).
     Run {
@@ -46,14 +58,31 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = find_workspace().and_then(|workspace| match cli.command {
-        Command::Build { recipe } => build(&recipe, &workspace).map(|out| {
-            println!(
-                "{}\n{}\n{}",
-                out.image.display(),
-                out.image_zst.display(),
-                out.sbom.display()
-            );
-        }),
+        Command::Build { recipe, locked } => {
+            build_with(&recipe, &workspace, BuildOptions { locked }).map(|out| {
+                println!(
+                    "{}\n{}\n{}",
+                    out.image.display(),
+                    out.image_zst.display(),
+                    out.sbom.display()
+                );
+            })
+        }
+        Command::Lock { recipe, update } => {
+            let update = match update {
+                None => UpdateRequest::None,
+                Some(names) if names.is_empty() => UpdateRequest::All,
+                Some(names) => UpdateRequest::Only(names),
+            };
+            lock_recipe(&recipe, &workspace, &update).map(|resolved| {
+                if resolved.changes.is_empty() {
+                    eprintln!(
+                        "carapace: the lock is up to date ({} packages)",
+                        resolved.lock.packages.len()
+                    );
+                }
+            })
+        }
         Command::Run {
             recipe,
             until_ready,

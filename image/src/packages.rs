@@ -1,22 +1,35 @@
 //! Resolves, downloads, verifies and unpacks the Debian packages an image takes files from.
-//! Downloads and unpacked trees are cached by name and version under the build cache.
+//! Downloads and unpacked trees are cached by sha256 (deb_cache.rs); lock.rs says what is pinned.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::apt::{Apt, IndexEntry, deb_file_name};
+use crate::apt::{Apt, IndexEntry, Sources};
 use crate::board::Board;
+use crate::deb_cache::DebCache;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::sha256_file;
-use crate::lock::{Lock, LockedPackage};
+use crate::lock::{ChangeReason, Lock, LockedPackage, PinChange, now_timestamp};
 use crate::recipe::Recipe;
+use crate::rootfs::Origin;
 
 #[derive(Debug, Clone)]
 pub struct Package {
     pub name: String,
     pub version: String,
+    /// The suite whose index served it, e.g. "trixie-security".
+    pub suite: String,
     /// The unpacked data.tar of the .deb.
     pub root: PathBuf,
+}
+
+impl Package {
+    pub fn origin(&self) -> Origin {
+        Origin::Debian {
+            package: self.name.clone(),
+            version: self.version.clone(),
+            suite: self.suite.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -52,75 +65,394 @@ pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
     names
 }
 
+/// What a build does with a pin that no source serves any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockPolicy {
+    /// Move it to the archive's current version and say so, as `cargo build` updates
+    /// Cargo.lock.
+    Update,
+    /// Stop with an error, as `cargo build --locked` does: release builds and the
+    /// reproducibility bench.
+    Locked,
+}
+
+/// Which pins `carapace lock --update` moves to the archive's current versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateRequest {
+    None,
+    All,
+    /// By requested name or package name.
+    Only(Vec<String>),
+}
+
+impl UpdateRequest {
+    fn wants(&self, pin: &LockedPackage) -> bool {
+        match self {
+            UpdateRequest::None => false,
+            UpdateRequest::All => true,
+            UpdateRequest::Only(names) => {
+                names.iter().any(|n| *n == pin.requested || *n == pin.name)
+            }
+        }
+    }
+}
+
+/// What to pin: a release, an architecture, and the packages asked for.
+pub struct Request {
+    pub suite: String,
+    pub arch: String,
+    pub requested: Vec<String>,
+    /// The board's kernel metapackage, pinned as the versioned linux-image-* it depends on.
+    pub kernel_metapackage: Option<String>,
+    /// The mirror to read the archive from.
+    pub sources: Sources,
+}
+
+impl Request {
+    pub fn for_recipe(board: &Board, recipe: &Recipe) -> Request {
+        Request {
+            suite: recipe.debian.suite.clone(),
+            arch: board.debian_arch.into(),
+            requested: requested_packages(board, recipe),
+            kernel_metapackage: Some(board.kernel_metapackage.into()),
+            sources: Sources::configured(),
+        }
+    }
+}
+
+/// The lock after a build or `carapace lock` looked at it, and a cached .deb for every pin.
+pub struct Resolved {
+    pub lock: Lock,
+    pub changes: Vec<PinChange>,
+    /// In the lock's order.
+    pub debs: Vec<PathBuf>,
+}
+
+/// Builds: fetch every pinned package (moving dropped pins under `LockPolicy::Update`), print
+/// one line per change, write the lock if it changed, and unpack.
 pub fn fetch(
     recipe_path: &Path,
     recipe: &Recipe,
     board: &Board,
     cache: &Path,
+    policy: LockPolicy,
 ) -> Result<PackageSet> {
     let lock_path = Recipe::lock_path(recipe_path);
-    let requested = requested_packages(board, recipe);
-    let suite = &recipe.debian.suite;
-    let mut apt = Apt::new(cache, suite, board.debian_arch)?;
-
-    let lock = match Lock::read(&lock_path)? {
-        Some(lock) if lock.covers(suite, board.debian_arch, &requested) => lock,
-        stale => {
-            if stale.is_some() {
-                eprintln!(
-                    "carapace: the recipe's package list changed; resolving {} again",
-                    lock_path.display()
-                );
-            }
-            let lock = resolve(&mut apt, board, suite, &requested)?;
-            lock.write(&lock_path)?;
-            eprintln!(
-                "carapace: pinned {} packages in {}",
-                lock.packages.len(),
-                lock_path.display()
-            );
-            lock
-        }
-    };
-
+    let request = Request::for_recipe(board, recipe);
+    let resolved = resolve(&lock_path, &request, cache, policy, &UpdateRequest::None)?;
+    report(&lock_path, &resolved.changes);
     let mut packages = Vec::new();
-    for pinned in &lock.packages {
-        let deb = download_verified(&mut apt, pinned, &cache.join("debs"), &lock_path)?;
-        let root = unpack(
-            &deb,
-            &cache
-                .join("unpacked")
-                .join(format!("{}_{}", pinned.name, pinned.version)),
-        )?;
+    for (pinned, deb) in resolved.lock.packages.iter().zip(&resolved.debs) {
+        let root = unpack(deb, &cache.join("unpacked").join(&pinned.sha256))?;
         packages.push(Package {
             name: pinned.name.clone(),
             version: pinned.version.clone(),
+            suite: pinned.suite.clone(),
             root,
         });
     }
-    Ok(PackageSet { packages, lock })
+    Ok(PackageSet {
+        packages,
+        lock: resolved.lock,
+    })
 }
 
-fn resolve(apt: &mut Apt, board: &Board, suite: &str, requested: &[String]) -> Result<Lock> {
-    let mut packages = Vec::new();
-    for name in requested {
-        let mut entry = apt.lookup(name, None)?;
-        if name == board.kernel_metapackage {
+/// Prints the table of moved pins, one line each.
+pub fn report(lock_path: &Path, changes: &[PinChange]) {
+    if changes.is_empty() {
+        return;
+    }
+    eprintln!("carapace: updating {}", lock_path.display());
+    for change in changes {
+        eprintln!("    {change}");
+    }
+}
+
+/// Reads the lock at `lock_path`, makes it pin exactly `request.requested`, moves the pins
+/// `update` names, fetches every pin into the cache (cache, then mirror, then the snapshot
+/// archive), and writes the lock back if anything changed.
+pub fn resolve(
+    lock_path: &Path,
+    request: &Request,
+    cache: &Path,
+    policy: LockPolicy,
+    update: &UpdateRequest,
+) -> Result<Resolved> {
+    let previous = Lock::read(lock_path)?;
+    let mut sources = PackageSources::new(cache, request)?;
+    let mut changes = Vec::new();
+    let mut lock = Lock::new(&request.suite, &request.arch);
+    let usable = previous
+        .as_ref()
+        .filter(|l| l.suite == request.suite && l.architecture == request.arch);
+
+    for wanted in &request.requested {
+        match usable.and_then(|l| l.find(wanted)) {
+            Some(pin) if update.wants(pin) => {
+                let current = sources.current(wanted)?;
+                if current.pin() == pin.pin() {
+                    lock.packages.push(pin.clone());
+                    continue;
+                }
+                changes.push(PinChange {
+                    requested: wanted.clone(),
+                    from: Some(pin.pin()),
+                    to: Some(current.pin()),
+                    reason: ChangeReason::Updated,
+                });
+                lock.packages.push(current);
+            }
+            Some(pin) => lock.packages.push(pin.clone()),
+            None => {
+                refuse_if_locked(policy, lock_path, || {
+                    format!("it does not pin '{wanted}', which the recipe asks for")
+                })?;
+                let current = sources.current(wanted)?;
+                changes.push(PinChange {
+                    requested: wanted.clone(),
+                    from: None,
+                    to: Some(current.pin()),
+                    reason: ChangeReason::Added,
+                });
+                lock.packages.push(current);
+            }
+        }
+    }
+    if let Some(previous) = usable {
+        for gone in previous
+            .packages
+            .iter()
+            .filter(|p| !request.requested.contains(&p.requested))
+        {
+            refuse_if_locked(policy, lock_path, || {
+                format!(
+                    "it pins '{}', which the recipe no longer asks for",
+                    gone.requested
+                )
+            })?;
+            changes.push(PinChange {
+                requested: gone.requested.clone(),
+                from: Some(gone.pin()),
+                to: None,
+                reason: ChangeReason::Removed,
+            });
+        }
+    }
+    if let Some(previous) = previous.as_ref().filter(|_| usable.is_none()) {
+        refuse_if_locked(policy, lock_path, || {
+            format!(
+                "it pins {} for {}, but the recipe asks for {} for {}",
+                previous.suite, previous.architecture, request.suite, request.arch
+            )
+        })?;
+    }
+
+    let mut debs = Vec::new();
+    for pin in &mut lock.packages {
+        if let Some(deb) = sources.fetch_pinned(pin)? {
+            if pin.suite.is_empty() {
+                // A lock from before suites were recorded: the mirror serves it now.
+                let apt = sources.mirror()?;
+                pin.suite = apt.suite_of(&pin.name, &pin.version)?;
+                pin.seen = now_timestamp();
+            }
+            debs.push(deb);
+            continue;
+        }
+        if policy == LockPolicy::Locked {
+            return Err(Error::PinUnavailable {
+                package: pin.name.clone(),
+                version: pin.version.clone(),
+                lock: lock_path.into(),
+                requested: pin.requested.clone(),
+            });
+        }
+        let current = sources.current(&pin.requested)?;
+        changes.push(PinChange {
+            requested: pin.requested.clone(),
+            from: Some(pin.pin()),
+            to: Some(current.pin()),
+            reason: ChangeReason::Dropped,
+        });
+        *pin = current;
+        let deb = sources.fetch_pinned(pin)?.ok_or_else(|| {
+            Error::Package(format!(
+                "{}={} was just read from the index but cannot be downloaded",
+                pin.name, pin.version
+            ))
+        })?;
+        debs.push(deb);
+    }
+
+    if previous.as_ref() != Some(&lock) {
+        lock.write(lock_path)?;
+    }
+    Ok(Resolved {
+        lock,
+        changes,
+        debs,
+    })
+}
+
+fn refuse_if_locked(
+    policy: LockPolicy,
+    lock_path: &Path,
+    why: impl FnOnce() -> String,
+) -> Result<()> {
+    if policy == LockPolicy::Locked {
+        return Err(Error::Lock {
+            path: lock_path.into(),
+            message: format!(
+                "{} and --locked forbids changing it; run `carapace lock` to bring the lock in \
+                 line with the recipe, or build without --locked",
+                why()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Where pinned packages come from, in order: the content-addressed cache, the configured
+/// mirror, the Debian snapshot archive. apt is only started when the cache cannot serve.
+struct PackageSources<'a> {
+    cache_dir: &'a Path,
+    cache: DebCache,
+    request: &'a Request,
+    mirror: Option<Apt>,
+    /// Set once the snapshot archive failed: one line says so, and no pin asks it again.
+    snapshot_unreachable: bool,
+}
+
+impl<'a> PackageSources<'a> {
+    fn new(cache_dir: &'a Path, request: &'a Request) -> Result<PackageSources<'a>> {
+        Ok(PackageSources {
+            cache_dir,
+            cache: DebCache::new(cache_dir)?,
+            request,
+            mirror: None,
+            snapshot_unreachable: false,
+        })
+    }
+
+    fn mirror(&mut self) -> Result<&mut Apt> {
+        if self.mirror.is_none() {
+            let apt = Apt::new(
+                self.cache_dir,
+                &self.request.suite,
+                &self.request.suite,
+                &self.request.arch,
+                self.request.sources.clone(),
+            )?;
+            self.mirror = Some(apt);
+        }
+        self.mirror
+            .as_mut()
+            .ok_or_else(|| Error::Package("apt was not set up".into()))
+    }
+
+    /// The archive's current version of `requested`, as a pin seen now.
+    fn current(&mut self, requested: &str) -> Result<LockedPackage> {
+        let is_kernel = self.request.kernel_metapackage.as_deref() == Some(requested);
+        let apt = self.mirror()?;
+        let mut entry = apt.require(requested)?;
+        if is_kernel {
             entry = kernel_behind_metapackage(apt, &entry)?;
         }
-        packages.push(LockedPackage {
-            requested: name.clone(),
+        let suite = apt.suite_of(&entry.name, &entry.version)?;
+        Ok(LockedPackage {
+            requested: requested.into(),
             name: entry.name,
             version: entry.version,
             architecture: entry.architecture,
+            suite,
             sha256: entry.sha256,
-        });
+            seen: now_timestamp(),
+        })
     }
-    Ok(Lock {
-        suite: suite.into(),
-        architecture: board.debian_arch.into(),
-        packages,
-    })
+
+    /// The pinned bytes from the first source that has them; `None` when none does.
+    fn fetch_pinned(&mut self, pin: &LockedPackage) -> Result<Option<PathBuf>> {
+        if let Some(deb) = self.cache.get(&pin.sha256)? {
+            return Ok(Some(deb));
+        }
+        let spool = self.cache_dir.join("downloads");
+        let mirror = self.mirror()?;
+        if let Some(deb) = download_from(mirror, pin, &spool)? {
+            return self.cache.put(&deb, &pin.sha256, &describe(pin)).map(Some);
+        }
+        if self.snapshot_unreachable || pin.seen.is_empty() {
+            return Ok(None);
+        }
+        let snapshot = Apt::new(
+            self.cache_dir,
+            &format!("snapshot-{}-{}", pin.seen, self.request.suite),
+            &self.request.suite,
+            &self.request.arch,
+            Sources::snapshot(&pin.seen),
+        )
+        .and_then(|mut apt| {
+            apt.update()?;
+            Ok(apt)
+        });
+        match snapshot {
+            Ok(mut apt) => match download_from(&mut apt, pin, &spool)? {
+                Some(deb) => self.cache.put(&deb, &pin.sha256, &describe(pin)).map(Some),
+                None => Ok(None),
+            },
+            Err(err) => {
+                eprintln!(
+                    "carapace: the Debian snapshot archive cannot be reached ({}); going on \
+                     without it",
+                    apt_failure_reason(&err)
+                );
+                self.snapshot_unreachable = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The line of apt's output that says why it failed ("Could not resolve ..."), not the
+/// whole command line.
+fn apt_failure_reason(err: &Error) -> String {
+    let text = err.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| l.contains("Could not resolve") || l.contains("Failed to fetch"))
+        .or(lines.last())
+        .map(|l| {
+            l.trim_start_matches("W: ")
+                .trim_start_matches("E: ")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn describe(pin: &LockedPackage) -> String {
+    format!("{}={}", pin.name, pin.version)
+}
+
+/// Downloads the pinned version if `apt`'s index lists it with the pinned sha256.
+fn download_from(apt: &mut Apt, pin: &LockedPackage, spool: &Path) -> Result<Option<PathBuf>> {
+    let Some(entry) = apt.lookup(&pin.name, Some(&pin.version))? else {
+        return Ok(None);
+    };
+    if entry.sha256 != pin.sha256 {
+        return Err(Error::Package(format!(
+            "{} from {} has sha256 {}, but the lock pins {}; the lock and the archive disagree \
+             about the same version: check the lock file's history",
+            describe(pin),
+            apt.sources().describe(),
+            entry.sha256,
+            pin.sha256
+        )));
+    }
+    apt.download(&entry, spool).map(Some)
 }
 
 fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEntry> {
@@ -132,49 +464,7 @@ fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEn
         .ok_or_else(|| {
             Error::Package(format!("{} depends on no linux-image package", meta.name))
         })?;
-    apt.lookup(image, None)
-}
-
-fn download_verified(
-    apt: &mut Apt,
-    pinned: &LockedPackage,
-    dir: &Path,
-    lock_path: &Path,
-) -> Result<PathBuf> {
-    let file = dir.join(deb_file_name(
-        &pinned.name,
-        &pinned.version,
-        &pinned.architecture,
-    ));
-    if file.exists() && sha256_file(&file)? == pinned.sha256 {
-        return Ok(file);
-    }
-    let entry = IndexEntry {
-        name: pinned.name.clone(),
-        version: pinned.version.clone(),
-        architecture: pinned.architecture.clone(),
-        sha256: pinned.sha256.clone(),
-        depends: String::new(),
-    };
-    let downloaded = apt.download(&entry, dir).map_err(|e| {
-        Error::Package(format!(
-            "cannot fetch {}={} pinned in {} ({e}); if the archive dropped that version, delete \
-             the lock file to move to the current one",
-            pinned.name,
-            pinned.version,
-            lock_path.display()
-        ))
-    })?;
-    let actual = sha256_file(&downloaded)?;
-    if actual != pinned.sha256 {
-        let _ = std::fs::remove_file(&downloaded);
-        return Err(Error::Package(format!(
-            "{} has sha256 {actual}, but the lock pins {}",
-            downloaded.display(),
-            pinned.sha256
-        )));
-    }
-    Ok(downloaded)
+    apt.require(image)
 }
 
 /// Unpacks the data.tar.* member of a .deb into `dest` (once; a marker says it is complete).

@@ -11,9 +11,19 @@ use crate::tools;
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    Debian { package: String, version: String },
-    Crate { name: String, git_revision: String },
-    Generated { by: String },
+    Debian {
+        package: String,
+        version: String,
+        /// The suite whose index served it, e.g. "trixie-security".
+        suite: String,
+    },
+    Crate {
+        name: String,
+        git_revision: String,
+    },
+    Generated {
+        by: String,
+    },
 }
 
 pub enum Content {

@@ -23,8 +23,10 @@ pub struct RunOptions {
 pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result<()> {
     let (recipe, _) = Recipe::load(recipe_path)?;
     let paths = Paths::for_recipe(workspace, &recipe);
-    let image = paths.out.join("carapace.img");
-    if !image.exists() {
+    let outputs = paths.outputs();
+    let image = outputs.image.clone();
+    // sbom.json is the last output a build writes: without it the build did not finish.
+    if !image.exists() || !outputs.sbom.exists() {
         eprintln!(
             "carapace: {} is missing; building it first",
             image.display()
