@@ -37,6 +37,8 @@ pub fn detect_accel() -> Accel {
     {
         return Accel::Tcg;
     }
+    // The probe runs the same firmware the machines boot: a nested KVM that cannot run it
+    // does not exit but pauses with "KVM internal error", so read stderr, not just liveness.
     let probe = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -49,19 +51,26 @@ pub fn detect_accel() -> Accel {
             "-display",
             "none",
             "-no-reboot",
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = probe else {
         return Accel::Tcg;
     };
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let alive = matches!(child.try_wait(), Ok(None));
     let _ = child.kill();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
     let _ = child.wait();
-    if alive { Accel::Kvm } else { Accel::Tcg }
+    let failed = stderr.contains("KVM internal error") || stderr.contains("emulation failure");
+    if alive && !failed { Accel::Kvm } else { Accel::Tcg }
 }
 
 pub struct VmConfig {
