@@ -327,7 +327,10 @@ pub fn build_with(
         },
     };
     let mut cmdline = format!(
-        "console=tty0 console={} quiet panic=10 {}",
+        // lockdown=integrity: no unsigned kexec, /dev/mem or module parameters that poke
+        // hardware; module.sig_enforce=1: only modules Debian signed load (stored uncompressed,
+        // their appended signatures intact).
+        "console=tty0 console={} quiet panic=10 lockdown=integrity module.sig_enforce=1 {}",
         board.console,
         params.to_kernel_args()
     );

@@ -64,6 +64,14 @@ impl DiskPlan {
                 "esp_mib = {esp_mib} is too small: FAT32 needs at least 33 MiB"
             )));
         }
+        // Bounded so the byte arithmetic below cannot overflow: 1 TiB a partition.
+        const MAX_MIB: u64 = 1 << 20;
+        if esp_mib > MAX_MIB || root_mib > MAX_MIB || data_mib > MAX_MIB {
+            return Err(Error::DoesNotFit(format!(
+                "esp_mib = {esp_mib}, root_mib = {root_mib}, data_mib = {data_mib}: no \
+                 partition may be larger than {MAX_MIB} MiB (1 TiB)"
+            )));
+        }
         if root_mib < 16 || data_mib < 8 {
             return Err(Error::DoesNotFit(format!(
                 "root_mib = {root_mib} / data_mib = {data_mib}: a root slot needs at least \

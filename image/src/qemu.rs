@@ -70,7 +70,11 @@ pub fn detect_accel() -> Accel {
     }
     let _ = child.wait();
     let failed = stderr.contains("KVM internal error") || stderr.contains("emulation failure");
-    if alive && !failed { Accel::Kvm } else { Accel::Tcg }
+    if alive && !failed {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
 }
 
 pub struct VmConfig {

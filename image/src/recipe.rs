@@ -98,8 +98,10 @@ impl Recipe {
                 self.name
             ));
         }
-        if self.hostname.is_empty() || self.hostname.len() > 63 {
-            return Err("hostname must be 1 to 63 characters".into());
+        validate_hostname(&self.hostname)?;
+        validate_suite(&self.debian.suite)?;
+        for word in &self.kernel.extra_cmdline {
+            validate_cmdline_word(word)?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for service in &self.services {
@@ -157,6 +159,58 @@ impl Recipe {
     }
 }
 
+/// An RFC 1123 host name label: it becomes the box's hostname and a line of image.toml.
+fn validate_hostname(hostname: &str) -> std::result::Result<(), String> {
+    let ok = (1..=63).contains(&hostname.len())
+        && hostname
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !hostname.starts_with('-')
+        && !hostname.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "hostname {hostname:?} must be 1 to 63 lower-case letters, digits or '-', not \
+             starting or ending with '-'"
+        ))
+    }
+}
+
+/// A Debian release name: it is put into apt's sources list with -updates and -security.
+fn validate_suite(suite: &str) -> std::result::Result<(), String> {
+    if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "[debian] suite {suite:?} must be a release name such as \"trixie\" (lower-case \
+             letters; its -updates and -security suites are added by the builder)"
+        ))
+    }
+}
+
+/// One word of the kernel command line, which the loader entry carries as one line: no
+/// whitespace or control character may split it or start a new entry line, and the boot
+/// contract's own parameters are the builder's to write.
+fn validate_cmdline_word(word: &str) -> std::result::Result<(), String> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_graphic()) || word.contains('"') {
+        return Err(format!(
+            "[kernel] extra_cmdline word {word:?} must be printable ASCII without spaces or \
+             quotes; give each word as its own string"
+        ));
+    }
+    let key = word.split('=').next().unwrap_or(word);
+    let reserved = key.starts_with("carapace.")
+        || matches!(key, "root" | "init" | "rdinit" | "console" | "panic");
+    if reserved {
+        return Err(format!(
+            "[kernel] extra_cmdline word {word:?} sets '{key}', which the builder writes \
+             itself (docs/boot-contract.md)"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a file the builder needs, naming it on failure.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).context(|| format!("cannot read {}", path.display()))
@@ -199,6 +253,33 @@ ready = true
     fn missing_field_is_named() {
         let err = Recipe::parse(&GOOD.replace("board = \"x86-64\"\n", "")).unwrap_err();
         assert!(err.contains("board"), "{err}");
+    }
+
+    #[test]
+    fn words_that_would_break_the_loader_entry_are_refused() {
+        for (bad, named) in [
+            (
+                "extra_cmdline = [\"quiet\\ninitrd /evil\"]",
+                "printable ASCII",
+            ),
+            ("extra_cmdline = [\"a b\"]", "without spaces"),
+            ("extra_cmdline = [\"carapace.slot=b\"]", "'carapace.slot'"),
+            ("extra_cmdline = [\"init=/bin/sh\"]", "'init'"),
+        ] {
+            let text = format!("{GOOD}[kernel]\n{bad}\n");
+            let err = Recipe::parse(&text).unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+        let ok = format!("{GOOD}[kernel]\nextra_cmdline = [\"loglevel=4\"]\n");
+        Recipe::parse(&ok).unwrap();
+    }
+
+    #[test]
+    fn hostname_and_suite_are_checked() {
+        let err = Recipe::parse(&GOOD.replace("\"carapace\"", "\"box\\nname\"")).unwrap_err();
+        assert!(err.contains("hostname"), "{err}");
+        let err = Recipe::parse(&GOOD.replace("\"trixie\"", "\"trixie main\"")).unwrap_err();
+        assert!(err.contains("suite"), "{err}");
     }
 
     #[test]

@@ -87,9 +87,21 @@ pub struct Target {
     pub params: String,
 }
 
+/// What dm-verity does when a block does not match its hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnCorruption {
+    /// The read fails with EIO: stage 1's whole-root read turns that into a FATAL line that
+    /// names the block.
+    Fail,
+    /// The kernel restarts the machine: a slot whose blocks go bad after boot burns its boot
+    /// tries and the boot loader falls back to the other slot, instead of agentd reading
+    /// EIO on a committed slot for ever.
+    Restart,
+}
+
 /// The verity target of the contract: format 1, sha256, 4096-byte blocks, hash tree on the
 /// same device after the data blocks, no verity superblock.
-pub fn verity_target(dev: &str, verity: &VerityParams) -> Target {
+pub fn verity_target(dev: &str, verity: &VerityParams, on_corruption: OnCorruption) -> Target {
     let salt = if verity.salt.is_empty() {
         "-"
     } else {
@@ -100,8 +112,14 @@ pub fn verity_target(dev: &str, verity: &VerityParams) -> Target {
         length: verity.data_blocks.saturating_mul(SECTORS_PER_BLOCK),
         target_type: "verity".to_owned(),
         params: format!(
-            "1 {dev} {dev} {VERITY_BLOCK_SIZE} {VERITY_BLOCK_SIZE} {} {} sha256 {} {salt}",
-            verity.data_blocks, verity.hash_start_block, verity.root_hash
+            "1 {dev} {dev} {VERITY_BLOCK_SIZE} {VERITY_BLOCK_SIZE} {} {} sha256 {} {salt}{}",
+            verity.data_blocks,
+            verity.hash_start_block,
+            verity.root_hash,
+            match on_corruption {
+                OnCorruption::Fail => "",
+                OnCorruption::Restart => " 1 restart_on_corruption",
+            }
         ),
     }
 }
@@ -175,11 +193,14 @@ pub fn decode_dev(dev: u64) -> (u32, u32) {
 
 /// Creates the read-only `name` device over `partition` with the verity table and returns
 /// its device node, `/dev/dm-<minor>`.
-pub fn activate(name: &str, partition: &Partition, verity: &VerityParams) -> Result<PathBuf> {
-    let control = wait_for(PathBuf::from(CONTROL))?;
-    let control = rustix::fs::open(&control, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .context(|| format!("open {CONTROL}"))?;
-    let target = verity_target(&partition.dev_numbers, verity);
+pub fn activate(
+    name: &str,
+    partition: &Partition,
+    verity: &VerityParams,
+    on_corruption: OnCorruption,
+) -> Result<PathBuf> {
+    let control = open_control()?;
+    let target = verity_target(&partition.dev_numbers, verity, on_corruption);
 
     call(&control, DmCommand::Version, &mut pack("", 0, None)?)?;
     call(
@@ -198,6 +219,30 @@ pub fn activate(name: &str, partition: &Partition, verity: &VerityParams) -> Res
 
     let (_, minor) = answer_dev(&resume);
     wait_for(PathBuf::from(format!("/dev/dm-{minor}")))
+}
+
+/// Swaps the live table of `name` for one with another corruption policy: loaded as the
+/// inactive table, then made live by a resume (the kernel suspends, swaps and resumes).
+pub fn set_policy(
+    name: &str,
+    partition: &Partition,
+    verity: &VerityParams,
+    on_corruption: OnCorruption,
+) -> Result<()> {
+    let control = open_control()?;
+    let target = verity_target(&partition.dev_numbers, verity, on_corruption);
+    call(
+        &control,
+        DmCommand::TableLoad,
+        &mut pack(name, DM_READONLY_FLAG, Some(&target))?,
+    )?;
+    call(&control, DmCommand::DevSuspend, &mut pack(name, 0, None)?)
+}
+
+fn open_control() -> Result<rustix::fd::OwnedFd> {
+    let control = wait_for(PathBuf::from(CONTROL))?;
+    rustix::fs::open(&control, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .context(|| format!("open {CONTROL}"))
 }
 
 /// Reads the whole verified device once. dm-verity checks a block only when it is read, so
@@ -309,6 +354,17 @@ mod tests {
     }
 
     #[test]
+    fn the_live_policy_restarts_on_corruption() {
+        let fail = verity_target("254:2", &params(), OnCorruption::Fail);
+        let restart = verity_target("254:2", &params(), OnCorruption::Restart);
+        assert_eq!(
+            restart.params,
+            format!("{} 1 restart_on_corruption", fail.params)
+        );
+        assert!(fail.params.ends_with(&"cd".repeat(32)), "{}", fail.params);
+    }
+
+    #[test]
     fn opcodes_match_the_kernel_headers() {
         assert_eq!(DmCommand::Version.opcode() as u64, 0xc138_fd00);
         assert_eq!(DmCommand::DevCreate.opcode() as u64, 0xc138_fd03);
@@ -335,7 +391,7 @@ mod tests {
 
     #[test]
     fn a_table_load_appends_one_padded_target_spec() {
-        let target = verity_target("254:2", &params());
+        let target = verity_target("254:2", &params(), OnCorruption::Fail);
         let buffer = pack("root", DM_READONLY_FLAG, Some(&target)).expect("pack");
         let params_len = (target.params.len() + 1).next_multiple_of(8);
         assert_eq!(buffer.len(), 312 + 40 + params_len);
@@ -359,7 +415,7 @@ mod tests {
 
     #[test]
     fn the_verity_table_follows_the_contract() {
-        let target = verity_target("254:2", &params());
+        let target = verity_target("254:2", &params(), OnCorruption::Fail);
         assert_eq!(
             target.params,
             format!(
@@ -372,14 +428,18 @@ mod tests {
             salt: String::new(),
             ..params()
         };
-        assert!(verity_target("254:2", &no_salt).params.ends_with(" -"));
+        assert!(
+            verity_target("254:2", &no_salt, OnCorruption::Fail)
+                .params
+                .ends_with(" -")
+        );
     }
 
     #[test]
     fn bad_names_and_types_are_refused() {
         assert!(pack(&"x".repeat(128), 0, None).is_err());
         assert!(pack(&"x".repeat(127), 0, None).is_ok());
-        let mut target = verity_target("1:2", &params());
+        let mut target = verity_target("1:2", &params(), OnCorruption::Fail);
         target.target_type = "x".repeat(16);
         assert!(pack("root", 0, Some(&target)).is_err());
     }

@@ -45,6 +45,7 @@ mod mounts;
 mod notify;
 mod power_button;
 mod proc_status;
+mod root_check;
 mod service_table;
 mod shutdown;
 mod signals;

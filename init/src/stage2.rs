@@ -12,8 +12,8 @@ use crate::service_table::{self, SERVICES_TOML};
 use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
-    cgroup, console, data_partition, hostname, loopback, modules, mounts, power_button, shutdown,
-    stage1, stage1_log, stdio, watchdog,
+    cgroup, console, data_partition, hostname, loopback, modules, mounts, power_button, root_check,
+    shutdown, stage1, stage1_log, stdio, watchdog,
 };
 
 pub fn run() -> Result<Infallible> {
@@ -23,6 +23,7 @@ pub fn run() -> Result<Infallible> {
     console::add_early_lines(stage1_log::take_over());
     mounts::mount_runtime_filesystems()?;
     stage1::allow_kmsg_lines();
+    root_check::require_verified_root()?;
 
     let cmdline =
         std::fs::read_to_string("/proc/cmdline").context(|| "read /proc/cmdline".to_owned())?;
