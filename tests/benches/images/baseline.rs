@@ -31,7 +31,14 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     let (recipe, _) = Recipe::load(recipe_path).context(|| "read the recipe".into())?;
     let board = board::find(&recipe.board).context(|| "find the recipe's board".into())?;
     let cache = Paths::for_recipe(workspace, &recipe).cache;
-    let debs = packages::fetch(recipe_path, &recipe, &board, &cache).context(|| {
+    let debs = packages::fetch(
+        recipe_path,
+        &recipe,
+        &board,
+        &cache,
+        packages::LockPolicy::Update,
+    )
+    .context(|| {
         format!(
             "fetch the Debian packages pinned for {}",
             recipe_path.display()

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use carapace_image::apt::Apt;
+use carapace_image::apt::{Apt, Sources};
 use carapace_image::cpio::{CpioEntry, write_newc};
 use carapace_image::kmod::ModuleFile;
 use carapace_image::tools;
@@ -60,10 +60,10 @@ pub fn busybox(cache: &Path) -> Result<PathBuf> {
         return Ok(binary);
     }
     tools::require("dpkg-deb", "dpkg").map_err(|e| fail(e.to_string()))?;
-    let mut apt =
-        Apt::new(cache, SUITE, "amd64").context(|| "set up apt for busybox-static".into())?;
+    let mut apt = Apt::new(cache, SUITE, SUITE, "amd64", Sources::configured())
+        .context(|| "set up apt for busybox-static".into())?;
     let entry = apt
-        .lookup("busybox-static", None)
+        .require("busybox-static")
         .context(|| format!("find busybox-static in Debian {SUITE}"))?;
     let deb = apt
         .download(&entry, &cache.join("bench").join("debs"))
