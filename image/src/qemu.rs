@@ -83,6 +83,8 @@ pub struct VmConfig {
     /// Writable copy of OVMF_VARS for this machine.
     pub vars: PathBuf,
     pub qmp_socket: PathBuf,
+    /// A second QMP socket that only records events: QEMU serves one client per socket.
+    pub events_socket: PathBuf,
     pub memory_mib: u32,
     pub accel: Accel,
     /// `-fw_cfg name=opt/<key>,string=<value>` pairs (test hooks).
@@ -103,6 +105,7 @@ impl VmConfig {
             disk,
             vars: dir.join("OVMF_VARS.fd"),
             qmp_socket: dir.join("qmp.sock"),
+            events_socket: dir.join("qmp-events.sock"),
             memory_mib: 1024,
             accel: detect_accel(),
             fw_cfg: Vec::new(),
@@ -146,6 +149,10 @@ impl VmConfig {
             "unix:{},server=on,wait=off",
             self.qmp_socket.display()
         ));
+        cmd.arg("-qmp").arg(format!(
+            "unix:{},server=on,wait=off",
+            self.events_socket.display()
+        ));
         for (key, value) in &self.fw_cfg {
             cmd.arg("-fw_cfg")
                 .arg(format!("name=opt/{key},string={value}"));
@@ -188,6 +195,7 @@ pub fn create_overlay(image: &Path, overlay: &Path, size_gib: u32) -> Result<()>
 pub struct Vm {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    events: Arc<Mutex<Vec<String>>>,
     qmp_socket: PathBuf,
     pub started: Instant,
 }
@@ -197,6 +205,7 @@ impl Vm {
         tools::require("qemu-system-x86_64", "qemu-system-x86")?;
         prepare_vars(&config.vars)?;
         let _ = std::fs::remove_file(&config.qmp_socket);
+        let _ = std::fs::remove_file(&config.events_socket);
         let started = Instant::now();
         let mut child = config
             .command()
@@ -233,12 +242,32 @@ impl Vm {
                 raw.clear();
             }
         });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let event_sink = Arc::clone(&events);
+        let events_socket = config.events_socket.clone();
+        std::thread::spawn(move || {
+            let Ok(mut qmp) = Qmp::connect(&events_socket, Duration::from_secs(30)) else {
+                return;
+            };
+            while let Some(event) = qmp.next_event() {
+                let name = event["event"].as_str().unwrap_or_default().to_string();
+                if let Ok(mut v) = event_sink.lock() {
+                    v.push(name);
+                }
+            }
+        });
         Ok(Vm {
             child,
             lines,
+            events,
             qmp_socket: config.qmp_socket.clone(),
             started,
         })
+    }
+
+    /// The names of the QMP events the machine sent so far ("WATCHDOG", "RESET", ...).
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     pub fn console(&self) -> Vec<String> {

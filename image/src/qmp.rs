@@ -1,5 +1,6 @@
 //! Just enough of QEMU's machine protocol (QMP, JSON lines on a Unix socket) to press the
-//! power button and to quit: greeting, `qmp_capabilities`, one command, its reply.
+//! power button and to quit (greeting, `qmp_capabilities`, one command, its reply), and to
+//! record the machine's events (a watchdog firing, a reset) on a second socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -56,6 +57,28 @@ impl Qmp {
                 return Err(Error::Qemu(format!("QMP {command}: {err}")));
             }
             return Ok(reply);
+        }
+    }
+
+    /// The next asynchronous event's name (e.g. "WATCHDOG"), or `None` once QEMU is gone.
+    pub fn next_event(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) => {
+                    let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+                    if value.get("event").is_some() {
+                        return Some(value);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
         }
     }
 
