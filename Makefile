@@ -4,7 +4,7 @@ TEST_RECIPE ?= recipes/x86-64-qemu-test.toml
 CARGO ?= cargo
 CARAPACE = $(CARGO) run -q --release -p carapace-image --
 
-.PHONY: all deps build image run run-until-ready test test-unit test-system test-all lint bench clean
+.PHONY: all deps build image run run-until-ready test test-unit test-system test-slow test-all lint bench clean
 
 all: image
 
@@ -32,14 +32,21 @@ lint:
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test -p carapace-image --test lock
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
+SYSTEM_TESTS = --test system
+
 test-system:
-	$(CARGO) test -p carapace-tests --tests -- --test-threads=1 --nocapture
+	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
+
+## Slower suites: two clean checkouts build identical images.
+test-slow:
+	$(CARGO) test -p carapace-tests --test reproducible -- --test-threads=1 --nocapture
 
 test: deps lint test-unit test-system
 
-test-all: test
+test-all: test test-slow
 
 ## Image size, boot time and idle memory against a minimal Debian + systemd image.
 bench: deps
