@@ -7,6 +7,9 @@ use crate::slot::Slot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("/etc/carapace/image.toml: {message}; the image was built wrongly, rebuild it")]
+    ImageInfo { message: String },
+
     #[error("unknown slot '{value}': a slot is 'a' or 'b'")]
     BadSlot { value: String },
 

@@ -10,6 +10,7 @@ pub mod boot_control;
 pub mod boot_entry;
 pub mod cmdline;
 pub mod error;
+pub mod image_info;
 pub mod service_entry;
 pub mod slot;
 
@@ -17,5 +18,6 @@ pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
 pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
 pub use cmdline::{BootParams, VerityParams};
 pub use error::Error;
+pub use image_info::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH};
 pub use service_entry::ServiceEntry;
 pub use slot::Slot;

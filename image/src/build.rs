@@ -4,9 +4,9 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use board_support::Slot;
 use board_support::boot_entry::{DEFAULT_TRIES, EntryName, render_entry, render_loader_conf};
 use board_support::cmdline::{BootParams, VerityParams};
+use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
 use crate::board::{self, Board};
 use crate::cache_lock::CacheLock;
@@ -254,21 +254,22 @@ pub fn build_with(
         Content::Bytes(modules_dep(&root_modules).into_bytes()),
         generated(),
     );
-    let image_toml = format!(
-        "name = \"{}\"\nboard = \"{}\"\nversion = \"{}\"\nbuild_id = \"{build_id}\"\nhostname = \"{}\"\n",
-        recipe.name,
-        board.name,
-        env!("CARGO_PKG_VERSION"),
-        recipe.hostname
-    );
+    let image_toml = ImageInfo {
+        name: recipe.name.clone(),
+        board: board.name.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        build_id: build_id.clone(),
+        hostname: recipe.hostname.clone(),
+    }
+    .render();
     root.add(
-        "/etc/carapace/image.toml",
+        IMAGE_INFO_PATH,
         0o644,
         Content::Bytes(image_toml.into_bytes()),
         generated(),
     );
     root.add(
-        "/etc/carapace/services.toml",
+        SERVICE_TABLE_PATH,
         0o644,
         Content::Bytes(recipe.services_toml()?.into_bytes()),
         generated(),

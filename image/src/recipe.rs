@@ -159,15 +159,9 @@ impl Recipe {
     }
 }
 
-/// An RFC 1123 host name label: it becomes the box's hostname and a line of image.toml.
+/// It becomes the box's hostname and a line of image.toml (board-support's definition).
 fn validate_hostname(hostname: &str) -> std::result::Result<(), String> {
-    let ok = (1..=63).contains(&hostname.len())
-        && hostname
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !hostname.starts_with('-')
-        && !hostname.ends_with('-');
-    if ok {
+    if board_support::image_info::is_host_name(hostname) {
         Ok(())
     } else {
         Err(format!(
