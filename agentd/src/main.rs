@@ -2,26 +2,18 @@
 //! with no capabilities; docs/boot-contract.md says what PID 1 gives it.
 //!
 //! This first cut holds the device identity, answers health queries and tells PID 1 it is
-//! ready and alive. Later work goes into its own modules here: `im/` (the messaging link),
-//! `llm/`, `tools/`, `pairing/`, `update/` (arm a trial and roll back through
-//! board-support); `inference/` becomes a separate process that agentd starts.
-
-mod config;
-mod error;
-mod health;
-mod identity;
-mod notify;
+//! ready and alive; the parts live in the library (lib.rs).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::Config;
-use crate::error::Error;
-use crate::health::{HealthInfo, HealthServer};
-use crate::identity::Identity;
-use crate::notify::{Notifier, WATCHDOG_PERIOD};
+use carapace_agentd::config::Config;
+use carapace_agentd::error::Error;
+use carapace_agentd::health::{self, HealthInfo, HealthServer};
+use carapace_agentd::identity::{self, Identity};
+use carapace_agentd::notify::{Notifier, WATCHDOG_PERIOD};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

@@ -1,0 +1,10 @@
+//! agentd as a library: the daemon in main.rs is a thin loop over these modules, and the
+//! agent's parts to come (the IM channels, the LLM client, tools, memory, pairing, update
+//! decisions) become modules here, testable without a box. The local inference engine will be
+//! a package and supervised service of its own (own uid and memory limit), not a module.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod identity;
+pub mod notify;
