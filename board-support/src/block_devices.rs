@@ -131,7 +131,9 @@ fn partition_child(disk: &str, number: u32) -> Option<String> {
     let dir = fs::read_dir(Path::new(SYS_BLOCK).join(disk)).ok()?;
     let wanted = number.to_string();
     dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .find(|child| read_sysfs(&format!("{disk}/{child}"), "partition").is_some_and(|n| n == wanted))
+        .find(|child| {
+            read_sysfs(&format!("{disk}/{child}"), "partition").is_some_and(|n| n == wanted)
+        })
 }
 
 /// The GPT of `/dev/<disk>` (primary, or the backup when the primary is damaged).

@@ -115,7 +115,9 @@ impl DataOutcome {
                 detail: detail.to_owned(),
             });
         }
-        let rest = line.strip_prefix("ready ").ok_or_else(|| bad("neither ready nor degraded"))?;
+        let rest = line
+            .strip_prefix("ready ")
+            .ok_or_else(|| bad("neither ready nor degraded"))?;
         let field = |key: &str| {
             rest.split(' ')
                 .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))

@@ -119,7 +119,11 @@ pub fn plan_set_attributes(
     rewrite_table(table, table.header.last_usable, entries).map(Some)
 }
 
-fn rewrite_table(table: &Table, last_usable: u64, entries: Vec<u8>) -> Result<Vec<DiskWrite>, Error> {
+fn rewrite_table(
+    table: &Table,
+    last_usable: u64,
+    entries: Vec<u8>,
+) -> Result<Vec<DiskWrite>, Error> {
     let header = &table.header;
     let entries_lbas = header.entries_lbas(table.lba_size);
     // Read from the backup: the primary's entries go where UEFI puts them, right after it.

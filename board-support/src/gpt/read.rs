@@ -135,7 +135,10 @@ pub fn parse_entries(header: &Header, array: &[u8]) -> Result<Vec<Entry>, Error>
             continue;
         }
         let units: Vec<u16> = (0..ENT_NAME_UNITS)
-            .map(|i| u16::from(raw.get(ENT_NAME + 2 * i).copied().unwrap_or(0)) | u16::from(raw.get(ENT_NAME + 2 * i + 1).copied().unwrap_or(0)) << 8)
+            .map(|i| {
+                u16::from(raw.get(ENT_NAME + 2 * i).copied().unwrap_or(0))
+                    | u16::from(raw.get(ENT_NAME + 2 * i + 1).copied().unwrap_or(0)) << 8
+            })
             .take_while(|&u| u != 0)
             .collect();
         entries.push(Entry {

@@ -74,7 +74,10 @@ fn the_gpt_crate_reads_what_we_wrote() {
     assert_eq!(theirs.guid().to_bytes_le(), guid(1).0);
     for entry in &ours.entries {
         let partition = theirs.partitions().get(&entry.number).expect("partition");
-        assert_eq!(entry.unique_guid.to_string(), partition.part_guid.hyphenated().to_string());
+        assert_eq!(
+            entry.unique_guid.to_string(),
+            partition.part_guid.hyphenated().to_string()
+        );
         assert_eq!(partition.part_guid.to_bytes_le(), entry.unique_guid.0);
         assert_eq!(entry.first_lba, partition.first_lba);
         assert_eq!(entry.last_lba, partition.last_lba);
@@ -82,7 +85,10 @@ fn the_gpt_crate_reads_what_we_wrote() {
         assert_eq!(entry.name, partition.name);
     }
     assert_eq!(ours.entry(DATA).expect("data").attributes, ATTR_DATA_NEW);
-    assert_eq!(theirs.primary_header().expect("primary").backup_lba, 16 * MIB / LBA - 1);
+    assert_eq!(
+        theirs.primary_header().expect("primary").backup_lba,
+        16 * MIB / LBA - 1
+    );
 }
 
 #[test]
@@ -232,7 +238,10 @@ fn both_copies_damaged_is_an_error_naming_both() {
     disk[last + 30] ^= 0xff;
     let err = read_table(disk.as_slice(), LBA, 16 * MIB / LBA).expect_err("no table");
     let text = err.to_string();
-    assert!(text.contains("primary") && text.contains("backup"), "{text}");
+    assert!(
+        text.contains("primary") && text.contains("backup"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -240,14 +249,20 @@ fn refusals_name_what_is_wrong() {
     let mut disk = image(16 * MIB);
     disk.resize((32 * MIB) as usize, 0);
     let read = table(&disk);
-    assert!(matches!(plan_grow(&read, 3), Err(crate::Error::GptNotLast { number: 3 })));
+    assert!(matches!(
+        plan_grow(&read, 3),
+        Err(crate::Error::GptNotLast { number: 3 })
+    ));
     assert!(matches!(
         plan_grow(&read, 9),
         Err(crate::Error::GptNoSuchPartition { number: 9 })
     ));
     let mut small = read.clone();
     small.disk_lbas = 8 * MIB / LBA;
-    assert!(matches!(plan_grow(&small, DATA), Err(crate::Error::GptDiskTooSmall { .. })));
+    assert!(matches!(
+        plan_grow(&small, DATA),
+        Err(crate::Error::GptDiskTooSmall { .. })
+    ));
 }
 
 #[test]
@@ -260,7 +275,11 @@ fn hybrid_or_missing_mbrs_are_left_alone() {
     mbr[446 + 4] = 0xee;
     mbr[446 + 8] = 1;
     mbr[462 + 4] = 0xee;
-    assert_eq!(protective_mbr_for(&mbr, 100), None, "two protective records: hybrid");
+    assert_eq!(
+        protective_mbr_for(&mbr, 100),
+        None,
+        "two protective records: hybrid"
+    );
     mbr[462 + 4] = 0x83;
     let patched = protective_mbr_for(&mbr, 100).expect("patched");
     assert_eq!(&patched[446 + 12..446 + 16], &99u32.to_le_bytes());
@@ -272,7 +291,10 @@ fn guids_print_mixed_endian() {
         0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
         0xff,
     ];
-    assert_eq!(Guid(bytes).to_string(), "00112233-4455-6677-8899-aabbccddeeff");
+    assert_eq!(
+        Guid(bytes).to_string(),
+        "00112233-4455-6677-8899-aabbccddeeff"
+    );
 }
 
 /// xorshift64*: a fixed-seed source of garbage, so `make test` runs the same inputs each time.
@@ -307,13 +329,24 @@ fn the_reader_survives_random_truncated_and_garbled_disks() {
             attributes: ATTR_DATA_NEW,
             name: "p".into(),
         };
-        let parts = [part(1, 34, 100), part(2, 101, 150), part(3, 151, 160), part(4, 161, 200)];
-        apply(&mut d, &create(guid(1), LBA, 256, &parts).expect("a small table"));
+        let parts = [
+            part(1, 34, 100),
+            part(2, 101, 150),
+            part(3, 151, 160),
+            part(4, 161, 200),
+        ];
+        apply(
+            &mut d,
+            &create(guid(1), LBA, 256, &parts).expect("a small table"),
+        );
         d
     };
     let small = {
         let mut d = vec![0u8; 64 * 1024];
-        apply(&mut d, &create(guid(1), LBA, 128, &[]).expect("an empty table"));
+        apply(
+            &mut d,
+            &create(guid(1), LBA, 128, &[]).expect("an empty table"),
+        );
         d
     };
     assert_eq!(table(&valid).entries.len(), 4);

@@ -90,7 +90,14 @@ pub fn create(
         bytes: protective_mbr(lba_size, disk_lbas),
         what: "protective MBR",
     }];
-    writes.extend(rewrite(&template, 2, lba_size, disk_lbas, last_usable, entries));
+    writes.extend(rewrite(
+        &template,
+        2,
+        lba_size,
+        disk_lbas,
+        last_usable,
+        entries,
+    ));
     Ok(writes)
 }
 
@@ -166,7 +173,11 @@ pub(crate) fn protective_mbr(lba_size: u64, disk_lbas: u64) -> Vec<u8> {
     let mut mbr = vec![0u8; lba_size as usize];
     let record = MBR_RECORDS;
     write_bytes(&mut mbr, record + 1, &[0x00, 0x02, 0x00]); // CHS of LBA 1
-    write_bytes(&mut mbr, record + 4, &[MBR_TYPE_PROTECTIVE, 0xff, 0xff, 0xff]);
+    write_bytes(
+        &mut mbr,
+        record + 4,
+        &[MBR_TYPE_PROTECTIVE, 0xff, 0xff, 0xff],
+    );
     write_u32(&mut mbr, record + 8, 1);
     let size = u32::try_from(disk_lbas - 1).unwrap_or(u32::MAX);
     write_u32(&mut mbr, record + 12, size);
