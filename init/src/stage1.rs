@@ -5,11 +5,11 @@
 use std::convert::Infallible;
 use std::path::Path;
 
-use board_support::BootParams;
+use board_support::{BootParams, block_devices};
 use rustix::mount::MountFlags;
 
-use crate::error::{Context, Result};
-use crate::{block_devices, console, dm_verity, modules, mounts, stage1_log, stdio, switch_root};
+use crate::error::{Context, Error, Result};
+use crate::{console, dm_verity, modules, mounts, stage1_log, stdio, switch_root};
 
 pub const MARKER: &str = "/initramfs-release";
 const NEW_ROOT: &str = "/newroot";
@@ -34,7 +34,8 @@ pub fn run() -> Result<Infallible> {
     );
 
     let root =
-        block_devices::wait_for_partition(&params.root_partuuid, block_devices::WAIT_FOR_DEVICES)?;
+        block_devices::wait_for_partition(&params.root_partuuid, block_devices::WAIT_FOR_DEVICES)
+            .map_err(Error::Partition)?;
     let verified = dm_verity::activate(dm_verity::ROOT_DM_NAME, &root, &params.verity)?;
     let hash_prefix = params
         .verity

@@ -171,7 +171,11 @@ pub fn read_table<D: ReadAt + ?Sized>(
     }
     let mbr = read(disk, 0, lba_size, lba_size, "protective MBR")?;
     let (primary_err, alternate) = match read_copy(disk, 1, lba_size, disk_lbas) {
-        Ok((header, entries_raw, entries)) => {
+        Ok(Copy {
+            header,
+            entries_raw,
+            entries,
+        }) => {
             return Ok(Table {
                 mbr,
                 header,
@@ -182,7 +186,7 @@ pub fn read_table<D: ReadAt + ?Sized>(
                 from_backup: false,
             });
         }
-        Err((err, header)) => (err, header.map(|h| h.alternate_lba)),
+        Err(failed) => (failed.error, failed.alternate_lba),
     };
     let last = disk_lbas - 1;
     let mut candidates = vec![];
@@ -193,7 +197,11 @@ pub fn read_table<D: ReadAt + ?Sized>(
     let mut backup_err = None;
     for lba in candidates {
         match read_copy(disk, lba, lba_size, disk_lbas) {
-            Ok((header, entries_raw, entries)) => {
+            Ok(Copy {
+                header,
+                entries_raw,
+                entries,
+            }) => {
                 return Ok(Table {
                     mbr,
                     header,
@@ -204,7 +212,7 @@ pub fn read_table<D: ReadAt + ?Sized>(
                     from_backup: true,
                 });
             }
-            Err((err, _)) => backup_err = Some(err),
+            Err(failed) => backup_err = Some(failed.error),
         }
     }
     Err(Error::GptUnreadable {
@@ -216,28 +224,47 @@ pub fn read_table<D: ReadAt + ?Sized>(
     })
 }
 
-/// One copy: header at `lba` and the entry array it names. On error, the header too when
-/// it was whole (its alternate LBA says where to look next).
+struct Copy {
+    header: Header,
+    entries_raw: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// Why a copy was not read, and its header's alternate LBA when the header itself was whole
+/// (that says where to look for the other copy).
+struct CopyFailed {
+    error: Error,
+    alternate_lba: Option<u64>,
+}
+
+/// One copy: the header at `lba` and the entry array it names.
 fn read_copy<D: ReadAt + ?Sized>(
     disk: &D,
     lba: u64,
     lba_size: u64,
     disk_lbas: u64,
-) -> Result<(Header, Vec<u8>, Vec<Entry>), (Error, Option<Header>)> {
-    let sector = read(disk, lba, lba_size, lba_size, "GPT header").map_err(|e| (e, None))?;
-    let header = parse_header(&sector, lba, disk_lbas).map_err(|e| (e, None))?;
-    let raw = read(
+) -> Result<Copy, CopyFailed> {
+    let failed = |error, alternate_lba| CopyFailed {
+        error,
+        alternate_lba,
+    };
+    let sector = read(disk, lba, lba_size, lba_size, "GPT header").map_err(|e| failed(e, None))?;
+    let header = parse_header(&sector, lba, disk_lbas).map_err(|e| failed(e, None))?;
+    let alternate = Some(header.alternate_lba);
+    let entries_raw = read(
         disk,
         header.entries_lba,
         lba_size,
         header.entries_bytes(),
         "GPT entries",
     )
-    .map_err(|e| (e, Some(header.clone())))?;
-    match parse_entries(&header, &raw) {
-        Ok(entries) => Ok((header, raw, entries)),
-        Err(err) => Err((err, Some(header))),
-    }
+    .map_err(|e| failed(e, alternate))?;
+    let entries = parse_entries(&header, &entries_raw).map_err(|e| failed(e, alternate))?;
+    Ok(Copy {
+        header,
+        entries_raw,
+        entries,
+    })
 }
 
 fn read<D: ReadAt + ?Sized>(

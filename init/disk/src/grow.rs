@@ -43,7 +43,7 @@ pub fn grow_to_disk_end(partition: &Partition, table: &Table) -> Result<bool, Er
     progress!(
         "grown partition={} from_mib={} to_mib={}",
         partition.number,
-        (plan.old_last_lba - plan.first_lba + 1) * lba >> 20,
+        ((plan.old_last_lba - plan.first_lba + 1) * lba) >> 20,
         length >> 20
     );
     Ok(true)
