@@ -121,11 +121,13 @@ fn unrepairable_data_comes_up_degraded_without_a_boot_loop() {
     let disk = dir.path().join("disk.qcow2");
     let start = data_offset();
     qemu_io(&disk, &format!("write -P 0xa5 {start} 8M"));
+    // Every backup inside the 4 GiB disk (the later groups lie beyond the grown partition).
+    let disk_end = 4u64 << 30;
     for block in BACKUP_SUPERBLOCKS {
-        qemu_io(
-            &disk,
-            &format!("write -P 0xa5 {} 4096", start + block * 4096),
-        );
+        let at = start + block * 4096;
+        if at + 4096 <= disk_end {
+            qemu_io(&disk, &format!("write -P 0xa5 {at} 4096"));
+        }
     }
 
     let mut vm = Vm::start(&config).expect("start QEMU");
