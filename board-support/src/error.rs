@@ -73,6 +73,68 @@ pub enum Error {
         .path.display()
     )]
     CorruptState { path: PathBuf, reason: String },
+
+    #[error("GPT header at LBA {lba} is damaged: {reason}")]
+    GptHeader { lba: u64, reason: &'static str },
+
+    #[error("GPT header at LBA {lba}: checksum mismatch")]
+    GptHeaderChecksum { lba: u64 },
+
+    #[error("GPT entry array at LBA {lba}: checksum mismatch")]
+    GptEntriesChecksum { lba: u64 },
+
+    #[error("no readable GPT: primary: {primary}; backup: {backup}")]
+    GptUnreadable {
+        primary: Box<Error>,
+        backup: Box<Error>,
+    },
+
+    #[error("a disk of {disk_lbas} blocks of {lba_size} bytes cannot hold a GPT")]
+    GptGeometry { lba_size: u64, disk_lbas: u64 },
+
+    #[error("cannot read the {what} at byte {offset}: {source}")]
+    GptRead {
+        what: &'static str,
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot write the {what} at byte {offset}: {source}")]
+    GptWrite {
+        what: &'static str,
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("the partition layout does not fit a GPT: {reason}")]
+    GptLayout { reason: String },
+
+    #[error("partition {number} is not in the GPT")]
+    GptNoSuchPartition { number: u32 },
+
+    #[error("partition {number} is not the last partition on the disk, so it cannot grow")]
+    GptNotLast { number: u32 },
+
+    #[error("partition {number} lies outside the usable area of the disk")]
+    GptBadPartition { number: u32 },
+
+    #[error("the disk ({disk_lbas} blocks) is smaller than its GPT says ({needed} blocks)")]
+    GptDiskTooSmall { disk_lbas: u64, needed: u64 },
+
+    #[error("no partition with PARTUUID {partuuid} after {seconds} s (disks seen: {disks})")]
+    PartitionNotFound {
+        partuuid: String,
+        seconds: u64,
+        disks: String,
+    },
+
+    #[error("{} is unreadable or not a number", .path.display())]
+    Sysfs { path: PathBuf },
+
+    #[error("the disk helper's result line '{line}' is invalid: {reason}")]
+    BadDataOutcome { line: String, reason: String },
 }
 
 impl Error {

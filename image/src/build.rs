@@ -146,7 +146,13 @@ pub fn build_with(
             package: "carapace-agentd".into(),
             bin: "agentd".into(),
         },
+        BinarySpec {
+            package: "carapace-disk".into(),
+            bin: "carapace-disk".into(),
+        },
     ];
+    // init, agentd and the disk helper; the recipe's extra binaries follow.
+    const FIXED_BINARIES: usize = 3;
     for extra in &recipe.binaries {
         specs.push(BinarySpec {
             package: extra.package.clone(),
@@ -212,7 +218,13 @@ pub fn build_with(
         Content::Copy(binaries[1].clone()),
         crate_origin("carapace-agentd"),
     );
-    for (spec, path) in specs.iter().zip(&binaries).skip(2) {
+    root.add(
+        "/usr/sbin/carapace-disk",
+        0o755,
+        Content::Copy(binaries[2].clone()),
+        crate_origin("carapace-disk"),
+    );
+    for (spec, path) in specs.iter().zip(&binaries).skip(FIXED_BINARIES) {
         root.add(
             &format!("/usr/bin/{}", spec.bin),
             0o755,

@@ -78,7 +78,10 @@ pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>
                 .map_err(|e| fat_err(&file.path, e))?;
             f.truncate().map_err(|e| fat_err(&file.path, e))?;
             f.write_all(&file.data).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::Other || e.to_string().contains("space") {
+                // fatfs says "no space" as an Other error; write_all as WriteZero.
+                let full = e.kind() == std::io::ErrorKind::WriteZero
+                    || e.to_string().to_lowercase().contains("space");
+                if full {
                     Error::DoesNotFit(format!(
                         "{} does not fit in the {} MiB ESP; raise disk.esp_mib",
                         file.path,
@@ -133,9 +136,13 @@ mod tests {
             path: "big".into(),
             data: vec![0; 50 * 1024 * 1024],
         }];
-        let err = build_esp(40 * 1024 * 1024, 1, &files)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("esp_mib") || err.contains("ESP"), "{err}");
+        // Only running out of room is this error; any other FAT failure must not pass.
+        let err = build_esp(40 * 1024 * 1024, 1, &files).unwrap_err();
+        assert!(matches!(err, Error::DoesNotFit(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("big does not fit") && text.contains("raise disk.esp_mib"),
+            "{text}"
+        );
     }
 }

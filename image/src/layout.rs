@@ -4,8 +4,10 @@
 //!   kernels, unified kernel images and board firmware later.
 //! - root-a/root-b 1 GiB each: today's root is tens of MiB; the ONNX Runtime, espeak-ng and
 //!   the perception models that later issues ship in the verified root need a few hundred MiB.
-//! - data: the image carries a small, unformatted partition; init grows it to fill the disk
-//!   and makes ext4 on first boot, so one image fits any disk size.
+//! - data: the image carries a small, unformatted partition with GPT attribute bit 48 set
+//!   (board_support::gpt::ATTR_DATA_NEW, "never formatted"); the disk helper grows it to fill
+//!   the disk and makes ext4 on it on first boot, then clears the bit, so one image fits any
+//!   disk size and a later boot never formats /data by accident.
 //!
 //! ```text
 //!  byte 0      +---------------------------------------------+
@@ -18,7 +20,7 @@
 //!              +---------------------------------------------+
 //!              | p3  root-b   (empty until the first update) |  root_mib
 //!              +---------------------------------------------+
-//!              | p4  data     ext4, made by init on 1st boot |  data_mib, grown to the disk
+//!              | p4  data     ext4, made on 1st boot (bit 48) |  data_mib, grown to the disk
 //!              +---------------------------------------------+
 //!  end         | backup entries (33 LBAs), backup header     |
 //!              +---------------------------------------------+

@@ -20,8 +20,8 @@ use board_support::VerityParams;
 use rustix::fs::{Mode, OFlags};
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
 
-use crate::block_devices::Partition;
 use crate::error::{Context, Error, Result};
+use board_support::block_devices::Partition;
 
 pub const DM_IOCTL_SIZE: usize = 312;
 pub const DM_TARGET_SPEC_SIZE: usize = 40;
@@ -47,7 +47,7 @@ const SPEC_NEXT: usize = 20;
 const SPEC_TARGET_TYPE: usize = 24;
 
 /// The device-mapper name of the verified root; stage 2 finds the boot disk under it.
-pub const ROOT_DM_NAME: &str = "root";
+pub use board_support::block_devices::ROOT_DM_NAME;
 const CONTROL: &str = "/dev/mapper/control";
 const VERITY_BLOCK_SIZE: u64 = 4096;
 const SECTORS_PER_BLOCK: u64 = VERITY_BLOCK_SIZE / 512;

@@ -15,6 +15,9 @@ pub enum Error {
     #[error("kernel command line: {0}")]
     BootParams(#[from] board_support::Error),
 
+    #[error("{0}")]
+    Partition(board_support::Error),
+
     #[error("{path}: {message}")]
     Config { path: String, message: String },
 

@@ -30,13 +30,13 @@ macro_rules! log_error {
 }
 
 mod backoff;
-mod block_devices;
 mod cgroup;
 mod console;
-mod data_partition;
+mod data_mount;
+mod degraded;
+mod disk_helper;
 mod dm_verity;
 mod error;
-mod gpt;
 mod health;
 mod hostname;
 mod loopback;

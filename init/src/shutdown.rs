@@ -7,11 +7,12 @@ use std::time::Duration;
 use rustix::mount::MountFlags;
 use rustix::system::RebootCommand;
 
+use crate::data_mount::MOUNT_POINT as DATA;
 use crate::error::{Context, Result};
 use crate::signals::Action;
 use crate::slot_commit::ESP_MOUNT_POINT;
 use crate::watchdog::Watchdog;
-use crate::{console, data_partition, mounts};
+use crate::{console, mounts};
 
 /// Unmounts and syncs, then powers off or reboots. Returns only if the kernel refused.
 pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
@@ -30,17 +31,11 @@ pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
     {
         log_error!("{err}");
     }
-    match mounts::unmount(data_partition::MOUNT_POINT) {
-        Ok(()) => log_info!("data unmounted clean=yes"),
-        Err(err) => {
-            log_error!("{err}");
-            // Read-only still leaves the journal clean for the next boot.
-            let remount = MountFlags::RDONLY;
-            match rustix::mount::mount_remount(data_partition::MOUNT_POINT, remount, "") {
-                Ok(()) => log_info!("data remounted read-only"),
-                Err(err) => log_error!("remount /data read-only: {err}"),
-            }
-        }
+    // A degraded boot never mounted /data.
+    if !mounts::is_mount_point(DATA) {
+        log_info!("data not mounted (degraded)");
+    } else {
+        unmount_data();
     }
     pet();
     rustix::fs::sync();
@@ -51,4 +46,19 @@ pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
         Action::Reboot => RebootCommand::Restart,
     };
     rustix::system::reboot(command).context(|| format!("{} (reboot system call)", action.name()))
+}
+
+fn unmount_data() {
+    match mounts::unmount(DATA) {
+        Ok(()) => log_info!("data unmounted clean=yes"),
+        Err(err) => {
+            log_error!("{err}");
+            // Read-only still leaves the journal clean for the next boot.
+            let remount = MountFlags::RDONLY;
+            match rustix::mount::mount_remount(DATA, remount, "") {
+                Ok(()) => log_info!("data remounted read-only"),
+                Err(err) => log_error!("remount /data read-only: {err}"),
+            }
+        }
+    }
 }

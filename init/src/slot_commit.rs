@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use board_support::{BootControl, Slot, SystemdBoot};
+use board_support::{BootControl, Slot, SystemdBoot, block_devices};
 use rustix::mount::MountFlags;
 
 use crate::error::{Error, Result};
-use crate::{block_devices, mounts};
+use crate::mounts;
 
 pub const ESP_MOUNT_POINT: &str = "/boot/efi";
 /// The ESP was on the same disk as root and data, so it is there already.
@@ -21,7 +21,8 @@ pub fn commit_if_trial(esp_partuuid: &str, slot: Slot) {
 }
 
 fn commit(esp_partuuid: &str, slot: Slot) -> Result<()> {
-    let esp = block_devices::wait_for_partition(esp_partuuid, WAIT_FOR_ESP)?;
+    let esp =
+        block_devices::wait_for_partition(esp_partuuid, WAIT_FOR_ESP).map_err(Error::Partition)?;
     let device = esp.dev_path.to_string_lossy().into_owned();
     let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     mounts::mount(&device, ESP_MOUNT_POINT, "vfat", flags, Some("umask=0077"))?;

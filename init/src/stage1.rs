@@ -6,12 +6,12 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::time::Instant;
 
-use board_support::BootParams;
+use board_support::{BootParams, block_devices};
 use rustix::mount::MountFlags;
 
 use crate::dm_verity::OnCorruption;
-use crate::error::{Context, Result};
-use crate::{block_devices, console, dm_verity, modules, mounts, stage1_log, stdio, switch_root};
+use crate::error::{Context, Error, Result};
+use crate::{console, dm_verity, modules, mounts, stage1_log, stdio, switch_root};
 
 pub const MARKER: &str = "/initramfs-release";
 const NEW_ROOT: &str = "/newroot";
@@ -36,7 +36,8 @@ pub fn run() -> Result<Infallible> {
     );
 
     let root =
-        block_devices::wait_for_partition(&params.root_partuuid, block_devices::WAIT_FOR_DEVICES)?;
+        block_devices::wait_for_partition(&params.root_partuuid, block_devices::WAIT_FOR_DEVICES)
+            .map_err(Error::Partition)?;
     // Until the whole-root read below is done a bad block reads as EIO, so the FATAL line can
     // name it; then the live table restarts the machine on corruption (dm_verity.rs).
     let verified = dm_verity::activate(

@@ -1,5 +1,5 @@
 //! Stage 2, PID 1 on the verified root for the life of the box: mounts, cgroups, modules,
-//! /data, the services, and the orderly shutdown.
+//! /data (prepared by the disk helper, mounted here), the services, and the orderly shutdown.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -12,8 +12,8 @@ use crate::service_table::{self, SERVICES_TOML};
 use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
-    cgroup, console, data_partition, hostname, loopback, modules, mounts, power_button, root_check,
-    shutdown, stage1, stage1_log, stdio, watchdog,
+    cgroup, console, data_mount, degraded, disk_helper, hostname, loopback, modules, mounts,
+    power_button, root_check, shutdown, stage1, stage1_log, stdio, watchdog,
 };
 
 pub fn run() -> Result<Infallible> {
@@ -46,25 +46,26 @@ pub fn run() -> Result<Infallible> {
         log_error!("{err}");
     }
 
-    let data = data_partition::prepare_and_mount(&params.data_partuuid)?;
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    log_info!(
-        "data mounted first_boot={} clean={} size_mib={}",
-        yes_no(data.first_boot),
-        yes_no(data.clean),
-        data.size_mib
-    );
-    if let Err(err) = console::start_file_log(&Path::new(data_partition::MOUNT_POINT).join("log")) {
-        log_error!("console.log: {err}");
-    }
-
+    // Opened before the disk helper, which may take minutes, so it is petted meanwhile.
     let watchdog = watchdog::open_if_present().unwrap_or_else(|err| {
         log_error!("{err}; running without a hardware watchdog");
         None
     });
+    let data = data_mount::mount(disk_helper::run(&params, watchdog.as_ref()));
+    let services = match &data {
+        Ok(()) => {
+            if let Err(err) =
+                console::start_file_log(&Path::new(data_mount::MOUNT_POINT).join("log"))
+            {
+                log_error!("console.log: {err}");
+            }
+            services
+        }
+        Err(degraded) => degraded::hold_data_services(services, degraded),
+    };
     let power_buttons = power_button::open_all();
 
-    let supervisor = Supervisor::new(
+    let mut supervisor = Supervisor::new(
         services,
         signals,
         power_buttons,
@@ -72,6 +73,9 @@ pub fn run() -> Result<Infallible> {
         params.slot,
         params.esp_partuuid,
     );
+    if data.is_err() {
+        supervisor = supervisor.without_ready_line();
+    }
     let finished = supervisor.run();
     shutdown::finish(finished.action, finished.watchdog.as_ref())?;
     Err(Error::Invalid("the kernel returned from reboot".to_owned()))

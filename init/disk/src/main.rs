@@ -1,0 +1,85 @@
+//! `carapace-disk --data <PARTUUID> --esp <PARTUUID>`: the one-shot disk helper PID 1 runs in
+//! stage 2, before any service, with a deadline. Everything slow or risky about /data lives
+//! here rather than in PID 1: growing the partition, e2fsck, mke2fs, resize2fs, the factory
+//! reset. It prints exactly one line on stdout, a `board_support::DataOutcome`; progress goes
+//! to stderr, which PID 1 puts on the console. PID 1 mounts /data itself.
+//!
+//! The rule it keeps: /data is formatted only while the builder's "new" mark is on the
+//! partition (GPT attribute bit 48) or the owner put `carapace-factory-reset` on the ESP.
+//! Anything else without a usable ext4 is repaired, never formatted.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+/// A progress line on stderr (PID 1 prefixes it with `carapace-disk: `).
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        eprintln!($($arg)*)
+    };
+}
+
+mod blkpg;
+mod e2fsprogs;
+mod error;
+mod ext4;
+mod factory_reset;
+mod grow;
+mod new_mark;
+mod prepare;
+
+use std::io::Write;
+
+const USAGE: &str = "usage: carapace-disk --data <PARTUUID> --esp <PARTUUID>";
+
+pub struct Args {
+    pub data_partuuid: String,
+    pub esp_partuuid: String,
+}
+
+fn parse_args(args: &[String]) -> Option<Args> {
+    match args {
+        [data_flag, data, esp_flag, esp] if data_flag == "--data" && esp_flag == "--esp" => {
+            Some(Args {
+                data_partuuid: data.clone(),
+                esp_partuuid: esp.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(args) = parse_args(&args) else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let outcome = prepare::run(&args);
+    let mut stdout = std::io::stdout().lock();
+    // Nothing to do if PID 1 is gone; it then treats /data as degraded anyway.
+    let _ = writeln!(stdout, "{outcome}").and_then(|()| stdout.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_exactly_data_then_esp() {
+        let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let args = parse_args(&words("--data d --esp e")).expect("args");
+        assert_eq!(
+            (args.data_partuuid.as_str(), args.esp_partuuid.as_str()),
+            ("d", "e")
+        );
+        assert!(parse_args(&words("--esp e --data d")).is_none());
+        assert!(parse_args(&words("--data d")).is_none());
+    }
+}

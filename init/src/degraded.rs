@@ -1,0 +1,30 @@
+//! A /data beyond repair brings the box up degraded rather than into a reboot loop: the
+//! services that keep state on /data (`state_dir = true`) are held, the rest run, the power
+//! button still shuts down cleanly, and one console line says what happened and how the
+//! owner resets /data. There is no `ready` line and the slot is not committed: agentd, which
+//! decides that, is held.
+
+use crate::data_mount::Degraded;
+use crate::service_table::Service;
+
+/// docs/boot-contract.md quotes this; the disk helper looks for the file (init/disk).
+const HOW_TO_RESET: &str = "to erase /data and start fresh, put a file named \
+     carapace-factory-reset on the boot partition (ESP) and restart";
+
+/// The services that can run without /data; logs the degraded line.
+pub fn hold_data_services(services: Vec<Service>, degraded: &Degraded) -> Vec<Service> {
+    let (held, kept): (Vec<Service>, Vec<Service>) =
+        services.into_iter().partition(|s| s.entry.state_dir);
+    let names: Vec<&str> = held.iter().map(Service::name).collect();
+    log_error!(
+        "degraded data={} held={}: {}; {HOW_TO_RESET}",
+        degraded.reason,
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(",")
+        },
+        degraded.detail.replace('\n', "; ")
+    );
+    kept
+}
