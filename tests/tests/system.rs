@@ -106,6 +106,27 @@ fn first_boot_reboot_and_clean_power_off() {
     power_off(&mut vm);
 }
 
+/// The image users run (the release recipe, without the test services) boots to ready on a
+/// fresh disk: /data made, agentd's identity created, the slot committed; the power button
+/// shuts it down cleanly.
+#[test]
+fn release_image_boots_to_ready_and_powers_off() {
+    let (_dir, config) = machine_of(release_image(), "release");
+    let mut vm = boot_to_ready(&config);
+    let data = line_with(&mut vm, "carapace: data mounted");
+    assert_eq!(value(&data, "first_boot"), "yes", "{data}");
+    let identity = line_with(&mut vm, "agentd: identity ed25519=");
+    assert!(identity.ends_with(" created"), "{identity}");
+    line_with(&mut vm, "carapace: slot a committed");
+    let console = vm.console();
+    assert!(
+        !console.iter().any(|l| l.starts_with("carapace: FATAL")),
+        "{}",
+        console.join("\n")
+    );
+    power_off(&mut vm);
+}
+
 /// Where `path`'s first data block lies inside the test image's root-a, in bytes from the
 /// start of the disk, from erofs-utils' dump.erofs.
 fn root_file_offset(path: &str) -> u64 {

@@ -9,6 +9,8 @@ use std::time::Duration;
 use carapace_image::qemu::{Vm, VmConfig, create_overlay};
 
 pub const TEST_RECIPE: &str = "recipes/x86-64-qemu-test.toml";
+/// The image users run: `make run` builds it.
+pub const RELEASE_RECIPE: &str = "recipes/x86-64-qemu.toml";
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn workspace() -> PathBuf {
@@ -26,6 +28,18 @@ pub fn test_image() -> &'static Path {
         match carapace_image::build::build(&ws.join(TEST_RECIPE), &ws) {
             Ok(out) => out.image,
             Err(e) => panic!("building the test image failed: {e}"),
+        }
+    })
+}
+
+/// Builds the release recipe once per test binary.
+pub fn release_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let ws = workspace();
+        match carapace_image::build::build(&ws.join(RELEASE_RECIPE), &ws) {
+            Ok(out) => out.image,
+            Err(e) => panic!("building the release image failed: {e}"),
         }
     })
 }
