@@ -3,14 +3,16 @@
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
 //! or roll back. It also holds the row type of PID 1's service table, which the builder
-//! writes and PID 1 reads. `docs/boot-contract.md` is the contract these types implement.
+//! writes and PID 1 reads, and the one check of it both run. `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod boot_control;
 pub mod boot_entry;
+pub mod capability;
 pub mod cmdline;
 pub mod error;
 pub mod service_entry;
+pub mod service_table;
 pub mod slot;
 
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
@@ -18,4 +20,5 @@ pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render
 pub use cmdline::{BootParams, VerityParams};
 pub use error::Error;
 pub use service_entry::ServiceEntry;
+pub use service_table::ServiceTable;
 pub use slot::Slot;

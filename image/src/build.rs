@@ -83,6 +83,10 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
             package: "carapace-agentd".into(),
             bin: "agentd".into(),
         },
+        BinarySpec {
+            package: "carapace-logger".into(),
+            bin: "carapace-logger".into(),
+        },
     ];
     for extra in &recipe.binaries {
         specs.push(BinarySpec {
@@ -152,7 +156,13 @@ pub fn build(recipe_path: &Path, workspace: &Path) -> Result<BuildOutput> {
         Content::Copy(binaries[1].clone()),
         crate_origin("carapace-agentd"),
     );
-    for (spec, path) in specs.iter().zip(&binaries).skip(2) {
+    root.add(
+        "/usr/bin/carapace-logger",
+        0o755,
+        Content::Copy(binaries[2].clone()),
+        crate_origin("carapace-logger"),
+    );
+    for (spec, path) in specs.iter().zip(&binaries).skip(3) {
         root.add(
             &format!("/usr/bin/{}", spec.bin),
             0o755,

@@ -33,6 +33,7 @@ mod backoff;
 mod block_devices;
 mod cgroup;
 mod console;
+mod console_queue;
 mod data_partition;
 mod dm_verity;
 mod error;
@@ -51,11 +52,11 @@ mod signals;
 mod slot_commit;
 mod spawn;
 mod stage1;
-mod stage1_log;
 mod stage2;
 mod stdio;
 mod supervisor;
 mod switch_root;
+mod sysctl;
 mod watchdog;
 
 use std::path::Path;
@@ -90,6 +91,7 @@ fn fatal(err: &error::Error) -> ! {
     );
     // /data may be mounted; its journal covers the rest.
     rustix::fs::sync();
+    console::drain(Duration::from_secs(5));
     std::thread::sleep(FATAL_REBOOT_DELAY);
     let _ = rustix::system::reboot(RebootCommand::Restart);
     // Only reached if the kernel refused; returning from PID 1 would panic the kernel, which

@@ -1,5 +1,5 @@
 //! Stage 2, PID 1 on the verified root for the life of the box: mounts, cgroups, modules,
-//! /data, the services, and the orderly shutdown.
+//! sysctls, the hardware watchdog, /data, the services, and the orderly shutdown.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -12,17 +12,20 @@ use crate::service_table::{self, SERVICES_TOML};
 use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
-    cgroup, console, data_partition, hostname, loopback, modules, mounts, power_button, shutdown,
-    stage1, stage1_log, stdio, watchdog,
+    cgroup, data_partition, hostname, loopback, modules, mounts, power_button, shutdown, stage1,
+    stdio, sysctl, watchdog,
 };
+
+/// Where modules.dep lists the hardware watchdog drivers (i6300esb and the boards' own).
+const WATCHDOG_MODULES: &str = "/drivers/watchdog/";
 
 pub fn run() -> Result<Infallible> {
     // Already there when stage 1 ran; not when the root was booted without the initramfs.
     mounts::mount_kernel_filesystems()?;
     stdio::ensure_standard_fds();
-    console::add_early_lines(stage1_log::take_over());
     mounts::mount_runtime_filesystems()?;
     stage1::allow_kmsg_lines();
+    sysctl::apply();
 
     let cmdline =
         std::fs::read_to_string("/proc/cmdline").context(|| "read /proc/cmdline".to_owned())?;
@@ -38,8 +41,18 @@ pub fn run() -> Result<Infallible> {
     let services = service_table::load(Path::new(SERVICES_TOML))?;
 
     cgroup::setup()?;
-    let release = stage1::kernel_release();
-    modules::load_all(&Path::new("/lib/modules").join(&release))?;
+    let modules_dir = Path::new("/lib/modules").join(stage1::kernel_release());
+    // The hardware watchdog first, so a hang in the slow work below resets the box.
+    if let Err(err) = modules::load_matching(&modules_dir, WATCHDOG_MODULES) {
+        log_error!("{err}");
+    }
+    let setup_petter = watchdog::open_if_present()
+        .unwrap_or_else(|err| {
+            log_error!("{err}; running without a hardware watchdog");
+            None
+        })
+        .map(watchdog::Watchdog::pet_during_setup);
+    modules::load_all(&modules_dir)?;
     hostname::apply();
     if let Err(err) = loopback::bring_up("lo") {
         log_error!("{err}");
@@ -53,14 +66,7 @@ pub fn run() -> Result<Infallible> {
         yes_no(data.clean),
         data.size_mib
     );
-    if let Err(err) = console::start_file_log(&Path::new(data_partition::MOUNT_POINT).join("log")) {
-        log_error!("console.log: {err}");
-    }
-
-    let watchdog = watchdog::open_if_present().unwrap_or_else(|err| {
-        log_error!("{err}; running without a hardware watchdog");
-        None
-    });
+    let watchdog = setup_petter.map(watchdog::SetupPetter::finish);
     let power_buttons = power_button::open_all();
 
     let supervisor = Supervisor::new(
@@ -72,6 +78,6 @@ pub fn run() -> Result<Infallible> {
         params.esp_partuuid,
     );
     let finished = supervisor.run();
-    shutdown::finish(finished.action, finished.watchdog.as_ref())?;
+    shutdown::finish(finished.action, finished.watchdog)?;
     Err(Error::Invalid("the kernel returned from reboot".to_owned()))
 }

@@ -25,6 +25,8 @@ use crate::{power_button, proc_status, slot_commit, spawn};
 
 /// How often the hardware watchdog is petted while healthy.
 const PET_INTERVAL: Duration = Duration::from_secs(1);
+/// How often PID 1 says the longest gap between two pets so far.
+const PET_REPORT_INTERVAL: Duration = Duration::from_secs(30);
 /// Services without `ready` get their `creds` line this long after they started.
 const CREDS_DELAY: Duration = Duration::from_secs(1);
 const IDLE_RSS_DELAY: Duration = Duration::from_secs(3);
@@ -53,6 +55,9 @@ pub struct Supervisor {
     orphans: Orphans,
     shutdown: Option<Shutdown>,
     next_pet: Instant,
+    next_pet_report: Instant,
+    /// Polled for POLLOUT while lines wait for the serial console.
+    console: Option<OwnedFd>,
 }
 
 /// What the loop ends with: the action to take, and the watchdog to keep petting meanwhile.
@@ -71,6 +76,8 @@ struct ServiceState {
     ever_ready: bool,
     crash_loop_reported: bool,
     status: Option<String>,
+    /// Not started yet: waits for the services in its `after` to say READY=1.
+    waiting: bool,
 }
 
 struct Running {
@@ -109,6 +116,7 @@ enum PipeKind {
 #[derive(Clone, Copy, Debug)]
 enum Source {
     Signals,
+    Console,
     PowerButton(usize),
     Pipe(usize, PipeKind),
 }
@@ -158,6 +166,7 @@ impl Supervisor {
                 ever_ready: false,
                 crash_loop_reported: false,
                 status: None,
+                waiting: true,
             })
             .collect();
         Supervisor {
@@ -172,15 +181,15 @@ impl Supervisor {
             orphans: Orphans::default(),
             shutdown: None,
             next_pet: Instant::now(),
+            next_pet_report: Instant::now() + PET_REPORT_INTERVAL,
+            console: console::poll_handle(),
         }
     }
 
     /// Starts the services in table order and runs until a shutdown has stopped them all.
     pub fn run(mut self) -> Finished {
         let now = Instant::now();
-        for index in 0..self.services.len() {
-            self.start(index, now);
-        }
+        self.start_unblocked(now);
         self.announce_ready_if_all_ready(now);
         loop {
             let now = Instant::now();
@@ -200,6 +209,12 @@ impl Supervisor {
     fn poll(&self, timeout: Duration) -> Vec<(Source, PollFlags)> {
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::IN)];
         let mut sources = vec![Source::Signals];
+        if let Some(console) = &self.console
+            && console::pending()
+        {
+            fds.push(PollFd::new(console, PollFlags::OUT));
+            sources.push(Source::Console);
+        }
         for (index, fd) in self.power_buttons.iter().enumerate() {
             if let Some(fd) = fd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
@@ -281,6 +296,7 @@ impl Supervisor {
                     }
                 }
             }
+            Source::Console => console::flush(),
             Source::PowerButton(index) => self.read_power_button(index, events, now),
             Source::Pipe(index, kind) => self.read_service_pipe(index, kind, READS_PER_WAKEUP, now),
         }
@@ -336,10 +352,7 @@ impl Supervisor {
         for line in lines {
             match kind {
                 PipeKind::Stdout | PipeKind::Stderr => {
-                    console::emit(
-                        Level::Info,
-                        &format!("{name}: {}", console::sanitize(&line)),
-                    );
+                    console::emit_service(&name, format!("{name}: {}", console::sanitize(&line)));
                 }
                 PipeKind::Notify => {
                     let text = String::from_utf8_lossy(&line).into_owned();
@@ -369,6 +382,7 @@ impl Supervisor {
                 running.creds_due = None;
                 report_creds(name, running.pid);
                 state.ever_ready = true;
+                self.start_unblocked(now);
                 self.announce_ready_if_all_ready(now);
             }
             Message::Watchdog => running.watchdog.ping(now),
@@ -473,6 +487,29 @@ impl Supervisor {
         );
     }
 
+    /// Starts, in table order, each waiting service whose `after` services all said READY=1.
+    fn start_unblocked(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for index in 0..self.services.len() {
+            let unblocked = self.services.get(index).is_some_and(|state| {
+                state.waiting
+                    && state.service.entry.after.iter().all(|name| {
+                        self.services
+                            .iter()
+                            .any(|s| s.service.name() == name && s.ever_ready)
+                    })
+            });
+            if unblocked {
+                if let Some(state) = self.services.get_mut(index) {
+                    state.waiting = false;
+                }
+                self.start(index, now);
+            }
+        }
+    }
+
     fn start(&mut self, index: usize, now: Instant) {
         let Some(state) = self.services.get_mut(index) else {
             return;
@@ -564,12 +601,19 @@ impl Supervisor {
         // hung unmount, later) should let the hardware reset the box.
         if now >= self.next_pet {
             if (healthy || self.shutdown.is_some())
-                && let Some(watchdog) = &self.watchdog
+                && let Some(watchdog) = &mut self.watchdog
             {
                 watchdog.keepalive();
             }
             self.next_pet = now + PET_INTERVAL;
         }
+        if now >= self.next_pet_report {
+            self.next_pet_report = now + PET_REPORT_INTERVAL;
+            if let Some(watchdog) = &self.watchdog {
+                log_info!("watchdog max_pet_gap_ms={}", watchdog.max_gap.as_millis());
+            }
+        }
+        console::flush();
         None
     }
 
@@ -648,7 +692,7 @@ fn start_service(state: &mut ServiceState, now: Instant) -> crate::error::Result
     let entry = &state.service.entry;
     let cgroup = match state.cgroup.take() {
         Some(cgroup) => cgroup,
-        None => ServiceCgroup::prepare(&entry.name, entry.memory_max)?,
+        None => ServiceCgroup::prepare(&entry.name, entry.memory_max, entry.pids_limit())?,
     };
     let procs = cgroup.open_procs();
     state.cgroup = Some(cgroup);
@@ -697,10 +741,7 @@ fn read_lines(pipe: &mut Pipe, max_reads: usize) -> (Vec<Vec<u8>>, bool) {
 
 fn flush_partial_line(name: &str, mut pipe: Pipe) {
     if let Some(line) = pipe.lines.finish() {
-        console::emit(
-            Level::Info,
-            &format!("{name}: {}", console::sanitize(&line)),
-        );
+        console::emit_service(name, format!("{name}: {}", console::sanitize(&line)));
     }
 }
 
