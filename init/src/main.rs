@@ -40,6 +40,7 @@ mod error;
 mod gpt;
 mod health;
 mod hostname;
+mod lifecycle;
 mod loopback;
 mod modules;
 mod mounts;

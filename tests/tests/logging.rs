@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// The i6300esb timeout PID 1 sets (init/src/watchdog.rs); "on time" is well under it.
-const WATCHDOG_TIMEOUT_MS: u64 = 20_000;
+/// "On time": a quarter of the 20 s i6300esb timeout PID 1 sets (init/src/watchdog.rs);
+/// PID 1 pets every second.
 const MAX_PET_GAP_MS: u64 = 5_000;
 
 /// The hook `chatty` floods its stdout for a minute: no reset, pets on time, drops counted,
@@ -65,7 +65,7 @@ fn chatty_service_neither_resets_the_box_nor_starves_the_watchdog() {
 
     assert_eq!(starts, 1, "the box was reset during the flood");
     assert!(
-        gap < MAX_PET_GAP_MS && gap < WATCHDOG_TIMEOUT_MS,
+        gap < MAX_PET_GAP_MS,
         "a pet came {gap} ms after the one before"
     );
     assert!(!drops.is_empty(), "no `console dropped` line");
