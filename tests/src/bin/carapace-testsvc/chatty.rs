@@ -10,6 +10,7 @@ const FLOOD_FOR: Duration = Duration::from_secs(60);
 
 pub fn run() {
     if !test_request::asks_for("chatty") {
+        println!("chatty idle");
         return;
     }
     println!("chatty start");
