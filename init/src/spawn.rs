@@ -299,6 +299,30 @@ mod tests {
     }
 
     #[test]
+    fn service_pipes_are_cloexec_and_nonblocking_only_on_pid1s_end() {
+        let pipe = service_pipe("test").expect("pipe");
+        for fd in [&pipe.read, &pipe.write] {
+            assert!(
+                rustix::io::fcntl_getfd(fd)
+                    .expect("getfd")
+                    .contains(FdFlags::CLOEXEC)
+            );
+        }
+        let nonblocking = |fd: &OwnedFd| {
+            rustix::fs::fcntl_getfl(fd)
+                .expect("getfl")
+                .contains(rustix::fs::OFlags::NONBLOCK)
+        };
+        assert!(nonblocking(&pipe.read));
+        assert!(!nonblocking(&pipe.write));
+        let mut buffer = [0u8; 8];
+        assert_eq!(
+            rustix::io::read(&pipe.read, &mut buffer),
+            Err(rustix::io::Errno::AGAIN)
+        );
+    }
+
+    #[test]
     fn notify_fd_ends_up_as_fd_3_in_the_child() {
         let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).expect("pipe");
         let write_fd = write.as_raw_fd();
