@@ -9,7 +9,7 @@ mod error;
 mod kmsg;
 mod rotate;
 
-use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,16 +91,21 @@ fn run() -> Result<()> {
     }
 }
 
-/// One line to PID 1 on $NOTIFY_FD (docs/boot-contract.md); skipped when run by hand.
+/// One line to PID 1 on $NOTIFY_FD (docs/boot-contract.md); skipped when run by hand. The
+/// pipe is written through the inherited descriptor itself: reopening it through
+/// /proc/self/fd would check the pipe's owner (root) against our uid and fail.
 fn notify(message: &str) {
-    let Some(fd) = std::env::var_os("NOTIFY_FD") else {
+    let Some(fd) = std::env::var("NOTIFY_FD")
+        .ok()
+        .and_then(|fd| fd.parse::<i32>().ok())
+        .filter(|&fd| fd > 2)
+    else {
         return;
     };
-    let path = format!("/proc/self/fd/{}", fd.to_string_lossy());
-    let sent = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut pipe| pipe.write_all(format!("{message}\n").as_bytes()));
+    // SAFETY: borrowed for these two calls only; fcntl first tells whether it is open at all.
+    let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sent = rustix::io::fcntl_getfd(pipe)
+        .and_then(|_| rustix::io::write(pipe, format!("{message}\n").as_bytes()));
     if let Err(err) = sent {
         println!("logger error=notify {message}: {err}");
     }
