@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::test_request;
 
 const FLOOD_FOR: Duration = Duration::from_secs(60);
+/// Long lines: more bytes than a serial console takes for each line the service writes.
+const PADDING: &str = "the quick brown fox jumps over the lazy dog";
 
 pub fn run() {
     if !test_request::asks_for("chatty") {
@@ -22,7 +24,7 @@ pub fn run() {
         let mut out = stdout.lock();
         if writeln!(
             out,
-            "chatty line {lines} the quick brown fox jumps over the lazy dog"
+            "chatty line {lines} {PADDING} {PADDING} {PADDING} {PADDING}"
         )
         .is_err()
         {
