@@ -3,7 +3,7 @@
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
 //! or roll back. It also holds the row type of PID 1's service table, which the builder
-//! writes and PID 1 reads, and the one check of it both run. `docs/boot-contract.md` is the contract these types implement.
+//! writes and PID 1 reads, and the one check of it both run, and the notify protocol. `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod boot_control;
@@ -11,6 +11,7 @@ pub mod boot_entry;
 pub mod capability;
 pub mod cmdline;
 pub mod error;
+pub mod notify;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;

@@ -37,8 +37,6 @@ impl Level {
 
 /// printk truncates records near 1 KiB; cut ours first so the cut is at a character.
 const KMSG_MAX_LINE: usize = 960;
-/// Longest service line passed on; the rest of a longer line starts a new one.
-pub const MAX_LINE_BYTES: usize = 4096;
 /// The `console dropped` line comes at most this often, and only when the count grew.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 

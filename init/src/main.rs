@@ -44,7 +44,6 @@ mod lifecycle;
 mod loopback;
 mod modules;
 mod mounts;
-mod notify;
 mod power_button;
 mod proc_status;
 mod service_table;

@@ -11,6 +11,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use board_support::Slot;
+use board_support::notify::{self, LineBuffer, Message};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions, WaitStatus};
@@ -18,7 +19,6 @@ use rustix::process::{Pid, WaitOptions, WaitStatus};
 use crate::cgroup::ServiceCgroup;
 use crate::console;
 use crate::lifecycle::{Input, Lifecycle, Output};
-use crate::notify::{self, LineBuffer, Message};
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
