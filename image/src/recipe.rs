@@ -152,6 +152,19 @@ memory_max = 268435456
 ready = true
 "#;
 
+    /// The recipes in the tree pass the check PID 1 runs at boot.
+    #[test]
+    fn the_shipped_recipes_are_valid() {
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+        for name in ["x86-64-qemu.toml", "x86-64-qemu-test.toml"] {
+            let (recipe, _) = Recipe::load(&recipes.join(name)).unwrap();
+            assert_eq!(
+                recipe.services[0].name, "logger",
+                "{name}: the logger goes first"
+            );
+        }
+    }
+
     #[test]
     fn parses_a_good_recipe() {
         let recipe = Recipe::parse(GOOD).unwrap();
