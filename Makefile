@@ -35,7 +35,7 @@ test-unit:
 	$(CARGO) test -p carapace-image --test lock
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data
+SYSTEM_TESTS = --test system --test data --test logging
 
 test-system:
 	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture

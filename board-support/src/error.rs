@@ -60,6 +60,16 @@ pub enum Error {
     )]
     NoGoodSlot { slot: Slot, name: String },
 
+    #[error("service table: {message}")]
+    ServiceTableSyntax { message: String },
+
+    #[error("service table: service {service}: field `{field}`: {problem}")]
+    ServiceField {
+        service: String,
+        field: &'static str,
+        problem: String,
+    },
+
     #[error("cannot {action} {}: {source}", .path.display())]
     Io {
         action: &'static str,

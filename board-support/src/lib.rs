@@ -3,19 +3,23 @@
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
 //! or roll back. It also holds the GPT reader and writer, partition lookup, the disk helper's
-//! result line, and the row type of PID 1's service table, which the builder
-//! writes and PID 1 reads. `docs/boot-contract.md` is the contract these types implement.
+//! result line, the image info, the notify protocol, and the row type of PID 1's service
+//! table with the one check of it that the builder and PID 1 both run.
+//! `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod block_devices;
 pub mod boot_control;
 pub mod boot_entry;
+pub mod capability;
 pub mod cmdline;
 pub mod data_outcome;
 pub mod error;
 pub mod gpt;
 pub mod image_info;
+pub mod notify;
 pub mod service_entry;
+pub mod service_table;
 pub mod slot;
 
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
@@ -25,4 +29,5 @@ pub use data_outcome::{DataOutcome, DegradedReason};
 pub use error::Error;
 pub use image_info::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH};
 pub use service_entry::ServiceEntry;
+pub use service_table::ServiceTable;
 pub use slot::Slot;

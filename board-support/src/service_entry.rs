@@ -1,8 +1,24 @@
 //! One row of PID 1's service table (/etc/carapace/services.toml, docs/boot-contract.md):
 //! the builder writes it from a recipe's `[[service]]` tables, PID 1 reads it back. One type
-//! on both sides keeps the two from drifting apart; each side checks what it needs.
+//! and one check ([`ServiceEntry::validate`]) on both sides, so a row that builds also boots.
 
 use serde::{Deserialize, Serialize};
+
+use crate::capability;
+use crate::error::Error;
+
+/// Names become paths (/data/<name>, /run/<name>, a cgroup) and console prefixes.
+pub const MAX_NAME_LEN: usize = 32;
+/// A service watchdog longer than an hour would not catch a hang in any useful time, and a
+/// bound keeps every deadline computation far from `Instant`'s limits.
+pub const MAX_WATCHDOG_SEC: u64 = 3600;
+/// Below this no service of ours even starts; it catches limits given in MiB, not bytes.
+pub const MIN_MEMORY_MAX: u64 = 4 * 1024 * 1024;
+/// pids.max of a service's cgroup when the table names none: room for thread pools, not
+/// for a fork bomb.
+pub const DEFAULT_PIDS_MAX: u64 = 256;
+/// The kernel's own ceiling for pid_max.
+pub const MAX_PIDS_MAX: u64 = 4_194_304;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -11,9 +27,11 @@ pub struct ServiceEntry {
     pub exec: Vec<String>,
     pub uid: u32,
     pub gid: u32,
-    /// Bytes; `None` leaves the cgroup at "max".
+    /// Bytes, written to memory.max; every service has one.
+    pub memory_max: u64,
+    /// Written to pids.max; [`DEFAULT_PIDS_MAX`] when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
     #[serde(default)]
     pub capabilities: Vec<String>,
     #[serde(default)]
@@ -24,4 +42,103 @@ pub struct ServiceEntry {
     pub state_dir: bool,
     #[serde(default)]
     pub runtime_dir: bool,
+    /// Services (earlier in the table, with `ready = true`) that must have said READY=1
+    /// before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+}
+
+impl ServiceEntry {
+    /// Checks what can be checked of one row on its own; [`crate::ServiceTable`] adds the
+    /// checks across rows (unique names, `after`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |field: &'static str, problem: String| {
+            Err(Error::ServiceField {
+                service: self.name.clone(),
+                field,
+                problem,
+            })
+        };
+        let name = &self.name;
+        let name_ok = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !name_ok {
+            return fail(
+                "name",
+                format!(
+                    "{name:?} must be 1 to {MAX_NAME_LEN} of a-z, 0-9, '-', '_', starting with a letter"
+                ),
+            );
+        }
+        match self.exec.first() {
+            None => return fail("exec", "the command is empty".to_owned()),
+            Some(program) if !program.starts_with('/') => {
+                return fail("exec", format!("{program:?} is not an absolute path"));
+            }
+            Some(_) => {}
+        }
+        if self.exec.iter().any(|arg| arg.contains('\0')) {
+            return fail("exec", "an argument contains a NUL".to_owned());
+        }
+        // Only PID 1 runs as root; -1 means "unchanged" to setresuid/setresgid.
+        if self.uid == 0 || self.uid == u32::MAX {
+            return fail("uid", format!("{} is not allowed (root or -1)", self.uid));
+        }
+        if self.gid == 0 || self.gid == u32::MAX {
+            return fail("gid", format!("{} is not allowed (root or -1)", self.gid));
+        }
+        if self.memory_max < MIN_MEMORY_MAX {
+            return fail(
+                "memory_max",
+                format!(
+                    "{} bytes is below {MIN_MEMORY_MAX} (4 MiB); give it in bytes",
+                    self.memory_max
+                ),
+            );
+        }
+        if let Some(pids) = self.pids_max
+            && !(1..=MAX_PIDS_MAX).contains(&pids)
+        {
+            return fail("pids_max", format!("{pids} is not in 1..={MAX_PIDS_MAX}"));
+        }
+        if self.watchdog_sec > MAX_WATCHDOG_SEC {
+            return fail(
+                "watchdog_sec",
+                format!(
+                    "{} is above {MAX_WATCHDOG_SEC}; 0 turns the watchdog off",
+                    self.watchdog_sec
+                ),
+            );
+        }
+        self.capability_bits().map(|_| ())
+    }
+
+    /// The 64-bit capability set of `capabilities`.
+    pub fn capability_bits(&self) -> Result<u64, Error> {
+        let mut bits = 0;
+        for name in &self.capabilities {
+            bits |= capability::bit(name).ok_or_else(|| Error::ServiceField {
+                service: self.name.clone(),
+                field: "capabilities",
+                problem: format!("unknown capability {name:?} (expected e.g. \"CAP_NET_ADMIN\")"),
+            })?;
+        }
+        Ok(bits)
+    }
+
+    pub fn pids_limit(&self) -> u64 {
+        self.pids_max.unwrap_or(DEFAULT_PIDS_MAX)
+    }
+
+    pub fn state_directory(&self) -> Option<String> {
+        self.state_dir.then(|| format!("/data/{}", self.name))
+    }
+
+    pub fn runtime_directory(&self) -> Option<String> {
+        self.runtime_dir.then(|| format!("/run/{}", self.name))
+    }
 }

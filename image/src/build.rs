@@ -150,9 +150,13 @@ pub fn build_with(
             package: "carapace-disk".into(),
             bin: "carapace-disk".into(),
         },
+        BinarySpec {
+            package: "carapace-logger".into(),
+            bin: "carapace-logger".into(),
+        },
     ];
     // init, agentd and the disk helper; the recipe's extra binaries follow.
-    const FIXED_BINARIES: usize = 3;
+    const FIXED_BINARIES: usize = 4;
     for extra in &recipe.binaries {
         specs.push(BinarySpec {
             package: extra.package.clone(),
@@ -223,6 +227,12 @@ pub fn build_with(
         0o755,
         Content::Copy(binaries[2].clone()),
         crate_origin("carapace-disk"),
+    );
+    root.add(
+        "/usr/bin/carapace-logger",
+        0o755,
+        Content::Copy(binaries[3].clone()),
+        crate_origin("carapace-logger"),
     );
     for (spec, path) in specs.iter().zip(&binaries).skip(FIXED_BINARIES) {
         root.add(

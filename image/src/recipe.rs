@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use board_support::ServiceEntry;
+use board_support::{ServiceEntry, ServiceTable};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -20,7 +20,7 @@ pub struct Recipe {
     pub kernel: KernelSection,
     #[serde(default)]
     pub disk: DiskSection,
-    /// Workspace binaries beyond init and agentd (test images add the test service here).
+    /// Workspace binaries beyond init, agentd and the logger (test images add the test service here).
     #[serde(default, rename = "binary")]
     pub binaries: Vec<ExtraBinary>,
     /// PID 1's service table, written to /etc/carapace/services.toml as is.
@@ -103,34 +103,8 @@ impl Recipe {
         for word in &self.kernel.extra_cmdline {
             validate_cmdline_word(word)?;
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for service in &self.services {
-            if !seen.insert(service.name.as_str()) {
-                return Err(format!("service '{}' is listed twice", service.name));
-            }
-            if service.exec.is_empty() || !service.exec[0].starts_with('/') {
-                return Err(format!(
-                    "service '{}': exec must start with an absolute program path",
-                    service.name
-                ));
-            }
-            // Images always cap their services; PID 1 alone would accept no limit.
-            match service.memory_max {
-                None => {
-                    return Err(format!(
-                        "service '{}': missing field `memory_max` (bytes)",
-                        service.name
-                    ));
-                }
-                Some(bytes) if bytes < 4 * 1024 * 1024 => {
-                    return Err(format!(
-                        "service '{}': memory_max {bytes} is below 4 MiB; give it in bytes",
-                        service.name
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        // The same check PID 1 runs at boot: a table that builds is a table that boots.
+        ServiceTable::validate(&self.services).map_err(|err| err.to_string())?;
         if !self.services.iter().any(|s| s.ready) {
             return Err("at least one service must have ready = true (normally agentd)".into());
         }
@@ -143,12 +117,8 @@ impl Recipe {
     }
 
     pub fn services_toml(&self) -> Result<String> {
-        #[derive(serde::Serialize)]
-        struct Table<'a> {
-            service: &'a [ServiceEntry],
-        }
-        let body = toml::to_string(&Table {
-            service: &self.services,
+        let body = toml::to_string(&ServiceTable {
+            services: self.services.clone(),
         })
         .map_err(|e| Error::image(format!("cannot write the service table: {e}")))?;
         Ok(format!(
@@ -230,6 +200,19 @@ memory_max = 268435456
 ready = true
 "#;
 
+    /// The recipes in the tree pass the check PID 1 runs at boot.
+    #[test]
+    fn the_shipped_recipes_are_valid() {
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+        for name in ["x86-64-qemu.toml", "x86-64-qemu-test.toml"] {
+            let (recipe, _) = Recipe::load(&recipes.join(name)).unwrap();
+            assert_eq!(
+                recipe.services[0].name, "logger",
+                "{name}: the logger goes first"
+            );
+        }
+    }
+
     #[test]
     fn parses_a_good_recipe() {
         let recipe = Recipe::parse(GOOD).unwrap();
@@ -280,5 +263,39 @@ ready = true
     fn tiny_memory_limit_is_refused() {
         let err = Recipe::parse(&GOOD.replace("268435456", "1000")).unwrap_err();
         assert!(err.contains("memory_max"), "{err}");
+    }
+
+    /// The capability name PID 1 would refuse at every boot is refused at build time.
+    #[test]
+    fn capability_without_cap_prefix_is_refused_at_build_time() {
+        let recipe = GOOD.replace(
+            "ready = true",
+            "ready = true\ncapabilities = [\"NET_ADMIN\"]",
+        );
+        let err = Recipe::parse(&recipe).unwrap_err();
+        assert!(
+            err.contains("service agentd")
+                && err.contains("`capabilities`")
+                && err.contains("NET_ADMIN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn root_services_are_refused_at_build_time() {
+        let err = Recipe::parse(&GOOD.replace("uid = 1000", "uid = 0")).unwrap_err();
+        assert!(err.contains("`uid`"), "{err}");
+    }
+
+    #[test]
+    fn after_must_name_an_earlier_ready_service() {
+        let recipe = format!(
+            "{GOOD}[[service]]\nname = \"b\"\nexec = [\"/bin/b\"]\nuid = 2\ngid = 2\nmemory_max = 4194304\nafter = [\"netd\"]\n"
+        );
+        let err = Recipe::parse(&recipe).unwrap_err();
+        assert!(
+            err.contains("service b") && err.contains("`after`"),
+            "{err}"
+        );
     }
 }

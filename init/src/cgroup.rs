@@ -1,6 +1,6 @@
-//! cgroup v2: every service lives in /sys/fs/cgroup/services/<name> with its memory.max, so
-//! a leaking service is killed by the kernel instead of taking the box down, and everything a
-//! service forked can be found and killed with it.
+//! cgroup v2: every service lives in /sys/fs/cgroup/services/<name> with its memory.max and
+//! pids.max, so a leaking or fork-bombing service is stopped by the kernel instead of taking
+//! the box down, and everything a service forked can be found and killed with it.
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -15,20 +15,25 @@ use crate::mounts;
 const ROOT: &str = "/sys/fs/cgroup";
 const SERVICES: &str = "/sys/fs/cgroup/services";
 
-/// Mounts cgroup2 and turns the memory controller on for the services' subtree. A missing
-/// controller is logged, not fatal: services then run without their memory limit.
+/// The controllers each service's cgroup gets.
+const CONTROLLERS: [&str; 2] = ["memory", "pids"];
+
+/// Mounts cgroup2 and turns the controllers on for the services' subtree. A missing
+/// controller is said once, not fatal: services then run without that limit.
 pub fn setup() -> Result<()> {
     let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     mounts::mount_once("cgroup2", ROOT, "cgroup2", flags, None)?;
     if !Path::new(SERVICES).exists() {
         fs::create_dir(SERVICES).context(|| format!("create {SERVICES}"))?;
     }
-    for dir in [ROOT, SERVICES] {
-        let control = Path::new(dir).join("cgroup.subtree_control");
-        if let Err(err) = fs::write(&control, "+memory") {
+    for controller in CONTROLLERS {
+        let enabled = [ROOT, SERVICES].iter().all(|dir| {
+            let control = Path::new(dir).join("cgroup.subtree_control");
+            fs::write(control, format!("+{controller}")).is_ok()
+        });
+        if !enabled {
             log_error!(
-                "cannot enable the memory controller in {}: {err}",
-                control.display()
+                "cgroup controller {controller} is missing; services start without their {controller} limits"
             );
         }
     }
@@ -40,16 +45,20 @@ pub struct ServiceCgroup {
 }
 
 impl ServiceCgroup {
-    /// Creates (or reuses) the service's cgroup and sets its memory limit.
-    pub fn prepare(name: &str, memory_max: Option<u64>) -> Result<ServiceCgroup> {
+    /// Creates (or reuses) the service's cgroup and sets its limits; a limit whose controller
+    /// is missing (no such file, said once by [`setup`]) is skipped.
+    pub fn prepare(name: &str, memory_max: u64, pids_max: u64) -> Result<ServiceCgroup> {
         let dir = Path::new(SERVICES).join(name);
         if !dir.exists() {
             fs::create_dir(&dir).context(|| format!("create {}", dir.display()))?;
         }
-        let limit = memory_max.map_or_else(|| "max".to_owned(), |bytes| bytes.to_string());
-        let memory_max = dir.join("memory.max");
-        fs::write(&memory_max, &limit)
-            .context(|| format!("write {limit} to {}", memory_max.display()))?;
+        for (file, limit) in [("memory.max", memory_max), ("pids.max", pids_max)] {
+            let path = dir.join(file);
+            if path.exists() {
+                fs::write(&path, limit.to_string())
+                    .context(|| format!("write {limit} to {}", path.display()))?;
+            }
+        }
         Ok(ServiceCgroup { dir })
     }
 

@@ -1,15 +1,13 @@
-//! Where every `carapace:` line and every service line goes: /dev/console (the kernel runs
-//! with `quiet`, so kmsg alone would not reach the serial console), /dev/kmsg (so the lines
-//! sit between the kernel's own messages), and, once /data is mounted, /data/log/console.log.
-//! Lines from before /data was mounted are kept in memory and written when it is.
+//! Where every `carapace:` line and every service line goes: /dev/kmsg at once (it never
+//! blocks; the logger service keeps it on /data), and /dev/console (the kernel runs with
+//! `quiet`, so kmsg alone would not reach the serial console) through a bounded queue that is
+//! written only as fast as the console takes it: PID 1 never waits on the serial port.
 //!
 //! PID 1 is single-threaded; the mutex only gives the sink a safe global home.
 
-use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,7 +16,7 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::ioctl::{Getter, Opcode};
 
-use crate::error::{Context, Result};
+use crate::console_queue::ConsoleQueue;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -27,157 +25,170 @@ pub enum Level {
 }
 
 impl Level {
+    /// Errors go to kmsg as warnings (4): with `quiet` the kernel prints records below 4 on
+    /// the serial line itself, and its copy would interleave with ours mid-line.
     fn kmsg_prefix(self) -> &'static str {
         match self {
             Level::Info => "<6>",
-            Level::Error => "<3>",
-        }
-    }
-
-    fn syslog_level(self) -> u32 {
-        match self {
-            Level::Info => 6,
-            Level::Error => 3,
+            Level::Error => "<4>",
         }
     }
 }
 
-/// Lines kept while /data is not mounted yet; a boot that cannot mount /data must not eat
-/// the memory of a small box with a chatty service.
-const EARLY_LINES_MAX_BYTES: usize = 256 * 1024;
-/// console.log is rotated to console.log.1 past this, so logs take at most twice this.
-pub const LOG_ROTATE_BYTES: u64 = 1024 * 1024;
-/// A serial console at 115200 baud writes ~11 bytes per ms; a service flooding its stdout
-/// must not stall PID 1 behind it, so a line that cannot be written in this long is dropped.
-const CONSOLE_WRITE_BUDGET: Duration = Duration::from_millis(250);
 /// printk truncates records near 1 KiB; cut ours first so the cut is at a character.
 const KMSG_MAX_LINE: usize = 960;
-/// Longest service line passed on; the rest of a longer line starts a new one.
-pub const MAX_LINE_BYTES: usize = 4096;
-
-pub const LOG_FILE_NAME: &str = "console.log";
-pub const ROTATED_LOG_FILE_NAME: &str = "console.log.1";
+/// The `console dropped` line comes at most this often, and only when the count grew.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 
+#[derive(Default)]
 struct Sink {
     console: Option<File>,
     kmsg: Option<File>,
-    /// Records below this level the kernel prints on the console itself (with `quiet`, 4:
-    /// errors are, info is not).
-    console_loglevel: Option<u32>,
-    file_log: FileLog,
+    queue: ConsoleQueue,
+    /// The rest of a line the console took only part of.
+    partial: Vec<u8>,
+    reported_drops: u64,
+    last_drop_report: Option<Instant>,
 }
 
-enum FileLog {
-    Buffering(EarlyLines),
-    Appending(LogFile),
-    Closed,
-}
-
+/// One of PID 1's own lines.
 pub fn emit(level: Level, line: &str) {
-    with_sink(|sink| sink.emit(level, line));
-}
-
-/// Starts appending to `<dir>/console.log`, after the lines buffered so far.
-pub fn start_file_log(dir: &Path) -> Result<()> {
-    let mut log = LogFile::open(dir)?;
     with_sink(|sink| {
-        if let FileLog::Buffering(early) = &mut sink.file_log {
-            for line in early.lines.drain(..) {
-                log.append(&line);
-            }
-            if early.dropped > 0 {
-                log.append(&format!(
-                    "carapace: {} early lines dropped before /data was mounted",
-                    early.dropped
-                ));
-            }
-        }
-        sink.file_log = FileLog::Appending(log);
+        sink.open();
+        sink.kmsg(level, line);
+        sink.queue.push_own(line.to_owned());
+        sink.flush();
     });
-    Ok(())
 }
 
-/// Closes console.log so /data can be unmounted; later lines reach only console and kmsg.
-pub fn stop_file_log() {
-    with_sink(|sink| sink.file_log = FileLog::Closed);
-}
-
-/// The lines buffered for console.log so far (stage 1 hands them to stage 2).
-pub fn take_early_lines() -> Vec<String> {
-    let mut taken = Vec::new();
+/// A line of service `name` (already prefixed with `<name>: `).
+pub fn emit_service(name: &str, line: String) {
     with_sink(|sink| {
-        if let FileLog::Buffering(early) = &mut sink.file_log {
-            taken = early.lines.drain(..).collect();
-            early.bytes = 0;
-        }
+        sink.open();
+        sink.kmsg(Level::Info, &line);
+        sink.queue.push_service(name, line);
+        sink.flush();
     });
-    taken
 }
 
-/// Adds lines that were already printed elsewhere (by stage 1) to the console.log buffer.
-pub fn add_early_lines(lines: impl IntoIterator<Item = String>) {
+/// Writes what the console takes now, and the drop count when it is due. Never blocks.
+pub fn flush() {
+    with_sink(Sink::flush);
+}
+
+/// Whether lines wait for the console to take more.
+pub fn pending() -> bool {
+    let mut pending = false;
+    with_sink(|sink| pending = sink.console.is_some() && sink.has_output());
+    pending
+}
+
+/// A second descriptor of the console for the event loop to poll for POLLOUT.
+pub fn poll_handle() -> Option<OwnedFd> {
+    let mut handle = None;
     with_sink(|sink| {
-        if let FileLog::Buffering(early) = &mut sink.file_log {
-            for line in lines {
-                early.push(line);
+        sink.open();
+        handle = sink
+            .console
+            .as_ref()
+            .and_then(|c| c.try_clone().ok())
+            .map(OwnedFd::from);
+    });
+    handle
+}
+
+/// Waits up to `budget` for everything queued to reach the serial line: only at the end of
+/// a stage (switch_root, power off, FATAL), when nothing else is left to do.
+pub fn drain(budget: Duration) {
+    let deadline = Instant::now() + budget;
+    with_sink(|sink| {
+        sink.open();
+        let Some(console) = sink.console.as_ref().and_then(|c| c.try_clone().ok()) else {
+            return;
+        };
+        loop {
+            sink.flush();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !sink.has_output() || left.is_zero() {
+                break;
             }
+            let mut fds = [PollFd::new(&console, PollFlags::OUT)];
+            let timeout = rustix::time::Timespec::try_from(left).unwrap_or_default();
+            let _ = rustix::event::poll(&mut fds, Some(&timeout));
         }
+        wait_for_output_drain(&console, deadline);
     });
 }
 
 fn with_sink(f: impl FnOnce(&mut Sink)) {
     let mut guard = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let sink = guard.get_or_insert_with(|| Sink {
-        console: None,
-        kmsg: None,
-        console_loglevel: None,
-        file_log: FileLog::Buffering(EarlyLines::default()),
-    });
-    f(sink);
+    f(guard.get_or_insert_with(Sink::default));
 }
 
 impl Sink {
-    fn emit(&mut self, level: Level, line: &str) {
-        // /dev only fills once devtmpfs is mounted in stage 1; keep trying until then.
+    /// /dev only fills once devtmpfs is mounted in stage 1; keep trying until then.
+    fn open(&mut self) {
         if self.console.is_none() {
             self.console = open_write_only("/dev/console", OFlags::NONBLOCK | OFlags::NOCTTY);
         }
         if self.kmsg.is_none() {
             self.kmsg = open_write_only("/dev/kmsg", OFlags::NONBLOCK);
         }
-        if self.console_loglevel.is_none() {
-            self.console_loglevel = std::fs::read_to_string("/proc/sys/kernel/printk")
-                .ok()
-                .and_then(|text| parse_console_loglevel(&text));
-        }
-        if let Some(console) = &self.console {
-            write_with_budget(console, format!("{line}\n").as_bytes());
-            // The kernel will print this record on the same serial line, writing straight to
-            // the UART; if our copy were still queued in the tty, the two would interleave
-            // mid-line. Let ours go out first.
-            if self
-                .console_loglevel
-                .is_some_and(|console_level| level.syslog_level() < console_level)
-            {
-                wait_for_output_drain(console);
-            }
-        }
+    }
+
+    fn kmsg(&mut self, level: Level, line: &str) {
         if let Some(kmsg) = &mut self.kmsg {
             let record = format!(
                 "{}{}\n",
                 level.kmsg_prefix(),
                 truncate_at_char(line, KMSG_MAX_LINE)
             );
-            // kmsg takes one record per write and never blocks; a rate-limited or refused
-            // record is only a lost duplicate of the console line.
+            // kmsg takes one record per write and never blocks; a refused record is lost.
             let _ = kmsg.write(record.as_bytes());
         }
-        match &mut self.file_log {
-            FileLog::Buffering(early) => early.push(line.to_owned()),
-            FileLog::Appending(log) => log.append(line),
-            FileLog::Closed => {}
+    }
+
+    fn has_output(&self) -> bool {
+        !self.partial.is_empty() || !self.queue.is_empty()
+    }
+
+    fn flush(&mut self) {
+        self.report_drops();
+        let Some(console) = &self.console else { return };
+        loop {
+            if self.partial.is_empty() {
+                match self.queue.pop() {
+                    Some(line) => self.partial = format!("{line}\n").into_bytes(),
+                    None => return,
+                }
+            }
+            match rustix::io::write(console, &self.partial) {
+                Ok(written) if written > 0 => {
+                    self.partial.drain(..written.min(self.partial.len()));
+                }
+                Err(Errno::INTR) => {}
+                // Full (EAGAIN): the event loop polls for POLLOUT. A broken console drops
+                // the line rather than spinning on it.
+                Err(Errno::AGAIN) => return,
+                _ => self.partial.clear(),
+            }
+        }
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.queue.dropped;
+        let now = Instant::now();
+        let due = self
+            .last_drop_report
+            .is_none_or(|last| now.saturating_duration_since(last) >= DROP_REPORT_INTERVAL);
+        if dropped > self.reported_drops && due {
+            self.reported_drops = dropped;
+            self.last_drop_report = Some(now);
+            let line = format!("carapace: console dropped lines={dropped}");
+            self.kmsg(Level::Info, &line);
+            self.queue.push_own(line);
         }
     }
 }
@@ -187,32 +198,10 @@ fn open_write_only(path: &str, flags: OFlags) -> Option<File> {
     Some(File::from(fd))
 }
 
-fn write_with_budget(console: &File, mut bytes: &[u8]) {
-    let deadline = Instant::now() + CONSOLE_WRITE_BUDGET;
-    while !bytes.is_empty() {
-        match rustix::io::write(console, bytes) {
-            Ok(0) => return,
-            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                let mut fds = [PollFd::new(console, PollFlags::OUT)];
-                let timeout = rustix::time::Timespec::try_from(left).unwrap_or_default();
-                let _ = rustix::event::poll(&mut fds, Some(&timeout));
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-/// Waits (briefly, never for good: a stuck serial line must not stop PID 1) until the tty
-/// has handed all queued output to the UART.
-fn wait_for_output_drain(console: &File) {
+/// Waits (until `deadline`, never for good: a stuck serial line must not stop PID 1) until
+/// the tty has handed all queued output to the UART.
+fn wait_for_output_drain(console: &File, deadline: Instant) {
     const TIOCOUTQ: Opcode = 0x5411;
-    let deadline = Instant::now() + CONSOLE_WRITE_BUDGET;
     while Instant::now() < deadline {
         // SAFETY: TIOCOUTQ writes one int, the number of bytes still queued for output.
         let queued = unsafe { rustix::ioctl::ioctl(console, Getter::<TIOCOUTQ, i32>::new()) };
@@ -221,11 +210,6 @@ fn wait_for_output_drain(console: &File) {
             Ok(_) => std::thread::sleep(Duration::from_millis(2)),
         }
     }
-}
-
-/// The first field of /proc/sys/kernel/printk: the console log level.
-fn parse_console_loglevel(printk: &str) -> Option<u32> {
-    printk.split_whitespace().next()?.parse().ok()
 }
 
 /// The longest prefix of `line` of at most `max` bytes that ends at a character boundary.
@@ -249,89 +233,6 @@ pub fn sanitize(bytes: &[u8]) -> String {
         .collect()
 }
 
-#[derive(Default)]
-pub struct EarlyLines {
-    lines: VecDeque<String>,
-    bytes: usize,
-    dropped: u64,
-}
-
-impl EarlyLines {
-    /// Keeps the newest lines within [`EARLY_LINES_MAX_BYTES`].
-    pub fn push(&mut self, line: String) {
-        self.bytes += line.len();
-        self.lines.push_back(line);
-        while self.bytes > EARLY_LINES_MAX_BYTES {
-            match self.lines.pop_front() {
-                Some(old) => {
-                    self.bytes -= old.len();
-                    self.dropped += 1;
-                }
-                None => break,
-            }
-        }
-    }
-}
-
-/// console.log plus one rotated generation, so the logs never take more than 2 MiB.
-pub struct LogFile {
-    dir: PathBuf,
-    file: Option<File>,
-    size: u64,
-    failed: bool,
-}
-
-impl LogFile {
-    pub fn open(dir: &Path) -> Result<LogFile> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)
-            .context(|| format!("create {}", dir.display()))?;
-        let path = dir.join(LOG_FILE_NAME);
-        let file = open_append(&path).context(|| format!("open {}", path.display()))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(LogFile {
-            dir: dir.to_owned(),
-            file: Some(file),
-            size,
-            failed: false,
-        })
-    }
-
-    pub fn append(&mut self, line: &str) {
-        let record = format!("{line}\n");
-        if self.size > 0 && self.size + record.len() as u64 > LOG_ROTATE_BYTES {
-            self.rotate();
-        }
-        let Some(file) = &mut self.file else { return };
-        match file.write_all(record.as_bytes()) {
-            Ok(()) => {
-                self.size += record.len() as u64;
-                self.failed = false;
-            }
-            // A full /data must not stop the console; the next line tries again.
-            Err(_) => self.failed = true,
-        }
-    }
-
-    fn rotate(&mut self) {
-        self.file = None;
-        let current = self.dir.join(LOG_FILE_NAME);
-        let _ = fs::rename(&current, self.dir.join(ROTATED_LOG_FILE_NAME));
-        self.file = open_append(&current).ok();
-        self.size = 0;
-    }
-}
-
-fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,54 +246,43 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_console_loglevel() {
-        assert_eq!(parse_console_loglevel("4\t4\t1\t7\n"), Some(4));
-        assert_eq!(parse_console_loglevel(""), None);
-    }
-
-    #[test]
     fn sanitize_replaces_control_characters() {
         assert_eq!(sanitize(b"ok\x1b[2Jx\r"), "ok?[2Jx");
         assert_eq!(sanitize(b"a\tb"), "a\tb");
         assert_eq!(sanitize(b"\xffz"), "\u{fffd}z");
     }
 
+    /// A console that takes nothing (a full pipe stands in for a full tty) never blocks the
+    /// caller; what it cannot take stays queued, and drops are reported once due.
     #[test]
-    fn early_lines_keep_the_newest_within_the_limit() {
-        let mut early = EarlyLines::default();
-        let line = "x".repeat(1024);
-        for _ in 0..300 {
-            early.push(line.clone());
+    fn a_full_console_neither_blocks_nor_loses_own_lines() {
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).expect("pipe");
+        let mut sink = Sink {
+            console: Some(File::from(write)),
+            ..Sink::default()
+        };
+        let started = Instant::now();
+        for i in 0..2000 {
+            sink.queue
+                .push_service("chatty", format!("chatty {i} {}", "z".repeat(200)));
+            sink.flush();
         }
-        assert_eq!(early.lines.len(), 256);
-        assert_eq!(early.bytes, 256 * 1024);
-        assert_eq!(early.dropped, 44);
-    }
-
-    #[test]
-    fn log_file_rotates_past_one_mib() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = LogFile::open(dir.path()).expect("open");
-        let line = "y".repeat(1023); // 1 KiB with the newline
-        for _ in 0..1024 {
-            log.append(&line);
-        }
-        assert!(!dir.path().join(ROTATED_LOG_FILE_NAME).exists());
-        log.append("first line of the new file");
-        let rotated = fs::metadata(dir.path().join(ROTATED_LOG_FILE_NAME)).expect("rotated");
-        assert_eq!(rotated.len(), LOG_ROTATE_BYTES);
-        let current = fs::read_to_string(dir.path().join(LOG_FILE_NAME)).expect("current");
-        assert_eq!(current, "first line of the new file\n");
-    }
-
-    #[test]
-    fn log_file_appends_to_an_existing_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(LOG_FILE_NAME), "old\n").expect("write");
-        let mut log = LogFile::open(dir.path()).expect("open");
-        log.append("new");
-        let text = fs::read_to_string(dir.path().join(LOG_FILE_NAME)).expect("read");
-        assert_eq!(text, "old\nnew\n");
-        assert_eq!(log.size, 8);
+        sink.queue.push_own("carapace: still here".to_owned());
+        sink.flush();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(sink.queue.dropped > 0);
+        // Empty the pipe: the next flush writes the own line (and the drop report) first.
+        let mut buffer = vec![0u8; 1 << 20];
+        while rustix::io::read(&read, &mut buffer).is_ok_and(|n| n > 0) {}
+        sink.last_drop_report = None;
+        sink.flush();
+        let n = rustix::io::read(&read, &mut buffer).expect("read");
+        let text = String::from_utf8_lossy(&buffer[..n]);
+        let own = text.find("carapace: still here\n").expect("own line");
+        let report = text
+            .rfind("carapace: console dropped lines=")
+            .expect("report");
+        assert!(own < report, "{text}");
     }
 }

@@ -1,7 +1,7 @@
 //! Runs the disk helper (/usr/sbin/carapace-disk, init/disk) as a child and waits for its one
 //! result line, with a deadline. PID 1 never waits on anything slow but this: it runs before
 //! any service exists, so nothing else needs PID 1 meanwhile, and the hardware watchdog (when
-//! open) is petted every second. The helper's stderr lines go to the console as
+//! open) is petted by stage 2's setup thread (watchdog.rs). The helper's stderr lines go to the console as
 //! `carapace-disk: <line>`; a helper that fails, crashes or overruns means /data is degraded.
 
 use std::io::Read;
@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 use board_support::{BootParams, DataOutcome, DegradedReason};
 use rustix::event::{PollFd, PollFlags};
 
-use crate::signals;
-use crate::watchdog::Watchdog;
+use crate::{console, signals};
 
 pub const HELPER: &str = "/usr/sbin/carapace-disk";
 /// mke2fs of a large SD card with lazy init, or e2fsck of a damaged /data, fits well inside;
 /// a helper still running after this is stuck on a failing disk.
 const DEADLINE: Duration = Duration::from_secs(300);
-const PET_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the loop wakes to check the deadline and flush the console.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Bounds what a misbehaving helper can make PID 1 hold.
 const MAX_OUTPUT: usize = 64 * 1024;
 
-pub fn run(params: &BootParams, watchdog: Option<&Watchdog>) -> DataOutcome {
+pub fn run(params: &BootParams) -> DataOutcome {
     let failed = |detail: String| DataOutcome::Degraded {
         reason: DegradedReason::HelperFailed,
         detail,
@@ -49,7 +49,7 @@ pub fn run(params: &BootParams, watchdog: Option<&Watchdog>) -> DataOutcome {
         Ok(child) => child,
         Err(err) => return failed(format!("run {HELPER}: {err}")),
     };
-    let (stdout, finished) = collect(&mut child, watchdog);
+    let (stdout, finished) = collect(&mut child);
     if !finished {
         if let Ok(pid) = i32::try_from(child.id()) {
             let _ = nix::sys::signal::killpg(
@@ -75,16 +75,14 @@ pub fn run(params: &BootParams, watchdog: Option<&Watchdog>) -> DataOutcome {
 
 /// Reads the helper's stdout (kept) and stderr (logged line by line) until it exits; `false`
 /// when the deadline came first.
-fn collect(child: &mut Child, watchdog: Option<&Watchdog>) -> (Vec<u8>, bool) {
+fn collect(child: &mut Child) -> (Vec<u8>, bool) {
     let started = Instant::now();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
     loop {
-        if let Some(watchdog) = watchdog {
-            watchdog.keepalive();
-        }
+        console::flush();
         if started.elapsed() >= DEADLINE {
             return (stdout, false);
         }
@@ -102,7 +100,7 @@ fn collect(child: &mut Child, watchdog: Option<&Watchdog>) -> (Vec<u8>, bool) {
         if let Some(pipe) = &err_pipe {
             fds.push(PollFd::new(pipe, PollFlags::IN));
         }
-        let timeout = rustix::time::Timespec::try_from(PET_INTERVAL).unwrap_or_default();
+        let timeout = rustix::time::Timespec::try_from(POLL_INTERVAL).unwrap_or_default();
         if rustix::event::poll(&mut fds, Some(&timeout)).is_err() {
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -71,8 +71,9 @@ impl ServiceWatchdog {
         self.miss_reported = false;
     }
 
+    /// `None` without a watchdog, or (never, with `watchdog_sec` bounded) past `Instant`'s range.
     pub fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|timeout| self.last_ping + timeout)
+        self.last_ping.checked_add(self.timeout?)
     }
 
     pub fn overdue(&self, now: Instant) -> bool {

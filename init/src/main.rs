@@ -32,6 +32,7 @@ macro_rules! log_error {
 mod backoff;
 mod cgroup;
 mod console;
+mod console_queue;
 mod data_mount;
 mod degraded;
 mod disk_helper;
@@ -39,10 +40,10 @@ mod dm_verity;
 mod error;
 mod health;
 mod hostname;
+mod lifecycle;
 mod loopback;
 mod modules;
 mod mounts;
-mod notify;
 mod power_button;
 mod proc_status;
 mod root_check;
@@ -52,11 +53,11 @@ mod signals;
 mod slot_commit;
 mod spawn;
 mod stage1;
-mod stage1_log;
 mod stage2;
 mod stdio;
 mod supervisor;
 mod switch_root;
+mod sysctl;
 mod watchdog;
 
 use std::path::Path;
@@ -91,6 +92,7 @@ fn fatal(err: &error::Error) -> ! {
     );
     // /data may be mounted; its journal covers the rest.
     rustix::fs::sync();
+    console::drain(Duration::from_secs(5));
     std::thread::sleep(FATAL_REBOOT_DELAY);
     let _ = rustix::system::reboot(RebootCommand::Restart);
     // Only reached if the kernel refused; returning from PID 1 would panic the kernel, which

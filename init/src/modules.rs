@@ -25,16 +25,25 @@ pub struct LoadReport {
 /// Loads every module listed in `<modules_dir>/modules.dep`. A module that fails is reported
 /// and skipped: what needed it fails later with a clearer error (a mount, a missing device).
 pub fn load_all(modules_dir: &Path) -> Result<LoadReport> {
+    load_matching(modules_dir, "")
+}
+
+/// Loads the modules whose path contains `needle` (all for ""), with their dependencies.
+pub fn load_matching(modules_dir: &Path, needle: &str) -> Result<LoadReport> {
     let started = Instant::now();
     let dep_path = modules_dir.join("modules.dep");
     let text =
         std::fs::read_to_string(&dep_path).context(|| format!("read {}", dep_path.display()))?;
+    let wanted = wanted(&text, needle);
     let mut report = LoadReport {
         loaded: 0,
         failed: 0,
         elapsed: Duration::ZERO,
     };
     for module in load_order(&text) {
+        if !wanted.contains(module.as_str()) {
+            continue;
+        }
         match load_one(&modules_dir.join(&module)) {
             Ok(()) => report.loaded += 1,
             Err(err) => {
@@ -45,6 +54,17 @@ pub fn load_all(modules_dir: &Path) -> Result<LoadReport> {
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The modules of a modules.dep whose path contains `needle`, and what they need (depmod
+/// lists every module's dependencies in full on its line).
+fn wanted<'a>(modules_dep: &'a str, needle: &str) -> HashSet<&'a str> {
+    modules_dep
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(module, _)| module.trim().contains(needle))
+        .flat_map(|(module, needs)| std::iter::once(module.trim()).chain(needs.split_whitespace()))
+        .collect()
 }
 
 fn load_one(path: &Path) -> std::io::Result<()> {
@@ -171,6 +191,19 @@ kernel/lib/crc16.ko:
         let dep = "\n# comment\na.ko: b.ko\nb.ko: a.ko\nno colon here\n: orphan.ko\n";
         let order = load_order(dep);
         assert_eq!(order, vec!["b.ko".to_owned(), "a.ko".to_owned()]);
+    }
+
+    #[test]
+    fn a_match_brings_its_dependencies_and_nothing_else() {
+        let dep = "kernel/drivers/watchdog/i6300esb.ko: kernel/x/core.ko\nkernel/x/core.ko:\nkernel/fs/vfat.ko:\n";
+        let wanted = wanted(dep, "/drivers/watchdog/");
+        let mut wanted: Vec<&str> = wanted.into_iter().collect();
+        wanted.sort();
+        assert_eq!(
+            wanted,
+            ["kernel/drivers/watchdog/i6300esb.ko", "kernel/x/core.ko"]
+        );
+        assert_eq!(super::wanted(dep, "").len(), 3);
     }
 
     #[test]

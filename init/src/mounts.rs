@@ -52,15 +52,17 @@ pub fn mount_kernel_filesystems() -> Result<()> {
         MountFlags::NOSUID | MountFlags::NOEXEC,
         Some("mode=0755"),
     )?;
-    mount_once("proc", "/proc", "proc", hardened, None)?;
+    // Services see only their own processes; PID 1 (root) still sees every one.
+    mount_once("proc", "/proc", "proc", hardened, Some("hidepid=invisible"))?;
     mount_once("sysfs", "/sys", "sysfs", hardened, None)
 }
 
-/// /run and /tmp for stage 2; the root itself is read-only erofs.
+/// /run and /tmp for stage 2 (the root itself is read-only erofs): nothing in them runs,
+/// and a service filling them cannot take more than this of the box's memory.
 pub fn mount_runtime_filesystems() -> Result<()> {
-    let flags = MountFlags::NOSUID | MountFlags::NODEV;
-    mount_once("tmpfs", "/run", "tmpfs", flags, Some("mode=0755"))?;
-    mount_once("tmpfs", "/tmp", "tmpfs", flags, Some("mode=1777"))
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount_once("tmpfs", "/run", "tmpfs", flags, Some("mode=0755,size=16m"))?;
+    mount_once("tmpfs", "/tmp", "tmpfs", flags, Some("mode=1777,size=64m"))
 }
 
 pub fn move_mount(from: &str, to: &str) -> Result<()> {

@@ -15,17 +15,15 @@ use crate::watchdog::Watchdog;
 use crate::{console, mounts};
 
 /// Unmounts and syncs, then powers off or reboots. Returns only if the kernel refused.
-pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
-    let pet = || {
-        if let Some(watchdog) = watchdog {
+pub fn finish(action: Action, mut watchdog: Option<Watchdog>) -> Result<()> {
+    let mut pet = || {
+        if let Some(watchdog) = &mut watchdog {
             watchdog.keepalive();
         }
     };
     pet();
     rustix::fs::sync();
     pet();
-    // console.log is on /data; an open file would make the unmount fail.
-    console::stop_file_log();
     if mounts::is_mount_point(ESP_MOUNT_POINT)
         && let Err(err) = mounts::unmount(ESP_MOUNT_POINT)
     {
@@ -39,8 +37,8 @@ pub fn finish(action: Action, watchdog: Option<&Watchdog>) -> Result<()> {
     }
     pet();
     rustix::fs::sync();
-    // Give the console a moment to drain the last lines before the machine goes away.
-    std::thread::sleep(Duration::from_millis(100));
+    // The last lines reach the serial line before the machine goes away.
+    console::drain(Duration::from_secs(2));
     let command = match action {
         Action::PowerOff => RebootCommand::PowerOff,
         Action::Reboot => RebootCommand::Restart,

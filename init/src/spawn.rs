@@ -71,8 +71,11 @@ pub fn spawn(service: &Service, cgroup_procs: &OwnedFd) -> Result<Spawned> {
     if let Some(runtime) = service.runtime_directory() {
         owned_directory(&runtime, 0o755, entry.uid, entry.gid)?;
     }
-    let (notify_read, notify_write) =
-        rustix::pipe::pipe_with(PipeFlags::CLOEXEC).context(|| "create notify pipe".to_owned())?;
+    // Every pipe exists, close-on-exec and with PID 1's end non-blocking, before the fork:
+    // nothing can fail after the child exists and leave it running untracked.
+    let notify = service_pipe("notify")?;
+    let stdout = service_pipe("stdout")?;
+    let stderr = service_pipe("stderr")?;
 
     let (program, args) = entry
         .exec
@@ -85,43 +88,51 @@ pub fn spawn(service: &Service, cgroup_procs: &OwnedFd) -> Result<Spawned> {
         .envs(environment(service))
         .current_dir(service.state_directory().unwrap_or_else(|| "/".to_owned()))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(stdout.write))
+        .stderr(Stdio::from(stderr.write));
     let credentials = Credentials {
         uid: entry.uid,
         gid: entry.gid,
         keep: service.capabilities,
     };
     let procs_fd = cgroup_procs.as_raw_fd();
-    let notify_fd = notify_write.as_raw_fd();
+    let notify_fd = notify.write.as_raw_fd();
     // SAFETY: the closure runs in the forked child, which has a single thread; it only makes
     // system calls on descriptors that the parent keeps open until `spawn` returns, and
     // allocates nothing.
     unsafe {
         command.pre_exec(move || become_service(procs_fd, notify_fd, credentials));
     }
-    let mut child = command.spawn().context(|| format!("start {program}"))?;
-    drop(notify_write);
-
-    let stdout = child.stdout.take().map(OwnedFd::from);
-    let stderr = child.stderr.take().map(OwnedFd::from);
-    let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-        return Err(Error::Invalid("std returned no output pipes".to_owned()));
-    };
-    for fd in [&stdout, &stderr, &notify_read] {
-        rustix::io::ioctl_fionbio(fd, true)
-            .context(|| "make a service pipe non-blocking".to_owned())?;
-    }
+    let child = command.spawn().context(|| format!("start {program}"));
+    // The child has its copies; ours of the write ends must go, or the pipes never close.
+    drop(command);
+    drop(notify.write);
+    let child = child?;
     let pid =
         i32::try_from(child.id()).map_err(|_| Error::Invalid("pid out of range".to_owned()))?;
     // Dropping `child` neither waits nor kills; the event loop's waitpid(-1) reaps it.
     drop(child);
     Ok(Spawned {
         pid,
-        stdout,
-        stderr,
-        notify: notify_read,
+        stdout: stdout.read,
+        stderr: stderr.read,
+        notify: notify.read,
     })
+}
+
+struct ServicePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// A pipe whose ends are both close-on-exec (the child gets its end by dup2 or fd 3), with
+/// PID 1's read end non-blocking and the service's write end blocking, as a service expects.
+fn service_pipe(what: &str) -> Result<ServicePipe> {
+    let (read, write) =
+        rustix::pipe::pipe_with(PipeFlags::CLOEXEC).context(|| format!("create {what} pipe"))?;
+    rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)
+        .context(|| format!("make the {what} pipe non-blocking"))?;
+    Ok(ServicePipe { read, write })
 }
 
 /// Creates `path` if needed and gives it to the service, whatever state it was left in.
@@ -224,7 +235,7 @@ mod tests {
 
     fn service(extra: &str) -> Service {
         let text = format!(
-            "[[service]]\nname = \"agentd\"\nexec = [\"/usr/bin/agentd\"]\nuid = 1000\ngid = 1000\n{extra}"
+            "[[service]]\nname = \"agentd\"\nexec = [\"/usr/bin/agentd\"]\nuid = 1000\ngid = 1000\nmemory_max = 4194304\n{extra}"
         );
         service_table::parse(&text).expect("parse").remove(0)
     }
@@ -285,6 +296,30 @@ mod tests {
         assert_eq!(field("SigBlk:"), "0000000000000000");
         let ignored = u64::from_str_radix(&field("SigIgn:"), 16).expect("hex");
         assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is not ignored");
+    }
+
+    #[test]
+    fn service_pipes_are_cloexec_and_nonblocking_only_on_pid1s_end() {
+        let pipe = service_pipe("test").expect("pipe");
+        for fd in [&pipe.read, &pipe.write] {
+            assert!(
+                rustix::io::fcntl_getfd(fd)
+                    .expect("getfd")
+                    .contains(FdFlags::CLOEXEC)
+            );
+        }
+        let nonblocking = |fd: &OwnedFd| {
+            rustix::fs::fcntl_getfl(fd)
+                .expect("getfl")
+                .contains(rustix::fs::OFlags::NONBLOCK)
+        };
+        assert!(nonblocking(&pipe.read));
+        assert!(!nonblocking(&pipe.write));
+        let mut buffer = [0u8; 8];
+        assert_eq!(
+            rustix::io::read(&pipe.read, &mut buffer),
+            Err(rustix::io::Errno::AGAIN)
+        );
     }
 
     #[test]

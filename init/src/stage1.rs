@@ -11,7 +11,7 @@ use rustix::mount::MountFlags;
 
 use crate::dm_verity::OnCorruption;
 use crate::error::{Context, Error, Result};
-use crate::{console, dm_verity, modules, mounts, stage1_log, stdio, switch_root};
+use crate::{console, dm_verity, modules, mounts, stdio, switch_root};
 
 pub const MARKER: &str = "/initramfs-release";
 const NEW_ROOT: &str = "/newroot";
@@ -83,10 +83,10 @@ pub fn run() -> Result<Infallible> {
     std::fs::metadata(&stage2).context(|| format!("stat {stage2} on the verified root"))?;
 
     log_info!("stage1 switch_root");
-    let env: Vec<(String, String)> = stage1_log::hand_over(&console::take_early_lines())
-        .into_iter()
-        .collect();
-    switch_root::switch_root(NEW_ROOT, STAGE2, &env)
+    // exec keeps no memory: what the console has not taken yet goes out now. Stage 1's
+    // lines stay in kmsg for the logger.
+    console::drain(std::time::Duration::from_secs(2));
+    switch_root::switch_root(NEW_ROOT, STAGE2)
 }
 
 pub fn kernel_release() -> String {

@@ -1,5 +1,6 @@
 //! Stage 2, PID 1 on the verified root for the life of the box: mounts, cgroups, modules,
-//! /data (prepared by the disk helper, mounted here), the services, and the orderly shutdown.
+//! sysctls, the hardware watchdog, /data (prepared by the disk helper, mounted here), the
+//! services, and the orderly shutdown.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -12,18 +13,21 @@ use crate::service_table::{self, SERVICES_TOML};
 use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
-    cgroup, console, data_mount, degraded, disk_helper, hostname, loopback, modules, mounts,
-    power_button, root_check, shutdown, stage1, stage1_log, stdio, watchdog,
+    cgroup, data_mount, degraded, disk_helper, hostname, loopback, modules, mounts, power_button,
+    root_check, shutdown, stage1, stdio, sysctl, watchdog,
 };
+
+/// Where modules.dep lists the hardware watchdog drivers (i6300esb and the boards' own).
+const WATCHDOG_MODULES: &str = "/drivers/watchdog/";
 
 pub fn run() -> Result<Infallible> {
     // Already there when stage 1 ran; not when the root was booted without the initramfs.
     mounts::mount_kernel_filesystems()?;
     stdio::ensure_standard_fds();
-    console::add_early_lines(stage1_log::take_over());
     mounts::mount_runtime_filesystems()?;
     stage1::allow_kmsg_lines();
     root_check::require_verified_root()?;
+    sysctl::apply();
 
     let cmdline =
         std::fs::read_to_string("/proc/cmdline").context(|| "read /proc/cmdline".to_owned())?;
@@ -39,30 +43,30 @@ pub fn run() -> Result<Infallible> {
     let services = service_table::load(Path::new(SERVICES_TOML))?;
 
     cgroup::setup()?;
-    let release = stage1::kernel_release();
-    modules::load_all(&Path::new("/lib/modules").join(&release))?;
+    let modules_dir = Path::new("/lib/modules").join(stage1::kernel_release());
+    // The hardware watchdog first, so a hang in the slow work below resets the box.
+    if let Err(err) = modules::load_matching(&modules_dir, WATCHDOG_MODULES) {
+        log_error!("{err}");
+    }
+    let setup_petter = watchdog::open_if_present()
+        .unwrap_or_else(|err| {
+            log_error!("{err}; running without a hardware watchdog");
+            None
+        })
+        .map(watchdog::Watchdog::pet_during_setup);
+    modules::load_all(&modules_dir)?;
     hostname::apply();
     if let Err(err) = loopback::bring_up("lo") {
         log_error!("{err}");
     }
 
-    // Opened before the disk helper, which may take minutes, so it is petted meanwhile.
-    let watchdog = watchdog::open_if_present().unwrap_or_else(|err| {
-        log_error!("{err}; running without a hardware watchdog");
-        None
-    });
-    let data = data_mount::mount(disk_helper::run(&params, watchdog.as_ref()));
+    // The setup thread pets the watchdog while the disk helper runs (up to its deadline).
+    let data = data_mount::mount(disk_helper::run(&params));
     let services = match &data {
-        Ok(()) => {
-            if let Err(err) =
-                console::start_file_log(&Path::new(data_mount::MOUNT_POINT).join("log"))
-            {
-                log_error!("console.log: {err}");
-            }
-            services
-        }
+        Ok(()) => services,
         Err(degraded) => degraded::hold_data_services(services, degraded),
     };
+    let watchdog = setup_petter.map(watchdog::SetupPetter::finish);
     let power_buttons = power_button::open_all();
 
     let mut supervisor = Supervisor::new(
@@ -77,6 +81,6 @@ pub fn run() -> Result<Infallible> {
         supervisor = supervisor.without_ready_line();
     }
     let finished = supervisor.run();
-    shutdown::finish(finished.action, finished.watchdog.as_ref())?;
+    shutdown::finish(finished.action, finished.watchdog)?;
     Err(Error::Invalid("the kernel returned from reboot".to_owned()))
 }

@@ -1,23 +1,24 @@
-//! PID 1's event loop: one thread, one `poll` over the signalfd, the power buttons and every
-//! service's stdout, stderr and notify pipes; the poll timeout drives the timers (restarts,
-//! the `creds` line, service watchdogs, petting the hardware watchdog, shutdown deadlines).
+//! PID 1's event loop: one thread, one `poll` over the signalfd, the power buttons, every
+//! service's stdout, stderr and notify pipes, and the console while lines wait for it; the
+//! poll timeout drives the timers. The decisions (start, ready, restart, health, shutdown)
+//! are lifecycle.rs's; this file does the I/O they call for and feeds back what happened.
 //!
 //! Children are reaped only here, with waitpid(-1, WNOHANG) after SIGCHLD: std's
 //! `Child::wait` would race this global reaper for the same pids.
 
+use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use board_support::Slot;
+use board_support::notify::{self, LineBuffer, Message};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
-use crate::backoff::Backoff;
 use crate::cgroup::ServiceCgroup;
-use crate::console::{self, Level};
-use crate::health::{RestartWindow, ServiceWatchdog};
-use crate::notify::{self, LineBuffer, Message};
+use crate::console;
+use crate::lifecycle::{Input, Lifecycle, Output};
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
@@ -25,14 +26,10 @@ use crate::{power_button, proc_status, slot_commit, spawn};
 
 /// How often the hardware watchdog is petted while healthy.
 const PET_INTERVAL: Duration = Duration::from_secs(1);
-/// Services without `ready` get their `creds` line this long after they started.
-const CREDS_DELAY: Duration = Duration::from_secs(1);
+/// How often PID 1 says the longest gap between two pets so far.
+const PET_REPORT_INTERVAL: Duration = Duration::from_secs(30);
 const IDLE_RSS_DELAY: Duration = Duration::from_secs(3);
 const ORPHAN_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// Between SIGTERM and SIGKILL at shutdown.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// After SIGKILL, how long to wait for the processes to be gone.
-const KILL_GRACE: Duration = Duration::from_secs(2);
 /// While shutting down, cgroups are checked for leftover processes this often.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 4096;
@@ -42,17 +39,19 @@ const READS_PER_WAKEUP: usize = 4;
 const READS_AT_EXIT: usize = 64;
 
 pub struct Supervisor {
-    services: Vec<ServiceState>,
+    life: Lifecycle,
+    procs: Vec<Proc>,
     signals: Signals,
     power_buttons: Vec<Option<OwnedFd>>,
     watchdog: Option<Watchdog>,
     slot: Slot,
     esp_partuuid: String,
-    ready_announced: bool,
     idle_rss_due: Option<Instant>,
     orphans: Orphans,
-    shutdown: Option<Shutdown>,
     next_pet: Instant,
+    next_pet_report: Instant,
+    /// Polled for POLLOUT while lines wait for the serial console.
+    console: Option<OwnedFd>,
 }
 
 /// What the loop ends with: the action to take, and the watchdog to keep petting meanwhile.
@@ -61,27 +60,19 @@ pub struct Finished {
     pub watchdog: Option<Watchdog>,
 }
 
-struct ServiceState {
+/// The I/O side of one service.
+struct Proc {
     service: Service,
     cgroup: Option<ServiceCgroup>,
     running: Option<Running>,
-    backoff: Backoff,
-    restart_at: Option<Instant>,
-    restarts: RestartWindow,
-    ever_ready: bool,
-    crash_loop_reported: bool,
     status: Option<String>,
 }
 
 struct Running {
     pid: i32,
-    started: Instant,
     stdout: Option<Pipe>,
     stderr: Option<Pipe>,
     notify: Option<Pipe>,
-    said_ready: bool,
-    creds_due: Option<Instant>,
-    watchdog: ServiceWatchdog,
 }
 
 impl Running {
@@ -109,14 +100,9 @@ enum PipeKind {
 #[derive(Clone, Copy, Debug)]
 enum Source {
     Signals,
+    Console,
     PowerButton(usize),
     Pipe(usize, PipeKind),
-}
-
-struct Shutdown {
-    action: Action,
-    killing: bool,
-    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -146,52 +132,48 @@ impl Supervisor {
         slot: Slot,
         esp_partuuid: String,
     ) -> Supervisor {
-        let services = services
+        let life = Lifecycle::new(&services.iter().map(|s| &s.entry).collect::<Vec<_>>());
+        let procs = services
             .into_iter()
-            .map(|service| ServiceState {
+            .map(|service| Proc {
                 service,
                 cgroup: None,
                 running: None,
-                backoff: Backoff::default(),
-                restart_at: None,
-                restarts: RestartWindow::default(),
-                ever_ready: false,
-                crash_loop_reported: false,
                 status: None,
             })
             .collect();
+        let now = Instant::now();
         Supervisor {
-            services,
+            life,
+            procs,
             signals,
             power_buttons: power_buttons.into_iter().map(Some).collect(),
             watchdog,
             slot,
             esp_partuuid,
-            ready_announced: false,
             idle_rss_due: None,
             orphans: Orphans::default(),
-            shutdown: None,
-            next_pet: Instant::now(),
+            next_pet: now,
+            next_pet_report: now + PET_REPORT_INTERVAL,
+            console: console::poll_handle(),
         }
     }
 
     /// A degraded boot: services are held, so the box is never `ready` and the slot is not
     /// committed by this boot (degraded.rs).
     pub fn without_ready_line(mut self) -> Supervisor {
-        self.ready_announced = true;
+        self.life.never_ready();
         self
     }
 
-    /// Starts the services in table order and runs until a shutdown has stopped them all.
+    /// Starts the services and runs until a shutdown has stopped them all.
     pub fn run(mut self) -> Finished {
-        let now = Instant::now();
-        for index in 0..self.services.len() {
-            self.start(index, now);
-        }
-        self.announce_ready_if_all_ready(now);
+        let boot = self.life.boot();
+        let mut finished = self.perform(boot, Instant::now());
         loop {
             let now = Instant::now();
-            if let Some(action) = self.on_timers(now) {
+            finished = finished.or_else(|| self.on_timers(now));
+            if let Some(action) = finished {
                 return Finished {
                     action,
                     watchdog: self.watchdog,
@@ -199,22 +181,106 @@ impl Supervisor {
             }
             let timeout = self.poll_timeout(now);
             for (source, events) in self.poll(timeout) {
-                self.on_readable(source, events);
+                finished = finished.or(self.on_readable(source, events));
             }
         }
+    }
+
+    /// Does what the lifecycle asked, feeding each result back; returns a finished shutdown.
+    fn perform(&mut self, outputs: Vec<Output>, now: Instant) -> Option<Action> {
+        let mut queue: VecDeque<Output> = outputs.into();
+        let mut finished = None;
+        while let Some(output) = queue.pop_front() {
+            let feedback = match output {
+                Output::Start(index) => Some(self.start(index)),
+                Output::ReportCreds(index) => {
+                    if let Some(proc) = self.procs.get(index)
+                        && let Some(running) = &proc.running
+                    {
+                        report_creds(proc.service.name(), running.pid);
+                    }
+                    None
+                }
+                Output::AnnounceReady => {
+                    self.announce_ready(now);
+                    None
+                }
+                Output::KillCgroup(index) => {
+                    if let Some(cgroup) = self.procs.get(index).and_then(|p| p.cgroup.as_ref()) {
+                        cgroup.kill_all();
+                    }
+                    None
+                }
+                Output::Terminate(index) => self.signal(index, rustix::process::Signal::TERM),
+                Output::Kill(index) => self.signal(index, rustix::process::Signal::KILL),
+                Output::KillEverything => {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(-1),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    None
+                }
+                Output::Log(level, text) => {
+                    console::emit(level, &format!("carapace: {text}"));
+                    None
+                }
+                Output::Finish(action) => {
+                    finished = Some(action);
+                    None
+                }
+            };
+            if let Some(input) = feedback {
+                queue.extend(self.life.handle(input, now));
+            }
+        }
+        finished
+    }
+
+    fn start(&mut self, index: usize) -> Input {
+        let Some(proc) = self.procs.get_mut(index) else {
+            return Input::StartFailed(index, "no such service".to_owned());
+        };
+        match start_service(proc) {
+            Ok(pid) => {
+                let entry = &proc.service.entry;
+                log_info!(
+                    "service {} started pid={pid} uid={} gid={}",
+                    entry.name,
+                    entry.uid,
+                    entry.gid
+                );
+                Input::Started(index)
+            }
+            Err(err) => Input::StartFailed(index, err.to_string()),
+        }
+    }
+
+    fn signal(&self, index: usize, signal: rustix::process::Signal) -> Option<Input> {
+        if let Some(running) = self.procs.get(index).and_then(|p| p.running.as_ref())
+            && let Some(pid) = Pid::from_raw(running.pid)
+        {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+        None
     }
 
     fn poll(&self, timeout: Duration) -> Vec<(Source, PollFlags)> {
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::IN)];
         let mut sources = vec![Source::Signals];
+        if let Some(console) = &self.console
+            && console::pending()
+        {
+            fds.push(PollFd::new(console, PollFlags::OUT));
+            sources.push(Source::Console);
+        }
         for (index, fd) in self.power_buttons.iter().enumerate() {
             if let Some(fd) = fd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
                 sources.push(Source::PowerButton(index));
             }
         }
-        for (index, state) in self.services.iter().enumerate() {
-            let Some(running) = &state.running else {
+        for (index, proc) in self.procs.iter().enumerate() {
+            let Some(running) = &proc.running else {
                 continue;
             };
             for (kind, pipe) in [
@@ -241,63 +307,71 @@ impl Supervisor {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
-        let mut next = self.next_pet;
-        let mut consider = |at: Option<Instant>| {
-            if let Some(at) = at {
-                next = next.min(at);
-            }
-        };
-        for state in &self.services {
-            consider(state.restart_at);
-            // A crash loop can end when its oldest restart leaves the window.
-            consider(state.restarts.next_change());
-            if let Some(running) = &state.running {
-                consider(running.creds_due);
-                if !running.watchdog.miss_reported {
-                    consider(
-                        running
-                            .watchdog
-                            .deadline()
-                            .map(|d| d + Duration::from_millis(1)),
-                    );
-                }
-            }
+        let mut next = self.next_pet.min(self.next_pet_report);
+        for at in [
+            self.life.next_deadline(),
+            self.orphans.due(now),
+            self.idle_rss_due,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(at);
         }
-        consider(self.orphans.due(now));
-        consider(self.idle_rss_due);
-        let cap = match &self.shutdown {
-            Some(shutdown) => {
-                consider(Some(shutdown.deadline));
-                SHUTDOWN_POLL
-            }
-            None => PET_INTERVAL,
+        let cap = if self.life.is_shutting_down() {
+            SHUTDOWN_POLL
+        } else {
+            PET_INTERVAL
         };
         next.saturating_duration_since(now).min(cap)
     }
 
-    fn on_readable(&mut self, source: Source, events: PollFlags) {
+    fn on_readable(&mut self, source: Source, events: PollFlags) -> Option<Action> {
         let now = Instant::now();
         match source {
             Source::Signals => {
+                let mut finished = None;
                 for event in self.signals.drain() {
-                    match event {
+                    let outputs = match event {
                         Event::ChildExited => self.reap(now),
                         Event::Shutdown { reason, action } => {
-                            self.begin_shutdown(reason, action, now)
+                            self.life.handle(Input::Shutdown(reason, action), now)
                         }
-                    }
+                    };
+                    finished = finished.or(self.perform(outputs, now));
                 }
+                finished
             }
-            Source::PowerButton(index) => self.read_power_button(index, events, now),
-            Source::Pipe(index, kind) => self.read_service_pipe(index, kind, READS_PER_WAKEUP, now),
+            Source::Console => {
+                console::flush();
+                None
+            }
+            Source::PowerButton(index) => {
+                if self.read_power_button(index, events) {
+                    let input = Input::Shutdown("power-button", Action::PowerOff);
+                    let outputs = self.life.handle(input, now);
+                    return self.perform(outputs, now);
+                }
+                None
+            }
+            Source::Pipe(index, kind) => {
+                let inputs = self.read_service_pipe(index, kind, READS_PER_WAKEUP);
+                let mut finished = None;
+                for input in inputs {
+                    let outputs = self.life.handle(input, now);
+                    finished = finished.or(self.perform(outputs, now));
+                }
+                finished
+            }
         }
     }
 
-    fn read_power_button(&mut self, index: usize, events: PollFlags, now: Instant) {
+    /// Reads the button's events; whether it was pressed.
+    fn read_power_button(&mut self, index: usize, events: PollFlags) -> bool {
         let Some(slot) = self.power_buttons.get_mut(index) else {
-            return;
+            return false;
         };
-        let Some(fd) = slot else { return };
+        let Some(fd) = slot else { return false };
         let mut pressed = false;
         let mut broken = events.intersects(PollFlags::ERR | PollFlags::NVAL);
         let mut buffer = [0u8; power_button::INPUT_EVENT_SIZE * 16];
@@ -321,89 +395,48 @@ impl Supervisor {
         if broken {
             *slot = None;
         }
-        if pressed {
-            self.begin_shutdown("power-button", Action::PowerOff, now);
-        }
+        pressed
     }
 
-    fn read_service_pipe(&mut self, index: usize, kind: PipeKind, max_reads: usize, now: Instant) {
-        let Some(state) = self.services.get_mut(index) else {
-            return;
+    /// Reads a pipe; service lines go to the console, notify lines come back as inputs.
+    fn read_service_pipe(&mut self, index: usize, kind: PipeKind, max_reads: usize) -> Vec<Input> {
+        let mut inputs = Vec::new();
+        let Some(proc) = self.procs.get_mut(index) else {
+            return inputs;
         };
-        let name = state.service.name().to_owned();
-        let Some(running) = &mut state.running else {
-            return;
+        let name = proc.service.name().to_owned();
+        let Some(running) = &mut proc.running else {
+            return inputs;
         };
         let slot = running.pipe(kind);
-        let Some(pipe) = slot else { return };
+        let Some(pipe) = slot else { return inputs };
         let (lines, closed) = read_lines(pipe, max_reads);
         if closed {
             *slot = None;
         }
         for line in lines {
-            match kind {
-                PipeKind::Stdout | PipeKind::Stderr => {
-                    console::emit(
-                        Level::Info,
-                        &format!("{name}: {}", console::sanitize(&line)),
-                    );
+            if kind != PipeKind::Notify {
+                console::emit_service(&name, format!("{name}: {}", console::sanitize(&line)));
+                continue;
+            }
+            match notify::parse(&String::from_utf8_lossy(&line)) {
+                Message::Ready => inputs.push(Input::Ready(index)),
+                Message::Watchdog => inputs.push(Input::WatchdogPing(index)),
+                Message::Status(text) => {
+                    let text = console::sanitize(text.as_bytes());
+                    if proc.status.as_deref() != Some(text.as_str()) {
+                        log_info!("service {name} status: {text}");
+                        proc.status = Some(text);
+                    }
                 }
-                PipeKind::Notify => {
-                    let text = String::from_utf8_lossy(&line).into_owned();
-                    self.on_notify(index, notify::parse(&text), now);
-                }
+                Message::Unknown(_) => {}
             }
         }
+        inputs
     }
 
-    fn on_notify(&mut self, index: usize, message: Message, now: Instant) {
-        let Some(state) = self.services.get_mut(index) else {
-            return;
-        };
-        let Some(running) = &mut state.running else {
-            return;
-        };
-        let name = state.service.name();
-        match message {
-            Message::Ready => {
-                if running.said_ready {
-                    return;
-                }
-                running.said_ready = true;
-                if !state.service.entry.ready {
-                    return;
-                }
-                running.creds_due = None;
-                report_creds(name, running.pid);
-                state.ever_ready = true;
-                self.announce_ready_if_all_ready(now);
-            }
-            Message::Watchdog => running.watchdog.ping(now),
-            Message::Status(text) => {
-                let text = console::sanitize(text.as_bytes());
-                if state.status.as_deref() != Some(text.as_str()) {
-                    log_info!("service {name} status: {text}");
-                    state.status = Some(text);
-                }
-            }
-            Message::Unknown(_) => {}
-        }
-    }
-
-    /// The ready line, once per boot, when every `ready = true` service said READY=1; then
-    /// the booted slot is committed.
-    fn announce_ready_if_all_ready(&mut self, now: Instant) {
-        if self.ready_announced || self.shutdown.is_some() {
-            return;
-        }
-        if !self
-            .services
-            .iter()
-            .all(|s| !s.service.entry.ready || s.ever_ready)
-        {
-            return;
-        }
-        self.ready_announced = true;
+    /// The ready line, once per boot; then the booted slot is committed.
+    fn announce_ready(&mut self, now: Instant) {
         let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         let boot_ms = boot.tv_sec.max(0) as u64 * 1000 + boot.tv_nsec.max(0) as u64 / 1_000_000;
         log_info!("ready slot={} boot_ms={boot_ms}", self.slot);
@@ -411,153 +444,59 @@ impl Supervisor {
         slot_commit::commit_if_trial(&self.esp_partuuid, self.slot);
     }
 
-    fn reap(&mut self, now: Instant) {
+    fn reap(&mut self, now: Instant) -> Vec<Output> {
+        let mut outputs = Vec::new();
         loop {
             match rustix::process::waitpid(None, WaitOptions::NOHANG) {
-                Ok(Some((pid, status))) => self.on_exit(pid.as_raw_nonzero().get(), status, now),
-                Ok(None) | Err(Errno::CHILD) => return,
+                Ok(Some((pid, status))) => {
+                    outputs.extend(self.on_exit(pid.as_raw_nonzero().get(), status, now))
+                }
+                Ok(None) | Err(Errno::CHILD) => return outputs,
                 Err(Errno::INTR) => {}
                 Err(err) => {
                     log_error!("waitpid: {err}");
-                    return;
+                    return outputs;
                 }
             }
         }
     }
 
-    fn on_exit(&mut self, pid: i32, status: WaitStatus, now: Instant) {
+    fn on_exit(&mut self, pid: i32, status: WaitStatus, now: Instant) -> Vec<Output> {
         let index = self
-            .services
+            .procs
             .iter()
-            .position(|s| s.running.as_ref().is_some_and(|r| r.pid == pid));
+            .position(|p| p.running.as_ref().is_some_and(|r| r.pid == pid));
         let Some(index) = index else {
             self.orphans.total += 1;
-            return;
+            return Vec::new();
         };
-        // The last words of a crashing service are often its most useful ones.
+        // The last words of a crashing service are often its most useful ones; a READY=1
+        // or WATCHDOG=1 it sent just before dying no longer matters.
         for kind in [PipeKind::Stdout, PipeKind::Stderr] {
-            self.read_service_pipe(index, kind, READS_AT_EXIT, now);
+            self.read_service_pipe(index, kind, READS_AT_EXIT);
         }
-        let shutting_down = self.shutdown.is_some();
-        let Some(state) = self.services.get_mut(index) else {
-            return;
-        };
-        let Some(running) = state.running.take() else {
-            return;
-        };
-        for pipe in [running.stdout, running.stderr].into_iter().flatten() {
-            flush_partial_line(state.service.name(), pipe);
+        if let Some(proc) = self.procs.get_mut(index)
+            && let Some(running) = proc.running.take()
+        {
+            for pipe in [running.stdout, running.stderr].into_iter().flatten() {
+                flush_partial_line(proc.service.name(), pipe);
+            }
         }
-        // Whatever it forked dies with it, so a restart starts from nothing.
-        if let Some(cgroup) = &state.cgroup {
-            cgroup.kill_all();
-        }
-        let name = state.service.name().to_owned();
         let described = describe(status.exit_status(), status.terminating_signal());
-        // Exits at shutdown are the SIGTERM we sent; only other ends are errors.
-        let level = if status.exit_status() == Some(0) || shutting_down {
-            Level::Info
-        } else {
-            Level::Error
-        };
-        if shutting_down {
-            emit(
-                level,
-                &format!("service {name} exited status={described} restart_in_ms=0"),
-            );
-            return;
-        }
-        let delay = state
-            .backoff
-            .on_exit(now.saturating_duration_since(running.started));
-        state.restart_at = Some(now + delay);
-        emit(
-            level,
-            &format!(
-                "service {name} exited status={described} restart_in_ms={}",
-                delay.as_millis()
-            ),
-        );
-    }
-
-    fn start(&mut self, index: usize, now: Instant) {
-        let Some(state) = self.services.get_mut(index) else {
-            return;
-        };
-        state.restart_at = None;
-        let name = state.service.name().to_owned();
-        match start_service(state, now) {
-            Ok(pid) => {
-                let entry = &state.service.entry;
-                log_info!(
-                    "service {name} started pid={pid} uid={} gid={}",
-                    entry.uid,
-                    entry.gid
-                );
-            }
-            Err(err) => {
-                let delay = state.backoff.on_exit(Duration::ZERO);
-                state.restart_at = Some(now + delay);
-                log_error!(
-                    "service {name} failed to start: {err}; restart_in_ms={}",
-                    delay.as_millis()
-                );
-            }
-        }
+        self.life.handle(Input::Exited(index, described), now)
     }
 
     /// Runs what is due; returns the action once a shutdown is complete.
     fn on_timers(&mut self, now: Instant) -> Option<Action> {
-        if let Some(action) = self.advance_shutdown(now) {
+        let cgroups_empty = self.life.is_shutting_down()
+            && !self
+                .procs
+                .iter()
+                .any(|p| p.cgroup.as_ref().is_some_and(ServiceCgroup::is_populated));
+        let outputs = self.life.on_timers(now, cgroups_empty);
+        if let Some(action) = self.perform(outputs, now) {
             return Some(action);
         }
-        if self.shutdown.is_none() {
-            let due: Vec<usize> = (0..self.services.len())
-                .filter(|&i| {
-                    self.services
-                        .get(i)
-                        .and_then(|s| s.restart_at)
-                        .is_some_and(|at| at <= now)
-                })
-                .collect();
-            for index in due {
-                if let Some(state) = self.services.get_mut(index) {
-                    state.restarts.record(now);
-                }
-                self.start(index, now);
-            }
-        }
-
-        let mut healthy = true;
-        for state in &mut self.services {
-            let name = state.service.name();
-            if let Some(running) = &mut state.running {
-                if running.creds_due.is_some_and(|due| due <= now) {
-                    running.creds_due = None;
-                    report_creds(name, running.pid);
-                }
-                if running.watchdog.overdue(now) {
-                    healthy = false;
-                    if !running.watchdog.miss_reported {
-                        running.watchdog.miss_reported = true;
-                        log_error!("service {name} watchdog missed");
-                    }
-                }
-            }
-            if state.restarts.too_many(now) {
-                healthy = false;
-                if !state.crash_loop_reported {
-                    state.crash_loop_reported = true;
-                    log_error!(
-                        "service {name} restarted {} times in 5 minutes; the box is unhealthy",
-                        state.restarts.count(now)
-                    );
-                }
-            } else {
-                state.crash_loop_reported = false;
-            }
-        }
-
         if self.orphans.due(now).is_some_and(|due| due <= now) {
             self.orphans.reported = self.orphans.total;
             self.orphans.last_report = Some(now);
@@ -570,13 +509,20 @@ impl Supervisor {
         // While shutting down, services are stopping on purpose; only a hung PID 1 (or a
         // hung unmount, later) should let the hardware reset the box.
         if now >= self.next_pet {
-            if (healthy || self.shutdown.is_some())
-                && let Some(watchdog) = &self.watchdog
+            if self.life.healthy(now)
+                && let Some(watchdog) = &mut self.watchdog
             {
                 watchdog.keepalive();
             }
             self.next_pet = now + PET_INTERVAL;
         }
+        if now >= self.next_pet_report {
+            self.next_pet_report = now + PET_REPORT_INTERVAL;
+            if let Some(watchdog) = &self.watchdog {
+                log_info!("watchdog max_pet_gap_ms={}", watchdog.max_gap.as_millis());
+            }
+        }
+        console::flush();
         None
     }
 
@@ -587,95 +533,35 @@ impl Supervisor {
                 .unwrap_or(0)
         };
         let agentd = self
-            .services
+            .procs
             .iter()
-            .find(|s| s.service.name() == "agentd")
-            .and_then(|s| s.running.as_ref())
+            .find(|p| p.service.name() == "agentd")
+            .and_then(|p| p.running.as_ref())
             .map_or(0, |r| rss(r.pid));
         log_info!("idle rss pid1_kib={} agentd_kib={agentd}", rss(1));
     }
-
-    fn begin_shutdown(&mut self, reason: &str, action: Action, now: Instant) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        log_info!("shutdown reason={reason} action={}", action.name());
-        for state in &mut self.services {
-            state.restart_at = None;
-            if let Some(running) = &state.running {
-                signal(running.pid, rustix::process::Signal::TERM);
-            }
-        }
-        self.shutdown = Some(Shutdown {
-            action,
-            killing: false,
-            deadline: now + STOP_TIMEOUT,
-        });
-    }
-
-    fn advance_shutdown(&mut self, now: Instant) -> Option<Action> {
-        let shutdown = self.shutdown.as_ref()?;
-        let (action, killing, deadline) = (shutdown.action, shutdown.killing, shutdown.deadline);
-        let everything_stopped = self.services.iter().all(|s| {
-            s.running.is_none() && !s.cgroup.as_ref().is_some_and(ServiceCgroup::is_populated)
-        });
-        if everything_stopped || (killing && now >= deadline) {
-            return Some(action);
-        }
-        if !killing && now >= deadline {
-            for state in &self.services {
-                if let Some(cgroup) = &state.cgroup {
-                    cgroup.kill_all();
-                }
-                if let Some(running) = &state.running {
-                    log_error!(
-                        "service {} did not stop in {} s; killing it",
-                        state.service.name(),
-                        STOP_TIMEOUT.as_secs()
-                    );
-                    signal(running.pid, rustix::process::Signal::KILL);
-                }
-            }
-            // Anything outside the service cgroups too; PID 1 itself is exempt.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(-1),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            self.shutdown = Some(Shutdown {
-                action,
-                killing: true,
-                deadline: now + KILL_GRACE,
-            });
-        }
-        None
-    }
 }
 
-fn start_service(state: &mut ServiceState, now: Instant) -> crate::error::Result<i32> {
-    let entry = &state.service.entry;
-    let cgroup = match state.cgroup.take() {
+fn start_service(proc: &mut Proc) -> crate::error::Result<i32> {
+    let entry = &proc.service.entry;
+    let cgroup = match proc.cgroup.take() {
         Some(cgroup) => cgroup,
-        None => ServiceCgroup::prepare(&entry.name, entry.memory_max)?,
+        None => ServiceCgroup::prepare(&entry.name, entry.memory_max, entry.pids_limit())?,
     };
     let procs = cgroup.open_procs();
-    state.cgroup = Some(cgroup);
-    let spawned = spawn::spawn(&state.service, &procs?)?;
-    let creds_due = (!state.service.entry.ready).then(|| now + CREDS_DELAY);
+    proc.cgroup = Some(cgroup);
+    let spawned = spawn::spawn(&proc.service, &procs?)?;
     let pipe = |fd| {
         Some(Pipe {
             fd,
             lines: LineBuffer::default(),
         })
     };
-    state.running = Some(Running {
+    proc.running = Some(Running {
         pid: spawned.pid,
-        started: now,
         stdout: pipe(spawned.stdout),
         stderr: pipe(spawned.stderr),
         notify: pipe(spawned.notify),
-        said_ready: false,
-        creds_due,
-        watchdog: ServiceWatchdog::new(state.service.entry.watchdog_sec, now),
     });
     Ok(spawned.pid)
 }
@@ -704,10 +590,7 @@ fn read_lines(pipe: &mut Pipe, max_reads: usize) -> (Vec<Vec<u8>>, bool) {
 
 fn flush_partial_line(name: &str, mut pipe: Pipe) {
     if let Some(line) = pipe.lines.finish() {
-        console::emit(
-            Level::Info,
-            &format!("{name}: {}", console::sanitize(&line)),
-        );
+        console::emit_service(name, format!("{name}: {}", console::sanitize(&line)));
     }
 }
 
@@ -723,16 +606,6 @@ fn report_creds(name: &str, pid: i32) {
         creds.cap_prm,
         creds.cap_bnd
     );
-}
-
-fn signal(pid: i32, signal: rustix::process::Signal) {
-    if let Some(pid) = Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-}
-
-fn emit(level: Level, message: &str) {
-    console::emit(level, &format!("carapace: {message}"));
 }
 
 /// `1` for an exit code, `SIGKILL` for a signal.

@@ -16,12 +16,8 @@ const RAMFS_MAGIC: u64 = 0x8584_58f6;
 const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 /// Moves /dev, /proc and /sys under `new_root`, makes it `/` and execs `init` there with
-/// `extra_env` added to the environment the kernel gave us.
-pub fn switch_root(
-    new_root: &str,
-    init: &str,
-    extra_env: &[(String, String)],
-) -> Result<Infallible> {
+/// the environment the kernel gave us.
+pub fn switch_root(new_root: &str, init: &str) -> Result<Infallible> {
     for dir in ["/dev", "/proc", "/sys"] {
         mounts::move_mount(dir, &format!("{new_root}{dir}"))?;
     }
@@ -30,9 +26,7 @@ pub fn switch_root(
     mounts::move_mount(".", "/")?;
     rustix::process::chroot(".").context(|| "chroot into the new root".to_owned())?;
     rustix::process::chdir("/").context(|| "chdir / in the new root".to_owned())?;
-    let err = Command::new(init)
-        .envs(extra_env.iter().map(|(k, v)| (k, v)))
-        .exec();
+    let err = Command::new(init).exec();
     Err(Error::Io {
         what: format!("exec {init}"),
         source: err,

@@ -4,8 +4,14 @@
 
 // The modules live in carapace-testsvc/: a crate root looks for modules in its own directory,
 // and cargo would take every file directly in src/bin for a binary of its own.
+#[path = "carapace-testsvc/chatty.rs"]
+mod chatty;
+#[path = "carapace-testsvc/hardening.rs"]
+mod hardening;
 #[path = "carapace-testsvc/health.rs"]
 mod health;
+#[path = "carapace-testsvc/logcheck.rs"]
+mod logcheck;
 #[path = "carapace-testsvc/marker.rs"]
 mod marker;
 #[path = "carapace-testsvc/mountinfo.rs"]
@@ -16,6 +22,8 @@ mod notify;
 mod orphans;
 #[path = "carapace-testsvc/rootcheck.rs"]
 mod rootcheck;
+#[path = "carapace-testsvc/test_request.rs"]
+mod test_request;
 #[path = "carapace-testsvc/watchdog_hook.rs"]
 mod watchdog_hook;
 #[path = "carapace-testsvc/zombies.rs"]
@@ -31,7 +39,10 @@ modes:
   health         ask agentd's health socket and print its answer
   rootcheck      print how / is mounted and whether it can be written
   marker         create or print a random marker in $STATE_DIRECTORY
-  watchdog-hook  pet PID 1's watchdog every second (stop on request of the test)";
+  watchdog-hook  pet PID 1's watchdog every second (stop on request of the test)
+  chatty         print as fast as possible for a minute (on request of the test)
+  logcheck       say whether the logger's files on /data hold chatty's last line
+  hardening      print the sysctls, the /run, /tmp and /proc mount options, hidepid";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -45,6 +56,9 @@ fn main() -> ExitCode {
         "rootcheck" => rootcheck::run(),
         "marker" => marker::run(),
         "watchdog-hook" => watchdog_hook::run(&Notifier::from_env()),
+        "chatty" => chatty::run(),
+        "logcheck" => logcheck::run(),
+        "hardening" => hardening::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }

@@ -8,6 +8,10 @@ pub struct Mount {
     pub source: String,
     /// From the per-mount options, which is what makes writes fail with EROFS.
     pub read_only: bool,
+    /// The per-mount options (`rw,nosuid,nodev,noexec`).
+    pub options: String,
+    /// The file system's own options (`rw,size=16384k,mode=755`, `hidepid=invisible`).
+    pub super_options: String,
 }
 
 pub fn parse_line(line: &str) -> Option<Mount> {
@@ -18,11 +22,14 @@ pub fn parse_line(line: &str) -> Option<Mount> {
     let mut fs_fields = fs_fields.split(' ');
     let fs_type = fs_fields.next()?;
     let source = fs_fields.next()?;
+    let super_options = fs_fields.next().unwrap_or_default();
     Some(Mount {
         mount_point: unescape(mount_point),
         fs_type: unescape(fs_type),
         source: unescape(source),
         read_only: options.split(',').any(|option| option == "ro"),
+        options: options.to_owned(),
+        super_options: unescape(super_options),
     })
 }
 
@@ -79,6 +86,8 @@ mod tests {
                 fs_type: "erofs".to_owned(),
                 source: "/dev/mapper/root".to_owned(),
                 read_only: true,
+                options: "ro,relatime".to_owned(),
+                super_options: "ro,user_xattr,acl".to_owned(),
             })
         );
     }

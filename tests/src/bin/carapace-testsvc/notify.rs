@@ -1,27 +1,33 @@
 //! Lines to PID 1 on the notification pipe ($NOTIFY_FD).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::{FromRawFd, RawFd};
 
 pub struct Notifier {
     pipe: Option<File>,
 }
 
 impl Notifier {
-    /// Without NOTIFY_FD (run by hand) notifications are skipped. The pipe is opened through
-    /// /proc/self/fd, which gives a fresh handle on it: no need to claim ownership of a raw
-    /// fd, and a wrong number fails cleanly instead of writing somewhere else.
+    /// Without NOTIFY_FD (run by hand) notifications are skipped. The inherited descriptor
+    /// is used itself: reopening the pipe through /proc/self/fd would check its owner (root,
+    /// PID 1) against this service's uid and fail.
     pub fn from_env() -> Notifier {
         let Some(fd) = std::env::var("NOTIFY_FD").ok() else {
             return Notifier { pipe: None };
         };
-        match OpenOptions::new()
-            .write(true)
-            .open(format!("/proc/self/fd/{fd}"))
-        {
-            Ok(pipe) => Notifier { pipe: Some(pipe) },
-            Err(err) => {
-                println!("notify error=cannot open NOTIFY_FD={fd}: {err}");
+        let open = fd
+            .parse::<RawFd>()
+            .ok()
+            .filter(|&fd| fd > 2 && std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
+        match open {
+            // SAFETY: the descriptor is open (its /proc link exists), PID 1 handed it to this
+            // process for notifications, and nothing else here takes it.
+            Some(fd) => Notifier {
+                pipe: Some(unsafe { File::from_raw_fd(fd) }),
+            },
+            None => {
+                println!("notify error=NOTIFY_FD={fd} is not an open descriptor");
                 Notifier { pipe: None }
             }
         }

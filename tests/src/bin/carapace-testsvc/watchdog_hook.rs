@@ -2,18 +2,16 @@
 //! QEMU's fw_cfg, it stops petting after a while and keeps running, so the test can watch
 //! PID 1 notice the missed watchdog.
 
-use std::fs;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::notify::Notifier;
-
-const TEST_REQUEST: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/carapace.test/raw";
+use crate::test_request;
 const PERIOD: Duration = Duration::from_secs(1);
 const STOP_AFTER: Duration = Duration::from_secs(5);
 
 pub fn run(notifier: &Notifier) {
-    let stop = fs::read_to_string(TEST_REQUEST).is_ok_and(|request| asks_to_stop(&request));
+    let stop = test_request::asks_for("stop-petting");
     pet(notifier, PERIOD, stop.then_some(STOP_AFTER));
     println!("watchdog-hook stopping");
 }
@@ -27,22 +25,10 @@ fn pet(notifier: &Notifier, period: Duration, stop_after: Option<Duration>) {
     }
 }
 
-fn asks_to_stop(request: &str) -> bool {
-    request.trim() == "stop-petting"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
-
-    #[test]
-    fn stop_request() {
-        assert!(asks_to_stop("stop-petting\n"));
-        assert!(asks_to_stop("  stop-petting"));
-        assert!(!asks_to_stop("stop"));
-        assert!(!asks_to_stop(""));
-    }
 
     #[test]
     fn stops_petting_when_asked() {

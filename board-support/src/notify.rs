@@ -1,8 +1,10 @@
-//! The line protocols of a service's pipes: stdout/stderr lines are logged, and fd 3 carries
-//! `READY=1`, `WATCHDOG=1` and `STATUS=<text>` lines (docs/boot-contract.md). Reads arrive
-//! in arbitrary pieces, so bytes are collected until a newline.
+//! The line protocols of a service's pipes to PID 1 (docs/boot-contract.md): stdout/stderr
+//! lines are logged, and fd 3 carries `READY=1`, `WATCHDOG=1` and `STATUS=<text>` lines. One
+//! definition for PID 1 and the services. Reads arrive in arbitrary pieces, so bytes are
+//! collected until a newline.
 
-use crate::console::MAX_LINE_BYTES;
+/// Longest line passed on; the rest of a longer line starts a new one.
+pub const MAX_LINE_BYTES: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {

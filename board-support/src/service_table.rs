@@ -1,0 +1,168 @@
+//! PID 1's whole service table: parsed and checked by the same code in the builder (at recipe
+//! load, so a bad table fails the build) and in PID 1 (at boot, the table on the verified
+//! root). Row checks are [`ServiceEntry::validate`]; this adds the checks across rows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::service_entry::ServiceEntry;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTable {
+    /// In start order.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceEntry>,
+}
+
+impl ServiceTable {
+    /// Parses services.toml and validates it.
+    pub fn parse(text: &str) -> Result<ServiceTable, Error> {
+        let table: ServiceTable =
+            toml::from_str(text).map_err(|err| Error::ServiceTableSyntax {
+                message: err.to_string().trim_end().replace('\n', " "),
+            })?;
+        ServiceTable::validate(&table.services)?;
+        Ok(table)
+    }
+
+    /// Every row on its own, then: names are unique, and each name in `after` is an earlier
+    /// service that says READY=1 (so the order is the start order and cannot deadlock).
+    pub fn validate(services: &[ServiceEntry]) -> Result<(), Error> {
+        for (index, entry) in services.iter().enumerate() {
+            entry.validate()?;
+            let earlier = services.get(..index).unwrap_or_default();
+            if earlier.iter().any(|e| e.name == entry.name) {
+                return Err(field(entry, "name", "is used twice".to_owned()));
+            }
+            for (position, wanted) in entry.after.iter().enumerate() {
+                if entry
+                    .after
+                    .get(..position)
+                    .unwrap_or_default()
+                    .contains(wanted)
+                {
+                    return Err(field(entry, "after", format!("names {wanted:?} twice")));
+                }
+                match earlier.iter().find(|e| &e.name == wanted) {
+                    None => {
+                        return Err(field(
+                            entry,
+                            "after",
+                            format!("{wanted:?} is not a service earlier in the table"),
+                        ));
+                    }
+                    Some(e) if !e.ready => {
+                        return Err(field(
+                            entry,
+                            "after",
+                            format!(
+                                "{wanted:?} does not have ready = true, so it never says READY=1"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn field(entry: &ServiceEntry, field: &'static str, problem: String) -> Error {
+    Error::ServiceField {
+        service: entry.name.clone(),
+        field,
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, extra: &str) -> String {
+        format!(
+            "[[service]]\nname = {name:?}\nexec = [\"/bin/x\"]\nuid = 1\ngid = 1\nmemory_max = 4194304\n{extra}\n"
+        )
+    }
+
+    fn err(text: &str) -> String {
+        ServiceTable::parse(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn parses_defaults() {
+        let table = ServiceTable::parse(&row("x", "")).expect("parse");
+        let entry = &table.services[0];
+        assert_eq!(
+            (entry.ready, entry.watchdog_sec, entry.pids_limit()),
+            (false, 0, 256)
+        );
+        assert!(entry.after.is_empty() && entry.capabilities.is_empty());
+        assert_eq!(entry.state_directory(), None);
+        assert!(ServiceTable::parse("").expect("empty").services.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_service_and_the_field() {
+        let e = err(&row("x", r#"capabilities = ["NET_ADMIN"]"#));
+        assert!(
+            e.contains("service x") && e.contains("`capabilities`") && e.contains("NET_ADMIN"),
+            "{e}"
+        );
+        assert!(err(&row("x", "uid = 0").replace("uid = 1\n", "")).contains("`uid`"));
+        assert!(err(&row("x", "").replace("gid = 1", "gid = 0")).contains("`gid`"));
+        assert!(err(&row("x", "").replace("4194304", "1000")).contains("`memory_max`"));
+        assert!(err(&row("x", "pids_max = 0")).contains("`pids_max`"));
+        assert!(err(&row("x", "watchdog_sec = 3601")).contains("`watchdog_sec`"));
+        assert!(err(&row("x", "watchdog_sec = 18446744073709551615")).contains("`watchdog_sec`"));
+        assert!(ServiceTable::parse(&row("x", "watchdog_sec = 3600")).is_ok());
+        assert!(err(&row("x", "").replace("/bin/x", "x")).contains("`exec`"));
+        assert!(err(&row("x", "").replace("[\"/bin/x\"]", "[]")).contains("`exec`"));
+        assert!(err(&row("x", "watchdog_secs = 3")).contains("watchdog_secs"));
+        assert!(err(&row("x", "ready = \"yes\"")).contains("ready"));
+        for bad in ["", "Agentd", "a/b", "..", "1x", &"a".repeat(33)] {
+            assert!(err(&row(bad, "")).contains("`name`"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let e = err(&format!("{}{}", row("x", ""), row("x", "")));
+        assert!(e.contains("`name`") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn after_names_an_earlier_ready_service() {
+        let ready = row("a", "ready = true");
+        let ok = format!("{ready}{}", row("b", r#"after = ["a"]"#));
+        assert_eq!(
+            ServiceTable::parse(&ok).expect("ok").services[1].after,
+            ["a"]
+        );
+        let later = format!("{}{}", row("b", r#"after = ["a"]"#), ready);
+        assert!(err(&later).contains("not a service earlier"));
+        let unknown = format!("{ready}{}", row("b", r#"after = ["c"]"#));
+        assert!(err(&unknown).contains("`after`"));
+        let not_ready = format!("{}{}", row("a", ""), row("b", r#"after = ["a"]"#));
+        assert!(err(&not_ready).contains("ready = true"));
+        let itself = row("a", "ready = true\nafter = [\"a\"]");
+        assert!(err(&itself).contains("`after`"));
+        let twice = format!("{ready}{}", row("b", r#"after = ["a", "a"]"#));
+        assert!(err(&twice).contains("twice"));
+    }
+
+    #[test]
+    fn a_table_round_trips_through_toml() {
+        let text = format!(
+            "{}{}",
+            row("a", "ready = true\ncapabilities = [\"CAP_SYSLOG\"]"),
+            row("b", "after = [\"a\"]\npids_max = 10")
+        );
+        let table = ServiceTable::parse(&text).expect("parse");
+        let written = toml::to_string(&table).expect("write");
+        assert_eq!(ServiceTable::parse(&written).expect("reparse"), table);
+        assert_eq!(table.services[0].capability_bits().expect("caps"), 1 << 34);
+    }
+}

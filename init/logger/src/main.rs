@@ -1,0 +1,112 @@
+//! carapace-logger: the service that keeps the box's log on /data, so PID 1 never writes a
+//! file from its event loop. It reads /dev/kmsg from the start of the kernel's ring (stage 1,
+//! stage 2, every service line PID 1 passed on, the kernel's own messages) and appends each
+//! record to $STATE_DIRECTORY/console.log, rotated to console.log.1 (rotate.rs), so the log
+//! never takes more than twice [`rotate::ROTATE_BYTES`]. It runs unprivileged; CAP_SYSLOG
+//! lets it read kmsg under kernel.dmesg_restrict=1.
+
+mod error;
+mod kmsg;
+mod rotate;
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::kmsg::Record;
+use crate::rotate::RotatingLog;
+
+const KMSG: &str = "/dev/kmsg";
+/// One kmsg record per read; the kernel refuses a buffer too small for the record.
+const RECORD_BUFFER: usize = 8192;
+/// Records gathered before one write to the file.
+const BATCH_BYTES: usize = 64 * 1024;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            println!("logger error={err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let dir = std::env::var_os("STATE_DIRECTORY")
+        .map_or_else(|| PathBuf::from("/data/logger"), PathBuf::from);
+    let kmsg = rustix::fs::open(
+        KMSG,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| Error::Io {
+        what: format!("open {KMSG}"),
+        source: source.into(),
+    })?;
+    let mut log = RotatingLog::open(&dir)?;
+    println!("logger started file={}", log.path().display());
+    notify("READY=1");
+
+    let mut buffer = vec![0u8; RECORD_BUFFER];
+    let mut batch = String::new();
+    let mut last_seq: Option<u64> = None;
+    loop {
+        match rustix::io::read(&kmsg, &mut buffer) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(buffer.get(..n).unwrap_or_default());
+                if let Some(record) = Record::parse(&text) {
+                    if let Some(lost) = kmsg::lost_between(last_seq, record.seq) {
+                        batch.push_str(&format!("logger: {lost} kernel log records were overwritten before they were read\n"));
+                    }
+                    last_seq = Some(record.seq);
+                    batch.push_str(&record.to_line());
+                    batch.push('\n');
+                }
+                if batch.len() < BATCH_BYTES {
+                    continue;
+                }
+            }
+            // Records were overwritten while we were behind; the next read goes on after them.
+            Err(Errno::PIPE) | Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => {}
+            Err(err) => {
+                return Err(Error::Io {
+                    what: format!("read {KMSG}"),
+                    source: err.into(),
+                });
+            }
+        }
+        log.append(&batch);
+        batch.clear();
+        let mut fds = [PollFd::new(&kmsg, PollFlags::IN)];
+        if rustix::event::poll(&mut fds, None).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// One line to PID 1 on $NOTIFY_FD (docs/boot-contract.md); skipped when run by hand. The
+/// pipe is written through the inherited descriptor itself: reopening it through
+/// /proc/self/fd would check the pipe's owner (root) against our uid and fail.
+fn notify(message: &str) {
+    let Some(fd) = std::env::var("NOTIFY_FD")
+        .ok()
+        .and_then(|fd| fd.parse::<i32>().ok())
+        .filter(|&fd| fd > 2)
+    else {
+        return;
+    };
+    // SAFETY: borrowed for these two calls only; fcntl first tells whether it is open at all.
+    let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sent = rustix::io::fcntl_getfd(pipe)
+        .and_then(|_| rustix::io::write(pipe, format!("{message}\n").as_bytes()));
+    if let Err(err) = sent {
+        println!("logger error=notify {message}: {err}");
+    }
+}
