@@ -17,6 +17,7 @@ pub mod data_outcome;
 pub mod error;
 pub mod gpt;
 pub mod image_info;
+pub mod modules_dep;
 pub mod notify;
 pub mod service_entry;
 pub mod service_table;

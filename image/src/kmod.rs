@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use board_support::modules_dep::ModuleEntry;
 use object::{Object, ObjectSection};
 
 use crate::error::{Error, IoContext, Result};
@@ -181,26 +182,26 @@ pub fn modinfo_depends(module: &[u8]) -> std::result::Result<Vec<String>, String
 /// depmod's format: "<module path>: <dependency paths>", every transitive dependency listed.
 pub fn modules_dep(files: &[ModuleFile]) -> String {
     let by_name: BTreeMap<&str, &ModuleFile> = files.iter().map(|f| (f.name.as_str(), f)).collect();
-    let mut out = String::new();
-    for file in files {
-        let mut deps = Vec::new();
-        let mut stack: Vec<String> = file.depends.iter().map(|d| normalise(d)).collect();
-        while let Some(dep) = stack.pop() {
-            if let Some(m) = by_name.get(dep.as_str())
-                && !deps.contains(&m.rel_path)
-            {
-                deps.push(m.rel_path.clone());
-                stack.extend(m.depends.iter().map(|d| normalise(d)));
+    let entries: Vec<ModuleEntry<'_>> = files
+        .iter()
+        .map(|file| {
+            let mut needs: Vec<&str> = Vec::new();
+            let mut stack: Vec<String> = file.depends.iter().map(|d| normalise(d)).collect();
+            while let Some(dep) = stack.pop() {
+                if let Some(m) = by_name.get(dep.as_str())
+                    && !needs.contains(&m.rel_path.as_str())
+                {
+                    needs.push(&m.rel_path);
+                    stack.extend(m.depends.iter().map(|d| normalise(d)));
+                }
             }
-        }
-        out.push_str(&format!("{}:", file.rel_path));
-        for dep in deps {
-            out.push(' ');
-            out.push_str(&dep);
-        }
-        out.push('\n');
-    }
-    out
+            ModuleEntry {
+                rel_path: &file.rel_path,
+                needs,
+            }
+        })
+        .collect();
+    board_support::modules_dep::render(&entries)
 }
 
 #[cfg(test)]

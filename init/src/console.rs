@@ -18,20 +18,14 @@ use rustix::ioctl::{Getter, Opcode};
 
 use crate::console_queue::ConsoleQueue;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Error,
-}
+pub use carapace_lifecycle::Level;
 
-impl Level {
-    /// Errors go to kmsg as warnings (4): with `quiet` the kernel prints records below 4 on
-    /// the serial line itself, and its copy would interleave with ours mid-line.
-    fn kmsg_prefix(self) -> &'static str {
-        match self {
-            Level::Info => "<6>",
-            Level::Error => "<4>",
-        }
+/// Errors go to kmsg as warnings (4): with `quiet` the kernel prints records below 4 on the
+/// serial line itself, and its copy would interleave with ours mid-line.
+fn kmsg_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Info => "<6>",
+        Level::Error => "<4>",
     }
 }
 
@@ -142,7 +136,7 @@ impl Sink {
         if let Some(kmsg) = &mut self.kmsg {
             let record = format!(
                 "{}{}\n",
-                level.kmsg_prefix(),
+                kmsg_prefix(level),
                 truncate_at_char(line, KMSG_MAX_LINE)
             );
             // kmsg takes one record per write and never blocks; a refused record is lost.

@@ -29,7 +29,6 @@ macro_rules! log_error {
     };
 }
 
-mod backoff;
 mod cgroup;
 mod console;
 mod console_queue;
@@ -38,9 +37,7 @@ mod degraded;
 mod disk_helper;
 mod dm_verity;
 mod error;
-mod health;
 mod hostname;
-mod lifecycle;
 mod loopback;
 mod modules;
 mod mounts;

@@ -7,21 +7,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::error::{Context, Result};
 
-/// What a shutdown ends in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    PowerOff,
-    Reboot,
-}
-
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::PowerOff => "poweroff",
-            Action::Reboot => "reboot",
-        }
-    }
-}
+pub use carapace_lifecycle::Action;
 
 /// A request to act, from a signal (or the power button).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

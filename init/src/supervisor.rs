@@ -18,11 +18,11 @@ use rustix::process::{Pid, WaitOptions, WaitStatus};
 
 use crate::cgroup::ServiceCgroup;
 use crate::console;
-use crate::lifecycle::{Input, Lifecycle, Output};
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
 use crate::{power_button, proc_status, slot_commit, spawn};
+use carapace_lifecycle::{Input, Lifecycle, Output};
 
 /// How often the hardware watchdog is petted while healthy.
 const PET_INTERVAL: Duration = Duration::from_secs(1);

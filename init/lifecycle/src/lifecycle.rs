@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use board_support::ServiceEntry;
+
 use crate::backoff::Backoff;
-use crate::console::Level;
 use crate::health::{RestartWindow, ServiceWatchdog};
-use crate::service_table::ServiceEntry;
-use crate::signals::Action;
+use crate::{Action, Level};
 
 /// Services without `ready` get their `creds` line this long after they started.
 pub const CREDS_DELAY: Duration = Duration::from_secs(1);

@@ -1,0 +1,33 @@
+//! The supervisor's decisions, as a library with no I/O: PID 1 (init/src/supervisor.rs) feeds
+//! it what happened and the time, performs what it returns, and owns every system call. A
+//! package of its own so the decisions are tested exhaustively on a fake clock, and so PID 1's
+//! own code stays the small, syscall-facing part that must never panic.
+
+pub mod backoff;
+pub mod health;
+pub mod lifecycle;
+
+pub use lifecycle::{Input, Lifecycle, Output};
+
+/// How important a line the supervisor asks PID 1 to log is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+/// What a shutdown ends in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    PowerOff,
+    Reboot,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::PowerOff => "poweroff",
+            Action::Reboot => "reboot",
+        }
+    }
+}
