@@ -1,4 +1,5 @@
-//! A /data beyond repair brings the box up degraded rather than into a reboot loop: the
+//! A /data beyond repair, or boots that keep failing before ready (unready_boots.rs), bring
+//! the box up degraded rather than into a reboot loop: the
 //! services that keep state on /data (`state_dir = true`) are held, the rest run, the power
 //! button still shuts down cleanly, and one console line says what happened and how the
 //! owner resets /data. There is no `ready` line and the slot is not committed: agentd, which
@@ -13,18 +14,23 @@ const HOW_TO_RESET: &str = "to erase /data and start fresh, put a file named \
 
 /// The services that can run without /data; logs the degraded line.
 pub fn hold_data_services(services: Vec<Service>, degraded: &Degraded) -> Vec<Service> {
+    let what = format!("data={}", degraded.reason);
+    hold_state_services(services, &what, &degraded.detail)
+}
+
+/// The services that keep no state on /data; logs `degraded <what> held=<names>: <detail>`.
+pub fn hold_state_services(services: Vec<Service>, what: &str, detail: &str) -> Vec<Service> {
     let (held, kept): (Vec<Service>, Vec<Service>) =
         services.into_iter().partition(|s| s.entry.state_dir);
     let names: Vec<&str> = held.iter().map(Service::name).collect();
     log_error!(
-        "degraded data={} held={}: {}; {HOW_TO_RESET}",
-        degraded.reason,
+        "degraded {what} held={}: {}; {HOW_TO_RESET}",
         if names.is_empty() {
             "none".to_owned()
         } else {
             names.join(",")
         },
-        degraded.detail.replace('\n', "; ")
+        detail.replace('\n', "; ")
     );
     kept
 }

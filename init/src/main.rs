@@ -55,6 +55,7 @@ mod stdio;
 mod supervisor;
 mod switch_root;
 mod sysctl;
+mod unready_boots;
 mod watchdog;
 
 use std::path::Path;

@@ -14,7 +14,7 @@ use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
     cgroup, data_mount, degraded, disk_helper, hostname, loopback, modules, mounts, power_button,
-    root_check, shutdown, stage1, stdio, sysctl, watchdog,
+    root_check, shutdown, stage1, stdio, sysctl, unready_boots, watchdog,
 };
 
 /// Where modules.dep lists the hardware watchdog drivers (i6300esb and the boards' own).
@@ -62,9 +62,19 @@ pub fn run() -> Result<Infallible> {
 
     // The setup thread pets the watchdog while the disk helper runs (up to its deadline).
     let data = data_mount::mount(disk_helper::run(&params));
-    let services = match &data {
-        Ok(()) => services,
-        Err(degraded) => degraded::hold_data_services(services, degraded),
+    let unready = data
+        .as_ref()
+        .ok()
+        .and_then(|()| unready_boots::count_this_boot());
+    let services = match (&data, unready) {
+        (Err(degraded), _) => degraded::hold_data_services(services, degraded),
+        (Ok(()), Some(boots)) => degraded::hold_state_services(
+            services,
+            &format!("unready_boots={boots}"),
+            "the boots before this one never became ready (a service crash-looped or missed \
+             its watchdog); restart to try again",
+        ),
+        (Ok(()), None) => services,
     };
     let watchdog = setup_petter.map(watchdog::SetupPetter::finish);
     let power_buttons = power_button::open_all();
@@ -77,7 +87,7 @@ pub fn run() -> Result<Infallible> {
         params.slot,
         params.esp_partuuid,
     );
-    if data.is_err() {
+    if data.is_err() || unready.is_some() {
         supervisor = supervisor.without_ready_line();
     }
     let finished = supervisor.run();

@@ -21,7 +21,7 @@ use crate::console;
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
-use crate::{power_button, proc_status, slot_commit, spawn};
+use crate::{power_button, proc_status, slot_commit, spawn, unready_boots};
 use carapace_lifecycle::{Input, Lifecycle, Output};
 
 /// How often the hardware watchdog is petted while healthy.
@@ -441,6 +441,7 @@ impl Supervisor {
         let boot_ms = boot.tv_sec.max(0) as u64 * 1000 + boot.tv_nsec.max(0) as u64 / 1_000_000;
         log_info!("ready slot={} boot_ms={boot_ms}", self.slot);
         self.idle_rss_due = Some(now + IDLE_RSS_DELAY);
+        unready_boots::reached_ready();
         slot_commit::commit_if_trial(&self.esp_partuuid, self.slot);
     }
 
