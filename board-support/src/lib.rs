@@ -22,6 +22,7 @@ pub mod notify;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;
+pub mod unready_boots;
 
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
 pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
