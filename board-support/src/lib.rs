@@ -2,12 +2,14 @@
 //!
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
-//! or roll back. It also holds the GPT reader and writer, partition lookup, the disk helper's
+//! or roll back. It also holds the per-board descriptions (architecture, boot flow, QEMU
+//! machine), the GPT reader and writer, partition lookup, the disk helper's
 //! result line, and the row type of PID 1's service table, which the builder
 //! writes and PID 1 reads. `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod block_devices;
+pub mod board;
 pub mod boot_control;
 pub mod boot_entry;
 pub mod cmdline;
@@ -18,6 +20,7 @@ pub mod image_info;
 pub mod service_entry;
 pub mod slot;
 
+pub use board::Board;
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
 pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
 pub use cmdline::{BootParams, VerityParams};
