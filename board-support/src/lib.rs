@@ -9,6 +9,9 @@
 
 pub mod atomic_file;
 pub mod block_devices;
+// Only the builder and the QEMU harness read board descriptions; the binaries on the box are
+// built without them (see the `board-descriptions` feature in Cargo.toml).
+#[cfg(any(test, feature = "board-descriptions"))]
 pub mod board;
 pub mod boot_control;
 pub mod boot_entry;
@@ -20,6 +23,7 @@ pub mod image_info;
 pub mod service_entry;
 pub mod slot;
 
+#[cfg(any(test, feature = "board-descriptions"))]
 pub use board::Board;
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
 pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
