@@ -66,6 +66,9 @@ pub enum Error {
         source: io::Error,
     },
 
+    #[error(transparent)]
+    NotifySetup(#[from] board_support::Error),
+
     #[error("cannot handle {signal}: {source}")]
     Signal {
         signal: &'static str,

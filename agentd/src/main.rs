@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use board_support::notify::Message;
 use carapace_agentd::config::Config;
 use carapace_agentd::error::Error;
 use carapace_agentd::health::{self, HealthInfo, HealthServer};
@@ -47,7 +48,7 @@ async fn run() -> Result<(), Error> {
     let server = HealthServer::bind(&config.runtime_dir.join(health::SOCKET_NAME), info)?;
     println!("health socket={}", server.path().display());
 
-    notifier.notify("READY=1")?;
+    notifier.notify(Message::Ready)?;
     println!("ready");
 
     let stopped_by = tokio::select! {

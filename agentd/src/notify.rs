@@ -1,13 +1,11 @@
 //! Lines to PID 1 over the notification pipe: `READY=1` once serving, `WATCHDOG=1` while alive.
 
 use std::convert::Infallible;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use rustix::fs::OFlags;
-use rustix::io::FdFlags;
+use board_support::notify::Message;
+use board_support::notify_fd::NotifyFd;
 
 use crate::error::Error;
 
@@ -15,47 +13,27 @@ use crate::error::Error;
 pub const WATCHDOG_PERIOD: Duration = Duration::from_secs(5);
 
 pub struct Notifier {
-    /// (fd number, pipe); `None` when run by hand without PID 1.
-    pipe: Option<(RawFd, File)>,
+    /// `None` when run by hand without PID 1.
+    pipe: Option<NotifyFd>,
 }
 
 impl Notifier {
-    /// Takes ownership of `fd`. Call it once per process: the fd is closed when the notifier
-    /// is dropped.
+    /// Takes ownership of `fd` (board-support's NotifyFd: close-on-exec, non-blocking). Call
+    /// it once per process: the fd is closed when the notifier is dropped.
     pub fn from_fd(fd: Option<RawFd>) -> Result<Notifier, Error> {
-        let Some(fd) = fd else {
-            return Ok(Notifier { pipe: None });
-        };
-        let failed = |errno: rustix::io::Errno| Error::Notify {
-            fd,
-            source: errno.into(),
-        };
-        // SAFETY: borrowed only for this one fcntl, which tells whether `fd` is open at all.
-        rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).map_err(failed)?;
-        // SAFETY: `fd` is open (checked above), PID 1 handed it to this process for this use
-        // alone, and nothing else in agentd takes it.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Later child processes (the inference server) must not inherit a way to claim
-        // agentd is healthy.
-        rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(failed)?;
-        // A PID 1 that stops reading must not freeze agentd's single thread on a full pipe.
-        let flags = rustix::fs::fcntl_getfl(&owned).map_err(failed)?;
-        rustix::fs::fcntl_setfl(&owned, flags | OFlags::NONBLOCK).map_err(failed)?;
-        Ok(Notifier {
-            pipe: Some((fd, File::from(owned))),
-        })
+        let pipe = fd.map(NotifyFd::from_fd).transpose()?;
+        Ok(Notifier { pipe })
     }
 
-    /// Sends `message` as one line. A line this short goes into the pipe whole (it is below
-    /// PIPE_BUF), so PID 1 never sees half of one.
-    pub fn notify(&self, message: &str) -> Result<(), Error> {
-        let Some((fd, pipe)) = &self.pipe else {
+    /// Sends `message` as one line.
+    pub fn notify(&self, message: Message) -> Result<(), Error> {
+        let Some(pipe) = &self.pipe else {
             return Ok(());
         };
-        let line = format!("{message}\n");
-        (&*pipe)
-            .write_all(line.as_bytes())
-            .map_err(|source| Error::Notify { fd: *fd, source })
+        pipe.send(&message).map_err(|source| Error::Notify {
+            fd: pipe.fd(),
+            source,
+        })
     }
 
     /// Pets PID 1's watchdog every `period` ([`WATCHDOG_PERIOD`] in service), starting now.
@@ -65,7 +43,7 @@ impl Notifier {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(err) = self.notify("WATCHDOG=1") {
+            if let Err(err) = self.notify(Message::Watchdog) {
                 eprintln!("watchdog {err}");
             }
         }
@@ -82,8 +60,8 @@ mod tests {
     fn writes_lines_into_the_pipe() {
         let (mut reader, writer) = std::io::pipe().unwrap();
         let notifier = Notifier::from_fd(Some(writer.into_raw_fd())).unwrap();
-        notifier.notify("READY=1").unwrap();
-        notifier.notify("WATCHDOG=1").unwrap();
+        notifier.notify(Message::Ready).unwrap();
+        notifier.notify(Message::Watchdog).unwrap();
         drop(notifier);
         let mut got = String::new();
         reader.read_to_string(&mut got).unwrap();
@@ -92,7 +70,10 @@ mod tests {
 
     #[test]
     fn without_fd_nothing_is_sent() {
-        Notifier::from_fd(None).unwrap().notify("READY=1").unwrap();
+        Notifier::from_fd(None)
+            .unwrap()
+            .notify(Message::Ready)
+            .unwrap();
     }
 
     #[test]
@@ -101,14 +82,17 @@ mod tests {
         // with another test reusing its number).
         let fd = 999_999;
         let err = Notifier::from_fd(Some(fd)).err().unwrap();
-        assert!(err.to_string().contains(&format!("fd {fd}")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("{fd} (NOTIFY_FD)")),
+            "{err}"
+        );
     }
 
     #[test]
     fn full_pipe_does_not_block() {
         let (_reader, writer) = std::io::pipe().unwrap();
         let notifier = Notifier::from_fd(Some(writer.into_raw_fd())).unwrap();
-        let filled = (0..100_000).any(|_| notifier.notify("WATCHDOG=1").is_err());
+        let filled = (0..100_000).any(|_| notifier.notify(Message::Watchdog).is_err());
         assert!(filled, "a full pipe reports an error instead of blocking");
     }
 

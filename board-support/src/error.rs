@@ -7,6 +7,12 @@ use crate::slot::Slot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "notification descriptor {fd} (NOTIFY_FD) cannot be used: {reason}; PID 1 passes an \
+         open pipe as fd 3"
+    )]
+    NotifyFd { fd: String, reason: String },
+
     #[error("/etc/carapace/image.toml: {message}; the image was built wrongly, rebuild it")]
     ImageInfo { message: String },
 

@@ -2,13 +2,15 @@
 //!
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
-//! or roll back. It also holds the GPT reader and writer, partition lookup, the disk helper's
-//! result line, the image info, the notify protocol, and the row type of PID 1's service
-//! table with the one check of it that the builder and PID 1 both run.
-//! `docs/boot-contract.md` is the contract these types implement.
+//! or roll back. It also holds the per-board descriptions (architecture, boot flow, QEMU
+//! machine), the GPT reader and writer, partition lookup, the disk helper's result line, the
+//! image info, the notify protocol, the modules.dep format, the unready-boot count, and the
+//! row type of PID 1's service table with the one check of it that the builder and PID 1
+//! both run. `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod block_devices;
+pub mod board;
 pub mod boot_control;
 pub mod boot_entry;
 pub mod capability;
@@ -19,11 +21,13 @@ pub mod gpt;
 pub mod image_info;
 pub mod modules_dep;
 pub mod notify;
+pub mod notify_fd;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;
 pub mod unready_boots;
 
+pub use board::Board;
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
 pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
 pub use cmdline::{BootParams, VerityParams};

@@ -15,6 +15,18 @@ pub enum Message {
     Unknown(String),
 }
 
+impl std::fmt::Display for Message {
+    /// The line a service writes (without its newline); `parse` reads it back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Ready => f.write_str("READY=1"),
+            Message::Watchdog => f.write_str("WATCHDOG=1"),
+            Message::Status(text) => write!(f, "STATUS={text}"),
+            Message::Unknown(line) => f.write_str(line),
+        }
+    }
+}
+
 pub fn parse(line: &str) -> Message {
     let line = line.trim_end_matches('\r');
     match line {

@@ -4,6 +4,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use board_support::board::BootFlow;
 use board_support::boot_entry::{DEFAULT_TRIES, EntryName, render_entry, render_loader_conf};
 use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
@@ -109,6 +110,7 @@ pub fn build_with(
     let (recipe, recipe_text) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
     let disk = DiskPlan::new(
+        board,
         recipe.disk.esp_mib.unwrap_or(board.default_esp_mib),
         recipe.disk.root_mib.unwrap_or(board.default_root_mib),
         recipe.disk.data_mib.unwrap_or(board.default_data_mib),
@@ -129,7 +131,7 @@ pub fn build_with(
     let debs = packages::fetch(
         recipe_path,
         &recipe,
-        &board,
+        board,
         &paths.cache,
         options.lock_policy(),
     )?;
@@ -163,7 +165,7 @@ pub fn build_with(
             bin: extra.bin.clone(),
         });
     }
-    let binaries = build_static(workspace, board.rust_target, &specs)?;
+    let binaries = build_static(workspace, board.architecture.rust_target(), &specs)?;
     let revision = git_revision(workspace);
     let crate_origin = |name: &str| Origin::Crate {
         name: name.into(),
@@ -243,7 +245,7 @@ pub fn build_with(
         );
     }
     for program in &recipe.debian.programs {
-        for file in elf_deps::runtime_closure(program, &debs, board.multiarch)? {
+        for file in elf_deps::runtime_closure(program, &debs, board.architecture.multiarch())? {
             // Keep Debian's modes: the ELF loader must stay executable for exec to work.
             let mode = std::fs::metadata(&file.source)
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
@@ -365,17 +367,18 @@ pub fn build_with(
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
     let vmlinuz =
         std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
-    let (efi_path, efi) = debs.find(board.bootloader_file).ok_or_else(|| {
-        Error::Package(format!(
-            "{} is not in {}",
-            board.bootloader_file, board.bootloader_package
-        ))
+    // The one flow built today; a board with another flow is a compile error here until the
+    // builder writes that flow's boot files.
+    let BootFlow::UefiSystemdBoot(loader) = &board.boot_flow;
+    let loader_esp_path = board.architecture.uefi_removable_loader_path();
+    let (efi_path, efi) = debs.find(loader.efi_file).ok_or_else(|| {
+        Error::Package(format!("{} is not in {}", loader.efi_file, loader.package))
     })?;
     let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
     let entry_name = EntryName::trial(Slot::A, DEFAULT_TRIES).file_name();
     let esp_files = vec![
         EspFile {
-            path: board.bootloader_esp_path.into(),
+            path: loader_esp_path.into(),
             data: efi_bytes,
         },
         EspFile {
@@ -460,7 +463,7 @@ pub fn build_with(
         });
     }
     for f in &esp_files {
-        let origin = if f.path == board.bootloader_esp_path {
+        let origin = if f.path == loader_esp_path {
             efi.origin()
         } else if f.path.ends_with("vmlinuz") {
             kernel_origin.clone()
@@ -511,7 +514,7 @@ pub fn lock_recipe(
     let cache = default_cache(workspace);
     let _cache_lock = CacheLock::acquire(&cache)?;
     let lock_path = Recipe::lock_path(recipe_path);
-    let request = packages::Request::for_recipe(&board, &recipe);
+    let request = packages::Request::for_recipe(board, &recipe);
     let resolved = packages::resolve(&lock_path, &request, &cache, LockPolicy::Update, update)?;
     packages::report(&lock_path, &resolved.changes);
     Ok(resolved)
@@ -592,6 +595,6 @@ pub fn find_workspace() -> Result<PathBuf> {
     })
 }
 
-pub fn board_for(recipe: &Recipe) -> Result<Board> {
+pub fn board_for(recipe: &Recipe) -> Result<&'static Board> {
     board::find(&recipe.board)
 }

@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn the_gpt_crate_reads_back_what_we_wrote() {
-        let plan = DiskPlan::new(40, 20, 10).unwrap();
+        let plan = DiskPlan::new(&board_support::board::X86_64, 40, 20, 10).unwrap();
         let file = tempfile::NamedTempFile::new().unwrap();
         file.as_file().set_len(plan.total_size).unwrap();
         let ids = GptIds {

@@ -26,6 +26,7 @@
 //!              +---------------------------------------------+
 //! ```
 
+use crate::board::Board;
 use crate::error::{Error, Result};
 
 pub const SECTOR: u64 = 512;
@@ -40,9 +41,9 @@ pub const ROOT_A_NAME: &str = "root-a";
 pub const ROOT_B_NAME: &str = "root-b";
 pub const DATA_NAME: &str = "data";
 
-/// Partition type GUIDs (UEFI spec; root type from the Discoverable Partitions Spec).
+/// Partition type GUIDs that are the same on every board (UEFI spec; Discoverable Partitions
+/// Spec). The root slots' type depends on the architecture: `Architecture::root_partition_type`.
 pub const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
-pub const ROOT_X86_64_TYPE: &str = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709";
 pub const LINUX_DATA_TYPE: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,8 @@ pub struct DiskPlan {
 }
 
 impl DiskPlan {
-    pub fn new(esp_mib: u64, root_mib: u64, data_mib: u64) -> Result<DiskPlan> {
+    /// The layout of an image for `board`, whose root slots carry its architecture's type.
+    pub fn new(board: &Board, esp_mib: u64, root_mib: u64, data_mib: u64) -> Result<DiskPlan> {
         if esp_mib < 33 {
             return Err(Error::DoesNotFit(format!(
                 "esp_mib = {esp_mib} is too small: FAT32 needs at least 33 MiB"
@@ -87,12 +89,8 @@ impl DiskPlan {
             data_mib * MIB,
         ];
         let names = [ESP_NAME, ROOT_A_NAME, ROOT_B_NAME, DATA_NAME];
-        let types = [
-            ESP_TYPE,
-            ROOT_X86_64_TYPE,
-            ROOT_X86_64_TYPE,
-            LINUX_DATA_TYPE,
-        ];
+        let root_type = board.architecture.root_partition_type();
+        let types = [ESP_TYPE, root_type, root_type, LINUX_DATA_TYPE];
         let mut offset = FIRST_PARTITION_OFFSET;
         let partitions = std::array::from_fn(|i| {
             let plan = PartitionPlan {
@@ -123,10 +121,11 @@ impl DiskPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use board_support::board::{Architecture, X86_64};
 
     #[test]
     fn partitions_are_adjacent_aligned_and_fit() {
-        let plan = DiskPlan::new(256, 1024, 64).unwrap();
+        let plan = DiskPlan::new(&X86_64, 256, 1024, 64).unwrap();
         let mut end = FIRST_PARTITION_OFFSET;
         for p in &plan.partitions {
             assert_eq!(p.offset, end);
@@ -140,10 +139,20 @@ mod tests {
     #[test]
     fn too_small_esp_is_refused() {
         assert!(
-            DiskPlan::new(16, 1024, 64)
+            DiskPlan::new(&X86_64, 16, 1024, 64)
                 .unwrap_err()
                 .to_string()
                 .contains("esp_mib")
         );
+    }
+
+    #[test]
+    fn root_slots_carry_the_boards_root_type() {
+        let plan = DiskPlan::new(&X86_64, 256, 1024, 64).unwrap();
+        let x86_64_root = Architecture::X86_64.root_partition_type();
+        assert_eq!(plan.partition(ROOT_A_NAME).type_guid, x86_64_root);
+        assert_eq!(plan.partition(ROOT_B_NAME).type_guid, x86_64_root);
+        assert_eq!(plan.partition(ESP_NAME).type_guid, ESP_TYPE);
+        assert_eq!(plan.partition(DATA_NAME).type_guid, LINUX_DATA_TYPE);
     }
 }

@@ -55,7 +55,7 @@ impl PackageSet {
 pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
     let mut names = vec![
         board.kernel_metapackage.to_string(),
-        board.bootloader_package.to_string(),
+        board.boot_flow.package().to_string(),
     ];
     for name in &recipe.debian.packages {
         if !names.contains(name) {
@@ -112,7 +112,7 @@ impl Request {
     pub fn for_recipe(board: &Board, recipe: &Recipe) -> Request {
         Request {
             suite: recipe.debian.suite.clone(),
-            arch: board.debian_arch.into(),
+            arch: board.architecture.debian_arch().into(),
             requested: requested_packages(board, recipe),
             kernel_metapackage: Some(board.kernel_metapackage.into()),
             sources: Sources::configured(),

@@ -1,5 +1,6 @@
-//! Boots an image in QEMU: OVMF with a per-image copy of its variables, the disk on virtio,
-//! user-mode networking, an i6300esb watchdog (reset on expiry) and a QMP socket. The serial
+//! Boots an image in QEMU as the board's machine (board-support's `QemuMachine`: emulator,
+//! machine type, CPU, UEFI firmware with a per-image copy of its variables, watchdog), with the
+//! disk on virtio, user-mode networking, reset on watchdog expiry and a QMP socket. The serial
 //! console is captured line by line (and echoed) so callers can wait for console lines.
 
 use std::io::{BufRead, BufReader};
@@ -8,12 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use board_support::board::{Board, QemuMachine};
+
 use crate::error::{Error, IoContext, Result};
 use crate::qmp::Qmp;
 use crate::tools;
 
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The machine's writable copy of its firmware's variable store, in its state directory.
+pub const FIRMWARE_VARS_FILE: &str = "firmware-vars.fd";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -22,8 +25,9 @@ pub enum Accel {
 }
 
 /// KVM when it really works, else TCG; CARAPACE_ACCEL=kvm|tcg overrides. /dev/kvm existing is
-/// not enough (nested setups die on the first MSR write), so start a throw-away VM.
-pub fn detect_accel() -> Accel {
+/// not enough (nested setups die on the first MSR write), so start a throw-away VM of the
+/// board's machine.
+pub fn detect_accel(machine: &QemuMachine) -> Accel {
     match std::env::var("CARAPACE_ACCEL").as_deref() {
         Ok("kvm") => return Accel::Kvm,
         Ok("tcg") => return Accel::Tcg,
@@ -39,20 +43,23 @@ pub fn detect_accel() -> Accel {
     }
     // The probe runs the same firmware the machines boot: a nested KVM that cannot run it
     // does not exit but pauses with "KVM internal error", so read stderr, not just liveness.
-    let probe = Command::new("qemu-system-x86_64")
+    let probe = Command::new(machine.system_binary)
         .args([
             "-accel",
             "kvm",
             "-cpu",
-            "host",
+            machine.kvm_cpu,
             "-machine",
-            "q35",
+            machine.machine_type,
             "-nodefaults",
             "-display",
             "none",
             "-no-reboot",
             "-drive",
-            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            &format!(
+                "if=pflash,format=raw,readonly=on,file={}",
+                machine.firmware_code
+            ),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -78,9 +85,11 @@ pub fn detect_accel() -> Accel {
 }
 
 pub struct VmConfig {
+    /// The board's QEMU machine: emulator, machine type, CPU models, firmware, watchdog.
+    pub machine: QemuMachine,
     pub disk: PathBuf,
     pub disk_format: &'static str,
-    /// Writable copy of OVMF_VARS for this machine.
+    /// Writable copy of the firmware's variable store for this machine.
     pub vars: PathBuf,
     pub qmp_socket: PathBuf,
     /// A second QMP socket that only records events: QEMU serves one client per socket.
@@ -94,32 +103,34 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
-    /// A machine for `disk` whose state files live in `dir`.
-    pub fn new(disk: PathBuf, dir: &Path) -> VmConfig {
+    /// A machine of `board`'s kind for `disk`, whose state files live in `dir`.
+    pub fn new(board: &Board, disk: PathBuf, dir: &Path) -> VmConfig {
         VmConfig {
+            machine: board.qemu,
             disk_format: if disk.extension().is_some_and(|e| e == "qcow2") {
                 "qcow2"
             } else {
                 "raw"
             },
             disk,
-            vars: dir.join("OVMF_VARS.fd"),
+            vars: dir.join(FIRMWARE_VARS_FILE),
             qmp_socket: dir.join("qmp.sock"),
             events_socket: dir.join("qmp-events.sock"),
             memory_mib: 1024,
-            accel: detect_accel(),
+            accel: detect_accel(&board.qemu),
             fw_cfg: Vec::new(),
             echo: false,
         }
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let machine = &self.machine;
+        let mut cmd = Command::new(machine.system_binary);
         let accel = match self.accel {
-            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
-            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+            Accel::Kvm => ["-accel", "kvm", "-cpu", machine.kvm_cpu],
+            Accel::Tcg => ["-accel", "tcg", "-cpu", machine.tcg_cpu],
         };
-        cmd.args(["-machine", "q35", "-smp", "2", "-m"])
+        cmd.args(["-machine", machine.machine_type, "-smp", "2", "-m"])
             .arg(self.memory_mib.to_string())
             .args(accel);
         cmd.args([
@@ -132,7 +143,8 @@ impl VmConfig {
             "-nodefaults",
         ]);
         cmd.arg("-drive").arg(format!(
-            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            machine.firmware_code
         ));
         cmd.arg("-drive").arg(format!(
             "if=pflash,format=raw,unit=1,file={}",
@@ -144,7 +156,12 @@ impl VmConfig {
             self.disk.display()
         ));
         cmd.args(["-nic", "user,model=virtio-net-pci"]);
-        cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
+        cmd.args([
+            "-device",
+            machine.watchdog_device,
+            "-action",
+            "watchdog=reset",
+        ]);
         cmd.arg("-qmp").arg(format!(
             "unix:{},server=on,wait=off",
             self.qmp_socket.display()
@@ -159,21 +176,24 @@ impl VmConfig {
         }
         cmd
     }
-}
 
-/// Makes sure the per-image OVMF variables file exists.
-pub fn prepare_vars(vars: &Path) -> Result<()> {
-    if !Path::new(OVMF_CODE).exists() {
-        return Err(Error::MissingTool {
-            tool: OVMF_CODE.into(),
-            package: "ovmf".into(),
-        });
+    /// Makes sure the emulator and the firmware are installed and this machine's copy of the
+    /// firmware variables exists.
+    pub fn prepare(&self) -> Result<()> {
+        let machine = &self.machine;
+        tools::require(machine.system_binary, machine.system_package)?;
+        if !Path::new(machine.firmware_code).exists() {
+            return Err(Error::MissingTool {
+                tool: machine.firmware_code.into(),
+                package: machine.firmware_package.into(),
+            });
+        }
+        if !self.vars.exists() {
+            std::fs::copy(machine.firmware_vars, &self.vars)
+                .context(|| format!("copy {} to {}", machine.firmware_vars, self.vars.display()))?;
+        }
+        Ok(())
     }
-    if !vars.exists() {
-        std::fs::copy(OVMF_VARS, vars)
-            .context(|| format!("copy {OVMF_VARS} to {}", vars.display()))?;
-    }
-    Ok(())
 }
 
 /// A qcow2 overlay on the image, so a run never changes carapace.img and the virtual disk can
@@ -202,8 +222,7 @@ pub struct Vm {
 
 impl Vm {
     pub fn start(config: &VmConfig) -> Result<Vm> {
-        tools::require("qemu-system-x86_64", "qemu-system-x86")?;
-        prepare_vars(&config.vars)?;
+        config.prepare()?;
         let _ = std::fs::remove_file(&config.qmp_socket);
         let _ = std::fs::remove_file(&config.events_socket);
         let started = Instant::now();
@@ -213,7 +232,7 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
+            .map_err(|e| Error::Qemu(format!("start {}: {e}", config.machine.system_binary)))?;
         let stdout = child
             .stdout
             .take()

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::board;
 use crate::build::{Paths, build};
 use crate::error::{Error, IoContext, Result};
-use crate::qemu::{Vm, VmConfig, create_overlay, prepare_vars};
+use crate::qemu::{Vm, VmConfig, create_overlay};
 use crate::recipe::Recipe;
 
 pub const READY_LINE: &str = "carapace: ready slot=";
@@ -22,6 +23,7 @@ pub struct RunOptions {
 
 pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result<()> {
     let (recipe, _) = Recipe::load(recipe_path)?;
+    let board = board::find(&recipe.board)?;
     let paths = Paths::for_recipe(workspace, &recipe);
     let outputs = paths.outputs();
     let image = outputs.image.clone();
@@ -37,13 +39,16 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
     std::fs::create_dir_all(&run_dir).context(|| format!("create {}", run_dir.display()))?;
     let disk: PathBuf = run_dir.join("disk.qcow2");
     let image_newer = modified(&image) > modified(&disk);
-    if options.fresh || !disk.exists() || image_newer {
+    let fresh_disk = options.fresh || !disk.exists() || image_newer;
+    if fresh_disk {
         create_overlay(&image, &disk, RUN_DISK_GIB)?;
-        let _ = std::fs::remove_file(run_dir.join("OVMF_VARS.fd"));
     }
-    let mut config = VmConfig::new(disk, &run_dir);
+    let mut config = VmConfig::new(board, disk, &run_dir);
+    if fresh_disk {
+        let _ = std::fs::remove_file(&config.vars);
+    }
     config.echo = true;
-    prepare_vars(&config.vars)?;
+    config.prepare()?;
     eprintln!(
         "carapace: booting {} under {:?} (Ctrl-C stops it)",
         image.display(),
@@ -54,7 +59,7 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
         let status = config
             .command()
             .status()
-            .map_err(|e| Error::Qemu(format!("start qemu-system-x86_64: {e}")))?;
+            .map_err(|e| Error::Qemu(format!("start {}: {e}", config.machine.system_binary)))?;
         return if status.success() {
             Ok(())
         } else {

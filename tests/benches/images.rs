@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use boot::{BootSample, System};
+use carapace_image::board::Board;
 use error::{Context, Result, fail};
 use size::ImageSize;
 use table::{Row, Unit};
@@ -85,6 +86,7 @@ struct Measured {
 fn run() -> Result<()> {
     let workspace = workspace()?;
     let recipe = workspace.join(RECIPE);
+    let board = recipe_board(&recipe)?;
     let boots = boots_per_system()?;
     let (with_carapace, with_baseline) = match std::env::var("CARAPACE_BENCH_ONLY").as_deref() {
         Ok("carapace") => (true, false),
@@ -128,7 +130,7 @@ fn run() -> Result<()> {
         ));
     }
 
-    let accel = carapace_image::qemu::detect_accel();
+    let accel = carapace_image::qemu::detect_accel(&board.qemu);
     let mut measured: Vec<(System, Measured)> = images
         .iter()
         .map(|(s, _, size)| {
@@ -145,7 +147,8 @@ fn run() -> Result<()> {
     // Rounds alternate the systems, so a burst of load on the machine hits both alike.
     for round in 1..=boots {
         for ((system, image, _), (_, m)) in images.iter().zip(measured.iter_mut()) {
-            let config = boot::fresh_machine(image, &out.join("runs").join(system.name()), accel)?;
+            let config =
+                boot::fresh_machine(board, image, &out.join("runs").join(system.name()), accel)?;
             for (nth, samples) in [("first", &mut m.first), ("second", &mut m.second)] {
                 eprintln!(
                     "bench: round {round}/{boots}: {} {nth} boot ({accel:?})",
@@ -168,7 +171,10 @@ fn run() -> Result<()> {
 
     let get = |s: System| measured.iter().find(|(m, _)| *m == s).map(|(_, m)| m);
     let (c, b) = (get(System::Carapace), get(System::Baseline));
-    println!("{}", report(c, b, boots, accel, &description, warm_build_s));
+    println!(
+        "{}",
+        report(board, c, b, boots, accel, &description, warm_build_s)
+    );
     write_json(&out.join("images.json"), &measured)?;
     eprintln!(
         "bench: every boot's figures are in {}",
@@ -192,6 +198,7 @@ fn time_warm_builds(recipe: &Path, workspace: &Path) -> Result<f64> {
 }
 
 fn report(
+    board: &Board,
     c: Option<&Measured>,
     b: Option<&Measured>,
     boots: usize,
@@ -288,16 +295,18 @@ fn report(
     let settled_after = med(b, true, |s| s.settled_after_s)
         .map(|s| format!(" ({s:.0} s after ready at the median)"))
         .unwrap_or_default();
-    let qemu = qemu_version();
+    let qemu = qemu_version(board);
+    let machine_type = board.qemu.machine_type;
+    let firmware = board.qemu.firmware_package;
     format!(
         "## Carapace ({RECIPE}) vs a minimal Debian + systemd image\n\n{}\n\
          - Raw apparent size is the partitions as laid out: Carapace reserves two 1 GiB root slots \
          (A/B updates) that stay holes until used; allocated counts what the file really occupies \
          (the ESPs are written whole on both sides); zstd is what is shipped.\n\
          - Boot and memory figures are **medians of {boots} boots** per system (rounds alternate the two). \
-         Each round boots a fresh qcow2 overlay on the image with fresh OVMF variables (boot 1: Carapace \
+         Each round boots a fresh qcow2 overlay on the image with fresh firmware variables (boot 1: Carapace \
          makes /data then), then boots the same overlay again (boot 2: the steady state a box lives in).\n\
-         - Same path for both: {qemu}, {accel:?}, q35, 2 vCPUs, 1024 MiB, OVMF, systemd-boot, the recipe's \
+         - Same path for both: {qemu}, {accel:?}, {machine_type}, 2 vCPUs, 1024 MiB, {firmware}, systemd-boot, the recipe's \
          Debian kernel. The machine is noisy (TCG on shared cores): trust ratios more than absolutes.\n\
          - Ready: Carapace's `carapace: ready` line (agentd said READY=1); Debian: multi-user.target reached \
          (a oneshot ordered after it prints the line). Kernel start → ready is CLOCK_BOOTTIME on both.\n\
@@ -368,8 +377,15 @@ fn workspace() -> Result<PathBuf> {
     })
 }
 
-fn qemu_version() -> String {
-    let out = std::process::Command::new("qemu-system-x86_64")
+/// The board the recipe names: the bench boots both images as its QEMU machine.
+fn recipe_board(recipe: &Path) -> Result<&'static Board> {
+    let (loaded, _) = carapace_image::recipe::Recipe::load(recipe)
+        .context(|| format!("read {}", recipe.display()))?;
+    carapace_image::board::find(&loaded.board).context(|| "find the recipe's board".into())
+}
+
+fn qemu_version(board: &Board) -> String {
+    let out = std::process::Command::new(board.qemu.system_binary)
         .arg("--version")
         .output();
     out.ok()

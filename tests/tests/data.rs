@@ -15,7 +15,7 @@ use common::*;
 
 /// The test recipe's disk (recipes/x86-64-qemu-test.toml: esp 256, root 1024, data 64).
 fn plan() -> DiskPlan {
-    DiskPlan::new(256, 1024, 64).expect("plan")
+    DiskPlan::new(test_board(), 256, 1024, 64).expect("plan")
 }
 
 /// Byte offset of the data partition; growing it on first boot keeps its start.

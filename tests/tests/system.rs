@@ -130,7 +130,7 @@ fn release_image_boots_to_ready_and_powers_off() {
 /// Where `path`'s first data block lies inside the test image's root-a, in bytes from the
 /// start of the disk, from erofs-utils' dump.erofs.
 fn root_file_offset(path: &str) -> u64 {
-    let plan = DiskPlan::new(256, 1024, 64).expect("plan");
+    let plan = DiskPlan::new(test_board(), 256, 1024, 64).expect("plan");
     let root_a = plan.partition(ROOT_A_NAME);
     let dir = tempfile::tempdir().expect("tempdir");
     let erofs = dir.path().join("root.erofs");

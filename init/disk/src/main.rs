@@ -25,6 +25,7 @@ macro_rules! progress {
     };
 }
 
+#[allow(unsafe_code)] // the BLKPG ioctl
 mod blkpg;
 mod e2fsprogs;
 mod error;

@@ -9,10 +9,11 @@ mod error;
 mod kmsg;
 mod rotate;
 
-use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use board_support::notify::Message;
+use board_support::notify_fd::NotifyFd;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -51,7 +52,7 @@ fn run() -> Result<()> {
     })?;
     let mut log = RotatingLog::open(&dir)?;
     println!("logger started file={}", log.path().display());
-    notify("READY=1");
+    notify_ready();
 
     let mut buffer = vec![0u8; RECORD_BUFFER];
     let mut batch = String::new();
@@ -91,22 +92,16 @@ fn run() -> Result<()> {
     }
 }
 
-/// One line to PID 1 on $NOTIFY_FD (docs/boot-contract.md); skipped when run by hand. The
-/// pipe is written through the inherited descriptor itself: reopening it through
-/// /proc/self/fd would check the pipe's owner (root) against our uid and fail.
-fn notify(message: &str) {
-    let Some(fd) = std::env::var("NOTIFY_FD")
-        .ok()
-        .and_then(|fd| fd.parse::<i32>().ok())
-        .filter(|&fd| fd > 2)
-    else {
-        return;
-    };
-    // SAFETY: borrowed for these two calls only; fcntl first tells whether it is open at all.
-    let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
-    let sent = rustix::io::fcntl_getfd(pipe)
-        .and_then(|_| rustix::io::write(pipe, format!("{message}\n").as_bytes()));
-    if let Err(err) = sent {
-        println!("logger error=notify {message}: {err}");
+/// READY=1 to PID 1 on $NOTIFY_FD (docs/boot-contract.md); skipped when run by hand.
+fn notify_ready() {
+    let failed = |err: &dyn std::fmt::Display| println!("logger error=notify {err}");
+    match NotifyFd::from_env() {
+        Ok(Some(pipe)) => {
+            if let Err(err) = pipe.send(&Message::Ready) {
+                failed(&err);
+            }
+        }
+        Ok(None) => {}
+        Err(err) => failed(&err),
     }
 }

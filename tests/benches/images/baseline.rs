@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use board_support::board::BootFlow;
 use carapace_image::build::Paths;
 use carapace_image::esp::{EspFile, build_esp};
 use carapace_image::kmod::KernelTree;
@@ -34,7 +35,7 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     let debs = packages::fetch(
         recipe_path,
         &recipe,
-        &board,
+        board,
         &cache,
         packages::LockPolicy::Update,
     )
@@ -52,10 +53,12 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     })?;
     let kernel =
         KernelTree::open(&kernel_package.root).context(|| "open the kernel package".into())?;
-    let (efi, _) = debs.find(board.bootloader_file).ok_or_else(|| {
+    // The baseline boots the way Carapace's image does: only the UEFI flow is built today.
+    let BootFlow::UefiSystemdBoot(loader) = &board.boot_flow;
+    let (efi, _) = debs.find(loader.efi_file).ok_or_else(|| {
         fail(format!(
             "{} is not in the pinned {}",
-            board.bootloader_file, board.bootloader_package
+            loader.efi_file, loader.package
         ))
     })?;
 
@@ -108,7 +111,7 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     );
     let esp_files = vec![
         EspFile {
-            path: board.bootloader_esp_path.into(),
+            path: board.architecture.uefi_removable_loader_path().into(),
             data: read(&efi)?,
         },
         EspFile {

@@ -1,9 +1,11 @@
 //! Boots an image in QEMU and reads its readiness and idle-memory lines off the serial console.
-//! Both systems boot the same way: OVMF, systemd-boot, the kernel, on a qcow2 overlay.
+//! Both systems boot the same way: the board's QEMU machine and UEFI firmware, systemd-boot,
+//! the kernel, on a qcow2 overlay.
 
 use std::path::Path;
 use std::time::Duration;
 
+use carapace_image::board::Board;
 use carapace_image::qemu::{Accel, Vm, VmConfig, create_overlay};
 
 use super::error::{Context, Result, fail};
@@ -93,14 +95,14 @@ pub struct BootSample {
     pub settled_after_s: f64,
 }
 
-/// A machine for `image` with state in `dir`: a new overlay and new firmware variables, as a
-/// box fresh from the factory (`carapace run --fresh` does the same).
-pub fn fresh_machine(image: &Path, dir: &Path, accel: Accel) -> Result<VmConfig> {
+/// A `board` machine for `image` with state in `dir`: a new overlay and new firmware
+/// variables, as a box fresh from the factory (`carapace run --fresh` does the same).
+pub fn fresh_machine(board: &Board, image: &Path, dir: &Path, accel: Accel) -> Result<VmConfig> {
     std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
     let overlay = dir.join("disk.qcow2");
     create_overlay(image, &overlay, DISK_GIB)
         .context(|| format!("make a qcow2 overlay on {}", image.display()))?;
-    let mut config = VmConfig::new(overlay, dir);
+    let mut config = VmConfig::new(board, overlay, dir);
     let _ = std::fs::remove_file(&config.vars);
     config.accel = accel;
     config.echo = std::env::var_os("CARAPACE_BENCH_ECHO").is_some();

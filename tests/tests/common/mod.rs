@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use carapace_image::board::Board;
 use carapace_image::qemu::{Vm, VmConfig, create_overlay};
+use carapace_image::recipe::Recipe;
 
 pub const TEST_RECIPE: &str = "recipes/x86-64-qemu-test.toml";
 /// The image users run: `make run` builds it.
@@ -18,6 +20,16 @@ pub fn workspace() -> PathBuf {
         .parent()
         .expect("workspace")
         .to_path_buf()
+}
+
+/// The board the test recipe names: its QEMU machine boots the test image.
+pub fn test_board() -> &'static Board {
+    static BOARD: OnceLock<&'static Board> = OnceLock::new();
+    BOARD.get_or_init(|| {
+        let recipe = workspace().join(TEST_RECIPE);
+        let (recipe, _) = Recipe::load(&recipe).unwrap_or_else(|e| panic!("{e}"));
+        carapace_image::board::find(&recipe.board).unwrap_or_else(|e| panic!("{e}"))
+    })
 }
 
 /// Builds the test image once per test binary.
@@ -52,7 +64,7 @@ pub fn machine_of(image: &Path, name: &str) -> (tempfile::TempDir, VmConfig) {
         .expect("tempdir");
     let disk = dir.path().join("disk.qcow2");
     create_overlay(image, &disk, 4).expect("qcow2 overlay");
-    let mut config = VmConfig::new(disk, dir.path());
+    let mut config = VmConfig::new(test_board(), disk, dir.path());
     config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
     (dir, config)
 }

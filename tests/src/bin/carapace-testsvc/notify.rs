@@ -1,47 +1,33 @@
-//! Lines to PID 1 on the notification pipe ($NOTIFY_FD).
+//! Lines to PID 1 on the notification pipe ($NOTIFY_FD), through board-support's NotifyFd.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use board_support::notify::Message;
+use board_support::notify_fd::NotifyFd;
 
 pub struct Notifier {
-    pipe: Option<File>,
+    pipe: Option<NotifyFd>,
 }
 
 impl Notifier {
-    /// Without NOTIFY_FD (run by hand) notifications are skipped. The inherited descriptor
-    /// is used itself: reopening the pipe through /proc/self/fd would check its owner (root,
-    /// PID 1) against this service's uid and fail.
+    /// Without NOTIFY_FD (run by hand) notifications are skipped; a bad one is printed.
     pub fn from_env() -> Notifier {
-        let Some(fd) = std::env::var("NOTIFY_FD").ok() else {
-            return Notifier { pipe: None };
-        };
-        let open = fd
-            .parse::<RawFd>()
-            .ok()
-            .filter(|&fd| fd > 2 && std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
-        match open {
-            // SAFETY: the descriptor is open (its /proc link exists), PID 1 handed it to this
-            // process for notifications, and nothing else here takes it.
-            Some(fd) => Notifier {
-                pipe: Some(unsafe { File::from_raw_fd(fd) }),
-            },
-            None => {
-                println!("notify error=NOTIFY_FD={fd} is not an open descriptor");
+        match NotifyFd::from_env() {
+            Ok(pipe) => Notifier { pipe },
+            Err(err) => {
+                println!("notify error={err}");
                 Notifier { pipe: None }
             }
         }
     }
 
     #[cfg(test)]
-    pub fn from_file(pipe: File) -> Notifier {
+    pub fn from_pipe(pipe: NotifyFd) -> Notifier {
         Notifier { pipe: Some(pipe) }
     }
 
     /// Failures are printed, not fatal: the test reading the console decides what they mean.
-    pub fn notify(&self, message: &str) {
-        if let Some(mut pipe) = self.pipe.as_ref()
-            && let Err(err) = pipe.write_all(format!("{message}\n").as_bytes())
+    pub fn notify(&self, message: Message) {
+        if let Some(pipe) = &self.pipe
+            && let Err(err) = pipe.send(&message)
         {
             println!("notify error={err}");
         }

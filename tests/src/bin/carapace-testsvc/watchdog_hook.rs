@@ -20,7 +20,7 @@ pub fn run(notifier: &Notifier) {
 fn pet(notifier: &Notifier, period: Duration, stop_after: Option<Duration>) {
     let started = Instant::now();
     while stop_after.is_none_or(|limit| started.elapsed() < limit) {
-        notifier.notify("WATCHDOG=1");
+        notifier.notify(board_support::notify::Message::Watchdog);
         sleep(period);
     }
 }
@@ -33,7 +33,11 @@ mod tests {
     #[test]
     fn stops_petting_when_asked() {
         let (mut reader, writer) = std::io::pipe().unwrap();
-        let notifier = Notifier::from_file(std::os::fd::OwnedFd::from(writer).into());
+        let pipe = board_support::notify_fd::NotifyFd::from_fd(
+            std::os::fd::IntoRawFd::into_raw_fd(std::os::fd::OwnedFd::from(writer)),
+        )
+        .unwrap();
+        let notifier = Notifier::from_pipe(pipe);
         pet(
             &notifier,
             Duration::from_millis(10),

@@ -1,0 +1,26 @@
+//! The QEMU machine that stands in for a board in development and tests: which emulator, which
+//! machine and CPU model, which firmware, which watchdog. `carapace run`, the system tests and
+//! the bench all start machines from it, so a board of another architecture brings its own.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QemuMachine {
+    /// The emulator binary (qemu-system-<arch>).
+    pub system_binary: &'static str,
+    /// The Debian package that provides `system_binary`.
+    pub system_package: &'static str,
+    /// `-machine`.
+    pub machine_type: &'static str,
+    /// `-cpu` under TCG: the emulator's most capable model.
+    pub tcg_cpu: &'static str,
+    /// `-cpu` under KVM: the host's own.
+    pub kvm_cpu: &'static str,
+    /// UEFI firmware code, mapped read-only as the first flash device.
+    pub firmware_code: &'static str,
+    /// The firmware's empty variable store: each machine boots a writable copy of it.
+    pub firmware_vars: &'static str,
+    /// The Debian package that provides both firmware files.
+    pub firmware_package: &'static str,
+    /// `-device` of a hardware watchdog whose driver the image ships; QEMU resets the machine
+    /// when it fires (`-action watchdog=reset`), as a real board's watchdog would.
+    pub watchdog_device: &'static str,
+}

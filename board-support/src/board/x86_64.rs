@@ -1,0 +1,48 @@
+//! The x86-64 board: UEFI mini PCs and QEMU's q35 with OVMF. One description covers both
+//! because the initramfs carries the drivers of every disk such a box boots from.
+
+use super::{Architecture, Board, BootFlow, QemuMachine, SystemdBootLoader};
+
+pub const X86_64: Board = Board {
+    name: "x86-64",
+    architecture: Architecture::X86_64,
+    kernel_metapackage: "linux-image-amd64",
+    boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
+        package: "systemd-boot-efi",
+        efi_file: "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+    }),
+    initramfs_modules: &[
+        // First: libcrc32c (erofs, ext4) asks the crypto API for "crc32c" when it loads.
+        "crc32c_generic",
+        "virtio_blk",
+        "virtio_scsi",
+        "sd_mod",
+        "nvme",
+        "ahci",
+        "xhci_pci",
+        "usb_storage",
+        "uas",
+        "mmc_block",
+        "sdhci_pci",
+        "sdhci_acpi",
+        "dm_verity",
+        "erofs",
+        "ext4",
+        "vfat",
+    ],
+    console: "ttyS0,115200",
+    default_esp_mib: 256,
+    default_root_mib: 1024,
+    default_data_mib: 64,
+    qemu: QemuMachine {
+        system_binary: "qemu-system-x86_64",
+        system_package: "qemu-system-x86",
+        machine_type: "q35",
+        tcg_cpu: "max",
+        kvm_cpu: "host",
+        firmware_code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        firmware_vars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        firmware_package: "ovmf",
+        watchdog_device: "i6300esb",
+    },
+};
