@@ -6,6 +6,8 @@
 // and cargo would take every file directly in src/bin for a binary of its own.
 #[path = "carapace-testsvc/chatty.rs"]
 mod chatty;
+#[path = "carapace-testsvc/corrupt_identity.rs"]
+mod corrupt_identity;
 #[path = "carapace-testsvc/hardening.rs"]
 mod hardening;
 #[path = "carapace-testsvc/health.rs"]
@@ -42,7 +44,8 @@ modes:
   watchdog-hook  pet PID 1's watchdog every second (stop on request of the test)
   chatty         print as fast as possible for a minute (on request of the test)
   logcheck       say whether the logger's files on /data hold chatty's last line
-  hardening      print the sysctls, the /run, /tmp and /proc mount options, hidepid";
+  hardening      print the sysctls, the /run, /tmp and /proc mount options, hidepid
+  corrupt-identity  garble agentd's identity file (on request of the test)";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         "chatty" => chatty::run(),
         "logcheck" => logcheck::run(),
         "hardening" => hardening::run(),
+        "corrupt-identity" => corrupt_identity::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }
