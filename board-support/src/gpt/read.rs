@@ -171,21 +171,7 @@ pub fn read_table<D: ReadAt + ?Sized>(
     }
     let mbr = read(disk, 0, lba_size, lba_size, "protective MBR")?;
     let (primary_err, alternate) = match read_copy(disk, 1, lba_size, disk_lbas) {
-        Ok(Copy {
-            header,
-            entries_raw,
-            entries,
-        }) => {
-            return Ok(Table {
-                mbr,
-                header,
-                entries_raw,
-                entries,
-                lba_size,
-                disk_lbas,
-                from_backup: false,
-            });
-        }
+        Ok(copy) => return Ok(copy.into_table(mbr, lba_size, disk_lbas, false)),
         Err(failed) => (failed.error, failed.alternate_lba),
     };
     let last = disk_lbas - 1;
@@ -197,21 +183,7 @@ pub fn read_table<D: ReadAt + ?Sized>(
     let mut backup_err = None;
     for lba in candidates {
         match read_copy(disk, lba, lba_size, disk_lbas) {
-            Ok(Copy {
-                header,
-                entries_raw,
-                entries,
-            }) => {
-                return Ok(Table {
-                    mbr,
-                    header,
-                    entries_raw,
-                    entries,
-                    lba_size,
-                    disk_lbas,
-                    from_backup: true,
-                });
-            }
+            Ok(copy) => return Ok(copy.into_table(mbr, lba_size, disk_lbas, true)),
             Err(failed) => backup_err = Some(failed.error),
         }
     }
@@ -228,6 +200,20 @@ struct Copy {
     header: Header,
     entries_raw: Vec<u8>,
     entries: Vec<Entry>,
+}
+
+impl Copy {
+    fn into_table(self, mbr: Vec<u8>, lba_size: u64, disk_lbas: u64, from_backup: bool) -> Table {
+        Table {
+            mbr,
+            header: self.header,
+            entries_raw: self.entries_raw,
+            entries: self.entries,
+            lba_size,
+            disk_lbas,
+            from_backup,
+        }
+    }
 }
 
 /// Why a copy was not read, and its header's alternate LBA when the header itself was whole
