@@ -527,19 +527,23 @@ impl Supervisor {
         None
     }
 
+    /// PID 1, agentd, and PID 1 with every running service (the bench's "all processes").
     fn report_idle_rss(&self) {
         let rss = |pid: i32| {
             proc_status::read(pid)
                 .and_then(|s| proc_status::rss_kib(&s))
                 .unwrap_or(0)
         };
-        let agentd = self
-            .procs
-            .iter()
-            .find(|p| p.service.name() == "agentd")
-            .and_then(|p| p.running.as_ref())
-            .map_or(0, |r| rss(r.pid));
-        log_info!("idle rss pid1_kib={} agentd_kib={agentd}", rss(1));
+        let (pid1, mut agentd) = (rss(1), 0);
+        let mut all = pid1;
+        for proc in &self.procs {
+            let kib = proc.running.as_ref().map_or(0, |r| rss(r.pid));
+            all += kib;
+            if proc.service.name() == "agentd" {
+                agentd = kib;
+            }
+        }
+        log_info!("idle rss pid1_kib={pid1} agentd_kib={agentd} all_kib={all}");
     }
 }
 

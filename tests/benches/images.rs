@@ -27,6 +27,8 @@ mod baseline_disk;
 mod boot;
 #[path = "images/busybox_initramfs.rs"]
 mod busybox_initramfs;
+#[path = "images/chatty.rs"]
+mod chatty;
 #[path = "images/debian_root.rs"]
 mod debian_root;
 #[path = "images/error.rs"]
@@ -175,6 +177,10 @@ fn run() -> Result<()> {
         "{}",
         report(board, c, b, boots, accel, &description, warm_build_s)
     );
+    if with_carapace {
+        let chatty = chatty::measure(&workspace, board, accel, boots, &out.join("runs/chatty"))?;
+        println!("{}", chatty.report(boots));
+    }
     write_json(&out.join("images.json"), &measured)?;
     eprintln!(
         "bench: every boot's figures are in {}",
@@ -311,7 +317,7 @@ fn report(
          - Ready: Carapace's `carapace: ready` line (agentd said READY=1); Debian: multi-user.target reached \
          (a oneshot ordered after it prints the line). Kernel start → ready is CLOCK_BOOTTIME on both.\n\
          - Idle RSS is VmRSS 3 s after ready (when Carapace's PID 1 reports it). Carapace's processes \
-         are PID 1 and agentd; Debian's are all of them (systemd, journald, udevd, dbus, logind, gettys).\n\
+         are PID 1, the logger and agentd; Debian's are all of them (systemd, journald, udevd, dbus, logind, gettys).\n\
          - ¹ Settled: Debian once udevd's per-event worker processes from the boot have exited\
          {settled_after}; Carapace has nothing that lingers: its 3-s figure.\n\
          - Baseline: {baseline}.\n",
