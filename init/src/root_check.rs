@@ -12,8 +12,8 @@ pub fn require_verified_root() -> Result<()> {
         .context(|| "stat /".to_owned())?
         .dev();
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let name_file = format!("/sys/dev/block/{major}:{minor}/dm/name");
-    let name = std::fs::read_to_string(&name_file).unwrap_or_default();
+    let name = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/dm/name"));
+    let name = name.unwrap_or_default();
     if name.trim_end() == ROOT_DM_NAME {
         return Ok(());
     }

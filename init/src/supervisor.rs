@@ -534,16 +534,14 @@ impl Supervisor {
                 .and_then(|s| proc_status::rss_kib(&s))
                 .unwrap_or(0)
         };
-        let (pid1, mut agentd) = (rss(1), 0);
-        let mut all = pid1;
-        for proc in &self.procs {
-            let kib = proc.running.as_ref().map_or(0, |r| rss(r.pid));
-            all += kib;
-            if proc.service.name() == "agentd" {
-                agentd = kib;
-            }
-        }
-        log_info!("idle rss pid1_kib={pid1} agentd_kib={agentd} all_kib={all}");
+        let of = |p: &&Proc| p.running.as_ref().map_or(0, |r| rss(r.pid));
+        let agentd = self.procs.iter().find(|p| p.service.name() == "agentd");
+        let all = rss(1) + self.procs.iter().map(|p| of(&p)).sum::<u64>();
+        let agentd = agentd.map_or(0, |p| of(&p));
+        log_info!(
+            "idle rss pid1_kib={} agentd_kib={agentd} all_kib={all}",
+            rss(1)
+        );
     }
 }
 
