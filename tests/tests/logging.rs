@@ -13,8 +13,9 @@ use common::*;
 /// PID 1 pets every second.
 const MAX_PET_GAP_MS: u64 = 5_000;
 
-/// The hook `chatty` floods its stdout for a minute: no reset, pets on time, drops counted,
-/// the logger's file on /data gets the lines and still has them after a reboot.
+/// The hook `chatty` floods its stdout for a minute: no reset, pets on time, every line shown
+/// or counted as dropped, the logger's file on /data gets the lines and still has them after
+/// a reboot.
 #[test]
 fn chatty_service_neither_resets_the_box_nor_starves_the_watchdog() {
     let (_dir, mut config) = machine("chatty");
@@ -45,16 +46,29 @@ fn chatty_service_neither_resets_the_box_nor_starves_the_watchdog() {
             Duration::from_secs(120),
         )
         .unwrap_or_else(|e| fail(&vm, e));
+    // PID 1 reports the drop count at most every 10 s: give the last report time to come.
+    let count = |console: &[String]| {
+        let drops: Vec<u64> = console
+            .iter()
+            .filter_map(|l| l.strip_prefix("carapace: console dropped lines="))
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        let shown = console
+            .iter()
+            .filter(|l| l.starts_with("chatty: chatty line "))
+            .count();
+        (drops, shown)
+    };
+    let settled = std::time::Instant::now() + Duration::from_secs(15);
+    let (drops, shown) = loop {
+        let (drops, shown) = count(&vm.console());
+        let balanced = sent == shown as u64 + drops.last().copied().unwrap_or(0);
+        if balanced || std::time::Instant::now() > settled {
+            break (drops, shown);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     let console = vm.console();
-    let drops: Vec<u64> = console
-        .iter()
-        .filter_map(|l| l.strip_prefix("carapace: console dropped lines="))
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
-    let shown = console
-        .iter()
-        .filter(|l| l.starts_with("chatty: chatty line "))
-        .count();
     let starts = console
         .iter()
         .filter(|l| l.starts_with("carapace: stage1 start"))
@@ -68,11 +82,16 @@ fn chatty_service_neither_resets_the_box_nor_starves_the_watchdog() {
         gap < MAX_PET_GAP_MS,
         "a pet came {gap} ms after the one before"
     );
-    assert!(!drops.is_empty(), "no `console dropped` line");
+    // How many lines fall behind depends on how fast the host drains QEMU's serial port (it
+    // is not paced at 115200 baud), so a quiet host may show them all: either way every line
+    // chatty sent was shown or counted as dropped, none lost silently. console_queue.rs's
+    // unit tests drop on purpose.
     assert!(drops.windows(2).all(|w| w[0] < w[1]), "{drops:?}");
-    assert!(
-        sent > shown as u64,
-        "the console showed every line: nothing to drop"
+    let dropped = drops.last().copied().unwrap_or(0);
+    assert_eq!(
+        sent,
+        shown as u64 + dropped,
+        "lines lost without being counted: sent {sent}, shown {shown}, dropped {drops:?}"
     );
     let lines: u64 = value(&logged, "lines").parse().expect("lines");
     assert!(lines > 1000, "the logger's files hold only {lines} lines");
