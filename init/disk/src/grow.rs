@@ -3,13 +3,11 @@
 //! idea of the partition (BLKPG). A cut in between is finished on the next boot, which finds
 //! the table grown and the kernel reading it at boot.
 
-use std::fs::OpenOptions;
-
 use board_support::block_devices::Partition;
 use board_support::gpt::{self, Table};
 
-use crate::blkpg;
 use crate::error::Error;
+use crate::{blkpg, table_write};
 
 /// Whether the partition grew.
 pub fn grow_to_disk_end(partition: &Partition, table: &Table) -> Result<bool, Error> {
@@ -23,13 +21,7 @@ pub fn grow_to_disk_end(partition: &Partition, table: &Table) -> Result<bool, Er
     else {
         return Ok(false);
     };
-    let disk_path = partition.disk_path();
-    let disk = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&disk_path)
-        .map_err(|e| Error::io("open for writing", &disk_path, e))?;
-    gpt::apply_writes(&disk, &plan.writes).map_err(|e| table_error("grow", e))?;
+    let disk = table_write::apply(partition, &plan.writes, "grow")?;
     let lba = table.lba_size;
     let start = plan.first_lba * lba;
     let length = (plan.new_last_lba - plan.first_lba + 1) * lba;

@@ -34,6 +34,7 @@ mod factory_reset;
 mod grow;
 mod new_mark;
 mod prepare;
+mod table_write;
 
 use std::io::Write;
 

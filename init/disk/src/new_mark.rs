@@ -4,12 +4,11 @@
 //! and the next boot formats again; once it is gone, nothing formats /data but the owner's
 //! factory reset.
 
-use std::fs::OpenOptions;
-
 use board_support::block_devices::{self, Partition};
 use board_support::gpt;
 
 use crate::error::Error;
+use crate::table_write;
 
 pub fn is_marked_new(table: &gpt::Table, number: u32) -> bool {
     table
@@ -37,11 +36,5 @@ pub fn clear(partition: &Partition) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let disk_path = partition.disk_path();
-    let disk = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&disk_path)
-        .map_err(|e| Error::io("open for writing", &disk_path, e))?;
-    gpt::apply_writes(&disk, &writes).map_err(|e| table_error("clear the new mark", e))
+    table_write::apply(partition, &writes, "clear the new mark").map(drop)
 }
