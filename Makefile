@@ -35,15 +35,14 @@ test-unit:
 	$(CARGO) test -p carapace-image --test lock
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data --test logging
+SYSTEM_TESTS = --test system --test data --test logging --test reproducible
 
 test-system:
 	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
 
-## Slower suites: two clean checkouts build identical images; boots that keep failing before
-## ready end in a degraded boot.
+## Slower suites: boots that keep failing before ready end in a degraded boot (8 minutes).
 test-slow:
-	$(CARGO) test -p carapace-tests --test reproducible --test unready_boots -- --test-threads=1 --nocapture
+	$(CARGO) test -p carapace-tests --test unready_boots -- --test-threads=1 --nocapture
 
 test: deps lint test-unit test-system
 
