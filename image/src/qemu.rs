@@ -301,6 +301,27 @@ impl Vm {
         from: usize,
         timeout: Duration,
     ) -> Result<(usize, String)> {
+        self.wait_until(needle, from, timeout, |line| line.starts_with(needle))
+    }
+
+    /// Like `wait_for`, but `needle` may stand anywhere in the line: for systems whose lines
+    /// come through the kernel log with a timestamp before them (the bench's Debian baseline).
+    pub fn wait_for_containing(
+        &mut self,
+        needle: &str,
+        from: usize,
+        timeout: Duration,
+    ) -> Result<(usize, String)> {
+        self.wait_until(needle, from, timeout, |line| line.contains(needle))
+    }
+
+    fn wait_until(
+        &mut self,
+        needle: &str,
+        from: usize,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<(usize, String)> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(hit) = self
@@ -308,7 +329,7 @@ impl Vm {
                 .into_iter()
                 .enumerate()
                 .skip(from)
-                .find(|(_, l)| l.starts_with(needle))
+                .find(|(_, l)| matches(l))
             {
                 return Ok(hit);
             }
