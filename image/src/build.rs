@@ -408,12 +408,9 @@ pub fn build_with(
     // The disk image, written under a temporary name and renamed when complete.
     std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
     let partial = |path: &Path| {
-        path.with_extension(format!(
-            "{}.partial",
-            path.extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or_default()
-        ))
+        let mut name = path.as_os_str().to_owned();
+        name.push(".partial");
+        PathBuf::from(name)
     };
     let image_partial = partial(&outputs.image);
     let zst_partial = partial(&outputs.image_zst);
