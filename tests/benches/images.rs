@@ -308,7 +308,7 @@ fn report(
         "## Carapace ({RECIPE}) vs a minimal Debian + systemd image\n\n{}\n\
          - Raw apparent size is the partitions as laid out: Carapace reserves two 1 GiB root slots \
          (A/B updates) that stay holes until used; allocated counts what the file really occupies \
-         (the ESPs are written whole on both sides); zstd is what is shipped.\n\
+         (Carapace leaves empty chunks as holes, its ESP included; the baseline's ESP is written whole); zstd is what is shipped.\n\
          - Boot and memory figures are **medians of {boots} boots** per system (rounds alternate the two). \
          Each round boots a fresh qcow2 overlay on the image with fresh firmware variables (boot 1: Carapace \
          makes /data then), then boots the same overlay again (boot 2: the steady state a box lives in).\n\
