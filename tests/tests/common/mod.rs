@@ -32,28 +32,27 @@ pub fn test_board() -> &'static Board {
     })
 }
 
+/// Builds `recipe` (relative to the workspace) into its image once per `cell`.
+fn built_once(cell: &'static OnceLock<PathBuf>, recipe: &str) -> &'static Path {
+    cell.get_or_init(|| {
+        let ws = workspace();
+        match carapace_image::build::build(&ws.join(recipe), &ws) {
+            Ok(out) => out.image,
+            Err(e) => panic!("building {recipe} failed: {e}"),
+        }
+    })
+}
+
 /// Builds the test image once per test binary.
 pub fn test_image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let ws = workspace();
-        match carapace_image::build::build(&ws.join(TEST_RECIPE), &ws) {
-            Ok(out) => out.image,
-            Err(e) => panic!("building the test image failed: {e}"),
-        }
-    })
+    built_once(&IMAGE, TEST_RECIPE)
 }
 
 /// Builds the release recipe once per test binary.
 pub fn release_image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let ws = workspace();
-        match carapace_image::build::build(&ws.join(RELEASE_RECIPE), &ws) {
-            Ok(out) => out.image,
-            Err(e) => panic!("building the release image failed: {e}"),
-        }
-    })
+    built_once(&IMAGE, RELEASE_RECIPE)
 }
 
 /// A fresh machine directory with a 4 GiB overlay of `image`.
