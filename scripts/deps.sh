@@ -7,7 +7,8 @@ need_apt=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio debootstrap \
-           debian-archive-keyring gpgv ca-certificates; do
+           debian-archive-keyring gpgv ca-certificates \
+           nftables iproute2 dnsmasq-base nmap openssl; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 
