@@ -84,6 +84,20 @@ pub fn detect_accel(machine: &QemuMachine) -> Accel {
     }
 }
 
+/// How the machine's one network card is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// QEMU's user-mode network (DHCP and DNS from QEMU, NAT to the host's network): what
+    /// `carapace run` gives a developer's box.
+    User,
+    /// User-mode networking with `restrict=on`: the guest reaches nothing beyond QEMU itself.
+    /// Tests that need no network use this, so no test sends traffic off this machine.
+    Isolated,
+    /// A tap device made inside a network namespace, where the test's hosts (DHCP, DNS, NTP,
+    /// HTTPS) live; QEMU itself runs in that namespace.
+    Tap { netns: String, ifname: String },
+}
+
 pub struct VmConfig {
     /// The board's QEMU machine: emulator, machine type, CPU models, firmware, watchdog.
     pub machine: QemuMachine,
@@ -100,6 +114,7 @@ pub struct VmConfig {
     pub fw_cfg: Vec<(String, String)>,
     /// Echo console lines to our stderr.
     pub echo: bool,
+    pub network: Network,
 }
 
 impl VmConfig {
@@ -120,12 +135,20 @@ impl VmConfig {
             accel: detect_accel(&board.qemu),
             fw_cfg: Vec::new(),
             echo: false,
+            network: Network::Isolated,
         }
     }
 
     pub fn command(&self) -> Command {
         let machine = &self.machine;
-        let mut cmd = Command::new(machine.system_binary);
+        let mut cmd = match &self.network {
+            Network::Tap { netns, .. } => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, machine.system_binary]);
+                cmd
+            }
+            Network::User | Network::Isolated => Command::new(machine.system_binary),
+        };
         let accel = match self.accel {
             Accel::Kvm => ["-accel", "kvm", "-cpu", machine.kvm_cpu],
             Accel::Tcg => ["-accel", "tcg", "-cpu", machine.tcg_cpu],
@@ -155,7 +178,14 @@ impl VmConfig {
             self.disk_format,
             self.disk.display()
         ));
-        cmd.args(["-nic", "user,model=virtio-net-pci"]);
+        match &self.network {
+            Network::User => cmd.args(["-nic", "user,model=virtio-net-pci"]),
+            Network::Isolated => cmd.args(["-nic", "user,model=virtio-net-pci,restrict=on"]),
+            Network::Tap { ifname, .. } => cmd
+                .arg("-netdev")
+                .arg(format!("tap,id=n0,ifname={ifname},script=no,downscript=no"))
+                .args(["-device", "virtio-net-pci,netdev=n0"]),
+        };
         cmd.args([
             "-device",
             machine.watchdog_device,

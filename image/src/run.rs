@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::board;
 use crate::build::{Paths, build};
 use crate::error::{Error, IoContext, Result};
-use crate::qemu::{Vm, VmConfig, create_overlay};
+use crate::qemu::{Network, Vm, VmConfig, create_overlay};
 use crate::recipe::Recipe;
 
 pub const READY_LINE: &str = "carapace: ready slot=";
@@ -48,6 +48,8 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
         let _ = std::fs::remove_file(&config.vars);
     }
     config.echo = true;
+    // A developer's box reaches the network through QEMU's NAT; its own firewall decides what.
+    config.network = Network::User;
     config.prepare()?;
     eprintln!(
         "carapace: booting {} under {:?} (Ctrl-C stops it)",

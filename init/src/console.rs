@@ -16,7 +16,7 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::ioctl::{Getter, Opcode};
 
-use crate::console_queue::ConsoleQueue;
+use carapace_lifecycle::console_queue::ConsoleQueue;
 
 pub use carapace_lifecycle::Level;
 

@@ -20,17 +20,29 @@ pub fn hold_data_services(services: Vec<Service>, degraded: &Degraded) -> Vec<Se
 
 /// The services that keep no state on /data; logs `degraded <what> held=<names>: <detail>`.
 pub fn hold_state_services(services: Vec<Service>, what: &str, detail: &str) -> Vec<Service> {
-    let (held, kept): (Vec<Service>, Vec<Service>) =
-        services.into_iter().partition(|s| s.entry.state_dir);
+    let detail = format!("{}; {HOW_TO_RESET}", detail.replace('\n', "; "));
+    hold(services, |s| s.entry.state_dir, what, &detail)
+}
+
+/// Without the firewall's base policy no service may reach the network: netd (which would
+/// bring the links up) and the services that use it are held.
+pub fn hold_network_services(services: Vec<Service>, detail: &str) -> Vec<Service> {
+    hold(services, |s| s.entry.network.is_some(), "firewall", detail)
+}
+
+fn hold(
+    services: Vec<Service>,
+    held: fn(&Service) -> bool,
+    what: &str,
+    detail: &str,
+) -> Vec<Service> {
+    let (held, kept): (Vec<Service>, Vec<Service>) = services.into_iter().partition(held);
     let names: Vec<&str> = held.iter().map(Service::name).collect();
-    log_error!(
-        "degraded {what} held={}: {}; {HOW_TO_RESET}",
-        if names.is_empty() {
-            "none".to_owned()
-        } else {
-            names.join(",")
-        },
-        detail.replace('\n', "; ")
-    );
+    let names = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(",")
+    };
+    log_error!("degraded {what} held={names}: {detail}");
     kept
 }

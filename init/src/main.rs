@@ -31,16 +31,17 @@ macro_rules! log_error {
 
 mod cgroup;
 mod console;
-mod console_queue;
 mod data_mount;
 mod degraded;
 mod disk_helper;
 mod dm_verity;
 mod error;
+mod firewall;
 mod hostname;
 mod loopback;
 mod modules;
 mod mounts;
+mod oneshot;
 mod power_button;
 mod proc_status;
 mod root_check;

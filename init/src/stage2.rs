@@ -13,8 +13,8 @@ use crate::service_table::{self, SERVICES_TOML};
 use crate::signals::Signals;
 use crate::supervisor::Supervisor;
 use crate::{
-    cgroup, data_mount, degraded, disk_helper, hostname, loopback, modules, mounts, power_button,
-    root_check, shutdown, stage1, stdio, sysctl, unready_boots, watchdog,
+    cgroup, data_mount, degraded, disk_helper, firewall, hostname, loopback, modules, mounts,
+    power_button, root_check, shutdown, stage1, stdio, sysctl, unready_boots, watchdog,
 };
 
 /// Where modules.dep lists the hardware watchdog drivers (i6300esb and the boards' own).
@@ -56,6 +56,13 @@ pub fn run() -> Result<Infallible> {
         .map(watchdog::Watchdog::pet_during_setup);
     modules::load_all(&modules_dir)?;
     hostname::apply();
+    // Before any link is up, loopback included.
+    let firewall = firewall::load_base_policy();
+    match &firewall {
+        Ok(true) => log_info!("firewall base policy loaded"),
+        Ok(false) => {}
+        Err(err) => log_error!("firewall base policy not loaded: {err}"),
+    }
     if let Err(err) = loopback::bring_up("lo") {
         log_error!("{err}");
     }
@@ -76,6 +83,10 @@ pub fn run() -> Result<Infallible> {
         ),
         (Ok(()), None) => services,
     };
+    let services = match &firewall {
+        Err(err) => degraded::hold_network_services(services, err),
+        Ok(_) => services,
+    };
     let watchdog = setup_petter.map(watchdog::SetupPetter::finish);
     let power_buttons = power_button::open_all();
 
@@ -87,7 +98,7 @@ pub fn run() -> Result<Infallible> {
         params.slot,
         params.esp_partuuid,
     );
-    if data.is_err() || unready.is_some() {
+    if data.is_err() || unready.is_some() || firewall.is_err() {
         supervisor = supervisor.without_ready_line();
     }
     let finished = supervisor.run();

@@ -1,9 +1,12 @@
 //! The supervisor's decisions, as a library with no I/O: PID 1 (init/src/supervisor.rs) feeds
 //! it what happened and the time, performs what it returns, and owns every system call. A
 //! package of its own so the decisions are tested exhaustively on a fake clock, and so PID 1's
-//! own code stays the small, syscall-facing part that must never panic.
+//! own code stays the small, syscall-facing part that must never panic. The console queue
+//! (what waits for the serial port, and what is dropped when it cannot keep up) is such a
+//! decision too.
 
 pub mod backoff;
+pub mod console_queue;
 pub mod health;
 pub mod lifecycle;
 

@@ -18,6 +18,8 @@ mod logcheck;
 mod marker;
 #[path = "carapace-testsvc/mountinfo.rs"]
 mod mountinfo;
+#[path = "carapace-testsvc/netcheck.rs"]
+mod netcheck;
 #[path = "carapace-testsvc/notify.rs"]
 mod notify;
 #[path = "carapace-testsvc/orphans.rs"]
@@ -45,7 +47,10 @@ modes:
   chatty         print as fast as possible for a minute (on request of the test)
   logcheck       say whether the logger's files on /data hold chatty's last line
   hardening      print the sysctls, the /run, /tmp and /proc mount options, hidepid
-  corrupt-identity  garble agentd's identity file (on request of the test)";
+  corrupt-identity  garble agentd's identity file (on request of the test)
+  netcheck       reach allowed.test over HTTPS, fail by IP and around the stub, kill netd
+                 and check again (on request of the test)
+  netcheck-other reach allowed.test over HTTPS as a uid without egress (on request)";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
         "logcheck" => logcheck::run(),
         "hardening" => hardening::run(),
         "corrupt-identity" => corrupt_identity::run(),
+        "netcheck" => netcheck::run(false),
+        "netcheck-other" => netcheck::run(true),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }

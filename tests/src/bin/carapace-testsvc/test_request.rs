@@ -8,6 +8,11 @@ pub fn asks_for(what: &str) -> bool {
     std::fs::read_to_string(TEST_REQUEST).is_ok_and(|request| matches(&request, what))
 }
 
+/// A file the test passed in through fw_cfg as `opt/<name>`.
+pub fn file(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/firmware/qemu_fw_cfg/by_name/opt/{name}/raw")).ok()
+}
+
 fn matches(request: &str, what: &str) -> bool {
     request.trim() == what
 }

@@ -1,0 +1,116 @@
+//! netd's hands on the firewall: it adds elements to the allow sets (for the DNS stub) and
+//! keeps its own sets (its resolvers and time servers) in step with the lease and the
+//! configuration. It never creates, flushes or deletes the table: PID 1 loaded that.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use carapace_netpolicy::{ElementOp, FirewallStatus, L4Proto, TABLE};
+use nftables::schema::Nftables;
+
+use crate::error::{Error, Result};
+
+/// DNS and NTP ports netd talks to.
+const DNS_PORT: u16 = 53;
+const NTP_PORT: u16 = 123;
+
+#[derive(Clone)]
+pub struct Firewall {
+    program: PathBuf,
+}
+
+impl Firewall {
+    pub fn new(program: PathBuf) -> Firewall {
+        Firewall { program }
+    }
+
+    /// Runs nft on the blocking pool: it is a short-lived child, but the runtime has one thread.
+    async fn apply(&self, commands: Nftables<'static>) -> Result<()> {
+        let program = self.program.clone();
+        tokio::task::spawn_blocking(move || carapace_netpolicy::apply(&program, &commands))
+            .await
+            .map_err(|err| Error::FirewallTask(err.to_string()))?
+            .map_err(Error::from)
+    }
+
+    /// Opens `addr:port` (TCP) for the egress services for `timeout`.
+    pub async fn allow(&self, entries: &[(IpAddr, u16)], timeout: Duration) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX).max(1);
+        self.apply(carapace_netpolicy::allow_elements(entries, secs))
+            .await
+    }
+
+    /// The table as nft lists it (JSON), for the status socket.
+    pub async fn list(&self) -> Result<FirewallStatus> {
+        let program = self.program.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(&program)
+                .args(["-j", "list", "table", "inet", TABLE])
+                .output()
+        })
+        .await
+        .map_err(|err| Error::FirewallTask(err.to_string()))?
+        .map_err(|err| Error::FirewallTask(format!("run {}: {err}", self.program.display())))?;
+        if !output.status.success() {
+            return Err(Error::FirewallTask(format!(
+                "nft list table inet {TABLE}: {} {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(carapace_netpolicy::status(&String::from_utf8_lossy(
+            &output.stdout,
+        ))?)
+    }
+}
+
+/// The elements of netd's own sets: resolvers (UDP and TCP 53) and time servers (UDP 123).
+pub fn netd_entries(resolvers: &[IpAddr], time_servers: &[IpAddr]) -> HashSet<(IpAddr, L4Proto, u16)> {
+    let mut entries = HashSet::new();
+    for &addr in resolvers {
+        entries.insert((addr, L4Proto::Udp, DNS_PORT));
+        entries.insert((addr, L4Proto::Tcp, DNS_PORT));
+    }
+    for &addr in time_servers {
+        entries.insert((addr, L4Proto::Udp, NTP_PORT));
+    }
+    entries
+}
+
+/// Keeps netd's sets equal to what it was last given: adds the new, deletes the gone.
+pub struct NetdSets {
+    firewall: Firewall,
+    current: HashSet<(IpAddr, L4Proto, u16)>,
+}
+
+impl NetdSets {
+    pub fn new(firewall: Firewall) -> NetdSets {
+        NetdSets {
+            firewall,
+            current: HashSet::new(),
+        }
+    }
+
+    pub async fn set(&mut self, wanted: HashSet<(IpAddr, L4Proto, u16)>) -> Result<()> {
+        let gone: Vec<_> = self.current.difference(&wanted).copied().collect();
+        let new: Vec<_> = wanted.difference(&self.current).copied().collect();
+        if !gone.is_empty() {
+            self.firewall
+                .apply(carapace_netpolicy::netd_elements(ElementOp::Delete, &gone, 0))
+                .await?;
+        }
+        if !new.is_empty() {
+            self.firewall
+                .apply(carapace_netpolicy::netd_elements(ElementOp::Add, &new, 0))
+                .await?;
+        }
+        self.current = wanted;
+        Ok(())
+    }
+}

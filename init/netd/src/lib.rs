@@ -1,0 +1,18 @@
+//! netd: the network service PID 1 starts before agentd. It brings the links up (DHCPv4,
+//! IPv6 SLAAC, static addresses), keeps the clock (the last known time on /data, then SNTP),
+//! runs the box's only resolver (the DNS stub, which alone fills the firewall's allow sets),
+//! and answers status queries on a Unix socket. PID 1 loads the firewall's base policy before
+//! netd exists; netd only adds and removes set elements, so its crash leaves the policy whole.
+
+pub mod clock;
+pub mod coordinator;
+pub mod dhcp;
+pub mod error;
+pub mod firewall;
+pub mod links;
+pub mod policy;
+pub mod settings;
+pub mod slew;
+pub mod state;
+pub mod status;
+pub mod time_sync;

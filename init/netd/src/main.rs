@@ -1,0 +1,241 @@
+//! netd, run by PID 1 as its own uid with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_NET_RAW
+//! and CAP_SYS_TIME. It says READY=1 once the clock is at least the last known time and the
+//! DNS stub answers, so agentd (which starts after it) can resolve and check certificates.
+//! Links come up and leases arrive after that, in their own time.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use board_support::notify::Message;
+use board_support::notify_fd::NotifyFd;
+use carapace_netpolicy::config::{Ipv4Mode, Ipv6Mode};
+use carapace_netpolicy::NetdConfig;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use carapace_netd::clock::{self, Floor};
+use carapace_netd::coordinator::Coordinator;
+use carapace_netd::dhcp::{self, LinkEvent};
+use carapace_netd::dns;
+use carapace_netd::error::{Error, Result};
+use carapace_netd::firewall::{Firewall, NetdSets};
+use carapace_netd::links;
+use carapace_netd::policy::{NetdPolicy, NftSink};
+use carapace_netd::settings::{self, Paths};
+use carapace_netd::state::{LinkState, Shared};
+use carapace_netd::status::{self, StatusServer};
+use carapace_netd::time_sync::TimeSync;
+
+/// The box's one resolver; /etc/resolv.conf names it.
+const STUB_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("fatal: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dir_from_env(key: &str, default: &str) -> PathBuf {
+    std::env::var_os(key).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+async fn run() -> Result<()> {
+    let signal_error = |signal| move |source| Error::Signal { signal, source };
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error("SIGTERM"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error("SIGINT"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error("SIGHUP"))?;
+    let notify = NotifyFd::from_env()?;
+    let state_dir = dir_from_env("STATE_DIRECTORY", "/data/netd");
+    let runtime_dir = dir_from_env("RUNTIME_DIRECTORY", "/run/netd");
+    let shared = Shared::default();
+
+    // The clock before anything else: agentd's TLS needs a time past the certificates' start.
+    let floor = Floor::load(&state_dir);
+    let restored = match clock::restore(floor.time()) {
+        Ok(Some(to)) => format!("set forward to {} (the last known time)", clock::unix_secs(to)),
+        Ok(None) => "already past the last known time".to_owned(),
+        Err(err) => format!("not restored: {err}"),
+    };
+    println!("time: clock {restored}");
+    shared.lock().time.restored = restored;
+
+    let paths = Paths::new(&state_dir);
+    let loaded = settings::load(&paths);
+    if let Some(problem) = &loaded.problem {
+        eprintln!("config: {problem}");
+    }
+    let config = loaded.config;
+    {
+        let mut state = shared.lock();
+        state.config_error = loaded.problem;
+        state.allowlist = config.allow.iter().map(ToString::to_string).collect();
+    }
+
+    let firewall = Firewall::new(PathBuf::from(carapace_netpolicy::NFT_PROGRAM));
+    // Without the base policy the box would have no egress filter: bring no link up.
+    let firewall_ok = match firewall.list().await {
+        Ok(_) => true,
+        Err(err) => {
+            let problem = format!("the base policy is not in force ({err}); no link is brought up");
+            eprintln!("firewall: {problem}");
+            shared.lock().firewall_error = Some(problem);
+            false
+        }
+    };
+
+    let (upstreams_tx, upstreams_rx) = watch::channel(Vec::new());
+    let (time_tx, time_rx) = watch::channel(Vec::new());
+    let stub = dns::Stub::new(
+        Arc::new(NetdPolicy::new(&config)),
+        NftSink::new(firewall.clone()),
+        upstreams_rx,
+    );
+    let stub_udp = tokio::net::UdpSocket::bind(STUB_ADDRESS)
+        .await
+        .map_err(|source| Error::Bind { what: format!("the DNS stub on udp {STUB_ADDRESS}"), source })?;
+    let stub_tcp = tokio::net::TcpListener::bind(STUB_ADDRESS)
+        .await
+        .map_err(|source| Error::Bind { what: format!("the DNS stub on tcp {STUB_ADDRESS}"), source })?;
+    let stub = Arc::new(stub);
+    tokio::spawn(dns::serve(stub_udp, stub_tcp, stub.clone()));
+    println!("dns: stub on {STUB_ADDRESS} allowlist={}", config.allow.len());
+
+    let status_server = StatusServer::bind(&runtime_dir.join(status::SOCKET_NAME))?;
+    println!("status: socket={}", status_server.path().display());
+
+    let (events_tx, mut events_rx) = mpsc::channel::<LinkEvent>(16);
+    let handle = links::connect()?;
+    if firewall_ok {
+        start_links(&handle, &config, &shared, &events_tx).await;
+    }
+
+    tokio::spawn(
+        TimeSync {
+            servers: time_rx,
+            floor: floor.time(),
+            state_dir: state_dir.clone(),
+            shared: shared.clone(),
+        }
+        .run(),
+    );
+
+    let mut coordinator = Coordinator {
+        shared: shared.clone(),
+        sets: NetdSets::new(firewall.clone()),
+        upstreams: upstreams_tx,
+        time_servers: time_tx,
+        leases: BTreeMap::new(),
+        config,
+    };
+    coordinator.publish().await;
+
+    if let Some(pipe) = &notify {
+        pipe.send(&Message::Ready).map_err(Error::Notify)?;
+    }
+    println!("ready");
+
+    let collect = || {
+        let shared = shared.clone();
+        let firewall = firewall.clone();
+        let handle = handle.clone();
+        let stub = stub.clone();
+        async move { status::collect(&shared, &firewall, &handle, stub.stats()).await }
+    };
+    let stopped_by = loop {
+        tokio::select! {
+            never = status_server.serve(collect) => match never {},
+            Some(event) = events_rx.recv() => coordinator.on_link_event(event).await,
+            _ = hangup.recv() => {
+                let loaded = settings::load(&paths);
+                if let Some(problem) = &loaded.problem {
+                    eprintln!("config: {problem}");
+                }
+                stub.set_policy(Arc::new(NetdPolicy::new(&loaded.config)));
+                {
+                    let mut state = shared.lock();
+                    state.config_error = loaded.problem;
+                    state.allowlist = loaded.config.allow.iter().map(ToString::to_string).collect();
+                }
+                println!("config: reloaded allowlist={}", loaded.config.allow.len());
+                coordinator.config = loaded.config;
+                coordinator.publish().await;
+            }
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+        }
+    };
+    if let Err(err) = clock::save(&state_dir) {
+        eprintln!("time: {err}");
+    }
+    println!("stopping signal={stopped_by}");
+    Ok(())
+}
+
+/// Brings every ethernet link up with its configuration (DHCPv4 and SLAAC when it has none).
+async fn start_links(
+    handle: &rtnetlink::Handle,
+    config: &NetdConfig,
+    shared: &Shared,
+    events: &mpsc::Sender<LinkEvent>,
+) {
+    let found = match links::ethernet_links(handle).await {
+        Ok(found) => found,
+        Err(err) => {
+            eprintln!("links: {err}");
+            return;
+        }
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    for link in found {
+        let wanted = config.interfaces.iter().find(|i| i.name == link.name);
+        let ipv4 = wanted.map_or(Ipv4Mode::Dhcp, |i| i.ipv4);
+        let ipv6 = wanted.map_or(Ipv6Mode::Slaac, |i| i.ipv6);
+        shared.lock().links.push(LinkState {
+            name: link.name.clone(),
+            index: link.index,
+            mac: link.mac.clone(),
+            ipv4: format!("{ipv4:?}").to_lowercase(),
+            ipv6: format!("{ipv6:?}").to_lowercase(),
+            carrier: link.carrier,
+            ..LinkState::default()
+        });
+        if let Err(err) = links::set_ipv6(&link.name, ipv6 == Ipv6Mode::Slaac) {
+            eprintln!("links {}: {err}", link.name);
+        }
+        if ipv4 == Ipv4Mode::Off && ipv6 == Ipv6Mode::Off {
+            continue;
+        }
+        if let Err(err) = links::bring_up(handle, &link).await {
+            eprintln!("links {}: {err}", link.name);
+            continue;
+        }
+        println!("links: {} up mac={} ipv4={ipv4:?} ipv6={ipv6:?}", link.name, link.mac);
+        match (ipv4, wanted) {
+            (Ipv4Mode::Dhcp, _) => {
+                tokio::spawn(dhcp::run(
+                    handle.clone(),
+                    link,
+                    hostname.clone(),
+                    shared.clone(),
+                    events.clone(),
+                ));
+            }
+            (Ipv4Mode::Static, Some(interface)) => {
+                if let Err(err) = links::apply_static(handle, &link, interface).await {
+                    eprintln!("links {}: {err}", link.name);
+                }
+            }
+            _ => {}
+        }
+    }
+}

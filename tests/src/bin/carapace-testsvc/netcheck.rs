@@ -1,0 +1,191 @@
+//! `netcheck` (as agentd's uid) and `netcheck-other` (as a uid without egress): what the
+//! firewall and the DNS stub let a process on the box reach, printed one line per check, when
+//! the test asks for it (`netcheck`). The test serves allowed.test over HTTPS from 198.18.0.1
+//! and passes its CA certificate in through fw_cfg (`carapace.test-ca`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+
+use crate::test_request;
+
+const HOST: &str = "198.18.0.1";
+const ALLOWED: &str = "allowed.test";
+const BLOCKED: &str = "blocked.test";
+const STATUS_SOCKET: &str = "/run/netd/status.sock";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn run(other_uid: bool) {
+    if !test_request::asks_for("netcheck") {
+        return;
+    }
+    let name = if other_uid { "netcheck-other" } else { "netcheck" };
+    let Some(ca) = test_request::file("carapace.test-ca") else {
+        println!("{name} no CA certificate in fw_cfg");
+        return;
+    };
+    match wait_for_lease(Duration::from_secs(180)) {
+        Some(address) => println!("{name} lease {address}"),
+        None => {
+            println!("{name} no lease within 180 s");
+            return;
+        }
+    }
+    println!("{name} https {ALLOWED}: {}", https_get(ALLOWED, &ca));
+    if other_uid {
+        return;
+    }
+    println!("{name} by-ip {HOST}:443: {}", connect(&format!("{HOST}:443")));
+    println!("{name} dns {BLOCKED}: {}", query_stub(BLOCKED));
+    println!("{name} dns {ALLOWED}: {}", query_stub(ALLOWED));
+    println!("{name} direct-dns {HOST}:53: {}", direct_dns());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    println!("{name} clock {}", now.as_secs());
+
+    let Some(pid) = netd_pid() else {
+        println!("{name} netd is not running");
+        return;
+    };
+    let killed = rustix::process::Pid::from_raw(pid)
+        .map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL));
+    println!("{name} killed netd pid={pid} {killed:?}");
+    println!("{name} by-ip while netd is down: {}", connect(&format!("{HOST}:443")));
+    let started = Instant::now();
+    while netd_pid().is_none_or(|p| p == pid) || status().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            println!("{name} netd did not come back within 60 s");
+            return;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    println!("{name} netd back pid={}", netd_pid().unwrap_or(0));
+    println!("{name} by-ip after restart: {}", connect(&format!("{HOST}:443")));
+    println!("{name} https after restart: {}", https_get(ALLOWED, &ca));
+}
+
+fn status() -> Option<serde_json::Value> {
+    let mut stream = std::os::unix::net::UnixStream::connect(STATUS_SOCKET).ok()?;
+    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The first DHCP lease netd reports on its status socket.
+fn wait_for_lease(limit: Duration) -> Option<String> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let lease = status().and_then(|s| {
+            s["links"].as_array()?.iter().find_map(|l| {
+                l["lease"]["address"].as_str().map(str::to_owned)
+            })
+        });
+        if lease.is_some() {
+            return lease;
+        }
+        sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+fn netd_pid() -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        (comm.trim() == "netd").then_some(pid)
+    })
+}
+
+fn connect(address: &str) -> String {
+    let Ok(address) = address.parse::<SocketAddr>() else {
+        return format!("bad address {address}");
+    };
+    match TcpStream::connect_timeout(&address, TIMEOUT) {
+        Ok(_) => "connected".to_owned(),
+        Err(err) => format!("error: {err}"),
+    }
+}
+
+/// An HTTPS GET of `/` from `host`, resolved through the stub; the status line or the error.
+fn https_get(host: &str, ca_pem: &str) -> String {
+    match try_https_get(host, ca_pem) {
+        Ok(line) => line,
+        Err(err) => format!("error: {err}"),
+    }
+}
+
+fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
+    let address = (host, 443)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("resolve {host}: no address"))?;
+    let tcp = TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    roots.add(ca).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), server).map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !reply.contains(&b'\n') {
+        match tls.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buffer[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    Ok(text.lines().next().unwrap_or("(empty reply)").trim().to_owned())
+}
+
+fn dns_query(name: &str, server: &str) -> Result<Message, String> {
+    let mut message = Message::new();
+    message.set_id(0x5a5a).set_recursion_desired(true);
+    let name = Name::from_ascii(format!("{name}.")).map_err(|e| e.to_string())?;
+    message.add_query(Query::query(name, RecordType::A));
+    let bytes = message.to_vec().map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    socket.send_to(&bytes, server).map_err(|e| e.to_string())?;
+    let mut reply = [0u8; 4096];
+    let len = socket.recv(&mut reply).map_err(|e| e.to_string())?;
+    Message::from_vec(&reply[..len]).map_err(|e| e.to_string())
+}
+
+/// The stub's answer: its response code and the addresses it gave.
+fn query_stub(name: &str) -> String {
+    match dns_query(name, "127.0.0.53:53") {
+        Ok(reply) => format!(
+            "rcode={} answers={}",
+            reply.response_code(),
+            reply.answers().len()
+        ),
+        Err(err) => format!("error: {err}"),
+    }
+}
+
+/// A query that goes around the stub, straight to the LAN's resolver.
+fn direct_dns() -> String {
+    match dns_query(ALLOWED, &format!("{HOST}:53")) {
+        Ok(reply) => format!("answered rcode={}", reply.response_code()),
+        Err(err) => format!("error: {err}"),
+    }
+}

@@ -1,0 +1,119 @@
+//! The lockdown in QEMU: the test image boots on a private network (common/net.rs) and
+//! netd must get its lease and its time there, the DNS stub and the firewall must let
+//! agentd's uid reach an allowlisted name over HTTPS and nothing else, a scan from the LAN
+//! must find no open port, and killing netd must leave the firewall in force.
+
+mod common;
+#[path = "common/net.rs"]
+mod net;
+
+use std::time::Duration;
+
+use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, NTP_OFFSET_SECS, TestNet};
+use common::{boot_to_ready, fail, line_with, machine, power_off};
+
+/// What a connect() gets when the firewall's output chain drops the SYN: the kernel refuses
+/// locally generated packets that netfilter drops with EPERM at once.
+const DROPPED: &str = "error: Operation not permitted (os error 1)";
+
+#[test]
+fn lockdown_on_a_private_network() {
+    let net = TestNet::new("lockdown");
+    let (_dir, mut config) = machine("lockdown");
+    config.network = net.network();
+    config.fw_cfg.push(("carapace.test".into(), "netcheck".into()));
+    config.fw_cfg.push(("carapace.test-ca".into(), net.ca_pem.clone()));
+    let mut vm = boot_to_ready(&config);
+
+    // netd: the base policy was in force before any link came up, then a lease and the time.
+    let lease = line_with(&mut vm, "netd: dhcp eth0: lease 198.18.0.");
+    assert!(
+        lease.contains(&format!("from {HOST} gateway={HOST} dns={HOST} ntp={HOST}")),
+        "{lease}"
+    );
+    let address = lease
+        .split_whitespace()
+        .nth(4)
+        .and_then(|a| a.split('/').next())
+        .expect("lease address")
+        .to_owned();
+    let stepped = line_with(&mut vm, "netd: time: clock stepped +");
+    let offset: f64 = stepped
+        .trim_start_matches("netd: time: clock stepped +")
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fail(&vm, format!("no offset in '{stepped}'")));
+    assert!(
+        (offset - NTP_OFFSET_SECS as f64).abs() < 120.0,
+        "the clock moved by {offset} s, not about {NTP_OFFSET_SECS} s: {stepped}"
+    );
+
+    // agentd's uid: the allowlisted name works over HTTPS, nothing else does.
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck https "),
+        format!("netcheck: netcheck https {ALLOWED_NAME}: HTTP/1.0 200 ok")
+    );
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck by-ip "),
+        format!("netcheck: netcheck by-ip {HOST}:443: {DROPPED}")
+    );
+    assert_eq!(
+        line_with(&mut vm, &format!("netcheck: netcheck dns {BLOCKED_NAME}")),
+        format!("netcheck: netcheck dns {BLOCKED_NAME}: rcode=Refused answers=0")
+    );
+    assert_eq!(
+        line_with(&mut vm, &format!("netcheck: netcheck dns {ALLOWED_NAME}")),
+        format!("netcheck: netcheck dns {ALLOWED_NAME}: rcode=No Error answers=1")
+    );
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck direct-dns "),
+        format!("netcheck: netcheck direct-dns {HOST}:53: {DROPPED}")
+    );
+    // Another uid resolves the same name (so its address is in the allow set) and is dropped.
+    assert_eq!(
+        line_with(&mut vm, "netcheck-other: netcheck-other https "),
+        format!("netcheck-other: netcheck-other https {ALLOWED_NAME}: {DROPPED}")
+    );
+
+    // Killing netd leaves the policy in force, and PID 1 brings netd back.
+    line_with(&mut vm, "netcheck: netcheck killed netd pid=");
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck by-ip while netd is down: "),
+        format!("netcheck: netcheck by-ip while netd is down: {DROPPED}")
+    );
+    match vm.wait_for("netcheck: netcheck netd back pid=", 0, Duration::from_secs(90)) {
+        Ok(_) => {}
+        Err(e) => fail(&vm, e),
+    }
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck by-ip after restart: "),
+        format!("netcheck: netcheck by-ip after restart: {DROPPED}")
+    );
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck https after restart: "),
+        format!("netcheck: netcheck https after restart: HTTP/1.0 200 ok")
+    );
+
+    // From the LAN: no TCP port answers, no UDP port answers.
+    let tcp = net.output(
+        "nmap",
+        &["-n", "-Pn", "-sS", "-p-", "-T5", "--max-retries", "1", &address],
+    );
+    assert!(
+        tcp.contains("65535 scanned ports") && tcp.contains("filtered") && !tcp.contains("/tcp open"),
+        "{tcp}"
+    );
+    let udp = net.output(
+        "nmap",
+        &["-n", "-Pn", "-sU", "--top-ports", "200", "-T5", "--max-retries", "1", &address],
+    );
+    assert!(
+        !udp.lines().any(|l| l.contains("/udp") && l.contains(" open ")),
+        "{udp}"
+    );
+    let counters = std::fs::read_to_string(net.dir.path().join("dnsmasq.log")).unwrap_or_default();
+    assert!(counters.contains("DHCPACK"), "{}", net.log("dnsmasq"));
+
+    power_off(&mut vm);
+}
