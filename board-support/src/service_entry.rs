@@ -46,6 +46,20 @@ pub struct ServiceEntry {
     /// before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// The service's place in the network lockdown: the firewall lets `netd` talk to DHCP,
+    /// DNS and NTP servers and `egress` services reach the allowlisted addresses; services
+    /// without a role have no network beyond loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRole>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkRole {
+    /// Brings up links, keeps time and runs the DNS stub that fills the firewall's sets.
+    Netd,
+    /// Reaches the allowlist; starts after netd said READY=1.
+    Egress,
 }
 
 impl ServiceEntry {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::service_entry::ServiceEntry;
+use crate::service_entry::{NetworkRole, ServiceEntry};
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -64,8 +64,41 @@ impl ServiceTable {
                     Some(_) => {}
                 }
             }
+            check_network_role(entry, earlier)?;
         }
         Ok(())
+    }
+}
+
+/// One netd; an egress service starts after it, so the firewall's sets are being filled
+/// (and names resolve) before the service's first connection.
+fn check_network_role(entry: &ServiceEntry, earlier: &[ServiceEntry]) -> Result<(), Error> {
+    let netd = earlier
+        .iter()
+        .find(|e| e.network == Some(NetworkRole::Netd));
+    match (entry.network, netd) {
+        (Some(NetworkRole::Netd), Some(first)) => Err(field(
+            entry,
+            "network",
+            format!(
+                "\"netd\" is already the role of {:?}; only one service runs netd",
+                first.name
+            ),
+        )),
+        (Some(NetworkRole::Egress), None) => Err(field(
+            entry,
+            "network",
+            "\"egress\" needs a service with network = \"netd\" earlier in the table".to_owned(),
+        )),
+        (Some(NetworkRole::Egress), Some(netd)) if !entry.after.contains(&netd.name) => Err(field(
+            entry,
+            "after",
+            format!(
+                "an egress service must start after netd: add {:?} to `after`",
+                netd.name
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -154,11 +187,42 @@ mod tests {
     }
 
     #[test]
+    fn one_netd_and_egress_services_after_it() {
+        let netd = row("netd", "ready = true\nnetwork = \"netd\"");
+        let egress = row("agentd", "after = [\"netd\"]\nnetwork = \"egress\"");
+        let table = ServiceTable::parse(&format!("{netd}{egress}")).expect("ok");
+        assert_eq!(table.services[0].network, Some(NetworkRole::Netd));
+        assert_eq!(table.services[1].network, Some(NetworkRole::Egress));
+
+        let second = row("netd2", "network = \"netd\"");
+        let e = err(&format!("{netd}{second}"));
+        assert!(
+            e.contains("service netd2") && e.contains("`network`") && e.contains("only one"),
+            "{e}"
+        );
+        let e = err(&egress.replace("after = [\"netd\"]\n", ""));
+        assert!(
+            e.contains("service agentd") && e.contains("`network`") && e.contains("earlier"),
+            "{e}"
+        );
+        let e = err(&format!("{egress}{netd}"));
+        assert!(e.contains("service agentd"), "{e}");
+        let not_after = row("agentd", "network = \"egress\"");
+        let e = err(&format!("{netd}{not_after}"));
+        assert!(
+            e.contains("service agentd") && e.contains("`after`") && e.contains("\"netd\""),
+            "{e}"
+        );
+        let e = err(&row("x", "network = \"router\""));
+        assert!(e.contains("router") && e.contains("egress"), "{e}");
+    }
+
+    #[test]
     fn a_table_round_trips_through_toml() {
         let text = format!(
             "{}{}",
             row("a", "ready = true\ncapabilities = [\"CAP_SYSLOG\"]"),
-            row("b", "after = [\"a\"]\npids_max = 10")
+            row("b", "after = [\"a\"]\npids_max = 10\nnetwork = \"netd\"")
         );
         let table = ServiceTable::parse(&text).expect("parse");
         let written = toml::to_string(&table).expect("write");

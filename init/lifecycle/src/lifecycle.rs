@@ -460,6 +460,7 @@ mod tests {
             state_dir: false,
             runtime_dir: false,
             after: after.iter().map(|s| (*s).to_owned()).collect(),
+            network: None,
         }
     }
 
