@@ -9,8 +9,8 @@ mod net;
 
 use std::time::Duration;
 
-use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, NTP_OFFSET_SECS, TestNet};
 use common::{boot_to_ready, fail, line_with, machine, power_off};
+use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, NTP_OFFSET_SECS, TestNet};
 
 /// What a connect() gets when the firewall's output chain drops the SYN: the kernel refuses
 /// locally generated packets that netfilter drops with EPERM at once.
@@ -21,8 +21,12 @@ fn lockdown_on_a_private_network() {
     let net = TestNet::new("lockdown");
     let (_dir, mut config) = machine("lockdown");
     config.network = net.network();
-    config.fw_cfg.push(("carapace.test".into(), "netcheck".into()));
-    config.fw_cfg.push(("carapace.test-ca".into(), net.ca_pem.clone()));
+    config
+        .fw_cfg
+        .push(("carapace.test".into(), "netcheck".into()));
+    config
+        .fw_cfg
+        .push(("carapace.test-ca".into(), net.ca_pem.clone()));
     let mut vm = boot_to_ready(&config);
 
     // netd: the base policy was in force before any link came up, then a lease and the time.
@@ -82,7 +86,11 @@ fn lockdown_on_a_private_network() {
         line_with(&mut vm, "netcheck: netcheck by-ip while netd is down: "),
         format!("netcheck: netcheck by-ip while netd is down: {DROPPED}")
     );
-    match vm.wait_for("netcheck: netcheck netd back pid=", 0, Duration::from_secs(90)) {
+    match vm.wait_for(
+        "netcheck: netcheck netd back pid=",
+        0,
+        Duration::from_secs(90),
+    ) {
         Ok(_) => {}
         Err(e) => fail(&vm, e),
     }
@@ -98,18 +106,40 @@ fn lockdown_on_a_private_network() {
     // From the LAN: no TCP port answers, no UDP port answers.
     let tcp = net.output(
         "nmap",
-        &["-n", "-Pn", "-sS", "-p-", "-T5", "--max-retries", "1", &address],
+        &[
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p-",
+            "-T5",
+            "--max-retries",
+            "1",
+            &address,
+        ],
     );
     assert!(
-        tcp.contains("65535 scanned ports") && tcp.contains("filtered") && !tcp.contains("/tcp open"),
+        tcp.contains("65535 scanned ports")
+            && tcp.contains("filtered")
+            && !tcp.contains("/tcp open"),
         "{tcp}"
     );
     let udp = net.output(
         "nmap",
-        &["-n", "-Pn", "-sU", "--top-ports", "200", "-T5", "--max-retries", "1", &address],
+        &[
+            "-n",
+            "-Pn",
+            "-sU",
+            "--top-ports",
+            "200",
+            "-T5",
+            "--max-retries",
+            "1",
+            &address,
+        ],
     );
     assert!(
-        !udp.lines().any(|l| l.contains("/udp") && l.contains(" open ")),
+        !udp.lines()
+            .any(|l| l.contains("/udp") && l.contains(" open ")),
         "{udp}"
     );
     let counters = std::fs::read_to_string(net.dir.path().join("dnsmasq.log")).unwrap_or_default();

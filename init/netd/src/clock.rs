@@ -134,14 +134,8 @@ mod tests {
             correction(now, 86_400.0, at(0), false),
             Correction::Step(at(1_086_400))
         );
-        assert_eq!(
-            correction(now, 3.0, at(0), true),
-            Correction::Slew(3.0)
-        );
-        assert_eq!(
-            correction(now, 0.2, at(0), false),
-            Correction::Slew(0.2)
-        );
+        assert_eq!(correction(now, 3.0, at(0), true), Correction::Slew(3.0));
+        assert_eq!(correction(now, 0.2, at(0), false), Correction::Slew(0.2));
         assert_eq!(
             correction(now, -90_000.0, at(0), true),
             Correction::Slew(-MAX_SLEW_SECS)

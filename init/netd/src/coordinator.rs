@@ -63,7 +63,8 @@ impl Coordinator {
             .iter()
             .map(|&ip| SocketAddr::new(ip, DNS_PORT))
             .collect();
-        self.upstreams.send_if_modified(|old| replace(old, upstreams));
+        self.upstreams
+            .send_if_modified(|old| replace(old, upstreams));
         let mut names = Vec::new();
         for server in &configured {
             match server.parse::<IpAddr>() {

@@ -64,15 +64,22 @@ pub async fn run(
     let mut current: Option<Lease> = None;
     loop {
         let mut config = DhcpV4Config::new(&link.name);
-        config
-            .set_iface_index(link.index)
-            .set_host_name(&hostname);
+        config.set_iface_index(link.index).set_host_name(&hostname);
         let error = match config.set_iface_mac(&link.mac) {
             Err(err) => err.to_string(),
             Ok(_) => match DhcpV4Client::init(config, None).await {
                 Err(err) => err.to_string(),
                 Ok(mut client) => {
-                    let error = follow(&mut client, &handle, &link, &shared, &events, &mut current, &mut failures).await;
+                    let error = follow(
+                        &mut client,
+                        &handle,
+                        &link,
+                        &shared,
+                        &events,
+                        &mut current,
+                        &mut failures,
+                    )
+                    .await;
                     client.clean_up();
                     error
                 }
@@ -109,7 +116,9 @@ async fn follow(
             continue;
         };
         let lease = lease_of(&raw);
-        let renewed = current.as_ref().is_some_and(|old| same_binding(old, &lease));
+        let renewed = current
+            .as_ref()
+            .is_some_and(|old| same_binding(old, &lease));
         if !renewed {
             if let Some(old) = current.take() {
                 drop_lease(handle, link, &old, shared, events).await;

@@ -71,7 +71,10 @@ impl Firewall {
 }
 
 /// The elements of netd's own sets: resolvers (UDP and TCP 53) and time servers (UDP 123).
-pub fn netd_entries(resolvers: &[IpAddr], time_servers: &[IpAddr]) -> HashSet<(IpAddr, L4Proto, u16)> {
+pub fn netd_entries(
+    resolvers: &[IpAddr],
+    time_servers: &[IpAddr],
+) -> HashSet<(IpAddr, L4Proto, u16)> {
     let mut entries = HashSet::new();
     for &addr in resolvers {
         entries.insert((addr, L4Proto::Udp, DNS_PORT));
@@ -102,7 +105,11 @@ impl NetdSets {
         let new: Vec<_> = wanted.difference(&self.current).copied().collect();
         if !gone.is_empty() {
             self.firewall
-                .apply(carapace_netpolicy::netd_elements(ElementOp::Delete, &gone, 0))
+                .apply(carapace_netpolicy::netd_elements(
+                    ElementOp::Delete,
+                    &gone,
+                    0,
+                ))
                 .await?;
         }
         if !new.is_empty() {

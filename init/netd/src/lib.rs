@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod coordinator;
 pub mod dhcp;
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod links;
@@ -16,3 +17,5 @@ pub mod slew;
 pub mod state;
 pub mod status;
 pub mod time_sync;
+
+pub use error::Error;

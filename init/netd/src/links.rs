@@ -201,7 +201,13 @@ pub async fn apply_static(
     let Some(cidr) = interface.address else {
         return Ok(());
     };
-    add_address(handle, link.index, IpAddr::V4(cidr.address), cidr.prefix_len).await?;
+    add_address(
+        handle,
+        link.index,
+        IpAddr::V4(cidr.address),
+        cidr.prefix_len,
+    )
+    .await?;
     if let Some(gateway) = interface.gateway {
         set_default_route(handle, link.index, gateway).await?;
     }

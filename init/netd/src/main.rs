@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use board_support::notify::Message;
 use board_support::notify_fd::NotifyFd;
-use carapace_netpolicy::config::{Ipv4Mode, Ipv6Mode};
 use carapace_netpolicy::NetdConfig;
+use carapace_netpolicy::config::{Ipv4Mode, Ipv6Mode};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
@@ -30,7 +30,8 @@ use carapace_netd::status::{self, StatusServer};
 use carapace_netd::time_sync::TimeSync;
 
 /// The box's one resolver; /etc/resolv.conf names it.
-const STUB_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
+const STUB_ADDRESS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -60,7 +61,10 @@ async fn run() -> Result<()> {
     // The clock before anything else: agentd's TLS needs a time past the certificates' start.
     let floor = Floor::load(&state_dir);
     let restored = match clock::restore(floor.time()) {
-        Ok(Some(to)) => format!("set forward to {} (the last known time)", clock::unix_secs(to)),
+        Ok(Some(to)) => format!(
+            "set forward to {} (the last known time)",
+            clock::unix_secs(to)
+        ),
         Ok(None) => "already past the last known time".to_owned(),
         Err(err) => format!("not restored: {err}"),
     };
@@ -76,7 +80,7 @@ async fn run() -> Result<()> {
     {
         let mut state = shared.lock();
         state.config_error = loaded.problem;
-        state.allowlist = config.allow.iter().map(ToString::to_string).collect();
+        state.allowlist = allowlist_lines(&config);
     }
 
     let firewall = Firewall::new(PathBuf::from(carapace_netpolicy::NFT_PROGRAM));
@@ -100,13 +104,22 @@ async fn run() -> Result<()> {
     );
     let stub_udp = tokio::net::UdpSocket::bind(STUB_ADDRESS)
         .await
-        .map_err(|source| Error::Bind { what: format!("the DNS stub on udp {STUB_ADDRESS}"), source })?;
+        .map_err(|source| Error::Bind {
+            what: format!("the DNS stub on udp {STUB_ADDRESS}"),
+            source,
+        })?;
     let stub_tcp = tokio::net::TcpListener::bind(STUB_ADDRESS)
         .await
-        .map_err(|source| Error::Bind { what: format!("the DNS stub on tcp {STUB_ADDRESS}"), source })?;
+        .map_err(|source| Error::Bind {
+            what: format!("the DNS stub on tcp {STUB_ADDRESS}"),
+            source,
+        })?;
     let stub = Arc::new(stub);
     tokio::spawn(dns::serve(stub_udp, stub_tcp, stub.clone()));
-    println!("dns: stub on {STUB_ADDRESS} allowlist={}", config.allow.len());
+    println!(
+        "dns: stub on {STUB_ADDRESS} allowlist={}",
+        config.allow.len()
+    );
 
     let status_server = StatusServer::bind(&runtime_dir.join(status::SOCKET_NAME))?;
     println!("status: socket={}", status_server.path().display());
@@ -162,7 +175,7 @@ async fn run() -> Result<()> {
                 {
                     let mut state = shared.lock();
                     state.config_error = loaded.problem;
-                    state.allowlist = loaded.config.allow.iter().map(ToString::to_string).collect();
+                    state.allowlist = allowlist_lines(&loaded.config);
                 }
                 println!("config: reloaded allowlist={}", loaded.config.allow.len());
                 coordinator.config = loaded.config;
@@ -219,7 +232,10 @@ async fn start_links(
             eprintln!("links {}: {err}", link.name);
             continue;
         }
-        println!("links: {} up mac={} ipv4={ipv4:?} ipv6={ipv6:?}", link.name, link.mac);
+        println!(
+            "links: {} up mac={} ipv4={ipv4:?} ipv6={ipv6:?}",
+            link.name, link.mac
+        );
         match (ipv4, wanted) {
             (Ipv4Mode::Dhcp, _) => {
                 tokio::spawn(dhcp::run(
@@ -238,4 +254,16 @@ async fn start_links(
             _ => {}
         }
     }
+}
+
+/// The allowlist as the status socket shows it: `name ports=443,8443`.
+fn allowlist_lines(config: &NetdConfig) -> Vec<String> {
+    config
+        .allow
+        .iter()
+        .map(|entry| {
+            let ports: Vec<String> = entry.ports.iter().map(u16::to_string).collect();
+            format!("{} ports={}", entry.name, ports.join(","))
+        })
+        .collect()
 }

@@ -49,9 +49,10 @@ pub fn load(paths: &Paths) -> Loaded {
         Ok(Some(owner)) => owner,
         Err(problem) => {
             let fallback = match read(&paths.last_good) {
-                Ok(Some(last_good)) => {
-                    (NetdConfig::merged(&image, &last_good), "the last good configuration")
-                }
+                Ok(Some(last_good)) => (
+                    NetdConfig::merged(&image, &last_good),
+                    "the last good configuration",
+                ),
                 _ => (image, "the image's defaults"),
             };
             return Loaded {
@@ -119,9 +120,11 @@ mod tests {
             .map(|e| e.name.to_string())
             .collect();
         assert_eq!(names, ["api.telegram.org", "example.org"]);
-        assert!(std::fs::read_to_string(&paths.last_good)
-            .expect("last good")
-            .contains("example.org"));
+        assert!(
+            std::fs::read_to_string(&paths.last_good)
+                .expect("last good")
+                .contains("example.org")
+        );
     }
 
     #[test]
@@ -138,11 +141,19 @@ mod tests {
             problem.contains("config.toml") && problem.contains("keeping the last good"),
             "{problem}"
         );
-        assert!(loaded.config.allow.iter().any(|e| e.name.to_string() == "example.org"));
+        assert!(
+            loaded
+                .config
+                .allow
+                .iter()
+                .any(|e| e.name.to_string() == "example.org")
+        );
         // The bad file is left for the owner to fix, not overwritten.
-        assert!(std::fs::read_to_string(&paths.owner)
-            .expect("owner")
-            .contains("bad name!"));
+        assert!(
+            std::fs::read_to_string(&paths.owner)
+                .expect("owner")
+                .contains("bad name!")
+        );
     }
 
     #[test]

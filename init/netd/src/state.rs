@@ -37,7 +37,7 @@ pub struct LinkState {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lease {
     pub address: IpAddr,
     pub prefix_len: u8,
@@ -68,11 +68,17 @@ impl Shared {
     /// A task that panicked while holding the lock left a state that is still a valid value,
     /// so a poisoned lock is used as it is.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn link_mut<R>(&self, index: u32, change: impl FnOnce(&mut LinkState) -> R) -> Option<R> {
         let mut state = self.lock();
-        state.links.iter_mut().find(|l| l.index == index).map(change)
+        state
+            .links
+            .iter_mut()
+            .find(|l| l.index == index)
+            .map(change)
     }
 }

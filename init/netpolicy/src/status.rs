@@ -10,13 +10,13 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::names::{COMMENT_FORWARD_DROP, COMMENT_INPUT_DROP, COMMENT_OUTPUT_DROP, SETS, TABLE};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DropCounter {
     pub packets: u64,
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FirewallStatus {
     pub input_drop: DropCounter,
     pub output_drop: DropCounter,

@@ -31,7 +31,9 @@ fn run(args: &[&str]) {
     let status = Command::new(args[0])
         .args(&args[1..])
         .status()
-        .unwrap_or_else(|e| panic!("run {args:?}: {e} (make deps installs iproute2, dnsmasq-base, openssl)"));
+        .unwrap_or_else(|e| {
+            panic!("run {args:?}: {e} (make deps installs iproute2, dnsmasq-base, openssl)")
+        });
     assert!(status.success(), "{args:?}: {status}");
 }
 
@@ -48,8 +50,19 @@ impl TestNet {
             hosts: Vec::new(),
         };
         run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
-        run(&["ip", "-n", &netns, "tuntap", "add", "dev", TAP, "mode", "tap"]);
-        run(&["ip", "-n", &netns, "addr", "add", &format!("{HOST}/24"), "dev", TAP]);
+        run(&[
+            "ip", "-n", &netns, "tuntap", "add", "dev", TAP, "mode", "tap",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{HOST}/24"),
+            "dev",
+            TAP,
+        ]);
         run(&["ip", "-n", &netns, "link", "set", TAP, "up"]);
         net.start_dnsmasq();
         net.make_certificates();
@@ -112,22 +125,76 @@ impl TestNet {
 
     fn make_certificates(&mut self) {
         let p = |n: &str| self.path(n).display().to_string();
-        let (ca_key, ca, key, csr, cert, ext) =
-            (p("ca.key"), p("ca.pem"), p("key.pem"), p("req.csr"), p("cert.pem"), p("ext.cnf"));
+        let (ca_key, ca, key, csr, cert, ext) = (
+            p("ca.key"),
+            p("ca.pem"),
+            p("key.pem"),
+            p("req.csr"),
+            p("cert.pem"),
+            p("ext.cnf"),
+        );
         std::fs::write(&ext, format!("subjectAltName=DNS:{ALLOWED_NAME}\n")).expect("ext");
-        run(&["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", &ca_key, "-out", &ca, "-days", "30", "-subj", "/CN=Carapace test CA"]);
-        run(&["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={ALLOWED_NAME}")]);
-        run(&["openssl", "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key,
-            "-CAcreateserial", "-out", &cert, "-days", "30", "-extfile", &ext]);
+        run(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Carapace test CA",
+        ]);
+        run(&[
+            "openssl",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={ALLOWED_NAME}"),
+        ]);
+        run(&[
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "30",
+            "-extfile",
+            &ext,
+        ]);
         self.ca_pem = std::fs::read_to_string(&ca).expect("ca");
     }
 
     fn start_https(&mut self) {
         let mut command = self.in_netns("openssl");
         command.args(["s_server", "-accept", "443", "-www", "-cert"]);
-        command.arg(self.path("cert.pem")).arg("-key").arg(self.path("key.pem"));
+        command
+            .arg(self.path("cert.pem"))
+            .arg("-key")
+            .arg(self.path("key.pem"));
         self.spawn(command, "https");
     }
 
@@ -179,14 +246,20 @@ impl TestNet {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}; make deps installs it"));
-        assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
 
 /// A server reply to an SNTP request: the host's time plus [`NTP_OFFSET_SECS`].
 fn sntp_reply(request: &[u8]) -> [u8; 48] {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970")
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
         + Duration::from_secs(NTP_OFFSET_SECS);
     let seconds = (now.as_secs() + NTP_EPOCH_OFFSET) as u32;
     let fraction = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
@@ -213,6 +286,8 @@ impl Drop for TestNet {
             let _ = host.kill();
             let _ = host.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }

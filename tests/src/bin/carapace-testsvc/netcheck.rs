@@ -25,7 +25,11 @@ pub fn run(other_uid: bool) {
     if !test_request::asks_for("netcheck") {
         return;
     }
-    let name = if other_uid { "netcheck-other" } else { "netcheck" };
+    let name = if other_uid {
+        "netcheck-other"
+    } else {
+        "netcheck"
+    };
     let Some(ca) = test_request::file("carapace.test-ca") else {
         println!("{name} no CA certificate in fw_cfg");
         return;
@@ -41,11 +45,16 @@ pub fn run(other_uid: bool) {
     if other_uid {
         return;
     }
-    println!("{name} by-ip {HOST}:443: {}", connect(&format!("{HOST}:443")));
+    println!(
+        "{name} by-ip {HOST}:443: {}",
+        connect(&format!("{HOST}:443"))
+    );
     println!("{name} dns {BLOCKED}: {}", query_stub(BLOCKED));
     println!("{name} dns {ALLOWED}: {}", query_stub(ALLOWED));
     println!("{name} direct-dns {HOST}:53: {}", direct_dns());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     println!("{name} clock {}", now.as_secs());
 
     let Some(pid) = netd_pid() else {
@@ -55,7 +64,10 @@ pub fn run(other_uid: bool) {
     let killed = rustix::process::Pid::from_raw(pid)
         .map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL));
     println!("{name} killed netd pid={pid} {killed:?}");
-    println!("{name} by-ip while netd is down: {}", connect(&format!("{HOST}:443")));
+    println!(
+        "{name} by-ip while netd is down: {}",
+        connect(&format!("{HOST}:443"))
+    );
     let started = Instant::now();
     while netd_pid().is_none_or(|p| p == pid) || status().is_none() {
         if started.elapsed() > Duration::from_secs(60) {
@@ -65,7 +77,10 @@ pub fn run(other_uid: bool) {
         sleep(Duration::from_millis(200));
     }
     println!("{name} netd back pid={}", netd_pid().unwrap_or(0));
-    println!("{name} by-ip after restart: {}", connect(&format!("{HOST}:443")));
+    println!(
+        "{name} by-ip after restart: {}",
+        connect(&format!("{HOST}:443"))
+    );
     println!("{name} https after restart: {}", https_get(ALLOWED, &ca));
 }
 
@@ -82,9 +97,10 @@ fn wait_for_lease(limit: Duration) -> Option<String> {
     let started = Instant::now();
     while started.elapsed() < limit {
         let lease = status().and_then(|s| {
-            s["links"].as_array()?.iter().find_map(|l| {
-                l["lease"]["address"].as_str().map(str::to_owned)
-            })
+            s["links"]
+                .as_array()?
+                .iter()
+                .find_map(|l| l["lease"]["address"].as_str().map(str::to_owned))
         });
         if lease.is_some() {
             return lease;
@@ -95,11 +111,14 @@ fn wait_for_lease(limit: Duration) -> Option<String> {
 }
 
 fn netd_pid() -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == "netd").then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "netd").then_some(pid)
+        })
 }
 
 fn connect(address: &str) -> String {
@@ -127,7 +146,8 @@ fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
         .next()
         .ok_or_else(|| format!("resolve {host}: no address"))?;
     let tcp = TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
     let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
     roots.add(ca).map_err(|e| e.to_string())?;
@@ -153,7 +173,12 @@ fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
         }
     }
     let text = String::from_utf8_lossy(&reply);
-    Ok(text.lines().next().unwrap_or("(empty reply)").trim().to_owned())
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or("(empty reply)")
+        .trim()
+        .to_owned())
 }
 
 fn dns_query(name: &str, server: &str) -> Result<Message, String> {
@@ -163,7 +188,9 @@ fn dns_query(name: &str, server: &str) -> Result<Message, String> {
     message.add_query(Query::query(name, RecordType::A));
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
     let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-    socket.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     socket.send_to(&bytes, server).map_err(|e| e.to_string())?;
     let mut reply = [0u8; 4096];
     let len = socket.recv(&mut reply).map_err(|e| e.to_string())?;
