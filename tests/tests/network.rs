@@ -64,7 +64,7 @@ fn lockdown_on_a_private_network() {
     );
     assert_eq!(
         line_with(&mut vm, &format!("netcheck: netcheck dns {BLOCKED_NAME}")),
-        format!("netcheck: netcheck dns {BLOCKED_NAME}: rcode=Refused answers=0")
+        format!("netcheck: netcheck dns {BLOCKED_NAME}: rcode=Query Refused answers=0")
     );
     assert_eq!(
         line_with(&mut vm, &format!("netcheck: netcheck dns {ALLOWED_NAME}")),

@@ -182,8 +182,8 @@ fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
 }
 
 fn dns_query(name: &str, server: &str) -> Result<Message, String> {
-    let mut message = Message::new();
-    message.set_id(0x5a5a).set_recursion_desired(true);
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
     let name = Name::from_ascii(format!("{name}.")).map_err(|e| e.to_string())?;
     message.add_query(Query::query(name, RecordType::A));
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
@@ -202,8 +202,8 @@ fn query_stub(name: &str) -> String {
     match dns_query(name, "127.0.0.53:53") {
         Ok(reply) => format!(
             "rcode={} answers={}",
-            reply.response_code(),
-            reply.answers().len()
+            reply.metadata.response_code,
+            reply.answers.len()
         ),
         Err(err) => format!("error: {err}"),
     }
@@ -212,7 +212,7 @@ fn query_stub(name: &str) -> String {
 /// A query that goes around the stub, straight to the LAN's resolver.
 fn direct_dns() -> String {
     match dns_query(ALLOWED, &format!("{HOST}:53")) {
-        Ok(reply) => format!("answered rcode={}", reply.response_code()),
+        Ok(reply) => format!("answered rcode={}", reply.metadata.response_code),
         Err(err) => format!("error: {err}"),
     }
 }
