@@ -35,7 +35,7 @@ test-unit:
 	$(CARGO) test -p carapace-image --test lock
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data --test logging --test reproducible
+SYSTEM_TESTS = --test system --test data --test logging --test network --test reproducible
 
 test-system:
 	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
@@ -48,8 +48,10 @@ test: deps lint test-unit test-system
 
 test-all: test test-slow
 
-## Image size, boot time and idle memory against a minimal Debian + systemd image.
+## Image size, boot time and idle memory against a minimal Debian + systemd image; the DNS
+## stub's latency and the allow-set insertion against dnsmasq.
 bench: deps
+	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
 
 clean:
