@@ -312,9 +312,26 @@ fn spawn_stub<S: AllowSink>(sink: S, upstreams: Vec<SocketAddr>) -> Result<Socke
     })?
 }
 
+/// dnsmasq on a loopback port; a few tries, since the port is only known to be free (for UDP
+/// and TCP both) until we let go of it.
 fn start_dnsmasq(upstream: SocketAddr, started: &mut Started) -> Result<SocketAddr, String> {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        match try_dnsmasq(upstream, started) {
+            Ok(address) => return Ok(address),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}
+
+fn try_dnsmasq(upstream: SocketAddr, started: &mut Started) -> Result<SocketAddr, String> {
     let port = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
+        .and_then(|socket| {
+            let address = socket.local_addr()?;
+            std::net::TcpListener::bind(address)?;
+            Ok(address)
+        })
         .map_err(|error| format!("finding a free port for dnsmasq: {error}"))?
         .port();
     let child = Command::new(DNSMASQ)
