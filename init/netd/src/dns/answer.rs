@@ -141,3 +141,151 @@ fn negative_lifetime_s(authorities: &[Record]) -> u32 {
         .unwrap_or(NEGATIVE_LIFETIME_DEFAULT_S)
         .min(NEGATIVE_LIFETIME_MAX_S)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, CNAME, SOA};
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn a(owner: &str, last: u8, ttl: u32) -> Record {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+        )
+    }
+
+    fn cname(owner: &str, target: &str, ttl: u32) -> Record {
+        Record::from_rdata(name(owner), ttl, RData::CNAME(CNAME(name(target))))
+    }
+
+    fn soa(ttl: u32, minimum: u32) -> Record {
+        let soa = SOA::new(name("ns.test."), name("admin.test."), 1, 1, 1, 1, minimum);
+        Record::from_rdata(name("test."), ttl, RData::SOA(soa))
+    }
+
+    fn response(rcode: ResponseCode, answers: Vec<Record>, authorities: Vec<Record>) -> Message {
+        let mut message = Message::new(1, MessageType::Response, OpCode::Query);
+        message.metadata.response_code = rcode;
+        message.answers = answers;
+        message.authorities = authorities;
+        message
+    }
+
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    #[test]
+    fn records_off_the_cname_chain_are_neither_opened_nor_passed_on() {
+        let answers = vec![
+            cname("www.allowed.test.", "cdn.other.test.", 300),
+            a("cdn.other.test.", 1, 300),
+            a("evil.test.", 66, 300),
+            cname("unrelated.test.", "cdn.other.test.", 300),
+        ];
+        let resolved = read_response(
+            response(ResponseCode::NoError, answers, vec![]),
+            &name("WWW.allowed.test."),
+        );
+        assert_eq!(resolved.addresses, vec![v4(1)]);
+        assert_eq!(resolved.answer.answers.len(), 2);
+    }
+
+    #[test]
+    fn a_cname_loop_ends_and_keeps_its_records() {
+        let answers = vec![
+            cname("a.test.", "b.test.", 300),
+            cname("b.test.", "a.test.", 300),
+        ];
+        let resolved = read_response(
+            response(ResponseCode::NoError, answers, vec![]),
+            &name("a.test."),
+        );
+        assert!(resolved.addresses.is_empty());
+        assert_eq!(resolved.allow_timeout, None);
+        assert_eq!(resolved.answer.answers.len(), 2);
+    }
+
+    #[test]
+    fn negative_answers_live_for_the_smaller_soa_ttl_or_minimum_capped_at_300_s() {
+        for (authorities, expected_s) in [
+            (vec![soa(120, 30)], 30),
+            (vec![soa(20, 900)], 20),
+            (vec![soa(9000, 9000)], 300),
+            (vec![], 60),
+        ] {
+            let resolved = read_response(
+                response(ResponseCode::NXDomain, vec![], authorities),
+                &name("x.test."),
+            );
+            assert_eq!(resolved.lifetime, Duration::from_secs(expected_s));
+            assert!(
+                resolved
+                    .answer
+                    .authorities
+                    .iter()
+                    .all(|record| u64::from(record.ttl) <= expected_s)
+            );
+        }
+    }
+
+    /// The cache's promise (a hit needs no insertion) holds for any TTLs and either rcode.
+    #[test]
+    fn no_answer_is_kept_longer_than_its_addresses_stay_open() {
+        let ttls = [
+            0,
+            1,
+            30,
+            59,
+            60,
+            61,
+            299,
+            300,
+            3599,
+            3600,
+            3601,
+            86_400,
+            u32::MAX,
+        ];
+        for rcode in [ResponseCode::NoError, ResponseCode::NXDomain] {
+            for &cname_ttl in &ttls {
+                for &address_ttl in &ttls {
+                    let answers = vec![
+                        cname("q.test.", "t.test.", cname_ttl),
+                        a("t.test.", 1, address_ttl),
+                        a("t.test.", 2, address_ttl.saturating_add(5)),
+                    ];
+                    let resolved = read_response(
+                        response(rcode, answers, vec![soa(300, 300)]),
+                        &name("q.test."),
+                    );
+                    let Some(timeout) = resolved.allow_timeout else {
+                        panic!("addresses without a timeout");
+                    };
+                    let expected_s = address_ttl.clamp(60, 3600);
+                    assert_eq!(timeout, Duration::from_secs(u64::from(expected_s)));
+                    assert!(
+                        resolved.lifetime <= timeout,
+                        "{rcode} {cname_ttl} {address_ttl}"
+                    );
+                    assert!(
+                        resolved
+                            .answer
+                            .answers
+                            .iter()
+                            .all(|record| u64::from(record.ttl) <= resolved.lifetime.as_secs())
+                    );
+                }
+            }
+        }
+    }
+}

@@ -146,3 +146,118 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+
+    use super::*;
+
+    fn key(text: &str) -> CacheKey {
+        let name = Name::from_ascii(text).unwrap_or_else(|error| panic!("{error}"));
+        CacheKey::of(&Query::query(name, RecordType::A))
+    }
+
+    fn answer(ttl: u32) -> Answer {
+        let name = Name::from_ascii("x.test.").unwrap_or_else(|error| panic!("{error}"));
+        Answer {
+            rcode: ResponseCode::NoError,
+            answers: vec![Record::from_rdata(
+                name,
+                ttl,
+                RData::A(A(Ipv4Addr::LOCALHOST)),
+            )],
+            authorities: vec![],
+            additionals: vec![],
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn ttls_count_down_in_whole_seconds_until_expiry() {
+        let start = Instant::now();
+        let mut cache = Cache::new(4);
+        cache.insert(key("x.test."), answer(100), vec![443], start, secs(100));
+        let hit = cache.fresh(
+            &key("X.TEST."),
+            &[443],
+            start + Duration::from_millis(2_999),
+        );
+        assert_eq!(hit.map(|answer| answer.answers[0].ttl), Some(98));
+        assert!(
+            cache
+                .fresh(&key("x.test."), &[443], start + secs(100))
+                .is_none()
+        );
+        assert_eq!(cache.len(), 0, "an expired entry is removed when found");
+    }
+
+    #[test]
+    fn an_answer_opened_for_fewer_ports_than_asked_is_not_served() {
+        let start = Instant::now();
+        let mut cache = Cache::new(4);
+        cache.insert(key("x.test."), answer(100), vec![80, 443], start, secs(100));
+        assert!(cache.fresh(&key("x.test."), &[443], start).is_some());
+        assert!(cache.fresh(&key("x.test."), &[22, 443], start).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_entries_then_the_one_closest_to_expiry() {
+        let start = Instant::now();
+        let mut cache = Cache::new(2);
+        cache.insert(key("long.test."), answer(300), vec![], start, secs(300));
+        cache.insert(key("short.test."), answer(10), vec![], start, secs(10));
+        cache.insert(key("new.test."), answer(200), vec![], start, secs(200));
+        assert!(cache.fresh(&key("short.test."), &[], start).is_none());
+        assert!(cache.fresh(&key("long.test."), &[], start).is_some());
+        assert!(cache.fresh(&key("new.test."), &[], start).is_some());
+
+        cache.insert(
+            key("later.test."),
+            answer(50),
+            vec![],
+            start + secs(250),
+            secs(50),
+        );
+        assert!(
+            cache
+                .fresh(&key("new.test."), &[], start + secs(250))
+                .is_none(),
+            "expired first"
+        );
+        assert!(
+            cache
+                .fresh(&key("long.test."), &[], start + secs(250))
+                .is_some()
+        );
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn replacing_an_entry_keeps_one_copy_and_a_zero_lifetime_keeps_none() {
+        let start = Instant::now();
+        let mut cache = Cache::new(4);
+        cache.insert(key("x.test."), answer(10), vec![], start, secs(10));
+        cache.insert(key("x.test."), answer(50), vec![], start, secs(50));
+        assert_eq!(cache.len(), 1);
+        assert!(
+            cache
+                .fresh(&key("x.test."), &[], start + secs(20))
+                .is_some()
+        );
+        cache.insert(key("zero.test."), answer(0), vec![], start, Duration::ZERO);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.by_expiry.len(),
+            1,
+            "the expiry index follows the entries"
+        );
+    }
+}

@@ -174,3 +174,121 @@ pub(crate) fn our_edns() -> Edns {
     edns.set_max_payload(EDNS_PAYLOAD);
     edns
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::Name;
+
+    use super::*;
+
+    struct OnlyAllowed;
+
+    impl NamePolicy for OnlyAllowed {
+        fn ports(&self, name: &str) -> Option<Vec<u16>> {
+            (name == "allowed.test").then(|| vec![8443, 443, 8443])
+        }
+    }
+
+    fn query_of(query: Query, op_code: OpCode) -> Vec<u8> {
+        let mut message = Message::new(0x1234, MessageType::Query, op_code);
+        message.add_query(query);
+        message.to_vec().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn allowed(qtype: RecordType) -> Query {
+        let name = Name::from_ascii("Allowed.Test.").unwrap_or_else(|error| panic!("{error}"));
+        Query::query(name, qtype)
+    }
+
+    fn rejection(decision: Decision) -> (Rejection, ResponseCode, u16) {
+        match decision {
+            Decision::Reply { message, reason } => {
+                (reason, message.metadata.response_code, message.metadata.id)
+            }
+            other => panic!("expected an immediate reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_without_a_header_and_responses_are_dropped() {
+        assert!(matches!(
+            decide(&[0; 11], &OnlyAllowed),
+            Decision::Drop(DropReason::NoHeader)
+        ));
+        let mut response = query_of(allowed(RecordType::A), OpCode::Query);
+        response[2] |= 0x80;
+        assert!(matches!(
+            decide(&response, &OnlyAllowed),
+            Decision::Drop(DropReason::NotAQuery)
+        ));
+    }
+
+    #[test]
+    fn a_readable_header_over_a_broken_body_gets_formerr_with_its_id() {
+        let mut request = query_of(allowed(RecordType::A), OpCode::Query);
+        request.truncate(request.len() - 3);
+        let (reason, rcode, id) = rejection(decide(&request, &OnlyAllowed));
+        assert_eq!(
+            (reason, rcode, id),
+            (Rejection::Malformed, ResponseCode::FormErr, 0x1234)
+        );
+    }
+
+    #[test]
+    fn a_query_without_a_question_gets_formerr() {
+        let request = Message::new(7, MessageType::Query, OpCode::Query).to_vec();
+        let request = request.unwrap_or_else(|error| panic!("{error}"));
+        let (reason, rcode, _) = rejection(decide(&request, &OnlyAllowed));
+        assert_eq!(
+            (reason, rcode),
+            (Rejection::NotOneQuestion, ResponseCode::FormErr)
+        );
+    }
+
+    #[test]
+    fn opcodes_other_than_query_get_notimp() {
+        let request = query_of(allowed(RecordType::A), OpCode::Notify);
+        let (reason, rcode, _) = rejection(decide(&request, &OnlyAllowed));
+        assert_eq!(
+            (reason, rcode),
+            (Rejection::NotAQueryOpcode, ResponseCode::NotImp)
+        );
+    }
+
+    #[test]
+    fn other_classes_and_zone_transfers_are_refused_even_for_an_allowed_name() {
+        let mut chaos = allowed(RecordType::TXT);
+        chaos.set_query_class(DNSClass::CH);
+        for query in [chaos, allowed(RecordType::AXFR), allowed(RecordType::IXFR)] {
+            let request = query_of(query.clone(), OpCode::Query);
+            let (reason, rcode, _) = rejection(decide(&request, &OnlyAllowed));
+            assert_eq!(
+                (reason, rcode),
+                (Rejection::Refused, ResponseCode::Refused),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_allowed_name_of_any_type_is_resolved_with_sorted_distinct_ports() {
+        for qtype in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::HTTPS,
+        ] {
+            let request = query_of(allowed(qtype), OpCode::Query);
+            let Decision::Resolve(question) = decide(&request, &OnlyAllowed) else {
+                panic!("{qtype} for an allowed name was not resolved");
+            };
+            assert_eq!(question.ports, vec![443, 8443]);
+            assert_eq!(question.id, 0x1234);
+            assert_eq!(
+                question.query.name().to_ascii(),
+                "Allowed.Test.",
+                "kept as asked"
+            );
+        }
+    }
+}

@@ -70,3 +70,40 @@ pub(crate) fn encode(
     truncated.edns = message.edns.clone();
     truncated.to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    use super::*;
+
+    #[test]
+    fn a_reply_over_the_clients_limit_goes_out_truncated_with_its_question() {
+        let name = Name::from_ascii("big.test.").unwrap_or_else(|error| panic!("{error}"));
+        let mut message = Message::response(9, OpCode::Query);
+        message.add_query(Query::query(name.clone(), RecordType::A));
+        for last in 0..60 {
+            let address = Ipv4Addr::new(192, 0, 2, last);
+            message.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A(address))));
+        }
+        let whole = encode(&message, size_limit(Transport::Tcp, None));
+        let whole = whole.unwrap_or_else(|error| panic!("{error}"));
+        assert!(whole.len() > 512);
+        let cut = encode(&message, size_limit(Transport::Udp, None));
+        let cut = Message::from_vec(&cut.unwrap_or_else(|error| panic!("{error}")));
+        let cut = cut.unwrap_or_else(|error| panic!("{error}"));
+        assert!(cut.metadata.truncation);
+        assert!(cut.answers.is_empty());
+        assert_eq!((cut.metadata.id, cut.queries.len()), (9, 1));
+        let edns_limit = encode(&message, size_limit(Transport::Udp, Some(4096)));
+        assert_eq!(
+            edns_limit.ok(),
+            Some(whole),
+            "an EDNS client takes the whole answer"
+        );
+    }
+}
