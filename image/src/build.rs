@@ -23,7 +23,7 @@ use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
-use crate::{elf_deps, initramfs, packages, verity};
+use crate::{elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
     pub image: PathBuf,
@@ -298,6 +298,9 @@ pub fn build_with(
         Content::Bytes(recipe.services_toml()?.into_bytes()),
         generated(),
     );
+    for file in network::network_files(&recipe)? {
+        root.add(file.path, 0o644, Content::Bytes(file.bytes), generated());
+    }
 
     let staging = work.join("rootfs");
     root.stage(&staging)?;

@@ -18,6 +18,7 @@ pub mod initramfs;
 pub mod kmod;
 pub mod layout;
 pub mod lock;
+pub mod network;
 pub mod packages;
 pub mod qemu;
 pub mod qmp;

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use board_support::{ServiceEntry, ServiceTable};
+use std::net::IpAddr;
+
+use board_support::{NetworkRole, ServiceEntry, ServiceTable};
+use carapace_netpolicy::{AllowEntry, ImService, NamePattern};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -26,6 +29,31 @@ pub struct Recipe {
     /// PID 1's service table, written to /etc/carapace/services.toml as is.
     #[serde(rename = "service")]
     pub services: Vec<ServiceEntry>,
+    /// What the box may reach; required exactly when a service has `network = "netd"`.
+    pub network: Option<NetworkSection>,
+}
+
+/// The image's network policy: netd's default configuration and the firewall come from it
+/// (src/network.rs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// IM services the agent talks through; each brings its API hosts to the allowlist.
+    #[serde(default)]
+    pub im: Vec<ImService>,
+    /// The LLM API host.
+    pub llm: Option<NamePattern>,
+    /// The host updates are fetched from.
+    pub update_server: Option<NamePattern>,
+    /// Allowlist entries beyond the ones the lines above bring.
+    #[serde(default)]
+    pub allow: Vec<AllowEntry>,
+    /// NTP servers (names or addresses) after those the DHCP lease names.
+    #[serde(default)]
+    pub time_servers: Vec<String>,
+    /// DNS resolvers (addresses) besides those the DHCP lease names.
+    #[serde(default)]
+    pub dns_upstreams: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +136,48 @@ impl Recipe {
         if !self.services.iter().any(|s| s.ready) {
             return Err("at least one service must have ready = true (normally agentd)".into());
         }
-        Ok(())
+        self.validate_network()
+    }
+
+    /// `[network]` and a netd service come together: the firewall the builder writes locks
+    /// everything down, and only netd opens it.
+    fn validate_network(&self) -> std::result::Result<(), String> {
+        match (&self.network, self.netd_service()) {
+            (None, Some(netd)) => Err(format!(
+                "service {} has network = \"netd\" but the recipe has no [network] table; add \
+                 one (im, llm, allow, ...) to say what the box may reach",
+                netd.name
+            )),
+            (Some(_), None) => Err(
+                "[network] needs a service with network = \"netd\" to apply it; add netd to \
+                 the service table or remove [network]"
+                    .into(),
+            ),
+            (Some(network), Some(_)) => {
+                for (key, host) in [
+                    ("llm", &network.llm),
+                    ("update_server", &network.update_server),
+                ] {
+                    if let Some(NamePattern::Below(_)) = host {
+                        return Err(format!(
+                            "[network] {key} must be one host name, not a wildcard; put \
+                             wildcards in [network] allow"
+                        ));
+                    }
+                }
+                crate::network::image_netd_config(network)
+                    .validate()
+                    .map_err(|err| format!("[network]: {err}"))
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The service with `network = "netd"`, if any (the table allows at most one).
+    pub fn netd_service(&self) -> Option<&ServiceEntry> {
+        self.services
+            .iter()
+            .find(|s| s.network == Some(NetworkRole::Netd))
     }
 
     /// The lock file that pins the recipe's Debian packages lives next to it.
@@ -123,7 +192,7 @@ impl Recipe {
         .map_err(|e| Error::image(format!("cannot write the service table: {e}")))?;
         Ok(format!(
             "# PID 1's static service table, generated from recipe '{}'. Order is start order.\n\
-             # netd (links, DHCP, time, DNS firewall) belongs before agentd once it exists.\n\n{body}",
+             # netd (links, DHCP, time, the DNS firewall) starts before the egress services.\n\n{body}",
             self.name
         ))
     }
@@ -285,6 +354,70 @@ ready = true
     fn root_services_are_refused_at_build_time() {
         let err = Recipe::parse(&GOOD.replace("uid = 1000", "uid = 0")).unwrap_err();
         assert!(err.contains("`uid`"), "{err}");
+    }
+
+    const NETD: &str = r#"
+[[service]]
+name = "netd"
+exec = ["/usr/bin/netd"]
+uid = 1002
+gid = 1002
+memory_max = 33554432
+ready = true
+network = "netd"
+"#;
+
+    /// GOOD with netd first and agentd as its egress service, plus `network`.
+    fn networked(network: &str) -> String {
+        let agentd = GOOD.find("[[service]]").unwrap();
+        let (head, agentd) = GOOD.split_at(agentd);
+        let agentd = agentd.replace(
+            "ready = true",
+            "ready = true\nnetwork = \"egress\"\nafter = [\"netd\"]",
+        );
+        format!("{head}{NETD}{agentd}{network}")
+    }
+
+    #[test]
+    fn a_networked_recipe_parses() {
+        let recipe = Recipe::parse(&networked(
+            "[network]\nim = [\"telegram\", \"feishu\"]\nllm = \"api.openai.com\"\n\
+             allow = [{ name = \"*.example.org\", ports = [443, 8443] }]\n",
+        ))
+        .unwrap();
+        let network = recipe.network.as_ref().unwrap();
+        assert_eq!(network.im, [ImService::Telegram, ImService::Feishu]);
+        assert_eq!(network.allow[0].ports, [443, 8443]);
+        assert_eq!(recipe.netd_service().unwrap().uid, 1002);
+    }
+
+    #[test]
+    fn netd_and_the_network_table_come_together() {
+        let err = Recipe::parse(&networked("")).unwrap_err();
+        assert!(
+            err.contains("service netd") && err.contains("no [network]"),
+            "{err}"
+        );
+        let err = Recipe::parse(&format!("{GOOD}[network]\nim = [\"telegram\"]\n")).unwrap_err();
+        assert!(err.contains("[network] needs a service"), "{err}");
+    }
+
+    #[test]
+    fn bad_network_settings_are_refused_with_the_reason() {
+        for (bad, reason) in [
+            ("im = [\"slack\"]", "telegram"),
+            ("llm = \"api..openai.com\"", "\"api..openai.com\""),
+            ("llm = \"*.openai.com\"", "not a wildcard"),
+            ("update_server = \"10.0.0.1\"", "IP address"),
+            ("allow = [{ name = \"a.org\", ports = [0] }]", "port 0"),
+            ("dns_upstreams = [\"127.0.0.53\"]", "dns.upstreams[0]"),
+            ("dns_upstreams = [\"resolver.example\"]", "IP address"),
+            ("time_servers = [\"ntp server\"]", "time.servers[0]"),
+            ("proxy = \"x\"", "proxy"),
+        ] {
+            let err = Recipe::parse(&networked(&format!("[network]\n{bad}\n"))).unwrap_err();
+            assert!(err.contains(reason), "{bad}: {err}");
+        }
     }
 
     #[test]

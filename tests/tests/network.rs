@@ -12,9 +12,11 @@ use std::time::Duration;
 use common::{boot_to_ready, fail, line_with, machine, power_off};
 use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, NTP_OFFSET_SECS, TestNet};
 
-/// What a connect() gets when the firewall's output chain drops the SYN: the kernel refuses
-/// locally generated packets that netfilter drops with EPERM at once.
-const DROPPED: &str = "error: Operation not permitted (os error 1)";
+/// What a connect() gets when the firewall's output chain drops the SYN: the kernel retries
+/// the SYN until the caller's timeout.
+const DROPPED: &str = "blocked TimedOut: connection timed out";
+/// What a UDP send gets when the output chain drops the datagram.
+const DROPPED_UDP: &str = "blocked PermissionDenied: Operation not permitted (os error 1)";
 
 #[test]
 fn lockdown_on_a_private_network() {
@@ -72,7 +74,7 @@ fn lockdown_on_a_private_network() {
     );
     assert_eq!(
         line_with(&mut vm, "netcheck: netcheck direct-dns "),
-        format!("netcheck: netcheck direct-dns {HOST}:53: {DROPPED}")
+        format!("netcheck: netcheck direct-dns {HOST}:53: {DROPPED_UDP}")
     );
     // Another uid resolves the same name (so its address is in the allow set) and is dropped.
     assert_eq!(

@@ -20,5 +20,7 @@ pub use config::NetdConfig;
 pub use elements::{ElementOp, L4Proto, allow_elements, netd_elements};
 pub use error::Error;
 pub use names::TABLE;
-pub use ruleset::{FirewallUids, base_ruleset};
+/// The document type every generator here returns, so users need not name the nftables crate.
+pub use nftables::schema::Nftables;
+pub use ruleset::{BASE_RULESET_PATH, FirewallUids, base_ruleset};
 pub use status::{DropCounter, FirewallStatus, status};

@@ -22,6 +22,10 @@ use crate::ruleset_expr::{
     word, words,
 };
 
+/// Where the image carries the base ruleset, as `nft -j` JSON; PID 1 loads it with
+/// `nft -j -f` before any link is up.
+pub const BASE_RULESET_PATH: &str = "/etc/carapace/firewall.json";
+
 /// Who may send what: netd talks to its resolvers, NTP servers and DHCP servers; the egress
 /// services (agentd) reach the allow sets.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,6 +20,14 @@ const ALLOWED: &str = "allowed.test";
 const BLOCKED: &str = "blocked.test";
 const STATUS_SOCKET: &str = "/run/netd/status.sock";
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// A SYN the output chain drops is retried by the kernel, not refused: connect() times out.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a failed attempt is printed: the kind of error (TimedOut for a dropped TCP SYN,
+/// PermissionDenied for a UDP datagram the output chain dropped), then the message.
+fn blocked(err: &std::io::Error) -> String {
+    format!("blocked {:?}: {err}", err.kind())
+}
 
 pub fn run(other_uid: bool) {
     if !test_request::asks_for("netcheck") {
@@ -125,18 +133,15 @@ fn connect(address: &str) -> String {
     let Ok(address) = address.parse::<SocketAddr>() else {
         return format!("bad address {address}");
     };
-    match TcpStream::connect_timeout(&address, TIMEOUT) {
+    match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
         Ok(_) => "connected".to_owned(),
-        Err(err) => format!("error: {err}"),
+        Err(err) => blocked(&err),
     }
 }
 
 /// An HTTPS GET of `/` from `host`, resolved through the stub; the status line or the error.
 fn https_get(host: &str, ca_pem: &str) -> String {
-    match try_https_get(host, ca_pem) {
-        Ok(line) => line,
-        Err(err) => format!("error: {err}"),
-    }
+    try_https_get(host, ca_pem).unwrap_or_else(|err| err)
 }
 
 fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
@@ -145,7 +150,7 @@ fn try_https_get(host: &str, ca_pem: &str) -> Result<String, String> {
         .map_err(|e| format!("resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("resolve {host}: no address"))?;
-    let tcp = TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map_err(|e| blocked(&e))?;
     tcp.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
@@ -191,7 +196,7 @@ fn dns_query(name: &str, server: &str) -> Result<Message, String> {
     socket
         .set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
-    socket.send_to(&bytes, server).map_err(|e| e.to_string())?;
+    socket.send_to(&bytes, server).map_err(|e| blocked(&e))?;
     let mut reply = [0u8; 4096];
     let len = socket.recv(&mut reply).map_err(|e| e.to_string())?;
     Message::from_vec(&reply[..len]).map_err(|e| e.to_string())
@@ -213,6 +218,6 @@ fn query_stub(name: &str) -> String {
 fn direct_dns() -> String {
     match dns_query(ALLOWED, &format!("{HOST}:53")) {
         Ok(reply) => format!("answered rcode={}", reply.metadata.response_code),
-        Err(err) => format!("error: {err}"),
+        Err(err) => err,
     }
 }
