@@ -10,7 +10,7 @@ mod net;
 use std::time::Duration;
 
 use common::{boot_to_ready, fail, line_with, machine, power_off};
-use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, NTP_OFFSET_SECS, TestNet};
+use net::{ALLOWED_NAME, BLOCKED_NAME, HOST, HOST_BY_IP, NTP_OFFSET_SECS, TestNet};
 
 /// What a connect() gets when the firewall's output chain drops the SYN: the kernel retries
 /// the SYN until the caller's timeout.
@@ -61,8 +61,12 @@ fn lockdown_on_a_private_network() {
         format!("netcheck: netcheck https {ALLOWED_NAME}: HTTP/1.0 200 ok")
     );
     assert_eq!(
-        line_with(&mut vm, "netcheck: netcheck by-ip "),
-        format!("netcheck: netcheck by-ip {HOST}:443: {DROPPED}")
+        line_with(&mut vm, "netcheck: netcheck by-ip before lookup "),
+        format!("netcheck: netcheck by-ip before lookup {HOST}:443: {DROPPED}")
+    );
+    assert_eq!(
+        line_with(&mut vm, "netcheck: netcheck by-ip 198"),
+        format!("netcheck: netcheck by-ip {HOST_BY_IP}:443: {DROPPED}")
     );
     assert_eq!(
         line_with(&mut vm, &format!("netcheck: netcheck dns {BLOCKED_NAME}")),

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use carapace_image::qemu::Network;
 
 pub const HOST: &str = "198.18.0.1";
+/// A second address of the same hosts, which no DNS answer names.
+pub const HOST_BY_IP: &str = "198.18.0.2";
 pub const ALLOWED_NAME: &str = "allowed.test";
 pub const BLOCKED_NAME: &str = "blocked.test";
 /// What the SNTP server adds to the host's clock, so a synced guest is plain to see.
@@ -60,6 +62,16 @@ impl TestNet {
             "addr",
             "add",
             &format!("{HOST}/24"),
+            "dev",
+            TAP,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{HOST_BY_IP}/24"),
             "dev",
             TAP,
         ]);

@@ -16,6 +16,8 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use crate::test_request;
 
 const HOST: &str = "198.18.0.1";
+/// The same test server's second address, which no DNS answer ever names.
+const HOST_BY_IP: &str = "198.18.0.2:443";
 const ALLOWED: &str = "allowed.test";
 const BLOCKED: &str = "blocked.test";
 const STATUS_SOCKET: &str = "/run/netd/status.sock";
@@ -49,14 +51,16 @@ pub fn run(other_uid: bool) {
             return;
         }
     }
+    if !other_uid {
+        // Before any lookup: the server's address is in no allow set yet.
+        let before = connect(&format!("{HOST}:443"));
+        println!("{name} by-ip before lookup {HOST}:443: {before}");
+    }
     println!("{name} https {ALLOWED}: {}", https_get(ALLOWED, &ca));
     if other_uid {
         return;
     }
-    println!(
-        "{name} by-ip {HOST}:443: {}",
-        connect(&format!("{HOST}:443"))
-    );
+    println!("{name} by-ip {HOST_BY_IP}: {}", connect(HOST_BY_IP));
     println!("{name} dns {BLOCKED}: {}", query_stub(BLOCKED));
     println!("{name} dns {ALLOWED}: {}", query_stub(ALLOWED));
     println!("{name} direct-dns {HOST}:53: {}", direct_dns());
@@ -72,10 +76,7 @@ pub fn run(other_uid: bool) {
     let killed = rustix::process::Pid::from_raw(pid)
         .map(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL));
     println!("{name} killed netd pid={pid} {killed:?}");
-    println!(
-        "{name} by-ip while netd is down: {}",
-        connect(&format!("{HOST}:443"))
-    );
+    println!("{name} by-ip while netd is down: {}", connect(HOST_BY_IP));
     let started = Instant::now();
     while netd_pid().is_none_or(|p| p == pid) || status().is_none() {
         if started.elapsed() > Duration::from_secs(60) {
@@ -85,10 +86,7 @@ pub fn run(other_uid: bool) {
         sleep(Duration::from_millis(200));
     }
     println!("{name} netd back pid={}", netd_pid().unwrap_or(0));
-    println!(
-        "{name} by-ip after restart: {}",
-        connect(&format!("{HOST}:443"))
-    );
+    println!("{name} by-ip after restart: {}", connect(HOST_BY_IP));
     println!("{name} https after restart: {}", https_get(ALLOWED, &ca));
 }
 
