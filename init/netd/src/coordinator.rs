@@ -9,10 +9,8 @@ use carapace_netpolicy::NetdConfig;
 use tokio::sync::watch;
 
 use crate::dhcp::LinkEvent;
-use crate::firewall::{NetdSets, netd_entries};
+use crate::firewall::{DNS_PORT, NTP_PORT, NetdSets, netd_entries};
 use crate::state::{Lease, Shared};
-
-const DNS_PORT: u16 = 53;
 
 pub struct Coordinator {
     pub shared: Shared,
@@ -74,7 +72,7 @@ impl Coordinator {
         }
         for name in names {
             // Through the stub, which allows netd's own time server names (no ports).
-            match tokio::net::lookup_host((name.as_str(), 123)).await {
+            match tokio::net::lookup_host((name.as_str(), NTP_PORT)).await {
                 Ok(found) => {
                     let found: Vec<IpAddr> = found.map(|a| a.ip()).collect();
                     push_new(&mut ntp, &found);

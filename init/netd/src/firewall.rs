@@ -13,9 +13,9 @@ use nftables::schema::Nftables;
 
 use crate::error::{Error, Result};
 
-/// DNS and NTP ports netd talks to.
-const DNS_PORT: u16 = 53;
-const NTP_PORT: u16 = 123;
+/// The ports of the servers netd itself talks to (its own sets open them for its uid).
+pub const DNS_PORT: u16 = 53;
+pub const NTP_PORT: u16 = 123;
 
 #[derive(Clone)]
 pub struct Firewall {

@@ -10,9 +10,9 @@ use rsntp::{AsyncSntpClient, Config};
 use tokio::sync::watch;
 
 use crate::clock::{self, Correction, unix_secs};
+use crate::firewall::NTP_PORT;
 use crate::state::Shared;
 
-const NTP_PORT: u16 = 123;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Between good answers; a clock that slews drifts little in this time.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1024);

@@ -51,31 +51,16 @@ impl TestNet {
             ca_pem: String::new(),
             hosts: Vec::new(),
         };
-        run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
-        run(&[
-            "ip", "-n", &netns, "tuntap", "add", "dev", TAP, "mode", "tap",
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &netns,
-            "addr",
-            "add",
-            &format!("{HOST}/24"),
-            "dev",
-            TAP,
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &netns,
-            "addr",
-            "add",
-            &format!("{HOST_BY_IP}/24"),
-            "dev",
-            TAP,
-        ]);
-        run(&["ip", "-n", &netns, "link", "set", TAP, "up"]);
+        let in_netns = |args: &str| {
+            let mut words = vec!["ip", "-n", &netns];
+            words.extend(args.split_whitespace());
+            run(&words);
+        };
+        in_netns("link set lo up");
+        in_netns(&format!("tuntap add dev {TAP} mode tap"));
+        in_netns(&format!("addr add {HOST}/24 dev {TAP}"));
+        in_netns(&format!("addr add {HOST_BY_IP}/24 dev {TAP}"));
+        in_netns(&format!("link set {TAP} up"));
         net.start_dnsmasq();
         net.make_certificates();
         net.start_https();
