@@ -18,9 +18,21 @@ const DROPPED: &str = "blocked TimedOut: connection timed out";
 /// What a UDP send gets when the output chain drops the datagram.
 const DROPPED_UDP: &str = "blocked PermissionDenied: Operation not permitted (os error 1)";
 
+/// On a failed assertion, the test hosts' logs (dnsmasq's queries and leases) go with it.
+struct HostLogsOnPanic<'a>(&'a TestNet);
+
+impl Drop for HostLogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- dnsmasq ---\n{}", self.0.log("dnsmasq"));
+        }
+    }
+}
+
 #[test]
 fn lockdown_on_a_private_network() {
     let net = TestNet::new("lockdown");
+    let _logs = HostLogsOnPanic(&net);
     let (_dir, mut config) = machine("lockdown");
     config.network = net.network();
     config

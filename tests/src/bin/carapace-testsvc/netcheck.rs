@@ -21,6 +21,9 @@ const HOST_BY_IP: &str = "198.18.0.2:443";
 const ALLOWED: &str = "allowed.test";
 const BLOCKED: &str = "blocked.test";
 const STATUS_SOCKET: &str = "/run/netd/status.sock";
+/// netcheck makes this once its check by IP before any lookup is done; netcheck-other waits
+/// for it before it looks the name up (which opens the address for agentd's uid).
+const BEFORE_LOOKUP_DONE: &str = "/tmp/netcheck-before-lookup-done";
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// A SYN the output chain drops is retried by the kernel, not refused: connect() times out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,12 +54,32 @@ pub fn run(other_uid: bool) {
             return;
         }
     }
-    if !other_uid {
+    if other_uid {
+        let started = Instant::now();
+        while !std::path::Path::new(BEFORE_LOOKUP_DONE).exists() {
+            if started.elapsed() > Duration::from_secs(120) {
+                println!("{name} netcheck did not finish its first check within 120 s");
+                return;
+            }
+            sleep(Duration::from_millis(200));
+        }
+    } else {
         // Before any lookup: the server's address is in no allow set yet.
         let before = connect(&format!("{HOST}:443"));
         println!("{name} by-ip before lookup {HOST}:443: {before}");
+        if let Err(err) = std::fs::write(BEFORE_LOOKUP_DONE, b"") {
+            println!("{name} cannot write {BEFORE_LOOKUP_DONE}: {err}");
+        }
     }
-    println!("{name} https {ALLOWED}: {}", https_get(ALLOWED, &ca));
+    let fetched = https_get(ALLOWED, &ca);
+    println!("{name} https {ALLOWED}: {fetched}");
+    if fetched.starts_with("resolve") {
+        // Why the stub did not give an address: its counters.
+        println!(
+            "{name} stub counters {}",
+            status().map(|s| s["dns"].to_string()).unwrap_or_default()
+        );
+    }
     if other_uid {
         return;
     }
