@@ -108,6 +108,8 @@ fn netd_reaches_the_resolvers_and_time_servers_it_added_and_no_one_else_does() {
     assert_tcp_dropped(&lab, EGRESS_UID, WORLD4, 53);
 
     lab.apply(&netd_elements(ElementOp::Delete, &peers[..1], 0));
+    // Deleting what is already gone (expired, or deleted before a crash) is not an error.
+    lab.apply(&netd_elements(ElementOp::Delete, &peers[..1], 0));
     assert_udp_dropped(&lab, NETD_UID, WORLD4, 53);
     assert_ok(&lab, NETD_UID, "tcp", WORLD4, 53);
 }
@@ -121,6 +123,19 @@ fn an_allow_element_expires_after_its_timeout() {
     sleep(Duration::from_millis(2500));
     assert_tcp_dropped(&lab, EGRESS_UID, WORLD4, 443);
     assert_eq!(lab.status().set_elements["allow4"], 0);
+}
+
+#[test]
+fn adding_an_element_again_renews_its_timeout() {
+    let mut lab = Lab::new();
+    serve_world(&mut lab);
+    lab.apply(&allow_elements(&[(ip(WORLD4), 443)], 3));
+    sleep(Duration::from_millis(2000));
+    // A name resolved again just before its element expires: the element must live on.
+    lab.apply(&allow_elements(&[(ip(WORLD4), 443)], 3));
+    sleep(Duration::from_millis(2000));
+    assert_ok(&lab, EGRESS_UID, "tcp", WORLD4, 443);
+    assert_eq!(lab.status().set_elements["allow4"], 1);
 }
 
 #[test]

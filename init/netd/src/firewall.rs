@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 /// The ports of the servers netd itself talks to (its own sets open them for its uid).
 pub const DNS_PORT: u16 = 53;
 pub const NTP_PORT: u16 = 123;
+/// netd's own elements expire on their own (so a netd that crashed leaves no stale server
+/// open for long) and are renewed well before that (netd's main loop, REFRESH_INTERVAL).
+pub const NETD_ELEMENT_TIMEOUT_SECS: u32 = 3600;
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1200);
 
 #[derive(Clone)]
 pub struct Firewall {
@@ -86,7 +90,8 @@ pub fn netd_entries(
     entries
 }
 
-/// Keeps netd's sets equal to what it was last given: adds the new, deletes the gone.
+/// Keeps netd's sets equal to what it was last given: deletes the gone, adds (and so renews)
+/// the rest.
 pub struct NetdSets {
     firewall: Firewall,
     current: HashSet<(IpAddr, L4Proto, u16)>,
@@ -102,7 +107,7 @@ impl NetdSets {
 
     pub async fn set(&mut self, wanted: HashSet<(IpAddr, L4Proto, u16)>) -> Result<()> {
         let gone: Vec<_> = self.current.difference(&wanted).copied().collect();
-        let new: Vec<_> = wanted.difference(&self.current).copied().collect();
+        let all: Vec<_> = wanted.iter().copied().collect();
         if !gone.is_empty() {
             self.firewall
                 .apply(carapace_netpolicy::netd_elements(
@@ -112,10 +117,10 @@ impl NetdSets {
                 ))
                 .await?;
         }
-        if !new.is_empty() {
-            self.firewall
-                .apply(carapace_netpolicy::netd_elements(ElementOp::Add, &new, 0))
-                .await?;
+        if !all.is_empty() {
+            let add =
+                carapace_netpolicy::netd_elements(ElementOp::Add, &all, NETD_ELEMENT_TIMEOUT_SECS);
+            self.firewall.apply(add).await?;
         }
         self.current = wanted;
         Ok(())

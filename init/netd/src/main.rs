@@ -21,7 +21,7 @@ use carapace_netd::coordinator::Coordinator;
 use carapace_netd::dhcp::{self, LinkEvent};
 use carapace_netd::dns;
 use carapace_netd::error::{Error, Result};
-use carapace_netd::firewall::{Firewall, NetdSets};
+use carapace_netd::firewall::{Firewall, NetdSets, REFRESH_INTERVAL};
 use carapace_netd::links;
 use carapace_netd::policy::{NetdPolicy, NftSink};
 use carapace_netd::settings::{self, Paths};
@@ -162,8 +162,11 @@ async fn run() -> Result<()> {
         let stub = stub.clone();
         async move { status::collect(&shared, &firewall, &handle, stub.stats()).await }
     };
+    let mut refresh = tokio::time::interval(REFRESH_INTERVAL);
+    refresh.tick().await;
     let stopped_by = loop {
         tokio::select! {
+            _ = refresh.tick() => coordinator.publish().await,
             never = status_server.serve(collect) => match never {},
             Some(event) = events_rx.recv() => coordinator.on_link_event(event).await,
             _ = hangup.recv() => {

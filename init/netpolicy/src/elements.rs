@@ -1,6 +1,12 @@
 //! The set elements netd adds as it learns addresses: the DNS stub's answers go into the
 //! allow sets, its resolvers and NTP servers into the netd sets. Every element carries a
 //! timeout, so an address nobody re-resolves stops being reachable on its own.
+//!
+//! Adding an element that is already in a set does not renew its timeout (checked with the
+//! kernel: the old expiry stays). So an add is written as add, delete, add of the same
+//! elements in one nft transaction: the first add makes sure each element exists (so the
+//! delete cannot fail), and the last one puts it back with a fresh timeout. A name resolved
+//! again just before its element expired then stays reachable for the full new timeout.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -57,7 +63,7 @@ pub fn allow_elements(addrs: &[(IpAddr, u16)], timeout_secs: u32) -> Nftables<'s
 }
 
 /// Adds or deletes netd's own peers: `address . proto . port` in netd4/netd6. A delete
-/// ignores the timeout, and fails as a whole (nft's transaction) if an element is absent.
+/// ignores the timeout, and succeeds whether or not the element is still there.
 pub fn netd_elements(
     op: ElementOp,
     entries: &[(IpAddr, L4Proto, u16)],
@@ -71,6 +77,24 @@ pub fn netd_elements(
         )
     });
     commands(op, SET_NETD4, SET_NETD6, values, timeout_secs)
+}
+
+fn with_timeout(value: Expression<'static>, timeout_secs: u32) -> Expression<'static> {
+    Expression::Named(nftables::expr::NamedExpression::Elem(Elem {
+        val: Box::new(value),
+        timeout: Some(timeout_secs.max(1)),
+        expires: None,
+        comment: None,
+        counter: None,
+    }))
+}
+
+/// The bare value of an element written with its timeout (what a delete names).
+fn value_of(element: &Expression<'static>) -> Expression<'static> {
+    match element {
+        Expression::Named(nftables::expr::NamedExpression::Elem(elem)) => (*elem.val).clone(),
+        other => other.clone(),
+    }
 }
 
 fn address_value(address: IpAddr) -> Expression<'static> {
@@ -88,13 +112,7 @@ fn commands(
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (address, value) in values {
         let element = match op {
-            ElementOp::Add => Expression::Named(nftables::expr::NamedExpression::Elem(Elem {
-                val: Box::new(value),
-                timeout: Some(timeout_secs.max(1)),
-                expires: None,
-                comment: None,
-                counter: None,
-            })),
+            ElementOp::Add => with_timeout(value, timeout_secs),
             ElementOp::Delete => value,
         };
         if address.is_ipv4() { &mut v4 } else { &mut v6 }.push(element);
@@ -104,16 +122,30 @@ fn commands(
         if elem.is_empty() {
             continue;
         }
-        let element = NfListObject::Element(Element {
-            family: NfFamily::INet,
-            table: Cow::Borrowed(TABLE),
-            name: Cow::Borrowed(set),
-            elem: Cow::Owned(elem),
-        });
-        objects.push(NfObject::CmdObject(match op {
-            ElementOp::Add => NfCmd::Add(element),
-            ElementOp::Delete => NfCmd::Delete(element),
-        }));
+        let element = |elem: Vec<Expression<'static>>| {
+            NfListObject::Element(Element {
+                family: NfFamily::INet,
+                table: Cow::Borrowed(TABLE),
+                name: Cow::Borrowed(set),
+                elem: Cow::Owned(elem),
+            })
+        };
+        match op {
+            ElementOp::Add => {
+                let values: Vec<Expression<'static>> = elem.iter().map(value_of).collect();
+                objects.push(NfObject::CmdObject(NfCmd::Add(element(elem.clone()))));
+                objects.push(NfObject::CmdObject(NfCmd::Delete(element(values))));
+                objects.push(NfObject::CmdObject(NfCmd::Add(element(elem))));
+            }
+            // An element that already expired would fail the whole delete: add it first
+            // (for a second at most, and the delete follows in the same transaction).
+            ElementOp::Delete => {
+                let present: Vec<Expression<'static>> =
+                    elem.iter().cloned().map(|value| with_timeout(value, 1)).collect();
+                objects.push(NfObject::CmdObject(NfCmd::Add(element(present))));
+                objects.push(NfObject::CmdObject(NfCmd::Delete(element(elem))));
+            }
+        }
     }
     Nftables {
         objects: Cow::Owned(objects),
@@ -139,11 +171,18 @@ mod tests {
                 "elem": [{"elem": {"val": {"concat": value}, "timeout": 90,
                     "expires": null, "comment": null, "counter": null}}]}}})
         };
+        let bare = |set: &str, value: serde_json::Value| {
+            json!({"delete": {"element": {"family": "inet", "table": "carapace", "name": set,
+                "elem": [{"concat": value}]}}})
+        };
+        let v4 = json!(["192.0.2.1", 443]);
+        let v6 = json!(["2001:db8::1", 8443]);
+        // add, delete, add: the element exists afterwards with a fresh timeout.
         assert_eq!(
             doc,
             json!({"nftables": [
-                elem("allow4", json!(["192.0.2.1", 443])),
-                elem("allow6", json!(["2001:db8::1", 8443])),
+                elem("allow4", v4.clone()), bare("allow4", v4.clone()), elem("allow4", v4),
+                elem("allow6", v6.clone()), bare("allow6", v6.clone()), elem("allow6", v6),
             ]})
         );
     }
@@ -174,11 +213,11 @@ mod tests {
             json!({"concat": ["192.0.2.53", "tcp", 53]})
         );
         assert_eq!(netd4["elem"][1]["elem"]["timeout"], 600);
-        assert_eq!(add["nftables"][1]["add"]["element"]["name"], "netd6");
+        assert_eq!(add["nftables"][3]["add"]["element"]["name"], "netd6");
 
         let delete = serde_json::to_value(netd_elements(ElementOp::Delete, &entries[..1], 600));
         assert_eq!(
-            delete.unwrap()["nftables"][0]["delete"]["element"]["elem"],
+            delete.unwrap()["nftables"][1]["delete"]["element"]["elem"],
             json!([{"concat": ["192.0.2.53", "udp", 53]}])
         );
     }

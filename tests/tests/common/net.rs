@@ -107,6 +107,7 @@ impl TestNet {
             "--bind-dynamic",
             "--no-resolv",
             "--no-hosts",
+            "--log-facility=-",
             "--log-dhcp",
             "--log-queries",
             &format!("--dhcp-leasefile={}", self.path("leases").display()),
