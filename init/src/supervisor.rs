@@ -527,21 +527,22 @@ impl Supervisor {
         None
     }
 
-    /// PID 1, agentd, and PID 1 with every running service (the bench's "all processes").
+    /// PID 1, each running service, and their sum (the bench's "all processes").
     fn report_idle_rss(&self) {
         let rss = |pid: i32| {
             proc_status::read(pid)
                 .and_then(|s| proc_status::rss_kib(&s))
                 .unwrap_or(0)
         };
-        let of = |p: &&Proc| p.running.as_ref().map_or(0, |r| rss(r.pid));
-        let agentd = self.procs.iter().find(|p| p.service.name() == "agentd");
-        let all = rss(1) + self.procs.iter().map(|p| of(&p)).sum::<u64>();
-        let agentd = agentd.map_or(0, |p| of(&p));
-        log_info!(
-            "idle rss pid1_kib={} agentd_kib={agentd} all_kib={all}",
-            rss(1)
-        );
+        let (mut all, mut each) = (rss(1), String::new());
+        for proc in &self.procs {
+            if let Some(running) = &proc.running {
+                let kib = rss(running.pid);
+                all += kib;
+                each.push_str(&format!(" {}_kib={kib}", proc.service.name()));
+            }
+        }
+        log_info!("idle rss pid1_kib={} all_kib={all}{each}", rss(1));
     }
 }
 

@@ -121,7 +121,8 @@ fn lockdown_on_a_private_network() {
         format!("netcheck: netcheck https after restart: HTTP/1.0 200 ok")
     );
 
-    // From the LAN: no TCP port answers, no UDP port answers.
+    // From the LAN: no TCP port and no UDP port answers (every probe dropped: an open port
+    // would answer, a closed one would be refused; both would leave the "not shown" count).
     let tcp = net.output(
         "nmap",
         &[
@@ -129,16 +130,16 @@ fn lockdown_on_a_private_network() {
             "-Pn",
             "-sS",
             "-p-",
-            "-T5",
+            "-T4",
+            "--min-rate",
+            "3000",
             "--max-retries",
             "1",
             &address,
         ],
     );
     assert!(
-        tcp.contains("65535 scanned ports")
-            && tcp.contains("filtered")
-            && !tcp.contains("/tcp open"),
+        tcp.contains("Not shown: 65535 filtered tcp ports (no-response)"),
         "{tcp}"
     );
     let udp = net.output(
@@ -149,19 +150,15 @@ fn lockdown_on_a_private_network() {
             "-sU",
             "--top-ports",
             "200",
-            "-T5",
-            "--max-retries",
-            "1",
+            "-T4",
+            "--min-rate",
+            "1000",
             &address,
         ],
     );
     assert!(
-        !udp.lines()
-            .any(|l| l.contains("/udp") && l.contains(" open ")),
+        udp.contains("Not shown: 200 open|filtered udp ports (no-response)"),
         "{udp}"
     );
-    let counters = std::fs::read_to_string(net.dir.path().join("dnsmasq.log")).unwrap_or_default();
-    assert!(counters.contains("DHCPACK"), "{}", net.log("dnsmasq"));
-
     power_off(&mut vm);
 }
