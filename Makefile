@@ -30,10 +30,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Unit tests, and the firewall's real ruleset in network namespaces (root, no QEMU).
+## Unit tests, the DNS stub against a fake upstream on loopback, and the firewall's real ruleset in network namespaces (root, no QEMU).
 test-unit:
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p carapace-image --test lock
+	$(CARGO) test -p carapace-netd --test dns_stub
 	$(CARGO) test -p carapace-tests --test firewall
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
