@@ -34,7 +34,7 @@ lint:
 test-unit:
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p carapace-image --test lock
-	$(CARGO) test -p carapace-netd --test dns_stub
+	$(CARGO) test -p carapace-netd --test dns_stub --test links
 	$(CARGO) test -p carapace-tests --test firewall
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
