@@ -140,8 +140,11 @@ fn commands(
             // An element that already expired would fail the whole delete: add it first
             // (for a second at most, and the delete follows in the same transaction).
             ElementOp::Delete => {
-                let present: Vec<Expression<'static>> =
-                    elem.iter().cloned().map(|value| with_timeout(value, 1)).collect();
+                let present: Vec<Expression<'static>> = elem
+                    .iter()
+                    .cloned()
+                    .map(|value| with_timeout(value, 1))
+                    .collect();
                 objects.push(NfObject::CmdObject(NfCmd::Add(element(present))));
                 objects.push(NfObject::CmdObject(NfCmd::Delete(element(elem))));
             }
