@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Query;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::answer::Answer;
+use super::wire::WireAnswer;
 
 /// Entries kept at most, by default.
 pub const CACHE_CAPACITY: usize = 4096;
@@ -35,7 +35,7 @@ impl CacheKey {
 
 #[derive(Debug)]
 struct Entry {
-    answer: Answer,
+    answer: WireAnswer,
     /// The ports the answer's addresses were opened for, sorted.
     opened_ports: Vec<u16>,
     stored_at: Instant,
@@ -65,7 +65,12 @@ impl Cache {
     /// The answer stored under `key`, with every TTL reduced by the whole seconds it has spent
     /// here, if it has not expired and its addresses were opened for all of `ports` (the policy
     /// may have added ports since).
-    pub(crate) fn fresh(&mut self, key: &CacheKey, ports: &[u16], now: Instant) -> Option<Answer> {
+    pub(crate) fn fresh(
+        &mut self,
+        key: &CacheKey,
+        ports: &[u16],
+        now: Instant,
+    ) -> Option<WireAnswer> {
         let entry = self.entries.get(key)?;
         if now >= entry.expiry.0 {
             self.remove(key);
@@ -79,23 +84,14 @@ impl Cache {
         }
         let elapsed_s =
             u32::try_from(now.duration_since(entry.stored_at).as_secs()).unwrap_or(u32::MAX);
-        let mut answer = entry.answer.clone();
-        for record in answer
-            .answers
-            .iter_mut()
-            .chain(answer.authorities.iter_mut())
-            .chain(answer.additionals.iter_mut())
-        {
-            record.ttl = record.ttl.saturating_sub(elapsed_s);
-        }
-        Some(answer)
+        Some(entry.answer.aged(elapsed_s))
     }
 
     /// Keeps `answer` for `lifetime` from `stored_at`; a zero lifetime keeps nothing.
     pub(crate) fn insert(
         &mut self,
         key: CacheKey,
-        answer: Answer,
+        answer: WireAnswer,
         opened_ports: Vec<u16>,
         stored_at: Instant,
         lifetime: Duration,
@@ -152,6 +148,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use hickory_proto::op::ResponseCode;
+
+    use crate::dns::answer::Answer;
+    use crate::dns::query::Question;
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{RData, Record};
 
@@ -162,9 +161,18 @@ mod tests {
         CacheKey::of(&Query::query(name, RecordType::A))
     }
 
-    fn answer(ttl: u32) -> Answer {
+    fn answer(ttl: u32) -> WireAnswer {
         let name = Name::from_ascii("x.test.").unwrap_or_else(|error| panic!("{error}"));
-        Answer {
+        let query = Query::query(name.clone(), RecordType::A);
+        let question = Question {
+            id: 1,
+            key: CacheKey::of(&query),
+            query,
+            recursion_desired: true,
+            client_payload: None,
+            ports: vec![443],
+        };
+        let answer = Answer {
             rcode: ResponseCode::NoError,
             answers: vec![Record::from_rdata(
                 name,
@@ -173,7 +181,8 @@ mod tests {
             )],
             authorities: vec![],
             additionals: vec![],
-        }
+        };
+        WireAnswer::encode(&question, answer).unwrap_or_else(|error| panic!("{error}"))
     }
 
     fn secs(s: u64) -> Duration {
@@ -190,7 +199,7 @@ mod tests {
             &[443],
             start + Duration::from_millis(2_999),
         );
-        assert_eq!(hit.map(|answer| answer.answers[0].ttl), Some(98));
+        assert_eq!(hit.map(|answer| answer.ttls()[0]), Some(98));
         assert!(
             cache
                 .fresh(&key("x.test."), &[443], start + secs(100))

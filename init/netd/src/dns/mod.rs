@@ -15,6 +15,7 @@ mod resolve;
 mod server;
 mod stats;
 mod upstream;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

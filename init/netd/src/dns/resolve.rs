@@ -10,19 +10,37 @@ use super::query::{Decision, DropReason, Question, Rejection, decide};
 use super::reply::{self, Transport};
 use super::stats::Counter;
 use super::upstream::exchange;
+use super::wire::WireAnswer;
 use super::{AllowSink, NamePolicy, Stub};
 use crate::Error;
+
+/// How far a message gets without waiting for anything.
+pub(crate) enum Step {
+    /// The reply (or `None`: no reply at all), ready now.
+    Done(Option<Vec<u8>>),
+    /// An allowed question the cache cannot answer: ask upstream with [`Stub::resolve`].
+    Resolve(Question),
+}
 
 impl<P: NamePolicy, S: AllowSink> Stub<P, S> {
     /// The reply to one client message that arrived over `transport`, or `None` when it gets
     /// none (see [`DropReason`]).
     pub async fn handle(&self, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        match self.step(request, transport) {
+            Step::Done(reply) => reply,
+            Step::Resolve(question) => self.resolve(question, transport).await,
+        }
+    }
+
+    /// Everything that needs no waiting: the decision (the policy first, always), then the
+    /// cache. Synchronous, so the UDP loop answers refusals and cache hits without a task.
+    pub(crate) fn step(&self, request: &[u8], transport: Transport) -> Step {
         self.stats.bump(Counter::Queries);
         let policy = self.current_policy();
-        let (message, client_payload) = match decide(request, &*policy) {
+        let question = match decide(request, &*policy) {
             Decision::Drop(DropReason::NoHeader | DropReason::NotAQuery) => {
                 self.stats.bump(Counter::Dropped);
-                return None;
+                return Step::Done(None);
             }
             Decision::Reply { message, reason } => {
                 self.stats.bump(match reason {
@@ -31,30 +49,44 @@ impl<P: NamePolicy, S: AllowSink> Stub<P, S> {
                     Rejection::Refused => Counter::Refused,
                 });
                 // Header and question only: within the classic 512 bytes whatever the client.
-                (message, None)
+                return Step::Done(encoded(&message, reply::size_limit(transport, None)));
             }
-            Decision::Resolve(question) => {
-                let client_payload = question.client_payload;
-                (self.resolve(&question).await, client_payload)
-            }
+            Decision::Resolve(question) => question,
         };
-        match reply::encode(&message, reply::size_limit(transport, client_payload)) {
-            Ok(bytes) => Some(bytes),
+        let now = (self.clock)();
+        let cached = self.lock_cache().fresh(&question.key, &question.ports, now);
+        let Some(cached) = cached else {
+            return Step::Resolve(question);
+        };
+        self.stats.bump(Counter::CacheHits);
+        self.stats.bump(Counter::Answered);
+        let limit = reply::size_limit(transport, question.client_payload);
+        match cached.reply(&question, request, limit) {
+            Ok(bytes) => Step::Done(Some(bytes)),
             Err(error) => {
-                eprintln!("dns: encoding the reply to {:?}: {error}", message.queries);
-                None
+                eprintln!(
+                    "dns: encoding the cached reply to {}: {error}",
+                    question.query
+                );
+                Step::Done(None)
             }
         }
     }
 
-    async fn resolve(&self, question: &Question) -> Message {
-        let now = (self.clock)();
-        let cached = self.lock_cache().fresh(&question.key, &question.ports, now);
-        if let Some(answer) = cached {
-            self.stats.bump(Counter::CacheHits);
-            self.stats.bump(Counter::Answered);
-            return reply::answer(question, answer);
-        }
+    /// The reply to `question` from the upstreams, after its addresses were opened.
+    pub(crate) async fn resolve(
+        &self,
+        question: Question,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let message = self.ask_upstream(&question).await;
+        encoded(
+            &message,
+            reply::size_limit(transport, question.client_payload),
+        )
+    }
+
+    async fn ask_upstream(&self, question: &Question) -> Message {
         let upstreams = self.upstreams.borrow().clone();
         let response = match exchange(
             &upstreams,
@@ -83,13 +115,17 @@ impl<P: NamePolicy, S: AllowSink> Stub<P, S> {
             self.stats.bump(Counter::Servfail);
             return reply::servfail(question);
         }
-        self.lock_cache().insert(
-            question.key.clone(),
-            resolved.answer.clone(),
-            question.ports.clone(),
-            opened_at,
-            resolved.lifetime,
-        );
+        // Kept as reply bytes: a hit copies and patches them (see `wire`).
+        match WireAnswer::encode(question, resolved.answer.clone()) {
+            Ok(wire) => self.lock_cache().insert(
+                question.key.clone(),
+                wire,
+                question.ports.clone(),
+                opened_at,
+                resolved.lifetime,
+            ),
+            Err(error) => eprintln!("dns: encoding {} for the cache: {error}", question.query),
+        }
         self.stats.bump(Counter::Answered);
         reply::answer(question, resolved.answer)
     }
@@ -122,5 +158,16 @@ impl<P: NamePolicy, S: AllowSink> Stub<P, S> {
             })?;
         self.stats.add_allow_insertions(count);
         Ok(())
+    }
+}
+
+/// `message` as bytes within `limit`, or `None` (logged) when hickory cannot write it.
+fn encoded(message: &Message, limit: usize) -> Option<Vec<u8>> {
+    match reply::encode(message, limit) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            eprintln!("dns: encoding the reply to {:?}: {error}", message.queries);
+            None
+        }
     }
 }

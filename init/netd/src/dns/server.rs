@@ -1,6 +1,7 @@
 //! The stub's listeners: one UDP socket and one TCP listener that netd binds (127.0.0.53:53 in
-//! the image) and hands over. Every query runs as its own task, so a slow upstream or nft call
-//! holds up only its own client; both transports are bounded so a noisy service cannot make
+//! the image) and hands over. Every query that must wait (upstream, nft) runs as its own task,
+//! so it holds up only its own client; refusals and cache hits on UDP are answered in the
+//! receive loop. Both transports are bounded so a noisy service cannot make
 //! the stub grow without limit.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{sleep, timeout};
 
 use super::reply::Transport;
+use super::resolve::Step;
 use super::{AllowSink, NamePolicy, Stub};
 
 /// TCP connections served at once; one more is closed as soon as it is accepted.
@@ -53,13 +55,24 @@ async fn serve_udp<P: NamePolicy, S: AllowSink>(socket: UdpSocket, stub: Arc<Stu
                 continue;
             }
         };
-        let request = buffer.get(..length).unwrap_or_default().to_vec();
+        let request = buffer.get(..length).unwrap_or_default();
+        // Refusals and cache hits are answered here, without a task: spawning one (and
+        // receiving again before it runs) was a good part of a cache hit's round trip.
+        let question = match stub.step(request, Transport::Udp) {
+            Step::Done(reply) => {
+                if let Some(reply) = reply {
+                    // A client that went away is its own business; nothing to log.
+                    let _ = socket.send_to(&reply, client).await;
+                }
+                continue;
+            }
+            Step::Resolve(question) => question,
+        };
         let socket = Arc::clone(&socket);
         let stub = Arc::clone(&stub);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Some(reply) = stub.handle(&request, Transport::Udp).await {
-                // A client that went away is its own business; nothing to log.
+            if let Some(reply) = stub.resolve(question, Transport::Udp).await {
                 let _ = socket.send_to(&reply, client).await;
             }
         });
