@@ -23,7 +23,7 @@ use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
-use crate::{elf_deps, initramfs, network, packages, verity};
+use crate::{accounts, elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
     pub image: PathBuf,
@@ -298,6 +298,28 @@ pub fn build_with(
         Content::Bytes(recipe.services_toml()?.into_bytes()),
         generated(),
     );
+    root.add(
+        accounts::PASSWD_PATH,
+        0o644,
+        Content::Bytes(accounts::passwd(&recipe).into_bytes()),
+        generated(),
+    );
+    root.add(
+        accounts::GROUP_PATH,
+        0o644,
+        Content::Bytes(accounts::group(&recipe).into_bytes()),
+        generated(),
+    );
+    for file in &recipe.files {
+        root.add(
+            &file.path,
+            0o644,
+            Content::Bytes(file.text.clone().into_bytes()),
+            Origin::Generated {
+                by: format!("recipe {} [[file]]", recipe.name),
+            },
+        );
+    }
     for file in network::network_files(&recipe)? {
         root.add(file.path, 0o644, Content::Bytes(file.bytes), generated());
     }
