@@ -66,8 +66,8 @@ fn netd_joins_the_configured_network_through_iwd() {
         Err(e) => fail(&vm, e),
     }
 
-    let leaked: Vec<&String> = vm
-        .console()
+    let console = vm.console();
+    let leaked: Vec<&String> = console
         .iter()
         .filter(|l| l.contains(PASSPHRASE) && !l.starts_with("wificheck:"))
         .collect();
