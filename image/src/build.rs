@@ -201,6 +201,7 @@ pub fn build_with(
             "usr/sbin",
             "usr/lib64",
             "etc/carapace",
+            "var",
         ]
         .map(String::from)
         .to_vec(),
@@ -208,6 +209,8 @@ pub fn build_with(
             ("lib".into(), "usr/lib".into()),
             ("lib64".into(), "usr/lib64".into()),
             ("bin".into(), "usr/bin".into()),
+            // Debian's programs look for run-time sockets there (iwd for the system bus).
+            ("var/run".into(), "../run".into()),
         ],
         ..RootTree::default()
     };
