@@ -63,8 +63,17 @@ fn ethernet(message: &LinkMessage) -> Option<Link> {
         return None;
     }
     parse(message)
-        .filter(|(_, wireless)| !wireless)
+        .filter(|(link, wireless)| !wireless && !is_cfg80211(&link.name))
         .map(|(link, _)| link)
+}
+
+/// A cfg80211 (nl80211) device: the link dump carries no wireless attribute for those (only
+/// old wireless-extensions drivers send one), but sysfs links the link to its radio.
+fn is_cfg80211(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("phy80211")
+        .exists()
 }
 
 /// The link and whether it is wireless.
