@@ -23,7 +23,7 @@ use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
-use crate::{elf_deps, initramfs, network, packages, verity};
+use crate::{accounts, elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
     pub image: PathBuf,
@@ -201,6 +201,7 @@ pub fn build_with(
             "usr/sbin",
             "usr/lib64",
             "etc/carapace",
+            "var",
         ]
         .map(String::from)
         .to_vec(),
@@ -208,6 +209,8 @@ pub fn build_with(
             ("lib".into(), "usr/lib".into()),
             ("lib64".into(), "usr/lib64".into()),
             ("bin".into(), "usr/bin".into()),
+            // Debian's programs look for run-time sockets there (iwd for the system bus).
+            ("var/run".into(), "../run".into()),
         ],
         ..RootTree::default()
     };
@@ -298,6 +301,28 @@ pub fn build_with(
         Content::Bytes(recipe.services_toml()?.into_bytes()),
         generated(),
     );
+    root.add(
+        accounts::PASSWD_PATH,
+        0o644,
+        Content::Bytes(accounts::passwd(&recipe).into_bytes()),
+        generated(),
+    );
+    root.add(
+        accounts::GROUP_PATH,
+        0o644,
+        Content::Bytes(accounts::group(&recipe).into_bytes()),
+        generated(),
+    );
+    for file in &recipe.files {
+        root.add(
+            &file.path,
+            0o644,
+            Content::Bytes(file.text.clone().into_bytes()),
+            Origin::Generated {
+                by: format!("recipe {} [[file]]", recipe.name),
+            },
+        );
+    }
     for file in network::network_files(&recipe)? {
         root.add(file.path, 0o644, Content::Bytes(file.bytes), generated());
     }

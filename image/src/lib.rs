@@ -1,6 +1,7 @@
 //! The Carapace image builder and runner (the `carapace` CLI), usable as a library by the
 //! whole-system tests.
 
+pub mod accounts;
 pub mod apt;
 pub mod board;
 pub mod build;

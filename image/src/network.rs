@@ -22,8 +22,8 @@ pub struct NetworkFile {
 }
 
 /// netd's defaults from the recipe: the allowlist (the IM services', LLM and update hosts,
-/// then the extra entries), NTP servers and DNS resolvers; interfaces and Wi-Fi are left to
-/// netd's defaults and the owner's file.
+/// then the extra entries), NTP servers, DNS resolvers and Wi-Fi networks; interfaces are left
+/// to netd's defaults and the owner's file.
 pub fn image_netd_config(network: &NetworkSection) -> NetdConfig {
     let mut allow = default_allowlist(
         &network.im,
@@ -44,7 +44,7 @@ pub fn image_netd_config(network: &NetworkSection) -> NetdConfig {
             servers: network.time_servers.clone(),
         }),
         allow,
-        wifi: Vec::new(),
+        wifi: network.wifi.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::net::IpAddr;
 
 use board_support::{NetworkRole, ServiceEntry, ServiceTable};
+use carapace_netpolicy::config::WifiNetwork;
 use carapace_netpolicy::{AllowEntry, ImService, NamePattern};
 use serde::Deserialize;
 
@@ -31,7 +32,23 @@ pub struct Recipe {
     pub services: Vec<ServiceEntry>,
     /// What the box may reach; required exactly when a service has `network = "netd"`.
     pub network: Option<NetworkSection>,
+    /// Configuration files of the Debian programs the recipe runs (the D-Bus bus policy, a
+    /// test access point's hostapd.conf), written into the root as they are.
+    #[serde(default, rename = "file")]
+    pub files: Vec<ConfigFile>,
 }
+
+/// A text file under /etc/carapace/, mode 0644: readable by every service, so never a secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// The directory recipe files go into: the builder's own files there have fixed names that a
+/// recipe file may not take.
+const CONFIG_FILE_DIR: &str = "/etc/carapace/";
 
 /// The image's network policy: netd's default configuration and the firewall come from it
 /// (src/network.rs).
@@ -54,6 +71,11 @@ pub struct NetworkSection {
     /// DNS resolvers (addresses) besides those the DHCP lease names.
     #[serde(default)]
     pub dns_upstreams: Vec<IpAddr>,
+    /// Wi-Fi networks netd joins through iwd, in order of preference. They land in
+    /// /etc/carapace/netd.toml, which every service can read: test networks only; an owner's
+    /// networks belong in /data/netd/config.toml.
+    #[serde(default)]
+    pub wifi: Vec<WifiNetwork>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +157,9 @@ impl Recipe {
         ServiceTable::validate(&self.services).map_err(|err| err.to_string())?;
         if !self.services.iter().any(|s| s.ready) {
             return Err("at least one service must have ready = true (normally agentd)".into());
+        }
+        for file in &self.files {
+            validate_config_file_path(&file.path)?;
         }
         self.validate_network()
     }
@@ -239,6 +264,34 @@ fn validate_cmdline_word(word: &str) -> std::result::Result<(), String> {
         return Err(format!(
             "[kernel] extra_cmdline word {word:?} sets '{key}', which the builder writes \
              itself (docs/boot-contract.md)"
+        ));
+    }
+    Ok(())
+}
+
+/// A recipe file lives directly in /etc/carapace/ under a name the builder does not write.
+fn validate_config_file_path(path: &str) -> std::result::Result<(), String> {
+    let name = path.strip_prefix(CONFIG_FILE_DIR).unwrap_or_default();
+    let name_ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        return Err(format!(
+            "[[file]] path {path:?} must be a file directly in {CONFIG_FILE_DIR} (letters, \
+             digits, '-', '_', '.')"
+        ));
+    }
+    let builders = [
+        board_support::IMAGE_INFO_PATH,
+        board_support::SERVICE_TABLE_PATH,
+        carapace_netpolicy::BASE_RULESET_PATH,
+        carapace_netpolicy::config::IMAGE_CONFIG_PATH,
+    ];
+    if builders.contains(&path) {
+        return Err(format!(
+            "[[file]] path {path:?} is written by the builder itself; choose another name"
         ));
     }
     Ok(())

@@ -70,6 +70,11 @@ pub enum Error {
     Notify(io::Error),
     #[error("{0}")]
     NotifySetup(#[from] board_support::Error),
+    #[error("D-Bus: {what}: {source}")]
+    Bus {
+        what: String,
+        source: Box<zbus::Error>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod error;
 pub mod firewall;
+pub mod link_setup;
 pub mod links;
 pub mod policy;
 pub mod settings;
@@ -17,5 +18,6 @@ pub mod slew;
 pub mod state;
 pub mod status;
 pub mod time_sync;
+pub mod wifi;
 
 pub use error::Error;

@@ -47,10 +47,38 @@ pub async fn ethernet_links(handle: &Handle) -> Result<Vec<Link>> {
     Ok(links)
 }
 
+/// The link called `name`, wireless or not (iwd names and recreates wireless links itself).
+pub async fn link_named(handle: &Handle, name: &str) -> Result<Option<Link>> {
+    let mut stream = handle.link().get().match_name(name.to_owned()).execute();
+    match stream.try_next().await {
+        Ok(message) => Ok(message.as_ref().and_then(parse).map(|(link, _)| link)),
+        Err(err) => Err(netlink(format!("find link {name}"))(err)),
+    }
+}
+
+/// An ethernet link that is not wireless: iwd drives the wireless ones, and netd configures
+/// them only once iwd is connected (src/wifi/station.rs).
 fn ethernet(message: &LinkMessage) -> Option<Link> {
     if message.header.link_layer_type != LinkLayerType::Ether {
         return None;
     }
+    parse(message)
+        .filter(|(link, wireless)| !wireless && !is_cfg80211(&link.name))
+        .map(|(link, _)| link)
+}
+
+/// A cfg80211 (nl80211) device: the link dump carries no wireless attribute for those (only
+/// old wireless-extensions drivers send one), but sysfs links the link to its radio.
+fn is_cfg80211(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("phy80211")
+        .exists()
+}
+
+/// The link and whether it is wireless.
+fn parse(message: &LinkMessage) -> Option<(Link, bool)> {
+    let mut wireless = false;
     let mut link = Link {
         index: message.header.index,
         name: String::new(),
@@ -68,12 +96,12 @@ fn ethernet(message: &LinkMessage) -> Option<Link> {
                     .join(":");
             }
             LinkAttribute::Carrier(carrier) => link.carrier = *carrier != 0,
-            // A wireless link carries its own attribute block; iwd drives those.
-            LinkAttribute::Wireless(_) => return None,
+            // A wireless link carries its own attribute block.
+            LinkAttribute::Wireless(_) => wireless = true,
             _ => {}
         }
     }
-    (!link.name.is_empty()).then_some(link)
+    (!link.name.is_empty()).then_some((link, wireless))
 }
 
 pub async fn bring_up(handle: &Handle, link: &Link) -> Result<()> {

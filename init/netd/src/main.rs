@@ -12,22 +12,23 @@ use std::sync::Arc;
 use board_support::notify::Message;
 use board_support::notify_fd::NotifyFd;
 use carapace_netpolicy::NetdConfig;
-use carapace_netpolicy::config::{Ipv4Mode, Ipv6Mode};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use carapace_netd::clock::{self, Floor};
 use carapace_netd::coordinator::Coordinator;
-use carapace_netd::dhcp::{self, LinkEvent};
+use carapace_netd::dhcp::LinkEvent;
 use carapace_netd::dns;
 use carapace_netd::error::{Error, Result};
 use carapace_netd::firewall::{Firewall, NetdSets, REFRESH_INTERVAL};
+use carapace_netd::link_setup;
 use carapace_netd::links;
 use carapace_netd::policy::{NetdPolicy, NftSink};
 use carapace_netd::settings::{self, Paths};
-use carapace_netd::state::{LinkState, Shared};
+use carapace_netd::state::Shared;
 use carapace_netd::status::{self, StatusServer};
 use carapace_netd::time_sync::TimeSync;
+use carapace_netd::wifi::station::Wifi;
 
 /// The box's one resolver; /etc/resolv.conf names it.
 const STUB_ADDRESS: SocketAddr =
@@ -140,6 +141,20 @@ async fn run() -> Result<()> {
         .run(),
     );
 
+    // Wi-Fi through iwd: the station loop waits for the bus and iwd in its own time.
+    let (wifi_config, wifi_config_rx) = watch::channel(config.clone());
+    if firewall_ok {
+        tokio::spawn(
+            Wifi {
+                config: wifi_config_rx,
+                handle: handle.clone(),
+                shared: shared.clone(),
+                events: events_tx.clone(),
+            }
+            .run(),
+        );
+    }
+
     let mut coordinator = Coordinator {
         shared: shared.clone(),
         sets: NetdSets::new(firewall.clone()),
@@ -181,6 +196,7 @@ async fn run() -> Result<()> {
                     state.allowlist = allowlist_lines(&loaded.config);
                 }
                 println!("config: reloaded allowlist={}", loaded.config.allow.len());
+                wifi_config.send_replace(loaded.config.clone());
                 coordinator.config = loaded.config;
                 coordinator.publish().await;
             }
@@ -209,53 +225,8 @@ async fn start_links(
             return;
         }
     };
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
     for link in found {
-        let wanted = config.interfaces.iter().find(|i| i.name == link.name);
-        let ipv4 = wanted.map_or(Ipv4Mode::Dhcp, |i| i.ipv4);
-        let ipv6 = wanted.map_or(Ipv6Mode::Slaac, |i| i.ipv6);
-        shared.lock().links.push(LinkState {
-            name: link.name.clone(),
-            index: link.index,
-            mac: link.mac.clone(),
-            ipv4: format!("{ipv4:?}").to_lowercase(),
-            ipv6: format!("{ipv6:?}").to_lowercase(),
-            carrier: link.carrier,
-            ..LinkState::default()
-        });
-        if let Err(err) = links::set_ipv6(&link.name, ipv6 == Ipv6Mode::Slaac) {
-            eprintln!("links {}: {err}", link.name);
-        }
-        if ipv4 == Ipv4Mode::Off && ipv6 == Ipv6Mode::Off {
-            continue;
-        }
-        if let Err(err) = links::bring_up(handle, &link).await {
-            eprintln!("links {}: {err}", link.name);
-            continue;
-        }
-        println!(
-            "links: {} up mac={} ipv4={ipv4:?} ipv6={ipv6:?}",
-            link.name, link.mac
-        );
-        match (ipv4, wanted) {
-            (Ipv4Mode::Dhcp, _) => {
-                tokio::spawn(dhcp::run(
-                    handle.clone(),
-                    link,
-                    hostname.clone(),
-                    shared.clone(),
-                    events.clone(),
-                ));
-            }
-            (Ipv4Mode::Static, Some(interface)) => {
-                if let Err(err) = links::apply_static(handle, &link, interface).await {
-                    eprintln!("links {}: {err}", link.name);
-                }
-            }
-            _ => {}
-        }
+        link_setup::start(handle, link, config, shared, events).await;
     }
 }
 

@@ -19,6 +19,28 @@ pub struct State {
     /// The upstream resolvers and NTP servers in use (lease first, then configuration).
     pub resolvers: Vec<IpAddr>,
     pub time_servers: Vec<String>,
+    pub wifi: WifiState,
+}
+
+/// Wi-Fi as iwd reports it. Networks are named by SSID only: passphrases never leave the
+/// configuration and the agent's answer to iwd.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct WifiState {
+    /// The configured SSIDs, in order of preference.
+    pub networks: Vec<String>,
+    /// "connected", or what netd is waiting for (the bus, iwd).
+    pub bus: String,
+    pub stations: Vec<StationState>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct StationState {
+    pub interface: String,
+    /// iwd's station state: "connected", "disconnected", "connecting", ...
+    pub state: String,
+    pub ssid: Option<String>,
+    pub signal_dbm: Option<i16>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]

@@ -30,6 +30,8 @@ mod rootcheck;
 mod test_request;
 #[path = "carapace-testsvc/watchdog_hook.rs"]
 mod watchdog_hook;
+#[path = "carapace-testsvc/wificheck.rs"]
+mod wificheck;
 #[path = "carapace-testsvc/zombies.rs"]
 mod zombies;
 
@@ -50,7 +52,8 @@ modes:
   corrupt-identity  garble agentd's identity file (on request of the test)
   netcheck       reach allowed.test over HTTPS, fail by IP and around the stub, kill netd
                  and check again (on request of the test)
-  netcheck-other reach allowed.test over HTTPS as a uid without egress (on request)";
+  netcheck-other reach allowed.test over HTTPS as a uid without egress (on request)
+  wificheck      netd's Wi-Fi status, then kill the test access point (on request)";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         "corrupt-identity" => corrupt_identity::run(),
         "netcheck" => netcheck::run(false),
         "netcheck-other" => netcheck::run(true),
+        "wificheck" => wificheck::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }
