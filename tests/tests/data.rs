@@ -138,7 +138,10 @@ fn unrepairable_data_comes_up_degraded_without_a_boot_loop() {
         Err(e) => fail(&vm, e),
     };
     assert_eq!(value(&degraded, "data"), "unrepairable", "{degraded}");
-    assert!(degraded.contains("held=logger,iwd,netd,agentd,marker"), "{degraded}");
+    assert!(
+        degraded.contains("held=logger,iwd,netd,agentd,marker"),
+        "{degraded}"
+    );
     assert!(degraded.contains("carapace-factory-reset"), "{degraded}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

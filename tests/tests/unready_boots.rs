@@ -41,7 +41,10 @@ fn boots_that_never_become_ready_end_degraded_not_in_a_reset_loop() {
         Err(e) => fail(&vm, e),
     };
     assert_eq!(value(&degraded, "unready_boots"), "3", "{degraded}");
-    assert!(degraded.contains("held=logger,iwd,netd,agentd,marker"), "{degraded}");
+    assert!(
+        degraded.contains("held=logger,iwd,netd,agentd,marker"),
+        "{degraded}"
+    );
     assert!(
         vm.events().iter().any(|e| e == "WATCHDOG"),
         "the failing boots were not ended by the hardware watchdog: {:?}",
