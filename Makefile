@@ -38,7 +38,7 @@ test-unit:
 	$(CARGO) test -p carapace-tests --test firewall
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data --test logging --test network --test reproducible
+SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test reproducible
 
 test-system:
 	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
