@@ -39,11 +39,16 @@ pub struct Recipe {
 }
 
 /// A text file under /etc/carapace/, mode 0644: readable by every service, so never a secret.
+/// Its text is given inline (`text`) or read from a file beside the recipe (`source`, so that
+/// recipes share one copy, e.g. recipes/files/dbus-system.conf).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub path: String,
+    #[serde(default)]
     pub text: String,
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// The directory recipe files go into: the builder's own files there have fixed names that a
@@ -123,10 +128,28 @@ impl Recipe {
             path: path.to_path_buf(),
             source,
         })?;
-        let recipe = Self::parse(&text).map_err(|message| Error::RecipeInvalid {
+        let invalid = |message| Error::RecipeInvalid {
             path: path.to_path_buf(),
             message,
-        })?;
+        };
+        let mut recipe = Self::parse(&text).map_err(invalid)?;
+        // The shared files' text joins the recipe's for the build id: a change there is a
+        // change of the recipe.
+        let mut text = text;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for file in &mut recipe.files {
+            if let Some(source) = &file.source {
+                let from = dir.join(source);
+                file.text = std::fs::read_to_string(&from).map_err(|err| {
+                    invalid(format!(
+                        "[[file]] {}: read source {}: {err}",
+                        file.path,
+                        from.display()
+                    ))
+                })?;
+                text.push_str(&file.text);
+            }
+        }
         Ok((recipe, text))
     }
 
@@ -160,6 +183,13 @@ impl Recipe {
         }
         for file in &self.files {
             validate_config_file_path(&file.path)?;
+            if file.source.is_some() == !file.text.is_empty() {
+                return Err(format!(
+                    "[[file]] {}: give its contents either as text or as source (a file \
+                     beside the recipe), not both and not neither",
+                    file.path
+                ));
+            }
         }
         self.validate_network()
     }
@@ -482,6 +512,31 @@ network = "netd"
         assert!(
             err.contains("service b") && err.contains("`after`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_source_is_read_from_beside_the_recipe_and_joins_the_build_id() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("files")).unwrap();
+        std::fs::write(dir.path().join("files/bus.conf"), "<busconfig/>\n").unwrap();
+        let recipe_path = dir.path().join("r.toml");
+        let with =
+            |file: &str| format!("{GOOD}[[file]]\npath = \"/etc/carapace/bus.conf\"\n{file}\n");
+        std::fs::write(&recipe_path, with("source = \"files/bus.conf\"")).unwrap();
+        let (recipe, text) = Recipe::load(&recipe_path).unwrap();
+        assert_eq!(recipe.files[0].text, "<busconfig/>\n");
+        assert!(text.ends_with("<busconfig/>\n"), "{text}");
+
+        std::fs::write(&recipe_path, with("source = \"files/missing.conf\"")).unwrap();
+        let err = Recipe::load(&recipe_path).unwrap_err().to_string();
+        assert!(err.contains("missing.conf"), "{err}");
+        let both = with("source = \"files/bus.conf\"\ntext = \"x\"");
+        assert!(Recipe::parse(&both).unwrap_err().contains("not both"));
+        assert!(
+            Recipe::parse(&with(""))
+                .unwrap_err()
+                .contains("not neither")
         );
     }
 }

@@ -48,8 +48,13 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
         let _ = std::fs::remove_file(&config.vars);
     }
     config.echo = true;
-    // A developer's box reaches the network through QEMU's NAT; its own firewall decides what.
-    config.network = Network::User;
+    // A developer's box reaches the network through QEMU's NAT (its own firewall decides
+    // what); a boot that only measures readiness sends nothing off this machine.
+    config.network = if options.until_ready {
+        Network::Isolated
+    } else {
+        Network::User
+    };
     config.prepare()?;
     eprintln!(
         "carapace: booting {} under {:?} (Ctrl-C stops it)",
