@@ -183,7 +183,7 @@ impl Recipe {
         }
         for file in &self.files {
             validate_config_file_path(&file.path)?;
-            if file.source.is_some() == !file.text.is_empty() {
+            if file.source.is_some() != file.text.is_empty() {
                 return Err(format!(
                     "[[file]] {}: give its contents either as text or as source (a file \
                      beside the recipe), not both and not neither",
