@@ -244,7 +244,8 @@ pub fn create_overlay(image: &Path, overlay: &Path, size_gib: u32) -> Result<()>
 
 pub struct Vm {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    /// Each console line with the moment it arrived.
+    lines: Arc<Mutex<Vec<(String, Instant)>>>,
     events: Arc<Mutex<Vec<String>>>,
     qmp_socket: PathBuf,
     pub started: Instant,
@@ -286,7 +287,7 @@ impl Vm {
                     eprintln!("{line}");
                 }
                 if let Ok(mut v) = sink.lock() {
-                    v.push(line);
+                    v.push((line, Instant::now()));
                 }
                 raw.clear();
             }
@@ -320,7 +321,18 @@ impl Vm {
     }
 
     pub fn console(&self) -> Vec<String> {
-        self.lines.lock().map(|v| v.clone()).unwrap_or_default()
+        self.lines
+            .lock()
+            .map(|v| v.iter().map(|(line, _)| line.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How long after QEMU started console line `index` arrived.
+    pub fn arrived_after(&self, index: usize) -> Option<Duration> {
+        let lines = self.lines.lock().ok()?;
+        lines
+            .get(index)
+            .map(|(_, at)| at.duration_since(self.started))
     }
 
     /// Waits for a console line that starts with `needle` at index >= `from`; returns (index,
