@@ -1,0 +1,7 @@
+//! Fakes of the remote services a box talks to, for tests and benches. Each speaks the real
+//! wire format of its service (HTTP/1.1 over TLS or plain TCP, JSON, SSE, WebSocket frames),
+//! records what it was asked, and can be told to fail the way the real one does.
+//!
+//! `server` is the shared HTTP(S) listener; each service is a module of its own.
+
+pub mod server;
