@@ -75,4 +75,36 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    #[error(
+        "agentd's store (/data/agentd/store.redb): {0}; if the disk is full, free space by \
+         removing old logs; if the file is damaged, /audit and the owner's chat still work \
+         after a factory reset"
+    )]
+    Store(#[from] redb::Error),
+
+    #[error("agentd's store holds unreadable {table} data: {reason}")]
+    StoreData { table: &'static str, reason: String },
+
+    #[error(
+        "agentd's store has schema {found}, newer than this agentd understands; the box was \
+         rolled back to an older version: update it again"
+    )]
+    StoreSchema { found: u64 },
+
+    #[error("the audit log: {0}")]
+    Audit(#[from] carapace_audit::Error),
+
+    #[error(transparent)]
+    Owner(#[from] carapace_owner::Error),
+
+    #[error("the HTTPS client: {0}")]
+    Http(#[from] carapace_http::Error),
+
+    #[error("{what}: {source}")]
+    File {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }

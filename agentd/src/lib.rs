@@ -8,3 +8,4 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod notify;
+pub mod store;

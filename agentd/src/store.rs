@@ -1,0 +1,538 @@
+//! agentd's one store on /data (`store.redb`): the inbox and outbox, users and pairing codes,
+//! conversations, kept facts, reminders and the settings. Every change that belongs together
+//! is one transaction, committed to disk before anyone is told (redb's default durability).
+//!
+//! ```text
+//! pending    seq            → Incoming (JSON)     stored, not yet answered
+//! seen       "telegram:901" → stored at (s)       drops a second delivery (kept 48 h)
+//! outbox     seq            → OutboxEntry (JSON)  replies not yet taken by the IM server
+//! users      "telegram:42"  → User (JSON)
+//! codes      code           → Invite (JSON)       one-time pairing codes
+//! history    "telegram:42"  → History (JSON)      per chat
+//! facts      seq            → text
+//! reminders  seq            → Reminder (JSON)
+//! settings   "current" | "last_good" → owner settings (TOML)
+//! meta       "schema" | "seq" | "pairing_failures" → u64
+//! ```
+
+use std::path::Path;
+
+use carapace_im::{ChannelKind, Incoming, Outgoing};
+use carapace_llm::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::Error;
+
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
+const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
+const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
+const FACTS: TableDefinition<u64, &str> = TableDefinition::new("facts");
+const REMINDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reminders");
+const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub const FILE_NAME: &str = "store.redb";
+/// Bumped when a table's meaning changes; a newer store is refused rather than misread.
+const SCHEMA: u64 = 1;
+/// How long a delivered id is remembered (Telegram keeps an update for 24 h).
+const SEEN_FOR_SECS: u64 = 48 * 3600;
+/// redb's page cache; the store is small and the box's memory is not.
+const CACHE_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    User,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub channel: ChannelKind,
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub since: u64,
+}
+
+impl User {
+    pub fn key(&self) -> String {
+        user_key(self.channel, &self.id)
+    }
+}
+
+pub fn user_key(channel: ChannelKind, id: &str) -> String {
+    format!("{}:{id}", channel.name())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub role: Role,
+    pub created: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub channel: ChannelKind,
+    pub chat: String,
+    pub message: Outgoing,
+}
+
+/// One chat's memory: a summary of what fell out of the window, and the recent turns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub summary: String,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// Seconds since 1970.
+    pub due: u64,
+    pub channel: ChannelKind,
+    pub chat: String,
+    pub text: String,
+}
+
+/// Everything that answering one message changes, written at once.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub replies: Vec<OutboxEntry>,
+    pub history: Option<(String, History)>,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our own types, made of strings, numbers and JSON values: cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn from_json<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|error| Error::StoreData {
+        table,
+        reason: error.to_string(),
+    })
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|error| Error::Store(redb::Error::from(error)))?;
+        let store = Store { db };
+        store.write(|tx| {
+            // Opening creates the table: readers never meet a missing one.
+            tx.open_table(PENDING)?;
+            tx.open_table(SEEN)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(USERS)?;
+            tx.open_table(CODES)?;
+            tx.open_table(HISTORY)?;
+            tx.open_table(FACTS)?;
+            tx.open_table(REMINDERS)?;
+            tx.open_table(SETTINGS)?;
+            let mut meta = tx.open_table(META)?;
+            let schema = meta.get("schema")?.map(|v| v.value());
+            match schema {
+                None => {
+                    meta.insert("schema", SCHEMA)?;
+                }
+                Some(SCHEMA) => {}
+                Some(newer) => return Ok(Err(Error::StoreSchema { found: newer })),
+            }
+            Ok(Ok(()))
+        })??;
+        Ok(store)
+    }
+
+    /// Runs `change` in one write transaction and commits it.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, Error> {
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
+        let value = change(&tx)?;
+        tx.commit().map_err(redb::Error::from)?;
+        Ok(value)
+    }
+
+    fn read<T>(
+        &self,
+        look: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, Error> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        Ok(look(&tx)?)
+    }
+
+    /// Stores a batch from a channel; returns how many were new. Once this returns, the batch
+    /// may be acknowledged to the IM server.
+    pub fn store_incoming(&self, batch: &[Incoming], now: u64) -> Result<usize, Error> {
+        self.write(|tx| {
+            let mut pending = tx.open_table(PENDING)?;
+            let mut seen = tx.open_table(SEEN)?;
+            let mut meta = tx.open_table(META)?;
+            let cutoff = now.saturating_sub(SEEN_FOR_SECS);
+            seen.retain(|_, stored| stored >= cutoff)?;
+            let mut new = 0;
+            for message in batch {
+                let key = format!("{}:{}", message.channel.name(), message.id);
+                if seen.get(key.as_str())?.is_some() {
+                    continue;
+                }
+                seen.insert(key.as_str(), now)?;
+                let seq = next_seq(&mut meta)?;
+                pending.insert(seq, to_json(message).as_slice())?;
+                new += 1;
+            }
+            Ok(new)
+        })
+    }
+
+    /// The oldest message not yet answered.
+    pub fn next_pending(&self) -> Result<Option<(u64, Incoming)>, Error> {
+        let first = self.read(|tx| {
+            let table = tx.open_table(PENDING)?;
+            let first = table.first()?;
+            Ok(first.map(|(k, v)| (k.value(), v.value().to_vec())))
+        })?;
+        first
+            .map(|(seq, bytes)| Ok((seq, from_json("pending", &bytes)?)))
+            .transpose()
+    }
+
+    /// Marks message `seq` answered, queues its replies and keeps the chat's new history, in
+    /// one transaction: after a crash, either all of it happened or the message is still
+    /// pending.
+    pub fn finish(&self, seq: u64, answer: Answer) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(PENDING)?.remove(seq)?;
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut meta = tx.open_table(META)?;
+            for reply in &answer.replies {
+                let seq = next_seq(&mut meta)?;
+                outbox.insert(seq, to_json(reply).as_slice())?;
+            }
+            if let Some((key, history)) = &answer.history {
+                tx.open_table(HISTORY)?
+                    .insert(key.as_str(), to_json(history).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Queues a message that answers nothing (a reminder, a settings outcome).
+    pub fn queue(&self, entry: &OutboxEntry) -> Result<(), Error> {
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let seq = next_seq(&mut meta)?;
+            tx.open_table(OUTBOX)?
+                .insert(seq, to_json(entry).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The oldest reply the IM server has not taken yet.
+    pub fn next_outgoing(&self) -> Result<Option<(u64, OutboxEntry)>, Error> {
+        let first = self.read(|tx| {
+            let table = tx.open_table(OUTBOX)?;
+            let first = table.first()?;
+            Ok(first.map(|(k, v)| (k.value(), v.value().to_vec())))
+        })?;
+        first
+            .map(|(seq, bytes)| Ok((seq, from_json("outbox", &bytes)?)))
+            .transpose()
+    }
+
+    pub fn outbox_len(&self) -> Result<u64, Error> {
+        self.read(|tx| tx.open_table(OUTBOX)?.len().map_err(redb::Error::from))
+    }
+
+    pub fn sent(&self, seq: u64) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(OUTBOX)?.remove(seq)?;
+            Ok(())
+        })
+    }
+
+    pub fn user(&self, channel: ChannelKind, id: &str) -> Result<Option<User>, Error> {
+        let bytes = self.read(|tx| {
+            let table = tx.open_table(USERS)?;
+            let value = table.get(user_key(channel, id).as_str())?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })?;
+        bytes.map(|b| from_json("users", &b)).transpose()
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, Error> {
+        let all = self.read(|tx| {
+            let table = tx.open_table(USERS)?;
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                all.push(value.value().to_vec());
+            }
+            Ok(all)
+        })?;
+        all.iter().map(|b| from_json("users", b)).collect()
+    }
+
+    pub fn has_owner(&self) -> Result<bool, Error> {
+        Ok(self.users()?.iter().any(|u| u.role == Role::Owner))
+    }
+
+    pub fn remove_user(&self, key: &str) -> Result<bool, Error> {
+        self.write(|tx| Ok(tx.open_table(USERS)?.remove(key)?.is_some()))
+    }
+
+    pub fn add_code(&self, code: &str, invite: &Invite) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(CODES)?
+                .insert(code, to_json(invite).as_slice())?;
+            Ok(())
+        })
+    }
+
+    pub fn codes(&self) -> Result<Vec<(String, Invite)>, Error> {
+        let all = self.read(|tx| {
+            let table = tx.open_table(CODES)?;
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                all.push((key.value().to_string(), value.value().to_vec()));
+            }
+            Ok(all)
+        })?;
+        all.into_iter()
+            .map(|(code, bytes)| Ok((code, from_json("codes", &bytes)?)))
+            .collect()
+    }
+
+    /// Voids `code` and adds `user`, in one transaction: a code binds exactly one person.
+    pub fn redeem(&self, code: &str, user: &User) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(CODES)?.remove(code)?;
+            tx.open_table(USERS)?
+                .insert(user.key().as_str(), to_json(user).as_slice())?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_codes(&self) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(CODES)?.retain(|_, _| false)?;
+            Ok(())
+        })
+    }
+
+    pub fn history(&self, key: &str) -> Result<History, Error> {
+        let bytes = self.read(|tx| {
+            let table = tx.open_table(HISTORY)?;
+            Ok(table.get(key)?.map(|v| v.value().to_vec()))
+        })?;
+        Ok(bytes
+            .map(|b| from_json("history", &b))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn add_fact(&self, text: &str) -> Result<u64, Error> {
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let seq = next_seq(&mut meta)?;
+            tx.open_table(FACTS)?.insert(seq, text)?;
+            Ok(seq)
+        })
+    }
+
+    pub fn remove_fact(&self, id: u64) -> Result<bool, Error> {
+        self.write(|tx| Ok(tx.open_table(FACTS)?.remove(id)?.is_some()))
+    }
+
+    pub fn facts(&self) -> Result<Vec<(u64, String)>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(FACTS)?;
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                all.push((key.value(), value.value().to_string()));
+            }
+            Ok(all)
+        })
+    }
+
+    pub fn add_reminder(&self, reminder: &Reminder) -> Result<u64, Error> {
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let seq = next_seq(&mut meta)?;
+            tx.open_table(REMINDERS)?
+                .insert(seq, to_json(reminder).as_slice())?;
+            Ok(seq)
+        })
+    }
+
+    pub fn reminders(&self) -> Result<Vec<(u64, Reminder)>, Error> {
+        let all = self.read(|tx| {
+            let table = tx.open_table(REMINDERS)?;
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                all.push((key.value(), value.value().to_vec()));
+            }
+            Ok(all)
+        })?;
+        all.into_iter()
+            .map(|(id, bytes)| Ok((id, from_json("reminders", &bytes)?)))
+            .collect()
+    }
+
+    pub fn remove_reminder(&self, id: u64) -> Result<bool, Error> {
+        self.write(|tx| Ok(tx.open_table(REMINDERS)?.remove(id)?.is_some()))
+    }
+
+    /// Delivers a due reminder: removes it and queues its message in one transaction, so it
+    /// is sent exactly once even across a power cut.
+    pub fn deliver_reminder(&self, id: u64, entry: &OutboxEntry) -> Result<(), Error> {
+        self.write(|tx| {
+            if tx.open_table(REMINDERS)?.remove(id)?.is_some() {
+                let mut meta = tx.open_table(META)?;
+                let seq = next_seq(&mut meta)?;
+                tx.open_table(OUTBOX)?
+                    .insert(seq, to_json(entry).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn settings(&self, which: &str) -> Result<Option<String>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(SETTINGS)?;
+            Ok(table.get(which)?.map(|v| v.value().to_string()))
+        })
+    }
+
+    /// Writes the current settings, and the last good ones when given, at once.
+    pub fn set_settings(&self, current: &str, last_good: Option<&str>) -> Result<(), Error> {
+        self.write(|tx| {
+            let mut table = tx.open_table(SETTINGS)?;
+            table.insert("current", current)?;
+            if let Some(good) = last_good {
+                table.insert("last_good", good)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn count(&self, name: &str) -> Result<u64, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(META)?;
+            Ok(table.get(name)?.map_or(0, |v| v.value()))
+        })
+    }
+
+    pub fn bump(&self, name: &str) -> Result<u64, Error> {
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let next = meta.get(name)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(name, next)?;
+            Ok(next)
+        })
+    }
+}
+
+fn next_seq(meta: &mut redb::Table<&str, u64>) -> Result<u64, redb::Error> {
+    let next = meta.get("seq")?.map_or(0, |v| v.value()) + 1;
+    meta.insert("seq", next)?;
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carapace_im::Content;
+
+    fn text(id: &str, body: &str) -> Incoming {
+        Incoming {
+            channel: ChannelKind::Telegram,
+            id: id.into(),
+            chat: "42".into(),
+            sender: "42".into(),
+            sender_name: "Ann".into(),
+            content: Content::Text(body.into()),
+        }
+    }
+
+    #[test]
+    fn a_second_delivery_is_dropped_and_pending_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.store_incoming(&[text("1", "a"), text("2", "b")], 100).unwrap(), 2);
+        assert_eq!(store.store_incoming(&[text("2", "b"), text("3", "c")], 101).unwrap(), 1);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let (seq, first) = store.next_pending().unwrap().unwrap();
+        assert_eq!(first.content, Content::Text("a".into()));
+        store
+            .finish(
+                seq,
+                Answer {
+                    replies: vec![OutboxEntry {
+                        channel: ChannelKind::Telegram,
+                        chat: "42".into(),
+                        message: Outgoing::Text("A".into()),
+                    }],
+                    history: None,
+                },
+            )
+            .unwrap();
+        let (_, second) = store.next_pending().unwrap().unwrap();
+        assert_eq!(second.content, Content::Text("b".into()));
+        let (out, entry) = store.next_outgoing().unwrap().unwrap();
+        assert_eq!(entry.message, Outgoing::Text("A".into()));
+        store.sent(out).unwrap();
+        assert!(store.next_outgoing().unwrap().is_none());
+        // Ids are forgotten after 48 h, not before.
+        assert_eq!(store.store_incoming(&[text("1", "a")], 100 + SEEN_FOR_SECS - 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_code_binds_one_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_code("code-0123456789", &Invite { role: Role::Owner, created: 1 }).unwrap();
+        let owner = User {
+            channel: ChannelKind::Telegram,
+            id: "42".into(),
+            name: "Ann".into(),
+            role: Role::Owner,
+            since: 2,
+        };
+        store.redeem("code-0123456789", &owner).unwrap();
+        assert!(store.codes().unwrap().is_empty());
+        assert!(store.has_owner().unwrap());
+        assert_eq!(store.user(ChannelKind::Telegram, "42").unwrap(), Some(owner));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.open_table(META)?.insert("schema", SCHEMA + 1)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let error = Store::open(dir.path()).err().unwrap();
+        assert!(error.to_string().contains("newer"), "{error}");
+    }
+}
