@@ -9,3 +9,6 @@ pub mod health;
 pub mod identity;
 pub mod notify;
 pub mod store;
+pub mod device;
+pub mod tools;
+pub mod turn;

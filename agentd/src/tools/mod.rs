@@ -1,0 +1,106 @@
+//! The tools the model may call. Each is a [`Tool`] with a JSON schema; the [`Registry`] holds
+//! them in a fixed order (so the prompt is the same bytes every turn) and is the one place a
+//! new tool is added: the local-inference tools of a later issue register here and nothing
+//! else changes.
+
+mod device;
+mod facts;
+mod reminders;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use carapace_im::ChannelKind;
+use carapace_llm::ToolSpec;
+use serde_json::Value;
+
+use crate::store::Store;
+
+/// What a tool may touch while it runs.
+pub struct ToolContext<'a> {
+    pub store: &'a Store,
+    pub channel: ChannelKind,
+    pub chat: &'a str,
+    /// Seconds since 1970.
+    pub now: u64,
+    /// The device's public key, as `/status` shows it.
+    pub identity: &'a str,
+}
+
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> ToolSpec;
+    /// Runs the call; `Err` is a message for the model (bad arguments, nothing found).
+    fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a>;
+}
+
+pub struct Registry {
+    tools: Vec<Box<dyn Tool>>,
+}
+
+impl Registry {
+    /// The tools every box has.
+    pub fn standard() -> Registry {
+        let mut registry = Registry { tools: Vec::new() };
+        registry.add(Box::new(device::DeviceStatus));
+        registry.add(Box::new(reminders::SetReminder));
+        registry.add(Box::new(reminders::ListReminders));
+        registry.add(Box::new(reminders::CancelReminder));
+        registry.add(Box::new(facts::Remember));
+        registry.add(Box::new(facts::Forget));
+        registry
+    }
+
+    pub fn add(&mut self, tool: Box<dyn Tool>) {
+        self.tools.push(tool);
+    }
+
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|tool| tool.spec()).collect()
+    }
+
+    pub async fn call(&self, context: &ToolContext<'_>, name: &str, arguments: &Value) -> Result<String, String> {
+        match self.tools.iter().find(|tool| tool.spec().name == name) {
+            Some(tool) => tool.call(context, arguments).await,
+            None => Err(format!("there is no tool named {name:?}")),
+        }
+    }
+}
+
+/// A required string argument.
+fn text_argument<'a>(arguments: &'a Value, name: &str) -> Result<&'a str, String> {
+    arguments
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|text| !text.trim().is_empty())
+        .ok_or_else(|| format!("the argument {name:?} (a non-empty string) is missing"))
+}
+
+/// A required whole-number argument.
+fn number_argument(arguments: &Value, name: &str) -> Result<u64, String> {
+    arguments
+        .get(name)
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .ok_or_else(|| format!("the argument {name:?} (a whole number) is missing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_a_unique_name_and_an_object_schema() {
+        let specs = Registry::standard().specs();
+        let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), specs.len());
+        for spec in &specs {
+            assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
+        }
+        // Tool schemas are part of every request: keep them small.
+        let bytes = serde_json::to_vec(&specs).unwrap().len();
+        assert!(bytes < 3000, "tool schemas take {bytes} bytes");
+    }
+}
