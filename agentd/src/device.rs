@@ -104,8 +104,7 @@ pub fn summary(status: &Value) -> String {
         lines.push(format!("up {}h {:02}m", up / 3600, up / 60 % 60));
     }
     let memory = &status["memory_kib"];
-    if let (Some(total), Some(available)) =
-        (memory["total"].as_u64(), memory["available"].as_u64())
+    if let (Some(total), Some(available)) = (memory["total"].as_u64(), memory["available"].as_u64())
     {
         lines.push(format!(
             "memory: {} MiB free of {} MiB",
@@ -128,11 +127,18 @@ pub fn summary(status: &Value) -> String {
                 link["name"].as_str().unwrap_or("?"),
                 link["addresses"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
                     .unwrap_or_default()
             ));
         }
     }
-    lines.push(format!("identity {}", status["identity"].as_str().unwrap_or("?")));
+    lines.push(format!(
+        "identity {}",
+        status["identity"].as_str().unwrap_or("?")
+    ));
     lines.join("\n")
 }

@@ -3,12 +3,15 @@
 //! decisions) become modules here, testable without a box. The local inference engine will be
 //! a package and supervised service of its own (own uid and memory limit), not a module.
 
+pub mod agent;
+pub mod commands;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod health;
 pub mod identity;
 pub mod notify;
+pub mod pairing;
 pub mod store;
-pub mod device;
 pub mod tools;
 pub mod turn;

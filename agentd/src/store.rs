@@ -289,6 +289,14 @@ impl Store {
         Ok(self.users()?.iter().any(|u| u.role == Role::Owner))
     }
 
+    pub fn put_user(&self, user: &User) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(USERS)?
+                .insert(user.key().as_str(), to_json(user).as_slice())?;
+            Ok(())
+        })
+    }
+
     pub fn remove_user(&self, key: &str) -> Result<bool, Error> {
         self.write(|tx| Ok(tx.open_table(USERS)?.remove(key)?.is_some()))
     }
@@ -474,8 +482,18 @@ mod tests {
     fn a_second_delivery_is_dropped_and_pending_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.store_incoming(&[text("1", "a"), text("2", "b")], 100).unwrap(), 2);
-        assert_eq!(store.store_incoming(&[text("2", "b"), text("3", "c")], 101).unwrap(), 1);
+        assert_eq!(
+            store
+                .store_incoming(&[text("1", "a"), text("2", "b")], 100)
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .store_incoming(&[text("2", "b"), text("3", "c")], 101)
+                .unwrap(),
+            1
+        );
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         let (seq, first) = store.next_pending().unwrap().unwrap();
@@ -500,14 +518,27 @@ mod tests {
         store.sent(out).unwrap();
         assert!(store.next_outgoing().unwrap().is_none());
         // Ids are forgotten after 48 h, not before.
-        assert_eq!(store.store_incoming(&[text("1", "a")], 100 + SEEN_FOR_SECS - 1).unwrap(), 0);
+        assert_eq!(
+            store
+                .store_incoming(&[text("1", "a")], 100 + SEEN_FOR_SECS - 1)
+                .unwrap(),
+            0
+        );
     }
 
     #[test]
     fn a_code_binds_one_person() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_code("code-0123456789", &Invite { role: Role::Owner, created: 1 }).unwrap();
+        store
+            .add_code(
+                "code-0123456789",
+                &Invite {
+                    role: Role::Owner,
+                    created: 1,
+                },
+            )
+            .unwrap();
         let owner = User {
             channel: ChannelKind::Telegram,
             id: "42".into(),
@@ -518,7 +549,10 @@ mod tests {
         store.redeem("code-0123456789", &owner).unwrap();
         assert!(store.codes().unwrap().is_empty());
         assert!(store.has_owner().unwrap());
-        assert_eq!(store.user(ChannelKind::Telegram, "42").unwrap(), Some(owner));
+        assert_eq!(
+            store.user(ChannelKind::Telegram, "42").unwrap(),
+            Some(owner)
+        );
     }
 
     #[test]

@@ -277,7 +277,10 @@ mod tests {
     }
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -285,14 +288,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let script = vec![
-            reply("", vec![call("c1", "set_reminder", json!({"in_seconds": 60, "text": "tea"}))]),
+            reply(
+                "",
+                vec![call(
+                    "c1",
+                    "set_reminder",
+                    json!({"in_seconds": 60, "text": "tea"}),
+                )],
+            ),
             reply("Done: tea in a minute.", vec![]),
         ];
         let (outcome, requests) = runtime().block_on(turn(script, &store));
         assert_eq!(outcome.reply, "Done: tea in a minute.");
         assert!(outcome.stopped.is_none());
         assert_eq!(store.reminders().unwrap()[0].1.due, 1060);
-        let Message::ToolResult { call_id, is_error, .. } = &requests[1].messages[2] else {
+        let Message::ToolResult {
+            call_id, is_error, ..
+        } = &requests[1].messages[2]
+        else {
             panic!("{:?}", requests[1].messages);
         };
         assert_eq!((call_id.as_str(), *is_error), ("c1", false));
@@ -304,11 +317,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let same = || reply("", vec![call("x", "list_reminders", json!({}))]);
-        let (outcome, requests) = runtime().block_on(turn(vec![same(), same(), same(), same()], &store));
+        let (outcome, requests) =
+            runtime().block_on(turn(vec![same(), same(), same(), same()], &store));
         assert_eq!(requests.len(), 3);
         assert_eq!(outcome.calls.len(), 2);
         let reason = outcome.stopped.unwrap();
-        assert!(reason.contains("list_reminders") && reason.contains("3 times"), "{reason}");
+        assert!(
+            reason.contains("list_reminders") && reason.contains("3 times"),
+            "{reason}"
+        );
         assert!(outcome.reply.starts_with("I stopped this task"));
     }
 
@@ -328,15 +345,31 @@ mod tests {
     fn trimming_cuts_before_a_user_message() {
         let mut history = History::default();
         for i in 0..20 {
-            history.messages.push(Message::User { text: format!("question {i} {}", "x".repeat(100)) });
-            history.messages.push(Message::Assistant { text: "".into(), tool_calls: vec![call("c", "device_status", json!({}))] });
-            history.messages.push(Message::ToolResult { call_id: "c".into(), content: "{}".into(), is_error: false });
-            history.messages.push(Message::Assistant { text: "answer".into(), tool_calls: vec![] });
+            history.messages.push(Message::User {
+                text: format!("question {i} {}", "x".repeat(100)),
+            });
+            history.messages.push(Message::Assistant {
+                text: "".into(),
+                tool_calls: vec![call("c", "device_status", json!({}))],
+            });
+            history.messages.push(Message::ToolResult {
+                call_id: "c".into(),
+                content: "{}".into(),
+                is_error: false,
+            });
+            history.messages.push(Message::Assistant {
+                text: "answer".into(),
+                tool_calls: vec![],
+            });
         }
         let dropped = trim(&mut history, 1000);
         assert!(!dropped.is_empty());
         assert!(matches!(history.messages[0], Message::User { .. }));
-        let size: usize = history.messages.iter().map(|m| serde_json::to_vec(m).unwrap().len()).sum();
+        let size: usize = history
+            .messages
+            .iter()
+            .map(|m| serde_json::to_vec(m).unwrap().len())
+            .sum();
         assert!(size <= 1000, "{size}");
     }
 }

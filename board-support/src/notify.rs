@@ -11,6 +11,8 @@ pub enum Message {
     Ready,
     Watchdog,
     Status(String),
+    /// Restart the box, in order (honoured only from a service with `reboot = true`).
+    Reboot,
     /// Anything else; ignored, so a newer service can talk to an older PID 1.
     Unknown(String),
 }
@@ -22,6 +24,7 @@ impl std::fmt::Display for Message {
             Message::Ready => f.write_str("READY=1"),
             Message::Watchdog => f.write_str("WATCHDOG=1"),
             Message::Status(text) => write!(f, "STATUS={text}"),
+            Message::Reboot => f.write_str("REBOOT=1"),
             Message::Unknown(line) => f.write_str(line),
         }
     }
@@ -32,6 +35,7 @@ pub fn parse(line: &str) -> Message {
     match line {
         "READY=1" => Message::Ready,
         "WATCHDOG=1" => Message::Watchdog,
+        "REBOOT=1" => Message::Reboot,
         _ => match line.strip_prefix("STATUS=") {
             Some(status) => Message::Status(status.to_owned()),
             None => Message::Unknown(line.to_owned()),
@@ -81,8 +85,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_three_messages() {
+    fn parses_the_four_messages() {
         assert_eq!(parse("READY=1"), Message::Ready);
+        assert_eq!(parse("REBOOT=1"), Message::Reboot);
+        assert_eq!(Message::Reboot.to_string(), "REBOOT=1");
         assert_eq!(parse("WATCHDOG=1\r"), Message::Watchdog);
         assert_eq!(
             parse("STATUS=paired, 2 chats"),

@@ -51,7 +51,22 @@ pub struct ServiceEntry {
     /// without a role have no network beyond loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkRole>,
+    /// Before this service starts, PID 1 has the disk helper move the owner-settings file
+    /// ([`OWNER_SETTINGS_ESP_NAME`]) from the boot partition into its state directory as
+    /// [`OWNER_SETTINGS_FILE`] (0600, the service's uid): secrets leave the FAT partition at
+    /// the first boot that sees them. One service at most, with `state_dir = true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_settings: bool,
+    /// PID 1 honours this service's `REBOOT=1` (an orderly restart of the box): agentd, when
+    /// the owner confirms `/reboot`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot: bool,
 }
+
+/// The owner-settings file's name in the root of the ESP (`carapace build --owner-settings`).
+pub const OWNER_SETTINGS_ESP_NAME: &str = "carapace-owner.toml";
+/// Its name once moved into the state directory of the `owner_settings` service.
+pub const OWNER_SETTINGS_FILE: &str = "owner-settings.toml";
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +141,12 @@ impl ServiceEntry {
                     "{} is above {MAX_WATCHDOG_SEC}; 0 turns the watchdog off",
                     self.watchdog_sec
                 ),
+            );
+        }
+        if self.owner_settings && !self.state_dir {
+            return fail(
+                "owner_settings",
+                "needs state_dir = true: the file is moved into the state directory".to_owned(),
             );
         }
         self.capability_bits().map(|_| ())

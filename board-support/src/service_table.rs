@@ -65,6 +65,18 @@ impl ServiceTable {
                 }
             }
             check_network_role(entry, earlier)?;
+            if entry.owner_settings
+                && let Some(first) = earlier.iter().find(|e| e.owner_settings)
+            {
+                return Err(field(
+                    entry,
+                    "owner_settings",
+                    format!(
+                        "{:?} already receives the owner settings; only one service may",
+                        first.name
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -184,6 +196,21 @@ mod tests {
         assert!(err(&itself).contains("`after`"));
         let twice = format!("{ready}{}", row("b", r#"after = ["a", "a"]"#));
         assert!(err(&twice).contains("twice"));
+    }
+
+    #[test]
+    fn one_service_with_a_state_dir_receives_the_owner_settings() {
+        let agentd = row("agentd", "state_dir = true\nowner_settings = true");
+        let table = ServiceTable::parse(&agentd).expect("ok");
+        assert!(table.services[0].owner_settings);
+        let e = err(&row("agentd", "owner_settings = true"));
+        assert!(
+            e.contains("`owner_settings`") && e.contains("state_dir"),
+            "{e}"
+        );
+        let second = row("other", "state_dir = true\nowner_settings = true");
+        let e = err(&format!("{agentd}{second}"));
+        assert!(e.contains("service other") && e.contains("only one"), "{e}");
     }
 
     #[test]

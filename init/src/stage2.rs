@@ -81,7 +81,10 @@ pub fn run() -> Result<Infallible> {
             "the boots before this one never became ready (a service crash-looped or missed \
              its watchdog); restart to try again",
         ),
-        (Ok(()), None) => services,
+        (Ok(()), None) => {
+            disk_helper::move_owner_settings(&params, &services);
+            services
+        }
     };
     let services = match &firewall {
         Err(err) => degraded::hold_network_services(services, err),

@@ -429,7 +429,11 @@ impl Supervisor {
                         proc.status = Some(text);
                     }
                 }
-                Message::Unknown(_) => {}
+                Message::Reboot if proc.service.entry.reboot => {
+                    log_info!("service {name} asked to reboot");
+                    inputs.push(Input::Shutdown("service-request", Action::Reboot));
+                }
+                Message::Reboot | Message::Unknown(_) => {}
             }
         }
         inputs

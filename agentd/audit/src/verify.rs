@@ -61,7 +61,10 @@ pub fn verify(log: &[u8]) -> Result<Report, Failure> {
                     entry.kind
                 )));
             }
-            key = Some((entry.detail.clone(), parse_key(&entry.detail).map_err(fail)?));
+            key = Some((
+                entry.detail.clone(),
+                parse_key(&entry.detail).map_err(fail)?,
+            ));
         }
         let Some((_, verifying)) = &key else {
             return Err(fail("no key line".into()));

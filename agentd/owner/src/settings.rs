@@ -124,18 +124,25 @@ impl OwnerSettings {
             check_base_url("feishu.domain", &feishu.domain)?;
         }
         if self.llm.is_empty() {
-            return bad("no LLM provider: add an [[llm]] table with api, base_url, model and api_key".into());
+            return bad(
+                "no LLM provider: add an [[llm]] table with api, base_url, model and api_key"
+                    .into(),
+            );
         }
         for (index, provider) in self.llm.iter().enumerate() {
             check_base_url(&format!("llm[{index}].base_url"), &provider.base_url)?;
             if provider.model.trim().is_empty() {
-                return bad(format!("llm[{index}].model is empty: name the model, e.g. gpt-4o-mini"));
+                return bad(format!(
+                    "llm[{index}].model is empty: name the model, e.g. gpt-4o-mini"
+                ));
             }
             if provider.api_key.trim().is_empty() {
                 return bad(format!("llm[{index}].api_key is empty"));
             }
             if provider.max_tokens == 0 {
-                return bad(format!("llm[{index}].max_tokens is 0: leave it out for {DEFAULT_MAX_TOKENS}"));
+                return bad(format!(
+                    "llm[{index}].max_tokens is 0: leave it out for {DEFAULT_MAX_TOKENS}"
+                ));
             }
         }
         if let Some(code) = &self.pairing_code {
@@ -290,13 +297,21 @@ impl std::fmt::Debug for OwnerSettings {
 
 impl std::fmt::Debug for TelegramSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TelegramSettings {{ bot: {}, token: <secret> }}", self.bot)
+        write!(
+            f,
+            "TelegramSettings {{ bot: {}, token: <secret> }}",
+            self.bot
+        )
     }
 }
 
 impl std::fmt::Debug for FeishuSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FeishuSettings {{ app_id: {}, app_secret: <secret> }}", self.app_id)
+        write!(
+            f,
+            "FeishuSettings {{ app_id: {}, app_secret: <secret> }}",
+            self.app_id
+        )
     }
 }
 
@@ -338,7 +353,10 @@ api_key = "sk-test-0123456789abcdef"
     fn secrets_stay_out_of_summaries_and_debug() {
         let settings = OwnerSettings::parse(GOOD).unwrap();
         for shown in [settings.summary(), format!("{settings:?}")] {
-            assert!(!shown.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "{shown}");
+            assert!(
+                !shown.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
+                "{shown}"
+            );
             assert!(!shown.contains("sk-test-0123456789abcdef"), "{shown}");
             assert!(!shown.contains("AbCdEfGhIjKlMnOp"), "{shown}");
         }
@@ -349,9 +367,18 @@ api_key = "sk-test-0123456789abcdef"
     fn bad_files_say_what_is_wrong() {
         let cases = [
             ("", "no IM link"),
-            (&GOOD.replace("my_carapace_bot", "@me"), "not a bot user name"),
-            (&GOOD.replace("123456789:", "x"), "does not look like a bot token"),
-            (&GOOD.replace("https://api.openai.com/v1", "api.openai.com"), "is not a URL"),
+            (
+                &GOOD.replace("my_carapace_bot", "@me"),
+                "not a bot user name",
+            ),
+            (
+                &GOOD.replace("123456789:", "x"),
+                "does not look like a bot token",
+            ),
+            (
+                &GOOD.replace("https://api.openai.com/v1", "api.openai.com"),
+                "is not a URL",
+            ),
             (&GOOD.replace("gpt-4o-mini", ""), "model is empty"),
             (&GOOD.replace("AbCdEfGhIjKlMnOp", "x"), "11 to 64"),
             (&GOOD.replace("model =", "modle ="), "unknown field"),

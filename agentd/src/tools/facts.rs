@@ -27,7 +27,10 @@ impl Tool for Remember {
             if fact.chars().count() > FACT_MAX_CHARS {
                 return Err(format!("a fact has at most {FACT_MAX_CHARS} characters"));
             }
-            let id = context.store.add_fact(fact.trim()).map_err(|e| e.to_string())?;
+            let id = context
+                .store
+                .add_fact(fact.trim())
+                .map_err(|e| e.to_string())?;
             Ok(format!("kept as fact {id}"))
         })
     }

@@ -60,7 +60,12 @@ impl Registry {
         self.tools.iter().map(|tool| tool.spec()).collect()
     }
 
-    pub async fn call(&self, context: &ToolContext<'_>, name: &str, arguments: &Value) -> Result<String, String> {
+    pub async fn call(
+        &self,
+        context: &ToolContext<'_>,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<String, String> {
         match self.tools.iter().find(|tool| tool.spec().name == name) {
             Some(tool) => tool.call(context, arguments).await,
             None => Err(format!("there is no tool named {name:?}")),

@@ -39,7 +39,10 @@ impl Tool for SetReminder {
                 chat: context.chat.into(),
                 text: text.into(),
             };
-            let id = context.store.add_reminder(&reminder).map_err(|e| e.to_string())?;
+            let id = context
+                .store
+                .add_reminder(&reminder)
+                .map_err(|e| e.to_string())?;
             Ok(format!("reminder {id} set for {delay} s from now"))
         })
     }
@@ -78,7 +81,11 @@ impl Tool for CancelReminder {
     fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {
         Box::pin(async move {
             let id = number_argument(arguments, "id")?;
-            match context.store.remove_reminder(id).map_err(|e| e.to_string())? {
+            match context
+                .store
+                .remove_reminder(id)
+                .map_err(|e| e.to_string())?
+            {
                 true => Ok(format!("reminder {id} cancelled")),
                 false => Err(format!("there is no reminder {id}")),
             }

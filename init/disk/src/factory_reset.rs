@@ -32,7 +32,7 @@ pub fn done(esp_partuuid: &str) -> Result<(), Error> {
     })
 }
 
-fn with_esp_mounted<T>(
+pub fn with_esp_mounted<T>(
     esp_partuuid: &str,
     work: impl FnOnce(&Path) -> Result<T, Error>,
 ) -> Result<T, Error> {

@@ -33,12 +33,13 @@ mod ext4;
 mod factory_reset;
 mod grow;
 mod new_mark;
+mod owner_settings;
 mod prepare;
 mod table_write;
 
 use std::io::Write;
 
-const USAGE: &str = "usage: carapace-disk --data <PARTUUID> --esp <PARTUUID>";
+const USAGE: &str = "usage: carapace-disk --data <PARTUUID> --esp <PARTUUID>\n       carapace-disk --move-owner-settings --esp <PARTUUID> --to <dir> --owner <uid>:<gid>";
 
 pub struct Args {
     pub data_partuuid: String,
@@ -59,6 +60,20 @@ fn parse_args(args: &[String]) -> Option<Args> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(move_args) = owner_settings::parse_args(&args) {
+        match owner_settings::move_to_state_dir(&move_args) {
+            Ok(true) => eprintln!(
+                "owner settings moved from the ESP to {}",
+                move_args.to_dir.display()
+            ),
+            Ok(false) => {}
+            Err(error) => {
+                eprintln!("owner settings not moved: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let Some(args) = parse_args(&args) else {
         eprintln!("{USAGE}");
         std::process::exit(2);

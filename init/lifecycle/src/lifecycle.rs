@@ -461,6 +461,8 @@ mod tests {
             runtime_dir: false,
             after: after.iter().map(|s| (*s).to_owned()).collect(),
             network: None,
+            owner_settings: false,
+            reboot: false,
         }
     }
 

@@ -1,0 +1,268 @@
+//! The agent's answer to one stored message: who sent it (pairing), a command that needs no
+//! model, or a turn with the model. It returns what to store in the same transaction that
+//! marks the message answered, and what the runtime must do after (a settings trial, a
+//! reboot).
+
+use carapace_audit::AuditLog;
+use carapace_im::{ChannelKind, Content, Incoming, Outgoing};
+use carapace_owner::OwnerSettings;
+
+use crate::commands;
+use crate::error::Error;
+use crate::pairing::{Guard, Outcome};
+use crate::store::{Answer, OutboxEntry, Role, Store, User};
+use crate::tools::{Registry, ToolContext};
+use crate::turn::{Brain, TurnLimits, run_turn, summary_request, trim};
+
+/// What the runtime does once the answer is stored.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    None,
+    /// Try these settings and keep them only if the LLM and the IM link still work.
+    TrySettings {
+        settings: Box<OwnerSettings>,
+        changed: String,
+    },
+    /// The owner confirmed a reboot.
+    Reboot,
+}
+
+#[derive(Debug)]
+pub struct Handled {
+    pub answer: Answer,
+    pub effect: Effect,
+}
+
+pub struct Agent {
+    pub store: Store,
+    pub audit: AuditLog,
+    pub tools: Registry,
+    pub guard: Guard,
+    /// `ed25519:<hex>`.
+    pub identity: String,
+    pub hostname: String,
+    pub settings: OwnerSettings,
+    pub limits: TurnLimits,
+    /// When the owner asked to reboot (`/reboot`), waiting for `/reboot confirm`.
+    pub reboot_asked_at: Option<u64>,
+}
+
+impl Agent {
+    /// Appends to the audit log; a failure to do so is reported on the console, never
+    /// swallowed, but does not stop the agent answering.
+    pub fn record(&mut self, kind: &str, detail: &str, now: u64) {
+        if let Err(error) = self.audit.append(kind, detail, now) {
+            eprintln!("audit: {error}");
+        }
+    }
+
+    pub async fn handle<B: Brain>(
+        &mut self,
+        brain: &B,
+        message: &Incoming,
+        now: u64,
+    ) -> Result<Handled, Error> {
+        let reply = |text: String| OutboxEntry {
+            channel: message.channel,
+            chat: message.chat.clone(),
+            message: Outgoing::Text(text),
+        };
+        let user = self.store.user(message.channel, &message.sender)?;
+        let Some(user) = user else {
+            return self.stranger(message, now);
+        };
+        let text = match &message.content {
+            Content::Text(text) => text.clone(),
+            Content::Unsupported(kind) => {
+                return Ok(Handled {
+                    answer: Answer {
+                        replies: vec![reply(format!("I cannot read a {kind} yet."))],
+                        history: None,
+                    },
+                    effect: Effect::None,
+                });
+            }
+            // Voice, photos and documents are read by the local-inference tools (a later
+            // issue); until then the model hears about them only as a note.
+            Content::Voice { seconds, .. } => format!("[a voice note of {seconds} s]"),
+            Content::Photo { caption, .. } => format!("[a photo] {caption}"),
+            Content::Document { name, caption, .. } => format!("[a document {name}] {caption}"),
+        };
+        if let Some(command) = commands::parse(&text) {
+            let (text, effect) = commands::run(self, &user, message, &command, now).await?;
+            return Ok(Handled {
+                answer: Answer {
+                    replies: vec![reply(text)],
+                    history: None,
+                },
+                effect,
+            });
+        }
+        self.turn(brain, &user, message, text, now).await
+    }
+
+    fn stranger(&mut self, message: &Incoming, now: u64) -> Result<Handled, Error> {
+        let outcome = self.guard.check(&self.store, message, now)?;
+        let mut answer = Answer::default();
+        match outcome {
+            Outcome::Paired(user) => {
+                let role = match user.role {
+                    Role::Owner => "owner",
+                    Role::User => "user",
+                };
+                self.record(
+                    "pairing",
+                    &format!(
+                        "{} {} paired as {role} ({})",
+                        user.channel.name(),
+                        user.id,
+                        user.name
+                    ),
+                    now,
+                );
+                println!(
+                    "pairing: {} {} is now the {role}",
+                    user.channel.name(),
+                    user.id
+                );
+                answer.replies.push(OutboxEntry {
+                    channel: message.channel,
+                    chat: message.chat.clone(),
+                    message: Outgoing::Text(format!(
+                        "Paired: you are this box's {role}. Send /help to see what I can do, \
+                         or just talk to me."
+                    )),
+                });
+            }
+            // No answer at all: a stranger learns nothing, not even that a box is here.
+            Outcome::Refused | Outcome::Throttled => {}
+        }
+        Ok(Handled {
+            answer,
+            effect: Effect::None,
+        })
+    }
+
+    async fn turn<B: Brain>(
+        &mut self,
+        brain: &B,
+        user: &User,
+        message: &Incoming,
+        text: String,
+        now: u64,
+    ) -> Result<Handled, Error> {
+        let history_key = format!("{}:{}", message.channel.name(), message.chat);
+        let mut history = self.store.history(&history_key)?;
+        let dropped = trim(&mut history, self.limits.history_bytes);
+        if !dropped.is_empty() {
+            history.summary = match brain
+                .complete(&summary_request(&history.summary, &dropped))
+                .await
+            {
+                Ok(reply) => reply.text,
+                Err(error) => {
+                    eprintln!(
+                        "agent: summarising older messages failed ({error}); they are dropped"
+                    );
+                    format!("{} (some older messages were dropped)", history.summary)
+                }
+            };
+        }
+        let system = self.system_prompt(user, message.channel, &history.summary, now)?;
+        let context = ToolContext {
+            store: &self.store,
+            channel: message.channel,
+            chat: &message.chat,
+            now,
+            identity: &self.identity,
+        };
+        let outcome = run_turn(
+            brain,
+            &self.tools,
+            &context,
+            system,
+            history,
+            text,
+            self.limits,
+        )
+        .await;
+        let reply_text = match outcome {
+            Ok(outcome) => {
+                for call in &outcome.calls {
+                    let result = if call.ok { "ok" } else { "error" };
+                    self.record(
+                        "tool",
+                        &format!(
+                            "{} {} -> {result} ({} bytes)",
+                            call.name, call.arguments, call.result_bytes
+                        ),
+                        now,
+                    );
+                }
+                if let Some(reason) = &outcome.stopped {
+                    self.record("loop-breaker", reason, now);
+                }
+                return Ok(Handled {
+                    answer: Answer {
+                        replies: vec![OutboxEntry {
+                            channel: message.channel,
+                            chat: message.chat.clone(),
+                            message: Outgoing::Text(outcome.reply),
+                        }],
+                        history: Some((history_key, outcome.history)),
+                    },
+                    effect: Effect::None,
+                });
+            }
+            Err(error) => format!(
+                "I could not reach the language model: {error}. Your message is kept; try \
+                 again, or check /settings."
+            ),
+        };
+        Ok(Handled {
+            answer: Answer {
+                replies: vec![OutboxEntry {
+                    channel: message.channel,
+                    chat: message.chat.clone(),
+                    message: Outgoing::Text(reply_text),
+                }],
+                history: None,
+            },
+            effect: Effect::None,
+        })
+    }
+
+    /// Small on purpose: it and the tool schemas go with every request.
+    fn system_prompt(
+        &self,
+        user: &User,
+        channel: ChannelKind,
+        summary: &str,
+        now: u64,
+    ) -> Result<String, Error> {
+        let who = match user.role {
+            Role::Owner => "its owner",
+            Role::User => "a user its owner invited",
+        };
+        let mut prompt = format!(
+            "You are the agent on {host}, a Carapace box, talking with {who} ({name}) over {channel}. \
+             Answer briefly and plainly. Use the tools for facts about the box, reminders and \
+             things to remember; never make those up. The time is {now} (Unix seconds, UTC).",
+            host = self.hostname,
+            name = user.name,
+            channel = channel.name(),
+        );
+        let facts = self.store.facts()?;
+        if !facts.is_empty() {
+            prompt.push_str("\nFacts you were asked to keep:");
+            for (id, fact) in facts {
+                prompt.push_str(&format!("\n{id}. {fact}"));
+            }
+        }
+        if !summary.is_empty() {
+            prompt.push_str("\nEarlier in this chat: ");
+            prompt.push_str(summary);
+        }
+        Ok(prompt)
+    }
+}

@@ -1,0 +1,278 @@
+//! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
+//! `/reboot`, `/settings`, `/audit`. They answer even when every LLM provider is down.
+
+use carapace_im::Incoming;
+
+use crate::agent::{Agent, Effect};
+use crate::error::Error;
+use crate::pairing;
+use crate::store::{Role, User};
+
+/// How long `/reboot confirm` may follow `/reboot`.
+const REBOOT_CONFIRM_SECS: u64 = 60;
+/// Audit entries `/audit` shows.
+const AUDIT_SHOWN: usize = 10;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Command {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// The menu the IM client shows (Telegram's setMyCommands).
+pub const MENU: &[(&str, &str)] = &[
+    ("status", "The box: version, uptime, memory, network"),
+    ("help", "What I can do"),
+    ("pair", "Invite someone (owner only)"),
+    ("users", "Who may talk to me"),
+    ("update", "The version this box runs"),
+    ("reboot", "Restart the box (owner only)"),
+    ("settings", "Show or change settings (owner only)"),
+    (
+        "audit",
+        "Recent audit entries, and whether the log verifies",
+    ),
+];
+
+/// `/name@bot arg arg` → the command, for the names in [`MENU`] and `/start`.
+pub fn parse(text: &str) -> Option<Command> {
+    let text = text.trim();
+    let rest = text.strip_prefix('/')?;
+    let mut words = rest.split_whitespace();
+    let first = words.next()?;
+    let name = first
+        .split('@')
+        .next()
+        .unwrap_or(first)
+        .to_ascii_lowercase();
+    if name != "start" && !MENU.iter().any(|(known, _)| *known == name) {
+        return None;
+    }
+    Some(Command {
+        name,
+        args: words.map(str::to_string).collect(),
+    })
+}
+
+pub async fn run(
+    agent: &mut Agent,
+    user: &User,
+    message: &Incoming,
+    command: &Command,
+    now: u64,
+) -> Result<(String, Effect), Error> {
+    let owner = user.role == Role::Owner;
+    let only_owner = || Ok(("Only the owner can do that.".to_string(), Effect::None));
+    let text = match command.name.as_str() {
+        "start" => format!(
+            "You are already paired ({}). Send /help.",
+            role_name(user.role)
+        ),
+        "help" => help(),
+        "status" => {
+            let status = crate::device::status(&agent.identity).await;
+            format!(
+                "{}\nusers: {}, replies waiting: {}",
+                crate::device::summary(&status),
+                agent.store.users()?.len(),
+                agent.store.outbox_len()?
+            )
+        }
+        "pair" if !owner => return only_owner(),
+        "pair" => pair(agent, command, now)?,
+        "users" => users(agent, user, command, owner, now)?,
+        "update" => {
+            let status = crate::device::status(&agent.identity).await;
+            format!(
+                "{}\nThis box has no update source configured yet, so there is nothing to check.",
+                crate::device::summary(&status)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+            )
+        }
+        "reboot" if !owner => return only_owner(),
+        "reboot" => {
+            let confirmed = command.args.first().map(String::as_str) == Some("confirm");
+            match (confirmed, agent.reboot_asked_at) {
+                (true, Some(asked)) if now.saturating_sub(asked) <= REBOOT_CONFIRM_SECS => {
+                    agent.reboot_asked_at = None;
+                    agent.record("reboot", &format!("asked by {}", user.key()), now);
+                    return Ok((
+                        "Restarting now; I will be back in a minute.".into(),
+                        Effect::Reboot,
+                    ));
+                }
+                _ => {
+                    agent.reboot_asked_at = Some(now);
+                    format!(
+                        "Send /reboot confirm within {REBOOT_CONFIRM_SECS} s to restart the box."
+                    )
+                }
+            }
+        }
+        "settings" if !owner => return only_owner(),
+        "settings" => return settings(agent, command),
+        "audit" => audit(agent)?,
+        _ => help(),
+    };
+    let _ = message;
+    Ok((text, Effect::None))
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::User => "user",
+    }
+}
+
+fn help() -> String {
+    let mut text = String::from("Talk to me in plain words, or use a command:\n");
+    for (name, what) in MENU {
+        text.push_str(&format!("/{name} - {what}\n"));
+    }
+    text.push_str("/settings set <name> <value> - change one setting; I keep it only if I can still reach the model and this chat");
+    text
+}
+
+fn pair(agent: &mut Agent, command: &Command, now: u64) -> Result<String, Error> {
+    let role = match command.args.first().map(String::as_str) {
+        Some("owner") => Role::Owner,
+        _ => Role::User,
+    };
+    let code = pairing::new_code(&agent.store, role, now)?;
+    agent.record("pairing", &format!("{} code made", role_name(role)), now);
+    let mut text = match role {
+        Role::Owner => "A code that makes its sender the owner (you become a user):".to_string(),
+        Role::User => format!(
+            "An invitation, valid for {} minutes and for one person:",
+            pairing::INVITE_SECS / 60
+        ),
+    };
+    if let Some(telegram) = &agent.settings.telegram {
+        text.push_str(&format!("\n{}", code.telegram_link(&telegram.bot)));
+    }
+    if agent.settings.feishu.is_some() {
+        text.push_str(&format!(
+            "\nOn Feishu, send the bot this code: {}",
+            code.as_str()
+        ));
+    }
+    Ok(text)
+}
+
+fn users(
+    agent: &mut Agent,
+    user: &User,
+    command: &Command,
+    owner: bool,
+    now: u64,
+) -> Result<String, Error> {
+    if command.args.first().map(String::as_str) == Some("remove") {
+        if !owner {
+            return Ok("Only the owner can do that.".into());
+        }
+        let Some(key) = command.args.get(1) else {
+            return Ok("Say whom: /users remove telegram:12345 (as /users lists them).".into());
+        };
+        if *key == user.key() {
+            return Ok(
+                "You cannot remove yourself; give the box a new owner with /pair owner first."
+                    .into(),
+            );
+        }
+        return Ok(match agent.store.remove_user(key)? {
+            true => {
+                agent.record("pairing", &format!("{key} removed by the owner"), now);
+                format!("{key} removed.")
+            }
+            false => format!("There is no user {key}; /users lists them."),
+        });
+    }
+    let mut lines = Vec::new();
+    for known in agent.store.users()? {
+        lines.push(format!(
+            "{} {} ({})",
+            known.key(),
+            known.name,
+            role_name(known.role)
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+fn settings(agent: &mut Agent, command: &Command) -> Result<(String, Effect), Error> {
+    match command.args.as_slice() {
+        [] => Ok((agent.settings.summary(), Effect::None)),
+        [set, key, value @ ..] if set == "set" && !value.is_empty() => {
+            match agent.settings.with(key, &value.join(" ")) {
+                Ok(settings) => Ok((
+                    format!("Trying the new {key}; I keep it only if I can still reach the model and this chat."),
+                    Effect::TrySettings {
+                        settings: Box::new(settings),
+                        changed: key.clone(),
+                    },
+                )),
+                Err(error) => Ok((format!("Not changed: {error}"), Effect::None)),
+            }
+        }
+        _ => Ok((
+            "Use /settings to list them, or /settings set <name> <value>, e.g. /settings set llm.0.model gpt-4o-mini".into(),
+            Effect::None,
+        )),
+    }
+}
+
+fn audit(agent: &Agent) -> Result<String, Error> {
+    let path = agent.audit.path();
+    let bytes = std::fs::read(path).map_err(|source| Error::File {
+        what: format!("reading {}", path.display()),
+        source,
+    })?;
+    Ok(match carapace_audit::verify(&bytes) {
+        Ok(report) => {
+            let mut text = format!(
+                "The audit log verifies: {} entries signed by {}, last hash {}.",
+                report.entries.len(),
+                report.key,
+                &report.last_hash[..16]
+            );
+            for entry in report.entries.iter().rev().take(AUDIT_SHOWN).rev() {
+                text.push_str(&format!(
+                    "\n#{} {} {}: {}",
+                    entry.seq, entry.time, entry.kind, entry.detail
+                ));
+            }
+            text
+        }
+        Err(failure) => format!(
+            "The audit log does NOT verify: {failure}. Export it and keep it for inspection."
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_and_without_the_bot_name() {
+        assert_eq!(
+            parse("/status@my_box_bot"),
+            Some(Command {
+                name: "status".into(),
+                args: vec![]
+            })
+        );
+        assert_eq!(
+            parse(" /settings set llm.0.model gpt-5 "),
+            Some(Command {
+                name: "settings".into(),
+                args: vec!["set".into(), "llm.0.model".into(), "gpt-5".into()]
+            })
+        );
+        assert_eq!(parse("/unknown"), None);
+        assert_eq!(parse("status"), None);
+    }
+}
