@@ -20,6 +20,7 @@ pub mod kmod;
 pub mod layout;
 pub mod lock;
 pub mod network;
+pub mod owner;
 pub mod packages;
 pub mod qemu;
 pub mod qmp;

@@ -1,0 +1,219 @@
+//! `carapace build --owner-settings FILE`: the owner's settings (IM bot, LLM providers) go onto
+//! the built image's boot partition as `carapace-owner.toml`, with a one-time pairing code
+//! when the file has none, and the pairing link is printed as a QR code. The box moves the
+//! file into /data at its first start (the service table's `owner_settings` service) and
+//! agentd imports it while the box is unpaired.
+//!
+//! Only `carapace.img` is changed, after `carapace.img.zst` and `sbom.json` were written: those
+//! stay the same for everyone (and reproducible); the personal image holds secrets.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use board_support::OWNER_SETTINGS_ESP_NAME;
+use carapace_owner::{OwnerSettings, PairingCode, qr};
+
+use crate::error::{Error, Result};
+use crate::layout::ESP_NAME;
+
+/// What the owner needs to pair the box.
+pub struct Pairing {
+    pub link: Option<String>,
+    pub code: String,
+    pub qr_text: Option<String>,
+    pub qr_png: Option<PathBuf>,
+}
+
+/// Reads and checks the owner's file for `recipe`, whose service table must have a service
+/// that takes it; gives it a pairing code when it has none.
+pub fn load(path: &Path, recipe: &Path) -> Result<OwnerSettings> {
+    let (recipe_data, _) = crate::recipe::Recipe::load(recipe)?;
+    if !recipe_data.services.iter().any(|s| s.owner_settings) {
+        return Err(Error::image(format!(
+            "{}: no service has owner_settings = true, so nothing on the box would read the owner settings",
+            recipe.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::image(format!("reading owner settings {}: {e}", path.display())))?;
+    let mut settings = OwnerSettings::parse(&text)
+        .map_err(|e| Error::image(format!("{}: {e}", path.display())))?;
+    if settings.pairing_code.is_none() {
+        let code = PairingCode::generate().map_err(|e| Error::image(e.to_string()))?;
+        settings.pairing_code = Some(code.as_str().to_string());
+    }
+    Ok(settings)
+}
+
+/// Writes the settings onto the ESP of `image`, and the QR code next to it as PNG.
+pub fn personalise(image: &Path, settings: &OwnerSettings) -> Result<Pairing> {
+    write_to_esp(
+        image,
+        OWNER_SETTINGS_ESP_NAME,
+        settings.to_toml().as_bytes(),
+    )?;
+    let code_text = settings.pairing_code.clone().unwrap_or_default();
+    let code = PairingCode::parse(&code_text).map_err(|e| Error::image(e.to_string()))?;
+    let link = settings
+        .telegram
+        .as_ref()
+        .map(|telegram| code.telegram_link(&telegram.bot));
+    let (qr_text, qr_png) = match &link {
+        Some(link) => {
+            let text = qr::text(link).map_err(|e| Error::image(e.to_string()))?;
+            let png = image.with_file_name("pairing-qr.png");
+            let bytes = qr::png(link).map_err(|e| Error::image(e.to_string()))?;
+            std::fs::write(&png, bytes)
+                .map_err(|e| Error::image(format!("writing {}: {e}", png.display())))?;
+            (Some(text), Some(png))
+        }
+        None => (None, None),
+    };
+    Ok(Pairing {
+        link,
+        code: code_text,
+        qr_text,
+        qr_png,
+    })
+}
+
+/// Puts one file in the root of the image's ESP (found by its GPT name).
+fn write_to_esp(image: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    let fail = |what: String| Error::image(format!("{}: {what}", image.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .map_err(|e| fail(format!("open: {e}")))?;
+    let length = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    let table = board_support::gpt::read_table(&file, 512, length / 512)
+        .map_err(|e| fail(format!("reading its GPT: {e}")))?;
+    let esp = table
+        .entries
+        .iter()
+        .find(|entry| entry.name == ESP_NAME)
+        .ok_or_else(|| fail(format!("no partition named {ESP_NAME}")))?;
+    let window = Window {
+        file,
+        start: esp.first_lba * 512,
+        length: (esp.last_lba + 1 - esp.first_lba) * 512,
+        position: 0,
+    };
+    let fs = fatfs::FileSystem::new(window, fatfs::FsOptions::new())
+        .map_err(|e| fail(format!("its ESP: {e}")))?;
+    {
+        let mut out = fs
+            .root_dir()
+            .create_file(name)
+            .map_err(|e| fail(format!("creating {name} on the ESP: {e}")))?;
+        out.truncate().map_err(|e| fail(e.to_string()))?;
+        out.write_all(contents)
+            .map_err(|e| fail(format!("writing {name} on the ESP: {e}")))?;
+    }
+    fs.unmount()
+        .map_err(|e| fail(format!("closing the ESP: {e}")))?;
+    Ok(())
+}
+
+/// A partition of a disk image as a stream of its own.
+struct Window {
+    file: File,
+    start: u64,
+    length: u64,
+    position: u64,
+}
+
+impl Window {
+    fn room(&self, wanted: usize) -> usize {
+        wanted.min(self.length.saturating_sub(self.position) as usize)
+    }
+}
+
+impl Read for Window {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let n = self.room(buffer.len());
+        self.file
+            .seek(SeekFrom::Start(self.start + self.position))?;
+        let read = self.file.read(&mut buffer[..n])?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Write for Window {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let n = self.room(buffer.len());
+        if n == 0 && !buffer.is_empty() {
+            return Err(io::Error::other("write past the end of the partition"));
+        }
+        self.file
+            .seek(SeekFrom::Start(self.start + self.position))?;
+        let written = self.file.write(&buffer[..n])?;
+        self.position += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(offset) => offset as i128,
+            SeekFrom::End(delta) => self.length as i128 + delta as i128,
+            SeekFrom::Current(delta) => self.position as i128 + delta as i128,
+        };
+        if target < 0 || target > self.length as i128 {
+            return Err(io::Error::other("seek outside the partition"));
+        }
+        self.position = target as u64;
+        Ok(self.position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpt_writer::{GptIds, write_gpt};
+    use crate::layout::DiskPlan;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn the_file_lands_in_the_esp_root() {
+        let plan = DiskPlan::new(&board_support::board::X86_64, 40, 20, 10).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(plan.total_size).unwrap();
+        let ids = GptIds {
+            disk: uuid::Uuid::from_u128(1),
+            partitions: [2, 3, 4, 5].map(uuid::Uuid::from_u128),
+        };
+        write_gpt(&mut file.as_file(), &plan, &ids).unwrap();
+        let esp = plan.partition(ESP_NAME);
+        let fat = crate::esp::build_esp(esp.size, 7, &[]).unwrap();
+        file.as_file().write_all_at(&fat, esp.offset).unwrap();
+
+        write_to_esp(
+            file.path(),
+            OWNER_SETTINGS_ESP_NAME,
+            b"first version, longer",
+        )
+        .unwrap();
+        write_to_esp(file.path(), OWNER_SETTINGS_ESP_NAME, b"second").unwrap();
+
+        let mut bytes = vec![0; esp.size as usize];
+        file.as_file()
+            .read_exact_at(&mut bytes, esp.offset)
+            .unwrap();
+        let fs = fatfs::FileSystem::new(io::Cursor::new(bytes), fatfs::FsOptions::new()).unwrap();
+        let mut text = String::new();
+        fs.root_dir()
+            .open_file(OWNER_SETTINGS_ESP_NAME)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "second");
+    }
+}
