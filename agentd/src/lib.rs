@@ -15,3 +15,4 @@ pub mod pairing;
 pub mod store;
 pub mod tools;
 pub mod turn;
+pub mod owner_file;
