@@ -34,7 +34,7 @@ pub struct Handled {
 }
 
 pub struct Agent {
-    pub store: Store,
+    pub store: std::sync::Arc<Store>,
     pub audit: AuditLog,
     pub tools: Registry,
     pub guard: Guard,

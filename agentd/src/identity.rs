@@ -48,6 +48,11 @@ impl Identity {
         }
     }
 
+    /// The key that signs the audit log.
+    pub fn signing_key(&self) -> SigningKey {
+        self.key.clone()
+    }
+
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.key.verifying_key().as_bytes())
     }

@@ -16,3 +16,5 @@ pub mod store;
 pub mod tools;
 pub mod turn;
 pub mod owner_file;
+pub mod links;
+pub mod runtime;

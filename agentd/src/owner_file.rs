@@ -66,6 +66,7 @@ pub fn import(state_dir: &Path, store: &Store, now: u64) -> Result<Import, Error
         let code = PairingCode::parse(&code)?;
         store.remove_codes()?;
         pairing::store_code(store, &code, Role::Owner, now)?;
+        store.put_setting(pairing::OWNER_CODE, Some(code.as_str()))?;
     }
     let toml = settings.to_toml();
     store.set_settings(&toml, Some(&toml))?;

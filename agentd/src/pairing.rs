@@ -97,6 +97,9 @@ impl Guard {
             }
         }
         store.redeem(&key, &user)?;
+        if invite.role == Role::Owner {
+            store.put_setting(OWNER_CODE, None)?;
+        }
         self.attempts.remove(&sender);
         Ok(Outcome::Paired(user))
     }
@@ -104,6 +107,22 @@ impl Guard {
 
 fn expired(invite: &Invite, now: u64) -> bool {
     invite.role == Role::User && now.saturating_sub(invite.created) > INVITE_SECS
+}
+
+/// The settings row that keeps the first owner code in clear while the box is unpaired, so
+/// each start can show it again. An unpaired box guards nothing: whoever holds it can reset it.
+pub const OWNER_CODE: &str = "owner_code";
+
+/// The code that makes its sender the first owner: the one stored, or a new one.
+pub fn first_owner_code(store: &Store, now: u64) -> Result<PairingCode, Error> {
+    if let Some(text) = store.settings(OWNER_CODE)?
+        && let Ok(code) = PairingCode::parse(&text)
+    {
+        return Ok(code);
+    }
+    let code = new_code(store, Role::Owner, now)?;
+    store.put_setting(OWNER_CODE, Some(code.as_str()))?;
+    Ok(code)
 }
 
 /// Stores a new code for `role` and returns it (only its hash is kept).

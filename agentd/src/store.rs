@@ -11,7 +11,8 @@
 //! history    "telegram:42"  → History (JSON)      per chat
 //! facts      seq            → text
 //! reminders  seq            → Reminder (JSON)
-//! settings   "current" | "last_good" → owner settings (TOML)
+//! settings   "current" | "last_good" | "trial" → owner settings (TOML);
+//!            "owner_code" → the first owner code, shown at each start until paired
 //! meta       "schema" | "seq" | "pairing_failures" → u64
 //! ```
 
@@ -434,6 +435,22 @@ impl Store {
             table.insert("current", current)?;
             if let Some(good) = last_good {
                 table.insert("last_good", good)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes (or with `None` removes) one settings row: `trial`, `owner_code`.
+    pub fn put_setting(&self, which: &str, value: Option<&str>) -> Result<(), Error> {
+        self.write(|tx| {
+            let mut table = tx.open_table(SETTINGS)?;
+            match value {
+                Some(value) => {
+                    table.insert(which, value)?;
+                }
+                None => {
+                    table.remove(which)?;
+                }
             }
             Ok(())
         })

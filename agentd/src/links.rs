@@ -1,0 +1,90 @@
+//! The agent's links to the world, built from the owner's settings: the IM channels and the
+//! LLM client. A settings change builds a new set, checks it, and only then replaces the old.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carapace_http::Client;
+use carapace_im::telegram::Telegram;
+use carapace_im::{Channel, ChannelKind, Outgoing};
+use carapace_llm::{Llm, Reply, Request};
+use carapace_owner::OwnerSettings;
+
+use crate::turn::Brain;
+
+/// How long Telegram holds a getUpdates call open.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(50);
+
+pub struct Links {
+    pub telegram: Option<Arc<Telegram>>,
+    pub llm: Arc<Llm>,
+}
+
+impl Links {
+    pub fn build(settings: &OwnerSettings, http: &Client) -> Result<Links, String> {
+        let telegram = match &settings.telegram {
+            Some(t) => Some(Arc::new(
+                Telegram::new(http.clone(), &t.api_base, t.token.clone(), POLL_TIMEOUT)
+                    .map_err(|error| format!("telegram: {error}"))?,
+            )),
+            None => None,
+        };
+        let providers = settings.llm.clone();
+        let llm = Llm::new(http.clone(), providers).map_err(|error| format!("llm: {error}"))?;
+        Ok(Links {
+            telegram,
+            llm: Arc::new(llm),
+        })
+    }
+
+    /// Whether the agent reaches its model (any provider) and every IM link.
+    pub async fn check(&self) -> Result<(), String> {
+        let mut llm_errors = Vec::new();
+        let mut reached = false;
+        for index in 0..self.llm.provider_count() {
+            match self.llm.check(index).await {
+                Ok(()) => {
+                    reached = true;
+                    break;
+                }
+                Err(error) => llm_errors.push(error.to_string()),
+            }
+        }
+        if !reached {
+            return Err(format!("no LLM provider answered: {}", llm_errors.join("; ")));
+        }
+        if let Some(telegram) = &self.telegram {
+            telegram
+                .check()
+                .await
+                .map_err(|error| format!("telegram: {error}"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn send(&self, channel: ChannelKind, chat: &str, message: &Outgoing) -> Result<(), carapace_im::Error> {
+        match channel {
+            ChannelKind::Telegram => match &self.telegram {
+                Some(telegram) => telegram.send(chat, message).await,
+                None => Err(not_configured(channel)),
+            },
+            ChannelKind::Feishu => Err(not_configured(channel)),
+        }
+    }
+}
+
+fn not_configured(channel: ChannelKind) -> carapace_im::Error {
+    carapace_im::Error::Rejected {
+        channel: channel.name(),
+        detail: "this channel is not in the settings any more".into(),
+    }
+}
+
+/// The model, as the turn loop sees it.
+pub struct LlmBrain(pub Arc<Llm>);
+
+impl Brain for LlmBrain {
+    async fn complete(&self, request: &Request) -> Result<Reply, String> {
+        self.0.complete(request).await.map_err(|error| error.to_string())
+    }
+}

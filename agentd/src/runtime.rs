@@ -1,0 +1,341 @@
+//! The running agent: the receivers that fill the inbox, the loop that answers stored messages
+//! one at a time (and delivers due reminders), the outbox that retries each reply until the IM
+//! server has it, and settings transactions.
+//!
+//! ```text
+//! IM server ─getUpdates─▶ receiver ─store─▶ pending ─agent─▶ outbox ─send─▶ IM server
+//!                         (acknowledged by the next call, after the store committed)
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use carapace_http::Client;
+use carapace_im::receiver::run_receiver;
+use carapace_im::{Channel, ChannelKind, Outgoing};
+use carapace_owner::OwnerSettings;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent::{Agent, Effect};
+use crate::commands::MENU;
+use crate::links::{Links, LlmBrain};
+use crate::notify::Notifier;
+use crate::store::{OutboxEntry, Store};
+use board_support::notify::Message;
+
+/// New settings must reach the model and the IM link within this long to be kept.
+pub const SETTINGS_TRIAL: Duration = Duration::from_secs(30);
+/// The longest the answer loop sleeps: reminders are checked at least this often.
+const TICK: Duration = Duration::from_secs(1);
+/// The outbox's waits after a failed send: doubling from the first to the last.
+const OUTBOX_RETRY_FIRST: Duration = Duration::from_secs(1);
+const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(60);
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub struct Runtime {
+    pub agent: Agent,
+    pub http: Client,
+    notifier: Arc<Notifier>,
+    links: watch::Sender<Option<Arc<Links>>>,
+    inbox_filled: Arc<Notify>,
+    outbox_filled: Arc<Notify>,
+}
+
+impl Runtime {
+    pub fn new(agent: Agent, http: Client, notifier: Arc<Notifier>) -> Runtime {
+        Runtime {
+            agent,
+            http,
+            notifier,
+            links: watch::channel(None).0,
+            inbox_filled: Arc::new(Notify::new()),
+            outbox_filled: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Builds the links from the current settings; a box without settings runs without them
+    /// (paired later, once the owner's file arrives) and says so.
+    pub fn start_links(&mut self) {
+        let links = Links::build(&self.agent.settings, &self.http);
+        match links {
+            Ok(links) => {
+                self.links.send_replace(Some(Arc::new(links)));
+            }
+            Err(error) => eprintln!("agent: not connecting: {error}; fix the settings from the owner's chat or with a new owner-settings file"),
+        }
+    }
+
+    /// Runs until the process is stopped.
+    pub async fn run(mut self) -> std::convert::Infallible {
+        let receivers = tokio::spawn(supervise_receivers(
+            self.links.subscribe(),
+            Arc::clone(&self.agent.store),
+            Arc::clone(&self.inbox_filled),
+        ));
+        let outbox = tokio::spawn(send_outbox(
+            self.links.subscribe(),
+            Arc::clone(&self.agent.store),
+            Arc::clone(&self.outbox_filled),
+        ));
+        let _tasks = AbortOnDrop(vec![receivers, outbox]);
+        loop {
+            self.answer_pending().await;
+            self.deliver_due_reminders();
+            let _ = tokio::time::timeout(TICK, self.inbox_filled.notified()).await;
+        }
+    }
+
+    async fn answer_pending(&mut self) {
+        loop {
+            let next = match self.agent.store.next_pending() {
+                Ok(next) => next,
+                Err(error) => {
+                    eprintln!("agent: reading the inbox: {error}");
+                    return;
+                }
+            };
+            let Some((seq, message)) = next else {
+                return;
+            };
+            let Some(links) = self.links.borrow().clone() else {
+                return;
+            };
+            let brain = LlmBrain(Arc::clone(&links.llm));
+            let handled = match self.agent.handle(&brain, &message, now()).await {
+                Ok(handled) => handled,
+                Err(error) => {
+                    // The message stays pending and is tried again on the next tick; the
+                    // error (a full disk, a damaged store) is for the console.
+                    eprintln!("agent: answering message {seq}: {error}");
+                    return;
+                }
+            };
+            if let Err(error) = self.agent.store.finish(seq, handled.answer) {
+                eprintln!("agent: storing the answer to message {seq}: {error}");
+                return;
+            }
+            self.outbox_filled.notify_one();
+            match handled.effect {
+                Effect::None => {}
+                Effect::Reboot => {
+                    // After the reply is stored; the outbox may send it before PID 1 stops us.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Err(error) = self.notifier.notify(Message::Reboot) {
+                        eprintln!("agent: asking PID 1 to reboot: {error}");
+                    }
+                }
+                Effect::TrySettings { settings, changed } => {
+                    self.try_settings(*settings, &changed, message.channel, &message.chat)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// Tries `candidate`: kept (and made the last good settings) only if the new links reach
+    /// the model and the IM link within [`SETTINGS_TRIAL`]; otherwise the running links stay.
+    /// The owner hears the outcome either way; the audit log gets it too.
+    pub async fn try_settings(&mut self, candidate: OwnerSettings, changed: &str, channel: ChannelKind, chat: &str) {
+        let now = now();
+        let toml = candidate.to_toml();
+        if let Err(error) = self.agent.store.put_setting("trial", Some(&toml)) {
+            eprintln!("agent: recording the settings trial: {error}");
+        }
+        let outcome = match Links::build(&candidate, &self.http) {
+            Ok(links) => match tokio::time::timeout(SETTINGS_TRIAL, links.check()).await {
+                Ok(Ok(())) => Ok(links),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(format!(
+                    "no answer within {} s",
+                    SETTINGS_TRIAL.as_secs()
+                )),
+            },
+            Err(error) => Err(error),
+        };
+        let text = match outcome {
+            Ok(links) => match self.agent.store.set_settings(&toml, Some(&toml)) {
+                Ok(()) => {
+                    self.agent.settings = candidate;
+                    self.links.send_replace(Some(Arc::new(links)));
+                    self.agent.record("settings", &format!("{changed} changed; the new settings work"), now);
+                    format!("Done: {changed} changed, and I still reach the model and this chat.")
+                }
+                Err(error) => format!("Not changed: storing the settings failed: {error}"),
+            },
+            Err(reason) => {
+                self.agent.record(
+                    "settings",
+                    &format!("{changed} not changed; kept the last good settings: {reason}"),
+                    now,
+                );
+                format!(
+                    "I kept the previous settings: with the new {changed}, {reason}. Nothing else changed."
+                )
+            }
+        };
+        if let Err(error) = self.agent.store.put_setting("trial", None) {
+            eprintln!("agent: clearing the settings trial: {error}");
+        }
+        self.queue(channel, chat, text);
+    }
+
+    /// A trial that a crash or power cut interrupted: the running settings were never
+    /// replaced, so nothing is undone; the owner is told the change did not happen.
+    pub fn finish_interrupted_trial(&mut self) {
+        let Ok(Some(_)) = self.agent.store.settings("trial") else {
+            return;
+        };
+        let _ = self.agent.store.put_setting("trial", None);
+        self.agent.record("settings", "a settings trial was interrupted by a restart; the last good settings are in use", now());
+        let owners: Vec<_> = self
+            .agent
+            .store
+            .users()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| u.role == crate::store::Role::Owner)
+            .collect();
+        for owner in owners {
+            self.queue(
+                owner.channel,
+                &owner.id,
+                "A settings change was interrupted by a restart; I kept the last good settings.".into(),
+            );
+        }
+    }
+
+    fn queue(&self, channel: ChannelKind, chat: &str, text: String) {
+        let entry = OutboxEntry {
+            channel,
+            chat: chat.into(),
+            message: Outgoing::Text(text),
+        };
+        match self.agent.store.queue(&entry) {
+            Ok(()) => self.outbox_filled.notify_one(),
+            Err(error) => eprintln!("agent: queueing a message: {error}"),
+        }
+    }
+
+    fn deliver_due_reminders(&self) {
+        let now = now();
+        let Ok(reminders) = self.agent.store.reminders() else {
+            return;
+        };
+        for (id, reminder) in reminders.into_iter().filter(|(_, r)| r.due <= now) {
+            let entry = OutboxEntry {
+                channel: reminder.channel,
+                chat: reminder.chat.clone(),
+                message: Outgoing::Text(format!("Reminder: {}", reminder.text)),
+            };
+            match self.agent.store.deliver_reminder(id, &entry) {
+                Ok(()) => self.outbox_filled.notify_one(),
+                Err(error) => eprintln!("agent: delivering reminder {id}: {error}"),
+            }
+        }
+    }
+}
+
+/// One receiver task per channel of the current links, replaced when the links change.
+async fn supervise_receivers(
+    mut links: watch::Receiver<Option<Arc<Links>>>,
+    store: Arc<Store>,
+    inbox_filled: Arc<Notify>,
+) {
+    let mut running: Option<AbortOnDrop> = None;
+    loop {
+        let current = links.borrow_and_update().clone();
+        drop(running.take());
+        if let Some(links) = current {
+            let mut tasks = Vec::new();
+            if let Some(telegram) = &links.telegram {
+                tasks.push(tokio::spawn(receive(
+                    Arc::clone(telegram),
+                    Arc::clone(&store),
+                    Arc::clone(&inbox_filled),
+                )));
+            }
+            running = Some(AbortOnDrop(tasks));
+        }
+        if links.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: Arc<Notify>) {
+    let menu: Vec<(String, String)> = MENU
+        .iter()
+        .map(|(name, what)| (name.to_string(), what.to_string()))
+        .collect();
+    if let Err(error) = channel.set_commands(&menu).await {
+        eprintln!("{}: setting the command menu: {error}", channel.kind().name());
+    }
+    run_receiver(channel.as_ref(), |batch| {
+        let stored = store.store_incoming(&batch, now()).map_err(|e| e.to_string());
+        if stored.is_ok() {
+            inbox_filled.notify_one();
+        }
+        std::future::ready(stored.map(|_| ()))
+    })
+    .await
+}
+
+/// Sends stored replies in order, each until the IM server has it; a reply the server refuses
+/// for good (an unknown chat) is dropped with a console line.
+async fn send_outbox(links: watch::Receiver<Option<Arc<Links>>>, store: Arc<Store>, filled: Arc<Notify>) {
+    let mut wait = OUTBOX_RETRY_FIRST;
+    loop {
+        let next = store.next_outgoing();
+        let current = links.borrow().clone();
+        match (next, current) {
+            (Ok(Some((seq, entry))), Some(links)) => {
+                match links.send(entry.channel, &entry.chat, &entry.message).await {
+                    Ok(()) => {
+                        wait = OUTBOX_RETRY_FIRST;
+                        if let Err(error) = store.sent(seq) {
+                            eprintln!("agent: outbox: {error}");
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                    Err(error) if !error.is_transient() => {
+                        eprintln!("agent: reply {seq} dropped: {error}");
+                        let _ = store.sent(seq);
+                    }
+                    Err(error) => {
+                        let pause = match &error {
+                            carapace_im::Error::RateLimited { retry_after, .. } => *retry_after,
+                            _ => wait,
+                        };
+                        eprintln!("agent: reply {seq} not sent yet ({error}); retrying in {} s", pause.as_secs());
+                        tokio::time::sleep(pause).await;
+                        wait = (wait * 2).min(OUTBOX_RETRY_MAX);
+                    }
+                }
+            }
+            (Err(error), _) => {
+                eprintln!("agent: outbox: {error}");
+                tokio::time::sleep(OUTBOX_RETRY_MAX).await;
+            }
+            _ => {
+                let _ = tokio::time::timeout(TICK, filled.notified()).await;
+            }
+        }
+    }
+}
+
+/// Tasks that end when this is dropped.
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
