@@ -2,6 +2,9 @@
 //! wire format of its service (HTTP/1.1 over TLS or plain TCP, JSON, SSE, WebSocket frames),
 //! records what it was asked, and can be told to fail the way the real one does.
 //!
-//! `server` is the shared HTTP(S) listener; each service is a module of its own.
+//! `server` is the shared HTTP(S) listener and `form` reads request parameters in the
+//! encodings the services accept; each service is a module of its own.
 
+pub mod form;
 pub mod server;
+pub mod telegram;

@@ -1,0 +1,56 @@
+//! Long polling with getUpdates. The offset lives here: after a batch it is the last
+//! update_id + 1, and passing it on the next call is what confirms the batch to Telegram. So
+//! a batch is acknowledged only when the core asks for the next one, after storing it.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use super::api::Update;
+use super::call::{ApiFailure, Payload};
+use super::{CALL_TIMEOUT, POLL_MARGIN, Telegram, incoming};
+use crate::{Error, Incoming};
+
+impl Telegram {
+    pub(super) async fn poll(&self) -> Result<Vec<Incoming>, Error> {
+        let offset = self.offset.load(Ordering::SeqCst);
+        let updates = match self.get_updates(offset).await? {
+            Ok(updates) => updates,
+            // 409: a webhook is set, and Telegram serves either a webhook or getUpdates. This
+            // box only polls, so it removes the webhook (keeping the pending updates) and
+            // tries once more. Another poller with the same token also gives 409; that one
+            // the retry cannot fix, and it comes back as Rejected.
+            Err(failure) if failure.code == 409 => {
+                let body = json!({"drop_pending_updates": false});
+                self.call::<bool>("deleteWebhook", Payload::Json(body), CALL_TIMEOUT)
+                    .await?;
+                self.get_updates(offset)
+                    .await?
+                    .map_err(|failure| self.failure("getUpdates", failure))?
+            }
+            Err(failure) => return Err(self.failure("getUpdates", failure)),
+        };
+        if let Some(last) = updates.iter().map(|update| update.update_id).max() {
+            self.offset.fetch_max(last + 1, Ordering::SeqCst);
+        }
+        Ok(updates
+            .into_iter()
+            .filter_map(|update| incoming::read(update.update_id, update.message))
+            .collect())
+    }
+
+    async fn get_updates(&self, offset: i64) -> Result<Result<Vec<Update>, ApiFailure>, Error> {
+        let mut body = json!({
+            "timeout": self.poll_timeout.as_secs(),
+            "allowed_updates": ["message"],
+        });
+        // Update ids are positive; 0 means no batch yet (the server starts at the oldest
+        // unconfirmed update).
+        if offset > 0 {
+            body["offset"] = json!(offset);
+        }
+        let timeout = self.poll_timeout + POLL_MARGIN;
+        self.try_call("getUpdates", Payload::Json(body), timeout)
+            .await
+    }
+}
