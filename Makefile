@@ -30,22 +30,26 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Unit tests, the DNS stub against a fake upstream on loopback, and the firewall's real ruleset in network namespaces (root, no QEMU).
+## Unit tests, the DNS stub against a fake upstream on loopback, the firewall's real ruleset in
+## network namespaces (root, no QEMU), and the agent (channels, LLM client, agentd itself)
+## against the fakes of Telegram and the LLM APIs on loopback.
 test-unit:
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p carapace-image --test lock
 	$(CARGO) test -p carapace-netd --test dns_stub --test links
 	$(CARGO) test -p carapace-tests --test firewall
+	$(CARGO) test -p carapace-im -p carapace-llm -p carapace-agentd --tests
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test reproducible
+SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test agent
 
 test-system:
 	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
 
-## Slower suites: boots that keep failing before ready end in a degraded boot (8 minutes).
+## Slower suites: boots that keep failing before ready end in a degraded boot (8 minutes);
+## the shipped recipe built twice in two checkouts gives the same bytes (11 minutes).
 test-slow:
-	$(CARGO) test -p carapace-tests --test unready_boots -- --test-threads=1 --nocapture
+	$(CARGO) test -p carapace-tests --test unready_boots --test reproducible -- --test-threads=1 --nocapture
 
 
 test: deps lint test-unit test-system

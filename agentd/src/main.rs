@@ -1,20 +1,34 @@
 //! agentd, the agent daemon. It runs under Carapace's PID 1 as its own unprivileged user
 //! with no capabilities; docs/boot-contract.md says what PID 1 gives it.
 //!
-//! This first cut holds the device identity, answers health queries and tells PID 1 it is
-//! ready and alive; the parts live in the library (lib.rs).
+//! Start: the identity, the audit log, the store, the owner's first-boot settings, the links
+//! (IM channels, LLM); while unpaired, the pairing link and QR code on the console; then
+//! READY=1, and the runtime (runtime.rs) until SIGTERM.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use board_support::notify::Message;
+use carapace_agentd::agent::Agent;
 use carapace_agentd::config::Config;
 use carapace_agentd::error::Error;
 use carapace_agentd::health::{self, HealthInfo, HealthServer};
 use carapace_agentd::identity::{self, Identity};
 use carapace_agentd::notify::{Notifier, WATCHDOG_PERIOD};
+use carapace_agentd::owner_file::{self, Import};
+use carapace_agentd::pairing::{self, Guard};
+use carapace_agentd::runtime::{Runtime, now};
+use carapace_agentd::store::Store;
+use carapace_agentd::tools::Registry;
+use carapace_agentd::turn::TurnLimits;
+use carapace_audit::AuditLog;
+use carapace_owner::{OwnerSettings, qr};
+
+const AUDIT_FILE: &str = "audit.log";
+const PAIRING_PNG: &str = "pairing-qr.png";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -34,11 +48,61 @@ async fn run() -> Result<(), Error> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error("SIGINT"))?;
 
     let config = Config::from_env()?;
-    let notifier = Notifier::from_fd(config.notify_fd)?;
+    let notifier = Arc::new(Notifier::from_fd(config.notify_fd)?);
 
     let (identity, origin) = Identity::load_or_create(&config.state_dir.join(identity::FILE_NAME))?;
     let public_key = identity.public_key_hex();
     println!("identity ed25519={public_key} {origin}");
+
+    let audit = AuditLog::open(&config.state_dir.join(AUDIT_FILE), identity.signing_key(), now())?;
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    match owner_file::import(&config.state_dir, &store, now())? {
+        Import::Nothing => {}
+        Import::Imported => println!("owner settings imported"),
+        Import::IgnoredPaired => println!(
+            "owner settings on the boot partition ignored: the box is paired; change settings from the owner's chat"
+        ),
+        Import::Rejected(reason) => println!(
+            "owner settings rejected: {reason}; fix the file and put it on the boot partition again (kept as {})",
+            owner_file::REJECTED_FILE
+        ),
+    }
+    let settings = match store.settings("current")? {
+        Some(text) => match OwnerSettings::parse(&text) {
+            Ok(settings) => settings,
+            Err(error) => {
+                println!("settings unusable ({error}); starting without them");
+                OwnerSettings::default()
+            }
+        },
+        None => {
+            println!("no owner settings yet: build the image with `carapace build --owner-settings FILE`");
+            OwnerSettings::default()
+        }
+    };
+
+    let mut agent = Agent {
+        store: Arc::clone(&store),
+        audit,
+        tools: Registry::standard(),
+        guard: Guard::default(),
+        identity: format!("ed25519:{public_key}"),
+        hostname: read_hostname(),
+        settings,
+        limits: TurnLimits::default(),
+        reboot_asked_at: None,
+    };
+    if !store.has_owner()? {
+        show_pairing(&agent, &store, &config.runtime_dir)?;
+    }
+    let http = carapace_http::client()?;
+    let configured = agent.settings.telegram.is_some() || agent.settings.feishu.is_some();
+    agent.record("start", &format!("agentd {} started", env!("CARGO_PKG_VERSION")), now());
+    let mut runtime = Runtime::new(agent, http, Arc::clone(&notifier));
+    runtime.finish_interrupted_trial();
+    if configured {
+        runtime.start_links();
+    }
 
     let info = HealthInfo {
         identity: format!("ed25519:{public_key}"),
@@ -54,9 +118,43 @@ async fn run() -> Result<(), Error> {
     let stopped_by = tokio::select! {
         never = server.serve() => match never {},
         never = notifier.pet_watchdog(WATCHDOG_PERIOD) => match never {},
+        never = runtime.run() => match never {},
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     println!("stopping signal={stopped_by}");
     server.remove_socket()
+}
+
+/// The pairing link and its QR code on the console (serial and screen), and as a PNG in the
+/// runtime directory.
+fn show_pairing(agent: &Agent, store: &Store, runtime_dir: &std::path::Path) -> Result<(), Error> {
+    let Some(telegram) = &agent.settings.telegram else {
+        if agent.settings.feishu.is_some() {
+            let code = pairing::first_owner_code(store, now())?;
+            println!("pairing code={} (send it to the bot on Feishu)", code.as_str());
+        }
+        return Ok(());
+    };
+    let code = pairing::first_owner_code(store, now())?;
+    let link = code.telegram_link(&telegram.bot);
+    println!("pairing link={link}");
+    for line in qr::text(&link)?.lines() {
+        println!("{line}");
+    }
+    let png = runtime_dir.join(PAIRING_PNG);
+    if let Err(source) = board_support::atomic_file::write(&png, &qr::png(&link)?, 0o600) {
+        return Err(Error::File {
+            what: format!("writing {}", png.display()),
+            source,
+        });
+    }
+    Ok(())
+}
+
+fn read_hostname() -> String {
+    std::fs::read_to_string(board_support::IMAGE_INFO_PATH)
+        .ok()
+        .and_then(|text| board_support::ImageInfo::parse(&text).ok())
+        .map_or_else(|| "carapace".to_string(), |info| info.hostname)
 }

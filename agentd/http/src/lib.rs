@@ -17,7 +17,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 /// Certificates the image adds to the public roots (PEM). Test images only.
-pub const EXTRA_CA_PATH: &str = "/etc/carapace/tls/extra-ca.pem";
+pub const EXTRA_CA_PATH: &str = "/etc/carapace/extra-ca.pem";
 
 /// How long a TCP + TLS connect may take before the next address (or a retry) is tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

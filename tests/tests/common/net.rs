@@ -15,6 +15,12 @@ pub const HOST: &str = "198.18.0.1";
 /// A second address of the same hosts, which no DNS answer names.
 pub const HOST_BY_IP: &str = "198.18.0.2";
 pub const ALLOWED_NAME: &str = "allowed.test";
+/// The real names of the services the default image talks to, answered by the test's DNS with
+/// addresses of its own hosts, where the fakes listen (certificates from the test CA).
+pub const TELEGRAM_NAME: &str = "api.telegram.org";
+pub const TELEGRAM_HOST: &str = "198.18.0.3";
+pub const LLM_NAME: &str = "api.openai.com";
+pub const LLM_HOST: &str = "198.18.0.4";
 pub const BLOCKED_NAME: &str = "blocked.test";
 /// What the SNTP server adds to the host's clock, so a synced guest is plain to see.
 pub const NTP_OFFSET_SECS: u64 = 86_400;
@@ -60,6 +66,8 @@ impl TestNet {
         in_netns(&format!("tuntap add dev {TAP} mode tap"));
         in_netns(&format!("addr add {HOST}/24 dev {TAP}"));
         in_netns(&format!("addr add {HOST_BY_IP}/24 dev {TAP}"));
+        in_netns(&format!("addr add {TELEGRAM_HOST}/24 dev {TAP}"));
+        in_netns(&format!("addr add {LLM_HOST}/24 dev {TAP}"));
         in_netns(&format!("link set {TAP} up"));
         net.start_dnsmasq();
         net.make_certificates();
@@ -117,6 +125,8 @@ impl TestNet {
             &format!("--dhcp-option=option:ntp-server,{HOST}"),
             &format!("--address=/{ALLOWED_NAME}/{HOST}"),
             &format!("--address=/{BLOCKED_NAME}/{HOST}"),
+            &format!("--address=/{TELEGRAM_NAME}/{TELEGRAM_HOST}"),
+            &format!("--address=/{LLM_NAME}/{LLM_HOST}"),
         ]);
         self.spawn(command, "dnsmasq");
     }
@@ -131,7 +141,11 @@ impl TestNet {
             p("cert.pem"),
             p("ext.cnf"),
         );
-        std::fs::write(&ext, format!("subjectAltName=DNS:{ALLOWED_NAME}\n")).expect("ext");
+        std::fs::write(
+            &ext,
+            format!("subjectAltName=DNS:{ALLOWED_NAME},DNS:{TELEGRAM_NAME},DNS:{LLM_NAME}\n"),
+        )
+        .expect("ext");
         run(&[
             "openssl",
             "req",
@@ -188,7 +202,10 @@ impl TestNet {
 
     fn start_https(&mut self) {
         let mut command = self.in_netns("openssl");
-        command.args(["s_server", "-accept", "443", "-www", "-cert"]);
+        command
+            .args(["s_server", "-accept"])
+            .arg(format!("{HOST}:443"))
+            .args(["-www", "-cert"]);
         command
             .arg(self.path("cert.pem"))
             .arg("-key")
@@ -230,6 +247,28 @@ impl TestNet {
             .recv_timeout(Duration::from_secs(5))
             .expect("the SNTP thread answered")
             .expect("the SNTP server bound");
+    }
+
+    /// The server certificate (for every name above) and its key, PEM.
+    pub fn server_cert(&self) -> (PathBuf, PathBuf) {
+        (self.path("cert.pem"), self.path("key.pem"))
+    }
+
+    /// A TCP listener on `address` inside the namespace (made by a thread that moved itself
+    /// there; the socket stays in the namespace), for a fake to serve on.
+    pub fn listen_tcp(&self, address: std::net::SocketAddr) -> std::net::TcpListener {
+        let netns = std::fs::File::open(format!("/run/netns/{}", self.netns)).expect("netns");
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&netns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::net::TcpListener::bind(address).map_err(|e| e.to_string()))
+        })
+        .join()
+        .expect("the listening thread")
+        .unwrap_or_else(|e| panic!("listen on {address} in the test network: {e}"))
     }
 
     /// The lines a host wrote to its log (dnsmasq's queries and leases, for failures).
