@@ -89,7 +89,7 @@ impl Agent {
             Content::Document { name, caption, .. } => format!("[a document {name}] {caption}"),
         };
         if let Some(command) = commands::parse(&text) {
-            let (text, effect) = commands::run(self, &user, message, &command, now).await?;
+            let (text, effect) = commands::run(self, &user, &command, now).await?;
             return Ok(Handled {
                 answer: Answer {
                     replies: vec![reply(text)],

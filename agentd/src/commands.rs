@@ -1,8 +1,6 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`. They answer even when every LLM provider is down.
 
-use carapace_im::Incoming;
-
 use crate::agent::{Agent, Effect};
 use crate::error::Error;
 use crate::pairing;
@@ -57,7 +55,6 @@ pub fn parse(text: &str) -> Option<Command> {
 pub async fn run(
     agent: &mut Agent,
     user: &User,
-    message: &Incoming,
     command: &Command,
     now: u64,
 ) -> Result<(String, Effect), Error> {
@@ -116,7 +113,6 @@ pub async fn run(
         "audit" => audit(agent)?,
         _ => help(),
     };
-    let _ = message;
     Ok((text, Effect::None))
 }
 
