@@ -4,4 +4,5 @@
 //!
 //! `server` is the shared HTTP(S) listener; each service is a module of its own.
 
+pub mod llm;
 pub mod server;
