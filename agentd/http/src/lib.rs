@@ -6,6 +6,10 @@
 //!   that file (only test images do: it is how they trust their fake servers).
 //! - Plain `http://` is allowed to loopback only (the local inference engine on 127.0.0.1);
 //!   anything else must be `https://`, so a typo in a setting cannot send a key in clear.
+//! - Redirects are not followed. reqwest drops `Authorization` on a redirect to another host
+//!   but keeps every other header, so a redirect would carry keys sent as custom headers
+//!   (Anthropic's `x-api-key`) to wherever it points, possibly over plain http. The APIs the
+//!   box calls do not redirect; a 3xx reaches the caller, which names it.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -84,6 +88,7 @@ pub fn client_trusting(extra_ca_pem: Option<&[u8]>, source: &Path) -> Result<Cli
         .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("carapace/", env!("CARGO_PKG_VERSION")))
         .build()

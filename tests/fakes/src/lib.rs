@@ -6,5 +6,6 @@
 //! encodings the services accept; each service is a module of its own.
 
 pub mod form;
+pub mod llm;
 pub mod server;
 pub mod telegram;

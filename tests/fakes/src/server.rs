@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -31,7 +32,18 @@ pub type Handler = Arc<
 pub enum Error {
     #[error("fake server: {0}")]
     Setup(String),
+    #[error("fake server: waited {waited_ms} ms for {wanted} requests, {got} came")]
+    Waited {
+        waited_ms: u128,
+        wanted: usize,
+        got: usize,
+    },
 }
+
+/// When a request's head arrived (before its body was read): every request a handler gets
+/// carries it in its extensions, so fakes can time what the client under test did.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival(pub Instant);
 
 /// A TLS acceptor for the PEM certificate chain and key in these files.
 pub fn tls_acceptor(cert_pem: &Path, key_pem: &Path) -> Result<TlsAcceptor, Error> {
@@ -63,8 +75,10 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, handler: Han
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let handler = Arc::clone(&handler);
+                let arrival = Arrival(Instant::now());
                 async move {
-                    let (parts, body) = request.into_parts();
+                    let (mut parts, body) = request.into_parts();
+                    parts.extensions.insert(arrival);
                     let body = match body.collect().await {
                         Ok(collected) => collected.to_bytes(),
                         Err(_) => Bytes::new(),
