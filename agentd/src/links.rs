@@ -51,7 +51,10 @@ impl Links {
             }
         }
         if !reached {
-            return Err(format!("no LLM provider answered: {}", llm_errors.join("; ")));
+            return Err(format!(
+                "no LLM provider answered: {}",
+                llm_errors.join("; ")
+            ));
         }
         if let Some(telegram) = &self.telegram {
             telegram
@@ -62,7 +65,12 @@ impl Links {
         Ok(())
     }
 
-    pub async fn send(&self, channel: ChannelKind, chat: &str, message: &Outgoing) -> Result<(), carapace_im::Error> {
+    pub async fn send(
+        &self,
+        channel: ChannelKind,
+        chat: &str,
+        message: &Outgoing,
+    ) -> Result<(), carapace_im::Error> {
         match channel {
             ChannelKind::Telegram => match &self.telegram {
                 Some(telegram) => telegram.send(chat, message).await,
@@ -85,6 +93,9 @@ pub struct LlmBrain(pub Arc<Llm>);
 
 impl Brain for LlmBrain {
     async fn complete(&self, request: &Request) -> Result<Reply, String> {
-        self.0.complete(request).await.map_err(|error| error.to_string())
+        self.0
+            .complete(request)
+            .await
+            .map_err(|error| error.to_string())
     }
 }

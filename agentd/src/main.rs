@@ -54,7 +54,11 @@ async fn run() -> Result<(), Error> {
     let public_key = identity.public_key_hex();
     println!("identity ed25519={public_key} {origin}");
 
-    let audit = AuditLog::open(&config.state_dir.join(AUDIT_FILE), identity.signing_key(), now())?;
+    let audit = AuditLog::open(
+        &config.state_dir.join(AUDIT_FILE),
+        identity.signing_key(),
+        now(),
+    )?;
     let store = Arc::new(Store::open(&config.state_dir)?);
     match owner_file::import(&config.state_dir, &store, now())? {
         Import::Nothing => {}
@@ -76,7 +80,9 @@ async fn run() -> Result<(), Error> {
             }
         },
         None => {
-            println!("no owner settings yet: build the image with `carapace build --owner-settings FILE`");
+            println!(
+                "no owner settings yet: build the image with `carapace build --owner-settings FILE`"
+            );
             OwnerSettings::default()
         }
     };
@@ -97,7 +103,11 @@ async fn run() -> Result<(), Error> {
     }
     let http = carapace_http::client()?;
     let configured = agent.settings.telegram.is_some() || agent.settings.feishu.is_some();
-    agent.record("start", &format!("agentd {} started", env!("CARGO_PKG_VERSION")), now());
+    agent.record(
+        "start",
+        &format!("agentd {} started", env!("CARGO_PKG_VERSION")),
+        now(),
+    );
     let mut runtime = Runtime::new(agent, http, Arc::clone(&notifier));
     runtime.finish_interrupted_trial();
     if configured {
@@ -132,7 +142,10 @@ fn show_pairing(agent: &Agent, store: &Store, runtime_dir: &std::path::Path) -> 
     let Some(telegram) = &agent.settings.telegram else {
         if agent.settings.feishu.is_some() {
             let code = pairing::first_owner_code(store, now())?;
-            println!("pairing code={} (send it to the bot on Feishu)", code.as_str());
+            println!(
+                "pairing code={} (send it to the bot on Feishu)",
+                code.as_str()
+            );
         }
         return Ok(());
     };

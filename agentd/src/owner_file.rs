@@ -121,7 +121,10 @@ api_key = "sk-test-0123456789abcdef"
             })
             .unwrap();
         std::fs::write(dir.path().join(OWNER_SETTINGS_FILE), FILE).unwrap();
-        assert_eq!(import(dir.path(), &store, 5).unwrap(), Import::IgnoredPaired);
+        assert_eq!(
+            import(dir.path(), &store, 5).unwrap(),
+            Import::IgnoredPaired
+        );
         assert!(!dir.path().join(OWNER_SETTINGS_FILE).exists());
         assert!(store.settings("current").unwrap().is_none());
     }
@@ -130,7 +133,11 @@ api_key = "sk-test-0123456789abcdef"
     fn a_bad_file_is_kept_aside_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        std::fs::write(dir.path().join(OWNER_SETTINGS_FILE), "[telegram]\nbot = 1\n").unwrap();
+        std::fs::write(
+            dir.path().join(OWNER_SETTINGS_FILE),
+            "[telegram]\nbot = 1\n",
+        )
+        .unwrap();
         let Import::Rejected(reason) = import(dir.path(), &store, 5).unwrap() else {
             panic!("not rejected");
         };

@@ -67,7 +67,9 @@ impl Runtime {
             Ok(links) => {
                 self.links.send_replace(Some(Arc::new(links)));
             }
-            Err(error) => eprintln!("agent: not connecting: {error}; fix the settings from the owner's chat or with a new owner-settings file"),
+            Err(error) => eprintln!(
+                "agent: not connecting: {error}; fix the settings from the owner's chat or with a new owner-settings file"
+            ),
         }
     }
 
@@ -141,7 +143,13 @@ impl Runtime {
     /// Tries `candidate`: kept (and made the last good settings) only if the new links reach
     /// the model and the IM link within [`SETTINGS_TRIAL`]; otherwise the running links stay.
     /// The owner hears the outcome either way; the audit log gets it too.
-    pub async fn try_settings(&mut self, candidate: OwnerSettings, changed: &str, channel: ChannelKind, chat: &str) {
+    pub async fn try_settings(
+        &mut self,
+        candidate: OwnerSettings,
+        changed: &str,
+        channel: ChannelKind,
+        chat: &str,
+    ) {
         let now = now();
         let toml = candidate.to_toml();
         if let Err(error) = self.agent.store.put_setting("trial", Some(&toml)) {
@@ -151,10 +159,7 @@ impl Runtime {
             Ok(links) => match tokio::time::timeout(SETTINGS_TRIAL, links.check()).await {
                 Ok(Ok(())) => Ok(links),
                 Ok(Err(error)) => Err(error),
-                Err(_) => Err(format!(
-                    "no answer within {} s",
-                    SETTINGS_TRIAL.as_secs()
-                )),
+                Err(_) => Err(format!("no answer within {} s", SETTINGS_TRIAL.as_secs())),
             },
             Err(error) => Err(error),
         };
@@ -163,7 +168,11 @@ impl Runtime {
                 Ok(()) => {
                     self.agent.settings = candidate;
                     self.links.send_replace(Some(Arc::new(links)));
-                    self.agent.record("settings", &format!("{changed} changed; the new settings work"), now);
+                    self.agent.record(
+                        "settings",
+                        &format!("{changed} changed; the new settings work"),
+                        now,
+                    );
                     format!("Done: {changed} changed, and I still reach the model and this chat.")
                 }
                 Err(error) => format!("Not changed: storing the settings failed: {error}"),
@@ -192,7 +201,11 @@ impl Runtime {
             return;
         };
         let _ = self.agent.store.put_setting("trial", None);
-        self.agent.record("settings", "a settings trial was interrupted by a restart; the last good settings are in use", now());
+        self.agent.record(
+            "settings",
+            "a settings trial was interrupted by a restart; the last good settings are in use",
+            now(),
+        );
         let owners: Vec<_> = self
             .agent
             .store
@@ -205,7 +218,8 @@ impl Runtime {
             self.queue(
                 owner.channel,
                 &owner.id,
-                "A settings change was interrupted by a restart; I kept the last good settings.".into(),
+                "A settings change was interrupted by a restart; I kept the last good settings."
+                    .into(),
             );
         }
     }
@@ -274,10 +288,15 @@ async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: A
         .map(|(name, what)| (name.to_string(), what.to_string()))
         .collect();
     if let Err(error) = channel.set_commands(&menu).await {
-        eprintln!("{}: setting the command menu: {error}", channel.kind().name());
+        eprintln!(
+            "{}: setting the command menu: {error}",
+            channel.kind().name()
+        );
     }
     run_receiver(channel.as_ref(), |batch| {
-        let stored = store.store_incoming(&batch, now()).map_err(|e| e.to_string());
+        let stored = store
+            .store_incoming(&batch, now())
+            .map_err(|e| e.to_string());
         if stored.is_ok() {
             inbox_filled.notify_one();
         }
@@ -288,7 +307,11 @@ async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: A
 
 /// Sends stored replies in order, each until the IM server has it; a reply the server refuses
 /// for good (an unknown chat) is dropped with a console line.
-async fn send_outbox(links: watch::Receiver<Option<Arc<Links>>>, store: Arc<Store>, filled: Arc<Notify>) {
+async fn send_outbox(
+    links: watch::Receiver<Option<Arc<Links>>>,
+    store: Arc<Store>,
+    filled: Arc<Notify>,
+) {
     let mut wait = OUTBOX_RETRY_FIRST;
     loop {
         let next = store.next_outgoing();
@@ -312,7 +335,10 @@ async fn send_outbox(links: watch::Receiver<Option<Arc<Links>>>, store: Arc<Stor
                             carapace_im::Error::RateLimited { retry_after, .. } => *retry_after,
                             _ => wait,
                         };
-                        eprintln!("agent: reply {seq} not sent yet ({error}); retrying in {} s", pause.as_secs());
+                        eprintln!(
+                            "agent: reply {seq} not sent yet ({error}); retrying in {} s",
+                            pause.as_secs()
+                        );
                         tokio::time::sleep(pause).await;
                         wait = (wait * 2).min(OUTBOX_RETRY_MAX);
                     }

@@ -15,15 +15,27 @@ fn a_stranger_gets_nothing_and_the_owner_is_answered_through_a_tool_call() {
     h.start();
     h.wait_line("owner settings imported");
     let link = h.wait_line("pairing link=");
-    assert!(link.ends_with(&format!("?start={}", support::CODE)), "{link}");
+    assert!(
+        link.ends_with(&format!("?start={}", support::CODE)),
+        "{link}"
+    );
 
-    h.telegram.inject_text(STRANGER, STRANGER, "Mallory", "hello, box");
-    h.telegram.inject_text(STRANGER, STRANGER, "Mallory", "/start WrongCode-0123456789");
+    h.telegram
+        .inject_text(STRANGER, STRANGER, "Mallory", "hello, box");
+    h.telegram
+        .inject_text(STRANGER, STRANGER, "Mallory", "/start WrongCode-0123456789");
     let paired = h.pair();
     assert_eq!(paired.chat_id, OWNER.to_string());
-    assert!(paired.text.starts_with("Paired: you are this box's owner"), "{}", paired.text);
+    assert!(
+        paired.text.starts_with("Paired: you are this box's owner"),
+        "{}",
+        paired.text
+    );
 
-    h.llm.push(Script::tool("set_reminder", json!({"in_seconds": 1, "text": "tea"})));
+    h.llm.push(Script::tool(
+        "set_reminder",
+        json!({"in_seconds": 1, "text": "tea"}),
+    ));
     h.llm.push(Script::text("A reminder is set."));
     h.say("remind me about tea in a second");
     let sent = h.wait_sent(3);
@@ -33,9 +45,22 @@ fn a_stranger_gets_nothing_and_the_owner_is_answered_through_a_tool_call() {
 
     let requests = h.llm.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.body_len < 8 * 1024), "{:?}", requests.iter().map(|r| r.body_len).collect::<Vec<_>>());
-    assert!(h.telegram.sent().iter().all(|m| m.chat_id != STRANGER.to_string()));
-    assert!(requests.iter().all(|r| !r.body.to_string().contains("hello, box")));
+    assert!(
+        requests.iter().all(|r| r.body_len < 8 * 1024),
+        "{:?}",
+        requests.iter().map(|r| r.body_len).collect::<Vec<_>>()
+    );
+    assert!(
+        h.telegram
+            .sent()
+            .iter()
+            .all(|m| m.chat_id != STRANGER.to_string())
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.body.to_string().contains("hello, box"))
+    );
 }
 
 #[test]
@@ -58,7 +83,13 @@ fn sigkill_in_the_middle_of_a_turn_loses_nothing_and_answers_once() {
     let sent = h.wait_sent(2);
     assert_eq!(sent[1].text, "Four.");
     std::thread::sleep(Duration::from_secs(2));
-    let answers: Vec<_> = h.telegram.sent().into_iter().skip(1).map(|m| m.text).collect();
+    let answers: Vec<_> = h
+        .telegram
+        .sent()
+        .into_iter()
+        .skip(1)
+        .map(|m| m.text)
+        .collect();
     assert_eq!(answers, ["Four."], "answered more than once");
     assert_eq!(h.llm.requests().len(), 2);
 }
@@ -70,17 +101,33 @@ fn a_settings_change_to_a_dead_llm_endpoint_is_rolled_back_by_itself() {
     h.pair();
     h.say("/settings set llm.0.base_url http://127.0.0.1:9/v1");
     let sent = h.wait_sent(3);
-    assert!(sent[1].text.starts_with("Trying the new llm.0.base_url"), "{}", sent[1].text);
-    assert!(sent[2].text.starts_with("I kept the previous settings: with the new llm.0.base_url, no LLM provider answered"), "{}", sent[2].text);
+    assert!(
+        sent[1].text.starts_with("Trying the new llm.0.base_url"),
+        "{}",
+        sent[1].text
+    );
+    assert!(
+        sent[2].text.starts_with(
+            "I kept the previous settings: with the new llm.0.base_url, no LLM provider answered"
+        ),
+        "{}",
+        sent[2].text
+    );
     // The old settings still work.
     h.llm.push(Script::text("Still here."));
     h.say("are you there?");
     assert_eq!(h.wait_sent(4)[3].text, "Still here.");
     h.say("/settings");
     let listed = &h.wait_sent(5)[4].text;
-    assert!(listed.contains("llm.0.base_url = http://127.0.0.1:"), "{listed}");
+    assert!(
+        listed.contains("llm.0.base_url = http://127.0.0.1:"),
+        "{listed}"
+    );
     assert!(!listed.contains(":9/v1"), "{listed}");
-    assert!(!listed.contains(carapace_fakes::llm::DEFAULT_KEY), "{listed}");
+    assert!(
+        !listed.contains(carapace_fakes::llm::DEFAULT_KEY),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -90,10 +137,16 @@ fn bad_settings_get_a_clear_message_and_change_nothing() {
     h.pair();
     h.say("/settings set llm.0.base_url nowhere");
     let text = &h.wait_sent(2)[1].text;
-    assert!(text.starts_with("Not changed:") && text.contains("is not a URL"), "{text}");
+    assert!(
+        text.starts_with("Not changed:") && text.contains("is not a URL"),
+        "{text}"
+    );
     h.say("/settings set llm.7.model x");
     let text = &h.wait_sent(3)[2].text;
-    assert!(text.contains("there is no setting \"llm.7.model\""), "{text}");
+    assert!(
+        text.contains("there is no setting \"llm.7.model\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -101,18 +154,28 @@ fn the_audit_log_verifies_and_a_tampered_entry_is_detected() {
     let mut h = Harness::new();
     h.start();
     h.pair();
-    h.llm.push(Script::tool("remember", json!({"fact": "the cat is called Tom"})));
+    h.llm.push(Script::tool(
+        "remember",
+        json!({"fact": "the cat is called Tom"}),
+    ));
     h.llm.push(Script::text("Noted."));
     h.say("remember my cat is Tom");
     h.wait_sent(2);
     h.say("/audit");
     let text = &h.wait_sent(3)[2].text;
     assert!(text.starts_with("The audit log verifies:"), "{text}");
-    assert!(text.contains("pairing") && text.contains("remember"), "{text}");
+    assert!(
+        text.contains("pairing") && text.contains("remember"),
+        "{text}"
+    );
 
     let log = std::fs::read_to_string(h.audit_log()).expect("audit log");
     let report = carapace_audit::verify(log.as_bytes()).expect("verifies");
-    let tool_line = report.entries.iter().position(|e| e.kind == "tool").expect("a tool entry");
+    let tool_line = report
+        .entries
+        .iter()
+        .position(|e| e.kind == "tool")
+        .expect("a tool entry");
     let tampered = log.replace("the cat is called Tom", "the cat is called Bob");
     assert_ne!(tampered, log);
     let failure = carapace_audit::verify(tampered.as_bytes()).expect_err("tampering is found");
@@ -124,6 +187,9 @@ fn the_first_boot_file_is_ignored_once_the_box_is_paired() {
     let mut h = Harness::new();
     h.start();
     h.pair();
+    // Past the moment the reply left the outbox (a kill between the IM server taking a reply
+    // and the outbox forgetting it sends that reply again: at least once, never lost).
+    std::thread::sleep(Duration::from_millis(500));
     h.kill();
     std::fs::write(
         h.state_dir().join(board_support::OWNER_SETTINGS_FILE),
@@ -132,7 +198,11 @@ fn the_first_boot_file_is_ignored_once_the_box_is_paired() {
     .expect("write");
     h.start();
     h.wait_line("owner settings on the boot partition ignored: the box is paired");
-    assert!(!h.state_dir().join(board_support::OWNER_SETTINGS_FILE).exists());
+    assert!(
+        !h.state_dir()
+            .join(board_support::OWNER_SETTINGS_FILE)
+            .exists()
+    );
     h.llm.push(Script::text("Same bot."));
     h.say("still you?");
     assert_eq!(h.wait_sent(2)[1].text, "Same bot.");

@@ -37,8 +37,11 @@ fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
     );
     let recipe = dir.join("x86-64-qemu-agent-test.toml");
     std::fs::write(&recipe, with_ca).expect("write recipe");
-    std::fs::copy(recipes.join("x86-64-qemu.lock"), dir.join("x86-64-qemu-agent-test.lock"))
-        .expect("copy lock");
+    std::fs::copy(
+        recipes.join("x86-64-qemu.lock"),
+        dir.join("x86-64-qemu-agent-test.lock"),
+    )
+    .expect("copy lock");
     let files = dir.join("files");
     std::fs::create_dir_all(&files).expect("files dir");
     for entry in std::fs::read_dir(recipes.join("files")).expect("recipe files") {
@@ -95,13 +98,19 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     let pairing = carapace_image::owner::personalise(&out.image, &settings)
         .unwrap_or_else(|e| panic!("personalising: {e}"));
     let link = pairing.link.clone().expect("a telegram link");
-    assert!(link.starts_with(&format!("https://t.me/{BOT_USERNAME}?start=")), "{link}");
+    assert!(
+        link.starts_with(&format!("https://t.me/{BOT_USERNAME}?start=")),
+        "{link}"
+    );
 
     let (_dir, mut config) = machine_of(&out.image, "agent");
     config.network = net.network();
     let mut vm = carapace_image::qemu::Vm::start(&config).expect("start QEMU");
     line_with(&mut vm, "carapace: firewall base policy loaded");
-    line_with(&mut vm, "carapace-disk: owner settings moved from the ESP to /data/agentd");
+    line_with(
+        &mut vm,
+        "carapace-disk: owner settings moved from the ESP to /data/agentd",
+    );
     line_with(&mut vm, "agentd: owner settings imported");
     let shown = line_with(&mut vm, "agentd: pairing link=");
     assert_eq!(shown, format!("agentd: pairing link={link}"));
@@ -120,7 +129,10 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         fail(&vm, "the owner got no answer to /start <code>");
     }
     assert_eq!(sent[0].chat_id, OWNER.to_string(), "{sent:?}");
-    assert!(sent[0].text.starts_with("Paired: you are this box's owner"), "{sent:?}");
+    assert!(
+        sent[0].text.starts_with("Paired: you are this box's owner"),
+        "{sent:?}"
+    );
 
     // The owner asks; the model calls a tool; its answer comes back.
     llm.push(Script::tool("device_status", json!({})));
@@ -140,7 +152,10 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         .cloned()
         .unwrap_or_else(|| panic!("no tool result in {}", requests[1].body));
     let content = tool_result["content"].as_str().unwrap_or_default();
-    assert!(content.contains("\"slot\"") && content.contains("ed25519:"), "{content}");
+    assert!(
+        content.contains("\"slot\"") && content.contains("ed25519:"),
+        "{content}"
+    );
 
     // Nothing ever went to the stranger, and the model never saw their words.
     assert!(

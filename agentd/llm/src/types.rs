@@ -2,44 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which wire format a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKind {
-    /// `POST {base_url}/chat/completions`, `Authorization: Bearer`, SSE `data:` chunks.
-    OpenAi,
-    /// `POST {base_url}/v1/messages`, `x-api-key`, `anthropic-version`, SSE events.
-    Anthropic,
-}
-
-/// One provider from the owner's settings. `api_key` never appears in Debug output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderSettings {
-    pub api: ApiKind,
-    /// e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
-    pub base_url: String,
-    pub model: String,
-    pub api_key: String,
-    /// The most tokens one reply may have.
-    #[serde(default = "default_max_tokens")]
-    pub max_tokens: u32,
-}
-
-fn default_max_tokens() -> u32 {
-    1024
-}
-
-impl std::fmt::Debug for ProviderSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderSettings")
-            .field("api", &self.api)
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key", &"<secret>")
-            .field("max_tokens", &self.max_tokens)
-            .finish()
-    }
-}
+// The provider settings are the owner's (carapace-owner defines the settings file, which the
+// builder checks too); the client takes them as they are.
+pub use carapace_owner::{ApiKind, LlmProvider as ProviderSettings};
 
 /// A tool the model may call: its name, what it does, and a JSON schema of its arguments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,9 @@ impl Harness {
         let handle = runtime.handle().clone();
         let (telegram, llm) = runtime.block_on(async {
             let local = "127.0.0.1:0".parse().expect("address");
-            let telegram = FakeTelegram::start(local, None).await.expect("fake telegram");
+            let telegram = FakeTelegram::start(local, None)
+                .await
+                .expect("fake telegram");
             let llm = FakeLlm::start(local, None).await.expect("fake llm");
             (telegram, llm)
         });
@@ -71,8 +73,14 @@ impl Harness {
             .spawn()
             .expect("start agentd");
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -113,13 +121,20 @@ impl Harness {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("agentd printed no line starting {start:?}: {:?}", self.lines.lock().expect("lines"));
+        panic!(
+            "agentd printed no line starting {start:?}: {:?}",
+            self.lines.lock().expect("lines")
+        );
     }
 
     /// Waits until the bot sent `count` messages in all, and returns them.
     pub fn wait_sent(&self, count: usize) -> Vec<Sent> {
         let sent = self.handle.block_on(self.telegram.wait_sent(count, WAIT));
-        assert!(sent.len() >= count, "waited for {count} messages, got {sent:?}; agentd said {:?}", self.lines.lock().expect("lines"));
+        assert!(
+            sent.len() >= count,
+            "waited for {count} messages, got {sent:?}; agentd said {:?}",
+            self.lines.lock().expect("lines")
+        );
         sent
     }
 
