@@ -26,8 +26,9 @@ use board_support::notify::Message;
 
 /// New settings must reach the model and the IM link within this long to be kept.
 pub const SETTINGS_TRIAL: Duration = Duration::from_secs(30);
-/// The longest the answer loop sleeps: reminders are checked at least this often.
-const TICK: Duration = Duration::from_secs(1);
+/// The longest either loop sleeps without being woken: a safety net, since every change that
+/// matters wakes them (a stored message, a queued reply, the next reminder's time).
+const IDLE_WAKE: Duration = Duration::from_secs(60);
 /// The outbox's waits after a failed send: doubling from the first to the last.
 const OUTBOX_RETRY_FIRST: Duration = Duration::from_secs(1);
 const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(60);
@@ -88,8 +89,8 @@ impl Runtime {
         let _tasks = AbortOnDrop(vec![receivers, outbox]);
         loop {
             self.answer_pending().await;
-            self.deliver_due_reminders();
-            let _ = tokio::time::timeout(TICK, self.inbox_filled.notified()).await;
+            let sleep = self.deliver_due_reminders();
+            let _ = tokio::time::timeout(sleep, self.inbox_filled.notified()).await;
         }
     }
 
@@ -236,11 +237,20 @@ impl Runtime {
         }
     }
 
-    fn deliver_due_reminders(&self) {
+    /// Queues the reminders that are due; returns how long until the next one (at most
+    /// [`IDLE_WAKE`]).
+    fn deliver_due_reminders(&self) -> Duration {
         let now = now();
         let Ok(reminders) = self.agent.store.reminders() else {
-            return;
+            return IDLE_WAKE;
         };
+        let next = reminders
+            .iter()
+            .filter(|(_, r)| r.due > now)
+            .map(|(_, r)| Duration::from_secs(r.due - now))
+            .min()
+            .unwrap_or(IDLE_WAKE)
+            .min(IDLE_WAKE);
         for (id, reminder) in reminders.into_iter().filter(|(_, r)| r.due <= now) {
             let entry = OutboxEntry {
                 channel: reminder.channel,
@@ -252,6 +262,7 @@ impl Runtime {
                 Err(error) => eprintln!("agent: delivering reminder {id}: {error}"),
             }
         }
+        next
     }
 }
 
@@ -349,7 +360,7 @@ async fn send_outbox(
                 tokio::time::sleep(OUTBOX_RETRY_MAX).await;
             }
             _ => {
-                let _ = tokio::time::timeout(TICK, filled.notified()).await;
+                let _ = tokio::time::timeout(IDLE_WAKE, filled.notified()).await;
             }
         }
     }

@@ -6,6 +6,8 @@
 //! through netd's DNS stub and the firewall's allow sets.
 
 mod common;
+#[path = "common/net.rs"]
+mod net;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use carapace_fakes::llm::{DEFAULT_KEY, FakeLlm, Script};
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, TOKEN};
-use common::net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
+use net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
 use common::{BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace};
 use serde_json::json;
 

@@ -3,6 +3,7 @@
 //! DHCP and DNS, an SNTP server that says the time is a day later than it is, and an HTTPS
 //! server (openssl s_server) for allowed.test with a certificate from a throw-away CA. Nothing
 //! in the namespace reaches the host's network. Dropping it stops the hosts and removes it.
+#![allow(dead_code)] // each test binary uses its own subset
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
