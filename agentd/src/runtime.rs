@@ -294,16 +294,8 @@ async fn supervise_receivers(
 }
 
 async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: Arc<Notify>) {
-    let menu: Vec<(String, String)> = MENU
-        .iter()
-        .map(|(name, what)| (name.to_string(), what.to_string()))
-        .collect();
-    if let Err(error) = channel.set_commands(&menu).await {
-        eprintln!(
-            "{}: setting the command menu: {error}",
-            channel.kind().name()
-        );
-    }
+    let menu = tokio::spawn(set_menu(Arc::clone(&channel)));
+    let _menu = AbortOnDrop(vec![menu]);
     run_receiver(channel.as_ref(), |batch| {
         let stored = store
             .store_incoming(&batch, now())
@@ -314,6 +306,32 @@ async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: A
         std::future::ready(stored.map(|_| ()))
     })
     .await
+}
+
+/// Sets the command menu once the channel can be reached (at boot, DNS and the lease may
+/// come a few seconds after agentd); a refusal is reported once and not retried.
+async fn set_menu<C: Channel>(channel: Arc<C>) {
+    let menu: Vec<(String, String)> = MENU
+        .iter()
+        .map(|(name, what)| (name.to_string(), what.to_string()))
+        .collect();
+    let mut wait = OUTBOX_RETRY_FIRST;
+    loop {
+        match channel.set_commands(&menu).await {
+            Ok(()) => return,
+            Err(error) if !error.is_transient() => {
+                eprintln!(
+                    "{}: the command menu was refused: {error}",
+                    channel.kind().name()
+                );
+                return;
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(OUTBOX_RETRY_MAX);
+            }
+        }
+    }
 }
 
 /// Sends stored replies in order, each until the IM server has it; a reply the server refuses

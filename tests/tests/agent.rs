@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use carapace_fakes::llm::{DEFAULT_KEY, FakeLlm, Script};
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, TOKEN};
-use net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
 use common::{BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace};
+use net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
 use serde_json::json;
 
 const OWNER: i64 = 4242;

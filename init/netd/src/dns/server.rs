@@ -99,6 +99,8 @@ impl<P: NamePolicy, S: AllowSink> UdpReader<P, S> {
             let (length, client) = match self.socket.recv_from(&mut buffer) {
                 Ok(received) => received,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                // The read shutdown that stops us can surface as an error.
+                Err(_) if self.stop.load(Ordering::Acquire) => return,
                 Err(error) => {
                     eprintln!("dns: receiving on the UDP socket: {error}");
                     thread::sleep(SOCKET_ERROR_PAUSE);
