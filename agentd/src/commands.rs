@@ -8,6 +8,9 @@ use crate::store::{Role, User};
 
 /// How long `/reboot confirm` may follow `/reboot`.
 const REBOOT_CONFIRM_SECS: u64 = 60;
+/// What `/logs` shows: about one chat message.
+const LOG_LINES: usize = 40;
+const LOG_BYTES: usize = 3500;
 /// Audit entries `/audit` shows.
 const AUDIT_SHOWN: usize = 10;
 
@@ -24,6 +27,7 @@ pub const MENU: &[(&str, &str)] = &[
     ("pair", "Invite someone (owner only)"),
     ("users", "Who may talk to me"),
     ("update", "The version this box runs"),
+    ("logs", "The box's last log lines"),
     ("reboot", "Restart the box (owner only)"),
     ("settings", "Show or change settings (owner only)"),
     (
@@ -111,6 +115,14 @@ pub async fn run(
         "settings" if !owner => return only_owner(),
         "settings" => return settings(agent, command),
         "audit" => audit(agent)?,
+        "logs" => {
+            let socket = std::path::Path::new(crate::logs::RECENT_SOCKET);
+            match crate::logs::recent(socket, LOG_LINES, LOG_BYTES).await {
+                Ok(text) if text.is_empty() => "The log is empty.".into(),
+                Ok(text) => text,
+                Err(error) => format!("No log lines: {error}."),
+            }
+        }
         _ => help(),
     };
     Ok((text, Effect::None))

@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod links;
+pub mod logs;
 pub mod notify;
 pub mod owner_file;
 pub mod pairing;

@@ -159,6 +159,20 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         "{content}"
     );
 
+    // /logs needs no model: the logger hands agentd the box's last lines.
+    telegram.inject_text(OWNER, OWNER, "Ann", "/logs");
+    let sent = handle.block_on(telegram.wait_sent(3, WAIT));
+    if sent.len() < 3 {
+        fail(&vm, format!("no answer to /logs: {sent:?}"));
+    }
+    assert!(
+        sent[2]
+            .text
+            .contains("agentd: pairing: telegram 4242 is now the owner"),
+        "{}",
+        sent[2].text
+    );
+
     // Nothing ever went to the stranger, and the model never saw their words.
     assert!(
         telegram

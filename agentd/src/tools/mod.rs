@@ -5,6 +5,7 @@
 
 mod device;
 mod facts;
+mod logs;
 mod reminders;
 
 use std::future::Future;
@@ -44,6 +45,7 @@ impl Registry {
     pub fn standard() -> Registry {
         let mut registry = Registry { tools: Vec::new() };
         registry.add(Box::new(device::DeviceStatus));
+        registry.add(Box::new(logs::RecentLogs));
         registry.add(Box::new(reminders::SetReminder));
         registry.add(Box::new(reminders::ListReminders));
         registry.add(Box::new(reminders::CancelReminder));

@@ -7,9 +7,10 @@
 
 mod error;
 mod kmsg;
+mod recent;
 mod rotate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use board_support::notify::Message;
@@ -39,8 +40,15 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let readers = recent::readers(&args).map_err(Error::Usage)?;
     let dir = std::env::var_os("STATE_DIRECTORY")
         .map_or_else(|| PathBuf::from("/data/logger"), PathBuf::from);
+    // Without a runtime directory (run by hand) there is no socket for recent lines.
+    let recent_socket = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(|dir| recent::listen(Path::new(&dir)))
+        .transpose()?;
+    let mut recent = recent::Recent::default();
     let kmsg = rustix::fs::open(
         KMSG,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -66,7 +74,9 @@ fn run() -> Result<()> {
                         batch.push_str(&format!("logger: {lost} kernel log records were overwritten before they were read\n"));
                     }
                     last_seq = Some(record.seq);
-                    batch.push_str(&record.to_line());
+                    let line = record.to_line();
+                    recent.push(&line);
+                    batch.push_str(&line);
                     batch.push('\n');
                 }
                 if batch.len() < BATCH_BYTES {
@@ -85,8 +95,21 @@ fn run() -> Result<()> {
         }
         log.append(&batch);
         batch.clear();
-        let mut fds = [PollFd::new(&kmsg, PollFlags::IN)];
-        if rustix::event::poll(&mut fds, None).is_err() {
+        let polled = match &recent_socket {
+            Some(socket) => {
+                let mut fds = [
+                    PollFd::new(&kmsg, PollFlags::IN),
+                    PollFd::new(socket, PollFlags::IN),
+                ];
+                let polled = rustix::event::poll(&mut fds, None);
+                if !fds[1].revents().is_empty() {
+                    recent::serve_waiting(socket, &recent, &readers);
+                }
+                polled
+            }
+            None => rustix::event::poll(&mut [PollFd::new(&kmsg, PollFlags::IN)], None),
+        };
+        if polled.is_err() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
