@@ -73,10 +73,12 @@ pub async fn run(
         "status" => {
             let status = crate::device::status(&agent.identity).await;
             format!(
-                "{}\nusers: {}, replies waiting: {}",
+                "{}\nusers: {}, replies waiting: {}, pairing attempts refused: {} (throttled: {})",
                 crate::device::summary(&status),
                 agent.store.users()?.len(),
-                agent.store.outbox_len()?
+                agent.store.outbox_len()?,
+                agent.store.count("pairing_refused")?,
+                agent.store.count("pairing_throttled")?
             )
         }
         "pair" if !owner => return only_owner(),

@@ -17,6 +17,9 @@ pub const ATTEMPTS_PER_HOUR: u32 = 5;
 /// sit in a drawer before it is plugged in).
 pub const INVITE_SECS: u64 = 3600;
 const WINDOW_SECS: u64 = 3600;
+/// Senders remembered at once; a flood of new senders beyond it is throttled as a whole, so
+/// strangers cannot grow agentd's memory.
+const SENDERS_MAX: usize = 1024;
 
 /// What a stranger's message led to.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,6 +62,14 @@ pub fn presented_code(content: &Content) -> Option<&str> {
 impl Guard {
     pub fn check(&mut self, store: &Store, message: &Incoming, now: u64) -> Result<Outcome, Error> {
         let sender = crate::store::user_key(message.channel, &message.sender);
+        if !self.attempts.contains_key(&sender) && self.attempts.len() >= SENDERS_MAX {
+            self.attempts
+                .retain(|_, (_, since)| now.saturating_sub(*since) < WINDOW_SECS);
+            if self.attempts.len() >= SENDERS_MAX {
+                store.bump("pairing_throttled")?;
+                return Ok(Outcome::Throttled);
+            }
+        }
         let (count, since) = self.attempts.entry(sender.clone()).or_insert((0, now));
         if now.saturating_sub(*since) >= WINDOW_SECS {
             (*count, *since) = (0, now);
