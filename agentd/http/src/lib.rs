@@ -42,22 +42,42 @@ pub enum Error {
 
 /// The client for the box: public roots, plus [`EXTRA_CA_PATH`] when the image has it.
 pub fn client() -> Result<Client, Error> {
-    let extra = match std::fs::read(EXTRA_CA_PATH) {
-        Ok(pem) => Some(pem),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => {
-            return Err(Error::ExtraCa {
-                path: EXTRA_CA_PATH.into(),
-                reason: error.to_string(),
-            });
-        }
-    };
+    let extra = read_extra_ca()?;
     client_trusting(extra.as_deref(), Path::new(EXTRA_CA_PATH))
+}
+
+/// The image's extra CA certificates, or None when it has none (release images).
+fn read_extra_ca() -> Result<Option<Vec<u8>>, Error> {
+    match std::fs::read(EXTRA_CA_PATH) {
+        Ok(pem) => Ok(Some(pem)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Error::ExtraCa {
+            path: EXTRA_CA_PATH.into(),
+            reason: error.to_string(),
+        }),
+    }
 }
 
 /// A client that trusts the public roots and the PEM certificates in `extra_ca_pem` (named
 /// `source` in errors). Tests on the host use it with their throwaway CA.
 pub fn client_trusting(extra_ca_pem: Option<&[u8]>, source: &Path) -> Result<Client, Error> {
+    let config = tls_config_trusting(extra_ca_pem, source)?;
+    client_with((*config).clone())
+}
+
+/// The TLS settings of [`client`], for the connections reqwest does not make (the Feishu/Lark
+/// long connection is a WebSocket): public roots, plus [`EXTRA_CA_PATH`] when the image has it.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, Error> {
+    let extra = read_extra_ca()?;
+    tls_config_trusting(extra.as_deref(), Path::new(EXTRA_CA_PATH))
+}
+
+/// The TLS settings of [`client_trusting`]: the public roots and the PEM certificates in
+/// `extra_ca_pem`. No ALPN is offered, so a WebSocket handshake is never steered to HTTP/2.
+pub fn tls_config_trusting(
+    extra_ca_pem: Option<&[u8]>,
+    source: &Path,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut roots = rustls::RootCertStore::empty();
     // A root the parser rejects is skipped (the pinned set is known to parse; this keeps one
     // odd certificate from leaving the box with no roots at all).
@@ -86,6 +106,10 @@ pub fn client_trusting(extra_ca_pem: Option<&[u8]>, source: &Path) -> Result<Cli
         .map_err(|error| Error::Tls(error.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn client_with(config: rustls::ClientConfig) -> Result<Client, Error> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .redirect(reqwest::redirect::Policy::none())
@@ -139,6 +163,8 @@ mod tests {
     #[test]
     fn the_public_roots_load() {
         assert!(client_trusting(None, Path::new("-")).is_ok());
+        let config = tls_config_trusting(None, Path::new("-")).unwrap();
+        assert!(config.alpn_protocols.is_empty());
     }
 
     #[test]

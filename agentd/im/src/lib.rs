@@ -3,11 +3,14 @@
 //! agentd's core, and `receiver.rs` the loop that feeds a channel's batches into the core.
 
 pub mod backoff;
+pub mod feishu;
 pub mod receiver;
+mod split;
 pub mod telegram;
 pub mod types;
 
 pub use backoff::Backoff;
+pub use feishu::Feishu;
 pub use receiver::{run_receiver, run_receiver_with};
 pub use telegram::Telegram;
 pub use types::*;

@@ -3,12 +3,13 @@
 //! across a crash, and the failures the real API produces.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, SentKind, TOKEN};
 use carapace_im::{Backoff, Channel, Content, Error, FileRef, Incoming, Outgoing, Telegram};
 use carapace_im::{run_receiver_with, telegram::DOWNLOAD_LIMIT};
+
+mod common;
 
 const USER: i64 = 5_551_234;
 const GROUP: i64 = -1_001_234_567;
@@ -438,80 +439,10 @@ async fn the_receiver_survives_three_gateway_errors_and_delivers() {
     assert_eq!(lines[1], "telegram: connected");
 }
 
-/// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "openssl {args:?}: {stderr}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=Carapace test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-    ]);
-}
-
 #[tokio::test]
 async fn the_channel_works_over_https_with_the_image_s_extra_ca() {
     let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    common::make_certificates(dir.path());
     let acceptor = carapace_fakes::server::tls_acceptor(
         &dir.path().join("server.pem"),
         &dir.path().join("server.key"),

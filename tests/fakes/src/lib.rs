@@ -5,6 +5,7 @@
 //! `server` is the shared HTTP(S) listener and `form` reads request parameters in the
 //! encodings the services accept; each service is a module of its own.
 
+pub mod feishu;
 pub mod form;
 pub mod llm;
 pub mod server;

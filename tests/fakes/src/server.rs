@@ -1,6 +1,7 @@
 //! The HTTP/1.1 listener every fake runs on: plain TCP, or TLS with a certificate the test
 //! made (the test CA's, so the box under test trusts it). A handler gets the whole request
-//! (body read) and returns a response whose body may stream (SSE, long polls).
+//! (body read) and returns a response whose body may stream (SSE, long polls), or a 101 that
+//! takes the connection over (`hyper::upgrade::on` on the request: WebSockets).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -91,12 +92,14 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, handler: Han
                     if let Ok(stream) = acceptor.accept(stream).await {
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades()
                             .await;
                     }
                 }
                 None => {
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 }
             }
@@ -131,6 +134,11 @@ pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) 
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+/// An empty body (a 101 Switching Protocols).
+pub fn empty() -> Body {
+    Full::new(Bytes::new()).boxed()
 }
 
 /// A JSON response.

@@ -14,7 +14,6 @@ mod download;
 mod incoming;
 mod poll;
 mod send;
-mod split;
 
 use std::fmt;
 use std::sync::atomic::AtomicI64;

@@ -5,9 +5,14 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use super::call::Payload;
-use super::split::{CAPTION_LIMIT, TEXT_LIMIT, split_text, utf16_len};
 use super::{CALL_TIMEOUT, CHANNEL, TRANSFER_TIMEOUT, Telegram};
+use crate::split::{split_text, utf16_len};
 use crate::{Error, Outgoing};
+
+/// A text message holds at most this many UTF-16 code units.
+const TEXT_LIMIT: usize = 4096;
+/// A photo's caption holds at most this many.
+const CAPTION_LIMIT: usize = 1024;
 
 impl Telegram {
     pub(super) async fn send_message(&self, chat: &str, message: &Outgoing) -> Result<(), Error> {

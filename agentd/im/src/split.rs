@@ -1,19 +1,14 @@
-//! Long replies cut into messages Telegram accepts. Its limits count UTF-16 code units, so an
-//! emoji outside the BMP counts twice. A cut falls after the last line break that fits, else
-//! after the last space, else between two characters (never inside one).
+//! Long replies cut into messages an IM server accepts. Limits count UTF-16 code units (as
+//! Telegram's do), so an emoji outside the BMP counts twice. A cut falls after the last line
+//! break that fits, else after the last space, else between two characters (never inside one).
 
-/// A text message holds at most this many UTF-16 code units.
-pub(super) const TEXT_LIMIT: usize = 4096;
-/// A photo's caption holds at most this many.
-pub(super) const CAPTION_LIMIT: usize = 1024;
-
-pub(super) fn utf16_len(text: &str) -> usize {
+pub(crate) fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
 /// `text` in pieces of at most `limit` UTF-16 units, in order. Pieces that are only white
 /// space are left out (Telegram refuses an empty message); nothing else is lost.
-pub(super) fn split_text(text: &str, limit: usize) -> Vec<&str> {
+pub(crate) fn split_text(text: &str, limit: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut units = 0;
@@ -87,7 +82,7 @@ mod tests {
     fn nothing_is_lost_in_a_long_mixed_text() {
         let line = "Grüße, 世界 😀 — a line of text\n";
         let text = line.repeat(500);
-        let pieces = check(&text, TEXT_LIMIT);
+        let pieces = check(&text, 4096);
         assert!(pieces.len() > 1);
         assert_eq!(pieces.concat(), text);
         assert!(pieces.iter().all(|piece| piece.ends_with('\n')));
