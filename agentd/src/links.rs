@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carapace_http::Client;
+use carapace_im::feishu::Feishu;
 use carapace_im::telegram::Telegram;
 use carapace_im::{Channel, ChannelKind, Outgoing};
 use carapace_llm::{Llm, Reply, Request};
@@ -17,6 +18,7 @@ pub const POLL_TIMEOUT: Duration = Duration::from_secs(50);
 
 pub struct Links {
     pub telegram: Option<Arc<Telegram>>,
+    pub feishu: Option<Arc<Feishu>>,
     pub llm: Arc<Llm>,
 }
 
@@ -29,10 +31,29 @@ impl Links {
             )),
             None => None,
         };
+        let feishu = match &settings.feishu {
+            Some(f) => {
+                // The WebSocket trusts what the HTTPS client trusts.
+                let tls =
+                    carapace_http::tls_config().map_err(|error| format!("feishu: {error}"))?;
+                Some(Arc::new(
+                    Feishu::new(
+                        http.clone(),
+                        tls,
+                        &f.domain,
+                        f.app_id.clone(),
+                        f.app_secret.clone(),
+                    )
+                    .map_err(|error| format!("feishu: {error}"))?,
+                ))
+            }
+            None => None,
+        };
         let providers = settings.llm.clone();
         let llm = Llm::new(http.clone(), providers).map_err(|error| format!("llm: {error}"))?;
         Ok(Links {
             telegram,
+            feishu,
             llm: Arc::new(llm),
         })
     }
@@ -62,6 +83,12 @@ impl Links {
                 .await
                 .map_err(|error| format!("telegram: {error}"))?;
         }
+        if let Some(feishu) = &self.feishu {
+            feishu
+                .check()
+                .await
+                .map_err(|error| format!("feishu: {error}"))?;
+        }
         Ok(())
     }
 
@@ -76,7 +103,10 @@ impl Links {
                 Some(telegram) => telegram.send(chat, message).await,
                 None => Err(not_configured(channel)),
             },
-            ChannelKind::Feishu => Err(not_configured(channel)),
+            ChannelKind::Feishu => match &self.feishu {
+                Some(feishu) => feishu.send(chat, message).await,
+                None => Err(not_configured(channel)),
+            },
         }
     }
 }

@@ -285,6 +285,14 @@ async fn supervise_receivers(
                     Arc::clone(&inbox_filled),
                 )));
             }
+            // Its own task: one channel's failure never holds up the other.
+            if let Some(feishu) = &links.feishu {
+                tasks.push(tokio::spawn(receive(
+                    Arc::clone(feishu),
+                    Arc::clone(&store),
+                    Arc::clone(&inbox_filled),
+                )));
+            }
             running = Some(AbortOnDrop(tasks));
         }
         if links.changed().await.is_err() {

@@ -207,3 +207,36 @@ fn the_first_boot_file_is_ignored_once_the_box_is_paired() {
     h.say("still you?");
     assert_eq!(h.wait_sent(2)[1].text, "Same bot.");
 }
+
+#[test]
+fn feishu_pairs_and_answers_while_telegram_is_down() {
+    let mut h = Harness::with_feishu(true);
+    // Telegram fails every poll: the Feishu link must not care.
+    h.telegram.fail_next("getUpdates", 10_000, 502);
+    h.start();
+    let owner = "ou_0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let chat = "oc_5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
+    h.feishu.inject_text(
+        "ou_ffffffffffffffffffffffffffffffff",
+        "oc_stranger",
+        "hello",
+    );
+    h.feishu.inject_text(owner, chat, support::CODE);
+    let sent = h.handle.block_on(h.feishu.wait_sent(1, support::WAIT));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].receive_id, chat);
+    assert!(
+        sent[0].text.starts_with("Paired: you are this box's owner"),
+        "{}",
+        sent[0].text
+    );
+    h.llm.push(Script::text("Hello from the model."));
+    h.feishu.inject_text(owner, chat, "hi");
+    let sent = h.handle.block_on(h.feishu.wait_sent(2, support::WAIT));
+    assert_eq!(
+        sent.get(1).map(|s| s.text.as_str()),
+        Some("Hello from the model."),
+        "{sent:?}"
+    );
+    assert!(h.telegram.sent().is_empty());
+}

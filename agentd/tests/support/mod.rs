@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use board_support::OWNER_SETTINGS_FILE;
+use carapace_fakes::feishu::{APP_ID, APP_SECRET, FakeFeishu};
 use carapace_fakes::llm::{Api, DEFAULT_KEY, FakeLlm};
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, Sent, TOKEN};
 
@@ -19,6 +20,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 pub struct Harness {
     pub telegram: FakeTelegram,
+    pub feishu: FakeFeishu,
     pub llm: FakeLlm,
     pub handle: tokio::runtime::Handle,
     pub state: tempfile::TempDir,
@@ -31,29 +33,42 @@ impl Harness {
     /// The fakes, and agentd's state directory holding the owner settings as PID 1 leaves
     /// them there.
     pub fn new() -> Harness {
+        Harness::with_feishu(false)
+    }
+
+    /// With `feishu`, the settings add the Feishu app (the fake's) to Telegram.
+    pub fn with_feishu(feishu: bool) -> Harness {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let handle = runtime.handle().clone();
-        let (telegram, llm) = runtime.block_on(async {
+        let (telegram, feishu_fake, llm) = runtime.block_on(async {
             let local = "127.0.0.1:0".parse().expect("address");
             let telegram = FakeTelegram::start(local, None)
                 .await
                 .expect("fake telegram");
+            let feishu = FakeFeishu::start(local, None).await.expect("fake feishu");
             let llm = FakeLlm::start(local, None).await.expect("fake llm");
-            (telegram, llm)
+            (telegram, feishu, llm)
         });
         std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
         let state = tempfile::tempdir().expect("state dir");
-        let settings = format!(
+        let mut settings = format!(
             "pairing_code = \"{CODE}\"\n[telegram]\nbot = \"{BOT_USERNAME}\"\ntoken = \"{TOKEN}\"\napi_base = \"{}\"\n\n[[llm]]\napi = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\napi_key = \"{DEFAULT_KEY}\"\n",
             telegram.api_base(),
             llm.base_url(Api::OpenAi)
         );
+        if feishu {
+            settings.push_str(&format!(
+                "\n[feishu]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ndomain = \"{}\"\n",
+                feishu_fake.domain()
+            ));
+        }
         std::fs::write(state.path().join(OWNER_SETTINGS_FILE), settings).expect("settings");
         Harness {
             telegram,
+            feishu: feishu_fake,
             llm,
             handle,
             state,
