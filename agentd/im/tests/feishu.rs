@@ -12,8 +12,6 @@ use carapace_im::feishu::DOWNLOAD_LIMIT;
 use carapace_im::run_receiver_with;
 use carapace_im::{Backoff, Channel, Content, Error, Feishu, FileRef, Incoming, Outgoing};
 
-mod common;
-
 const ADA: &str = "ou_84aad35d084aa403a838cf73ee18467";
 const CHAT: &str = "oc_5ce6d572455d361153b7xx51da133945";
 const WAIT: Duration = Duration::from_secs(5);
@@ -609,7 +607,7 @@ async fn a_refused_handshake_is_classified_by_its_headers() {
 #[tokio::test]
 async fn the_channel_works_over_https_and_wss_with_the_image_s_extra_ca() {
     let dir = tempfile::tempdir().unwrap();
-    common::make_certificates(dir.path());
+    carapace_fakes::test_ca::make(dir.path(), &["127.0.0.1"]);
     let acceptor = carapace_fakes::server::tls_acceptor(
         &dir.path().join("server.pem"),
         &dir.path().join("server.key"),

@@ -9,8 +9,6 @@ use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, SentKind, TOKEN};
 use carapace_im::{Backoff, Channel, Content, Error, FileRef, Incoming, Outgoing, Telegram};
 use carapace_im::{run_receiver_with, telegram::DOWNLOAD_LIMIT};
 
-mod common;
-
 const USER: i64 = 5_551_234;
 const GROUP: i64 = -1_001_234_567;
 
@@ -442,7 +440,7 @@ async fn the_receiver_survives_three_gateway_errors_and_delivers() {
 #[tokio::test]
 async fn the_channel_works_over_https_with_the_image_s_extra_ca() {
     let dir = tempfile::tempdir().unwrap();
-    common::make_certificates(dir.path());
+    carapace_fakes::test_ca::make(dir.path(), &["127.0.0.1"]);
     let acceptor = carapace_fakes::server::tls_acceptor(
         &dir.path().join("server.pem"),
         &dir.path().join("server.key"),

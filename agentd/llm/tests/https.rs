@@ -5,88 +5,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use carapace_fakes::llm::{Api, FakeLlm, Script};
 use carapace_fakes::server::tls_acceptor;
 use carapace_llm::{ApiKind, Error, Llm};
 use common::*;
 
-fn openssl(directory: &Path, arguments: &[&str]) {
-    let output = Command::new("openssl")
-        .args(arguments)
-        .current_dir(directory)
-        .output()
-        .expect("the openssl CLI must be installed for this test");
-    assert!(
-        output.status.success(),
-        "openssl {arguments:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Writes ca.pem, server.pem and server.key into `directory`.
-fn make_certificates(directory: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=Carapace throwaway test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(directory, &ca);
-    let mut request = vec!["req", "-nodes"];
-    request.extend(ec);
-    request.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(directory, &request);
-    std::fs::write(
-        directory.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        directory,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-}
-
 #[tokio::test]
 async fn both_apis_over_https_with_the_test_ca() {
     let directory = tempfile::tempdir().unwrap();
-    make_certificates(directory.path());
+    carapace_fakes::test_ca::make(directory.path(), &["127.0.0.1", "localhost"]);
     let acceptor = tls_acceptor(
         &directory.path().join("server.pem"),
         &directory.path().join("server.key"),

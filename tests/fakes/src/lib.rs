@@ -10,3 +10,4 @@ pub mod form;
 pub mod llm;
 pub mod server;
 pub mod telegram;
+pub mod test_ca;

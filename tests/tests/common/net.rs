@@ -133,72 +133,11 @@ impl TestNet {
     }
 
     fn make_certificates(&mut self) {
-        let p = |n: &str| self.path(n).display().to_string();
-        let (ca_key, ca, key, csr, cert, ext) = (
-            p("ca.key"),
-            p("ca.pem"),
-            p("key.pem"),
-            p("req.csr"),
-            p("cert.pem"),
-            p("ext.cnf"),
+        let ca = carapace_fakes::test_ca::make(
+            self.dir.path(),
+            &[ALLOWED_NAME, TELEGRAM_NAME, LLM_NAME],
         );
-        std::fs::write(
-            &ext,
-            format!("subjectAltName=DNS:{ALLOWED_NAME},DNS:{TELEGRAM_NAME},DNS:{LLM_NAME}\n"),
-        )
-        .expect("ext");
-        run(&[
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Carapace test CA",
-        ]);
-        run(&[
-            "openssl",
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={ALLOWED_NAME}"),
-        ]);
-        run(&[
-            "openssl",
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &cert,
-            "-days",
-            "30",
-            "-extfile",
-            &ext,
-        ]);
-        self.ca_pem = std::fs::read_to_string(&ca).expect("ca");
+        self.ca_pem = ca.ca_pem;
     }
 
     fn start_https(&mut self) {
@@ -208,9 +147,9 @@ impl TestNet {
             .arg(format!("{HOST}:443"))
             .args(["-www", "-cert"]);
         command
-            .arg(self.path("cert.pem"))
+            .arg(self.path("server.pem"))
             .arg("-key")
-            .arg(self.path("key.pem"));
+            .arg(self.path("server.key"));
         self.spawn(command, "https");
     }
 
@@ -252,7 +191,7 @@ impl TestNet {
 
     /// The server certificate (for every name above) and its key, PEM.
     pub fn server_cert(&self) -> (PathBuf, PathBuf) {
-        (self.path("cert.pem"), self.path("key.pem"))
+        (self.path("server.pem"), self.path("server.key"))
     }
 
     /// A TCP listener on `address` inside the namespace (made by a thread that moved itself
