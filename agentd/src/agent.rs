@@ -215,8 +215,8 @@ impl Agent {
                 });
             }
             Err(error) => format!(
-                "I could not reach the language model: {error}. Your message is kept; try \
-                 again, or check /settings."
+                "I could not reach the language model: {error}. Send your message again in a \
+                 moment; /status and the other commands work without it."
             ),
         };
         Ok(Handled {

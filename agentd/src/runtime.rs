@@ -29,6 +29,8 @@ pub const SETTINGS_TRIAL: Duration = Duration::from_secs(30);
 /// The longest either loop sleeps without being woken: a safety net, since every change that
 /// matters wakes them (a stored message, a queued reply, the next reminder's time).
 const IDLE_WAKE: Duration = Duration::from_secs(60);
+/// Tries at answering one message before it is dropped (with a console line).
+const ATTEMPTS_PER_MESSAGE: u32 = 3;
 /// The outbox's waits after a failed send: doubling from the first to the last.
 const OUTBOX_RETRY_FIRST: Duration = Duration::from_secs(1);
 const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(60);
@@ -46,6 +48,8 @@ pub struct Runtime {
     links: watch::Sender<Option<Arc<Links>>>,
     inbox_filled: Arc<Notify>,
     outbox_filled: Arc<Notify>,
+    /// Failed attempts per pending message, this run.
+    failures: std::collections::HashMap<u64, u32>,
 }
 
 impl Runtime {
@@ -57,6 +61,7 @@ impl Runtime {
             links: watch::channel(None).0,
             inbox_filled: Arc::new(Notify::new()),
             outbox_filled: Arc::new(Notify::new()),
+            failures: Default::default(),
         }
     }
 
@@ -106,6 +111,13 @@ impl Runtime {
             let Some((seq, message)) = next else {
                 return;
             };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    self.drop_pending(seq, &error.to_string());
+                    continue;
+                }
+            };
             let Some(links) = self.links.borrow().clone() else {
                 return;
             };
@@ -113,12 +125,19 @@ impl Runtime {
             let handled = match self.agent.handle(&brain, &message, now()).await {
                 Ok(handled) => handled,
                 Err(error) => {
-                    // The message stays pending and is tried again on the next tick; the
-                    // error (a full disk, a damaged store) is for the console.
-                    eprintln!("agent: answering message {seq}: {error}");
+                    // Tried again on the next wake-up (a full disk may clear); a message that
+                    // keeps failing is dropped rather than holding up every later one.
+                    let failures = self.failures.entry(seq).or_insert(0);
+                    *failures += 1;
+                    eprintln!("agent: answering message {seq} (attempt {failures}): {error}");
+                    if *failures >= ATTEMPTS_PER_MESSAGE {
+                        self.drop_pending(seq, &error.to_string());
+                        continue;
+                    }
                     return;
                 }
             };
+            self.failures.remove(&seq);
             if let Err(error) = self.agent.store.finish(seq, handled.answer) {
                 eprintln!("agent: storing the answer to message {seq}: {error}");
                 return;
@@ -138,6 +157,14 @@ impl Runtime {
                         .await
                 }
             }
+        }
+    }
+
+    fn drop_pending(&mut self, seq: u64, why: &str) {
+        eprintln!("agent: message {seq} dropped unanswered: {why}");
+        self.failures.remove(&seq);
+        if let Err(error) = self.agent.store.finish(seq, Default::default()) {
+            eprintln!("agent: dropping message {seq}: {error}");
         }
     }
 
@@ -354,7 +381,11 @@ async fn send_outbox(
         let next = store.next_outgoing();
         let current = links.borrow().clone();
         match (next, current) {
-            (Ok(Some((seq, entry))), Some(links)) => {
+            (Ok(Some((seq, Err(error)))), _) => {
+                eprintln!("agent: reply {seq} dropped: {error}");
+                let _ = store.sent(seq);
+            }
+            (Ok(Some((seq, Ok(entry)))), Some(links)) => {
                 match links.send(entry.channel, &entry.chat, &entry.message).await {
                     Ok(()) => {
                         wait = OUTBOX_RETRY_FIRST;

@@ -198,16 +198,15 @@ impl Store {
         })
     }
 
-    /// The oldest message not yet answered.
-    pub fn next_pending(&self) -> Result<Option<(u64, Incoming)>, Error> {
+    /// The oldest message not yet answered. An entry that cannot be read comes back as an
+    /// error with its number, so the caller can drop it instead of being stuck behind it.
+    pub fn next_pending(&self) -> Result<Option<(u64, Result<Incoming, Error>)>, Error> {
         let first = self.read(|tx| {
             let table = tx.open_table(PENDING)?;
             let first = table.first()?;
             Ok(first.map(|(k, v)| (k.value(), v.value().to_vec())))
         })?;
-        first
-            .map(|(seq, bytes)| Ok((seq, from_json("pending", &bytes)?)))
-            .transpose()
+        Ok(first.map(|(seq, bytes)| (seq, from_json("pending", &bytes))))
     }
 
     /// Marks message `seq` answered, queues its replies and keeps the chat's new history, in
@@ -241,16 +240,15 @@ impl Store {
         })
     }
 
-    /// The oldest reply the IM server has not taken yet.
-    pub fn next_outgoing(&self) -> Result<Option<(u64, OutboxEntry)>, Error> {
+    /// The oldest reply the IM server has not taken yet (an unreadable one as an error, as
+    /// in [`Store::next_pending`]).
+    pub fn next_outgoing(&self) -> Result<Option<(u64, Result<OutboxEntry, Error>)>, Error> {
         let first = self.read(|tx| {
             let table = tx.open_table(OUTBOX)?;
             let first = table.first()?;
             Ok(first.map(|(k, v)| (k.value(), v.value().to_vec())))
         })?;
-        first
-            .map(|(seq, bytes)| Ok((seq, from_json("outbox", &bytes)?)))
-            .transpose()
+        Ok(first.map(|(seq, bytes)| (seq, from_json("outbox", &bytes))))
     }
 
     pub fn outbox_len(&self) -> Result<u64, Error> {
@@ -514,6 +512,7 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         let (seq, first) = store.next_pending().unwrap().unwrap();
+        let first = first.unwrap();
         assert_eq!(first.content, Content::Text("a".into()));
         store
             .finish(
@@ -528,9 +527,10 @@ mod tests {
                 },
             )
             .unwrap();
-        let (_, second) = store.next_pending().unwrap().unwrap();
+        let second = store.next_pending().unwrap().unwrap().1.unwrap();
         assert_eq!(second.content, Content::Text("b".into()));
         let (out, entry) = store.next_outgoing().unwrap().unwrap();
+        let entry = entry.unwrap();
         assert_eq!(entry.message, Outgoing::Text("A".into()));
         store.sent(out).unwrap();
         assert!(store.next_outgoing().unwrap().is_none());
