@@ -16,6 +16,7 @@ pub mod notify;
 pub mod owner_file;
 pub mod pairing;
 pub mod runtime;
+pub mod screen;
 pub mod store;
 pub mod tools;
 pub mod turn;

@@ -21,6 +21,7 @@ use carapace_agentd::notify::{Notifier, WATCHDOG_PERIOD};
 use carapace_agentd::owner_file::{self, Import};
 use carapace_agentd::pairing::{self, Guard};
 use carapace_agentd::runtime::{Runtime, now};
+use carapace_agentd::screen;
 use carapace_agentd::store::Store;
 use carapace_agentd::tools::Registry;
 use carapace_agentd::turn::TurnLimits;
@@ -152,9 +153,13 @@ fn show_pairing(agent: &Agent, store: &Store, runtime_dir: &std::path::Path) -> 
     let code = pairing::first_owner_code(store, now())?;
     let link = code.telegram_link(&telegram.bot);
     println!("pairing link={link}");
-    for line in qr::text(&link)?.lines() {
+    let drawn = qr::text(&link)?;
+    for line in drawn.lines() {
         println!("{line}");
     }
+    screen::show(&format!(
+        "Scan to pair this box with your Telegram account:\n\n{drawn}\n{link}"
+    ));
     let png = runtime_dir.join(PAIRING_PNG);
     if let Err(source) = board_support::atomic_file::write(&png, &qr::png(&link)?, 0o600) {
         return Err(Error::File {

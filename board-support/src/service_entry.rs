@@ -61,6 +61,19 @@ pub struct ServiceEntry {
     /// the owner confirms `/reboot`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reboot: bool,
+    /// A virtual terminal (`tty1`: what the HDMI screen shows) PID 1 hands to this service
+    /// (owner and group) before it starts: agentd draws the pairing QR code there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<String>,
+}
+
+/// `tty1` … `tty63`: the kernel's virtual terminals (tty0 is "the current one", not a device
+/// a service may own).
+fn is_virtual_terminal(name: &str) -> bool {
+    name.strip_prefix("tty")
+        .filter(|n| !n.starts_with('0'))
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| (1..=63).contains(&n))
 }
 
 /// The owner-settings file's name in the root of the ESP (`carapace build --owner-settings`).
@@ -141,6 +154,14 @@ impl ServiceEntry {
                     "{} is above {MAX_WATCHDOG_SEC}; 0 turns the watchdog off",
                     self.watchdog_sec
                 ),
+            );
+        }
+        if let Some(tty) = &self.tty
+            && !is_virtual_terminal(tty)
+        {
+            return fail(
+                "tty",
+                format!("{tty:?} is not a virtual terminal; name one of tty1 to tty63"),
             );
         }
         if self.owner_settings && !self.state_dir {

@@ -214,6 +214,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tty_is_a_virtual_terminal() {
+        let ok = ServiceTable::parse(&row("agentd", "tty = \"tty1\"")).expect("ok");
+        assert_eq!(ok.services[0].tty.as_deref(), Some("tty1"));
+        for bad in ["tty0", "ttyS0", "tty64", "tty01", "../sda", "tty"] {
+            let e = err(&row("agentd", &format!("tty = {bad:?}")));
+            assert!(
+                e.contains("`tty`") && e.contains("virtual terminal"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn one_netd_and_egress_services_after_it() {
         let netd = row("netd", "ready = true\nnetwork = \"netd\"");
         let egress = row("agentd", "after = [\"netd\"]\nnetwork = \"egress\"");

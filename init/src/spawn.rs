@@ -71,6 +71,11 @@ pub fn spawn(service: &Service, cgroup_procs: &OwnedFd) -> Result<Spawned> {
     if let Some(runtime) = service.runtime_directory() {
         owned_directory(&runtime, 0o755, entry.uid, entry.gid)?;
     }
+    if let Some(tty) = &entry.tty {
+        let tty = format!("/dev/{tty}");
+        chown(Path::new(&tty), Some(entry.uid), Some(entry.gid))
+            .context(|| format!("chown {tty} to {}:{}", entry.uid, entry.gid))?;
+    }
     // Every pipe exists, close-on-exec and with PID 1's end non-blocking, before the fork:
     // nothing can fail after the child exists and leave it running untracked.
     let notify = service_pipe("notify")?;

@@ -430,7 +430,6 @@ impl Supervisor {
                     }
                 }
                 Message::Reboot if proc.service.entry.reboot => {
-                    log_info!("service {name} asked to reboot");
                     inputs.push(Input::Shutdown("service-request", Action::Reboot));
                 }
                 Message::Reboot | Message::Unknown(_) => {}

@@ -187,5 +187,13 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
             .iter()
             .all(|r| !r.body.to_string().contains("hello, box"))
     );
+    // The screen (tty1, handed to agentd by PID 1) took the QR code without complaint.
+    assert!(
+        !vm.console()
+            .iter()
+            .any(|l| l.starts_with("agentd: screen:")),
+        "{:?}",
+        vm.console()
+    );
     power_off(&mut vm);
 }

@@ -463,6 +463,7 @@ mod tests {
             network: None,
             owner_settings: false,
             reboot: false,
+            tty: None,
         }
     }
 
