@@ -169,8 +169,17 @@ impl Runtime {
             eprintln!("agent: recording the settings trial: {error}");
         }
         let wifi = candidate.wifi != self.agent.settings.wifi;
+        // What became of the Wi-Fi networks when the change is not kept.
+        let mut wifi_note = "";
         let outcome = match Links::build(&candidate, &self.http) {
-            Ok(links) if wifi => self.check_on_new_wifi(&candidate, links).await,
+            Ok(links) if wifi => {
+                self.check_on_new_wifi(&candidate, links)
+                    .await
+                    .map_err(|(reason, note)| {
+                        wifi_note = note;
+                        reason
+                    })
+            }
             Ok(links) => match tokio::time::timeout(SETTINGS_TRIAL, links.check()).await {
                 Ok(Ok(())) => Ok(links),
                 Ok(Err(failure)) => Err(failure.reason),
@@ -202,11 +211,6 @@ impl Runtime {
                     &format!("{changed} not changed; kept the last good settings: {reason}"),
                     now,
                 );
-                let wifi_note = if wifi {
-                    " The box is back on its previous Wi-Fi networks."
-                } else {
-                    ""
-                };
                 format!(
                     "I kept the previous settings: with the new {changed}, {reason}. Nothing else \
                      changed.{wifi_note}"
@@ -221,16 +225,18 @@ impl Runtime {
 
     /// netd puts the candidate's networks on trial; the links are checked until they work or
     /// [`SETTINGS_TRIAL`] ends (a network takes a few seconds to join and lease), and netd is
-    /// told to commit or to go back.
+    /// told to commit or to go back. A failure comes with what the owner should know of the
+    /// Wi-Fi networks (nothing when netd never took the new ones).
     async fn check_on_new_wifi(
         &self,
         candidate: &OwnerSettings,
         links: Links,
-    ) -> Result<Links, String> {
+    ) -> Result<Links, (String, &'static str)> {
+        let revert_after = SETTINGS_TRIAL + WIFI_REVERT_MARGIN;
         self.netd
-            .wifi_trial(&candidate.wifi, SETTINGS_TRIAL + WIFI_REVERT_MARGIN)
+            .wifi_trial(&candidate.wifi, revert_after)
             .await
-            .map_err(|error| format!("netd did not take the Wi-Fi networks: {error}"))?;
+            .map_err(|error| (format!("netd did not take the Wi-Fi networks: {error}"), ""))?;
         let deadline = tokio::time::Instant::now() + SETTINGS_TRIAL;
         let checked = loop {
             let failure = match tokio::time::timeout_at(deadline, links.check()).await {
@@ -253,16 +259,23 @@ impl Runtime {
                 .map_err(|error| format!("netd did not keep the Wi-Fi networks: {error}")),
             Err(reason) => Err(reason),
         };
-        if checked.is_err()
-            && let Err(error) = self.netd.revert().await
-        {
-            eprintln!(
-                "settings: asking netd to go back to the previous Wi-Fi networks: {error}; it \
-                 goes back by itself within {} s",
-                (SETTINGS_TRIAL + WIFI_REVERT_MARGIN).as_secs()
-            );
+        let Err(reason) = checked else {
+            return Ok(links);
+        };
+        match self.netd.revert().await {
+            Ok(()) => Err((reason, " The box is back on its previous Wi-Fi networks.")),
+            Err(error) => {
+                eprintln!(
+                    "settings: asking netd to go back to the previous Wi-Fi networks: {error}; \
+                     it goes back by itself within {} s",
+                    revert_after.as_secs()
+                );
+                Err((
+                    reason,
+                    " netd goes back to the previous Wi-Fi networks by itself within a minute.",
+                ))
+            }
         }
-        checked.map(|()| links)
     }
 
     /// A trial that a crash or power cut interrupted: the running settings were never

@@ -314,6 +314,32 @@ fn a_wifi_change_that_still_reaches_the_model_and_the_chat_is_committed() {
 }
 
 #[test]
+fn on_new_wifi_networks_the_links_get_a_few_seconds_to_come_up() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    // The model's first answers are 503s, as while the new network is still being joined.
+    for _ in 0..2 {
+        h.llm.push(Script::fail(503, "not yet"));
+    }
+    h.say("/settings set wifi.add cafe");
+    let text = &h.wait_sent(3)[2].text;
+    assert!(
+        text.starts_with("Done: Wi-Fi networks (cafe) changed"),
+        "{text}"
+    );
+    assert_eq!(
+        h.llm.requests().len(),
+        3,
+        "checked until the model answered"
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [wifi_trial("cafe", ""), json!({"op": "commit"})]
+    );
+}
+
+#[test]
 fn a_wifi_change_after_which_the_model_cannot_be_reached_is_reverted() {
     let mut h = Harness::new();
     h.start();
@@ -354,6 +380,7 @@ fn networks_netd_refuses_change_nothing_and_the_owner_hears_why() {
         text.starts_with("I kept the previous settings: with the new Wi-Fi networks (cafe), netd did not take the Wi-Fi networks: netd refused: no Wi-Fi trial could start: /data/netd is full"),
         "{text}"
     );
+    assert!(!text.contains("Wi-Fi networks."), "{text}");
     // Never started, so nothing to commit or revert.
     assert_eq!(h.netd.requests(), [wifi_trial("cafe", "")]);
 }
