@@ -18,6 +18,9 @@ const AUDIT_SHOWN: usize = 10;
 pub struct Command {
     pub name: String,
     pub args: Vec<String>,
+    /// The text after the command's name, as sent (trimmed): values with spaces in quotes
+    /// (`/settings set wifi.add "My  Home" "…"`) keep them exactly.
+    pub rest: String,
 }
 
 /// The menu the IM client shows (Telegram's setMyCommands).
@@ -39,8 +42,8 @@ pub const MENU: &[(&str, &str)] = &[
 /// `/name@bot arg arg` → the command, for the names in [`MENU`] and `/start`.
 pub fn parse(text: &str) -> Option<Command> {
     let text = text.trim();
-    let rest = text.strip_prefix('/')?;
-    let mut words = rest.split_whitespace();
+    let after_slash = text.strip_prefix('/')?;
+    let mut words = after_slash.split_whitespace();
     let first = words.next()?;
     let name = first
         .split('@')
@@ -53,7 +56,18 @@ pub fn parse(text: &str) -> Option<Command> {
     Some(Command {
         name,
         args: words.map(str::to_string).collect(),
+        rest: after_words(after_slash, 1).to_string(),
     })
+}
+
+/// `text` without its first `count` words and the spaces after them.
+fn after_words(text: &str, count: usize) -> &str {
+    let mut rest = text.trim_start();
+    for _ in 0..count {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    rest
 }
 
 pub async fn run(
@@ -142,7 +156,8 @@ fn help() -> String {
     for (name, what) in MENU {
         text.push_str(&format!("/{name} - {what}\n"));
     }
-    text.push_str("/settings set <name> <value> - change one setting; I keep it only if I can still reach the model and this chat");
+    text.push_str("/settings set <name> <value> - change one setting; I keep it only if I can still reach the model and this chat\n");
+    text.push_str("/settings set wifi.add \"SSID\" \"passphrase\" - add a Wi-Fi network (wifi.remove \"SSID\" removes one)");
     text
 }
 
@@ -216,14 +231,26 @@ fn settings(agent: &mut Agent, command: &Command) -> Result<(String, Effect), Er
     match command.args.as_slice() {
         [] => Ok((agent.settings.summary(), Effect::None)),
         [set, key, value @ ..] if set == "set" && !value.is_empty() => {
-            match agent.settings.with(key, &value.join(" ")) {
-                Ok(settings) => Ok((
-                    format!("Trying the new {key}; I keep it only if I can still reach the model and this chat."),
-                    Effect::TrySettings {
-                        settings: Box::new(settings),
-                        changed: key.clone(),
-                    },
-                )),
+            // The value as sent, spaces and quotes included.
+            let value = after_words(&command.rest, 2);
+            match agent.settings.with(key, value) {
+                Ok(settings) => {
+                    // The whole list, by SSID (a passphrase is never repeated).
+                    let changed = if key.starts_with("wifi.") {
+                        let ssids: Vec<&str> =
+                            settings.wifi.iter().map(|n| n.ssid.as_str()).collect();
+                        format!("Wi-Fi networks ({})", ssids.join(", "))
+                    } else {
+                        key.clone()
+                    };
+                    Ok((
+                        format!("Trying the new {changed}; I keep the change only if I can still reach the model and this chat."),
+                        Effect::TrySettings {
+                            settings: Box::new(settings),
+                            changed,
+                        },
+                    ))
+                }
                 Err(error) => Ok((format!("Not changed: {error}"), Effect::None)),
             }
         }
@@ -272,16 +299,22 @@ mod tests {
             parse("/status@my_box_bot"),
             Some(Command {
                 name: "status".into(),
-                args: vec![]
+                args: vec![],
+                rest: String::new(),
             })
         );
         assert_eq!(
             parse(" /settings set llm.0.model gpt-5 "),
             Some(Command {
                 name: "settings".into(),
-                args: vec!["set".into(), "llm.0.model".into(), "gpt-5".into()]
+                args: vec!["set".into(), "llm.0.model".into(), "gpt-5".into()],
+                rest: "set llm.0.model gpt-5".into(),
             })
         );
+        let command = parse("/settings@my_box_bot  set wifi.add \"My  Home\"  \"a b\" ").unwrap();
+        assert_eq!(command.rest, "set wifi.add \"My  Home\"  \"a b\"");
+        assert_eq!(after_words(&command.rest, 2), "\"My  Home\"  \"a b\"");
+        assert_eq!(after_words("set", 2), "");
         assert_eq!(parse("/unknown"), None);
         assert_eq!(parse("status"), None);
     }

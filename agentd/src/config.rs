@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::netd_control::SOCKET_ENV as NETD_CONTROL_SOCKET;
 
 const STATE_DIRECTORY: &str = "STATE_DIRECTORY";
 const RUNTIME_DIRECTORY: &str = "RUNTIME_DIRECTORY";
@@ -18,6 +19,9 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// The pipe to PID 1; absent when agentd is run by hand.
     pub notify_fd: Option<RawFd>,
+    /// netd's control socket: /run/netd/control.sock, another path only in tests (a fake
+    /// netd), through NETD_CONTROL_SOCKET.
+    pub netd_control: PathBuf,
 }
 
 impl Config {
@@ -36,6 +40,12 @@ impl Config {
             notify_fd: lookup(NOTIFY_FD)
                 .map(|value| notify_fd(&value))
                 .transpose()?,
+            netd_control: lookup(NETD_CONTROL_SOCKET)
+                .filter(|value| !value.is_empty())
+                .map_or_else(
+                    || PathBuf::from(board_support::netd_control::SOCKET_PATH),
+                    PathBuf::from,
+                ),
         })
     }
 }
@@ -82,9 +92,17 @@ mod tests {
             Config {
                 state_dir: "/data/agentd".into(),
                 runtime_dir: "/run/agentd".into(),
-                notify_fd: Some(3)
+                notify_fd: Some(3),
+                netd_control: "/run/netd/control.sock".into(),
             }
         );
+        let got = config(&[
+            (STATE_DIRECTORY, "/s"),
+            (RUNTIME_DIRECTORY, "/r"),
+            (NETD_CONTROL_SOCKET, "/tmp/fake-netd.sock"),
+        ])
+        .unwrap();
+        assert_eq!(got.netd_control, PathBuf::from("/tmp/fake-netd.sock"));
     }
 
     #[test]

@@ -101,6 +101,16 @@ pub enum Error {
     #[error("the HTTPS client: {0}")]
     Http(#[from] carapace_http::Error),
 
+    #[error(
+        "netd's control socket {}: {reason}; netd may still be starting, or not running",
+        .path.display()
+    )]
+    NetdUnreachable { path: PathBuf, reason: String },
+
+    /// netd's own words: what was wrong and what to do.
+    #[error("netd refused: {0}")]
+    NetdRefused(String),
+
     #[error("{what}: {source}")]
     File {
         what: String,

@@ -12,6 +12,7 @@ pub mod health;
 pub mod identity;
 pub mod links;
 pub mod logs;
+pub mod netd_control;
 pub mod notify;
 pub mod owner_file;
 pub mod pairing;

@@ -22,6 +22,14 @@ pub struct Links {
     pub llm: Arc<Llm>,
 }
 
+/// Why a check failed, and whether trying again later may work (a link still coming up, a
+/// server down for now), as opposed to settings that are wrong (a refused key).
+#[derive(Debug)]
+pub struct CheckFailure {
+    pub reason: String,
+    pub transient: bool,
+}
+
 impl Links {
     pub fn build(settings: &OwnerSettings, http: &Client) -> Result<Links, String> {
         let telegram = match &settings.telegram {
@@ -59,8 +67,9 @@ impl Links {
     }
 
     /// Whether the agent reaches its model (any provider) and every IM link.
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), CheckFailure> {
         let mut llm_errors = Vec::new();
+        let mut transient = false;
         let mut reached = false;
         for index in 0..self.llm.provider_count() {
             match self.llm.check(index).await {
@@ -68,26 +77,31 @@ impl Links {
                     reached = true;
                     break;
                 }
-                Err(error) => llm_errors.push(error.to_string()),
+                Err(error) => {
+                    transient |= matches!(
+                        error,
+                        carapace_llm::Error::Unreachable { .. }
+                            | carapace_llm::Error::RateLimited { .. }
+                    );
+                    llm_errors.push(error.to_string());
+                }
             }
         }
         if !reached {
-            return Err(format!(
-                "no LLM provider answered: {}",
-                llm_errors.join("; ")
-            ));
+            return Err(CheckFailure {
+                reason: format!("no LLM provider answered: {}", llm_errors.join("; ")),
+                transient,
+            });
         }
+        let im = |name: &str, error: carapace_im::Error| CheckFailure {
+            reason: format!("{name}: {error}"),
+            transient: error.is_transient(),
+        };
         if let Some(telegram) = &self.telegram {
-            telegram
-                .check()
-                .await
-                .map_err(|error| format!("telegram: {error}"))?;
+            telegram.check().await.map_err(|e| im("telegram", e))?;
         }
         if let Some(feishu) = &self.feishu {
-            feishu
-                .check()
-                .await
-                .map_err(|error| format!("feishu: {error}"))?;
+            feishu.check().await.map_err(|e| im("feishu", e))?;
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! agentd, the agent daemon. It runs under Carapace's PID 1 as its own unprivileged user
 //! with no capabilities; docs/boot-contract.md says what PID 1 gives it.
 //!
-//! Start: the identity, the audit log, the store, the owner's first-boot settings, the links
-//! (IM channels, LLM); while unpaired, the pairing link and QR code on the console; then
-//! READY=1, and the runtime (runtime.rs) until SIGTERM.
+//! Start: the identity, the audit log, the store, the owner's first-boot settings (their
+//! Wi-Fi networks handed to netd in the background), the links (IM channels, LLM); while
+//! unpaired, the pairing link and QR code on the console; then READY=1, and the runtime
+//! (runtime.rs) until SIGTERM.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use carapace_agentd::config::Config;
 use carapace_agentd::error::Error;
 use carapace_agentd::health::{self, HealthInfo, HealthServer};
 use carapace_agentd::identity::{self, Identity};
+use carapace_agentd::netd_control::{self, NetdControl};
 use carapace_agentd::notify::{Notifier, WATCHDOG_PERIOD};
 use carapace_agentd::owner_file::{self, Import};
 use carapace_agentd::pairing::{self, Guard};
@@ -88,6 +90,19 @@ async fn run() -> Result<(), Error> {
         }
     };
 
+    let netd = NetdControl::new(config.netd_control.clone());
+    if store.settings(netd_control::FIRST_BOOT_PENDING)?.is_some() {
+        if settings.wifi.is_empty() {
+            store.put_setting(netd_control::FIRST_BOOT_PENDING, None)?;
+        } else {
+            tokio::spawn(netd_control::hand_over_first_boot(
+                netd.clone(),
+                settings.wifi.clone(),
+                Arc::clone(&store),
+            ));
+        }
+    }
+
     let mut agent = Agent {
         store: Arc::clone(&store),
         audit,
@@ -109,7 +124,7 @@ async fn run() -> Result<(), Error> {
         &format!("agentd {} started", env!("CARGO_PKG_VERSION")),
         now(),
     );
-    let mut runtime = Runtime::new(agent, http, Arc::clone(&notifier));
+    let mut runtime = Runtime::new(agent, http, netd, Arc::clone(&notifier));
     runtime.finish_interrupted_trial();
     if configured {
         runtime.start_links();

@@ -3,6 +3,9 @@
 //! the current and last good ones, its pairing code the owner's code. A paired box deletes it
 //! unread (later changes come only through the owner's chat). A file that does not check is
 //! kept aside, private, with the reason on the console, so nothing the owner wrote is lost.
+//! Its Wi-Fi networks are netd's to join: the import leaves a note in the store
+//! ([`FIRST_BOOT_PENDING`]) that agentd hands them to netd, which it does (and clears the
+//! note) once netd listens, so a restart in between loses nothing.
 
 use std::path::Path;
 
@@ -10,6 +13,7 @@ use board_support::OWNER_SETTINGS_FILE;
 use carapace_owner::{OwnerSettings, PairingCode};
 
 use crate::error::Error;
+use crate::netd_control::FIRST_BOOT_PENDING;
 use crate::pairing;
 use crate::store::{Role, Store};
 
@@ -70,6 +74,9 @@ pub fn import(state_dir: &Path, store: &Store, now: u64) -> Result<Import, Error
     }
     let toml = settings.to_toml();
     store.set_settings(&toml, Some(&toml))?;
+    if !settings.wifi.is_empty() {
+        store.put_setting(FIRST_BOOT_PENDING, Some("first-boot file"))?;
+    }
     remove(&path)?;
     Ok(Import::Imported)
 }
@@ -105,6 +112,20 @@ api_key = "sk-test-0123456789abcdef"
         let codes = store.codes().unwrap();
         assert_eq!(codes.len(), 1);
         assert_eq!(codes[0].0, pairing::code_key("AbCdEfGhIjKlMnOp"));
+        // No networks: nothing for netd.
+        assert_eq!(store.settings(FIRST_BOOT_PENDING).unwrap(), None);
+    }
+
+    #[test]
+    fn wifi_networks_are_imported_and_noted_for_netd() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let file = format!("{FILE}\n[[wifi]]\nssid = \"home\"\npassphrase = \"home-secret\"\n");
+        std::fs::write(dir.path().join(OWNER_SETTINGS_FILE), file).unwrap();
+        assert_eq!(import(dir.path(), &store, 5).unwrap(), Import::Imported);
+        let current = OwnerSettings::parse(&store.settings("current").unwrap().unwrap()).unwrap();
+        assert_eq!(current.wifi[0].ssid, "home");
+        assert!(store.settings(FIRST_BOOT_PENDING).unwrap().is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The running agent: the receivers that fill the inbox, the loop that answers stored messages
 //! one at a time (and delivers due reminders), the outbox that retries each reply until the IM
-//! server has it, and settings transactions.
+//! server has it, and settings transactions (a change of the Wi-Fi networks is one too, with
+//! netd keeping the revert point: netd_control.rs).
 //!
 //! ```text
 //! IM server ─getUpdates─▶ receiver ─store─▶ pending ─agent─▶ outbox ─send─▶ IM server
@@ -20,12 +21,19 @@ use tokio::task::JoinHandle;
 use crate::agent::{Agent, Effect};
 use crate::commands::MENU;
 use crate::links::{Links, LlmBrain};
+use crate::netd_control::NetdControl;
 use crate::notify::Notifier;
 use crate::store::{OutboxEntry, Store};
 use board_support::notify::Message;
 
 /// New settings must reach the model and the IM link within this long to be kept.
 pub const SETTINGS_TRIAL: Duration = Duration::from_secs(30);
+/// netd reverts a Wi-Fi trial by itself this long after the check's deadline, should agentd
+/// not say commit or revert by then (it died in between): time for the check's last
+/// exchange and the commit itself.
+pub const WIFI_REVERT_MARGIN: Duration = Duration::from_secs(30);
+/// Between two checks of links on new Wi-Fi networks, which take a few seconds to come up.
+const WIFI_CHECK_PAUSE: Duration = Duration::from_secs(2);
 /// The longest either loop sleeps without being woken: a safety net, since every change that
 /// matters wakes them (a stored message, a queued reply, the next reminder's time).
 const IDLE_WAKE: Duration = Duration::from_secs(60);
@@ -44,6 +52,7 @@ pub fn now() -> u64 {
 pub struct Runtime {
     pub agent: Agent,
     pub http: Client,
+    netd: NetdControl,
     notifier: Arc<Notifier>,
     links: watch::Sender<Option<Arc<Links>>>,
     inbox_filled: Arc<Notify>,
@@ -53,10 +62,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(agent: Agent, http: Client, notifier: Arc<Notifier>) -> Runtime {
+    pub fn new(agent: Agent, http: Client, netd: NetdControl, notifier: Arc<Notifier>) -> Runtime {
         Runtime {
             agent,
             http,
+            netd,
             notifier,
             links: watch::channel(None).0,
             inbox_filled: Arc::new(Notify::new()),
@@ -170,6 +180,8 @@ impl Runtime {
 
     /// Tries `candidate`: kept (and made the last good settings) only if the new links reach
     /// the model and the IM link within [`SETTINGS_TRIAL`]; otherwise the running links stay.
+    /// New Wi-Fi networks are put on trial in netd first, committed with the settings or
+    /// reverted (and netd reverts by itself should agentd die in between).
     /// The owner hears the outcome either way; the audit log gets it too.
     pub async fn try_settings(
         &mut self,
@@ -183,10 +195,21 @@ impl Runtime {
         if let Err(error) = self.agent.store.put_setting("trial", Some(&toml)) {
             eprintln!("agent: recording the settings trial: {error}");
         }
+        let wifi = candidate.wifi != self.agent.settings.wifi;
+        // What became of the Wi-Fi networks when the change is not kept.
+        let mut wifi_note = "";
         let outcome = match Links::build(&candidate, &self.http) {
+            Ok(links) if wifi => {
+                self.check_on_new_wifi(&candidate, links)
+                    .await
+                    .map_err(|(reason, note)| {
+                        wifi_note = note;
+                        reason
+                    })
+            }
             Ok(links) => match tokio::time::timeout(SETTINGS_TRIAL, links.check()).await {
                 Ok(Ok(())) => Ok(links),
-                Ok(Err(error)) => Err(error),
+                Ok(Err(failure)) => Err(failure.reason),
                 Err(_) => Err(format!("no answer within {} s", SETTINGS_TRIAL.as_secs())),
             },
             Err(error) => Err(error),
@@ -203,6 +226,10 @@ impl Runtime {
                     );
                     format!("Done: {changed} changed, and I still reach the model and this chat.")
                 }
+                Err(error) if wifi => format!(
+                    "The new Wi-Fi networks are in force, but storing the settings failed: \
+                     {error}. /settings shows the old ones until that works."
+                ),
                 Err(error) => format!("Not changed: storing the settings failed: {error}"),
             },
             Err(reason) => {
@@ -212,7 +239,8 @@ impl Runtime {
                     now,
                 );
                 format!(
-                    "I kept the previous settings: with the new {changed}, {reason}. Nothing else changed."
+                    "I kept the previous settings: with the new {changed}, {reason}. Nothing else \
+                     changed.{wifi_note}"
                 )
             }
         };
@@ -222,13 +250,82 @@ impl Runtime {
         self.queue(channel, chat, text);
     }
 
+    /// netd puts the candidate's networks on trial; the links are checked until they work or
+    /// [`SETTINGS_TRIAL`] ends (a network takes a few seconds to join and lease), and netd is
+    /// told to commit or to go back. A failure comes with what the owner should know of the
+    /// Wi-Fi networks (nothing when netd never took the new ones).
+    async fn check_on_new_wifi(
+        &self,
+        candidate: &OwnerSettings,
+        links: Links,
+    ) -> Result<Links, (String, &'static str)> {
+        let revert_after = SETTINGS_TRIAL + WIFI_REVERT_MARGIN;
+        self.netd
+            .wifi_trial(&candidate.wifi, revert_after)
+            .await
+            .map_err(|error| (format!("netd did not take the Wi-Fi networks: {error}"), ""))?;
+        let deadline = tokio::time::Instant::now() + SETTINGS_TRIAL;
+        let checked = loop {
+            let failure = match tokio::time::timeout_at(deadline, links.check()).await {
+                Ok(Ok(())) => break Ok(()),
+                Ok(Err(failure)) => failure,
+                Err(_) => break Err(format!("no answer within {} s", SETTINGS_TRIAL.as_secs())),
+            };
+            if !failure.transient || tokio::time::Instant::now() + WIFI_CHECK_PAUSE >= deadline {
+                break Err(failure.reason);
+            }
+            tokio::time::sleep(WIFI_CHECK_PAUSE).await;
+        };
+        let checked = match checked {
+            // A commit netd refuses: its own deadline passed, or it restarted; either way it
+            // went back.
+            Ok(()) => self
+                .netd
+                .commit()
+                .await
+                .map_err(|error| format!("netd did not keep the Wi-Fi networks: {error}")),
+            Err(reason) => Err(reason),
+        };
+        let Err(reason) = checked else {
+            return Ok(links);
+        };
+        match self.netd.revert().await {
+            Ok(()) => Err((reason, " The box is back on its previous Wi-Fi networks.")),
+            Err(error) => {
+                eprintln!(
+                    "settings: asking netd to go back to the previous Wi-Fi networks: {error}; \
+                     it goes back by itself within {} s",
+                    revert_after.as_secs()
+                );
+                Err((
+                    reason,
+                    " netd goes back to the previous Wi-Fi networks by itself within a minute.",
+                ))
+            }
+        }
+    }
+
     /// A trial that a crash or power cut interrupted: the running settings were never
     /// replaced, so nothing is undone; the owner is told the change did not happen.
+    /// netd is told to go back too, in case the trial changed the Wi-Fi networks (it would
+    /// by itself, a little later).
     pub fn finish_interrupted_trial(&mut self) {
-        let Ok(Some(_)) = self.agent.store.settings("trial") else {
+        let Ok(Some(trial)) = self.agent.store.settings("trial") else {
             return;
         };
         let _ = self.agent.store.put_setting("trial", None);
+        let wifi_changed = OwnerSettings::parse(&trial)
+            .map_or(true, |trial| trial.wifi != self.agent.settings.wifi);
+        if wifi_changed {
+            let netd = self.netd.clone();
+            tokio::spawn(async move {
+                match netd.revert().await {
+                    Ok(()) => println!("settings: netd went back to the last good Wi-Fi networks"),
+                    // Nothing pending: netd went back by itself already, or never began.
+                    Err(error) => println!("settings: no Wi-Fi trial to undo in netd ({error})"),
+                }
+            });
+        }
         self.agent.record(
             "settings",
             "a settings trial was interrupted by a restart; the last good settings are in use",

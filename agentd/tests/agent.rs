@@ -240,3 +240,171 @@ fn feishu_pairs_and_answers_while_telegram_is_down() {
     );
     assert!(h.telegram.sent().is_empty());
 }
+
+/// What agentd sends netd to put `ssid` with `passphrase` on trial.
+fn wifi_trial(ssid: &str, passphrase: &str) -> serde_json::Value {
+    json!({
+        "op": "wifi_trial",
+        "networks": [{"ssid": ssid, "passphrase": passphrase}],
+        "revert_after_s": 60,
+    })
+}
+
+fn assert_not_on_the_console(h: &Harness, secret: &str) {
+    let lines = h.lines.lock().expect("lines");
+    assert!(
+        lines.iter().all(|l| !l.contains(secret)),
+        "{secret:?} on the console: {lines:?}"
+    );
+}
+
+#[test]
+fn a_wifi_change_that_still_reaches_the_model_and_the_chat_is_committed() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.say("/settings set wifi.add \"My  Home\" \"correct horse\"");
+    let sent = h.wait_sent(3);
+    assert!(
+        sent[1]
+            .text
+            .starts_with("Trying the new Wi-Fi networks (My  Home);"),
+        "{}",
+        sent[1].text
+    );
+    assert!(
+        sent[2]
+            .text
+            .starts_with("Done: Wi-Fi networks (My  Home) changed"),
+        "{}",
+        sent[2].text
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [
+            wifi_trial("My  Home", "correct horse"),
+            json!({"op": "commit"})
+        ]
+    );
+    h.say("/settings");
+    let listed = &h.wait_sent(4)[3].text;
+    assert!(
+        listed.contains("wifi.0.ssid = My  Home\nwifi.0.passphrase = …(set)"),
+        "{listed}"
+    );
+    assert!(!listed.contains("correct horse"), "{listed}");
+    assert_not_on_the_console(&h, "correct horse");
+
+    // Removing it is a transaction too: the list netd gets is empty.
+    h.say("/settings set wifi.remove \"My  Home\"");
+    let sent = h.wait_sent(6);
+    assert!(
+        sent[5].text.starts_with("Done: Wi-Fi networks ()"),
+        "{}",
+        sent[5].text
+    );
+    let requests = h.netd.requests();
+    assert_eq!(
+        requests[2..],
+        [
+            json!({"op": "wifi_trial", "networks": [], "revert_after_s": 60}),
+            json!({"op": "commit"})
+        ]
+    );
+}
+
+#[test]
+fn on_new_wifi_networks_the_links_get_a_few_seconds_to_come_up() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    // The model's first answers are 503s, as while the new network is still being joined.
+    for _ in 0..2 {
+        h.llm.push(Script::fail(503, "not yet"));
+    }
+    h.say("/settings set wifi.add cafe");
+    let text = &h.wait_sent(3)[2].text;
+    assert!(
+        text.starts_with("Done: Wi-Fi networks (cafe) changed"),
+        "{text}"
+    );
+    assert_eq!(
+        h.llm.requests().len(),
+        3,
+        "checked until the model answered"
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [wifi_trial("cafe", ""), json!({"op": "commit"})]
+    );
+}
+
+#[test]
+fn a_wifi_change_after_which_the_model_cannot_be_reached_is_reverted() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    // On the new network the model refuses the key: the check fails for good.
+    h.llm.set_key("sk-some-other-key-0123456789");
+    h.say("/settings set wifi.add home \"correct horse\"");
+    let sent = h.wait_sent(3);
+    let text = &sent[2].text;
+    assert!(
+        text.starts_with(
+            "I kept the previous settings: with the new Wi-Fi networks (home), no LLM provider \
+             answered"
+        ) && text.ends_with("The box is back on its previous Wi-Fi networks."),
+        "{text}"
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [wifi_trial("home", "correct horse"), json!({"op": "revert"})]
+    );
+    h.llm.set_key(carapace_fakes::llm::DEFAULT_KEY);
+    h.say("/settings");
+    let listed = &h.wait_sent(4)[3].text;
+    assert!(!listed.contains("wifi."), "{listed}");
+    assert_not_on_the_console(&h, "correct horse");
+}
+
+#[test]
+fn networks_netd_refuses_change_nothing_and_the_owner_hears_why() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.netd
+        .refuse_next("no Wi-Fi trial could start: /data/netd is full");
+    h.say("/settings set wifi.add cafe");
+    let text = &h.wait_sent(3)[2].text;
+    assert!(
+        text.starts_with("I kept the previous settings: with the new Wi-Fi networks (cafe), netd did not take the Wi-Fi networks: netd refused: no Wi-Fi trial could start: /data/netd is full"),
+        "{text}"
+    );
+    assert!(!text.contains("Wi-Fi networks."), "{text}");
+    // Never started, so nothing to commit or revert.
+    assert_eq!(h.netd.requests(), [wifi_trial("cafe", "")]);
+}
+
+#[test]
+fn the_first_boot_networks_reach_netd_once_it_listens_and_only_once() {
+    let mut h =
+        Harness::with_settings("\n[[wifi]]\nssid = \"home\"\npassphrase = \"home-secret\"\n");
+    h.netd.close();
+    h.start();
+    h.wait_line("wifi: the first-boot networks (home) are not with netd yet");
+    h.netd.listen();
+    assert_eq!(
+        h.netd.wait_requests(2),
+        [wifi_trial("home", "home-secret"), json!({"op": "commit"})]
+    );
+    h.wait_line("wifi: netd has the first-boot networks (home)");
+    h.kill();
+    h.start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        h.netd.requests().len(),
+        2,
+        "handed over again after a restart"
+    );
+    assert_not_on_the_console(&h, "home-secret");
+}

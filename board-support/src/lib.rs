@@ -4,9 +4,10 @@
 //! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
 //! or roll back. It also holds the per-board descriptions (architecture, boot flow, QEMU
 //! machine), the GPT reader and writer, partition lookup, the disk helper's result line, the
-//! image info, the notify protocol, the modules.dep format, the unready-boot count, and the
+//! image info, the notify protocol, the modules.dep format, the unready-boot count, the
 //! row type of PID 1's service table with the one check of it that the builder and PID 1
-//! both run. `docs/boot-contract.md` is the contract these types implement.
+//! both run, and what netd and agentd share: a Wi-Fi network and its rules, and netd's
+//! control protocol. `docs/boot-contract.md` is the contract these types implement.
 
 pub mod atomic_file;
 pub mod block_devices;
@@ -20,12 +21,14 @@ pub mod error;
 pub mod gpt;
 pub mod image_info;
 pub mod modules_dep;
+pub mod netd_control;
 pub mod notify;
 pub mod notify_fd;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;
 pub mod unready_boots;
+pub mod wifi;
 
 pub use board::Board;
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};

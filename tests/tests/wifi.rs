@@ -2,7 +2,8 @@
 //! point on the second (hostapd, a test-only service) and the access point's SSID and
 //! passphrase in netd's configuration. netd must join it through iwd over D-Bus, report the
 //! station's state and signal on its status socket, join again after the access point
-//! restarts, and never show the passphrase.
+//! restarts, and never show the passphrase. Wi-Fi trials on netd's control socket (the way
+//! agentd changes networks): a trial nobody commits goes back by itself, a committed one stays.
 
 mod common;
 
@@ -76,4 +77,87 @@ fn netd_joins_the_configured_network_through_iwd() {
         "the passphrase is on the console: {leaked:?}"
     );
     power_off(&mut vm);
+}
+
+#[test]
+fn an_uncommitted_wifi_trial_goes_back_by_itself_and_a_committed_one_stays() {
+    let (_dir, mut config) = machine("wifitrial");
+    config
+        .fw_cfg
+        .push(("carapace.test".into(), "wifitrial".into()));
+    let mut vm = boot_to_ready(&config);
+
+    line_with(
+        &mut vm,
+        "netd: control: socket=/run/netd/control.sock controllers=1000",
+    );
+    wait(
+        &mut vm,
+        &format!("wifitrial: wifitrial connected ssid={SSID}"),
+    );
+
+    // A network that is not in the air, never committed: netd forgets the access point,
+    // leaves it, and goes back to it by itself after the trial's 20 s.
+    assert_eq!(
+        wait(&mut vm, "wifitrial: wifitrial trial elsewhere reply="),
+        "wifitrial: wifitrial trial elsewhere reply={\"ok\":true}"
+    );
+    line_with(
+        &mut vm,
+        "netd: control: uid=1000 wifi_trial networks=carapace-elsewhere revert_after_s=20: ok",
+    );
+    wait(
+        &mut vm,
+        &format!("netd: wifi: forgot ssid={SSID} (not configured)"),
+    );
+    wait(&mut vm, &format!("wifitrial: wifitrial left ssid={SSID}"));
+    wait(
+        &mut vm,
+        "netd: wifi trial: reverted networks=carapace-elsewhere (no commit within 20 s",
+    );
+    wait(
+        &mut vm,
+        &format!("wifitrial: wifitrial back ssid={SSID} outcome=reverted"),
+    );
+
+    // The access point on trial, committed: it stays, and a second commit finds nothing.
+    assert_eq!(
+        wait(&mut vm, "wifitrial: wifitrial commit reply="),
+        "wifitrial: wifitrial commit reply={\"ok\":true}"
+    );
+    let second = wait(&mut vm, "wifitrial: wifitrial second commit reply=");
+    assert!(
+        second.contains("\"ok\":false") && second.contains("no Wi-Fi trial is pending"),
+        "{second}"
+    );
+    line_with(
+        &mut vm,
+        &format!("netd: wifi trial: committed networks={SSID}"),
+    );
+    assert_eq!(
+        wait(&mut vm, "wifitrial: wifitrial status "),
+        format!(
+            "wifitrial: wifitrial status last_trial=committed networks={SSID} \
+             passphrase_shown=no"
+        )
+    );
+
+    let console = vm.console();
+    let leaked: Vec<&String> = console
+        .iter()
+        .filter(|l| l.contains(PASSPHRASE) || l.contains("elsewhere-passphrase"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "a passphrase is on the console: {leaked:?}"
+    );
+    power_off(&mut vm);
+}
+
+/// The first console line that starts with `needle`, waiting as long as a join may take.
+fn wait(vm: &mut carapace_image::qemu::Vm, needle: &str) -> String {
+    match vm.wait_for(needle, 0, JOIN_TIMEOUT) {
+        Ok((_, line)) => line,
+        Err(e) => fail(vm, e),
+    }
 }

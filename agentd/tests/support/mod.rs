@@ -1,10 +1,14 @@
 //! The harness for agentd's end-to-end tests on this machine: the fakes of Telegram and an
-//! OpenAI-compatible API on loopback (plain HTTP, which the box allows to loopback only), and
-//! the real agentd binary with a state directory that survives its restarts.
+//! OpenAI-compatible API on loopback (plain HTTP, which the box allows to loopback only), a
+//! fake of netd's control socket that records what agentd asks, and the real agentd binary
+//! with a state directory that survives its restarts.
 
-use std::io::{BufRead, BufReader};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,7 @@ pub struct Harness {
     pub telegram: FakeTelegram,
     pub feishu: FakeFeishu,
     pub llm: FakeLlm,
+    pub netd: FakeNetd,
     pub handle: tokio::runtime::Handle,
     pub state: tempfile::TempDir,
     pub runtime_dir: tempfile::TempDir,
@@ -38,6 +43,15 @@ impl Harness {
 
     /// With `feishu`, the settings add the Feishu app (the fake's) to Telegram.
     pub fn with_feishu(feishu: bool) -> Harness {
+        Harness::build(feishu, "")
+    }
+
+    /// The owner settings with `extra` TOML at their end (`[[wifi]]` tables, say).
+    pub fn with_settings(extra: &str) -> Harness {
+        Harness::build(false, extra)
+    }
+
+    fn build(feishu: bool, extra: &str) -> Harness {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -65,14 +79,19 @@ impl Harness {
                 feishu_fake.domain()
             ));
         }
+        settings.push_str(extra);
         std::fs::write(state.path().join(OWNER_SETTINGS_FILE), settings).expect("settings");
+        let runtime_dir = tempfile::tempdir().expect("runtime dir");
+        let mut netd = FakeNetd::new(runtime_dir.path().join("netd-control.sock"));
+        netd.listen();
         Harness {
             telegram,
             feishu: feishu_fake,
             llm,
+            netd,
             handle,
             state,
-            runtime_dir: tempfile::tempdir().expect("runtime dir"),
+            runtime_dir,
             agentd: None,
             lines: Arc::new(Mutex::new(Vec::new())),
         }
@@ -82,6 +101,7 @@ impl Harness {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentd"))
             .env("STATE_DIRECTORY", self.state.path())
             .env("RUNTIME_DIRECTORY", self.runtime_dir.path())
+            .env("NETD_CONTROL_SOCKET", &self.netd.path)
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -176,5 +196,89 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.kill();
+        self.netd.close();
+    }
+}
+
+/// netd's control socket as agentd sees it: one JSON line in, one out. Every request is
+/// recorded; the answer is `{"ok":true}` unless a test queued a refusal.
+pub struct FakeNetd {
+    pub path: PathBuf,
+    requests: Arc<Mutex<Vec<serde_json::Value>>>,
+    refusals: Arc<Mutex<VecDeque<String>>>,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl FakeNetd {
+    fn new(path: PathBuf) -> FakeNetd {
+        FakeNetd {
+            path,
+            requests: Arc::default(),
+            refusals: Arc::default(),
+            stop: None,
+        }
+    }
+
+    /// Binds the socket and answers on a thread of its own.
+    pub fn listen(&mut self) {
+        let listener = UnixListener::bind(&self.path).expect("bind the fake netd");
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = Some(Arc::clone(&stop));
+        let requests = Arc::clone(&self.requests);
+        let refusals = Arc::clone(&self.refusals);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut line = String::new();
+                if BufReader::new(&stream).read_line(&mut line).is_err() {
+                    continue;
+                }
+                let request = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+                requests.lock().expect("requests").push(request);
+                let reply = match refusals.lock().expect("refusals").pop_front() {
+                    Some(error) => serde_json::json!({"ok": false, "error": error}),
+                    None => serde_json::json!({"ok": true}),
+                };
+                let _ = writeln!(stream, "{reply}");
+            }
+        });
+    }
+
+    /// Stops answering and removes the socket: netd is not there.
+    pub fn close(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, Ordering::SeqCst);
+            // Wakes the thread from accept().
+            let _ = UnixStream::connect(&self.path);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// The next request gets `{"ok":false,"error":error}`.
+    pub fn refuse_next(&self, error: &str) {
+        self.refusals
+            .lock()
+            .expect("refusals")
+            .push_back(error.to_string());
+    }
+
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.requests.lock().expect("requests").clone()
+    }
+
+    /// Waits until `count` requests came, and returns them all.
+    pub fn wait_requests(&self, count: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("netd got {:?}, not {count} requests", self.requests());
     }
 }

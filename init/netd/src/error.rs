@@ -70,6 +70,23 @@ pub enum Error {
     Notify(io::Error),
     #[error("{0}")]
     NotifySetup(#[from] board_support::Error),
+    #[error("netd's arguments: {problem}; usage: netd [--controller <uid>]...")]
+    Args { problem: String },
+    #[error(
+        "no Wi-Fi trial is pending, so there is nothing to {op}; netd goes back by itself when \
+         a trial's time runs out (its status socket says so under last_trial)"
+    )]
+    NoTrial { op: &'static str },
+    #[error("the new owner configuration does not check: {problem}")]
+    TrialConfig { problem: String },
+    #[error("rename {} to {}: {source}", .from.display(), .to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: io::Error,
+    },
+    #[error("remove {path}: {source}")]
+    Remove { path: PathBuf, source: io::Error },
     #[error("D-Bus: {what}: {source}")]
     Bus {
         what: String,

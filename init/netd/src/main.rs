@@ -2,20 +2,29 @@
 //! and CAP_SYS_TIME. It says READY=1 once the clock is at least the last known time and the
 //! DNS stub answers, so agentd (which starts after it) can resolve and check certificates.
 //! Links come up and leases arrive after that, in their own time.
+//!
+//! Every change of configuration happens here, in the main loop: SIGHUP (the files changed),
+//! and the control socket's Wi-Fi trials (control.rs, trial.rs) with their deadlines. Both
+//! go the same way: load the files, hand the result to the resolver, the Wi-Fi loop and the
+//! coordinator.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use board_support::netd_control::{self, Reply, Request};
 use board_support::notify::Message;
 use board_support::notify_fd::NotifyFd;
 use carapace_netpolicy::NetdConfig;
+use carapace_netpolicy::config::WifiNetwork;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use carapace_netd::clock::{self, Floor};
+use carapace_netd::control::{self, Answer, Ask, ControlServer};
 use carapace_netd::coordinator::Coordinator;
 use carapace_netd::dhcp::LinkEvent;
 use carapace_netd::dns;
@@ -28,6 +37,7 @@ use carapace_netd::settings::{self, Paths};
 use carapace_netd::state::Shared;
 use carapace_netd::status::{self, StatusServer};
 use carapace_netd::time_sync::TimeSync;
+use carapace_netd::trial::Trials;
 use carapace_netd::wifi::station::Wifi;
 
 /// The box's one resolver; /etc/resolv.conf names it.
@@ -50,6 +60,8 @@ fn dir_from_env(key: &str, default: &str) -> PathBuf {
 }
 
 async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let controllers = control::controllers(&args)?;
     let signal_error = |signal| move |source| Error::Signal { signal, source };
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error("SIGTERM"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error("SIGINT"))?;
@@ -73,6 +85,19 @@ async fn run() -> Result<()> {
     shared.lock().time.restored = restored;
 
     let paths = Paths::new(&state_dir);
+    // A trial the netd before this one left pending ends here, before the files are read.
+    let mut trials = Trials::new(&paths);
+    let previous_wifi = match trials.recover(Instant::now()) {
+        Ok(tried) => tried,
+        Err(err) => {
+            eprintln!("wifi trial: going back at start: {err}; trying again shortly");
+            None
+        }
+    };
+    if let Some(report) = trials.report() {
+        println!("{}", report.line());
+        shared.lock().last_trial = Some(report.clone());
+    }
     let loaded = settings::load(&paths);
     if let Some(problem) = &loaded.problem {
         eprintln!("config: {problem}");
@@ -124,6 +149,16 @@ async fn run() -> Result<()> {
 
     let status_server = StatusServer::bind(&runtime_dir.join(status::SOCKET_NAME))?;
     println!("status: socket={}", status_server.path().display());
+    let control_server = ControlServer::bind(
+        &runtime_dir.join(netd_control::SOCKET_NAME),
+        controllers.clone(),
+    )?;
+    let controller_list: Vec<String> = controllers.iter().map(u32::to_string).collect();
+    println!(
+        "control: socket={} controllers={}",
+        control_server.path().display(),
+        controller_list.join(",")
+    );
 
     let (events_tx, mut events_rx) = mpsc::channel::<LinkEvent>(16);
     let handle = links::connect()?;
@@ -143,6 +178,7 @@ async fn run() -> Result<()> {
 
     // Wi-Fi through iwd: the station loop waits for the bus and iwd in its own time.
     let (wifi_config, wifi_config_rx) = watch::channel(config.clone());
+    let (wifi_applied, wifi_applied_rx) = watch::channel(Vec::new());
     if firewall_ok {
         tokio::spawn(
             Wifi {
@@ -150,20 +186,30 @@ async fn run() -> Result<()> {
                 handle: handle.clone(),
                 shared: shared.clone(),
                 events: events_tx.clone(),
+                applied: wifi_applied,
+                previous: previous_wifi,
             }
             .run(),
         );
     }
+    let (asks_tx, mut asks_rx) = mpsc::channel::<Ask>(4);
+    tokio::spawn(control_server.serve(asks_tx, wifi_applied_rx));
 
-    let mut coordinator = Coordinator {
+    let mut running = Running {
+        paths,
+        stub: stub.clone(),
         shared: shared.clone(),
-        sets: NetdSets::new(firewall.clone()),
-        upstreams: upstreams_tx,
-        time_servers: time_tx,
-        leases: BTreeMap::new(),
-        config,
+        wifi_config,
+        coordinator: Coordinator {
+            shared: shared.clone(),
+            sets: NetdSets::new(firewall.clone()),
+            upstreams: upstreams_tx,
+            time_servers: time_tx,
+            leases: BTreeMap::new(),
+            config,
+        },
     };
-    coordinator.publish().await;
+    running.coordinator.publish().await;
 
     if let Some(pipe) = &notify {
         pipe.send(&Message::Ready).map_err(Error::Notify)?;
@@ -181,24 +227,28 @@ async fn run() -> Result<()> {
     refresh.tick().await;
     let stopped_by = loop {
         tokio::select! {
-            _ = refresh.tick() => coordinator.publish().await,
+            _ = refresh.tick() => running.coordinator.publish().await,
             never = status_server.serve(collect) => match never {},
-            Some(event) = events_rx.recv() => coordinator.on_link_event(event).await,
+            Some(event) = events_rx.recv() => running.coordinator.on_link_event(event).await,
             _ = hangup.recv() => {
-                let loaded = settings::load(&paths);
-                if let Some(problem) = &loaded.problem {
-                    eprintln!("config: {problem}");
+                running.reload().await;
+            }
+            Some((request, answer)) = asks_rx.recv() => {
+                let answered = running.control(&mut trials, request).await;
+                let _ = answer.send(answered);
+            }
+            () = until(trials.deadline()) => {
+                match trials.expire(Instant::now()) {
+                    Ok(true) => {
+                        running.note_trial(&trials);
+                        running.reload().await;
+                    }
+                    Ok(false) => {}
+                    Err(err) => eprintln!(
+                        "wifi trial: going back: {err}; trying again in {} s",
+                        carapace_netd::trial::RETRY_REVERT.as_secs()
+                    ),
                 }
-                stub.set_policy(Arc::new(NetdPolicy::new(&loaded.config)));
-                {
-                    let mut state = shared.lock();
-                    state.config_error = loaded.problem;
-                    state.allowlist = allowlist_lines(&loaded.config);
-                }
-                println!("config: reloaded allowlist={}", loaded.config.allow.len());
-                wifi_config.send_replace(loaded.config.clone());
-                coordinator.config = loaded.config;
-                coordinator.publish().await;
             }
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
@@ -209,6 +259,96 @@ async fn run() -> Result<()> {
     }
     println!("stopping signal={stopped_by}");
     Ok(())
+}
+
+/// Sleeps until `deadline`; never returns without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a configuration change reaches.
+struct Running {
+    paths: Paths,
+    stub: Arc<dns::Stub<NetdPolicy, NftSink>>,
+    shared: Shared,
+    wifi_config: watch::Sender<NetdConfig>,
+    coordinator: Coordinator,
+}
+
+impl Running {
+    /// Loads the files and puts them in force: the resolver's allowlist, the Wi-Fi
+    /// networks, the resolvers and time servers. Returns the Wi-Fi networks now in force.
+    async fn reload(&mut self) -> Vec<WifiNetwork> {
+        let loaded = settings::load(&self.paths);
+        if let Some(problem) = &loaded.problem {
+            eprintln!("config: {problem}");
+        }
+        self.stub
+            .set_policy(Arc::new(NetdPolicy::new(&loaded.config)));
+        {
+            let mut state = self.shared.lock();
+            state.config_error = loaded.problem;
+            state.allowlist = allowlist_lines(&loaded.config);
+        }
+        println!("config: reloaded allowlist={}", loaded.config.allow.len());
+        let wifi = loaded.config.wifi.clone();
+        self.wifi_config.send_replace(loaded.config.clone());
+        self.coordinator.config = loaded.config;
+        self.coordinator.publish().await;
+        wifi
+    }
+
+    /// One request from the control socket.
+    async fn control(&mut self, trials: &mut Trials, request: Request) -> Answer {
+        let outcome = match request {
+            Request::WifiTrial {
+                networks,
+                revert_after_s,
+            } => trials
+                .start(
+                    &networks,
+                    Duration::from_secs(revert_after_s),
+                    Instant::now(),
+                )
+                .map(|()| true),
+            Request::Commit {} => trials.commit().map(|()| {
+                if let Err(err) = settings::save_owner_as_last_good(&self.paths) {
+                    eprintln!("config: {err}");
+                }
+                false
+            }),
+            Request::Revert {} => trials.revert().map(|()| true),
+        };
+        match outcome {
+            Ok(changed) => {
+                self.note_trial(trials);
+                let settle = if changed {
+                    Some(self.reload().await)
+                } else {
+                    None
+                };
+                Answer {
+                    reply: Reply::ok(),
+                    settle,
+                }
+            }
+            Err(err) => Answer {
+                reply: Reply::error(err.to_string()),
+                settle: None,
+            },
+        }
+    }
+
+    /// The trial's outcome on the console and the status socket.
+    fn note_trial(&self, trials: &Trials) {
+        if let Some(report) = trials.report() {
+            println!("{}", report.line());
+            self.shared.lock().last_trial = Some(report.clone());
+        }
+    }
 }
 
 /// Brings every ethernet link up with its configuration (DHCPv4 and SLAAC when it has none).

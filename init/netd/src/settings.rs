@@ -2,7 +2,8 @@
 //! builder from the recipe) merged with the owner's file on /data. An owner file that does
 //! not parse or validate is not applied: netd keeps the last configuration that did (saved
 //! beside it, atomically, each time a new one is applied) and says why, in the log and on
-//! the status socket.
+//! the status socket. While a Wi-Fi trial is pending (trial.rs) the owner's file is not yet
+//! known to be good, so it becomes the last good one only when the trial is committed.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,8 @@ pub struct Paths {
     pub image: PathBuf,
     pub owner: PathBuf,
     pub last_good: PathBuf,
+    /// The owner's file as it was before a pending Wi-Fi trial: the trial's revert point.
+    pub before_trial: PathBuf,
 }
 
 impl Paths {
@@ -21,9 +24,12 @@ impl Paths {
             image: PathBuf::from(carapace_netpolicy::config::IMAGE_CONFIG_PATH),
             owner: state_dir.join("config.toml"),
             last_good: state_dir.join("config.last-good.toml"),
+            before_trial: state_dir.join(BEFORE_TRIAL_FILE),
         }
     }
 }
+
+pub const BEFORE_TRIAL_FILE: &str = "config.before-trial.toml";
 
 pub struct Loaded {
     pub config: NetdConfig,
@@ -62,7 +68,9 @@ pub fn load(paths: &Paths) -> Loaded {
         }
     };
     let config = NetdConfig::merged(&image, &owner);
-    if let Err(err) = save_last_good(paths, &owner) {
+    if !paths.before_trial.exists()
+        && let Err(err) = save_last_good(paths, &owner)
+    {
         eprintln!("config: {err}");
     }
     Loaded {
@@ -71,7 +79,15 @@ pub fn load(paths: &Paths) -> Loaded {
     }
 }
 
-fn read(path: &Path) -> Result<Option<NetdConfig>, String> {
+/// Makes the owner's file the last good one (a Wi-Fi trial was committed).
+pub fn save_owner_as_last_good(paths: &Paths) -> Result<(), String> {
+    match read(&paths.owner)? {
+        Some(owner) => save_last_good(paths, &owner),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn read(path: &Path) -> Result<Option<NetdConfig>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -100,6 +116,7 @@ mod tests {
             image: dir.join("image.toml"),
             owner: dir.join("config.toml"),
             last_good: dir.join("config.last-good.toml"),
+            before_trial: dir.join(BEFORE_TRIAL_FILE),
         }
     }
 
@@ -154,6 +171,29 @@ mod tests {
                 .expect("owner")
                 .contains("bad name!")
         );
+    }
+
+    #[test]
+    fn a_file_on_trial_is_applied_but_not_yet_the_last_good_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = paths(dir.path());
+        std::fs::write(&paths.owner, "[[allow]]\nname = \"example.org\"\n").expect("write");
+        load(&paths);
+        std::fs::write(&paths.before_trial, "").expect("write");
+        std::fs::write(&paths.owner, "[[allow]]\nname = \"trial.org\"\n").expect("write");
+        let loaded = load(&paths);
+        assert!(
+            loaded
+                .config
+                .allow
+                .iter()
+                .any(|e| e.name.to_string() == "trial.org")
+        );
+        let last_good = std::fs::read_to_string(&paths.last_good).expect("last good");
+        assert!(last_good.contains("example.org"), "{last_good}");
+        save_owner_as_last_good(&paths).expect("save");
+        let last_good = std::fs::read_to_string(&paths.last_good).expect("last good");
+        assert!(last_good.contains("trial.org"), "{last_good}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct State {
     pub resolvers: Vec<IpAddr>,
     pub time_servers: Vec<String>,
     pub wifi: WifiState,
+    /// The last Wi-Fi trial from the control socket: pending, committed or reverted, and why.
+    pub last_trial: Option<crate::trial::TrialReport>,
 }
 
 /// Wi-Fi as iwd reports it. Networks are named by SSID only: passphrases never leave the

@@ -22,9 +22,6 @@ pub const LAST_GOOD_CONFIG_PATH: &str = "/data/netd/config.last-good.toml";
 
 /// The kernel's IFNAMSIZ less the terminating NUL.
 const MAX_INTERFACE_NAME: usize = 15;
-const MAX_SSID_BYTES: usize = 32;
-/// WPA2-Personal passphrases are 8 to 63 printable ASCII characters.
-const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> = 8..=63;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,21 +137,9 @@ pub struct TimeConfig {
     pub servers: Vec<String>,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WifiNetwork {
-    pub ssid: String,
-    pub passphrase: String,
-}
-
-/// Keeps the passphrase out of logs and panic messages.
-impl fmt::Debug for WifiNetwork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WifiNetwork")
-            .field("ssid", &self.ssid)
-            .finish_non_exhaustive()
-    }
-}
+/// `[[wifi]] ssid, passphrase`: the type and its rules are board-support's, shared with the
+/// owner settings and netd's control socket.
+pub use board_support::wifi::WifiNetwork;
 
 impl NetdConfig {
     /// Reads and checks a configuration file's text.
@@ -210,18 +195,11 @@ impl NetdConfig {
                 }
             }
         }
-        let mut ssids = BTreeSet::new();
-        for (index, network) in self.wifi.iter().enumerate() {
-            network.validate(index)?;
-            if !ssids.insert(network.ssid.as_str()) {
-                return Err(field(
-                    format!("wifi[{index}].ssid"),
-                    format!(
-                        "{:?} is configured twice; keep one [[wifi]] table",
-                        network.ssid
-                    ),
-                ));
-            }
+        if let Some((index, problem)) = board_support::wifi::list_problem(&self.wifi) {
+            return Err(field(
+                format!("wifi[{index}].{}", problem.field),
+                problem.problem,
+            ));
         }
         Ok(())
     }
@@ -302,31 +280,6 @@ impl InterfaceConfig {
     }
 }
 
-impl WifiNetwork {
-    fn validate(&self, index: usize) -> Result<(), Error> {
-        if self.ssid.is_empty() || self.ssid.len() > MAX_SSID_BYTES {
-            return Err(field(
-                format!("wifi[{index}].ssid"),
-                format!("{:?} must be 1 to {MAX_SSID_BYTES} bytes long", self.ssid),
-            ));
-        }
-        let chars = self.passphrase.chars().count();
-        if !PASSPHRASE_CHARS.contains(&chars)
-            || !self.passphrase.bytes().all(|b| (b' '..=b'~').contains(&b))
-        {
-            return Err(field(
-                format!("wifi[{index}].passphrase"),
-                format!(
-                    "the passphrase of {:?} must be 8 to 63 printable ASCII characters (it has \
-                     {chars} characters)",
-                    self.ssid
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// The owner's list where it has one, else the image's.
 fn pick_list<T: Clone>(image: &[T], owner: &[T]) -> Vec<T> {
     if owner.is_empty() { image } else { owner }.to_vec()
@@ -386,6 +339,8 @@ passphrase = "correct horse"
         assert_eq!(config.time.as_ref().unwrap().servers[1], "pool.ntp.org");
         assert!(!format!("{config:?}").contains("correct horse"));
         assert_eq!(NetdConfig::parse("").unwrap(), NetdConfig::default());
+        let open = NetdConfig::parse("[[wifi]]\nssid = \"cafe\"\n").unwrap();
+        assert!(open.wifi[0].is_open());
     }
 
     #[test]

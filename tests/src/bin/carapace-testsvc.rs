@@ -32,6 +32,8 @@ mod test_request;
 mod watchdog_hook;
 #[path = "carapace-testsvc/wificheck.rs"]
 mod wificheck;
+#[path = "carapace-testsvc/wifitrial.rs"]
+mod wifitrial;
 #[path = "carapace-testsvc/zombies.rs"]
 mod zombies;
 
@@ -53,7 +55,9 @@ modes:
   netcheck       reach allowed.test over HTTPS, fail by IP and around the stub, kill netd
                  and check again (on request of the test)
   netcheck-other reach allowed.test over HTTPS as a uid without egress (on request)
-  wificheck      netd's Wi-Fi status, then kill the test access point (on request)";
+  wificheck      netd's Wi-Fi status, then kill the test access point (on request)
+  wifitrial      Wi-Fi trials on netd's control socket: one left to expire, one committed
+                 (on request)";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         "netcheck" => netcheck::run(false),
         "netcheck-other" => netcheck::run(true),
         "wificheck" => wificheck::run(),
+        "wifitrial" => wifitrial::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }

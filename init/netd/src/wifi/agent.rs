@@ -49,7 +49,7 @@ impl Agent {
         match passphrase_for(&config.wifi, &ssid) {
             Some(passphrase) => Ok(passphrase.to_owned()),
             None => Err(AgentError::Canceled(format!(
-                "{ssid:?} is not a configured network"
+                "{ssid:?} is not a configured network with a passphrase"
             ))),
         }
     }
@@ -58,10 +58,12 @@ impl Agent {
     async fn cancel(&self, _reason: String) {}
 }
 
+/// A network configured as open has no passphrase to give: iwd asking for one means the
+/// network in the air wants one, and it is not the network the owner meant.
 fn passphrase_for<'a>(networks: &'a [WifiNetwork], ssid: &str) -> Option<&'a str> {
     networks
         .iter()
-        .find(|n| n.ssid == ssid)
+        .find(|n| n.ssid == ssid && !n.is_open())
         .map(|n| n.passphrase.as_str())
 }
 
@@ -81,8 +83,10 @@ mod tests {
         let networks = [
             network("home", "home-secret"),
             network("shop", "shop-secret"),
+            network("cafe", ""),
         ];
         assert_eq!(passphrase_for(&networks, "shop"), Some("shop-secret"));
+        assert_eq!(passphrase_for(&networks, "cafe"), None);
         assert_eq!(passphrase_for(&networks, "Shop"), None);
         assert_eq!(passphrase_for(&networks, "evil-twin"), None);
     }

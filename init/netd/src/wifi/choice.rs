@@ -1,6 +1,8 @@
 //! What the station loop does next, decided from what iwd reports: pure, so it is tested
 //! without a bus.
 
+use std::collections::BTreeSet;
+
 use carapace_netpolicy::config::WifiNetwork;
 
 /// A network iwd sees, with its signal in dBm.
@@ -8,6 +10,9 @@ use carapace_netpolicy::config::WifiNetwork;
 pub struct Seen {
     pub ssid: String,
     pub signal_dbm: i16,
+    /// iwd's type "open"; a configured network is joined only with the security it was
+    /// configured with (a passphrase: "psk"), so an open twin of it is never joined.
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +30,39 @@ pub fn dbm(iwd_signal: i16) -> i16 {
     iwd_signal / 100
 }
 
-/// The first configured network, in the configuration's order, that iwd sees: the owner's
-/// order is the preference, not the signal.
+/// The first configured network, in the configuration's order, that iwd sees with the
+/// configured security: the owner's order is the preference, not the signal.
 pub fn network_to_join<'a>(configured: &[WifiNetwork], seen: &'a [Seen]) -> Option<&'a Seen> {
-    configured
+    configured.iter().find_map(|wanted| {
+        seen.iter()
+            .find(|s| s.ssid == wanted.ssid && s.open == wanted.is_open())
+    })
+}
+
+/// The SSIDs whose profile in iwd may be stale after the networks changed from `before` to
+/// `after`: gone from the list, or with another passphrase (iwd would keep joining with the
+/// one it saved).
+pub fn stale(before: &[WifiNetwork], after: &[WifiNetwork]) -> BTreeSet<String> {
+    before
         .iter()
-        .find_map(|wanted| seen.iter().find(|s| s.ssid == wanted.ssid))
+        .filter(|old| !after.contains(old))
+        .map(|old| old.ssid.clone())
+        .collect()
+}
+
+/// Which of iwd's known networks to forget: those not configured (iwd must not join them on
+/// its own) and those whose profile is stale. Forgetting a network iwd is connected to also
+/// disconnects it, and the station loop then joins what is configured.
+pub fn to_forget(
+    known: &[String],
+    configured: &[WifiNetwork],
+    stale: &BTreeSet<String>,
+) -> Vec<String> {
+    known
+        .iter()
+        .filter(|name| stale.contains(*name) || !configured.iter().any(|n| &n.ssid == *name))
+        .cloned()
+        .collect()
 }
 
 pub fn next_step(state: &str, configured: &[WifiNetwork], seen: &[Seen]) -> Step {
@@ -62,6 +94,7 @@ mod tests {
             .map(|(ssid, signal_dbm)| Seen {
                 ssid: (*ssid).to_owned(),
                 signal_dbm: *signal_dbm,
+                open: false,
             })
             .collect()
     }
@@ -104,6 +137,54 @@ mod tests {
         for state in ["connected", "connecting", "disconnecting", "roaming"] {
             assert_eq!(next_step(state, &configured, &seen), Step::Wait, "{state}");
         }
+    }
+
+    fn network(ssid: &str, passphrase: &str) -> WifiNetwork {
+        WifiNetwork {
+            ssid: ssid.to_owned(),
+            passphrase: passphrase.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_network_is_joined_only_with_its_configured_security() {
+        let configured = [network("home", "home-secret"), network("cafe", "")];
+        let mut seen = seen(&[("home", -40), ("cafe", -50)]);
+        // An open "home" (an evil twin) and a "cafe" that wants a passphrase: neither.
+        seen[0].open = true;
+        assert_eq!(network_to_join(&configured, &seen), None);
+        seen[1].open = true;
+        assert_eq!(network_to_join(&configured, &seen).unwrap().ssid, "cafe");
+        seen[0].open = false;
+        assert_eq!(network_to_join(&configured, &seen).unwrap().ssid, "home");
+    }
+
+    #[test]
+    fn profiles_go_stale_when_a_network_goes_or_its_passphrase_changes() {
+        let before = [
+            network("kept", "same-secret"),
+            network("changed", "old-secret"),
+            network("gone", "gone-secret"),
+        ];
+        let after = [
+            network("changed", "new-secret"),
+            network("kept", "same-secret"),
+            network("added", ""),
+        ];
+        let stale = stale(&before, &after);
+        assert_eq!(stale, BTreeSet::from(["changed".into(), "gone".into()]));
+        let known: Vec<String> = ["kept", "changed", "gone", "neighbour"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            to_forget(&known, &after, &stale),
+            ["changed", "gone", "neighbour"]
+        );
+        assert_eq!(
+            to_forget(&known, &after, &BTreeSet::new()),
+            ["gone", "neighbour"]
+        );
+        assert!(to_forget(&known, &after, &BTreeSet::new()).len() < known.len());
     }
 
     #[test]

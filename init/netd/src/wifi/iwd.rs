@@ -1,5 +1,6 @@
 //! The parts of iwd's D-Bus API netd uses (iwd's doc/*-api.txt): the agent manager, stations
-//! (one per wireless device in station mode), their networks, and the devices' names.
+//! (one per wireless device in station mode), their networks, the networks iwd knows (has
+//! saved), and the devices' names.
 
 use zbus::proxy;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
@@ -9,6 +10,7 @@ pub const SERVICE: &str = "net.connman.iwd";
 pub const MANAGER_PATH: &str = "/net/connman/iwd";
 pub const STATION_INTERFACE: &str = "net.connman.iwd.Station";
 pub const DEVICE_INTERFACE: &str = "net.connman.iwd.Device";
+pub const KNOWN_NETWORK_INTERFACE: &str = "net.connman.iwd.KnownNetwork";
 /// The system bus's socket; the image has no /var/run, where zbus would look by default.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
@@ -52,4 +54,19 @@ pub trait Network {
     /// The SSID.
     #[zbus(property)]
     fn name(&self) -> zbus::Result<String>;
+
+    /// "open", "wep", "psk" (WPA2/WPA3-Personal) or "8021x".
+    #[zbus(property, name = "Type")]
+    fn security(&self) -> zbus::Result<String>;
+}
+
+/// A network iwd saved after joining it (its passphrase in iwd's state directory): iwd joins
+/// these by itself, without asking the agent.
+#[proxy(
+    interface = "net.connman.iwd.KnownNetwork",
+    default_service = "net.connman.iwd"
+)]
+pub trait KnownNetwork {
+    /// Deletes the saved profile, and disconnects if iwd is connected to it.
+    fn forget(&self) -> zbus::Result<()>;
 }

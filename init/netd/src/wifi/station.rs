@@ -3,9 +3,12 @@
 //! station's state: a disconnected station joins the first configured network in sight (or
 //! scans), a station that became connected gets its link configured (DHCPv4, SLAAC), and
 //! the state and signal go to the status socket. Polling rather than signals keeps one path
-//! for a first join, a drop and an iwd restart.
+//! for a first join, a drop and an iwd restart. A change of the configured networks wakes the
+//! loop at once: iwd's saved profiles of networks no longer configured, or configured with
+//! another passphrase, are forgotten first (which leaves such a network if iwd is on it), so
+//! a Wi-Fi trial tries the new networks and its revert really goes back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use carapace_netpolicy::NetdConfig;
@@ -21,8 +24,8 @@ use zbus::{Connection, connection};
 use super::agent::{AGENT_PATH, Agent};
 use super::choice::{self, Seen, Step};
 use super::iwd::{
-    AgentManagerProxy, DEVICE_INTERFACE, NetworkProxy, SERVICE, STATION_INTERFACE,
-    SYSTEM_BUS_ADDRESS, StationProxy,
+    AgentManagerProxy, DEVICE_INTERFACE, KNOWN_NETWORK_INTERFACE, KnownNetworkProxy, NetworkProxy,
+    SERVICE, STATION_INTERFACE, SYSTEM_BUS_ADDRESS, StationProxy,
 };
 use crate::dhcp::LinkEvent;
 use crate::error::{Error, Result};
@@ -38,6 +41,31 @@ pub struct Wifi {
     pub handle: rtnetlink::Handle,
     pub shared: Shared,
     pub events: mpsc::Sender<LinkEvent>,
+    /// The networks the loop has acted on; the control socket's replies wait for it.
+    pub applied: watch::Sender<Vec<WifiNetwork>>,
+    /// The networks in force before this netd, when they differed from the configuration
+    /// (a trial reverted at start): their stale profiles in iwd are forgotten first.
+    pub previous: Option<Vec<WifiNetwork>>,
+}
+
+/// What the loop remembers of the configured networks across bus sessions.
+struct Networks {
+    /// The list last acted on.
+    last: Option<Vec<WifiNetwork>>,
+    /// SSIDs whose profile in iwd may be stale, until iwd's known networks were gone through.
+    stale: BTreeSet<String>,
+}
+
+impl Networks {
+    fn note(&mut self, current: &[WifiNetwork]) {
+        if let Some(last) = &self.last {
+            if last.as_slice() == current {
+                return;
+            }
+            self.stale.extend(choice::stale(last, current));
+        }
+        self.last = Some(current.to_vec());
+    }
 }
 
 /// What netd remembers of a station between polls.
@@ -60,8 +88,12 @@ impl Wifi {
     /// Runs for the life of netd; does nothing while no network is configured.
     pub async fn run(mut self) {
         let mut stations: BTreeMap<String, Tracked> = BTreeMap::new();
+        let mut networks = Networks {
+            last: self.previous.take(),
+            stale: BTreeSet::new(),
+        };
         loop {
-            let error = match self.session(&mut stations).await {
+            let error = match self.session(&mut stations, &mut networks).await {
                 Ok(never) => match never {},
                 Err(err) => err.to_string(),
             };
@@ -82,6 +114,7 @@ impl Wifi {
     async fn session(
         &mut self,
         stations: &mut BTreeMap<String, Tracked>,
+        known: &mut Networks,
     ) -> Result<std::convert::Infallible> {
         let agent = Agent {
             config: self.config.clone(),
@@ -99,7 +132,8 @@ impl Wifi {
         let iwd_name = BusName::try_from(SERVICE).map_err(|e| bus("name iwd")(e.into()))?;
         let mut registered_with: Option<OwnedUniqueName> = None;
         loop {
-            let networks = self.config.borrow().wifi.clone();
+            let networks = self.config.borrow_and_update().wifi.clone();
+            known.note(&networks);
             self.shared.lock().wifi.networks = networks.iter().map(|n| n.ssid.clone()).collect();
             match driver.get_name_owner(iwd_name.clone()).await {
                 Ok(owner) => {
@@ -113,7 +147,8 @@ impl Wifi {
                         println!("wifi: agent registered with iwd ({owner})");
                         registered_with = Some(owner);
                     }
-                    self.poll(&connection, stations, &networks).await?;
+                    self.poll(&connection, stations, &networks, &mut known.stale)
+                        .await?;
                 }
                 Err(_) => {
                     if registered_with.take().is_some() {
@@ -122,7 +157,13 @@ impl Wifi {
                     self.shared.lock().wifi.stations.clear();
                 }
             }
-            tokio::time::sleep(POLL).await;
+            // Without iwd there is nothing to forget now; it is gone through when iwd is back,
+            // before any station is polled.
+            self.applied.send_replace(networks);
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                Ok(()) = self.config.changed() => {}
+            }
         }
     }
 
@@ -132,6 +173,7 @@ impl Wifi {
         connection: &Connection,
         stations: &mut BTreeMap<String, Tracked>,
         networks: &[WifiNetwork],
+        stale: &mut BTreeSet<String>,
     ) -> Result<()> {
         let objects = ObjectManagerProxy::builder(connection)
             .destination(SERVICE)
@@ -143,6 +185,39 @@ impl Wifi {
             .get_managed_objects()
             .await
             .map_err(|e| bus("list iwd's objects")(e.into()))?;
+        let known: Vec<(&OwnedObjectPath, String)> = objects
+            .iter()
+            .filter_map(|(path, interfaces)| {
+                interfaces
+                    .iter()
+                    .find(|(i, _)| i.as_str() == KNOWN_NETWORK_INTERFACE)
+                    .and_then(|(_, properties)| properties.get("Name"))
+                    .and_then(|name| String::try_from(name.clone()).ok())
+                    .map(|name| (path, name))
+            })
+            .collect();
+        let names: Vec<String> = known.iter().map(|(_, name)| name.clone()).collect();
+        let mut all_forgotten = true;
+        for name in choice::to_forget(&names, networks, stale) {
+            let Some((path, _)) = known.iter().find(|(_, n)| *n == name) else {
+                continue;
+            };
+            let why = if stale.contains(&name) && networks.iter().any(|n| n.ssid == name) {
+                "its passphrase changed"
+            } else {
+                "not configured"
+            };
+            match forget(connection, path).await {
+                Ok(()) => println!("wifi: forgot ssid={name} ({why})"),
+                Err(err) => {
+                    eprintln!("wifi: forgetting ssid={name}: {err}");
+                    all_forgotten = false;
+                }
+            }
+        }
+        if all_forgotten {
+            stale.clear();
+        }
         let mut reported = Vec::new();
         for (path, interfaces) in &objects {
             if !interfaces.keys().any(|i| i.as_str() == STATION_INTERFACE) {
@@ -230,7 +305,8 @@ impl Wifi {
                     "wifi {interface}: joining ssid={ssid} signal={}",
                     signal.map_or_else(|| "?".to_owned(), |s| s.to_string())
                 );
-                if let Err(err) = join(connection, &station, &ssid).await {
+                let open = networks.iter().any(|n| n.ssid == ssid && n.is_open());
+                if let Err(err) = join(connection, &station, &ssid, open).await {
                     eprintln!("wifi {interface}: joining ssid={ssid} failed: {err}");
                     report.last_error = Some(err.to_string());
                 }
@@ -277,43 +353,63 @@ async fn station_proxy<'c>(
         .await
 }
 
-async fn network_name(connection: &Connection, path: OwnedObjectPath) -> zbus::Result<String> {
-    NetworkProxy::builder(connection)
-        .path(path)?
-        .cache_properties(CacheProperties::No)
+async fn forget(connection: &Connection, path: &OwnedObjectPath) -> zbus::Result<()> {
+    KnownNetworkProxy::builder(connection)
+        .path(path.clone())?
         .build()
         .await?
-        .name()
+        .forget()
         .await
 }
 
-/// The networks iwd sees from this station, by SSID, strongest first as iwd orders them.
+async fn network_name(connection: &Connection, path: OwnedObjectPath) -> zbus::Result<String> {
+    network_proxy(connection, path).await?.name().await
+}
+
+/// The networks iwd sees from this station, by SSID and security, strongest first as iwd
+/// orders them.
 async fn ordered_networks(connection: &Connection, station: &StationProxy<'_>) -> Vec<Seen> {
     let Ok(ordered) = station.get_ordered_networks().await else {
         return Vec::new();
     };
     let mut seen = Vec::new();
     for (path, signal) in ordered {
-        if let Ok(ssid) = network_name(connection, path).await {
+        let Ok(network) = network_proxy(connection, path).await else {
+            continue;
+        };
+        if let (Ok(ssid), Ok(security)) = (network.name().await, network.security().await) {
             seen.push(Seen {
                 ssid,
                 signal_dbm: choice::dbm(signal),
+                open: security == "open",
             });
         }
     }
     seen
 }
 
+async fn network_proxy(
+    connection: &Connection,
+    path: OwnedObjectPath,
+) -> zbus::Result<NetworkProxy<'_>> {
+    NetworkProxy::builder(connection)
+        .path(path)?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+}
+
 /// Asks iwd to join `ssid`; iwd asks the agent for the passphrase of a network it does not
 /// know yet. Returns once iwd is connected or gave up.
-async fn join(connection: &Connection, station: &StationProxy<'_>, ssid: &str) -> zbus::Result<()> {
+async fn join(
+    connection: &Connection,
+    station: &StationProxy<'_>,
+    ssid: &str,
+    open: bool,
+) -> zbus::Result<()> {
     for (path, _) in station.get_ordered_networks().await? {
-        let network = NetworkProxy::builder(connection)
-            .path(path)?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await?;
-        if network.name().await? == ssid {
+        let network = network_proxy(connection, path).await?;
+        if network.name().await? == ssid && (network.security().await? == "open") == open {
             return network.connect().await;
         }
     }
