@@ -99,6 +99,10 @@ pub struct Reminder {
     pub text: String,
 }
 
+/// The first entry of a queue (inbox or outbox): its number, and the entry or why it cannot
+/// be read.
+pub type Queued<T> = (u64, Result<T, Error>);
+
 /// Everything that answering one message changes, written at once.
 #[derive(Debug, Default)]
 pub struct Answer {
@@ -200,7 +204,7 @@ impl Store {
 
     /// The oldest message not yet answered. An entry that cannot be read comes back as an
     /// error with its number, so the caller can drop it instead of being stuck behind it.
-    pub fn next_pending(&self) -> Result<Option<(u64, Result<Incoming, Error>)>, Error> {
+    pub fn next_pending(&self) -> Result<Option<Queued<Incoming>>, Error> {
         let first = self.read(|tx| {
             let table = tx.open_table(PENDING)?;
             let first = table.first()?;
@@ -242,7 +246,7 @@ impl Store {
 
     /// The oldest reply the IM server has not taken yet (an unreadable one as an error, as
     /// in [`Store::next_pending`]).
-    pub fn next_outgoing(&self) -> Result<Option<(u64, Result<OutboxEntry, Error>)>, Error> {
+    pub fn next_outgoing(&self) -> Result<Option<Queued<OutboxEntry>>, Error> {
         let first = self.read(|tx| {
             let table = tx.open_table(OUTBOX)?;
             let first = table.first()?;
