@@ -113,7 +113,8 @@ fn run() -> Result<()> {
         .map(|zeroclaw| measure_agent(&zeroclaw, &plan))
         .transpose()?;
     report::write_json(agentd.as_ref(), zeroclaw.as_ref())?;
-    println!("{}", report::table(agentd.as_ref(), zeroclaw.as_ref()));
+    let table = report::table(agentd.as_ref(), zeroclaw.as_ref(), plan.idle.as_secs());
+    println!("{table}");
     Ok(())
 }
 

@@ -15,9 +15,12 @@ use crate::error::{Context, Result, fail};
 /// The owner: a private chat with this user.
 pub const OWNER: i64 = 4242;
 const OWNER_NAME: &str = "Ann";
-/// The most characters of the last message the fake LLM's answers echo: longer than any
-/// message the bench sends, as long as the summary agentd asks for may be.
-const ANSWER_LIMIT: usize = 600;
+/// The most characters of the last message the fake LLM's answers echo ("ok: <its end>"):
+/// a chat reply's size that still names the message (the bench knows the reply by it). The
+/// whole echo would hand back each agent's own decorations (ZeroClaw appends ~500 bytes of
+/// turn context to the owner's text), making its remembered replies, and the summaries
+/// agentd asks for, as long as what they summarise.
+const ANSWER_LIMIT: usize = 100;
 
 pub struct Fakes {
     pub telegram: FakeTelegram,
@@ -48,7 +51,6 @@ impl Fakes {
                 Ok::<_, carapace_fakes::server::Error>((telegram, llm))
             })
             .context(|| "start the fakes".into())?;
-        // A model asked to summarise in under 600 characters does; the fake's echo would not.
         llm.set_answer_limit(ANSWER_LIMIT);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -111,8 +113,13 @@ impl Fakes {
     }
 
     /// Waits for a message to the owner holding `marker` among those sent from index `from`
-    /// on; returns the index after it.
-    pub fn wait_reply(&self, from: usize, marker: &str, timeout: Duration) -> Result<usize> {
+    /// on; returns the index after it and when the fake received it.
+    pub fn wait_reply(
+        &self,
+        from: usize,
+        marker: &str,
+        timeout: Duration,
+    ) -> Result<(usize, Instant)> {
         let deadline = Instant::now() + timeout;
         let mut seen = from;
         loop {
@@ -125,7 +132,7 @@ impl Fakes {
                 .skip(from)
                 .position(|m| m.chat_id == OWNER.to_string() && m.text.contains(marker))
             {
-                return Ok(from + found + 1);
+                return Ok((from + found + 1, sent[from + found].at));
             }
             seen = sent.len();
             if Instant::now() >= deadline {

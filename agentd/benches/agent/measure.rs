@@ -41,6 +41,8 @@ pub struct Starts {
 pub struct Turn {
     /// From the getUpdates answer that carried the message to the first LLM request after it.
     pub to_llm_ms: f64,
+    /// From the same getUpdates answer to the reply's sendMessage at the fake.
+    pub reply_ms: f64,
     /// Request body bytes to the LLM during the turn.
     pub bytes: usize,
     /// The largest request body of the turn.
@@ -54,7 +56,12 @@ pub struct Session {
     /// Whether the time limit stopped the turns before the planned count.
     pub cut_short: bool,
     pub after_turns: Memory,
+    /// What the last turn sent to the LLM: each request's path and body.
+    pub last_turn: Requests,
 }
+
+/// Requests to the LLM: path and body.
+pub type Requests = Vec<(String, serde_json::Value)>;
 
 /// `plan.starts` times: a first start in an empty directory, the owner's first contact, a
 /// stop, and a restart of the same state with fresh fakes on the same ports.
@@ -105,7 +112,7 @@ pub fn session(agent: &dyn Agent, plan: &Plan) -> Result<Session> {
     std::thread::sleep(plan.idle);
     alive(&mut process)?;
     let idle = process.memory()?;
-    let (turns, cut_short) = turns(agent, &fakes, &mut process, plan)?;
+    let (turns, cut_short, last_turn) = turns(agent, &fakes, &mut process, plan)?;
     let after_turns = process.memory()?;
     process.stop();
     Ok(Session {
@@ -113,6 +120,7 @@ pub fn session(agent: &dyn Agent, plan: &Plan) -> Result<Session> {
         turns,
         cut_short,
         after_turns,
+        last_turn,
     })
 }
 
@@ -121,11 +129,12 @@ fn turns(
     fakes: &Fakes,
     process: &mut Process,
     plan: &Plan,
-) -> Result<(Vec<Turn>, bool)> {
+) -> Result<(Vec<Turn>, bool, Requests)> {
     let began = Instant::now();
     let mut turns = Vec::with_capacity(plan.turns);
     let mut sent = fakes.telegram.sent().len();
     let mut requests = fakes.llm.requests().len();
+    let mut last_turn = Vec::new();
     for n in 1..=plan.turns {
         if began.elapsed() > plan.turn_time {
             eprintln!(
@@ -134,15 +143,16 @@ fn turns(
                 turns.len(),
                 plan.turn_time.as_secs()
             );
-            return Ok((turns, true));
+            return Ok((turns, true, last_turn));
         }
         let marker = format!("note {n:04}");
         let update = fakes.say(&format!(
             "{marker}: what is on my list for today, and when is the dentist?"
         ));
-        sent = fakes
+        let (next, replied) = fakes
             .wait_reply(sent, &marker, WAIT)
             .map_err(|e| alive(process).err().unwrap_or(e))?;
+        sent = next;
         let delivered = fakes.telegram.delivered_at(update).ok_or_else(|| {
             fail(format!(
                 "the fake Telegram did not record delivering update {update}"
@@ -158,10 +168,12 @@ fn turns(
         })?;
         turns.push(Turn {
             to_llm_ms: ms(first.arrived - delivered),
+            reply_ms: ms(replied.saturating_duration_since(delivered)),
             bytes: new.iter().map(|r| r.body_len).sum(),
             largest_bytes: new.iter().map(|r| r.body_len).max().unwrap_or(0),
             requests: new.len(),
         });
+        last_turn = new.into_iter().map(|r| (r.path, r.body)).collect();
         if n % 100 == 0 {
             eprintln!(
                 "bench: {} {n} turns in {:.0} s",
@@ -170,7 +182,7 @@ fn turns(
             );
         }
     }
-    Ok((turns, false))
+    Ok((turns, false, last_turn))
 }
 
 fn alive(process: &mut Process) -> Result<()> {

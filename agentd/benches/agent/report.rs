@@ -20,7 +20,7 @@ pub struct Figures {
     pub session: Session,
 }
 
-pub fn table(agentd: Option<&Figures>, zeroclaw: Option<&Figures>) -> String {
+pub fn table(agentd: Option<&Figures>, zeroclaw: Option<&Figures>, idle_seconds: u64) -> String {
     let row = |label: String, unit, goal, figure: &dyn Fn(&Figures) -> Option<f64>| Row {
         label,
         unit,
@@ -52,7 +52,7 @@ pub fn table(agentd: Option<&Figures>, zeroclaw: Option<&Figures>) -> String {
             wall(&f.starts.restart)
         }),
         row(
-            "idle RSS (60 s after first contact)".into(),
+            format!("idle RSS ({idle_seconds} s after ready; agentd: after pairing)"),
             Unit::Mib,
             Some(Goal::at_most(10.0)),
             &|f| Some(f.session.idle.rss_kib as f64 / MIB),
@@ -69,6 +69,9 @@ pub fn table(agentd: Option<&Figures>, zeroclaw: Option<&Figures>) -> String {
             Some(Goal::below(20.0)),
             &|f| percentile(&to_llm(f), 99.0),
         ),
+        row("message → reply, p50".into(), Unit::Ms, None, &|f| {
+            percentile(&per_turn(f, |t| t.reply_ms), 50.0)
+        }),
         row(
             "to the LLM per turn (request bodies, median)".into(),
             Unit::Kib,
@@ -151,8 +154,11 @@ fn figures_json(f: &Figures) -> Value {
         "idle": memory(&f.session.idle),
         "after_turns": memory(&f.session.after_turns),
         "turns_cut_short": f.session.cut_short,
+        "last_turn_requests": f.session.last_turn.iter().map(|(path, body)| json!({
+            "path": path, "body": body
+        })).collect::<Vec<_>>(),
         "turns": f.session.turns.iter().map(|t| json!({
-            "to_llm_ms": t.to_llm_ms, "bytes": t.bytes, "largest_bytes": t.largest_bytes,
+            "to_llm_ms": t.to_llm_ms, "reply_ms": t.reply_ms, "bytes": t.bytes, "largest_bytes": t.largest_bytes,
             "requests": t.requests
         })).collect::<Vec<_>>(),
     })
