@@ -8,12 +8,14 @@
 //!    (agentd: pairing);
 //! 3. message → LLM: from the getUpdates answer that carried a message to the head of the
 //!    next LLM request, p50 and p99 over 1,000 messages sent one at a time (each answered
-//!    before the next);
-//! 4. bytes to the LLM per turn (request bodies, median);
+//!    before the next), and message → reply (to the sendMessage at the fake);
+//! 4. bytes to the LLM per turn (request bodies, median; with the requests per turn);
 //! 5. RSS and PSS after those turns.
 //!
-//! The table prints agentd / ZeroClaw ratios and, for the figures the issue sets goals for,
-//! whether agentd meets them. Every sample goes to out/bench/agent.json.
+//! The fake LLM answers "ok: " and the last 100 characters of the last message (fakes.rs says
+//! why). The table prints agentd / ZeroClaw ratios and, for the figures the issue sets goals
+//! for, whether agentd meets them. Every sample, and what each agent sent the LLM in its last
+//! turn, goes to out/bench/agent.json.
 //!
 //! ZeroClaw is installed on the first run into the bench cache ($CARAPACE_CACHE/bench/zeroclaw,
 //! else ~/.cache/carapace/bench/zeroclaw) with `cargo +nightly install zeroclaw --version

@@ -26,6 +26,11 @@ pub trait Agent {
     fn introduce(&self, _fakes: &Fakes) -> Result<()> {
         Ok(())
     }
+
+    /// What to do when it does not start, for the error message.
+    fn help(&self) -> String {
+        "CARAPACE_BENCH_ECHO=1 shows all its output".into()
+    }
 }
 
 /// A command with nothing of the bench's environment but PATH, HOME and the locale: no proxy

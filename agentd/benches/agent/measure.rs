@@ -96,7 +96,13 @@ pub fn starts(agent: &dyn Agent, plan: &Plan) -> Result<Starts> {
 fn start(agent: &dyn Agent, fakes: &Fakes, dir: &Path) -> Result<(Start, Process)> {
     let command = agent.command(fakes, dir)?;
     let mut process = Process::spawn(agent.name(), command)?;
-    let polled = fakes.wait_first_poll(&mut process, WAIT)?;
+    let polled = fakes.wait_first_poll(&mut process, WAIT).map_err(|e| {
+        fail(format!(
+            "{} did not start: {e}\n({})",
+            agent.name(),
+            agent.help()
+        ))
+    })?;
     let cpu_ms = process.cpu_ms()?;
     let wall_ms = ms(polled.saturating_duration_since(process.spawned));
     Ok((Start { cpu_ms, wall_ms }, process))

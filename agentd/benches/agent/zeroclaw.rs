@@ -76,6 +76,13 @@ impl Agent for ZeroClaw {
         ]);
         Ok(command)
     }
+
+    fn help(&self) -> String {
+        format!(
+            "the configuration is the one config() in agentd/benches/agent/zeroclaw.rs writes for ZeroClaw {VERSION}; if {} is another release, remove it to install {VERSION} again; CARAPACE_BENCH_ECHO=1 shows all of ZeroClaw's output",
+            self.binary.display()
+        )
+    }
 }
 
 /// The configuration for these fakes (see the module's comment).
