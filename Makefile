@@ -57,10 +57,12 @@ test: deps lint test-unit test-system
 test-all: test test-slow
 
 ## Image size, boot time and idle memory against a minimal Debian + systemd image; the DNS
-## stub's latency and the allow-set insertion against dnsmasq.
+## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
+## same fakes (start, memory, message → LLM latency, bytes per turn).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
+	$(CARGO) bench -p carapace-agentd --bench agent
 
 clean:
 	rm -rf out target

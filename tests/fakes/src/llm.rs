@@ -2,8 +2,8 @@
 //! and `/chat/completions`) and the Anthropic Messages API (`/v1/messages`) on one listener,
 //! in their real wire formats. It checks the key like the real ones (a 401 in the API's own
 //! shape), plays the steps a test queued (text, tool calls, HTTP errors, a stream that dies,
-//! a slow first byte), answers "ok: <last message>" when the queue is empty, and records
-//! every request for the test to inspect.
+//! a slow first byte), answers "ok: <last message>" when the queue is empty (its end only,
+//! when a bench set a limit), and records every request for the test to inspect.
 
 mod anthropic;
 mod openai;
@@ -65,6 +65,8 @@ pub(crate) struct Frames {
 struct State {
     key: String,
     script: VecDeque<Script>,
+    /// The most characters of the last message the default answer echoes.
+    answer_limit: Option<usize>,
     requests: Vec<Recorded>,
 }
 
@@ -106,6 +108,7 @@ impl FakeLlm {
             state: Mutex::new(State {
                 key: DEFAULT_KEY.to_owned(),
                 script: VecDeque::new(),
+                answer_limit: None,
                 requests: Vec::new(),
             }),
             count: watch::Sender::new(0),
@@ -143,6 +146,13 @@ impl FakeLlm {
         self.shared.state().script.push_back(step);
     }
 
+    /// Makes the default answer echo only the last `chars` characters of the last message,
+    /// as a model asked for something short keeps it short (a bench whose client asks for
+    /// summaries of the whole conversation would otherwise see them grow without end).
+    pub fn set_answer_limit(&self, chars: usize) {
+        self.shared.state().answer_limit = Some(chars);
+    }
+
     /// The key requests must carry from now on.
     pub fn set_key(&self, key: &str) {
         key.clone_into(&mut self.shared.state().key);
@@ -151,6 +161,13 @@ impl FakeLlm {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.state().requests.clone()
+    }
+
+    /// The requests from the `first`th on (0-based), in arrival order: a bench that sends a
+    /// thousand turns reads each turn's requests without copying all the earlier ones.
+    pub fn requests_from(&self, first: usize) -> Vec<Recorded> {
+        let state = self.shared.state();
+        state.requests.get(first..).unwrap_or_default().to_vec()
     }
 
     /// Waits until at least `count` requests came (then returns them all), or `timeout`.
@@ -191,7 +208,7 @@ async fn handle(shared: &Shared, request: Request<Bytes>) -> Response<Body> {
     };
     let headers = request.headers();
     let body: Value = serde_json::from_slice(request.body()).unwrap_or(Value::Null);
-    let (serial, key_ok, step) = {
+    let (serial, key_ok, step, answer_limit) = {
         let mut state = shared.state();
         let key_ok = match api {
             Some(Api::OpenAi) => openai::key_matches(headers, &state.key),
@@ -214,7 +231,7 @@ async fn handle(shared: &Shared, request: Request<Bytes>) -> Response<Body> {
         } else {
             None
         };
-        (serial, key_ok, step)
+        (serial, key_ok, step, state.answer_limit)
     };
     shared.count.send_modify(|count| *count += 1);
     let Some(api) = api else {
@@ -237,9 +254,18 @@ async fn handle(shared: &Shared, request: Request<Bytes>) -> Response<Body> {
             Api::OpenAi => openai::last_text(&body),
             Api::Anthropic => anthropic::last_text(&body),
         };
-        Script::Text(pieces(&format!("ok: {last}")))
+        Script::Text(pieces(&format!("ok: {}", tail(&last, answer_limit))))
     });
     play::play(api, step, &body, request.body().len(), serial).await
+}
+
+/// The last `limit` characters of `text` (all of it without a limit).
+fn tail(text: &str, limit: Option<usize>) -> &str {
+    let Some(limit) = limit else { return text };
+    let skip = text.chars().count().saturating_sub(limit);
+    text.char_indices()
+        .nth(skip)
+        .map_or("", |(at, _)| &text[at..])
 }
 
 /// What the real API would refuse with a 400 before answering.
@@ -281,4 +307,18 @@ pub(crate) fn with_retry_after(
             .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn the_answer_limit_keeps_the_end_of_the_message() {
+        assert_eq!(tail("note 1: hello", None), "note 1: hello");
+        assert_eq!(tail("note 1: hello", Some(5)), "hello");
+        assert_eq!(tail("héllo", Some(4)), "éllo");
+        assert_eq!(tail("hi", Some(5)), "hi");
+        assert_eq!(tail("hi", Some(0)), "");
+    }
 }

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::state::{Failure, Sent, SentKind, State, bot_user};
 use crate::form::Params;
-use crate::server::{self, Body};
+use crate::server::{self, Arrival, Body};
 
 /// Telegram lets bots download files of at most 20 MB.
 pub(super) const DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
@@ -51,9 +51,14 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Bytes>) -> Resp
     };
     // Method names are case-insensitive in the Bot API.
     let key = method.to_ascii_lowercase();
+    let arrived = request
+        .extensions()
+        .get::<Arrival>()
+        .map_or_else(std::time::Instant::now, |arrival| arrival.0);
     {
         let mut state = shared.lock();
         state.requests.push(method.to_string());
+        state.first_request.entry(key.clone()).or_insert(arrived);
         if token != shared.token {
             return failure(401, "Unauthorized");
         }
@@ -84,6 +89,7 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Bytes>) -> Resp
         "sendvoice" => send_file(&shared, &params, SentKind::Voice),
         "sendphoto" => send_file(&shared, &params, SentKind::Photo),
         "setmycommands" => set_my_commands(&shared, &params),
+        "sendchataction" | "setmessagereaction" => chat_only(&params),
         "getfile" => get_file(&shared, &params),
         _ => failure(404, "Not Found"),
     }
@@ -234,6 +240,15 @@ fn set_my_commands(shared: &Shared, params: &Params) -> Response<Body> {
         commands.push((command.to_string(), description.to_string()));
     }
     shared.lock().commands = commands;
+    ok(json!(true))
+}
+
+/// Methods whose only effect is on the user's screen (typing…, a reaction): the fake checks
+/// the chat and answers `true`, as the real server does.
+fn chat_only(params: &Params) -> Response<Body> {
+    if params.text("chat_id").is_none() {
+        return failure(400, "Bad Request: chat_id is empty");
+    }
     ok(json!(true))
 }
 

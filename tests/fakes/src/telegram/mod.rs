@@ -1,10 +1,12 @@
 //! A fake Telegram Bot API for tests and benches, speaking the real wire format on the real
 //! paths: getMe, getUpdates (real long polling with offsets), deleteWebhook, sendMessage,
-//! sendVoice, sendPhoto, setMyCommands, getFile and file downloads. Parameters are accepted in
-//! every encoding the real API accepts (query, form, JSON, multipart).
+//! sendVoice, sendPhoto, setMyCommands, sendChatAction, setMessageReaction, getFile and file
+//! downloads. Parameters are accepted in every encoding the real API accepts (query, form,
+//! JSON, multipart).
 //!
 //! The test side drives it from Rust: inject messages, read what the bot sent, see when an
-//! update was first delivered (the bench measures message → reply latency from it), and make
+//! update was first delivered (the bench measures message → reply latency from it) and when a
+//! method was first called (the bench times a client's start to its first long poll), and make
 //! methods fail the way the real server does (gateway errors, 429 with retry_after, a webhook
 //! that blocks getUpdates).
 //!
@@ -281,6 +283,13 @@ impl FakeTelegram {
     /// The methods called, in order, as the client spelled them ("file" for downloads).
     pub fn requests(&self) -> Vec<String> {
         self.shared.lock().requests.clone()
+    }
+
+    /// When the head of the first request for `method` (any case, e.g. "getUpdates") arrived;
+    /// the bench times a client's start up to its first long poll with it.
+    pub fn first_request_at(&self, method: &str) -> Option<Instant> {
+        let key = method.to_ascii_lowercase();
+        self.shared.lock().first_request.get(&key).copied()
     }
 }
 

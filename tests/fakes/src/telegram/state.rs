@@ -62,6 +62,8 @@ pub(super) struct State {
     pub sent: Vec<Sent>,
     pub commands: Vec<(String, String)>,
     pub requests: Vec<String>,
+    /// Method name (lowercase) → when the head of its first request arrived.
+    pub first_request: HashMap<String, Instant>,
     /// Method name (lowercase) → failures to answer with, one per call.
     pub failures: HashMap<String, VecDeque<Failure>>,
     /// Serve downloads chunked, with no Content-Length, so a client must count while reading.
@@ -83,6 +85,7 @@ impl State {
             sent: Vec::new(),
             commands: Vec::new(),
             requests: Vec::new(),
+            first_request: HashMap::new(),
             failures: HashMap::new(),
             unsized_downloads: false,
         }

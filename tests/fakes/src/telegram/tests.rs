@@ -108,3 +108,21 @@ async fn failures_come_as_asked_and_then_stop() {
     assert_eq!(status, 200);
     assert_eq!(fake.requests(), ["getMe", "getMe"]);
 }
+
+#[tokio::test]
+async fn the_first_call_of_each_method_is_timed_and_chat_actions_are_answered() {
+    let fake = fake().await;
+    assert_eq!(fake.first_request_at("getUpdates"), None);
+    let before = Instant::now();
+    let path = format!("/bot{TOKEN}/sendChatAction");
+    let body = r#"{"chat_id": 7, "action": "typing"}"#;
+    let (status, answer) = exchange(&fake, &path, "application/json", body).await;
+    assert_eq!((status, answer["result"].clone()), (200, json!(true)));
+    let first = fake.first_request_at("sendchataction").unwrap();
+    assert!(first >= before);
+    exchange(&fake, &path, "application/json", body).await;
+    assert_eq!(fake.first_request_at("sendChatAction"), Some(first));
+    let path = format!("/bot{TOKEN}/setMessageReaction");
+    let (status, _) = exchange(&fake, &path, "application/json", "{}").await;
+    assert_eq!(status, 400);
+}
