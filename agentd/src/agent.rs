@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::pairing::{Guard, Outcome};
 use crate::store::{Answer, OutboxEntry, Role, Store, User};
 use crate::tools::{Registry, ToolContext};
-use crate::turn::{Brain, TurnLimits, run_turn, summary_request, trim};
+use crate::turn::{Brain, TurnLimits, capped_summary, run_turn, summary_request, trim};
 
 /// What the runtime does once the answer is stored.
 #[derive(Debug, PartialEq)]
@@ -159,12 +159,15 @@ impl Agent {
                 .complete(&summary_request(&history.summary, &dropped))
                 .await
             {
-                Ok(reply) => reply.text,
+                Ok(reply) => capped_summary(&reply.text),
                 Err(error) => {
                     eprintln!(
                         "agent: summarising older messages failed ({error}); they are dropped"
                     );
-                    format!("{} (some older messages were dropped)", history.summary)
+                    capped_summary(&format!(
+                        "{} (some older messages were dropped)",
+                        history.summary
+                    ))
                 }
             };
         }

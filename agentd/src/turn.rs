@@ -158,13 +158,18 @@ fn not_run(call: &ToolCall) -> Message {
     }
 }
 
-/// Keeps the newest messages within `budget` bytes, cutting only before a user message (so no
-/// tool result loses its call); returns what was cut, oldest first.
+/// When the history is over `budget` bytes, cuts it to half the budget (so the summary that
+/// folds the cut part in is asked for once every several turns, not on every turn), cutting
+/// only before a user message (so no tool result loses its call); returns what was cut,
+/// oldest first.
 pub fn trim(history: &mut History, budget: usize) -> Vec<Message> {
     let size = |m: &Message| serde_json::to_vec(m).map_or(0, |b| b.len());
     let mut total: usize = history.messages.iter().map(size).sum();
+    if total <= budget {
+        return Vec::new();
+    }
     let mut cut = 0;
-    while total > budget {
+    while total > budget / 2 {
         // The next user message after the first one: everything before it goes.
         let next_start = history
             .messages
@@ -183,6 +188,17 @@ pub fn trim(history: &mut History, budget: usize) -> Vec<Message> {
 }
 
 /// The request that folds dropped messages into the running summary.
+/// The longest summary kept: it goes with every request.
+pub const SUMMARY_MAX_CHARS: usize = 800;
+
+/// `summary` within [`SUMMARY_MAX_CHARS`] (a model may ignore the length it was asked for).
+pub fn capped_summary(summary: &str) -> String {
+    match summary.char_indices().nth(SUMMARY_MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &summary[..at]),
+        None => summary.to_string(),
+    }
+}
+
 pub fn summary_request(previous: &str, dropped: &[Message]) -> Request {
     let mut transcript = String::new();
     for message in dropped {
@@ -364,12 +380,14 @@ mod tests {
         }
         let dropped = trim(&mut history, 1000);
         assert!(!dropped.is_empty());
+        // Under the budget again, nothing more is cut until it is over again.
+        assert!(trim(&mut history, 1000).is_empty());
         assert!(matches!(history.messages[0], Message::User { .. }));
         let size: usize = history
             .messages
             .iter()
             .map(|m| serde_json::to_vec(m).unwrap().len())
             .sum();
-        assert!(size <= 1000, "{size}");
+        assert!(size <= 500, "{size}");
     }
 }
