@@ -43,8 +43,6 @@ pub struct Agent {
     pub hostname: String,
     pub settings: OwnerSettings,
     pub limits: TurnLimits,
-    /// When the owner asked to reboot (`/reboot`), waiting for `/reboot confirm`.
-    pub reboot_asked_at: Option<u64>,
 }
 
 impl Agent {

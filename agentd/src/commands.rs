@@ -6,8 +6,10 @@ use crate::error::Error;
 use crate::pairing;
 use crate::store::{Role, User};
 
-/// How long `/reboot confirm` may follow `/reboot`.
-const REBOOT_CONFIRM_SECS: u64 = 60;
+/// How long `/reboot confirm` may follow `/reboot` (or the model's `reboot` tool).
+pub const REBOOT_CONFIRM_SECS: u64 = 60;
+/// The store counter holding when a reboot was last asked for (0: not asked).
+pub const REBOOT_ASKED_AT: &str = "reboot_asked_at";
 /// What `/logs` shows: about one chat message.
 const LOG_LINES: usize = 40;
 const LOG_BYTES: usize = 3500;
@@ -111,22 +113,17 @@ pub async fn run(
         "reboot" if !owner => return only_owner(),
         "reboot" => {
             let confirmed = command.args.first().map(String::as_str) == Some("confirm");
-            match (confirmed, agent.reboot_asked_at) {
-                (true, Some(asked)) if now.saturating_sub(asked) <= REBOOT_CONFIRM_SECS => {
-                    agent.reboot_asked_at = None;
-                    agent.record("reboot", &format!("asked by {}", user.key()), now);
-                    return Ok((
-                        "Restarting now; I will be back in a minute.".into(),
-                        Effect::Reboot,
-                    ));
-                }
-                _ => {
-                    agent.reboot_asked_at = Some(now);
-                    format!(
-                        "Send /reboot confirm within {REBOOT_CONFIRM_SECS} s to restart the box."
-                    )
-                }
+            let asked = agent.store.count(REBOOT_ASKED_AT)?;
+            if confirmed && asked > 0 && now.saturating_sub(asked) <= REBOOT_CONFIRM_SECS {
+                agent.store.put_count(REBOOT_ASKED_AT, 0)?;
+                agent.record("reboot", &format!("confirmed by {}", user.key()), now);
+                return Ok((
+                    "Restarting now; I will be back in a minute.".into(),
+                    Effect::Reboot,
+                ));
             }
+            agent.store.put_count(REBOOT_ASKED_AT, now)?;
+            format!("Send /reboot confirm within {REBOOT_CONFIRM_SECS} s to restart the box.")
         }
         "settings" if !owner => return only_owner(),
         "settings" => return settings(agent, command),

@@ -112,7 +112,6 @@ async fn run() -> Result<(), Error> {
         hostname: read_hostname(),
         settings,
         limits: TurnLimits::default(),
-        reboot_asked_at: None,
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;

@@ -13,7 +13,7 @@
 //! reminders  seq            → Reminder (JSON)
 //! settings   "current" | "last_good" | "trial" → owner settings (TOML);
 //!            "owner_code" → the first owner code, shown at each start until paired
-//! meta       "schema" | "seq" | "pairing_failures" → u64
+//! meta       "schema" | "seq" | "pairing_refused" | "reboot_asked_at" … → u64
 //! ```
 
 use std::path::Path;
@@ -462,6 +462,13 @@ impl Store {
         self.read(|tx| {
             let table = tx.open_table(META)?;
             Ok(table.get(name)?.map_or(0, |v| v.value()))
+        })
+    }
+
+    pub fn put_count(&self, name: &str, value: u64) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.open_table(META)?.insert(name, value)?;
+            Ok(())
         })
     }
 

@@ -408,3 +408,30 @@ fn the_first_boot_networks_reach_netd_once_it_listens_and_only_once() {
     );
     assert_not_on_the_console(&h, "home-secret");
 }
+
+#[test]
+fn the_model_may_propose_a_reboot_and_only_the_owner_confirms_it() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.llm.push(Script::tool("reboot", json!({})));
+    h.llm.push(Script::text("Send /reboot confirm to restart."));
+    h.say("please restart yourself");
+    assert_eq!(h.wait_sent(2)[1].text, "Send /reboot confirm to restart.");
+    let tool_result = h.llm.requests()[1].body.to_string();
+    assert!(tool_result.contains("Not restarted yet"), "{tool_result}");
+    h.say("/reboot confirm");
+    assert_eq!(
+        h.wait_sent(3)[2].text,
+        "Restarting now; I will be back in a minute."
+    );
+    // A second confirm has nothing to confirm.
+    h.say("/reboot confirm");
+    assert!(
+        h.wait_sent(4)[3]
+            .text
+            .starts_with("Send /reboot confirm within")
+    );
+    let log = std::fs::read_to_string(h.audit_log()).expect("audit log");
+    assert!(log.contains("\"kind\":\"reboot\""), "{log}");
+}

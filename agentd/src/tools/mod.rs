@@ -6,6 +6,7 @@
 mod device;
 mod facts;
 mod logs;
+mod reboot;
 mod reminders;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ impl Registry {
         registry.add(Box::new(reminders::CancelReminder));
         registry.add(Box::new(facts::Remember));
         registry.add(Box::new(facts::Forget));
+        registry.add(Box::new(reboot::Reboot));
         registry
     }
 
