@@ -3,9 +3,18 @@
 
 const TEST_REQUEST: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/carapace.test/raw";
 
-/// Whether the test asked for `what`.
+/// Whether the test asked for `what`. A request that is there but cannot be read (a mode
+/// whose service lacks CAP_DAC_READ_SEARCH: the file is root's, 0400) is said on stderr, so
+/// the mode does not just stay silent.
 pub fn asks_for(what: &str) -> bool {
-    std::fs::read_to_string(TEST_REQUEST).is_ok_and(|request| matches(&request, what))
+    match std::fs::read_to_string(TEST_REQUEST) {
+        Ok(request) => matches(&request, what),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => {
+            eprintln!("{what}: cannot read the test request {TEST_REQUEST}: {error}");
+            false
+        }
+    }
 }
 
 /// A file the test passed in through fw_cfg as `opt/<name>`.
