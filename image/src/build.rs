@@ -23,7 +23,7 @@ use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
-use crate::slot_files::{self, SlotInfo};
+use crate::slot_files::{self, SlotInfo, UpdateTrust};
 use crate::{accounts, elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
@@ -437,6 +437,7 @@ pub fn build_with(
             data_blocks: tree.data_blocks,
             hash_start_block: tree.data_blocks,
         },
+        update_trust: recipe.update.as_ref().map(UpdateTrust::of),
     };
     let slot_boot = [vmlinuz.clone(), initrd.compressed.clone()];
     let esp_files = vec![

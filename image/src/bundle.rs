@@ -16,7 +16,7 @@ use carapace_update::{
 use crate::build::{BuildOptions, Paths, build_with};
 use crate::error::{Error, Result};
 use crate::recipe::Recipe;
-use crate::slot_files::SlotFiles;
+use crate::slot_files::{SlotFiles, UpdateTrust};
 
 pub struct BundleOptions {
     /// The signing key's secret file.
@@ -93,6 +93,14 @@ pub fn bundle_slot(
             info.recipe,
             info.board,
             recipe.name
+        )));
+    }
+    // The bundle carries the build's root, and with it the keys that box will trust next.
+    if info.update_trust != recipe.update.as_ref().map(UpdateTrust::of) {
+        return Err(Error::image(format!(
+            "{} was built with other update keys ([update] root_key and key_list) than the \
+             recipe names now; bundle --build to build it again",
+            slot.dir.display()
         )));
     }
     let version = parse_version(&info.version, "the build's version")?;
@@ -235,6 +243,7 @@ ready = true
                 data_blocks,
                 hash_start_block: data_blocks,
             },
+            update_trust: recipe.update.as_ref().map(UpdateTrust::of),
         };
         let out = d.join("out");
         write(&out, &info, &data, &tree, [b"kernel", b"initrd"]).unwrap();
@@ -280,6 +289,22 @@ ready = true
         assert!(err.to_string().contains("no [update] section"), "{err}");
 
         let key = SecretKey::load(&s.dir.path().join("signing.key"), KeyKind::Signing).unwrap();
+        // A build made before the recipe's key list changed carries the old list.
+        let mut stale = s.recipe.clone();
+        if let Some(update) = &mut stale.update {
+            update.key_list_text.push(' ');
+        }
+        let err = bundle_slot(
+            &s.slot,
+            &stale,
+            &key,
+            Version::parse("0").unwrap(),
+            5,
+            &s.dir.path().join("b"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bundle --build"), "{err}");
+
         let too_new = Version::parse("0.4").unwrap();
         let err = bundle_slot(
             &s.slot,

@@ -29,6 +29,25 @@ pub struct SlotInfo {
     /// The command line words besides the boot contract's `carapace.*` ones.
     pub kernel_cmdline: String,
     pub verity: carapace_update::Verity,
+    /// The update trust built into the root (the recipe's [update]), if any: an update made
+    /// from this slot carries it to every box that installs it.
+    pub update_trust: Option<UpdateTrust>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTrust {
+    pub root_key: String,
+    pub key_list_sha256: carapace_update::Sha256Digest,
+}
+
+impl UpdateTrust {
+    pub fn of(update: &crate::recipe::UpdateSection) -> UpdateTrust {
+        UpdateTrust {
+            root_key: update.root_key.clone(),
+            key_list_sha256: carapace_update::Sha256Digest::of(update.key_list_text.as_bytes()),
+        }
+    }
 }
 
 /// The slot's files, as written by a build.
@@ -131,6 +150,7 @@ mod tests {
                 data_blocks: 1,
                 hash_start_block: 1,
             },
+            update_trust: None,
         };
         write(out.path(), &info, b"data", b"tree", [b"kernel", b"initrd"]).unwrap();
         let slot = SlotFiles::read(out.path()).unwrap().unwrap();

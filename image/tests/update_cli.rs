@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use carapace_image::slot_files::{SlotInfo, write};
+use carapace_image::slot_files::{SlotInfo, UpdateTrust, write};
 use carapace_update::manifest::verity_tree_blocks;
 use carapace_update::{ChannelPointer, Manifest, Sha256Digest, Verity};
 
@@ -48,7 +48,7 @@ fn failed(output: Output) -> String {
 }
 
 /// A stand-in for a finished build of the recipe: slot files and sbom.json in out/smoke/.
-fn fake_build(workspace: &Path, version: &str, agentd: u8) {
+fn fake_build(workspace: &Path, version: &str, agentd: u8, trust: &UpdateTrust) {
     let out = workspace.join("out/smoke");
     let data_blocks = 300;
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
@@ -75,6 +75,7 @@ fn fake_build(workspace: &Path, version: &str, agentd: u8) {
             data_blocks: data_blocks as u64,
             hash_start_block: data_blocks as u64,
         },
+        update_trust: Some(trust.clone()),
     };
     write(
         &out,
@@ -145,11 +146,15 @@ fn keygen_keys_bundle_publish_and_update_size() {
         &format!("[update]\nroot_key = \"{root_hex}\"\n"),
     );
     std::fs::write(ws.join("smoke.toml"), recipe).unwrap();
+    let trust = UpdateTrust {
+        root_key: root_hex.clone(),
+        key_list_sha256: Sha256Digest::of(&std::fs::read(ws.join("keys.json")).unwrap()),
+    };
     let repo = ws.join("site");
     let bundle_dir = ws.join("out/smoke/bundle");
     let mut chunk_counts = Vec::new();
     for (version, agentd) in [("0.1.0", 7u8), ("0.2.0", 9)] {
-        fake_build(ws, version, agentd);
+        fake_build(ws, version, agentd, &trust);
         let stderr = ok(carapace(
             ws,
             &["bundle", "--recipe", "smoke.toml", "--key", "signing.key"],

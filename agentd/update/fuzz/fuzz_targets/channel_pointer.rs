@@ -14,6 +14,9 @@ fuzz_target!(|bytes: &[u8]| {
     }
     if let Ok(signature) = DetachedSignature::parse(bytes, "fuzz") {
         let text = signature.to_file_text();
-        assert_eq!(DetachedSignature::parse(text.as_bytes(), "fuzz").ok(), Some(signature));
+        assert_eq!(
+            DetachedSignature::parse(text.as_bytes(), "fuzz").ok(),
+            Some(signature)
+        );
     }
 });
