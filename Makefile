@@ -35,7 +35,7 @@ lint:
 ## against the fakes of Telegram and the LLM APIs on loopback.
 test-unit:
 	$(CARGO) test --workspace --lib --bins
-	$(CARGO) test -p carapace-image --test lock
+	$(CARGO) test -p carapace-image --test lock --test update_cli
 	$(CARGO) test -p carapace-netd --test dns_stub --test links
 	$(CARGO) test -p carapace-tests --test firewall
 	$(CARGO) test -p carapace-im -p carapace-llm -p carapace-agentd --tests

@@ -23,6 +23,7 @@ use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
+use crate::slot_files::{self, SlotInfo, UpdateTrust};
 use crate::{accounts, elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
@@ -123,6 +124,7 @@ pub fn build_with(
     for old in [&outputs.sbom, &outputs.image, &outputs.image_zst] {
         remove_if_present(old)?;
     }
+    slot_files::remove(&paths.out)?;
     let epoch = source_date_epoch();
     let work = paths.out.join("work");
     let _ = std::fs::remove_dir_all(&work);
@@ -323,6 +325,24 @@ pub fn build_with(
             },
         );
     }
+    if let Some(update) = &recipe.update {
+        let files = update
+            .image_files()
+            .map_err(|message| Error::RecipeInvalid {
+                path: recipe_path.to_path_buf(),
+                message,
+            })?;
+        for (path, text) in files {
+            root.add(
+                path,
+                0o644,
+                Content::Bytes(text.into_bytes()),
+                Origin::Generated {
+                    by: format!("recipe {} [update]", recipe.name),
+                },
+            );
+        }
+    }
     for file in network::network_files(&recipe)? {
         root.add(file.path, 0o644, Content::Bytes(file.bytes), generated());
     }
@@ -379,18 +399,19 @@ pub fn build_with(
             hash_start_block: tree.data_blocks,
         },
     };
-    let mut cmdline = format!(
+    let mut kernel_words = format!(
         // lockdown=integrity: no unsigned kexec, /dev/mem or module parameters that poke
         // hardware; module.sig_enforce=1: only modules Debian signed load (stored uncompressed,
         // their appended signatures intact).
-        "console=tty0 console={} quiet panic=10 lockdown=integrity module.sig_enforce=1 {}",
+        "console=tty0 console={} quiet panic=10 lockdown=integrity module.sig_enforce=1",
         board.console,
-        params.to_kernel_args()
     );
     for word in &recipe.kernel.extra_cmdline {
-        cmdline.push(' ');
-        cmdline.push_str(word);
+        kernel_words.push(' ');
+        kernel_words.push_str(word);
     }
+    // The same composition the box uses for the slot an update writes.
+    let cmdline = carapace_update::manifest::kernel_command_line(&kernel_words, &params);
     let init_bytes = std::fs::read(&binaries[0]).context(|| "read the init binary".into())?;
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
     let vmlinuz =
@@ -404,6 +425,21 @@ pub fn build_with(
     })?;
     let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
     let entry_name = EntryName::trial(Slot::A, DEFAULT_TRIES).file_name();
+    let slot_info = SlotInfo {
+        recipe: recipe.name.clone(),
+        board: board.name.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        build_id: build_id.clone(),
+        kernel_cmdline: kernel_words,
+        verity: carapace_update::Verity {
+            root_hash: carapace_update::Sha256Digest(tree.root_hash),
+            salt: hex::encode(salt),
+            data_blocks: tree.data_blocks,
+            hash_start_block: tree.data_blocks,
+        },
+        update_trust: recipe.update.as_ref().map(UpdateTrust::of),
+    };
+    let slot_boot = [vmlinuz.clone(), initrd.compressed.clone()];
     let esp_files = vec![
         EspFile {
             path: loader_esp_path.into(),
@@ -451,10 +487,21 @@ pub fn build_with(
         &root_data,
         &tree.tree,
     )
-    .and_then(|()| compress_zst(&image_partial, &zst_partial));
+    .and_then(|()| compress_zst(&image_partial, &zst_partial))
+    // What `carapace bundle` makes an update of (it needs sbom.json too: a finished build).
+    .and_then(|()| {
+        slot_files::write(
+            &paths.out,
+            &slot_info,
+            &root_data,
+            &tree.tree,
+            [&slot_boot[0], &slot_boot[1]],
+        )
+    });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&image_partial);
         let _ = std::fs::remove_file(&zst_partial);
+        let _ = slot_files::remove(&paths.out);
         return Err(e);
     }
 

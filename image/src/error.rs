@@ -57,6 +57,10 @@ pub enum Error {
     #[error("QEMU: {0}")]
     Qemu(String),
 
+    /// Keys, key lists, bundles and repositories (carapace-update says what and what to do).
+    #[error("{0}")]
+    Update(#[from] carapace_update::Error),
+
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -4,11 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use carapace_image::build::{BuildOptions, build_with, find_workspace, lock_recipe};
+use carapace_image::bundle::{BundleOptions, bundle};
+use carapace_image::keygen::{KeyListRequest, keygen, parse_not_after, sign_key_list};
 use carapace_image::packages::UpdateRequest;
+use carapace_image::publish::{PublishOptions, publish};
 use carapace_image::run::{RunOptions, run};
+use carapace_update::{ChunkerParams, KeyId, KeyKind};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +52,66 @@ enum Command {
         #[arg(long, num_args = 0.., value_name = "PKG")]
         update: Option<Vec<String>>,
     },
+    /// Make an update key pair: OUT, the secret (0600, never overwritten), and OUT.pub.
+    Keygen {
+        /// The root key, which signs only key lists: make it once and keep it offline.
+        #[arg(long)]
+        root: bool,
+        out: PathBuf,
+    },
+    /// Key lists: the signing keys a box trusts, signed by the root key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Make an update of the recipe's build (building it first when there is none):
+    /// out/<name>/bundle/ with manifest.json, manifest.sig and chunks/.
+    Bundle {
+        #[arg(long)]
+        recipe: PathBuf,
+        /// The signing key's secret file (carapace keygen).
+        #[arg(long, value_name = "SECRET")]
+        key: PathBuf,
+        /// The oldest running version the update may replace (default: any).
+        #[arg(long, value_name = "VERSION")]
+        min_from: Option<String>,
+        /// Build first even when a finished build is there.
+        #[arg(long)]
+        build: bool,
+        /// As for build.
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Put a bundle into an update repository (a directory for any static web server or
+    /// object store) and point a channel at it.
+    Publish {
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        #[arg(long, value_enum)]
+        channel: Channel,
+        /// The fraction of the fleet offered the update, 0 to 1 (0.1: a tenth).
+        #[arg(long, value_name = "F")]
+        rollout: String,
+        /// The signing key's secret file, for the channel pointer.
+        #[arg(long, value_name = "SECRET")]
+        key: PathBuf,
+        /// A newer key list (carapace keys sign) to serve as keys.json.
+        #[arg(long, value_name = "FILE")]
+        key_list: Option<PathBuf>,
+    },
+    /// Bytes a box running OLD downloads to get NEW, against downloading NEW whole. Each is
+    /// files (root images, boot files) or build slot directories (out/<name>/slot).
+    UpdateSize {
+        #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+        old: Vec<PathBuf>,
+        #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+        new: Vec<PathBuf>,
+        /// Average chunk size in bytes (min a quarter of it, max four times).
+        #[arg(long, value_name = "BYTES")]
+        avg: Option<u32>,
+    },
     /// Boot the recipe's image in QEMU (building it first if it is missing).
     Run {
         #[arg(long)]
@@ -65,6 +129,45 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a key list signed by the root key.
+    Sign {
+        /// The root key's secret file (carapace keygen --root).
+        #[arg(long, value_name = "ROOT_SECRET")]
+        root: PathBuf,
+        /// Public key files (OUT.pub) of the signing keys to trust.
+        #[arg(long = "key", value_name = "PUB", num_args = 1..)]
+        keys: Vec<PathBuf>,
+        /// Key ids never to trust again.
+        #[arg(long, value_name = "ID", num_args = 1..)]
+        revoke: Vec<KeyId>,
+        /// ID=YYYY-MM-DD: the listed key's signatures count until the end of that day (UTC).
+        #[arg(long, value_name = "ID=DATE", value_parser = parse_not_after)]
+        not_after: Vec<(KeyId, u64)>,
+        /// Higher than every list published before: boxes take only a newer list.
+        #[arg(long)]
+        serial: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Channel {
+    Stable,
+    Beta,
+}
+
+impl Channel {
+    fn name(self) -> &'static str {
+        match self {
+            Channel::Stable => "stable",
+            Channel::Beta => "beta",
+        }
+    }
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check an exported log: the chain of hashes and every signature.
     Verify { file: PathBuf },
@@ -78,7 +181,59 @@ fn main() -> ExitCode {
     {
         return audit_verify(file);
     }
-    let result = find_workspace().and_then(|workspace| match cli.command {
+    let result = match cli.command {
+        Command::Keygen { root, out } => key_pair(root, &out),
+        Command::Keys {
+            command:
+                KeysCommand::Sign {
+                    root,
+                    keys,
+                    revoke,
+                    not_after,
+                    serial,
+                    out,
+                },
+        } => key_list(&KeyListRequest {
+            root_secret: root,
+            keys,
+            revoke,
+            not_after,
+            serial,
+            out,
+        }),
+        Command::Publish {
+            bundle,
+            to,
+            channel,
+            rollout,
+            key,
+            key_list,
+        } => publish_bundle(&PublishOptions {
+            bundle,
+            to,
+            channel: channel.name().into(),
+            rollout,
+            key,
+            key_list,
+        }),
+        Command::UpdateSize { old, new, avg } => update_size(&old, &new, avg),
+        command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("carapace: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn in_workspace(
+    command: Command,
+    workspace: &std::path::Path,
+) -> carapace_image::error::Result<()> {
+    let workspace = workspace.to_path_buf();
+    match command {
         Command::Build {
             recipe,
             locked,
@@ -102,7 +257,27 @@ fn main() -> ExitCode {
                 None => Ok(()),
             }
         }
-        Command::Audit { .. } => Ok(()),
+        Command::Bundle {
+            recipe,
+            key,
+            min_from,
+            build,
+            locked,
+        } => make_bundle(
+            &recipe,
+            &workspace,
+            &BundleOptions {
+                key,
+                min_from,
+                build,
+                locked,
+            },
+        ),
+        Command::Audit { .. }
+        | Command::Keygen { .. }
+        | Command::Keys { .. }
+        | Command::Publish { .. }
+        | Command::UpdateSize { .. } => Ok(()),
         Command::Lock { recipe, update } => {
             let update = match update {
                 None => UpdateRequest::None,
@@ -132,14 +307,145 @@ fn main() -> ExitCode {
                 fresh,
             },
         ),
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("carapace: error: {e}");
-            ExitCode::FAILURE
-        }
     }
+}
+
+fn key_pair(root: bool, out: &std::path::Path) -> carapace_image::error::Result<()> {
+    let kind = if root {
+        KeyKind::Root
+    } else {
+        KeyKind::Signing
+    };
+    let public = keygen(out, kind)?;
+    let public_path = carapace_update::public_path_for(out);
+    println!("{}\n{}", out.display(), public_path.display());
+    eprintln!(
+        "carapace: {kind} key {}: the secret is in {} (0600; never share it), the public key in {}",
+        public.id(),
+        out.display(),
+        public_path.display()
+    );
+    if root {
+        eprintln!(
+            "Keep the secret offline. Images trust it through the recipe's [update] section:\n  \
+             root_key = \"{}\"",
+            public.to_hex()
+        );
+    } else {
+        eprintln!(
+            "Boxes trust it once a key list names it: carapace keys sign --root ROOT_SECRET --key {} \
+             --serial N --out keys.json",
+            public_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn key_list(request: &KeyListRequest) -> carapace_image::error::Result<()> {
+    let signed = sign_key_list(request)?;
+    let list = signed.unverified();
+    let ids = |ids: Vec<String>| {
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    println!("{}", request.out.display());
+    eprintln!(
+        "carapace: key list serial {} (trusts {}; revokes {}), signed by the root key",
+        list.serial,
+        ids(list.keys.iter().map(|k| k.id.to_string()).collect()),
+        ids(list.revoked.iter().map(|id| id.to_string()).collect()),
+    );
+    Ok(())
+}
+
+fn make_bundle(
+    recipe: &std::path::Path,
+    workspace: &std::path::Path,
+    options: &BundleOptions,
+) -> carapace_image::error::Result<()> {
+    let report = bundle(recipe, workspace, options)?;
+    let manifest = &report.output.manifest;
+    let boot: u64 = manifest.boot.iter().map(|b| b.size).sum();
+    println!("{}", report.dir.display());
+    eprintln!(
+        "carapace: bundled {} {} for board {} ({} build {}): root {} KiB, boot files {} KiB, \
+         {} chunks ({} KiB), installs over {}, signed by key {}",
+        manifest.version,
+        if report.built {
+            "from a new build"
+        } else {
+            "from the existing build"
+        },
+        manifest.board,
+        recipe.display(),
+        manifest.build_id,
+        manifest.root.size >> 10,
+        boot >> 10,
+        report.output.chunk_files,
+        report.output.chunk_bytes >> 10,
+        match manifest.min_from_version.as_str() {
+            "0" => "any version".to_owned(),
+            min_from => format!("{min_from} or newer"),
+        },
+        manifest.key_id
+    );
+    if !report.built {
+        eprintln!("(pass --build to build again first)");
+    }
+    Ok(())
+}
+
+fn publish_bundle(options: &PublishOptions) -> carapace_image::error::Result<()> {
+    let published = publish(options)?;
+    let pointer = &published.pointer;
+    println!(
+        "{}",
+        options
+            .to
+            .join(carapace_update::layout::channel(&pointer.channel))
+            .display()
+    );
+    eprintln!(
+        "carapace: {} now offers {} {} to {:.1} % of the fleet (serial {}); {} chunks copied \
+         ({} KiB), {} already there",
+        pointer.channel,
+        pointer.board,
+        pointer.version,
+        f64::from(pointer.rollout_permille) / 10.0,
+        pointer.serial,
+        published.chunks_copied,
+        published.bytes_copied >> 10,
+        published.chunks_present
+    );
+    match published.checked_against {
+        Some(serial) => eprintln!("Signers checked against key list serial {serial}."),
+        None => eprintln!(
+            "No key list given or in the repository: the signers were not checked against one \
+             (pass --key-list to publish it as keys.json)."
+        ),
+    }
+    Ok(())
+}
+
+fn update_size(
+    old: &[PathBuf],
+    new: &[PathBuf],
+    avg: Option<u32>,
+) -> carapace_image::error::Result<()> {
+    let params = match avg {
+        Some(avg) => ChunkerParams {
+            min: avg / 4,
+            avg,
+            max: avg.saturating_mul(4),
+        },
+        None => ChunkerParams::DEFAULT,
+    };
+    let report = carapace_image::update_size::measure(old, new, params)?;
+    print!("{}", carapace_image::update_size::render(&report));
+    Ok(())
 }
 
 fn print_pairing(pairing: &carapace_image::owner::Pairing) -> carapace_image::error::Result<()> {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use board_support::{NetworkRole, ServiceEntry, ServiceTable};
 use carapace_netpolicy::config::WifiNetwork;
 use carapace_netpolicy::{AllowEntry, ImService, NamePattern};
+use carapace_update::{KeyKind, PublicKey, SignedKeyList};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -36,6 +37,43 @@ pub struct Recipe {
     /// test access point's hostapd.conf), written into the root as they are.
     #[serde(default, rename = "file")]
     pub files: Vec<ConfigFile>,
+    /// The keys the image trusts for updates; without it, boxes running the image take none.
+    pub update: Option<UpdateSection>,
+}
+
+/// `[update]`: the vendor's root public key and a key list it signed, built into the verified
+/// root (carapace_update::layout::IMAGE_ROOT_KEY and IMAGE_KEY_LIST).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    /// 64 hex digits, as `carapace keygen --root` prints them.
+    pub root_key: String,
+    /// A file beside the recipe, written by `carapace keys sign`.
+    pub key_list: String,
+    /// The key list's text, read and checked against `root_key` by `Recipe::load`.
+    #[serde(skip)]
+    pub key_list_text: String,
+}
+
+impl UpdateSection {
+    pub fn root_public_key(&self) -> std::result::Result<PublicKey, String> {
+        PublicKey::from_hex(KeyKind::Root, &self.root_key)
+            .map_err(|reason| format!("[update] root_key: {reason}"))
+    }
+
+    /// The image's files: the root public key file and the key list, as the box reads them.
+    pub fn image_files(&self) -> std::result::Result<[(&'static str, String); 2], String> {
+        Ok([
+            (
+                carapace_update::layout::IMAGE_ROOT_KEY,
+                self.root_public_key()?.to_file_text(),
+            ),
+            (
+                carapace_update::layout::IMAGE_KEY_LIST,
+                self.key_list_text.clone(),
+            ),
+        ])
+    }
 }
 
 /// A text file under /etc/carapace/, mode 0644: readable by every service, so never a secret.
@@ -150,6 +188,14 @@ impl Recipe {
                 text.push_str(&file.text);
             }
         }
+        if let Some(update) = &mut recipe.update {
+            let from = dir.join(&update.key_list);
+            update.key_list_text = std::fs::read_to_string(&from).map_err(|err| {
+                invalid(format!("[update] key_list: read {}: {err}", from.display()))
+            })?;
+            check_key_list(update, &from).map_err(invalid)?;
+            text.push_str(&update.key_list_text);
+        }
         Ok((recipe, text))
     }
 
@@ -190,6 +236,9 @@ impl Recipe {
                     file.path
                 ));
             }
+        }
+        if let Some(update) = &self.update {
+            update.root_public_key()?;
         }
         self.validate_network()
     }
@@ -251,6 +300,15 @@ impl Recipe {
             self.name
         ))
     }
+}
+
+/// The key list must verify with the root key: an image whose list it cannot check would
+/// trust no signing key at all.
+fn check_key_list(update: &UpdateSection, path: &Path) -> std::result::Result<(), String> {
+    let root = update.root_public_key()?;
+    SignedKeyList::parse(update.key_list_text.as_bytes())
+        .and_then(|list| list.verify(&root).map(|_| ()))
+        .map_err(|err| format!("[update] key_list {}: {err}", path.display()))
 }
 
 /// It becomes the box's hostname and a line of image.toml (board-support's definition).
@@ -318,6 +376,8 @@ fn validate_config_file_path(path: &str) -> std::result::Result<(), String> {
         board_support::SERVICE_TABLE_PATH,
         carapace_netpolicy::BASE_RULESET_PATH,
         carapace_netpolicy::config::IMAGE_CONFIG_PATH,
+        carapace_update::layout::IMAGE_ROOT_KEY,
+        carapace_update::layout::IMAGE_KEY_LIST,
     ];
     if builders.contains(&path) {
         return Err(format!(
@@ -512,6 +572,72 @@ network = "netd"
         assert!(
             err.contains("service b") && err.contains("`after`"),
             "{err}"
+        );
+    }
+
+    /// [update]: the key list beside the recipe must verify with the root key, and the image
+    /// gets both as files the box reads.
+    #[test]
+    fn the_update_section_is_checked_and_becomes_two_image_files() {
+        use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList};
+        let dir = tempfile::tempdir().unwrap();
+        let root = SecretKey::generate(KeyKind::Root).unwrap();
+        let signing = SecretKey::generate(KeyKind::Signing).unwrap();
+        let list = SignedKeyList::sign(
+            KeyList {
+                serial: 1,
+                keys: vec![ListedKey {
+                    id: signing.id(),
+                    public_key: signing.public().to_hex(),
+                    not_after: None,
+                }],
+                revoked: vec![],
+            },
+            &root,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("keys.json"), list.to_file_text()).unwrap();
+        let recipe_path = dir.path().join("r.toml");
+        let with = |root_key: &str, key_list: &str| {
+            format!("{GOOD}[update]\nroot_key = \"{root_key}\"\nkey_list = \"{key_list}\"\n")
+        };
+        let root_hex = root.public().to_hex();
+        std::fs::write(&recipe_path, with(&root_hex, "keys.json")).unwrap();
+        let (recipe, text) = Recipe::load(&recipe_path).unwrap();
+        assert!(
+            text.ends_with(&list.to_file_text()),
+            "the list joins the build id"
+        );
+        let files = recipe.update.as_ref().unwrap().image_files().unwrap();
+        assert_eq!(files[0].0, "/etc/carapace/update-root.pub");
+        let public = carapace_update::PublicKey::parse_file(files[0].1.as_bytes(), "f").unwrap();
+        assert_eq!(public, root.public());
+        assert_eq!(files[1].0, "/etc/carapace/update-keys.json");
+        assert_eq!(files[1].1, list.to_file_text());
+
+        // Another root key than the one that signed the list.
+        let other = SecretKey::generate(KeyKind::Root)
+            .unwrap()
+            .public()
+            .to_hex();
+        std::fs::write(&recipe_path, with(&other, "keys.json")).unwrap();
+        let err = Recipe::load(&recipe_path).unwrap_err().to_string();
+        assert!(
+            err.contains("[update] key_list") && err.contains("root key"),
+            "{err}"
+        );
+        std::fs::write(&recipe_path, with(&root_hex, "missing.json")).unwrap();
+        let err = Recipe::load(&recipe_path).unwrap_err().to_string();
+        assert!(err.contains("missing.json"), "{err}");
+        let err = Recipe::parse(&with("abc", "keys.json")).unwrap_err();
+        assert!(err.contains("[update] root_key"), "{err}");
+        // The image's update files are the builder's to write.
+        let file =
+            format!("{GOOD}[[file]]\npath = \"/etc/carapace/update-keys.json\"\ntext = \"{{}}\"\n");
+        assert!(
+            Recipe::parse(&file)
+                .unwrap_err()
+                .contains("written by the builder")
         );
     }
 

@@ -96,5 +96,19 @@ mod tests {
         assert_eq!(hex::encode(tree.root_hash), expected);
         assert_eq!(tree.tree, std::fs::read(&hash_path).unwrap());
         assert_eq!(tree.data_blocks, blocks as u64);
+        // The update manifest's rule for a root image's size counts the same tree.
+        assert_eq!(
+            tree.tree.len() as u64,
+            carapace_update::manifest::verity_tree_blocks(blocks as u64) * BLOCK as u64
+        );
+    }
+
+    #[test]
+    fn the_update_manifest_counts_the_same_tree() {
+        for blocks in [1usize, 2, 127, 128, 129, 300, 128 * 3 + 1] {
+            let tree = build(&vec![0u8; blocks * BLOCK], b"salt");
+            let counted = carapace_update::manifest::verity_tree_blocks(blocks as u64);
+            assert_eq!(tree.tree.len(), counted as usize * BLOCK, "{blocks} blocks");
+        }
     }
 }

@@ -1,0 +1,114 @@
+//! Putting a new slot together from chunks the box has (its running slot, `ChunkIndex`) and
+//! chunks it downloaded (files named by their SHA-256 in a download directory).
+//!
+//! The order of checks: `check_downloads` reads every downloaded chunk the manifest needs and
+//! refuses a missing, truncated, overlong or wrongly hashed one before the first byte goes to
+//! the target. `assemble` then checks every chunk again as it copies it (downloaded or local:
+//! a file may change between the two passes, and a raw read of the running slot bypasses
+//! verity) and the whole file's SHA-256 at the end. A failure in that second pass leaves a
+//! partly written target: the box writes only to the slot it is not running and arms it only
+//! after every file assembled and verified, so such a target is never booted.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::chunking::{ChunkIndex, ChunkRef, missing};
+use crate::digest::Sha256Digest;
+use crate::error::{Error, Result};
+use crate::manifest::{Artifact, Manifest};
+
+/// Checks, before anything is written, that `downloads` holds every chunk `manifest` needs
+/// beyond those in `local`, whole and unchanged. Returns how many bytes they are.
+pub fn check_downloads(manifest: &Manifest, local: &ChunkIndex, downloads: &Path) -> Result<u64> {
+    let mut total = 0;
+    for chunk in missing(local, manifest) {
+        read_download(downloads, &chunk)?;
+        total += chunk.length as u64;
+    }
+    Ok(total)
+}
+
+/// Writes `artifact` to `target` chunk by chunk, each checked, and checks the whole at the end.
+pub fn assemble(
+    artifact: &Artifact,
+    local: &ChunkIndex,
+    downloads: &Path,
+    target: &mut impl Write,
+) -> Result<()> {
+    let mut whole = Sha256::new();
+    for chunk in artifact.chunks {
+        let bytes = match local.read(chunk) {
+            Ok(Some(bytes)) => bytes,
+            // Not here, or no longer here as it was: the download must have it.
+            Ok(None) | Err(Error::ChunkCorrupt { .. }) => read_download(downloads, chunk)?,
+            Err(other) => return Err(other),
+        };
+        whole.update(&bytes);
+        target.write_all(&bytes).map_err(|source| Error::Io {
+            action: "write",
+            path: format!("the new {}", artifact.name).into(),
+            source,
+        })?;
+    }
+    target.flush().map_err(|source| Error::Io {
+        action: "flush",
+        path: format!("the new {}", artifact.name).into(),
+        source,
+    })?;
+    let found = Sha256Digest::from_hasher(whole);
+    if found != artifact.sha256 {
+        return Err(Error::AssembledMismatch {
+            artifact: artifact.name.to_owned(),
+            expected: artifact.sha256,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// A downloaded chunk's bytes, refused unless they are exactly the chunk.
+pub(crate) fn read_download(downloads: &Path, chunk: &ChunkRef) -> Result<Vec<u8>> {
+    let path = downloads.join(chunk.sha256.to_hex());
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ChunkMissing {
+                sha256: chunk.sha256,
+                path,
+            });
+        }
+        Err(err) => return Err(Error::io("open", path)(err)),
+    };
+    let expected = chunk.length as u64;
+    let mut bytes = Vec::with_capacity(chunk.length as usize);
+    file.take(expected + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("read", &path))?;
+    let found = bytes.len() as u64;
+    if found < expected {
+        return Err(Error::ChunkTruncated {
+            sha256: chunk.sha256,
+            expected,
+            found,
+        });
+    }
+    if found > expected {
+        return Err(Error::ChunkCorrupt {
+            sha256: chunk.sha256,
+            location: path.display().to_string(),
+            problem: format!("it is longer than its {expected} bytes"),
+        });
+    }
+    let hashed = Sha256Digest::of(&bytes);
+    if hashed != chunk.sha256 {
+        return Err(Error::ChunkCorrupt {
+            sha256: chunk.sha256,
+            location: path.display().to_string(),
+            problem: format!("its bytes hash to {hashed}"),
+        });
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,320 @@
+//! `carapace bundle`: an update for the recipe's board from the build's slot files
+//! (out/<recipe>/slot/, building first when there is none): out/<recipe>/bundle/ with the
+//! signed manifest and the chunks (carapace_update::write_bundle).
+//!
+//! Refused up front: a recipe without `[update]` (its image would trust no key, so boxes that
+//! install it could never take another update) and a signing key that the recipe's key list
+//! does not trust.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use carapace_update::{
+    BundleInput, BundleOutput, ChunkerParams, KeyKind, Lookup, SecretKey, Version,
+};
+
+use crate::build::{BuildOptions, Paths, build_with};
+use crate::error::{Error, Result};
+use crate::recipe::Recipe;
+use crate::slot_files::{SlotFiles, UpdateTrust};
+
+pub struct BundleOptions {
+    /// The signing key's secret file.
+    pub key: PathBuf,
+    /// The oldest running version the update may replace (default: any).
+    pub min_from: Option<String>,
+    /// Build first even when a finished build is there.
+    pub build: bool,
+    pub locked: bool,
+}
+
+pub struct BundleReport {
+    pub dir: PathBuf,
+    pub output: BundleOutput,
+    /// Whether this run built the image.
+    pub built: bool,
+}
+
+pub fn bundle(
+    recipe_path: &Path,
+    workspace: &Path,
+    options: &BundleOptions,
+) -> Result<BundleReport> {
+    let (recipe, _) = Recipe::load(recipe_path)?;
+    let key = SecretKey::load(&options.key, KeyKind::Signing)?;
+    check_key(&recipe, recipe_path, &key)?;
+    let min_from = parse_version(options.min_from.as_deref().unwrap_or("0"), "--min-from")?;
+
+    let paths = Paths::for_recipe(workspace, &recipe);
+    let finished = paths.outputs().sbom.exists();
+    let existing = if finished && !options.build {
+        SlotFiles::read(&paths.out)?
+    } else {
+        None
+    };
+    let (slot, built) = match existing {
+        Some(slot) => (slot, false),
+        None => {
+            build_with(
+                recipe_path,
+                workspace,
+                BuildOptions {
+                    locked: options.locked,
+                },
+            )?;
+            let slot = SlotFiles::read(&paths.out)?.ok_or_else(|| {
+                Error::image(format!(
+                    "the build left no {}/slot; build again",
+                    paths.out.display()
+                ))
+            })?;
+            (slot, true)
+        }
+    };
+    let dir = paths.out.join("bundle");
+    let output = bundle_slot(&slot, &recipe, &key, min_from, created(), &dir)?;
+    Ok(BundleReport { dir, output, built })
+}
+
+/// Bundles one build's slot files into `dir`.
+pub fn bundle_slot(
+    slot: &SlotFiles,
+    recipe: &Recipe,
+    key: &SecretKey,
+    min_from: Version,
+    created: u64,
+    dir: &Path,
+) -> Result<BundleOutput> {
+    let info = &slot.info;
+    if info.board != recipe.board || info.recipe != recipe.name {
+        return Err(Error::image(format!(
+            "{} holds a build of recipe {} for board {}, not of {}; build again",
+            slot.dir.display(),
+            info.recipe,
+            info.board,
+            recipe.name
+        )));
+    }
+    // The bundle carries the build's root, and with it the keys that box will trust next.
+    if info.update_trust != recipe.update.as_ref().map(UpdateTrust::of) {
+        return Err(Error::image(format!(
+            "{} was built with other update keys ([update] root_key and key_list) than the \
+             recipe names now; bundle --build to build it again",
+            slot.dir.display()
+        )));
+    }
+    let version = parse_version(&info.version, "the build's version")?;
+    if min_from > version {
+        return Err(Error::image(format!(
+            "--min-from {min_from} is newer than the version {version} being bundled"
+        )));
+    }
+    let input = BundleInput {
+        board: info.board.clone(),
+        version,
+        min_from_version: min_from,
+        created,
+        build_id: info.build_id.clone(),
+        kernel_cmdline: info.kernel_cmdline.clone(),
+        chunker: ChunkerParams::DEFAULT,
+        root: slot.root_image(),
+        verity: info.verity.clone(),
+        boot: slot.boot_files(),
+    };
+    Ok(carapace_update::write_bundle(&input, key, dir)?)
+}
+
+/// The recipe must build in a key list that trusts `key`.
+fn check_key(recipe: &Recipe, recipe_path: &Path, key: &SecretKey) -> Result<()> {
+    let Some(update) = &recipe.update else {
+        return Err(Error::image(format!(
+            "{} has no [update] section: its image would trust no update key, so boxes running \
+             it could never take another update; add [update] with root_key and key_list \
+             (docs/updates.md)",
+            recipe_path.display()
+        )));
+    };
+    let root = update.root_public_key().map_err(Error::image)?;
+    let list = carapace_update::SignedKeyList::parse(update.key_list_text.as_bytes())?;
+    let list = list.verify(&root)?;
+    match list.lookup(key.id()) {
+        Lookup::Trusted(_) => Ok(()),
+        Lookup::Revoked => Err(Error::image(format!(
+            "signing key {} is revoked by the recipe's key list (serial {}); sign with a key \
+             the list names",
+            key.id(),
+            list.serial
+        ))),
+        Lookup::Unknown => Err(Error::image(format!(
+            "signing key {} is not in the recipe's key list ({}, serial {}), so the image would \
+             not trust it; add it with `carapace keys sign` and point [update] key_list at the \
+             new list",
+            key.id(),
+            update.key_list,
+            list.serial
+        ))),
+    }
+}
+
+fn parse_version(text: &str, what: &str) -> Result<Version> {
+    Version::parse(text).map_err(|reason| Error::image(format!("{what}: {reason}")))
+}
+
+/// SOURCE_DATE_EPOCH when set (reproducible bundles), else now.
+fn created() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygen::{KeyListRequest, keygen, sign_key_list};
+    use crate::slot_files::{SlotInfo, write};
+    use carapace_update::manifest::verity_tree_blocks;
+
+    const RECIPE: &str = r#"
+name = "t"
+board = "x86-64"
+hostname = "carapace"
+[debian]
+suite = "trixie"
+packages = []
+[[service]]
+name = "agentd"
+exec = ["/usr/bin/agentd"]
+uid = 1000
+gid = 1000
+memory_max = 268435456
+ready = true
+"#;
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        recipe: Recipe,
+        slot: SlotFiles,
+    }
+
+    /// Keys, a key list naming `signing.key`, a recipe with [update], and slot files as a
+    /// build leaves them (made-up bytes, the right sizes).
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = keygen(&d.join("root.key"), KeyKind::Root).unwrap();
+        keygen(&d.join("signing.key"), KeyKind::Signing).unwrap();
+        keygen(&d.join("other.key"), KeyKind::Signing).unwrap();
+        sign_key_list(&KeyListRequest {
+            root_secret: d.join("root.key"),
+            keys: vec![d.join("signing.key.pub")],
+            revoke: vec![],
+            not_after: vec![],
+            serial: 1,
+            out: d.join("keys.json"),
+        })
+        .unwrap();
+        let recipe_path = d.join("t.toml");
+        std::fs::write(
+            &recipe_path,
+            format!(
+                "{RECIPE}[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n",
+                root.to_hex()
+            ),
+        )
+        .unwrap();
+        let (recipe, _) = Recipe::load(&recipe_path).unwrap();
+        let data_blocks = 40;
+        let data = vec![7u8; data_blocks as usize * 4096];
+        let tree = vec![9u8; verity_tree_blocks(data_blocks) as usize * 4096];
+        let info = SlotInfo {
+            recipe: "t".into(),
+            board: "x86-64".into(),
+            version: "0.3.0".into(),
+            build_id: "0011223344556677".into(),
+            kernel_cmdline: "console=tty0 quiet".into(),
+            verity: carapace_update::Verity {
+                root_hash: carapace_update::Sha256Digest::of(b"top"),
+                salt: "ab".into(),
+                data_blocks,
+                hash_start_block: data_blocks,
+            },
+            update_trust: recipe.update.as_ref().map(UpdateTrust::of),
+        };
+        let out = d.join("out");
+        write(&out, &info, &data, &tree, [b"kernel", b"initrd"]).unwrap();
+        let slot = SlotFiles::read(&out).unwrap().unwrap();
+        Setup { dir, recipe, slot }
+    }
+
+    #[test]
+    fn bundles_a_builds_slot_files() {
+        let s = setup();
+        let key = SecretKey::load(&s.dir.path().join("signing.key"), KeyKind::Signing).unwrap();
+        check_key(&s.recipe, Path::new("t.toml"), &key).unwrap();
+        let dir = s.dir.path().join("bundle");
+        let min_from = Version::parse("0.2.0").unwrap();
+        let output = bundle_slot(&s.slot, &s.recipe, &key, min_from, 5, &dir).unwrap();
+        let manifest = &output.manifest;
+        assert_eq!(manifest.version.as_str(), "0.3.0");
+        assert_eq!(manifest.min_from_version.as_str(), "0.2.0");
+        assert_eq!(manifest.boot.len(), 2);
+        assert_eq!(
+            manifest.root.size,
+            std::fs::metadata(s.slot.root_image()).unwrap().len()
+        );
+        assert_eq!(manifest.kernel_cmdline, "console=tty0 quiet");
+        assert!(dir.join("manifest.sig").exists());
+        for chunk in &manifest.root.chunks {
+            assert!(dir.join("chunks").join(chunk.sha256.to_hex()).exists());
+        }
+    }
+
+    #[test]
+    fn refuses_keys_the_image_would_not_trust_and_recipes_without_update() {
+        let s = setup();
+        let other = SecretKey::load(&s.dir.path().join("other.key"), KeyKind::Signing).unwrap();
+        let err = check_key(&s.recipe, Path::new("t.toml"), &other).unwrap_err();
+        assert!(
+            err.to_string().contains("not in the recipe's key list"),
+            "{err}"
+        );
+        let mut bare = s.recipe.clone();
+        bare.update = None;
+        let err = check_key(&bare, Path::new("t.toml"), &other).unwrap_err();
+        assert!(err.to_string().contains("no [update] section"), "{err}");
+
+        let key = SecretKey::load(&s.dir.path().join("signing.key"), KeyKind::Signing).unwrap();
+        // A build made before the recipe's key list changed carries the old list.
+        let mut stale = s.recipe.clone();
+        if let Some(update) = &mut stale.update {
+            update.key_list_text.push(' ');
+        }
+        let err = bundle_slot(
+            &s.slot,
+            &stale,
+            &key,
+            Version::parse("0").unwrap(),
+            5,
+            &s.dir.path().join("b"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bundle --build"), "{err}");
+
+        let too_new = Version::parse("0.4").unwrap();
+        let err = bundle_slot(
+            &s.slot,
+            &s.recipe,
+            &key,
+            too_new,
+            5,
+            &s.dir.path().join("b"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--min-from"), "{err}");
+    }
+}
