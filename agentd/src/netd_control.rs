@@ -131,8 +131,9 @@ pub async fn hand_over_first_boot(
             // A refused commit means netd went back by itself (it restarted): again.
             Ok(()) => match netd.commit().await {
                 Ok(()) => {
-                    println!("wifi: netd has the first-boot networks ({ssids})");
+                    // Cleared before it is said, so whoever reads the line may rely on it.
                     clear_pending(&store);
+                    println!("wifi: netd has the first-boot networks ({ssids})");
                     return;
                 }
                 Err(error) => error,

@@ -12,36 +12,28 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carapace_http::Client;
-use carapace_im::receiver::run_receiver;
-use carapace_im::{Channel, ChannelKind, Outgoing};
-use carapace_owner::OwnerSettings;
+use carapace_im::{ChannelKind, Outgoing};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::{Agent, Effect};
-use crate::commands::MENU;
 use crate::links::{Links, LlmBrain};
 use crate::netd_control::NetdControl;
 use crate::notify::Notifier;
-use crate::store::{OutboxEntry, Store};
+use crate::store::OutboxEntry;
 use board_support::notify::Message;
 
-/// New settings must reach the model and the IM link within this long to be kept.
-pub const SETTINGS_TRIAL: Duration = Duration::from_secs(30);
-/// netd reverts a Wi-Fi trial by itself this long after the check's deadline, should agentd
-/// not say commit or revert by then (it died in between): time for the check's last
-/// exchange and the commit itself.
-pub const WIFI_REVERT_MARGIN: Duration = Duration::from_secs(30);
-/// Between two checks of links on new Wi-Fi networks, which take a few seconds to come up.
-const WIFI_CHECK_PAUSE: Duration = Duration::from_secs(2);
+mod channels;
+mod settings_trial;
+
+use channels::{send_outbox, supervise_receivers};
+pub use settings_trial::{SETTINGS_TRIAL, WIFI_REVERT_MARGIN};
+
 /// The longest either loop sleeps without being woken: a safety net, since every change that
 /// matters wakes them (a stored message, a queued reply, the next reminder's time).
-const IDLE_WAKE: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_WAKE: Duration = Duration::from_secs(60);
 /// Tries at answering one message before it is dropped (with a console line).
 const ATTEMPTS_PER_MESSAGE: u32 = 3;
-/// The outbox's waits after a failed send: doubling from the first to the last.
-const OUTBOX_RETRY_FIRST: Duration = Duration::from_secs(1);
-const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(60);
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -178,178 +170,7 @@ impl Runtime {
         }
     }
 
-    /// Tries `candidate`: kept (and made the last good settings) only if the new links reach
-    /// the model and the IM link within [`SETTINGS_TRIAL`]; otherwise the running links stay.
-    /// New Wi-Fi networks are put on trial in netd first, committed with the settings or
-    /// reverted (and netd reverts by itself should agentd die in between).
-    /// The owner hears the outcome either way; the audit log gets it too.
-    pub async fn try_settings(
-        &mut self,
-        candidate: OwnerSettings,
-        changed: &str,
-        channel: ChannelKind,
-        chat: &str,
-    ) {
-        let now = now();
-        let toml = candidate.to_toml();
-        if let Err(error) = self.agent.store.put_setting("trial", Some(&toml)) {
-            eprintln!("agent: recording the settings trial: {error}");
-        }
-        let wifi = candidate.wifi != self.agent.settings.wifi;
-        // What became of the Wi-Fi networks when the change is not kept.
-        let mut wifi_note = "";
-        let outcome = match Links::build(&candidate, &self.http) {
-            Ok(links) if wifi => {
-                self.check_on_new_wifi(&candidate, links)
-                    .await
-                    .map_err(|(reason, note)| {
-                        wifi_note = note;
-                        reason
-                    })
-            }
-            Ok(links) => match tokio::time::timeout(SETTINGS_TRIAL, links.check()).await {
-                Ok(Ok(())) => Ok(links),
-                Ok(Err(failure)) => Err(failure.reason),
-                Err(_) => Err(format!("no answer within {} s", SETTINGS_TRIAL.as_secs())),
-            },
-            Err(error) => Err(error),
-        };
-        let text = match outcome {
-            Ok(links) => match self.agent.store.set_settings(&toml, Some(&toml)) {
-                Ok(()) => {
-                    self.agent.settings = candidate;
-                    self.links.send_replace(Some(Arc::new(links)));
-                    self.agent.record(
-                        "settings",
-                        &format!("{changed} changed; the new settings work"),
-                        now,
-                    );
-                    format!("Done: {changed} changed, and I still reach the model and this chat.")
-                }
-                Err(error) if wifi => format!(
-                    "The new Wi-Fi networks are in force, but storing the settings failed: \
-                     {error}. /settings shows the old ones until that works."
-                ),
-                Err(error) => format!("Not changed: storing the settings failed: {error}"),
-            },
-            Err(reason) => {
-                self.agent.record(
-                    "settings",
-                    &format!("{changed} not changed; kept the last good settings: {reason}"),
-                    now,
-                );
-                format!(
-                    "I kept the previous settings: with the new {changed}, {reason}. Nothing else \
-                     changed.{wifi_note}"
-                )
-            }
-        };
-        if let Err(error) = self.agent.store.put_setting("trial", None) {
-            eprintln!("agent: clearing the settings trial: {error}");
-        }
-        self.queue(channel, chat, text);
-    }
-
-    /// netd puts the candidate's networks on trial; the links are checked until they work or
-    /// [`SETTINGS_TRIAL`] ends (a network takes a few seconds to join and lease), and netd is
-    /// told to commit or to go back. A failure comes with what the owner should know of the
-    /// Wi-Fi networks (nothing when netd never took the new ones).
-    async fn check_on_new_wifi(
-        &self,
-        candidate: &OwnerSettings,
-        links: Links,
-    ) -> Result<Links, (String, &'static str)> {
-        let revert_after = SETTINGS_TRIAL + WIFI_REVERT_MARGIN;
-        self.netd
-            .wifi_trial(&candidate.wifi, revert_after)
-            .await
-            .map_err(|error| (format!("netd did not take the Wi-Fi networks: {error}"), ""))?;
-        let deadline = tokio::time::Instant::now() + SETTINGS_TRIAL;
-        let checked = loop {
-            let failure = match tokio::time::timeout_at(deadline, links.check()).await {
-                Ok(Ok(())) => break Ok(()),
-                Ok(Err(failure)) => failure,
-                Err(_) => break Err(format!("no answer within {} s", SETTINGS_TRIAL.as_secs())),
-            };
-            if !failure.transient || tokio::time::Instant::now() + WIFI_CHECK_PAUSE >= deadline {
-                break Err(failure.reason);
-            }
-            tokio::time::sleep(WIFI_CHECK_PAUSE).await;
-        };
-        let checked = match checked {
-            // A commit netd refuses: its own deadline passed, or it restarted; either way it
-            // went back.
-            Ok(()) => self
-                .netd
-                .commit()
-                .await
-                .map_err(|error| format!("netd did not keep the Wi-Fi networks: {error}")),
-            Err(reason) => Err(reason),
-        };
-        let Err(reason) = checked else {
-            return Ok(links);
-        };
-        match self.netd.revert().await {
-            Ok(()) => Err((reason, " The box is back on its previous Wi-Fi networks.")),
-            Err(error) => {
-                eprintln!(
-                    "settings: asking netd to go back to the previous Wi-Fi networks: {error}; \
-                     it goes back by itself within {} s",
-                    revert_after.as_secs()
-                );
-                Err((
-                    reason,
-                    " netd goes back to the previous Wi-Fi networks by itself within a minute.",
-                ))
-            }
-        }
-    }
-
-    /// A trial that a crash or power cut interrupted: the running settings were never
-    /// replaced, so nothing is undone; the owner is told the change did not happen.
-    /// netd is told to go back too, in case the trial changed the Wi-Fi networks (it would
-    /// by itself, a little later).
-    pub fn finish_interrupted_trial(&mut self) {
-        let Ok(Some(trial)) = self.agent.store.settings("trial") else {
-            return;
-        };
-        let _ = self.agent.store.put_setting("trial", None);
-        let wifi_changed = OwnerSettings::parse(&trial)
-            .map_or(true, |trial| trial.wifi != self.agent.settings.wifi);
-        if wifi_changed {
-            let netd = self.netd.clone();
-            tokio::spawn(async move {
-                match netd.revert().await {
-                    Ok(()) => println!("settings: netd went back to the last good Wi-Fi networks"),
-                    // Nothing pending: netd went back by itself already, or never began.
-                    Err(error) => println!("settings: no Wi-Fi trial to undo in netd ({error})"),
-                }
-            });
-        }
-        self.agent.record(
-            "settings",
-            "a settings trial was interrupted by a restart; the last good settings are in use",
-            now(),
-        );
-        let owners: Vec<_> = self
-            .agent
-            .store
-            .users()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|u| u.role == crate::store::Role::Owner)
-            .collect();
-        for owner in owners {
-            self.queue(
-                owner.channel,
-                &owner.id,
-                "A settings change was interrupted by a restart; I kept the last good settings."
-                    .into(),
-            );
-        }
-    }
-
-    fn queue(&self, channel: ChannelKind, chat: &str, text: String) {
+    pub(crate) fn queue(&self, channel: ChannelKind, chat: &str, text: String) {
         let entry = OutboxEntry {
             channel,
             chat: chat.into(),
@@ -390,138 +211,8 @@ impl Runtime {
     }
 }
 
-/// One receiver task per channel of the current links, replaced when the links change.
-async fn supervise_receivers(
-    mut links: watch::Receiver<Option<Arc<Links>>>,
-    store: Arc<Store>,
-    inbox_filled: Arc<Notify>,
-) {
-    let mut running: Option<AbortOnDrop> = None;
-    loop {
-        let current = links.borrow_and_update().clone();
-        drop(running.take());
-        if let Some(links) = current {
-            let mut tasks = Vec::new();
-            if let Some(telegram) = &links.telegram {
-                tasks.push(tokio::spawn(receive(
-                    Arc::clone(telegram),
-                    Arc::clone(&store),
-                    Arc::clone(&inbox_filled),
-                )));
-            }
-            // Its own task: one channel's failure never holds up the other.
-            if let Some(feishu) = &links.feishu {
-                tasks.push(tokio::spawn(receive(
-                    Arc::clone(feishu),
-                    Arc::clone(&store),
-                    Arc::clone(&inbox_filled),
-                )));
-            }
-            running = Some(AbortOnDrop(tasks));
-        }
-        if links.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: Arc<Notify>) {
-    let menu = tokio::spawn(set_menu(Arc::clone(&channel)));
-    let _menu = AbortOnDrop(vec![menu]);
-    run_receiver(channel.as_ref(), |batch| {
-        let stored = store
-            .store_incoming(&batch, now())
-            .map_err(|e| e.to_string());
-        if stored.is_ok() {
-            inbox_filled.notify_one();
-        }
-        std::future::ready(stored.map(|_| ()))
-    })
-    .await
-}
-
-/// Sets the command menu once the channel can be reached (at boot, DNS and the lease may
-/// come a few seconds after agentd); a refusal is reported once and not retried.
-async fn set_menu<C: Channel>(channel: Arc<C>) {
-    let menu: Vec<(String, String)> = MENU
-        .iter()
-        .map(|(name, what)| (name.to_string(), what.to_string()))
-        .collect();
-    let mut wait = OUTBOX_RETRY_FIRST;
-    loop {
-        match channel.set_commands(&menu).await {
-            Ok(()) => return,
-            Err(error) if !error.is_transient() => {
-                eprintln!(
-                    "{}: the command menu was refused: {error}",
-                    channel.kind().name()
-                );
-                return;
-            }
-            Err(_) => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(OUTBOX_RETRY_MAX);
-            }
-        }
-    }
-}
-
-/// Sends stored replies in order, each until the IM server has it; a reply the server refuses
-/// for good (an unknown chat) is dropped with a console line.
-async fn send_outbox(
-    links: watch::Receiver<Option<Arc<Links>>>,
-    store: Arc<Store>,
-    filled: Arc<Notify>,
-) {
-    let mut wait = OUTBOX_RETRY_FIRST;
-    loop {
-        let next = store.next_outgoing();
-        let current = links.borrow().clone();
-        match (next, current) {
-            (Ok(Some((seq, Err(error)))), _) => {
-                eprintln!("agent: reply {seq} dropped: {error}");
-                let _ = store.sent(seq);
-            }
-            (Ok(Some((seq, Ok(entry)))), Some(links)) => {
-                match links.send(entry.channel, &entry.chat, &entry.message).await {
-                    Ok(()) => {
-                        wait = OUTBOX_RETRY_FIRST;
-                        if let Err(error) = store.sent(seq) {
-                            eprintln!("agent: outbox: {error}");
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
-                    Err(error) if !error.is_transient() => {
-                        eprintln!("agent: reply {seq} dropped: {error}");
-                        let _ = store.sent(seq);
-                    }
-                    Err(error) => {
-                        let pause = match &error {
-                            carapace_im::Error::RateLimited { retry_after, .. } => *retry_after,
-                            _ => wait,
-                        };
-                        eprintln!(
-                            "agent: reply {seq} not sent yet ({error}); retrying in {} s",
-                            pause.as_secs()
-                        );
-                        tokio::time::sleep(pause).await;
-                        wait = (wait * 2).min(OUTBOX_RETRY_MAX);
-                    }
-                }
-            }
-            (Err(error), _) => {
-                eprintln!("agent: outbox: {error}");
-                tokio::time::sleep(OUTBOX_RETRY_MAX).await;
-            }
-            _ => {
-                let _ = tokio::time::timeout(IDLE_WAKE, filled.notified()).await;
-            }
-        }
-    }
-}
-
 /// Tasks that end when this is dropped.
-struct AbortOnDrop(Vec<JoinHandle<()>>);
+pub(crate) struct AbortOnDrop(pub(crate) Vec<JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
