@@ -51,7 +51,7 @@ struct Message {
     mentions: Option<Vec<Mention>>,
 }
 
-/// Who an `@_user_N` placeholder in a text stands for.
+/// Who an `@_user_N` mention token in a text stands for.
 #[derive(Deserialize)]
 struct Mention {
     key: String,
@@ -138,7 +138,7 @@ fn content(message: &Message) -> Content {
     read.unwrap_or_else(|| Content::Unsupported(kind.to_string()))
 }
 
-/// The text with its `@_user_N` placeholders resolved. Mentions at the start address the bot
+/// The text with its `@_user_N` mention tokens resolved. Mentions at the start address the bot
 /// in a group ("@Bot /status"); they are dropped, so a command reads as it does in a private
 /// chat. Later ones become "@name".
 fn resolve_mentions(text: &str, message: &Message) -> String {
