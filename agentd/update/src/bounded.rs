@@ -25,6 +25,28 @@ pub fn check(bytes: &[u8], limit: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses a JSON document of at most `limit` bytes; a document over the limit or that does
+/// not parse is an error naming `what`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limit: u64,
+    what: &str,
+) -> Result<T> {
+    check(bytes, limit, what)?;
+    serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))
+}
+
+/// The one format this software reads, or why a document in another is refused.
+pub fn check_format(found: u32, expected: u32) -> std::result::Result<(), String> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(format!(
+        "format {found} (this software reads format {expected}); update the box through a \
+         release that reads it, in steps"
+    ))
+}
+
 /// Reads at most `limit` bytes of a file; more is an error, not a truncation.
 pub fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(Error::io("open", path))?;

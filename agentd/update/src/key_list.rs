@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::MAX_KEY_LIST;
+use crate::bounded::{check_format, parse_json};
 use crate::error::{Error, Result};
 use crate::keys::{KeyId, KeyKind, PublicKey, SecretKey};
 use crate::signature::{DetachedSignature, Purpose};
@@ -179,18 +180,8 @@ impl SignedKeyList {
     /// Parses the file and checks the list's rules; the signature is checked by `verify`.
     pub fn parse(bytes: &[u8]) -> Result<SignedKeyList> {
         let what = "the key list";
-        crate::bounded::check(bytes, MAX_KEY_LIST, what)?;
-        let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
-        if envelope.format != FORMAT {
-            return Err(Error::malformed(
-                what,
-                format!(
-                    "format {} (this software reads format {FORMAT}); update in steps",
-                    envelope.format
-                ),
-            ));
-        }
+        let envelope: Envelope = parse_json(bytes, MAX_KEY_LIST, what)?;
+        check_format(envelope.format, FORMAT).map_err(|reason| Error::malformed(what, reason))?;
         envelope
             .key_list
             .validate()

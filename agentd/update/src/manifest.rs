@@ -24,6 +24,7 @@ use board_support::{BootParams, VerityParams};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{MAX_MANIFEST, MAX_SIGNATURE};
+use crate::bounded::{check_format, parse_json};
 use crate::chunking::{ChunkRef, ChunkerParams};
 use crate::digest::{Sha256Digest, is_lower_hex};
 use crate::error::{Error, Result};
@@ -147,9 +148,7 @@ impl Manifest {
     /// writes, so breaking one means a damaged or hostile file.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         let what = "the manifest";
-        crate::bounded::check(bytes, MAX_MANIFEST, what)?;
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+        let manifest: Manifest = parse_json(bytes, MAX_MANIFEST, what)?;
         manifest
             .validate()
             .map_err(|reason| Error::malformed(what, reason))?;
@@ -157,13 +156,7 @@ impl Manifest {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.format != FORMAT {
-            return Err(format!(
-                "format {} (this software reads format {FORMAT}); update the box through a \
-                 release that reads it",
-                self.format
-            ));
-        }
+        check_format(self.format, FORMAT)?;
         check_board(&self.board)?;
         if self.min_from_version > self.version {
             return Err(format!(

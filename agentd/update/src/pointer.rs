@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{MAX_POINTER, MAX_SIGNATURE};
+use crate::bounded::{check_format, parse_json};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::keys::{KeyId, SecretKey};
@@ -73,9 +74,7 @@ impl std::ops::Deref for CheckedPointer {
 impl ChannelPointer {
     pub fn parse(bytes: &[u8]) -> Result<ChannelPointer> {
         let what = "the channel pointer";
-        crate::bounded::check(bytes, MAX_POINTER, what)?;
-        let pointer: ChannelPointer =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+        let pointer: ChannelPointer = parse_json(bytes, MAX_POINTER, what)?;
         pointer
             .validate()
             .map_err(|reason| Error::malformed(what, reason))?;
@@ -83,13 +82,7 @@ impl ChannelPointer {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.format != FORMAT {
-            return Err(format!(
-                "format {} (this software reads format {FORMAT}); update the box through a \
-                 release that reads it",
-                self.format
-            ));
-        }
+        check_format(self.format, FORMAT)?;
         check_channel(&self.channel)?;
         manifest::check_board(&self.board)?;
         check_manifest_path(&self.manifest)?;
