@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod feishu;
 pub mod receiver;
 mod split;
+mod status_text;
 pub mod telegram;
 pub mod types;
 

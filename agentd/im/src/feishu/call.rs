@@ -9,6 +9,7 @@
 //!
 //! No detail here comes from reqwest's Display with the URL in it (`without_url`).
 
+use crate::status_text::status_text;
 use std::error::Error as _;
 use std::future::Future;
 use std::time::Duration;
@@ -248,16 +249,6 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(seconds))
-}
-
-pub(super) fn status_text(status: StatusCode) -> String {
-    format!(
-        "HTTP {} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
-    .trim_end()
-    .to_string()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! errors. The token is part of every URL, so no message here comes from reqwest's Display
 //! with the URL in it (`without_url`), and every detail passes through `Token::redact` too.
 
+use crate::status_text::status_text;
 use std::error::Error as _;
 use std::time::Duration;
 
@@ -163,16 +164,6 @@ pub(super) fn read_reply<T: DeserializeOwned>(
         })),
         Err(error) => Err(format!("the answer does not parse: {error}")),
     }
-}
-
-pub(super) fn status_text(status: StatusCode) -> String {
-    format!(
-        "HTTP {} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
-    .trim_end()
-    .to_string()
 }
 
 #[cfg(test)]

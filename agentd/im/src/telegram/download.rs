@@ -6,8 +6,9 @@
 use serde_json::json;
 
 use super::api;
-use super::call::{Payload, status_text};
+use super::call::Payload;
 use super::{CALL_TIMEOUT, CHANNEL, TRANSFER_TIMEOUT, Telegram};
+use crate::status_text::status_text;
 use crate::{Error, FileRef};
 
 /// Telegram's limit for files a bot downloads.
