@@ -69,6 +69,14 @@ pub(crate) fn ended_early(provider: &ProviderId, events: usize, marker: &str) ->
     }
 }
 
+/// A usage counter in a provider's JSON; absent counts as 0.
+pub(crate) fn number(object: &serde_json::Value, field: &str) -> u64 {
+    object
+        .get(field)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::answer::{Answer, PartialCall, ended_early};
+use crate::answer::{Answer, PartialCall, ended_early, number};
 use crate::error::{Error, ProviderId, scrub};
 use crate::sse::Event;
 use crate::types::{Message, Request, Usage};
@@ -273,10 +273,6 @@ impl Decoder {
 
 fn text<'a>(object: &'a Value, field: &str) -> &'a str {
     object.get(field).and_then(Value::as_str).unwrap_or("")
-}
-
-fn number(object: &Value, field: &str) -> u64 {
-    object.get(field).and_then(Value::as_u64).unwrap_or(0)
 }
 
 #[cfg(test)]

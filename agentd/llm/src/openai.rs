@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::answer::{Answer, PartialCall, ended_early};
+use crate::answer::{Answer, PartialCall, ended_early, number};
 use crate::error::{Error, ProviderId, scrub};
 use crate::sse::Event;
 use crate::types::{Message, Request, Usage};
@@ -213,10 +213,6 @@ impl Decoder {
             usage: self.usage,
         })
     }
-}
-
-fn number(object: &Value, field: &str) -> u64 {
-    object.get(field).and_then(Value::as_u64).unwrap_or(0)
 }
 
 #[cfg(test)]
