@@ -43,6 +43,8 @@ pub struct Agent {
     pub hostname: String,
     pub settings: OwnerSettings,
     pub limits: TurnLimits,
+    /// The update service, for /update.
+    pub updates: crate::updates::UpdateControl,
 }
 
 impl Agent {

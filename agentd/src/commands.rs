@@ -31,7 +31,7 @@ pub const MENU: &[(&str, &str)] = &[
     ("help", "What I can do"),
     ("pair", "Invite someone (owner only)"),
     ("users", "Who may talk to me"),
-    ("update", "The version this box runs"),
+    ("update", "Check for an update; install, reboot into it"),
     ("logs", "The box's last log lines"),
     ("reboot", "Restart the box (owner only)"),
     ("settings", "Show or change settings (owner only)"),
@@ -72,6 +72,48 @@ fn after_words(text: &str, count: usize) -> &str {
     rest
 }
 
+/// `/update` checks; `/update install [force]` downloads and writes the other slot;
+/// `/update reboot` starts it; `/update status` shows what the update service is doing.
+/// Installing and rebooting are the owner's.
+async fn update(agent: &Agent, command: &Command, owner: bool) -> String {
+    use board_support::update_control::Request;
+    let word = command.args.first().map(String::as_str).unwrap_or("check");
+    let force = command.args.get(1).map(String::as_str) == Some("force");
+    let request = match word {
+        "check" => Request::Check { force },
+        "status" => Request::Status {},
+        "install" | "reboot" if !owner => return "Only the owner can do that.".into(),
+        "install" => Request::Install { force },
+        "reboot" => Request::Reboot {},
+        _ => {
+            return "Send /update to check, /update install [force] to download and write it, \
+                    /update reboot to start it, /update status to see what is happening."
+                .into();
+        }
+    };
+    match agent.updates.ask(&request).await {
+        Ok(reply) => {
+            let told = crate::updates::take_new_events(&agent.store, &reply.status.events);
+            let status = &reply.status;
+            let mut lines = Vec::new();
+            if let Some(error) = &reply.error {
+                lines.push(format!("Not done: {error}."));
+            }
+            lines.extend(told);
+            if lines.is_empty() || word == "status" {
+                let slot = status.slot.map_or(String::from("?"), |slot| slot.to_string());
+                let trial = if status.on_trial { ", on trial" } else { "" };
+                lines.push(format!(
+                    "This box runs {} (slot {slot}{trial}); the update service is {}.",
+                    status.version, status.activity
+                ));
+            }
+            lines.join("\n")
+        }
+        Err(error) => format!("No update service: {error}."),
+    }
+}
+
 pub async fn run(
     agent: &mut Agent,
     user: &User,
@@ -100,16 +142,7 @@ pub async fn run(
         "pair" if !owner => return only_owner(),
         "pair" => pair(agent, command, now)?,
         "users" => users(agent, user, command, owner, now)?,
-        "update" => {
-            let status = crate::device::status(&agent.identity).await;
-            format!(
-                "{}\nThis box has no update source configured yet, so there is nothing to check.",
-                crate::device::summary(&status)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-            )
-        }
+        "update" => update(agent, command, owner).await,
         "reboot" if !owner => return only_owner(),
         "reboot" => {
             let confirmed = command.args.first().map(String::as_str) == Some("confirm");

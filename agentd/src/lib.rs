@@ -18,6 +18,8 @@ pub mod owner_file;
 pub mod pairing;
 pub mod runtime;
 pub mod screen;
+pub mod self_test;
 pub mod store;
 pub mod tools;
 pub mod turn;
+pub mod updates;

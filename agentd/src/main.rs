@@ -112,6 +112,7 @@ async fn run() -> Result<(), Error> {
         hostname: read_hostname(),
         settings,
         limits: TurnLimits::default(),
+        updates: carapace_agentd::updates::UpdateControl::default(),
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;
@@ -123,7 +124,10 @@ async fn run() -> Result<(), Error> {
         &format!("agentd {} started", env!("CARGO_PKG_VERSION")),
         now(),
     );
+    let self_test = carapace_agentd::self_test::run(&store, &identity.signing_key(), now());
+    println!("self-test {self_test}");
     let mut runtime = Runtime::new(agent, http, netd, Arc::clone(&notifier));
+    runtime.self_test = self_test;
     runtime.finish_interrupted_trial();
     if configured {
         runtime.start_links();

@@ -26,6 +26,7 @@ use board_support::notify::Message;
 mod channels;
 mod settings_trial;
 
+pub use channels::LinkState;
 use channels::{send_outbox, supervise_receivers};
 pub use settings_trial::{SETTINGS_TRIAL, WIFI_REVERT_MARGIN};
 
@@ -49,6 +50,12 @@ pub struct Runtime {
     links: watch::Sender<Option<Arc<Links>>>,
     inbox_filled: Arc<Notify>,
     outbox_filled: Arc<Notify>,
+    /// Whether the IM links reach their servers (the update service's health check).
+    pub link_state: Arc<LinkState>,
+    /// The update service's control socket.
+    pub updates: crate::updates::UpdateControl,
+    /// What agentd's self-test at start said ("passed", or what failed).
+    pub self_test: String,
     /// Failed attempts per pending message, this run.
     failures: std::collections::HashMap<u64, u32>,
 }
@@ -63,6 +70,9 @@ impl Runtime {
             links: watch::channel(None).0,
             inbox_filled: Arc::new(Notify::new()),
             outbox_filled: Arc::new(Notify::new()),
+            link_state: Arc::default(),
+            updates: crate::updates::UpdateControl::default(),
+            self_test: String::from("not run"),
             failures: Default::default(),
         }
     }
@@ -87,13 +97,21 @@ impl Runtime {
             self.links.subscribe(),
             Arc::clone(&self.agent.store),
             Arc::clone(&self.inbox_filled),
+            Arc::clone(&self.link_state),
         ));
         let outbox = tokio::spawn(send_outbox(
             self.links.subscribe(),
             Arc::clone(&self.agent.store),
             Arc::clone(&self.outbox_filled),
         ));
-        let _tasks = AbortOnDrop(vec![receivers, outbox]);
+        let updates = tokio::spawn(crate::updates::report(
+            self.updates.clone(),
+            Arc::clone(&self.agent.store),
+            Arc::clone(&self.outbox_filled),
+            Arc::clone(&self.link_state),
+            self.self_test.clone(),
+        ));
+        let _tasks = AbortOnDrop(vec![receivers, outbox, updates]);
         loop {
             self.answer_pending().await;
             let sleep = self.deliver_due_reminders();

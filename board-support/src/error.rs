@@ -16,6 +16,12 @@ pub enum Error {
     #[error("/etc/carapace/image.toml: {message}; the image was built wrongly, rebuild it")]
     ImageInfo { message: String },
 
+    #[error(
+        "{path}: {message}; the disk helper writes it before the update service starts",
+        path = crate::slot_devices::SLOT_DEVICES_PATH
+    )]
+    SlotDevices { message: String },
+
     #[error("unknown slot '{value}': a slot is 'a' or 'b'")]
     BadSlot { value: String },
 

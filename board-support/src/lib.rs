@@ -27,7 +27,9 @@ pub mod notify_fd;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;
+pub mod slot_devices;
 pub mod unready_boots;
+pub mod update_control;
 pub mod wifi;
 
 pub use board::Board;

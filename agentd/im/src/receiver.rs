@@ -8,20 +8,22 @@
 //! box offline for a day must not fill its log with the same line.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::{Backoff, Channel, Error, Incoming};
 
 /// Receives from `channel` for ever, handing each non-empty batch to `store`, with the standard
-/// backoff and state lines on stderr (the console).
-pub async fn run_receiver<C, F, Fut>(channel: &C, store: F) -> !
+/// backoff and state lines on stderr (the console). `connected` says whether the last call to
+/// the IM server worked (the update service's health check asks).
+pub async fn run_receiver<C, F, Fut>(channel: &C, store: F, connected: &AtomicBool) -> !
 where
     C: Channel,
     F: FnMut(Vec<Incoming>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let console = |line: &str| eprintln!("{line}");
-    run_receiver_with(channel, store, Backoff::standard(), console).await
+    run_receiver_with(channel, store, Backoff::standard(), console, connected).await
 }
 
 /// [`run_receiver`] with the waits and the console chosen by the caller (tests pass a backoff
@@ -31,6 +33,7 @@ pub async fn run_receiver_with<C, F, Fut, L>(
     mut store: F,
     mut backoff: Backoff,
     mut console: L,
+    connected: &AtomicBool,
 ) -> !
 where
     C: Channel,
@@ -45,6 +48,7 @@ where
         match channel.next_batch().await {
             Ok(batch) => {
                 backoff.reset();
+                connected.store(true, Ordering::Relaxed);
                 if link != Link::Connected {
                     console(&format!("{name}: connected"));
                     link = Link::Connected;
@@ -54,6 +58,7 @@ where
                 }
             }
             Err(error) => {
+                connected.store(false, Ordering::Relaxed);
                 let wait = backoff.after(&error);
                 let failing = Link::of(&error);
                 if link != failing {

@@ -378,6 +378,7 @@ async fn receive_once(telegram: &Telegram) -> (Vec<Incoming>, Vec<String>, Durat
         Duration::from_millis(20),
         Duration::from_millis(5),
     );
+    let connected = std::sync::atomic::AtomicBool::new(false);
     let receiver = run_receiver_with(
         telegram,
         |batch| {
@@ -386,6 +387,7 @@ async fn receive_once(telegram: &Telegram) -> (Vec<Incoming>, Vec<String>, Durat
         },
         fast,
         |line: &str| lines.push(line.to_string()),
+        &connected,
     );
     let batch = tokio::select! {
         never = receiver => match never {},

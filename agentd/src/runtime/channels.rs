@@ -2,6 +2,7 @@
 //! (replaced when the links change) and the outbox that sends stored replies in order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use carapace_im::Channel;
@@ -17,16 +18,33 @@ use crate::store::Store;
 const OUTBOX_RETRY_FIRST: Duration = Duration::from_secs(1);
 const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Whether each channel's last call to its IM server worked.
+#[derive(Default)]
+pub struct LinkState {
+    telegram: AtomicBool,
+    feishu: AtomicBool,
+}
+
+impl LinkState {
+    /// Some channel reaches its server: the owner can talk to the box.
+    pub fn any_connected(&self) -> bool {
+        self.telegram.load(Ordering::Relaxed) || self.feishu.load(Ordering::Relaxed)
+    }
+}
+
 /// One receiver task per channel of the current links, replaced when the links change.
 pub(super) async fn supervise_receivers(
     mut links: watch::Receiver<Option<Arc<Links>>>,
     store: Arc<Store>,
     inbox_filled: Arc<Notify>,
+    state: Arc<LinkState>,
 ) {
     let mut running: Option<AbortOnDrop> = None;
     loop {
         let current = links.borrow_and_update().clone();
         drop(running.take());
+        state.telegram.store(false, Ordering::Relaxed);
+        state.feishu.store(false, Ordering::Relaxed);
         if let Some(links) = current {
             let mut tasks = Vec::new();
             if let Some(telegram) = &links.telegram {
@@ -34,6 +52,8 @@ pub(super) async fn supervise_receivers(
                     Arc::clone(telegram),
                     Arc::clone(&store),
                     Arc::clone(&inbox_filled),
+                    Arc::clone(&state),
+                    |state| &state.telegram,
                 )));
             }
             // Its own task: one channel's failure never holds up the other.
@@ -42,6 +62,8 @@ pub(super) async fn supervise_receivers(
                     Arc::clone(feishu),
                     Arc::clone(&store),
                     Arc::clone(&inbox_filled),
+                    Arc::clone(&state),
+                    |state| &state.feishu,
                 )));
             }
             running = Some(AbortOnDrop(tasks));
@@ -52,7 +74,13 @@ pub(super) async fn supervise_receivers(
     }
 }
 
-async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: Arc<Notify>) {
+async fn receive<C: Channel>(
+    channel: Arc<C>,
+    store: Arc<Store>,
+    inbox_filled: Arc<Notify>,
+    state: Arc<LinkState>,
+    flag: fn(&LinkState) -> &AtomicBool,
+) {
     let menu = tokio::spawn(set_menu(Arc::clone(&channel)));
     let _menu = AbortOnDrop(vec![menu]);
     run_receiver(channel.as_ref(), |batch| {
@@ -63,7 +91,7 @@ async fn receive<C: Channel>(channel: Arc<C>, store: Arc<Store>, inbox_filled: A
             inbox_filled.notify_one();
         }
         std::future::ready(stored.map(|_| ()))
-    })
+    }, flag(&state))
     .await
 }
 

@@ -11,3 +11,4 @@ pub mod llm;
 pub mod server;
 pub mod telegram;
 pub mod test_ca;
+pub mod update_server;

@@ -23,6 +23,9 @@ pub const TELEGRAM_HOST: &str = "198.18.0.3";
 pub const LLM_NAME: &str = "api.openai.com";
 pub const LLM_HOST: &str = "198.18.0.4";
 pub const BLOCKED_NAME: &str = "blocked.test";
+/// The update repository a test publishes to (tests/fakes' update server listens there).
+pub const UPDATE_NAME: &str = "updates.carapace.test";
+pub const UPDATE_HOST: &str = "198.18.0.5";
 /// What the SNTP server adds to the host's clock, so a synced guest is plain to see.
 pub const NTP_OFFSET_SECS: u64 = 86_400;
 const TAP: &str = "tap0";
@@ -69,6 +72,7 @@ impl TestNet {
         in_netns(&format!("addr add {HOST_BY_IP}/24 dev {TAP}"));
         in_netns(&format!("addr add {TELEGRAM_HOST}/24 dev {TAP}"));
         in_netns(&format!("addr add {LLM_HOST}/24 dev {TAP}"));
+        in_netns(&format!("addr add {UPDATE_HOST}/24 dev {TAP}"));
         in_netns(&format!("link set {TAP} up"));
         net.start_dnsmasq();
         net.make_certificates();
@@ -128,6 +132,7 @@ impl TestNet {
             &format!("--address=/{BLOCKED_NAME}/{HOST}"),
             &format!("--address=/{TELEGRAM_NAME}/{TELEGRAM_HOST}"),
             &format!("--address=/{LLM_NAME}/{LLM_HOST}"),
+            &format!("--address=/{UPDATE_NAME}/{UPDATE_HOST}"),
         ]);
         self.spawn(command, "dnsmasq");
     }
@@ -135,7 +140,7 @@ impl TestNet {
     fn make_certificates(&mut self) {
         let ca = carapace_fakes::test_ca::make(
             self.dir.path(),
-            &[ALLOWED_NAME, TELEGRAM_NAME, LLM_NAME],
+            &[ALLOWED_NAME, TELEGRAM_NAME, LLM_NAME, UPDATE_NAME],
         );
         self.ca_pem = ca.ca_pem;
     }

@@ -81,6 +81,7 @@ async fn run_until(
 ) -> Vec<String> {
     let mut lines = Vec::new();
     let (done, finished) = tokio::sync::watch::channel(false);
+    let connected = std::sync::atomic::AtomicBool::new(false);
     let receiver = run_receiver_with(
         channel,
         |batch| {
@@ -92,6 +93,7 @@ async fn run_until(
         },
         fast(),
         |line: &str| lines.push(line.to_string()),
+        &connected,
     );
     let mut finished = finished;
     tokio::select! {

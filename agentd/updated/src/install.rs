@@ -1,0 +1,160 @@
+//! Writing an update into the slot the box is not running, in an order that a power cut at any
+//! point leaves bootable:
+//!
+//! ```text
+//! 1. retire the other slot's entry        nothing boots the other slot from here on
+//! 2. write its root partition             chunk by chunk, each checked; the whole hash at the end
+//! 3. write its kernel and initrd          <esp>/<slot>/vmlinuz.new → fsync → rename
+//! 4. install its entry as a trial         one rename: from here on the other slot boots next
+//! ```
+//!
+//! A cut before 4 leaves the running slot the only entry, so the box comes back on it and the
+//! next install starts over (the chunks already downloaded stay). The running slot's
+//! partition and boot files are only ever read: they are where the unchanged chunks come from.
+
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use board_support::boot_entry::{ESP_MOUNT_POINT, slot_boot_dir};
+use board_support::slot_devices::{SLOT_DEVICES_PATH, SlotDevice, SlotDevices};
+use board_support::{BootControl, BootParams, Slot};
+use carapace_update::manifest::verity_tree_blocks;
+use carapace_update::{ChunkIndex, Manifest, assemble, check_downloads};
+
+use crate::error::{Error, Result};
+
+const VERITY_BLOCK: u64 = 4096;
+
+/// Where the running slot and the slot to write are.
+pub struct Slots {
+    pub booted: Slot,
+    /// The running slot's partition (read: its unchanged chunks) and its image's length.
+    pub booted_device: PathBuf,
+    pub booted_image_len: u64,
+    /// The other slot's partition (written).
+    pub target: SlotDevice,
+    pub esp: PathBuf,
+}
+
+impl Slots {
+    /// Both slots' partitions, as the disk helper found them for this boot.
+    pub fn find(params: &BootParams) -> Result<Slots> {
+        let text = std::fs::read_to_string(SLOT_DEVICES_PATH)
+            .map_err(Error::io("read", SLOT_DEVICES_PATH))?;
+        let devices = SlotDevices::parse(&text)?;
+        if devices.booted.slot != params.slot || devices.booted.partuuid != params.root_partuuid {
+            return Err(Error::Refused(format!(
+                "{SLOT_DEVICES_PATH} describes slot {} ({}) as the running one, but this boot runs slot {} ({})",
+                devices.booted.slot, devices.booted.partuuid, params.slot, params.root_partuuid
+            )));
+        }
+        let verity = &params.verity;
+        let booted_image_len =
+            (verity.hash_start_block + verity_tree_blocks(verity.data_blocks)) * VERITY_BLOCK;
+        Ok(Slots {
+            booted: params.slot,
+            booted_device: devices.booted.device,
+            booted_image_len,
+            target: devices.other,
+            esp: PathBuf::from(ESP_MOUNT_POINT),
+        })
+    }
+
+    fn boot_dir(&self, slot: Slot) -> PathBuf {
+        self.esp.join(slot_boot_dir(slot))
+    }
+
+    /// The chunks the box has: the running slot's root image and boot files, cut with the
+    /// new manifest's chunker (chunks only match when both sides cut alike).
+    pub fn index_running(&self, manifest: &Manifest) -> Result<ChunkIndex> {
+        let mut index = ChunkIndex::new();
+        index.add_file(
+            &self.booted_device,
+            Some(self.booted_image_len),
+            manifest.chunker,
+        )?;
+        for file in &manifest.boot {
+            let path = self.boot_dir(self.booted).join(&file.path);
+            if path.exists() {
+                index.add_file(&path, None, manifest.chunker)?;
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// Writes `manifest`'s slot from `local` and the chunks in `downloads`, then arms it. Every
+/// downloaded chunk is checked before the first byte is written.
+pub fn write_slot(
+    manifest: &Manifest,
+    local: &ChunkIndex,
+    downloads: &Path,
+    slots: &Slots,
+    params: &BootParams,
+    boot: &mut impl BootControl,
+) -> Result<()> {
+    let target = params.slot.other();
+    if manifest.root.size > slots.target.size_bytes {
+        return Err(Error::Refused(format!(
+            "the new root image is {} bytes but slot {target}'s partition holds {}; this update needs a reflash",
+            manifest.root.size, slots.target.size_bytes
+        )));
+    }
+    check_downloads(manifest, local, downloads)?;
+
+    boot.retire(target)?;
+
+    let artifacts = manifest.artifacts();
+    for artifact in &artifacts {
+        match artifact.boot_path {
+            None => {
+                let device = &slots.target.device;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(device)
+                    .map_err(Error::io("open for writing", device))?;
+                let mut writer = BufWriter::with_capacity(1 << 20, &file);
+                assemble(artifact, local, downloads, &mut writer)?;
+                drop(writer);
+                file.sync_all().map_err(Error::io("sync", device))?;
+            }
+            Some(name) => {
+                let dir = slots.boot_dir(target);
+                std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+                let path = dir.join(name);
+                let temporary = dir.join(format!("{name}.new"));
+                let file = File::create(&temporary).map_err(Error::io("create", &temporary))?;
+                let mut writer = BufWriter::with_capacity(1 << 20, &file);
+                assemble(artifact, local, downloads, &mut writer)?;
+                drop(writer);
+                file.sync_all().map_err(Error::io("sync", &temporary))?;
+                std::fs::rename(&temporary, &path).map_err(Error::io("rename", &temporary))?;
+                board_support::atomic_file::sync_dir(&dir).map_err(Error::io("sync", &dir))?;
+            }
+        }
+    }
+
+    let new_params = BootParams {
+        slot: target,
+        root_partuuid: slots.target.partuuid.clone(),
+        data_partuuid: params.data_partuuid.clone(),
+        esp_partuuid: params.esp_partuuid.clone(),
+        verity: manifest.verity_params(),
+    };
+    boot.install_trial(
+        target,
+        manifest.version.as_str(),
+        &manifest.command_line(&new_params),
+    )?;
+    Ok(())
+}
+
+/// Downloaded chunks are kept until the slot they were for is armed; then they are removed.
+pub fn clear_downloads(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
