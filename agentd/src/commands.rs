@@ -101,7 +101,9 @@ async fn update(agent: &Agent, command: &Command, owner: bool) -> String {
             }
             lines.extend(told);
             if lines.is_empty() || word == "status" {
-                let slot = status.slot.map_or(String::from("?"), |slot| slot.to_string());
+                let slot = status
+                    .slot
+                    .map_or(String::from("?"), |slot| slot.to_string());
                 let trial = if status.on_trial { ", on trial" } else { "" };
                 lines.push(format!(
                     "This box runs {} (slot {slot}{trial}); the update service is {}.",

@@ -25,7 +25,11 @@ fn check(store: &Store, signing_key: &ed25519_dalek::SigningKey, now: u64) -> Re
         .map_err(|err| format!("the store refused a write: {err}"))?;
     match store.settings(PROBE) {
         Ok(Some(read)) if read == written => {}
-        Ok(other) => return Err(format!("the store read back {other:?}, not what was written")),
+        Ok(other) => {
+            return Err(format!(
+                "the store read back {other:?}, not what was written"
+            ));
+        }
         Err(err) => return Err(format!("the store refused a read: {err}")),
     }
     let message = format!("carapace self-test {now}");

@@ -69,7 +69,9 @@ static TELLING: Mutex<()> = Mutex::new(());
 
 /// The events the owners have not been told yet, marked told.
 pub fn take_new_events(store: &Store, events: &[Event]) -> Vec<String> {
-    let _telling = TELLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _telling = TELLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let Ok(mut told) = store.count(EVENTS_TOLD) else {
         return Vec::new();
     };
@@ -160,7 +162,10 @@ mod tests {
     fn each_event_is_told_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(take_new_events(&store, &events(&[1, 2])), ["event 1", "event 2"]);
+        assert_eq!(
+            take_new_events(&store, &events(&[1, 2])),
+            ["event 1", "event 2"]
+        );
         assert!(take_new_events(&store, &events(&[1, 2])).is_empty());
         assert_eq!(take_new_events(&store, &events(&[2, 3])), ["event 3"]);
     }

@@ -1,4 +1,6 @@
-//! Finding a partition by its GPT PARTUUID, for PID 1 (root, ESP) and the disk helper (data).
+//! Finding a partition by its GPT PARTUUID, for PID 1 (root, ESP) and the disk helper (data),
+//! and a slot's root partition by its GPT name on the ESP's disk (the disk helper, for the
+//! update service).
 //! There is no udev or blkid on the box: the kernel names disks in probe order, so the GPTs
 //! of all whole disks are read and the partition number is matched to the kernel's child
 //! device through sysfs. One place for this, not one per caller.
@@ -8,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::gpt::{self, Table};
+use crate::gpt::{self, Entry, Table};
+use crate::slot::Slot;
 
 const SYS_BLOCK: &str = "/sys/class/block";
 /// Block devices appear asynchronously after their driver module loads.
@@ -31,6 +34,8 @@ pub struct Partition {
     pub dev_path: PathBuf,
     /// `major:minor`, as device-mapper tables take it.
     pub dev_numbers: String,
+    /// The GPT unique partition GUID, lower-case and hyphenated as on the kernel command line.
+    pub partuuid: String,
 }
 
 impl Partition {
@@ -78,21 +83,57 @@ pub fn find_partition(partuuid: &str) -> Option<Partition> {
         let Some(entry) = table.entry_by_unique_guid(partuuid) else {
             continue;
         };
-        let name = partition_child(&disk, entry.number)?;
-        let dev_path = Path::new("/dev").join(&name);
-        if !dev_path.exists() {
-            return None;
-        }
-        let dev_numbers = read_sysfs(&name, "dev")?;
-        return Some(Partition {
-            disk,
-            number: entry.number,
-            name,
-            dev_path,
-            dev_numbers,
-        });
+        return partition_of(&disk, entry);
     }
     None
+}
+
+/// The root partition of `slot`: the entry named [`Slot::partition_name`] in the GPT of the
+/// disk that holds the ESP (the disk this box booted; a second disk written with the same
+/// image has the same names). Reading that GPT needs read access to the whole disk: root's.
+pub fn slot_partition(esp_partuuid: &str, slot: Slot) -> Result<Partition, Error> {
+    let esp = find_partition(esp_partuuid).ok_or_else(|| Error::EspNotFound {
+        partuuid: esp_partuuid.to_owned(),
+        disks: whole_disks().join(", "),
+    })?;
+    let table = read_disk_table(&esp.disk)?;
+    let failed = |problem| Error::SlotPartition {
+        slot,
+        name: slot.partition_name(),
+        disk: esp.disk.clone(),
+        problem,
+    };
+    let entry = slot_entry(&table.entries, slot).map_err(failed)?;
+    partition_of(&esp.disk, entry)
+        .ok_or_else(|| failed("the kernel shows no device node for that GPT entry"))
+}
+
+/// The one GPT entry named for `slot`; two would leave it to chance which one is written.
+fn slot_entry(entries: &[Entry], slot: Slot) -> Result<&Entry, &'static str> {
+    let mut named = entries.iter().filter(|e| e.name == slot.partition_name());
+    let entry = named.next().ok_or("no GPT entry has that name")?;
+    match named.next() {
+        Some(_) => Err("more than one GPT entry has that name"),
+        None => Ok(entry),
+    }
+}
+
+/// The kernel's device for `entry` of `disk`'s GPT, if it has one (and its node exists).
+fn partition_of(disk: &str, entry: &Entry) -> Option<Partition> {
+    let name = partition_child(disk, entry.number)?;
+    let dev_path = Path::new("/dev").join(&name);
+    if !dev_path.exists() {
+        return None;
+    }
+    let dev_numbers = read_sysfs(&name, "dev")?;
+    Some(Partition {
+        disk: disk.to_owned(),
+        number: entry.number,
+        name,
+        dev_path,
+        dev_numbers,
+        partuuid: entry.unique_guid.to_string(),
+    })
 }
 
 /// The disk under the device-mapper device named [`ROOT_DM_NAME`], if any.
@@ -160,4 +201,48 @@ pub fn sysfs_size_bytes(name: &str) -> Result<u64, Error> {
         .ok_or_else(|| Error::Sysfs {
             path: Path::new(SYS_BLOCK).join(name).join("size"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpt::Guid;
+
+    fn entry(number: u32, name: &str) -> Entry {
+        Entry {
+            number,
+            type_guid: Guid([1; 16]),
+            unique_guid: Guid([number as u8; 16]),
+            first_lba: 2048 * u64::from(number),
+            last_lba: 2048 * u64::from(number) + 2047,
+            attributes: 0,
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_slot_is_the_entry_of_its_name() {
+        let entries = [
+            entry(1, "esp"),
+            entry(2, "root-a"),
+            entry(3, "root-b"),
+            entry(4, "data"),
+        ];
+        assert_eq!(slot_entry(&entries, Slot::A).unwrap().number, 2);
+        assert_eq!(slot_entry(&entries, Slot::B).unwrap().number, 3);
+    }
+
+    #[test]
+    fn a_missing_or_doubled_slot_name_is_refused() {
+        let missing = [entry(1, "esp"), entry(2, "root-a")];
+        assert_eq!(
+            slot_entry(&missing, Slot::B).unwrap_err(),
+            "no GPT entry has that name"
+        );
+        let doubled = [entry(2, "root-b"), entry(3, "root-b")];
+        assert_eq!(
+            slot_entry(&doubled, Slot::B).unwrap_err(),
+            "more than one GPT entry has that name"
+        );
+    }
 }

@@ -1,8 +1,9 @@
-//! Which slot boots next, and the trial/commit/rollback cycle of an update:
-//! `arm_trial` before rebooting into a freshly written slot, `commit` once it proved healthy,
-//! `rollback` when it did not. systemd-boot does the counting in between: it renames a
-//! counting entry on every boot (`+3` → `+2-1` → ...) and sorts entries with no tries left
-//! last, so a slot that never commits falls back to the other one by itself.
+//! Which slot boots next, and the trial/commit/rollback cycle of an update: `retire` the other
+//! slot before its files are rewritten, `install_trial` once they are whole, `commit` once the
+//! new slot proved healthy, `rollback` when it did not. systemd-boot does the counting in
+//! between: it renames a counting entry on every boot (`+3` → `+2-1` → ...) and sorts entries
+//! with no tries left last, so a slot that never commits falls back to the other one by itself
+//! (boot_entry.rs has its whole order).
 
 mod file_boot_control;
 mod systemd_boot;
@@ -33,6 +34,24 @@ pub trait BootControl {
     /// Marks the booted slot bad so the other slot boots next. Refuses when the other slot has
     /// no entry or is bad too, because then the bad slot would boot again anyway.
     fn rollback(&mut self) -> Result<(), Error>;
+
+    /// Removes `slot`'s entry so nothing boots the slot while its files are rewritten; the
+    /// booted slot keeps booting whatever happens until [`BootControl::install_trial`]. No
+    /// entry is fine. Refuses the booted slot.
+    fn retire(&mut self, slot: Slot) -> Result<(), Error>;
+
+    /// Writes `slot`'s entry as a fresh trial ([`crate::DEFAULT_TRIES`] boots) of
+    /// `software_version` booting with `kernel_args`, with a boot generation one above every
+    /// other entry's, so the next boot tries it first even when it holds an older version.
+    /// Any older entry of the slot is removed first; the new one appears atomically, and that
+    /// is the moment the slot becomes bootable: its kernel, initrd and root must be whole
+    /// before this is called. Refuses the booted slot.
+    fn install_trial(
+        &mut self,
+        slot: Slot,
+        software_version: &str,
+        kernel_args: &str,
+    ) -> Result<(), Error>;
 }
 
 #[cfg(test)]

@@ -1,11 +1,33 @@
 //! Boot Loader Specification entries for the two slots, named for systemd-boot's boot
 //! counting: `carapace-a+3.conf` has 3 tries left, `carapace-a+2-1.conf` 2 left after 1 done,
 //! `carapace-a+0-3.conf` none left (bad), and `carapace-a.conf` is committed and not counted.
+//!
+//! Which entry boots is systemd-boot's order, `boot_entry_compare` in systemd's
+//! src/boot/boot.c (v257, the version our images carry; the same rule since v251), with
+//! `default carapace-*` in loader.conf picking the first match:
+//! 1. entries with no tries left (`+0-N`) sort after all others;
+//! 2. entries with a `sort-key` before those without, then by sort-key (ours are all
+//!    "carapace"), then by machine-id (we set none);
+//! 3. then by `version`, newest first, compared with `strverscmp_improved` (digit runs compare
+//!    as numbers, so "10" is newer than "9");
+//! 4. then by id (the file name without its counter), newest first, and between counting
+//!    entries that are otherwise equal, more tries left first.
+//!
+//! So the `version` line is not the software version but a boot generation: a number one
+//! above every other Carapace entry's, given when a slot is installed. The newest install
+//! boots first whatever software it holds (a forced downgrade too), and a slot that used up
+//! its tries falls back to the other one by rule 1.
 
 use crate::slot::Slot;
 
 /// Where the entries live, relative to the root of the ESP.
 pub const ENTRIES_DIR: &str = "loader/entries";
+
+/// Where the box mounts the ESP (for the service with `boot_control = true`).
+pub const ESP_MOUNT_POINT: &str = "/boot/efi";
+
+/// The generation of the entry the builder writes: a fresh disk has only slot A.
+pub const FIRST_GENERATION: u64 = 1;
 
 /// Boots a trial slot gets before systemd-boot gives up on it.
 pub const DEFAULT_TRIES: u32 = 3;
@@ -90,24 +112,58 @@ impl EntryName {
 }
 
 /// Digits only: `u32::from_str` would also accept "+3", which systemd-boot would not.
-fn decimal(s: &str) -> Option<u32> {
+fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
 }
 
-/// The entry for `slot`; its kernel and initrd live in the slot's own directory on the ESP so
-/// an update never touches the running slot's files.
-pub fn render_entry(slot: Slot, version: &str, kernel_args: &str) -> String {
+/// The ESP directory that holds `slot`'s kernel and initrd ("a" or "b"): each slot has its
+/// own, so an update never touches the files the running slot booted from.
+pub fn slot_boot_dir(slot: Slot) -> String {
+    slot.letter().to_string()
+}
+
+/// The entry for `slot`, installed as boot generation `generation` (see the module comment):
+/// the software version goes into the title only, where it orders nothing.
+/// `software_version` and `kernel_args` must be one line each ([`is_entry_value`]); the
+/// callers that take them from outside check that first.
+pub fn render_entry(
+    slot: Slot,
+    generation: u64,
+    software_version: &str,
+    kernel_args: &str,
+) -> String {
+    let dir = slot_boot_dir(slot);
     format!(
-        "title Carapace (slot {slot})\n\
-         version {version}\n\
+        "title Carapace {software_version} (slot {slot})\n\
+         version {generation}\n\
          sort-key carapace\n\
-         linux /{slot}/vmlinuz\n\
-         initrd /{slot}/initrd\n\
+         linux /{dir}/vmlinuz\n\
+         initrd /{dir}/initrd\n\
          options {kernel_args}\n"
     )
+}
+
+/// The boot generation an entry's body carries: its `version` line, when that is a plain
+/// decimal number. systemd-boot takes the last of repeated keys, so this does too. `None` for
+/// an entry without one (written before generations, with the software version there).
+pub fn entry_generation(body: &str) -> Option<u64> {
+    body.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (key, value) = line.split_once([' ', '\t'])?;
+            (key == "version").then(|| value.trim())
+        })
+        .next_back()
+        .and_then(decimal)
+}
+
+/// Text that can stand in an entry line: printable, no line break that would start a line of
+/// its own (an `options` or `linux` smuggled in), not empty.
+pub fn is_entry_value(text: &str) -> bool {
+    !text.is_empty() && !text.chars().any(char::is_control)
 }
 
 /// The loader configuration. Without the menu (`timeout 0`) and with `editor no`, nobody at the
@@ -208,10 +264,50 @@ mod tests {
     #[test]
     fn entry_text() {
         assert_eq!(
-            render_entry(Slot::B, "0.1.0", "quiet carapace.slot=b"),
-            "title Carapace (slot b)\nversion 0.1.0\nsort-key carapace\nlinux /b/vmlinuz\n\
+            render_entry(Slot::B, 7, "0.1.0", "quiet carapace.slot=b"),
+            "title Carapace 0.1.0 (slot b)\nversion 7\nsort-key carapace\nlinux /b/vmlinuz\n\
              initrd /b/initrd\noptions quiet carapace.slot=b\n"
         );
+        assert_eq!(slot_boot_dir(Slot::A), "a");
+        assert_eq!(slot_boot_dir(Slot::B), "b");
+    }
+
+    #[test]
+    fn the_generation_is_read_back_from_the_version_line() {
+        let body = render_entry(Slot::A, 42, "1.2.3", "quiet");
+        assert_eq!(entry_generation(&body), Some(42));
+        assert_eq!(
+            entry_generation(&render_entry(Slot::B, u64::MAX, "1.0.0", "x")),
+            Some(u64::MAX)
+        );
+        // systemd-boot keeps the last of repeated keys; tabs and indentation are whitespace.
+        assert_eq!(entry_generation("version 1\nversion 3\n"), Some(3));
+        assert_eq!(entry_generation("  version\t5  \n"), Some(5));
+    }
+
+    #[test]
+    fn an_entry_without_a_generation_has_none() {
+        for body in [
+            "title Carapace (slot a)\nversion 0.1.0\n",
+            "version \n",
+            "version -1\n",
+            "version +2\n",
+            "version 99999999999999999999999\n",
+            "versions 3\n",
+            "title version 3\n",
+            "",
+        ] {
+            assert_eq!(entry_generation(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn entry_values_are_one_printable_line() {
+        assert!(is_entry_value("0.2.0-rc.1"));
+        assert!(is_entry_value("console=ttyS0 quiet carapace.slot=b"));
+        for bad in ["", "0.1.0\noptions init=/bin/sh", "a\rb", "tab\there"] {
+            assert!(!is_entry_value(bad), "{bad:?}");
+        }
     }
 
     #[test]

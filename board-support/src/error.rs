@@ -16,12 +16,6 @@ pub enum Error {
     #[error("/etc/carapace/image.toml: {message}; the image was built wrongly, rebuild it")]
     ImageInfo { message: String },
 
-    #[error(
-        "{path}: {message}; the disk helper writes it before the update service starts",
-        path = crate::slot_devices::SLOT_DEVICES_PATH
-    )]
-    SlotDevices { message: String },
-
     #[error("unknown slot '{value}': a slot is 'a' or 'b'")]
     BadSlot { value: String },
 
@@ -71,6 +65,31 @@ pub enum Error {
          would boot again; write a working image to slot {slot} and arm a trial of it instead"
     )]
     NoGoodSlot { slot: Slot, name: String },
+
+    #[error(
+        "cannot {action} slot {slot}: it is the slot this system booted from; an update \
+         writes and installs the other slot"
+    )]
+    BootedSlot { slot: Slot, action: &'static str },
+
+    #[error(
+        "the boot loader entry's {field} {value:?} is not one line of printable text; it \
+         would break the entry"
+    )]
+    BadEntryValue { field: &'static str, value: String },
+
+    #[error("{}: {message}", crate::update_config::UPDATE_CONFIG_PATH)]
+    UpdateConfigSyntax { message: String },
+
+    #[error(
+        "{}: field `{field}` = {value:?}: {problem}",
+        crate::update_config::UPDATE_CONFIG_PATH
+    )]
+    UpdateConfigField {
+        field: &'static str,
+        value: String,
+        problem: String,
+    },
 
     #[error("service table: {message}")]
     ServiceTableSyntax { message: String },
@@ -151,6 +170,23 @@ pub enum Error {
         seconds: u64,
         disks: String,
     },
+
+    #[error("the ESP (PARTUUID {partuuid}) is on none of the disks present ({disks})")]
+    EspNotFound { partuuid: String, disks: String },
+
+    #[error("slot {slot}'s root partition ({name}) on /dev/{disk}: {problem}")]
+    SlotPartition {
+        slot: Slot,
+        name: &'static str,
+        disk: String,
+        problem: &'static str,
+    },
+
+    #[error(
+        "{}: {message}; the disk helper writes it before the boot_control service starts",
+        crate::slot_devices::SLOT_DEVICES_PATH
+    )]
+    SlotDevices { message: String },
 
     #[error("{} is unreadable or not a number", .path.display())]
     Sysfs { path: PathBuf },

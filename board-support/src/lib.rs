@@ -1,10 +1,11 @@
 //! Boot control for Carapace's A/B slots.
 //!
 //! The image builder uses it to write the initial boot state, PID 1 to learn which slot it
-//! booted and to commit a healthy trial, and agentd to arm a trial of a freshly written slot
-//! or roll back. It also holds the per-board descriptions (architecture, boot flow, QEMU
+//! booted, and the update service to install a trial of a freshly written slot, commit it or
+//! roll back. It also holds the per-board descriptions (architecture, boot flow, QEMU
 //! machine), the GPT reader and writer, partition lookup, the disk helper's result line, the
-//! image info, the notify protocol, the modules.dep format, the unready-boot count, the
+//! image info, the update settings, which partition holds which slot (for the update
+//! service), the notify protocol, the modules.dep format, the unready-boot count, the
 //! row type of PID 1's service table with the one check of it that the builder and PID 1
 //! both run, and what netd and agentd share: a Wi-Fi network and its rules, and netd's
 //! control protocol. `docs/boot-contract.md` is the contract these types implement.
@@ -29,12 +30,16 @@ pub mod service_table;
 pub mod slot;
 pub mod slot_devices;
 pub mod unready_boots;
+pub mod update_config;
 pub mod update_control;
 pub mod wifi;
 
 pub use board::Board;
 pub use boot_control::{BootControl, FileBootControl, SystemdBoot};
-pub use boot_entry::{DEFAULT_TRIES, ENTRIES_DIR, EntryName, render_entry, render_loader_conf};
+pub use boot_entry::{
+    DEFAULT_TRIES, ENTRIES_DIR, ESP_MOUNT_POINT, EntryName, FIRST_GENERATION, entry_generation,
+    render_entry, render_loader_conf, slot_boot_dir,
+};
 pub use cmdline::{BootParams, VerityParams};
 pub use data_outcome::{DataOutcome, DegradedReason};
 pub use error::Error;
@@ -42,3 +47,5 @@ pub use image_info::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH};
 pub use service_entry::{NetworkRole, OWNER_SETTINGS_ESP_NAME, OWNER_SETTINGS_FILE, ServiceEntry};
 pub use service_table::ServiceTable;
 pub use slot::Slot;
+pub use slot_devices::{SLOT_DEVICES_PATH, SlotDevice, SlotDevices};
+pub use update_config::{UPDATE_CONFIG_PATH, UpdateConfig};

@@ -57,6 +57,12 @@ pub struct ServiceEntry {
     /// the first boot that sees them. One service at most, with `state_dir = true`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub owner_settings: bool,
+    /// The update service: before it starts, PID 1 has the disk helper mount the ESP at
+    /// [`crate::ESP_MOUNT_POINT`] for it (its uid and gid own every file there) and hand it the
+    /// slots' root partitions: the inactive slot's device to write (0600), the booted slot's
+    /// to read chunks from (root, its group, 0440). One service at most.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot_control: bool,
     /// PID 1 honours this service's `REBOOT=1` (an orderly restart of the box): agentd, when
     /// the owner confirms `/reboot`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -77,6 +77,19 @@ impl ServiceTable {
                     ),
                 ));
             }
+            // Two services writing the same slot and entries would undo each other's work.
+            if entry.boot_control
+                && let Some(first) = earlier.iter().find(|e| e.boot_control)
+            {
+                return Err(field(
+                    entry,
+                    "boot_control",
+                    format!(
+                        "{:?} already controls the boot slots; only one service may",
+                        first.name
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -211,6 +224,24 @@ mod tests {
         let second = row("other", "state_dir = true\nowner_settings = true");
         let e = err(&format!("{agentd}{second}"));
         assert!(e.contains("service other") && e.contains("only one"), "{e}");
+    }
+
+    #[test]
+    fn one_service_controls_the_boot_slots() {
+        let updated = row("updated", "boot_control = true");
+        let table = ServiceTable::parse(&updated).expect("ok");
+        assert!(table.services[0].boot_control);
+        let written = toml::to_string(&table).expect("write");
+        assert!(written.contains("boot_control = true"), "{written}");
+        let plain = toml::to_string(&ServiceTable::parse(&row("x", "")).expect("ok"));
+        assert!(!plain.expect("write").contains("boot_control"));
+        let second = row("other", "boot_control = true");
+        let e = err(&format!("{updated}{second}"));
+        assert!(
+            e.contains("service other") && e.contains("`boot_control`") && e.contains("only one"),
+            "{e}"
+        );
+        assert!(err(&row("x", "boot_control = 1")).contains("boot_control"));
     }
 
     #[test]

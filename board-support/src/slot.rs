@@ -32,7 +32,7 @@ impl Slot {
     }
 
     /// The GPT partition name the image builder gives this slot's root partition.
-    pub fn partition_name(self) -> &'static str {
+    pub const fn partition_name(self) -> &'static str {
         match self {
             Slot::A => "root-a",
             Slot::B => "root-b",

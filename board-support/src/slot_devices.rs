@@ -1,49 +1,46 @@
-//! What the disk helper hands the update service about the two slots' partitions
-//! (`/run/carapace/slot-devices.toml`): finding a slot by its GPT name means reading the whole
-//! disk's partition table, which only root may read (the disk also holds /data), so the
-//! helper, which runs as root before the update service starts, finds both and writes this
-//! file; the update service (its own uid) only reads it. The helper writes it with `render`,
-//! the service reads it with `parse`.
+//! /run/carapace/slot-devices: which partition holds which slot, for the update service (the
+//! service with `boot_control = true`). It runs unprivileged and so cannot read the disk's GPT
+//! (the whole disk is root's, /data's secrets are on it); the disk helper, which runs as root
+//! before the service starts, looks the slots up ([`crate::block_devices::slot_partition`]),
+//! hands the service their device nodes and writes down what it handed over here:
 //!
 //! ```toml
-//! [booted]
+//! [booted]                  # read-only for the service: root, its group, 0440
 //! slot = "a"
 //! device = "/dev/vda2"
-//! partuuid = "6f1c…"
-//! size_bytes = 1073741824
-//!
-//! [other]
+//! partuuid = "…"
+//! [inactive]                # the slot an update writes: the service's, 0600
 //! slot = "b"
-//! …
+//! device = "/dev/vda3"
+//! partuuid = "…"           # what the new entry's carapace.root= names
 //! ```
-
-use std::path::PathBuf;
+//! The helper writes it with `render`, the service reads it with `parse`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::slot::Slot;
 
-pub const SLOT_DEVICES_PATH: &str = "/run/carapace/slot-devices.toml";
+/// On the /run tmpfs: written again on every boot, never stale across one.
+pub const SLOT_DEVICES_PATH: &str = "/run/carapace/slot-devices";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDevices {
+    /// The slot this system booted from.
+    pub booted: SlotDevice,
+    /// The other slot: the one an update writes.
+    pub inactive: SlotDevice,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlotDevice {
     pub slot: Slot,
-    /// The partition's device node, e.g. /dev/vda3.
-    pub device: PathBuf,
-    /// Its GPT unique GUID, lower-case, as on the kernel command line.
+    /// The partition's device node, e.g. `/dev/vda3`.
+    pub device: String,
+    /// Lower-case and hyphenated, as `carapace.root=` takes it.
     pub partuuid: String,
-    pub size_bytes: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlotDevices {
-    /// The slot this boot runs (the update service reads unchanged chunks from it).
-    pub booted: SlotDevice,
-    /// The slot an update is written to.
-    pub other: SlotDevice,
 }
 
 impl SlotDevices {
@@ -52,47 +49,93 @@ impl SlotDevices {
     }
 
     pub fn parse(text: &str) -> Result<SlotDevices, Error> {
-        let devices: SlotDevices = toml::from_str(text).map_err(|err| Error::SlotDevices {
-            message: err.to_string().trim_end().replace('\n', " "),
-        })?;
-        if devices.booted.slot == devices.other.slot {
-            return Err(Error::SlotDevices {
-                message: format!("both entries are slot {}", devices.booted.slot),
-            });
+        let bad = |message: String| Error::SlotDevices { message };
+        let devices: SlotDevices = toml::from_str(text)
+            .map_err(|err| bad(err.to_string().trim_end().replace('\n', " ")))?;
+        if devices.inactive.slot != devices.booted.slot.other() {
+            return Err(bad(format!(
+                "booted and inactive are both slot {}",
+                devices.booted.slot
+            )));
+        }
+        for (which, device) in [("booted", &devices.booted), ("inactive", &devices.inactive)] {
+            let name = device.device.strip_prefix("/dev/").unwrap_or_default();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(bad(format!(
+                    "{which} device {:?} is not a device node under /dev",
+                    device.device
+                )));
+            }
+            if !is_partuuid(&device.partuuid) {
+                return Err(bad(format!(
+                    "{which} partuuid {:?} is not a lower-case hyphenated GUID",
+                    device.partuuid
+                )));
+            }
         }
         Ok(devices)
     }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lower-case hex, as the kernel prints PARTUUIDs.
+fn is_partuuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn device(slot: Slot, node: &str) -> SlotDevice {
-        SlotDevice {
-            slot,
-            device: PathBuf::from(node),
-            partuuid: "0e3b2f4c-7d1a-4c6e-9b2f-3a4d5e6f7a8b".into(),
-            size_bytes: 1 << 30,
+    fn devices() -> SlotDevices {
+        SlotDevices {
+            booted: SlotDevice {
+                slot: Slot::A,
+                device: "/dev/vda2".into(),
+                partuuid: "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9".into(),
+            },
+            inactive: SlotDevice {
+                slot: Slot::B,
+                device: "/dev/nvme0n1p3".into(),
+                partuuid: "11111111-2222-3333-4444-555555555555".into(),
+            },
         }
     }
 
     #[test]
-    fn rendered_devices_parse_back() {
-        let devices = SlotDevices {
-            booted: device(Slot::A, "/dev/vda2"),
-            other: device(Slot::B, "/dev/vda3"),
-        };
-        assert_eq!(SlotDevices::parse(&devices.render()).unwrap(), devices);
+    fn round_trips() {
+        let text = devices().render();
+        assert!(text.contains("[inactive]\nslot = \"b\"\n"), "{text}");
+        assert_eq!(SlotDevices::parse(&text).unwrap(), devices());
     }
 
     #[test]
-    fn two_entries_for_one_slot_are_refused() {
-        let devices = SlotDevices {
-            booted: device(Slot::A, "/dev/vda2"),
-            other: device(Slot::A, "/dev/vda3"),
-        };
-        let err = SlotDevices::parse(&devices.render()).unwrap_err();
-        assert!(err.to_string().contains("both entries are slot a"), "{err}");
+    fn what_does_not_name_two_slots_and_their_partitions_is_refused() {
+        type Spoil = fn(&mut SlotDevices);
+        let cases: [(&str, Spoil); 5] = [
+            ("both slot a", |d| d.inactive.slot = Slot::A),
+            ("not a device node", |d| d.booted.device = "vda2".into()),
+            ("not a device node", |d| {
+                d.inactive.device = "/dev/../etc/x".into()
+            }),
+            ("not a lower-case", |d| {
+                d.booted.partuuid = d.booted.partuuid.to_uppercase()
+            }),
+            ("not a lower-case", |d| d.inactive.partuuid = "1234".into()),
+        ];
+        for (reason, spoil) in cases {
+            let mut bad = devices();
+            spoil(&mut bad);
+            let err = SlotDevices::parse(&bad.render()).unwrap_err().to_string();
+            assert!(
+                err.contains(reason) && err.contains(SLOT_DEVICES_PATH),
+                "{reason}: {err}"
+            );
+        }
+        let err = SlotDevices::parse("[booted]\nslot = \"a\"\n").unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use board_support::board::BootFlow;
-use board_support::boot_entry::{DEFAULT_TRIES, EntryName, render_entry, render_loader_conf};
+use board_support::boot_entry::{ESP_MOUNT_POINT, render_loader_conf};
 use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
@@ -13,7 +13,7 @@ use crate::board::{self, Board};
 use crate::cache_lock::CacheLock;
 use crate::cargo_build::{BinarySpec, build_static, git_revision};
 use crate::error::{Error, IoContext, Result};
-use crate::esp::{EspFile, build_esp};
+use crate::esp::{EspFile, build_esp, first_slot_files};
 use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
 use crate::gpt_writer::{GptIds, write_gpt};
 use crate::ids::{derived_bytes, derived_u32, derived_uuid};
@@ -197,7 +197,8 @@ pub fn build_with(
             "run",
             "tmp",
             "data",
-            "boot/efi",
+            // Where the disk helper mounts the ESP for the update service.
+            ESP_MOUNT_POINT.trim_start_matches('/'),
             "sbin",
             "usr/bin",
             "usr/sbin",
@@ -283,10 +284,11 @@ pub fn build_with(
         Content::Bytes(modules_dep(&root_modules).into_bytes()),
         generated(),
     );
+    let version = recipe.image_version();
     let image_toml = ImageInfo {
         name: recipe.name.clone(),
         board: board.name.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: version.clone(),
         build_id: build_id.clone(),
         hostname: recipe.hostname.clone(),
     }
@@ -424,11 +426,10 @@ pub fn build_with(
         Error::Package(format!("{} is not in {}", loader.efi_file, loader.package))
     })?;
     let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
-    let entry_name = EntryName::trial(Slot::A, DEFAULT_TRIES).file_name();
     let slot_info = SlotInfo {
         recipe: recipe.name.clone(),
         board: board.name.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: version.clone(),
         build_id: build_id.clone(),
         kernel_cmdline: kernel_words,
         verity: carapace_update::Verity {
@@ -440,7 +441,7 @@ pub fn build_with(
         update_trust: recipe.update.as_ref().map(UpdateTrust::of),
     };
     let slot_boot = [vmlinuz.clone(), initrd.compressed.clone()];
-    let esp_files = vec![
+    let mut esp_files = vec![
         EspFile {
             path: loader_esp_path.into(),
             data: efi_bytes,
@@ -449,19 +450,13 @@ pub fn build_with(
             path: "loader/loader.conf".into(),
             data: render_loader_conf().into_bytes(),
         },
-        EspFile {
-            path: format!("loader/entries/{entry_name}"),
-            data: render_entry(Slot::A, env!("CARGO_PKG_VERSION"), &cmdline).into_bytes(),
-        },
-        EspFile {
-            path: "a/vmlinuz".into(),
-            data: vmlinuz,
-        },
-        EspFile {
-            path: "a/initrd".into(),
-            data: initrd.compressed.clone(),
-        },
     ];
+    esp_files.extend(first_slot_files(
+        &version,
+        &cmdline,
+        vmlinuz,
+        initrd.compressed.clone(),
+    ));
     let esp_plan = disk.partition(ESP_NAME);
     let esp_image = build_esp(
         esp_plan.size,

@@ -103,6 +103,16 @@ pub fn bundle_slot(
             slot.dir.display()
         )));
     }
+    // The bundle's version is the build's; a recipe whose version moved since needs a build.
+    if info.version != recipe.image_version() {
+        return Err(Error::image(format!(
+            "{} holds a build of version {}, but the recipe's version is now {}; bundle \
+             --build to build it again",
+            slot.dir.display(),
+            info.version,
+            recipe.image_version()
+        )));
+    }
     let version = parse_version(&info.version, "the build's version")?;
     if min_from > version {
         return Err(Error::image(format!(
@@ -183,6 +193,7 @@ mod tests {
 name = "t"
 board = "x86-64"
 hostname = "carapace"
+version = "0.3.0"
 [debian]
 suite = "trixie"
 packages = []
@@ -222,7 +233,8 @@ ready = true
         std::fs::write(
             &recipe_path,
             format!(
-                "{RECIPE}[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n",
+                "{RECIPE}[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n\
+                 server = \"https://updates.example.com/x86-64\"\n",
                 root.to_hex()
             ),
         )
@@ -304,6 +316,23 @@ ready = true
         )
         .unwrap_err();
         assert!(err.to_string().contains("bundle --build"), "{err}");
+
+        // A build of another version than the recipe names now.
+        let mut moved = s.recipe.clone();
+        moved.version = Some("0.3.1".into());
+        let err = bundle_slot(
+            &s.slot,
+            &moved,
+            &key,
+            Version::parse("0").unwrap(),
+            5,
+            &s.dir.path().join("b"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("version is now 0.3.1") && err.to_string().contains("--build"),
+            "{err}"
+        );
 
         let too_new = Version::parse("0.4").unwrap();
         let err = bundle_slot(

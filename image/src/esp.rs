@@ -1,10 +1,16 @@
-//! The EFI system partition: FAT32 with systemd-boot, loader.conf, one boot-counting entry per
-//! populated slot and that slot's kernel + initramfs. Written with `fatfs` into memory; without
+//! The EFI system partition: FAT32 with systemd-boot, loader.conf, one entry per populated slot
+//! (the builder populates slot A, committed) and that slot's kernel + initramfs. Written with
+//! `fatfs` into memory; without
 //! its `chrono` feature fatfs would stamp files with DOS date 0 (month 0, day 0), which UEFI's
 //! FAT driver rejects when systemd-boot renames an entry to count a boot; so every file gets
 //! one fixed, valid date instead, which also keeps the bytes reproducible.
 
 use std::io::{Cursor, Write};
+
+use board_support::Slot;
+use board_support::boot_entry::{
+    ENTRIES_DIR, EntryName, FIRST_GENERATION, render_entry, slot_boot_dir,
+};
 
 use crate::error::{Error, Result};
 
@@ -38,6 +44,36 @@ impl fatfs::TimeProvider for FixedTime {
             },
         }
     }
+}
+
+/// Slot A's boot files: its entry, committed and generation 1 (a fresh disk has no other slot
+/// to fall back to, so a trial could only count itself down to "bad"; the update service's
+/// first install gets generation 2 and boots first), and its kernel and initrd in its own
+/// directory, where the entry points.
+pub fn first_slot_files(
+    version: &str,
+    cmdline: &str,
+    vmlinuz: Vec<u8>,
+    initrd: Vec<u8>,
+) -> [EspFile; 3] {
+    let dir = slot_boot_dir(Slot::A);
+    [
+        EspFile {
+            path: format!(
+                "{ENTRIES_DIR}/{}",
+                EntryName::committed(Slot::A).file_name()
+            ),
+            data: render_entry(Slot::A, FIRST_GENERATION, version, cmdline).into_bytes(),
+        },
+        EspFile {
+            path: format!("{dir}/vmlinuz"),
+            data: vmlinuz,
+        },
+        EspFile {
+            path: format!("{dir}/initrd"),
+            data: initrd,
+        },
+    ]
 }
 
 pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>> {
@@ -111,7 +147,7 @@ mod tests {
                 data: vec![7; 5000],
             },
             EspFile {
-                path: "loader/entries/carapace-a+3.conf".into(),
+                path: "loader/entries/carapace-a.conf".into(),
                 data: b"title x\n".to_vec(),
             },
         ];
@@ -128,6 +164,29 @@ mod tests {
             .read_to_end(&mut data)
             .unwrap();
         assert_eq!(data, vec![7; 5000]);
+    }
+
+    #[test]
+    fn the_first_slot_is_committed_as_generation_one_and_its_entry_points_at_its_files() {
+        let [entry, vmlinuz, initrd] =
+            first_slot_files("0.4.0", "quiet carapace.slot=a", vec![1], vec![2]);
+        let name = entry.path.strip_prefix("loader/entries/").unwrap();
+        assert_eq!(EntryName::parse(name), Some(EntryName::committed(Slot::A)));
+        let body = String::from_utf8(entry.data).unwrap();
+        assert_eq!(board_support::entry_generation(&body), Some(1));
+        assert!(
+            body.starts_with("title Carapace 0.4.0 (slot a)\n"),
+            "{body}"
+        );
+        assert!(body.contains("\noptions quiet carapace.slot=a\n"), "{body}");
+        for (line, file) in [("linux", &vmlinuz), ("initrd", &initrd)] {
+            assert!(
+                body.contains(&format!("\n{line} /{}\n", file.path)),
+                "{line} in {body} is not {}",
+                file.path
+            );
+        }
+        assert_eq!((vmlinuz.data, initrd.data), (vec![1], vec![2]));
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //!              +---------------------------------------------+
 //! ```
 
+use board_support::Slot;
+
 use crate::board::Board;
 use crate::error::{Error, Result};
 
@@ -37,8 +39,9 @@ pub const FIRST_PARTITION_OFFSET: u64 = MIB;
 pub const GPT_TRAILER_SECTORS: u64 = 33;
 
 pub const ESP_NAME: &str = "ESP";
-pub const ROOT_A_NAME: &str = "root-a";
-pub const ROOT_B_NAME: &str = "root-b";
+/// The names the box finds its slots by (board_support::block_devices::slot_partition).
+pub const ROOT_A_NAME: &str = Slot::A.partition_name();
+pub const ROOT_B_NAME: &str = Slot::B.partition_name();
 pub const DATA_NAME: &str = "data";
 
 /// Partition type GUIDs that are the same on every board (UEFI spec; Discoverable Partitions

@@ -5,11 +5,12 @@
 use board_support::NetworkRole;
 use carapace_netpolicy::config::{DnsConfig, IMAGE_CONFIG_PATH, TimeConfig};
 use carapace_netpolicy::{
-    BASE_RULESET_PATH, FirewallUids, NetdConfig, base_ruleset, default_allowlist,
+    AllowEntry, BASE_RULESET_PATH, FirewallUids, NamePattern, NetdConfig, base_ruleset,
+    default_allowlist,
 };
 
 use crate::error::{Error, Result};
-use crate::recipe::{NetworkSection, Recipe};
+use crate::recipe::{NetworkSection, Recipe, UpdateSection};
 
 /// glibc's resolver asks the stub; nothing else is reachable on port 53 anyway.
 pub const RESOLV_CONF: &str = "nameserver 127.0.0.53\n";
@@ -21,21 +22,25 @@ pub struct NetworkFile {
     pub bytes: Vec<u8>,
 }
 
-/// netd's defaults from the recipe: the allowlist (the IM services', LLM and update hosts,
-/// then the extra entries), NTP servers, DNS resolvers and Wi-Fi networks; interfaces are left
-/// to netd's defaults and the owner's file.
-pub fn image_netd_config(network: &NetworkSection) -> NetdConfig {
+/// netd's defaults from the recipe: the allowlist (the IM services', LLM and update hosts, the
+/// host of `[update] server` at its port, then the extra entries), NTP servers, DNS resolvers
+/// and Wi-Fi networks; interfaces are left to netd's defaults and the owner's file.
+pub fn image_netd_config(
+    network: &NetworkSection,
+    update: Option<&UpdateSection>,
+) -> std::result::Result<NetdConfig, String> {
     let mut allow = default_allowlist(
         &network.im,
         network.llm.as_ref(),
         network.update_server.as_ref(),
     );
-    for entry in &network.allow {
+    let update_entry = update.map(update_server_entry).transpose()?;
+    for entry in update_entry.iter().chain(&network.allow) {
         if !allow.contains(entry) {
             allow.push(entry.clone());
         }
     }
-    NetdConfig {
+    Ok(NetdConfig {
         interfaces: Vec::new(),
         dns: (!network.dns_upstreams.is_empty()).then(|| DnsConfig {
             upstreams: network.dns_upstreams.clone(),
@@ -45,7 +50,19 @@ pub fn image_netd_config(network: &NetworkSection) -> NetdConfig {
         }),
         allow,
         wifi: network.wifi.clone(),
-    }
+    })
+}
+
+/// The update service reaches its repository by name like every other egress.
+fn update_server_entry(update: &UpdateSection) -> std::result::Result<AllowEntry, String> {
+    let (host, port) = update
+        .update_config()?
+        .server_host()
+        .map_err(|err| err.to_string())?;
+    let name: NamePattern = host
+        .parse()
+        .map_err(|err| format!("[update] server host: {err}"))?;
+    AllowEntry::new(name, &[port]).map_err(|err| format!("[update] server port: {err}"))
 }
 
 /// Who the firewall lets out: netd's uid and each egress service's, in table order.
@@ -71,7 +88,8 @@ pub fn network_files(recipe: &Recipe) -> Result<Vec<NetworkFile>> {
     let mut firewall = serde_json::to_vec_pretty(&base_ruleset(&uids))
         .map_err(|e| Error::image(format!("cannot write {BASE_RULESET_PATH}: {e}")))?;
     firewall.push(b'\n');
-    let netd_toml = image_netd_config(network)
+    let netd_toml = image_netd_config(network, recipe.update.as_ref())
+        .map_err(|e| Error::image(format!("cannot write {IMAGE_CONFIG_PATH}: {e}")))?
         .to_toml()
         .map_err(|e| Error::image(format!("cannot write {IMAGE_CONFIG_PATH}: {e}")))?;
     let netd_toml = format!(
@@ -156,7 +174,8 @@ mod tests {
 
         let netd = std::str::from_utf8(file(&files, IMAGE_CONFIG_PATH)).unwrap();
         let config = NetdConfig::parse(netd).unwrap();
-        assert_eq!(config, image_netd_config(recipe.network.as_ref().unwrap()));
+        let expected = image_netd_config(recipe.network.as_ref().unwrap(), None).unwrap();
+        assert_eq!(config, expected);
         let allowlist = Allowlist::new(config.allow);
         assert_eq!(allowlist.ports("api.telegram.org"), Some(vec![443]));
         assert_eq!(allowlist.ports("api.openai.com"), Some(vec![443]));
@@ -190,6 +209,35 @@ mod tests {
     }
 
     #[test]
+    fn the_update_servers_host_is_allowed_at_its_port() {
+        let network: NetworkSection = toml::from_str("llm = \"api.openai.com\"\n").unwrap();
+        let update = |server: &str| -> UpdateSection {
+            toml::from_str(&format!(
+                "root_key = \"00\"\nkey_list = \"keys.json\"\nserver = \"{server}\"\n"
+            ))
+            .unwrap()
+        };
+        let allowlist = |server: &str| {
+            Allowlist::new(
+                image_netd_config(&network, Some(&update(server)))
+                    .unwrap()
+                    .allow,
+            )
+        };
+        let custom = allowlist("https://updates.example.com:8443/x86-64");
+        assert_eq!(custom.ports("updates.example.com"), Some(vec![8443]));
+        assert_eq!(custom.ports("api.openai.com"), Some(vec![443]));
+        let plain = allowlist("https://updates.example.com/x86-64");
+        assert_eq!(plain.ports("updates.example.com"), Some(vec![443]));
+        assert_eq!(plain.ports("example.com"), None);
+        let without = Allowlist::new(image_netd_config(&network, None).unwrap().allow);
+        assert_eq!(without.ports("updates.example.com"), None);
+        let err =
+            image_netd_config(&network, Some(&update("http://updates.example.com"))).unwrap_err();
+        assert!(err.contains("[update] server"), "{err}");
+    }
+
+    #[test]
     fn extra_entries_follow_the_defaults_once() {
         let network: NetworkSection = toml::from_str(
             "im = [\"lark\"]\nupdate_server = \"updates.example.org\"\n\
@@ -197,7 +245,7 @@ mod tests {
              time_servers = [\"pool.ntp.org\"]\ndns_upstreams = [\"192.0.2.53\"]\n",
         )
         .unwrap();
-        let config = image_netd_config(&network);
+        let config = image_netd_config(&network, None).unwrap();
         let names: Vec<String> = config.allow.iter().map(|e| e.name.to_string()).collect();
         assert_eq!(
             names,

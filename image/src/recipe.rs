@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use std::net::IpAddr;
 
-use board_support::{NetworkRole, ServiceEntry, ServiceTable};
+use board_support::{NetworkRole, ServiceEntry, ServiceTable, UpdateConfig, update_config};
 use carapace_netpolicy::config::WifiNetwork;
 use carapace_netpolicy::{AllowEntry, ImService, NamePattern};
-use carapace_update::{KeyKind, PublicKey, SignedKeyList};
+use carapace_update::{KeyKind, PublicKey, SignedKeyList, Version};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -20,6 +20,9 @@ pub struct Recipe {
     pub name: String,
     pub board: String,
     pub hostname: String,
+    /// The software version the image carries (image.toml, slot.json, and so the version of
+    /// its update bundle); the workspace's version when left out.
+    pub version: Option<String>,
     pub debian: DebianSection,
     #[serde(default)]
     pub kernel: KernelSection,
@@ -42,7 +45,8 @@ pub struct Recipe {
 }
 
 /// `[update]`: the vendor's root public key and a key list it signed, built into the verified
-/// root (carapace_update::layout::IMAGE_ROOT_KEY and IMAGE_KEY_LIST).
+/// root (carapace_update::layout::IMAGE_ROOT_KEY and IMAGE_KEY_LIST), and where and when the
+/// box looks for updates (/etc/carapace/update.toml, board_support::update_config).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSection {
@@ -50,9 +54,32 @@ pub struct UpdateSection {
     pub root_key: String,
     /// A file beside the recipe, written by `carapace keys sign`.
     pub key_list: String,
+    /// The https base URL of the board's repository (what `carapace publish` fills).
+    pub server: String,
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    #[serde(default = "default_check_hours")]
+    pub check_hours: u32,
+    #[serde(default = "default_quiet_hour")]
+    pub quiet_hour: u8,
+    /// The download cap, KiB/s (none when absent).
+    #[serde(default)]
+    pub max_kib_per_s: Option<u32>,
     /// The key list's text, read and checked against `root_key` by `Recipe::load`.
     #[serde(skip)]
     pub key_list_text: String,
+}
+
+fn default_channel() -> String {
+    update_config::DEFAULT_CHANNEL.to_owned()
+}
+
+fn default_check_hours() -> u32 {
+    update_config::DEFAULT_CHECK_HOURS
+}
+
+fn default_quiet_hour() -> u8 {
+    update_config::DEFAULT_QUIET_HOUR
 }
 
 impl UpdateSection {
@@ -61,8 +88,29 @@ impl UpdateSection {
             .map_err(|reason| format!("[update] root_key: {reason}"))
     }
 
-    /// The image's files: the root public key file and the key list, as the box reads them.
-    pub fn image_files(&self) -> std::result::Result<[(&'static str, String); 2], String> {
+    /// The box's update settings, checked by the rules the update service reads them with.
+    pub fn update_config(&self) -> std::result::Result<UpdateConfig, String> {
+        let config = UpdateConfig {
+            server: self.server.clone(),
+            channel: self.channel.clone(),
+            check_hours: self.check_hours,
+            quiet_hour: self.quiet_hour,
+            max_kib_per_s: self.max_kib_per_s,
+        };
+        match config.validate() {
+            Ok(()) => Ok(config),
+            Err(board_support::Error::UpdateConfigField {
+                field,
+                value,
+                problem,
+            }) => Err(format!("[update] {field} = {value:?}: {problem}")),
+            Err(other) => Err(format!("[update]: {other}")),
+        }
+    }
+
+    /// The image's files: the root public key file, the key list and the update settings, as
+    /// the box reads them.
+    pub fn image_files(&self) -> std::result::Result<[(&'static str, String); 3], String> {
         Ok([
             (
                 carapace_update::layout::IMAGE_ROOT_KEY,
@@ -71,6 +119,10 @@ impl UpdateSection {
             (
                 carapace_update::layout::IMAGE_KEY_LIST,
                 self.key_list_text.clone(),
+            ),
+            (
+                board_support::UPDATE_CONFIG_PATH,
+                self.update_config()?.render(),
             ),
         ])
     }
@@ -218,6 +270,9 @@ impl Recipe {
             ));
         }
         validate_hostname(&self.hostname)?;
+        if let Some(version) = &self.version {
+            Version::parse(version).map_err(|reason| format!("version: {reason}"))?;
+        }
         validate_suite(&self.debian.suite)?;
         for word in &self.kernel.extra_cmdline {
             validate_cmdline_word(word)?;
@@ -239,6 +294,7 @@ impl Recipe {
         }
         if let Some(update) = &self.update {
             update.root_public_key()?;
+            update.update_config()?;
         }
         self.validate_network()
     }
@@ -258,6 +314,7 @@ impl Recipe {
                     .into(),
             ),
             (Some(network), Some(_)) => {
+                self.check_update_server_once(network)?;
                 for (key, host) in [
                     ("llm", &network.llm),
                     ("update_server", &network.update_server),
@@ -269,12 +326,41 @@ impl Recipe {
                         ));
                     }
                 }
-                crate::network::image_netd_config(network)
+                crate::network::image_netd_config(network, self.update.as_ref())?
                     .validate()
                     .map_err(|err| format!("[network]: {err}"))
             }
             (None, None) => Ok(()),
         }
+    }
+
+    /// `[network] update_server` and `[update] server` name one host, or one is left out: two
+    /// would allow a host the box never fetches from.
+    fn check_update_server_once(
+        &self,
+        network: &NetworkSection,
+    ) -> std::result::Result<(), String> {
+        let (Some(named), Some(update)) = (&network.update_server, &self.update) else {
+            return Ok(());
+        };
+        let (host, _) = update
+            .update_config()?
+            .server_host()
+            .map_err(|e| e.to_string())?;
+        if named.matches(&host) {
+            return Ok(());
+        }
+        Err(format!(
+            "[network] update_server = \"{named}\" is not the host of [update] server \
+             ({host}); leave update_server out: the builder allows [update] server's host"
+        ))
+    }
+
+    /// The version the image carries: the recipe's, else the workspace's.
+    pub fn image_version(&self) -> String {
+        self.version
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
     }
 
     /// The service with `network = "netd"`, if any (the table allows at most one).
@@ -378,6 +464,7 @@ fn validate_config_file_path(path: &str) -> std::result::Result<(), String> {
         carapace_netpolicy::config::IMAGE_CONFIG_PATH,
         carapace_update::layout::IMAGE_ROOT_KEY,
         carapace_update::layout::IMAGE_KEY_LIST,
+        board_support::UPDATE_CONFIG_PATH,
     ];
     if builders.contains(&path) {
         return Err(format!(
@@ -576,9 +663,9 @@ network = "netd"
     }
 
     /// [update]: the key list beside the recipe must verify with the root key, and the image
-    /// gets both as files the box reads.
+    /// gets both as files the box reads, with the update settings.
     #[test]
-    fn the_update_section_is_checked_and_becomes_two_image_files() {
+    fn the_update_section_is_checked_and_becomes_three_image_files() {
         use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList};
         let dir = tempfile::tempdir().unwrap();
         let root = SecretKey::generate(KeyKind::Root).unwrap();
@@ -599,7 +686,10 @@ network = "netd"
         std::fs::write(dir.path().join("keys.json"), list.to_file_text()).unwrap();
         let recipe_path = dir.path().join("r.toml");
         let with = |root_key: &str, key_list: &str| {
-            format!("{GOOD}[update]\nroot_key = \"{root_key}\"\nkey_list = \"{key_list}\"\n")
+            format!(
+                "{GOOD}[update]\nroot_key = \"{root_key}\"\nkey_list = \"{key_list}\"\n\
+                 server = \"https://updates.example.com/x86-64\"\n"
+            )
         };
         let root_hex = root.public().to_hex();
         std::fs::write(&recipe_path, with(&root_hex, "keys.json")).unwrap();
@@ -614,6 +704,11 @@ network = "netd"
         assert_eq!(public, root.public());
         assert_eq!(files[1].0, "/etc/carapace/update-keys.json");
         assert_eq!(files[1].1, list.to_file_text());
+        assert_eq!(files[2].0, "/etc/carapace/update.toml");
+        assert_eq!(
+            UpdateConfig::parse(&files[2].1).unwrap(),
+            UpdateConfig::new("https://updates.example.com/x86-64")
+        );
 
         // Another root key than the one that signed the list.
         let other = SecretKey::generate(KeyKind::Root)
@@ -639,6 +734,118 @@ network = "netd"
                 .unwrap_err()
                 .contains("written by the builder")
         );
+    }
+
+    /// GOOD with an [update] section (a made-up root key: `parse` checks its form only).
+    fn with_update(settings: &str) -> String {
+        let root = carapace_update::SecretKey::generate(KeyKind::Root).unwrap();
+        format!(
+            "{GOOD}[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n{settings}\n",
+            root.public().to_hex()
+        )
+    }
+
+    #[test]
+    fn update_settings_have_defaults_and_go_into_update_toml() {
+        let recipe = Recipe::parse(&with_update(
+            "server = \"https://updates.example.com/x86-64\"",
+        ))
+        .unwrap();
+        let config = recipe.update.as_ref().unwrap().update_config().unwrap();
+        assert_eq!(
+            config,
+            UpdateConfig::new("https://updates.example.com/x86-64")
+        );
+        assert_eq!(
+            (
+                config.channel.as_str(),
+                config.check_hours,
+                config.quiet_hour
+            ),
+            ("stable", 24, 3)
+        );
+        let recipe = Recipe::parse(&with_update(
+            "server = \"https://u.example.com\"\nchannel = \"beta\"\ncheck_hours = 6\n\
+             quiet_hour = 22",
+        ))
+        .unwrap();
+        let config = recipe.update.as_ref().unwrap().update_config().unwrap();
+        assert_eq!(
+            (
+                config.channel.as_str(),
+                config.check_hours,
+                config.quiet_hour
+            ),
+            ("beta", 6, 22)
+        );
+    }
+
+    #[test]
+    fn bad_update_settings_are_refused_with_the_field() {
+        let err = Recipe::parse(&with_update("")).unwrap_err();
+        assert!(err.contains("missing field `server`"), "{err}");
+        for (settings, reason) in [
+            ("server = \"http://updates.example.com\"", "https://"),
+            ("server = \"https://10.1.2.3/x\"", "IP address"),
+            (
+                "server = \"https://updates.example.com/\"",
+                "must not end with",
+            ),
+            (
+                "server = \"https://u.example.com\"\nchannel = \"Stable\"",
+                "lower-case",
+            ),
+            (
+                "server = \"https://u.example.com\"\ncheck_hours = 0",
+                "1 to 720",
+            ),
+            (
+                "server = \"https://u.example.com\"\nquiet_hour = 24",
+                "0 to 23",
+            ),
+            (
+                "server = \"https://u.example.com\"\nchanel = \"beta\"",
+                "chanel",
+            ),
+        ] {
+            let err = Recipe::parse(&with_update(settings)).unwrap_err();
+            assert!(
+                err.contains("[update]") || err.contains("chanel"),
+                "{settings}: {err}"
+            );
+            assert!(err.contains(reason), "{settings}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_update_server_and_network_update_server_name_one_host() {
+        let server = "server = \"https://updates.example.com/x86-64\"";
+        let networked_update = |network: &str| {
+            let update = with_update(server);
+            let update = update.strip_prefix(GOOD).unwrap();
+            networked(&format!("{update}[network]\n{network}\n"))
+        };
+        Recipe::parse(&networked_update("")).unwrap();
+        Recipe::parse(&networked_update("update_server = \"updates.example.com\"")).unwrap();
+        let err =
+            Recipe::parse(&networked_update("update_server = \"other.example.com\"")).unwrap_err();
+        assert!(
+            err.contains("update_server") && err.contains("updates.example.com"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_image_version_is_the_recipes_or_the_workspaces() {
+        let recipe = Recipe::parse(GOOD).unwrap();
+        assert_eq!(recipe.image_version(), env!("CARGO_PKG_VERSION"));
+        let versioned = GOOD.replace("[debian]", "version = \"0.1.1\"\n[debian]");
+        assert_eq!(Recipe::parse(&versioned).unwrap().image_version(), "0.1.1");
+        for bad in ["0.1.x", "", "1.2.3.4.5", "v1"] {
+            let text = GOOD.replace("[debian]", &format!("version = \"{bad}\"\n[debian]"));
+            let err = Recipe::parse(&text).unwrap_err();
+            assert!(err.starts_with("version: "), "{bad}: {err}");
+        }
     }
 
     #[test]

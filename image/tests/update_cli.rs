@@ -25,6 +25,7 @@ memory_max = 268435456
 ready = true
 [update]
 key_list = "keys.json"
+server = "https://updates.example.com/x86-64"
 "#;
 
 fn carapace(dir: &Path, args: &[&str]) -> Output {
@@ -141,11 +142,19 @@ fn keygen_keys_bundle_publish_and_update_size() {
     ));
     assert!(stderr.contains("keygen --root"), "{stderr}");
 
-    let recipe = RECIPE.replace(
-        "[update]\n",
-        &format!("[update]\nroot_key = \"{root_hex}\"\n"),
-    );
-    std::fs::write(ws.join("smoke.toml"), recipe).unwrap();
+    // The recipe names the version each build below makes (`carapace bundle` refuses a build
+    // of another version than the recipe's).
+    let recipe = |version: &str| {
+        RECIPE
+            .replace(
+                "[update]\n",
+                &format!("[update]\nroot_key = \"{root_hex}\"\n"),
+            )
+            .replace(
+                "[debian]\n",
+                &format!("version = \"{version}\"\n[debian]\n"),
+            )
+    };
     let trust = UpdateTrust {
         root_key: root_hex.clone(),
         key_list_sha256: Sha256Digest::of(&std::fs::read(ws.join("keys.json")).unwrap()),
@@ -154,6 +163,7 @@ fn keygen_keys_bundle_publish_and_update_size() {
     let bundle_dir = ws.join("out/smoke/bundle");
     let mut chunk_counts = Vec::new();
     for (version, agentd) in [("0.1.0", 7u8), ("0.2.0", 9)] {
+        std::fs::write(ws.join("smoke.toml"), recipe(version)).unwrap();
         fake_build(ws, version, agentd, &trust);
         let stderr = ok(carapace(
             ws,
@@ -217,6 +227,13 @@ fn keygen_keys_bundle_publish_and_update_size() {
         &["bundle", "--recipe", "smoke.toml", "--key", "stranger.key"],
     ));
     assert!(stderr.contains("not in the recipe's key list"), "{stderr}");
+    // The recipe's version moved on since the build: the bundle would carry the old one.
+    std::fs::write(ws.join("smoke.toml"), recipe("0.3.0")).unwrap();
+    let stderr = failed(carapace(
+        ws,
+        &["bundle", "--recipe", "smoke.toml", "--key", "signing.key"],
+    ));
+    assert!(stderr.contains("version is now 0.3.0"), "{stderr}");
 
     // update-size between two slot directories: the old build's is gone (the bundle command
     // reuses out/smoke/slot), so measure the 0.2.0 slot against a copy with agentd changed.

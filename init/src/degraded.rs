@@ -2,8 +2,8 @@
 //! the box up degraded rather than into a reboot loop: the
 //! services that keep state on /data (`state_dir = true`) are held, the rest run, the power
 //! button still shuts down cleanly, and one console line says what happened and how the
-//! owner resets /data. There is no `ready` line and the slot is not committed: agentd, which
-//! decides that, is held.
+//! owner resets /data. There is no `ready` line, and a trial slot is not committed: the update
+//! service, which decides that, keeps its state on /data and is held too.
 
 use crate::data_mount::Degraded;
 use crate::service_table::Service;

@@ -11,8 +11,8 @@ use crate::service_table::Service;
 use crate::oneshot;
 
 pub const HELPER: &str = "/usr/sbin/carapace-disk";
-/// Moving one small file off the ESP.
-const MOVE_DEADLINE: Duration = Duration::from_secs(30);
+/// Moving one small file off the ESP; mounting it and handing over two device nodes.
+const QUICK_DEADLINE: Duration = Duration::from_secs(30);
 /// mke2fs of a large SD card with lazy init, or e2fsck of a damaged /data, fits well inside;
 /// a helper still running after this is stuck on a failing disk.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -59,9 +59,36 @@ pub fn move_owner_settings(params: &BootParams, services: &[Service]) {
         "--owner",
         &owner,
     ];
-    match oneshot::run(HELPER, &args, MOVE_DEADLINE, "carapace-disk") {
+    run_quick(&args, "moving the owner settings off the ESP");
+}
+
+/// Has the helper prepare boot control for the update service (`boot_control = true`): the
+/// ESP mounted at /boot/efi for it, the slots' partition devices handed to it, and
+/// /run/carapace/slot-devices saying which is which. A failure is logged and the service
+/// starts anyway: it reports what it cannot do, and the box runs on without updates.
+pub fn prepare_boot_control(params: &BootParams, services: &[Service]) {
+    let Some(service) = services.iter().find(|s| s.entry.boot_control) else {
+        return;
+    };
+    let owner = format!("{}:{}", service.entry.uid, service.entry.gid);
+    let slot = params.slot.to_string();
+    let args = [
+        "--boot-control",
+        "--esp",
+        &params.esp_partuuid,
+        "--slot",
+        &slot,
+        "--owner",
+        &owner,
+    ];
+    run_quick(&args, &format!("boot control for {}", service.name()));
+}
+
+/// A helper run whose result is its exit status; its own lines say the details.
+fn run_quick(args: &[&str], what: &str) {
+    match oneshot::run(HELPER, args, QUICK_DEADLINE, "carapace-disk") {
         Ok((_, status)) if status.success() => {}
-        Ok((_, status)) => log_error!("moving the owner settings off the ESP failed ({status})"),
-        Err(err) => log_error!("moving the owner settings off the ESP: {err}"),
+        Ok((_, status)) => log_error!("{what} failed ({status})"),
+        Err(err) => log_error!("{what}: {err}"),
     }
 }

@@ -48,7 +48,6 @@ mod root_check;
 mod service_table;
 mod shutdown;
 mod signals;
-mod slot_commit;
 mod spawn;
 mod stage1;
 mod stage2;

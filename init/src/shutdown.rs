@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use board_support::ESP_MOUNT_POINT;
 use rustix::mount::MountFlags;
 use rustix::system::RebootCommand;
 
 use crate::data_mount::MOUNT_POINT as DATA;
 use crate::error::{Context, Result};
 use crate::signals::Action;
-use crate::slot_commit::ESP_MOUNT_POINT;
 use crate::watchdog::Watchdog;
 use crate::{console, mounts};
 

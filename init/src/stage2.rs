@@ -72,7 +72,7 @@ pub fn run() -> Result<Infallible> {
     let unready = data
         .as_ref()
         .ok()
-        .and_then(|()| unready_boots::count_this_boot());
+        .and_then(|()| unready_boots::count_this_boot(params.slot));
     let services = match (&data, unready) {
         (Err(degraded), _) => degraded::hold_data_services(services, degraded),
         (Ok(()), Some(boots)) => degraded::hold_state_services(
@@ -90,17 +90,11 @@ pub fn run() -> Result<Infallible> {
         Err(err) => degraded::hold_network_services(services, err),
         Ok(_) => services,
     };
+    disk_helper::prepare_boot_control(&params, &services);
     let watchdog = setup_petter.map(watchdog::SetupPetter::finish);
     let power_buttons = power_button::open_all();
 
-    let mut supervisor = Supervisor::new(
-        services,
-        signals,
-        power_buttons,
-        watchdog,
-        params.slot,
-        params.esp_partuuid,
-    );
+    let mut supervisor = Supervisor::new(services, signals, power_buttons, watchdog, params.slot);
     if data.is_err() || unready.is_some() || firewall.is_err() {
         supervisor = supervisor.without_ready_line();
     }

@@ -21,7 +21,7 @@ use crate::console;
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
-use crate::{power_button, proc_status, slot_commit, spawn, unready_boots};
+use crate::{power_button, proc_status, spawn, unready_boots};
 use carapace_lifecycle::{Input, Lifecycle, Output};
 
 /// How often the hardware watchdog is petted while healthy.
@@ -45,7 +45,6 @@ pub struct Supervisor {
     power_buttons: Vec<Option<OwnedFd>>,
     watchdog: Option<Watchdog>,
     slot: Slot,
-    esp_partuuid: String,
     idle_rss_due: Option<Instant>,
     orphans: Orphans,
     next_pet: Instant,
@@ -130,7 +129,6 @@ impl Supervisor {
         power_buttons: Vec<OwnedFd>,
         watchdog: Option<Watchdog>,
         slot: Slot,
-        esp_partuuid: String,
     ) -> Supervisor {
         let life = Lifecycle::new(&services.iter().map(|s| &s.entry).collect::<Vec<_>>());
         let procs = services
@@ -150,7 +148,6 @@ impl Supervisor {
             power_buttons: power_buttons.into_iter().map(Some).collect(),
             watchdog,
             slot,
-            esp_partuuid,
             idle_rss_due: None,
             orphans: Orphans::default(),
             next_pet: now,
@@ -159,8 +156,7 @@ impl Supervisor {
         }
     }
 
-    /// A degraded boot: services are held, so the box is never `ready` and the slot is not
-    /// committed by this boot (degraded.rs).
+    /// A degraded boot: services are held, so the box is never `ready` (degraded.rs).
     pub fn without_ready_line(mut self) -> Supervisor {
         self.life.never_ready();
         self
@@ -438,14 +434,14 @@ impl Supervisor {
         inputs
     }
 
-    /// The ready line, once per boot; then the booted slot is committed.
+    /// The ready line, once per boot. Committing a trial slot is the update service's
+    /// decision (after its health check), not PID 1's.
     fn announce_ready(&mut self, now: Instant) {
         let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         let boot_ms = boot.tv_sec.max(0) as u64 * 1000 + boot.tv_nsec.max(0) as u64 / 1_000_000;
         log_info!("ready slot={} boot_ms={boot_ms}", self.slot);
         self.idle_rss_due = Some(now + IDLE_RSS_DELAY);
-        unready_boots::reached_ready();
-        slot_commit::commit_if_trial(&self.esp_partuuid, self.slot);
+        unready_boots::reached_ready(self.slot);
     }
 
     fn reap(&mut self, now: Instant) -> Vec<Output> {

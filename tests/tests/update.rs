@@ -66,7 +66,14 @@ fn make_keys(dir: &Path) -> Keys {
 
 /// The default recipe as `name` at `version`, trusting the test CA, following the test's
 /// repository, with the update service in its table. `agentd_memory` replaces agentd's limit.
-fn recipe(dir: &Path, name: &str, version: &str, ca_pem: &str, keys: &Keys, agentd_memory: Option<u64>) -> PathBuf {
+fn recipe(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    ca_pem: &str,
+    keys: &Keys,
+    agentd_memory: Option<u64>,
+) -> PathBuf {
     let recipes = workspace().join("recipes");
     let text = std::fs::read_to_string(workspace().join(RELEASE_RECIPE)).expect("recipe");
     let mut text = text.replacen(
@@ -74,9 +81,16 @@ fn recipe(dir: &Path, name: &str, version: &str, ca_pem: &str, keys: &Keys, agen
         &format!("name = \"{name}\"\nversion = \"{version}\""),
         1,
     );
-    assert!(text.contains(&format!("version = \"{version}\"")), "the default recipe's name line moved");
+    assert!(
+        text.contains(&format!("version = \"{version}\"")),
+        "the default recipe's name line moved"
+    );
     if let Some(bytes) = agentd_memory {
-        let limited = text.replacen("memory_max = 268435456", &format!("memory_max = {bytes}"), 1);
+        let limited = text.replacen(
+            "memory_max = 268435456",
+            &format!("memory_max = {bytes}"),
+            1,
+        );
         assert_ne!(limited, text, "agentd's memory_max line moved");
         text = limited;
     }
@@ -118,7 +132,11 @@ boot_control = true
     ));
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write recipe");
-    std::fs::copy(recipes.join("x86-64-qemu.lock"), dir.join(format!("{name}.lock"))).expect("lock");
+    std::fs::copy(
+        recipes.join("x86-64-qemu.lock"),
+        dir.join(format!("{name}.lock")),
+    )
+    .expect("lock");
     std::fs::copy(&keys.key_list, dir.join("keys.json")).expect("key list");
     let files = dir.join("files");
     std::fs::create_dir_all(&files).expect("files dir");
@@ -191,9 +209,15 @@ impl Chat<'_> {
             }
             if std::time::Instant::now() >= deadline {
                 let texts: Vec<&str> = sent.iter().map(|m| m.text.as_str()).collect();
-                fail(vm, format!("the owner was never told '{needle}'; the chat: {texts:#?}"));
+                fail(
+                    vm,
+                    format!("the owner was never told '{needle}'; the chat: {texts:#?}"),
+                );
             }
-            self.handle.block_on(self.telegram.wait_sent(sent.len() + 1, Duration::from_secs(5)));
+            self.handle.block_on(
+                self.telegram
+                    .wait_sent(sent.len() + 1, Duration::from_secs(5)),
+            );
         }
     }
 }
@@ -241,9 +265,30 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     };
 
     let keys = make_keys(build_dir.path());
-    let recipe_a = recipe(build_dir.path(), "update-a", "0.1.0", &net.ca_pem, &keys, None);
-    let recipe_b = recipe(build_dir.path(), "update-b", "0.1.1", &net.ca_pem, &keys, None);
-    let recipe_bad = recipe(build_dir.path(), "update-bad", "0.1.2", &net.ca_pem, &keys, Some(4 * 1024 * 1024));
+    let recipe_a = recipe(
+        build_dir.path(),
+        "update-a",
+        "0.1.0",
+        &net.ca_pem,
+        &keys,
+        None,
+    );
+    let recipe_b = recipe(
+        build_dir.path(),
+        "update-b",
+        "0.1.1",
+        &net.ca_pem,
+        &keys,
+        None,
+    );
+    let recipe_bad = recipe(
+        build_dir.path(),
+        "update-bad",
+        "0.1.2",
+        &net.ca_pem,
+        &keys,
+        Some(4 * 1024 * 1024),
+    );
     let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe_a)
         .unwrap_or_else(|e| panic!("owner settings: {e}"));
     let out = carapace_image::build::build(&recipe_a, &workspace())
@@ -256,7 +301,12 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     config.network = net.network();
     let mut vm = Vm::start(&config).expect("start QEMU");
     console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
-    console_line(&mut vm, 0, "updated: update: x86-64 0.1.0 slot a follows", BOOT_TIMEOUT);
+    console_line(
+        &mut vm,
+        0,
+        "updated: update: x86-64 0.1.0 slot a follows",
+        BOOT_TIMEOUT,
+    );
     chat.send(&format!("/start {}", pairing.code));
     chat.wait_for(&vm, 0, "Paired: you are this box's owner", WAIT);
 
@@ -284,7 +334,10 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     chat.send("/update install");
     let (seen, refused) = chat.wait_for(&vm, seen + 1, "Installing 0.1.1 failed:", WAIT);
     assert!(refused.contains("hash"), "{refused}");
-    assert!(refused.contains("The running slot a is untouched"), "{refused}");
+    assert!(
+        refused.contains("The running slot a is untouched"),
+        "{refused}"
+    );
     for (path, bytes) in &originals {
         std::fs::write(path, bytes).expect("restore");
     }
@@ -302,7 +355,10 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     let (seen, written) = chat.wait_for(&vm, seen, "0.1.1 is written to slot b", WAIT);
     assert!(written.contains("/update reboot"), "{written}");
     assert!(
-        server.requests().iter().any(|r| r.ends_with("range=10000-")),
+        server
+            .requests()
+            .iter()
+            .any(|r| r.ends_with("range=10000-")),
         "the interrupted chunk was not resumed: {:?}",
         server.requests()
     );
@@ -314,8 +370,18 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     // 3. Into slot b, committed once agentd is healthy and the chat link is back.
     let before_reboot = vm.console().len();
     chat.send("/update reboot");
-    let at = console_line(&mut vm, before_reboot, "carapace: ready slot=b", SWITCH_TIMEOUT);
-    console_line(&mut vm, at, "updated: update: committed slot=b version=0.1.1", WAIT);
+    let at = console_line(
+        &mut vm,
+        before_reboot,
+        "carapace: ready slot=b",
+        SWITCH_TIMEOUT,
+    );
+    console_line(
+        &mut vm,
+        at,
+        "updated: update: committed slot=b version=0.1.1",
+        WAIT,
+    );
     let (seen, committed) = chat.wait_for(&vm, seen, "Updated to 0.1.1 (slot b)", WAIT);
     assert!(committed.contains("chat link is back"), "{committed}");
 
@@ -326,8 +392,18 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     let chunk_bytes = server.bytes_sent() - sent_before;
     let before_reboot = vm.console().len();
     chat.send("/update reboot");
-    let at = console_line(&mut vm, before_reboot, "carapace: ready slot=a", SWITCH_TIMEOUT);
-    console_line(&mut vm, at, "updated: update: committed slot=a version=0.1.1", WAIT);
+    let at = console_line(
+        &mut vm,
+        before_reboot,
+        "carapace: ready slot=a",
+        SWITCH_TIMEOUT,
+    );
+    console_line(
+        &mut vm,
+        at,
+        "updated: update: committed slot=a version=0.1.1",
+        WAIT,
+    );
     let (seen, _) = chat.wait_for(&vm, seen, "Updated to 0.1.1 (slot a)", WAIT);
     println!("back to slot a: {chunk_bytes} bytes from the server");
 
@@ -338,11 +414,18 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     let (seen, _) = chat.wait_for(&vm, seen + 1, "0.1.2 is written to slot b", WAIT);
     let before_reboot = vm.console().len();
     chat.send("/update reboot");
-    let trial = console_line(&mut vm, before_reboot, "carapace: stage1 start", SWITCH_TIMEOUT);
+    let trial = console_line(
+        &mut vm,
+        before_reboot,
+        "carapace: stage1 start",
+        SWITCH_TIMEOUT,
+    );
     let back = console_line(&mut vm, trial, "carapace: ready slot=a", SWITCH_TIMEOUT);
     let console = vm.console();
     assert!(
-        console[trial..back].iter().any(|l| l.starts_with("updated: update: trial boot 1 of 0.1.2 in slot b")),
+        console[trial..back]
+            .iter()
+            .any(|l| l.starts_with("updated: update: trial boot 1 of 0.1.2 in slot b")),
         "slot b never booted its trial:\n{}",
         console[trial..back].join("\n")
     );
@@ -352,7 +435,9 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
         "{rolled_back}"
     );
     assert!(
-        !vm.console().iter().any(|l| l.starts_with("updated: update: committed slot=b version=0.1.2")),
+        !vm.console()
+            .iter()
+            .any(|l| l.starts_with("updated: update: committed slot=b version=0.1.2")),
         "the bad slot was committed"
     );
     power_off(&mut vm);

@@ -512,7 +512,7 @@ fn spawn_receiver(
             },
             fast,
             |line: &str| lines.lock().unwrap().push(line.to_string()),
-        &std::sync::atomic::AtomicBool::new(false),
+            &std::sync::atomic::AtomicBool::new(false),
         )
         .await
     });

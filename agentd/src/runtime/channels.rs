@@ -83,15 +83,19 @@ async fn receive<C: Channel>(
 ) {
     let menu = tokio::spawn(set_menu(Arc::clone(&channel)));
     let _menu = AbortOnDrop(vec![menu]);
-    run_receiver(channel.as_ref(), |batch| {
-        let stored = store
-            .store_incoming(&batch, now())
-            .map_err(|e| e.to_string());
-        if stored.is_ok() {
-            inbox_filled.notify_one();
-        }
-        std::future::ready(stored.map(|_| ()))
-    }, flag(&state))
+    run_receiver(
+        channel.as_ref(),
+        |batch| {
+            let stored = store
+                .store_incoming(&batch, now())
+                .map_err(|e| e.to_string());
+            if stored.is_ok() {
+                inbox_filled.notify_one();
+            }
+            std::future::ready(stored.map(|_| ()))
+        },
+        flag(&state),
+    )
     .await
 }
 

@@ -196,19 +196,10 @@ impl CheckedPointer {
     }
 }
 
+/// The rule the box's update settings follow too (board_support::update_config), so a
+/// channel the image names is one a pointer can carry.
 pub fn check_channel(channel: &str) -> Result<(), String> {
-    let ok = (1..=32).contains(&channel.len())
-        && channel.starts_with(|c: char| c.is_ascii_lowercase())
-        && channel
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !ok {
-        return Err(format!(
-            "channel {channel:?} must be 1 to 32 lower-case letters, digits or '-', starting \
-             with a letter"
-        ));
-    }
-    Ok(())
+    board_support::update_config::check_channel(channel)
 }
 
 /// A path inside the repository: relative, no `.` or `..` parts, plain names, a `.json` file.

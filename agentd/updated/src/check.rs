@@ -18,9 +18,14 @@ pub const KEPT_KEY_LIST: &str = "keys.json";
 
 pub enum Outcome {
     /// The channel offers what the box runs (or older, and the owner did not force it).
-    UpToDate { offered: Version },
+    UpToDate {
+        offered: Version,
+    },
     /// A newer version, but this box is not in its rollout wave yet.
-    NotInWave { offered: Version, permille: u16 },
+    NotInWave {
+        offered: Version,
+        permille: u16,
+    },
     Found(Box<CheckedManifest>),
 }
 
@@ -124,7 +129,10 @@ pub fn load_trust(state_dir: &Path) -> Result<Trust> {
     if let Ok(bytes) = std::fs::read(&kept) {
         match SignedKeyList::parse(&bytes).and_then(|list| trust.offer(&list)) {
             Ok(_) => {}
-            Err(err) => eprintln!("update: the kept key list {} is not used: {err}", kept.display()),
+            Err(err) => eprintln!(
+                "update: the kept key list {} is not used: {err}",
+                kept.display()
+            ),
         }
     }
     Ok(trust)

@@ -46,7 +46,10 @@ pub async fn serve(listener: UnixListener, controllers: Vec<u32>, updater: Arc<U
 
 async fn connection(mut stream: UnixStream, updater: Arc<Updater>) {
     let outcome = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
-        Err(_) => Err(format!("no request line within {} s", READ_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "no request line within {} s",
+            READ_TIMEOUT.as_secs()
+        )),
         Ok(Err(problem)) => Err(problem),
         Ok(Ok(request)) => answer(&updater, request).await,
     };
@@ -118,7 +121,9 @@ async fn read_request(stream: &mut UnixStream) -> std::result::Result<Request, S
         .await
         .map_err(|err| format!("reading the request: {err}; send one UTF-8 JSON line"))?;
     if line.len() > MAX_REQUEST_BYTES {
-        return Err(format!("the request is longer than {MAX_REQUEST_BYTES} bytes"));
+        return Err(format!(
+            "the request is longer than {MAX_REQUEST_BYTES} bytes"
+        ));
     }
     Request::parse(&line)
 }

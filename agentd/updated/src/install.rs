@@ -13,11 +13,11 @@
 //! partition and boot files are only ever read: they are where the unchanged chunks come from.
 
 use std::fs::{File, OpenOptions};
-use std::io::BufWriter;
+use std::io::{BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use board_support::boot_entry::{ESP_MOUNT_POINT, slot_boot_dir};
-use board_support::slot_devices::{SLOT_DEVICES_PATH, SlotDevice, SlotDevices};
+use board_support::slot_devices::{SLOT_DEVICES_PATH, SlotDevices};
 use board_support::{BootControl, BootParams, Slot};
 use carapace_update::manifest::verity_tree_blocks;
 use carapace_update::{ChunkIndex, Manifest, assemble, check_downloads};
@@ -32,8 +32,10 @@ pub struct Slots {
     /// The running slot's partition (read: its unchanged chunks) and its image's length.
     pub booted_device: PathBuf,
     pub booted_image_len: u64,
-    /// The other slot's partition (written).
-    pub target: SlotDevice,
+    /// The other slot's partition (written), its PARTUUID and size.
+    pub target: PathBuf,
+    pub target_partuuid: String,
+    pub target_size: u64,
     pub esp: PathBuf,
 }
 
@@ -52,11 +54,17 @@ impl Slots {
         let verity = &params.verity;
         let booted_image_len =
             (verity.hash_start_block + verity_tree_blocks(verity.data_blocks)) * VERITY_BLOCK;
+        let target = PathBuf::from(&devices.inactive.device);
+        let target_size = File::open(&target)
+            .and_then(|mut file| file.seek(SeekFrom::End(0)))
+            .map_err(Error::io("measure", &target))?;
         Ok(Slots {
             booted: params.slot,
-            booted_device: devices.booted.device,
+            booted_device: PathBuf::from(devices.booted.device),
             booted_image_len,
-            target: devices.other,
+            target,
+            target_partuuid: devices.inactive.partuuid,
+            target_size,
             esp: PathBuf::from(ESP_MOUNT_POINT),
         })
     }
@@ -95,10 +103,10 @@ pub fn write_slot(
     boot: &mut impl BootControl,
 ) -> Result<()> {
     let target = params.slot.other();
-    if manifest.root.size > slots.target.size_bytes {
+    if manifest.root.size > slots.target_size {
         return Err(Error::Refused(format!(
             "the new root image is {} bytes but slot {target}'s partition holds {}; this update needs a reflash",
-            manifest.root.size, slots.target.size_bytes
+            manifest.root.size, slots.target_size
         )));
     }
     check_downloads(manifest, local, downloads)?;
@@ -109,7 +117,7 @@ pub fn write_slot(
     for artifact in &artifacts {
         match artifact.boot_path {
             None => {
-                let device = &slots.target.device;
+                let device = &slots.target;
                 let file = OpenOptions::new()
                     .write(true)
                     .open(device)
@@ -137,7 +145,7 @@ pub fn write_slot(
 
     let new_params = BootParams {
         slot: target,
-        root_partuuid: slots.target.partuuid.clone(),
+        root_partuuid: slots.target_partuuid.clone(),
         data_partuuid: params.data_partuuid.clone(),
         esp_partuuid: params.esp_partuuid.clone(),
         verity: manifest.verity_params(),

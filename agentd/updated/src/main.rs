@@ -62,7 +62,11 @@ fn env_dir(name: &str) -> Result<PathBuf> {
     std::env::var_os(name)
         .filter(|value| !value.is_empty())
         .map(PathBuf::from)
-        .ok_or_else(|| Error::Config(format!("{name} is not set; PID 1 sets it (state_dir, runtime_dir)")))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{name} is not set; PID 1 sets it (state_dir, runtime_dir)"
+            ))
+        })
 }
 
 fn read_text(path: &str) -> Result<String> {
@@ -81,8 +85,12 @@ fn wave_id(state_dir: &Path) -> Result<Vec<u8>> {
     let mut bytes = vec![0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|err| Error::Config(format!("no randomness for the wave id: {err}")))?;
-    board_support::atomic_file::write(&path, format!("{}\n", hex::encode(&bytes)).as_bytes(), 0o600)
-        .map_err(Error::io("write", &path))?;
+    board_support::atomic_file::write(
+        &path,
+        format!("{}\n", hex::encode(&bytes)).as_bytes(),
+        0o600,
+    )
+    .map_err(Error::io("write", &path))?;
     Ok(bytes)
 }
 
@@ -99,7 +107,9 @@ async fn run() -> Result<()> {
     let running = Version::parse(&image.version)
         .map_err(|err| Error::Config(format!("{IMAGE_INFO_PATH}: version: {err}")))?;
     let params = BootParams::parse(&read_text("/proc/cmdline")?)?;
-    let boot_id = read_text("/proc/sys/kernel/random/boot_id")?.trim().to_owned();
+    let boot_id = read_text("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_owned();
 
     let (state, problem) = State::load(&state_dir);
     if let Some(problem) = problem {
@@ -134,7 +144,8 @@ async fn run() -> Result<()> {
 
     let listener = control::bind(&runtime_dir.join(SOCKET_NAME))?;
     if let Some(pipe) = &updater.notify {
-        pipe.send(&Message::Ready).map_err(Error::io("send READY=1 on", "the notify pipe"))?;
+        pipe.send(&Message::Ready)
+            .map_err(Error::io("send READY=1 on", "the notify pipe"))?;
     }
     tokio::spawn(control::serve(listener, controllers, Arc::clone(&updater)));
     tokio::spawn(Arc::clone(&updater).run_schedule(first_check));

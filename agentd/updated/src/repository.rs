@@ -91,7 +91,12 @@ impl Repository {
 
     /// Makes `dir/<sha256>` hold exactly the chunk, continuing a `.part` left by an earlier
     /// attempt. Returns the bytes received over the network.
-    pub async fn chunk(&self, chunk: &ChunkRef, dir: &Path, throttle: &mut Throttle) -> Result<u64> {
+    pub async fn chunk(
+        &self,
+        chunk: &ChunkRef,
+        dir: &Path,
+        throttle: &mut Throttle,
+    ) -> Result<u64> {
         let name = chunk.sha256.to_hex();
         let done = dir.join(&name);
         if std::fs::metadata(&done).is_ok_and(|meta| meta.len() == u64::from(chunk.length)) {
@@ -99,7 +104,11 @@ impl Repository {
         }
         let part = dir.join(format!("{name}.part"));
         let have = std::fs::metadata(&part).map_or(0, |meta| meta.len());
-        let have = if have >= u64::from(chunk.length) { 0 } else { have };
+        let have = if have >= u64::from(chunk.length) {
+            0
+        } else {
+            have
+        };
         let path = layout::chunk(&chunk.sha256);
         let url = self.url(&path);
         let mut request = self.client.get(&url).timeout(REQUEST_TIMEOUT);

@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn healthy_agentd_with_its_link_back_commits() {
         let ok = health(SELF_TEST_PASSED, true);
-        assert_eq!(judge(Some(&ok), true, Duration::ZERO, DEADLINE), Verdict::Commit);
+        assert_eq!(
+            judge(Some(&ok), true, Duration::ZERO, DEADLINE),
+            Verdict::Commit
+        );
         let no_link = health(SELF_TEST_PASSED, false);
         assert_eq!(
             judge(Some(&no_link), false, Duration::ZERO, DEADLINE),
@@ -90,17 +93,29 @@ mod tests {
 
     #[test]
     fn silence_waits_until_the_deadline_then_rolls_back() {
-        assert_eq!(judge(None, true, Duration::from_secs(179), DEADLINE), Verdict::Wait);
+        assert_eq!(
+            judge(None, true, Duration::from_secs(179), DEADLINE),
+            Verdict::Wait
+        );
         let Verdict::Rollback(reason) = judge(None, false, DEADLINE, DEADLINE) else {
             panic!("not a rollback");
         };
-        assert!(reason.contains("did not report healthy within 180 s"), "{reason}");
+        assert!(
+            reason.contains("did not report healthy within 180 s"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn a_link_that_stays_down_asks_whether_the_network_works() {
         let no_link = health(SELF_TEST_PASSED, false);
-        assert_eq!(judge(Some(&no_link), true, Duration::from_secs(10), DEADLINE), Verdict::Wait);
-        assert_eq!(judge(Some(&no_link), true, DEADLINE, DEADLINE), Verdict::ProbeNetwork);
+        assert_eq!(
+            judge(Some(&no_link), true, Duration::from_secs(10), DEADLINE),
+            Verdict::Wait
+        );
+        assert_eq!(
+            judge(Some(&no_link), true, DEADLINE, DEADLINE),
+            Verdict::ProbeNetwork
+        );
     }
 }

@@ -97,7 +97,9 @@ impl Updater {
     fn shared(&self) -> MutexGuard<'_, Shared> {
         // A panic while holding the lock cannot leave the fields half-written in a way that
         // matters more than stopping: the state is saved whole after each change.
-        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn boot_control(&self) -> SystemdBoot {
@@ -183,7 +185,8 @@ impl Updater {
     pub async fn check_now(&self, force: bool) -> Result<String> {
         let Ok(mut trust) = self.job.try_lock() else {
             return Err(Error::Refused(
-                "an update is being checked or installed right now; its progress comes as messages".into(),
+                "an update is being checked or installed right now; its progress comes as messages"
+                    .into(),
             ));
         };
         self.set_activity("checking");
@@ -257,13 +260,14 @@ impl Updater {
         }
         let Ok(trust) = Arc::clone(&self.job).try_lock_owned() else {
             return Err(Error::Refused(
-                "an update is being checked or installed right now; its progress comes as messages".into(),
+                "an update is being checked or installed right now; its progress comes as messages"
+                    .into(),
             ));
         };
         let updater = Arc::clone(self);
         tokio::spawn(async move {
             let mut trust = trust;
-            updater.install(&mut *trust, force, asked).await;
+            updater.install(&mut trust, force, asked).await;
             updater.set_activity("idle");
         });
         Ok("Looking for an update; what happens next comes as messages.".into())
@@ -330,7 +334,10 @@ impl Updater {
     async fn download_and_write(&self, manifest: &carapace_update::CheckedManifest) -> Result<()> {
         let manifest: carapace_update::Manifest = (**manifest).clone();
         let params = self.params.clone();
-        self.set_activity(format!("reading slot {} for the chunks it already has", params.slot));
+        self.set_activity(format!(
+            "reading slot {} for the chunks it already has",
+            params.slot
+        ));
         let (slots, index) = {
             let manifest = manifest.clone();
             let params = params.clone();
@@ -344,7 +351,11 @@ impl Updater {
         };
         let needed = missing(&index, &manifest);
         let needed_bytes = total_length(&needed);
-        let whole: u64 = manifest.artifacts().iter().map(|artifact| artifact.size).sum();
+        let whole: u64 = manifest
+            .artifacts()
+            .iter()
+            .map(|artifact| artifact.size)
+            .sum();
         self.note(format!(
             "Downloading {}: {} of {} ({} chunks; the rest is already on this box).",
             manifest.version,
@@ -354,7 +365,8 @@ impl Updater {
         ));
         let downloads = self.state_dir.join(DOWNLOADS);
         std::fs::create_dir_all(&downloads).map_err(Error::io("create", &downloads))?;
-        let mut throttle = Throttle::new(self.config.max_kib_per_s.map(|kib| u64::from(kib) * 1024));
+        let mut throttle =
+            Throttle::new(self.config.max_kib_per_s.map(|kib| u64::from(kib) * 1024));
         let mut done = 0;
         let started = Instant::now();
         for chunk in &needed {
@@ -433,7 +445,10 @@ impl Updater {
         let boots = trial.boots;
         self.change(|state| state.trial = Some(trial.clone()));
         self.set_activity(format!("on trial: {} in slot {booted}", trial.version));
-        println!("update: trial boot {boots} of {} in slot {booted}", trial.version);
+        println!(
+            "update: trial boot {boots} of {} in slot {booted}",
+            trial.version
+        );
         if boots > trial::MAX_TRIAL_BOOTS {
             self.roll_back(
                 &trial,
@@ -515,7 +530,10 @@ impl Updater {
             state.trial = None;
             state.event(text);
         });
-        println!("update: committed slot={} version={}", self.params.slot, trial.version);
+        println!(
+            "update: committed slot={} version={}",
+            self.params.slot, trial.version
+        );
         let mut shared = self.shared();
         shared.on_trial = false;
         shared.activity = "idle".into();
@@ -539,7 +557,10 @@ impl Updater {
             state.trial = None;
             state.event(text);
         });
-        println!("update: rolled back slot={} reason={reason}", self.params.slot);
+        println!(
+            "update: rolled back slot={} reason={reason}",
+            self.params.slot
+        );
         if outcome.is_ok()
             && let Err(err) = self.reboot_now()
         {

@@ -1,6 +1,7 @@
 //! A file-backed stand-in for the ESP, for unit tests of code that drives boot control
-//! (PID 1's commit, agentd's updater) without an ESP or root.
+//! (the update service's retire, install, commit and rollback) without an ESP or root.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -12,11 +13,11 @@ use crate::boot_entry::EntryName;
 use crate::error::Error;
 use crate::slot::Slot;
 
-/// The state file holds the entries' file names, exactly what the ESP directory would hold, so
-/// a test can read it and see the names systemd-boot would see.
+/// The state file maps the entries' file names, exactly what the ESP directory would hold, to
+/// their text, so a test can read it and see what systemd-boot would see.
 #[derive(Serialize, Deserialize)]
 struct State {
-    entries: Vec<String>,
+    entries: BTreeMap<String, String>,
 }
 
 /// Same semantics as [`super::SystemdBoot`]; the entries live in one JSON state file that is
@@ -28,14 +29,19 @@ pub struct FileBootControl {
 }
 
 impl FileBootControl {
-    /// Writes a fresh state file holding `entries` (replacing any old one) and opens it.
+    /// Writes a fresh state file holding `entries`, each name with its text (replacing any old
+    /// file), and opens it.
     pub fn create(
         path: impl Into<PathBuf>,
         booted: Slot,
-        entries: &[EntryName],
+        entries: &[(EntryName, String)],
     ) -> Result<FileBootControl, Error> {
         let control = FileBootControl::new(path, booted);
-        control.save(entries)?;
+        let map = entries
+            .iter()
+            .map(|(name, body)| (name.file_name(), body.clone()))
+            .collect();
+        control.save(&map)?;
         Ok(control)
     }
 
@@ -49,22 +55,35 @@ impl FileBootControl {
 
     /// The entries as they are now, for a test's assertions.
     pub fn entries(&self) -> Result<Vec<EntryName>, Error> {
-        let text = fs::read_to_string(&self.path)
-            .map_err(|err| Error::io("read boot state file", &self.path, err))?;
-        let state: State = serde_json::from_str(&text).map_err(|err| self.corrupt(err))?;
-        state
-            .entries
-            .iter()
-            .map(|name| {
-                EntryName::parse(name)
+        Ok(self
+            .entries_with_bodies()?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// The entries as they are now with their text, in file-name order.
+    pub fn entries_with_bodies(&self) -> Result<Vec<(EntryName, String)>, Error> {
+        self.load()?
+            .into_iter()
+            .map(|(name, body)| {
+                EntryName::parse(&name)
+                    .map(|entry| (entry, body))
                     .ok_or_else(|| self.corrupt(format!("'{name}' is not a Carapace entry name")))
             })
             .collect()
     }
 
-    fn save(&self, entries: &[EntryName]) -> Result<(), Error> {
+    fn load(&self) -> Result<BTreeMap<String, String>, Error> {
+        let text = fs::read_to_string(&self.path)
+            .map_err(|err| Error::io("read boot state file", &self.path, err))?;
+        let state: State = serde_json::from_str(&text).map_err(|err| self.corrupt(err))?;
+        Ok(state.entries)
+    }
+
+    fn save(&self, entries: &BTreeMap<String, String>) -> Result<(), Error> {
         let state = State {
-            entries: entries.iter().map(EntryName::file_name).collect(),
+            entries: entries.clone(),
         };
         let mut text = serde_json::to_string_pretty(&state).map_err(|err| self.corrupt(err))?;
         text.push('\n');
@@ -72,11 +91,25 @@ impl FileBootControl {
             .map_err(|err| Error::io("write boot state file", &self.path, err))
     }
 
+    /// Loads, changes in memory and saves once.
+    fn change(
+        &mut self,
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut entries = self.load()?;
+        edit(&mut entries)?;
+        self.save(&entries)
+    }
+
     fn corrupt(&self, reason: impl ToString) -> Error {
         Error::CorruptState {
             path: self.path.clone(),
             reason: reason.to_string(),
         }
+    }
+
+    fn missing(&self, name: EntryName) -> Error {
+        self.corrupt(format!("it holds no entry {}", name.file_name()))
     }
 }
 
@@ -93,13 +126,31 @@ impl EntryStore for FileBootControl {
         FileBootControl::entries(self)
     }
 
+    fn body(&self, name: EntryName) -> Result<String, Error> {
+        self.load()?
+            .remove(&name.file_name())
+            .ok_or_else(|| self.missing(name))
+    }
+
     fn rename(&mut self, from: EntryName, to: EntryName) -> Result<(), Error> {
-        let renamed: Vec<EntryName> = self
-            .entries()?
-            .into_iter()
-            .map(|entry| if entry == from { to } else { entry })
-            .collect();
-        self.save(&renamed)
+        let missing = self.missing(from);
+        self.change(|entries| {
+            let body = entries.remove(&from.file_name()).ok_or(missing)?;
+            entries.insert(to.file_name(), body);
+            Ok(())
+        })
+    }
+
+    fn remove(&mut self, name: EntryName) -> Result<(), Error> {
+        let missing = self.missing(name);
+        self.change(|entries| entries.remove(&name.file_name()).map(|_| ()).ok_or(missing))
+    }
+
+    fn create(&mut self, name: EntryName, body: &str) -> Result<(), Error> {
+        self.change(|entries| {
+            entries.insert(name.file_name(), body.to_owned());
+            Ok(())
+        })
     }
 }
 
@@ -109,21 +160,37 @@ mod tests {
     use crate::boot_control::BootControl;
 
     #[test]
-    fn state_file_holds_the_file_names() {
+    fn state_file_holds_the_file_names_and_their_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("boot.json");
-        let entries = [EntryName::committed(Slot::A), EntryName::trial(Slot::B, 3)];
+        let entries = [
+            (EntryName::committed(Slot::A), "version 1\n".to_owned()),
+            (EntryName::trial(Slot::B, 3), "version 2\n".to_owned()),
+        ];
         let control = FileBootControl::create(&path, Slot::A, &entries).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"carapace-a.conf\"") && text.contains("\"carapace-b+3.conf\""));
-        assert_eq!(control.entries().unwrap(), entries);
+        assert!(
+            text.contains("\"carapace-a.conf\": \"version 1\\n\"")
+                && text.contains("\"carapace-b+3.conf\": \"version 2\\n\""),
+            "{text}"
+        );
+        assert_eq!(control.entries_with_bodies().unwrap(), entries);
+        assert_eq!(
+            control.entries().unwrap(),
+            [EntryName::committed(Slot::A), EntryName::trial(Slot::B, 3)]
+        );
     }
 
     #[test]
     fn corrupt_state_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("boot.json");
-        for text in ["not json", r#"{"entries":["carapace-c.conf"]}"#] {
+        for text in [
+            "not json",
+            r#"{"entries":{"carapace-c.conf":""}}"#,
+            // The list of names only, from before the fake kept the entries' text.
+            r#"{"entries":["carapace-a.conf"]}"#,
+        ] {
             fs::write(&path, text).unwrap();
             let err = FileBootControl::new(&path, Slot::A).is_trial().unwrap_err();
             assert!(matches!(err, Error::CorruptState { .. }), "{err}");

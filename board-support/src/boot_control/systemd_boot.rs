@@ -53,11 +53,31 @@ impl EntryStore for SystemdBoot {
         Ok(entries)
     }
 
+    fn body(&self, name: EntryName) -> Result<String, Error> {
+        let path = self.entries_dir().join(name.file_name());
+        fs::read_to_string(&path).map_err(|err| Error::io("read boot loader entry", path, err))
+    }
+
     fn rename(&mut self, from: EntryName, to: EntryName) -> Result<(), Error> {
         let dir = self.entries_dir();
         let from_path = dir.join(from.file_name());
         fs::rename(&from_path, dir.join(to.file_name()))
             .map_err(|err| Error::io("rename boot loader entry", from_path, err))?;
         atomic_file::sync_dir(&dir).map_err(|err| Error::io("sync", dir, err))
+    }
+
+    fn remove(&mut self, name: EntryName) -> Result<(), Error> {
+        let dir = self.entries_dir();
+        let path = dir.join(name.file_name());
+        fs::remove_file(&path).map_err(|err| Error::io("remove boot loader entry", path, err))?;
+        atomic_file::sync_dir(&dir).map_err(|err| Error::io("sync", dir, err))
+    }
+
+    /// atomic_file's temporary name is `.<name>.tmp`: EntryName::parse ignores it, and
+    /// systemd-boot reads only names ending in `.conf`.
+    fn create(&mut self, name: EntryName, body: &str) -> Result<(), Error> {
+        let path = self.entries_dir().join(name.file_name());
+        atomic_file::write(&path, body.as_bytes(), 0o644)
+            .map_err(|err| Error::io("write boot loader entry", path, err))
     }
 }

@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use crate::boot_entry::{DEFAULT_TRIES, EntryName};
+use crate::boot_entry::{DEFAULT_TRIES, EntryName, entry_generation, is_entry_value, render_entry};
 use crate::error::Error;
 use crate::slot::Slot;
 
-/// Where the entries live. A rename must be atomic: after a crash the entry has either its old
-/// or its new name.
+/// Where the entries live. Every change must be atomic and durable before it returns: after a
+/// crash an entry has either its old or its new name, a removed entry stays removed, and a
+/// written entry is there whole or not at all.
 /// Public only inside this private module: every store gets `BootControl` from the one
 /// blanket impl below.
 pub trait EntryStore {
@@ -17,7 +18,13 @@ pub trait EntryStore {
     /// For error messages: the directory or file that holds the entries.
     fn location(&self) -> PathBuf;
     fn entries(&self) -> Result<Vec<EntryName>, Error>;
+    /// The text of an entry that exists.
+    fn body(&self, name: EntryName) -> Result<String, Error>;
     fn rename(&mut self, from: EntryName, to: EntryName) -> Result<(), Error>;
+    fn remove(&mut self, name: EntryName) -> Result<(), Error>;
+    /// Creates the entry `name` with `body` in one atomic step (written and synced under a
+    /// name nothing reads as an entry, then renamed): the moment it appears, it is whole.
+    fn create(&mut self, name: EntryName, body: &str) -> Result<(), Error>;
 }
 
 /// The one entry of `slot`. Two entries for a slot mean something wrote one without removing
@@ -77,6 +84,65 @@ pub(super) fn rollback(store: &mut impl EntryStore, booted: Slot) -> Result<(), 
     rename_unless_same(store, entry, bad)
 }
 
+/// Takes `slot`'s entry away so nothing boots the slot while its files are rewritten. Every
+/// entry of the slot goes (a duplicate left by a crash too); none at all is fine.
+pub(super) fn retire(store: &mut impl EntryStore, booted: Slot, slot: Slot) -> Result<(), Error> {
+    refuse_booted(booted, slot, "retire")?;
+    for entry in store.entries()?.into_iter().filter(|e| e.slot == slot) {
+        store.remove(entry)?;
+    }
+    Ok(())
+}
+
+/// Makes `slot` bootable as a fresh trial that sorts before every other entry: its generation
+/// is one above the highest of the entries there now. Older entries of the slot are removed
+/// first, so the new one is its only entry; creating it is the moment the slot can boot.
+pub(super) fn install_trial(
+    store: &mut impl EntryStore,
+    booted: Slot,
+    slot: Slot,
+    software_version: &str,
+    kernel_args: &str,
+) -> Result<(), Error> {
+    refuse_booted(booted, slot, "install a trial of")?;
+    for (field, value) in [
+        ("software version", software_version),
+        ("kernel command line", kernel_args),
+    ] {
+        if !is_entry_value(value) {
+            return Err(Error::BadEntryValue {
+                field,
+                value: value.to_owned(),
+            });
+        }
+    }
+    let entries = store.entries()?;
+    let mut highest = 0;
+    for entry in &entries {
+        // An entry from before generations (its version line the software version) counts as
+        // 0: any generation sorts above the 0.x versions those carried.
+        highest = highest.max(entry_generation(&store.body(*entry)?).unwrap_or(0));
+    }
+    for entry in entries.into_iter().filter(|e| e.slot == slot) {
+        store.remove(entry)?;
+    }
+    let body = render_entry(
+        slot,
+        highest.saturating_add(1),
+        software_version,
+        kernel_args,
+    );
+    store.create(EntryName::trial(slot, DEFAULT_TRIES), &body)
+}
+
+/// Rewriting the running slot's entry or files could leave a box that boots nothing.
+fn refuse_booted(booted: Slot, slot: Slot, action: &'static str) -> Result<(), Error> {
+    if slot == booted {
+        return Err(Error::BootedSlot { slot, action });
+    }
+    Ok(())
+}
+
 fn rename_unless_same(
     store: &mut impl EntryStore,
     from: EntryName,
@@ -109,5 +175,20 @@ impl<T: EntryStore> super::BootControl for T {
     fn rollback(&mut self) -> Result<(), Error> {
         let booted = self.booted();
         rollback(self, booted)
+    }
+
+    fn retire(&mut self, slot: Slot) -> Result<(), Error> {
+        let booted = self.booted();
+        retire(self, booted, slot)
+    }
+
+    fn install_trial(
+        &mut self,
+        slot: Slot,
+        software_version: &str,
+        kernel_args: &str,
+    ) -> Result<(), Error> {
+        let booted = self.booted();
+        install_trial(self, booted, slot, software_version, kernel_args)
     }
 }

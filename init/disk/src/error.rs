@@ -11,6 +11,9 @@ pub enum Error {
     #[error("find the data partition: {0}")]
     NotFound(board_support::Error),
 
+    #[error("find the slots' root partitions: {0}")]
+    SlotPartition(board_support::Error),
+
     #[error("read the GPT of {disk}: {source}")]
     Table {
         disk: String,

@@ -7,6 +7,10 @@
 //! The rule it keeps: /data is formatted only while the builder's "new" mark is on the
 //! partition (GPT attribute bit 48) or the owner put `carapace-factory-reset` on the ESP.
 //! Anything else without a usable ext4 is repaired, never formatted.
+//!
+//! Two smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
+//! ESP (owner_settings.rs) and preparing boot control for the update service
+//! (boot_control.rs).
 
 #![cfg_attr(
     not(test),
@@ -27,6 +31,7 @@ macro_rules! progress {
 
 #[allow(unsafe_code)] // the BLKPG ioctl
 mod blkpg;
+mod boot_control;
 mod e2fsprogs;
 mod error;
 mod ext4;
@@ -39,7 +44,9 @@ mod table_write;
 
 use std::io::Write;
 
-const USAGE: &str = "usage: carapace-disk --data <PARTUUID> --esp <PARTUUID>\n       carapace-disk --move-owner-settings --esp <PARTUUID> --to <dir> --owner <uid>:<gid>";
+const USAGE: &str = "usage: carapace-disk --data <PARTUUID> --esp <PARTUUID>
+       carapace-disk --move-owner-settings --esp <PARTUUID> --to <dir> --owner <uid>:<gid>
+       carapace-disk --boot-control --esp <PARTUUID> --slot <a|b> --owner <uid>:<gid>";
 
 pub struct Args {
     pub data_partuuid: String,
@@ -69,6 +76,16 @@ fn main() {
             Ok(false) => {}
             Err(error) => {
                 eprintln!("owner settings not moved: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if let Some(control_args) = boot_control::parse_args(&args) {
+        match boot_control::prepare(&control_args) {
+            Ok(devices) => eprintln!("{}", boot_control::summary(&devices, &control_args)),
+            Err(error) => {
+                eprintln!("boot control failed: {error}");
                 std::process::exit(1);
             }
         }

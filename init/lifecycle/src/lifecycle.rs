@@ -462,6 +462,7 @@ mod tests {
             after: after.iter().map(|s| (*s).to_owned()).collect(),
             network: None,
             owner_settings: false,
+            boot_control: false,
             reboot: false,
             tty: None,
         }

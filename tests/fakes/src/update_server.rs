@@ -113,7 +113,9 @@ fn answer(root: &Path, shared: &Shared, request: &Request<Bytes>) -> hyper::Resp
     if range.is_some()
         && let Ok(value) = format!("bytes {start}-{}/{total}", total.saturating_sub(1)).parse()
     {
-        reply.headers_mut().insert(hyper::header::CONTENT_RANGE, value);
+        reply
+            .headers_mut()
+            .insert(hyper::header::CONTENT_RANGE, value);
     }
     reply
 }
