@@ -3,15 +3,16 @@
 //! `carapace-a+0-3.conf` none left (bad), and `carapace-a.conf` is committed and not counted.
 //!
 //! Which entry boots is systemd-boot's order, `boot_entry_compare` in systemd's
-//! src/boot/boot.c (v257, the version our images carry; the same rule since v251), with
-//! `default carapace-*` in loader.conf picking the first match:
+//! src/boot/boot.c (read in the source with UKI profiles, v257 and later; the images carry
+//! Debian's 257.13), with `default carapace-*` in loader.conf picking the first match:
 //! 1. entries with no tries left (`+0-N`) sort after all others;
 //! 2. entries with a `sort-key` before those without, then by sort-key (ours are all
 //!    "carapace"), then by machine-id (we set none);
 //! 3. then by `version`, newest first, compared with `strverscmp_improved` (digit runs compare
 //!    as numbers, so "10" is newer than "9");
-//! 4. then by id (the file name without its counter), newest first, and between counting
-//!    entries that are otherwise equal, more tries left first.
+//! 4. then by id (from the file name), newest first, and between counting entries that are
+//!    otherwise equal, more tries left first. Our two slots never get here: their
+//!    generations differ.
 //!
 //! So the `version` line is not the software version but a boot generation: a number one
 //! above every other Carapace entry's, given when a slot is installed. The newest install

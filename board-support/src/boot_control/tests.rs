@@ -263,8 +263,8 @@ fn esp_without_entries_directory_is_an_io_error() {
 /// systemd-boot's order (boot_entry.rs; `boot_entry_compare` in systemd's src/boot/boot.c):
 /// entries with no tries left last; then, all having sort-key "carapace" and no machine-id,
 /// the version newest first (our generations are plain decimal numbers, which
-/// `strverscmp_improved` compares by value, as u64 does); then the id (the file name without
-/// its counter) newest first; then more tries left, then fewer tries done.
+/// `strverscmp_improved` compares by value, as u64 does); then the id (from the file name)
+/// newest first; then more tries left, then fewer tries done.
 fn boot_order(entries: &[(EntryName, String)]) -> Vec<EntryName> {
     let generation = |body: &str| {
         assert!(body.contains("\nsort-key carapace\n"), "{body}");

@@ -4,6 +4,8 @@
 
 // The modules live in carapace-testsvc/: a crate root looks for modules in its own directory,
 // and cargo would take every file directly in src/bin for a binary of its own.
+#[path = "carapace-testsvc/bootcheck.rs"]
+mod bootcheck;
 #[path = "carapace-testsvc/chatty.rs"]
 mod chatty;
 #[path = "carapace-testsvc/corrupt_identity.rs"]
@@ -57,7 +59,8 @@ modes:
   netcheck-other reach allowed.test over HTTPS as a uid without egress (on request)
   wificheck      netd's Wi-Fi status, then kill the test access point (on request)
   wifitrial      Wi-Fi trials on netd's control socket: one left to expire, one committed
-                 (on request)";
+                 (on request)
+  bootcheck      what a boot_control service is handed: the ESP, the slots' devices";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         "netcheck-other" => netcheck::run(true),
         "wificheck" => wificheck::run(),
         "wifitrial" => wifitrial::run(),
+        "bootcheck" => bootcheck::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }
