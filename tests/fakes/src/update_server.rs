@@ -99,7 +99,9 @@ fn answer(root: &Path, shared: &Shared, request: &Request<Bytes>) -> hyper::Resp
     let start = range.unwrap_or(0).min(total);
     let mut body = bytes[start as usize..].to_vec();
     let cut = shared.cut_chunks_at.load(Ordering::Relaxed);
-    if cut > 0 && path.starts_with("chunks/") {
+    // Chunks live in `chunks/` of a board's repository, wherever the site puts that.
+    let is_chunk = path.rsplit('/').nth(1) == Some("chunks");
+    if cut > 0 && is_chunk {
         body.truncate(cut as usize);
     }
     shared
