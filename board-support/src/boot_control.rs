@@ -3,13 +3,19 @@
 //! new slot proved healthy, `rollback` when it did not. systemd-boot does the counting in
 //! between: it renames a counting entry on every boot (`+3` → `+2-1` → ...) and sorts entries
 //! with no tries left last, so a slot that never commits falls back to the other one by itself
-//! (boot_entry.rs has its whole order).
+//! (boot_entry.rs has its whole order). On a Raspberry Pi 5 the firmware counts nothing:
+//! [`PiTryboot`] makes a trial the one boot after a tryboot reboot, and a reset during it falls
+//! back by itself (pi_tryboot.rs says what that relies on).
 
+mod autoboot;
 mod file_boot_control;
+mod pi_tryboot;
 mod systemd_boot;
 mod transitions;
 
+pub use autoboot::{AUTOBOOT_FILE, AUTOBOOT_MAX_BYTES, Autoboot};
 pub use file_boot_control::FileBootControl;
+pub use pi_tryboot::{CMDLINE_FILE, PiBootPartition, PiTryboot, TRYBOOT_REBOOT_ARGUMENT};
 pub use systemd_boot::SystemdBoot;
 
 use crate::error::Error;

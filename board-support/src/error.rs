@@ -78,6 +78,46 @@ pub enum Error {
     )]
     BadEntryValue { field: &'static str, value: String },
 
+    #[error(
+        "{} line {line}: {problem}; the firmware reads this file to choose the slot, so boot \
+         control changes nothing until it is repaired (docs/boot-contract.md shows its layout)",
+        .path.display()
+    )]
+    AutobootLine {
+        path: PathBuf,
+        line: usize,
+        problem: &'static str,
+    },
+
+    #[error(
+        "{}: {problem}; the firmware reads this file to choose the slot, so boot control \
+         changes nothing until it is repaired (docs/boot-contract.md shows its layout)",
+        .path.display()
+    )]
+    AutobootSetting {
+        path: PathBuf,
+        problem: &'static str,
+    },
+
+    #[error(
+        "{}: [{section}] boot_partition={partition} is neither slot's boot partition (a is \
+         {slot_a}, b is {slot_b}); boot control cannot tell which slot boots",
+        .path.display()
+    )]
+    AutobootPartition {
+        path: PathBuf,
+        section: &'static str,
+        partition: u32,
+        slot_a: u32,
+        slot_b: u32,
+    },
+
+    #[error(
+        "Raspberry Pi boot partitions a={slot_a} b={slot_b}: the slots need two different \
+         partitions, neither 0 (the firmware's \"first bootable\") nor 1 (autoboot.txt's)"
+    )]
+    PiBootPartitions { slot_a: u32, slot_b: u32 },
+
     #[error("{}: {message}", crate::update_config::UPDATE_CONFIG_PATH)]
     UpdateConfigSyntax { message: String },
 

@@ -3,8 +3,9 @@
 //! [`crate::BootControl`] has one implementation per flow.
 //!
 //! Only UEFI with systemd-boot is built today. Raspberry Pi 5's firmware tryboot (p1 holding
-//! only autoboot.txt, boot-a/boot-b FAT partitions, commits by rewriting autoboot.txt) becomes
-//! a variant here together with its BootControl implementation and its disk layout, not before.
+//! only autoboot.txt, boot-a/boot-b FAT partitions, commits by rewriting autoboot.txt) has its
+//! BootControl implementation ([`crate::PiTryboot`], tested against a simulated firmware); it
+//! becomes a variant here together with its disk layout, when a Pi image is built, not before.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootFlow {
