@@ -41,15 +41,20 @@ test-unit:
 	$(CARGO) test -p carapace-im -p carapace-llm -p carapace-agentd --tests
 
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
-SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test agent
+SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test agent \
+	--test update --test power_cuts
+# Power cuts during updates: make test cuts this many times, make test-all 100.
+POWER_CUTS ?= 20
 
 test-system:
-	$(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
+	CARAPACE_POWER_CUTS=$(POWER_CUTS) $(CARGO) test -p carapace-tests $(SYSTEM_TESTS) -- --test-threads=1 --nocapture
 
 ## Slower suites: boots that keep failing before ready end in a degraded boot (8 minutes);
-## the shipped recipe built twice in two checkouts gives the same bytes (11 minutes).
+## the shipped recipe built twice in two checkouts gives the same bytes (11 minutes); 100
+## power cuts during updates.
 test-slow:
 	$(CARGO) test -p carapace-tests --test unready_boots --test reproducible -- --test-threads=1 --nocapture
+	CARAPACE_POWER_CUTS=100 $(CARGO) test -p carapace-tests --test power_cuts -- --nocapture
 
 
 test: deps lint test-unit test-system
