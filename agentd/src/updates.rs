@@ -105,6 +105,7 @@ pub async fn report(
         let request = Request::Health {
             self_test: self_test.clone(),
             im_connected: links.any_connected(),
+            uptime_s: started.elapsed().as_secs(),
         };
         match control.ask(&request).await {
             Ok(reply) => {

@@ -6,7 +6,7 @@
 //! One JSON request line, one JSON reply line, then updated closes:
 //!
 //! ```text
-//! {"op":"health","self_test":"passed","im_connected":true}   agentd's report, every few seconds
+//! {"op":"health","self_test":"passed","im_connected":true,"uptime_s":42}   agentd's report, every few seconds
 //! {"op":"status"}
 //! {"op":"check","force":false}      look now; the reply comes once the check is done
 //! {"op":"install","force":false}    look, download and write the other slot, in the background
@@ -41,6 +41,8 @@ pub enum Request {
         /// "passed", or what failed.
         self_test: String,
         im_connected: bool,
+        /// Seconds since this agentd started: a restart (a crash) starts the count again.
+        uptime_s: u64,
     },
     // Empty braces, not unit variants: serde then refuses unknown fields here too.
     Status {},
@@ -107,7 +109,7 @@ impl Request {
             format!(
                 "not a request of updated's control protocol ({error}); send one JSON line: \
                  {{\"op\":\"status\"}}, {{\"op\":\"check\"}}, {{\"op\":\"install\"}}, \
-                 {{\"op\":\"reboot\"}} or {{\"op\":\"health\",\"self_test\":…,\"im_connected\":…}}"
+                 {{\"op\":\"reboot\"}} or {{\"op\":\"health\",\"self_test\":…,\"im_connected\":…,\"uptime_s\":…}}"
             )
         })
     }
@@ -135,10 +137,11 @@ mod tests {
         let health = Request::Health {
             self_test: SELF_TEST_PASSED.into(),
             im_connected: true,
+            uptime_s: 42,
         };
         assert_eq!(
             health.to_line(),
-            "{\"op\":\"health\",\"self_test\":\"passed\",\"im_connected\":true}\n"
+            "{\"op\":\"health\",\"self_test\":\"passed\",\"im_connected\":true,\"uptime_s\":42}\n"
         );
         assert_eq!(Request::parse(&health.to_line()).unwrap(), health);
         assert_eq!(

@@ -134,7 +134,19 @@ fn drive_to(step: Step, vm: &mut Vm, chat: &Chat, draw: &mut Draw, from: usize) 
     chat.send("/update install force");
     match step {
         Step::Download => {
-            console_line(vm, from, "updated: update: Downloading 0.1.1:", WAIT);
+            // Into the slot that ran 0.1.0 there are chunks to fetch; into the one that ran
+            // 0.1.1 before, none ("Writing"), and the cut lands in the slot write instead.
+            let started = |line: &str| {
+                line.starts_with("updated: update: Downloading 0.1.1:")
+                    || line.starts_with("updated: update: Writing 0.1.1:")
+            };
+            let deadline = std::time::Instant::now() + WAIT;
+            while !vm.console().iter().skip(from).any(|line| started(line)) {
+                if std::time::Instant::now() >= deadline {
+                    fail(vm, "the install never started");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             std::thread::sleep(draw.millis(4000));
         }
         Step::SlotWrite => {
@@ -183,7 +195,7 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         "0.1.0",
         &net.ca_pem,
         &keys,
-        None,
+        false,
         CAP,
     );
     let recipe_b = recipe(
@@ -192,7 +204,7 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         "0.1.1",
         &net.ca_pem,
         &keys,
-        None,
+        false,
         CAP,
     );
     let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe_a)

@@ -8,8 +8,9 @@
 //!    range request;
 //! 3. 0.1.0 (slot a) → 0.1.1 (slot b), committed once agentd passed its self-test and its
 //!    Telegram link is back; then back to slot a (forced, same version), committed;
-//! 4. 0.1.2, whose agentd cannot start (its memory limit is below what it needs): the trial
-//!    boot rolls back by itself, and the box is on slot a again, told to the owner.
+//! 4. 0.1.2, a broken release (its service table leaves out agentd's runtime directory, so
+//!    agentd exits at start and crash-loops): never committed, the box is back on slot a by
+//!    itself (updated's rollback or systemd-boot's tries running out), and the owner is told.
 
 mod common;
 #[path = "common/net.rs"]
@@ -45,7 +46,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
         "0.1.0",
         &net.ca_pem,
         &keys,
-        None,
+        false,
         "",
     );
     let recipe_b = recipe(
@@ -54,7 +55,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
         "0.1.1",
         &net.ca_pem,
         &keys,
-        None,
+        false,
         "",
     );
     let recipe_bad = recipe(
@@ -63,7 +64,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
         "0.1.2",
         &net.ca_pem,
         &keys,
-        Some(4 * 1024 * 1024),
+        true,
         "",
     );
     let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe_a)
@@ -184,7 +185,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
     let (seen, _) = chat.wait_for(&vm, seen, "Updated to 0.1.1 (slot a)", WAIT);
     println!("back to slot a: {chunk_bytes} bytes from the server");
 
-    // 4. A bad update: its agentd never comes up, so the trial is never committed; the box
+    // 4. A broken release: its agentd never comes up, so the trial is never committed; the box
     //    goes back to slot a by itself and says so.
     bundle_and_publish(&recipe_bad, &keys, &site.join("x86-64"));
     chat.send("/update install");

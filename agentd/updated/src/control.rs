@@ -86,10 +86,15 @@ async fn answer(updater: &Arc<Updater>, request: Request) -> Result<(), String> 
         Request::Health {
             self_test,
             im_connected,
+            uptime_s,
         } => {
             updater.report_health(Health {
                 self_test,
                 im_connected,
+                agentd_started: std::time::Instant::now()
+                    .checked_sub(std::time::Duration::from_secs(uptime_s))
+                    .unwrap_or_else(std::time::Instant::now),
+                received: std::time::Instant::now(),
             });
             Ok(())
         }

@@ -8,12 +8,18 @@
 //! the trial waits (with its boot tries refilled, so power cuts in the meantime cost nothing)
 //! instead of rolling back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use board_support::update_control::SELF_TEST_PASSED;
 
 /// How long a trial boot waits for agentd to report healthy before it rolls back.
 pub const HEALTH_DEADLINE: Duration = Duration::from_secs(180);
+/// agentd must have run this long without a restart, and the trial been watched this long,
+/// before a commit: longer than the hardware watchdog's 20 s, so a box PID 1 finds unhealthy
+/// (a service crash-looping or missing its watchdog) is reset before it could commit.
+pub const STABLE_FOR: Duration = Duration::from_secs(60);
+/// A report older than this is no report: agentd reports every few seconds while it runs.
+pub const REPORT_FRESH: Duration = Duration::from_secs(15);
 /// Boots of a new slot that never committed (power cuts, resets while the network was down)
 /// before the box gives up on it anyway.
 pub const MAX_TRIAL_BOOTS: u32 = 5;
@@ -23,6 +29,9 @@ pub const MAX_TRIAL_BOOTS: u32 = 5;
 pub struct Health {
     pub self_test: String,
     pub im_connected: bool,
+    /// When this agentd process started (from its uptime), and when the report came.
+    pub agentd_started: Instant,
+    pub received: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -34,23 +43,38 @@ pub enum Verdict {
     ProbeNetwork,
 }
 
+/// `waited`: since the trial's judging began; `now`: the clock the reports' times are on.
 pub fn judge(
     health: Option<&Health>,
     im_was_connected: bool,
     waited: Duration,
     deadline: Duration,
+    now: Instant,
 ) -> Verdict {
-    match health {
-        Some(health) if health.self_test != SELF_TEST_PASSED => {
-            Verdict::Rollback(format!("agentd's self-test failed: {}", health.self_test))
-        }
-        Some(health) if health.im_connected || !im_was_connected => Verdict::Commit,
+    let fresh = health.filter(|h| now.saturating_duration_since(h.received) <= REPORT_FRESH);
+    let Some(health) = fresh else {
+        return match waited < deadline {
+            true => Verdict::Wait,
+            false => Verdict::Rollback(format!(
+                "agentd did not report healthy within {} s",
+                deadline.as_secs()
+            )),
+        };
+    };
+    if health.self_test != SELF_TEST_PASSED {
+        return Verdict::Rollback(format!("agentd's self-test failed: {}", health.self_test));
+    }
+    let link_back = health.im_connected || !im_was_connected;
+    let stable =
+        now.saturating_duration_since(health.agentd_started) >= STABLE_FOR && waited >= STABLE_FOR;
+    match (link_back, stable) {
+        (true, true) => Verdict::Commit,
         _ if waited < deadline => Verdict::Wait,
-        Some(_) => Verdict::ProbeNetwork,
-        None => Verdict::Rollback(format!(
-            "agentd did not report healthy within {} s",
-            deadline.as_secs()
+        (true, false) => Verdict::Rollback(format!(
+            "agentd kept restarting: it never ran {} s in a row",
+            STABLE_FOR.as_secs()
         )),
+        (false, _) => Verdict::ProbeNetwork,
     }
 }
 
@@ -60,23 +84,41 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(180);
 
-    fn health(self_test: &str, im_connected: bool) -> Health {
+    /// A report that just came from an agentd running for `uptime`.
+    fn health(self_test: &str, im_connected: bool, now: Instant, uptime: Duration) -> Health {
         Health {
             self_test: self_test.into(),
             im_connected,
+            agentd_started: now - uptime,
+            received: now,
         }
     }
 
+    fn later(now: Instant) -> Instant {
+        now + Duration::from_secs(3600)
+    }
+
     #[test]
-    fn healthy_agentd_with_its_link_back_commits() {
-        let ok = health(SELF_TEST_PASSED, true);
+    fn a_healthy_agentd_with_its_link_back_commits_once_it_ran_long_enough() {
+        let now = later(Instant::now());
+        let ok = health(SELF_TEST_PASSED, true, now, STABLE_FOR);
         assert_eq!(
-            judge(Some(&ok), true, Duration::ZERO, DEADLINE),
+            judge(Some(&ok), true, STABLE_FOR, DEADLINE, now),
             Verdict::Commit
         );
-        let no_link = health(SELF_TEST_PASSED, false);
+        let young = health(SELF_TEST_PASSED, true, now, Duration::from_secs(5));
         assert_eq!(
-            judge(Some(&no_link), false, Duration::ZERO, DEADLINE),
+            judge(Some(&young), true, STABLE_FOR, DEADLINE, now),
+            Verdict::Wait
+        );
+        assert_eq!(
+            judge(Some(&ok), true, Duration::from_secs(5), DEADLINE, now),
+            Verdict::Wait,
+            "the trial itself is watched for the window too"
+        );
+        let no_link = health(SELF_TEST_PASSED, false, now, STABLE_FOR);
+        assert_eq!(
+            judge(Some(&no_link), false, STABLE_FOR, DEADLINE, now),
             Verdict::Commit,
             "a box whose link was down before the update need not bring it up"
         );
@@ -84,37 +126,64 @@ mod tests {
 
     #[test]
     fn a_failed_self_test_rolls_back_at_once() {
-        let bad = health("the store does not open", true);
-        let Verdict::Rollback(reason) = judge(Some(&bad), true, Duration::ZERO, DEADLINE) else {
+        let now = later(Instant::now());
+        let bad = health("the store does not open", true, now, Duration::ZERO);
+        let Verdict::Rollback(reason) = judge(Some(&bad), true, Duration::ZERO, DEADLINE, now)
+        else {
             panic!("not a rollback");
         };
         assert_eq!(reason, "agentd's self-test failed: the store does not open");
     }
 
     #[test]
-    fn silence_waits_until_the_deadline_then_rolls_back() {
+    fn silence_or_a_stale_report_waits_until_the_deadline_then_rolls_back() {
+        let now = later(Instant::now());
         assert_eq!(
-            judge(None, true, Duration::from_secs(179), DEADLINE),
+            judge(None, true, Duration::from_secs(179), DEADLINE, now),
             Verdict::Wait
         );
-        let Verdict::Rollback(reason) = judge(None, false, DEADLINE, DEADLINE) else {
+        let Verdict::Rollback(reason) = judge(None, false, DEADLINE, DEADLINE, now) else {
             panic!("not a rollback");
         };
         assert!(
             reason.contains("did not report healthy within 180 s"),
             "{reason}"
         );
+        let mut stale = health(SELF_TEST_PASSED, true, now, DEADLINE);
+        stale.received = now - Duration::from_secs(60);
+        assert!(matches!(
+            judge(Some(&stale), true, DEADLINE, DEADLINE, now),
+            Verdict::Rollback(_)
+        ));
+    }
+
+    #[test]
+    fn an_agentd_that_keeps_restarting_is_rolled_back_at_the_deadline() {
+        let now = later(Instant::now());
+        let restarted = health(SELF_TEST_PASSED, true, now, Duration::from_secs(4));
+        let Verdict::Rollback(reason) = judge(Some(&restarted), true, DEADLINE, DEADLINE, now)
+        else {
+            panic!("not a rollback");
+        };
+        assert!(reason.contains("kept restarting"), "{reason}");
     }
 
     #[test]
     fn a_link_that_stays_down_asks_whether_the_network_works() {
-        let no_link = health(SELF_TEST_PASSED, false);
+        let now = later(Instant::now());
+        let no_link = health(SELF_TEST_PASSED, false, now, DEADLINE);
         assert_eq!(
-            judge(Some(&no_link), true, Duration::from_secs(10), DEADLINE),
+            judge(
+                Some(&no_link),
+                true,
+                Duration::from_secs(100),
+                DEADLINE,
+                now
+            ),
             Verdict::Wait
         );
         assert_eq!(
-            judge(Some(&no_link), true, DEADLINE, DEADLINE),
+            judge(Some(&no_link), true, DEADLINE, DEADLINE, now),
             Verdict::ProbeNetwork
         );
     }

@@ -356,13 +356,18 @@ impl Updater {
             .iter()
             .map(|artifact| artifact.size)
             .sum();
-        self.note(format!(
-            "Downloading {}: {} of {} ({} chunks; the rest is already on this box).",
-            manifest.version,
-            mib(needed_bytes),
-            mib(whole),
-            needed.len()
-        ));
+        self.note(match needed.len() {
+            0 => format!(
+                "Writing {}: every chunk of it is already on this box, nothing to download.",
+                manifest.version
+            ),
+            count => format!(
+                "Downloading {}: {} of {} ({count} chunks; the rest is already on this box).",
+                manifest.version,
+                mib(needed_bytes),
+                mib(whole),
+            ),
+        });
         let downloads = self.state_dir.join(DOWNLOADS);
         std::fs::create_dir_all(&downloads).map_err(Error::io("create", &downloads))?;
         let mut throttle =
@@ -470,6 +475,7 @@ impl Updater {
                 trial.im_was_connected,
                 started.elapsed(),
                 self.health_deadline,
+                Instant::now(),
             ) {
                 Verdict::Commit => return self.commit(trial, health.as_ref()),
                 Verdict::Rollback(reason) => return self.roll_back(trial, &reason),

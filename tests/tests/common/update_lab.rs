@@ -55,7 +55,8 @@ pub fn make_keys(dir: &Path) -> Keys {
 }
 
 /// The default recipe as `name` at `version`, trusting the test CA, following the test's
-/// repository, with the update service in its table. `agentd_memory` replaces agentd's limit;
+/// repository, with the update service in its table. `broken_agentd` leaves agentd's runtime
+/// directory out of the table (a broken release: agentd exits at start and crash-loops);
 /// `update_extra` is more lines for `[update]` (a download cap).
 pub fn recipe(
     dir: &Path,
@@ -63,7 +64,7 @@ pub fn recipe(
     version: &str,
     ca_pem: &str,
     keys: &Keys,
-    agentd_memory: Option<u64>,
+    broken_agentd: bool,
     update_extra: &str,
 ) -> PathBuf {
     let recipes = workspace().join("recipes");
@@ -77,14 +78,11 @@ pub fn recipe(
         text.contains(&format!("version = \"{version}\"")),
         "the default recipe's name line moved"
     );
-    if let Some(bytes) = agentd_memory {
-        let limited = text.replacen(
-            "memory_max = 268435456",
-            &format!("memory_max = {bytes}"),
-            1,
-        );
-        assert_ne!(limited, text, "agentd's memory_max line moved");
-        text = limited;
+    if broken_agentd {
+        let agentd_dirs = "runtime_dir = true\n# The owner settings";
+        let broken = text.replacen(agentd_dirs, "# The owner settings", 1);
+        assert_ne!(broken, text, "agentd's runtime_dir line moved");
+        text = broken;
     }
     text.push_str(&format!(
         r#"
