@@ -24,8 +24,8 @@ use carapace_image::qemu::Vm;
 use common::{BOOT_TIMEOUT, machine_of, power_off, workspace};
 use net::TestNet;
 use update_lab::{
-    Fakes, SWITCH_TIMEOUT, WAIT, bundle_and_publish, console_line, make_keys, owner_settings,
-    recipe,
+    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, bundle_and_publish, console_line, make_keys,
+    owner_settings, publish_broken, recipe,
 };
 
 #[test]
@@ -207,16 +207,68 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itse
         "slot b never booted its trial:\n{}",
         console[trial..back].join("\n")
     );
-    let (_, rolled_back) = chat.wait_for(&vm, seen, "0.1.2", SWITCH_TIMEOUT);
-    assert!(
-        rolled_back.contains("failed its trial") || rolled_back.contains("ran out of boot tries"),
-        "{rolled_back}"
+    let (at, rolled_back) = chat.wait_for_any(
+        &vm,
+        seen + 1,
+        &["0.1.2 failed its trial", "0.1.2 did not start properly"],
+        SWITCH_TIMEOUT,
     );
+    let mut seen = at;
+    assert!(rolled_back.contains("(slot a)"), "{rolled_back}");
     assert!(
         !vm.console()
             .iter()
             .any(|l| l.starts_with("updated: update: committed slot=b version=0.1.2")),
         "the bad slot was committed"
     );
+
+    // 5 and 6. Releases that pass every signature and hash but cannot boot: a root with a
+    //    corrupt block (dm-verity refuses it and restarts) and a kernel that panics. No
+    //    userspace of theirs ever runs; systemd-boot's tries run out and slot a boots.
+    let built_b = workspace().join("out/update-b");
+    for (version, breakage, sign) in [
+        (
+            "0.1.3",
+            Breakage::CorruptRootBlock,
+            "carapace: FATAL verify /dev/dm-",
+        ),
+        ("0.1.4", Breakage::KernelPanic, "Kernel panic"),
+    ] {
+        publish_broken(&built_b, version, breakage, &keys, &site.join("x86-64"));
+        chat.send("/update install");
+        let (at, _) = chat.wait_for(
+            &vm,
+            seen + 1,
+            &format!("{version} is written to slot b"),
+            WAIT,
+        );
+        seen = at;
+        let before_reboot = vm.console().len();
+        chat.send("/update reboot");
+        let back = console_line(
+            &mut vm,
+            before_reboot + 1,
+            "carapace: ready slot=a",
+            SWITCH_TIMEOUT,
+        );
+        let console = vm.console();
+        let failed_boots = console[before_reboot..back]
+            .iter()
+            .filter(|l| l.contains(sign))
+            .count();
+        assert!(
+            failed_boots >= 1,
+            "{version} ({breakage:?}) never failed the way it should:\n{}",
+            console[before_reboot..back].join("\n")
+        );
+        let (at, told) = chat.wait_for(
+            &vm,
+            seen,
+            &format!("{version} did not start properly"),
+            WAIT,
+        );
+        seen = at;
+        assert!(told.contains("back on 0.1.1 (slot a)"), "{told}");
+    }
     power_off(&mut vm);
 }

@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 
 use board_support::update_control::SELF_TEST_PASSED;
 
-/// How long a trial boot waits for agentd to report healthy before it rolls back.
+/// How long a trial boot waits for agentd to be healthy, stable and back on its IM link
+/// before it rolls back.
 pub const HEALTH_DEADLINE: Duration = Duration::from_secs(180);
+/// agentd reports within seconds of its start; a trial boot in which it has not for this
+/// long (it crash-loops, or hangs before its first report) rolls back without waiting for
+/// PID 1's crash-loop verdict and the watchdog reset, which would cost the slot a boot try
+/// each.
+pub const REPORT_DEADLINE: Duration = Duration::from_secs(60);
 /// agentd must have run this long without a restart, and the trial been watched this long,
 /// before a commit: longer than the hardware watchdog's 20 s, so a box PID 1 finds unhealthy
 /// (a service crash-looping or missing its watchdog) is reset before it could commit.
@@ -53,11 +59,11 @@ pub fn judge(
 ) -> Verdict {
     let fresh = health.filter(|h| now.saturating_duration_since(h.received) <= REPORT_FRESH);
     let Some(health) = fresh else {
-        return match waited < deadline {
+        return match waited < REPORT_DEADLINE.min(deadline) {
             true => Verdict::Wait,
             false => Verdict::Rollback(format!(
-                "agentd did not report healthy within {} s",
-                deadline.as_secs()
+                "agentd has not reported for {} s (it is not running, or it hangs)",
+                REPORT_DEADLINE.min(deadline).as_secs()
             )),
         };
     };
@@ -136,19 +142,16 @@ mod tests {
     }
 
     #[test]
-    fn silence_or_a_stale_report_waits_until_the_deadline_then_rolls_back() {
+    fn silence_or_a_stale_report_waits_a_minute_then_rolls_back() {
         let now = later(Instant::now());
         assert_eq!(
-            judge(None, true, Duration::from_secs(179), DEADLINE, now),
+            judge(None, true, Duration::from_secs(59), DEADLINE, now),
             Verdict::Wait
         );
-        let Verdict::Rollback(reason) = judge(None, false, DEADLINE, DEADLINE, now) else {
+        let Verdict::Rollback(reason) = judge(None, false, REPORT_DEADLINE, DEADLINE, now) else {
             panic!("not a rollback");
         };
-        assert!(
-            reason.contains("did not report healthy within 180 s"),
-            "{reason}"
-        );
+        assert!(reason.contains("has not reported for 60 s"), "{reason}");
         let mut stale = health(SELF_TEST_PASSED, true, now, DEADLINE);
         stale.received = now - Duration::from_secs(60);
         assert!(matches!(

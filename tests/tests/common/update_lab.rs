@@ -193,22 +193,30 @@ impl Chat<'_> {
         needle: &str,
         timeout: Duration,
     ) -> (usize, String) {
+        self.wait_for_any(vm, from, &[needle], timeout)
+    }
+
+    /// The first message to the owner, from the `from`th on, that contains one of `needles`.
+    pub fn wait_for_any(
+        &self,
+        vm: &Vm,
+        from: usize,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> (usize, String) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let sent = self.telegram.sent();
-            if let Some((at, message)) = sent
-                .iter()
-                .enumerate()
-                .skip(from)
-                .find(|(_, m)| m.chat_id == OWNER.to_string() && m.text.contains(needle))
-            {
+            if let Some((at, message)) = sent.iter().enumerate().skip(from).find(|(_, m)| {
+                m.chat_id == OWNER.to_string() && needles.iter().any(|n| m.text.contains(n))
+            }) {
                 return (at, message.text.clone());
             }
             if std::time::Instant::now() >= deadline {
                 let texts: Vec<&str> = sent.iter().map(|m| m.text.as_str()).collect();
                 fail(
                     vm,
-                    format!("the owner was never told '{needle}'; the chat: {texts:#?}"),
+                    format!("the owner was never told any of {needles:?}; the chat: {texts:#?}"),
                 );
             }
             self.handle.block_on(
@@ -277,4 +285,85 @@ impl Fakes {
             handle: &self.handle,
         }
     }
+}
+
+/// How a broken release made from a good build's slot is broken.
+#[derive(Clone, Copy, Debug)]
+pub enum Breakage {
+    /// One byte of the root's file system changed after its verity tree was made: the box
+    /// refuses the root at its first read (dm-verity) and restarts.
+    CorruptRootBlock,
+    /// The initramfs replaced by zeros: the kernel finds no init and panics (`panic=10`
+    /// reboots).
+    KernelPanic,
+}
+
+/// Publishes `out`'s finished build (its slot files) as `version`, broken as `breakage`, to
+/// `site`'s stable channel: a release that passes every signature and hash check, as a bad
+/// build from a vendor would.
+pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys, site: &Path) {
+    let slot = carapace_image::slot_files::SlotFiles::read(out)
+        .expect("slot files")
+        .expect("a finished build");
+    let work = tempfile::tempdir().expect("tempdir");
+    let copy = |from: PathBuf, name: &str| {
+        let to = work.path().join(name);
+        std::fs::copy(from, &to).expect("copy slot file");
+        to
+    };
+    let root = copy(slot.root_image(), "root.img");
+    let mut boot: Vec<(String, PathBuf)> = slot
+        .boot_files()
+        .into_iter()
+        .map(|(name, path)| {
+            let copied = copy(path, &name);
+            (name, copied)
+        })
+        .collect();
+    match breakage {
+        Breakage::CorruptRootBlock => {
+            // Well inside the file system's data blocks (the verity tree comes after them).
+            let mut bytes = std::fs::read(&root).expect("root image");
+            let offset = (slot.info.verity.data_blocks as usize * 4096) / 2;
+            bytes[offset] ^= 0xff;
+            std::fs::write(&root, bytes).expect("corrupt root");
+        }
+        Breakage::KernelPanic => {
+            let initrd = boot
+                .iter_mut()
+                .find(|(name, _)| name == "initrd")
+                .expect("an initrd");
+            std::fs::write(&initrd.1, vec![0u8; 4096]).expect("empty initrd");
+        }
+    }
+    let key = carapace_update::SecretKey::load(&keys.signing, KeyKind::Signing).expect("key");
+    let bundle_dir = work.path().join("bundle");
+    carapace_update::write_bundle(
+        &carapace_update::BundleInput {
+            board: slot.info.board.clone(),
+            version: carapace_update::Version::parse(version).expect("version"),
+            min_from_version: carapace_update::Version::parse("0").expect("version"),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            build_id: slot.info.build_id.clone(),
+            kernel_cmdline: slot.info.kernel_cmdline.clone(),
+            chunker: carapace_update::ChunkerParams::DEFAULT,
+            root,
+            verity: slot.info.verity.clone(),
+            boot,
+        },
+        &key,
+        &bundle_dir,
+    )
+    .expect("bundle the broken release");
+    publish(&PublishOptions {
+        bundle: bundle_dir,
+        to: site.to_owned(),
+        channel: "stable".into(),
+        rollout: "1".into(),
+        key: keys.signing.clone(),
+        key_list: Some(keys.key_list.clone()),
+    })
+    .unwrap_or_else(|e| panic!("publish the broken release: {e}"));
 }
