@@ -29,7 +29,7 @@ use update_lab::{
 };
 
 #[test]
-fn the_owner_updates_to_slot_b_and_back_to_a_and_a_bad_update_rolls_back_by_itself() {
+fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_themselves() {
     let net = TestNet::new("update");
     let build_dir = tempfile::tempdir().expect("tempdir");
     let site = build_dir.path().join("site");
