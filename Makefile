@@ -63,11 +63,13 @@ test-all: test test-slow
 
 ## Image size, boot time and idle memory against a minimal Debian + systemd image; the DNS
 ## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
-## same fakes (start, memory, message → LLM latency, bytes per turn).
+## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
+## an agentd-only and a kernel-only update, with chunks and as a whole image.
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
 	$(CARGO) bench -p carapace-agentd --bench agent
+	$(CARGO) bench -p carapace-tests --bench update_size
 
 clean:
 	rm -rf out target

@@ -203,7 +203,6 @@ pub fn build_with(
             "usr/bin",
             "usr/sbin",
             "usr/lib64",
-            "etc/carapace",
             "var",
         ]
         .map(String::from)
@@ -215,6 +214,10 @@ pub fn build_with(
             // Debian's programs look for run-time sockets there (iwd for the system bus).
             ("var/run".into(), "../run".into()),
         ],
+        // Their file names change between releases (a kernel's release; the recipe's files):
+        // staged whole after everything else, behind one symlink each (release_dir.rs). Our
+        // binaries and other generated files go there one by one (Origin).
+        release_dirs: vec!["/etc/carapace".into(), "/usr/lib/modules".into()],
         ..RootTree::default()
     };
 
@@ -508,7 +511,9 @@ pub fn build_with(
             Content::Copy(p) => std::fs::read(p).context(|| format!("read {}", p.display()))?,
         };
         files.push(SbomFile {
-            path: format!("root:{}", f.path),
+            // Where the bytes are: a file a release changes is reached from f.path by a
+            // symlink.
+            path: format!("root:{}", root.stored_path(f)),
             sha256: sha256_hex(&data),
             size: data.len() as u64,
             origin: f.origin.clone(),

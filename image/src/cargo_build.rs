@@ -33,6 +33,25 @@ pub fn build_static(
         .env("RUSTFLAGS", rustflags)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTC_WRAPPER");
+    // What cargo sets for a program it runs (`cargo run`, `cargo bench`: the benches build
+    // images in-process). ring's build script declares it depends on CARGO_PKG_* from the
+    // environment, so with them set ring, rustls and everything above them rebuilt on every
+    // switch between a plain `carapace build` and one started by cargo. Cargo gives each
+    // build script its own values anyway; the bytes are the same either way.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     for spec in specs {
         cmd.args(["-p", &spec.package, "--bin", &spec.bin]);
     }

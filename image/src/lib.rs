@@ -28,6 +28,7 @@ pub mod publish;
 pub mod qemu;
 pub mod qmp;
 pub mod recipe;
+pub mod release_dir;
 pub mod rootfs;
 pub mod run;
 pub mod sbom;

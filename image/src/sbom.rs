@@ -16,7 +16,8 @@ pub struct Sbom {
 
 #[derive(Serialize)]
 pub struct SbomFile {
-    /// "root:/usr/bin/agentd", "initramfs:/init", "esp:/a/vmlinuz".
+    /// "root:/usr/sbin/mke2fs", "root:/zz-release/usr/bin/agentd" (where the bytes are; the
+    /// usual path is a symlink to it), "initramfs:/init", "esp:/a/vmlinuz".
     pub path: String,
     pub sha256: String,
     pub size: u64,
