@@ -16,11 +16,11 @@ mod update_lab;
 use std::time::Duration;
 
 use carapace_image::qemu::Vm;
-use common::{BOOT_TIMEOUT, fail, machine_of, power_off, workspace};
+use common::{fail, power_off};
 use net::TestNet;
 use update_lab::{
-    Chat, Fakes, SWITCH_TIMEOUT, WAIT, bundle_and_publish, console_line, make_keys, owner_settings,
-    recipe,
+    Chat, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
+    console_line, make_keys, recipe,
 };
 
 const CUTS_ENV: &str = "CARAPACE_POWER_CUTS";
@@ -207,20 +207,9 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         false,
         CAP,
     );
-    let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe_a)
-        .unwrap_or_else(|e| panic!("owner settings: {e}"));
-    let out = carapace_image::build::build(&recipe_a, &workspace())
-        .unwrap_or_else(|e| panic!("building 0.1.0: {e}"));
-    let pairing = carapace_image::owner::personalise(&out.image, &settings)
-        .unwrap_or_else(|e| panic!("personalising: {e}"));
+    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
     bundle_and_publish(&recipe_b, &keys, &site.join("x86-64"));
-
-    let (_machine, mut config) = machine_of(&out.image, "cuts");
-    config.network = net.network();
-    let mut vm = Vm::start(&config).expect("start QEMU");
-    console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
-    chat.send(&format!("/start {}", pairing.code));
-    chat.wait_for(&vm, 0, "Paired: you are this box's owner", WAIT);
+    let (_machine, config, mut vm) = boot_and_pair(&image, "cuts", &net, &chat, &code);
     let mut from = vm.console().len();
 
     for cut in 0..cuts {

@@ -20,12 +20,11 @@ mod update_lab;
 
 use std::path::PathBuf;
 
-use carapace_image::qemu::Vm;
-use common::{BOOT_TIMEOUT, machine_of, power_off, workspace};
+use common::{BOOT_TIMEOUT, power_off, workspace};
 use net::TestNet;
 use update_lab::{
-    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, bundle_and_publish, console_line, make_keys,
-    owner_settings, publish_broken, recipe,
+    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
+    console_line, make_keys, publish_broken, recipe,
 };
 
 #[test]
@@ -67,31 +66,17 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         true,
         "",
     );
-    let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe_a)
-        .unwrap_or_else(|e| panic!("owner settings: {e}"));
-    let out = carapace_image::build::build(&recipe_a, &workspace())
-        .unwrap_or_else(|e| panic!("building 0.1.0: {e}"));
-    let pairing = carapace_image::owner::personalise(&out.image, &settings)
-        .unwrap_or_else(|e| panic!("personalising: {e}"));
+    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
     bundle_and_publish(&recipe_b, &keys, &site.join("x86-64"));
-
-    let (_machine, mut config) = machine_of(&out.image, "update");
-    config.network = net.network();
-    let mut vm = Vm::start(&config).expect("start QEMU");
-    console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
+    let (_machine, _config, mut vm) = boot_and_pair(&image, "update", &net, &chat, &code);
     console_line(
         &mut vm,
         0,
         "updated: update: x86-64 0.1.0 slot a follows",
         BOOT_TIMEOUT,
     );
-    chat.send(&format!("/start {}", pairing.code));
-    chat.wait_for(&vm, 0, "Paired: you are this box's owner", WAIT);
-
-    let (seen, text) = {
-        chat.send("/update");
-        chat.wait_for(&vm, 0, "0.1.1 is available", WAIT)
-    };
+    chat.send("/update");
+    let (seen, text) = chat.wait_for(&vm, 0, "0.1.1 is available", WAIT);
     assert!(text.contains("this box runs 0.1.0"), "{text}");
 
     // 1. Tampered chunks: refused before a byte is written; the box stays on slot a.

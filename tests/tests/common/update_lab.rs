@@ -13,10 +13,10 @@ use carapace_fakes::update_server::UpdateServer;
 use carapace_image::bundle::{BundleOptions, bundle};
 use carapace_image::keygen::{KeyListRequest, keygen, sign_key_list};
 use carapace_image::publish::{PublishOptions, publish};
-use carapace_image::qemu::Vm;
+use carapace_image::qemu::{Vm, VmConfig};
 use carapace_update::KeyKind;
 
-use super::common::{RELEASE_RECIPE, fail, workspace};
+use super::common::{BOOT_TIMEOUT, RELEASE_RECIPE, fail, machine_of, workspace};
 use super::net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet, UPDATE_HOST, UPDATE_NAME};
 
 pub const OWNER: i64 = 4242;
@@ -366,4 +366,33 @@ pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys
         key_list: Some(keys.key_list.clone()),
     })
     .unwrap_or_else(|e| panic!("publish the broken release: {e}"));
+}
+
+/// Builds `recipe` as the box's first image, with the owner's settings on its ESP: the image,
+/// and the pairing code the owner sends.
+pub fn build_first_image(dir: &Path, recipe: &Path) -> (PathBuf, String) {
+    let settings = carapace_image::owner::load(&owner_settings(dir), recipe)
+        .unwrap_or_else(|e| panic!("owner settings: {e}"));
+    let out = carapace_image::build::build(recipe, &workspace())
+        .unwrap_or_else(|e| panic!("building {}: {e}", recipe.display()));
+    let pairing = carapace_image::owner::personalise(&out.image, &settings)
+        .unwrap_or_else(|e| panic!("personalising: {e}"));
+    (out.image, pairing.code)
+}
+
+/// Boots `image` (a fresh disk) on `net` to its ready line on slot a, and pairs the owner.
+pub fn boot_and_pair(
+    image: &Path,
+    name: &str,
+    net: &TestNet,
+    chat: &Chat,
+    code: &str,
+) -> (tempfile::TempDir, VmConfig, Vm) {
+    let (machine, mut config) = machine_of(image, name);
+    config.network = net.network();
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
+    chat.send(&format!("/start {code}"));
+    chat.wait_for(&vm, 0, "Paired: you are this box's owner", WAIT);
+    (machine, config, vm)
 }
