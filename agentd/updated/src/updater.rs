@@ -294,6 +294,12 @@ impl Updater {
                 }
                 return;
             }
+            // A scheduled check that fails (no network, the server down) is said on the
+            // console only: the owner did not ask, and the next check comes by itself.
+            Err(err) if !asked => {
+                println!("update: the scheduled check failed: {err}");
+                return;
+            }
             Err(err) => {
                 self.note(format!("The update check failed: {err}"));
                 return;
