@@ -117,7 +117,7 @@ async fn run() -> Result<()> {
     }
     let trust = check::load_trust(&state_dir)?;
     let client = carapace_http::client().map_err(|err| Error::Config(err.to_string()))?;
-    let repo = Repository::new(client, &config.server)?;
+    let repo = Repository::new(client, config.clone());
     let first_check = jittered(config.check_hours).min(FIRST_CHECK_WITHIN);
     println!(
         "update: {} {} slot {} follows {} channel {} (first check in {} s)",

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use carapace_http::{Client, Url};
+use board_support::update_config::UpdateConfig;
+use carapace_http::Client;
 use carapace_update::{ChunkRef, Sha256Digest, layout};
 
 use crate::error::{Error, Result};
@@ -23,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Repository {
     client: Client,
-    base: Url,
+    config: UpdateConfig,
 }
 
 /// A document that may be absent (keys.json: a repository need not serve a newer list).
@@ -33,19 +34,13 @@ pub enum Fetched {
 }
 
 impl Repository {
-    /// `base` is the board's repository (`https://updates.example.com/x86-64`).
-    pub fn new(client: Client, base: &str) -> Result<Repository> {
-        let mut text = base.trim_end_matches('/').to_owned();
-        text.push('/');
-        let base = carapace_http::checked_url(&text)
-            .map_err(|err| Error::Config(format!("server {base}: {err}")))?;
-        Ok(Repository { client, base })
+    /// The board's repository, `config.server` (checked when update.toml was read).
+    pub fn new(client: Client, config: UpdateConfig) -> Repository {
+        Repository { client, config }
     }
 
     pub fn url(&self, path: &str) -> String {
-        self.base
-            .join(path)
-            .map_or_else(|_| format!("{}{path}", self.base), |url| url.to_string())
+        self.config.url(path)
     }
 
     /// The whole document at `path`, refused beyond [`MAX_DOCUMENT`] bytes.
