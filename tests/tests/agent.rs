@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use carapace_fakes::llm::{DEFAULT_KEY, FakeLlm, Script};
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, TOKEN};
-use common::{BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace};
+use common::{
+    BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace,
+    write_release_variant,
+};
 use net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
 use serde_json::json;
 
@@ -25,7 +28,6 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// The default recipe under another name, with the test CA added as a [[file]].
 fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
-    let recipes = workspace().join("recipes");
     let text = std::fs::read_to_string(workspace().join(RELEASE_RECIPE)).expect("recipe");
     let renamed = text.replacen(
         "name = \"x86-64-qemu\"",
@@ -37,20 +39,7 @@ fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
         "{renamed}\n# The test CA, so the box trusts the fakes' certificates.\n[[file]]\npath = \"{}\"\ntext = '''\n{ca_pem}'''\n",
         carapace_http::EXTRA_CA_PATH
     );
-    let recipe = dir.join("x86-64-qemu-agent-test.toml");
-    std::fs::write(&recipe, with_ca).expect("write recipe");
-    std::fs::copy(
-        recipes.join("x86-64-qemu.lock"),
-        dir.join("x86-64-qemu-agent-test.lock"),
-    )
-    .expect("copy lock");
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).expect("files dir");
-    for entry in std::fs::read_dir(recipes.join("files")).expect("recipe files") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), files.join(entry.file_name())).expect("copy file");
-    }
-    recipe
+    write_release_variant(dir, "x86-64-qemu-agent-test", &with_ca)
 }
 
 fn owner_settings(dir: &Path) -> std::path::PathBuf {

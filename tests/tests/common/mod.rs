@@ -118,3 +118,23 @@ pub fn read_byte(path: &Path, offset: u64) -> u8 {
     file.read_exact(&mut b).expect("read");
     b[0]
 }
+
+/// Writes `text` as recipe `name` in `dir`, with the default recipe's lock and files beside
+/// it: a variant of the default recipe that a test builds.
+pub fn write_release_variant(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let recipes = workspace().join("recipes");
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write recipe");
+    std::fs::copy(
+        recipes.join("x86-64-qemu.lock"),
+        dir.join(format!("{name}.lock")),
+    )
+    .expect("copy lock");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).expect("files dir");
+    for entry in std::fs::read_dir(recipes.join("files")).expect("recipe files") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), files.join(entry.file_name())).expect("copy file");
+    }
+    path
+}

@@ -16,7 +16,9 @@ use carapace_image::publish::{PublishOptions, publish};
 use carapace_image::qemu::{Vm, VmConfig};
 use carapace_update::KeyKind;
 
-use super::common::{BOOT_TIMEOUT, RELEASE_RECIPE, fail, machine_of, workspace};
+use super::common::{
+    BOOT_TIMEOUT, RELEASE_RECIPE, fail, machine_of, workspace, write_release_variant,
+};
 use super::net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet, UPDATE_HOST, UPDATE_NAME};
 
 pub const OWNER: i64 = 4242;
@@ -67,7 +69,6 @@ pub fn recipe(
     broken_agentd: bool,
     update_extra: &str,
 ) -> PathBuf {
-    let recipes = workspace().join("recipes");
     let text = std::fs::read_to_string(workspace().join(RELEASE_RECIPE)).expect("recipe");
     let mut text = text.replacen(
         "name = \"x86-64-qemu\"",
@@ -121,21 +122,8 @@ boot_control = true
         ca_path = carapace_http::EXTRA_CA_PATH,
         root = keys.root_hex,
     ));
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).expect("write recipe");
-    std::fs::copy(
-        recipes.join("x86-64-qemu.lock"),
-        dir.join(format!("{name}.lock")),
-    )
-    .expect("lock");
     std::fs::copy(&keys.key_list, dir.join("keys.json")).expect("key list");
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).expect("files dir");
-    for entry in std::fs::read_dir(recipes.join("files")).expect("recipe files") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), files.join(entry.file_name())).expect("copy file");
-    }
-    path
+    write_release_variant(dir, name, &text)
 }
 
 pub fn owner_settings(dir: &Path) -> PathBuf {
