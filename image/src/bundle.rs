@@ -1,6 +1,7 @@
 //! `carapace bundle`: an update for the recipe's board from the build's slot files
 //! (out/<recipe>/slot/, building first when there is none): out/<recipe>/bundle/ with the
-//! signed manifest and the chunks (carapace_update::write_bundle).
+//! signed manifest and the chunks (carapace_update::write_bundle), and patches from the slot
+//! directories of earlier releases given with `--patch-from` (kept from their builds).
 //!
 //! Refused up front: a recipe without `[update]` (its image would trust no key, so boxes that
 //! install it could never take another update) and a signing key that the recipe's key list
@@ -26,6 +27,9 @@ pub struct BundleOptions {
     /// Build first even when a finished build is there.
     pub build: bool,
     pub locked: bool,
+    /// Slot directories of earlier releases (a copy of their out/<recipe>/slot) to make
+    /// patches from, for boxes that run them.
+    pub patch_from: Vec<PathBuf>,
 }
 
 pub struct BundleReport {
@@ -44,6 +48,11 @@ pub fn bundle(
     let key = SecretKey::load(&options.key, KeyKind::Signing)?;
     check_key(&recipe, recipe_path, &key)?;
     let min_from = parse_version(options.min_from.as_deref().unwrap_or("0"), "--min-from")?;
+    let older = options
+        .patch_from
+        .iter()
+        .map(|dir| read_older(dir))
+        .collect::<Result<Vec<_>>>()?;
 
     let paths = Paths::for_recipe(workspace, &recipe);
     let finished = paths.outputs().sbom.exists();
@@ -72,17 +81,29 @@ pub fn bundle(
         }
     };
     let dir = paths.out.join("bundle");
-    let output = bundle_slot(&slot, &recipe, &key, min_from, created(), &dir)?;
+    let output = bundle_slot(&slot, &recipe, &key, min_from, created(), &older, &dir)?;
     Ok(BundleReport { dir, output, built })
 }
 
-/// Bundles one build's slot files into `dir`.
+/// An earlier release's slot directory, for `--patch-from`.
+fn read_older(dir: &Path) -> Result<SlotFiles> {
+    SlotFiles::read_dir(dir)?.ok_or_else(|| {
+        Error::image(format!(
+            "--patch-from {}: no slot.json there; give a slot directory of an earlier build \
+             (a copy of its out/<recipe>/slot)",
+            dir.display()
+        ))
+    })
+}
+
+/// Bundles one build's slot files into `dir`, with patches from the `older` releases' files.
 pub fn bundle_slot(
     slot: &SlotFiles,
     recipe: &Recipe,
     key: &SecretKey,
     min_from: Version,
     created: u64,
+    older: &[SlotFiles],
     dir: &Path,
 ) -> Result<BundleOutput> {
     let info = &slot.info;
@@ -114,6 +135,19 @@ pub fn bundle_slot(
         )));
     }
     let version = parse_version(&info.version, "the build's version")?;
+    if let Some(other) = older.iter().find(|o| o.info.board != info.board) {
+        return Err(Error::image(format!(
+            "--patch-from {} holds a build for board {}, not {}; patches apply only to the \
+             same board's files",
+            other.dir.display(),
+            other.info.board,
+            info.board
+        )));
+    }
+    let patch_from = older
+        .iter()
+        .flat_map(|o| std::iter::once((String::from("root"), o.root_image())).chain(o.boot_files()))
+        .collect();
     if min_from > version {
         return Err(Error::image(format!(
             "--min-from {min_from} is newer than the version {version} being bundled"
@@ -130,6 +164,7 @@ pub fn bundle_slot(
         root: slot.root_image(),
         verity: info.verity.clone(),
         boot: slot.boot_files(),
+        patch_from,
     };
     Ok(carapace_update::write_bundle(&input, key, dir)?)
 }
@@ -270,7 +305,7 @@ ready = true
         check_key(&s.recipe, Path::new("t.toml"), &key).unwrap();
         let dir = s.dir.path().join("bundle");
         let min_from = Version::parse("0.2.0").unwrap();
-        let output = bundle_slot(&s.slot, &s.recipe, &key, min_from, 5, &dir).unwrap();
+        let output = bundle_slot(&s.slot, &s.recipe, &key, min_from, 5, &[], &dir).unwrap();
         let manifest = &output.manifest;
         assert_eq!(manifest.version.as_str(), "0.3.0");
         assert_eq!(manifest.min_from_version.as_str(), "0.2.0");
@@ -284,6 +319,52 @@ ready = true
         for chunk in &manifest.root.chunks {
             assert!(dir.join("chunks").join(chunk.sha256.to_hex()).exists());
         }
+    }
+
+    /// An earlier release's slot directory, as a release engineer keeps it: `setup`'s files
+    /// with a few bytes of the root changed, for `board`.
+    fn older_slot(s: &Setup, board: &str) -> SlotFiles {
+        let out = s.dir.path().join(format!("older-{board}"));
+        let mut info = s.slot.info.clone();
+        info.board = board.into();
+        info.version = "0.2.0".into();
+        let root = std::fs::read(s.slot.root_image()).unwrap();
+        let data_len = info.verity.data_blocks as usize * 4096;
+        let mut data = root[..data_len].to_vec();
+        data[4096] = 1;
+        write(
+            &out,
+            &info,
+            &data,
+            &root[data_len..],
+            [b"kernel", b"initrd"],
+        )
+        .unwrap();
+        read_older(&out.join(crate::slot_files::DIR)).unwrap()
+    }
+
+    #[test]
+    fn patches_come_from_earlier_releases_of_the_same_board() {
+        let s = setup();
+        let key = SecretKey::load(&s.dir.path().join("signing.key"), KeyKind::Signing).unwrap();
+        let dir = s.dir.path().join("bundle");
+        let any = || Version::parse("0").unwrap();
+        let older = older_slot(&s, "x86-64");
+        let output = bundle_slot(&s.slot, &s.recipe, &key, any(), 5, &[older], &dir).unwrap();
+        // The root changed: its patch is in. The boot files did not: theirs would cost more
+        // than the nothing their chunks cost.
+        let patches = &output.manifest.patches;
+        assert_eq!(patches.len(), 1, "{patches:?}");
+        assert_eq!(patches[0].file, "root");
+        for chunk in &patches[0].chunks {
+            assert!(dir.join("chunks").join(chunk.sha256.to_hex()).exists());
+        }
+
+        let pi = older_slot(&s, "pi5");
+        let err = bundle_slot(&s.slot, &s.recipe, &key, any(), 5, &[pi], &dir).unwrap_err();
+        assert!(err.to_string().contains("not x86-64"), "{err}");
+        let err = read_older(s.dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no slot.json there"), "{err}");
     }
 
     #[test]
@@ -312,6 +393,7 @@ ready = true
             &key,
             Version::parse("0").unwrap(),
             5,
+            &[],
             &s.dir.path().join("b"),
         )
         .unwrap_err();
@@ -326,6 +408,7 @@ ready = true
             &key,
             Version::parse("0").unwrap(),
             5,
+            &[],
             &s.dir.path().join("b"),
         )
         .unwrap_err();
@@ -341,6 +424,7 @@ ready = true
             &key,
             too_new,
             5,
+            &[],
             &s.dir.path().join("b"),
         )
         .unwrap_err();

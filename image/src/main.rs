@@ -81,6 +81,10 @@ enum Command {
         /// As for build.
         #[arg(long)]
         locked: bool,
+        /// A slot directory of an earlier release (a copy of its out/<recipe>/slot): boxes
+        /// running it download a patch instead of the changed chunks. May be repeated.
+        #[arg(long, value_name = "SLOT_DIR")]
+        patch_from: Vec<PathBuf>,
     },
     /// Put a bundle into an update repository (a directory for any static web server or
     /// object store) and point a channel at it.
@@ -263,6 +267,7 @@ fn in_workspace(
             min_from,
             build,
             locked,
+            patch_from,
         } => make_bundle(
             &recipe,
             &workspace,
@@ -271,6 +276,7 @@ fn in_workspace(
                 min_from,
                 build,
                 locked,
+                patch_from,
             },
         ),
         Command::Audit { .. }
@@ -392,6 +398,17 @@ fn make_bundle(
         },
         manifest.key_id
     );
+    for patch in &manifest.patches {
+        eprintln!(
+            "carapace: patch for {} from the file with sha256 {}: {} KiB",
+            patch.file,
+            patch.from_sha256,
+            patch.size >> 10
+        );
+    }
+    if !options.patch_from.is_empty() && manifest.patches.is_empty() {
+        eprintln!("(no patch was smaller than the chunks it would save; none is included)");
+    }
     if !report.built {
         eprintln!("(pass --build to build again first)");
     }

@@ -51,6 +51,7 @@ impl UpdateTrust {
 }
 
 /// The slot's files, as written by a build.
+#[derive(Debug)]
 pub struct SlotFiles {
     pub dir: PathBuf,
     pub info: SlotInfo,
@@ -70,7 +71,12 @@ impl SlotFiles {
 
     /// Reads out/<recipe>/slot/; `None` when no finished build left one.
     pub fn read(out: &Path) -> Result<Option<SlotFiles>> {
-        let dir = out.join(DIR);
+        SlotFiles::read_dir(&out.join(DIR))
+    }
+
+    /// Reads a slot directory itself (one kept from an earlier build, for patches).
+    pub fn read_dir(dir: &Path) -> Result<Option<SlotFiles>> {
+        let dir = dir.to_owned();
         let info_path = dir.join(INFO);
         let text = match std::fs::read_to_string(&info_path) {
             Ok(text) => text,

@@ -1,5 +1,5 @@
-//! `carapace update-size`: what a box running the old files downloads to get the new ones,
-//! side by side with downloading the new files whole (raw, and zstd -3 as a full-image update
+//! `carapace update-size`: what a box running the old files downloads to get the new ones
+//! (chunks, and chunks or patches), side by side with downloading the new files whole (raw, and zstd -3 as a full-image update
 //! would ship them). Each side is files, or build slot directories (out/<recipe>/slot), whose
 //! root image and boot files are taken.
 
@@ -79,11 +79,13 @@ pub fn render(report: &SizeReport) -> String {
     let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
     let share = |bytes: u64| 100.0 * bytes as f64 / d.full_bytes.max(1) as f64;
     let delta_bytes = d.download_bytes + d.index_bytes;
+    let patched_bytes = d.patched_bytes + d.index_bytes;
     format!(
         "download                            MiB   of the full image\n\
          full image, raw              {:>10.2}   100.0 %\n\
          full image, zstd -3          {:>10.2}   {:>5.1} %\n\
-         delta: chunks + chunk list   {:>10.2}   {:>5.1} %   ({} of {} chunks, list {:.0} KiB)\n",
+         delta: chunks + chunk list   {:>10.2}   {:>5.1} %   ({} of {} chunks, list {:.0} KiB)\n\
+         delta with patches           {:>10.2}   {:>5.1} %   ({} of the files by a patch)\n",
         mib(d.full_bytes),
         mib(report.full_zstd_bytes),
         share(report.full_zstd_bytes),
@@ -92,6 +94,9 @@ pub fn render(report: &SizeReport) -> String {
         d.download_chunks,
         d.chunks,
         d.index_bytes as f64 / 1024.0,
+        mib(patched_bytes),
+        share(patched_bytes),
+        d.patched_files,
     )
 }
 
@@ -139,5 +144,9 @@ mod tests {
         let table = render(&report);
         assert!(table.contains("100.0 %"), "{table}");
         assert!(table.contains("delta"), "{table}");
+        // 50 KB of new bytes in a root of letters: the patch beats the chunks around them.
+        assert_eq!(report.delta.patched_files, 1);
+        assert!(report.delta.patched_bytes < report.delta.download_bytes);
+        assert!(table.contains("(1 of the files by a patch)"), "{table}");
     }
 }

@@ -99,6 +99,9 @@ fn run() -> Result<()> {
          - Chunks: the distinct content-defined chunks (FastCDC, 16/64/256 KiB) of the new \
          slot's root image (erofs and its dm-verity tree), vmlinuz and initrd that the running \
          slot lacks, plus the chunk list the manifest carries (`carapace update-size`).\n\
+         - Chunks or patches: each file by its lacking chunks or by a patch from the running \
+         release's file (zstd -12 with the old file as reference, long-distance matching), \
+         whichever is smaller, as a box plans it from a bundle made with `--patch-from`.\n\
          - Whole image: the same three files downloaded whole, raw and compressed with zstd -3; \
          full-image updaters (RAUC, Mender, Bottlerocket by default) ship the whole image \
          compressed, and zstd -3 stands in for their compressors.\n\

@@ -6,7 +6,8 @@
 //! 1. a repository whose chunks were tampered with: refused, nothing written;
 //! 2. a link that drops mid-chunk: refused as truncated; the next try resumes the chunk with a
 //!    range request;
-//! 3. 0.1.0 (slot a) → 0.1.1 (slot b), committed once agentd passed its self-test and its
+//! 3. 0.1.0 (slot a) → 0.1.1 (slot b), bundled with a patch from 0.1.0's root (the box downloads
+//!    the patch, not the changed chunks), committed once agentd passed its self-test and its
 //!    Telegram link is back; then back to slot a (forced, same version), committed;
 //! 4. 0.1.2, a broken release (its service table leaves out agentd's runtime directory, so
 //!    agentd exits at start and crash-loops): never committed, the box is back on slot a by
@@ -24,7 +25,7 @@ use common::{BOOT_TIMEOUT, power_off, workspace};
 use net::TestNet;
 use update_lab::{
     Breakage, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
-    console_line, make_keys, publish_broken, recipe,
+    bundle_and_publish_patched, console_line, keep_slot, make_keys, publish_broken, recipe,
 };
 
 #[test]
@@ -67,7 +68,8 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         "",
     );
     let (image, code) = build_first_image(build_dir.path(), &recipe_a);
-    bundle_and_publish(&recipe_b, &keys, &site.join("x86-64"));
+    let release_a = keep_slot(&recipe_a, &build_dir.path().join("release-0.1.0"));
+    bundle_and_publish_patched(&recipe_b, &keys, &site.join("x86-64"), &[release_a]);
     let (_machine, _config, mut vm) = boot_and_pair(&image, "update", &net, &chat, &code);
     console_line(
         &mut vm,
@@ -115,6 +117,11 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
     let sent_before = server.bytes_sent();
     chat.send("/update install");
     let (seen, downloading) = chat.wait_for(&vm, seen + 1, "Downloading 0.1.1:", WAIT);
+    // 0.1.1 was bundled with a patch from 0.1.0's root, which this box runs.
+    assert!(
+        downloading.contains("a patch against this box's files among them"),
+        "{downloading}"
+    );
     let (seen, written) = chat.wait_for(&vm, seen, "0.1.1 is written to slot b", WAIT);
     assert!(written.contains("/update reboot"), "{written}");
     assert!(

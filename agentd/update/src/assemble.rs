@@ -1,7 +1,8 @@
 //! Putting a new slot together from chunks the box has (its running slot, `ChunkIndex`) and
-//! chunks it downloaded (files named by their SHA-256 in a download directory).
+//! chunks it downloaded (files named by their SHA-256 in a download directory), or, for a file
+//! the plan makes from a patch, from the patch's chunks and the running slot's older file.
 //!
-//! The order of checks: `check_downloads` reads every downloaded chunk the manifest needs and
+//! The order of checks: `check_downloads` reads every downloaded chunk the plan needs and
 //! refuses a missing, truncated, overlong or wrongly hashed one before the first byte goes to
 //! the target. `assemble` then checks every chunk again as it copies it (downloaded or local:
 //! a file may change between the two passes, and a raw read of the running slot bypasses
@@ -15,24 +16,47 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::chunking::{ChunkIndex, ChunkRef, missing};
+use crate::chunking::{ChunkIndex, ChunkRef};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{Artifact, Manifest};
+use crate::manifest::Artifact;
+use crate::patch::{self, Plan};
 
-/// Checks, before anything is written, that `downloads` holds every chunk `manifest` needs
-/// beyond those in `local`, whole and unchanged. Returns how many bytes they are.
-pub fn check_downloads(manifest: &Manifest, local: &ChunkIndex, downloads: &Path) -> Result<u64> {
-    let mut total = 0;
-    for chunk in missing(local, manifest) {
-        read_download(downloads, &chunk)?;
-        total += chunk.length as u64;
+/// Checks, before anything is written, that `downloads` holds every chunk of `plan`, whole
+/// and unchanged. Returns how many bytes they are.
+pub fn check_downloads(plan: &Plan, downloads: &Path) -> Result<u64> {
+    for chunk in &plan.download {
+        read_download(downloads, chunk)?;
     }
-    Ok(total)
+    Ok(plan.download_bytes())
+}
+
+/// Writes `artifact` to `target`, from its chunks or the patch `plan` chose for it, and
+/// checks the whole at the end.
+pub fn assemble(
+    artifact: &Artifact,
+    plan: &Plan,
+    local: &ChunkIndex,
+    downloads: &Path,
+    target: &mut impl Write,
+) -> Result<()> {
+    match plan.patch_for(artifact.name) {
+        Some(patch) => {
+            let mut bytes = Vec::with_capacity(usize::try_from(patch.size).unwrap_or(0));
+            let name = format!("patch for {}", artifact.name);
+            let patch_file = Artifact {
+                name: &name,
+                ..patch.as_artifact()
+            };
+            copy_chunks(&patch_file, local, downloads, &mut bytes)?;
+            patch::apply(artifact, patch, &bytes, local, target)
+        }
+        None => copy_chunks(artifact, local, downloads, target),
+    }
 }
 
 /// Writes `artifact` to `target` chunk by chunk, each checked, and checks the whole at the end.
-pub fn assemble(
+fn copy_chunks(
     artifact: &Artifact,
     local: &ChunkIndex,
     downloads: &Path,

@@ -1,15 +1,18 @@
 //! Writing a bundle (`carapace bundle`): the slot's root image and boot files cut into chunks,
-//! each stored once as `chunks/<sha256>`, and the signed manifest that lists them. Written
-//! into `<dir>.partial` and renamed into place, so a bundle directory is always whole.
+//! each stored once as `chunks/<sha256>`, patches from older releases' files (cut and stored
+//! the same way), and the signed manifest that lists them. Written into `<dir>.partial` and
+//! renamed into place, so a bundle directory is always whole.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::chunking::{ChunkerParams, FileChunks, chunk_stream};
+use std::collections::HashSet;
+
+use crate::chunking::{ChunkIndex, ChunkerParams, FileChunks, chunk_stream};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::layout::{BUNDLE_MANIFEST, BUNDLE_SIGNATURE, CHUNKS_DIR};
-use crate::manifest::{BootFile, FORMAT, Manifest, RootImage, Verity};
+use crate::manifest::{BootFile, FORMAT, Manifest, Patch, RootImage, Verity};
 use crate::version::Version;
 
 /// What goes into a bundle.
@@ -27,6 +30,10 @@ pub struct BundleInput {
     pub verity: Verity,
     /// (name in the slot's boot directory, file).
     pub boot: Vec<(String, PathBuf)>,
+    /// Older releases' files to patch from: (the file they are an older version of, `root`
+    /// or a boot file's name; the older file). A patch is kept only when it is smaller than
+    /// the new file's chunks that the older file lacks.
+    pub patch_from: Vec<(String, PathBuf)>,
 }
 
 #[derive(Clone, Debug)]
@@ -52,17 +59,44 @@ pub fn write_bundle(input: &BundleInput, key: &SecretKey, dir: &Path) -> Result<
         bytes: 0,
     };
     let root = store.add(&input.root, input.chunker)?;
-    let mut boot = Vec::new();
-    for (name, path) in &input.boot {
-        let file = store.add(path, input.chunker)?;
-        boot.push(BootFile {
+    let mut boot_chunks = Vec::new();
+    for (_, path) in &input.boot {
+        boot_chunks.push(store.add(path, input.chunker)?);
+    }
+    let mut patches = Vec::new();
+    for (name, older) in &input.patch_from {
+        let (newer, chunks) = match name.as_str() {
+            "root" => (&input.root, &root),
+            _ => match input
+                .boot
+                .iter()
+                .position(|(boot_name, _)| boot_name == name)
+            {
+                Some(i) => (&input.boot[i].1, &boot_chunks[i]),
+                None => {
+                    return Err(Error::malformed(
+                        format!("the patch from {}", older.display()),
+                        format!("the bundle has no file {name:?} (root, or a boot file)"),
+                    ));
+                }
+            },
+        };
+        if let Some(patch) = store.add_patch(name, older, newer, chunks, input.chunker)? {
+            patches.push(patch);
+        }
+    }
+    let (chunk_files, chunk_bytes) = (store.files, store.bytes);
+    let boot = input
+        .boot
+        .iter()
+        .zip(boot_chunks)
+        .map(|((name, _), file)| BootFile {
             path: name.clone(),
             size: file.size,
             sha256: file.sha256,
             chunks: file.chunks,
-        });
-    }
-    let (chunk_files, chunk_bytes) = (store.files, store.bytes);
+        })
+        .collect();
     let manifest = Manifest {
         format: FORMAT,
         board: input.board.clone(),
@@ -79,6 +113,7 @@ pub fn write_bundle(input: &BundleInput, key: &SecretKey, dir: &Path) -> Result<
             verity: input.verity.clone(),
             chunks: root.chunks,
         },
+        patches,
         // `sign` names the signer.
         key_id: key.id(),
     };
@@ -113,7 +148,53 @@ impl ChunkStore<'_> {
     /// Cuts `path` and stores each chunk not stored yet.
     fn add(&mut self, path: &Path, params: ChunkerParams) -> Result<FileChunks> {
         let file = File::open(path).map_err(Error::io("open", path))?;
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        self.add_from(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            path,
+            params,
+        )
+    }
+
+    /// The patch from `older` to `newer` (whose chunks are `newer_chunks`), stored, if it is
+    /// smaller than the chunks of `newer` that `older` lacks.
+    fn add_patch(
+        &mut self,
+        name: &str,
+        older: &Path,
+        newer: &Path,
+        newer_chunks: &FileChunks,
+        params: ChunkerParams,
+    ) -> Result<Option<Patch>> {
+        let mut index = ChunkIndex::new();
+        let from = index.add_file(older, None, params)?;
+        let mut seen = HashSet::new();
+        let lacking: u64 = newer_chunks
+            .chunks
+            .iter()
+            .filter(|chunk| !index.contains(&chunk.sha256) && seen.insert(chunk.sha256))
+            .map(|chunk| chunk.length as u64)
+            .sum();
+        let bytes = crate::patch::make(older, newer)?;
+        if bytes.len() as u64 >= lacking {
+            return Ok(None);
+        }
+        let patch = self.add_from(&bytes[..], older, params)?;
+        Ok(Some(Patch {
+            file: name.to_owned(),
+            from_size: from.size,
+            from_sha256: from.sha256,
+            size: patch.size,
+            sha256: patch.sha256,
+            chunks: patch.chunks,
+        }))
+    }
+
+    fn add_from(
+        &mut self,
+        reader: impl std::io::Read,
+        path: &Path,
+        params: ChunkerParams,
+    ) -> Result<FileChunks> {
         chunk_stream(
             reader,
             params,

@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
 
 /// Chunk sizes in bytes: FastCDC cuts no chunk shorter than `min` (but the last) nor longer
 /// than `max`, and aims at `avg`.
@@ -144,8 +143,17 @@ struct Location {
 /// by hash, and where to read each.
 #[derive(Debug, Default)]
 pub struct ChunkIndex {
-    sources: Vec<(PathBuf, File)>,
+    sources: Vec<Source>,
     by_hash: HashMap<Sha256Digest, Location>,
+}
+
+/// A local file, indexed: the patches of a manifest apply to one by its size and hash.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub path: PathBuf,
+    pub file: File,
+    pub size: u64,
+    pub sha256: Sha256Digest,
 }
 
 impl ChunkIndex {
@@ -175,8 +183,20 @@ impl ChunkIndex {
                 length: chunk.length,
             });
         }
-        self.sources.push((path.to_owned(), file));
+        self.sources.push(Source {
+            path: path.to_owned(),
+            file,
+            size: chunks.size,
+            sha256: chunks.sha256,
+        });
         Ok(chunks)
+    }
+
+    /// The local file with exactly this size and hash, if one was indexed.
+    pub(crate) fn source(&self, size: u64, sha256: &Sha256Digest) -> Option<&Source> {
+        self.sources
+            .iter()
+            .find(|source| source.size == size && source.sha256 == *sha256)
     }
 
     pub fn contains(&self, sha256: &Sha256Digest) -> bool {
@@ -198,7 +218,7 @@ impl ChunkIndex {
         let Some(location) = self.by_hash.get(&chunk.sha256) else {
             return Ok(None);
         };
-        let Some((path, file)) = self.sources.get(location.source) else {
+        let Some(Source { path, file, .. }) = self.sources.get(location.source) else {
             return Ok(None);
         };
         let mut bytes = vec![0u8; location.length as usize];
@@ -214,19 +234,6 @@ impl ChunkIndex {
         }
         Ok(Some(bytes))
     }
-}
-
-/// The chunks of `manifest` that `local` lacks, each once, in the order the manifest lists
-/// them: what the box downloads.
-pub fn missing(local: &ChunkIndex, manifest: &Manifest) -> Vec<ChunkRef> {
-    let mut seen = std::collections::HashSet::new();
-    manifest
-        .artifacts()
-        .into_iter()
-        .flat_map(|artifact| artifact.chunks.iter())
-        .filter(|chunk| !local.contains(&chunk.sha256) && seen.insert(chunk.sha256))
-        .copied()
-        .collect()
 }
 
 /// Bytes to download for `chunks`.

@@ -180,6 +180,23 @@ pub enum Error {
     },
 
     #[error(
+        "the patch for {file} applies to a file of the running slot that changed ({path}: \
+         {problem}); install again: the box then downloads the file's chunks",
+        path = path.display()
+    )]
+    PatchSourceChanged {
+        file: String,
+        path: PathBuf,
+        problem: String,
+    },
+
+    #[error(
+        "the patch for {file} does not apply: {reason}; it is damaged or was made for another \
+         file, and what was written must not be booted"
+    )]
+    PatchFailed { file: String, reason: String },
+
+    #[error(
         "the key list is signed by key {signer}, not by the root key {root} the box trusts; \
          sign it with that root key (`carapace keys sign --root`)"
     )]

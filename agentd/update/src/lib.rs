@@ -8,7 +8,8 @@
 //!
 //! The box, in order: offer keys.json to its `Trust`; `pointer::verify` the channel pointer;
 //! `in_wave`; fetch the manifest it names and `CheckedPointer::verify_manifest`; index its
-//! running slot (`ChunkIndex`) with the manifest's chunker and download `missing` chunks;
+//! running slot (`ChunkIndex`) with the manifest's chunker, `patch::plan` what to download
+//! (chunks of files, or of patches against files the slot holds) and download it;
 //! `check_downloads`; `assemble` each file into the other slot; only then arm a trial boot.
 
 mod assemble;
@@ -22,6 +23,8 @@ mod key_list;
 mod keys;
 pub mod layout;
 pub mod manifest;
+#[allow(unsafe_code)] // mapping the running slot's file (`patch::map`)
+pub mod patch;
 pub mod pointer;
 mod publish;
 mod rollout;
@@ -32,15 +35,15 @@ mod version;
 pub use assemble::{assemble, check_downloads};
 pub use bundle::{BundleInput, BundleOutput, write_bundle};
 pub use chunking::{
-    ChunkIndex, ChunkRef, ChunkerParams, FileChunks, chunk_file, chunk_stream, missing,
-    total_length,
+    ChunkIndex, ChunkRef, ChunkerParams, FileChunks, chunk_file, chunk_stream, total_length,
 };
 pub use delta::{DeltaReport, measure};
 pub use digest::Sha256Digest;
 pub use error::{Error, Result};
 pub use key_list::{KeyList, ListedKey, Lookup, SignedKeyList};
 pub use keys::{KeyId, KeyKind, PublicKey, SecretKey, public_path_for};
-pub use manifest::{Artifact, CheckedManifest, Manifest, UpdateCheck, Verity};
+pub use manifest::{Artifact, CheckedManifest, Manifest, Patch, UpdateCheck, Verity};
+pub use patch::{Plan, plan};
 pub use pointer::{ChannelPointer, CheckedPointer, PointerCheck};
 pub use publish::{PublishRequest, Published, publish};
 pub use rollout::{WHOLE_FLEET, in_wave, permille_from_fraction};

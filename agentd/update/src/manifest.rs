@@ -11,9 +11,14 @@
 //!  "root":{"size":…,"sha256":"…",
 //!          "verity":{"root_hash":"…","salt":"…","data_blocks":…,"hash_start_block":…},
 //!          "chunks":[…]},
+//!  "patches":[{"file":"root","from_size":…,"from_sha256":"…","size":…,"sha256":"…",
+//!              "chunks":[…]}],
 //!  "key_id":"<16 hex>"}
 //! ```
-//! Each file lists its own chunks, in order, covering it exactly. `kernel_cmdline` holds the
+//! Each file lists its own chunks, in order, covering it exactly. `patches` (optional) offers,
+//! for a file, its new bytes as a binary patch against one exact older file (`patch`): a box
+//! whose running slot holds that older file may download the patch's chunks instead of the
+//! file's. `kernel_cmdline` holds the
 //! command line words besides the boot contract's `carapace.*` ones, which the box adds for the
 //! slot it writes (`kernel_command_line`). The root image is the erofs data and its hash tree
 //! right after it, as written to a root partition.
@@ -38,6 +43,8 @@ pub const FORMAT: u32 = 1;
 pub const VERITY_BLOCK: u64 = 4096;
 const HASHES_PER_BLOCK: u64 = VERITY_BLOCK / 32;
 const MAX_BOOT_FILES: usize = 8;
+/// Patches from a few releases back for each file is plenty.
+const MAX_PATCHES: usize = 32;
 const MAX_CMDLINE: usize = 2048;
 /// dm-verity refuses salts longer than 256 bytes.
 const MAX_SALT_HEX: usize = 512;
@@ -58,7 +65,26 @@ pub struct Manifest {
     pub chunker: ChunkerParams,
     pub boot: Vec<BootFile>,
     pub root: RootImage,
+    /// Absent from a bundle made without `--patch-from`, so such a manifest reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<Patch>,
     pub key_id: KeyId,
+}
+
+/// A file's new bytes as a patch against an older file (zstd with that file as its
+/// reference), cut into chunks like any file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    /// The file it makes, by its artifact name: `root`, or a boot file's path.
+    pub file: String,
+    /// The older file it applies to, exactly.
+    pub from_size: u64,
+    pub from_sha256: Sha256Digest,
+    /// The patch itself.
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    pub chunks: Vec<ChunkRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +114,19 @@ pub struct Verity {
     pub salt: String,
     pub data_blocks: u64,
     pub hash_start_block: u64,
+}
+
+impl Patch {
+    /// The patch as a file of its own (its chunks are checked and fetched like a file's).
+    pub fn as_artifact(&self) -> Artifact<'_> {
+        Artifact {
+            name: &self.file,
+            boot_path: None,
+            size: self.size,
+            sha256: self.sha256,
+            chunks: &self.chunks,
+        }
+    }
 }
 
 /// A file the manifest describes, root or boot, seen the same way.
@@ -183,7 +222,39 @@ impl Manifest {
             check_chunks(&artifact, &self.chunker)
                 .map_err(|reason| format!("{}: {reason}", artifact.name))?;
         }
+        self.check_patches()?;
         check_verity(&self.root)
+    }
+
+    fn check_patches(&self) -> Result<(), String> {
+        if self.patches.len() > MAX_PATCHES {
+            return Err(format!("patches: more than {MAX_PATCHES}"));
+        }
+        for (i, patch) in self.patches.iter().enumerate() {
+            let what = format!("the patch of {} from {}", patch.file, patch.from_sha256);
+            if self.artifact(&patch.file).is_none() {
+                return Err(format!("{what}: the manifest has no file {:?}", patch.file));
+            }
+            if patch.from_size == 0 {
+                return Err(format!("{what}: it applies to an empty file"));
+            }
+            let twice = self.patches[..i]
+                .iter()
+                .any(|other| other.file == patch.file && other.from_sha256 == patch.from_sha256);
+            if twice {
+                return Err(format!("{what}: it is listed twice"));
+            }
+            check_chunks(&patch.as_artifact(), &self.chunker)
+                .map_err(|reason| format!("{what}: {reason}"))?;
+        }
+        Ok(())
+    }
+
+    /// The file named `name` (`root`, or a boot file's path).
+    pub fn artifact(&self, name: &str) -> Option<Artifact<'_>> {
+        self.artifacts()
+            .into_iter()
+            .find(|artifact| artifact.name == name)
     }
 
     /// The root image first, then the boot files in order.
@@ -462,6 +533,7 @@ pub(crate) mod tests {
                 },
                 chunks: vec![chunk(0, root_size as u32, 6)],
             },
+            patches: Vec::new(),
             key_id: SecretKey::from_seed(KeyKind::Signing, &[1; 32]).id(),
         }
     }
@@ -475,10 +547,29 @@ pub(crate) mod tests {
         assert_eq!(verity_tree_blocks(128 * 128 + 7), 129 + 2 + 1);
     }
 
+    /// A patch of the sample's vmlinuz from an older one.
+    fn with_patch(manifest: &mut Manifest) {
+        manifest.patches.push(Patch {
+            file: "vmlinuz".into(),
+            from_size: 90,
+            from_sha256: Sha256Digest([7; 32]),
+            size: 30,
+            sha256: Sha256Digest([8; 32]),
+            chunks: vec![ChunkRef {
+                offset: 0,
+                length: 30,
+                sha256: Sha256Digest([9; 32]),
+            }],
+        });
+    }
+
     #[test]
     fn a_sample_round_trips() {
         let manifest = sample();
         assert_eq!(Manifest::parse(&manifest.to_json()).unwrap(), manifest);
+        let mut patched = sample();
+        with_patch(&mut patched);
+        assert_eq!(Manifest::parse(&patched.to_json()).unwrap(), patched);
     }
 
     #[test]
@@ -524,6 +615,34 @@ pub(crate) mod tests {
             (
                 "chunk sizes",
                 Box::new(|m| m.chunker.min = m.chunker.max + 2),
+            ),
+            (
+                "the manifest has no file \"bzImage\"",
+                Box::new(|m| {
+                    with_patch(m);
+                    m.patches[0].file = "bzImage".into();
+                }),
+            ),
+            (
+                "applies to an empty file",
+                Box::new(|m| {
+                    with_patch(m);
+                    m.patches[0].from_size = 0;
+                }),
+            ),
+            (
+                "it is listed twice",
+                Box::new(|m| {
+                    with_patch(m);
+                    with_patch(m);
+                }),
+            ),
+            (
+                "the chunks cover 30 bytes of 31",
+                Box::new(|m| {
+                    with_patch(m);
+                    m.patches[0].size = 31;
+                }),
             ),
         ];
         for (expected, fault) in faults {

@@ -1,7 +1,7 @@
 //! Publishing a bundle into a repository (`carapace publish`): a directory any static web
-//! server, CDN or object store can serve as it is (`layout` draws it). Chunks are copied by
-//! content, so versions share what they have in common; the manifest goes under its version,
-//! which never changes once published; the channel pointer is signed and written last, so a
+//! server, CDN or object store can serve as it is (`layout` draws it). Chunks (of files and of
+//! patches alike) are copied by content, so versions share what they have in common; the
+//! manifest goes under its version, which never changes once published; the channel pointer is signed and written last, so a
 //! box never sees a pointer to files that are not there yet.
 //!
 //! Everything is checked before the first file is written: the bundle's chunks against its
@@ -70,7 +70,8 @@ pub fn publish(request: &PublishRequest) -> Result<Published> {
     let bundle_chunks = request.bundle.join(CHUNKS_DIR);
     let mut distinct = Vec::new();
     let mut seen = HashSet::new();
-    for artifact in manifest.artifacts() {
+    let patches = manifest.patches.iter().map(|patch| patch.as_artifact());
+    for artifact in manifest.artifacts().into_iter().chain(patches) {
         for chunk in artifact.chunks {
             if seen.insert(chunk.sha256) {
                 read_download(&bundle_chunks, chunk)?;

@@ -116,6 +116,26 @@ fn make_slot(dir: &Path, agentd: u64, kernel: u64) -> Slot {
     }
 }
 
+/// `base`'s files with its "agentd" rebuilt as a compiler would after a small change: a byte
+/// changed every 40 KB (moved code changes addresses all through a program), so every chunk
+/// of it changes while a patch against the old one stays small.
+fn rebuild_agentd(base: &Slot, dir: &Path) -> Slot {
+    fs::create_dir_all(dir).unwrap();
+    for name in ["vmlinuz", "initrd"] {
+        fs::copy(base.dir.join(name), dir.join(name)).unwrap();
+    }
+    let mut root = fs::read(base.dir.join("root.img")).unwrap();
+    let agentd = 1_000_000..1_500_000;
+    for at in agentd.step_by(40_000) {
+        root[at] ^= 0x5a;
+    }
+    fs::write(dir.join("root.img"), root).unwrap();
+    Slot {
+        dir: dir.to_owned(),
+        data_blocks: base.data_blocks,
+    }
+}
+
 fn bundle_input(slot: &Slot, version: &str, min_from: &str) -> BundleInput {
     BundleInput {
         board: BOARD.into(),
@@ -136,6 +156,7 @@ fn bundle_input(slot: &Slot, version: &str, min_from: &str) -> BundleInput {
             ("vmlinuz".into(), slot.dir.join("vmlinuz")),
             ("initrd".into(), slot.dir.join("initrd")),
         ],
+        patch_from: Vec::new(),
     }
 }
 
@@ -222,7 +243,8 @@ fn update(
             .add_file(&running.dir.join(name), None, manifest.chunker)
             .unwrap();
     }
-    let wanted = missing(&index, &manifest);
+    let plan = plan(&index, &manifest);
+    let wanted = plan.download.clone();
     let downloads = fleet.path("downloads");
     let _ = fs::remove_dir_all(&downloads);
     fs::create_dir_all(&downloads).unwrap();
@@ -234,14 +256,14 @@ fn update(
         .unwrap();
     }
     tamper(&downloads, &wanted);
-    let downloaded = check_downloads(&manifest, &index, &downloads)?;
+    let downloaded = check_downloads(&plan, &downloads)?;
     assert_eq!(downloaded, total_length(&wanted));
 
     fs::create_dir_all(target).unwrap();
     for artifact in manifest.artifacts() {
         let name = artifact.boot_path.unwrap_or("root.img");
         let mut file = fs::File::create(target.join(name)).unwrap();
-        assemble(&artifact, &index, &downloads, &mut file)?;
+        assemble(&artifact, &plan, &index, &downloads, &mut file)?;
     }
     Ok((manifest, downloaded))
 }
@@ -321,6 +343,140 @@ fn round_trip_downloads_only_what_the_running_slot_lacks() {
     );
     let boot_bytes: u64 = manifest.boot.iter().map(|b| b.size).sum();
     assert!(downloaded < (root_size + boot_bytes) / 2);
+}
+
+/// Publishes `old` as 0.1.0 and `new` as 0.2.0 with a patch of the root from `patch_from`.
+fn publish_patched(fleet: &Fleet, old: &Slot, new: &Slot, patch_from: &Slot) -> BundleOutput {
+    let first = write_bundle(
+        &bundle_input(old, "0.1.0", "0"),
+        &fleet.signing,
+        &fleet.path("bundle1"),
+    );
+    first.unwrap();
+    publish_to(
+        fleet,
+        &fleet.path("bundle1"),
+        "stable",
+        &fleet.signing,
+        None,
+    )
+    .unwrap();
+    let mut input = bundle_input(new, "0.2.0", "0");
+    input.patch_from = vec![("root".into(), patch_from.dir.join("root.img"))];
+    let out = write_bundle(&input, &fleet.signing, &fleet.path("bundle2")).unwrap();
+    publish_to(
+        fleet,
+        &fleet.path("bundle2"),
+        "stable",
+        &fleet.signing,
+        None,
+    )
+    .unwrap();
+    out
+}
+
+#[test]
+fn a_patch_against_the_running_root_downloads_a_fraction_of_its_chunks() {
+    let fleet = Fleet::new();
+    let old = make_slot(&fleet.path("v1"), 12, 30);
+    let new = rebuild_agentd(&old, &fleet.path("v2"));
+    let out = publish_patched(&fleet, &old, &new, &old);
+    let patch = &out.manifest.patches[0];
+    assert_eq!(out.manifest.patches.len(), 1);
+    assert_eq!(patch.file, "root");
+    assert_eq!(
+        patch.from_sha256,
+        Sha256Digest::of(&fs::read(old.dir.join("root.img")).unwrap())
+    );
+    let target = fleet.path("slot-b");
+    let (manifest, downloaded) =
+        update(&fleet, &Box_::running("0.1.0"), &old, &target, |_, _| {}).unwrap();
+    for name in ["root.img", "vmlinuz", "initrd"] {
+        assert_eq!(
+            fs::read(target.join(name)).unwrap(),
+            fs::read(new.dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // Without the patch: every chunk of the 500 KB "agentd" changed.
+    let mut index = ChunkIndex::new();
+    index
+        .add_file(&old.dir.join("root.img"), None, manifest.chunker)
+        .unwrap();
+    let chunks_only: u64 = manifest
+        .root
+        .chunks
+        .iter()
+        .filter(|chunk| !index.contains(&chunk.sha256))
+        .map(|chunk| chunk.length as u64)
+        .sum();
+    assert!(chunks_only >= 480_000, "{chunks_only}");
+    assert_eq!(downloaded, patch.size);
+    assert!(
+        downloaded < chunks_only / 20,
+        "{downloaded} against {chunks_only}"
+    );
+}
+
+#[test]
+fn a_box_without_the_patchs_source_downloads_chunks() {
+    let fleet = Fleet::new();
+    let old = make_slot(&fleet.path("v1"), 12, 30);
+    let new = rebuild_agentd(&old, &fleet.path("v2"));
+    publish_patched(&fleet, &old, &new, &old);
+    // This box runs a build of 0.1.0 whose root differs (another "agentd").
+    let other = make_slot(&fleet.path("v1-other"), 15, 30);
+    let target = fleet.path("slot-b");
+    let (_, downloaded) =
+        update(&fleet, &Box_::running("0.1.0"), &other, &target, |_, _| {}).unwrap();
+    assert_eq!(
+        fs::read(target.join("root.img")).unwrap(),
+        fs::read(new.dir.join("root.img")).unwrap()
+    );
+    assert!(downloaded >= 480_000, "{downloaded}");
+}
+
+#[test]
+fn a_tampered_patch_is_refused_before_anything_is_written() {
+    let fleet = Fleet::new();
+    let old = make_slot(&fleet.path("v1"), 12, 30);
+    let new = rebuild_agentd(&old, &fleet.path("v2"));
+    let out = publish_patched(&fleet, &old, &new, &old);
+    let target = fleet.path("slot-b");
+    fs::create_dir_all(&target).unwrap();
+    fs::write(target.join("root.img"), UNTOUCHED).unwrap();
+    let patch_chunk = out.manifest.patches[0].chunks[0].sha256;
+    let err = update(
+        &fleet,
+        &Box_::running("0.1.0"),
+        &old,
+        &target,
+        |downloads, wanted| {
+            assert!(wanted.iter().any(|chunk| chunk.sha256 == patch_chunk));
+            let path = downloads.join(patch_chunk.to_hex());
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[10] ^= 0x01;
+            fs::write(&path, bytes).unwrap();
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::ChunkCorrupt { sha256, .. } if *sha256 == patch_chunk),
+        "{err}"
+    );
+    assert_untouched(&target);
+}
+
+#[test]
+fn a_patch_is_left_out_when_the_chunks_cost_less() {
+    let fleet = Fleet::new();
+    let old = make_slot(&fleet.path("v1"), 12, 30);
+    // A kernel-only update: the root is the same, so all its chunks are on the box already.
+    let new = make_slot(&fleet.path("v2"), 12, 31);
+    let out = publish_patched(&fleet, &old, &new, &old);
+    assert!(out.manifest.patches.is_empty());
+    let manifest = fs::read(fleet.path("bundle2").join(layout::BUNDLE_MANIFEST)).unwrap();
+    assert!(!String::from_utf8(manifest).unwrap().contains("patches"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 1. retire the other slot's entry        nothing boots the other slot from here on
-//! 2. write its root partition             chunk by chunk, each checked; the whole hash at the end
+//! 2. write its root partition             chunk by chunk (or from a patch), checked; whole hash
 //! 3. write its kernel and initrd          <esp>/<slot>/vmlinuz.new → fsync → rename
 //! 4. install its entry as a trial         one rename: from here on the other slot boots next
 //! ```
@@ -20,7 +20,7 @@ use board_support::boot_entry::{ESP_MOUNT_POINT, slot_boot_dir};
 use board_support::slot_devices::{SLOT_DEVICES_PATH, SlotDevices};
 use board_support::{BootControl, BootParams, Slot};
 use carapace_update::manifest::verity_tree_blocks;
-use carapace_update::{ChunkIndex, Manifest, assemble, check_downloads};
+use carapace_update::{ChunkIndex, Manifest, assemble, check_downloads, plan};
 
 use crate::error::{Error, Result};
 
@@ -109,7 +109,9 @@ pub fn write_slot(
             manifest.root.size, slots.target_size
         )));
     }
-    check_downloads(manifest, local, downloads)?;
+    // The same plan the download followed: it depends only on the manifest and the index.
+    let plan = plan(local, manifest);
+    check_downloads(&plan, downloads)?;
 
     boot.retire(target)?;
 
@@ -123,7 +125,7 @@ pub fn write_slot(
                     .open(device)
                     .map_err(Error::io("open for writing", device))?;
                 let mut writer = BufWriter::with_capacity(1 << 20, &file);
-                assemble(artifact, local, downloads, &mut writer)?;
+                assemble(artifact, &plan, local, downloads, &mut writer)?;
                 drop(writer);
                 file.sync_all().map_err(Error::io("sync", device))?;
             }
@@ -134,7 +136,7 @@ pub fn write_slot(
                 let temporary = dir.join(format!("{name}.new"));
                 let file = File::create(&temporary).map_err(Error::io("create", &temporary))?;
                 let mut writer = BufWriter::with_capacity(1 << 20, &file);
-                assemble(artifact, local, downloads, &mut writer)?;
+                assemble(artifact, &plan, local, downloads, &mut writer)?;
                 drop(writer);
                 file.sync_all().map_err(Error::io("sync", &temporary))?;
                 std::fs::rename(&temporary, &path).map_err(Error::io("rename", &temporary))?;

@@ -14,7 +14,7 @@ use board_support::notify_fd::NotifyFd;
 use board_support::update_config::UpdateConfig;
 use board_support::update_control::Status;
 use board_support::{BootControl, BootParams, SystemdBoot};
-use carapace_update::{Trust, Version, missing, total_length};
+use carapace_update::{Trust, Version, plan};
 
 use crate::check::{self, CheckInput, Outcome};
 use crate::error::{Error, Result};
@@ -355,20 +355,26 @@ impl Updater {
             .await
             .map_err(|err| Error::Refused(format!("the slot reader stopped: {err}")))??
         };
-        let needed = missing(&index, &manifest);
-        let needed_bytes = total_length(&needed);
+        let plan = plan(&index, &manifest);
+        let needed = plan.download.clone();
+        let needed_bytes = plan.download_bytes();
         let whole: u64 = manifest
             .artifacts()
             .iter()
             .map(|artifact| artifact.size)
             .sum();
+        let patches = match plan.patches() {
+            0 => String::new(),
+            1 => String::from(", a patch against this box's files among them"),
+            count => format!(", {count} patches against this box's files among them"),
+        };
         self.note(match needed.len() {
             0 => format!(
                 "Writing {}: every chunk of it is already on this box, nothing to download.",
                 manifest.version
             ),
             count => format!(
-                "Downloading {}: {} of {} ({count} chunks; the rest is already on this box).",
+                "Downloading {}: {} of {} ({count} chunks{patches}; the rest is already on this box).",
                 manifest.version,
                 mib(needed_bytes),
                 mib(whole),

@@ -140,6 +140,25 @@ pub fn owner_settings(dir: &Path) -> PathBuf {
 
 /// Builds `recipe`'s bundle and publishes it to `site`'s stable channel, to the whole fleet.
 pub fn bundle_and_publish(recipe: &Path, keys: &Keys, site: &Path) {
+    bundle_and_publish_patched(recipe, keys, site, &[]);
+}
+
+/// Copies the slot directory of `recipe`'s last build to `dir`, as a release engineer keeps
+/// each release's (the next build replaces out/<recipe>/slot), for `--patch-from`.
+pub fn keep_slot(recipe: &Path, dir: &Path) -> PathBuf {
+    let (loaded, _) = carapace_image::recipe::Recipe::load(recipe).expect("recipe");
+    let paths = carapace_image::build::Paths::for_recipe(&workspace(), &loaded);
+    let from = paths.out.join(carapace_image::slot_files::DIR);
+    std::fs::create_dir_all(dir).expect("kept slot dir");
+    for entry in std::fs::read_dir(&from).expect("the build's slot dir") {
+        let path = entry.expect("slot file").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir.to_owned()
+}
+
+/// As `bundle_and_publish`, with patches from the kept slot directories `older`.
+pub fn bundle_and_publish_patched(recipe: &Path, keys: &Keys, site: &Path, older: &[PathBuf]) {
     let report = bundle(
         recipe,
         &workspace(),
@@ -148,6 +167,7 @@ pub fn bundle_and_publish(recipe: &Path, keys: &Keys, site: &Path) {
             min_from: None,
             build: true,
             locked: false,
+            patch_from: older.to_vec(),
         },
     )
     .unwrap_or_else(|e| panic!("bundle {}: {e}", recipe.display()));
@@ -340,6 +360,7 @@ pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys
             root,
             verity: slot.info.verity.clone(),
             boot,
+            patch_from: Vec::new(),
         },
         &key,
         &bundle_dir,
