@@ -65,12 +65,14 @@ test-all: test test-slow
 ## Image size, boot time and idle memory against a minimal Debian + systemd image; the DNS
 ## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
-## an agentd-only and a kernel-only update, with chunks and as a whole image.
+## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
+## time from /update to committed beside a plain reboot.
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
 	$(CARGO) bench -p carapace-agentd --bench agent
 	$(CARGO) bench -p carapace-tests --bench update_size
+	$(CARGO) bench -p carapace-tests --bench update_time
 
 clean:
 	rm -rf out target
