@@ -87,10 +87,15 @@ pub enum Error {
     StoreData { table: &'static str, reason: String },
 
     #[error(
-        "agentd's store has schema {found}, newer than this agentd understands; the box was \
-         rolled back to an older version: update it again"
+        "agentd's store has schema {found}, which only an agentd of schema at least \
+         {min_reader} may open (this one has {ours}): a newer version changed it and the box \
+         now runs an older one; update it again"
     )]
-    StoreSchema { found: u64 },
+    StoreSchema {
+        found: u64,
+        min_reader: u64,
+        ours: u64,
+    },
 
     #[error("the audit log: {0}")]
     Audit(#[from] carapace_audit::Error),

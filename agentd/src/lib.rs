@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod screen;
 pub mod self_test;
 pub mod store;
+pub mod store_schema;
 pub mod tools;
 pub mod turn;
 pub mod updates;

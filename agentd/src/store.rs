@@ -13,8 +13,9 @@
 //! reminders  seq            → Reminder (JSON)
 //! settings   "current" | "last_good" | "trial" → owner settings (TOML);
 //!            "owner_code" → the first owner code, shown at each start until paired
-//! meta       "schema" | "seq" | "pairing_refused" | "reboot_asked_at" … → u64
+//! meta       "schema" | "min_reader" | "seq" | "pairing_refused" | "reboot_asked_at" … → u64
 //! ```
+//! `schema` and `min_reader` keep /data readable across updates and rollbacks (store_schema).
 
 use std::path::Path;
 
@@ -34,11 +35,9 @@ const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
 const FACTS: TableDefinition<u64, &str> = TableDefinition::new("facts");
 const REMINDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reminders");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+use crate::store_schema::{self, META, MIGRATIONS, Migration};
 
 pub const FILE_NAME: &str = "store.redb";
-/// Bumped when a table's meaning changes; a newer store is refused rather than misread.
-const SCHEMA: u64 = 1;
 /// How long a delivered id is remembered (Telegram keeps an update for 24 h).
 const SEEN_FOR_SECS: u64 = 48 * 3600;
 /// redb's page cache; the store is small and the box's memory is not.
@@ -112,6 +111,7 @@ pub struct Answer {
 
 pub struct Store {
     db: Database,
+    migrations: &'static [Migration],
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -128,12 +128,18 @@ fn from_json<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, Error> {
+        Store::open_with(dir, MIGRATIONS)
+    }
+
+    /// Opens the store and runs the migrations that may run on a trial boot (expansions);
+    /// `migrate_committed` runs the rest once the running slot is committed.
+    fn open_with(dir: &Path, migrations: &'static [Migration]) -> Result<Store, Error> {
         let path = dir.join(FILE_NAME);
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|error| Error::Store(redb::Error::from(error)))?;
-        let store = Store { db };
+        let store = Store { db, migrations };
         store.write(|tx| {
             // Opening creates the table: readers never meet a missing one.
             tx.open_table(PENDING)?;
@@ -145,18 +151,32 @@ impl Store {
             tx.open_table(FACTS)?;
             tx.open_table(REMINDERS)?;
             tx.open_table(SETTINGS)?;
-            let mut meta = tx.open_table(META)?;
-            let schema = meta.get("schema")?.map(|v| v.value());
-            match schema {
-                None => {
-                    meta.insert("schema", SCHEMA)?;
-                }
-                Some(SCHEMA) => {}
-                Some(newer) => return Ok(Err(Error::StoreSchema { found: newer })),
-            }
-            Ok(Ok(()))
-        })??;
+            store_schema::found_or_fresh(tx, migrations)
+        })?;
+        store.migrate(false)?;
         Ok(store)
+    }
+
+    /// Runs the migrations that wait for the running slot to be committed (contractions, and
+    /// what comes after them). Returns how many ran.
+    pub fn migrate_committed(&self) -> Result<usize, Error> {
+        self.migrate(true)
+    }
+
+    /// Each migration in a transaction of its own, with its schema recorded in it: a power
+    /// cut leaves the data at one schema or the next.
+    fn migrate(&self, committed: bool) -> Result<usize, Error> {
+        let mut ran = 0;
+        loop {
+            let found = self.write(|tx| store_schema::found_or_fresh(tx, self.migrations))?;
+            let Some(next) = store_schema::to_run(found, self.migrations, committed)?.first()
+            else {
+                return Ok(ran);
+            };
+            self.write(|tx| store_schema::apply(tx, next))?;
+            println!("store: migrated to schema {}", next.to);
+            ran += 1;
+        }
     }
 
     /// Runs `change` in one write transaction and commits it.
@@ -583,18 +603,60 @@ mod tests {
         );
     }
 
+    /// A store made by this agentd, reopened by one with `migrations`.
+    fn reopen(dir: &Path, migrations: &'static [Migration]) -> Result<Store, Error> {
+        Store::open_with(dir, migrations)
+    }
+
+    fn schema_of(store: &Store) -> (u64, u64) {
+        store
+            .read(|tx| {
+                let meta = tx.open_table(META)?;
+                let get = |key| meta.get(key).map(|v| v.map_or(0, |v| v.value()));
+                Ok((get("schema")?, get("min_reader")?))
+            })
+            .unwrap()
+    }
+
     #[test]
-    fn a_newer_schema_is_refused() {
+    fn an_update_expands_on_its_trial_and_contracts_once_committed() {
+        use crate::store_schema::tests::THREE;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .write(|tx| {
-                tx.open_table(META)?.insert("schema", SCHEMA + 1)?;
-                Ok(())
-            })
-            .unwrap();
+        store.put_count("kept", 7).unwrap();
+        assert_eq!(schema_of(&store), (1, 1));
         drop(store);
+
+        // The new release on its trial boot: the expansion runs, the contraction waits.
+        let store = reopen(dir.path(), THREE).unwrap();
+        assert_eq!(schema_of(&store), (2, 1));
+        drop(store);
+        // Rolled back: the old agentd opens what the trial left, and keeps its data.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.count("kept").unwrap(), 7);
+        drop(store);
+
+        // The trial again, then committed: the rest runs, and min_reader rises.
+        let store = reopen(dir.path(), THREE).unwrap();
+        assert_eq!(store.migrate_committed().unwrap(), 2);
+        assert_eq!(schema_of(&store), (4, 3));
+        assert_eq!(store.migrate_committed().unwrap(), 0);
+        drop(store);
+
+        // A forced downgrade past the contraction: refused with what to do, data untouched.
         let error = Store::open(dir.path()).err().unwrap();
-        assert!(error.to_string().contains("newer"), "{error}");
+        assert!(
+            matches!(
+                error,
+                Error::StoreSchema {
+                    found: 4,
+                    min_reader: 3,
+                    ours: 1
+                }
+            ),
+            "{error}"
+        );
+        let store = reopen(dir.path(), THREE).unwrap();
+        assert_eq!(store.count("kept").unwrap(), 7);
     }
 }

@@ -1,7 +1,8 @@
 //! agentd's side of the update service (updated, board_support::update_control has the
 //! protocol). agentd cannot write a slot; it passes the owner's /update commands on, reports
 //! its own health (self-test, IM link) every few seconds, which is what commits a trial boot,
-//! and tells the owners what updated has to say (progress, committed, rolled back) once each.
+//! tells the owners what updated has to say (progress, committed, rolled back) once each, and
+//! runs the store's migrations that wait for a committed slot once updated says it is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,6 +102,10 @@ pub async fn report(
 ) {
     let started = tokio::time::Instant::now();
     let mut unreachable_said = false;
+    // Without an update service there are no trial boots: the running slot is the box's.
+    let mut migrated = !std::path::Path::new(board_support::update_config::UPDATE_CONFIG_PATH)
+        .exists()
+        && migrate_committed(&store);
     loop {
         let request = Request::Health {
             self_test: self_test.clone(),
@@ -110,6 +115,9 @@ pub async fn report(
         match control.ask(&request).await {
             Ok(reply) => {
                 unreachable_said = false;
+                if !reply.status.on_trial && !migrated {
+                    migrated = migrate_committed(&store);
+                }
                 let texts = take_new_events(&store, &reply.status.events);
                 if !texts.is_empty() {
                     tell_owners(&store, &texts.join("\n"));
@@ -127,6 +135,18 @@ pub async fn report(
             false => REPORT_LATER,
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// The store's migrations that wait for a committed slot (store_schema); whether they are
+/// done.
+fn migrate_committed(store: &Store) -> bool {
+    match store.migrate_committed() {
+        Ok(_) => true,
+        Err(error) => {
+            eprintln!("agent: migrating the store now that this slot is committed: {error}");
+            false
+        }
     }
 }
 
