@@ -15,6 +15,7 @@ pub mod block_devices;
 pub mod board;
 pub mod boot_control;
 pub mod boot_entry;
+pub mod box_health;
 pub mod capability;
 pub mod cmdline;
 pub mod data_outcome;

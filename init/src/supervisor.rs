@@ -8,10 +8,11 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use board_support::Slot;
 use board_support::notify::{self, LineBuffer, Message};
+use board_support::{Slot, box_health};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions, WaitStatus};
@@ -49,6 +50,8 @@ pub struct Supervisor {
     orphans: Orphans,
     next_pet: Instant,
     next_pet_report: Instant,
+    /// The last verdict marked for the update service (board_support::box_health).
+    marked_unhealthy: bool,
     /// Polled for POLLOUT while lines wait for the serial console.
     console: Option<OwnedFd>,
 }
@@ -152,6 +155,7 @@ impl Supervisor {
             orphans: Orphans::default(),
             next_pet: now,
             next_pet_report: now + PET_REPORT_INTERVAL,
+            marked_unhealthy: false,
             console: console::poll_handle(),
         }
     }
@@ -509,10 +513,12 @@ impl Supervisor {
         // While shutting down, services are stopping on purpose; only a hung PID 1 (or a
         // hung unmount, later) should let the hardware reset the box.
         if now >= self.next_pet {
-            if self.life.healthy(now)
-                && let Some(watchdog) = &mut self.watchdog
-            {
+            let healthy = self.life.healthy(now);
+            if healthy && let Some(watchdog) = &mut self.watchdog {
                 watchdog.keepalive();
+            }
+            if healthy == self.marked_unhealthy {
+                self.mark_health(healthy);
             }
             self.next_pet = now + PET_INTERVAL;
         }
@@ -524,6 +530,27 @@ impl Supervisor {
         }
         console::flush();
         None
+    }
+
+    /// Tells the update service whether the box is healthy (board_support::box_health): a
+    /// file on tmpfs, written only when the verdict changes. A failure is logged once per
+    /// change, not retried each second.
+    fn mark_health(&mut self, healthy: bool) {
+        let mark = Path::new(box_health::UNHEALTHY_MARK);
+        let done = match healthy {
+            true => std::fs::remove_file(mark).or_else(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(err),
+            }),
+            false => mark
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(mark, b"")),
+        };
+        if let Err(err) = done {
+            log_error!("marking the box's health in {}: {err}", mark.display());
+        }
+        self.marked_unhealthy = !healthy;
     }
 
     /// PID 1, each running service, and their sum (the bench's "all processes").

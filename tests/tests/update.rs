@@ -11,7 +11,9 @@
 //!    Telegram link is back; then back to slot a (forced, same version), committed;
 //! 4. 0.1.2, a broken release (its service table leaves out agentd's runtime directory, so
 //!    agentd exits at start and crash-loops): never committed, the box is back on slot a by
-//!    itself (updated's rollback or systemd-boot's tries running out), and the owner is told.
+//!    itself (updated's rollback or systemd-boot's tries running out), and the owner is told;
+//! 5. and 6. releases with a corrupt root block and a kernel that panics; 7. one with a
+//!    service that hangs (the hardware watchdog resets the box): each back on slot a.
 
 mod common;
 #[path = "common/net.rs"]
@@ -21,11 +23,12 @@ mod update_lab;
 
 use std::path::PathBuf;
 
-use common::{BOOT_TIMEOUT, power_off, workspace};
+use common::{BOOT_TIMEOUT, fail, power_off, workspace};
 use net::TestNet;
 use update_lab::{
-    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
-    bundle_and_publish_patched, console_line, keep_slot, make_keys, publish_broken, recipe,
+    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, build_first_image,
+    bundle_and_publish, bundle_and_publish_patched, console_line, keep_slot, make_keys,
+    publish_broken, recipe,
 };
 
 #[test]
@@ -262,5 +265,55 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         seen = at;
         assert!(told.contains("back on 0.1.1 (slot a)"), "{told}");
     }
+
+    // 7. A release with a service that hangs: PID 1 finds its watchdog missed and stops
+    //    petting the hardware watchdog, which resets the box before the trial's stability
+    //    minute is up; each reset costs a boot try, and then slot a boots.
+    let recipe_hang = recipe(
+        build_dir.path(),
+        "update-hang",
+        "0.1.5",
+        &net.ca_pem,
+        &keys,
+        false,
+        "",
+    );
+    add_stalling_service(&recipe_hang);
+    bundle_and_publish(&recipe_hang, &keys, &site.join("x86-64"));
+    chat.send("/update install");
+    let (at, _) = chat.wait_for(&vm, seen + 1, "0.1.5 is written to slot b", WAIT);
+    seen = at;
+    let before_reboot = vm.console().len();
+    chat.send("/update reboot");
+    let back = console_line(
+        &mut vm,
+        before_reboot + 1,
+        "carapace: ready slot=a",
+        SWITCH_TIMEOUT,
+    );
+    let console = vm.console()[before_reboot..back].to_vec();
+    let missed = console
+        .iter()
+        .position(|l| l.starts_with("carapace: service stall watchdog missed"))
+        .unwrap_or_else(|| fail(&vm, "the hung service's watchdog was never missed"));
+    let reset = console[missed..]
+        .iter()
+        .position(|l| l.starts_with("carapace: stage1 start"))
+        .unwrap_or_else(|| fail(&vm, "the box was never reset after the missed watchdog"));
+    assert!(
+        !console[missed..missed + reset]
+            .iter()
+            .any(|l| l.starts_with("carapace: shutdown") || l.starts_with("carapace: FATAL")),
+        "the box was not reset by the watchdog but shut down:\n{}",
+        console.join("\n")
+    );
+    assert!(
+        !console
+            .iter()
+            .any(|l| l.starts_with("updated: update: committed slot=b version=0.1.5")),
+        "the hanging release was committed"
+    );
+    let (_, told) = chat.wait_for(&vm, seen, "0.1.5 did not start properly", WAIT);
+    assert!(told.contains("back on 0.1.1 (slot a)"), "{told}");
     power_off(&mut vm);
 }

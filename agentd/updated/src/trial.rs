@@ -49,11 +49,14 @@ pub enum Verdict {
     ProbeNetwork,
 }
 
-/// `waited`: since the trial's judging began; `now`: the clock the reports' times are on.
+/// `waited`: since the trial's judging began; `box_healthy_for`: since PID 1 last found the
+/// box unhealthy (board_support::box_health), or as `waited`; `now`: the clock the reports'
+/// times are on.
 pub fn judge(
     health: Option<&Health>,
     im_was_connected: bool,
     waited: Duration,
+    box_healthy_for: Duration,
     deadline: Duration,
     now: Instant,
 ) -> Verdict {
@@ -71,11 +74,17 @@ pub fn judge(
         return Verdict::Rollback(format!("agentd's self-test failed: {}", health.self_test));
     }
     let link_back = health.im_connected || !im_was_connected;
-    let stable =
-        now.saturating_duration_since(health.agentd_started) >= STABLE_FOR && waited >= STABLE_FOR;
+    let agentd_stable = now.saturating_duration_since(health.agentd_started) >= STABLE_FOR;
+    let box_stable = box_healthy_for >= STABLE_FOR;
+    let stable = agentd_stable && box_stable && waited >= STABLE_FOR;
     match (link_back, stable) {
         (true, true) => Verdict::Commit,
         _ if waited < deadline => Verdict::Wait,
+        (true, false) if !box_stable => Verdict::Rollback(format!(
+            "PID 1 found a service unhealthy (a missed watchdog or a crash loop) within the \
+             last {} s",
+            STABLE_FOR.as_secs()
+        )),
         (true, false) => Verdict::Rollback(format!(
             "agentd kept restarting: it never ran {} s in a row",
             STABLE_FOR.as_secs()
@@ -109,22 +118,29 @@ mod tests {
         let now = later(Instant::now());
         let ok = health(SELF_TEST_PASSED, true, now, STABLE_FOR);
         assert_eq!(
-            judge(Some(&ok), true, STABLE_FOR, DEADLINE, now),
+            judge(Some(&ok), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
             Verdict::Commit
         );
         let young = health(SELF_TEST_PASSED, true, now, Duration::from_secs(5));
         assert_eq!(
-            judge(Some(&young), true, STABLE_FOR, DEADLINE, now),
+            judge(Some(&young), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
             Verdict::Wait
         );
         assert_eq!(
-            judge(Some(&ok), true, Duration::from_secs(5), DEADLINE, now),
+            judge(
+                Some(&ok),
+                true,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+                DEADLINE,
+                now
+            ),
             Verdict::Wait,
             "the trial itself is watched for the window too"
         );
         let no_link = health(SELF_TEST_PASSED, false, now, STABLE_FOR);
         assert_eq!(
-            judge(Some(&no_link), false, STABLE_FOR, DEADLINE, now),
+            judge(Some(&no_link), false, STABLE_FOR, STABLE_FOR, DEADLINE, now),
             Verdict::Commit,
             "a box whose link was down before the update need not bring it up"
         );
@@ -134,8 +150,14 @@ mod tests {
     fn a_failed_self_test_rolls_back_at_once() {
         let now = later(Instant::now());
         let bad = health("the store does not open", true, now, Duration::ZERO);
-        let Verdict::Rollback(reason) = judge(Some(&bad), true, Duration::ZERO, DEADLINE, now)
-        else {
+        let Verdict::Rollback(reason) = judge(
+            Some(&bad),
+            true,
+            Duration::ZERO,
+            Duration::ZERO,
+            DEADLINE,
+            now,
+        ) else {
             panic!("not a rollback");
         };
         assert_eq!(reason, "agentd's self-test failed: the store does not open");
@@ -145,17 +167,26 @@ mod tests {
     fn silence_or_a_stale_report_waits_a_minute_then_rolls_back() {
         let now = later(Instant::now());
         assert_eq!(
-            judge(None, true, Duration::from_secs(59), DEADLINE, now),
+            judge(
+                None,
+                true,
+                Duration::from_secs(59),
+                Duration::from_secs(59),
+                DEADLINE,
+                now
+            ),
             Verdict::Wait
         );
-        let Verdict::Rollback(reason) = judge(None, false, REPORT_DEADLINE, DEADLINE, now) else {
+        let Verdict::Rollback(reason) =
+            judge(None, false, REPORT_DEADLINE, REPORT_DEADLINE, DEADLINE, now)
+        else {
             panic!("not a rollback");
         };
         assert!(reason.contains("has not reported for 60 s"), "{reason}");
         let mut stale = health(SELF_TEST_PASSED, true, now, DEADLINE);
         stale.received = now - Duration::from_secs(60);
         assert!(matches!(
-            judge(Some(&stale), true, DEADLINE, DEADLINE, now),
+            judge(Some(&stale), true, DEADLINE, DEADLINE, DEADLINE, now),
             Verdict::Rollback(_)
         ));
     }
@@ -164,11 +195,36 @@ mod tests {
     fn an_agentd_that_keeps_restarting_is_rolled_back_at_the_deadline() {
         let now = later(Instant::now());
         let restarted = health(SELF_TEST_PASSED, true, now, Duration::from_secs(4));
-        let Verdict::Rollback(reason) = judge(Some(&restarted), true, DEADLINE, DEADLINE, now)
+        let Verdict::Rollback(reason) =
+            judge(Some(&restarted), true, DEADLINE, DEADLINE, DEADLINE, now)
         else {
             panic!("not a rollback");
         };
         assert!(reason.contains("kept restarting"), "{reason}");
+    }
+
+    #[test]
+    fn a_box_pid_1_finds_unhealthy_is_not_committed() {
+        let now = later(Instant::now());
+        let ok = health(SELF_TEST_PASSED, true, now, DEADLINE);
+        let lately = Duration::from_secs(10);
+        assert_eq!(
+            judge(Some(&ok), true, STABLE_FOR, lately, DEADLINE, now),
+            Verdict::Wait,
+            "a service missed its watchdog 10 s ago: the window starts again"
+        );
+        let Verdict::Rollback(reason) = judge(Some(&ok), true, DEADLINE, lately, DEADLINE, now)
+        else {
+            panic!("not a rollback");
+        };
+        assert!(
+            reason.contains("PID 1 found a service unhealthy"),
+            "{reason}"
+        );
+        assert_eq!(
+            judge(Some(&ok), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
+            Verdict::Commit
+        );
     }
 
     #[test]
@@ -180,13 +236,14 @@ mod tests {
                 Some(&no_link),
                 true,
                 Duration::from_secs(100),
+                Duration::from_secs(100),
                 DEADLINE,
                 now
             ),
             Verdict::Wait
         );
         assert_eq!(
-            judge(Some(&no_link), true, DEADLINE, DEADLINE, now),
+            judge(Some(&no_link), true, DEADLINE, DEADLINE, DEADLINE, now),
             Verdict::ProbeNetwork
         );
     }

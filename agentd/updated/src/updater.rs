@@ -478,14 +478,19 @@ impl Updater {
 
     async fn watch_trial(&self, trial: &Trial) {
         let started = Instant::now();
+        let mut box_healthy_since = started;
         let mut next_probe = Instant::now();
         let mut refilled = false;
         loop {
             let health = self.shared().health.clone();
+            if board_support::box_health::marked_unhealthy() {
+                box_healthy_since = Instant::now();
+            }
             match trial::judge(
                 health.as_ref(),
                 trial.im_was_connected,
                 started.elapsed(),
+                box_healthy_since.elapsed(),
                 self.health_deadline,
                 Instant::now(),
             ) {

@@ -50,6 +50,7 @@ modes:
   rootcheck      print how / is mounted and whether it can be written
   marker         create or print a random marker in $STATE_DIRECTORY
   watchdog-hook  pet PID 1's watchdog every second (stop on request of the test)
+  stall          pet PID 1's watchdog for 2 s, then hang (a release with a hung service)
   chatty         print as fast as possible for a minute (on request of the test)
   logcheck       say whether the logger's files on /data hold chatty's last line
   hardening      print the sysctls, the /run, /tmp and /proc mount options, hidepid
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         "rootcheck" => rootcheck::run(),
         "marker" => marker::run(),
         "watchdog-hook" => watchdog_hook::run(&Notifier::from_env()),
+        "stall" => watchdog_hook::stall(&Notifier::from_env()),
         "chatty" => chatty::run(),
         "logcheck" => logcheck::run(),
         "hardening" => hardening::run(),

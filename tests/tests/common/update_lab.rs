@@ -295,6 +295,29 @@ impl Fakes {
     }
 }
 
+/// Adds a service that hangs 2 s after each start (it stops petting PID 1's watchdog and
+/// keeps running) to the recipe at `path`: a release that boots, runs agentd and would pass
+/// its health checks, but whose box PID 1 finds unhealthy.
+pub fn add_stalling_service(path: &Path) {
+    let mut text = std::fs::read_to_string(path).expect("recipe");
+    text.push_str(
+        r#"
+[[binary]]
+package = "carapace-tests"
+bin = "carapace-testsvc"
+
+[[service]]
+name = "stall"
+exec = ["/usr/bin/carapace-testsvc", "stall"]
+uid = 1107
+gid = 1107
+memory_max = 33554432
+watchdog_sec = 1
+"#,
+    );
+    std::fs::write(path, text).expect("write recipe");
+}
+
 /// How a broken release made from a good build's slot is broken.
 #[derive(Clone, Copy, Debug)]
 pub enum Breakage {

@@ -1,6 +1,7 @@
 //! `watchdog-hook`: pets PID 1's watchdog every second. When the test asks for it through
 //! QEMU's fw_cfg, it stops petting after a while and keeps running, so the test can watch
-//! PID 1 notice the missed watchdog.
+//! PID 1 notice the missed watchdog. `stall` does the same on every start, unasked: the hung
+//! service of a bad release in the update test.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -9,11 +10,18 @@ use crate::notify::Notifier;
 use crate::test_request;
 const PERIOD: Duration = Duration::from_secs(1);
 const STOP_AFTER: Duration = Duration::from_secs(5);
+/// Soon, so the hardware watchdog resets the box long before a trial could commit.
+const STALL_AFTER: Duration = Duration::from_secs(2);
 
 pub fn run(notifier: &Notifier) {
     let stop = test_request::asks_for("stop-petting");
     pet(notifier, PERIOD, stop.then_some(STOP_AFTER));
     println!("watchdog-hook stopping");
+}
+
+pub fn stall(notifier: &Notifier) {
+    pet(notifier, PERIOD, Some(STALL_AFTER));
+    println!("stall: hanging now");
 }
 
 /// Pets every `period`; forever, or until `stop_after` has passed.
