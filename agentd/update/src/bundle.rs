@@ -6,9 +6,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use std::collections::HashSet;
-
-use crate::chunking::{ChunkIndex, ChunkerParams, FileChunks, chunk_stream};
+use crate::chunking::{ChunkIndex, ChunkerParams, FileChunks, chunk_stream, lacking_bytes};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::layout::{BUNDLE_MANIFEST, BUNDLE_SIGNATURE, CHUNKS_DIR};
@@ -167,13 +165,10 @@ impl ChunkStore<'_> {
     ) -> Result<Option<Patch>> {
         let mut index = ChunkIndex::new();
         let from = index.add_file(older, None, params)?;
-        let mut seen = HashSet::new();
-        let lacking: u64 = newer_chunks
-            .chunks
-            .iter()
-            .filter(|chunk| !index.contains(&chunk.sha256) && seen.insert(chunk.sha256))
-            .map(|chunk| chunk.length as u64)
-            .sum();
+        let lacking = lacking_bytes(&index, &newer_chunks.chunks);
+        if lacking == 0 {
+            return Ok(None);
+        }
         let bytes = crate::patch::make(older, newer)?;
         if bytes.len() as u64 >= lacking {
             return Ok(None);

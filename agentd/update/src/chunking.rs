@@ -236,6 +236,16 @@ impl ChunkIndex {
     }
 }
 
+/// Bytes of `chunks` that `local` lacks, each distinct chunk once.
+pub fn lacking_bytes(local: &ChunkIndex, chunks: &[ChunkRef]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    chunks
+        .iter()
+        .filter(|chunk| !local.contains(&chunk.sha256) && seen.insert(chunk.sha256))
+        .map(|chunk| chunk.length as u64)
+        .sum()
+}
+
 /// Bytes to download for `chunks`.
 pub fn total_length(chunks: &[ChunkRef]) -> u64 {
     chunks.iter().map(|chunk| chunk.length as u64).sum()

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::chunking::{ChunkIndex, ChunkRef, Source};
+use crate::chunking::{ChunkIndex, ChunkRef, Source, lacking_bytes};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, Manifest, Patch};
@@ -92,14 +92,7 @@ impl<'m> Plan<'m> {
 /// For each file, its chunks that `local` lacks, or the chunks of a patch from a file
 /// `local` holds when those are fewer bytes.
 pub fn plan<'m>(local: &ChunkIndex, manifest: &'m Manifest) -> Plan<'m> {
-    let lacking = |chunks: &[ChunkRef]| -> u64 {
-        let mut seen = HashSet::new();
-        chunks
-            .iter()
-            .filter(|chunk| !local.contains(&chunk.sha256) && seen.insert(chunk.sha256))
-            .map(|chunk| chunk.length as u64)
-            .sum()
-    };
+    let lacking = |chunks: &[ChunkRef]| lacking_bytes(local, chunks);
     let mut patched = Vec::new();
     let mut sources: Vec<&[ChunkRef]> = Vec::new();
     for artifact in manifest.artifacts() {
