@@ -26,7 +26,7 @@ pub fn render(rows: &[Row]) -> String {
                 let ratio =
                     |part: u64, whole: u64| format!("{:.3}", part as f64 / whole.max(1) as f64);
                 format!(
-                    "| {} | {} ({} of {} chunks) | {} ({} files by a patch) | {} | {} | {} | {} \
+                    "| {} | {} ({} of {} chunks) | {} ({} of the files by a patch) | {} | {} | {} | {} \
                      | {} |\n",
                     row.update,
                     mib(chunks),
@@ -76,7 +76,7 @@ pub const CHECKS: &[(&str, fn())] = &[
         let table = render(&rows);
         assert!(
             table.contains(
-                "| agentd | 2.00 MiB (30 of 600 chunks) | 1.00 MiB (1 files by a patch) | \
+                "| agentd | 2.00 MiB (30 of 600 chunks) | 1.00 MiB (1 of the files by a patch) | \
                  40.00 MiB | 32.00 MiB | 0.062 | 0.025 | 0.031 |"
             ),
             "{table}"
