@@ -19,8 +19,8 @@ use carapace_image::qemu::Vm;
 use common::{fail, power_off};
 use net::TestNet;
 use update_lab::{
-    Chat, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
-    console_line, make_keys, recipe,
+    Chat, Fakes, SWITCH_TIMEOUT, TRIAL_BOOT, WAIT, boot_and_pair, boot_kind, build_first_image,
+    bundle_and_publish, console_line, make_keys, recipe,
 };
 
 const CUTS_ENV: &str = "CARAPACE_POWER_CUTS";
@@ -88,15 +88,11 @@ fn back_up(vm: &mut Vm, from: usize) -> usize {
         "the box forgot its owner:\n{}",
         booted.join("\n")
     );
-    let trial = vm
-        .wait_for(
-            "updated: update: trial boot",
-            start,
-            Duration::from_secs(60),
-        )
-        .ok()
-        .filter(|(i, _)| *i > start);
-    if let Some((trial_at, _)) = trial {
+    // updated says on every boot whether it is a trial (it starts with the other services, so
+    // its line may come just before or after the ready line).
+    let (kind_at, trial) = boot_kind(vm, start, WAIT);
+    if trial {
+        let trial_at = kind_at;
         // Judged on this boot: committed, or rolled back into a reboot and a ready line.
         let deadline = std::time::Instant::now() + SWITCH_TIMEOUT;
         loop {
@@ -163,7 +159,7 @@ fn drive_to(step: Step, vm: &mut Vm, chat: &Chat, draw: &mut Draw, from: usize) 
                     std::thread::sleep(draw.millis(20_000));
                 }
                 _ => {
-                    console_line(vm, before, "updated: update: trial boot", SWITCH_TIMEOUT);
+                    console_line(vm, before, TRIAL_BOOT, SWITCH_TIMEOUT);
                     std::thread::sleep(draw.millis(3000));
                 }
             }
