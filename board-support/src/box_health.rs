@@ -7,6 +7,9 @@
 //! On tmpfs, created and removed only when the verdict changes; nothing else writes it.
 
 pub const UNHEALTHY_MARK: &str = "/run/carapace/unhealthy";
+/// The hardware watchdog's timeout PID 1 sets: once it stops petting, the box resets within
+/// this long.
+pub const HARDWARE_WATCHDOG_S: u32 = 20;
 
 /// Whether PID 1 finds the box unhealthy now.
 pub fn marked_unhealthy() -> bool {

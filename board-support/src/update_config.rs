@@ -8,6 +8,7 @@
 //! check_hours = 24                                 # between two checks, 1 to 720
 //! quiet_hour = 3                                   # UTC hour a trial reboot may happen in
 //! max_kib_per_s = 512                              # download cap (absent: none)
+//! trial_stable_s = 60                              # a trial's stability window, 25 to 120
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,15 @@ pub const DEFAULT_CHECK_HOURS: u32 = 24;
 pub const MAX_CHECK_HOURS: u32 = 720;
 /// 03:00 UTC: night in Europe and Asia, evening in the Americas.
 pub const DEFAULT_QUIET_HOUR: u8 = 3;
+/// How long agentd must run without a restart, and a trial boot be watched, before updated
+/// commits it.
+pub const DEFAULT_TRIAL_STABLE_S: u32 = 60;
+/// The window must outlast the hardware watchdog with a margin (PID 1 stops petting it when
+/// it finds a service unhealthy, and the box resets within its timeout): a box that would be
+/// reset must never commit first.
+pub const MIN_TRIAL_STABLE_S: u32 = crate::box_health::HARDWARE_WATCHDOG_S + 5;
+/// Well inside updated's 180 s health deadline, or a healthy trial could never commit.
+pub const MAX_TRIAL_STABLE_S: u32 = 120;
 /// Long enough for any real repository URL; bounds what a reader keeps.
 const MAX_SERVER_LEN: usize = 512;
 const NAMES_ONLY: &str = "the box reaches only allowlisted names through its DNS firewall, so \
@@ -47,6 +57,10 @@ pub struct UpdateConfig {
     /// link should not take all of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_kib_per_s: Option<u32>,
+    /// Seconds agentd must run without a restart, and a trial boot be watched, before the
+    /// trial is committed: `MIN_TRIAL_STABLE_S` to `MAX_TRIAL_STABLE_S`.
+    #[serde(default = "default_trial_stable_s")]
+    pub trial_stable_s: u32,
 }
 
 fn default_channel() -> String {
@@ -61,6 +75,10 @@ fn default_quiet_hour() -> u8 {
     DEFAULT_QUIET_HOUR
 }
 
+fn default_trial_stable_s() -> u32 {
+    DEFAULT_TRIAL_STABLE_S
+}
+
 impl UpdateConfig {
     /// The settings for `server` with every other field at its default.
     pub fn new(server: impl Into<String>) -> UpdateConfig {
@@ -70,6 +88,7 @@ impl UpdateConfig {
             check_hours: DEFAULT_CHECK_HOURS,
             quiet_hour: DEFAULT_QUIET_HOUR,
             max_kib_per_s: None,
+            trial_stable_s: DEFAULT_TRIAL_STABLE_S,
         }
     }
 
@@ -104,6 +123,18 @@ impl UpdateConfig {
                 "max_kib_per_s",
                 "0",
                 "must be at least 1 KiB/s; leave it out for no cap".to_owned(),
+            ));
+        }
+        if !(MIN_TRIAL_STABLE_S..=MAX_TRIAL_STABLE_S).contains(&self.trial_stable_s) {
+            return Err(field(
+                "trial_stable_s",
+                &self.trial_stable_s.to_string(),
+                format!(
+                    "must be {MIN_TRIAL_STABLE_S} to {MAX_TRIAL_STABLE_S} s: longer than the \
+                     hardware watchdog's {} s with a margin, so a box PID 1 finds unhealthy is \
+                     reset before it could commit, and well inside the trial's health deadline",
+                    crate::box_health::HARDWARE_WATCHDOG_S
+                ),
             ));
         }
         if self.quiet_hour > 23 {
@@ -255,6 +286,7 @@ mod tests {
             check_hours: 6,
             quiet_hour: 0,
             max_kib_per_s: Some(256),
+            trial_stable_s: 30,
         };
         let text = config.render();
         assert!(text.contains("channel = \"beta\""), "{text}");
@@ -265,9 +297,10 @@ mod tests {
             (
                 parsed.channel.as_str(),
                 parsed.check_hours,
-                parsed.quiet_hour
+                parsed.quiet_hour,
+                parsed.trial_stable_s
             ),
-            ("stable", 24, 3)
+            ("stable", 24, 3, 60)
         );
     }
 
@@ -351,6 +384,9 @@ mod tests {
             ("quiet_hour = 24", "`quiet_hour`"),
             ("quiet_hour = -1", "quiet_hour"),
             ("check_hour = 3", "check_hour"),
+            ("trial_stable_s = 24", "`trial_stable_s`"),
+            ("trial_stable_s = 0", "`trial_stable_s`"),
+            ("trial_stable_s = 121", "`trial_stable_s`"),
         ] {
             let err = UpdateConfig::parse(&with(extra)).unwrap_err().to_string();
             assert!(
@@ -358,7 +394,13 @@ mod tests {
                 "{extra}: {err}"
             );
         }
-        for extra in ["check_hours = 1", "check_hours = 720", "quiet_hour = 23"] {
+        for extra in [
+            "check_hours = 1",
+            "check_hours = 720",
+            "quiet_hour = 23",
+            "trial_stable_s = 25",
+            "trial_stable_s = 120",
+        ] {
             UpdateConfig::parse(&with(extra)).unwrap();
         }
         let err = UpdateConfig::parse("channel = \"stable\"\n").unwrap_err();

@@ -335,6 +335,12 @@ impl Vm {
             .map(|(_, at)| at.duration_since(self.started))
     }
 
+    /// How long ago console line `index` arrived.
+    pub fn arrived_ago(&self, index: usize) -> Option<Duration> {
+        let lines = self.lines.lock().ok()?;
+        lines.get(index).map(|(_, at)| at.elapsed())
+    }
+
     /// Waits for a console line that starts with `needle` at index >= `from`; returns (index,
     /// line). Anchored at the start, so a line that merely mentions `needle` never matches.
     pub fn wait_for(

@@ -65,6 +65,10 @@ pub struct UpdateSection {
     /// The download cap, KiB/s (none when absent).
     #[serde(default)]
     pub max_kib_per_s: Option<u32>,
+    /// Seconds a trial boot must stay healthy (agentd running without a restart, the box
+    /// without an unhealthy verdict) before it is committed.
+    #[serde(default = "default_trial_stable_s")]
+    pub trial_stable_s: u32,
     /// The key list's text, read and checked against `root_key` by `Recipe::load`.
     #[serde(skip)]
     pub key_list_text: String,
@@ -82,6 +86,10 @@ fn default_quiet_hour() -> u8 {
     update_config::DEFAULT_QUIET_HOUR
 }
 
+fn default_trial_stable_s() -> u32 {
+    update_config::DEFAULT_TRIAL_STABLE_S
+}
+
 impl UpdateSection {
     pub fn root_public_key(&self) -> std::result::Result<PublicKey, String> {
         PublicKey::from_hex(KeyKind::Root, &self.root_key)
@@ -96,6 +104,7 @@ impl UpdateSection {
             check_hours: self.check_hours,
             quiet_hour: self.quiet_hour,
             max_kib_per_s: self.max_kib_per_s,
+            trial_stable_s: self.trial_stable_s,
         };
         match config.validate() {
             Ok(()) => Ok(config),
@@ -760,13 +769,14 @@ network = "netd"
             (
                 config.channel.as_str(),
                 config.check_hours,
-                config.quiet_hour
+                config.quiet_hour,
+                config.trial_stable_s
             ),
-            ("stable", 24, 3)
+            ("stable", 24, 3, 60)
         );
         let recipe = Recipe::parse(&with_update(
             "server = \"https://u.example.com\"\nchannel = \"beta\"\ncheck_hours = 6\n\
-             quiet_hour = 22",
+             quiet_hour = 22\ntrial_stable_s = 30",
         ))
         .unwrap();
         let config = recipe.update.as_ref().unwrap().update_config().unwrap();
@@ -774,9 +784,15 @@ network = "netd"
             (
                 config.channel.as_str(),
                 config.check_hours,
-                config.quiet_hour
+                config.quiet_hour,
+                config.trial_stable_s
             ),
-            ("beta", 6, 22)
+            ("beta", 6, 22, 30)
+        );
+        assert!(
+            config.render().contains("trial_stable_s = 30"),
+            "{}",
+            config.render()
         );
     }
 
@@ -802,6 +818,10 @@ network = "netd"
             (
                 "server = \"https://u.example.com\"\nquiet_hour = 24",
                 "0 to 23",
+            ),
+            (
+                "server = \"https://u.example.com\"\ntrial_stable_s = 20",
+                "hardware watchdog",
             ),
             (
                 "server = \"https://u.example.com\"\nchanel = \"beta\"",

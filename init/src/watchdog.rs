@@ -17,7 +17,7 @@ use rustix::ioctl::{Getter, Opcode, Updater, opcode};
 use crate::error::{Context, Result};
 
 const DEVICE: &str = "/dev/watchdog0";
-pub const TIMEOUT_SECONDS: i32 = 20;
+pub const TIMEOUT_SECONDS: i32 = board_support::box_health::HARDWARE_WATCHDOG_S as i32;
 const WDIOC_KEEPALIVE: Opcode = opcode::read::<i32>(b'W', 5);
 const WDIOC_SETTIMEOUT: Opcode = opcode::read_write::<i32>(b'W', 6);
 /// Formatting and growing /data on a large, slow card is the longest part of setup.

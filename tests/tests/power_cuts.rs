@@ -3,7 +3,10 @@
 //! slot it can run (dm-verity checked the root it booted), with /data intact: agentd loads its
 //! identity (it does not make a new one) and is still paired with its owner.
 //!
-//! The cuts take the steps in turn; cut n draws its moment from seed + n, all printed before
+//! The cuts take the steps in turn. A cut in the trial boot brings the box back on trial, and
+//! the commit's cut lands in that trial boot, from 2 s before to 3 s after its commit is due
+//! (the image's stability window after updated's trial line); the box must then commit on the
+//! next boot, or be committed already. Cut n draws its moment from seed + n, all printed before
 //! it happens. CARAPACE_POWER_CUT_SEED=<seed> replays a run's cuts (CARAPACE_POWER_CUTS=<n>
 //! stops after the nth). `make test` cuts CARAPACE_POWER_CUTS times, `make test-all` 100.
 
@@ -19,8 +22,8 @@ use carapace_image::qemu::Vm;
 use common::{fail, power_off};
 use net::TestNet;
 use update_lab::{
-    Chat, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish,
-    console_line, make_keys, recipe,
+    Chat, Fakes, SWITCH_TIMEOUT, TRIAL_BOOT, TRIAL_STABLE_S, WAIT, boot_and_pair, boot_kind,
+    build_first_image, bundle_and_publish, console_line, make_keys, recipe,
 };
 
 const CUTS_ENV: &str = "CARAPACE_POWER_CUTS";
@@ -61,10 +64,20 @@ fn env_number(name: &str) -> Option<u64> {
     )
 }
 
+/// Where the box is after a cut.
+struct Back {
+    /// The console index to look from next.
+    from: usize,
+    /// The index of updated's trial line when the box came back in a trial boot that is left
+    /// unjudged for the next cut (the commit's).
+    trial: Option<usize>,
+}
+
 /// Waits for the box to come back after a cut: the ready line (of whichever slot booted),
-/// then, if that boot is a trial, its end (committed, or rolled back and ready again).
-/// Returns the console index to look from next.
-fn back_up(vm: &mut Vm, from: usize) -> usize {
+/// agentd with its identity and its owner, then updated's line that says whether this boot is
+/// a trial. A trial is waited out to its end (committed, or rolled back and ready again),
+/// unless `leave_trial`: then the next cut lands in it.
+fn back_up(vm: &mut Vm, from: usize, leave_trial: bool) -> Back {
     let (mut at, mut line) = match vm.wait_for("carapace: ready slot=", from, SWITCH_TIMEOUT) {
         Ok(hit) => hit,
         Err(e) => fail(vm, format!("no ready line after the cut: {e}")),
@@ -88,31 +101,33 @@ fn back_up(vm: &mut Vm, from: usize) -> usize {
         "the box forgot its owner:\n{}",
         booted.join("\n")
     );
-    let trial = vm
-        .wait_for(
-            "updated: update: trial boot",
-            start,
-            Duration::from_secs(60),
-        )
-        .ok()
-        .filter(|(i, _)| *i > start);
-    if let Some((trial_at, _)) = trial {
+    // updated says on every boot whether it is a trial (it starts with the other services, so
+    // its line may come just before or after the ready line).
+    let (kind_at, trial) = boot_kind(vm, start, WAIT);
+    if trial && leave_trial {
+        println!("  back, on trial: {line}");
+        return Back {
+            from: vm.console().len().max(at + 1),
+            trial: Some(kind_at),
+        };
+    }
+    if trial {
         // Judged on this boot: committed, or rolled back into a reboot and a ready line.
         let deadline = std::time::Instant::now() + SWITCH_TIMEOUT;
         loop {
             let console = vm.console();
-            if console[trial_at..]
+            if console[kind_at..]
                 .iter()
                 .any(|l| l.starts_with("updated: update: committed slot="))
             {
                 break;
             }
-            if let Some(i) = console[trial_at..]
+            if let Some(i) = console[kind_at..]
                 .iter()
                 .position(|l| l.starts_with("updated: update: rolled back"))
             {
                 let (next, next_line) = vm
-                    .wait_for("carapace: ready slot=", trial_at + i, SWITCH_TIMEOUT)
+                    .wait_for("carapace: ready slot=", kind_at + i, SWITCH_TIMEOUT)
                     .unwrap_or_else(|e| fail(vm, e));
                 at = next;
                 line = next_line;
@@ -125,12 +140,26 @@ fn back_up(vm: &mut Vm, from: usize) -> usize {
         }
     }
     println!("  back: {line}");
-    vm.console().len().max(at + 1)
+    Back {
+        from: vm.console().len().max(at + 1),
+        trial: None,
+    }
 }
 
 /// Asks for the install and waits until `step` is under way, then a drawn moment more.
-/// updated's console lines say where it is (the owner's messages may come later).
-fn drive_to(step: Step, vm: &mut Vm, chat: &Chat, draw: &mut Draw, from: usize) {
+/// updated's console lines say where it is (the owner's messages may come later). The commit
+/// step cuts into `trial` (the index of its trial line) when the last cut left the box in one.
+fn drive_to(
+    step: Step,
+    vm: &mut Vm,
+    chat: &Chat,
+    draw: &mut Draw,
+    from: usize,
+    trial: Option<usize>,
+) {
+    if let (Step::Commit, Some(trial_at)) = (step, trial) {
+        return cut_near_the_commit(vm, draw, trial_at);
+    }
     chat.send("/update install force");
     match step {
         Step::Download => {
@@ -163,12 +192,22 @@ fn drive_to(step: Step, vm: &mut Vm, chat: &Chat, draw: &mut Draw, from: usize) 
                     std::thread::sleep(draw.millis(20_000));
                 }
                 _ => {
-                    console_line(vm, before, "updated: update: trial boot", SWITCH_TIMEOUT);
-                    std::thread::sleep(draw.millis(3000));
+                    let trial_at = console_line(vm, before, TRIAL_BOOT, SWITCH_TIMEOUT);
+                    cut_near_the_commit(vm, draw, trial_at);
                 }
             }
         }
     }
+}
+
+/// Returns at a drawn moment from 2 s before to 3 s after the trial's commit is due: updated
+/// commits a healthy trial within its 2 s poll once the stability window (from its trial
+/// line) is over, so the cut lands just before, in or just after the commit's rename.
+fn cut_near_the_commit(vm: &Vm, draw: &mut Draw, trial_at: usize) {
+    let due = Duration::from_secs(u64::from(TRIAL_STABLE_S));
+    let at = due - Duration::from_secs(2) + draw.millis(5000);
+    let since = vm.arrived_ago(trial_at).expect("the trial line");
+    std::thread::sleep(at.saturating_sub(since));
 }
 
 #[test]
@@ -211,6 +250,7 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
     bundle_and_publish(&recipe_b, &keys, &site.join("x86-64"));
     let (_machine, config, mut vm) = boot_and_pair(&image, "cuts", &net, &chat, &code);
     let mut from = vm.console().len();
+    let mut trial = None;
 
     for cut in 0..cuts {
         let seed = first_seed.wrapping_add(cut).max(1);
@@ -223,11 +263,16 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
             _ => Step::Commit,
         };
         println!("power cut {}/{cuts}: seed={seed} step={step:?}", cut + 1);
-        drive_to(step, &mut vm, &chat, &mut draw, from);
+        drive_to(step, &mut vm, &chat, &mut draw, from, trial.take());
         vm.kill();
         drop(vm);
         vm = Vm::start(&config).expect("start QEMU again");
-        from = back_up(&mut vm, 0);
+        // After a cut in a trial boot the box comes back on trial (or on the old slot): the
+        // next cut, the commit's, lands in that trial, whose end the cut after it waits for.
+        let leave_trial = matches!(step, Step::TrialBoot) && cut + 1 < cuts;
+        let back = back_up(&mut vm, 0, leave_trial);
+        from = back.from;
+        trial = back.trial;
     }
     power_off(&mut vm);
 }

@@ -26,9 +26,9 @@ use std::path::PathBuf;
 use common::{BOOT_TIMEOUT, fail, power_off, workspace};
 use net::TestNet;
 use update_lab::{
-    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, build_first_image,
-    bundle_and_publish, bundle_and_publish_patched, console_line, keep_slot, make_keys,
-    publish_broken, recipe,
+    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, boot_kind,
+    build_first_image, bundle_and_publish, bundle_and_publish_patched, console_line, keep_slot,
+    make_keys, publish_broken, recipe,
 };
 
 #[test]
@@ -74,11 +74,17 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
     let release_a = keep_slot(&recipe_a, &build_dir.path().join("release-0.1.0"));
     bundle_and_publish_patched(&recipe_b, &keys, &site.join("x86-64"), &[release_a]);
     let (_machine, _config, mut vm) = boot_and_pair(&image, "update", &net, &chat, &code);
-    console_line(
+    let follows = console_line(
         &mut vm,
         0,
         "updated: update: x86-64 0.1.0 slot a follows",
         BOOT_TIMEOUT,
+    );
+    let (kind, trial) = boot_kind(&mut vm, follows, WAIT);
+    assert!(
+        !trial && vm.console()[kind] == "updated: update: slot a is committed",
+        "the first boot is not a trial: {}",
+        vm.console()[kind]
     );
     chat.send("/update");
     let (seen, text) = chat.wait_for(&vm, 0, "0.1.1 is available", WAIT);
@@ -148,6 +154,12 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         before_reboot,
         "carapace: ready slot=b",
         SWITCH_TIMEOUT,
+    );
+    let (kind, trial) = boot_kind(&mut vm, before_reboot, WAIT);
+    assert!(
+        trial,
+        "slot b's first boot is a trial: {}",
+        vm.console()[kind]
     );
     console_line(
         &mut vm,
@@ -268,7 +280,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
 
     // 7. A release with a service that hangs: PID 1 finds its watchdog missed and stops
     //    petting the hardware watchdog, which resets the box before the trial's stability
-    //    minute is up; each reset costs a boot try, and then slot a boots.
+    //    window (TRIAL_STABLE_S) is up; each reset costs a boot try, and then slot a boots.
     let recipe_hang = recipe(
         build_dir.path(),
         "update-hang",

@@ -22,8 +22,11 @@ pub const HEALTH_DEADLINE: Duration = Duration::from_secs(180);
 pub const REPORT_DEADLINE: Duration = Duration::from_secs(60);
 /// agentd must have run this long without a restart, and the trial been watched this long,
 /// before a commit: longer than the hardware watchdog's 20 s, so a box PID 1 finds unhealthy
-/// (a service crash-looping or missing its watchdog) is reset before it could commit.
-pub const STABLE_FOR: Duration = Duration::from_secs(60);
+/// (a service crash-looping or missing its watchdog) is reset before it could commit. The
+/// default; an image sets its own with `trial_stable_s` in `[update]` (25 to 120 s,
+/// board_support::update_config).
+pub const STABLE_FOR: Duration =
+    Duration::from_secs(board_support::update_config::DEFAULT_TRIAL_STABLE_S as u64);
 /// A report older than this is no report: agentd reports every few seconds while it runs.
 pub const REPORT_FRESH: Duration = Duration::from_secs(15);
 /// Boots of a new slot that never committed (power cuts, resets while the network was down)
@@ -50,13 +53,15 @@ pub enum Verdict {
 }
 
 /// `waited`: since the trial's judging began; `box_healthy_for`: since PID 1 last found the
-/// box unhealthy (board_support::box_health), or as `waited`; `now`: the clock the reports'
-/// times are on.
+/// box unhealthy (board_support::box_health), or as `waited`; `stable_for`: the stability
+/// window (`STABLE_FOR` unless the image sets another); `now`: the clock the reports' times
+/// are on.
 pub fn judge(
     health: Option<&Health>,
     im_was_connected: bool,
     waited: Duration,
     box_healthy_for: Duration,
+    stable_for: Duration,
     deadline: Duration,
     now: Instant,
 ) -> Verdict {
@@ -74,20 +79,20 @@ pub fn judge(
         return Verdict::Rollback(format!("agentd's self-test failed: {}", health.self_test));
     }
     let link_back = health.im_connected || !im_was_connected;
-    let agentd_stable = now.saturating_duration_since(health.agentd_started) >= STABLE_FOR;
-    let box_stable = box_healthy_for >= STABLE_FOR;
-    let stable = agentd_stable && box_stable && waited >= STABLE_FOR;
+    let agentd_stable = now.saturating_duration_since(health.agentd_started) >= stable_for;
+    let box_stable = box_healthy_for >= stable_for;
+    let stable = agentd_stable && box_stable && waited >= stable_for;
     match (link_back, stable) {
         (true, true) => Verdict::Commit,
         _ if waited < deadline => Verdict::Wait,
         (true, false) if !box_stable => Verdict::Rollback(format!(
             "PID 1 found a service unhealthy (a missed watchdog or a crash loop) within the \
              last {} s",
-            STABLE_FOR.as_secs()
+            stable_for.as_secs()
         )),
         (true, false) => Verdict::Rollback(format!(
             "agentd kept restarting: it never ran {} s in a row",
-            STABLE_FOR.as_secs()
+            stable_for.as_secs()
         )),
         (false, _) => Verdict::ProbeNetwork,
     }
@@ -118,12 +123,28 @@ mod tests {
         let now = later(Instant::now());
         let ok = health(SELF_TEST_PASSED, true, now, STABLE_FOR);
         assert_eq!(
-            judge(Some(&ok), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
+            judge(
+                Some(&ok),
+                true,
+                STABLE_FOR,
+                STABLE_FOR,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Commit
         );
         let young = health(SELF_TEST_PASSED, true, now, Duration::from_secs(5));
         assert_eq!(
-            judge(Some(&young), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
+            judge(
+                Some(&young),
+                true,
+                STABLE_FOR,
+                STABLE_FOR,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Wait
         );
         assert_eq!(
@@ -132,6 +153,7 @@ mod tests {
                 true,
                 Duration::from_secs(5),
                 Duration::from_secs(5),
+                STABLE_FOR,
                 DEADLINE,
                 now
             ),
@@ -140,7 +162,15 @@ mod tests {
         );
         let no_link = health(SELF_TEST_PASSED, false, now, STABLE_FOR);
         assert_eq!(
-            judge(Some(&no_link), false, STABLE_FOR, STABLE_FOR, DEADLINE, now),
+            judge(
+                Some(&no_link),
+                false,
+                STABLE_FOR,
+                STABLE_FOR,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Commit,
             "a box whose link was down before the update need not bring it up"
         );
@@ -155,6 +185,7 @@ mod tests {
             true,
             Duration::ZERO,
             Duration::ZERO,
+            STABLE_FOR,
             DEADLINE,
             now,
         ) else {
@@ -172,21 +203,36 @@ mod tests {
                 true,
                 Duration::from_secs(59),
                 Duration::from_secs(59),
+                STABLE_FOR,
                 DEADLINE,
                 now
             ),
             Verdict::Wait
         );
-        let Verdict::Rollback(reason) =
-            judge(None, false, REPORT_DEADLINE, REPORT_DEADLINE, DEADLINE, now)
-        else {
+        let Verdict::Rollback(reason) = judge(
+            None,
+            false,
+            REPORT_DEADLINE,
+            REPORT_DEADLINE,
+            STABLE_FOR,
+            DEADLINE,
+            now,
+        ) else {
             panic!("not a rollback");
         };
         assert!(reason.contains("has not reported for 60 s"), "{reason}");
         let mut stale = health(SELF_TEST_PASSED, true, now, DEADLINE);
         stale.received = now - Duration::from_secs(60);
         assert!(matches!(
-            judge(Some(&stale), true, DEADLINE, DEADLINE, DEADLINE, now),
+            judge(
+                Some(&stale),
+                true,
+                DEADLINE,
+                DEADLINE,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Rollback(_)
         ));
     }
@@ -195,9 +241,15 @@ mod tests {
     fn an_agentd_that_keeps_restarting_is_rolled_back_at_the_deadline() {
         let now = later(Instant::now());
         let restarted = health(SELF_TEST_PASSED, true, now, Duration::from_secs(4));
-        let Verdict::Rollback(reason) =
-            judge(Some(&restarted), true, DEADLINE, DEADLINE, DEADLINE, now)
-        else {
+        let Verdict::Rollback(reason) = judge(
+            Some(&restarted),
+            true,
+            DEADLINE,
+            DEADLINE,
+            STABLE_FOR,
+            DEADLINE,
+            now,
+        ) else {
             panic!("not a rollback");
         };
         assert!(reason.contains("kept restarting"), "{reason}");
@@ -209,11 +261,20 @@ mod tests {
         let ok = health(SELF_TEST_PASSED, true, now, DEADLINE);
         let lately = Duration::from_secs(10);
         assert_eq!(
-            judge(Some(&ok), true, STABLE_FOR, lately, DEADLINE, now),
+            judge(
+                Some(&ok),
+                true,
+                STABLE_FOR,
+                lately,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Wait,
             "a service missed its watchdog 10 s ago: the window starts again"
         );
-        let Verdict::Rollback(reason) = judge(Some(&ok), true, DEADLINE, lately, DEADLINE, now)
+        let Verdict::Rollback(reason) =
+            judge(Some(&ok), true, DEADLINE, lately, STABLE_FOR, DEADLINE, now)
         else {
             panic!("not a rollback");
         };
@@ -222,7 +283,15 @@ mod tests {
             "{reason}"
         );
         assert_eq!(
-            judge(Some(&ok), true, STABLE_FOR, STABLE_FOR, DEADLINE, now),
+            judge(
+                Some(&ok),
+                true,
+                STABLE_FOR,
+                STABLE_FOR,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::Commit
         );
     }
@@ -237,14 +306,72 @@ mod tests {
                 true,
                 Duration::from_secs(100),
                 Duration::from_secs(100),
+                STABLE_FOR,
                 DEADLINE,
                 now
             ),
             Verdict::Wait
         );
         assert_eq!(
-            judge(Some(&no_link), true, DEADLINE, DEADLINE, DEADLINE, now),
+            judge(
+                Some(&no_link),
+                true,
+                DEADLINE,
+                DEADLINE,
+                STABLE_FOR,
+                DEADLINE,
+                now
+            ),
             Verdict::ProbeNetwork
+        );
+    }
+
+    #[test]
+    fn an_image_s_shorter_window_commits_sooner_but_not_before_it_ends() {
+        let now = later(Instant::now());
+        let window =
+            Duration::from_secs(u64::from(board_support::update_config::MIN_TRIAL_STABLE_S));
+        let short = window - Duration::from_secs(1);
+        let ok = health(SELF_TEST_PASSED, true, now, window);
+        assert_eq!(
+            judge(Some(&ok), true, window, window, window, DEADLINE, now),
+            Verdict::Commit
+        );
+        assert_eq!(
+            judge(Some(&ok), true, window, window, STABLE_FOR, DEADLINE, now),
+            Verdict::Wait,
+            "the default window is longer"
+        );
+        assert_eq!(
+            judge(Some(&ok), true, short, window, window, DEADLINE, now),
+            Verdict::Wait,
+            "the trial is watched for the whole window"
+        );
+        assert_eq!(
+            judge(Some(&ok), true, window, short, window, DEADLINE, now),
+            Verdict::Wait,
+            "PID 1 found the box unhealthy within the window"
+        );
+        let young = health(SELF_TEST_PASSED, true, now, short);
+        assert_eq!(
+            judge(Some(&young), true, window, window, window, DEADLINE, now),
+            Verdict::Wait,
+            "agentd restarted within the window"
+        );
+        let Verdict::Rollback(reason) = judge(
+            Some(&young),
+            true,
+            DEADLINE,
+            DEADLINE,
+            window,
+            DEADLINE,
+            now,
+        ) else {
+            panic!("not a rollback");
+        };
+        assert!(
+            reason.contains(&format!("never ran {} s in a row", window.as_secs())),
+            "{reason}"
         );
     }
 }

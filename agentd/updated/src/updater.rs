@@ -427,6 +427,9 @@ impl Updater {
         let booted = self.params.slot;
         let last = self.shared().state.trial.clone();
         if !on_trial {
+            // Said on every boot that is not a trial, as "trial boot" is on every one that is:
+            // whoever watches the console knows which this boot is without waiting.
+            println!("update: slot {booted} is committed");
             if let Some(trial) = last.filter(|t| t.armed_in_boot != self.boot_id) {
                 if trial.slot != booted {
                     self.change(|state| {
@@ -491,6 +494,7 @@ impl Updater {
                 trial.im_was_connected,
                 started.elapsed(),
                 box_healthy_since.elapsed(),
+                Duration::from_secs(u64::from(self.config.trial_stable_s)),
                 self.health_deadline,
                 Instant::now(),
             ) {

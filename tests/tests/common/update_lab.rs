@@ -27,6 +27,13 @@ pub const WAIT: Duration = Duration::from_secs(180);
 /// From /update reboot (or the start of a bad slot) to the ready line of the slot that ends
 /// up running: a trial boot that rolls back waits for agentd's report up to 180 s first.
 pub const SWITCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// The test images' trial stability window (`trial_stable_s`): the shortest the builder takes
+/// (the hardware watchdog's 20 s and a margin), so each commit costs as little as it can.
+pub const TRIAL_STABLE_S: u32 = board_support::update_config::MIN_TRIAL_STABLE_S;
+/// What updated says once per boot, after its `follows` line: the booted slot is committed, or
+/// this boot is a trial (judged now).
+pub const COMMITTED_BOOT: &str = "updated: update: slot ";
+pub const TRIAL_BOOT: &str = "updated: update: trial boot ";
 
 pub struct Keys {
     pub root_hex: String,
@@ -97,6 +104,7 @@ text = '''
 root_key = "{root}"
 key_list = "keys.json"
 server = "https://{UPDATE_NAME}/x86-64"
+trial_stable_s = {TRIAL_STABLE_S}
 {update_extra}
 
 [[binary]]
@@ -232,6 +240,33 @@ impl Chat<'_> {
                     .wait_sent(sent.len() + 1, Duration::from_secs(5)),
             );
         }
+    }
+}
+
+/// Whether the boot whose console starts at `from` is a trial, from updated's line that says
+/// so (waiting for it up to `timeout`): the index of that line and `true` for a trial boot.
+pub fn boot_kind(vm: &mut Vm, from: usize, timeout: Duration) -> (usize, bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let console = vm.console();
+        for (at, line) in console.iter().enumerate().skip(from) {
+            if line.starts_with(TRIAL_BOOT) {
+                return (at, true);
+            }
+            if line.starts_with(COMMITTED_BOOT) && line.ends_with(" is committed") {
+                return (at, false);
+            }
+            if line.starts_with("updated: update: cannot read the boot entries") {
+                fail(vm, format!("updated cannot tell the kind of boot: {line}"));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            fail(
+                vm,
+                format!("updated never said whether this boot is a trial ({timeout:?})"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

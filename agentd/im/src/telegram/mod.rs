@@ -16,7 +16,7 @@ mod poll;
 mod send;
 
 use std::fmt;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::time::Duration;
 
 use serde_json::json;
@@ -46,6 +46,10 @@ pub struct Telegram {
     poll_timeout: Duration,
     /// The next getUpdates offset: the last update_id seen + 1, or 0 before the first batch.
     offset: AtomicI64,
+    /// Whether the last getUpdates was answered. Until it is (at start, after a failure) the
+    /// poll is short (timeout 0): Telegram answers at once, so the link is known to be up
+    /// without waiting out a whole long poll (what a trial boot's commit waits for).
+    answered: AtomicBool,
 }
 
 impl Telegram {
@@ -64,6 +68,7 @@ impl Telegram {
             token: Token(token),
             poll_timeout,
             offset: AtomicI64::new(0),
+            answered: AtomicBool::new(false),
         })
     }
 }

@@ -1,8 +1,10 @@
 //! Long polling with getUpdates. The offset lives here: after a batch it is the last
 //! update_id + 1, and passing it on the next call is what confirms the batch to Telegram. So
-//! a batch is acknowledged only when the core asks for the next one, after storing it.
+//! a batch is acknowledged only when the core asks for the next one, after storing it. The
+//! first poll, and the first after a failure, is short, so the link is known to be up at once.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,6 +15,12 @@ use crate::{Error, Incoming};
 
 impl Telegram {
     pub(super) async fn poll(&self) -> Result<Vec<Incoming>, Error> {
+        let polled = self.poll_once().await;
+        self.answered.store(polled.is_ok(), Ordering::SeqCst);
+        polled
+    }
+
+    async fn poll_once(&self) -> Result<Vec<Incoming>, Error> {
         let offset = self.offset.load(Ordering::SeqCst);
         let updates = match self.get_updates(offset).await? {
             Ok(updates) => updates,
@@ -40,8 +48,13 @@ impl Telegram {
     }
 
     async fn get_updates(&self, offset: i64) -> Result<Result<Vec<Update>, ApiFailure>, Error> {
+        // Short until Telegram answered once (at start, after a failure): see `answered`.
+        let poll_timeout = match self.answered.load(Ordering::SeqCst) {
+            true => self.poll_timeout,
+            false => Duration::ZERO,
+        };
         let mut body = json!({
-            "timeout": self.poll_timeout.as_secs(),
+            "timeout": poll_timeout.as_secs(),
             "allowed_updates": ["message"],
         });
         // Update ids are positive; 0 means no batch yet (the server starts at the oldest
@@ -49,7 +62,7 @@ impl Telegram {
         if offset > 0 {
             body["offset"] = json!(offset);
         }
-        let timeout = self.poll_timeout + POLL_MARGIN;
+        let timeout = poll_timeout + POLL_MARGIN;
         self.try_call("getUpdates", Payload::Json(body), timeout)
             .await
     }
