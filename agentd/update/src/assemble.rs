@@ -62,7 +62,7 @@ fn copy_chunks(
     downloads: &Path,
     target: &mut impl Write,
 ) -> Result<()> {
-    let mut whole = Sha256::new();
+    let mut out = CheckedWriter::new(artifact, target);
     for chunk in artifact.chunks {
         let bytes = match local.read(chunk) {
             Ok(Some(bytes)) => bytes,
@@ -70,27 +70,64 @@ fn copy_chunks(
             Ok(None) | Err(Error::ChunkCorrupt { .. }) => read_download(downloads, chunk)?,
             Err(other) => return Err(other),
         };
-        whole.update(&bytes);
-        target.write_all(&bytes).map_err(|source| Error::Io {
-            action: "write",
-            path: format!("the new {}", artifact.name).into(),
+        out.write(&bytes)?;
+    }
+    out.finish()
+}
+
+/// Writes a file's bytes to its target, hashing them, and checks at the end that they are the
+/// file the manifest describes (its size and SHA-256).
+pub(crate) struct CheckedWriter<'a, W: Write> {
+    artifact: &'a Artifact<'a>,
+    target: &'a mut W,
+    whole: Sha256,
+    written: u64,
+}
+
+impl<'a, W: Write> CheckedWriter<'a, W> {
+    pub(crate) fn new(artifact: &'a Artifact<'a>, target: &'a mut W) -> Self {
+        CheckedWriter {
+            artifact,
+            target,
+            whole: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.whole.update(bytes);
+        self.written += bytes.len() as u64;
+        self.target
+            .write_all(bytes)
+            .map_err(|source| self.io("write", source))
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        self.target
+            .flush()
+            .map_err(|source| self.io("flush", source))?;
+        let found = Sha256Digest::from_hasher(self.whole);
+        if self.written != self.artifact.size || found != self.artifact.sha256 {
+            return Err(Error::AssembledMismatch {
+                artifact: self.artifact.name.to_owned(),
+                expected: self.artifact.sha256,
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: format!("the new {}", self.artifact.name).into(),
             source,
-        })?;
+        }
     }
-    target.flush().map_err(|source| Error::Io {
-        action: "flush",
-        path: format!("the new {}", artifact.name).into(),
-        source,
-    })?;
-    let found = Sha256Digest::from_hasher(whole);
-    if found != artifact.sha256 {
-        return Err(Error::AssembledMismatch {
-            artifact: artifact.name.to_owned(),
-            expected: artifact.sha256,
-            found,
-        });
-    }
-    Ok(())
 }
 
 /// A downloaded chunk's bytes, refused unless they are exactly the chunk.

@@ -15,8 +15,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
+use crate::assemble::CheckedWriter;
 use crate::chunking::{ChunkIndex, ChunkRef, Source, lacking_bytes};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
@@ -155,8 +154,7 @@ pub(crate) fn apply(
     decoder
         .window_log_max(MAX_WINDOW_LOG)
         .map_err(|err| failed(err.to_string()))?;
-    let mut whole = Sha256::new();
-    let mut written = 0u64;
+    let mut out = CheckedWriter::new(artifact, target);
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let read = decoder
@@ -165,36 +163,15 @@ pub(crate) fn apply(
         if read == 0 {
             break;
         }
-        written += read as u64;
-        if written > artifact.size {
+        if out.written() + read as u64 > artifact.size {
             return Err(failed(format!(
                 "it makes more than the {} bytes the manifest gives the file",
                 artifact.size
             )));
         }
-        whole.update(&buffer[..read]);
-        target
-            .write_all(&buffer[..read])
-            .map_err(|source| Error::Io {
-                action: "write",
-                path: format!("the new {}", artifact.name).into(),
-                source,
-            })?;
+        out.write(&buffer[..read])?;
     }
-    target.flush().map_err(|source| Error::Io {
-        action: "flush",
-        path: format!("the new {}", artifact.name).into(),
-        source,
-    })?;
-    let found = Sha256Digest::from_hasher(whole);
-    if written != artifact.size || found != artifact.sha256 {
-        return Err(Error::AssembledMismatch {
-            artifact: artifact.name.to_owned(),
-            expected: artifact.sha256,
-            found,
-        });
-    }
-    Ok(())
+    out.finish()
 }
 
 /// The first `size` bytes of the source, mapped read-only.
