@@ -43,8 +43,11 @@ test-unit:
 ## Whole-system tests: build the test image and boot it in QEMU (one machine at a time).
 SYSTEM_TESTS = --test system --test data --test logging --test network --test wifi --test agent \
 	--test update --test power_cuts
-# Power cuts during updates: make test cuts once in each step of an update (about a minute
-# and a half each under TCG: more would take make test past its time), make test-all 100.
+# Power cuts during updates: make test cuts once in each step of an update, make test-all
+# 100. A cut costs about 55 s under TCG (measured 2026-11-30 on a busy 2-core machine: 20 cuts
+# in 20 minutes, builds and pairing included); issue 8 asks for 20 in make test, but make test
+# already runs past its 40 minutes with 4 (README), so 16 more (about 15 minutes) wait until
+# the rest of make test is cheaper.
 POWER_CUTS ?= 4
 
 test-system:
