@@ -374,10 +374,11 @@ impl Updater {
                 manifest.version
             ),
             count => format!(
-                "Downloading {}: {} of {} ({count} chunks{patches}; the rest is already on this box).",
+                "Downloading {}: {} of {} ({count} chunk{}{patches}; the rest is already on this box).",
                 manifest.version,
                 mib(needed_bytes),
                 mib(whole),
+                if count == 1 { "" } else { "s" },
             ),
         });
         let downloads = self.state_dir.join(DOWNLOADS);
