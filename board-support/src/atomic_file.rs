@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Replaces `path` with `contents`: writes a temporary file next to it, fsyncs it, renames it
-/// over `path` and fsyncs the directory so the rename itself survives a power cut.
+/// over `path` and makes the rename durable (`rename_durably`).
 ///
 /// The new file is created with `mode` (narrowed by the umask), so a secret is never readable
 /// by others, not even for a moment.
@@ -21,7 +21,27 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(err);
     }
-    sync_dir(&dir)
+    sync_renamed(path, &dir)
+}
+
+/// Renames `from` to `to` (in one directory) so that a power cut leaves one or the other.
+///
+/// The file is fsynced under its new name as well as the directory: on vfat (the ESP) a
+/// rename writes the new directory entry with no size and no first cluster, and the file's
+/// real ones reach it only when the file's inode is written back. A directory fsync alone
+/// left `carapace-b.conf` empty after a power cut in QEMU (an empty entry systemd-boot skips).
+pub fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let dir = match to.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    sync_renamed(to, &dir)
+}
+
+fn sync_renamed(path: &Path, dir: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()?;
+    sync_dir(dir)
 }
 
 /// Flushes a directory's entries (renames, creations) to disk.

@@ -139,8 +139,8 @@ pub fn write_slot(
                 assemble(artifact, &plan, local, downloads, &mut writer)?;
                 drop(writer);
                 file.sync_all().map_err(Error::io("sync", &temporary))?;
-                std::fs::rename(&temporary, &path).map_err(Error::io("rename", &temporary))?;
-                board_support::atomic_file::sync_dir(&dir).map_err(Error::io("sync", &dir))?;
+                board_support::atomic_file::rename_durably(&temporary, &path)
+                    .map_err(Error::io("rename", &temporary))?;
             }
         }
     }

@@ -61,9 +61,8 @@ impl EntryStore for SystemdBoot {
     fn rename(&mut self, from: EntryName, to: EntryName) -> Result<(), Error> {
         let dir = self.entries_dir();
         let from_path = dir.join(from.file_name());
-        fs::rename(&from_path, dir.join(to.file_name()))
-            .map_err(|err| Error::io("rename boot loader entry", from_path, err))?;
-        atomic_file::sync_dir(&dir).map_err(|err| Error::io("sync", dir, err))
+        atomic_file::rename_durably(&from_path, &dir.join(to.file_name()))
+            .map_err(|err| Error::io("rename boot loader entry", from_path, err))
     }
 
     fn remove(&mut self, name: EntryName) -> Result<(), Error> {
