@@ -114,6 +114,24 @@ mod tests {
         }
     }
 
+    /// Judged with the default window, the box healthy as long as the trial was watched.
+    fn judged(
+        health: Option<&Health>,
+        im_was_connected: bool,
+        waited: Duration,
+        now: Instant,
+    ) -> Verdict {
+        judge(
+            health,
+            im_was_connected,
+            waited,
+            waited,
+            STABLE_FOR,
+            DEADLINE,
+            now,
+        )
+    }
+
     fn later(now: Instant) -> Instant {
         now + Duration::from_secs(3600)
     }
@@ -122,55 +140,17 @@ mod tests {
     fn a_healthy_agentd_with_its_link_back_commits_once_it_ran_long_enough() {
         let now = later(Instant::now());
         let ok = health(SELF_TEST_PASSED, true, now, STABLE_FOR);
-        assert_eq!(
-            judge(
-                Some(&ok),
-                true,
-                STABLE_FOR,
-                STABLE_FOR,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
-            Verdict::Commit
-        );
+        assert_eq!(judged(Some(&ok), true, STABLE_FOR, now), Verdict::Commit);
         let young = health(SELF_TEST_PASSED, true, now, Duration::from_secs(5));
+        assert_eq!(judged(Some(&young), true, STABLE_FOR, now), Verdict::Wait);
         assert_eq!(
-            judge(
-                Some(&young),
-                true,
-                STABLE_FOR,
-                STABLE_FOR,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
-            Verdict::Wait
-        );
-        assert_eq!(
-            judge(
-                Some(&ok),
-                true,
-                Duration::from_secs(5),
-                Duration::from_secs(5),
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(Some(&ok), true, Duration::from_secs(5), now),
             Verdict::Wait,
             "the trial itself is watched for the window too"
         );
         let no_link = health(SELF_TEST_PASSED, false, now, STABLE_FOR);
         assert_eq!(
-            judge(
-                Some(&no_link),
-                false,
-                STABLE_FOR,
-                STABLE_FOR,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(Some(&no_link), false, STABLE_FOR, now),
             Verdict::Commit,
             "a box whose link was down before the update need not bring it up"
         );
@@ -180,15 +160,7 @@ mod tests {
     fn a_failed_self_test_rolls_back_at_once() {
         let now = later(Instant::now());
         let bad = health("the store does not open", true, now, Duration::ZERO);
-        let Verdict::Rollback(reason) = judge(
-            Some(&bad),
-            true,
-            Duration::ZERO,
-            Duration::ZERO,
-            STABLE_FOR,
-            DEADLINE,
-            now,
-        ) else {
+        let Verdict::Rollback(reason) = judged(Some(&bad), true, Duration::ZERO, now) else {
             panic!("not a rollback");
         };
         assert_eq!(reason, "agentd's self-test failed: the store does not open");
@@ -198,41 +170,17 @@ mod tests {
     fn silence_or_a_stale_report_waits_a_minute_then_rolls_back() {
         let now = later(Instant::now());
         assert_eq!(
-            judge(
-                None,
-                true,
-                Duration::from_secs(59),
-                Duration::from_secs(59),
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(None, true, Duration::from_secs(59), now),
             Verdict::Wait
         );
-        let Verdict::Rollback(reason) = judge(
-            None,
-            false,
-            REPORT_DEADLINE,
-            REPORT_DEADLINE,
-            STABLE_FOR,
-            DEADLINE,
-            now,
-        ) else {
+        let Verdict::Rollback(reason) = judged(None, false, REPORT_DEADLINE, now) else {
             panic!("not a rollback");
         };
         assert!(reason.contains("has not reported for 60 s"), "{reason}");
         let mut stale = health(SELF_TEST_PASSED, true, now, DEADLINE);
         stale.received = now - Duration::from_secs(60);
         assert!(matches!(
-            judge(
-                Some(&stale),
-                true,
-                DEADLINE,
-                DEADLINE,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(Some(&stale), true, DEADLINE, now),
             Verdict::Rollback(_)
         ));
     }
@@ -241,15 +189,7 @@ mod tests {
     fn an_agentd_that_keeps_restarting_is_rolled_back_at_the_deadline() {
         let now = later(Instant::now());
         let restarted = health(SELF_TEST_PASSED, true, now, Duration::from_secs(4));
-        let Verdict::Rollback(reason) = judge(
-            Some(&restarted),
-            true,
-            DEADLINE,
-            DEADLINE,
-            STABLE_FOR,
-            DEADLINE,
-            now,
-        ) else {
+        let Verdict::Rollback(reason) = judged(Some(&restarted), true, DEADLINE, now) else {
             panic!("not a rollback");
         };
         assert!(reason.contains("kept restarting"), "{reason}");
@@ -282,18 +222,7 @@ mod tests {
             reason.contains("PID 1 found a service unhealthy"),
             "{reason}"
         );
-        assert_eq!(
-            judge(
-                Some(&ok),
-                true,
-                STABLE_FOR,
-                STABLE_FOR,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
-            Verdict::Commit
-        );
+        assert_eq!(judged(Some(&ok), true, STABLE_FOR, now), Verdict::Commit);
     }
 
     #[test]
@@ -301,27 +230,11 @@ mod tests {
         let now = later(Instant::now());
         let no_link = health(SELF_TEST_PASSED, false, now, DEADLINE);
         assert_eq!(
-            judge(
-                Some(&no_link),
-                true,
-                Duration::from_secs(100),
-                Duration::from_secs(100),
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(Some(&no_link), true, Duration::from_secs(100), now),
             Verdict::Wait
         );
         assert_eq!(
-            judge(
-                Some(&no_link),
-                true,
-                DEADLINE,
-                DEADLINE,
-                STABLE_FOR,
-                DEADLINE,
-                now
-            ),
+            judged(Some(&no_link), true, DEADLINE, now),
             Verdict::ProbeNetwork
         );
     }
@@ -338,7 +251,7 @@ mod tests {
             Verdict::Commit
         );
         assert_eq!(
-            judge(Some(&ok), true, window, window, STABLE_FOR, DEADLINE, now),
+            judged(Some(&ok), true, window, now),
             Verdict::Wait,
             "the default window is longer"
         );
