@@ -24,7 +24,7 @@ use crate::recipe::Recipe;
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
 use crate::slot_files::{self, SlotInfo, UpdateTrust};
-use crate::{accounts, elf_deps, initramfs, network, packages, verity};
+use crate::{accounts, build_inputs, elf_deps, initramfs, network, packages, verity};
 
 pub struct BuildOutput {
     pub image: PathBuf,
@@ -119,9 +119,26 @@ pub fn build_with(
     let paths = Paths::for_recipe(workspace, &recipe);
     let _cache_lock = CacheLock::acquire(&paths.cache)?;
     let outputs = paths.outputs();
+    let inputs = build_inputs::digest(workspace, recipe_path, options.locked);
+    if let Some(digest) = &inputs
+        && build_inputs::unchanged(&paths.out, digest)
+        && [&outputs.image, &outputs.image_zst, &outputs.sbom]
+            .iter()
+            .all(|p| p.exists())
+        && slot_files::SlotFiles::read(&paths.out)?.is_some()
+    {
+        eprintln!(
+            "carapace: {} is up to date: nothing it is built from changed since (delete {} to \
+             build it again)",
+            outputs.image.display(),
+            build_inputs::stamp_path(&paths.out).display()
+        );
+        return Ok(outputs);
+    }
     // Whatever was there is gone before anything new is written: a failed build leaves no
     // image that does not match the recipe.
-    for old in [&outputs.sbom, &outputs.image, &outputs.image_zst] {
+    let stamp = build_inputs::stamp_path(&paths.out);
+    for old in [&stamp, &outputs.sbom, &outputs.image, &outputs.image_zst] {
         remove_if_present(old)?;
     }
     slot_files::remove(&paths.out)?;
@@ -562,6 +579,9 @@ pub fn build_with(
     rename_durably(&image_partial, &outputs.image)?;
     rename_durably(&zst_partial, &outputs.image_zst)?;
     rename_durably(&sbom_partial, &outputs.sbom)?;
+    if let Some(digest) = inputs {
+        write_atomic(&stamp, format!("{digest}\n").as_bytes())?;
+    }
     let _ = std::fs::remove_dir_all(&work);
 
     eprintln!(

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod apt;
 pub mod board;
 pub mod build;
+pub mod build_inputs;
 pub mod bundle;
 pub mod cache_lock;
 pub mod cargo_build;

@@ -48,6 +48,14 @@ pub fn load(path: &Path, recipe: &Path) -> Result<OwnerSettings> {
 
 /// Writes the settings onto the ESP of `image`, and the QR code next to it as PNG.
 pub fn personalise(image: &Path, settings: &OwnerSettings) -> Result<Pairing> {
+    // The image is no longer what its inputs build: the next build must not reuse it.
+    let stamp = crate::build_inputs::stamp_path(image.parent().unwrap_or(Path::new(".")));
+    match std::fs::remove_file(&stamp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::image(format!("remove {}: {e}", stamp.display())));
+        }
+        _ => {}
+    }
     write_to_esp(
         image,
         OWNER_SETTINGS_ESP_NAME,
