@@ -36,10 +36,8 @@ pub fn matching_with_needs<'a>(modules_dep: &'a str, needle: &str) -> HashSet<&'
         .collect()
 }
 
-/// The module paths of a modules.dep in an order where every module comes after all of its
-/// dependencies. depmod lists each module's complete (transitive) dependency set, but the
-/// order inside a line is not something to rely on, so this walks the graph instead.
-pub fn load_order(modules_dep: &str) -> Vec<String> {
+/// Each module of a modules.dep with what it needs, and the modules in the order listed.
+pub fn needs(modules_dep: &str) -> (HashMap<&str, Vec<&str>>, Vec<&str>) {
     let mut deps: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut listed: Vec<&str> = Vec::new();
     for line in modules_dep.lines() {
@@ -59,7 +57,14 @@ pub fn load_order(modules_dep: &str) -> Vec<String> {
         }
         deps.insert(module, needs.split_whitespace().collect());
     }
+    (deps, listed)
+}
 
+/// The module paths of a modules.dep in an order where every module comes after all of its
+/// dependencies. depmod lists each module's complete (transitive) dependency set, but the
+/// order inside a line is not something to rely on, so this walks the graph instead.
+pub fn load_order(modules_dep: &str) -> Vec<String> {
+    let (deps, listed) = needs(modules_dep);
     let mut order = Vec::new();
     let mut done = HashSet::new();
     let mut in_progress = HashSet::new();

@@ -54,7 +54,12 @@ pub fn run() -> Result<Infallible> {
             None
         })
         .map(watchdog::Watchdog::pet_during_setup);
-    modules::load_all(&modules_dir)?;
+    let report = modules::load_all(&modules_dir)?;
+    log_info!(
+        "stage2 modules loaded={} ms={}",
+        report.loaded,
+        report.elapsed.as_millis()
+    );
     hostname::apply();
     // Before any link is up, loopback included.
     let firewall = firewall::load_base_policy();
