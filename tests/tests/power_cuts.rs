@@ -19,7 +19,7 @@ mod update_lab;
 use std::time::Duration;
 
 use carapace_image::qemu::Vm;
-use common::{fail, power_off};
+use common::{fail, power_off, value};
 use net::TestNet;
 use update_lab::{
     Chat, Fakes, SWITCH_TIMEOUT, TRIAL_BOOT, TRIAL_STABLE_S, WAIT, boot_and_pair, boot_kind,
@@ -71,6 +71,8 @@ struct Back {
     /// The index of updated's trial line when the box came back in a trial boot that is left
     /// unjudged for the next cut (the commit's).
     trial: Option<usize>,
+    /// The slot whose ready line the box reached last.
+    slot: String,
 }
 
 /// Waits for the box to come back after a cut: the ready line (of whichever slot booted),
@@ -109,6 +111,7 @@ fn back_up(vm: &mut Vm, from: usize, leave_trial: bool) -> Back {
         return Back {
             from: vm.console().len().max(at + 1),
             trial: Some(kind_at),
+            slot: value(&line, "slot").to_owned(),
         };
     }
     if trial {
@@ -143,6 +146,7 @@ fn back_up(vm: &mut Vm, from: usize, leave_trial: bool) -> Back {
     Back {
         from: vm.console().len().max(at + 1),
         trial: None,
+        slot: value(&line, "slot").to_owned(),
     }
 }
 
@@ -210,6 +214,20 @@ fn cut_near_the_commit(vm: &Vm, draw: &mut Draw, trial_at: usize) {
     std::thread::sleep(at.saturating_sub(since));
 }
 
+/// The slot of the last trial line on `vm`'s console ("... trial boot 1 of 0.1.1 in slot b").
+fn trial_slot(vm: &Vm) -> String {
+    let console = vm.console();
+    let line = console
+        .iter()
+        .rev()
+        .find(|l| l.starts_with(TRIAL_BOOT))
+        .unwrap_or_else(|| fail(vm, "the commit's cut came with no trial boot"));
+    match line.rsplit_once(" in slot ") {
+        Some((_, slot)) => slot.to_owned(),
+        None => fail(vm, format!("no slot in the trial line '{line}'")),
+    }
+}
+
 #[test]
 fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() {
     let cuts = env_number(CUTS_ENV).unwrap_or(DEFAULT_CUTS);
@@ -264,6 +282,11 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         };
         println!("power cut {}/{cuts}: seed={seed} step={step:?}", cut + 1);
         drive_to(step, &mut vm, &chat, &mut draw, from, trial.take());
+        // The commit's cut lands in a trial; the trial's slot must be the one that comes back,
+        // committed before the cut or judged again after it (it has tries left: one went to
+        // the trial boot's cut, one to this boot). The old slot coming back here was the
+        // vfat rename that a cut left without its size (atomic_file::rename_durably).
+        let trial_slot = matches!(step, Step::Commit).then(|| trial_slot(&vm));
         vm.kill();
         drop(vm);
         vm = Vm::start(&config).expect("start QEMU again");
@@ -271,6 +294,13 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         // next cut, the commit's, lands in that trial, whose end the cut after it waits for.
         let leave_trial = matches!(step, Step::TrialBoot) && cut + 1 < cuts;
         let back = back_up(&mut vm, 0, leave_trial);
+        if let Some(trial_slot) = trial_slot {
+            assert_eq!(
+                back.slot, trial_slot,
+                "a cut near the commit of slot {trial_slot} brought back slot {}",
+                back.slot
+            );
+        }
         from = back.from;
         trial = back.trial;
     }
