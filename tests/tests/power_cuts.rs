@@ -287,6 +287,7 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         // the trial boot's cut, one to this boot). The old slot coming back here was the
         // vfat rename that a cut left without its size (atomic_file::rename_durably).
         let trial_slot = matches!(step, Step::Commit).then(|| trial_slot(&vm));
+        let before_cut = vm.console();
         vm.kill();
         drop(vm);
         vm = Vm::start(&config).expect("start QEMU again");
@@ -294,11 +295,21 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         // next cut, the commit's, lands in that trial, whose end the cut after it waits for.
         let leave_trial = matches!(step, Step::TrialBoot) && cut + 1 < cuts;
         let back = back_up(&mut vm, 0, leave_trial);
-        if let Some(trial_slot) = trial_slot {
-            assert_eq!(
-                back.slot, trial_slot,
-                "a cut near the commit of slot {trial_slot} brought back slot {}",
-                back.slot
+        if let Some(trial_slot) = trial_slot
+            && back.slot != trial_slot
+        {
+            let trial_boot = before_cut
+                .iter()
+                .rposition(|l| l.starts_with("carapace: stage1 start"))
+                .unwrap_or(0);
+            fail(
+                &vm,
+                format!(
+                    "a cut near the commit of slot {trial_slot} brought back slot {}\n--- the \
+                     trial boot, up to the cut ---\n{}",
+                    back.slot,
+                    before_cut[trial_boot..].join("\n")
+                ),
             );
         }
         from = back.from;
