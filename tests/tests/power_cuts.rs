@@ -269,6 +269,8 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
     let (_machine, config, mut vm) = boot_and_pair(&image, "cuts", &net, &chat, &code);
     let mut from = vm.console().len();
     let mut trial = None;
+    // Boots of the slot on trial in machines already cut (each takes one of its tries).
+    let mut trial_boots_before = 0;
 
     for cut in 0..cuts {
         let seed = first_seed.wrapping_add(cut).max(1);
@@ -281,13 +283,32 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
             _ => Step::Commit,
         };
         println!("power cut {}/{cuts}: seed={seed} step={step:?}", cut + 1);
+        let continues_trial = trial.is_some();
         drive_to(step, &mut vm, &chat, &mut draw, from, trial.take());
         // The commit's cut lands in a trial; the trial's slot must be the one that comes back,
-        // committed before the cut or judged again after it (it has tries left: one went to
-        // the trial boot's cut, one to this boot). The old slot coming back here was the
+        // committed before the cut or judged again after it, unless its boots since the
+        // reboot into it used all its tries. The old slot coming back with tries left was the
         // vfat rename that a cut left without its size (atomic_file::rename_durably).
         let trial_slot = matches!(step, Step::Commit).then(|| trial_slot(&vm));
         let before_cut = vm.console();
+        // Every boot since the reboot into the trial took one of the slot's tries: those of
+        // this machine (from its start when it continues a trial left by the last cut, else
+        // since this step's reboot) and those of the machine cut before it.
+        let boots_here = before_cut[if continues_trial { 0 } else { from }..]
+            .iter()
+            .filter(|l| l.starts_with("carapace: stage1 start"))
+            .count();
+        let trial_boots = boots_here
+            + if continues_trial {
+                trial_boots_before
+            } else {
+                0
+            };
+        trial_boots_before = if matches!(step, Step::TrialBoot) {
+            boots_here
+        } else {
+            0
+        };
         vm.kill();
         drop(vm);
         vm = Vm::start(&config).expect("start QEMU again");
@@ -295,7 +316,16 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
         // next cut, the commit's, lands in that trial, whose end the cut after it waits for.
         let leave_trial = matches!(step, Step::TrialBoot) && cut + 1 < cuts;
         let back = back_up(&mut vm, 0, leave_trial);
-        if let Some(trial_slot) = trial_slot
+        // Its tries used up, the trial slot is skipped and the old one boots: right.
+        let tries = board_support::boot_entry::DEFAULT_TRIES as usize;
+        if let Some(trial_slot) = &trial_slot
+            && back.slot != *trial_slot
+            && trial_boots >= tries
+        {
+            println!(
+                "  the trial's {trial_boots} boots used its {tries} tries: back on the old slot"
+            );
+        } else if let Some(trial_slot) = trial_slot
             && back.slot != trial_slot
         {
             let trial_boot = before_cut
@@ -305,8 +335,9 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
             fail(
                 &vm,
                 format!(
-                    "a cut near the commit of slot {trial_slot} brought back slot {}\n--- the \
-                     trial boot, up to the cut ---\n{}",
+                    "a cut near the commit of slot {trial_slot} (its boot {trial_boots} of \
+                     {tries} tries) brought back slot {}\n--- the trial boot, up to the cut \
+                     ---\n{}",
                     back.slot,
                     before_cut[trial_boot..].join("\n")
                 ),
