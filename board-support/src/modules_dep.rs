@@ -74,6 +74,128 @@ pub fn load_order(modules_dep: &str) -> Vec<String> {
     order
 }
 
+/// More threads than this only wait on each other in the kernel.
+const MAX_LOAD_THREADS: usize = 4;
+
+/// Loads `order` (dependencies first) with `load`, one thread per CPU (up to four), the
+/// caller's among them: a module starts once all it needs (among `order`) has finished.
+/// finit_module does its work (reading, the signature check, relocation, the module's init)
+/// on the calling CPU, so modules load side by side. A module that fails counts as done.
+/// Returns how many loaded, and each failure.
+pub fn load_side_by_side<'a, E: Send>(
+    order: &'a [String],
+    needs: HashMap<&'a str, Vec<&'a str>>,
+    load: impl Fn(&str) -> Result<(), E> + Sync,
+) -> (usize, Vec<(String, E)>) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_LOAD_THREADS));
+    load_on(
+        workers,
+        order.iter().map(String::as_str).collect(),
+        needs,
+        load,
+    )
+}
+
+/// [`load_side_by_side`] on `workers` threads. A thread that cannot be started leaves its
+/// share to the others.
+fn load_on<'a, E: Send>(
+    workers: usize,
+    order: Vec<&'a str>,
+    needs: HashMap<&'a str, Vec<&'a str>>,
+    load: impl Fn(&str) -> Result<(), E> + Sync,
+) -> (usize, Vec<(String, E)>) {
+    use std::sync::{Condvar, Mutex, PoisonError};
+    let state = Mutex::new(Schedule::new(order, needs));
+    let turn = Condvar::new();
+    let outcome = Mutex::new((0, Vec::new()));
+    let work = || {
+        loop {
+            let module = {
+                let mut schedule = state.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(module) = schedule.take() {
+                        break module;
+                    }
+                    if schedule.waiting.is_empty() {
+                        return;
+                    }
+                    schedule = turn.wait(schedule).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let result = load(module);
+            {
+                let mut outcome = outcome.lock().unwrap_or_else(PoisonError::into_inner);
+                match result {
+                    Ok(()) => outcome.0 += 1,
+                    Err(err) => outcome.1.push((module.to_owned(), err)),
+                }
+            }
+            state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .finish(module);
+            turn.notify_all();
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            if std::thread::Builder::new()
+                .name("modules".into())
+                .spawn_scoped(scope, work)
+                .is_err()
+            {
+                break;
+            }
+        }
+        work();
+    });
+    outcome.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which module may start next: each once, after everything it needs (among the modules
+/// scheduled) has finished, in load order, so a lone thread loads exactly in that order.
+struct Schedule<'a> {
+    waiting: Vec<&'a str>,
+    scheduled: HashSet<&'a str>,
+    needs: HashMap<&'a str, Vec<&'a str>>,
+    finished: HashSet<&'a str>,
+    running: usize,
+}
+
+impl<'a> Schedule<'a> {
+    fn new(order: Vec<&'a str>, needs: HashMap<&'a str, Vec<&'a str>>) -> Schedule<'a> {
+        Schedule {
+            scheduled: order.iter().copied().collect(),
+            waiting: order,
+            needs,
+            finished: HashSet::new(),
+            running: 0,
+        }
+    }
+
+    fn take(&mut self) -> Option<&'a str> {
+        let ready = |module: &&str| {
+            self.needs.get(module).is_none_or(|needs| {
+                needs
+                    .iter()
+                    .all(|n| self.finished.contains(n) || !self.scheduled.contains(n))
+            })
+        };
+        let next = self.waiting.iter().position(ready).or(
+            // Nothing ready and nothing loading: a cycle (depmod writes none, a hand-made file
+            // could). Load order broke it; follow that.
+            (self.running == 0 && !self.waiting.is_empty()).then_some(0),
+        )?;
+        self.running += 1;
+        Some(self.waiting.remove(next))
+    }
+
+    fn finish(&mut self, module: &'a str) {
+        self.running -= 1;
+        self.finished.insert(module);
+    }
+}
+
 fn visit<'a>(
     module: &'a str,
     deps: &HashMap<&'a str, Vec<&'a str>>,
@@ -97,6 +219,93 @@ fn visit<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn schedule<'a>(order: &[&'a str], needs: &[(&'a str, &[&'a str])]) -> Schedule<'a> {
+        let needs = needs.iter().map(|(m, n)| (*m, n.to_vec())).collect();
+        Schedule::new(order.to_vec(), needs)
+    }
+
+    #[test]
+    fn one_thread_loads_in_load_order() {
+        let mut s = schedule(
+            &["dm-mod", "dm-bufio", "dm-verity", "erofs"],
+            &[("dm-verity", &["dm-mod", "dm-bufio"])],
+        );
+        let mut seen = Vec::new();
+        while let Some(m) = s.take() {
+            seen.push(m);
+            s.finish(m);
+        }
+        assert_eq!(seen, ["dm-mod", "dm-bufio", "dm-verity", "erofs"]);
+        assert!(s.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_module_waits_for_what_it_needs_while_others_start() {
+        let mut s = schedule(
+            &["mac80211", "mac80211_hwsim", "evdev"],
+            &[("mac80211_hwsim", &["mac80211"])],
+        );
+        assert_eq!(s.take(), Some("mac80211"));
+        // hwsim needs mac80211, which is still loading: evdev goes first.
+        assert_eq!(s.take(), Some("evdev"));
+        assert_eq!(s.take(), None);
+        assert!(!s.waiting.is_empty());
+        s.finish("evdev");
+        assert_eq!(s.take(), None);
+        s.finish("mac80211");
+        assert_eq!(s.take(), Some("mac80211_hwsim"));
+        assert!(s.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_need_that_is_not_scheduled_does_not_block() {
+        let mut s = schedule(&["vfat"], &[("vfat", &["fat"])]);
+        assert_eq!(s.take(), Some("vfat"));
+    }
+
+    #[test]
+    fn a_cycle_is_broken_in_load_order_once_nothing_is_loading() {
+        let mut s = schedule(&["a", "b"], &[("a", &["b"]), ("b", &["a"])]);
+        assert_eq!(s.take(), Some("a"));
+        assert_eq!(s.take(), None);
+        s.finish("a");
+        assert_eq!(s.take(), Some("b"));
+    }
+
+    #[test]
+    fn every_module_is_loaded_once_on_several_threads_after_what_it_needs() {
+        let order: Vec<String> = (0..40).map(|i| format!("m{i}.ko")).collect();
+        let needs: HashMap<&str, Vec<&str>> = (1..40)
+            .step_by(3)
+            .map(|i| (order[i].as_str(), vec![order[i - 1].as_str()]))
+            .collect();
+        let done = std::sync::Mutex::new(Vec::new());
+        let (loaded, failed) = load_on(
+            4,
+            order.iter().map(String::as_str).collect(),
+            needs.clone(),
+            |module| {
+                let mut done = done.lock().unwrap();
+                for need in needs.get(module).into_iter().flatten() {
+                    assert!(done.contains(&need.to_string()), "{module} before {need}");
+                }
+                done.push(module.to_owned());
+                if module == "m7.ko" {
+                    Err("no such device")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(loaded, 39);
+        assert_eq!(failed, [("m7.ko".to_owned(), "no such device")]);
+        let mut done = done.into_inner().unwrap();
+        done.sort();
+        let mut all = order.clone();
+        all.sort();
+        assert_eq!(done, all);
+    }
 
     fn position(order: &[String], module: &str) -> usize {
         order.iter().position(|m| m == module).expect(module)
