@@ -16,6 +16,7 @@ pub mod board;
 pub mod boot_control;
 pub mod boot_entry;
 pub mod box_health;
+pub mod cache_dir;
 pub mod capability;
 pub mod cmdline;
 pub mod data_outcome;

@@ -61,17 +61,7 @@ impl Paths {
 /// The build cache, shared by every checkout on the machine: CARAPACE_CACHE, else
 /// $XDG_CACHE_HOME/carapace, else ~/.cache/carapace.
 pub fn default_cache(workspace: &Path) -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("CARAPACE_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = var("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("carapace");
-    }
-    match var("HOME") {
-        Some(home) => PathBuf::from(home).join(".cache/carapace"),
-        None => workspace.join(".cache/carapace"),
-    }
+    board_support::cache_dir::cache_dir().unwrap_or_else(|| workspace.join(".cache/carapace"))
 }
 
 #[derive(Debug, Clone, Copy, Default)]
