@@ -8,7 +8,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 
 for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio debootstrap \
            debian-archive-keyring gpgv ca-certificates \
-           nftables iproute2 dnsmasq-base nmap openssl; do
+           nftables iproute2 dnsmasq-base nmap openssl espeak-ng python3-venv; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 
@@ -29,5 +29,13 @@ fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 if ! rustup component list --installed 2>/dev/null | grep -q clippy; then
     rustup component add clippy rustfmt 2>/dev/null || true
+fi
+# OpenAI's Python client, pinned: the inference engine's local API is tested the way OpenAI's
+# clients call it (infer/tests/api.rs). espeak-ng above speaks the engine's test audio.
+OPENAI_VERSION=3.57.0
+venv="$(dirname "$0")/../out/venv-openai"
+if ! "$venv/bin/python" -c "import sys, openai; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
 fi
 echo "deps: ok"

@@ -24,8 +24,11 @@ fn bad(reason: impl Into<String>) -> Error {
 
 /// Decodes a WAV file's bytes to 16 kHz mono samples (channels averaged, then resampled).
 pub fn decode_wav(bytes: &[u8]) -> Result<Vec<f32>> {
-    let mut reader = hound::WavReader::new(Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a WAV file the engine reads ({e}); send PCM or float WAV")))?;
+    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| {
+        bad(format!(
+            "not a WAV file the engine reads ({e}); send PCM or float WAV"
+        ))
+    })?;
     let spec = reader.spec();
     if spec.channels == 0 || spec.sample_rate < 1_000 || spec.sample_rate > 384_000 {
         return Err(bad(format!(
@@ -110,7 +113,11 @@ mod tests {
     fn a_wav_at_22050_hz_comes_back_at_16_khz_with_its_length_and_loudness() {
         let wav = encode_wav(&tone(22_050, 2.0, 440.0), 22_050);
         let samples = decode_wav(&wav).unwrap();
-        assert!((samples.len() as i64 - 32_000).abs() <= 2, "{}", samples.len());
+        assert!(
+            (samples.len() as i64 - 32_000).abs() <= 2,
+            "{}",
+            samples.len()
+        );
         let middle = &samples[8_000..24_000];
         let rms = (middle.iter().map(|s| s * s).sum::<f32>() / middle.len() as f32).sqrt();
         assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "rms {rms}");

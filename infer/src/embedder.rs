@@ -62,8 +62,14 @@ impl Embedder {
     /// One unit-length vector per sentence, in order. The batch is padded to its longest
     /// sentence; padding does not change any sentence's vector.
     pub fn embed(&self, sentences: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_counted(sentences).map(|(vectors, _)| vectors)
+    }
+
+    /// As [`Embedder::embed`], with the number of word pieces the model read (padding not
+    /// counted, cut-off pieces not counted): the API's token usage.
+    pub fn embed_counted(&self, sentences: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
         if sentences.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let encodings = self
             .tokenizer
@@ -88,10 +94,15 @@ impl Embedder {
             .model
             .forward(&input_ids, &type_ids, Some(&attention_mask))
             .map_err(Error::tensor("running the BERT model"))?;
-        mean_pool(&hidden, &attention_mask)
+        let vectors = mean_pool(&hidden, &attention_mask)
             .and_then(|pooled| l2_normalize(&pooled))
             .and_then(|unit| unit.to_vec2::<f32>())
-            .map_err(Error::tensor("pooling the sentence vectors"))
+            .map_err(Error::tensor("pooling the sentence vectors"))?;
+        let pieces = encodings
+            .iter()
+            .map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count())
+            .sum();
+        Ok((vectors, pieces))
     }
 }
 

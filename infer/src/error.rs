@@ -76,6 +76,18 @@ pub enum Error {
     OnnxModel { path: PathBuf, reason: String },
     #[error("running {model}: {reason}")]
     Inference { model: &'static str, reason: String },
+    #[error("the local API listens on loopback only, not on {address}; use 127.0.0.1:PORT")]
+    NotLoopback { address: std::net::SocketAddr },
+    #[error("listening on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model {model} cannot be loaded: {reason}")]
+    ModelUnavailable { model: String, reason: String },
+    #[error("model {model} does not do {capability}")]
+    WrongCapability { model: String, capability: String },
     #[error("the audio is not usable: {reason}")]
     BadAudio { reason: String },
     #[error(

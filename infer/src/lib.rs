@@ -15,16 +15,20 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 mod audio;
 mod cache;
 mod digest;
 mod download;
 mod embedder;
+mod engine;
 mod error;
 mod fetch;
 mod lock;
 mod onnx;
 mod pooling;
+mod probe;
+mod serve;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
@@ -36,10 +40,13 @@ pub use cache::{models_dir, models_dir_from};
 pub use digest::{sha256_file, verify_sha256};
 pub use download::download_client;
 pub use embedder::{Embedder, MAX_WORD_PIECES};
+pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
 pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, onnx_runtime_pin};
 pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
 pub use pooling::{l2_normalize, mean_pool};
+pub use probe::report as probe_report;
+pub use serve::{MAX_BODY_BYTES, bind, serve};
 pub use threads::{check_cpu_threads, pin_cpu_threads};
 pub use vad::{SegmentRules, SpeechSegment, VoiceActivity, segments};

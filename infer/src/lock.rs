@@ -245,7 +245,10 @@ files = ["config.json", "model.safetensors"]
         let lock = ModelLock::pinned().unwrap();
         for arch in ["x86_64", "aarch64"] {
             let runtime = lock.model(&format!("onnxruntime-{arch}")).unwrap();
-            assert_eq!((runtime.wheel.as_str(), runtime.version.as_str()), ("onnxruntime", "1.31.1"));
+            assert_eq!(
+                (runtime.wheel.as_str(), runtime.version.as_str()),
+                ("onnxruntime", "1.31.1")
+            );
             assert!(runtime.wheel_file_name().ends_with(&format!("_{arch}.whl")));
             assert_eq!(runtime.files, ["libonnxruntime.so.1.31.1"]);
         }

@@ -98,8 +98,12 @@ impl VoiceActivity {
                     "sr" => Tensor::from_array(((), vec![i64::from(SPEECH_SAMPLE_RATE)])).map_err(failed)?,
                 ])
                 .map_err(failed)?;
-            let (_, probability) = outputs["output"].try_extract_tensor::<f32>().map_err(failed)?;
-            let (_, next_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(failed)?;
+            let (_, probability) = outputs["output"]
+                .try_extract_tensor::<f32>()
+                .map_err(failed)?;
+            let (_, next_state) = outputs["stateN"]
+                .try_extract_tensor::<f32>()
+                .map_err(failed)?;
             probabilities.push(probability.first().copied().unwrap_or(0.0));
             state.copy_from_slice(next_state);
         }
@@ -109,7 +113,11 @@ impl VoiceActivity {
     /// The speech in 16 kHz `samples`, cut by silero-vad's default rules.
     pub fn speech_segments(&mut self, samples: &[f32]) -> Result<Vec<SpeechSegment>> {
         let probabilities = self.probabilities(samples)?;
-        Ok(segments(&probabilities, samples.len(), &SegmentRules::default()))
+        Ok(segments(
+            &probabilities,
+            samples.len(),
+            &SegmentRules::default(),
+        ))
     }
 }
 
@@ -238,7 +246,13 @@ mod tests {
         let p = probs(&format!("{}{}", ".".repeat(5), "#".repeat(20)));
         let length = 25 * 512 - 100;
         let found = segments(&p, length, &SegmentRules::default());
-        assert_eq!(found, [SpeechSegment { start: 5 * 512 - 480, end: length }]);
+        assert_eq!(
+            found,
+            [SpeechSegment {
+                start: 5 * 512 - 480,
+                end: length
+            }]
+        );
     }
 
     #[test]

@@ -77,9 +77,12 @@ fn speech_placed_at_known_times_is_found_there_and_the_silence_between_is_not_sp
     let mut seed = 7;
     let mut audio = room(1.0, &mut seed);
     let mut spoken = Vec::new();
-    for (i, text) in ["the kettle is on the stove", "please remind me to call the plumber"]
-        .into_iter()
-        .enumerate()
+    for (i, text) in [
+        "the kettle is on the stove",
+        "please remind me to call the plumber",
+    ]
+    .into_iter()
+    .enumerate()
     {
         if i > 0 {
             audio.extend(room(1.5, &mut seed));
@@ -115,7 +118,11 @@ fn speech_placed_at_known_times_is_found_there_and_the_silence_between_is_not_sp
             "only {covered:.2} s of the speech at {s:.2}-{e:.2} s found: {found:?}"
         );
         let first = found.iter().find(|&&(a, b)| b > s && a < e).unwrap();
-        assert!(first.0 <= s + 0.1, "speech at {s:.3} s found from {:.3} s", first.0);
+        assert!(
+            first.0 <= s + 0.1,
+            "speech at {s:.3} s found from {:.3} s",
+            first.0
+        );
     }
 }
 

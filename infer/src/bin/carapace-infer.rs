@@ -1,0 +1,128 @@
+//! carapace-infer: the local inference engine's service (`serve`), its self-report (`probe`),
+//! and `fetch`, which puts the pinned models into the cache on a machine that may download.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carapace_infer::{Engine, EngineConfig, ModelLock};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "carapace-infer", about = "Carapace's local inference engine")]
+struct Cli {
+    /// The folder of unpacked models (default: the cache's models/, where `fetch` puts them).
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// CPU threads for inference (default: every core this process may use).
+    #[arg(long, global = true)]
+    threads: Option<NonZeroUsize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the local API (OpenAI's /v1/embeddings and /v1/models, and voice activity).
+    Serve {
+        /// A loopback address; port 0 picks a free port (printed once listening).
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Drop a model after it sat unused this many seconds.
+        #[arg(long, default_value_t = 300)]
+        idle_unload_secs: u64,
+    },
+    /// Say what this box has and how fast each model runs on it.
+    Probe,
+    /// Download and unpack every model and runtime pinned in models.lock into the cache.
+    Fetch,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+    // SAFETY: first thing in main; no other thread exists yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        carapace_infer::pin_cpu_threads(threads)
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("carapace-infer: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, cli.models, threads)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("carapace-infer: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    command: Command,
+    models: Option<PathBuf>,
+    threads: NonZeroUsize,
+) -> carapace_infer::Result<()> {
+    let models_dir = match models {
+        Some(dir) => dir,
+        None => carapace_infer::models_dir()?,
+    };
+    let config = |idle_unload| EngineConfig {
+        models_dir: models_dir.clone(),
+        threads,
+        idle_unload,
+    };
+    match command {
+        Command::Serve {
+            listen,
+            idle_unload_secs,
+        } => {
+            let engine = Arc::new(Engine::new(config(Duration::from_secs(idle_unload_secs)))?);
+            let listener = carapace_infer::bind(listen).await?;
+            let address =
+                listener
+                    .local_addr()
+                    .map_err(|source| carapace_infer::Error::Listen {
+                        address: listen,
+                        source,
+                    })?;
+            println!("carapace-infer: listening on http://{address}");
+            carapace_infer::serve(listener, engine).await;
+            Ok(())
+        }
+        Command::Probe => {
+            let engine = Engine::new(config(Duration::MAX))?;
+            let report = tokio::task::spawn_blocking(move || carapace_infer::probe_report(&engine))
+                .await
+                .unwrap_or_else(|join| format!("the probe stopped: {join}\n"));
+            print!("{report}");
+            Ok(())
+        }
+        Command::Fetch => {
+            let lock = ModelLock::pinned()?;
+            let client = carapace_infer::download_client()?;
+            let this_arch = carapace_infer::onnx_runtime_pin();
+            for name in lock.names() {
+                if name.starts_with("onnxruntime-") && name != this_arch {
+                    continue;
+                }
+                let dir =
+                    carapace_infer::fetch_model(&client, lock.model(name)?, &models_dir).await?;
+                println!("{name}: {}", dir.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The engine behind the local API: which models this box has, loading each on first use and
+//! dropping it again after it sat idle, and one computation at a time on the shared thread
+//! pools (two at once would only split the same cores and make both late).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::embedder::Embedder;
+use crate::error::{Error, Result};
+use crate::lock::{ModelLock, onnx_runtime_pin};
+use crate::onnx::OnnxRuntime;
+use crate::vad::VoiceActivity;
+
+/// What a model does, which decides the endpoint that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Embeddings,
+    VoiceActivity,
+}
+
+/// The models the engine knows, by lock name.
+const CATALOG: [(&str, Capability); 2] = [
+    ("all-minilm-l6-v2", Capability::Embeddings),
+    ("silero-vad", Capability::VoiceActivity),
+];
+
+/// Where the engine finds its files and how it runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Holds `<name>-<version>/` folders as models.lock unpacks them (the cache's `models/`).
+    pub models_dir: PathBuf,
+    pub threads: NonZeroUsize,
+    /// A loaded model unused this long is dropped, giving its memory back.
+    pub idle_unload: Duration,
+}
+
+/// One model as the API reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelStatus {
+    pub id: String,
+    pub capability: Capability,
+    pub loaded: bool,
+    /// Where it runs, and why there.
+    pub device: &'static str,
+    pub device_reason: &'static str,
+    /// Why the last load failed, until a load succeeds.
+    pub last_error: Option<String>,
+}
+
+enum Loaded {
+    Embedder(Box<Embedder>),
+    VoiceActivity(VoiceActivity),
+}
+
+struct Slot {
+    dir: PathBuf,
+    capability: Capability,
+    loaded: Option<Loaded>,
+    last_used: Instant,
+}
+
+struct Models {
+    slots: BTreeMap<String, Slot>,
+    /// ONNX Runtime, loaded with the first ONNX model and kept: a process may load it once.
+    onnx: Option<OnnxRuntime>,
+    onnx_library: PathBuf,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    /// Held while a model loads or computes.
+    models: Mutex<Models>,
+    /// What `status` says, kept apart so that it answers while `models` is held.
+    reported: Mutex<BTreeMap<String, ModelStatus>>,
+}
+
+/// Why the CPU runs every model in this build: the accelerators' paths are cargo features
+/// (CUDA) or run-time libraries (OpenVINO, HailoRT) this engine does not have yet.
+const CPU_ONLY: &str = "this engine is built for the CPU only";
+
+impl Engine {
+    /// An engine over the models in `config.models_dir`; nothing is loaded yet.
+    pub fn new(config: EngineConfig) -> Result<Engine> {
+        let lock = ModelLock::pinned()?;
+        let mut slots = BTreeMap::new();
+        let mut reported = BTreeMap::new();
+        for (name, capability) in CATALOG {
+            reported.insert(
+                name.to_string(),
+                ModelStatus {
+                    id: name.to_string(),
+                    capability,
+                    loaded: false,
+                    device: "cpu",
+                    device_reason: CPU_ONLY,
+                    last_error: None,
+                },
+            );
+            let pin = lock.model(name)?;
+            slots.insert(
+                name.to_string(),
+                Slot {
+                    dir: config.models_dir.join(pin.unpacked_dir_name()),
+                    capability,
+                    loaded: None,
+                    last_used: Instant::now(),
+                },
+            );
+        }
+        let runtime = lock.model(&onnx_runtime_pin())?;
+        let onnx_library = config
+            .models_dir
+            .join(runtime.unpacked_dir_name())
+            .join(&runtime.files[0]);
+        Ok(Engine {
+            config,
+            models: Mutex::new(Models {
+                slots,
+                onnx: None,
+                onnx_library,
+            }),
+            reported: Mutex::new(reported),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Models> {
+        // A panic while computing poisons the lock; the models are still whole (a failed
+        // computation changes nothing in them), so the engine goes on.
+        self.models
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every model this engine knows, loaded or not. Answers at once, even while a model
+    /// loads or computes.
+    pub fn status(&self) -> Vec<ModelStatus> {
+        self.reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The capability of model `id`, or UnknownModel.
+    pub fn capability(&self, id: &str) -> Result<Capability> {
+        CATALOG
+            .iter()
+            .find(|(name, _)| *name == id)
+            .map(|&(_, capability)| capability)
+            .ok_or_else(|| Error::UnknownModel { model: id.into() })
+    }
+
+    /// Embeds `inputs` with model `id`: the vectors and the word pieces read. Blocks while
+    /// the model loads or another computation runs.
+    pub fn embed(&self, id: &str, inputs: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::Embedder(embedder) => embedder.embed_counted(inputs),
+            Loaded::VoiceActivity(_) => Err(wrong(id, "embeddings")),
+        })
+    }
+
+    /// The speech segments in 16 kHz `samples`, by model `id`.
+    pub fn speech_segments(
+        &self,
+        id: &str,
+        samples: &[f32],
+    ) -> Result<Vec<crate::vad::SpeechSegment>> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::VoiceActivity(vad) => vad.speech_segments(samples),
+            Loaded::Embedder(_) => Err(wrong(id, "voice activity")),
+        })
+    }
+
+    /// Drops the models unused for `idle_unload`; returns their names.
+    pub fn unload_idle(&self) -> Vec<String> {
+        let idle = self.config.idle_unload;
+        // A model computing now is not idle: try again next round rather than wait.
+        let mut models = match self.models.try_lock() {
+            Ok(models) => models,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Vec::new(),
+        };
+        let mut dropped = Vec::new();
+        for (id, slot) in &mut models.slots {
+            if slot.loaded.is_some() && slot.last_used.elapsed() >= idle {
+                slot.loaded = None;
+                dropped.push(id.clone());
+            }
+        }
+        drop(models);
+        for id in &dropped {
+            self.report(id, |status| status.loaded = false);
+        }
+        dropped
+    }
+
+    fn with_loaded<T>(&self, id: &str, run: impl FnOnce(&mut Loaded) -> Result<T>) -> Result<T> {
+        let mut guard = self.lock();
+        let Models {
+            slots,
+            onnx,
+            onnx_library,
+        } = &mut *guard;
+        let slot = slots
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownModel { model: id.into() })?;
+        slot.last_used = Instant::now();
+        let loaded = match &mut slot.loaded {
+            Some(loaded) => loaded,
+            None => {
+                let result = load(
+                    slot.capability,
+                    &slot.dir,
+                    onnx,
+                    onnx_library,
+                    self.config.threads,
+                );
+                self.report(id, |status| {
+                    status.loaded = result.is_ok();
+                    status.last_error = result.as_ref().err().map(ToString::to_string);
+                });
+                match result {
+                    Ok(loaded) => slot.loaded.insert(loaded),
+                    Err(error) => {
+                        return Err(Error::ModelUnavailable {
+                            model: id.into(),
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+            }
+        };
+        run(loaded)
+    }
+
+    /// Changes what `status` says of model `id`.
+    fn report(&self, id: &str, change: impl FnOnce(&mut ModelStatus)) {
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(status) = reported.get_mut(id) {
+            change(status);
+        }
+    }
+}
+
+fn wrong(id: &str, capability: &str) -> Error {
+    Error::WrongCapability {
+        model: id.into(),
+        capability: capability.into(),
+    }
+}
+
+fn load(
+    capability: Capability,
+    dir: &Path,
+    onnx: &mut Option<OnnxRuntime>,
+    onnx_library: &Path,
+    threads: NonZeroUsize,
+) -> Result<Loaded> {
+    match capability {
+        Capability::Embeddings => {
+            Embedder::load(dir, threads).map(|e| Loaded::Embedder(Box::new(e)))
+        }
+        Capability::VoiceActivity => {
+            let runtime = match onnx {
+                Some(runtime) => runtime,
+                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+            };
+            VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The engine's service, `carapace-infer serve`, as a program on loopback: its answers in
+//! OpenAI's formats (checked with OpenAI's own Python client too), its errors, a model that
+//! cannot load while the others work, and models dropped when idle. The pinned models are
+//! fetched into the cache on the first run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running `carapace-infer serve`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn models_dir() -> PathBuf {
+    let status = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
+        .arg("fetch")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "carapace-infer fetch failed");
+    carapace_infer::models_dir().unwrap()
+}
+
+fn serve(models: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
+        .args(["--threads", "2", "--models"])
+        .arg(models)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("carapace-infer: listening on ")
+        .unwrap_or_else(|| panic!("first line {line:?}"))
+        .to_string();
+    Server { child, url }
+}
+
+fn client() -> reqwest::Client {
+    carapace_http::client().unwrap()
+}
+
+async fn post_json(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}{path}", server.url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{}{path}", server.url))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// sentence-transformers' vectors for the reference sentences (tests/data/reference.json).
+fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (
+        serde_json::from_value(json["sentences"].clone()).unwrap(),
+        serde_json::from_value(json["embeddings"].clone()).unwrap(),
+    )
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+fn speech_wav(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (make deps installs it)");
+    assert!(status.success());
+    std::fs::read(wav).unwrap()
+}
+
+#[tokio::test]
+async fn embeddings_match_sentence_transformers_as_floats_and_as_base64() {
+    let server = serve(&models_dir(), &[]);
+    let (sentences, expected) = reference();
+    let sentences = &sentences[..8];
+    let (status, body) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": sentences}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["model"], "all-minilm-l6-v2");
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > sentences.len() as u64);
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), sentences.len());
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["index"], i);
+        let vector: Vec<f32> = serde_json::from_value(item["embedding"].clone()).unwrap();
+        assert_eq!(vector.len(), 384);
+        let similarity = cosine(&vector, &expected[i]);
+        assert!(similarity >= 0.999, "sentence {i}: cosine {similarity}");
+    }
+
+    let (status, body) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": sentences[0], "encoding_format": "base64"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let vector: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert!(cosine(&vector, &expected[0]) >= 0.999);
+}
+
+#[tokio::test]
+async fn openais_python_client_lists_the_models_and_gets_the_same_embeddings() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/venv-openai/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `make deps` installs OpenAI's client there",
+        python.display()
+    );
+    let server = serve(&models_dir(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openai_client.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(&server.url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let models: Vec<String> = serde_json::from_value(got["models"].clone()).unwrap();
+    assert!(
+        models.contains(&"all-minilm-l6-v2".to_string()),
+        "{models:?}"
+    );
+    assert!(models.contains(&"silero-vad".to_string()), "{models:?}");
+    let default: Vec<Vec<f32>> = serde_json::from_value(got["default"].clone()).unwrap();
+    let float: Vec<f32> = serde_json::from_value(got["float"].clone()).unwrap();
+    assert_eq!(default.len(), 2);
+    assert_eq!(default[0].len(), 384);
+    // The client's base64 default and the float form carry the same vector.
+    assert!(cosine(&default[0], &float) > 0.99999);
+    assert!(got["default_usage"].as_u64().unwrap() >= 2);
+    assert_eq!(got["unknown"]["status"], 404);
+    assert_eq!(got["unknown"]["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn voice_activity_finds_the_speech_in_an_espeak_wav_at_its_own_rate() {
+    let server = serve(&models_dir(), &[]);
+    // espeak-ng writes 22,050 Hz: the engine resamples.
+    let wav = speech_wav("turn the heating down a little");
+    let response = client()
+        .post(format!("{}/v1/audio/voice-activity", server.url))
+        .header("content-type", "audio/wav")
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["model"], "silero-vad");
+    let duration = body["duration"].as_f64().unwrap();
+    let segments = body["segments"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{body}");
+    let speech: f64 = segments
+        .iter()
+        .map(|s| s["end"].as_f64().unwrap() - s["start"].as_f64().unwrap())
+        .sum();
+    assert!(
+        speech > 0.6 * duration,
+        "{speech} s of speech in {duration} s: {body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_the_engine_keeps_answering() {
+    let server = serve(&models_dir(), &[]);
+    let (status, body) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "gpt-4o", "input": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (404, "model_not_found"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /v1/models")
+    );
+
+    let response = client()
+        .post(format!("{}/v1/embeddings", server.url))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not JSON")
+    );
+
+    // A corrupt WAV: a RIFF header with nothing sensible after it.
+    let response = client()
+        .post(format!("{}/v1/audio/voice-activity", server.url))
+        .body(b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunk".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the audio is not usable"),
+        "{body}"
+    );
+
+    // 26 MB: over the limit, refused before anything is decoded.
+    let response = client()
+        .post(format!("{}/v1/audio/voice-activity", server.url))
+        .body(vec![0u8; 26 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "request_too_large");
+
+    // The wrong model for the endpoint.
+    let (status, body) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "silero-vad", "input": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = get(&server, "/v1/embeddings").await;
+    assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
+
+    // Still up, still right.
+    assert_eq!(
+        get(&server, "/health").await,
+        (200, json!({"status": "ok"}))
+    );
+    let (status, _) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": "still here"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_load_is_reported_and_the_other_models_keep_working() {
+    let fetched = models_dir();
+    let models = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&fetched).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            std::os::unix::fs::symlink(entry.path(), models.path().join(entry.file_name()))
+                .unwrap();
+        }
+    }
+    // Silero's folder with a file that is not ONNX.
+    let vad = models.path().join("silero-vad-6.2.3");
+    std::fs::remove_file(&vad).unwrap();
+    std::fs::create_dir(&vad).unwrap();
+    std::fs::write(vad.join("silero_vad.onnx"), b"not a model").unwrap();
+
+    let server = serve(models.path(), &[]);
+    let response = client()
+        .post(format!(
+            "{}/v1/audio/voice-activity?model=silero-vad",
+            server.url
+        ))
+        .body(speech_wav("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "model_unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("model silero-vad cannot be loaded"),
+        "{message}"
+    );
+    assert!(message.contains("silero_vad.onnx"), "{message}");
+
+    let (status, _) = post_json(
+        &server,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": "the rest works"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, vad_status) = get(&server, "/v1/models/silero-vad").await;
+    assert_eq!(vad_status["loaded"], false);
+    assert!(
+        vad_status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("silero_vad.onnx")
+    );
+    let (_, minilm) = get(&server, "/v1/models/all-minilm-l6-v2").await;
+    assert_eq!(
+        (minilm["loaded"].clone(), minilm["device"].clone()),
+        (json!(true), json!("cpu"))
+    );
+}
+
+#[tokio::test]
+async fn a_model_left_idle_is_unloaded_and_loads_again_when_asked() {
+    let server = serve(&models_dir(), &["--idle-unload-secs", "1"]);
+    async fn loaded(server: &Server) -> Value {
+        get(server, "/v1/models/all-minilm-l6-v2").await.1["loaded"].clone()
+    }
+    async fn embed(server: &Server) -> u16 {
+        let body = json!({"model": "all-minilm-l6-v2", "input": "x"});
+        post_json(server, "/v1/embeddings", &body).await.0
+    }
+    assert_eq!(loaded(&server).await, false);
+    assert_eq!(embed(&server).await, 200);
+    assert_eq!(loaded(&server).await, true);
+    let started = Instant::now();
+    while loaded(&server).await == true {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never unloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(embed(&server).await, 200);
+    assert_eq!(loaded(&server).await, true);
+}
+
+#[test]
+fn the_api_refuses_to_listen_beyond_loopback() {
+    let output = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "carapace-infer: the local API listens on loopback only, not on 0.0.0.0:0"
+        ),
+        "{stderr}"
+    );
+}
