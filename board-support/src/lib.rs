@@ -23,6 +23,7 @@ pub mod data_outcome;
 pub mod error;
 pub mod gpt;
 pub mod image_info;
+pub mod local_inference;
 pub mod modules_dep;
 pub mod netd_control;
 pub mod notify;
