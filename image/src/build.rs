@@ -18,6 +18,7 @@ use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
 use crate::gpt_writer::{GptIds, write_gpt};
 use crate::ids::{derived_bytes, derived_u32, derived_uuid};
 use crate::kmod::{KernelTree, modules_dep};
+use crate::models;
 use crate::layout::{DATA_NAME, DiskPlan, ESP_NAME, ROOT_A_NAME};
 use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::Recipe;
@@ -258,6 +259,14 @@ pub fn build_with(
             0o755,
             Content::Copy(path.clone()),
             crate_origin(&spec.package),
+        );
+    }
+    for model in models::fetch(&recipe, &paths.cache)? {
+        root.add(
+            &model.image_path,
+            0o644,
+            Content::Copy(model.source),
+            model.origin,
         );
     }
     for program in &recipe.debian.programs {

@@ -51,6 +51,13 @@ pub enum Error {
     #[error("kernel module {0}")]
     Module(String),
 
+    #[error("model {name} of the recipe's [[model]]: {source}")]
+    Model {
+        name: String,
+        #[source]
+        source: carapace_infer::Error,
+    },
+
     #[error("{0}")]
     Image(String),
 

@@ -21,6 +21,7 @@ pub mod initramfs;
 pub mod keygen;
 pub mod kmod;
 pub mod layout;
+pub mod models;
 pub mod lock;
 pub mod network;
 pub mod owner;

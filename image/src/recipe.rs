@@ -40,6 +40,10 @@ pub struct Recipe {
     /// test access point's hostapd.conf), written into the root as they are.
     #[serde(default, rename = "file")]
     pub files: Vec<ConfigFile>,
+    /// Models for the local inference engine, by their name in infer/models.lock; the image
+    /// carries their files under board_support::local_inference::MODELS_DIR.
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelEntry>,
     /// The keys the image trusts for updates; without it, boxes running the image take none.
     pub update: Option<UpdateSection>,
 }
@@ -221,6 +225,13 @@ pub struct ExtraBinary {
     pub bin: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// A model's name in infer/models.lock (`all-minilm-l6-v2`).
+    pub name: String,
+}
+
 impl Recipe {
     pub fn load(path: &Path) -> Result<(Recipe, String)> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::RecipeRead {
@@ -283,6 +294,7 @@ impl Recipe {
             Version::parse(version).map_err(|reason| format!("version: {reason}"))?;
         }
         validate_suite(&self.debian.suite)?;
+        validate_models(&self.models)?;
         for word in &self.kernel.extra_cmdline {
             validate_cmdline_word(word)?;
         }
@@ -419,6 +431,33 @@ fn validate_hostname(hostname: &str) -> std::result::Result<(), String> {
 }
 
 /// A Debian release name: it is put into apt's sources list with -updates and -security.
+/// Every `[[model]]` names a model of infer/models.lock (a runtime library is not a model),
+/// once.
+fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
+    let lock = carapace_infer::ModelLock::pinned().map_err(|e| e.to_string())?;
+    let pinned: Vec<&str> = lock.names().filter(|n| !n.starts_with("onnxruntime-")).collect();
+    for (i, model) in models.iter().enumerate() {
+        if !pinned.contains(&model.name.as_str()) {
+            return Err(format!(
+                "[[model]] {}: not pinned in infer/models.lock; pinned models: {}",
+                model.name,
+                pinned.join(", ")
+            ));
+        }
+        if carapace_infer::runs_on_onnx_runtime(&model.name) {
+            return Err(format!(
+                "[[model]] {}: runs on ONNX Runtime, which images do not carry yet (the engine \
+                 is a static binary and cannot load libonnxruntime); leave it out",
+                model.name
+            ));
+        }
+        if models[..i].iter().any(|m| m.name == model.name) {
+            return Err(format!("[[model]] {}: listed twice", model.name));
+        }
+    }
+    Ok(())
+}
+
 fn validate_suite(suite: &str) -> std::result::Result<(), String> {
     if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase()) {
         Ok(())
@@ -519,6 +558,22 @@ ready = true
                 "{name}: the logger goes first"
             );
         }
+    }
+
+    #[test]
+    fn a_model_must_be_pinned_in_models_lock_and_listed_once() {
+        let with = |models: &str| Recipe::parse(&format!("{GOOD}\n{models}"));
+        let recipe = with("[[model]]\nname = \"all-minilm-l6-v2\"\n").unwrap();
+        assert_eq!(recipe.models[0].name, "all-minilm-l6-v2");
+        let err = with("[[model]]\nname = \"gpt-5\"\n").unwrap_err();
+        assert!(err.starts_with("[[model]] gpt-5: not pinned in infer/models.lock"), "{err}");
+        assert!(err.contains("all-minilm-l6-v2"), "{err}");
+        let err = with("[[model]]\nname = \"onnxruntime-x86_64\"\n").unwrap_err();
+        assert!(err.contains("not pinned"), "{err}");
+        let err = with("[[model]]\nname = \"silero-vad\"\n").unwrap_err();
+        assert!(err.contains("runs on ONNX Runtime"), "{err}");
+        let twice = "[[model]]\nname = \"all-minilm-l6-v2\"\n[[model]]\nname = \"all-minilm-l6-v2\"\n";
+        assert!(with(twice).unwrap_err().contains("listed twice"));
     }
 
     #[test]

@@ -26,14 +26,20 @@ pub enum Origin {
     Generated {
         by: String,
     },
+    /// A model file unpacked from a PyPI wheel pinned in infer/models.lock.
+    Wheel {
+        project: String,
+        version: String,
+        sha256: String,
+    },
 }
 
 impl Origin {
     /// Ours, built or generated: what a release changes. Debian's files change only with
-    /// their packages (the kernel's modules, which do with every kernel, are a release
+    /// their packages, a model's only with its pin (the kernel's modules, which do with every kernel, are a release
     /// directory of their own: `RootTree::release_dirs`).
     pub fn changes_between_releases(&self) -> bool {
-        !matches!(self, Origin::Debian { .. })
+        !matches!(self, Origin::Debian { .. } | Origin::Wheel { .. })
     }
 }
 

@@ -28,6 +28,13 @@ const CATALOG: [(&str, Capability); 2] = [
     ("silero-vad", Capability::VoiceActivity),
 ];
 
+/// Whether model `name` runs on ONNX Runtime (loaded at run time) rather than candle.
+pub fn runs_on_onnx_runtime(name: &str) -> bool {
+    CATALOG
+        .iter()
+        .any(|&(known, capability)| known == name && capability == Capability::VoiceActivity)
+}
+
 /// Where the engine finds its files and how it runs.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -40,7 +40,7 @@ pub use cache::{models_dir, models_dir_from};
 pub use digest::{sha256_file, verify_sha256};
 pub use download::download_client;
 pub use embedder::{Embedder, MAX_WORD_PIECES};
-pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+pub use engine::{Capability, Engine, EngineConfig, ModelStatus, runs_on_onnx_runtime};
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
 pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, onnx_runtime_pin};

@@ -37,6 +37,16 @@ impl OnnxRuntime {
         if !library.is_file() {
             return Err(failed("loading")("the file does not exist".into()));
         }
+        // A static glibc binary's dlopen loads a second C library beside the one linked in,
+        // and ONNX Runtime crashes the process on its first call (seen: SIGSEGV). Refuse
+        // instead, so that the rest of the engine keeps working.
+        if cfg!(target_feature = "crt-static") {
+            return Err(failed("loading")(
+                "this engine is a static binary, which cannot load a shared library; ONNX \
+                 models need a dynamically linked build"
+                    .into(),
+            ));
+        }
         // The library first: every other ort call goes through the API it loads.
         let builder = ort::init_from(library).map_err(|e| failed("loading")(e.to_string()))?;
         let pool = GlobalThreadPoolOptions::default()

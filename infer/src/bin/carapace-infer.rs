@@ -29,7 +29,7 @@ enum Command {
     /// Serve the local API (OpenAI's /v1/embeddings and /v1/models, and voice activity).
     Serve {
         /// A loopback address; port 0 picks a free port (printed once listening).
-        #[arg(long, default_value = "127.0.0.1:8089")]
+        #[arg(long, default_value = board_support::local_inference::API_ADDRESS)]
         listen: SocketAddr,
         /// Drop a model after it sat unused this many seconds.
         #[arg(long, default_value_t = 300)]
@@ -51,8 +51,11 @@ fn main() -> ExitCode {
     unsafe {
         carapace_infer::pin_cpu_threads(threads)
     };
+    // Computations run one at a time (the engine's lock): a few blocking threads are plenty,
+    // and the service's pids_max counts every thread.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()
     {
         Ok(runtime) => runtime,
