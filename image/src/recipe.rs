@@ -434,8 +434,11 @@ fn validate_hostname(hostname: &str) -> std::result::Result<(), String> {
 /// Every `[[model]]` names a model of infer/models.lock (a runtime library is not a model),
 /// once.
 fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
-    let lock = carapace_infer::ModelLock::pinned().map_err(|e| e.to_string())?;
-    let pinned: Vec<&str> = lock.names().filter(|n| !n.starts_with("onnxruntime-")).collect();
+    let lock = carapace_models::ModelLock::pinned().map_err(|e| e.to_string())?;
+    let pinned: Vec<&str> = lock
+        .names()
+        .filter(|name| lock.model(name).is_ok_and(|pin| pin.runs_on.is_some()))
+        .collect();
     for (i, model) in models.iter().enumerate() {
         if !pinned.contains(&model.name.as_str()) {
             return Err(format!(
@@ -444,7 +447,8 @@ fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
                 pinned.join(", ")
             ));
         }
-        if carapace_infer::runs_on_onnx_runtime(&model.name) {
+        let runs_on = lock.model(&model.name).ok().and_then(|pin| pin.runs_on);
+        if runs_on == Some(carapace_models::RunsOn::Onnxruntime) {
             return Err(format!(
                 "[[model]] {}: runs on ONNX Runtime, which images do not carry yet (the engine \
                  is a static binary and cannot load libonnxruntime); leave it out",
@@ -566,13 +570,17 @@ ready = true
         let recipe = with("[[model]]\nname = \"all-minilm-l6-v2\"\n").unwrap();
         assert_eq!(recipe.models[0].name, "all-minilm-l6-v2");
         let err = with("[[model]]\nname = \"gpt-5\"\n").unwrap_err();
-        assert!(err.starts_with("[[model]] gpt-5: not pinned in infer/models.lock"), "{err}");
+        assert!(
+            err.starts_with("[[model]] gpt-5: not pinned in infer/models.lock"),
+            "{err}"
+        );
         assert!(err.contains("all-minilm-l6-v2"), "{err}");
         let err = with("[[model]]\nname = \"onnxruntime-x86_64\"\n").unwrap_err();
         assert!(err.contains("not pinned"), "{err}");
         let err = with("[[model]]\nname = \"silero-vad\"\n").unwrap_err();
         assert!(err.contains("runs on ONNX Runtime"), "{err}");
-        let twice = "[[model]]\nname = \"all-minilm-l6-v2\"\n[[model]]\nname = \"all-minilm-l6-v2\"\n";
+        let twice =
+            "[[model]]\nname = \"all-minilm-l6-v2\"\n[[model]]\nname = \"all-minilm-l6-v2\"\n";
         assert!(with(twice).unwrap_err().contains("listed twice"));
     }
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
-use crate::lock::{ModelLock, onnx_runtime_pin};
 use crate::onnx::OnnxRuntime;
 use crate::vad::VoiceActivity;
+use carapace_models::{ModelLock, onnx_runtime_pin};
 
 /// What a model does, which decides the endpoint that runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -27,13 +27,6 @@ const CATALOG: [(&str, Capability); 2] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
 ];
-
-/// Whether model `name` runs on ONNX Runtime (loaded at run time) rather than candle.
-pub fn runs_on_onnx_runtime(name: &str) -> bool {
-    CATALOG
-        .iter()
-        .any(|&(known, capability)| known == name && capability == Capability::VoiceActivity)
-}
 
 /// Where the engine finds its files and how it runs.
 #[derive(Debug, Clone)]

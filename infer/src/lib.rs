@@ -17,14 +17,9 @@
 
 pub mod api;
 mod audio;
-mod cache;
-mod digest;
-mod download;
 mod embedder;
 mod engine;
 mod error;
-mod fetch;
-mod lock;
 mod onnx;
 mod pooling;
 mod probe;
@@ -32,18 +27,17 @@ mod serve;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
-mod unpack;
 mod vad;
 
 pub use audio::{MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_wav, encode_wav, resample};
-pub use cache::{models_dir, models_dir_from};
-pub use digest::{sha256_file, verify_sha256};
-pub use download::download_client;
 pub use embedder::{Embedder, MAX_WORD_PIECES};
-pub use engine::{Capability, Engine, EngineConfig, ModelStatus, runs_on_onnx_runtime};
+pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+// The pins and the fetch live in carapace-models (the image builder uses them without candle).
+pub use carapace_models::{
+    MODELS_LOCK, ModelLock, PinnedModel, RunsOn, download_client, fetch_model, fetch_pinned,
+    models_dir, onnx_runtime_pin,
+};
 pub use error::{Error, Result};
-pub use fetch::{fetch_model, fetch_pinned};
-pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, onnx_runtime_pin};
 pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
 pub use pooling::{l2_normalize, mean_pool};
 pub use probe::report as probe_report;

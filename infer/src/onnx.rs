@@ -10,9 +10,9 @@ use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
+use carapace_models::{ModelLock, fetch_pinned, onnx_runtime_pin};
+
 use crate::error::{Error, Result};
-use crate::fetch::fetch_pinned;
-use crate::lock::{ModelLock, onnx_runtime_pin};
 
 /// The loaded ONNX Runtime. Sessions made through it share its thread pool.
 pub struct OnnxRuntime {

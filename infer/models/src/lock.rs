@@ -8,7 +8,17 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// The lock as the crate was built with it.
-pub const MODELS_LOCK: &str = include_str!("../models.lock");
+pub const MODELS_LOCK: &str = include_str!("../../models.lock");
+
+/// What runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunsOn {
+    /// candle, inside the engine.
+    Candle,
+    /// ONNX Runtime, a library the engine loads at run time (a static engine cannot).
+    Onnxruntime,
+}
 
 /// One model's pinned wheel.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,6 +38,9 @@ pub struct PinnedModel {
     pub directory: String,
     /// The file names under `directory` the engine reads.
     pub files: Vec<String>,
+    /// What runs it: required for a `[model.*]`, absent for a `[runtime.*]` (a library).
+    #[serde(default)]
+    pub runs_on: Option<RunsOn>,
 }
 
 impl PinnedModel {
@@ -137,9 +150,22 @@ impl ModelLock {
             reason: error.to_string(),
         })?;
         let mut models = BTreeMap::new();
-        for (name, mut model) in file.model.into_iter().chain(file.runtime) {
+        let model_entries = file.model.into_iter().map(|entry| (entry, true));
+        let runtime_entries = file.runtime.into_iter().map(|entry| (entry, false));
+        for ((name, mut model), is_model) in model_entries.chain(runtime_entries) {
             model.name = name.clone();
             model.validate()?;
+            if model.runs_on.is_some() != is_model {
+                return Err(Error::LockEntry {
+                    model: name,
+                    field: "runs_on",
+                    reason: if is_model {
+                        "is missing: say \"candle\" or \"onnxruntime\"".into()
+                    } else {
+                        "is for models; a runtime library runs nothing itself".into()
+                    },
+                });
+            }
             if models.contains_key(&name) {
                 return Err(Error::LockEntry {
                     model: name,
@@ -176,6 +202,7 @@ url = "https://files.example/packages/aa/tiny_model-1.2.3-py3-none-any.whl"
 sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 directory = "tiny_model/data"
 files = ["config.json", "model.safetensors"]
+runs_on = "candle"
 "#;
 
     fn with(field: &str, value: &str) -> String {
@@ -259,8 +286,39 @@ files = ["config.json", "model.safetensors"]
 
     #[test]
     fn a_runtime_named_like_a_model_is_refused() {
-        let both = format!("{GOOD}\n{}", GOOD.replace("[model.tiny]", "[runtime.tiny]"));
-        assert_eq!(entry_error_field(&both), "name");
+        let runtime = GOOD
+            .replace("[model.tiny]", "[runtime.tiny]")
+            .replace("runs_on = \"candle\"\n", "");
+        assert_eq!(entry_error_field(&format!("{GOOD}\n{runtime}")), "name");
+    }
+
+    #[test]
+    fn a_model_says_what_runs_it_and_a_runtime_does_not() {
+        assert_eq!(
+            ModelLock::parse(GOOD)
+                .unwrap()
+                .model("tiny")
+                .unwrap()
+                .runs_on,
+            Some(RunsOn::Candle)
+        );
+        assert_eq!(
+            entry_error_field(&GOOD.replace("runs_on = \"candle\"\n", "")),
+            "runs_on"
+        );
+        assert_eq!(
+            entry_error_field(&GOOD.replace("[model.tiny]", "[runtime.tiny]")),
+            "runs_on"
+        );
+        let lock = ModelLock::pinned().unwrap();
+        assert_eq!(
+            lock.model("silero-vad").unwrap().runs_on,
+            Some(RunsOn::Onnxruntime)
+        );
+        assert_eq!(
+            lock.model("all-minilm-l6-v2").unwrap().runs_on,
+            Some(RunsOn::Candle)
+        );
     }
 
     #[test]

@@ -200,6 +200,7 @@ mod tests {
             sha256: sha256_hex(genuine),
             directory: "tiny/model".into(),
             files: vec!["config.json".into(), "weights.bin".into()],
+            runs_on: Some(crate::lock::RunsOn::Candle),
         }
     }
 

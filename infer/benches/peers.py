@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The Python peers' side of `make bench` (infer/benches/peers.rs runs it): the same work as
+the engine's side, in a process of its own, so that its cold start and peak memory are its own.
+
+    peers.py embeddings MODEL_DIR SENTENCES_JSON THREADS RUNS
+    peers.py vad SILERO_ONNX WAV_16K THREADS RUNS
+
+Prints "first" once the first result exists, then one JSON line of medians (ms) and peak RSS.
+"""
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def median_ms(work, runs):
+    work()  # warm-up, not counted
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1e3
+
+
+def embeddings(model_dir, sentences_json, threads, runs):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    batches = json.load(open(sentences_json, encoding="utf-8"))
+    model = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
+    model.encode(batches["one"])
+    print("first", flush=True)
+    one = median_ms(lambda: model.encode(batches["one"]), runs)
+    many = median_ms(lambda: model.encode(batches["thirty_two"], batch_size=32), runs)
+    return {"batch1_ms": one, "batch32_ms": many, "peer": f"sentence-transformers (torch {torch.__version__})"}
+
+
+def vad(model_path, wav_path, threads, runs):
+    import wave
+
+    import numpy
+    import onnxruntime
+    import torch
+    from silero_vad import get_speech_timestamps
+    from silero_vad.utils_vad import OnnxWrapper
+
+    torch.set_num_threads(threads)
+    with wave.open(wav_path) as w:
+        pcm = numpy.frombuffer(w.readframes(w.getnframes()), dtype=numpy.int16)
+    audio = torch.from_numpy(pcm.astype(numpy.float32) / 32768.0)
+    # silero-vad's own ONNX wrapper (one intra-op and one inter-op thread, as it sets them).
+    model = OnnxWrapper(model_path, force_onnx_cpu=True)
+    found = get_speech_timestamps(audio, model)
+    print("first", flush=True)
+    run = median_ms(lambda: get_speech_timestamps(audio, model), runs)
+    return {
+        "run_ms": run,
+        "segments": [[s["start"], s["end"]] for s in found],
+        "peer": f"silero-vad (onnxruntime {onnxruntime.__version__})",
+    }
+
+
+def main():
+    kind, model, data, threads, runs = sys.argv[1:6]
+    work = {"embeddings": embeddings, "vad": vad}[kind]
+    result = work(model, data, int(threads), int(runs))
+    result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

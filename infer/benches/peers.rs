@@ -1,0 +1,334 @@
+//! `make bench`: the inference engine against its Python peers, side by side in one run, on
+//! the same inputs with the same thread counts. Each side runs in a process of its own, started
+//! fresh for every cold start, so that its time to a first result and its peak memory are its
+//! own. Prints medians and the ratios engine / peer (below 1 is better).
+//!
+//! - Embeddings: all-MiniLM-L6-v2, candle against sentence-transformers, 2 threads, one
+//!   sentence and a batch of 32 short ones.
+//! - Voice activity: Silero VAD through ONNX Runtime, against silero-vad's own
+//!   get_speech_timestamps on the same ONNX file, 1 thread (as silero-vad sets it), on espeak-ng
+//!   speech with pauses.
+//!
+//! The peers run in the Python of CARAPACE_BENCH_PYTHON, or out/venv-bench (scripts/bench-venv.sh
+//! pins and installs them).
+
+use std::io::{BufRead, BufReader};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carapace_infer::{Embedder, OnnxRuntime, VoiceActivity, decode_wav, encode_wav};
+use serde_json::{Value, json};
+
+const EMBED_THREADS: usize = 2;
+const VAD_THREADS: usize = 1;
+/// Warm runs per side, and fresh processes per side (cold starts).
+const RUNS: usize = 9;
+const STARTS: usize = 3;
+/// The batch of 32 is made of sentences of at most this many word pieces.
+const SHORT_PIECES: usize = 64;
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn median_ms(work: &mut dyn FnMut()) -> f64 {
+    work(); // warm-up, not counted
+    let mut samples: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            work();
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut samples)
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The engine's side, in this process (started by `main` with `--side`).
+fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
+    match kind {
+        "embeddings" => {
+            let threads = NonZeroUsize::new(EMBED_THREADS).unwrap();
+            let batches: Value =
+                serde_json::from_str(&std::fs::read_to_string(data).unwrap()).unwrap();
+            let texts = |key: &str| -> Vec<String> {
+                serde_json::from_value(batches[key].clone()).unwrap()
+            };
+            let (one, many) = (texts("one"), texts("thirty_two"));
+            let one: Vec<&str> = one.iter().map(String::as_str).collect();
+            let many: Vec<&str> = many.iter().map(String::as_str).collect();
+            let embedder = Embedder::load(model, threads).unwrap();
+            embedder.embed(&one).unwrap();
+            println!("first");
+            let batch1 = median_ms(&mut || drop(embedder.embed(&one).unwrap()));
+            let batch32 = median_ms(&mut || drop(embedder.embed(&many).unwrap()));
+            json!({"batch1_ms": batch1, "batch32_ms": batch32})
+        }
+        _ => {
+            let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
+            let onnx =
+                OnnxRuntime::load(&library, NonZeroUsize::new(VAD_THREADS).unwrap()).unwrap();
+            let samples = decode_wav(&std::fs::read(data).unwrap()).unwrap();
+            let mut vad = VoiceActivity::load(&onnx, model).unwrap();
+            let found = vad.speech_segments(&samples).unwrap();
+            println!("first");
+            let run = median_ms(&mut || drop(vad.speech_segments(&samples).unwrap()));
+            let segments: Vec<[usize; 2]> = found.iter().map(|s| [s.start, s.end]).collect();
+            json!({"run_ms": run, "segments": segments})
+        }
+    }
+}
+
+/// One fresh process: its time from spawn to "first", and its final JSON line.
+fn run_side(mut command: Command) -> (f64, Value) {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting a side");
+    let mut first = None;
+    let mut last = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "first" && first.is_none() {
+            first = Some(started.elapsed());
+        }
+        last = line;
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{command:?} failed: {status}");
+    let first = first.unwrap_or(Duration::MAX).as_secs_f64() * 1e3;
+    (
+        first,
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{last:?}: {e}")),
+    )
+}
+
+struct Sides {
+    cold_ms: [f64; 2],
+    results: [Value; 2],
+}
+
+fn compare(
+    kind: &str,
+    model_engine: &Path,
+    model_peer: &Path,
+    data: &Path,
+    python: &Path,
+) -> Sides {
+    let threads = if kind == "embeddings" {
+        EMBED_THREADS
+    } else {
+        VAD_THREADS
+    };
+    let mut cold = [Vec::new(), Vec::new()];
+    let mut results = [Value::Null, Value::Null];
+    for _ in 0..STARTS {
+        let mut engine = Command::new(std::env::current_exe().unwrap());
+        engine.args(["--side", kind]).arg(model_engine).arg(data);
+        engine.env("RAYON_NUM_THREADS", threads.to_string());
+        engine.env("CANDLE_NUM_THREADS", threads.to_string());
+        let mut peer = Command::new(python);
+        peer.arg(manifest().join("benches/peers.py"))
+            .arg(kind)
+            .arg(model_peer)
+            .arg(data)
+            .arg(threads.to_string())
+            .arg(RUNS.to_string());
+        for (i, command) in [engine, peer].into_iter().enumerate() {
+            let (first, result) = run_side(command);
+            cold[i].push(first);
+            results[i] = result;
+        }
+    }
+    Sides {
+        cold_ms: [median(&mut cold[0]), median(&mut cold[1])],
+        results,
+    }
+}
+
+fn row(what: &str, engine: f64, peer: f64, unit: &str) {
+    println!(
+        "  {what:<28} {engine:>10.1} {unit:<3} {peer:>10.1} {unit:<3} {:>7.2}x",
+        engine / peer
+    );
+}
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("CARAPACE_BENCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest().join("../out/venv-bench/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: `make bench` installs the Python peers (scripts/bench-venv.sh)",
+        python.display()
+    );
+    python
+}
+
+/// The benchmark's inputs, written once into `dir`.
+fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest().join("tests/data/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let sentences: Vec<String> = serde_json::from_value(reference["sentences"].clone()).unwrap();
+    let pieces: Vec<usize> = serde_json::from_value(reference["pieces"].clone()).unwrap();
+    let short: Vec<&String> = sentences
+        .iter()
+        .zip(&pieces)
+        .filter(|(_, n)| **n <= SHORT_PIECES)
+        .map(|(s, _)| s)
+        .collect();
+    let batches = json!({
+        "one": [sentences[3]],
+        "thirty_two": short.iter().cycle().take(32).collect::<Vec<_>>(),
+    });
+    let sentences_json = dir.join("sentences.json");
+    std::fs::write(&sentences_json, batches.to_string()).unwrap();
+
+    // Speech with pauses, about 20 s, at 16 kHz (both sides read the same samples).
+    let mut audio = vec![0f32; 16_000];
+    for text in [
+        "good morning, the kettle is on and the post has come",
+        "remind me to call the plumber about the kitchen tap tomorrow",
+        "what is the weather going to be like this afternoon",
+    ] {
+        let wav = dir.join("speech.wav");
+        let status = Command::new("espeak-ng")
+            .args(["-s", "150", "-w"])
+            .arg(&wav)
+            .arg(text)
+            .status()
+            .expect("espeak-ng");
+        assert!(status.success());
+        audio.extend(decode_wav(&std::fs::read(&wav).unwrap()).unwrap());
+        audio.extend(vec![0f32; 24_000]);
+    }
+    let wav_16k = dir.join("speech-16k.wav");
+    std::fs::write(&wav_16k, encode_wav(&audio, 16_000)).unwrap();
+    (sentences_json, wav_16k)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--side") {
+        let result = engine_side(
+            &args[at + 1],
+            Path::new(&args[at + 2]),
+            Path::new(&args[at + 3]),
+        );
+        let mut result = result;
+        result["peak_kib"] = json!(peak_kib());
+        println!("{result}");
+        return;
+    }
+    if args.iter().any(|a| a == "--bench" || a == "--test") && args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let python = python();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (minilm, silero, library) = runtime.block_on(async {
+        (
+            carapace_infer::fetch_pinned("all-minilm-l6-v2")
+                .await
+                .unwrap(),
+            carapace_infer::fetch_pinned("silero-vad").await.unwrap(),
+            carapace_infer::fetch_onnx_runtime().await.unwrap(),
+        )
+    });
+    // SAFETY: set before any side process starts; this process has no other threads reading
+    // the environment (the runtime above is current-thread and idle).
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("CARAPACE_BENCH_ORT", &library)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sentences, wav) = inputs(dir.path());
+
+    println!(
+        "local inference against the Python peers: medians of {RUNS} warm runs, {STARTS} cold starts each"
+    );
+    println!(
+        "  {:<28} {:>14} {:>14} {:>8}",
+        "", "carapace", "peer", "ratio"
+    );
+
+    let embed = compare("embeddings", &minilm, &minilm, &sentences, &python);
+    println!(
+        "embeddings, {EMBED_THREADS} threads: candle against {}",
+        embed.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    let ms = |sides: &Sides, key: &str, i: usize| sides.results[i][key].as_f64().unwrap();
+    row(
+        "one sentence",
+        ms(&embed, "batch1_ms", 0),
+        ms(&embed, "batch1_ms", 1),
+        "ms",
+    );
+    row(
+        "32 sentences",
+        ms(&embed, "batch32_ms", 0),
+        ms(&embed, "batch32_ms", 1),
+        "ms",
+    );
+    row(
+        "start to first embedding",
+        embed.cold_ms[0],
+        embed.cold_ms[1],
+        "ms",
+    );
+    let mib = |sides: &Sides, i: usize| sides.results[i]["peak_kib"].as_f64().unwrap() / 1024.0;
+    row("peak memory", mib(&embed, 0), mib(&embed, 1), "MiB");
+
+    let vad = compare(
+        "vad",
+        &silero,
+        &silero.join("silero_vad.onnx"),
+        &wav,
+        &python,
+    );
+    println!(
+        "voice activity, {VAD_THREADS} thread, {:.1} s of speech and pauses: ONNX Runtime against {}",
+        decode_wav(&std::fs::read(&wav).unwrap()).unwrap().len() as f64 / 16_000.0,
+        vad.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "segments of the whole audio",
+        ms(&vad, "run_ms", 0),
+        ms(&vad, "run_ms", 1),
+        "ms",
+    );
+    row(
+        "start to first segments",
+        vad.cold_ms[0],
+        vad.cold_ms[1],
+        "ms",
+    );
+    row("peak memory", mib(&vad, 0), mib(&vad, 1), "MiB");
+    let same = vad.results[0]["segments"] == vad.results[1]["segments"];
+    println!(
+        "  segments: {} (engine {}, peer {})",
+        if same { "identical" } else { "DIFFERENT" },
+        vad.results[0]["segments"],
+        vad.results[1]["segments"]
+    );
+}

