@@ -45,6 +45,8 @@ pub struct Agent {
     pub limits: TurnLimits,
     /// The update service, for /update.
     pub updates: crate::updates::UpdateControl,
+    /// The local inference engine, for memories (/remember, /recall, their tools).
+    pub embeddings: crate::embeddings::LocalEmbeddings,
 }
 
 impl Agent {
@@ -178,6 +180,7 @@ impl Agent {
             chat: &message.chat,
             now,
             identity: &self.identity,
+            embeddings: &self.embeddings,
         };
         let outcome = run_turn(
             brain,

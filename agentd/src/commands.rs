@@ -1,5 +1,9 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
-//! `/reboot`, `/settings`, `/audit`. They answer even when every LLM provider is down.
+//! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
+//! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
+//! inference engine, not the LLM). They answer even when every LLM provider is down.
+
+mod memories;
 
 use crate::agent::{Agent, Effect};
 use crate::error::Error;
@@ -39,6 +43,12 @@ pub const MENU: &[(&str, &str)] = &[
         "audit",
         "Recent audit entries, and whether the log verifies",
     ),
+    ("remember", "Keep a note: /remember <text>"),
+    (
+        "recall",
+        "Find kept notes by meaning: /recall <what>; alone, the latest",
+    ),
+    ("forget_memory", "Drop a kept note: /forget_memory <number>"),
 ];
 
 /// `/name@bot arg arg` → the command, for the names in [`MENU`] and `/start`.
@@ -163,6 +173,9 @@ pub async fn run(
         "settings" if !owner => return only_owner(),
         "settings" => return settings(agent, command),
         "audit" => audit(agent)?,
+        "remember" => memories::remember(agent, command, now).await?,
+        "recall" => memories::recall(agent, command).await?,
+        "forget_memory" => memories::forget(agent, command)?,
         "logs" => {
             let socket = std::path::Path::new(crate::logs::RECENT_SOCKET);
             match crate::logs::recent(socket, LOG_LINES, LOG_BYTES).await {
@@ -347,6 +360,14 @@ mod tests {
         assert_eq!(command.rest, "set wifi.add \"My  Home\"  \"a b\"");
         assert_eq!(after_words(&command.rest, 2), "\"My  Home\"  \"a b\"");
         assert_eq!(after_words("set", 2), "");
+        let command = parse("/remember@my_box_bot  the key is\nunder the pot ").unwrap();
+        assert_eq!(command.name, "remember");
+        assert_eq!(command.rest, "the key is\nunder the pot");
+        assert_eq!(parse("/Recall").unwrap().rest, "");
+        assert_eq!(
+            parse("/forget_memory 7").unwrap().args,
+            vec!["7".to_string()]
+        );
         assert_eq!(parse("/unknown"), None);
         assert_eq!(parse("status"), None);
     }

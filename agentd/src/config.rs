@@ -4,6 +4,9 @@ use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+use carapace_http::Url;
+
+use crate::embeddings::URL_ENV as LOCAL_INFERENCE_URL;
 use crate::error::Error;
 use crate::netd_control::SOCKET_ENV as NETD_CONTROL_SOCKET;
 
@@ -22,6 +25,10 @@ pub struct Config {
     /// netd's control socket: /run/netd/control.sock, another path only in tests (a fake
     /// netd), through NETD_CONTROL_SOCKET.
     pub netd_control: PathBuf,
+    /// The local inference engine's API (memories' embeddings):
+    /// `http://` + board_support::local_inference::API_ADDRESS, another loopback address only
+    /// in tests (an engine on a free port), through LOCAL_INFERENCE_URL.
+    pub inference_url: Url,
 }
 
 impl Config {
@@ -46,7 +53,34 @@ impl Config {
                     || PathBuf::from(board_support::netd_control::SOCKET_PATH),
                     PathBuf::from,
                 ),
+            inference_url: match lookup(LOCAL_INFERENCE_URL).filter(|value| !value.is_empty()) {
+                Some(value) => inference_url(&value)?,
+                None => default_inference_url(),
+            },
         })
+    }
+}
+
+fn default_inference_url() -> Url {
+    let address = board_support::local_inference::API_ADDRESS;
+    // A constant "127.0.0.1:port": always a URL (the tests below say so).
+    Url::parse(&format!("http://{address}")).expect("API_ADDRESS is an IP address and port")
+}
+
+/// Plain http to this box only: nothing sent to the engine may leave it.
+fn inference_url(value: &OsString) -> Result<Url, Error> {
+    let bad = |reason| Error::BadEnv {
+        name: LOCAL_INFERENCE_URL,
+        value: value.to_string_lossy().into_owned(),
+        reason,
+    };
+    let text = value.to_str().ok_or_else(|| bad("not UTF-8"))?;
+    // checked_url lets plain http reach loopback only.
+    match carapace_http::checked_url(text) {
+        Ok(url) if url.scheme() == "http" => Ok(url),
+        _ => Err(bad(
+            "not an http:// URL on this box (e.g. http://127.0.0.1:8089): the engine listens on loopback only",
+        )),
     }
 }
 
@@ -94,6 +128,7 @@ mod tests {
                 runtime_dir: "/run/agentd".into(),
                 notify_fd: Some(3),
                 netd_control: "/run/netd/control.sock".into(),
+                inference_url: Url::parse("http://127.0.0.1:8089").unwrap(),
             }
         );
         let got = config(&[
@@ -103,6 +138,46 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(got.netd_control, PathBuf::from("/tmp/fake-netd.sock"));
+    }
+
+    #[test]
+    fn the_inference_url_may_be_another_loopback_address_only() {
+        let with = |url| {
+            config(&[
+                (STATE_DIRECTORY, "/s"),
+                (RUNTIME_DIRECTORY, "/r"),
+                (LOCAL_INFERENCE_URL, url),
+            ])
+        };
+        assert_eq!(
+            with("http://127.0.0.1:40001")
+                .unwrap()
+                .inference_url
+                .as_str(),
+            "http://127.0.0.1:40001/"
+        );
+        assert_eq!(
+            with("").unwrap().inference_url.as_str(),
+            "http://127.0.0.1:8089/"
+        );
+        for url in [
+            "http://10.0.0.2:8089",
+            "https://127.0.0.1:8089",
+            "127.0.0.1:8089",
+        ] {
+            let err = with(url).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadEnv {
+                        name: LOCAL_INFERENCE_URL,
+                        ..
+                    }
+                ),
+                "{url}: {err}"
+            );
+            assert!(err.to_string().contains("loopback only"), "{err}");
+        }
     }
 
     #[test]

@@ -97,6 +97,30 @@ pub enum Error {
         ours: u64,
     },
 
+    #[error(
+        "a memory has at most {max} characters (this one has {chars}); keep the essentials, or \
+         split it into a few memories"
+    )]
+    MemoryTooLong { chars: usize, max: usize },
+
+    #[error(
+        "the box already keeps {max} memories, as many as it can; /recall finds old ones and \
+         /forget_memory <number> removes one"
+    )]
+    MemoryFull { max: u64 },
+
+    #[error(
+        "the local inference engine is not answering at {url}: {reason}; it may still be \
+         starting (give it a minute), or not running (see /logs)"
+    )]
+    InferenceUnreachable { url: String, reason: String },
+
+    #[error("the local inference engine refused the embeddings request (HTTP {status}): {message}")]
+    InferenceRefused { status: u16, message: String },
+
+    #[error("the local inference engine's answer to the embeddings request is unusable: {reason}")]
+    InferenceAnswer { reason: String },
+
     #[error("the audit log: {0}")]
     Audit(#[from] carapace_audit::Error),
 

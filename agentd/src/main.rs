@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use board_support::notify::Message;
 use carapace_agentd::agent::Agent;
 use carapace_agentd::config::Config;
+use carapace_agentd::embeddings::LocalEmbeddings;
 use carapace_agentd::error::Error;
 use carapace_agentd::health::{self, HealthInfo, HealthServer};
 use carapace_agentd::identity::{self, Identity};
@@ -113,6 +114,7 @@ async fn run() -> Result<(), Error> {
         settings,
         limits: TurnLimits::default(),
         updates: carapace_agentd::updates::UpdateControl::default(),
+        embeddings: LocalEmbeddings::new(config.inference_url.clone())?,
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;

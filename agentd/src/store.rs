@@ -11,6 +11,7 @@
 //! history    "telegram:42"  → History (JSON)      per chat
 //! facts      seq            → text
 //! reminders  seq            → Reminder (JSON)
+//! memories   seq            → Memory (JSON)       notes found by meaning (schema 2)
 //! settings   "current" | "last_good" | "trial" → owner settings (TOML);
 //!            "owner_code" → the first owner code, shown at each start until paired
 //! meta       "schema" | "min_reader" | "seq" | "pairing_refused" | "reboot_asked_at" … → u64
@@ -35,6 +36,8 @@ const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
 const FACTS: TableDefinition<u64, &str> = TableDefinition::new("facts");
 const REMINDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reminders");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+/// Made by schema 2's migration (store_schema.rs), not at open like the tables of schema 1.
+pub(crate) const MEMORIES: TableDefinition<u64, &[u8]> = TableDefinition::new("memories");
 use crate::store_schema::{self, META, MIGRATIONS, Migration};
 
 pub const FILE_NAME: &str = "store.redb";
@@ -42,6 +45,12 @@ pub const FILE_NAME: &str = "store.redb";
 const SEEN_FOR_SECS: u64 = 48 * 3600;
 /// redb's page cache; the store is small and the box's memory is not.
 const CACHE_BYTES: usize = 1 << 20;
+/// How many memories the box keeps: each recall reads them all (about 5 KB each with its
+/// vector), so this bounds a recall's work to what a small board does in well under a second.
+pub const MAX_MEMORIES: u64 = 10_000;
+/// The longest memory: a note, not a document (the embedding model reads 256 word pieces,
+/// about 1,000 characters, and ignores the rest for finding it; the text is kept whole).
+pub const MAX_MEMORY_CHARS: usize = 2_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +105,17 @@ pub struct Reminder {
     pub channel: ChannelKind,
     pub chat: String,
     pub text: String,
+}
+
+/// A note the box was asked to keep, found again by meaning (memory.rs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub text: String,
+    /// Seconds since 1970, when it was kept.
+    pub at: u64,
+    /// Its vector from the local embedding model (unit length); None while the engine has not
+    /// answered for it yet (a recall fills it in).
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// The first entry of a queue (inbox or outbox): its number, and the entry or why it cannot
@@ -443,6 +463,75 @@ impl Store {
         })
     }
 
+    /// Keeps a memory; refused when it is too long or the store holds [`MAX_MEMORIES`].
+    pub fn add_memory(
+        &self,
+        text: &str,
+        at: u64,
+        embedding: Option<Vec<f32>>,
+    ) -> Result<u64, Error> {
+        let chars = text.chars().count();
+        if chars > MAX_MEMORY_CHARS {
+            return Err(Error::MemoryTooLong {
+                chars,
+                max: MAX_MEMORY_CHARS,
+            });
+        }
+        let memory = Memory {
+            text: text.into(),
+            at,
+            embedding,
+        };
+        let added = self.write(|tx| {
+            let mut memories = tx.open_table(MEMORIES)?;
+            if memories.len()? >= MAX_MEMORIES {
+                return Ok(None);
+            }
+            let seq = next_seq(&mut tx.open_table(META)?)?;
+            memories.insert(seq, to_json(&memory).as_slice())?;
+            Ok(Some(seq))
+        })?;
+        added.ok_or(Error::MemoryFull { max: MAX_MEMORIES })
+    }
+
+    /// Gives memory `id` its vector; false when it was removed meanwhile.
+    pub fn set_memory_embedding(&self, id: u64, embedding: Vec<f32>) -> Result<bool, Error> {
+        self.write(|tx| {
+            let mut memories = tx.open_table(MEMORIES)?;
+            let Some(bytes) = memories.get(id)?.map(|v| v.value().to_vec()) else {
+                return Ok(Ok(false));
+            };
+            // An unreadable row is reported, never overwritten.
+            let mut memory: Memory = match from_json("memories", &bytes) {
+                Ok(memory) => memory,
+                Err(error) => return Ok(Err(error)),
+            };
+            memory.embedding = Some(embedding);
+            memories.insert(id, to_json(&memory).as_slice())?;
+            Ok(Ok(true))
+        })?
+    }
+
+    /// Every memory, oldest first.
+    pub fn memories(&self) -> Result<Vec<(u64, Memory)>, Error> {
+        let all = self.read(|tx| {
+            let table = tx.open_table(MEMORIES)?;
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                all.push((key.value(), value.value().to_vec()));
+            }
+            Ok(all)
+        })?;
+        all.into_iter()
+            .map(|(id, bytes)| Ok((id, from_json("memories", &bytes)?)))
+            .collect()
+    }
+
+    pub fn remove_memory(&self, id: u64) -> Result<bool, Error> {
+        self.write(|tx| Ok(tx.open_table(MEMORIES)?.remove(id)?.is_some()))
+    }
+
     pub fn settings(&self, which: &str) -> Result<Option<String>, Error> {
         self.read(|tx| {
             let table = tx.open_table(SETTINGS)?;
@@ -622,7 +711,8 @@ mod tests {
     fn an_update_expands_on_its_trial_and_contracts_once_committed() {
         use crate::store_schema::tests::THREE;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        // An agentd of schema 1 made the data.
+        let store = reopen(dir.path(), &[]).unwrap();
         store.put_count("kept", 7).unwrap();
         assert_eq!(schema_of(&store), (1, 1));
         drop(store);
@@ -632,7 +722,7 @@ mod tests {
         assert_eq!(schema_of(&store), (2, 1));
         drop(store);
         // Rolled back: the old agentd opens what the trial left, and keeps its data.
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path(), &[]).unwrap();
         assert_eq!(store.count("kept").unwrap(), 7);
         drop(store);
 
@@ -644,7 +734,7 @@ mod tests {
         drop(store);
 
         // A forced downgrade past the contraction: refused with what to do, data untouched.
-        let error = Store::open(dir.path()).err().unwrap();
+        let error = reopen(dir.path(), &[]).err().unwrap();
         assert!(
             matches!(
                 error,
@@ -658,5 +748,122 @@ mod tests {
         );
         let store = reopen(dir.path(), THREE).unwrap();
         assert_eq!(store.count("kept").unwrap(), 7);
+    }
+
+    #[test]
+    fn memories_are_kept_given_their_vector_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store
+            .add_memory("the key is under the pot", 100, None)
+            .unwrap();
+        let second = store
+            .add_memory("the router is in the closet", 101, Some(vec![0.6, 0.8]))
+            .unwrap();
+        // Ids come from the one counter, after anything else that took one.
+        assert!(second > first);
+        assert!(store.set_memory_embedding(first, vec![1.0, 0.0]).unwrap());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.memories().unwrap(),
+            [
+                (
+                    first,
+                    Memory {
+                        text: "the key is under the pot".into(),
+                        at: 100,
+                        embedding: Some(vec![1.0, 0.0]),
+                    }
+                ),
+                (
+                    second,
+                    Memory {
+                        text: "the router is in the closet".into(),
+                        at: 101,
+                        embedding: Some(vec![0.6, 0.8]),
+                    }
+                ),
+            ]
+        );
+        assert!(store.remove_memory(first).unwrap());
+        assert!(!store.remove_memory(first).unwrap());
+        assert!(!store.set_memory_embedding(first, vec![0.0, 1.0]).unwrap());
+        assert_eq!(store.memories().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_memory_too_long_or_one_too_many_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let long = "x".repeat(MAX_MEMORY_CHARS + 1);
+        let error = store.add_memory(&long, 1, None).unwrap_err();
+        assert!(
+            matches!(error, Error::MemoryTooLong { chars, .. } if chars == MAX_MEMORY_CHARS + 1)
+        );
+        assert!(
+            error.to_string().contains("at most 2000 characters"),
+            "{error}"
+        );
+        // Characters, not bytes: 2,000 of a 3-byte character fit.
+        store
+            .add_memory(&"鍵".repeat(MAX_MEMORY_CHARS), 1, None)
+            .unwrap();
+        assert!(store.memories().unwrap().len() == 1);
+
+        // Filling the table through add_memory would take 10,000 commits; the cap is checked
+        // against the table's length, so rows written directly count the same.
+        store
+            .write(|tx| {
+                let mut memories = tx.open_table(MEMORIES)?;
+                for id in 1_000_000..1_000_000 + MAX_MEMORIES - 1 {
+                    memories.insert(id, b"{}".as_slice())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let error = store.add_memory("one more", 2, None).unwrap_err();
+        assert!(matches!(error, Error::MemoryFull { max: MAX_MEMORIES }));
+        assert!(error.to_string().contains("/forget_memory"), "{error}");
+    }
+
+    #[test]
+    fn a_schema_1_store_gains_the_memories_table_and_older_agentd_still_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = reopen(dir.path(), &[]).unwrap();
+        store.add_fact("the cat is Tom").unwrap();
+        assert_eq!(schema_of(&store), (1, 1));
+        assert!(
+            store
+                .read(|tx| Ok(tx.open_table(MEMORIES).is_err()))
+                .unwrap(),
+            "a schema-1 store has no memories table"
+        );
+        drop(store);
+
+        // This agentd: the expansion runs at open, trial or not.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(schema_of(&store), (2, 1));
+        let id = store
+            .add_memory("the key is under the pot", 5, None)
+            .unwrap();
+        assert_eq!(store.memories().unwrap()[0].0, id);
+        drop(store);
+
+        // Rolled back to schema 1: it opens the data (min_reader 1) and keeps what it knows.
+        let store = reopen(dir.path(), &[]).unwrap();
+        assert_eq!(store.facts().unwrap()[0].1, "the cat is Tom");
+        drop(store);
+        // And forward again: nothing to migrate, the memory is still there.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.memories().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_fresh_store_has_the_memories_table_at_schema_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(schema_of(&store), (2, 1));
+        assert!(store.memories().unwrap().is_empty());
     }
 }

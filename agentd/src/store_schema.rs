@@ -33,8 +33,20 @@ pub struct Migration {
     pub run: fn(&WriteTransaction) -> Result<(), redb::Error>,
 }
 
-/// This agentd's migrations, oldest first. None yet: schema 1 is the store as it began.
-pub const MIGRATIONS: &[Migration] = &[];
+/// This agentd's migrations, oldest first; schema 1 is the store as it began.
+pub const MIGRATIONS: &[Migration] = &[
+    // 2: the `memories` table (notes found by meaning). Expands: older agentd never opens it.
+    Migration {
+        to: 2,
+        contracts: false,
+        run: create_memories,
+    },
+];
+
+fn create_memories(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(crate::store::MEMORIES)?;
+    Ok(())
+}
 
 /// The schema an agentd with `migrations` writes.
 pub fn newest(migrations: &[Migration]) -> u64 {
@@ -81,30 +93,38 @@ pub fn to_run(
     Ok(&pending[..expanding])
 }
 
-/// Reads the data's schema, or makes a fresh store's (fully migrated: there is nothing to
-/// migrate). Data from before `min_reader` was kept can be read by every agentd.
+/// Reads the data's schema, or makes a fresh store's: fully migrated, every migration run on
+/// the empty store in this transaction (so the tables they add exist from the start). Data
+/// from before `min_reader` was kept can be read by every agentd.
 pub fn found_or_fresh(
     tx: &WriteTransaction,
     migrations: &[Migration],
 ) -> Result<Found, redb::Error> {
-    let mut meta = tx.open_table(META)?;
-    let schema = meta.get(SCHEMA_KEY)?.map(|v| v.value());
-    let min_reader = meta.get(MIN_READER_KEY)?.map(|v| v.value());
-    Ok(match schema {
-        Some(schema) => Found {
+    let (schema, min_reader) = {
+        let meta = tx.open_table(META)?;
+        let schema = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+        let min_reader = meta.get(MIN_READER_KEY)?.map(|v| v.value());
+        (schema, min_reader)
+    };
+    if let Some(schema) = schema {
+        return Ok(Found {
             schema,
             min_reader: min_reader.unwrap_or(FIRST),
-        },
-        None => {
-            let fresh = Found {
-                schema: newest(migrations),
-                min_reader: min_reader_of(migrations),
-            };
-            meta.insert(SCHEMA_KEY, fresh.schema)?;
-            meta.insert(MIN_READER_KEY, fresh.min_reader)?;
-            fresh
-        }
-    })
+        });
+    }
+    // META is closed meanwhile: a migration may open it (redb opens a table once per
+    // transaction).
+    for migration in migrations {
+        (migration.run)(tx)?;
+    }
+    let fresh = Found {
+        schema: newest(migrations),
+        min_reader: min_reader_of(migrations),
+    };
+    let mut meta = tx.open_table(META)?;
+    meta.insert(SCHEMA_KEY, fresh.schema)?;
+    meta.insert(MIN_READER_KEY, fresh.min_reader)?;
+    Ok(fresh)
 }
 
 /// Runs one migration and records it, in the caller's transaction.
@@ -193,7 +213,7 @@ pub(crate) mod tests {
     fn a_fresh_store_is_fully_migrated() {
         assert_eq!(newest(THREE), 4);
         assert_eq!(min_reader_of(THREE), 3);
-        assert_eq!(newest(MIGRATIONS), FIRST);
+        assert_eq!(newest(MIGRATIONS), 2);
         assert_eq!(min_reader_of(MIGRATIONS), FIRST);
     }
 

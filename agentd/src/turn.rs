@@ -271,12 +271,18 @@ mod tests {
             replies: RefCell::new(script.into()),
             requests: RefCell::new(Vec::new()),
         };
+        // Nothing listens on port 9: these turns never reach the engine.
+        let embeddings = crate::embeddings::LocalEmbeddings::new(
+            carapace_http::Url::parse("http://127.0.0.1:9").unwrap(),
+        )
+        .unwrap();
         let context = ToolContext {
             store,
             channel: ChannelKind::Telegram,
             chat: "42",
             now: 1000,
             identity: "ed25519:00",
+            embeddings: &embeddings,
         };
         let outcome = run_turn(
             &brain,

@@ -1,5 +1,6 @@
 //! agentd end to end on this machine, the real binary against the fakes: pairing, a turn with
-//! a tool call, a SIGKILL in the middle of a turn, settings transactions, the audit log.
+//! a tool call, a SIGKILL in the middle of a turn, settings transactions, the audit log, and
+//! memories found by meaning through the real local inference engine (run in this process).
 
 mod support;
 
@@ -434,4 +435,152 @@ fn the_model_may_propose_a_reboot_and_only_the_owner_confirms_it() {
     );
     let log = std::fs::read_to_string(h.audit_log()).expect("audit log");
     assert!(log.contains("\"kind\":\"reboot\""), "{log}");
+}
+
+const KEY: &str = "the spare key is under the blue flowerpot";
+const ROUTER: &str = "the wifi router is in the hallway closet";
+const BIRTHDAY: &str = "my sister's birthday is on the 14th of May";
+
+/// The memory `/recall` lists first: the text after "N. " on the line below the heading.
+fn first_recalled(answer: &str) -> &str {
+    assert!(answer.starts_with("From memory:\n"), "{answer}");
+    let line = answer.lines().nth(1).unwrap_or_default();
+    line.split_once(". ").map_or(line, |(_, text)| text)
+}
+
+/// The engine's similarities of `query` to each memory, as agentd computes them (the same
+/// client and API), printed so that a run shows the margins ranking rests on.
+fn similarities(query: &str, memories: &[&str]) -> Vec<f32> {
+    let url = carapace_http::Url::parse(support::engine::url()).expect("url");
+    let client = carapace_agentd::embeddings::LocalEmbeddings::new(url).expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut texts = vec![query];
+    texts.extend_from_slice(memories);
+    let vectors = runtime.block_on(client.embed(&texts)).expect("embeddings");
+    let scores: Vec<f32> = vectors[1..]
+        .iter()
+        .map(|v| v.iter().zip(&vectors[0]).map(|(a, b)| a * b).sum())
+        .collect();
+    eprintln!("similarities to {query:?}: {scores:?}");
+    scores
+}
+
+#[test]
+fn memories_are_found_by_meaning_through_the_local_engine_by_command_and_by_tool() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    for (i, memory) in [KEY, ROUTER, BIRTHDAY].into_iter().enumerate() {
+        h.say(&format!("/remember {memory}"));
+        let text = &h.wait_sent(2 + i)[1 + i].text;
+        assert!(
+            text.starts_with("Remembered (memory ") && text.ends_with(")."),
+            "{text}"
+        );
+    }
+
+    // The margins the ranking rests on, measured with the same model and API.
+    let memories = [KEY, ROUTER, BIRTHDAY];
+    let min = carapace_agentd::memory::MIN_SIMILARITY;
+    for (query, expected) in [
+        ("where did I leave the key", 0),
+        ("when is the birthday", 2),
+    ] {
+        let scores = similarities(query, &memories);
+        assert!(scores[expected] >= min, "{query}: {scores:?}");
+        for (i, score) in scores.iter().enumerate() {
+            if i != expected {
+                assert!(*score < scores[expected], "{query}: {scores:?}");
+            }
+        }
+    }
+    let unrelated = similarities("what is the capital of Peru", &memories);
+    assert!(unrelated.iter().all(|s| *s < min), "{unrelated:?}");
+
+    h.say("/recall where did I leave the key");
+    assert_eq!(first_recalled(&h.wait_sent(5)[4].text), KEY);
+    h.say("/recall when is the birthday");
+    assert_eq!(first_recalled(&h.wait_sent(6)[5].text), BIRTHDAY);
+    h.say("/recall what is the capital of Peru");
+    assert_eq!(h.wait_sent(7)[6].text, "Nothing in memory matches that.");
+    h.say("/recall");
+    let latest = &h.wait_sent(8)[7].text;
+    assert!(
+        latest.starts_with("Latest memories:\n")
+            && latest.lines().nth(1).unwrap_or("").ends_with(BIRTHDAY),
+        "{latest}"
+    );
+
+    // The model's tool: what went back to it is the flowerpot.
+    h.llm.push(Script::tool(
+        "recall",
+        json!({"query": "where is the spare key?"}),
+    ));
+    h.llm.push(Script::text("Under the blue flowerpot."));
+    h.say("where did I put the spare key?");
+    assert_eq!(h.wait_sent(9)[8].text, "Under the blue flowerpot.");
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 2);
+    let tool_result = requests[1].body.to_string();
+    assert!(tool_result.contains(KEY), "{tool_result}");
+    assert!(!tool_result.contains("14th of May"), "{tool_result}");
+
+    // Forgotten: the birthday (the latest) is found no more.
+    let id = latest
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_once('.'))
+        .map(|(id, _)| id);
+    let id = id.expect("a numbered line");
+    h.say(&format!("/forget_memory {id}"));
+    assert_eq!(h.wait_sent(10)[9].text, format!("Memory {id} forgotten."));
+    h.say("/recall when is the birthday");
+    let text = &h.wait_sent(11)[10].text;
+    assert!(!text.contains(BIRTHDAY), "{text}");
+    h.say(&format!("/forget_memory {id}"));
+    assert!(
+        h.wait_sent(12)[11]
+            .text
+            .starts_with(&format!("There is no memory {id};"))
+    );
+}
+
+#[test]
+fn with_the_engine_down_a_memory_is_still_kept_and_found_once_it_answers() {
+    let mut h = Harness::new();
+    let closed = support::engine::closed_url();
+    h.inference_url = closed.clone();
+    h.start();
+    h.pair();
+    h.say(&format!("/remember {KEY}"));
+    let text = &h.wait_sent(2)[1].text;
+    assert!(text.starts_with("Remembered (memory "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "). It will be searchable once the local inference engine answers; just now the \
+             local inference engine is not answering at {closed}: "
+        )),
+        "{text}"
+    );
+    h.say("/recall where is the key");
+    let text = &h.wait_sent(3)[2].text;
+    assert!(
+        text.starts_with(&format!(
+            "Cannot search memory now: the local inference engine is not answering at {closed}: "
+        )),
+        "{text}"
+    );
+
+    // The engine is back: the memory kept without its vector is embedded and found. (Past
+    // the moment the reply left the outbox, so that the restart sends nothing twice.)
+    std::thread::sleep(Duration::from_millis(500));
+    h.kill();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.say("/recall where is the key");
+    assert_eq!(first_recalled(&h.wait_sent(4)[3].text), KEY);
 }

@@ -42,5 +42,5 @@ pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
 pub use pooling::{l2_normalize, mean_pool};
 pub use probe::report as probe_report;
 pub use serve::{MAX_BODY_BYTES, bind, serve};
-pub use threads::{check_cpu_threads, pin_cpu_threads};
+pub use threads::{check_cpu_threads, cpu_threads_in_use, pin_cpu_threads};
 pub use vad::{SegmentRules, SpeechSegment, VoiceActivity, segments};

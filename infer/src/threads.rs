@@ -43,6 +43,13 @@ pub fn check_cpu_threads(threads: NonZeroUsize) -> Result<()> {
     }
 }
 
+/// The threads candle's pools take in this process (RAYON_NUM_THREADS, else the cores, at
+/// least 1): the count for an engine started inside a process that did not pin it (a test
+/// harness, whose threads exist before any test runs), so that `check_cpu_threads` agrees.
+pub fn cpu_threads_in_use() -> NonZeroUsize {
+    NonZeroUsize::new(candle_core::utils::get_num_threads()).unwrap_or(NonZeroUsize::MIN)
+}
+
 /// The size candle gives its barrier pool: CANDLE_NUM_THREADS when it is a positive number,
 /// else the rayon count (candle-core's utils.rs, 0.11.1).
 fn barrier_pool_threads(rayon: usize, candle_num_threads: Option<&str>) -> usize {
@@ -62,6 +69,12 @@ mod tests {
         assert_eq!(barrier_pool_threads(4, Some("2")), 2);
         assert_eq!(barrier_pool_threads(4, Some("0")), 4);
         assert_eq!(barrier_pool_threads(4, Some("two")), 4);
+    }
+
+    #[test]
+    fn the_count_in_use_is_candles_and_at_least_one() {
+        let in_use = cpu_threads_in_use().get();
+        assert_eq!(in_use, candle_core::utils::get_num_threads().max(1));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   that file (only test images do: it is how they trust their fake servers).
 //! - Plain `http://` is allowed to loopback only (the local inference engine on 127.0.0.1);
 //!   anything else must be `https://`, so a typo in a setting cannot send a key in clear.
+//! - [`loopback_client`] is the other client: plain http to the box's own services (the local
+//!   inference engine), with no roots and no proxy.
 //! - Redirects are not followed. reqwest drops `Authorization` on a redirect to another host
 //!   but keeps every other header, so a redirect would carry keys sent as custom headers
 //!   (Anthropic's `x-api-key`) to wherever it points, possibly over plain http. The APIs the
@@ -119,6 +121,29 @@ fn client_with(config: rustls::ClientConfig) -> Result<Client, Error> {
         .map_err(|error| Error::Client(error.to_string()))
 }
 
+/// A client for plain http to this box's own services (the local inference engine on
+/// 127.0.0.1), with `timeout` for a whole exchange. reqwest always sets up TLS, and without a
+/// backend of ours it would take the process-wide rustls provider, which nobody installs
+/// (building would panic); so it gets ring with no trusted roots: an https URL given by
+/// mistake fails to verify rather than reaching anything. No proxy: loopback is never proxied.
+pub fn loopback_client(timeout: Duration) -> Result<Client, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| Error::Tls(error.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(timeout)
+        .user_agent(concat!("carapace/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| Error::Client(error.to_string()))
+}
+
 /// `text` as a URL the box may call: `https://` anywhere, `http://` to loopback only.
 pub fn checked_url(text: &str) -> Result<Url, Error> {
     let bad = |reason: &str| Error::BadUrl {
@@ -165,6 +190,12 @@ mod tests {
         assert!(client_trusting(None, Path::new("-")).is_ok());
         let config = tls_config_trusting(None, Path::new("-")).unwrap();
         assert!(config.alpn_protocols.is_empty());
+    }
+
+    #[test]
+    fn the_loopback_client_builds_without_a_process_wide_tls_provider() {
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+        assert!(loopback_client(Duration::from_secs(60)).is_ok());
     }
 
     #[test]

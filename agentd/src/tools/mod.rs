@@ -6,6 +6,7 @@
 mod device;
 mod facts;
 mod logs;
+mod memories;
 mod reboot;
 mod reminders;
 
@@ -16,6 +17,7 @@ use carapace_im::ChannelKind;
 use carapace_llm::ToolSpec;
 use serde_json::Value;
 
+use crate::embeddings::LocalEmbeddings;
 use crate::store::Store;
 
 /// What a tool may touch while it runs.
@@ -27,6 +29,8 @@ pub struct ToolContext<'a> {
     pub now: u64,
     /// The device's public key, as `/status` shows it.
     pub identity: &'a str,
+    /// The local inference engine, for memories.
+    pub embeddings: &'a LocalEmbeddings,
 }
 
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
@@ -52,6 +56,8 @@ impl Registry {
         registry.add(Box::new(reminders::CancelReminder));
         registry.add(Box::new(facts::Remember));
         registry.add(Box::new(facts::Forget));
+        registry.add(Box::new(memories::Memorize));
+        registry.add(Box::new(memories::Recall));
         registry.add(Box::new(reboot::Reboot));
         registry
     }

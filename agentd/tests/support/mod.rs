@@ -1,7 +1,10 @@
 //! The harness for agentd's end-to-end tests on this machine: the fakes of Telegram and an
 //! OpenAI-compatible API on loopback (plain HTTP, which the box allows to loopback only), a
 //! fake of netd's control socket that records what agentd asks, and the real agentd binary
-//! with a state directory that survives its restarts.
+//! with a state directory that survives its restarts. The real local inference engine runs in
+//! this process for the tests of memories (engine.rs); the others point agentd at a closed port.
+
+pub mod engine;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +35,9 @@ pub struct Harness {
     pub runtime_dir: tempfile::TempDir,
     agentd: Option<Child>,
     pub lines: Arc<Mutex<Vec<String>>>,
+    /// The local inference engine agentd is given at its next start: [`engine::url`], or by
+    /// default a closed port (no test depends on an engine listening at the real address).
+    pub inference_url: String,
 }
 
 impl Harness {
@@ -94,6 +100,7 @@ impl Harness {
             runtime_dir,
             agentd: None,
             lines: Arc::new(Mutex::new(Vec::new())),
+            inference_url: engine::closed_url(),
         }
     }
 
@@ -102,6 +109,7 @@ impl Harness {
             .env("STATE_DIRECTORY", self.state.path())
             .env("RUNTIME_DIRECTORY", self.runtime_dir.path())
             .env("NETD_CONTROL_SOCKET", &self.netd.path)
+            .env("LOCAL_INFERENCE_URL", &self.inference_url)
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,221 @@
+//! The local inference engine's embeddings, for memories (memory.rs): OpenAI's
+//! `POST /v1/embeddings` (infer/src/api.rs serves it) over plain http to loopback. Nothing
+//! sent here leaves the box, and no LLM provider is involved.
+
+use std::time::Duration;
+
+use board_support::local_inference::MEMORY_EMBEDDING_MODEL;
+use carapace_http::{Client, Url};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::Error;
+
+/// Set only by tests (an engine on a free port); read once at start (config.rs).
+pub const URL_ENV: &str = "LOCAL_INFERENCE_URL";
+/// One request's limit. The box's CPU may be slow and the engine loads the model on first use
+/// (under emulation, as in the image tests, everything is ~30 times slower than native).
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of an error body that is not an OpenAI error object is quoted.
+const QUOTED_BYTES: usize = 300;
+
+/// The engine's embeddings API, with a client of its own: plain http, no roots, no proxy.
+pub struct LocalEmbeddings {
+    base_url: Url,
+    client: Client,
+}
+
+impl LocalEmbeddings {
+    /// `base_url` is the engine's address (`http://127.0.0.1:8089`, config.rs checks it).
+    pub fn new(base_url: Url) -> Result<LocalEmbeddings, Error> {
+        Ok(LocalEmbeddings {
+            base_url,
+            client: carapace_http::loopback_client(TIMEOUT)?,
+        })
+    }
+
+    /// The engine's address as errors name it: `http://127.0.0.1:8089`.
+    pub fn address(&self) -> &str {
+        self.base_url.as_str().trim_end_matches('/')
+    }
+
+    /// One vector per text, in the texts' order (unit length: the engine normalises them).
+    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let unreachable = |error: reqwest::Error| Error::InferenceUnreachable {
+            url: self.address().to_string(),
+            reason: describe(&error),
+        };
+        let body = json!({
+            "model": MEMORY_EMBEDDING_MODEL,
+            "input": texts,
+            "encoding_format": "float",
+        });
+        let response = self
+            .client
+            .post(format!("{}/v1/embeddings", self.address()))
+            .json(&body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(Error::InferenceRefused {
+                status: status.as_u16(),
+                message: error_message(&bytes),
+            });
+        }
+        vectors(&bytes, texts.len()).map_err(|reason| Error::InferenceAnswer { reason })
+    }
+}
+
+/// Why a request got no answer, in a few words: the innermost cause ("Connection refused (os
+/// error 111)"), since reqwest's own text is "error sending request for url (...)".
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {} s", TIMEOUT.as_secs());
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// The message of an OpenAI error object, or the start of whatever else the body holds.
+fn error_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorObject {
+        error: Detail,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        message: String,
+    }
+    if let Ok(object) = serde_json::from_slice::<ErrorObject>(body) {
+        return object.error.message;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTED_BYTES)]);
+    match text.trim() {
+        "" => "an empty body".to_string(),
+        text => format!("{text:?}"),
+    }
+}
+
+/// The vectors of an embeddings answer for `expected` texts, ordered by their `index`.
+fn vectors(body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        data: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|error| format!("not a list of float embeddings ({error})"))?;
+    if answer.data.len() != expected {
+        return Err(format!(
+            "{} embeddings for {expected} texts",
+            answer.data.len()
+        ));
+    }
+    let mut ordered: Vec<Option<Vec<f32>>> = vec![None; expected];
+    for item in answer.data {
+        match ordered.get_mut(item.index) {
+            Some(slot @ None) => *slot = Some(item.embedding),
+            Some(Some(_)) => return Err(format!("index {} appears twice", item.index)),
+            None => return Err(format!("index {} is out of range", item.index)),
+        }
+    }
+    // Every slot is filled: as many items as slots, none twice.
+    let ordered: Vec<Vec<f32>> = ordered.into_iter().flatten().collect();
+    let dimensions = ordered[0].len();
+    if dimensions == 0 || ordered.iter().any(|v| v.len() != dimensions) {
+        return Err("the vectors are empty or of different lengths".into());
+    }
+    Ok(ordered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_come_back_in_the_order_of_the_texts() {
+        let body = br#"{"object":"list","data":[
+            {"object":"embedding","index":1,"embedding":[0.0,1.0]},
+            {"object":"embedding","index":0,"embedding":[1.0,0.0]}],
+            "model":"all-minilm-l6-v2","usage":{"prompt_tokens":4,"total_tokens":4}}"#;
+        assert_eq!(vectors(body, 2).unwrap(), [vec![1.0, 0.0], vec![0.0, 1.0]]);
+    }
+
+    #[test]
+    fn a_malformed_answer_says_what_is_wrong() {
+        let check = |body: &str, expected: usize, wanted: &str| {
+            let reason = vectors(body.as_bytes(), expected).unwrap_err();
+            assert!(reason.contains(wanted), "{body}: {reason}");
+        };
+        check("<html>", 1, "not a list of float embeddings");
+        check(
+            r#"{"data":[{"index":0,"embedding":"AAAA"}]}"#,
+            1,
+            "not a list",
+        );
+        check(r#"{"data":[]}"#, 1, "0 embeddings for 1 texts");
+        check(
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[1]}]}"#,
+            2,
+            "index 0 appears twice",
+        );
+        check(
+            r#"{"data":[{"index":3,"embedding":[1]}]}"#,
+            1,
+            "index 3 is out",
+        );
+        check(
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}"#,
+            2,
+            "different lengths",
+        );
+        check(r#"{"data":[{"index":0,"embedding":[]}]}"#, 1, "empty");
+    }
+
+    #[test]
+    fn the_engines_error_message_is_quoted() {
+        let body = br#"{"error":{"message":"the model all-minilm-l6-v2 is not on this box","type":"invalid_request_error","code":"model_not_found"}}"#;
+        assert_eq!(
+            error_message(body),
+            "the model all-minilm-l6-v2 is not on this box"
+        );
+        assert_eq!(error_message(b"Bad Gateway\n"), "\"Bad Gateway\"");
+        assert_eq!(error_message(b""), "an empty body");
+        assert!(error_message(&[b'x'; 1000]).len() < QUOTED_BYTES + 10);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_named_with_the_address_and_the_cause() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        // Built with no process-wide TLS provider installed: must not panic.
+        let embeddings = LocalEmbeddings::new(url).unwrap();
+        assert!(embeddings.embed(&[]).await.unwrap().is_empty());
+        let error = embeddings.embed(&["hello"]).await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the local inference engine is not answering at http://127.0.0.1:{port}: "
+            )),
+            "{text}"
+        );
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+    }
+}
