@@ -3,7 +3,8 @@
 //! private network whose DNS answers api.telegram.org and api.openai.com with the fakes'
 //! addresses. The box must show the pairing link, ignore a stranger, pair the owner through
 //! the deep link's `/start <code>`, and answer the owner through the LLM with a tool call, all
-//! through netd's DNS stub and the firewall's allow sets.
+//! through netd's DNS stub and the firewall's allow sets; then keep two memories and recall
+//! the right one by meaning through the box's own embedding model, without the LLM.
 
 mod common;
 #[path = "common/net.rs"]
@@ -160,6 +161,46 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
             .contains("agentd: pairing: telegram 4242 is now the owner"),
         "{}",
         sent[2].text
+    );
+
+    // "Remember this", then recall by meaning: the box's own embedding model (the infer
+    // service, loopback only) ranks the memories; no LLM call, nothing leaves the box.
+    let notes = [
+        "the spare key is under the blue flowerpot",
+        "the wifi router is in the hallway closet",
+    ];
+    for (i, note) in notes.iter().enumerate() {
+        telegram.inject_text(OWNER, OWNER, "Ann", &format!("/remember {note}"));
+        let sent = handle.block_on(telegram.wait_sent(4 + i, WAIT));
+        if sent.len() < 4 + i {
+            fail(&vm, format!("no answer to /remember: {sent:?}"));
+        }
+        assert_eq!(
+            sent[3 + i].text,
+            format!("Remembered (memory {}).", i + 1),
+            "the engine did not embed the memory: {sent:?}"
+        );
+    }
+    telegram.inject_text(OWNER, OWNER, "Ann", "/recall where did I leave the key");
+    let sent = handle.block_on(telegram.wait_sent(6, WAIT));
+    if sent.len() < 6 {
+        fail(&vm, format!("no answer to /recall: {sent:?}"));
+    }
+    assert!(
+        sent[5]
+            .text
+            .starts_with("From memory:\n1. the spare key is under the blue flowerpot"),
+        "{}",
+        sent[5].text
+    );
+    assert_eq!(llm.requests().len(), 2, "memories went to the LLM");
+    // The engine ran as its own service, on the models the image carries.
+    assert!(
+        vm.console()
+            .iter()
+            .any(|l| l == "infer: carapace-infer: listening on http://127.0.0.1:8089"),
+        "{:?}",
+        vm.console()
     );
 
     // Nothing ever went to the stranger, and the model never saw their words.
