@@ -71,13 +71,16 @@ test-all: test test-slow
 ## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
-## time from /update to committed beside a plain reboot.
+## time from /update to committed beside a plain reboot; the inference engine against its
+## Python peers (sentence-transformers, silero-vad; scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
 	$(CARGO) bench -p carapace-agentd --bench agent
 	$(CARGO) bench -p carapace-tests --bench update_size
 	$(CARGO) bench -p carapace-tests --bench update_time
+	./scripts/bench-venv.sh
+	$(CARGO) bench -p carapace-infer --bench peers
 
 clean:
 	rm -rf out target

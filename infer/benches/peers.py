@@ -16,6 +16,7 @@ import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars between the table rows
 
 
 def median_ms(work, runs):
