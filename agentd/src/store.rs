@@ -431,8 +431,17 @@ impl Store {
     }
 
     pub fn reminders(&self) -> Result<Vec<(u64, Reminder)>, Error> {
+        self.json_rows(REMINDERS, "reminders")
+    }
+
+    /// Every row of a table of JSON values keyed by sequence number, in key order.
+    fn json_rows<T: DeserializeOwned>(
+        &self,
+        definition: TableDefinition<u64, &[u8]>,
+        name: &'static str,
+    ) -> Result<Vec<(u64, T)>, Error> {
         let all = self.read(|tx| {
-            let table = tx.open_table(REMINDERS)?;
+            let table = tx.open_table(definition)?;
             let mut all = Vec::new();
             for row in table.iter()? {
                 let (key, value) = row?;
@@ -441,7 +450,7 @@ impl Store {
             Ok(all)
         })?;
         all.into_iter()
-            .map(|(id, bytes)| Ok((id, from_json("reminders", &bytes)?)))
+            .map(|(id, bytes)| Ok((id, from_json(name, &bytes)?)))
             .collect()
     }
 
@@ -514,18 +523,7 @@ impl Store {
 
     /// Every memory, oldest first.
     pub fn memories(&self) -> Result<Vec<(u64, Memory)>, Error> {
-        let all = self.read(|tx| {
-            let table = tx.open_table(MEMORIES)?;
-            let mut all = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
-                all.push((key.value(), value.value().to_vec()));
-            }
-            Ok(all)
-        })?;
-        all.into_iter()
-            .map(|(id, bytes)| Ok((id, from_json("memories", &bytes)?)))
-            .collect()
+        self.json_rows(MEMORIES, "memories")
     }
 
     pub fn remove_memory(&self, id: u64) -> Result<bool, Error> {

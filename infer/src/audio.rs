@@ -24,6 +24,8 @@ fn bad(reason: impl Into<String>) -> Error {
 
 /// Decodes a WAV file's bytes to 16 kHz mono samples (channels averaged, then resampled).
 pub fn decode_wav(bytes: &[u8]) -> Result<Vec<f32>> {
+    let streamed = with_streamed_length(bytes);
+    let bytes = streamed.as_deref().unwrap_or(bytes);
     let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| {
         bad(format!(
             "not a WAV file the engine reads ({e}); send PCM or float WAV"
@@ -59,6 +61,42 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Vec<f32>> {
         .map(|frame| frame.iter().sum::<f32>() / channels as f32)
         .collect();
     resample(&mono, spec.sample_rate, SPEECH_SAMPLE_RATE)
+}
+
+/// Lengths that programs writing a WAV to a pipe put in the header when they cannot know the
+/// real one (espeak-ng --stdout writes 0x7ffff000, ffmpeg 0xffffffff).
+const STREAMED_LENGTHS: [u32; 2] = [0x7fff_f000, 0xffff_ffff];
+
+/// For a streamed WAV (its data chunk's length is one of [`STREAMED_LENGTHS`]): a copy whose
+/// RIFF and data lengths say what is really there. None for any other bytes; a file cut off
+/// with a plausible length stays refused.
+fn with_streamed_length(bytes: &[u8]) -> Option<Vec<u8>> {
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if bytes.get(..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+        return None;
+    }
+    let mut at = 12;
+    while let Some(length) = u32_at(at + 4) {
+        let body = at + 8;
+        if bytes.get(at..at + 4) == Some(b"data") {
+            if !STREAMED_LENGTHS.contains(&length) {
+                return None;
+            }
+            let real = u32::try_from(bytes.len() - body).ok()?;
+            let mut fixed = bytes.to_vec();
+            fixed[at + 4..body].copy_from_slice(&real.to_le_bytes());
+            let riff = u32::try_from(bytes.len() - 8).ok()?;
+            fixed[4..8].copy_from_slice(&riff.to_le_bytes());
+            return Some(fixed);
+        }
+        // Chunks are padded to an even length.
+        at = body.checked_add(usize::try_from(length).ok()? + (length as usize & 1))?;
+    }
+    None
 }
 
 /// `samples` at `from` Hz, resampled to `to` Hz (band-limited, FFT-based).
@@ -152,6 +190,15 @@ mod tests {
             }
             other => panic!("expected BadAudio, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_wav_streamed_to_a_pipe_is_read_to_its_end() {
+        let mut wav = encode_wav(&tone(16_000, 1.0, 440.0), 16_000);
+        // What espeak-ng --stdout writes: unknown lengths in the RIFF and data headers.
+        wav[4..8].copy_from_slice(&0x7fff_f024_u32.to_le_bytes());
+        wav[40..44].copy_from_slice(&0x7fff_f000_u32.to_le_bytes());
+        assert_eq!(decode_wav(&wav).unwrap().len(), 16_000);
     }
 
     #[test]

@@ -55,13 +55,18 @@ fn serve(models: &Path, extra: &[&str]) -> Server {
 }
 
 fn client() -> reqwest::Client {
-    carapace_http::client().unwrap()
+    carapace_http::loopback_client(Duration::from_secs(60)).unwrap()
 }
 
 async fn post_json(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    post(server, path, body.to_string().into_bytes()).await
+}
+
+/// POSTs `body` as it is (a WAV, broken JSON) and returns the status and the JSON answer.
+async fn post(server: &Server, path: &str, body: Vec<u8>) -> (u16, Value) {
     let response = client()
         .post(format!("{}{path}", server.url))
-        .json(body)
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -95,6 +100,10 @@ fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
+}
+
+fn error_message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or("")
 }
 
 fn speech_wav(text: &str) -> Vec<u8> {
@@ -196,15 +205,8 @@ async fn voice_activity_finds_the_speech_in_an_espeak_wav_at_its_own_rate() {
     let server = serve(&models_dir(), &[]);
     // espeak-ng writes 22,050 Hz: the engine resamples.
     let wav = speech_wav("turn the heating down a little");
-    let response = client()
-        .post(format!("{}/v1/audio/voice-activity", server.url))
-        .header("content-type", "audio/wav")
-        .body(wav)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = post(&server, "/v1/audio/voice-activity", wav).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], "silero-vad");
     let duration = body["duration"].as_f64().unwrap();
     let segments = body["segments"].as_array().unwrap();
@@ -233,55 +235,27 @@ async fn bad_requests_get_clear_errors_and_the_engine_keeps_answering() {
         (404, "model_not_found"),
         "{body}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("GET /v1/models")
-    );
+    assert!(error_message(&body).contains("GET /v1/models"), "{body}");
 
-    let response = client()
-        .post(format!("{}/v1/embeddings", server.url))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = post(&server, "/v1/embeddings", b"{not json".to_vec()).await;
+    assert_eq!(status, 400);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("the body is not JSON")
+        error_message(&body).starts_with("the body is not JSON"),
+        "{body}"
     );
 
     // A corrupt WAV: a RIFF header with nothing sensible after it.
-    let response = client()
-        .post(format!("{}/v1/audio/voice-activity", server.url))
-        .body(b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunk".to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
+    let corrupt = b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunk".to_vec();
+    let (status, body) = post(&server, "/v1/audio/voice-activity", corrupt).await;
+    assert_eq!(status, 400);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("the audio is not usable"),
+        error_message(&body).starts_with("the audio is not usable"),
         "{body}"
     );
 
     // 26 MB: over the limit, refused before anything is decoded.
-    let response = client()
-        .post(format!("{}/v1/audio/voice-activity", server.url))
-        .body(vec![0u8; 26 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), "request_too_large");
+    let (status, body) = post(&server, "/v1/audio/voice-activity", vec![0; 26 << 20]).await;
+    assert_eq!((status, error_code(&body)), (413, "request_too_large"));
 
     // The wrong model for the endpoint.
     let (status, body) = post_json(
@@ -327,19 +301,10 @@ async fn a_model_that_cannot_load_is_reported_and_the_other_models_keep_working(
     std::fs::write(vad.join("silero_vad.onnx"), b"not a model").unwrap();
 
     let server = serve(models.path(), &[]);
-    let response = client()
-        .post(format!(
-            "{}/v1/audio/voice-activity?model=silero-vad",
-            server.url
-        ))
-        .body(speech_wav("hello"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), "model_unavailable");
-    let message = body["error"]["message"].as_str().unwrap();
+    let path = "/v1/audio/voice-activity?model=silero-vad";
+    let (status, body) = post(&server, path, speech_wav("hello")).await;
+    assert_eq!((status, error_code(&body)), (503, "model_unavailable"));
+    let message = error_message(&body);
     assert!(
         message.starts_with("model silero-vad cannot be loaded"),
         "{message}"
