@@ -3,6 +3,8 @@
 //! cannot load while the others work, and models dropped when idle. The pinned models are
 //! fetched into the cache on the first run.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -106,19 +108,6 @@ fn error_message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or("")
 }
 
-fn speech_wav(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs (make deps installs it)");
-    assert!(status.success());
-    std::fs::read(wav).unwrap()
-}
-
 #[tokio::test]
 async fn embeddings_match_sentence_transformers_as_floats_and_as_base64() {
     let server = serve(&models_dir(), &[]);
@@ -204,7 +193,7 @@ async fn openais_python_client_lists_the_models_and_gets_the_same_embeddings() {
 async fn voice_activity_finds_the_speech_in_an_espeak_wav_at_its_own_rate() {
     let server = serve(&models_dir(), &[]);
     // espeak-ng writes 22,050 Hz: the engine resamples.
-    let wav = speech_wav("turn the heating down a little");
+    let wav = common::espeak_wav("turn the heating down a little");
     let (status, body) = post(&server, "/v1/audio/voice-activity", wav).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], "silero-vad");
@@ -302,7 +291,7 @@ async fn a_model_that_cannot_load_is_reported_and_the_other_models_keep_working(
 
     let server = serve(models.path(), &[]);
     let path = "/v1/audio/voice-activity?model=silero-vad";
-    let (status, body) = post(&server, path, speech_wav("hello")).await;
+    let (status, body) = post(&server, path, common::espeak_wav("hello")).await;
     assert_eq!((status, error_code(&body)), (503, "model_unavailable"));
     let message = error_message(&body);
     assert!(

@@ -1,9 +1,10 @@
 //! Silero VAD through ONNX Runtime (both from their pinned wheels, fetched into the cache on
 //! the first run) on speech the test makes with espeak-ng and places at known times.
 
+mod common;
+
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use carapace_infer::{
@@ -38,17 +39,7 @@ fn vad() -> VoiceActivity {
 /// `text` spoken by espeak-ng, at 16 kHz, with espeak's leading and trailing silence cut off
 /// so that the clip is speech from its first sample to its last.
 fn speak(text: &str) -> Vec<f32> {
-    // A file, not --stdout: espeak-ng streams a WAV whose header gives no real length.
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("speech.wav");
-    let output = Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .output()
-        .expect("espeak-ng runs (make deps installs it)");
-    assert!(output.status.success(), "espeak-ng: {output:?}");
-    let samples = decode_wav(&std::fs::read(&wav).unwrap()).unwrap();
+    let samples = decode_wav(&common::espeak_wav(text)).unwrap();
     let loud = |s: &&f32| s.abs() > 0.02;
     let first = samples.iter().position(|s| loud(&s)).unwrap();
     let last = samples.iter().rposition(|s| loud(&s)).unwrap();
