@@ -43,7 +43,7 @@ pub fn fetch(recipe: &Recipe, cache: &Path) -> Result<Vec<ModelFile>> {
         let dir = runtime
             .block_on(carapace_models::fetch_model(&client, pin, &models_dir))
             .map_err(failed(&entry.name))?;
-        for file in &pin.files {
+        for file in &pin.installed_files() {
             files.push(ModelFile {
                 image_path: format!("{MODELS_DIR}/{}/{file}", pin.unpacked_dir_name()),
                 source: dir.join(file),

@@ -1,5 +1,5 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
-//! (`/v1/models`, `/v1/embeddings`), ours where it does not (`/v1/audio/voice-activity`), and
+//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`), ours where it does not (`/v1/audio/voice-activity`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
 use std::sync::Arc;
@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use crate::audio::decode_wav;
 use crate::engine::{Capability, Engine, ModelStatus};
 use crate::error::Error;
+use crate::whisper::TranscribeOptions;
 
 /// The most texts one embeddings request may carry (OpenAI's limit).
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// The model a request without one gets, per capability.
 const DEFAULT_VAD: &str = "silero-vad";
+const DEFAULT_TRANSCRIPTION: &str = "whisper-tiny-en";
 
 pub type ApiResponse = Response<Full<Bytes>>;
 
@@ -44,7 +46,22 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             let model = query_value(request.uri().query(), "model");
             voice_activity(engine, model, request.into_body()).await
         }
-        (_, "/health" | "/v1/models" | "/v1/embeddings" | "/v1/audio/voice-activity") => error(
+        (Method::POST, "/v1/audio/transcriptions") => {
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            transcriptions(engine, content_type, request.into_body()).await
+        }
+        (
+            _,
+            "/health"
+            | "/v1/models"
+            | "/v1/embeddings"
+            | "/v1/audio/voice-activity"
+            | "/v1/audio/transcriptions",
+        ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
             "method_not_allowed",
@@ -55,8 +72,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             "invalid_request_error",
             "unknown_url",
             format!(
-                "no endpoint {path}; this engine serves /v1/models, /v1/embeddings and \
-                 /v1/audio/voice-activity"
+                "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
+                 /v1/audio/transcriptions and /v1/audio/voice-activity"
             ),
         ),
     }
@@ -205,6 +222,148 @@ async fn voice_activity(engine: Arc<Engine>, model: Option<String>, body: Bytes)
     }))
 }
 
+async fn transcriptions(
+    engine: Arc<Engine>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> ApiResponse {
+    let form = match read_transcription_form(content_type.as_deref(), body).await {
+        Ok(form) => form,
+        Err(message) => return invalid(message),
+    };
+    let model = form.model.clone();
+    if let Some(response) = check_capability(&engine, &model, Capability::Transcription) {
+        return response;
+    }
+    let options = form.options.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        let samples = decode_wav(&form.file)?;
+        engine.transcribe(&form.model, &samples, &options)
+    })
+    .await;
+    let transcript = match computed {
+        Ok(Ok(transcript)) => transcript,
+        Ok(Err(failure)) => return engine_error(&failure),
+        Err(join) => return internal(format!("the computation stopped: {join}")),
+    };
+    let usage = json!({"type": "duration", "seconds": transcript.duration.ceil() as u64});
+    match form.format {
+        TranscriptFormat::Json => ok(json!({"text": transcript.text, "usage": usage})),
+        TranscriptFormat::Text => {
+            let mut response =
+                Response::new(Full::new(Bytes::from(format!("{}\n", transcript.text))));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        }
+        TranscriptFormat::VerboseJson => ok(json!({
+            "task": "transcribe",
+            "language": if transcript.language == "en" { "english" } else { transcript.language.as_str() },
+            "duration": transcript.duration,
+            "text": transcript.text,
+            "segments": transcript.segments.iter().enumerate().map(|(id, s)| json!({
+                "id": id,
+                "seek": (s.start * 100.0).round() as u64,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": s.tokens,
+                "temperature": 0.0,
+                "avg_logprob": s.avg_logprob,
+                "no_speech_prob": s.no_speech_prob,
+            })).collect::<Vec<_>>(),
+            "usage": usage,
+        })),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TranscriptFormat {
+    Json,
+    Text,
+    VerboseJson,
+}
+
+struct TranscriptionForm {
+    file: Bytes,
+    model: String,
+    options: TranscribeOptions,
+    format: TranscriptFormat,
+}
+
+/// The parts of OpenAI's transcription upload (multipart/form-data), each checked.
+async fn read_transcription_form(
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Result<TranscriptionForm, String> {
+    let boundary = content_type
+        .and_then(|value| multer::parse_boundary(value).ok())
+        .ok_or_else(|| {
+            "send the audio as multipart/form-data with a `file` part and a `model` part, as \
+             OpenAI's clients do"
+                .to_string()
+        })?;
+    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(body, boundary);
+    let mut file = None;
+    let mut model = None;
+    let mut options = TranscribeOptions::default();
+    let mut format = TranscriptFormat::Json;
+    let unreadable =
+        |e: multer::Error| format!("the form does not parse ({e}); send multipart/form-data");
+    while let Some(part) = parts.next_field().await.map_err(unreadable)? {
+        let name = part.name().unwrap_or_default().to_string();
+        let bytes = part.bytes().await.map_err(unreadable)?;
+        let text = || {
+            String::from_utf8(bytes.to_vec())
+                .map(|text| text.trim().to_string())
+                .map_err(|_| format!("`{name}` is not UTF-8 text"))
+        };
+        match name.as_str() {
+            "file" => file = Some(bytes.clone()),
+            "model" => model = Some(text()?),
+            "language" => options.language = Some(text()?).filter(|l| !l.is_empty()),
+            "prompt" => options.prompt = Some(text()?),
+            "response_format" => {
+                format = match text()?.as_str() {
+                    "json" => TranscriptFormat::Json,
+                    "text" => TranscriptFormat::Text,
+                    "verbose_json" => TranscriptFormat::VerboseJson,
+                    other => {
+                        return Err(format!(
+                            "`response_format` {other:?} is not offered; send \"json\", \"text\" \
+                             or \"verbose_json\""
+                        ));
+                    }
+                }
+            }
+            "temperature" => {
+                let value = text()?;
+                if value.parse::<f64>().ok() != Some(0.0) {
+                    return Err(format!(
+                        "`temperature` {value} is not offered: decoding is greedy (0); leave it out"
+                    ));
+                }
+            }
+            "stream" if text()? == "false" => {}
+            other => {
+                return Err(format!(
+                    "`{other}` is not taken here; send file, model, and optionally language, \
+                     prompt, response_format"
+                ));
+            }
+        }
+    }
+    Ok(TranscriptionForm {
+        file: file.ok_or("the form has no `file` part; send the audio as a WAV file")?,
+        model: model.unwrap_or_else(|| DEFAULT_TRANSCRIPTION.to_string()),
+        options,
+        format,
+    })
+}
+
 /// None when `model` does `wanted`, else the answer that says why not.
 fn check_capability(engine: &Engine, model: &str, wanted: Capability) -> Option<ApiResponse> {
     match engine.capability(model) {
@@ -232,9 +391,10 @@ fn engine_error(failure: &Error) -> ApiResponse {
             "model_unavailable",
             failure.to_string(),
         ),
-        Error::BadAudio { .. } | Error::Tokenize { .. } | Error::WrongCapability { .. } => {
-            invalid(failure.to_string())
-        }
+        Error::BadAudio { .. }
+        | Error::BadRequest { .. }
+        | Error::Tokenize { .. }
+        | Error::WrongCapability { .. } => invalid(failure.to_string()),
         _ => internal(failure.to_string()),
     }
 }

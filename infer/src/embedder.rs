@@ -107,7 +107,7 @@ impl Embedder {
 }
 
 /// `dir/name`, or an error naming the missing file.
-fn model_file(dir: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn model_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     if path.is_file() {
         Ok(path)

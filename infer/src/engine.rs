@@ -12,6 +12,7 @@ use crate::embedder::Embedder;
 use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
 use crate::vad::VoiceActivity;
+use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
 use carapace_models::{ModelLock, onnx_runtime_pin};
 
 /// What a model does, which decides the endpoint that runs it.
@@ -20,12 +21,14 @@ use carapace_models::{ModelLock, onnx_runtime_pin};
 pub enum Capability {
     Embeddings,
     VoiceActivity,
+    Transcription,
 }
 
 /// The models the engine knows, by lock name.
-const CATALOG: [(&str, Capability); 2] = [
+const CATALOG: [(&str, Capability); 3] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
+    ("whisper-tiny-en", Capability::Transcription),
 ];
 
 /// Where the engine finds its files and how it runs.
@@ -54,6 +57,7 @@ pub struct ModelStatus {
 enum Loaded {
     Embedder(Box<Embedder>),
     VoiceActivity(VoiceActivity),
+    Transcriber(Box<Transcriber>),
 }
 
 struct Slot {
@@ -164,7 +168,7 @@ impl Engine {
     pub fn embed(&self, id: &str, inputs: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
         self.with_loaded(id, |loaded| match loaded {
             Loaded::Embedder(embedder) => embedder.embed_counted(inputs),
-            Loaded::VoiceActivity(_) => Err(wrong(id, "embeddings")),
+            _ => Err(wrong(id, "embeddings")),
         })
     }
 
@@ -176,7 +180,20 @@ impl Engine {
     ) -> Result<Vec<crate::vad::SpeechSegment>> {
         self.with_loaded(id, |loaded| match loaded {
             Loaded::VoiceActivity(vad) => vad.speech_segments(samples),
-            Loaded::Embedder(_) => Err(wrong(id, "voice activity")),
+            _ => Err(wrong(id, "voice activity")),
+        })
+    }
+
+    /// The text spoken in 16 kHz `samples`, by model `id`.
+    pub fn transcribe(
+        &self,
+        id: &str,
+        samples: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcript> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::Transcriber(whisper) => whisper.transcribe(samples, options),
+            _ => Err(wrong(id, "transcription")),
         })
     }
 
@@ -271,6 +288,9 @@ fn load(
     match capability {
         Capability::Embeddings => {
             Embedder::load(dir, threads).map(|e| Loaded::Embedder(Box::new(e)))
+        }
+        Capability::Transcription => {
+            Transcriber::load(dir, threads).map(|t| Loaded::Transcriber(Box::new(t)))
         }
         Capability::VoiceActivity => {
             let runtime = match onnx {

@@ -53,6 +53,8 @@ pub enum Error {
     ModelUnavailable { model: String, reason: String },
     #[error("model {model} does not do {capability}")]
     WrongCapability { model: String, capability: String },
+    #[error("{reason}")]
+    BadRequest { reason: String },
     #[error("the audio is not usable: {reason}")]
     BadAudio { reason: String },
     #[error(

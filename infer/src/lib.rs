@@ -28,6 +28,7 @@ mod serve;
 #[allow(unsafe_code)]
 mod threads;
 mod vad;
+pub mod whisper;
 
 pub use audio::{MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_wav, encode_wav, resample};
 pub use embedder::{Embedder, MAX_WORD_PIECES};

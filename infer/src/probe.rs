@@ -101,10 +101,9 @@ pub fn report(engine: &Engine) -> String {
     out
 }
 
-/// One small run of model `id`: how long loading and the run took, or why it cannot run.
-fn measure(engine: &Engine, id: &str, capability: Capability) -> String {
-    let started = Instant::now();
-    let result = match capability {
+/// One small run of model `capability` on fixed input: what it was.
+fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<&'static str> {
+    match capability {
         Capability::Embeddings => engine
             .embed(id, &["the kettle is on"])
             .map(|_| "one sentence"),
@@ -112,18 +111,23 @@ fn measure(engine: &Engine, id: &str, capability: Capability) -> String {
         Capability::VoiceActivity => engine
             .speech_segments(id, &vec![0.0; 160_000])
             .map(|_| "10 s of audio"),
-    };
+        // Ten seconds of quiet: one window encoded and its first tokens decoded.
+        Capability::Transcription => engine
+            .transcribe(id, &vec![0.0; 160_000], &Default::default())
+            .map(|_| "10 s of audio"),
+    }
+}
+
+/// How long loading and one run of model `id` took, or why it cannot run.
+fn measure(engine: &Engine, id: &str, capability: Capability) -> String {
+    let started = Instant::now();
+    let result = run_once(engine, id, capability);
     let first = started.elapsed();
     match result {
         Err(error) => format!("cannot run: {error}"),
         Ok(what) => {
             let again = Instant::now();
-            let _ = match capability {
-                Capability::Embeddings => engine.embed(id, &["the kettle is on"]).map(|_| ()),
-                Capability::VoiceActivity => {
-                    engine.speech_segments(id, &vec![0.0; 160_000]).map(|_| ())
-                }
-            };
+            let _ = run_once(engine, id, capability);
             format!(
                 "{what} in {:.1} ms once loaded ({:.0} ms with loading)",
                 again.elapsed().as_secs_f64() * 1e3,

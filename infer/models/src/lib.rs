@@ -5,16 +5,18 @@
 //! Runtime.
 
 mod cache;
+mod ctranslate2;
 mod digest;
 mod download;
 mod error;
 mod fetch;
 mod lock;
 mod unpack;
+mod whisper_ct2;
 
 pub use cache::{models_dir, models_dir_from};
 pub use digest::{sha256_file, verify_sha256};
 pub use download::download_client;
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
-pub use lock::{MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin};
+pub use lock::{Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin};

@@ -20,6 +20,25 @@ pub enum RunsOn {
     Onnxruntime,
 }
 
+/// A conversion the fetch applies to a model's unpacked files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conversion {
+    /// CTranslate2's Whisper (model.bin) to Hugging Face safetensors (whisper_ct2.rs).
+    Ctranslate2Whisper,
+}
+
+impl Conversion {
+    /// The unpacked files it reads and the files it leaves in their place.
+    pub fn inputs_and_outputs(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Conversion::Ctranslate2Whisper => {
+                (&crate::whisper_ct2::INPUTS, &crate::whisper_ct2::OUTPUTS)
+            }
+        }
+    }
+}
+
 /// One model's pinned wheel.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +60,12 @@ pub struct PinnedModel {
     /// What runs it: required for a `[model.*]`, absent for a `[runtime.*]` (a library).
     #[serde(default)]
     pub runs_on: Option<RunsOn>,
+    /// A conversion of the unpacked files, and the sha256 of each file it writes: the output
+    /// is pinned like the wheel, so a converter that changed is caught, not trusted.
+    #[serde(default)]
+    pub convert: Option<Conversion>,
+    #[serde(default)]
+    pub converted: BTreeMap<String, String>,
 }
 
 impl PinnedModel {
@@ -52,7 +77,27 @@ impl PinnedModel {
     /// The cache folder name of the unpacked model: name and version, so a new pin never
     /// reuses files unpacked from an older wheel.
     pub fn unpacked_dir_name(&self) -> String {
-        format!("{}-{}", self.name, self.version)
+        // A converted model's folder also names its output (the first file's digest), so that
+        // files converted by an older converter are never taken for the pinned ones.
+        match self.converted.values().next() {
+            Some(digest) => format!("{}-{}-{}", self.name, self.version, &digest[..8]),
+            None => format!("{}-{}", self.name, self.version),
+        }
+    }
+
+    /// The files of the model's folder once fetched: `files`, less what a conversion consumed,
+    /// plus what it wrote.
+    pub fn installed_files(&self) -> Vec<String> {
+        let Some(conversion) = self.convert else {
+            return self.files.clone();
+        };
+        let (inputs, outputs) = conversion.inputs_and_outputs();
+        self.files
+            .iter()
+            .filter(|file| !inputs.contains(&file.as_str()))
+            .cloned()
+            .chain(outputs.iter().map(|file| file.to_string()))
+            .collect()
     }
 
     /// The wheel's path of `file` (one of `files`).
@@ -85,12 +130,7 @@ impl PinnedModel {
                 ),
             ));
         }
-        let is_hex = self.sha256.len() == 64
-            && self
-                .sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !is_hex {
+        if !is_sha256_hex(&self.sha256) {
             return Err(fail(
                 "sha256",
                 format!("{:?} is not 64 lowercase hex digits", self.sha256),
@@ -111,8 +151,58 @@ impl PinnedModel {
                 return Err(fail("files", format!("{file:?} is not a plain file name")));
             }
         }
+        self.validate_conversion()
+    }
+
+    fn validate_conversion(&self) -> Result<()> {
+        let fail = |field: &'static str, reason: String| Error::LockEntry {
+            model: self.name.clone(),
+            field,
+            reason,
+        };
+        let Some(conversion) = self.convert else {
+            if self.converted.is_empty() {
+                return Ok(());
+            }
+            return Err(fail(
+                "converted",
+                "is set, but no `convert` says how".into(),
+            ));
+        };
+        let (inputs, outputs) = conversion.inputs_and_outputs();
+        if let Some(missing) = inputs
+            .iter()
+            .find(|input| !self.files.contains(&input.to_string()))
+        {
+            return Err(fail(
+                "files",
+                format!("lacks {missing}, which the {conversion:?} conversion reads"),
+            ));
+        }
+        let pinned: Vec<&str> = self.converted.keys().map(String::as_str).collect();
+        let mut expected = outputs.to_vec();
+        expected.sort_unstable();
+        if pinned != expected {
+            return Err(fail(
+                "converted",
+                format!("pins {pinned:?}; the {conversion:?} conversion writes {expected:?}"),
+            ));
+        }
+        if let Some((file, digest)) = self.converted.iter().find(|(_, d)| !is_sha256_hex(d)) {
+            return Err(fail(
+                "converted",
+                format!("{file}: {digest:?} is not 64 lowercase hex digits"),
+            ));
+        }
         Ok(())
     }
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// All pinned models, by name.

@@ -1,0 +1,350 @@
+//! Whisper's encoder and decoder on candle, from Hugging Face's tensor names, with a key/value
+//! cache in the decoder's self-attention: each new token attends to the keys and values kept
+//! from the tokens before it, so a step costs one token's work, not the whole prefix's (the
+//! decoder of candle-transformers' Whisper re-runs the prefix every step). The cross-attention's
+//! keys and values come from the audio and are computed once per 30-second window.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+
+/// The model's dimensions, from Hugging Face's config.json.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct WhisperConfig {
+    pub num_mel_bins: usize,
+    pub d_model: usize,
+    pub encoder_layers: usize,
+    pub encoder_attention_heads: usize,
+    pub decoder_layers: usize,
+    pub decoder_attention_heads: usize,
+    pub vocab_size: usize,
+    pub max_source_positions: usize,
+    pub max_target_positions: usize,
+    #[serde(default)]
+    pub suppress_tokens: Option<Vec<u32>>,
+    #[serde(default)]
+    pub begin_suppress_tokens: Option<Vec<u32>>,
+}
+
+type Result<T> = candle_core::Result<T>;
+
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(d: usize, heads: usize, vb: VarBuilder) -> Result<Attention> {
+        Ok(Attention {
+            query: candle_nn::linear(d, d, vb.pp("q_proj"))?,
+            key: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
+            value: candle_nn::linear(d, d, vb.pp("v_proj"))?,
+            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            heads,
+        })
+    }
+
+    /// [batch, positions, d] → [batch, heads, positions, d / heads].
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, positions, d) = x.dims3()?;
+        x.reshape((batch, positions, self.heads, d / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// The keys and values of `x`, split into heads.
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split_heads(&self.key.forward(x)?)?,
+            self.split_heads(&self.value.forward(x)?)?,
+        ))
+    }
+
+    /// `x` attending to `keys` and `values` ([batch, heads, m, d / heads]); `mask` [n, m] is
+    /// added to the scores (−∞ where a position may not look).
+    fn attend(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (batch, positions, d) = x.dims3()?;
+        let query = self.split_heads(&self.query.forward(x)?)?;
+        let scale = 1.0 / ((d / self.heads) as f64).sqrt();
+        let mut scores = (query.matmul(&keys.t()?)? * scale)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let mixed = weights
+            .matmul(values)?
+            .transpose(1, 2)?
+            .reshape((batch, positions, d))?;
+        self.out.forward(&mixed)
+    }
+}
+
+struct FeedForward {
+    norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+}
+
+impl FeedForward {
+    fn load(d: usize, vb: &VarBuilder) -> Result<FeedForward> {
+        Ok(FeedForward {
+            norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
+            up: candle_nn::linear(d, 4 * d, vb.pp("fc1"))?,
+            down: candle_nn::linear(4 * d, d, vb.pp("fc2"))?,
+        })
+    }
+
+    /// `x` plus the block's feed-forward of it (exact GELU, as Whisper).
+    fn residual(&self, x: &Tensor) -> Result<Tensor> {
+        let hidden = self.up.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        x + self.down.forward(&hidden)?
+    }
+}
+
+struct EncoderLayer {
+    attention: Attention,
+    attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+}
+
+/// Audio (a log-mel spectrogram) to the features the decoder attends to.
+pub struct Encoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positions: Tensor,
+    layers: Vec<EncoderLayer>,
+    norm: LayerNorm,
+}
+
+impl Encoder {
+    fn load(config: &WhisperConfig, vb: VarBuilder) -> Result<Encoder> {
+        let d = config.d_model;
+        let same = Conv1dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let halving = Conv1dConfig {
+            padding: 1,
+            stride: 2,
+            ..Default::default()
+        };
+        let layers = (0..config.encoder_layers)
+            .map(|n| {
+                let vb = vb.pp(format!("layers.{n}"));
+                Ok(EncoderLayer {
+                    attention: Attention::load(
+                        d,
+                        config.encoder_attention_heads,
+                        vb.pp("self_attn"),
+                    )?,
+                    attention_norm: candle_nn::layer_norm(
+                        d,
+                        LAYER_NORM_EPS,
+                        vb.pp("self_attn_layer_norm"),
+                    )?,
+                    feed_forward: FeedForward::load(d, &vb)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder {
+            conv1: candle_nn::conv1d(config.num_mel_bins, d, 3, same, vb.pp("conv1"))?,
+            conv2: candle_nn::conv1d(d, d, 3, halving, vb.pp("conv2"))?,
+            positions: vb.get((config.max_source_positions, d), "embed_positions.weight")?,
+            layers,
+            norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("layer_norm"))?,
+        })
+    }
+
+    /// `mel` [1, mel bins, frames] → [1, frames / 2, d].
+    pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(mel)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let positions = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, 0, positions)?)?;
+        for layer in &self.layers {
+            let normed = layer.attention_norm.forward(&x)?;
+            let (keys, values) = layer.attention.keys_values(&normed)?;
+            x = (&x + layer.attention.attend(&normed, &keys, &values, None)?)?;
+            x = layer.feed_forward.residual(&x)?;
+        }
+        self.norm.forward(&x)
+    }
+}
+
+struct DecoderLayer {
+    self_attention: Attention,
+    self_attention_norm: LayerNorm,
+    cross_attention: Attention,
+    cross_attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+}
+
+/// What the decoder keeps between steps of one window: per layer, the self-attention's keys
+/// and values so far and the cross-attention's keys and values of the audio.
+pub struct DecoderCache {
+    past: Vec<Option<(Tensor, Tensor)>>,
+    audio: Vec<(Tensor, Tensor)>,
+    length: usize,
+}
+
+impl DecoderCache {
+    /// The tokens decoded so far.
+    pub fn len(&self) -> usize {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+}
+
+/// Tokens and audio features to the next token's scores.
+pub struct Decoder {
+    embeddings: Tensor,
+    positions: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: LayerNorm,
+}
+
+impl Decoder {
+    fn load(config: &WhisperConfig, vb: VarBuilder) -> Result<Decoder> {
+        let d = config.d_model;
+        let heads = config.decoder_attention_heads;
+        let layers = (0..config.decoder_layers)
+            .map(|n| {
+                let vb = vb.pp(format!("layers.{n}"));
+                let norm = |name: &str| candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp(name));
+                Ok(DecoderLayer {
+                    self_attention: Attention::load(d, heads, vb.pp("self_attn"))?,
+                    self_attention_norm: norm("self_attn_layer_norm")?,
+                    cross_attention: Attention::load(d, heads, vb.pp("encoder_attn"))?,
+                    cross_attention_norm: norm("encoder_attn_layer_norm")?,
+                    feed_forward: FeedForward::load(d, &vb)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Decoder {
+            embeddings: vb.get((config.vocab_size, d), "embed_tokens.weight")?,
+            positions: vb.get((config.max_target_positions, d), "embed_positions.weight")?,
+            layers,
+            norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("layer_norm"))?,
+        })
+    }
+
+    /// A fresh cache for decoding against `audio` (the encoder's output).
+    pub fn start(&self, audio: &Tensor) -> Result<DecoderCache> {
+        let audio = self
+            .layers
+            .iter()
+            .map(|layer| layer.cross_attention.keys_values(audio))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderCache {
+            past: vec![None; self.layers.len()],
+            audio,
+            length: 0,
+        })
+    }
+
+    /// The most tokens one window can hold (448 for every Whisper).
+    pub fn max_tokens(&self) -> usize {
+        self.positions.dim(0).unwrap_or(0)
+    }
+
+    /// Runs `tokens` after those already in `cache` (adding them to it) and returns the final
+    /// hidden state of each, [tokens, d]. Several tokens at once attend causally among
+    /// themselves, so a prompt goes in one call.
+    pub fn forward(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Tensor> {
+        let past = cache.length;
+        let count = tokens.len();
+        if count == 0 || past + count > self.max_tokens() {
+            candle_core::bail!(
+                "{count} tokens after {past} do not fit the decoder's {} positions",
+                self.max_tokens()
+            );
+        }
+        let device = self.embeddings.device();
+        let ids = Tensor::new(tokens, device)?;
+        let mut x = self
+            .embeddings
+            .index_select(&ids, 0)?
+            .add(&self.positions.narrow(0, past, count)?)?
+            .unsqueeze(0)?;
+        let mask = (count > 1)
+            .then(|| causal_mask(count, past, device))
+            .transpose()?;
+        for (layer, (kept, audio)) in self
+            .layers
+            .iter()
+            .zip(cache.past.iter_mut().zip(&cache.audio))
+        {
+            let normed = layer.self_attention_norm.forward(&x)?;
+            let (new_keys, new_values) = layer.self_attention.keys_values(&normed)?;
+            let (keys, values) = match kept.take() {
+                Some((keys, values)) => (
+                    Tensor::cat(&[&keys, &new_keys], 2)?,
+                    Tensor::cat(&[&values, &new_values], 2)?,
+                ),
+                None => (new_keys, new_values),
+            };
+            x = (&x
+                + layer
+                    .self_attention
+                    .attend(&normed, &keys, &values, mask.as_ref())?)?;
+            *kept = Some((keys, values));
+            let normed = layer.cross_attention_norm.forward(&x)?;
+            x = (&x
+                + layer
+                    .cross_attention
+                    .attend(&normed, &audio.0, &audio.1, None)?)?;
+            x = layer.feed_forward.residual(&x)?;
+        }
+        cache.length += count;
+        self.norm.forward(&x)?.squeeze(0)
+    }
+
+    /// Scores over the vocabulary for each row of `hidden` ([n, d] → [n, vocabulary]): the
+    /// output projection is the token embeddings, transposed.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        hidden.matmul(&self.embeddings.t()?)
+    }
+}
+
+/// [count, past + count]: 0 where token i may look at position j (j ≤ past + i), −∞ after.
+fn causal_mask(count: usize, past: usize, device: &Device) -> Result<Tensor> {
+    let width = past + count;
+    let values: Vec<f32> = (0..count)
+        .flat_map(|i| (0..width).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (count, width), device)
+}
+
+/// A whole Whisper.
+pub struct Whisper {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub config: WhisperConfig,
+}
+
+impl Whisper {
+    /// Builds the model from Hugging Face's tensor names under `vb` (f32 on the CPU).
+    pub fn load(config: WhisperConfig, vb: VarBuilder) -> Result<Whisper> {
+        Ok(Whisper {
+            encoder: Encoder::load(&config, vb.pp("model.encoder"))?,
+            decoder: Decoder::load(&config, vb.pp("model.decoder"))?,
+            config,
+        })
+    }
+
+    /// The dtype the model computes in.
+    pub const DTYPE: DType = DType::F32;
+}
