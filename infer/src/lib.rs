@@ -20,6 +20,7 @@ mod audio;
 mod embedder;
 mod engine;
 mod error;
+mod ogg_opus;
 mod onnx;
 mod pooling;
 mod probe;
@@ -30,9 +31,12 @@ mod threads;
 mod vad;
 pub mod whisper;
 
-pub use audio::{MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_wav, encode_wav, resample};
+pub use audio::{
+    MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_audio, decode_wav, encode_wav, resample,
+};
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+pub use ogg_opus::decode_ogg_opus;
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{
     MODELS_LOCK, ModelLock, PinnedModel, RunsOn, download_client, fetch_model, fetch_pinned,

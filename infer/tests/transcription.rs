@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 
 use candle_core::{Device, Tensor};
 use carapace_infer::whisper::{HOP, MelSpectrogram, TranscribeOptions, Transcriber, WINDOW_FRAMES};
-use carapace_infer::{SPEECH_SAMPLE_RATE, decode_wav};
+use carapace_infer::{SPEECH_SAMPLE_RATE, decode_audio, decode_wav};
 
 const THREADS: usize = 2;
 
@@ -81,6 +81,36 @@ fn each_sentence_is_heard_within_the_word_error_rate_bound(whisper: &Transcriber
     let rate = errors / total as f64;
     println!("  word error rate {rate:.3} over {total} words");
     assert!(rate <= MAX_WORD_ERROR_RATE, "word error rate {rate:.3}");
+}
+
+/// The same sentences as voice notes (Ogg Opus from libopus at 24 kbit/s, as the IM apps send
+/// them): the words come through the codec as they do from WAV.
+fn voice_notes_are_heard_as_well_as_wav(whisper: &Transcriber) {
+    let mut errors = [0.0, 0.0];
+    for sentence in SENTENCES {
+        let note = common::voice_note(sentence);
+        assert!(note.starts_with(b"OggS"));
+        let samples = decode_audio(&note).unwrap();
+        let wav = speak(sentence);
+        // opusenc keeps the length: within one 20 ms frame of the WAV's.
+        assert!(
+            (samples.len() as i64 - wav.len() as i64).abs() <= 320,
+            "{}",
+            samples.len()
+        );
+        for (i, audio) in [samples, wav].iter().enumerate() {
+            let text = whisper
+                .transcribe(audio, &TranscribeOptions::default())
+                .unwrap()
+                .text;
+            errors[i] += word_error_rate(sentence, &text) * words(sentence).len() as f64;
+        }
+    }
+    let total: usize = SENTENCES.iter().map(|s| words(s).len()).sum();
+    let [note, wav] = errors.map(|e| e / total as f64);
+    println!("  word error rate: voice notes {note:.3}, WAV {wav:.3}");
+    assert!(note <= MAX_WORD_ERROR_RATE, "{note:.3}");
+    assert!(note <= wav + 0.05, "the codec cost {:.3}", note - wav);
 }
 
 /// Over 30 seconds: two windows, the second prompted with the first's text.
@@ -209,10 +239,14 @@ fn main() {
         .block_on(carapace_infer::fetch_pinned("whisper-tiny-en"))
         .unwrap_or_else(|error| panic!("fetching the pinned model: {error}"));
     let whisper = Transcriber::load(&dir, threads).unwrap();
-    let checks: [(&str, Check); 5] = [
+    let checks: [(&str, Check); 6] = [
         (
             "each_sentence_is_heard_within_the_word_error_rate_bound",
             each_sentence_is_heard_within_the_word_error_rate_bound,
+        ),
+        (
+            "voice_notes_are_heard_as_well_as_wav",
+            voice_notes_are_heard_as_well_as_wav,
         ),
         (
             "speech_longer_than_a_window_is_heard_in_both_windows",
