@@ -4,7 +4,7 @@
 //! reboot).
 
 use carapace_audit::AuditLog;
-use carapace_im::{ChannelKind, Content, Incoming, Outgoing};
+use carapace_im::{ChannelKind, Content, FileRef, Incoming, Outgoing};
 use carapace_owner::OwnerSettings;
 
 use crate::commands;
@@ -27,6 +27,16 @@ pub enum Effect {
     Reboot,
 }
 
+/// Files people sent, fetched from their IM server (links.rs: Telegram's getFile, Feishu's
+/// message resources).
+pub trait Media {
+    fn download(
+        &self,
+        channel: ChannelKind,
+        file: &FileRef,
+    ) -> impl Future<Output = Result<Vec<u8>, String>>;
+}
+
 #[derive(Debug)]
 pub struct Handled {
     pub answer: Answer,
@@ -45,8 +55,8 @@ pub struct Agent {
     pub limits: TurnLimits,
     /// The update service, for /update.
     pub updates: crate::updates::UpdateControl,
-    /// The local inference engine, for memories (/remember, /recall, their tools).
-    pub embeddings: crate::embeddings::LocalEmbeddings,
+    /// The local inference engine: memories (/remember, /recall, their tools) and voice notes.
+    pub inference: crate::local_inference::LocalInference,
 }
 
 impl Agent {
@@ -58,9 +68,10 @@ impl Agent {
         }
     }
 
-    pub async fn handle<B: Brain>(
+    pub async fn handle<B: Brain, M: Media>(
         &mut self,
         brain: &B,
+        media: &M,
         message: &Incoming,
         now: u64,
     ) -> Result<Handled, Error> {
@@ -84,9 +95,23 @@ impl Agent {
                     effect: Effect::None,
                 });
             }
-            // Voice, photos and documents are read by the local-inference tools (a later
-            // issue); until then the model hears about them only as a note.
-            Content::Voice { seconds, .. } => format!("[a voice note of {seconds} s]"),
+            // Heard on the box: the model gets the words, never the audio.
+            Content::Voice { file, seconds } => {
+                match self.hear(media, message, file, *seconds, now).await {
+                    Ok(words) => format!("[a voice note, transcribed on the box] {words}"),
+                    Err(why) => {
+                        return Ok(Handled {
+                            answer: Answer {
+                                replies: vec![reply(why)],
+                                history: None,
+                            },
+                            effect: Effect::None,
+                        });
+                    }
+                }
+            }
+            // Photos and documents are read by the local-inference tools (a later step); until
+            // then the model hears about them only as a note.
             Content::Photo { caption, .. } => format!("[a photo] {caption}"),
             Content::Document { name, caption, .. } => format!("[a document {name}] {caption}"),
         };
@@ -101,6 +126,42 @@ impl Agent {
             });
         }
         self.turn(brain, &user, message, text, now).await
+    }
+
+    /// The words of a voice note, transcribed by the local engine; or what to tell the sender
+    /// when that failed.
+    async fn hear<M: Media>(
+        &mut self,
+        media: &M,
+        message: &Incoming,
+        file: &FileRef,
+        seconds: u32,
+        now: u64,
+    ) -> Result<String, String> {
+        let audio = media
+            .download(message.channel, file)
+            .await
+            .map_err(|error| format!("I could not fetch that voice note: {error}"))?;
+        let words = self
+            .inference
+            .transcribe(audio)
+            .await
+            .map_err(|error| format!("I could not hear that voice note: {error}"))?;
+        self.record(
+            "voice",
+            &format!(
+                "a {seconds} s voice note from {} {} was transcribed on the box ({} characters); \
+                 the audio did not leave it",
+                message.channel.name(),
+                message.sender,
+                words.len()
+            ),
+            now,
+        );
+        if words.trim().is_empty() {
+            return Err("I heard no words in that voice note.".into());
+        }
+        Ok(words)
     }
 
     fn stranger(&mut self, message: &Incoming, now: u64) -> Result<Handled, Error> {
@@ -180,7 +241,7 @@ impl Agent {
             chat: &message.chat,
             now,
             identity: &self.identity,
-            embeddings: &self.embeddings,
+            inference: &self.inference,
         };
         let outcome = run_turn(
             brain,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use carapace_http::Url;
 
-use crate::embeddings::URL_ENV as LOCAL_INFERENCE_URL;
 use crate::error::Error;
+use crate::local_inference::URL_ENV as LOCAL_INFERENCE_URL;
 use crate::netd_control::SOCKET_ENV as NETD_CONTROL_SOCKET;
 
 const STATE_DIRECTORY: &str = "STATE_DIRECTORY";

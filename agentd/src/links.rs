@@ -22,6 +22,26 @@ pub struct Links {
     pub llm: Arc<Llm>,
 }
 
+impl crate::agent::Media for Links {
+    async fn download(
+        &self,
+        channel: ChannelKind,
+        file: &carapace_im::FileRef,
+    ) -> Result<Vec<u8>, String> {
+        let fetched = match channel {
+            ChannelKind::Telegram => match &self.telegram {
+                Some(telegram) => telegram.download(file).await,
+                None => return Err("Telegram is not set up on this box".into()),
+            },
+            ChannelKind::Feishu => match &self.feishu {
+                Some(feishu) => feishu.download(file).await,
+                None => return Err("Feishu is not set up on this box".into()),
+            },
+        };
+        fetched.map_err(|error| error.to_string())
+    }
+}
+
 /// Why a check failed, and whether trying again later may work (a link still coming up, a
 /// server down for now), as opposed to settings that are wrong (a refused key).
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use board_support::notify::Message;
 use carapace_agentd::agent::Agent;
 use carapace_agentd::config::Config;
-use carapace_agentd::embeddings::LocalEmbeddings;
 use carapace_agentd::error::Error;
 use carapace_agentd::health::{self, HealthInfo, HealthServer};
 use carapace_agentd::identity::{self, Identity};
+use carapace_agentd::local_inference::LocalInference;
 use carapace_agentd::netd_control::{self, NetdControl};
 use carapace_agentd::notify::{Notifier, WATCHDOG_PERIOD};
 use carapace_agentd::owner_file::{self, Import};
@@ -114,7 +114,7 @@ async fn run() -> Result<(), Error> {
         settings,
         limits: TurnLimits::default(),
         updates: carapace_agentd::updates::UpdateControl::default(),
-        embeddings: LocalEmbeddings::new(config.inference_url.clone())?,
+        inference: LocalInference::new(config.inference_url.clone())?,
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;

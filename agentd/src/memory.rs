@@ -1,12 +1,12 @@
 //! Memories: notes the owner asks the box to keep, many of them, found again by meaning with
-//! the local embedding model (embeddings.rs). Facts (tools/facts.rs) are the few short ones
+//! the local embedding model (local_inference.rs). Facts (tools/facts.rs) are the few short ones
 //! that go into every prompt; memories stay in the store until a recall finds them.
 //!
 //! A memory kept while the engine is down is stored without its vector (nothing is lost to an
 //! engine that is restarting) and embedded by the next recall, which saves the vector.
 
-use crate::embeddings::LocalEmbeddings;
 use crate::error::Error;
+use crate::local_inference::LocalInference;
 use crate::store::{Memory, Store};
 
 /// How many memories a recall returns at most, best first.
@@ -39,7 +39,7 @@ pub struct Recalled {
 /// store is full (Error::MemoryTooLong, Error::MemoryFull).
 pub async fn keep(
     store: &Store,
-    embeddings: &LocalEmbeddings,
+    embeddings: &LocalInference,
     text: &str,
     now: u64,
 ) -> Result<Kept, Error> {
@@ -56,7 +56,7 @@ pub async fn keep(
 /// [`MIN_SIMILARITY`], best first. Fails when the engine does not answer.
 pub async fn recall(
     store: &Store,
-    embeddings: &LocalEmbeddings,
+    embeddings: &LocalInference,
     query: &str,
 ) -> Result<Vec<Recalled>, Error> {
     let query = embeddings
@@ -81,7 +81,7 @@ pub fn latest(store: &Store, count: usize) -> Result<Vec<(u64, Memory)>, Error> 
 /// engine was down, or by a model of another size).
 async fn embed_missing(
     store: &Store,
-    embeddings: &LocalEmbeddings,
+    embeddings: &LocalInference,
     memories: &mut [(u64, Memory)],
     dimensions: usize,
 ) -> Result<(), Error> {

@@ -142,7 +142,7 @@ impl Runtime {
                 return;
             };
             let brain = LlmBrain(Arc::clone(&links.llm));
-            let handled = match self.agent.handle(&brain, &message, now()).await {
+            let handled = match self.agent.handle(&brain, &*links, &message, now()).await {
                 Ok(handled) => handled,
                 Err(error) => {
                     // Tried again on the next wake-up (a full disk may clear); a message that

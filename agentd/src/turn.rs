@@ -272,7 +272,7 @@ mod tests {
             requests: RefCell::new(Vec::new()),
         };
         // Nothing listens on port 9: these turns never reach the engine.
-        let embeddings = crate::embeddings::LocalEmbeddings::new(
+        let inference = crate::local_inference::LocalInference::new(
             carapace_http::Url::parse("http://127.0.0.1:9").unwrap(),
         )
         .unwrap();
@@ -282,7 +282,7 @@ mod tests {
             chat: "42",
             now: 1000,
             identity: "ed25519:00",
-            embeddings: &embeddings,
+            inference: &inference,
         };
         let outcome = run_turn(
             &brain,

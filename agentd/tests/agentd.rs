@@ -199,11 +199,7 @@ fn the_first_boot_file_is_ignored_once_the_box_is_paired() {
     .expect("write");
     h.start();
     h.wait_line("owner settings on the boot partition ignored: the box is paired");
-    assert!(
-        !h.state_dir()
-            .join(board_support::OWNER_SETTINGS_FILE)
-            .exists()
-    );
+    assert!(!h.state_dir().join(board_support::OWNER_SETTINGS_FILE).exists());
     h.llm.push(Script::text("Same bot."));
     h.say("still you?");
     assert_eq!(h.wait_sent(2)[1].text, "Same bot.");
@@ -452,7 +448,7 @@ fn first_recalled(answer: &str) -> &str {
 /// client and API), printed so that a run shows the margins ranking rests on.
 fn similarities(query: &str, memories: &[&str]) -> Vec<f32> {
     let url = carapace_http::Url::parse(support::engine::url()).expect("url");
-    let client = carapace_agentd::embeddings::LocalEmbeddings::new(url).expect("client");
+    let client = carapace_agentd::local_inference::LocalInference::new(url).expect("client");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -583,4 +579,55 @@ fn with_the_engine_down_a_memory_is_still_kept_and_found_once_it_answers() {
     h.start();
     h.say("/recall where is the key");
     assert_eq!(first_recalled(&h.wait_sent(4)[3].text), KEY);
+}
+
+const SPOKEN: &str = "Please send the report to my brother tonight.";
+
+#[test]
+fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    h.llm.push(Script::text("I will remind you tonight."));
+    let note = support::engine::voice_note(SPOKEN);
+    h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 3);
+    assert_eq!(h.wait_sent(2)[1].text, "I will remind you tonight.");
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 1);
+    let body = requests[0].body.to_string();
+    assert!(
+        body.contains(&format!("[a voice note, transcribed on the box] {SPOKEN}")),
+        "{body}"
+    );
+    // No audio went to the model: not the Ogg bytes, not their base64 ("OggS" is "T2dnUw").
+    assert!(!body.contains("T2dnUw") && !body.contains("OggS"), "{body}");
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains(&format!(
+            "a 3 s voice note from telegram {} was transcribed on the box",
+            OWNER
+        )),
+        "{audit}"
+    );
+}
+
+#[test]
+fn with_the_engine_down_a_voice_note_is_answered_with_why_and_never_sent_to_the_model() {
+    let mut h = Harness::new();
+    let closed = support::engine::closed_url();
+    h.inference_url = closed.clone();
+    h.start();
+    h.pair();
+    h.telegram
+        .inject_voice(OWNER, OWNER, "Ann", support::engine::voice_note(SPOKEN), 3);
+    let text = &h.wait_sent(2)[1].text;
+    assert!(
+        text.starts_with(&format!(
+            "I could not hear that voice note: the local inference engine is not answering at \
+             {closed}: "
+        )),
+        "{text}"
+    );
+    assert!(h.llm.requests().is_empty());
 }

@@ -11,8 +11,11 @@
 pub const MODELS_DIR: &str = "/usr/share/carapace/models";
 
 /// The engine's local API: loopback only (the firewall accepts loopback; nothing else on
-/// the box or off it can reach it). agentd calls it for embeddings.
+/// the box or off it can reach it). agentd calls it for embeddings and transcriptions.
 pub const API_ADDRESS: &str = "127.0.0.1:8089";
 
 /// The embedding model agentd's memory uses.
 pub const MEMORY_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+
+/// The speech model agentd's voice notes go to.
+pub const SPEECH_MODEL: &str = "whisper-tiny-en";

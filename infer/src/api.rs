@@ -20,7 +20,7 @@ pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// The model a request without one gets, per capability.
 const DEFAULT_VAD: &str = "silero-vad";
-const DEFAULT_TRANSCRIPTION: &str = "whisper-tiny-en";
+const DEFAULT_TRANSCRIPTION: &str = board_support::local_inference::SPEECH_MODEL;
 
 pub type ApiResponse = Response<Full<Bytes>>;
 

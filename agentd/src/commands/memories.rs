@@ -16,7 +16,7 @@ pub(super) async fn remember(agent: &Agent, command: &Command, now: u64) -> Resu
     if text.is_empty() {
         return Ok("Say what to keep: /remember the spare key is under the blue flowerpot".into());
     }
-    match memory::keep(&agent.store, &agent.embeddings, text, now).await {
+    match memory::keep(&agent.store, &agent.inference, text, now).await {
         Ok(kept) => Ok(match kept.not_embedded {
             None => format!("Remembered (memory {}).", kept.id),
             Some(error) => format!(
@@ -39,7 +39,7 @@ pub(super) async fn recall(agent: &Agent, command: &Command) -> Result<String, E
         }
         return Ok(listed("Latest memories:", &latest));
     }
-    match memory::recall(&agent.store, &agent.embeddings, query).await {
+    match memory::recall(&agent.store, &agent.inference, query).await {
         Ok(found) if found.is_empty() => Ok("Nothing in memory matches that.".into()),
         Ok(found) => {
             let found: Vec<(u64, Memory)> = found

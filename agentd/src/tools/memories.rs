@@ -25,7 +25,7 @@ impl Tool for Memorize {
     fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {
         Box::pin(async move {
             let text = text_argument(arguments, "text")?;
-            let kept = memory::keep(context.store, context.embeddings, text, context.now)
+            let kept = memory::keep(context.store, context.inference, text, context.now)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(match kept.not_embedded {
@@ -52,7 +52,7 @@ impl Tool for Recall {
     fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {
         Box::pin(async move {
             let query = text_argument(arguments, "query")?;
-            let found = memory::recall(context.store, context.embeddings, query)
+            let found = memory::recall(context.store, context.inference, query)
                 .await
                 .map_err(|e| e.to_string())?;
             if found.is_empty() {

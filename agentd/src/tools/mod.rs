@@ -17,7 +17,7 @@ use carapace_im::ChannelKind;
 use carapace_llm::ToolSpec;
 use serde_json::Value;
 
-use crate::embeddings::LocalEmbeddings;
+use crate::local_inference::LocalInference;
 use crate::store::Store;
 
 /// What a tool may touch while it runs.
@@ -30,7 +30,7 @@ pub struct ToolContext<'a> {
     /// The device's public key, as `/status` shows it.
     pub identity: &'a str,
     /// The local inference engine, for memories.
-    pub embeddings: &'a LocalEmbeddings,
+    pub inference: &'a LocalInference,
 }
 
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;

@@ -1,11 +1,11 @@
 //! The real local inference engine inside this test process: carapace-infer's API on a free
-//! loopback port with all-MiniLM-L6-v2, fetched into the Carapace cache on the first run
+//! loopback port with all-MiniLM-L6-v2 and Whisper tiny.en, fetched into the Carapace cache on the first run
 //! (~/.cache/carapace/models) and reused after. One engine for every test that wants it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use board_support::local_inference::MEMORY_EMBEDDING_MODEL;
+use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL};
 use carapace_infer::{Engine, EngineConfig};
 
 /// The engine's URL (`http://127.0.0.1:<port>`), started on first use.
@@ -20,9 +20,11 @@ fn start() -> String {
         .build()
         .expect("runtime");
     let (models_dir, listener) = runtime.block_on(async {
-        carapace_infer::fetch_pinned(MEMORY_EMBEDDING_MODEL)
-            .await
-            .expect("the pinned embedding model (downloaded into the cache on the first run)");
+        for model in [MEMORY_EMBEDDING_MODEL, SPEECH_MODEL] {
+            carapace_infer::fetch_pinned(model)
+                .await
+                .expect("the pinned models (downloaded into the cache on the first run)");
+        }
         let models_dir = carapace_infer::models_dir().expect("the cache's models folder");
         let listener = carapace_infer::bind("127.0.0.1:0".parse().expect("address"))
             .await
@@ -49,4 +51,25 @@ pub fn closed_url() -> String {
         .expect("a free port")
         .port();
     format!("http://127.0.0.1:{port}")
+}
+
+/// `text` spoken by espeak-ng and encoded by libopus (opusenc) as an IM app's voice note.
+pub fn voice_note(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    let (wav, ogg) = (dir.path().join("speech.wav"), dir.path().join("note.ogg"));
+    let spoken = std::process::Command::new("espeak-ng")
+        .args(["-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (make deps installs it)");
+    assert!(spoken.success());
+    let encoded = std::process::Command::new("opusenc")
+        .args(["--quiet", "--bitrate", "24"])
+        .arg(&wav)
+        .arg(&ogg)
+        .status()
+        .expect("opusenc runs (make deps installs opus-tools)");
+    assert!(encoded.success());
+    std::fs::read(&ogg).expect("the voice note")
 }

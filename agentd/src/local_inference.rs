@@ -1,10 +1,11 @@
-//! The local inference engine's embeddings, for memories (memory.rs): OpenAI's
-//! `POST /v1/embeddings` (infer/src/api.rs serves it) over plain http to loopback. Nothing
-//! sent here leaves the box, and no LLM provider is involved.
+//! The local inference engine's API, over plain http to loopback (infer/src/api.rs serves it):
+//! OpenAI's `POST /v1/embeddings` for memories (memory.rs), and `POST
+//! /v1/audio/transcriptions` for voice notes. Nothing sent here leaves the box, and no LLM
+//! provider is involved.
 
 use std::time::Duration;
 
-use board_support::local_inference::MEMORY_EMBEDDING_MODEL;
+use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL};
 use carapace_http::{Client, Url};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,16 +20,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
 
-/// The engine's embeddings API, with a client of its own: plain http, no roots, no proxy.
-pub struct LocalEmbeddings {
+/// The engine's API, with a client of its own: plain http, no roots, no proxy.
+pub struct LocalInference {
     base_url: Url,
     client: Client,
 }
 
-impl LocalEmbeddings {
+impl LocalInference {
     /// `base_url` is the engine's address (`http://127.0.0.1:8089`, config.rs checks it).
-    pub fn new(base_url: Url) -> Result<LocalEmbeddings, Error> {
-        Ok(LocalEmbeddings {
+    pub fn new(base_url: Url) -> Result<LocalInference, Error> {
+        Ok(LocalInference {
             base_url,
             client: carapace_http::loopback_client(TIMEOUT)?,
         })
@@ -69,6 +70,47 @@ impl LocalEmbeddings {
             });
         }
         vectors(&bytes, texts.len()).map_err(|reason| Error::InferenceAnswer { reason })
+    }
+}
+
+impl LocalInference {
+    /// The words spoken in a voice note (Ogg Opus as the IM apps send it, or WAV), heard by the
+    /// engine's speech model on the box: the audio goes nowhere else.
+    pub async fn transcribe(&self, audio: Vec<u8>) -> Result<String, Error> {
+        let unreachable = |error: reqwest::Error| Error::InferenceUnreachable {
+            url: self.address().to_string(),
+            reason: describe(&error),
+        };
+        let form = reqwest::multipart::Form::new()
+            .text("model", SPEECH_MODEL)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(audio).file_name("voice-note.ogg"),
+            );
+        let response = self
+            .client
+            .post(format!("{}/v1/audio/transcriptions", self.address()))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(Error::InferenceRefused {
+                status: status.as_u16(),
+                message: error_message(&bytes),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Transcript {
+            text: String,
+        }
+        serde_json::from_slice::<Transcript>(&bytes)
+            .map(|transcript| transcript.text)
+            .map_err(|error| Error::InferenceAnswer {
+                reason: format!("not a transcription ({error})"),
+            })
     }
 }
 
@@ -206,7 +248,7 @@ mod tests {
             .port();
         let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         // Built with no process-wide TLS provider installed: must not panic.
-        let embeddings = LocalEmbeddings::new(url).unwrap();
+        let embeddings = LocalInference::new(url).unwrap();
         assert!(embeddings.embed(&[]).await.unwrap().is_empty());
         let error = embeddings.embed(&["hello"]).await.unwrap_err();
         let text = error.to_string();
