@@ -17,6 +17,9 @@ pub const URL_ENV: &str = "LOCAL_INFERENCE_URL";
 /// One request's limit. The box's CPU may be slow and the engine loads the model on first use
 /// (under emulation, as in the image tests, everything is ~30 times slower than native).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// A transcription's limit: a long voice note on a slow CPU (and the model's first load) takes
+/// minutes, not seconds.
+pub const TRANSCRIPTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
 
@@ -90,6 +93,7 @@ impl LocalInference {
         let response = self
             .client
             .post(format!("{}/v1/audio/transcriptions", self.address()))
+            .timeout(TRANSCRIPTION_TIMEOUT)
             .multipart(form)
             .send()
             .await
@@ -118,7 +122,7 @@ impl LocalInference {
 /// error 111)"), since reqwest's own text is "error sending request for url (...)".
 fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
-        return format!("no answer within {} s", TIMEOUT.as_secs());
+        return "no answer in time".to_string();
     }
     let mut cause: &dyn std::error::Error = error;
     while let Some(inner) = cause.source() {

@@ -199,7 +199,11 @@ fn the_first_boot_file_is_ignored_once_the_box_is_paired() {
     .expect("write");
     h.start();
     h.wait_line("owner settings on the boot partition ignored: the box is paired");
-    assert!(!h.state_dir().join(board_support::OWNER_SETTINGS_FILE).exists());
+    assert!(
+        !h.state_dir()
+            .join(board_support::OWNER_SETTINGS_FILE)
+            .exists()
+    );
     h.llm.push(Script::text("Same bot."));
     h.say("still you?");
     assert_eq!(h.wait_sent(2)[1].text, "Same bot.");
