@@ -594,7 +594,7 @@ fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
     h.start();
     h.pair();
     h.llm.push(Script::text("I will remind you tonight."));
-    let note = support::engine::voice_note(SPOKEN);
+    let note = carapace_fakes::voice_note::voice_note(SPOKEN);
     h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 3);
     assert_eq!(h.wait_sent(2)[1].text, "I will remind you tonight.");
     let requests = h.llm.requests();
@@ -623,8 +623,13 @@ fn with_the_engine_down_a_voice_note_is_answered_with_why_and_never_sent_to_the_
     h.inference_url = closed.clone();
     h.start();
     h.pair();
-    h.telegram
-        .inject_voice(OWNER, OWNER, "Ann", support::engine::voice_note(SPOKEN), 3);
+    h.telegram.inject_voice(
+        OWNER,
+        OWNER,
+        "Ann",
+        carapace_fakes::voice_note::voice_note(SPOKEN),
+        3,
+    );
     let text = &h.wait_sent(2)[1].text;
     assert!(
         text.starts_with(&format!(

@@ -276,7 +276,7 @@ async fn a_transcription_request_that_is_not_right_says_what_to_send() {
     assert_eq!(status, 400, "{body}");
 
     // A voice note as the IM apps send it (Ogg Opus), without a model: the default one hears it.
-    let note = Part::bytes(common::voice_note(SPOKEN)).file_name("note.ogg");
+    let note = Part::bytes(carapace_fakes::voice_note::voice_note(SPOKEN)).file_name("note.ogg");
     let (status, body) = upload(&server, Form::new().part("file", note)).await;
     assert_eq!(
         (status, body["text"].as_str()),

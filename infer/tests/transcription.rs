@@ -88,7 +88,7 @@ fn each_sentence_is_heard_within_the_word_error_rate_bound(whisper: &Transcriber
 fn voice_notes_are_heard_as_well_as_wav(whisper: &Transcriber) {
     let mut errors = [0.0, 0.0];
     for sentence in SENTENCES {
-        let note = common::voice_note(sentence);
+        let note = carapace_fakes::voice_note::voice_note(sentence);
         assert!(note.starts_with(b"OggS"));
         let samples = decode_audio(&note).unwrap();
         let wav = speak(sentence);

@@ -26,42 +26,6 @@ use serde_json::json;
 const OWNER: i64 = 4242;
 const STRANGER: i64 = 6666;
 const WAIT: Duration = Duration::from_secs(120);
-/// Whisper's first load and one window under TCG, which runs the box's CPU ~30 times slower.
-const VOICE_WAIT: Duration = Duration::from_secs(300);
-
-/// `text` spoken by espeak-ng and encoded by libopus (opusenc) as a Telegram voice note.
-fn voice_note(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (wav, ogg) = (dir.path().join("speech.wav"), dir.path().join("note.ogg"));
-    let run = |program: &str, args: &[&std::ffi::OsStr]| {
-        let status = std::process::Command::new(program)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("{program} ({e}); make deps installs it"));
-        assert!(status.success(), "{program}: {status}");
-    };
-    run(
-        "espeak-ng",
-        &[
-            "-s".as_ref(),
-            "150".as_ref(),
-            "-w".as_ref(),
-            wav.as_ref(),
-            text.as_ref(),
-        ],
-    );
-    run(
-        "opusenc",
-        &[
-            "--quiet".as_ref(),
-            "--bitrate".as_ref(),
-            "24".as_ref(),
-            wav.as_ref(),
-            ogg.as_ref(),
-        ],
-    );
-    std::fs::read(&ogg).expect("the voice note")
-}
 
 /// The default recipe under another name, with the test CA added as a [[file]].
 fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
@@ -235,25 +199,6 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     );
     assert_eq!(llm.requests().len(), 2, "memories went to the LLM");
 
-    // A voice note (Ogg Opus, as the Telegram app records it): heard by the box's own speech
-    // model; only the words go to the LLM.
-    llm.push(Script::text("I will remind you tonight."));
-    let spoken = "Please send the report to my brother tonight.";
-    telegram.inject_voice(OWNER, OWNER, "Ann", voice_note(spoken), 3);
-    let sent = handle.block_on(telegram.wait_sent(7, VOICE_WAIT));
-    if sent.len() < 7 {
-        fail(&vm, format!("no answer to a voice note: {sent:?}"));
-    }
-    assert_eq!(sent[6].text, "I will remind you tonight.", "{sent:?}");
-    let voice_request = llm.requests()[2].body.to_string();
-    assert!(
-        voice_request.contains("[a voice note, transcribed on the box] ")
-            && voice_request
-                .to_lowercase()
-                .contains("the report to my brother"),
-        "{voice_request}"
-    );
-    assert!(!voice_request.contains("T2dnUw"), "audio went to the LLM");
     // The engine ran as its own service, on the models the image carries.
     assert!(
         vm.console()

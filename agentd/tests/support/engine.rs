@@ -52,24 +52,3 @@ pub fn closed_url() -> String {
         .port();
     format!("http://127.0.0.1:{port}")
 }
-
-/// `text` spoken by espeak-ng and encoded by libopus (opusenc) as an IM app's voice note.
-pub fn voice_note(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("a scratch folder");
-    let (wav, ogg) = (dir.path().join("speech.wav"), dir.path().join("note.ogg"));
-    let spoken = std::process::Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs (make deps installs it)");
-    assert!(spoken.success());
-    let encoded = std::process::Command::new("opusenc")
-        .args(["--quiet", "--bitrate", "24"])
-        .arg(&wav)
-        .arg(&ogg)
-        .status()
-        .expect("opusenc runs (make deps installs opus-tools)");
-    assert!(encoded.success());
-    std::fs::read(&ogg).expect("the voice note")
-}

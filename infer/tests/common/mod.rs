@@ -12,20 +12,3 @@ pub fn espeak_wav(text: &str) -> Vec<u8> {
     assert!(output.status.success(), "espeak-ng: {output:?}");
     output.stdout
 }
-
-/// `text` as a voice note like the IM apps send: espeak-ng's speech encoded by libopus
-/// (opusenc, from opus-tools) into Ogg Opus at a voice note's 24 kbit/s.
-#[allow(dead_code)] // Not every test binary that includes this module sends voice notes.
-pub fn voice_note(text: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, ogg) = (dir.path().join("speech.wav"), dir.path().join("note.ogg"));
-    std::fs::write(&wav, espeak_wav(text)).unwrap();
-    let status = Command::new("opusenc")
-        .args(["--quiet", "--bitrate", "24"])
-        .arg(&wav)
-        .arg(&ogg)
-        .status()
-        .expect("opusenc runs (make deps installs opus-tools)");
-    assert!(status.success(), "opusenc: {status}");
-    std::fs::read(&ogg).unwrap()
-}

@@ -12,3 +12,4 @@ pub mod server;
 pub mod telegram;
 pub mod test_ca;
 pub mod update_server;
+pub mod voice_note;
