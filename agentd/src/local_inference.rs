@@ -48,64 +48,34 @@ impl LocalInference {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let unreachable = |error: reqwest::Error| Error::InferenceUnreachable {
-            url: self.address().to_string(),
-            reason: describe(&error),
-        };
         let body = json!({
             "model": MEMORY_EMBEDDING_MODEL,
             "input": texts,
             "encoding_format": "float",
         });
-        let response = self
+        let request = self
             .client
             .post(format!("{}/v1/embeddings", self.address()))
-            .json(&body)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(Error::InferenceRefused {
-                status: status.as_u16(),
-                message: error_message(&bytes),
-            });
-        }
+            .json(&body);
+        let bytes = self.call(request).await?;
         vectors(&bytes, texts.len()).map_err(|reason| Error::InferenceAnswer { reason })
     }
-}
 
-impl LocalInference {
     /// The words spoken in a voice note (Ogg Opus as the IM apps send it, or WAV), heard by the
     /// engine's speech model on the box: the audio goes nowhere else.
     pub async fn transcribe(&self, audio: Vec<u8>) -> Result<String, Error> {
-        let unreachable = |error: reqwest::Error| Error::InferenceUnreachable {
-            url: self.address().to_string(),
-            reason: describe(&error),
-        };
         let form = reqwest::multipart::Form::new()
             .text("model", SPEECH_MODEL)
             .part(
                 "file",
                 reqwest::multipart::Part::bytes(audio).file_name("voice-note.ogg"),
             );
-        let response = self
+        let request = self
             .client
             .post(format!("{}/v1/audio/transcriptions", self.address()))
             .timeout(TRANSCRIPTION_TIMEOUT)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(Error::InferenceRefused {
-                status: status.as_u16(),
-                message: error_message(&bytes),
-            });
-        }
+            .multipart(form);
+        let bytes = self.call(request).await?;
         #[derive(Deserialize)]
         struct Transcript {
             text: String,
@@ -115,6 +85,25 @@ impl LocalInference {
             .map_err(|error| Error::InferenceAnswer {
                 reason: format!("not a transcription ({error})"),
             })
+    }
+
+    /// Sends `request` to the engine and returns the body of a successful answer; a refusal
+    /// carries the engine's own message.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, Error> {
+        let unreachable = |error: reqwest::Error| Error::InferenceUnreachable {
+            url: self.address().to_string(),
+            reason: describe(&error),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(Error::InferenceRefused {
+                status: status.as_u16(),
+                message: error_message(&bytes),
+            });
+        }
+        Ok(bytes.to_vec())
     }
 }
 
