@@ -38,6 +38,23 @@ pub const INPUTS: [&str; 2] = ["model.bin", "config.json"];
 /// The files it writes (config.json replaces CTranslate2's).
 pub const OUTPUTS: [&str; 2] = ["model.safetensors", "config.json"];
 
+/// CTranslate2's flags that must say what the decoder in infer/src/whisper computes: pre-norm
+/// blocks with exact GELU (activation 3), learned absolute positions, unscaled embeddings.
+const REQUIRED_FLAGS: [(&str, i64); 5] = [
+    ("decoder/activation", 3),
+    ("decoder/pre_norm", 1),
+    ("decoder/alibi", 0),
+    ("decoder/scale_embeddings", 0),
+    ("decoder/start_from_zero_embedding", 0),
+];
+/// Scalars read for the dimensions (heads) or not needed (word-timestamp alignment).
+const OTHER_SCALARS: [&str; 4] = [
+    "encoder/num_heads",
+    "decoder/num_heads",
+    "decoder/alignment_heads",
+    "decoder/alignment_layer",
+];
+
 /// The parts of CTranslate2's config.json the decoder needs.
 #[derive(Deserialize)]
 struct Ct2Config {
@@ -129,15 +146,7 @@ impl WhisperTensors {
         if model.spec != "WhisperSpec" {
             return Err(format!("the model is a {}, not a WhisperSpec", model.spec));
         }
-        // What the decoder in infer/src/whisper computes: pre-norm blocks with exact GELU,
-        // learned absolute positions, unscaled embeddings.
-        for (flag, wanted) in [
-            ("decoder/activation", 3),
-            ("decoder/pre_norm", 1),
-            ("decoder/alibi", 0),
-            ("decoder/scale_embeddings", 0),
-            ("decoder/start_from_zero_embedding", 0),
-        ] {
+        for (flag, wanted) in REQUIRED_FLAGS {
             let value = model.variable(flag)?.as_integer();
             if value != Some(wanted) {
                 return Err(format!("{flag} is {value:?}; Whisper has {wanted}"));
@@ -294,21 +303,13 @@ impl WhisperTensors {
             }
         }
         // A variable this conversion does not place would be silently dropped: refuse instead.
-        let flags = [
-            "decoder/activation",
-            "decoder/pre_norm",
-            "decoder/alibi",
-            "decoder/scale_embeddings",
-            "decoder/start_from_zero_embedding",
-            "decoder/alignment_heads",
-            "decoder/alignment_layer",
-            "encoder/num_heads",
-            "decoder/num_heads",
-        ];
+        let scalar = |name: &str| {
+            REQUIRED_FLAGS.iter().any(|(flag, _)| *flag == name) || OTHER_SCALARS.contains(&name)
+        };
         let unused = model
             .variables
             .keys()
-            .find(|name| !out.used.contains(*name) && !flags.contains(&name.as_str()));
+            .find(|name| !out.used.contains(*name) && !scalar(name));
         if let Some(unused) = unused {
             return Err(format!("{unused} has no place in Hugging Face's Whisper"));
         }
