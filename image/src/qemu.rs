@@ -246,6 +246,8 @@ pub struct Vm {
     child: Child,
     /// Each console line with the moment it arrived.
     lines: Arc<Mutex<Vec<(String, Instant)>>>,
+    /// The thread that reads the console pipe into `lines`; done at the pipe's end.
+    console_reader: std::thread::JoinHandle<()>,
     events: Arc<Mutex<Vec<String>>>,
     qmp_socket: PathBuf,
     pub started: Instant,
@@ -271,7 +273,7 @@ impl Vm {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
         let echo = config.echo;
-        std::thread::spawn(move || {
+        let console_reader = std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut raw = Vec::new();
             while let Ok(n) = reader.read_until(b'\n', &mut raw) {
@@ -309,6 +311,7 @@ impl Vm {
         Ok(Vm {
             child,
             lines,
+            console_reader,
             events,
             qmp_socket: config.qmp_socket.clone(),
             started,
@@ -372,6 +375,16 @@ impl Vm {
     ) -> Result<(usize, String)> {
         let deadline = Instant::now() + timeout;
         loop {
+            // Asked before the console is read: once QEMU has exited, its last lines may still
+            // sit in the pipe behind a busy host's reader, so the reader reaches the pipe's
+            // end before a line is called missing.
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() {
+                let drained = Instant::now() + Duration::from_secs(5);
+                while !self.console_reader.is_finished() && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
             if let Some(hit) = self
                 .console()
                 .into_iter()
@@ -381,7 +394,7 @@ impl Vm {
             {
                 return Ok(hit);
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = exited {
                 return Err(Error::Qemu(format!(
                     "QEMU exited ({status}) before '{needle}'"
                 )));
