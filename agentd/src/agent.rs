@@ -142,11 +142,28 @@ impl Agent {
             .download(message.channel, file)
             .await
             .map_err(|error| format!("I could not fetch that voice note: {error}"))?;
-        let words = self
+        let heard = |error: Error| format!("I could not hear that voice note: {error}");
+        // Silence or noise is answered at once: Whisper would take its full time on a slow
+        // box to find nothing (or to make words up from the noise).
+        let speech = self
             .inference
-            .transcribe(audio)
+            .speech_seconds(audio.clone())
             .await
-            .map_err(|error| format!("I could not hear that voice note: {error}"))?;
+            .map_err(heard)?;
+        if speech <= 0.0 {
+            self.record(
+                "voice",
+                &format!(
+                    "a {seconds} s voice note from {} {} held no speech (voice activity, on the \
+                     box); it was not transcribed and the audio did not leave the box",
+                    message.channel.name(),
+                    message.sender,
+                ),
+                now,
+            );
+            return Err("I heard no speech in that voice note.".into());
+        }
+        let words = self.inference.transcribe(audio).await.map_err(heard)?;
         self.record(
             "voice",
             &format!(

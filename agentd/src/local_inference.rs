@@ -1,11 +1,12 @@
 //! The local inference engine's API, over plain http to loopback (infer/src/api.rs serves it):
-//! OpenAI's `POST /v1/embeddings` for memories (memory.rs), and `POST
-//! /v1/audio/transcriptions` for voice notes. Nothing sent here leaves the box, and no LLM
-//! provider is involved.
+//! OpenAI's `POST /v1/embeddings` for memories (memory.rs), and for voice notes the engine's
+//! `POST /v1/audio/voice-activity` (is anyone speaking?) and OpenAI's `POST
+//! /v1/audio/transcriptions`. Nothing sent here leaves the box, and no LLM provider is
+//! involved.
 
 use std::time::Duration;
 
-use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL};
+use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL};
 use carapace_http::{Client, Url};
 use serde::Deserialize;
 use serde_json::json;
@@ -17,9 +18,9 @@ pub const URL_ENV: &str = "LOCAL_INFERENCE_URL";
 /// One request's limit. The box's CPU may be slow and the engine loads the model on first use
 /// (under emulation, as in the image tests, everything is ~30 times slower than native).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
-/// A transcription's limit: a long voice note on a slow CPU (and the model's first load) takes
-/// minutes, not seconds.
-pub const TRANSCRIPTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// The limit for a voice note's voice activity or transcription: a long note on a slow CPU
+/// (and the model's first load) takes minutes, not seconds.
+pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
 
@@ -61,6 +62,40 @@ impl LocalInference {
         vectors(&bytes, texts.len()).map_err(|reason| Error::InferenceAnswer { reason })
     }
 
+    /// How many seconds of a voice note (Ogg Opus or WAV) hold speech, by the engine's
+    /// voice-activity model: 0 for silence or noise, which is not worth transcribing.
+    pub async fn speech_seconds(&self, audio: Vec<u8>) -> Result<f64, Error> {
+        let request = self
+            .client
+            .post(format!(
+                "{}/v1/audio/voice-activity?model={VOICE_ACTIVITY_MODEL}",
+                self.address()
+            ))
+            .timeout(AUDIO_TIMEOUT)
+            .body(audio);
+        let bytes = self.call(request).await?;
+        #[derive(Deserialize)]
+        struct Activity {
+            segments: Vec<Segment>,
+        }
+        #[derive(Deserialize)]
+        struct Segment {
+            start: f64,
+            end: f64,
+        }
+        serde_json::from_slice::<Activity>(&bytes)
+            .map(|activity| {
+                activity
+                    .segments
+                    .iter()
+                    .map(|segment| (segment.end - segment.start).max(0.0))
+                    .sum()
+            })
+            .map_err(|error| Error::InferenceAnswer {
+                reason: format!("not a voice-activity answer ({error})"),
+            })
+    }
+
     /// The words spoken in a voice note (Ogg Opus as the IM apps send it, or WAV), heard by the
     /// engine's speech model on the box: the audio goes nowhere else.
     pub async fn transcribe(&self, audio: Vec<u8>) -> Result<String, Error> {
@@ -73,7 +108,7 @@ impl LocalInference {
         let request = self
             .client
             .post(format!("{}/v1/audio/transcriptions", self.address()))
-            .timeout(TRANSCRIPTION_TIMEOUT)
+            .timeout(AUDIO_TIMEOUT)
             .multipart(form);
         let bytes = self.call(request).await?;
         #[derive(Deserialize)]

@@ -617,6 +617,29 @@ fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
 }
 
 #[test]
+fn a_voice_note_of_noise_is_answered_without_transcribing_it_or_calling_the_model() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    let note = carapace_fakes::voice_note::noise_voice_note(4);
+    h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 4);
+    assert_eq!(
+        h.wait_sent(2)[1].text,
+        "I heard no speech in that voice note."
+    );
+    assert!(h.llm.requests().is_empty());
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains(&format!(
+            "a 4 s voice note from telegram {OWNER} held no speech (voice activity, on the box); \
+             it was not transcribed"
+        )),
+        "{audit}"
+    );
+}
+
+#[test]
 fn with_the_engine_down_a_voice_note_is_answered_with_why_and_never_sent_to_the_model() {
     let mut h = Harness::new();
     let closed = support::engine::closed_url();

@@ -5,6 +5,9 @@
 //! /usr/share/carapace/models/            MODELS_DIR, in the verified root
 //!     all-minilm-l6-v2-0.1.0/            <name>-<version>, as infer/models.lock unpacks it
 //!         config.json tokenizer.json model.safetensors
+//!     silero-vad-6.2.3/silero_vad.onnx   a model that runs on ONNX Runtime...
+//!     onnxruntime-x86_64-1.31.1/         ...brings the board's ONNX Runtime library beside it
+//!         libonnxruntime.so.1.31.1       (the engine loads it with dlopen)
 //! ```
 
 /// The models the image carries (recipe `[[model]]`), read-only under dm-verity.
@@ -16,6 +19,9 @@ pub const API_ADDRESS: &str = "127.0.0.1:8089";
 
 /// The embedding model agentd's memory uses.
 pub const MEMORY_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+
+/// The voice-activity model that tells agentd whether a voice note holds speech at all.
+pub const VOICE_ACTIVITY_MODEL: &str = "silero-vad";
 
 /// The speech model agentd's voice notes go to.
 pub const SPEECH_MODEL: &str = "whisper-tiny-en";

@@ -11,7 +11,7 @@ use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
 use crate::board::{self, Board};
 use crate::cache_lock::CacheLock;
-use crate::cargo_build::{BinarySpec, build_static, git_revision};
+use crate::cargo_build::{self, BinarySpec, git_revision};
 use crate::error::{Error, IoContext, Result};
 use crate::esp::{EspFile, build_esp, first_slot_files};
 use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
@@ -21,7 +21,7 @@ use crate::kmod::{KernelTree, modules_dep};
 use crate::layout::{DATA_NAME, DiskPlan, ESP_NAME, ROOT_A_NAME};
 use crate::models;
 use crate::packages::{LockPolicy, Resolved, UpdateRequest};
-use crate::recipe::Recipe;
+use crate::recipe::{Linkage, Recipe};
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
 use crate::slot_files::{self, SlotInfo, UpdateTrust};
@@ -153,18 +153,22 @@ pub fn build_with(
         BinarySpec {
             package: "carapace-init".into(),
             bin: "init".into(),
+            linkage: Linkage::Static,
         },
         BinarySpec {
             package: "carapace-agentd".into(),
             bin: "agentd".into(),
+            linkage: Linkage::Static,
         },
         BinarySpec {
             package: "carapace-disk".into(),
             bin: "carapace-disk".into(),
+            linkage: Linkage::Static,
         },
         BinarySpec {
             package: "carapace-logger".into(),
             bin: "carapace-logger".into(),
+            linkage: Linkage::Static,
         },
     ];
     // init, agentd and the disk helper; the recipe's extra binaries follow.
@@ -173,9 +177,10 @@ pub fn build_with(
         specs.push(BinarySpec {
             package: extra.package.clone(),
             bin: extra.bin.clone(),
+            linkage: extra.linkage,
         });
     }
-    let binaries = build_static(workspace, board.architecture.rust_target(), &specs)?;
+    let binaries = cargo_build::build(workspace, board.architecture.rust_target(), &specs)?;
     let revision = git_revision(workspace);
     let crate_origin = |name: &str| Origin::Crate {
         name: name.into(),
@@ -261,7 +266,28 @@ pub fn build_with(
             crate_origin(&spec.package),
         );
     }
-    for model in models::fetch(&recipe, &paths.cache)? {
+    // What the dynamically linked files load: Debian's programs (with the programs
+    // themselves), our dynamic binaries and ONNX Runtime.
+    let multiarch = board.architecture.multiarch();
+    let mut runtime_files = Vec::new();
+    for program in &recipe.debian.programs {
+        runtime_files.extend(elf_deps::runtime_closure(program, &debs, multiarch)?);
+    }
+    for (spec, path) in specs.iter().zip(&binaries) {
+        if spec.linkage == Linkage::Dynamic {
+            let name = format!("/usr/bin/{}", spec.bin);
+            runtime_files.extend(elf_deps::libraries_of(&name, path, &debs, multiarch)?);
+        }
+    }
+    for model in models::fetch(&recipe, board.architecture, &paths.cache)? {
+        if model.loaded_at_run_time {
+            runtime_files.extend(elf_deps::libraries_of(
+                &model.image_path,
+                &model.source,
+                &debs,
+                multiarch,
+            )?);
+        }
         root.add(
             &model.image_path,
             0o644,
@@ -269,21 +295,19 @@ pub fn build_with(
             model.origin,
         );
     }
-    for program in &recipe.debian.programs {
-        for file in elf_deps::runtime_closure(program, &debs, board.architecture.multiarch())? {
-            // Keep Debian's modes: the ELF loader must stay executable for exec to work.
-            let mode = std::fs::metadata(&file.source)
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                .context(|| format!("stat {}", file.source.display()))?;
-            // The loader lives at /lib64/... (a symlink to usr/lib64); store it at the target.
-            let path = file.image_path.replacen("/lib64/", "/usr/lib64/", 1);
-            root.add(
-                &path,
-                mode,
-                Content::Copy(file.source),
-                file.package.origin(),
-            );
-        }
+    for file in runtime_files {
+        // Keep Debian's modes: the ELF loader must stay executable for exec to work.
+        let mode = std::fs::metadata(&file.source)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+            .context(|| format!("stat {}", file.source.display()))?;
+        // The loader lives at /lib64/... (a symlink to usr/lib64); store it at the target.
+        let path = file.image_path.replacen("/lib64/", "/usr/lib64/", 1);
+        root.add(
+            &path,
+            mode,
+            Content::Copy(file.source),
+            file.package.origin(),
+        );
     }
     let root_modules_dir = format!("/usr/lib/modules/{}", kernel.release);
     for m in &root_modules {

@@ -1,30 +1,62 @@
-//! Builds the workspace binaries that go into the image: statically linked (crt-static), so
-//! PID 1 needs no loader in the initramfs, with paths remapped so the bytes do not depend on
-//! where the checkout lives. A separate target directory keeps host builds from rebuilding.
+//! Builds the workspace binaries that go into the image, with paths remapped so the bytes do
+//! not depend on where the checkout lives. Statically linked (crt-static) by default, so PID 1
+//! needs no loader in the initramfs and a service needs nothing from the root; a binary the
+//! recipe links dynamically (the inference engine: a static glibc binary cannot dlopen ONNX
+//! Runtime) is built apart, against the glibc the image then carries. Separate target
+//! directories keep host builds, and each linkage, from rebuilding the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::recipe::Linkage;
 
 pub struct BinarySpec {
     pub package: String,
     pub bin: String,
+    pub linkage: Linkage,
 }
 
-pub fn build_static(
+/// Builds every binary of `specs`, one cargo run per linkage; their paths, in `specs`' order.
+pub fn build(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Result<Vec<PathBuf>> {
+    let mut paths = vec![PathBuf::new(); specs.len()];
+    for linkage in [Linkage::Static, Linkage::Dynamic] {
+        let chosen: Vec<usize> = (0..specs.len())
+            .filter(|&i| specs[i].linkage == linkage)
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let chosen_specs: Vec<&BinarySpec> = chosen.iter().map(|&i| &specs[i]).collect();
+        let built = cargo_build(workspace, rust_target, linkage, &chosen_specs)?;
+        for (i, path) in chosen.into_iter().zip(built) {
+            paths[i] = path;
+        }
+    }
+    Ok(paths)
+}
+
+fn cargo_build(
     workspace: &Path,
     rust_target: &str,
-    specs: &[BinarySpec],
+    linkage: Linkage,
+    specs: &[&BinarySpec],
 ) -> Result<Vec<PathBuf>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = workspace.join("target/image");
+    let (target_dir, crt_static, described) = match linkage {
+        Linkage::Static => (workspace.join("target/image"), "+crt-static", "static"),
+        Linkage::Dynamic => (
+            workspace.join("target/image-dynamic"),
+            "-crt-static",
+            "dynamically linked",
+        ),
+    };
     let home = std::env::var("CARGO_HOME")
         .ok()
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
         .unwrap_or_default();
     let rustflags = format!(
-        "-C target-feature=+crt-static --remap-path-prefix={}=/carapace --remap-path-prefix={home}=/cargo",
+        "-C target-feature={crt_static} --remap-path-prefix={}=/carapace --remap-path-prefix={home}=/cargo",
         workspace.display()
     );
     let mut cmd = Command::new(&cargo);
@@ -56,7 +88,7 @@ pub fn build_static(
         cmd.args(["-p", &spec.package, "--bin", &spec.bin]);
     }
     eprintln!(
-        "carapace: building {} (static, {rust_target})",
+        "carapace: building {} ({described}, {rust_target})",
         specs
             .iter()
             .map(|s| s.bin.as_str())

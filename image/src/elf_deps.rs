@@ -63,12 +63,26 @@ pub fn runtime_closure(
             "no package of the recipe ships {program}; add the package that does"
         ))
     })?;
+    let source = resolve(&path, &package.root)?;
     let mut files = vec![RuntimeFile {
         image_path: program.into(),
-        source: resolve(&path, &package.root)?,
+        source: source.clone(),
         package: package.clone(),
     }];
-    let mut queue = vec![files[0].source.clone()];
+    files.extend(libraries_of(program, &source, packages, multiarch)?);
+    Ok(files)
+}
+
+/// The interpreter and every library that the ELF file at `elf` (`name` in errors) loads,
+/// transitively, from the recipe's packages. Not the file itself.
+pub fn libraries_of(
+    name: &str,
+    elf: &Path,
+    packages: &PackageSet,
+    multiarch: &str,
+) -> Result<Vec<RuntimeFile>> {
+    let mut files: Vec<RuntimeFile> = Vec::new();
+    let mut queue = vec![elf.to_path_buf()];
     while let Some(elf_path) = queue.pop() {
         let data = std::fs::read(&elf_path)
             .map_err(|e| Error::Package(format!("read {}: {e}", elf_path.display())))?;
@@ -85,7 +99,7 @@ pub fn runtime_closure(
             let (found, package) =
                 find_library(&image_path, packages, multiarch).ok_or_else(|| {
                     Error::Package(format!(
-                        "{program} needs {image_path}, which none of the recipe's packages ships; \
+                        "{name} needs {image_path}, which none of the recipe's packages ships; \
                      add the Debian package that has it to [debian].packages"
                     ))
                 })?;

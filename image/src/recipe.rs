@@ -223,6 +223,22 @@ pub struct ExtraBinary {
     pub package: String,
     /// Binary target of that package; installed as /usr/bin/<bin>.
     pub bin: String,
+    /// Static unless a library must be loaded at run time (cargo_build.rs says why).
+    #[serde(default)]
+    pub linkage: Linkage,
+}
+
+/// How a workspace binary is linked into the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Linkage {
+    /// Needs nothing from the root: no loader, no libraries.
+    #[default]
+    Static,
+    /// Against the root's glibc, which the image then carries with the binary's libraries:
+    /// for the inference engine, which loads ONNX Runtime with dlopen (a static glibc binary
+    /// cannot).
+    Dynamic,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,7 +310,7 @@ impl Recipe {
             Version::parse(version).map_err(|reason| format!("version: {reason}"))?;
         }
         validate_suite(&self.debian.suite)?;
-        validate_models(&self.models)?;
+        validate_models(&self.models, &self.binaries)?;
         for word in &self.kernel.extra_cmdline {
             validate_cmdline_word(word)?;
         }
@@ -430,10 +446,15 @@ fn validate_hostname(hostname: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// A Debian release name: it is put into apt's sources list with -updates and -security.
+/// The workspace package of the inference engine, which loads the models.
+pub const ENGINE_PACKAGE: &str = "carapace-infer";
+
 /// Every `[[model]]` names a model of infer/models.lock (a runtime library is not a model),
-/// once.
-fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
+/// once; a model that runs on ONNX Runtime needs the engine linked dynamically.
+fn validate_models(
+    models: &[ModelEntry],
+    binaries: &[ExtraBinary],
+) -> std::result::Result<(), String> {
     let lock = carapace_models::ModelLock::pinned().map_err(|e| e.to_string())?;
     let pinned: Vec<&str> = lock
         .names()
@@ -448,10 +469,13 @@ fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
             ));
         }
         let runs_on = lock.model(&model.name).ok().and_then(|pin| pin.runs_on);
-        if runs_on == Some(carapace_models::RunsOn::Onnxruntime) {
+        let engine_dynamic = binaries
+            .iter()
+            .any(|b| b.package == ENGINE_PACKAGE && b.linkage == Linkage::Dynamic);
+        if runs_on == Some(carapace_models::RunsOn::Onnxruntime) && !engine_dynamic {
             return Err(format!(
-                "[[model]] {}: runs on ONNX Runtime, which images do not carry yet (the engine \
-                 is a static binary and cannot load libonnxruntime); leave it out",
+                "[[model]] {}: runs on ONNX Runtime, which a static engine cannot load; give \
+                 the [[binary]] of package {ENGINE_PACKAGE} linkage = \"dynamic\"",
                 model.name
             ));
         }
@@ -462,6 +486,7 @@ fn validate_models(models: &[ModelEntry]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A Debian release name: it is put into apt's sources list with -updates and -security.
 fn validate_suite(suite: &str) -> std::result::Result<(), String> {
     if !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase()) {
         Ok(())
@@ -577,8 +602,25 @@ ready = true
         assert!(err.contains("all-minilm-l6-v2"), "{err}");
         let err = with("[[model]]\nname = \"onnxruntime-x86_64\"\n").unwrap_err();
         assert!(err.contains("not pinned"), "{err}");
-        let err = with("[[model]]\nname = \"silero-vad\"\n").unwrap_err();
-        assert!(err.contains("runs on ONNX Runtime"), "{err}");
+        let onnx_model = "[[model]]\nname = \"silero-vad\"\n";
+        let err = with(onnx_model).unwrap_err();
+        assert!(
+            err.starts_with("[[model]] silero-vad: runs on ONNX Runtime, which a static engine"),
+            "{err}"
+        );
+        let engine = |linkage: &str| {
+            format!("[[binary]]\npackage = \"carapace-infer\"\nbin = \"carapace-infer\"\n{linkage}")
+        };
+        let err = with(&format!("{}{onnx_model}", engine(""))).unwrap_err();
+        assert!(err.contains("linkage = \"dynamic\""), "{err}");
+        let recipe = with(&format!(
+            "{}{onnx_model}",
+            engine("linkage = \"dynamic\"\n")
+        ))
+        .unwrap();
+        assert_eq!(recipe.binaries[0].linkage, Linkage::Dynamic);
+        let err = with(&engine("linkage = \"shared\"\n")).unwrap_err();
+        assert!(err.contains("shared"), "{err}");
         let twice =
             "[[model]]\nname = \"all-minilm-l6-v2\"\n[[model]]\nname = \"all-minilm-l6-v2\"\n";
         assert!(with(twice).unwrap_err().contains("listed twice"));

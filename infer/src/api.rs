@@ -19,7 +19,7 @@ use crate::whisper::TranscribeOptions;
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// The model a request without one gets, per capability.
-const DEFAULT_VAD: &str = "silero-vad";
+const DEFAULT_VAD: &str = board_support::local_inference::VOICE_ACTIVITY_MODEL;
 const DEFAULT_TRANSCRIPTION: &str = board_support::local_inference::SPEECH_MODEL;
 
 pub type ApiResponse = Response<Full<Bytes>>;

@@ -4,7 +4,8 @@
 //! addresses. The box must show the pairing link, ignore a stranger, pair the owner through
 //! the deep link's `/start <code>`, and answer the owner through the LLM with a tool call, all
 //! through netd's DNS stub and the firewall's allow sets; then keep two memories and recall
-//! the right one by meaning through the box's own embedding model, without the LLM.
+//! the right one by meaning through the box's own embedding model, without the LLM; and
+//! answer a voice note that holds no speech through the box's voice-activity model.
 
 mod common;
 #[path = "common/net.rs"]
@@ -198,6 +199,18 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         sent[5].text
     );
     assert_eq!(llm.requests().len(), 2, "memories went to the LLM");
+
+    // A voice note of hiss: the engine's voice-activity model (Silero, on ONNX Runtime, which
+    // the dynamically linked engine loads from the image) finds no speech, so agentd answers
+    // at once, without Whisper (minutes a window under emulation) and without the LLM.
+    let noise = carapace_fakes::voice_note::noise_voice_note(4);
+    telegram.inject_voice(OWNER, OWNER, "Ann", noise, 4);
+    let sent = handle.block_on(telegram.wait_sent(7, WAIT));
+    if sent.len() < 7 {
+        fail(&vm, format!("no answer to a voice note: {sent:?}"));
+    }
+    assert_eq!(sent[6].text, "I heard no speech in that voice note.");
+    assert_eq!(llm.requests().len(), 2, "a voice note went to the LLM");
 
     // The engine ran as its own service, on the models the image carries.
     assert!(

@@ -27,7 +27,15 @@ impl Architecture {
         }
     }
 
-    /// The Rust target our static binaries are built for.
+    /// Rust's name for the CPU (`std::env::consts::ARCH` on it).
+    pub fn rust_arch(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "aarch64",
+        }
+    }
+
+    /// The Rust target our binaries are built for.
     pub fn rust_target(self) -> &'static str {
         match self {
             Architecture::X86_64 => "x86_64-unknown-linux-gnu",

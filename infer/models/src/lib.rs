@@ -19,4 +19,6 @@ pub use digest::{sha256_file, verify_sha256};
 pub use download::download_client;
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
-pub use lock::{Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin};
+pub use lock::{
+    Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin, onnx_runtime_pin_for,
+};

@@ -225,7 +225,13 @@ struct LockFile {
 /// The lock name of the ONNX Runtime library for the CPU this program was built for
 /// (`onnxruntime-x86_64`, `onnxruntime-aarch64`).
 pub fn onnx_runtime_pin() -> String {
-    format!("onnxruntime-{}", std::env::consts::ARCH)
+    onnx_runtime_pin_for(std::env::consts::ARCH)
+}
+
+/// The lock name of the ONNX Runtime library for CPU `arch`, named as Rust names it
+/// (`std::env::consts::ARCH`: "x86_64", "aarch64").
+pub fn onnx_runtime_pin_for(arch: &str) -> String {
+    format!("onnxruntime-{arch}")
 }
 
 impl ModelLock {
