@@ -8,10 +8,16 @@
 //!     silero-vad-6.2.3/silero_vad.onnx   a model that runs on ONNX Runtime...
 //!     onnxruntime-x86_64-1.31.1/         ...brings the board's ONNX Runtime library beside it
 //!         libonnxruntime.so.1.31.1       (the engine loads it with dlopen)
+//!     packs/                             MODEL_PACKS_DIR: signed packs (recipe [[model_pack]])
+//!         whisper-base-en-1.0.0/         <name>-<version>
+//!             pack.json pack.sig ...     checked with the image's update keys before use
 //! ```
 
 /// The models the image carries (recipe `[[model]]`), read-only under dm-verity.
 pub const MODELS_DIR: &str = "/usr/share/carapace/models";
+
+/// Signed model packs the image carries, one folder each (carapace-models' pack.rs).
+pub const MODEL_PACKS_DIR: &str = "/usr/share/carapace/models/packs";
 
 /// The engine's local API: loopback only (the firewall accepts loopback; nothing else on
 /// the box or off it can reach it). agentd calls it for embeddings and transcriptions.

@@ -279,7 +279,11 @@ pub fn build_with(
             runtime_files.extend(elf_deps::libraries_of(&name, path, &debs, multiarch)?);
         }
     }
-    for model in models::fetch(&recipe, board.architecture, &paths.cache)? {
+    let pinned_models = models::fetch(&recipe, board.architecture, &paths.cache)?;
+    for model in pinned_models
+        .into_iter()
+        .chain(models::pack_files(&recipe)?)
+    {
         if model.loaded_at_run_time {
             runtime_files.extend(elf_deps::libraries_of(
                 &model.image_path,

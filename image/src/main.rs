@@ -116,6 +116,11 @@ enum Command {
         #[arg(long, value_name = "BYTES")]
         avg: Option<u32>,
     },
+    /// Model packs: models beside the ones the image pins, signed like updates.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Boot the recipe's image in QEMU (building it first if it is missing).
     Run {
         #[arg(long)]
@@ -154,6 +159,38 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Turn a local model folder into a signed pack, OUT/<name>-<version>/, for a recipe's
+    /// [[model_pack]] or a box's engine to load.
+    Add {
+        /// The model's files (config.json, model.safetensors, tokenizer.json, ...).
+        dir: PathBuf,
+        /// The model's id in the engine's API.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// What it does, as the engine names it: embeddings, transcription, voice_activity.
+        #[arg(long)]
+        capability: String,
+        #[arg(long, value_enum, default_value_t = Runtime::Candle)]
+        runs_on: Runtime,
+        /// The signing key's secret file (carapace keygen): the boxes' key list must name it.
+        #[arg(long, value_name = "SECRET")]
+        key: PathBuf,
+        /// Where the pack's folder is made.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Runtime {
+    Candle,
+    Onnxruntime,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +258,29 @@ fn main() -> ExitCode {
             key_list,
         }),
         Command::UpdateSize { old, new, avg } => update_size(&old, &new, avg),
+        Command::Models {
+            command:
+                ModelsCommand::Add {
+                    dir,
+                    name,
+                    version,
+                    capability,
+                    runs_on,
+                    key,
+                    out,
+                },
+        } => add_model_pack(
+            &dir,
+            &name,
+            &version,
+            &capability,
+            match runs_on {
+                Runtime::Candle => carapace_models::RunsOn::Candle,
+                Runtime::Onnxruntime => carapace_models::RunsOn::Onnxruntime,
+            },
+            &key,
+            &out,
+        ),
         command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
     };
     match result {
@@ -283,7 +343,8 @@ fn in_workspace(
         | Command::Keygen { .. }
         | Command::Keys { .. }
         | Command::Publish { .. }
-        | Command::UpdateSize { .. } => Ok(()),
+        | Command::UpdateSize { .. }
+        | Command::Models { .. } => Ok(()),
         Command::Lock { recipe, update } => {
             let update = match update {
                 None => UpdateRequest::None,
@@ -314,6 +375,38 @@ fn in_workspace(
             },
         ),
     }
+}
+
+fn add_model_pack(
+    dir: &std::path::Path,
+    name: &str,
+    version: &str,
+    capability: &str,
+    runs_on: carapace_models::RunsOn,
+    key: &std::path::Path,
+    out: &std::path::Path,
+) -> carapace_image::error::Result<()> {
+    let key = carapace_update::SecretKey::load(key, KeyKind::Signing)?;
+    let pack = carapace_models::make_pack(&carapace_models::PackRequest {
+        model_dir: dir,
+        name,
+        version,
+        capability,
+        runs_on,
+        key: &key,
+        out_dir: out,
+    })
+    .map_err(|source| carapace_image::error::Error::Model {
+        name: name.to_string(),
+        source,
+    })?;
+    println!("{}", pack.display());
+    eprintln!(
+        "carapace: model pack {} signed by key {}: list it in a recipe as [[model_pack]] path = \"...\"",
+        pack.display(),
+        key.id()
+    );
+    Ok(())
 }
 
 fn key_pair(root: bool, out: &std::path::Path) -> carapace_image::error::Result<()> {

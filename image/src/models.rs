@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use board_support::board::Architecture;
-use board_support::local_inference::MODELS_DIR;
+use board_support::local_inference::{MODEL_PACKS_DIR, MODELS_DIR};
 use carapace_models::RunsOn;
 
 use crate::error::{Error, Result};
@@ -68,6 +68,39 @@ pub fn fetch(recipe: &Recipe, architecture: Architecture, cache: &Path) -> Resul
                     sha256: pin.sha256.clone(),
                 },
                 loaded_at_run_time: *name == runtime_name,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// The files of the recipe's model packs (checked when the recipe loaded), manifest and
+/// signature included: the engine checks them again on the box.
+pub fn pack_files(recipe: &Recipe) -> Result<Vec<ModelFile>> {
+    let mut files = Vec::new();
+    for entry in &recipe.model_packs {
+        let pack = entry.verified.as_ref().ok_or_else(|| {
+            Error::Image(format!("[[model_pack]] {} was not checked", entry.path))
+        })?;
+        let names = pack
+            .manifest
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .chain([
+                carapace_models::PACK_MANIFEST,
+                carapace_models::PACK_SIGNATURE,
+            ]);
+        for name in names {
+            files.push(ModelFile {
+                image_path: format!("{MODEL_PACKS_DIR}/{}/{name}", pack.manifest.dir_name()),
+                source: pack.dir.join(name),
+                origin: Origin::ModelPack {
+                    name: pack.manifest.name.clone(),
+                    version: pack.manifest.version.clone(),
+                    signed_by: pack.signed_by.to_string(),
+                },
+                loaded_at_run_time: false,
             });
         }
     }

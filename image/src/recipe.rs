@@ -44,6 +44,10 @@ pub struct Recipe {
     /// carries their files under board_support::local_inference::MODELS_DIR.
     #[serde(default, rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// Signed model packs (`carapace models add`) the image carries under
+    /// MODELS_DIR/packs/<name>-<version>/; each must verify with the `[update]` keys.
+    #[serde(default, rename = "model_pack")]
+    pub model_packs: Vec<ModelPackEntry>,
     /// The keys the image trusts for updates; without it, boxes running the image take none.
     pub update: Option<UpdateSection>,
 }
@@ -248,6 +252,16 @@ pub struct ModelEntry {
     pub name: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPackEntry {
+    /// The pack's folder, relative to the recipe.
+    pub path: String,
+    /// What `Recipe::load` found there, checked against the recipe's update keys.
+    #[serde(skip)]
+    pub verified: Option<carapace_models::VerifiedPack>,
+}
+
 impl Recipe {
     pub fn load(path: &Path) -> Result<(Recipe, String)> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::RecipeRead {
@@ -283,6 +297,26 @@ impl Recipe {
             })?;
             check_key_list(update, &from).map_err(invalid)?;
             text.push_str(&update.key_list_text);
+        }
+        // A pack, checked with the update keys: its signed manifest (every file's sha256)
+        // joins the recipe's text too.
+        let mut names: Vec<String> = recipe.models.iter().map(|m| m.name.clone()).collect();
+        for pack in &mut recipe.model_packs {
+            let verified = verify_model_pack(recipe.update.as_ref(), &dir.join(&pack.path))
+                .map_err(|why| invalid(format!("[[model_pack]] {}: {why}", pack.path)))?;
+            let manifest = verified.dir.join(carapace_models::PACK_MANIFEST);
+            text.push_str(
+                &std::fs::read_to_string(&manifest)
+                    .map_err(|err| invalid(format!("[[model_pack]] {}: {err}", pack.path)))?,
+            );
+            if names.contains(&verified.manifest.name) {
+                return Err(invalid(format!(
+                    "[[model_pack]] {}: another model of the recipe is named {}",
+                    pack.path, verified.manifest.name
+                )));
+            }
+            names.push(verified.manifest.name.clone());
+            pack.verified = Some(verified);
         }
         Ok((recipe, text))
     }
@@ -423,6 +457,23 @@ impl Recipe {
             self.name
         ))
     }
+}
+
+/// A model pack checked as the box will check it: signed by a key of the recipe's key list.
+fn verify_model_pack(
+    update: Option<&UpdateSection>,
+    dir: &Path,
+) -> std::result::Result<carapace_models::VerifiedPack, String> {
+    let update = update.ok_or(
+        "model packs are checked with the image's update keys, and this recipe has no [update]",
+    )?;
+    let root = update.root_public_key()?;
+    let list = SignedKeyList::parse(update.key_list_text.as_bytes()).map_err(|e| e.to_string())?;
+    let trust = carapace_update::Trust::new(root, &list).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    carapace_models::verify_pack(dir, &trust, now).map_err(|e| e.to_string())
 }
 
 /// The key list must verify with the root key: an image whose list it cannot check would
@@ -848,6 +899,94 @@ network = "netd"
                 .unwrap_err()
                 .contains("written by the builder")
         );
+    }
+
+    /// A [[model_pack]] must be signed by a key of the recipe's key list; its manifest joins
+    /// the build id, and two packs of one name are refused.
+    #[test]
+    fn a_model_pack_is_checked_with_the_update_keys() {
+        use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList};
+        let dir = tempfile::tempdir().unwrap();
+        let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
+        let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
+        let stranger = SecretKey::from_seed(KeyKind::Signing, &[3; 32]);
+        let listed = ListedKey {
+            id: signing.id(),
+            public_key: signing.public().to_hex(),
+            not_after: None,
+        };
+        let list = KeyList {
+            serial: 1,
+            keys: vec![listed],
+            revoked: vec![],
+        };
+        let list = SignedKeyList::sign(list, &root).unwrap();
+        std::fs::write(dir.path().join("keys.json"), list.to_file_text()).unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        std::fs::write(model.join("model.safetensors"), b"weights").unwrap();
+        let pack = |key: &SecretKey, version: &str| {
+            carapace_models::make_pack(&carapace_models::PackRequest {
+                model_dir: &model,
+                name: "tiny",
+                version,
+                capability: "embeddings",
+                runs_on: carapace_models::RunsOn::Candle,
+                key,
+                out_dir: dir.path(),
+            })
+            .unwrap()
+        };
+        pack(&signing, "1");
+        pack(&stranger, "2");
+        let recipe_path = dir.path().join("r.toml");
+        let update = format!(
+            "[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n\
+             server = \"https://updates.example.com/x86-64\"\n",
+            root.public().to_hex()
+        );
+        let with = |packs: &[&str]| {
+            let entries: String = packs
+                .iter()
+                .map(|path| format!("[[model_pack]]\npath = \"{path}\"\n"))
+                .collect();
+            std::fs::write(&recipe_path, format!("{GOOD}{entries}{update}")).unwrap();
+            Recipe::load(&recipe_path)
+        };
+        let (recipe, text) = with(&["tiny-1"]).unwrap();
+        let verified = recipe.model_packs[0].verified.as_ref().unwrap();
+        assert_eq!(verified.signed_by, signing.id());
+        assert!(text.contains("\"capability\": \"embeddings\""), "{text}");
+        let err = with(&["tiny-2"]).unwrap_err().to_string();
+        assert!(
+            err.contains("[[model_pack]] tiny-2: model pack ")
+                && err.contains("its signature does not hold"),
+            "{err}"
+        );
+        std::fs::rename(dir.path().join("tiny-2"), dir.path().join("copy")).unwrap();
+        std::fs::remove_file(dir.path().join("copy/pack.sig")).unwrap();
+        std::fs::copy(
+            dir.path().join("tiny-1/pack.sig"),
+            dir.path().join("copy/pack.sig"),
+        )
+        .unwrap();
+        std::fs::copy(
+            dir.path().join("tiny-1/pack.json"),
+            dir.path().join("copy/pack.json"),
+        )
+        .unwrap();
+        let err = with(&["tiny-1", "copy"]).unwrap_err().to_string();
+        assert!(
+            err.contains("[[model_pack]] copy: another model of the recipe is named tiny"),
+            "{err}"
+        );
+        std::fs::write(
+            &recipe_path,
+            format!("{GOOD}[[model_pack]]\npath = \"tiny-1\"\n"),
+        )
+        .unwrap();
+        let err = Recipe::load(&recipe_path).unwrap_err().to_string();
+        assert!(err.contains("this recipe has no [update]"), "{err}");
     }
 
     /// GOOD with an [update] section (a made-up root key: `parse` checks its form only).

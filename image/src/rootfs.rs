@@ -32,6 +32,12 @@ pub enum Origin {
         version: String,
         sha256: String,
     },
+    /// A file of a signed model pack the recipe lists (carapace-models' pack.rs).
+    ModelPack {
+        name: String,
+        version: String,
+        signed_by: String,
+    },
 }
 
 impl Origin {
@@ -39,7 +45,10 @@ impl Origin {
     /// their packages, a model's only with its pin (the kernel's modules, which do with every kernel, are a release
     /// directory of their own: `RootTree::release_dirs`).
     pub fn changes_between_releases(&self) -> bool {
-        !matches!(self, Origin::Debian { .. } | Origin::Wheel { .. })
+        !matches!(
+            self,
+            Origin::Debian { .. } | Origin::Wheel { .. } | Origin::ModelPack { .. }
+        )
     }
 }
 

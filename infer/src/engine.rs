@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::embedder::Embedder;
@@ -14,9 +14,10 @@ use crate::onnx::OnnxRuntime;
 use crate::vad::VoiceActivity;
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
 use carapace_models::{ModelLock, onnx_runtime_pin};
+use carapace_update::Trust;
 
 /// What a model does, which decides the endpoint that runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     Embeddings,
@@ -25,7 +26,7 @@ pub enum Capability {
 }
 
 /// The models the engine knows, by lock name.
-const CATALOG: [(&str, Capability); 3] = [
+pub(crate) const CATALOG: [(&str, Capability); 3] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),
@@ -63,6 +64,9 @@ enum Loaded {
 struct Slot {
     dir: PathBuf,
     capability: Capability,
+    /// For a model pack: the trust its files are checked with before every load, so that a
+    /// file changed after the engine started is caught too.
+    pack_trust: Option<Arc<Trust>>,
     loaded: Option<Loaded>,
     last_used: Instant,
 }
@@ -110,6 +114,7 @@ impl Engine {
                 Slot {
                     dir: config.models_dir.join(pin.unpacked_dir_name()),
                     capability,
+                    pack_trust: None,
                     loaded: None,
                     last_used: Instant::now(),
                 },
@@ -156,11 +161,58 @@ impl Engine {
 
     /// The capability of model `id`, or UnknownModel.
     pub fn capability(&self, id: &str) -> Result<Capability> {
-        CATALOG
-            .iter()
-            .find(|(name, _)| *name == id)
-            .map(|&(_, capability)| capability)
+        self.reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .map(|status| status.capability)
             .ok_or_else(|| Error::UnknownModel { model: id.into() })
+    }
+
+    /// Offers model `id` from a pack in `dir`, whose files are checked with `trust` before
+    /// each load. An id the engine has already is refused.
+    pub(crate) fn add_pack_model(
+        &mut self,
+        id: &str,
+        capability: Capability,
+        dir: PathBuf,
+        trust: Arc<Trust>,
+    ) -> Result<()> {
+        let models = self
+            .models
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if models.slots.contains_key(id) {
+            return Err(Error::PackRefused {
+                dir,
+                reason: format!("the engine has a model named {id} already"),
+            });
+        }
+        models.slots.insert(
+            id.to_string(),
+            Slot {
+                dir,
+                capability,
+                pack_trust: Some(trust),
+                loaded: None,
+                last_used: Instant::now(),
+            },
+        );
+        self.reported
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(
+                id.to_string(),
+                ModelStatus {
+                    id: id.to_string(),
+                    capability,
+                    loaded: false,
+                    device: "cpu",
+                    device_reason: CPU_ONLY,
+                    last_error: None,
+                },
+            );
+        Ok(())
     }
 
     /// Embeds `inputs` with model `id`: the vectors and the word pieces read. Blocks while
@@ -234,13 +286,15 @@ impl Engine {
         let loaded = match &mut slot.loaded {
             Some(loaded) => loaded,
             None => {
-                let result = load(
-                    slot.capability,
-                    &slot.dir,
-                    onnx,
-                    onnx_library,
-                    self.config.threads,
-                );
+                let result = check_pack(slot).and_then(|()| {
+                    load(
+                        slot.capability,
+                        &slot.dir,
+                        onnx,
+                        onnx_library,
+                        self.config.threads,
+                    )
+                });
                 self.report(id, |status| {
                     status.loaded = result.is_ok();
                     status.last_error = result.as_ref().err().map(ToString::to_string);
@@ -269,6 +323,15 @@ impl Engine {
             change(status);
         }
     }
+}
+
+/// A pack's files, hashed against its signed manifest just before they are loaded.
+fn check_pack(slot: &Slot) -> Result<()> {
+    let Some(trust) = &slot.pack_trust else {
+        return Ok(());
+    };
+    carapace_models::verify_pack(&slot.dir, trust, crate::packs::now())?;
+    Ok(())
 }
 
 fn wrong(id: &str, capability: &str) -> Error {

@@ -49,6 +49,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("model pack {}: {reason}", .dir.display())]
+    PackRefused { dir: PathBuf, reason: String },
+    #[error("the update keys: {reason}")]
+    UpdateKeys { reason: String },
     #[error("model {model} cannot be loaded: {reason}")]
     ModelUnavailable { model: String, reason: String },
     #[error("model {model} does not do {capability}")]

@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod ogg_opus;
 mod onnx;
+mod packs;
 mod pooling;
 mod probe;
 mod serve;
@@ -44,6 +45,7 @@ pub use carapace_models::{
 };
 pub use error::{Error, Result};
 pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
+pub use packs::load_trust;
 pub use pooling::{l2_normalize, mean_pool};
 pub use probe::report as probe_report;
 pub use serve::{MAX_BODY_BYTES, bind, serve};

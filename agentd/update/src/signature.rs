@@ -23,6 +23,9 @@ pub enum Purpose {
     Manifest,
     ChannelPointer,
     KeyList,
+    /// A model pack's manifest (carapace-models' pack.rs): models the owner adds beside the
+    /// image's, signed with the same signing keys as updates.
+    ModelPack,
 }
 
 impl Purpose {
@@ -31,6 +34,7 @@ impl Purpose {
             Purpose::Manifest => b"carapace-update manifest v1\0",
             Purpose::ChannelPointer => b"carapace-update channel pointer v1\0",
             Purpose::KeyList => b"carapace-update key list v1\0",
+            Purpose::ModelPack => b"carapace model pack v1\0",
         }
     }
 
@@ -40,6 +44,7 @@ impl Purpose {
             Purpose::Manifest => "the manifest",
             Purpose::ChannelPointer => "the channel pointer",
             Purpose::KeyList => "the key list",
+            Purpose::ModelPack => "the model pack",
         }
     }
 
@@ -47,7 +52,7 @@ impl Purpose {
     fn signer(self) -> KeyKind {
         match self {
             Purpose::KeyList => KeyKind::Root,
-            Purpose::Manifest | Purpose::ChannelPointer => KeyKind::Signing,
+            Purpose::Manifest | Purpose::ChannelPointer | Purpose::ModelPack => KeyKind::Signing,
         }
     }
 
@@ -161,6 +166,7 @@ mod tests {
             (Purpose::Manifest, &b"manifest bytez"[..]),
             (Purpose::Manifest, b"manifest bytes "),
             (Purpose::ChannelPointer, b"manifest bytes"),
+            (Purpose::ModelPack, b"manifest bytes"),
         ] {
             let err = sig.verify(&public, purpose, bytes).unwrap_err();
             assert!(matches!(err, Error::BadSignature { .. }), "{err}");

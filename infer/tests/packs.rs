@@ -1,0 +1,199 @@
+//! Model packs in the engine: all-MiniLM-L6-v2's pinned files made into a pack signed with a
+//! test key; the engine offers the pack's model beside the pinned ones and embeds with it,
+//! and refuses a pack whose key the box does not trust, whose capability it does not have, or
+//! whose files changed after the engine started, while the other models keep working.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use carapace_infer::{Capability, Engine, EngineConfig, Error};
+use carapace_models::{PackRequest, RunsOn, make_pack};
+use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
+
+const PINNED: &str = "all-minilm-l6-v2";
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    packs: PathBuf,
+    models_dir: PathBuf,
+    pinned_dir: PathBuf,
+    signing: SecretKey,
+    root: SecretKey,
+}
+
+impl Lab {
+    fn trust(&self) -> Trust {
+        let list = KeyList {
+            serial: 1,
+            keys: vec![ListedKey {
+                id: self.signing.id(),
+                public_key: self.signing.public().to_hex(),
+                not_after: None,
+            }],
+            revoked: Vec::new(),
+        };
+        Trust::new(
+            self.root.public(),
+            &SignedKeyList::sign(list, &self.root).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn pack(&self, name: &str, capability: &str, key: &SecretKey) -> PathBuf {
+        make_pack(&PackRequest {
+            model_dir: &self.pinned_dir,
+            name,
+            version: "1.0.0",
+            capability,
+            runs_on: RunsOn::Candle,
+            key,
+            out_dir: &self.packs,
+        })
+        .unwrap()
+    }
+
+    fn engine(&self, threads: NonZeroUsize) -> (Engine, Vec<String>) {
+        let mut engine = Engine::new(EngineConfig {
+            models_dir: self.models_dir.clone(),
+            threads,
+            idle_unload: Duration::from_secs(3600),
+        })
+        .unwrap();
+        let lines = engine.add_packs(&[self.packs.clone(), self.packs.join("absent")], || {
+            Ok(self.trust())
+        });
+        (engine, lines)
+    }
+}
+
+fn line_for<'a>(lines: &'a [String], dir: &Path) -> &'a str {
+    lines
+        .iter()
+        .find(|line| line.contains(&dir.display().to_string()))
+        .unwrap_or_else(|| panic!("no line for {}: {lines:?}", dir.display()))
+}
+
+fn main() {
+    let threads = NonZeroUsize::new(1).unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: the first statement of main; no other thread exists yet.
+    unsafe {
+        carapace_infer::pin_cpu_threads(threads)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pinned_dir = runtime
+        .block_on(carapace_infer::fetch_pinned(PINNED))
+        .unwrap_or_else(|error| panic!("fetching the pinned model: {error}"));
+    let dir = tempfile::tempdir().unwrap();
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).unwrap();
+    let lab = Lab {
+        models_dir: pinned_dir.parent().unwrap().to_path_buf(),
+        pinned_dir,
+        packs,
+        _dir: dir,
+        signing: SecretKey::from_seed(KeyKind::Signing, &[2; 32]),
+        root: SecretKey::from_seed(KeyKind::Root, &[1; 32]),
+    };
+    let good = lab.pack("minilm-pack", "embeddings", &lab.signing);
+    let stranger = SecretKey::from_seed(KeyKind::Signing, &[9; 32]);
+    let untrusted = lab.pack("minilm-stranger", "embeddings", &stranger);
+    let unknown = lab.pack("minilm-painter", "painting", &lab.signing);
+    let twin = lab.pack(PINNED, "embeddings", &lab.signing);
+
+    let (engine, lines) = lab.engine(threads);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(
+        line_for(&lines, &good),
+        format!(
+            "model pack minilm-pack 1.0.0 (embeddings, signed by key {}) from {}",
+            lab.signing.id(),
+            good.display()
+        )
+    );
+    let why = line_for(&lines, &untrusted);
+    assert!(
+        why.starts_with(&format!("model pack {}: ", untrusted.display()))
+            && why.contains("its signature does not hold")
+            && why.ends_with("; it was left out"),
+        "{why}"
+    );
+    let why = line_for(&lines, &unknown);
+    assert!(
+        why.contains("capability \"painting\" is not one this engine has (embeddings, "),
+        "{why}"
+    );
+    let why = line_for(&lines, &twin);
+    assert!(
+        why.contains(&format!("the engine has a model named {PINNED} already")),
+        "{why}"
+    );
+    println!("test only_a_trusted_pack_with_a_known_capability_and_a_new_name_is_offered ... ok");
+
+    let ids: Vec<String> = engine.status().into_iter().map(|s| s.id).collect();
+    assert!(ids.contains(&"minilm-pack".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"minilm-stranger".to_string()), "{ids:?}");
+    assert_eq!(
+        engine.capability("minilm-pack").unwrap(),
+        Capability::Embeddings
+    );
+    let text = ["a pack is checked before it is loaded"];
+    let (from_pack, _) = engine.embed("minilm-pack", &text).unwrap();
+    let (from_pin, _) = engine.embed(PINNED, &text).unwrap();
+    assert_eq!(from_pack, from_pin);
+    println!("test the_pack_model_embeds_as_the_pinned_files_do ... ok");
+
+    // Changed after the engine started: the next load hashes the files and refuses.
+    let (engine, _) = lab.engine(threads);
+    let weights = good.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    match engine.embed("minilm-pack", &text) {
+        Err(Error::ModelUnavailable { model, reason }) => {
+            assert_eq!(model, "minilm-pack");
+            assert!(
+                reason.contains("model.safetensors has sha256 ")
+                    && reason.contains("changed after signing"),
+                "{reason}"
+            );
+        }
+        other => panic!("a changed pack was loaded: {other:?}"),
+    }
+    let status = engine
+        .status()
+        .into_iter()
+        .find(|s| s.id == "minilm-pack")
+        .unwrap();
+    assert!(!status.loaded && status.last_error.is_some(), "{status:?}");
+    assert!(engine.embed(PINNED, &text).is_ok());
+    println!("test a_pack_changed_after_start_is_refused_at_load_and_the_rest_works ... ok");
+
+    // No keys to check packs with: every pack is left out, with the reason.
+    let mut engine = Engine::new(EngineConfig {
+        models_dir: lab.models_dir.clone(),
+        threads,
+        idle_unload: Duration::from_secs(3600),
+    })
+    .unwrap();
+    let lines = engine.add_packs(std::slice::from_ref(&lab.packs), || {
+        carapace_infer::load_trust(
+            Path::new("/nonexistent/root.pub"),
+            Path::new("/nonexistent/keys.json"),
+        )
+    });
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains("the update keys: ") && line.contains("[update]")),
+        "{lines:?}"
+    );
+    println!("test without_update_keys_every_pack_is_left_out_with_why ... ok");
+    println!("test result: ok. 4 passed");
+}
