@@ -51,6 +51,9 @@ pub enum Error {
     #[error("kernel module {0}")]
     Module(String),
 
+    #[error("making the model pack: {0}")]
+    ModelsAdd(#[source] carapace_models::Error),
+
     #[error("model {name} of the recipe's [[model]]: {source}")]
     Model {
         name: String,

@@ -396,10 +396,7 @@ fn add_model_pack(
         key: &key,
         out_dir: out,
     })
-    .map_err(|source| carapace_image::error::Error::Model {
-        name: name.to_string(),
-        source,
-    })?;
+    .map_err(carapace_image::error::Error::ModelsAdd)?;
     println!("{}", pack.display());
     eprintln!(
         "carapace: model pack {} signed by key {}: list it in a recipe as [[model_pack]] path = \"...\"",

@@ -265,3 +265,75 @@ fn keygen_keys_bundle_publish_and_update_size() {
     assert!(table.contains("full image, raw"), "{table}");
     assert!(table.contains("delta: chunks + chunk list"), "{table}");
 }
+
+/// `carapace models add`: a model folder becomes a pack signed by the signing key, which
+/// verifies with the key list; the root key, a missing folder and a second pack of the same
+/// version are refused with what to do.
+#[test]
+fn models_add_makes_a_pack_the_key_list_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    ok(carapace(ws, &["keygen", "--root", "root.key"]));
+    ok(carapace(ws, &["keygen", "signing.key"]));
+    ok(carapace(
+        ws,
+        &[
+            "keys",
+            "sign",
+            "--root",
+            "root.key",
+            "--key",
+            "signing.key.pub",
+            "--serial",
+            "1",
+            "--out",
+            "keys.json",
+        ],
+    ));
+    std::fs::create_dir(ws.join("model")).unwrap();
+    std::fs::write(ws.join("model/model.safetensors"), b"weights").unwrap();
+    std::fs::write(ws.join("model/config.json"), b"{}").unwrap();
+    let add = |key: &str, model: &str| {
+        carapace(
+            ws,
+            &[
+                "models",
+                "add",
+                model,
+                "--name",
+                "tiny-bert",
+                "--version",
+                "2.1",
+                "--capability",
+                "embeddings",
+                "--key",
+                key,
+                "--out",
+                ".",
+            ],
+        )
+    };
+    let stderr = failed(add("root.key", "model"));
+    assert!(stderr.contains("carapace: error: "), "{stderr}");
+    assert!(!ws.join("tiny-bert-2.1").exists());
+    let stderr = failed(add("signing.key", "no-such-folder"));
+    assert!(
+        stderr.contains("carapace: error: making the model pack: listing no-such-folder: ")
+            && stderr.contains("no-such-folder"),
+        "{stderr}"
+    );
+    let output = add("signing.key", "model");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = ok(output);
+    assert_eq!(stdout.trim(), "./tiny-bert-2.1");
+    assert!(stderr.contains("[[model_pack]]"), "{stderr}");
+    let root = carapace_update::PublicKey::load(&ws.join("root.key.pub")).unwrap();
+    let list = carapace_update::SignedKeyList::parse(&std::fs::read(ws.join("keys.json")).unwrap())
+        .unwrap();
+    let trust = carapace_update::Trust::new(root, &list).unwrap();
+    let pack = carapace_models::verify_pack(&ws.join("tiny-bert-2.1"), &trust, 0).unwrap();
+    assert_eq!(pack.manifest.files.len(), 2);
+    assert_eq!(pack.manifest.capability, "embeddings");
+    let stderr = failed(add("signing.key", "model"));
+    assert!(stderr.contains("exists already"), "{stderr}");
+}
