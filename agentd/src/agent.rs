@@ -14,6 +14,10 @@ use crate::store::{Answer, OutboxEntry, Role, Store, User};
 use crate::tools::{Registry, ToolContext};
 use crate::turn::{Brain, TurnLimits, capped_summary, run_turn, summary_request, trim};
 
+/// The longest answer spoken back as a voice note (about a minute of speech); a longer one
+/// goes as text only.
+const SPOKEN_REPLY_MAX_CHARS: usize = 1000;
+
 /// What the runtime does once the answer is stored.
 #[derive(Debug, PartialEq)]
 pub enum Effect {
@@ -110,9 +114,23 @@ impl Agent {
                     }
                 }
             }
-            // Photos and documents are read by the local-inference tools (a later step); until
-            // then the model hears about them only as a note.
-            Content::Photo { caption, .. } => format!("[a photo] {caption}"),
+            // Read on the box: the model gets the text in the photo, never the image.
+            Content::Photo { file, caption } => {
+                match self.read_photo(media, message, file, now).await {
+                    Ok(text) => format!("{text} {caption}").trim_end().to_string(),
+                    Err(why) => {
+                        return Ok(Handled {
+                            answer: Answer {
+                                replies: vec![reply(why)],
+                                history: None,
+                            },
+                            effect: Effect::None,
+                        });
+                    }
+                }
+            }
+            // Documents are read by the local-inference tools (a later step); until then the
+            // model hears about them only as a note.
             Content::Document { name, caption, .. } => format!("[a document {name}] {caption}"),
         };
         if let Some(command) = commands::parse(&text) {
@@ -125,7 +143,110 @@ impl Agent {
                 effect,
             });
         }
-        self.turn(brain, &user, message, text, now).await
+        let mut handled = self.turn(brain, &user, message, text, now).await?;
+        if let Content::Voice { .. } = message.content {
+            self.speak_reply(&mut handled.answer, message, now).await;
+        }
+        Ok(handled)
+    }
+
+    /// The owner spoke, so the answer is spoken too: a voice note made on the box goes before
+    /// the text (which stays, to read and search). A long answer, or one the engine cannot
+    /// speak, goes as text alone; the audit log says which.
+    async fn speak_reply(&mut self, answer: &mut Answer, message: &Incoming, now: u64) {
+        let Some((at, text)) = answer
+            .replies
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(at, reply)| match &reply.message {
+                Outgoing::Text(text) => Some((at, text.clone())),
+                _ => None,
+            })
+        else {
+            return;
+        };
+        let to = format!("{} {}", message.channel.name(), message.sender);
+        let characters = text.chars().count();
+        if characters > SPOKEN_REPLY_MAX_CHARS {
+            self.record(
+                "voice",
+                &format!(
+                    "the reply to {to} went as text only: {characters} characters is more than \
+                     the {SPOKEN_REPLY_MAX_CHARS} a voice note carries"
+                ),
+                now,
+            );
+            return;
+        }
+        match self.inference.speak(&text).await {
+            Ok(audio) => {
+                self.record(
+                    "voice",
+                    &format!(
+                        "the reply to {to} was spoken on the box ({characters} characters, {} \
+                         bytes of Ogg Opus)",
+                        audio.len()
+                    ),
+                    now,
+                );
+                answer.replies.insert(
+                    at,
+                    OutboxEntry {
+                        channel: message.channel,
+                        chat: message.chat.clone(),
+                        message: Outgoing::Voice(audio),
+                    },
+                );
+            }
+            Err(error) => {
+                eprintln!("agent: the reply to {to} goes as text only: {error}");
+                self.record(
+                    "voice",
+                    &format!(
+                        "the reply to {to} went as text only: it could not be spoken ({error})"
+                    ),
+                    now,
+                );
+            }
+        }
+    }
+
+    /// What the model is told of a photo: the text the engine's OCR read in it on the box (the
+    /// image stays on the box); or what to tell the sender when it could not be read.
+    async fn read_photo<M: Media>(
+        &mut self,
+        media: &M,
+        message: &Incoming,
+        file: &FileRef,
+        now: u64,
+    ) -> Result<String, String> {
+        let image = media
+            .download(message.channel, file)
+            .await
+            .map_err(|error| format!("I could not fetch that photo: {error}"))?;
+        let text = self
+            .inference
+            .read_text(image)
+            .await
+            .map_err(|error| format!("I could not read that photo: {error}"))?;
+        let text = text.trim();
+        self.record(
+            "photo",
+            &format!(
+                "a photo from {} {} was read on the box ({} characters of text); the image did \
+                 not leave it",
+                message.channel.name(),
+                message.sender,
+                text.chars().count()
+            ),
+            now,
+        );
+        Ok(if text.is_empty() {
+            "[a photo; the box found no text in it]".to_string()
+        } else {
+            format!("[a photo; the text in it, read on the box:\n{text}\n]")
+        })
     }
 
     /// The words of a voice note, transcribed by the local engine; or what to tell the sender

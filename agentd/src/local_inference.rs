@@ -1,12 +1,15 @@
 //! The local inference engine's API, over plain http to loopback (infer/src/api.rs serves it):
 //! OpenAI's `POST /v1/embeddings` for memories (memory.rs), and for voice notes the engine's
-//! `POST /v1/audio/voice-activity` (is anyone speaking?) and OpenAI's `POST
-//! /v1/audio/transcriptions`. Nothing sent here leaves the box, and no LLM provider is
+//! `POST /v1/audio/voice-activity` (is anyone speaking?), OpenAI's `POST
+//! /v1/audio/transcriptions` and, for the spoken reply, `POST /v1/audio/speech`; for photos
+//! the engine's `POST /v1/images/ocr`. Nothing sent here leaves the box, and no LLM provider is
 //! involved.
 
 use std::time::Duration;
 
-use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL};
+use board_support::local_inference::{
+    MEMORY_EMBEDDING_MODEL, OCR_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
+};
 use carapace_http::{Client, Url};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,8 +21,8 @@ pub const URL_ENV: &str = "LOCAL_INFERENCE_URL";
 /// One request's limit. The box's CPU may be slow and the engine loads the model on first use
 /// (under emulation, as in the image tests, everything is ~30 times slower than native).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
-/// The limit for a voice note's voice activity or transcription: a long note on a slow CPU
-/// (and the model's first load) takes minutes, not seconds.
+/// The limit for the work on a voice note or a photo (voice activity, transcription, speech,
+/// OCR): a long note on a slow CPU (and the model's first load) takes minutes, not seconds.
 pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
@@ -120,6 +123,54 @@ impl LocalInference {
             .map_err(|error| Error::InferenceAnswer {
                 reason: format!("not a transcription ({error})"),
             })
+    }
+
+    /// The text in a photo (PNG or JPEG), read line by line by the engine's OCR on the box;
+    /// empty when it found none.
+    pub async fn read_text(&self, image: Vec<u8>) -> Result<String, Error> {
+        let form = reqwest::multipart::Form::new()
+            .text("model", OCR_MODEL)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(image).file_name("photo.jpg"),
+            );
+        let request = self
+            .client
+            .post(format!("{}/v1/images/ocr", self.address()))
+            .timeout(AUDIO_TIMEOUT)
+            .multipart(form);
+        let bytes = self.call(request).await?;
+        #[derive(Deserialize)]
+        struct Read {
+            text: String,
+        }
+        serde_json::from_slice::<Read>(&bytes)
+            .map(|read| read.text)
+            .map_err(|error| Error::InferenceAnswer {
+                reason: format!("not an OCR answer ({error})"),
+            })
+    }
+
+    /// `text` spoken by the engine's voice, as an Ogg Opus voice note.
+    pub async fn speak(&self, text: &str) -> Result<Vec<u8>, Error> {
+        let body = json!({
+            "model": VOICE_MODEL,
+            "input": text,
+            "voice": "alloy",
+            "response_format": "opus",
+        });
+        let request = self
+            .client
+            .post(format!("{}/v1/audio/speech", self.address()))
+            .timeout(AUDIO_TIMEOUT)
+            .json(&body);
+        let audio = self.call(request).await?;
+        if !audio.starts_with(b"OggS") {
+            return Err(Error::InferenceAnswer {
+                reason: "the speech is not Ogg Opus".into(),
+            });
+        }
+        Ok(audio)
     }
 
     /// Sends `request` to the engine and returns the body of a successful answer; a refusal

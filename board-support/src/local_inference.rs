@@ -31,3 +31,9 @@ pub const VOICE_ACTIVITY_MODEL: &str = "silero-vad";
 
 /// The speech model agentd's voice notes go to.
 pub const SPEECH_MODEL: &str = "whisper-tiny-en";
+
+/// The voice agentd's spoken replies are made with (text to speech, sent as voice notes).
+pub const VOICE_MODEL: &str = "piper-en-us-joe-medium";
+
+/// The OCR model the engine's /v1/images/ocr uses when a request names none.
+pub const OCR_MODEL: &str = "pp-ocrv4";
