@@ -19,3 +19,6 @@ pub const MEMORY_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// The speech model agentd's voice notes go to.
 pub const SPEECH_MODEL: &str = "whisper-tiny-en";
+
+/// The voice agentd's spoken replies are made with (text to speech, sent as voice notes).
+pub const VOICE_MODEL: &str = "piper-en-us-joe-medium";
