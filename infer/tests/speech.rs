@@ -191,8 +191,10 @@ fn a_long_text_is_spoken_sentence_by_sentence(models: &mut Models) {
     assert!(rate <= MAX_WORD_ERROR_RATE, "{rate}");
 }
 
-/// Twice the speed is about half the length, half the speed about twice (the model's durations
-/// vary a little from run to run: it draws noise).
+/// Faster is shorter, slower longer, by what piper-tts gives for the same length_scale: not
+/// quite half and twice, since every phoneme and pad lasts at least one frame of the model
+/// (piper-tts 1.8.0 on this sentence: 2.43 s at 1, 1.47 s at 2, 4.17 s at 0.5, each varying a
+/// little from run to run: the model draws noise).
 fn speed_changes_the_duration(models: &mut Models) {
     let sentence = SENTENCES[1];
     let seconds = |speed: f32, voice: &mut Voice| voice.speak(sentence, speed).unwrap().seconds();
@@ -200,8 +202,8 @@ fn speed_changes_the_duration(models: &mut Models) {
     let fast = seconds(2.0, &mut models.voice);
     let slow = seconds(0.5, &mut models.voice);
     println!("  {normal:.2} s at 1, {fast:.2} s at 2, {slow:.2} s at 0.5");
-    assert!((0.4..0.62).contains(&(fast / normal)), "{fast} / {normal}");
-    assert!((1.6..2.4).contains(&(slow / normal)), "{slow} / {normal}");
+    assert!((0.5..0.72).contains(&(fast / normal)), "{fast} / {normal}");
+    assert!((1.55..2.0).contains(&(slow / normal)), "{slow} / {normal}");
 }
 
 fn text_without_words_and_speeds_out_of_range_are_refused(models: &mut Models) {
@@ -314,13 +316,10 @@ fn openais_python_client_gets_speech_in_each_format(models: &mut Models) {
         println!("  {format}: {text:?}");
         assert!(word_errors(SPOKEN, &text) <= 1, "{format}: {text:?}");
     }
-    // Speed 2 is about half as long as the default speed.
-    let wav_seconds = decode_audio(&wav).unwrap().len() as f64;
+    // Speed 2 is shorter, as speed_changes_the_duration measures it.
+    let normal = decode_audio(&wav).unwrap().len() as f64;
     let fast = decode_audio(&read("fast.wav")).unwrap().len() as f64;
-    assert!(
-        (0.4..0.62).contains(&(fast / wav_seconds)),
-        "{fast} / {wav_seconds}"
-    );
+    assert!((0.5..0.72).contains(&(fast / normal)), "{fast} / {normal}");
     assert_eq!(got["mp3"]["status"], 400, "{got}");
     assert!(
         got["mp3"]["message"]

@@ -84,15 +84,17 @@ fn parse_speech_request(body: &[u8]) -> Result<SpeechRequest, String> {
         Some(Value::Object(custom)) => custom.get("id").and_then(Value::as_str).unwrap_or(""),
         _ => return Err("\"voice\" is missing; send the voice's name or one of OpenAI's".into()),
     };
+    // Checked for the voice models only: any other model is refused for what it is, below.
     let own = VOICE_NAMES
         .iter()
         .find(|(name, _)| *name == model)
         .map(|&(_, voice)| voice);
-    if !(OPENAI_VOICES.contains(&voice) || Some(voice) == own || voice == model) {
+    if let Some(own) = own
+        && !(OPENAI_VOICES.contains(&voice) || voice == own || voice == model)
+    {
         return Err(format!(
-            "\"voice\" {voice:?} is not on this box; send {:?} or one of OpenAI's voice names \
+            "\"voice\" {voice:?} is not on this box; send {own:?} or one of OpenAI's voice names \
              ({}), which all speak with it",
-            own.unwrap_or(&model),
             OPENAI_VOICES.join(", ")
         ));
     }
