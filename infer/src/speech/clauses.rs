@@ -108,7 +108,9 @@ pub fn clauses(text: &str) -> Vec<Clause<'_>> {
                 j += 1;
             }
         }
-        // Closing quotes and brackets belong to the clause they close.
+        // Closing quotes and brackets belong to the clause they close, which ends there
+        // whatever follows (`"No!" and left`).
+        let marks_end = j;
         while at(j).is_some_and(|c| {
             matches!(
                 c,
@@ -123,9 +125,10 @@ pub fn clauses(text: &str) -> Vec<Clause<'_>> {
         while at(next).is_some_and(char::is_whitespace) {
             next += 1;
         }
+        let closed = j > marks_end;
         let before_space = at(j).is_none_or(char::is_whitespace);
         let lower_next = at(next).is_some_and(char::is_lowercase);
-        if !before_space || (ending == Ending::Period && lower_next) {
+        if !closed && (!before_space || (ending == Ending::Period && lower_next)) {
             i = j;
             continue;
         }
@@ -172,6 +175,21 @@ mod tests {
             ]
         );
         assert_eq!(cut("e.g. this is fine."), [("e.g. this is fine.", Period)]);
+    }
+
+    #[test]
+    fn a_quote_or_bracket_after_a_mark_ends_the_clause_whatever_follows() {
+        assert_eq!(
+            cut("He said \"no!\" and left. What?\"Quoted.\" (why?) ok"),
+            [
+                ("He said \"no!\"", Exclamation),
+                ("and left.", Period),
+                ("What?\"", Question),
+                ("Quoted.\"", Period),
+                ("(why?)", Question),
+                ("ok", Unmarked),
+            ]
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ TEXTS = [
     "We need milk, bread and some eggs from the shop.",
     "Turn off the lights in the kitchen before bed!",
     "Can you hear me?",
+    'He said "no!" and left. What?"Quoted." (why?) ok',
+    "e.g. this is fine. and lower case after a full stop.",
 ]
 
 
@@ -58,20 +60,17 @@ def main() -> None:
             "phonemes": ["".join(p) for p in sentences],
             "ids": [voice.phonemes_to_ids(p) for p in sentences],
         })
-    json.dump(
-        {
-            "generator": {
-                "script": "infer/tests/data/make_speech_reference.py",
-                "python": sys.version.split()[0],
-                "piper_tts": version("piper-tts"),
-                "onnxruntime": version("onnxruntime"),
-                "espeak_voice": voice.config.espeak_voice,
-            },
-            "cases": cases,
-        },
-        sys.stdout,
-        ensure_ascii=False,
-        indent=1,
+    generator = {
+        "script": "infer/tests/data/make_speech_reference.py",
+        "python": sys.version.split()[0],
+        "piper_tts": version("piper-tts"),
+        "onnxruntime": version("onnxruntime"),
+        "espeak_voice": voice.config.espeak_voice,
+    }
+    # One case a line: a diff shows which text's ids changed.
+    lines = ",\n  ".join(json.dumps(case, ensure_ascii=False) for case in cases)
+    sys.stdout.write(
+        f'{{"generator": {json.dumps(generator)},\n "cases": [\n  {lines}\n ]}}'
     )
     sys.stdout.write("\n")
 
