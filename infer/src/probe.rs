@@ -92,7 +92,7 @@ pub fn report(engine: &Engine) -> String {
         let measured = measure(engine, &status.id, status.capability);
         let _ = writeln!(
             out,
-            "  {:<18} {:<15} {}: {measured}",
+            "  {:<24} {:<15} {}: {measured}",
             status.id,
             format!("{:?}", status.capability),
             status.device
