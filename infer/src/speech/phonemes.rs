@@ -18,12 +18,13 @@ pub fn phonemize(voice: &str, text: &str) -> Result<Vec<Vec<String>>> {
     }
     // espeak-ng over the whole text reads each word in its context, as piper-tts does. Where
     // it cut the text into clauses other than these rules did, each clause is read alone
-    // instead, so that every mark still lands after its own clause.
+    // instead, so that every mark still lands after its own clause. Within one, espeak-ng cuts
+    // only a clause too long for it, without a mark, and piper-tts joins the parts as they are.
     let mut ipa = ipa_clauses(voice, text)?;
     if ipa.len() != clauses.len() {
         ipa = clauses
             .iter()
-            .map(|clause| ipa_clauses(voice, clause.text).map(|lines| lines.join(" ")))
+            .map(|clause| ipa_clauses(voice, clause.text).map(|parts| parts.concat()))
             .collect::<Result<_>>()?;
     }
     let mut sentences = Vec::new();

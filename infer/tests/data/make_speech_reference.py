@@ -45,6 +45,8 @@ TEXTS = [
     "Can you hear me?",
     'He said "no!" and left. What?"Quoted." (why?) ok',
     "e.g. this is fine. and lower case after a full stop.",
+    # A clause too long for espeak-ng, which cuts it without a mark.
+    " ".join(["the quick brown fox jumps over the lazy dog"] * 30) + ". Next one.",
 ]
 
 
