@@ -2,8 +2,8 @@
 //! on the first run, 58 MB and 17 MB), checked three ways: the phoneme ids against the ones
 //! piper-tts itself makes (tests/data/speech_reference.json, made once by
 //! make_speech_reference.py), the speech against the engine's own Whisper (what it says must
-//! come back as the text, through WAV and through Ogg Opus), and the API through OpenAI's own
-//! Python client, with its bad requests.
+//! come back as the text, through WAV and through Ogg Opus, which libopus's own tools also
+//! read), and the API through OpenAI's own Python client, with its bad requests.
 //!
 //! A plain `main` (harness = false in Cargo.toml): Whisper runs on candle, whose thread count
 //! must be set in the environment before any other thread exists.
@@ -174,6 +174,51 @@ fn speech_is_heard_back_through_wav_and_ogg_opus(models: &mut Models) {
 /// Whisper tiny hears Piper's voice far better than espeak-ng's robot (0.15 in
 /// transcription.rs); a wrong phoneme id, scale or sample rate gives mumbling, far above this.
 const MAX_WORD_ERROR_RATE: f64 = 0.1;
+
+/// The voice note as libopus's own tools read it (what the IM apps play with): opusinfo finds
+/// nothing wrong, and opusdec decodes it to the length the engine decodes and to the words.
+fn libopus_reads_the_voice_note(models: &mut Models) {
+    let speech = models.voice.speak(SENTENCES[2], 1.0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().join("note.ogg");
+    std::fs::write(
+        &note,
+        encode_ogg_opus(&speech.samples, speech.sample_rate).unwrap(),
+    )
+    .unwrap();
+    let run = |program: &str, args: &[&Path]| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs (make deps installs opus-tools): {e}"));
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{program}: {text}");
+        text
+    };
+    let info = run("opusinfo", &[&note]);
+    assert!(
+        !info.contains("WARNING") && !info.contains("ERROR"),
+        "{info}"
+    );
+    assert!(info.contains("Channels: 1"), "{info}");
+    let wav = dir.path().join("note.wav");
+    run(
+        "opusdec",
+        &[Path::new("--rate"), Path::new("16000"), &note, &wav],
+    );
+    let by_libopus = decode_audio(&std::fs::read(&wav).unwrap()).unwrap();
+    let by_engine = decode_audio(&std::fs::read(&note).unwrap()).unwrap();
+    assert!(
+        (by_libopus.len() as i64 - by_engine.len() as i64).abs() <= 2,
+        "libopus {} samples, the engine {}",
+        by_libopus.len(),
+        by_engine.len()
+    );
+    let text = hear(&models.whisper, &by_libopus);
+    println!("  opusdec: {text:?}");
+    assert!(word_errors(SENTENCES[2], &text) <= 1, "{text:?}");
+}
 
 /// Several sentences in one text: each is synthesized alone, and all of them are heard.
 fn a_long_text_is_spoken_sentence_by_sentence(models: &mut Models) {
@@ -434,12 +479,13 @@ fn main() {
         voice: Voice::load(&onnx, &voice).unwrap(),
         whisper: Transcriber::load(&whisper, threads).unwrap(),
     };
-    let checks: [(&str, Check); 7] = [
+    let checks: [(&str, Check); 8] = [
         ("phoneme_ids_match_piper_tts", phoneme_ids_match_piper_tts),
         (
             "speech_is_heard_back_through_wav_and_ogg_opus",
             speech_is_heard_back_through_wav_and_ogg_opus,
         ),
+        ("libopus_reads_the_voice_note", libopus_reads_the_voice_note),
         (
             "a_long_text_is_spoken_sentence_by_sentence",
             a_long_text_is_spoken_sentence_by_sentence,
