@@ -99,6 +99,7 @@ fn parse_speech_request(body: &[u8]) -> Result<SpeechRequest, String> {
         ));
     }
     let format = match object.get("response_format") {
+        // OpenAI's default is mp3, which this engine does not make; WAV plays everywhere.
         None | Some(Value::Null) => SpeechFormat::Wav,
         Some(Value::String(format)) => match format.as_str() {
             "wav" => SpeechFormat::Wav,
