@@ -10,6 +10,8 @@
 //!   speech with pauses.
 //! - Transcription: Whisper tiny.en, candle (converted safetensors) against faster-whisper on
 //!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech.
+//! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file,
+//!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
 //!
 //! The peers run in the Python of CARAPACE_BENCH_PYTHON, or out/venv-bench (scripts/bench-venv.sh
 //! pins and installs them).
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use carapace_infer::speech::Voice;
 use carapace_infer::whisper::{TranscribeOptions, Transcriber};
 use carapace_infer::{Embedder, OnnxRuntime, VoiceActivity, decode_wav, encode_wav};
 use serde_json::{Value, json};
@@ -27,6 +30,10 @@ use serde_json::{Value, json};
 const EMBED_THREADS: usize = 2;
 const VAD_THREADS: usize = 1;
 const TRANSCRIPTION_THREADS: usize = 2;
+const SPEECH_THREADS: usize = 2;
+/// What the speech rows say: three sentences an agent might send as a voice note.
+const SPOKEN: &str = "Good morning. The kettle is on and the post has come. Remind me to call \
+                      the plumber about the kitchen tap tomorrow.";
 /// Warm runs per side, and fresh processes per side (cold starts).
 const RUNS: usize = 9;
 const STARTS: usize = 3;
@@ -93,6 +100,17 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             let run = median_ms(&mut || drop(whisper.transcribe(&samples, &options).unwrap()));
             json!({"run_ms": run, "text": text})
         }
+        "speech" => {
+            let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
+            let onnx =
+                OnnxRuntime::load(&library, NonZeroUsize::new(SPEECH_THREADS).unwrap()).unwrap();
+            let text = std::fs::read_to_string(data).unwrap();
+            let mut voice = Voice::load(&onnx, model).unwrap();
+            let seconds = voice.speak(&text, 1.0).unwrap().seconds();
+            println!("first");
+            let run = median_ms(&mut || drop(voice.speak(&text, 1.0).unwrap()));
+            json!({"run_ms": run, "seconds": seconds})
+        }
         _ => {
             let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
             let onnx =
@@ -148,6 +166,7 @@ fn compare(
     let threads = match kind {
         "embeddings" => EMBED_THREADS,
         "transcription" => TRANSCRIPTION_THREADS,
+        "speech" => SPEECH_THREADS,
         _ => VAD_THREADS,
     };
     let mut cold = [Vec::new(), Vec::new()];
@@ -260,7 +279,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (minilm, silero, library, whisper) = runtime.block_on(async {
+    let (minilm, silero, library, whisper, piper) = runtime.block_on(async {
         (
             carapace_infer::fetch_pinned("all-minilm-l6-v2")
                 .await
@@ -268,6 +287,9 @@ fn main() {
             carapace_infer::fetch_pinned("silero-vad").await.unwrap(),
             carapace_infer::fetch_onnx_runtime().await.unwrap(),
             carapace_infer::fetch_pinned("whisper-tiny-en")
+                .await
+                .unwrap(),
+            carapace_infer::fetch_pinned("piper-en-us-joe-medium")
                 .await
                 .unwrap(),
         )
@@ -380,4 +402,27 @@ fn main() {
         "  text: engine {}, peer {}",
         speech.results[0]["text"], speech.results[1]["text"]
     );
+
+    let spoken = dir.path().join("spoken.txt");
+    std::fs::write(&spoken, SPOKEN).unwrap();
+    let piper_onnx = piper.join("en_US-joe-medium.onnx");
+    let voice = compare("speech", &piper, &piper_onnx, &spoken, &python);
+    println!(
+        "speech, {SPEECH_THREADS} threads, three sentences ({:.1} s of audio): Piper's joe voice on ONNX Runtime against {}",
+        voice.results[0]["seconds"].as_f64().unwrap_or(0.0),
+        voice.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "audio of the three sentences",
+        ms(&voice, "run_ms", 0),
+        ms(&voice, "run_ms", 1),
+        "ms",
+    );
+    row(
+        "start to first audio",
+        voice.cold_ms[0],
+        voice.cold_ms[1],
+        "ms",
+    );
+    row("peak memory", mib(&voice, 0), mib(&voice, 1), "MiB");
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
+use crate::speech::{Speech, Voice};
 use crate::vad::VoiceActivity;
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
 use carapace_models::{ModelLock, onnx_runtime_pin};
@@ -23,13 +24,15 @@ pub enum Capability {
     Embeddings,
     VoiceActivity,
     Transcription,
+    Speech,
 }
 
 /// The models the engine knows, by lock name.
-pub(crate) const CATALOG: [(&str, Capability); 3] = [
+pub(crate) const CATALOG: [(&str, Capability); 4] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),
+    ("piper-en-us-joe-medium", Capability::Speech),
 ];
 
 /// Where the engine finds its files and how it runs.
@@ -59,6 +62,7 @@ enum Loaded {
     Embedder(Box<Embedder>),
     VoiceActivity(VoiceActivity),
     Transcriber(Box<Transcriber>),
+    Voice(Box<Voice>),
 }
 
 struct Slot {
@@ -249,6 +253,14 @@ impl Engine {
         })
     }
 
+    /// `text` spoken by voice model `id` at `speed` (1 is the voice's own pace).
+    pub fn speak(&self, id: &str, text: &str, speed: f32) -> Result<Speech> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::Voice(voice) => voice.speak(text, speed),
+            _ => Err(wrong(id, "speech")),
+        })
+    }
+
     /// Drops the models unused for `idle_unload`; returns their names.
     pub fn unload_idle(&self) -> Vec<String> {
         let idle = self.config.idle_unload;
@@ -361,6 +373,13 @@ fn load(
                 None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
             };
             VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
+        }
+        Capability::Speech => {
+            let runtime = match onnx {
+                Some(runtime) => runtime,
+                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+            };
+            Voice::load(runtime, dir).map(|voice| Loaded::Voice(Box::new(voice)))
         }
     }
 }
