@@ -19,3 +19,6 @@ pub const MEMORY_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// The speech model agentd's voice notes go to.
 pub const SPEECH_MODEL: &str = "whisper-tiny-en";
+
+/// The OCR model the engine's /v1/images/ocr uses when a request names none.
+pub const OCR_MODEL: &str = "pp-ocrv4";

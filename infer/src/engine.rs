@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
+use crate::ocr::{TextLine, TextReader};
 use crate::onnx::OnnxRuntime;
 use crate::vad::VoiceActivity;
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
@@ -22,13 +23,16 @@ pub enum Capability {
     Embeddings,
     VoiceActivity,
     Transcription,
+    /// Text in images (OCR).
+    Ocr,
 }
 
 /// The models the engine knows, by lock name.
-const CATALOG: [(&str, Capability); 3] = [
+const CATALOG: [(&str, Capability); 4] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),
+    ("pp-ocrv4", Capability::Ocr),
 ];
 
 /// Where the engine finds its files and how it runs.
@@ -58,6 +62,7 @@ enum Loaded {
     Embedder(Box<Embedder>),
     VoiceActivity(VoiceActivity),
     Transcriber(Box<Transcriber>),
+    TextReader(Box<TextReader>),
 }
 
 struct Slot {
@@ -197,6 +202,14 @@ impl Engine {
         })
     }
 
+    /// The lines of text in `image`, in reading order, by model `id`.
+    pub fn read_text(&self, id: &str, image: &image::RgbImage) -> Result<Vec<TextLine>> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::TextReader(reader) => reader.read(image),
+            _ => Err(wrong(id, "OCR")),
+        })
+    }
+
     /// Drops the models unused for `idle_unload`; returns their names.
     pub fn unload_idle(&self) -> Vec<String> {
         let idle = self.config.idle_unload;
@@ -298,6 +311,13 @@ fn load(
                 None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
             };
             VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
+        }
+        Capability::Ocr => {
+            let runtime = match onnx {
+                Some(runtime) => runtime,
+                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+            };
+            TextReader::load(runtime, dir).map(|r| Loaded::TextReader(Box::new(r)))
         }
     }
 }

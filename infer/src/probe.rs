@@ -115,6 +115,13 @@ fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<
         Capability::Transcription => engine
             .transcribe(id, &vec![0.0; 160_000], &Default::default())
             .map(|_| "10 s of audio"),
+        // A blank 640 x 480 page: the detector's full pass over a photo-sized image.
+        Capability::Ocr => engine
+            .read_text(
+                id,
+                &image::RgbImage::from_pixel(640, 480, image::Rgb([255; 3])),
+            )
+            .map(|_| "a 640 x 480 image"),
     }
 }
 
