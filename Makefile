@@ -73,8 +73,8 @@ test-all: test test-slow
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
 ## time from /update to committed beside a plain reboot; the inference engine against its
-## Python peers (sentence-transformers, silero-vad, faster-whisper; scripts/bench-venv.sh
-## installs them).
+## Python peers (sentence-transformers, silero-vad, faster-whisper, rapidocr_onnxruntime;
+## scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images

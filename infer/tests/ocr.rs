@@ -9,13 +9,14 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use bytes::Bytes;
 use carapace_infer::{Engine, EngineConfig, TextLine};
-use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgb, RgbImage};
+use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+#[path = "common/page.rs"]
+mod drawn_page;
+use drawn_page::{Drawn, page, sample_lines};
 
 /// Error bounds, spaces left out: PP-OCRv4 (a Chinese and English model) drops the spaces
 /// between these words, as rapidocr_onnxruntime does on the same page, and reads a letter here
@@ -53,70 +54,6 @@ fn engine() -> Arc<Engine> {
             )
         })
         .clone()
-}
-
-/// One line to draw: its text, its size in pixels, and where its top-left is.
-struct Drawn {
-    text: &'static str,
-    size: f32,
-    x: f32,
-    y: f32,
-}
-
-/// A white page of `width` x `height` with `lines` in black.
-fn page(width: u32, height: u32, lines: &[Drawn]) -> RgbImage {
-    let bytes = std::fs::read(FONT).expect("DejaVuSans.ttf (make deps installs fonts-dejavu-core)");
-    let font = FontRef::try_from_slice(&bytes).unwrap();
-    let mut ink = GrayImage::from_pixel(width, height, Luma([0]));
-    for line in lines {
-        let scaled = font.as_scaled(PxScale::from(line.size));
-        let mut caret = line.x;
-        let mut previous = None;
-        for c in line.text.chars() {
-            let mut glyph = scaled.scaled_glyph(c);
-            if let Some(previous) = previous {
-                caret += scaled.kern(previous, glyph.id);
-            }
-            previous = Some(glyph.id);
-            glyph.position = point(caret, line.y + scaled.ascent());
-            caret += scaled.h_advance(glyph.id);
-            if let Some(outline) = font.outline_glyph(glyph) {
-                let bounds = outline.px_bounds();
-                outline.draw(|gx, gy, coverage| {
-                    let (x, y) = (
-                        bounds.min.x as i64 + i64::from(gx),
-                        bounds.min.y as i64 + i64::from(gy),
-                    );
-                    if (0..i64::from(width)).contains(&x) && (0..i64::from(height)).contains(&y) {
-                        let pixel = ink.get_pixel_mut(x as u32, y as u32);
-                        pixel[0] = pixel[0].max((coverage.clamp(0.0, 1.0) * 255.0) as u8);
-                    }
-                });
-            }
-        }
-    }
-    RgbImage::from_fn(width, height, |x, y| {
-        let v = 255 - ink.get_pixel(x, y)[0];
-        Rgb([v, v, v])
-    })
-}
-
-/// The test page: a heading, a two-column row, and lines of words and digits at 22 to 44 px.
-fn lines() -> Vec<Drawn> {
-    let at = |text, size, x, y| Drawn { text, size, x, y };
-    vec![
-        at("Invoice 2024-0117", 44.0, 40.0, 30.0),
-        at("Customer: Ada Lovelace", 26.0, 40.0, 110.0),
-        at("Room 42", 26.0, 620.0, 112.0),
-        at("Total due 348.50 EUR", 34.0, 40.0, 170.0),
-        at("Call 0176 5512 9043 before 6 pm", 28.0, 40.0, 240.0),
-        at(
-            "The quick brown fox jumps over the lazy dog",
-            22.0,
-            40.0,
-            300.0,
-        ),
-    ]
 }
 
 /// Levenshtein distance over the characters other than spaces, and the reference's length.
@@ -177,7 +114,7 @@ fn assert_read(expected: &[&str], read: &[TextLine]) {
 
 #[test]
 fn lines_of_words_and_digits_at_several_sizes_are_read_in_reading_order() {
-    let drawn = lines();
+    let drawn = sample_lines();
     let image = page(900, 360, &drawn);
     let read = engine().read_text("pp-ocrv4", &image).unwrap();
     // Top to bottom; the two-column row left to right.
@@ -203,7 +140,7 @@ fn lines_of_words_and_digits_at_several_sizes_are_read_in_reading_order() {
 
 #[test]
 fn a_page_turned_upside_down_is_read_the_right_way_up() {
-    let drawn = lines();
+    let drawn = sample_lines();
     let image = image::imageops::rotate180(&page(900, 360, &drawn));
     let read = engine().read_text("pp-ocrv4", &image).unwrap();
     // Upside down, the last line is at the top, and the two-column row swaps its columns.
@@ -261,7 +198,7 @@ fn message(body: &Value) -> &str {
 
 #[tokio::test]
 async fn the_api_answers_the_text_and_each_line_with_its_confidence_and_box() {
-    let drawn = &lines()[..1];
+    let drawn = &sample_lines()[..1];
     let image = page(600, 120, drawn);
     // As a JPEG, without a model: the default one reads it.
     let mut jpeg = std::io::Cursor::new(Vec::new());
@@ -325,7 +262,7 @@ async fn the_api_answers_the_text_and_each_line_with_its_confidence_and_box() {
 
 #[tokio::test]
 async fn broken_or_oversized_images_are_refused_saying_what_was_wrong_and_the_engine_goes_on() {
-    let good = png(&DynamicImage::ImageRgb8(page(900, 360, &lines())));
+    let good = png(&DynamicImage::ImageRgb8(page(900, 360, &sample_lines())));
 
     // A PNG cut in half.
     let (status, body) = ocr(&[("file", Some("cut.png"), &good[..good.len() / 2])]).await;
@@ -389,7 +326,7 @@ async fn broken_or_oversized_images_are_refused_saying_what_was_wrong_and_the_en
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["lines"].as_array().unwrap().len(),
-        lines().len(),
+        sample_lines().len(),
         "{body}"
     );
 }
