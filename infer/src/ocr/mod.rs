@@ -63,7 +63,7 @@ impl TextReader {
     /// Loads the models from `dir` (the unpacked pp-ocrv4 entry).
     pub fn load(runtime: &OnnxRuntime, dir: &Path) -> Result<TextReader> {
         let recognition = dir.join(RECOGNITION_FILE);
-        let recognizer = runtime.session(&recognition)?;
+        let recognizer = runtime.session_without_arena(&recognition)?;
         let listed = recognizer
             .metadata()
             .map_err(|e| Error::OnnxModel {
@@ -78,8 +78,8 @@ impl TextReader {
                 ),
             })?;
         Ok(TextReader {
-            detector: runtime.session(&dir.join(DETECTION_FILE))?,
-            classifier: runtime.session(&dir.join(CLASSIFIER_FILE))?,
+            detector: runtime.session_without_arena(&dir.join(DETECTION_FILE))?,
+            classifier: runtime.session_without_arena(&dir.join(CLASSIFIER_FILE))?,
             recognizer,
             dictionary: Dictionary::from_metadata(&listed),
         })
