@@ -8,12 +8,14 @@ use image::RgbImage;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::geometry::{Point, Quad, area_and_perimeter, covers, min_area_rect, mini_box_order};
+use super::geometry::{
+    Point, Quad, area_and_perimeter, covers, min_area_rect, mini_box_order, rounded_offset,
+};
 use super::resize::{resize_bilinear, write_normalized};
 use crate::error::{Error, Result};
 
 /// rapidocr's Det section: the shorter side is scaled up to at least this (limit_type min).
-const LIMIT_SIDE: f32 = 736.0;
+const LIMIT_SIDE: f64 = 736.0;
 /// A pixel above this probability is text.
 const PIXEL_THRESHOLD: f32 = 0.3;
 /// A box whose mean probability is below this is dropped.
@@ -60,15 +62,17 @@ pub fn detect(session: &mut Session, image: &RgbImage) -> Result<Vec<Quad>> {
 }
 
 /// The detector's input size for a `width` x `height` image: the shorter side scaled up to
-/// LIMIT_SIDE, both rounded to multiples of 32. None when one rounds to nothing.
+/// LIMIT_SIDE, both rounded to multiples of 32. None when one rounds to nothing. In f64, as
+/// Python computes it: 900 x 736 / 360 is 1839.99... there, and a pixel row more or less
+/// moves every box.
 pub fn input_size(width: u32, height: u32) -> Option<(u32, u32)> {
-    let (w, h) = (width as f32, height as f32);
+    let (w, h) = (f64::from(width), f64::from(height));
     let ratio = if w.min(h) < LIMIT_SIDE {
         LIMIT_SIDE / w.min(h)
     } else {
         1.0
     };
-    let to_32 = |side: f32| ((side * ratio).trunc() / 32.0).round_ties_even() as u32 * 32;
+    let to_32 = |side: f64| ((side * ratio).trunc() / 32.0).round_ties_even() as u32 * 32;
     let (w, h) = (to_32(w), to_32(h));
     (w > 0 && h > 0).then_some((w, h))
 }
@@ -104,7 +108,7 @@ pub fn boxes(map: &ProbabilityMap, width: u32, height: u32) -> Vec<Quad> {
             continue;
         }
         let (area, perimeter) = area_and_perimeter(&quad);
-        let grown = rect.grown(area * UNCLIP_RATIO / perimeter);
+        let grown = min_area_rect(&rounded_offset(&quad, area * UNCLIP_RATIO / perimeter));
         if grown.short_side() < MIN_SIZE + 2.0 {
             continue;
         }
@@ -221,6 +225,8 @@ mod tests {
     fn the_shorter_side_is_scaled_to_736_and_both_rounded_to_32() {
         assert_eq!(input_size(1000, 200), Some((3680, 736)));
         assert_eq!(input_size(800, 600), Some((992, 736)));
+        // 900 x 736 / 360 is 1839.99... in f64: 57 x 32, not 58.
+        assert_eq!(input_size(900, 360), Some((1824, 736)));
         // Large enough already: only rounded.
         assert_eq!(input_size(1000, 1000), Some((992, 992)));
         // 2000 / 32 = 62.5 rounds to even, as Python rounds.

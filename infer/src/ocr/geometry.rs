@@ -1,7 +1,8 @@
 //! The plane geometry text detection needs, written out rather than taken from an image
 //! library (imageproc would bring nalgebra, rand and rayon for five small functions): convex
 //! hulls, the smallest rotated rectangle around points (OpenCV's `minAreaRect`), the corner
-//! orders rapidocr uses, and whether a pixel lies in a quadrilateral.
+//! orders rapidocr uses, a box pushed outwards as pyclipper does it, and whether a pixel lies
+//! in a quadrilateral.
 
 /// A point in pixels; x grows to the right, y downwards.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -52,15 +53,6 @@ impl RotatedRect {
 
     pub fn short_side(&self) -> f32 {
         self.width.min(self.height)
-    }
-
-    /// The same rectangle grown by `distance` on every side.
-    pub fn grown(&self, distance: f32) -> RotatedRect {
-        RotatedRect {
-            width: self.width + 2.0 * distance,
-            height: self.height + 2.0 * distance,
-            ..*self
-        }
     }
 }
 
@@ -173,6 +165,59 @@ pub fn order_clockwise(quad: &Quad) -> Quad {
     let (top_left, bottom_left) = by_y(p[0], p[1]);
     let (top_right, bottom_right) = by_y(p[2], p[3]);
     [top_left, top_right, bottom_right, bottom_left]
+}
+
+/// The outline of `polygon` (convex) pushed out by `distance` with rounded corners, as
+/// pyclipper's `PyclipperOffset` (round joins, arc tolerance 0.25) makes it for rapidocr's
+/// unclip: on whole pixels, corners cut to whole pixels first, each arc in Clipper's steps.
+pub fn rounded_offset(polygon: &[Point], distance: f32) -> Vec<Point> {
+    let whole: Vec<(f64, f64)> = polygon
+        .iter()
+        .map(|p| (f64::from(p.x.trunc()), f64::from(p.y.trunc())))
+        .collect();
+    let n = whole.len();
+    let delta = f64::from(distance);
+    if n < 3 || delta <= 0.0 {
+        return whole
+            .iter()
+            .map(|&(x, y)| Point::new(x as f32, y as f32))
+            .collect();
+    }
+    let steps_per_turn =
+        (std::f64::consts::PI / (1.0 - 0.25 / delta).acos()).min(delta * std::f64::consts::PI);
+    let steps_per_radian = steps_per_turn / std::f64::consts::TAU;
+    let (centre_x, centre_y) = whole.iter().fold((0.0, 0.0), |(sx, sy), &(x, y)| {
+        (sx + x / n as f64, sy + y / n as f64)
+    });
+    // The outward unit normal of the edge from corner i to corner i + 1.
+    let normal = |i: usize| {
+        let ((ax, ay), (bx, by)) = (whole[i], whole[(i + 1) % n]);
+        let length = (bx - ax).hypot(by - ay).max(f64::EPSILON);
+        let (nx, ny) = ((by - ay) / length, -(bx - ax) / length);
+        let (mx, my) = ((ax + bx) / 2.0 - centre_x, (ay + by) / 2.0 - centre_y);
+        if nx * mx + ny * my < 0.0 {
+            (-nx, -ny)
+        } else {
+            (nx, ny)
+        }
+    };
+    let whole_point = |x: f64, y: f64| Point::new(x.round() as f32, y.round() as f32);
+    let mut outline = Vec::new();
+    for (i, &(x, y)) in whole.iter().enumerate() {
+        let (from, to) = (normal((i + n - 1) % n), normal(i));
+        let turn = (from.0 * to.1 - from.1 * to.0).atan2(from.0 * to.0 + from.1 * to.1);
+        let steps = (steps_per_radian * turn.abs()).round().max(1.0) as usize;
+        // Clipper's DoRound: fixed steps from the one edge's normal, then the other's.
+        let step = (std::f64::consts::TAU / steps_per_turn).copysign(turn);
+        let (sin, cos) = step.sin_cos();
+        let (mut nx, mut ny) = from;
+        for _ in 0..steps {
+            outline.push(whole_point(x + nx * delta, y + ny * delta));
+            (nx, ny) = (nx * cos - ny * sin, nx * sin + ny * cos);
+        }
+        outline.push(whole_point(x + to.0 * delta, y + to.1 * delta));
+    }
+    outline
 }
 
 /// The area and perimeter of a polygon (shoelace formula).
@@ -314,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn growing_a_rectangle_moves_every_side_out() {
+    fn area_and_perimeter_of_a_rectangle() {
         let rect = RotatedRect {
             center: Point::new(0.0, 0.0),
             width: 10.0,
@@ -323,8 +368,26 @@ mod tests {
         };
         let (area, perimeter) = area_and_perimeter(&rect.corners());
         assert!(close(area, 40.0) && close(perimeter, 28.0));
-        let grown = rect.grown(1.5);
-        assert!(close(grown.width, 13.0) && close(grown.height, 7.0));
+    }
+
+    #[test]
+    fn the_rounded_offset_of_a_rectangle_is_bounded_by_the_grown_rectangle() {
+        let rect = RotatedRect {
+            center: Point::new(50.0, 20.0),
+            width: 80.0,
+            height: 20.0,
+            direction: Point::new(1.0, 0.0),
+        };
+        let outline = rounded_offset(&rect.corners(), 8.0);
+        let bounds = min_area_rect(&outline);
+        assert!(close(bounds.width.max(bounds.height), 96.0), "{bounds:?}");
+        assert!(close(bounds.short_side(), 36.0), "{bounds:?}");
+        // Rounded corners: nothing reaches the grown rectangle's corners.
+        assert!(
+            outline
+                .iter()
+                .all(|p| p.distance(Point::new(2.0, 2.0)) > 3.0)
+        );
     }
 
     #[test]

@@ -131,22 +131,23 @@ impl TextReader {
 /// `image` scaled so that no side is over MAX_SIDE and none under MIN_SIDE, sides rounded to
 /// multiples of 32 when scaled (rapidocr's `reduce_max_side`, then `increase_min_side`).
 fn within_sides(image: &RgbImage) -> RgbImage {
-    let rescale = |image: &RgbImage, ratio: f32| {
+    // In f64, as Python computes the sizes.
+    let rescale = |image: &RgbImage, ratio: f64| {
         let to_32 = |side: u32| {
-            (((side as f32 * ratio).trunc() / 32.0).round_ties_even() as u32 * 32).max(32)
+            (((f64::from(side) * ratio).trunc() / 32.0).round_ties_even() as u32 * 32).max(32)
         };
         resize::resize_bilinear(image, to_32(image.width()), to_32(image.height()))
     };
     let (width, height) = image.dimensions();
     let longest = width.max(height);
     let mut scaled = if longest > MAX_SIDE {
-        rescale(image, MAX_SIDE as f32 / longest as f32)
+        rescale(image, f64::from(MAX_SIDE) / f64::from(longest))
     } else {
         image.clone()
     };
     let shortest = scaled.width().min(scaled.height());
     if shortest < MIN_SIDE {
-        scaled = rescale(&scaled, MIN_SIDE as f32 / shortest as f32);
+        scaled = rescale(&scaled, f64::from(MIN_SIDE) / f64::from(shortest));
     }
     scaled
 }
