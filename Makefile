@@ -41,7 +41,7 @@ lint:
 ## the dependencies serves them all (selecting packages one by one rebuilt them four times).
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
-	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech
+	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr
 test-unit:
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
 
@@ -74,8 +74,8 @@ test-all: test test-slow
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
 ## time from /update to committed beside a plain reboot; the inference engine against its
-## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts; scripts/bench-venv.sh
-## installs them).
+## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts,
+## rapidocr_onnxruntime; scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images

@@ -8,7 +8,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 
 for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio debootstrap \
            debian-archive-keyring gpgv ca-certificates \
-           nftables iproute2 dnsmasq-base nmap openssl espeak-ng opus-tools python3-venv; do
+           nftables iproute2 dnsmasq-base nmap openssl espeak-ng opus-tools python3-venv \
+           fonts-dejavu-core; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 
@@ -33,6 +34,7 @@ fi
 # OpenAI's Python client, pinned: the inference engine's local API is tested the way OpenAI's
 # clients call it (infer/tests/api.rs). espeak-ng above speaks the engine's test audio, and
 # opus-tools' opusenc (libopus) makes voice notes of it as the IM apps send them (Ogg Opus).
+# fonts-dejavu-core gives the OCR tests (infer/tests/ocr.rs) the font they draw their pages with.
 OPENAI_VERSION=3.57.0
 venv="$(dirname "$0")/../out/venv-openai"
 if ! "$venv/bin/python" -c "import sys, openai; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then

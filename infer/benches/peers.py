@@ -6,6 +6,7 @@ the engine's side, in a process of its own, so that its cold start and peak memo
     peers.py vad SILERO_ONNX WAV_16K THREADS RUNS
     peers.py transcription WHISPER_WHEEL WAV_16K THREADS RUNS
     peers.py speech PIPER_ONNX TEXT_FILE THREADS RUNS
+    peers.py ocr PP_OCR_DIR PAGE_PNG THREADS RUNS
 
 Prints "first" once the first result exists, then one JSON line of medians (ms) and peak RSS.
 """
@@ -136,9 +137,35 @@ def speech(model_path, text_path, threads, runs):
     }
 
 
+def ocr(model_dir, png_path, threads, runs):
+    import onnxruntime
+    from rapidocr_onnxruntime import RapidOCR
+
+    # The ONNX files the engine reads (its unpacked pp-ocrv4 folder), with rapidocr's own
+    # settings otherwise; each session gets the threads (rapidocr runs one model at a time).
+    engine = RapidOCR(
+        intra_op_num_threads=threads, inter_op_num_threads=1,
+        det_model_path=os.path.join(model_dir, "ch_PP-OCRv4_det_infer.onnx"),
+        rec_model_path=os.path.join(model_dir, "ch_PP-OCRv4_rec_infer.onnx"),
+        cls_model_path=os.path.join(model_dir, "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    )
+    with open(png_path, "rb") as f:
+        png = f.read()
+
+    def run():
+        result, _ = engine(png)  # PNG decoding included, as on the engine's side
+        return "\n".join(line[1] for line in result or [])
+
+    text = run()
+    print("first", flush=True)
+    ms = median_ms(run, runs)
+    return {"run_ms": ms, "text": text, "peer": f"rapidocr_onnxruntime (onnxruntime {onnxruntime.__version__})"}
+
+
 def main():
     kind, model, data, threads, runs = sys.argv[1:6]
-    work = {"embeddings": embeddings, "vad": vad, "transcription": transcription, "speech": speech}[kind]
+    work = {"embeddings": embeddings, "vad": vad, "transcription": transcription, "speech": speech,
+            "ocr": ocr}[kind]
     result = work(model, data, int(threads), int(runs))
     result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result), flush=True)

@@ -12,6 +12,8 @@
 //!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech.
 //! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file,
 //!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
+//! - OCR: PP-OCRv4 through ONNX Runtime against rapidocr_onnxruntime on the same ONNX files,
+//!   2 threads, on a page of six lines drawn with DejaVu Sans (PNG decoding included).
 //!
 //! The peers run in the Python of CARAPACE_BENCH_PYTHON, or out/venv-bench (scripts/bench-venv.sh
 //! pins and installs them).
@@ -24,8 +26,13 @@ use std::time::{Duration, Instant};
 
 use carapace_infer::speech::Voice;
 use carapace_infer::whisper::{TranscribeOptions, Transcriber};
-use carapace_infer::{Embedder, OnnxRuntime, VoiceActivity, decode_wav, encode_wav};
+use carapace_infer::{
+    Embedder, OnnxRuntime, TextReader, VoiceActivity, decode_image, decode_wav, encode_wav,
+};
 use serde_json::{Value, json};
+
+#[path = "../tests/common/page.rs"]
+mod drawn_page;
 
 const EMBED_THREADS: usize = 2;
 const VAD_THREADS: usize = 1;
@@ -34,6 +41,7 @@ const SPEECH_THREADS: usize = 2;
 /// What the speech rows say: three sentences an agent might send as a voice note.
 const SPOKEN: &str = "Good morning. The kettle is on and the post has come. Remind me to call \
                       the plumber about the kitchen tap tomorrow.";
+const OCR_THREADS: usize = 2;
 /// Warm runs per side, and fresh processes per side (cold starts).
 const RUNS: usize = 9;
 const STARTS: usize = 3;
@@ -111,6 +119,25 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             let run = median_ms(&mut || drop(voice.speak(&text, 1.0).unwrap()));
             json!({"run_ms": run, "seconds": seconds})
         }
+        "ocr" => {
+            let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
+            let onnx =
+                OnnxRuntime::load(&library, NonZeroUsize::new(OCR_THREADS).unwrap()).unwrap();
+            let png = std::fs::read(data).unwrap();
+            let mut reader = TextReader::load(&onnx, model).unwrap();
+            let mut read = || {
+                let lines = reader.read(&decode_image(&png).unwrap()).unwrap();
+                lines
+                    .iter()
+                    .map(|line| line.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let text = read();
+            println!("first");
+            let run = median_ms(&mut || drop(read()));
+            json!({"run_ms": run, "text": text})
+        }
         _ => {
             let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
             let onnx =
@@ -167,6 +194,7 @@ fn compare(
         "embeddings" => EMBED_THREADS,
         "transcription" => TRANSCRIPTION_THREADS,
         "speech" => SPEECH_THREADS,
+        "ocr" => OCR_THREADS,
         _ => VAD_THREADS,
     };
     let mut cold = [Vec::new(), Vec::new()];
@@ -279,7 +307,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (minilm, silero, library, whisper, piper) = runtime.block_on(async {
+    let (minilm, silero, library, whisper, piper, pp_ocr) = runtime.block_on(async {
         (
             carapace_infer::fetch_pinned("all-minilm-l6-v2")
                 .await
@@ -292,6 +320,7 @@ fn main() {
             carapace_infer::fetch_pinned("piper-en-us-joe-medium")
                 .await
                 .unwrap(),
+            carapace_infer::fetch_pinned("pp-ocrv4").await.unwrap(),
         )
     });
     // The wheel the converted model came from, kept in the cache beside it: the peer reads its
@@ -425,4 +454,28 @@ fn main() {
         "ms",
     );
     row("peak memory", mib(&voice, 0), mib(&voice, 1), "MiB");
+    let page = dir.path().join("page.png");
+    drawn_page::page(900, 360, &drawn_page::sample_lines())
+        .save(&page)
+        .unwrap();
+    let ocr = compare("ocr", &pp_ocr, &pp_ocr, &page, &python);
+    println!(
+        "OCR, {OCR_THREADS} threads, a 900 x 360 page of six lines: PP-OCRv4 on ONNX Runtime against {}",
+        ocr.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "text of the page",
+        ms(&ocr, "run_ms", 0),
+        ms(&ocr, "run_ms", 1),
+        "ms",
+    );
+    row("start to first text", ocr.cold_ms[0], ocr.cold_ms[1], "ms");
+    row("peak memory", mib(&ocr, 0), mib(&ocr, 1), "MiB");
+    let same = ocr.results[0]["text"] == ocr.results[1]["text"];
+    println!(
+        "  text: {} (engine {}, peer {})",
+        if same { "identical" } else { "DIFFERENT" },
+        ocr.results[0]["text"],
+        ocr.results[1]["text"]
+    );
 }

@@ -1,5 +1,5 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
-//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it does not (`/v1/audio/voice-activity`), and
+//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it does not (`/v1/audio/voice-activity`, `/v1/images/ocr`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::audio::decode_audio;
 use crate::engine::{Capability, Engine, ModelStatus};
 use crate::error::Error;
+use crate::ocr::decode_image;
 use crate::whisper::TranscribeOptions;
 
 mod speech;
@@ -24,6 +25,7 @@ pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 /// The model a request without one gets, per capability.
 const DEFAULT_VAD: &str = board_support::local_inference::VOICE_ACTIVITY_MODEL;
 const DEFAULT_TRANSCRIPTION: &str = board_support::local_inference::SPEECH_MODEL;
+const DEFAULT_OCR: &str = board_support::local_inference::OCR_MODEL;
 
 pub type ApiResponse = Response<Full<Bytes>>;
 
@@ -58,6 +60,14 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             transcriptions(engine, content_type, request.into_body()).await
         }
         (Method::POST, "/v1/audio/speech") => speech::speech(engine, request.into_body()).await,
+        (Method::POST, "/v1/images/ocr") => {
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            ocr(engine, content_type, request.into_body()).await
+        }
         (
             _,
             "/health"
@@ -65,7 +75,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             | "/v1/embeddings"
             | "/v1/audio/voice-activity"
             | "/v1/audio/transcriptions"
-            | "/v1/audio/speech",
+            | "/v1/audio/speech"
+            | "/v1/images/ocr",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -78,7 +89,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             "unknown_url",
             format!(
                 "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
-                 /v1/audio/transcriptions, /v1/audio/speech and /v1/audio/voice-activity"
+                 /v1/audio/transcriptions, /v1/audio/speech, /v1/audio/voice-activity and \
+                 /v1/images/ocr"
             ),
         ),
     }
@@ -303,24 +315,18 @@ async fn read_transcription_form(
     content_type: Option<&str>,
     body: Bytes,
 ) -> Result<TranscriptionForm, String> {
-    let boundary = content_type
-        .and_then(|value| multer::parse_boundary(value).ok())
-        .ok_or_else(|| {
-            "send the audio as multipart/form-data with a `file` part and a `model` part, as \
-             OpenAI's clients do"
-                .to_string()
-        })?;
-    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
-    let mut parts = multer::Multipart::new(body, boundary);
+    let parts = form_parts(
+        content_type,
+        body,
+        "send the audio as multipart/form-data with a `file` part and a `model` part, as \
+         OpenAI's clients do",
+    )
+    .await?;
     let mut file = None;
     let mut model = None;
     let mut options = TranscribeOptions::default();
     let mut format = TranscriptFormat::Json;
-    let unreadable =
-        |e: multer::Error| format!("the form does not parse ({e}); send multipart/form-data");
-    while let Some(part) = parts.next_field().await.map_err(unreadable)? {
-        let name = part.name().unwrap_or_default().to_string();
-        let bytes = part.bytes().await.map_err(unreadable)?;
+    for (name, bytes) in parts {
         let text = || {
             String::from_utf8(bytes.to_vec())
                 .map(|text| text.trim().to_string())
@@ -369,6 +375,84 @@ async fn read_transcription_form(
     })
 }
 
+/// The parts of a multipart/form-data body, by name, in order; `how` says what to send when
+/// the body is not such a form.
+async fn form_parts(
+    content_type: Option<&str>,
+    body: Bytes,
+    how: &str,
+) -> Result<Vec<(String, Bytes)>, String> {
+    let boundary = content_type
+        .and_then(|value| multer::parse_boundary(value).ok())
+        .ok_or_else(|| how.to_string())?;
+    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(body, boundary);
+    let unreadable =
+        |e: multer::Error| format!("the form does not parse ({e}); send multipart/form-data");
+    let mut found = Vec::new();
+    while let Some(part) = parts.next_field().await.map_err(unreadable)? {
+        let name = part.name().unwrap_or_default().to_string();
+        found.push((name, part.bytes().await.map_err(unreadable)?));
+    }
+    Ok(found)
+}
+
+/// Text in an image: a form with the image as `file` (PNG or JPEG) and optionally `model`;
+/// the answer has all the text, a line per line, and each line with its confidence and box.
+async fn ocr(engine: Arc<Engine>, content_type: Option<String>, body: Bytes) -> ApiResponse {
+    let (file, model) = match read_ocr_form(content_type.as_deref(), body).await {
+        Ok(form) => form,
+        Err(message) => return invalid(message),
+    };
+    if let Some(response) = check_capability(&engine, &model, Capability::Ocr) {
+        return response;
+    }
+    let id = model.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        let image = decode_image(&file)?;
+        engine.read_text(&id, &image)
+    })
+    .await;
+    let lines = match computed {
+        Ok(Ok(lines)) => lines,
+        Ok(Err(failure)) => return engine_error(&failure),
+        Err(join) => return internal(format!("the computation stopped: {join}")),
+    };
+    let text: Vec<&str> = lines.iter().map(|line| line.text.as_str()).collect();
+    ok(json!({"model": model, "text": text.join("\n"), "lines": lines}))
+}
+
+/// The image and the model of an OCR form.
+async fn read_ocr_form(content_type: Option<&str>, body: Bytes) -> Result<(Bytes, String), String> {
+    let parts = form_parts(
+        content_type,
+        body,
+        "send the image as multipart/form-data with a `file` part (PNG or JPEG) and optionally \
+         a `model` part",
+    )
+    .await?;
+    let (mut file, mut model) = (None, None);
+    for (name, bytes) in parts {
+        match name.as_str() {
+            "file" => file = Some(bytes),
+            "model" => {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| "`model` is not UTF-8 text".to_string())?;
+                model = Some(text.trim().to_string()).filter(|m| !m.is_empty());
+            }
+            other => {
+                return Err(format!(
+                    "`{other}` is not taken here; send file and optionally model"
+                ));
+            }
+        }
+    }
+    Ok((
+        file.ok_or("the form has no `file` part; send the image (PNG or JPEG) as `file`")?,
+        model.unwrap_or_else(|| DEFAULT_OCR.to_string()),
+    ))
+}
+
 /// None when `model` does `wanted`, else the answer that says why not.
 fn check_capability(engine: &Engine, model: &str, wanted: Capability) -> Option<ApiResponse> {
     match engine.capability(model) {
@@ -397,6 +481,8 @@ fn engine_error(failure: &Error) -> ApiResponse {
             failure.to_string(),
         ),
         Error::BadAudio { .. }
+        | Error::BadImage { .. }
+        | Error::ImageTooLarge { .. }
         | Error::BadRequest { .. }
         | Error::Tokenize { .. }
         | Error::WrongCapability { .. } => invalid(failure.to_string()),

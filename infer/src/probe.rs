@@ -118,6 +118,13 @@ fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<
         Capability::Speech => engine
             .speak(id, "The kettle is on.", 1.0)
             .map(|_| "one sentence"),
+        // A blank 640 x 480 page: the detector's full pass over a photo-sized image.
+        Capability::Ocr => engine
+            .read_text(
+                id,
+                &image::RgbImage::from_pixel(640, 480, image::Rgb([255; 3])),
+            )
+            .map(|_| "a 640 x 480 image"),
     }
 }
 

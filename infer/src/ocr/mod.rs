@@ -1,0 +1,188 @@
+//! Text in images (OCR): PP-OCRv4 through ONNX Runtime, the three models rapidocr_onnxruntime
+//! ships and runs, with its settings (config.yaml) and its steps, so that the engine reads what
+//! rapidocr reads. The image is brought within 30..2000 pixels a side, the detector finds the
+//! lines, each is cut out upright, turned round if the classifier finds it upside down, and
+//! read by the recognizer; lines read with less than 0.5 confidence are dropped.
+
+mod classify;
+mod decode;
+mod detect;
+mod geometry;
+mod reading_order;
+mod recognize;
+mod resize;
+mod warp;
+
+use std::path::Path;
+
+use image::RgbImage;
+use ort::session::Session;
+
+use crate::error::{Error, Result};
+use crate::onnx::OnnxRuntime;
+
+pub use decode::{MAX_IMAGE_PIXELS, decode_image};
+use geometry::{Point, Quad};
+use recognize::Dictionary;
+
+/// The model files, as the pp-ocrv4 entry of models.lock unpacks them.
+const DETECTION_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
+const RECOGNITION_FILE: &str = "ch_PP-OCRv4_rec_infer.onnx";
+const CLASSIFIER_FILE: &str = "ch_ppocr_mobile_v2.0_cls_infer.onnx";
+/// The recognition model's metadata key that lists its characters.
+const DICTIONARY_KEY: &str = "character";
+
+/// rapidocr's Global section: sides are brought within these before detection...
+const MAX_SIDE: u32 = 2000;
+const MIN_SIDE: u32 = 30;
+/// ...and an image this low, or wider than this many heights, gets black bands above and below.
+const MIN_HEIGHT: u32 = 30;
+const WIDTH_HEIGHT_RATIO: u32 = 8;
+/// Lines read with less confidence are dropped (text_score).
+const MIN_CONFIDENCE: f32 = 0.5;
+
+/// One line of text read, with its corners in the image's pixels (top-left, top-right,
+/// bottom-right, bottom-left).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TextLine {
+    pub text: String,
+    pub confidence: f32,
+    #[serde(rename = "box")]
+    pub corners: [[f32; 2]; 4],
+}
+
+/// The three loaded models and the recognizer's dictionary.
+pub struct TextReader {
+    detector: Session,
+    classifier: Session,
+    recognizer: Session,
+    dictionary: Dictionary,
+}
+
+impl TextReader {
+    /// Loads the models from `dir` (the unpacked pp-ocrv4 entry).
+    pub fn load(runtime: &OnnxRuntime, dir: &Path) -> Result<TextReader> {
+        let recognition = dir.join(RECOGNITION_FILE);
+        let recognizer = runtime.session_without_arena(&recognition)?;
+        let listed = recognizer
+            .metadata()
+            .map_err(|e| Error::OnnxModel {
+                path: recognition.clone(),
+                reason: format!("reading its metadata: {e}"),
+            })?
+            .custom(DICTIONARY_KEY)
+            .ok_or_else(|| Error::OnnxModel {
+                path: recognition.clone(),
+                reason: format!(
+                    "its metadata has no `{DICTIONARY_KEY}` key, the dictionary it reads with"
+                ),
+            })?;
+        Ok(TextReader {
+            detector: runtime.session_without_arena(&dir.join(DETECTION_FILE))?,
+            classifier: runtime.session_without_arena(&dir.join(CLASSIFIER_FILE))?,
+            recognizer,
+            dictionary: Dictionary::from_metadata(&listed),
+        })
+    }
+
+    /// The lines of text in `image`, in reading order.
+    pub fn read(&mut self, image: &RgbImage) -> Result<Vec<TextLine>> {
+        let (raw_width, raw_height) = image.dimensions();
+        let scaled = within_sides(image);
+        let band = letterbox_band(scaled.width(), scaled.height());
+        let framed = if band > 0 {
+            resize::pad_top_and_bottom(&scaled, band)
+        } else {
+            scaled.clone()
+        };
+        let mut boxes = detect::detect(&mut self.detector, &framed)?;
+        reading_order::sort_for_reading(&mut boxes);
+        let (kept, mut strips): (Vec<Quad>, Vec<RgbImage>) = boxes
+            .into_iter()
+            .filter_map(|corners| warp::crop_line(&framed, &corners).map(|strip| (corners, strip)))
+            .unzip();
+        if strips.is_empty() {
+            return Ok(Vec::new());
+        }
+        classify::turn_upside_down_lines(&mut self.classifier, &mut strips)?;
+        let read = recognize::recognize(&mut self.recognizer, &self.dictionary, &strips)?;
+        // From the framed image's pixels back to the original's.
+        let scale_x = raw_width as f32 / scaled.width() as f32;
+        let scale_y = raw_height as f32 / scaled.height() as f32;
+        let back = |p: Point| {
+            [
+                (p.x * scale_x).clamp(0.0, raw_width as f32),
+                ((p.y - band as f32) * scale_y).clamp(0.0, raw_height as f32),
+            ]
+        };
+        Ok(kept
+            .iter()
+            .zip(read)
+            .filter(|(_, (_, confidence))| *confidence >= MIN_CONFIDENCE)
+            .map(|(corners, (text, confidence))| TextLine {
+                text,
+                confidence,
+                corners: corners.map(back),
+            })
+            .collect())
+    }
+}
+
+/// `image` scaled so that no side is over MAX_SIDE and none under MIN_SIDE, sides rounded to
+/// multiples of 32 when scaled (rapidocr's `reduce_max_side`, then `increase_min_side`).
+fn within_sides(image: &RgbImage) -> RgbImage {
+    // In f64, as Python computes the sizes.
+    let rescale = |image: &RgbImage, ratio: f64| {
+        let to_32 = |side: u32| {
+            (((f64::from(side) * ratio).trunc() / 32.0).round_ties_even() as u32 * 32).max(32)
+        };
+        resize::resize_bilinear(image, to_32(image.width()), to_32(image.height()))
+    };
+    let (width, height) = image.dimensions();
+    let longest = width.max(height);
+    let mut scaled = if longest > MAX_SIDE {
+        rescale(image, f64::from(MAX_SIDE) / f64::from(longest))
+    } else {
+        image.clone()
+    };
+    let shortest = scaled.width().min(scaled.height());
+    if shortest < MIN_SIDE {
+        scaled = rescale(&scaled, f64::from(MIN_SIDE) / f64::from(shortest));
+    }
+    scaled
+}
+
+/// The black band above and below a `width` x `height` image that is too low or too wide for
+/// the detector (rapidocr's `maybe_add_letterbox`), or 0.
+fn letterbox_band(width: u32, height: u32) -> u32 {
+    if height > MIN_HEIGHT && width <= WIDTH_HEIGHT_RATIO * height {
+        return 0;
+    }
+    let framed_height = (width / WIDTH_HEIGHT_RATIO).max(MIN_HEIGHT) * 2;
+    framed_height.abs_diff(height) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_brought_within_30_to_2000_pixels_a_side() {
+        let big = within_sides(&RgbImage::new(4000, 1000));
+        // 2000 / 32 = 62.5 rounds to even, as Python rounds.
+        assert_eq!(big.dimensions(), (1984, 512));
+        let thin = within_sides(&RgbImage::new(300, 10));
+        assert_eq!(thin.dimensions(), (896, 32));
+        let fine = within_sides(&RgbImage::new(640, 480));
+        assert_eq!(fine.dimensions(), (640, 480));
+    }
+
+    #[test]
+    fn low_or_wide_images_get_bands_and_others_none() {
+        assert_eq!(letterbox_band(640, 480), 0);
+        // 900 wide, 100 high: more than 8 heights wide, so framed 2 x 112 high.
+        assert_eq!(letterbox_band(900, 100), 62);
+        // 100 wide, 20 high: too low, framed 60 high.
+        assert_eq!(letterbox_band(100, 20), 20);
+    }
+}

@@ -1,0 +1,179 @@
+//! Reading each cut-out line: PP-OCRv4's recognizer takes lines 48 pixels high and gives, for
+//! each 8-pixel step along the line, a probability for every character of its dictionary and
+//! for "no character" (CTC's blank). The greedy reading keeps the most likely at each step,
+//! merges repeats and drops blanks; its confidence is the mean probability of the characters
+//! kept (rapidocr's `TextRecognizer` and `CTCLabelDecode`).
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::classify::{batches_by_shape, fit, ratio};
+use super::resize::write_normalized;
+use crate::error::{Error, Result};
+
+/// The recognizer's input height, and the width of its narrowest batch (rec_img_shape).
+const HEIGHT: u32 = 48;
+const BASE_WIDTH: u32 = 320;
+const BATCH: usize = 6;
+
+/// The recognizer's characters: index 0 is CTC's blank, then the dictionary's characters in
+/// its order, then a space (which the dictionary does not list).
+#[derive(Debug, Clone)]
+pub struct Dictionary {
+    characters: Vec<String>,
+}
+
+impl Dictionary {
+    /// From the model's `character` metadata: one character per line, the lines split as
+    /// Python's `str.splitlines` splits them (rapidocr reads it so).
+    pub fn from_metadata(listed: &str) -> Dictionary {
+        let mut characters = vec![String::new()];
+        let mut rest = listed;
+        while !rest.is_empty() {
+            let end = rest.find(is_line_break).unwrap_or(rest.len());
+            characters.push(rest[..end].to_string());
+            rest = &rest[end..];
+            match rest.chars().next() {
+                Some('\r') if rest[1..].starts_with('\n') => rest = &rest[2..],
+                Some(c) => rest = &rest[c.len_utf8()..],
+                None => {}
+            }
+        }
+        characters.push(" ".into());
+        Dictionary { characters }
+    }
+
+    /// How many classes the recognizer scores: the characters, the space and the blank.
+    pub fn classes(&self) -> usize {
+        self.characters.len()
+    }
+
+    /// The greedy CTC reading of `steps` (one row of `classes()` probabilities per step): the
+    /// text, and the mean probability of the characters in it (0 when there are none).
+    pub fn decode(&self, steps: &[f32]) -> (String, f32) {
+        let mut text = String::new();
+        let (mut sum, mut kept) = (0f32, 0usize);
+        let mut previous = usize::MAX;
+        for step in steps.chunks(self.classes()) {
+            let (best, probability) = step.iter().enumerate().fold(
+                (0, f32::MIN),
+                |(bi, bp), (i, &p)| {
+                    if p > bp { (i, p) } else { (bi, bp) }
+                },
+            );
+            if best != 0 && best != previous {
+                text.push_str(&self.characters[best]);
+                sum += probability;
+                kept += 1;
+            }
+            previous = best;
+        }
+        let confidence = if kept == 0 { 0.0 } else { sum / kept as f32 };
+        (text, confidence)
+    }
+}
+
+/// The characters Python's `str.splitlines` ends a line at.
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r'
+            | '\u{0b}'
+            | '\u{0c}'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// The text of each of `lines` and its confidence, in the order of `lines`.
+pub fn recognize(
+    session: &mut Session,
+    dictionary: &Dictionary,
+    lines: &[RgbImage],
+) -> Result<Vec<(String, f32)>> {
+    let failed = |e: ort::Error| Error::Inference {
+        model: "PP-OCRv4 recognition",
+        reason: e.to_string(),
+    };
+    let mut read = vec![(String::new(), 0.0); lines.len()];
+    for batch in batches_by_shape(lines, BATCH) {
+        // The batch is as wide as its widest line, and never narrower than 320.
+        let widest = batch
+            .iter()
+            .map(|&i| ratio(&lines[i]))
+            .fold(BASE_WIDTH as f32 / HEIGHT as f32, f32::max);
+        let width = (HEIGHT as f32 * widest) as u32;
+        let slot = 3 * (HEIGHT * width) as usize;
+        let mut input = vec![0f32; batch.len() * slot];
+        for (&index, tensor) in batch.iter().zip(input.chunks_mut(slot)) {
+            write_normalized(&fit(&lines[index], HEIGHT, width), tensor, width as usize);
+        }
+        let outputs = session
+            .run(ort::inputs![
+                Tensor::from_array(([batch.len(), 3, HEIGHT as usize, width as usize], input))
+                    .map_err(failed)?
+            ])
+            .map_err(failed)?;
+        let (shape, scores) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
+        if shape.len() != 3
+            || shape[0] as usize != batch.len()
+            || shape[2] as usize != dictionary.classes()
+        {
+            return Err(failed(ort::Error::new(format!(
+                "the scores are {shape:?}, not {} lines x steps x {} classes; the dictionary \
+                 does not match the model",
+                batch.len(),
+                dictionary.classes()
+            ))));
+        }
+        let per_line = scores.len() / batch.len();
+        for (&index, steps) in batch.iter().zip(scores.chunks(per_line)) {
+            read[index] = dictionary.decode(steps);
+        }
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dictionary_has_the_blank_first_and_the_space_last() {
+        let dictionary = Dictionary::from_metadata("a\nb\r\nc\n");
+        assert_eq!(dictionary.classes(), 5);
+        assert_eq!(dictionary.characters[1..4], ["a", "b", "c"]);
+        assert_eq!(dictionary.characters[0], "");
+        assert_eq!(dictionary.characters[4], " ");
+    }
+
+    #[test]
+    fn repeats_merge_blanks_separate_and_confidence_is_the_mean_of_kept_steps() {
+        let dictionary = Dictionary::from_metadata("a\nb");
+        // Classes: blank, a, b, space.
+        let step = |best: usize, p: f32| {
+            let mut row = vec![(1.0 - p) / 3.0; 4];
+            row[best] = p;
+            row
+        };
+        let steps: Vec<f32> = [
+            step(1, 0.9),
+            step(1, 0.7), // the same "a" again
+            step(0, 0.8), // blank
+            step(1, 0.5), // a second "a"
+            step(3, 0.6),
+            step(2, 1.0),
+        ]
+        .concat();
+        let (text, confidence) = dictionary.decode(&steps);
+        assert_eq!(text, "aa b");
+        assert!((confidence - (0.9 + 0.5 + 0.6 + 1.0) / 4.0).abs() < 1e-6);
+        let (empty, none) = dictionary.decode(&step(0, 0.9));
+        assert_eq!((empty.as_str(), none), ("", 0.0));
+    }
+}

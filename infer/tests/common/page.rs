@@ -1,0 +1,72 @@
+//! Pages of text drawn with DejaVu Sans (Debian's fonts-dejavu-core), black on white, for the
+//! OCR tests and the bench: the same page on both sides, and text known to the letter.
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// One line to draw: its text, its size in pixels, and where its top-left is.
+pub struct Drawn {
+    pub text: &'static str,
+    pub size: f32,
+    pub x: f32,
+    pub y: f32,
+}
+
+/// A white page of `width` x `height` with `lines` in black.
+pub fn page(width: u32, height: u32, lines: &[Drawn]) -> RgbImage {
+    let bytes = std::fs::read(FONT).expect("DejaVuSans.ttf (make deps installs fonts-dejavu-core)");
+    let font = FontRef::try_from_slice(&bytes).unwrap();
+    let mut ink = GrayImage::from_pixel(width, height, Luma([0]));
+    for line in lines {
+        let scaled = font.as_scaled(PxScale::from(line.size));
+        let mut caret = line.x;
+        let mut previous = None;
+        for c in line.text.chars() {
+            let mut glyph = scaled.scaled_glyph(c);
+            if let Some(previous) = previous {
+                caret += scaled.kern(previous, glyph.id);
+            }
+            previous = Some(glyph.id);
+            glyph.position = point(caret, line.y + scaled.ascent());
+            caret += scaled.h_advance(glyph.id);
+            if let Some(outline) = font.outline_glyph(glyph) {
+                let bounds = outline.px_bounds();
+                outline.draw(|gx, gy, coverage| {
+                    let (x, y) = (
+                        bounds.min.x as i64 + i64::from(gx),
+                        bounds.min.y as i64 + i64::from(gy),
+                    );
+                    if (0..i64::from(width)).contains(&x) && (0..i64::from(height)).contains(&y) {
+                        let pixel = ink.get_pixel_mut(x as u32, y as u32);
+                        pixel[0] = pixel[0].max((coverage.clamp(0.0, 1.0) * 255.0) as u8);
+                    }
+                });
+            }
+        }
+    }
+    RgbImage::from_fn(width, height, |x, y| {
+        let v = 255 - ink.get_pixel(x, y)[0];
+        Rgb([v, v, v])
+    })
+}
+
+/// The sample page's lines (on 900 x 360 pixels): a heading, a row of two columns, and lines
+/// of words and digits, 22 to 44 pixels high.
+pub fn sample_lines() -> Vec<Drawn> {
+    let at = |text, size, x, y| Drawn { text, size, x, y };
+    vec![
+        at("Invoice 2024-0117", 44.0, 40.0, 30.0),
+        at("Customer: Ada Lovelace", 26.0, 40.0, 110.0),
+        at("Room 42", 26.0, 620.0, 112.0),
+        at("Total due 348.50 EUR", 34.0, 40.0, 170.0),
+        at("Call 0176 5512 9043 before 6 pm", 28.0, 40.0, 240.0),
+        at(
+            "The quick brown fox jumps over the lazy dog",
+            22.0,
+            40.0,
+            300.0,
+        ),
+    ]
+}
