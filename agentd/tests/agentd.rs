@@ -657,6 +657,56 @@ fn hear(ogg: &[u8]) -> String {
 }
 
 #[test]
+fn a_photo_is_read_on_the_box_and_only_its_text_reaches_the_model() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    h.llm
+        .push(Script::text("That was 348.50 euros at the bakery."));
+    h.telegram.inject_photo(
+        OWNER,
+        OWNER,
+        "Ann",
+        carapace_fakes::page::receipt_photo(),
+        "what did I spend?",
+    );
+    assert_eq!(
+        h.wait_sent(2)[1].text,
+        "That was 348.50 euros at the bakery."
+    );
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 1);
+    let body = requests[0].body.to_string();
+    assert!(
+        body.contains("[a photo; the text in it, read on the box:") && body.contains("348.50"),
+        "{body}"
+    );
+    assert!(body.contains("] what did I spend?"), "{body}");
+    // No image went to the model: no JPEG bytes, not their base64 ("/9j/" starts a JPEG's).
+    assert!(!body.contains("/9j/") && !body.contains("JFIF"), "{body}");
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains(&format!(
+            "a photo from telegram {OWNER} was read on the box ("
+        )) && audit.contains("the image did not leave it"),
+        "{audit}"
+    );
+
+    // Captioned /read: the text comes straight back, and the model is not asked.
+    h.telegram.inject_photo(
+        OWNER,
+        OWNER,
+        "Ann",
+        carapace_fakes::page::receipt_photo(),
+        "/read",
+    );
+    let text = &h.wait_sent(3)[2].text;
+    assert!(text.contains("348.50") && text.contains("Bakery"), "{text}");
+    assert_eq!(h.llm.requests().len(), 1);
+}
+
+#[test]
 fn say_speaks_the_words_back_as_a_voice_note_without_the_model() {
     let mut h = Harness::new();
     h.inference_url = support::engine::url().to_string();

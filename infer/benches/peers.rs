@@ -31,8 +31,7 @@ use carapace_infer::{
 };
 use serde_json::{Value, json};
 
-#[path = "../tests/common/page.rs"]
-mod drawn_page;
+use carapace_fakes::page as drawn_page;
 
 const EMBED_THREADS: usize = 2;
 const VAD_THREADS: usize = 1;

@@ -14,9 +14,7 @@ use carapace_infer::{Engine, EngineConfig, TextLine};
 use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
-#[path = "common/page.rs"]
-mod drawn_page;
-use drawn_page::{Drawn, page, sample_lines};
+use carapace_fakes::page::{Drawn, page, sample_lines};
 
 /// Error bounds, spaces left out: PP-OCRv4 (a Chinese and English model) drops the spaces
 /// between these words and reads "Room 42" as "Ro0m42", as rapidocr_onnxruntime does on the

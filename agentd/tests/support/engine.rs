@@ -1,6 +1,6 @@
 //! The real local inference engine inside this test process: carapace-infer's API on a free
-//! loopback port with all-MiniLM-L6-v2, Silero VAD and Piper's voice (with ONNX Runtime) and
-//! Whisper tiny.en,
+//! loopback port with all-MiniLM-L6-v2, Silero VAD, Piper's voice and PP-OCRv4 (with ONNX
+//! Runtime) and Whisper tiny.en,
 //! fetched into the Carapace cache on the first run (~/.cache/carapace/models) and reused
 //! after. One engine for every test that wants it.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use board_support::local_inference::{
-    MEMORY_EMBEDDING_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
+    MEMORY_EMBEDDING_MODEL, OCR_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
 };
 use carapace_infer::{Engine, EngineConfig};
 
@@ -29,6 +29,7 @@ fn start() -> String {
             VOICE_ACTIVITY_MODEL,
             SPEECH_MODEL,
             VOICE_MODEL,
+            OCR_MODEL,
         ] {
             carapace_infer::fetch_pinned(model)
                 .await

@@ -1,5 +1,5 @@
 //! Pages of text drawn with DejaVu Sans (Debian's fonts-dejavu-core), black on white, for the
-//! OCR tests and the bench: the same page on both sides, and text known to the letter.
+//! OCR tests, the bench and the photos the fake IM servers send: text known to the letter.
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -69,4 +69,28 @@ pub fn sample_lines() -> Vec<Drawn> {
             300.0,
         ),
     ]
+}
+
+/// `image` as a JPEG, as a phone sends a photo.
+pub fn jpeg(image: &RgbImage) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .expect("a JPEG of the page");
+    bytes.into_inner()
+}
+
+/// A photo of a receipt as a phone sends it (JPEG): "Corner Bakery", "Total 348.50 EUR".
+pub fn receipt_photo() -> Vec<u8> {
+    let line = |text, y| Drawn {
+        text,
+        size: 34.0,
+        x: 40.0,
+        y,
+    };
+    jpeg(&page(
+        700,
+        200,
+        &[line("Corner Bakery", 30.0), line("Total 348.50 EUR", 110.0)],
+    ))
 }
