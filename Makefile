@@ -40,7 +40,8 @@ lint:
 ## the dependencies serves them all (selecting packages one by one rebuilt them four times).
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
-	--test replies --test embeddings --test vad --test api --test transcription --test packs
+	--test replies --test embeddings --test vad --test api --test transcription --test packs \
+	--test vlm
 test-unit:
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
 

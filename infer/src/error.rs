@@ -61,6 +61,8 @@ pub enum Error {
     BadRequest { reason: String },
     #[error("the audio is not usable: {reason}")]
     BadAudio { reason: String },
+    #[error("the image is not usable: {reason}")]
+    BadImage { reason: String },
     #[error(
         "asked for {asked} CPU threads, but candle sizes its pools from the environment and \
          would use {candle_would_use}; start the process with RAYON_NUM_THREADS={asked} \

@@ -30,6 +30,7 @@ mod serve;
 #[allow(unsafe_code)]
 mod threads;
 mod vad;
+pub mod vision;
 pub mod whisper;
 
 pub use audio::{
