@@ -1,5 +1,6 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
-//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`), ours where it does not (`/v1/audio/voice-activity`), and
+//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`), ours where it does not (`/v1/audio/voice-activity`,
+//! `/v1/images/describe`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::audio::decode_audio;
 use crate::engine::{Capability, Engine, ModelStatus};
 use crate::error::Error;
 use crate::whisper::TranscribeOptions;
+
+mod describe;
 
 /// The most texts one embeddings request may carry (OpenAI's limit).
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
@@ -54,13 +57,22 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
                 .map(str::to_string);
             transcriptions(engine, content_type, request.into_body()).await
         }
+        (Method::POST, "/v1/images/describe") => {
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            describe::describe(engine, content_type, request.into_body()).await
+        }
         (
             _,
             "/health"
             | "/v1/models"
             | "/v1/embeddings"
             | "/v1/audio/voice-activity"
-            | "/v1/audio/transcriptions",
+            | "/v1/audio/transcriptions"
+            | "/v1/images/describe",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -73,7 +85,7 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             "unknown_url",
             format!(
                 "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
-                 /v1/audio/transcriptions and /v1/audio/voice-activity"
+                 /v1/audio/transcriptions, /v1/audio/voice-activity and /v1/images/describe"
             ),
         ),
     }
@@ -392,6 +404,7 @@ fn engine_error(failure: &Error) -> ApiResponse {
             failure.to_string(),
         ),
         Error::BadAudio { .. }
+        | Error::BadImage { .. }
         | Error::BadRequest { .. }
         | Error::Tokenize { .. }
         | Error::WrongCapability { .. } => invalid(failure.to_string()),

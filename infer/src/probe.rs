@@ -115,6 +115,10 @@ fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<
         Capability::Transcription => engine
             .transcribe(id, &vec![0.0; 160_000], &Default::default())
             .map(|_| "10 s of audio"),
+        // A plain 512 × 512 picture: encoded, and eight tokens of answer.
+        Capability::ImageDescription => engine
+            .describe_image(id, &crate::vision::plain_png(512, 512), None, 8)
+            .map(|_| "one picture, 8 tokens"),
     }
 }
 

@@ -10,9 +10,14 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use carapace_infer::Error;
+use bytes::Bytes;
 use carapace_infer::vision::{Describer, KvCache, argmax, decode_image};
+use carapace_infer::{Capability, Engine, EngineConfig, Error};
+use carapace_models::{PackRequest, RunsOn, make_pack};
+use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
 
 const THREADS: usize = 2;
 /// Largest difference allowed between a logit here and transformers': both are the same
@@ -173,6 +178,152 @@ fn a_folder_without_weights_names_the_missing_file(_: &Describer, _: &Reference)
     }
 }
 
+/// The tiny model as a model pack signed with a test key, in an engine that trusts the key.
+fn engine_with_pack(threads: NonZeroUsize) -> (tempfile::TempDir, Arc<Engine>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
+    let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).unwrap();
+    make_pack(&PackRequest {
+        model_dir: &data_dir(),
+        name: "tiny-smolvlm",
+        version: "1.0.0",
+        capability: "image_description",
+        runs_on: RunsOn::Candle,
+        key: &signing,
+        out_dir: &packs,
+    })
+    .unwrap();
+    let list = KeyList {
+        serial: 1,
+        keys: vec![ListedKey {
+            id: signing.id(),
+            public_key: signing.public().to_hex(),
+            not_after: None,
+        }],
+        revoked: Vec::new(),
+    };
+    let trust = Trust::new(root.public(), &SignedKeyList::sign(list, &root).unwrap()).unwrap();
+    let mut engine = Engine::new(EngineConfig {
+        models_dir: dir.path().join("models"),
+        threads,
+        idle_unload: Duration::from_secs(3600),
+    })
+    .unwrap();
+    let lines = engine.add_packs(&[packs], || Ok(trust));
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("model pack tiny-smolvlm 1.0.0 (image_description"),
+        "{lines:?}"
+    );
+    (dir, Arc::new(engine))
+}
+
+/// POSTs a multipart form to /v1/images/describe; the status and the JSON answer.
+async fn post_form(engine: &Arc<Engine>, parts: &[(&str, &[u8])]) -> (u16, serde_json::Value) {
+    let boundary = "carapace-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in parts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").bytes(),
+        );
+        if *name == "file" {
+            body.extend(b"; filename=\"image.png\"\r\nContent-Type: image/png");
+        }
+        body.extend(b"\r\n\r\n");
+        body.extend(*value);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    let request = hyper::Request::post("/v1/images/describe")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Bytes::from(body))
+        .unwrap();
+    let response = carapace_infer::api::handle(Arc::clone(engine), request).await;
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn the_engine_describes_with_a_signed_pack_through_the_api(threads: NonZeroUsize, r: &Reference) {
+    let (_dir, engine) = engine_with_pack(threads);
+    assert_eq!(
+        engine.capability("tiny-smolvlm").unwrap(),
+        Capability::ImageDescription
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let image = image_bytes();
+    let steps = r.generated_ids.len().to_string();
+    let (status, answer) = runtime.block_on(post_form(
+        &engine,
+        &[("file", &image), ("max_tokens", steps.as_bytes())],
+    ));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["text"], r.generated_text.as_str());
+    assert_eq!(answer["model"], "tiny-smolvlm");
+    assert_eq!(answer["finish_reason"], "length");
+    assert_eq!(answer["usage"]["prompt_tokens"], r.input_ids.len());
+    assert_eq!(answer["usage"]["completion_tokens"], r.generated_ids.len());
+    // Bad input: 400 with OpenAI's error object, saying what to send; the engine goes on.
+    let (status, answer) = runtime.block_on(post_form(&engine, &[("file", b"GIF89a....")]));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["type"], "invalid_request_error");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PNG or JPEG"),
+        "{answer}"
+    );
+    let (status, answer) = runtime.block_on(post_form(&engine, &[("prompt", b"What is it?")]));
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no `file` part"),
+        "{answer}"
+    );
+    let (status, _) = runtime.block_on(post_form(
+        &engine,
+        &[("file", &image), ("max_tokens", b"100000")],
+    ));
+    assert_eq!(status, 400);
+    let (status, answer) = runtime.block_on(post_form(
+        &engine,
+        &[("file", &image), ("model", b"whisper-tiny-en")],
+    ));
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = runtime.block_on(post_form(
+        &engine,
+        &[
+            ("file", &image),
+            ("prompt", b"Describe this image."),
+            ("max_tokens", steps.as_bytes()),
+        ],
+    ));
+    assert_eq!(
+        (status, answer["text"].as_str()),
+        (200, Some(r.generated_text.as_str()))
+    );
+    let loaded = engine
+        .status()
+        .into_iter()
+        .find(|s| s.id == "tiny-smolvlm")
+        .unwrap();
+    assert!(loaded.loaded && loaded.last_error.is_none(), "{loaded:?}");
+}
+
 type Check = fn(&Describer, &Reference);
 
 fn main() {
@@ -218,5 +369,7 @@ fn main() {
         check(&describer, &reference);
         println!("test {name} ... ok");
     }
-    println!("test result: ok. {} passed", checks.len());
+    the_engine_describes_with_a_signed_pack_through_the_api(threads, &reference);
+    println!("test the_engine_describes_with_a_signed_pack_through_the_api ... ok");
+    println!("test result: ok. {} passed", checks.len() + 1);
 }

@@ -176,6 +176,16 @@ impl Describer {
     }
 }
 
+/// A mid-grey PNG of `width` × `height`: a picture to measure the model with.
+pub fn plain_png(width: u32, height: u32) -> Vec<u8> {
+    let pixels = image::RgbImage::from_pixel(width, height, image::Rgb([128, 128, 128]));
+    let mut png = Vec::new();
+    // Writing to memory fails only on a bug in the encoder; an empty picture then gets a
+    // BadImage answer, not a panic.
+    let _ = pixels.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png);
+    png
+}
+
 /// The index of the highest score; the first of equal ones, as torch's argmax.
 pub fn argmax(scores: &[f32]) -> u32 {
     let mut best = 0;

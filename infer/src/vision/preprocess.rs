@@ -156,10 +156,18 @@ pub fn decode_image(bytes: &[u8]) -> Result<Rgb8> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| bad(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(bad(
-            "it is neither PNG nor JPEG; send a PNG or JPEG file".into()
-        ));
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "it is {other:?}, which this engine does not read; send a PNG or JPEG file"
+            )));
+        }
+        None => {
+            return Err(bad(
+                "it is neither PNG nor JPEG; send a PNG or JPEG file".into()
+            ));
+        }
     }
     let (width, height) = reader
         .into_dimensions()
