@@ -152,10 +152,14 @@ fn describe_answers_what_transformers_generates(d: &Describer, r: &Reference) {
     println!("  answer: {:?}", answer.text);
 }
 
-fn a_file_that_is_no_image_is_refused_by_name(d: &Describer, _: &Reference) {
+fn a_file_that_is_no_image_or_a_prompt_with_image_markers_is_refused(d: &Describer, _: &Reference) {
     match d.describe(b"%PDF-1.7 not a picture", None, 4) {
         Err(Error::BadImage { reason }) => assert!(reason.contains("PNG"), "{reason}"),
         other => panic!("expected BadImage, got {:?}", other.map(|a| a.text)),
+    }
+    match d.describe(&image_bytes(), Some("and this <image>?"), 4) {
+        Err(Error::BadRequest { reason }) => assert!(reason.contains("<image>"), "{reason}"),
+        other => panic!("expected BadRequest, got {:?}", other.map(|a| a.text)),
     }
     let mut cut = image_bytes();
     cut.truncate(cut.len() / 2);
@@ -357,8 +361,8 @@ fn main() {
             describe_answers_what_transformers_generates,
         ),
         (
-            "a_file_that_is_no_image_is_refused_by_name",
-            a_file_that_is_no_image_is_refused_by_name,
+            "a_file_that_is_no_image_or_a_prompt_with_image_markers_is_refused",
+            a_file_that_is_no_image_or_a_prompt_with_image_markers_is_refused,
         ),
         (
             "a_folder_without_weights_names_the_missing_file",

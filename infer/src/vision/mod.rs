@@ -141,6 +141,18 @@ impl Describer {
                 ),
             });
         }
+        // The image's own markers in a question would read as a second image.
+        let markers = [
+            prompt::IMAGE_TOKEN,
+            prompt::FAKE_IMAGE_TOKEN,
+            prompt::GLOBAL_IMAGE_TOKEN,
+            prompt::END_OF_UTTERANCE,
+        ];
+        if let Some(marker) = markers.iter().find(|m| question.contains(*m)) {
+            return Err(Error::BadRequest {
+                reason: format!("the prompt may not contain {marker}; ask in plain words"),
+            });
+        }
         let pixels = self.pixel_values(&decode_image(image)?);
         let ids = self.prompt_ids(question)?;
         let max_tokens = max_tokens
