@@ -74,8 +74,8 @@ test-all: test test-slow
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
 ## time from /update to committed beside a plain reboot; the inference engine against its
-## Python peers (sentence-transformers, silero-vad, faster-whisper, transformers' SmolVLM; scripts/bench-venv.sh
-## installs them).
+## Python peers (sentence-transformers, silero-vad, faster-whisper, transformers' SmolVLM;
+## scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
