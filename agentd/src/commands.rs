@@ -1,7 +1,9 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
-//! inference engine, not the LLM). They answer even when every LLM provider is down.
+//! inference engine, not the LLM). They answer even when every LLM provider is down. `/say`
+//! and a photo captioned `/read` also need only the engine; agent.rs answers them, since their
+//! answers are a voice note and a photo's text.
 
 mod memories;
 
@@ -49,6 +51,11 @@ pub const MENU: &[(&str, &str)] = &[
         "Find kept notes by meaning: /recall <what>; alone, the latest",
     ),
     ("forget_memory", "Drop a kept note: /forget_memory <number>"),
+    ("say", "Hear the box's voice: /say <text> comes back spoken"),
+    (
+        "read",
+        "Send a photo captioned /read: the text in it, read on the box",
+    ),
 ];
 
 /// `/name@bot arg arg` → the command, for the names in [`MENU`] and `/start`.
@@ -176,6 +183,10 @@ pub async fn run(
         "remember" => memories::remember(agent, command, now).await?,
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
+        // A photo captioned /read, and /say, are answered by agent.rs (they carry media).
+        "read" => "Send a photo with the caption /read, and I will send back the text in it, \
+                   read on the box."
+            .into(),
         "logs" => {
             let socket = std::path::Path::new(crate::logs::RECENT_SOCKET);
             match crate::logs::recent(socket, LOG_LINES, LOG_BYTES).await {

@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use carapace_fakes::llm::Script;
+use carapace_fakes::telegram::SentKind;
 use serde_json::json;
 use support::{Harness, OWNER, STRANGER};
 
@@ -596,7 +597,15 @@ fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
     h.llm.push(Script::text("I will remind you tonight."));
     let note = carapace_fakes::voice_note::voice_note(SPOKEN);
     h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 3);
-    assert_eq!(h.wait_sent(2)[1].text, "I will remind you tonight.");
+    // The owner spoke, so the answer is spoken too (on the box), then sent as text.
+    let sent = h.wait_sent(3);
+    assert_eq!(sent[1].kind, SentKind::Voice);
+    assert_eq!(
+        hear(&sent[1].bytes),
+        "i will remind you tonight",
+        "the spoken answer"
+    );
+    assert_eq!(sent[2].text, "I will remind you tonight.");
     let requests = h.llm.requests();
     assert_eq!(requests.len(), 1);
     let body = requests[0].body.to_string();
@@ -614,6 +623,55 @@ fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
         )),
         "{audit}"
     );
+    assert!(
+        audit.contains(&format!(
+            "the reply to telegram {OWNER} was spoken on the box (26 characters, "
+        )),
+        "{audit}"
+    );
+}
+
+/// What the engine's Whisper hears in an Ogg Opus voice note: lower case, no punctuation.
+fn hear(ogg: &[u8]) -> String {
+    assert!(
+        ogg.starts_with(b"OggS"),
+        "not Ogg: {:?}",
+        &ogg[..ogg.len().min(8)]
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let url = support::engine::url().parse().expect("the engine's URL");
+    let engine = carapace_agentd::local_inference::LocalInference::new(url).expect("a client");
+    let text = runtime
+        .block_on(engine.transcribe(ogg.to_vec()))
+        .expect("a transcription");
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn say_speaks_the_words_back_as_a_voice_note_without_the_model() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    h.say("/say the kettle is on");
+    let sent = h.wait_sent(2);
+    assert_eq!(sent[1].kind, SentKind::Voice);
+    assert_eq!(hear(&sent[1].bytes), "the kettle is on");
+    h.say("/say");
+    assert_eq!(
+        h.wait_sent(3)[2].text,
+        "Send /say and the words to speak: /say good morning"
+    );
+    assert!(h.llm.requests().is_empty());
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::recipe::{Linkage, Recipe};
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
 use crate::slot_files::{self, SlotInfo, UpdateTrust};
-use crate::{accounts, build_inputs, elf_deps, initramfs, network, packages, verity};
+use crate::{accounts, build_inputs, elf_deps, initramfs, network, package_data, packages, verity};
 
 pub struct BuildOutput {
     pub image: PathBuf,
@@ -267,12 +267,13 @@ pub fn build_with(
         );
     }
     // What the dynamically linked files load: Debian's programs (with the programs
-    // themselves), our dynamic binaries and ONNX Runtime.
+    // themselves and the data they read), our dynamic binaries and ONNX Runtime.
     let multiarch = board.architecture.multiarch();
     let mut runtime_files = Vec::new();
     for program in &recipe.debian.programs {
         runtime_files.extend(elf_deps::runtime_closure(program, &debs, multiarch)?);
     }
+    runtime_files.extend(package_data::data_files(&recipe.debian.data, &debs)?);
     for (spec, path) in specs.iter().zip(&binaries) {
         if spec.linkage == Linkage::Dynamic {
             let name = format!("/usr/bin/{}", spec.bin);

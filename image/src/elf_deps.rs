@@ -20,6 +20,9 @@ pub struct RuntimeFile {
 pub struct ElfInfo {
     pub interpreter: Option<String>,
     pub needed: Vec<String>,
+    /// DT_RUNPATH (or the older DT_RPATH): folders searched before the default ones
+    /// (libpulse finds its libpulsecommon in /usr/lib/<multiarch>/pulseaudio this way).
+    pub runpath: Vec<String>,
 }
 
 pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
@@ -33,21 +36,32 @@ pub fn read_elf(data: &[u8]) -> std::result::Result<ElfInfo, String> {
         }
     }
     let mut needed = Vec::new();
+    let mut runpath = Vec::new();
     let sections = elf.elf_section_table();
     if let Some((dynamic, link)) = sections.dynamic(endian, data).map_err(|e| e.to_string())? {
         let strings = sections
             .strings(endian, data, link)
             .map_err(|e| e.to_string())?;
         for entry in dynamic {
-            if entry.tag32(endian) == Some(object::elf::DT_NEEDED) {
+            let tag = entry.tag32(endian);
+            if tag == Some(object::elf::DT_NEEDED) {
                 let name = entry.string(endian, strings).map_err(|e| e.to_string())?;
                 needed.push(String::from_utf8_lossy(name).into_owned());
+            } else if tag == Some(object::elf::DT_RUNPATH) || tag == Some(object::elf::DT_RPATH) {
+                let dirs = entry.string(endian, strings).map_err(|e| e.to_string())?;
+                runpath.extend(
+                    String::from_utf8_lossy(dirs)
+                        .split(':')
+                        .filter(|dir| !dir.is_empty())
+                        .map(str::to_string),
+                );
             }
         }
     }
     Ok(ElfInfo {
         interpreter,
         needed,
+        runpath,
     })
 }
 
@@ -82,29 +96,48 @@ pub fn libraries_of(
     multiarch: &str,
 ) -> Result<Vec<RuntimeFile>> {
     let mut files: Vec<RuntimeFile> = Vec::new();
-    let mut queue = vec![elf.to_path_buf()];
-    while let Some(elf_path) = queue.pop() {
+    // Each ELF file with the folder it has in the image ($ORIGIN in its run path).
+    let mut queue = vec![(elf.to_path_buf(), parent_of(name))];
+    while let Some((elf_path, origin)) = queue.pop() {
         let data = std::fs::read(&elf_path)
             .map_err(|e| Error::Package(format!("read {}: {e}", elf_path.display())))?;
         let info =
             read_elf(&data).map_err(|e| Error::Package(format!("{}: {e}", elf_path.display())))?;
-        let mut wanted: Vec<String> = info.interpreter.into_iter().collect();
+        let runpath: Vec<String> = info
+            .runpath
+            .iter()
+            .map(|dir| {
+                dir.replace("${ORIGIN}", &origin)
+                    .replace("$ORIGIN", &origin)
+            })
+            .collect();
+        let mut wanted: Vec<Vec<String>> = info.interpreter.into_iter().map(|i| vec![i]).collect();
         for soname in info.needed {
-            wanted.push(format!("/usr/lib/{multiarch}/{soname}"));
+            // The run path's folders first, as the loader searches them.
+            let mut places: Vec<String> = runpath
+                .iter()
+                .map(|dir| format!("{dir}/{soname}"))
+                .collect();
+            places.push(format!("/usr/lib/{multiarch}/{soname}"));
+            wanted.push(places);
         }
-        for image_path in wanted {
-            if files.iter().any(|f| f.image_path == image_path) {
+        for places in wanted {
+            if files.iter().any(|f| places.contains(&f.image_path)) {
                 continue;
             }
-            let (found, package) =
-                find_library(&image_path, packages, multiarch).ok_or_else(|| {
-                    Error::Package(format!(
-                        "{name} needs {image_path}, which none of the recipe's packages ships; \
-                     add the Debian package that has it to [debian].packages"
-                    ))
-                })?;
+            let found = places.iter().find_map(|image_path| {
+                find_library(image_path, packages, multiarch)
+                    .map(|(found, package)| (image_path.clone(), found, package))
+            });
+            let (image_path, found, package) = found.ok_or_else(|| {
+                Error::Package(format!(
+                    "{name} needs {}, which none of the recipe's packages ships; add the Debian \
+                     package that has it to [debian].packages",
+                    places.last().map_or("", String::as_str)
+                ))
+            })?;
             let source = resolve(&found, &package.root)?;
-            queue.push(source.clone());
+            queue.push((source.clone(), parent_of(&image_path)));
             files.push(RuntimeFile {
                 image_path,
                 source,
@@ -113,6 +146,12 @@ pub fn libraries_of(
         }
     }
     Ok(files)
+}
+
+fn parent_of(image_path: &str) -> String {
+    Path::new(image_path)
+        .parent()
+        .map_or_else(|| "/".to_string(), |dir| dir.display().to_string())
 }
 
 /// Debian is merged-/usr: a library may be packaged under /lib or /usr/lib.
@@ -134,7 +173,7 @@ fn find_library<'a>(
 }
 
 /// Follows symlinks inside a package tree (absolute targets are relative to the tree).
-fn resolve(path: &Path, root: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve(path: &Path, root: &Path) -> Result<PathBuf> {
     let mut current = path.to_path_buf();
     for _ in 0..16 {
         let meta = std::fs::symlink_metadata(&current)
@@ -163,5 +202,24 @@ mod tests {
         let info = super::read_elf(&data).unwrap();
         assert!(info.interpreter.unwrap().contains("ld-linux"));
         assert!(info.needed.iter().any(|n| n.starts_with("libc.so")));
+    }
+
+    /// libpulse (which espeak-ng's audio library loads; `make deps` installs espeak-ng) finds
+    /// libpulsecommon through its run path.
+    #[test]
+    fn reads_the_run_path_of_a_host_library() {
+        let arch = if cfg!(target_arch = "aarch64") {
+            "aarch64-linux-gnu"
+        } else {
+            "x86_64-linux-gnu"
+        };
+        let data = std::fs::read(format!("/usr/lib/{arch}/libpulse.so.0")).unwrap();
+        let info = super::read_elf(&data).unwrap();
+        assert_eq!(info.runpath, [format!("/usr/lib/{arch}/pulseaudio")]);
+        assert!(
+            info.needed.iter().any(|n| n.starts_with("libpulsecommon-")),
+            "{:?}",
+            info.needed
+        );
     }
 }

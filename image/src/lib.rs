@@ -25,6 +25,7 @@ pub mod lock;
 pub mod models;
 pub mod network;
 pub mod owner;
+pub mod package_data;
 pub mod packages;
 pub mod publish;
 pub mod qemu;

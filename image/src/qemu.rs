@@ -131,7 +131,7 @@ impl VmConfig {
             vars: dir.join(FIRMWARE_VARS_FILE),
             qmp_socket: dir.join("qmp.sock"),
             events_socket: dir.join("qmp-events.sock"),
-            memory_mib: 1024,
+            memory_mib: 1536,
             accel: detect_accel(&board.qemu),
             fw_cfg: Vec::new(),
             echo: false,

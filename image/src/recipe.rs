@@ -199,6 +199,10 @@ pub struct DebianSection {
     /// Programs copied into the root together with the shared libraries they load.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// Data the programs read, copied from the packages as they are: a file, or a folder with
+    /// everything below it (espeak-ng's phoneme tables and English dictionary).
+    #[serde(default)]
+    pub data: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,6 +5,7 @@ the engine's side, in a process of its own, so that its cold start and peak memo
     peers.py embeddings MODEL_DIR SENTENCES_JSON THREADS RUNS
     peers.py vad SILERO_ONNX WAV_16K THREADS RUNS
     peers.py transcription WHISPER_WHEEL WAV_16K THREADS RUNS
+    peers.py speech PIPER_ONNX TEXT_FILE THREADS RUNS
     peers.py vlm SMOLVLM_DIR IMAGE_PNG THREADS RUNS
     peers.py vlm-model SMOLVLM_DIR TOKENIZER_JSON   (writes the random-weight SmolVLM-256M)
 
@@ -106,6 +107,37 @@ def transcription(wheel, wav_path, threads, runs):
     return {"run_ms": ms, "text": text, "peer": f"faster-whisper (CTranslate2 {ctranslate2.__version__})"}
 
 
+def speech(model_path, text_path, threads, runs):
+    from importlib.metadata import version
+
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    # PiperVoice.load with its session made here: piper-tts gives ONNX Runtime no thread count
+    # (so it takes every core); the same count as the engine's, otherwise piper-tts's defaults.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    with open(model_path + ".json", encoding="utf-8") as config:
+        config = PiperConfig.from_dict(json.load(config))
+    session = onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+    voice = PiperVoice(session=session, config=config)
+    text = open(text_path, encoding="utf-8").read()
+
+    def run():
+        return sum(len(chunk.audio_float_array) for chunk in voice.synthesize(text))
+
+    samples = run()
+    print("first", flush=True)
+    ms = median_ms(run, runs)
+    return {
+        "run_ms": ms,
+        "seconds": samples / config.sample_rate,
+        "peer": f"piper-tts {version('piper-tts')} (onnxruntime {onnxruntime.__version__})",
+    }
+
+
 # SmolVLM-256M-Instruct's dimensions (its config.json); no hub is reachable, so the weights
 # are random: the speed and memory of the real model, not its answers.
 SMOLVLM_256M = dict(
@@ -199,7 +231,7 @@ def main():
         vlm_model(sys.argv[2], sys.argv[3])
         return
     kind, model, data, threads, runs = sys.argv[1:6]
-    work = {"embeddings": embeddings, "vad": vad, "transcription": transcription,
+    work = {"embeddings": embeddings, "vad": vad, "transcription": transcription, "speech": speech,
             "vlm": vlm}[kind]
     result = work(model, data, int(threads), int(runs))
     result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

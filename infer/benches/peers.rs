@@ -10,6 +10,8 @@
 //!   speech with pauses.
 //! - Transcription: Whisper tiny.en, candle (converted safetensors) against faster-whisper on
 //!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech.
+//! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file,
+//!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
 //! - Image description: SmolVLM-256M's architecture and size with random weights (no package
 //!   ships its weights; the Python peer makes them, both sides read the same files), candle
 //!   against transformers, float32, 2 threads: a picture to the first token (decoding, resizing,
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use carapace_infer::speech::Voice;
 use carapace_infer::vision::{DEFAULT_QUESTION, Describer, argmax, decode_image};
 use carapace_infer::whisper::{TranscribeOptions, Transcriber};
 use carapace_infer::{Embedder, OnnxRuntime, VoiceActivity, decode_wav, encode_wav};
@@ -32,6 +35,10 @@ use serde_json::{Value, json};
 const EMBED_THREADS: usize = 2;
 const VAD_THREADS: usize = 1;
 const TRANSCRIPTION_THREADS: usize = 2;
+const SPEECH_THREADS: usize = 2;
+/// What the speech rows say: three sentences an agent might send as a voice note.
+const SPOKEN: &str = "Good morning. The kettle is on and the post has come. Remind me to call \
+                      the plumber about the kitchen tap tomorrow.";
 const VLM_THREADS: usize = 2;
 /// A picture takes seconds on two threads: fewer runs, one cold start.
 const VLM_RUNS: usize = 3;
@@ -107,6 +114,17 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             println!("first");
             let run = median_ms(&mut || drop(whisper.transcribe(&samples, &options).unwrap()));
             json!({"run_ms": run, "text": text})
+        }
+        "speech" => {
+            let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
+            let onnx =
+                OnnxRuntime::load(&library, NonZeroUsize::new(SPEECH_THREADS).unwrap()).unwrap();
+            let text = std::fs::read_to_string(data).unwrap();
+            let mut voice = Voice::load(&onnx, model).unwrap();
+            let seconds = voice.speak(&text, 1.0).unwrap().seconds();
+            println!("first");
+            let run = median_ms(&mut || drop(voice.speak(&text, 1.0).unwrap()));
+            json!({"run_ms": run, "seconds": seconds})
         }
         "vlm" => {
             let threads = NonZeroUsize::new(VLM_THREADS).unwrap();
@@ -192,6 +210,7 @@ fn compare(
     let threads = match kind {
         "embeddings" => EMBED_THREADS,
         "transcription" => TRANSCRIPTION_THREADS,
+        "speech" => SPEECH_THREADS,
         "vlm" => VLM_THREADS,
         _ => VAD_THREADS,
     };
@@ -309,7 +328,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (minilm, silero, library, whisper) = runtime.block_on(async {
+    let (minilm, silero, library, whisper, piper) = runtime.block_on(async {
         (
             carapace_infer::fetch_pinned("all-minilm-l6-v2")
                 .await
@@ -317,6 +336,9 @@ fn main() {
             carapace_infer::fetch_pinned("silero-vad").await.unwrap(),
             carapace_infer::fetch_onnx_runtime().await.unwrap(),
             carapace_infer::fetch_pinned("whisper-tiny-en")
+                .await
+                .unwrap(),
+            carapace_infer::fetch_pinned("piper-en-us-joe-medium")
                 .await
                 .unwrap(),
         )
@@ -429,6 +451,29 @@ fn main() {
         "  text: engine {}, peer {}",
         speech.results[0]["text"], speech.results[1]["text"]
     );
+
+    let spoken = dir.path().join("spoken.txt");
+    std::fs::write(&spoken, SPOKEN).unwrap();
+    let piper_onnx = piper.join("en_US-joe-medium.onnx");
+    let voice = compare("speech", &piper, &piper_onnx, &spoken, &python);
+    println!(
+        "speech, {SPEECH_THREADS} threads, three sentences ({:.1} s of audio): Piper's joe voice on ONNX Runtime against {}",
+        voice.results[0]["seconds"].as_f64().unwrap_or(0.0),
+        voice.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "audio of the three sentences",
+        ms(&voice, "run_ms", 0),
+        ms(&voice, "run_ms", 1),
+        "ms",
+    );
+    row(
+        "start to first audio",
+        voice.cold_ms[0],
+        voice.cold_ms[1],
+        "ms",
+    );
+    row("peak memory", mib(&voice, 0), mib(&voice, 1), "MiB");
 
     // SmolVLM-256M's shapes with random weights, made by the peer's transformers.
     let smolvlm = dir.path().join("smolvlm-256m-random");

@@ -1,5 +1,5 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
-//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`), ours where it does not (`/v1/audio/voice-activity`,
+//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it does not (`/v1/audio/voice-activity`,
 //! `/v1/images/describe`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
@@ -17,6 +17,8 @@ use crate::error::Error;
 use crate::whisper::TranscribeOptions;
 
 mod describe;
+mod speech;
+pub use speech::MAX_SPEECH_INPUT_CHARS;
 
 /// The most texts one embeddings request may carry (OpenAI's limit).
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
@@ -57,6 +59,7 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
                 .map(str::to_string);
             transcriptions(engine, content_type, request.into_body()).await
         }
+        (Method::POST, "/v1/audio/speech") => speech::speech(engine, request.into_body()).await,
         (Method::POST, "/v1/images/describe") => {
             let content_type = request
                 .headers()
@@ -72,6 +75,7 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             | "/v1/embeddings"
             | "/v1/audio/voice-activity"
             | "/v1/audio/transcriptions"
+            | "/v1/audio/speech"
             | "/v1/images/describe",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -85,7 +89,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             "unknown_url",
             format!(
                 "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
-                 /v1/audio/transcriptions, /v1/audio/voice-activity and /v1/images/describe"
+                 /v1/audio/transcriptions, /v1/audio/speech, /v1/audio/voice-activity and \
+                 /v1/images/describe"
             ),
         ),
     }

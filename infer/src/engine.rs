@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
+use crate::speech::{Speech, Voice};
 use crate::vad::VoiceActivity;
 use crate::vision::{Describer, Description};
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
@@ -24,16 +25,18 @@ pub enum Capability {
     Embeddings,
     VoiceActivity,
     Transcription,
+    Speech,
     /// A vision-language model that answers about a picture; no pin ships one, a model pack
     /// brings it (vision/mod.rs).
     ImageDescription,
 }
 
 /// The models the engine knows, by lock name.
-pub(crate) const CATALOG: [(&str, Capability); 3] = [
+pub(crate) const CATALOG: [(&str, Capability); 4] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),
+    ("piper-en-us-joe-medium", Capability::Speech),
 ];
 
 /// Where the engine finds its files and how it runs.
@@ -63,6 +66,7 @@ enum Loaded {
     Embedder(Box<Embedder>),
     VoiceActivity(VoiceActivity),
     Transcriber(Box<Transcriber>),
+    Voice(Box<Voice>),
     Describer(Box<Describer>),
 }
 
@@ -254,6 +258,14 @@ impl Engine {
         })
     }
 
+    /// `text` spoken by voice model `id` at `speed` (1 is the voice's own pace).
+    pub fn speak(&self, id: &str, text: &str, speed: f32) -> Result<Speech> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::Voice(voice) => voice.speak(text, speed),
+            _ => Err(wrong(id, "speech")),
+        })
+    }
+
     /// Answers `question` (None: describe it) about the PNG or JPEG `image`, by model `id`,
     /// in at most `max_tokens` tokens.
     pub fn describe_image(
@@ -384,6 +396,13 @@ fn load(
                 None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
             };
             VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
+        }
+        Capability::Speech => {
+            let runtime = match onnx {
+                Some(runtime) => runtime,
+                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+            };
+            Voice::load(runtime, dir).map(|voice| Loaded::Voice(Box::new(voice)))
         }
     }
 }

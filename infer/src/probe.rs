@@ -92,7 +92,7 @@ pub fn report(engine: &Engine) -> String {
         let measured = measure(engine, &status.id, status.capability);
         let _ = writeln!(
             out,
-            "  {:<18} {:<15} {}: {measured}",
+            "  {:<24} {:<15} {}: {measured}",
             status.id,
             format!("{:?}", status.capability),
             status.device
@@ -115,6 +115,9 @@ fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<
         Capability::Transcription => engine
             .transcribe(id, &vec![0.0; 160_000], &Default::default())
             .map(|_| "10 s of audio"),
+        Capability::Speech => engine
+            .speak(id, "The kettle is on.", 1.0)
+            .map(|_| "one sentence"),
         // A plain 512 × 512 picture: encoded, and eight tokens of answer.
         Capability::ImageDescription => engine
             .describe_image(id, &crate::vision::plain_png(512, 512), None, 8)

@@ -1,12 +1,15 @@
 //! The real local inference engine inside this test process: carapace-infer's API on a free
-//! loopback port with all-MiniLM-L6-v2, Silero VAD (with ONNX Runtime) and Whisper tiny.en,
+//! loopback port with all-MiniLM-L6-v2, Silero VAD and Piper's voice (with ONNX Runtime) and
+//! Whisper tiny.en,
 //! fetched into the Carapace cache on the first run (~/.cache/carapace/models) and reused
 //! after. One engine for every test that wants it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use board_support::local_inference::{MEMORY_EMBEDDING_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL};
+use board_support::local_inference::{
+    MEMORY_EMBEDDING_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
+};
 use carapace_infer::{Engine, EngineConfig};
 
 /// The engine's URL (`http://127.0.0.1:<port>`), started on first use.
@@ -21,7 +24,12 @@ fn start() -> String {
         .build()
         .expect("runtime");
     let (models_dir, listener) = runtime.block_on(async {
-        for model in [MEMORY_EMBEDDING_MODEL, VOICE_ACTIVITY_MODEL, SPEECH_MODEL] {
+        for model in [
+            MEMORY_EMBEDDING_MODEL,
+            VOICE_ACTIVITY_MODEL,
+            SPEECH_MODEL,
+            VOICE_MODEL,
+        ] {
             carapace_infer::fetch_pinned(model)
                 .await
                 .expect("the pinned models (downloaded into the cache on the first run)");
