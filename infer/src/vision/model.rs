@@ -33,13 +33,9 @@ impl Idefics3 {
     /// tied to the embeddings).
     pub fn load(config: VlmConfig, weights: &Path) -> Result<Idefics3> {
         let device = Device::Cpu;
-        let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(weights, &device)
-            .map_err(Error::tensor("reading model.safetensors"))?;
-        let lm_head = tensors
-            .remove("lm_head.weight")
-            .map(|t| t.to_dtype(Self::DTYPE))
-            .transpose()
-            .map_err(Error::tensor("reading lm_head.weight"))?;
+        let mut tensors: HashMap<String, Tensor> =
+            super::weights::read_safetensors(weights, Self::DTYPE, &device)?;
+        let lm_head = tensors.remove("lm_head.weight");
         let vb = VarBuilder::from_tensors(tensors, Self::DTYPE, &device);
         let vision_config = &config.vision_config;
         let vision = VisionEncoder::load(vision_config, vb.pp("model.vision_model")).map_err(
