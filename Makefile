@@ -41,7 +41,8 @@ lint:
 ## the dependencies serves them all (selecting packages one by one rebuilt them four times).
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
-	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr
+	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr \
+	--test vlm
 test-unit:
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
 
@@ -75,7 +76,7 @@ test-all: test test-slow
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
 ## time from /update to committed beside a plain reboot; the inference engine against its
 ## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts,
-## rapidocr_onnxruntime; scripts/bench-venv.sh installs them).
+## rapidocr_onnxruntime, transformers' SmolVLM; scripts/bench-venv.sh installs them).
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images

@@ -7,6 +7,8 @@ the engine's side, in a process of its own, so that its cold start and peak memo
     peers.py transcription WHISPER_WHEEL WAV_16K THREADS RUNS
     peers.py speech PIPER_ONNX TEXT_FILE THREADS RUNS
     peers.py ocr PP_OCR_DIR PAGE_PNG THREADS RUNS
+    peers.py vlm SMOLVLM_DIR IMAGE_PNG THREADS RUNS
+    peers.py vlm-model SMOLVLM_DIR TOKENIZER_JSON   (writes the random-weight SmolVLM-256M)
 
 Prints "first" once the first result exists, then one JSON line of medians (ms) and peak RSS.
 """
@@ -162,10 +164,101 @@ def ocr(model_dir, png_path, threads, runs):
     return {"run_ms": ms, "text": text, "peer": f"rapidocr_onnxruntime (onnxruntime {onnxruntime.__version__})"}
 
 
+# SmolVLM-256M-Instruct's dimensions (its config.json); no hub is reachable, so the weights
+# are random: the speed and memory of the real model, not its answers.
+SMOLVLM_256M = dict(
+    image_token_id=5,  # the tiny test tokenizer's <image>
+    scale_factor=4,
+    tie_word_embeddings=False,
+    vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                       num_attention_heads=12, image_size=512, patch_size=16),
+    text_config=dict(model_type="llama", vocab_size=49280, hidden_size=576,
+                     intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                     num_key_value_heads=3, rms_norm_eps=1e-5, rope_theta=100000.0,
+                     max_position_embeddings=8192, tie_word_embeddings=False,
+                     eos_token_id=2, pad_token_id=0),
+)
+VLM_STEPS = 16
+
+
+def vlm_model(model_dir, tokenizer_json):
+    import shutil
+
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = Idefics3ForConditionalGeneration(Idefics3Config(**SMOLVLM_256M)).eval()
+    model.save_pretrained(model_dir, safe_serialization=True)
+    shutil.copy(tokenizer_json, os.path.join(model_dir, "tokenizer.json"))
+    processor = {"image_processor": {
+        "do_image_splitting": False, "size": {"longest_edge": 2048},
+        "max_image_size": {"longest_edge": 512}, "resample": 1,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+        "rescale_factor": 1 / 255}, "image_seq_len": 64}
+    with open(os.path.join(model_dir, "processor_config.json"), "w") as f:
+        json.dump(processor, f)
+
+
+def vlm(model_dir, image_png, threads, runs):
+    import torch
+    import transformers
+    from PIL import Image
+    from tokenizers import Tokenizer
+    from transformers import Idefics3ForConditionalGeneration
+    from transformers.models.idefics3.image_processing_pil_idefics3 import (
+        Idefics3ImageProcessorPil,
+    )
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    model = Idefics3ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    settings = json.load(open(os.path.join(model_dir, "processor_config.json")))["image_processor"]
+    processor = Idefics3ImageProcessorPil(**settings)
+    tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    # SmolVLM's chat prompt with one unsplit image, as the engine writes it.
+    image_tokens = "<fake_token_around_image><global-img>" + "<image>" * 64 + "<fake_token_around_image>"
+    prompt = f"<|im_start|>User:{image_tokens}Describe this image.<end_of_utterance>\nAssistant:"
+    ids = torch.tensor([tokenizer.encode(prompt).ids])
+
+    def prefill():
+        image = Image.open(image_png).convert("RGB")
+        pixels = processor(images=[image], return_tensors="pt")
+        with torch.no_grad():
+            out = model(input_ids=ids, pixel_values=pixels["pixel_values"],
+                        pixel_attention_mask=pixels["pixel_attention_mask"], use_cache=True)
+        return out
+
+    def steps(out):
+        cache, logits, picked, times = out.cache, out.logits[0, -1], [], []
+        with torch.no_grad():
+            for _ in range(VLM_STEPS):
+                token = int(logits.argmax())
+                picked.append(token)
+                started = time.perf_counter()
+                step = model(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
+                times.append(time.perf_counter() - started)
+                cache, logits = step.cache, step.logits[0, -1]
+        return picked, times
+
+    out = prefill()
+    print("first", flush=True)
+    picked, _ = steps(out)
+    prefill_ms = median_ms(prefill, runs)
+    step_times = []
+    for _ in range(3):
+        step_times += steps(prefill())[1]
+    return {"prefill_ms": prefill_ms, "step_ms": statistics.median(step_times) * 1e3,
+            "ids": picked, "peer": f"transformers {transformers.__version__} (torch {torch.__version__})"}
+
+
 def main():
+    if sys.argv[1] == "vlm-model":
+        vlm_model(sys.argv[2], sys.argv[3])
+        return
     kind, model, data, threads, runs = sys.argv[1:6]
     work = {"embeddings": embeddings, "vad": vad, "transcription": transcription, "speech": speech,
-            "ocr": ocr}[kind]
+            "ocr": ocr, "vlm": vlm}[kind]
     result = work(model, data, int(threads), int(runs))
     result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result), flush=True)

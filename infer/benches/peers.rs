@@ -14,6 +14,10 @@
 //!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
 //! - OCR: PP-OCRv4 through ONNX Runtime against rapidocr_onnxruntime on the same ONNX files,
 //!   2 threads, on a page of six lines drawn with DejaVu Sans (PNG decoding included).
+//! - Image description: SmolVLM-256M's architecture and size with random weights (no package
+//!   ships its weights; the Python peer makes them, both sides read the same files), candle
+//!   against transformers, float32, 2 threads: a picture to the first token (decoding, resizing,
+//!   the vision encoder and the prompt's prefill) and each greedy token after it.
 //!
 //! The peers run in the Python of CARAPACE_BENCH_PYTHON, or out/venv-bench (scripts/bench-venv.sh
 //! pins and installs them).
@@ -25,6 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use carapace_infer::speech::Voice;
+use carapace_infer::vision::{DEFAULT_QUESTION, Describer, argmax, decode_picture};
 use carapace_infer::whisper::{TranscribeOptions, Transcriber};
 use carapace_infer::{
     Embedder, OnnxRuntime, TextReader, VoiceActivity, decode_image, decode_wav, encode_wav,
@@ -41,6 +46,12 @@ const SPEECH_THREADS: usize = 2;
 const SPOKEN: &str = "Good morning. The kettle is on and the post has come. Remind me to call \
                       the plumber about the kitchen tap tomorrow.";
 const OCR_THREADS: usize = 2;
+const VLM_THREADS: usize = 2;
+/// A picture takes seconds on two threads: fewer runs, one cold start.
+const VLM_RUNS: usize = 3;
+const VLM_STARTS: usize = 1;
+/// Greedy tokens after the prefill, as peers.py's VLM_STEPS.
+const VLM_STEPS: usize = 16;
 /// Warm runs per side, and fresh processes per side (cold starts).
 const RUNS: usize = 9;
 const STARTS: usize = 3;
@@ -52,8 +63,12 @@ fn manifest() -> &'static Path {
 }
 
 fn median_ms(work: &mut dyn FnMut()) -> f64 {
+    median_ms_of(RUNS, work)
+}
+
+fn median_ms_of(runs: usize, work: &mut dyn FnMut()) -> f64 {
     work(); // warm-up, not counted
-    let mut samples: Vec<f64> = (0..RUNS)
+    let mut samples: Vec<f64> = (0..runs)
         .map(|_| {
             let started = Instant::now();
             work();
@@ -137,6 +152,35 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             let run = median_ms(&mut || drop(read()));
             json!({"run_ms": run, "text": text})
         }
+        "vlm" => {
+            let threads = NonZeroUsize::new(VLM_THREADS).unwrap();
+            let describer = Describer::load(model, threads).unwrap();
+            let model = describer.model();
+            let prefill = || {
+                let image = decode_picture(&std::fs::read(data).unwrap()).unwrap();
+                let pixels = describer.pixel_values(&image);
+                let ids = describer.prompt_ids(DEFAULT_QUESTION).unwrap();
+                let features = model.image_features(&pixels).unwrap();
+                model.prefill(&ids, &features).unwrap()
+            };
+            let steps = |(mut logits, mut cache): (Vec<f32>, _)| {
+                let (mut picked, mut times) = (Vec::new(), Vec::new());
+                for _ in 0..VLM_STEPS {
+                    let token = argmax(&logits);
+                    picked.push(token);
+                    let started = Instant::now();
+                    logits = model.step(token, &mut cache).unwrap();
+                    times.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+                (picked, times)
+            };
+            let first = prefill();
+            println!("first");
+            let (picked, _) = steps(first);
+            let prefill_ms = median_ms_of(VLM_RUNS, &mut || drop(prefill()));
+            let mut step_ms: Vec<f64> = (0..3).flat_map(|_| steps(prefill()).1).collect();
+            json!({"prefill_ms": prefill_ms, "step_ms": median(&mut step_ms), "ids": picked})
+        }
         _ => {
             let library = PathBuf::from(std::env::var_os("CARAPACE_BENCH_ORT").unwrap());
             let onnx =
@@ -194,11 +238,16 @@ fn compare(
         "transcription" => TRANSCRIPTION_THREADS,
         "speech" => SPEECH_THREADS,
         "ocr" => OCR_THREADS,
+        "vlm" => VLM_THREADS,
         _ => VAD_THREADS,
+    };
+    let (runs, starts) = match kind {
+        "vlm" => (VLM_RUNS, VLM_STARTS),
+        _ => (RUNS, STARTS),
     };
     let mut cold = [Vec::new(), Vec::new()];
     let mut results = [Value::Null, Value::Null];
-    for _ in 0..STARTS {
+    for _ in 0..starts {
         let mut engine = Command::new(std::env::current_exe().unwrap());
         engine.args(["--side", kind]).arg(model_engine).arg(data);
         engine.env("RAYON_NUM_THREADS", threads.to_string());
@@ -209,7 +258,7 @@ fn compare(
             .arg(model_peer)
             .arg(data)
             .arg(threads.to_string())
-            .arg(RUNS.to_string());
+            .arg(runs.to_string());
         for (i, command) in [engine, peer].into_iter().enumerate() {
             let (first, result) = run_side(command);
             cold[i].push(first);
@@ -476,5 +525,45 @@ fn main() {
         if same { "identical" } else { "DIFFERENT" },
         ocr.results[0]["text"],
         ocr.results[1]["text"]
+    );
+
+    // SmolVLM-256M's shapes with random weights, made by the peer's transformers.
+    let smolvlm = dir.path().join("smolvlm-256m-random");
+    let status = Command::new(&python)
+        .arg(manifest().join("benches/peers.py"))
+        .arg("vlm-model")
+        .arg(&smolvlm)
+        .arg(manifest().join("tests/data/vlm/tokenizer.json"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("making the random SmolVLM");
+    assert!(status.success(), "peers.py vlm-model failed");
+    let picture = manifest().join("tests/data/vlm/image.png");
+    let vlm = compare("vlm", &smolvlm, &smolvlm, &picture, &python);
+    println!(
+        "image description, {VLM_THREADS} threads, SmolVLM-256M's shapes (random weights), one 512 × 512 \
+         image, {VLM_STEPS} greedy tokens: candle against {}",
+        vlm.results[1]["peer"].as_str().unwrap_or("?")
+    );
+    row(
+        "picture to first token",
+        ms(&vlm, "prefill_ms", 0),
+        ms(&vlm, "prefill_ms", 1),
+        "ms",
+    );
+    row(
+        "each next token",
+        ms(&vlm, "step_ms", 0),
+        ms(&vlm, "step_ms", 1),
+        "ms",
+    );
+    row("start to first token", vlm.cold_ms[0], vlm.cold_ms[1], "ms");
+    row("peak memory", mib(&vlm, 0), mib(&vlm, 1), "MiB");
+    let same = vlm.results[0]["ids"] == vlm.results[1]["ids"];
+    println!(
+        "  greedy ids: {} (engine {}, peer {})",
+        if same { "identical" } else { "DIFFERENT" },
+        vlm.results[0]["ids"],
+        vlm.results[1]["ids"]
     );
 }

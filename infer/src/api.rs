@@ -1,5 +1,6 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
-//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it does not (`/v1/audio/voice-activity`, `/v1/images/ocr`), and
+//! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it
+//! does not (`/v1/audio/voice-activity`, `/v1/images/ocr`, `/v1/images/describe`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use serde_json::{Value, json};
 use crate::audio::decode_audio;
 use crate::engine::{Capability, Engine, ModelStatus};
 use crate::error::Error;
-use crate::ocr::decode_image;
+use crate::image_file::decode_image;
 use crate::whisper::TranscribeOptions;
 
+mod describe;
 mod speech;
 pub use speech::MAX_SPEECH_INPUT_CHARS;
 
@@ -28,6 +30,15 @@ const DEFAULT_TRANSCRIPTION: &str = board_support::local_inference::SPEECH_MODEL
 const DEFAULT_OCR: &str = board_support::local_inference::OCR_MODEL;
 
 pub type ApiResponse = Response<Full<Bytes>>;
+
+/// The request's Content-Type, for the multipart endpoints.
+fn content_type(request: &Request<Bytes>) -> Option<String> {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
 
 /// Answers one request (its body already read and within the size limit).
 pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse {
@@ -52,21 +63,17 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             voice_activity(engine, model, request.into_body()).await
         }
         (Method::POST, "/v1/audio/transcriptions") => {
-            let content_type = request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
+            let content_type = content_type(&request);
             transcriptions(engine, content_type, request.into_body()).await
         }
         (Method::POST, "/v1/audio/speech") => speech::speech(engine, request.into_body()).await,
         (Method::POST, "/v1/images/ocr") => {
-            let content_type = request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
+            let content_type = content_type(&request);
             ocr(engine, content_type, request.into_body()).await
+        }
+        (Method::POST, "/v1/images/describe") => {
+            let content_type = content_type(&request);
+            describe::describe(engine, content_type, request.into_body()).await
         }
         (
             _,
@@ -76,7 +83,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             | "/v1/audio/voice-activity"
             | "/v1/audio/transcriptions"
             | "/v1/audio/speech"
-            | "/v1/images/ocr",
+            | "/v1/images/ocr"
+            | "/v1/images/describe",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -89,8 +97,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             "unknown_url",
             format!(
                 "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
-                 /v1/audio/transcriptions, /v1/audio/speech, /v1/audio/voice-activity and \
-                 /v1/images/ocr"
+                 /v1/audio/transcriptions, /v1/audio/speech, /v1/audio/voice-activity, \
+                 /v1/images/ocr and /v1/images/describe"
             ),
         ),
     }

@@ -14,6 +14,7 @@ use crate::ocr::{TextLine, TextReader};
 use crate::onnx::OnnxRuntime;
 use crate::speech::{Speech, Voice};
 use crate::vad::VoiceActivity;
+use crate::vision::{Describer, Description};
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
 use carapace_models::{ModelLock, onnx_runtime_pin};
 use carapace_update::Trust;
@@ -28,6 +29,9 @@ pub enum Capability {
     Speech,
     /// Text in images (OCR).
     Ocr,
+    /// A vision-language model that answers about a picture; no pin ships one, a model pack
+    /// brings it (vision/mod.rs).
+    ImageDescription,
 }
 
 /// The models the engine knows, by lock name.
@@ -68,6 +72,7 @@ enum Loaded {
     Transcriber(Box<Transcriber>),
     Voice(Box<Voice>),
     TextReader(Box<TextReader>),
+    Describer(Box<Describer>),
 }
 
 struct Slot {
@@ -274,6 +279,21 @@ impl Engine {
         })
     }
 
+    /// Answers `question` (None: describe it) about the PNG or JPEG `image`, by model `id`,
+    /// in at most `max_tokens` tokens.
+    pub fn describe_image(
+        &self,
+        id: &str,
+        image: &[u8],
+        question: Option<&str>,
+        max_tokens: usize,
+    ) -> Result<Description> {
+        self.with_loaded(id, |loaded| match loaded {
+            Loaded::Describer(describer) => describer.describe(image, question, max_tokens),
+            _ => Err(wrong(id, "image description")),
+        })
+    }
+
     /// Drops the models unused for `idle_unload`; returns their names.
     pub fn unload_idle(&self) -> Vec<String> {
         let idle = self.config.idle_unload;
@@ -379,6 +399,9 @@ fn load(
         }
         Capability::Transcription => {
             Transcriber::load(dir, threads).map(|t| Loaded::Transcriber(Box::new(t)))
+        }
+        Capability::ImageDescription => {
+            Describer::load(dir, threads).map(|d| Loaded::Describer(Box::new(d)))
         }
         Capability::VoiceActivity => {
             let runtime = match onnx {

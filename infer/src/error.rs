@@ -21,6 +21,8 @@ pub enum Error {
     MissingModelFile { path: PathBuf },
     #[error("model config {}: {reason}", .path.display())]
     BadConfig { path: PathBuf, reason: String },
+    #[error("model weights {}: {reason}", .path.display())]
+    BadWeights { path: PathBuf, reason: String },
     #[error("tokenizer {}: {reason}", .path.display())]
     BadTokenizer { path: PathBuf, reason: String },
     #[error("tokenizing the input: {reason}")]

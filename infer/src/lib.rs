@@ -21,6 +21,7 @@ mod audio;
 mod embedder;
 mod engine;
 mod error;
+mod image_file;
 mod ocr;
 mod ogg_opus;
 mod onnx;
@@ -33,6 +34,7 @@ pub mod speech;
 #[allow(unsafe_code)]
 mod threads;
 mod vad;
+pub mod vision;
 pub mod whisper;
 
 pub use audio::{
@@ -40,7 +42,8 @@ pub use audio::{
 };
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
-pub use ocr::{MAX_IMAGE_PIXELS, TextLine, TextReader, decode_image};
+pub use image_file::{MAX_IMAGE_PIXELS, decode_image};
+pub use ocr::{TextLine, TextReader};
 pub use ogg_opus::{VOICE_NOTE_BITRATE, decode_ogg_opus, encode_ogg_opus};
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{

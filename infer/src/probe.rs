@@ -125,6 +125,10 @@ fn run_once(engine: &Engine, id: &str, capability: Capability) -> crate::Result<
                 &image::RgbImage::from_pixel(640, 480, image::Rgb([255; 3])),
             )
             .map(|_| "a 640 x 480 image"),
+        // A plain 512 × 512 picture: encoded, and eight tokens of answer.
+        Capability::ImageDescription => engine
+            .describe_image(id, &crate::vision::plain_png(512, 512), None, 8)
+            .map(|_| "one picture, 8 tokens"),
     }
 }
 

@@ -5,7 +5,6 @@
 //! read by the recognizer; lines read with less than 0.5 confidence are dropped.
 
 mod classify;
-mod decode;
 mod detect;
 mod geometry;
 mod reading_order;
@@ -21,7 +20,6 @@ use ort::session::Session;
 use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
 
-pub use decode::{MAX_IMAGE_PIXELS, decode_image};
 use geometry::{Point, Quad};
 use recognize::Dictionary;
 

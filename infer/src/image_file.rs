@@ -1,5 +1,5 @@
-//! The images OCR reads, from the bytes a client sent: PNG or JPEG only, and never more pixels
-//! than MAX_IMAGE_PIXELS. The size is read from the header before any pixel is decoded, so a
+//! The images the engine reads (OCR, image description), from the bytes a client sent: PNG or
+//! JPEG only, and never more pixels than MAX_IMAGE_PIXELS. The size is read from the header before any pixel is decoded, so a
 //! small file that claims a huge image (a decompression bomb) is refused without the memory it
 //! would take. Transparent pixels are shown over white, as a viewer shows them.
 
@@ -13,8 +13,18 @@ use crate::error::{Error, Result};
 /// detector scales every image to at most 2000 pixels a side anyway.
 pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
 
-/// Decodes a PNG or JPEG file into RGB.
+/// Decodes a PNG or JPEG file into RGB, transparency shown over white (what OCR reads).
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    let image = open_image(bytes)?;
+    Ok(if image.color().has_alpha() {
+        over_white(&image)
+    } else {
+        image.into_rgb8()
+    })
+}
+
+/// Decodes a PNG or JPEG file as it is, after the checks on its format and size.
+pub fn open_image(bytes: &[u8]) -> Result<DynamicImage> {
     let bad = |reason: String| Error::BadImage { reason };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -50,15 +60,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     if width == 0 || height == 0 {
         return Err(bad(format!("it is {width} x {height} pixels: empty")));
     }
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| {
+    DynamicImage::from_decoder(decoder).map_err(|e| {
         bad(format!(
             "its pixels do not decode ({e}); the file is damaged"
         ))
-    })?;
-    Ok(if image.color().has_alpha() {
-        over_white(&image)
-    } else {
-        image.into_rgb8()
     })
 }
 

@@ -1,0 +1,323 @@
+//! The text model: a Llama (transformers' LlamaModel and lm_head), by Hugging Face's tensor
+//! names under `model.text_model`, taking embeddings rather than token ids, since the image's
+//! rows come from the connector, and keeping each layer's keys and values so that a greedy step
+//! costs one token's work. candle-transformers' llama takes embeddings too, but it panics on a
+//! missing tensor and answers only the last position, so this one is written out here, with
+//! transformers' math: RMSNorm, RoPE on the halves of each head (rotate_half), grouped-query
+//! attention with a causal mask, SiLU-gated MLP.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+
+use super::config::TextConfig;
+
+type Result<T> = candle_core::Result<T>;
+
+/// The keys and values of every position so far, per layer.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    positions: usize,
+}
+
+impl KvCache {
+    /// Positions held (the prompt and the tokens generated so far).
+    pub fn len(&self) -> usize {
+        self.positions
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positions == 0
+    }
+}
+
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(config: &TextConfig, vb: VarBuilder) -> Result<Attention> {
+        let d = config.hidden_size;
+        let head_dim = config.head_dim();
+        let heads = config.num_attention_heads;
+        let kv_heads = config.key_value_heads();
+        let bias = config.attention_bias;
+        Ok(Attention {
+            query: candle_nn::linear_b(d, heads * head_dim, bias, vb.pp("q_proj"))?,
+            key: candle_nn::linear_b(d, kv_heads * head_dim, bias, vb.pp("k_proj"))?,
+            value: candle_nn::linear_b(d, kv_heads * head_dim, bias, vb.pp("v_proj"))?,
+            out: candle_nn::linear_b(heads * head_dim, d, bias, vb.pp("o_proj"))?,
+            heads,
+            kv_heads,
+            head_dim,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        start: usize,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let (batch, positions, _) = x.dims3()?;
+        let split = |t: Tensor, heads: usize| {
+            t.reshape((batch, positions, heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = rope.apply(&split(self.query.forward(x)?, self.heads)?, start)?;
+        let k = rope.apply(&split(self.key.forward(x)?, self.kv_heads)?, start)?;
+        let v = split(self.value.forward(x)?, self.kv_heads)?;
+        let (k, v) = match cache.take() {
+            Some((past_k, past_v)) => (
+                Tensor::cat(&[&past_k, &k], 2)?,
+                Tensor::cat(&[&past_v, &v], 2)?,
+            ),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let repeat = self.heads / self.kv_heads;
+        let k = repeat_kv(&k, repeat)?;
+        let v = repeat_kv(&v, repeat)?;
+        let scores = (q.matmul(&k.t()?)? * (self.head_dim as f64).powf(-0.5))?;
+        let scores = if positions > 1 {
+            scores.broadcast_add(&causal_mask(positions, start, x.device())?)?
+        } else {
+            scores
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let mixed = weights.matmul(&v)?.transpose(1, 2)?.reshape((
+            batch,
+            positions,
+            self.heads * self.head_dim,
+        ))?;
+        self.out.forward(&mixed)
+    }
+}
+
+/// [batch, kv heads, positions, head dim] with each head repeated `times` in a row, as
+/// transformers' repeat_kv.
+fn repeat_kv(x: &Tensor, times: usize) -> Result<Tensor> {
+    if times == 1 {
+        return Ok(x.clone());
+    }
+    let (batch, heads, positions, head_dim) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((batch, heads, times, positions, head_dim))?
+        .reshape((batch, heads * times, positions, head_dim))
+}
+
+/// 0 where query `i` (at position start + i) may see key `j`, −∞ where `j` is later.
+fn causal_mask(positions: usize, start: usize, device: &Device) -> Result<Tensor> {
+    let keys = start + positions;
+    let mask: Vec<f32> = (0..positions)
+        .flat_map(|i| {
+            (0..keys).map(move |j| {
+                if j > start + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (positions, keys), device)
+}
+
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    fn load(config: &TextConfig, vb: VarBuilder) -> Result<Mlp> {
+        let (d, i, bias) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.mlp_bias,
+        );
+        Ok(Mlp {
+            gate: candle_nn::linear_b(d, i, bias, vb.pp("gate_proj"))?,
+            up: candle_nn::linear_b(d, i, bias, vb.pp("up_proj"))?,
+            down: candle_nn::linear_b(i, d, bias, vb.pp("down_proj"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gated = (candle_nn::ops::silu(&self.gate.forward(x)?)? * self.up.forward(x)?)?;
+        self.down.forward(&gated)
+    }
+}
+
+struct Layer {
+    input_norm: RmsNorm,
+    attention: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// RoPE's angles, position × frequency, as transformers computes them (float32: inverse
+/// frequencies base^(−2i/d), times the position).
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(config: &TextConfig, device: &Device) -> Result<Rope> {
+        let head_dim = config.head_dim();
+        let base = config.rope_theta() as f32;
+        let inverse: Vec<f32> = (0..head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / base.powf(i as f32 / head_dim as f32))
+            .collect();
+        let half = inverse.len();
+        let positions = config.max_position_embeddings;
+        let mut angles = Vec::with_capacity(positions * half);
+        for position in 0..positions {
+            angles.extend(inverse.iter().map(|f| position as f32 * f));
+        }
+        let angles = Tensor::from_vec(angles, (positions, half), device)?;
+        Ok(Rope {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+
+    /// Rotates [batch, heads, positions, head dim] for positions start.. .
+    fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {
+        let positions = x.dim(2)?;
+        let cos = self.cos.narrow(0, start, positions)?;
+        let sin = self.sin.narrow(0, start, positions)?;
+        candle_nn::rotary_emb::rope(x, &cos, &sin)
+    }
+}
+
+pub struct TextModel {
+    embed_tokens: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    max_positions: usize,
+}
+
+impl TextModel {
+    /// From the tensors under `vb` (`model.text_model`) and the head `lm_head` (None: the
+    /// head is the embedding matrix, as in a checkpoint with tied weights).
+    pub fn load(config: &TextConfig, vb: VarBuilder, lm_head: Option<Tensor>) -> Result<TextModel> {
+        let d = config.hidden_size;
+        let eps = config.rms_norm_eps;
+        let embed_tokens = candle_nn::embedding(config.vocab_size, d, vb.pp("embed_tokens"))?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layers.{i}"));
+                Ok(Layer {
+                    input_norm: candle_nn::rms_norm(d, eps, vb.pp("input_layernorm"))?,
+                    attention: Attention::load(config, vb.pp("self_attn"))?,
+                    post_attention_norm: candle_nn::rms_norm(
+                        d,
+                        eps,
+                        vb.pp("post_attention_layernorm"),
+                    )?,
+                    mlp: Mlp::load(config, vb.pp("mlp"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = lm_head.unwrap_or_else(|| embed_tokens.embeddings().clone());
+        let (vocab, width) = head.dims2()?;
+        if vocab != config.vocab_size || width != d {
+            candle_core::bail!(
+                "lm_head is {vocab}×{width}, the config says {}×{d}",
+                config.vocab_size
+            );
+        }
+        Ok(TextModel {
+            embed_tokens,
+            layers,
+            norm: candle_nn::rms_norm(d, eps, vb.pp("norm"))?,
+            lm_head: Linear::new(head, None),
+            rope: Rope::new(config, vb.device())?,
+            max_positions: config.max_position_embeddings,
+        })
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// [positions] token ids → [1, positions, hidden].
+    pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let ids = Tensor::new(ids, device)?;
+        self.embed_tokens.forward(&ids)?.unsqueeze(0)
+    }
+
+    /// Runs `embeddings` ([1, positions, hidden]) after what `cache` holds, adds their keys
+    /// and values to it, and answers the logits of the last position ([vocab], float32).
+    pub fn forward(&self, embeddings: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let positions = embeddings.dim(1)?;
+        let start = cache.positions;
+        if start + positions > self.max_positions {
+            candle_core::bail!(
+                "{} positions are more than the model's {}",
+                start + positions,
+                self.max_positions
+            );
+        }
+        cache.layers.resize(self.layers.len(), None);
+        let mut x = embeddings.clone();
+        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let attended =
+                layer
+                    .attention
+                    .forward(&layer.input_norm.forward(&x)?, &self.rope, start, kv)?;
+            x = (x + attended)?;
+            let mixed = layer.mlp.forward(&layer.post_attention_norm.forward(&x)?)?;
+            x = (x + mixed)?;
+        }
+        cache.positions = start + positions;
+        let last = x.narrow(1, positions - 1, 1)?;
+        self.lm_head
+            .forward(&self.norm.forward(&last)?)?
+            .flatten_all()?
+            .to_dtype(DType::F32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mask_hides_only_later_positions() {
+        let mask = causal_mask(2, 1, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(mask[0], [0.0, 0.0, f32::NEG_INFINITY]);
+        assert_eq!(mask[1], [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn repeated_heads_are_in_transformers_order() {
+        let x = Tensor::arange(0f32, 4.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 2, 2, 1))
+            .unwrap();
+        let repeated = repeat_kv(&x, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(repeated, [0.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0, 3.0]);
+    }
+}
