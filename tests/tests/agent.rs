@@ -4,9 +4,8 @@
 //! addresses. The box must show the pairing link, ignore a stranger, pair the owner through
 //! the deep link's `/start <code>`, and answer the owner through the LLM with a tool call, all
 //! through netd's DNS stub and the firewall's allow sets; then keep two memories and recall
-//! the right one by meaning through the box's own embedding model, without the LLM; answer a
-//! voice note that holds no speech through the box's voice-activity model; speak with the
-//! box's own voice (/say) and read a photo's text (/read) on the box.
+//! the right one by meaning through the box's own embedding model, without the LLM; and
+//! answer a voice note that holds no speech through the box's voice-activity model.
 
 mod common;
 #[path = "common/net.rs"]
@@ -17,8 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use carapace_fakes::llm::{DEFAULT_KEY, FakeLlm, Script};
-use carapace_fakes::page::receipt_photo;
-use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, SentKind, TOKEN};
+use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, TOKEN};
 use common::{
     BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace,
     write_release_variant,
@@ -213,25 +211,6 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     }
     assert_eq!(sent[6].text, "I heard no speech in that voice note.");
     assert_eq!(llm.requests().len(), 2, "a voice note went to the LLM");
-
-    // The box's own voice (Piper on ONNX Runtime, phonemes from the espeak-ng program in the
-    // image): /say comes back as an Ogg Opus voice note.
-    telegram.inject_text(OWNER, OWNER, "Ann", "/say the kettle is on");
-    let sent = handle.block_on(telegram.wait_sent(8, WAIT));
-    if sent.len() < 8 {
-        fail(&vm, format!("no answer to /say: {sent:?}"));
-    }
-    assert_eq!(sent[7].kind, SentKind::Voice, "{:?}", sent[7].text);
-    assert!(sent[7].bytes.starts_with(b"OggS") && sent[7].bytes.len() > 2000);
-
-    // A photo captioned /read: the box's OCR (PP-OCRv4 on ONNX Runtime) sends its text back.
-    telegram.inject_photo(OWNER, OWNER, "Ann", receipt_photo(), "/read");
-    let sent = handle.block_on(telegram.wait_sent(9, WAIT));
-    if sent.len() < 9 {
-        fail(&vm, format!("no answer to a photo: {sent:?}"));
-    }
-    assert!(sent[8].text.contains("348.50"), "{}", sent[8].text);
-    assert_eq!(llm.requests().len(), 2, "/say or the photo went to the LLM");
 
     // The engine ran as its own service, on the models the image carries.
     assert!(
