@@ -59,12 +59,10 @@ test-system:
 	CARGO=$(CARGO) CARAPACE_POWER_CUTS=$(POWER_CUTS) ./scripts/test-lanes.sh "$(LANE_A)" "$(LANE_B)"
 
 ## Slower suites: boots that keep failing before ready end in a degraded boot (8 minutes);
-## the shipped recipe built twice in two checkouts gives the same bytes (11 minutes); the box
-## speaks, reads a photo and hears a voice note on its own models under emulation; 100 power
-## cuts during updates.
+## the shipped recipe built twice in two checkouts gives the same bytes (11 minutes); 100
+## power cuts during updates.
 test-slow:
-	$(CARGO) test --workspace --test unready_boots --test reproducible --test agent_media -- \
-		--test-threads=1 --nocapture
+	$(CARGO) test --workspace --test unready_boots --test reproducible -- --test-threads=1 --nocapture
 	CARAPACE_POWER_CUTS=100 $(CARGO) test --workspace --test power_cuts -- --nocapture
 
 
