@@ -34,8 +34,20 @@ pub enum Capability {
     ImageDescription,
 }
 
+impl Capability {
+    /// Every capability, in the API's order (a pack may declare any of them).
+    pub const ALL: [Capability; 6] = [
+        Capability::Embeddings,
+        Capability::VoiceActivity,
+        Capability::Transcription,
+        Capability::Speech,
+        Capability::Ocr,
+        Capability::ImageDescription,
+    ];
+}
+
 /// The models the engine knows, by lock name.
-pub(crate) const CATALOG: [(&str, Capability); 5] = [
+const CATALOG: [(&str, Capability); 5] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
     ("whisper-tiny-en", Capability::Transcription),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use carapace_models::verify_pack_manifest;
 use carapace_update::Trust;
 
-use crate::engine::{CATALOG, Capability, Engine};
+use crate::engine::{Capability, Engine};
 use crate::error::{Error, Result};
 
 /// Seconds since 1970 for the key list's expiry dates (0 before the clock is set: no key has
@@ -80,12 +80,11 @@ impl Engine {
         let capability: Capability =
             serde_json::from_value(serde_json::Value::String(manifest.capability.clone()))
                 .map_err(|_| {
-                    let mut known: Vec<String> = CATALOG
+                    let known: Vec<String> = Capability::ALL
                         .iter()
-                        .filter_map(|(_, c)| serde_json::to_value(c).ok())
+                        .filter_map(|c| serde_json::to_value(c).ok())
                         .filter_map(|c| c.as_str().map(str::to_string))
                         .collect();
-                    known.dedup();
                     refused(format!(
                         "capability {:?} is not one this engine has ({})",
                         manifest.capability,

@@ -124,7 +124,10 @@ fn main() {
     );
     let why = line_for(&lines, &unknown);
     assert!(
-        why.contains("capability \"painting\" is not one this engine has (embeddings, "),
+        why.contains(
+            "capability \"painting\" is not one this engine has (embeddings, voice_activity, \
+             transcription, speech, ocr, image_description)"
+        ),
         "{why}"
     );
     let why = line_for(&lines, &twin);
