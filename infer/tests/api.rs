@@ -4,57 +4,16 @@
 //! fetched into the cache on the first run.
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use server::{Server, models_dir, serve};
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-/// A running `carapace-infer serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn models_dir() -> PathBuf {
-    let status = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
-        .arg("fetch")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "carapace-infer fetch failed");
-    carapace_infer::models_dir().unwrap()
-}
-
-fn serve(models: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
-        .args(["--threads", "2", "--models"])
-        .arg(models)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("carapace-infer: listening on ")
-        .unwrap_or_else(|| panic!("first line {line:?}"))
-        .to_string();
-    Server { child, url }
-}
 
 fn client() -> reqwest::Client {
     carapace_http::loopback_client(Duration::from_secs(60)).unwrap()

@@ -8,10 +8,12 @@
 //! A plain `main` (harness = false in Cargo.toml): Whisper runs on candle, whose thread count
 //! must be set in the environment before any other thread exists.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/server.rs"]
+mod server;
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use carapace_infer::speech::{Voice, phonemize, text_to_ids};
@@ -20,6 +22,7 @@ use carapace_infer::{
     Error, OnnxRuntime, SPEECH_SAMPLE_RATE, decode_audio, encode_ogg_opus, encode_wav, resample,
 };
 use serde_json::{Value, json};
+use server::Server;
 
 const THREADS: usize = 2;
 const VOICE: &str = "piper-en-us-joe-medium";
@@ -273,41 +276,8 @@ fn to_16k(samples: &[f32], rate: u32) -> Vec<f32> {
     resample(samples, rate, SPEECH_SAMPLE_RATE).unwrap()
 }
 
-/// A running `carapace-infer serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve() -> Server {
-    let status = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
-        .arg("fetch")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "carapace-infer fetch failed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_carapace-infer"))
-        .args(["--threads", "2", "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("carapace-infer: listening on ")
-        .unwrap_or_else(|| panic!("first line {line:?}"))
-        .to_string();
-    Server { child, url }
+    server::serve(&server::models_dir(), &[])
 }
 
 /// The spoken text of the API test.

@@ -94,3 +94,35 @@ pub fn receipt_photo() -> Vec<u8> {
         &[line("Corner Bakery", 30.0), line("Total 348.50 EUR", 110.0)],
     ))
 }
+
+/// A real 1 x 1 PNG whose header claims `width` x `height` pixels and carries none of them (a
+/// decompression bomb's shape): its header checksum holds, so only the size is unusual.
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageLuma8(GrayImage::new(1, 1))
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("a 1 x 1 PNG");
+    let mut bytes = bytes.into_inner();
+    // IHDR: its length (8..12), type (12..16), width, height, ..., and CRC-32 of type + data.
+    bytes[16..20].copy_from_slice(&width.to_be_bytes());
+    bytes[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+/// PNG's CRC-32 (ISO 3309), bit by bit: a few bytes of header.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
