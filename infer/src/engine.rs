@@ -415,26 +415,21 @@ fn load(
         Capability::ImageDescription => {
             Describer::load(dir, threads).map(|d| Loaded::Describer(Box::new(d)))
         }
-        Capability::VoiceActivity => {
+        // ONNX Runtime is loaded with the first of its models and kept for the others.
+        Capability::VoiceActivity | Capability::Speech | Capability::Ocr => {
             let runtime = match onnx {
                 Some(runtime) => runtime,
                 None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
             };
-            VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
-        }
-        Capability::Speech => {
-            let runtime = match onnx {
-                Some(runtime) => runtime,
-                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
-            };
-            Voice::load(runtime, dir).map(|voice| Loaded::Voice(Box::new(voice)))
-        }
-        Capability::Ocr => {
-            let runtime = match onnx {
-                Some(runtime) => runtime,
-                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
-            };
-            TextReader::load(runtime, dir).map(|r| Loaded::TextReader(Box::new(r)))
+            match capability {
+                Capability::VoiceActivity => {
+                    VoiceActivity::load(runtime, dir).map(Loaded::VoiceActivity)
+                }
+                Capability::Speech => {
+                    Voice::load(runtime, dir).map(|voice| Loaded::Voice(Box::new(voice)))
+                }
+                _ => TextReader::load(runtime, dir).map(|r| Loaded::TextReader(Box::new(r))),
+            }
         }
     }
 }
