@@ -286,7 +286,7 @@ fn the_engine_describes_with_a_signed_pack_through_the_api(threads: NonZeroUsize
         answer["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("PNG or JPEG"),
+            .contains("send a PNG or a JPEG"),
         "{answer}"
     );
     let (status, answer) = runtime.block_on(post_form(&engine, &[("prompt", b"What is it?")]));
