@@ -5,7 +5,7 @@
 # machine's second core. Each test binary builds its images once; lanes share built images
 # (build_inputs.rs) and the image cache lock.
 #
-# Usage: test-lanes.sh "<cargo test args of lane a>" "<cargo test args of lane b>"
+# Usage: test-lanes.sh "--test NAME ... (lane a)" "--test NAME ... (lane b)"
 # Every line is printed as it comes, prefixed with its lane; each lane's whole output is also
 # in out/test-logs/lane-<a|b>.log. The exit status is non-zero when either lane failed.
 set -u
@@ -14,22 +14,46 @@ cargo=${CARGO:-cargo}
 logs=out/test-logs
 mkdir -p "$logs"
 
-# Compiled once, before the lanes start, so they do not queue on cargo's lock to build the
-# same test binaries.
-# shellcheck disable=SC2086 # the lanes' arguments are lists of cargo flags
-$cargo test --workspace --no-run $1 $2 || exit 1
+# Compiled once, before the lanes start, with make test-unit's selection (every target), and
+# the lanes run the test executables themselves, from their package's folder as cargo does.
+# Selecting only the lanes' tests resolved the dependencies' features differently (syn for
+# fewer crates), so cargo built most dependencies a second time; and two cargos in parallel
+# would queue on cargo's lock.
+artifacts=$($cargo test --workspace --all-targets --no-run --message-format=json-render-diagnostics) ||
+    exit 1
+
+# The executable and package folder of each test target named by `--test NAME` in $1.
+executables() {
+    printf '%s\n' "$artifacts" | python3 -c '
+import json, os, sys
+wanted = [a for a in sys.argv[1:] if a != "--test"]
+found = {}
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and t.get("kind") == ["test"] and m.get("executable"):
+        found[t["name"]] = (m["executable"], os.path.dirname(m["manifest_path"]))
+for name in wanted:
+    if name not in found:
+        sys.exit(f"test-lanes: no test target named {name}")
+    print(name, *found[name])
+' $1 # split on purpose: a list of flags
+}
 
 lane() {
-    local name=$1 args=$2
-    echo "[$name] cargo test --workspace $args"
-    # shellcheck disable=SC2086
-    $cargo test --workspace $args -- --test-threads=1 --nocapture 2>&1 |
-        tee "$logs/lane-$name.log" | sed -u "s/^/[$name] /"
-    local status=${PIPESTATUS[0]}
+    local name=$1 targets status=0 test exe dir
+    targets=$(executables "$2") || return 1
+    while read -r test exe dir; do
+        echo "[$name] $test: $exe"
+        (cd "$dir" && "$exe" --test-threads=1 --nocapture) 2>&1 |
+            tee -a "$logs/lane-$name.log" | sed -u "s/^/[$name] /"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    done <<<"$targets"
     echo "[$name] finished with status $status"
     return "$status"
 }
 
+rm -f "$logs"/lane-?.log
 started=$(date +%s)
 lane a "$1" &
 a=$!

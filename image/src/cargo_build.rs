@@ -64,7 +64,12 @@ fn cargo_build(
         .args(["build", "--release", "--target", rust_target])
         .env("RUSTFLAGS", rustflags)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTC_WRAPPER");
+        // The image's bytes are rustc's alone: make test lints by wrapping rustc with
+        // clippy-driver for the workspace's crates (see the Makefile), and that wrapper, or any
+        // other, stays out of the image's build.
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
     // What cargo sets for a program it runs (`cargo run`, `cargo bench`: the benches build
     // images in-process). ring's build script declares it depends on CARGO_PKG_* from the
     // environment, so with them set ring, rustls and everything above them rebuilt on every
