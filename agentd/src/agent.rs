@@ -5,6 +5,7 @@
 
 use carapace_audit::AuditLog;
 use carapace_im::{ChannelKind, Content, FileRef, Incoming, Outgoing};
+use carapace_llm::Image;
 use carapace_owner::OwnerSettings;
 
 use crate::commands;
@@ -12,7 +13,7 @@ use crate::error::Error;
 use crate::pairing::{Guard, Outcome};
 use crate::store::{Answer, OutboxEntry, Role, Store, User};
 use crate::tools::{Registry, ToolContext};
-use crate::turn::{Brain, TurnLimits, capped_summary, run_turn, summary_request, trim};
+use crate::turn::{Brain, TurnLimits, UserTurn, capped_summary, run_turn, summary_request, trim};
 
 /// The longest answer spoken back as a voice note (about a minute of speech); a longer one
 /// goes as text only.
@@ -53,6 +54,12 @@ pub trait Media {
 }
 
 #[derive(Debug)]
+/// A photo as the box read it: its text, and the image when the model may see it.
+struct ReadPhoto {
+    text: String,
+    shown: Option<Image>,
+}
+
 pub struct Handled {
     pub answer: Answer,
     pub effect: Effect,
@@ -99,6 +106,7 @@ impl Agent {
         let Some(user) = user else {
             return self.stranger(message, now);
         };
+        let mut images = Vec::new();
         let text = match &message.content {
             Content::Text(text) => text.clone(),
             Content::Unsupported(kind) => {
@@ -111,24 +119,40 @@ impl Agent {
                     Err(why) => return Ok(answered(reply(why))),
                 }
             }
-            // Read on the box: the model gets the text in the photo, never the image.
+            // Read on the box: the model gets the text in the photo; the image itself only
+            // where the owner shares this chat's photos (/share_photos).
             Content::Photo { file, caption } => {
-                let read = match self.read_photo(media, message, file, now).await {
-                    Ok(read) => read,
+                // Captioned /read: the text itself, straight back, without the model.
+                let read_only = commands::parse(caption).is_some_and(|c| c.name == "read");
+                let shared = match read_only {
+                    true => None,
+                    false => commands::photos_shared(&self.store, message.channel, &message.chat)?,
+                };
+                let photo = match self.read_photo(media, message, file, shared, now).await {
+                    Ok(photo) => photo,
                     Err(why) => return Ok(answered(reply(why))),
                 };
-                // Captioned /read: the text itself, straight back, without the model.
-                if commands::parse(caption).is_some_and(|command| command.name == "read") {
-                    return Ok(answered(reply(if read.is_empty() {
+                if read_only {
+                    return Ok(answered(reply(if photo.text.is_empty() {
                         "I found no text in that photo.".to_string()
                     } else {
-                        read
+                        photo.text
                     })));
                 }
-                let note = if read.is_empty() {
-                    "[a photo; the box found no text in it]".to_string()
+                let what = match photo.shown {
+                    Some(image) => {
+                        images.push(image);
+                        "a photo, attached"
+                    }
+                    None => "a photo",
+                };
+                let note = if photo.text.is_empty() {
+                    format!("[{what}; the box found no text in it]")
                 } else {
-                    format!("[a photo; the text in it, read on the box:\n{read}\n]")
+                    format!(
+                        "[{what}; the text in it, read on the box:\n{}\n]",
+                        photo.text
+                    )
                 };
                 format!("{note} {caption}").trim_end().to_string()
             }
@@ -141,7 +165,7 @@ impl Agent {
                 let said = self.say(message, &command.rest, now).await;
                 return Ok(answered(said));
             }
-            let (text, effect) = commands::run(self, &user, &command, now).await?;
+            let (text, effect) = commands::run(self, &user, &message.chat, &command, now).await?;
             return Ok(Handled {
                 answer: Answer {
                     replies: vec![reply(text)],
@@ -150,7 +174,8 @@ impl Agent {
                 effect,
             });
         }
-        let mut handled = self.turn(brain, &user, message, text, now).await?;
+        let asked = UserTurn { text, images };
+        let mut handled = self.turn(brain, &user, message, asked, now).await?;
         if let Content::Voice { .. } = message.content {
             self.speak_reply(&mut handled.answer, message, now).await;
         }
@@ -219,37 +244,53 @@ impl Agent {
         }
     }
 
-    /// What the model is told of a photo: the text the engine's OCR read in it on the box (the
-    /// image stays on the box); or what to tell the sender when it could not be read.
+    /// A photo read by the engine's OCR on the box; the image goes to the model too where this
+    /// chat's photos are shared (`shared`: since when). Or what to tell the sender when it
+    /// could not be read. The audit log says where the image went.
     async fn read_photo<M: Media>(
         &mut self,
         media: &M,
         message: &Incoming,
         file: &FileRef,
+        shared: Option<u64>,
         now: u64,
-    ) -> Result<String, String> {
+    ) -> Result<ReadPhoto, String> {
         let image = media
             .download(message.channel, file)
             .await
             .map_err(|error| format!("I could not fetch that photo: {error}"))?;
         let text = self
             .inference
-            .read_text(image)
+            .read_text(image.clone())
             .await
             .map_err(|error| format!("I could not read that photo: {error}"))?;
         let text = text.trim().to_string();
+        let (shown, went) = match shared.map(|since| (since, Image::new(image))) {
+            None => (None, "the image did not leave it".to_string()),
+            Some((since, Ok(shown))) => {
+                let went = format!(
+                    "the image ({} bytes) went to the model too, as the owner allows in this \
+                     chat since {since}",
+                    shown.bytes.len()
+                );
+                (Some(shown), went)
+            }
+            Some((_, Err(why))) => (
+                None,
+                format!("this chat shares photos, but this one stayed on the box: {why}"),
+            ),
+        };
         self.record(
             "photo",
             &format!(
-                "a photo from {} {} was read on the box ({} characters of text); the image did \
-                 not leave it",
+                "a photo from {} {} was read on the box ({} characters of text); {went}",
                 message.channel.name(),
                 message.sender,
                 text.chars().count()
             ),
             now,
         );
-        Ok(text)
+        Ok(ReadPhoto { text, shown })
     }
 
     /// `/say <text>`: the text spoken by the box's own voice, sent back as a voice note (no
@@ -388,7 +429,7 @@ impl Agent {
         brain: &B,
         user: &User,
         message: &Incoming,
-        text: String,
+        asked: UserTurn,
         now: u64,
     ) -> Result<Handled, Error> {
         let history_key = format!("{}:{}", message.channel.name(), message.chat);
@@ -426,7 +467,7 @@ impl Agent {
             &context,
             system,
             history,
-            text,
+            asked,
             self.limits,
         )
         .await;

@@ -1,11 +1,15 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
-//! inference engine, not the LLM). They answer even when every LLM provider is down. `/say`
+//! inference engine, not the LLM), and `/share_photos [on|off]` (commands/sharing.rs). They
+//! answer even when every LLM provider is down. `/say`
 //! and a photo captioned `/read` also need only the engine; agent.rs answers them, since their
 //! answers are a voice note and a photo's text.
 
 mod memories;
+mod sharing;
+
+pub use sharing::photos_shared;
 
 use crate::agent::{Agent, Effect};
 use crate::error::Error;
@@ -55,6 +59,10 @@ pub const MENU: &[(&str, &str)] = &[
     (
         "read",
         "Send a photo captioned /read: the text in it, read on the box",
+    ),
+    (
+        "share_photos",
+        "Let the model see this chat's photos, not only their text: on or off (owner only)",
     ),
 ];
 
@@ -133,9 +141,11 @@ async fn update(agent: &Agent, command: &Command, owner: bool) -> String {
     }
 }
 
+/// Runs `command`, sent by `user` in `chat` (the channel is the user's).
 pub async fn run(
     agent: &mut Agent,
     user: &User,
+    chat: &str,
     command: &Command,
     now: u64,
 ) -> Result<(String, Effect), Error> {
@@ -183,6 +193,15 @@ pub async fn run(
         "remember" => memories::remember(agent, command, now).await?,
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
+        "share_photos" if !owner => return only_owner(),
+        "share_photos" => sharing::share_photos(
+            agent,
+            user.channel,
+            chat,
+            &format!("the owner ({} {})", user.channel.name(), user.id),
+            command.args.first().map(String::as_str),
+            now,
+        )?,
         // A photo captioned /read, and /say, are answered by agent.rs (they carry media).
         "read" => "Send a photo with the caption /read, and I will send back the text in it, \
                    read on the box."

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use carapace_llm::{Message, Reply, Request, ToolCall};
+use carapace_llm::{Image, Message, Reply, Request, ToolCall};
 
 use crate::store::History;
 use crate::tools::{Registry, ToolContext};
@@ -54,16 +54,24 @@ pub struct TurnOutcome {
     pub bytes_sent: Vec<usize>,
 }
 
+/// The sender's words, and the images the model may see with them: those go with this turn's
+/// requests only, and the history keeps the words.
+pub struct UserTurn {
+    pub text: String,
+    pub images: Vec<Image>,
+}
+
 pub async fn run_turn<B: Brain>(
     brain: &B,
     registry: &Registry,
     context: &ToolContext<'_>,
     system: String,
     mut history: History,
-    user_text: String,
+    user: UserTurn,
     limits: TurnLimits,
 ) -> Result<TurnOutcome, String> {
-    history.messages.push(Message::User { text: user_text });
+    let asked_at = history.messages.len();
+    history.messages.push(Message::user(user.text));
     let tools = registry.specs();
     let mut calls = Vec::new();
     let mut bytes_sent = Vec::new();
@@ -71,9 +79,13 @@ pub async fn run_turn<B: Brain>(
     let mut stopped = None;
     let mut reply_text = String::new();
     for _round in 0..limits.max_rounds {
+        let mut messages = history.messages.clone();
+        if let Some(Message::User { images, .. }) = messages.get_mut(asked_at) {
+            images.clone_from(&user.images);
+        }
         let request = Request {
             system: system.clone(),
-            messages: history.messages.clone(),
+            messages,
             tools: tools.clone(),
         };
         let reply = brain.complete(&request).await?;
@@ -203,7 +215,7 @@ pub fn summary_request(previous: &str, dropped: &[Message]) -> Request {
     let mut transcript = String::new();
     for message in dropped {
         match message {
-            Message::User { text } => transcript.push_str(&format!("Owner: {text}\n")),
+            Message::User { text, .. } => transcript.push_str(&format!("Owner: {text}\n")),
             Message::Assistant { text, .. } if !text.is_empty() => {
                 transcript.push_str(&format!("Agent: {text}\n"))
             }
@@ -214,9 +226,9 @@ pub fn summary_request(previous: &str, dropped: &[Message]) -> Request {
         system: "Summarise this conversation for your own later reference in under 600 \
                  characters. Keep names, decisions, promises and open questions."
             .into(),
-        messages: vec![Message::User {
-            text: format!("Earlier summary: {previous}\n\nMore conversation:\n{transcript}"),
-        }],
+        messages: vec![Message::user(format!(
+            "Earlier summary: {previous}\n\nMore conversation:\n{transcript}"
+        ))],
         tools: Vec::new(),
     }
 }
@@ -267,6 +279,14 @@ mod tests {
     }
 
     async fn turn(script: Vec<Reply>, store: &Store) -> (TurnOutcome, Vec<Request>) {
+        turn_with(script, store, Vec::new()).await
+    }
+
+    async fn turn_with(
+        script: Vec<Reply>,
+        store: &Store,
+        images: Vec<Image>,
+    ) -> (TurnOutcome, Vec<Request>) {
         let brain = Scripted {
             replies: RefCell::new(script.into()),
             requests: RefCell::new(Vec::new()),
@@ -290,7 +310,10 @@ mod tests {
             &context,
             "system".into(),
             History::default(),
-            "remind me".into(),
+            UserTurn {
+                text: "remind me".into(),
+                images,
+            },
             TurnLimits::default(),
         )
         .await
@@ -303,6 +326,35 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn images_go_with_every_round_of_their_turn_and_the_history_keeps_only_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let photo = Image {
+            media_type: "image/jpeg".into(),
+            bytes: vec![0xff, 0xd8, 0xff],
+        };
+        let script = vec![
+            reply("", vec![call("c1", "device_status", json!({}))]),
+            reply("A receipt.", vec![]),
+        ];
+        let (outcome, requests) =
+            runtime().block_on(turn_with(script, &store, vec![photo.clone()]));
+        assert_eq!(requests.len(), 2);
+        for request in &requests {
+            assert!(
+                matches!(&request.messages[0], Message::User { images, .. } if *images == [photo.clone()]),
+                "{:?}",
+                request.messages[0]
+            );
+        }
+        assert!(
+            matches!(&outcome.history.messages[0], Message::User { images, .. } if images.is_empty())
+        );
+        let stored = serde_json::to_string(&outcome.history.messages[0]).unwrap();
+        assert_eq!(stored, r#"{"User":{"text":"remind me"}}"#);
     }
 
     #[test]
@@ -367,9 +419,9 @@ mod tests {
     fn trimming_cuts_before_a_user_message() {
         let mut history = History::default();
         for i in 0..20 {
-            history.messages.push(Message::User {
-                text: format!("question {i} {}", "x".repeat(100)),
-            });
+            history
+                .messages
+                .push(Message::user(format!("question {i} {}", "x".repeat(100))));
             history.messages.push(Message::Assistant {
                 text: "".into(),
                 tool_calls: vec![call("c", "device_status", json!({}))],

@@ -707,6 +707,87 @@ fn a_photo_is_read_on_the_box_and_only_its_text_reaches_the_model() {
 }
 
 #[test]
+fn the_owner_may_let_the_model_see_a_chats_photos_and_each_decision_is_audited() {
+    use carapace_fakes::llm::images_in;
+    let mut h = Harness::new();
+    h.inference_url = support::engine::url().to_string();
+    h.start();
+    h.pair();
+    let photo = carapace_fakes::page::receipt_photo();
+    h.telegram.inject_text(OWNER, OWNER, "Ann", "/share_photos");
+    let status = &h.wait_sent(2)[1].text;
+    assert!(
+        status.starts_with("Photos sent in this chat stay on the box"),
+        "{status}"
+    );
+    h.telegram
+        .inject_text(OWNER, OWNER, "Ann", "/share_photos on");
+    let on = &h.wait_sent(3)[2].text;
+    assert!(
+        on.starts_with("From now on the model sees the photos sent in this chat"),
+        "{on}"
+    );
+
+    h.llm.push(Script::text("A bakery receipt."));
+    h.telegram
+        .inject_photo(OWNER, OWNER, "Ann", photo.clone(), "what is this?");
+    assert_eq!(h.wait_sent(4)[3].text, "A bakery receipt.");
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 1);
+    // The photo's own bytes, and the text the box read in it.
+    assert_eq!(images_in(&requests[0].body), vec![photo.clone()]);
+    let body = requests[0].body.to_string();
+    assert!(
+        body.contains("[a photo, attached; the text in it, read on the box:")
+            && body.contains("348.50")
+            && body.contains("] what is this?"),
+        "{body}"
+    );
+    // The next turn carries the words of the last one, not its image.
+    h.llm.push(Script::text("You are welcome."));
+    h.telegram.inject_text(OWNER, OWNER, "Ann", "thanks");
+    h.wait_sent(5);
+    let requests = h.llm.requests();
+    assert!(images_in(&requests[1].body).is_empty());
+    assert!(requests[1].body.to_string().contains("[a photo, attached;"));
+
+    h.telegram
+        .inject_text(OWNER, OWNER, "Ann", "/share_photos off");
+    let off = &h.wait_sent(6)[5].text;
+    assert!(
+        off.starts_with("Photos sent in this chat stay on the box again"),
+        "{off}"
+    );
+    h.llm.push(Script::text("Still a receipt."));
+    h.telegram
+        .inject_photo(OWNER, OWNER, "Ann", photo, "and now?");
+    h.wait_sent(7);
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(images_in(&requests[2].body).is_empty());
+    assert!(!requests[2].body.to_string().contains("/9j/"));
+
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    let owner = format!("the owner (telegram {OWNER})");
+    let chat = format!("telegram chat {OWNER}");
+    for line in [
+        format!("{owner} let the model see the photos sent in {chat}"),
+        format!("{owner} kept the photos sent in {chat} on the box again"),
+        "bytes) went to the model too, as the owner allows in this chat since ".to_string(),
+    ] {
+        assert!(
+            audit.contains(&line),
+            "{line} is not in the audit log:\n{audit}"
+        );
+    }
+    assert_eq!(
+        audit.matches("the image did not leave it").count(),
+        1,
+        "{audit}"
+    );
+}
+
+#[test]
 fn say_speaks_the_words_back_as_a_voice_note_without_the_model() {
     let mut h = Harness::new();
     h.inference_url = support::engine::url().to_string();

@@ -69,7 +69,19 @@ fn messages(messages: &[Message]) -> Vec<Value> {
 
 fn blocks(message: &Message) -> (&'static str, Vec<Value>) {
     match message {
-        Message::User { text } => ("user", text_block(text).into_iter().collect()),
+        // Images before the text, as Anthropic advises.
+        Message::User { text, images } => {
+            let mut blocks: Vec<Value> = images
+                .iter()
+                .map(|image| {
+                    json!({"type": "image", "source": {
+                        "type": "base64", "media_type": image.media_type, "data": image.base64(),
+                    }})
+                })
+                .collect();
+            blocks.extend(text_block(text));
+            ("user", blocks)
+        }
         Message::Assistant { text, tool_calls } => {
             let mut blocks: Vec<Value> = text_block(text).into_iter().collect();
             blocks.extend(tool_calls.iter().map(|call| {
@@ -278,7 +290,7 @@ fn text<'a>(object: &'a Value, field: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ToolCall, ToolSpec};
+    use crate::types::{Image, ToolCall, ToolSpec};
 
     fn decoder() -> Decoder {
         let provider = ProviderId {
@@ -302,9 +314,14 @@ mod tests {
             messages: vec![
                 Message::User {
                     text: "lamp on".into(),
+                    images: vec![],
                 },
                 Message::User {
                     text: "and fan".into(),
+                    images: vec![Image {
+                        media_type: "image/png".into(),
+                        bytes: b"\x89PNG".to_vec(),
+                    }],
                 },
                 Message::Assistant {
                     text: "On it.".into(),
@@ -328,6 +345,7 @@ mod tests {
                 },
                 Message::User {
                     text: "thanks".into(),
+                    images: vec![],
                 },
                 Message::ToolResult {
                     call_id: "toolu_2".into(),
@@ -353,6 +371,8 @@ mod tests {
             "messages": [
                 {"role": "user", "content": [
                     {"type": "text", "text": "lamp on"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                 "data": "iVBORw=="}},
                     {"type": "text", "text": "and fan"}]},
                 {"role": "assistant", "content": [
                     {"type": "text", "text": "On it."},

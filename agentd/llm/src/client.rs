@@ -95,9 +95,7 @@ impl Llm {
         })?;
         let ping = Request {
             system: String::new(),
-            messages: vec![Message::User {
-                text: "ping".into(),
-            }],
+            messages: vec![Message::user("ping")],
             tools: Vec::new(),
         };
         self.ask(provider, &ping, 1).await.map(|_| ())

@@ -47,7 +47,19 @@ pub(crate) fn body(model: &str, max_tokens: u32, request: &Request) -> Value {
 
 fn message(message: &Message) -> Value {
     match message {
-        Message::User { text } => json!({"role": "user", "content": text}),
+        Message::User { text, images } if images.is_empty() => {
+            json!({"role": "user", "content": text})
+        }
+        // With images the content is a list of parts; an image goes inline as a data URL.
+        Message::User { text, images } => {
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            parts.extend(
+                images.iter().map(
+                    |image| json!({"type": "image_url", "image_url": {"url": image.data_url()}}),
+                ),
+            );
+            json!({"role": "user", "content": parts})
+        }
         Message::Assistant { text, tool_calls } => {
             // The API wants content null (not "") beside tool calls, and no empty tool_calls.
             let mut value = json!({"role": "assistant", "content": text});
@@ -218,7 +230,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ToolCall, ToolSpec};
+    use crate::types::{Image, ToolCall, ToolSpec};
 
     fn decoder() -> Decoder {
         let provider = ProviderId {
@@ -242,6 +254,14 @@ mod tests {
             messages: vec![
                 Message::User {
                     text: "lamp on".into(),
+                    images: vec![],
+                },
+                Message::User {
+                    text: "this one".into(),
+                    images: vec![Image {
+                        media_type: "image/png".into(),
+                        bytes: b"\x89PNG".to_vec(),
+                    }],
                 },
                 Message::Assistant {
                     text: String::new(),
@@ -271,6 +291,9 @@ mod tests {
             "messages": [
                 {"role": "system", "content": "be brief"},
                 {"role": "user", "content": "lamp on"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "this one"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}]},
                 {"role": "assistant", "content": null, "tool_calls": [
                     {"id": "call_1", "type": "function",
                      "function": {"name": "lamp", "arguments": "{\"on\":true}"}}]},

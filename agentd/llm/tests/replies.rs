@@ -1,15 +1,50 @@
 //! Whole replies from the fake provider over loopback HTTP, in both APIs: streamed text,
-//! a tool call and the request that carries its result back, the minimal check request,
-//! and what one small request weighs.
+//! a tool call and the request that carries its result back, an image shown with a message,
+//! the minimal check request, and what one small request weighs.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use carapace_fakes::llm::{Api, Script};
-use carapace_llm::{ApiKind, Message, Request, ToolCall};
+use carapace_fakes::llm::{Api, Script, images_in};
+use carapace_llm::{ApiKind, Error, Image, Message, Request, ToolCall};
 use common::*;
 use serde_json::{Value, json};
+
+#[tokio::test]
+async fn an_image_reaches_the_model_in_both_apis_and_a_mislabelled_one_is_refused() {
+    let photo = carapace_fakes::page::receipt_photo();
+    for (api, kind) in BOTH {
+        let fake = fake().await;
+        fake.push(Script::text("A receipt."));
+        let llm = llm(vec![settings(&fake, api, kind)]);
+        let mut request = ask("what is this?");
+        request.messages = vec![Message::User {
+            text: "what is this?".into(),
+            images: vec![Image::new(photo.clone()).unwrap()],
+        }];
+        let reply = llm.complete(&request).await.unwrap();
+        assert_eq!(reply.text, "A receipt.", "{api:?}");
+        let body = &fake.requests()[0].body;
+        assert_eq!(images_in(body), vec![photo.clone()], "{api:?}");
+        assert!(body.to_string().contains("what is this?"));
+
+        // The API checks the bytes against the type the request gives.
+        request.messages = vec![Message::User {
+            text: "and this?".into(),
+            images: vec![Image {
+                media_type: "image/png".into(),
+                bytes: photo.clone(),
+            }],
+        }];
+        let error = llm.complete(&request).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Rejected { status: 400, message, .. }
+                if message.contains("Image does not match the provided media type image/png")),
+            "{api:?}: {error}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn a_text_reply_streams_in_both_apis() {

@@ -6,6 +6,7 @@
 //! when a bench set a limit), and records every request for the test to inspect.
 
 mod anthropic;
+mod images;
 mod openai;
 mod play;
 mod script;
@@ -273,11 +274,21 @@ fn problem(api: Option<Api>, headers: &HeaderMap, body: &Value) -> Option<String
     if body.is_null() {
         return Some("We could not parse the JSON body of your request.".into());
     }
-    match api {
-        Some(Api::OpenAi) => openai::malformed(body),
-        Some(Api::Anthropic) => anthropic::malformed(headers, body),
-        None => None,
-    }
+    let (malformed, images) = match api {
+        Some(Api::OpenAi) => (openai::malformed(body), images::openai(body)),
+        Some(Api::Anthropic) => (anthropic::malformed(headers, body), images::anthropic(body)),
+        None => return None,
+    };
+    malformed.or_else(|| images.into_iter().find_map(Result::err))
+}
+
+/// The images a recorded request showed the model, decoded (either API's format).
+pub fn images_in(body: &Value) -> Vec<Vec<u8>> {
+    images::openai(body)
+        .into_iter()
+        .chain(images::anthropic(body))
+        .filter_map(Result::ok)
+        .collect()
 }
 
 /// An HTTP error with the API's own error body, and `retry-after` when given.

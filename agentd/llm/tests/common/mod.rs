@@ -57,7 +57,7 @@ pub fn llm(providers: Vec<ProviderSettings>) -> Llm {
 pub fn ask(text: &str) -> Request {
     Request {
         system: "You are a test.".into(),
-        messages: vec![Message::User { text: text.into() }],
+        messages: vec![Message::user(text)],
         tools: Vec::new(),
     }
 }
