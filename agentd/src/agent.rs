@@ -54,9 +54,11 @@ pub trait Media {
 }
 
 #[derive(Debug)]
-/// A photo as the box read it: its text, and the image when the model may see it.
+/// A photo as the box read it: its text, what an image description model saw in it (where
+/// a model pack brings one), and the image when the model may see it.
 struct ReadPhoto {
     text: String,
+    description: Option<String>,
     shown: Option<Image>,
 }
 
@@ -128,7 +130,10 @@ impl Agent {
                     true => None,
                     false => commands::photos_shared(&self.store, message.channel, &message.chat)?,
                 };
-                let photo = match self.read_photo(media, message, file, shared, now).await {
+                let photo = match self
+                    .read_photo(media, message, file, !read_only, shared, now)
+                    .await
+                {
                     Ok(photo) => photo,
                     Err(why) => return Ok(answered(reply(why))),
                 };
@@ -146,14 +151,16 @@ impl Agent {
                     }
                     None => "a photo",
                 };
-                let note = if photo.text.is_empty() {
-                    format!("[{what}; the box found no text in it]")
+                let mut seen = Vec::new();
+                if let Some(description) = &photo.description {
+                    seen.push(format!("what the box sees in it: {description}"));
+                }
+                seen.push(if photo.text.is_empty() {
+                    "the box found no text in it".to_string()
                 } else {
-                    format!(
-                        "[{what}; the text in it, read on the box:\n{}\n]",
-                        photo.text
-                    )
-                };
+                    format!("the text in it, read on the box:\n{}\n", photo.text)
+                });
+                let note = format!("[{what}; {}]", seen.join("; "));
                 format!("{note} {caption}").trim_end().to_string()
             }
             // Documents are read by the local-inference tools (a later step); until then the
@@ -244,14 +251,16 @@ impl Agent {
         }
     }
 
-    /// A photo read by the engine's OCR on the box; the image goes to the model too where this
+    /// A photo read by the engine's OCR on the box, and described there too when `describe`
+    /// and the engine has a description model; the image goes to the model too where this
     /// chat's photos are shared (`shared`: since when). Or what to tell the sender when it
-    /// could not be read. The audit log says where the image went.
+    /// could not be read. The audit log says what was done and where the image went.
     async fn read_photo<M: Media>(
         &mut self,
         media: &M,
         message: &Incoming,
         file: &FileRef,
+        describe: bool,
         shared: Option<u64>,
         now: u64,
     ) -> Result<ReadPhoto, String> {
@@ -265,6 +274,25 @@ impl Agent {
             .await
             .map_err(|error| format!("I could not read that photo: {error}"))?;
         let text = text.trim().to_string();
+        // A description is extra: the photo's text goes to the model without it.
+        let description = match describe {
+            false => None,
+            true => self
+                .inference
+                .describe(image.clone())
+                .await
+                .unwrap_or_else(|error| {
+                    eprintln!("agent: a photo goes undescribed: {error}");
+                    None
+                }),
+        };
+        let described = match &description {
+            Some(description) => format!(
+                " and described there ({} characters)",
+                description.chars().count()
+            ),
+            None => String::new(),
+        };
         let (shown, went) = match shared.map(|since| (since, Image::new(image))) {
             None => (None, "the image did not leave it".to_string()),
             Some((since, Ok(shown))) => {
@@ -283,14 +311,19 @@ impl Agent {
         self.record(
             "photo",
             &format!(
-                "a photo from {} {} was read on the box ({} characters of text); {went}",
+                "a photo from {} {} was read on the box ({} characters of text){described}; \
+                 {went}",
                 message.channel.name(),
                 message.sender,
                 text.chars().count()
             ),
             now,
         );
-        Ok(ReadPhoto { text, shown })
+        Ok(ReadPhoto {
+            text,
+            description,
+            shown,
+        })
     }
 
     /// `/say <text>`: the text spoken by the box's own voice, sent back as a voice note (no

@@ -2,7 +2,8 @@
 //! OpenAI's `POST /v1/embeddings` for memories (memory.rs), and for voice notes the engine's
 //! `POST /v1/audio/voice-activity` (is anyone speaking?), OpenAI's `POST
 //! /v1/audio/transcriptions` and, for the spoken reply, `POST /v1/audio/speech`; for photos
-//! the engine's `POST /v1/images/ocr`. Nothing sent here leaves the box, and no LLM provider is
+//! the engine's `POST /v1/images/ocr` and, where a model pack can describe pictures,
+//! `POST /v1/images/describe`. Nothing sent here leaves the box, and no LLM provider is
 //! involved.
 
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The limit for the work on a voice note or a photo (voice activity, transcription, speech,
 /// OCR): a long note on a slow CPU (and the model's first load) takes minutes, not seconds.
 pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest description of a photo, in tokens: a few sentences for the model.
+const DESCRIPTION_TOKENS: usize = 96;
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
 
@@ -149,6 +152,37 @@ impl LocalInference {
             .map_err(|error| Error::InferenceAnswer {
                 reason: format!("not an OCR answer ({error})"),
             })
+    }
+
+    /// What the engine's image description model (from a model pack) sees in a photo; None
+    /// when this box has no such model, which is the default.
+    pub async fn describe(&self, image: Vec<u8>) -> Result<Option<String>, Error> {
+        let form = reqwest::multipart::Form::new()
+            .text("max_tokens", DESCRIPTION_TOKENS.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(image).file_name("photo.jpg"),
+            );
+        let request = self
+            .client
+            .post(format!("{}/v1/images/describe", self.address()))
+            .timeout(AUDIO_TIMEOUT)
+            .multipart(form);
+        let bytes = match self.call(request).await {
+            Ok(bytes) => bytes,
+            Err(Error::InferenceRefused { status: 404, .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        #[derive(Deserialize)]
+        struct Described {
+            text: String,
+        }
+        let described: Described =
+            serde_json::from_slice(&bytes).map_err(|error| Error::InferenceAnswer {
+                reason: format!("not an image description ({error})"),
+            })?;
+        let text = described.text.trim();
+        Ok((!text.is_empty()).then(|| text.to_string()))
     }
 
     /// `text` spoken by the engine's voice, as an Ogg Opus voice note.

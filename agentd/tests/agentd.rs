@@ -707,6 +707,52 @@ fn a_photo_is_read_on_the_box_and_only_its_text_reaches_the_model() {
 }
 
 #[test]
+fn with_a_pack_that_describes_pictures_the_model_gets_the_description_too() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::vision_url().to_string();
+    h.start();
+    h.pair();
+    let photo = carapace_fakes::page::receipt_photo();
+    // What the engine's model sees in the photo, asked directly.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let engine = carapace_agentd::local_inference::LocalInference::new(
+        carapace_http::Url::parse(&h.inference_url).unwrap(),
+    )
+    .unwrap();
+    let seen = runtime
+        .block_on(engine.describe(photo.clone()))
+        .unwrap()
+        .expect("the pack's model describes the photo");
+    h.llm.push(Script::text("A receipt."));
+    h.telegram
+        .inject_photo(OWNER, OWNER, "Ann", photo.clone(), "what is this?");
+    assert_eq!(h.wait_sent(2)[1].text, "A receipt.");
+    let body = h.llm.requests()[0].body.to_string();
+    let expected = serde_json::to_string(&format!(
+        "[a photo; what the box sees in it: {seen}; the text in it, read on the box:"
+    ))
+    .unwrap();
+    assert!(
+        body.contains(expected.trim_end_matches('"')) && body.contains("348.50"),
+        "{body}"
+    );
+    assert!(!body.contains("/9j/"), "{body}");
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains(&format!(
+            " characters of text) and described there ({} characters); the image did not leave it",
+            seen.chars().count()
+        )),
+        "{audit}"
+    );
+
+    // Captioned /read: the text alone, as before, and no description is asked for.
+    h.telegram.inject_photo(OWNER, OWNER, "Ann", photo, "/read");
+    let text = &h.wait_sent(3)[2].text;
+    assert!(text.contains("348.50") && !text.contains(&seen), "{text}");
+}
+
+#[test]
 fn the_owner_may_let_the_model_see_a_chats_photos_and_each_decision_is_audited() {
     use carapace_fakes::llm::images_in;
     let mut h = Harness::new();

@@ -100,7 +100,7 @@ struct Slot {
 struct Models {
     slots: BTreeMap<String, Slot>,
     /// ONNX Runtime, loaded with the first ONNX model and kept: a process may load it once.
-    onnx: Option<OnnxRuntime>,
+    onnx: Option<Arc<OnnxRuntime>>,
     onnx_library: PathBuf,
 }
 
@@ -401,7 +401,7 @@ fn wrong(id: &str, capability: &str) -> Error {
 fn load(
     capability: Capability,
     dir: &Path,
-    onnx: &mut Option<OnnxRuntime>,
+    onnx: &mut Option<Arc<OnnxRuntime>>,
     onnx_library: &Path,
     threads: NonZeroUsize,
 ) -> Result<Loaded> {
@@ -419,7 +419,7 @@ fn load(
         Capability::VoiceActivity | Capability::Speech | Capability::Ocr => {
             let runtime = match onnx {
                 Some(runtime) => runtime,
-                None => onnx.insert(OnnxRuntime::load(onnx_library, threads)?),
+                None => onnx.insert(OnnxRuntime::shared(onnx_library, threads)?),
             };
             match capability {
                 Capability::VoiceActivity => {

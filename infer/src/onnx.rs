@@ -5,6 +5,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::Session;
@@ -64,6 +65,30 @@ impl OnnxRuntime {
             threads,
             environment,
         })
+    }
+
+    /// The process's runtime, loaded on the first call. ONNX Runtime allows one environment
+    /// per process, so engines in one process (tests start several) share the first one, with
+    /// its thread pool; a different library is refused.
+    pub fn shared(library: &Path, threads: NonZeroUsize) -> Result<Arc<OnnxRuntime>> {
+        static SHARED: Mutex<Option<Arc<OnnxRuntime>>> = Mutex::new(None);
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        match shared.as_ref() {
+            Some(runtime) if runtime.library == library => Ok(Arc::clone(runtime)),
+            Some(runtime) => Err(Error::OnnxRuntime {
+                action: "loading",
+                library: library.to_path_buf(),
+                reason: format!(
+                    "this process runs ONNX Runtime from {} already, and it allows one per process",
+                    runtime.library.display()
+                ),
+            }),
+            None => {
+                let runtime = Arc::new(OnnxRuntime::load(library, threads)?);
+                *shared = Some(Arc::clone(&runtime));
+                Ok(runtime)
+            }
+        }
     }
 
     /// The library this runtime was loaded from.

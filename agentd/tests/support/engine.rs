@@ -2,23 +2,65 @@
 //! loopback port with all-MiniLM-L6-v2, Silero VAD, Piper's voice and PP-OCRv4 (with ONNX
 //! Runtime) and Whisper tiny.en,
 //! fetched into the Carapace cache on the first run (~/.cache/carapace/models) and reused
-//! after. One engine for every test that wants it.
+//! after. One engine for every test that wants it, and a second one that also describes
+//! pictures, with the engine's tiny SmolVLM test checkpoint as a signed model pack.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use std::path::PathBuf;
 
 use board_support::local_inference::{
     MEMORY_EMBEDDING_MODEL, OCR_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
 };
 use carapace_infer::{Engine, EngineConfig};
+use carapace_models::{PackRequest, RunsOn, make_pack};
+use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
 
 /// The engine's URL (`http://127.0.0.1:<port>`), started on first use.
 pub fn url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(start)
+    URL.get_or_init(|| start(None))
 }
 
-fn start() -> String {
+/// An engine that also describes pictures: infer's tiny random-weight SmolVLM checkpoint
+/// (its words are arbitrary, but they are the model's) as a pack signed with a test key the
+/// engine trusts.
+pub fn vision_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a folder for the pack").keep();
+        let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
+        let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
+        let checkpoint =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infer/tests/data/vlm");
+        make_pack(&PackRequest {
+            model_dir: &checkpoint,
+            name: "tiny-smolvlm",
+            version: "1.0.0",
+            capability: "image_description",
+            runs_on: RunsOn::Candle,
+            key: &signing,
+            out_dir: &dir,
+        })
+        .expect("the tiny SmolVLM as a pack");
+        let list = KeyList {
+            serial: 1,
+            keys: vec![ListedKey {
+                id: signing.id(),
+                public_key: signing.public().to_hex(),
+                not_after: None,
+            }],
+            revoked: Vec::new(),
+        };
+        let signed = SignedKeyList::sign(list, &root).expect("a key list");
+        let trust = Trust::new(root.public(), &signed).expect("the test keys");
+        start(Some((dir, trust)))
+    })
+}
+
+/// Starts an engine with the pinned models, and the packs in a folder trusted by `packs`' keys.
+fn start(packs: Option<(PathBuf, Trust)>) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +86,7 @@ fn start() -> String {
             .expect("a loopback port for the engine");
         (models_dir, listener)
     });
-    let engine = Engine::new(EngineConfig {
+    let mut engine = Engine::new(EngineConfig {
         models_dir,
         // libtest's threads exist already, so candle's count cannot be pinned here: the engine
         // is told the count candle takes from this environment (Embedder::load checks it).
@@ -52,6 +94,13 @@ fn start() -> String {
         idle_unload: Duration::from_secs(3600),
     })
     .expect("the engine");
+    if let Some((dir, trust)) = packs {
+        let lines = engine.add_packs(&[dir], || Ok(trust));
+        assert!(
+            lines.iter().all(|line| !line.contains("left out")),
+            "{lines:?}"
+        );
+    }
     let url = format!("http://{}", listener.local_addr().expect("address"));
     std::thread::spawn(move || runtime.block_on(carapace_infer::serve(listener, Arc::new(engine))));
     url
