@@ -1,10 +1,10 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
-//! inference engine, not the LLM), and `/share_photos [on|off]` (commands/sharing.rs). They
-//! answer even when every LLM provider is down. `/say`
-//! and a photo captioned `/read` also need only the engine; agent.rs answers them, since their
-//! answers are a voice note and a photo's text.
+//! inference engine, not the LLM), `/models`, and `/share_photos [on|off]`
+//! (commands/sharing.rs). They answer even when every LLM provider is down. `/say` and a photo
+//! captioned `/read` also need only the engine; agent.rs answers them, since their answers are
+//! a voice note and a photo's text.
 
 mod memories;
 mod sharing;
@@ -59,6 +59,10 @@ pub const MENU: &[(&str, &str)] = &[
     (
         "read",
         "Send a photo captioned /read: the text in it, read on the box",
+    ),
+    (
+        "models",
+        "The box's own models: what each does, and where it runs",
     ),
     (
         "share_photos",
@@ -193,6 +197,7 @@ pub async fn run(
         "remember" => memories::remember(agent, command, now).await?,
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
+        "models" => models(agent).await,
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(
             agent,
@@ -217,6 +222,28 @@ pub async fn run(
         _ => help(),
     };
     Ok((text, Effect::None))
+}
+
+/// `/models`: the local engine's models, one line each, with where each runs and why there,
+/// and a failed load's reason.
+async fn models(agent: &Agent) -> String {
+    let models = match agent.inference.models().await {
+        Ok(models) => models,
+        Err(error) => return format!("No local models to list: {error}."),
+    };
+    let mut text = String::from("The box's own models (nothing sent to them leaves it):");
+    for model in models {
+        let capability = model.capability.replace('_', " ");
+        let state = if model.loaded { "loaded" } else { "not loaded" };
+        text.push_str(&format!(
+            "\n{}: {capability}, on the {} ({}), {state}",
+            model.id, model.device, model.device_reason
+        ));
+        if let Some(error) = model.last_error {
+            text.push_str(&format!("; its last load failed: {error}"));
+        }
+    }
+    text
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -30,6 +30,18 @@ const DESCRIPTION_TOKENS: usize = 96;
 /// How much of an error body that is not an OpenAI error object is quoted.
 const QUOTED_BYTES: usize = 300;
 
+/// One of the engine's models, as `GET /v1/models` lists it.
+#[derive(Debug, Deserialize)]
+pub struct EngineModel {
+    pub id: String,
+    /// `embeddings`, `voice_activity`, `transcription`, `speech`, `ocr`, `image_description`.
+    pub capability: String,
+    pub loaded: bool,
+    pub device: String,
+    pub device_reason: String,
+    pub last_error: Option<String>,
+}
+
 /// The engine's API, with a client of its own: plain http, no roots, no proxy.
 pub struct LocalInference {
     base_url: Url,
@@ -151,6 +163,21 @@ impl LocalInference {
             .map(|read| read.text)
             .map_err(|error| Error::InferenceAnswer {
                 reason: format!("not an OCR answer ({error})"),
+            })
+    }
+
+    /// The engine's models: what each does, whether it is loaded, and where it runs and why.
+    pub async fn models(&self) -> Result<Vec<EngineModel>, Error> {
+        let request = self.client.get(format!("{}/v1/models", self.address()));
+        let bytes = self.call(request).await?;
+        #[derive(Deserialize)]
+        struct List {
+            data: Vec<EngineModel>,
+        }
+        serde_json::from_slice::<List>(&bytes)
+            .map(|list| list.data)
+            .map_err(|error| Error::InferenceAnswer {
+                reason: format!("not a list of models ({error})"),
             })
     }
 

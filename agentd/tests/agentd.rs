@@ -6,6 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use board_support::local_inference::{
+    MEMORY_EMBEDDING_MODEL, OCR_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
+};
 use carapace_fakes::llm::Script;
 use carapace_fakes::telegram::SentKind;
 use serde_json::json;
@@ -704,6 +707,57 @@ fn a_photo_is_read_on_the_box_and_only_its_text_reaches_the_model() {
     let text = &h.wait_sent(3)[2].text;
     assert!(text.contains("348.50") && text.contains("Bakery"), "{text}");
     assert_eq!(h.llm.requests().len(), 1);
+}
+
+#[test]
+fn models_lists_the_engines_models_and_where_each_runs_without_the_llm() {
+    let mut h = Harness::new();
+    h.inference_url = support::engine::vision_url().to_string();
+    h.start();
+    h.pair();
+    h.telegram.inject_text(OWNER, OWNER, "Ann", "/models");
+    let text = h.wait_sent(2)[1].text.clone();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("The box's own models (nothing sent to them leaves it):")
+    );
+    let listed: Vec<&str> = lines.collect();
+    for (id, capability) in [
+        (MEMORY_EMBEDDING_MODEL, "embeddings"),
+        (VOICE_ACTIVITY_MODEL, "voice activity"),
+        (SPEECH_MODEL, "transcription"),
+        (VOICE_MODEL, "speech"),
+        (OCR_MODEL, "ocr"),
+        ("tiny-smolvlm", "image description"),
+    ] {
+        let line = listed
+            .iter()
+            .find(|line| line.starts_with(&format!("{id}: ")))
+            .unwrap_or_else(|| panic!("{id} is not listed: {text}"));
+        assert!(
+            line.starts_with(&format!(
+                "{id}: {capability}, on the cpu (this engine is built for the CPU only), "
+            )),
+            "{line}"
+        );
+    }
+    assert!(h.llm.requests().is_empty());
+
+    // The engine down: the owner hears why.
+    let mut h = Harness::new();
+    let closed = support::engine::closed_url();
+    h.inference_url = closed.clone();
+    h.start();
+    h.pair();
+    h.telegram.inject_text(OWNER, OWNER, "Ann", "/models");
+    let text = &h.wait_sent(2)[1].text;
+    assert!(
+        text.starts_with(&format!(
+            "No local models to list: the local inference engine is not answering at {closed}: "
+        )),
+        "{text}"
+    );
 }
 
 #[test]
