@@ -53,7 +53,6 @@ pub trait Media {
     ) -> impl Future<Output = Result<Vec<u8>, String>>;
 }
 
-#[derive(Debug)]
 /// A photo as the box read it: its text, what an image description model saw in it (where
 /// a model pack brings one), and the image when the model may see it.
 struct ReadPhoto {
@@ -62,6 +61,7 @@ struct ReadPhoto {
     shown: Option<Image>,
 }
 
+#[derive(Debug)]
 pub struct Handled {
     pub answer: Answer,
     pub effect: Effect,
@@ -297,7 +297,7 @@ impl Agent {
             None => (None, "the image did not leave it".to_string()),
             Some((since, Ok(shown))) => {
                 let went = format!(
-                    "the image ({} bytes) went to the model too, as the owner allows in this \
+                    "the image ({} bytes) goes to the model too, as the owner allows in this \
                      chat since {since}",
                     shown.bytes.len()
                 );

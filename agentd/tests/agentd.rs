@@ -873,7 +873,7 @@ fn the_owner_may_let_the_model_see_a_chats_photos_and_each_decision_is_audited()
     for line in [
         format!("{owner} let the model see the photos sent in {chat}"),
         format!("{owner} kept the photos sent in {chat} on the box again"),
-        "bytes) went to the model too, as the owner allows in this chat since ".to_string(),
+        "bytes) goes to the model too, as the owner allows in this chat since ".to_string(),
     ] {
         assert!(
             audit.contains(&line),
