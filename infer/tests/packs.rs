@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use carapace_infer::{Capability, Engine, EngineConfig, Error};
 use carapace_models::{PackRequest, RunsOn, make_pack};
-use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
+use carapace_update::{KeyKind, SecretKey, Trust};
 
 const PINNED: &str = "all-minilm-l6-v2";
 
@@ -24,20 +24,7 @@ struct Lab {
 
 impl Lab {
     fn trust(&self) -> Trust {
-        let list = KeyList {
-            serial: 1,
-            keys: vec![ListedKey {
-                id: self.signing.id(),
-                public_key: self.signing.public().to_hex(),
-                not_after: None,
-            }],
-            revoked: Vec::new(),
-        };
-        Trust::new(
-            self.root.public(),
-            &SignedKeyList::sign(list, &self.root).unwrap(),
-        )
-        .unwrap()
+        Trust::of_keys(&self.root, &[&self.signing]).unwrap()
     }
 
     fn pack(&self, name: &str, capability: &str, key: &SecretKey) -> PathBuf {

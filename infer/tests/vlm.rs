@@ -17,7 +17,7 @@ use bytes::Bytes;
 use carapace_infer::vision::{Describer, KvCache, argmax, decode_picture};
 use carapace_infer::{Capability, Engine, EngineConfig, Error};
 use carapace_models::{PackRequest, RunsOn, make_pack};
-use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
+use carapace_update::{KeyKind, SecretKey, Trust};
 
 const THREADS: usize = 2;
 /// Largest difference allowed between a logit here and transformers': both are the same
@@ -199,16 +199,7 @@ fn engine_with_pack(threads: NonZeroUsize) -> (tempfile::TempDir, Arc<Engine>) {
         out_dir: &packs,
     })
     .unwrap();
-    let list = KeyList {
-        serial: 1,
-        keys: vec![ListedKey {
-            id: signing.id(),
-            public_key: signing.public().to_hex(),
-            not_after: None,
-        }],
-        revoked: Vec::new(),
-    };
-    let trust = Trust::new(root.public(), &SignedKeyList::sign(list, &root).unwrap()).unwrap();
+    let trust = Trust::of_keys(&root, &[&signing]).unwrap();
     let mut engine = Engine::new(EngineConfig {
         models_dir: dir.path().join("models"),
         threads,

@@ -15,7 +15,7 @@ use board_support::local_inference::{
 };
 use carapace_infer::{Engine, EngineConfig};
 use carapace_models::{PackRequest, RunsOn, make_pack};
-use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList, Trust};
+use carapace_update::{KeyKind, SecretKey, Trust};
 
 /// The engine's URL (`http://127.0.0.1:<port>`), started on first use.
 pub fn url() -> &'static str {
@@ -44,17 +44,7 @@ pub fn vision_url() -> &'static str {
             out_dir: &dir,
         })
         .expect("the tiny SmolVLM as a pack");
-        let list = KeyList {
-            serial: 1,
-            keys: vec![ListedKey {
-                id: signing.id(),
-                public_key: signing.public().to_hex(),
-                not_after: None,
-            }],
-            revoked: Vec::new(),
-        };
-        let signed = SignedKeyList::sign(list, &root).expect("a key list");
-        let trust = Trust::new(root.public(), &signed).expect("the test keys");
+        let trust = Trust::of_keys(&root, &[&signing]).expect("the test keys");
         start(Some((dir, trust)))
     })
 }

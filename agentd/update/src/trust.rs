@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::bounded::MAX_KEY_LIST;
 use crate::error::{Error, Result};
-use crate::key_list::{KeyList, SignedKeyList};
-use crate::keys::{KeyId, KeyKind, PublicKey};
+use crate::key_list::{KeyList, ListedKey, SignedKeyList};
+use crate::keys::{KeyId, KeyKind, PublicKey, SecretKey};
 use crate::signature::{DetachedSignature, Purpose};
 
 #[derive(Clone, Debug)]
@@ -36,6 +36,24 @@ impl Trust {
             list: verified,
             signed: list.clone(),
         })
+    }
+
+    /// Trust in `signing` keys, listed (serial 1, no expiry) by a list that `root` signs: for
+    /// tests and tools that hold the secret keys themselves.
+    pub fn of_keys(root: &SecretKey, signing: &[&SecretKey]) -> Result<Trust> {
+        let list = KeyList {
+            serial: 1,
+            keys: signing
+                .iter()
+                .map(|key| ListedKey {
+                    id: key.id(),
+                    public_key: key.public().to_hex(),
+                    not_after: None,
+                })
+                .collect(),
+            revoked: Vec::new(),
+        };
+        Trust::new(root.public(), &SignedKeyList::sign(list, root)?)
     }
 
     /// The image's trust: the root public key file and the key list file (on the box,
