@@ -345,7 +345,7 @@ pub fn verify_pack_manifest(dir: &Path, trust: &Trust, now: u64) -> Result<Verif
 #[cfg(test)]
 mod tests {
     use super::*;
-    use carapace_update::{KeyKind, KeyList, ListedKey, SignedKeyList};
+    use carapace_update::KeyKind;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -356,20 +356,7 @@ mod tests {
     }
 
     fn trust_for(root: &SecretKey, signing: &[&SecretKey]) -> Trust {
-        let list = KeyList {
-            serial: 1,
-            keys: signing
-                .iter()
-                .map(|key| ListedKey {
-                    id: key.id(),
-                    public_key: key.public().to_hex(),
-                    not_after: None,
-                })
-                .collect(),
-            revoked: Vec::new(),
-        };
-        let signed = SignedKeyList::sign(list, root).unwrap();
-        Trust::new(root.public(), &signed).unwrap()
+        Trust::of_keys(root, signing).unwrap()
     }
 
     fn fixture() -> Fixture {
