@@ -64,6 +64,13 @@ pub enum Error {
     #[error("{0}")]
     Image(String),
 
+    /// `carapace flash` will not write to the target; the reason says what to do instead.
+    #[error("will not flash {target}: {reason}")]
+    FlashRefused { target: PathBuf, reason: String },
+
+    #[error("flashing {target}: {message}")]
+    Flash { target: PathBuf, message: String },
+
     #[error("QEMU: {0}")]
     Qemu(String),
 

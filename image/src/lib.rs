@@ -14,6 +14,7 @@ pub mod deb_cache;
 pub mod elf_deps;
 pub mod error;
 pub mod esp;
+pub mod flash;
 pub mod fsutil;
 pub mod gpt_writer;
 pub mod ids;

@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use carapace_image::build::{BuildOptions, build_with, find_workspace, lock_recipe};
 use carapace_image::bundle::{BundleOptions, bundle};
+use carapace_image::flash::settings::OwnerFlags;
 use carapace_image::keygen::{KeyListRequest, keygen, parse_not_after, sign_key_list};
 use carapace_image::packages::UpdateRequest;
 use carapace_image::publish::{PublishOptions, publish};
-use carapace_image::run::{RunOptions, run};
+use carapace_image::run::{RunOptions, built_image, run};
 use carapace_update::{ChunkerParams, KeyId, KeyKind};
 
 #[derive(Parser)]
@@ -120,6 +121,28 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Write an image to an SD card, a USB stick or a file: runs of zeros skipped, synced,
+    /// read back and compared. Owner settings go on its boot partition, and the pairing QR
+    /// code is printed.
+    Flash {
+        /// The recipe whose image to write (built first if it is missing).
+        #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+        recipe: Option<PathBuf>,
+        /// An image file instead: carapace.img or carapace.img.zst.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// The whole disk (/dev/sdX, /dev/mmcblkN) or the file to write.
+        #[arg(long, value_name = "DISK|FILE")]
+        to: PathBuf,
+        /// Write to a disk that is not removable, or replace an existing file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        owner: OwnerFlags,
+        /// Also write the pairing QR code as a PNG image.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
     },
     /// Boot the recipe's image in QEMU (building it first if it is missing).
     Run {
@@ -281,6 +304,14 @@ fn main() -> ExitCode {
             &key,
             &out,
         ),
+        Command::Flash {
+            recipe: None,
+            image: Some(image),
+            to,
+            force,
+            owner,
+            qr_png,
+        } => flash(&image, &to, force, &owner, qr_png.as_deref()),
         command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
     };
     match result {
@@ -316,7 +347,12 @@ fn in_workspace(
             );
             match settings {
                 Some(settings) => {
-                    print_pairing(&carapace_image::owner::personalise(&out.image, &settings)?)
+                    let pairing = carapace_image::owner::personalise(&out.image, &settings)?;
+                    eprintln!(
+                        "carapace: owner settings are on carapace.img's boot partition (the .zst stays generic)"
+                    );
+                    print_pairing(&pairing);
+                    Ok(())
                 }
                 None => Ok(()),
             }
@@ -345,6 +381,26 @@ fn in_workspace(
         | Command::Publish { .. }
         | Command::UpdateSize { .. }
         | Command::Models { .. } => Ok(()),
+        Command::Flash {
+            recipe,
+            image,
+            to,
+            force,
+            owner,
+            qr_png,
+        } => {
+            let image = match (recipe, image) {
+                (_, Some(image)) => image,
+                (Some(recipe), None) => {
+                    if owner.any() {
+                        carapace_image::owner::check_recipe_takes_settings(&recipe)?;
+                    }
+                    built_image(&recipe, &workspace)?
+                }
+                (None, None) => unreachable!("clap requires --recipe or --image"),
+            };
+            flash(&image, &to, force, &owner, qr_png.as_deref())
+        }
         Command::Lock { recipe, update } => {
             let update = match update {
                 None => UpdateRequest::None,
@@ -375,6 +431,36 @@ fn in_workspace(
             },
         ),
     }
+}
+
+/// `carapace flash`: the settings are checked before anything is written.
+fn flash(
+    image: &std::path::Path,
+    to: &std::path::Path,
+    force: bool,
+    owner: &OwnerFlags,
+    qr_png: Option<&std::path::Path>,
+) -> carapace_image::error::Result<()> {
+    use carapace_image::flash::{FlashOptions, settings::compose};
+    let settings = compose(owner).map_err(carapace_image::Error::image)?;
+    let flashed = carapace_image::flash::flash(&FlashOptions {
+        image,
+        to,
+        force,
+        settings: settings.as_ref(),
+    })?;
+    eprintln!(
+        "carapace: flashed {} to {}: {} written, the other {} were zeros",
+        image.display(),
+        to.display(),
+        carapace_image::flash::target::human(flashed.data),
+        carapace_image::flash::target::human(flashed.length - flashed.data),
+    );
+    if let Some(settings) = &settings {
+        print_pairing(&carapace_image::owner::pairing(settings, qr_png)?);
+    }
+    eprintln!("carapace: {} is ready to go into the box", to.display());
+    Ok(())
 }
 
 fn add_model_pack(
@@ -555,10 +641,7 @@ fn update_size(
     Ok(())
 }
 
-fn print_pairing(pairing: &carapace_image::owner::Pairing) -> carapace_image::error::Result<()> {
-    eprintln!(
-        "carapace: owner settings are on carapace.img's boot partition (the .zst stays generic)"
-    );
+fn print_pairing(pairing: &carapace_image::owner::Pairing) {
     if let Some(qr) = &pairing.qr_text {
         eprintln!("\n{qr}");
     }
@@ -574,7 +657,6 @@ fn print_pairing(pairing: &carapace_image::owner::Pairing) -> carapace_image::er
     if let Some(png) = &pairing.qr_png {
         eprintln!("The QR code is also in {}.", png.display());
     }
-    Ok(())
 }
 
 fn audit_verify(file: &std::path::Path) -> ExitCode {

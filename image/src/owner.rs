@@ -28,13 +28,7 @@ pub struct Pairing {
 /// Reads and checks the owner's file for `recipe`, whose service table must have a service
 /// that takes it; gives it a pairing code when it has none.
 pub fn load(path: &Path, recipe: &Path) -> Result<OwnerSettings> {
-    let (recipe_data, _) = crate::recipe::Recipe::load(recipe)?;
-    if !recipe_data.services.iter().any(|s| s.owner_settings) {
-        return Err(Error::image(format!(
-            "{}: no service has owner_settings = true, so nothing on the box would read the owner settings",
-            recipe.display()
-        )));
-    }
+    check_recipe_takes_settings(recipe)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::image(format!("reading owner settings {}: {e}", path.display())))?;
     let mut settings = OwnerSettings::parse(&text)
@@ -44,6 +38,18 @@ pub fn load(path: &Path, recipe: &Path) -> Result<OwnerSettings> {
         settings.pairing_code = Some(code.as_str().to_string());
     }
     Ok(settings)
+}
+
+/// Fails unless a service of `recipe` reads the owner's settings at the first start.
+pub fn check_recipe_takes_settings(recipe: &Path) -> Result<()> {
+    let (recipe_data, _) = crate::recipe::Recipe::load(recipe)?;
+    if !recipe_data.services.iter().any(|s| s.owner_settings) {
+        return Err(Error::image(format!(
+            "{}: no service has owner_settings = true, so nothing on the box would read the owner settings",
+            recipe.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes the settings onto the ESP of `image`, and the QR code next to it as PNG.
@@ -56,11 +62,19 @@ pub fn personalise(image: &Path, settings: &OwnerSettings) -> Result<Pairing> {
         }
         _ => {}
     }
-    write_to_esp(
-        image,
-        OWNER_SETTINGS_ESP_NAME,
-        settings.to_toml().as_bytes(),
-    )?;
+    let fail = |what: String| Error::image(format!("{}: {what}", image.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .map_err(|e| fail(format!("open: {e}")))?;
+    let length = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    write_settings(&file, length, settings).map_err(fail)?;
+    pairing(settings, Some(&image.with_file_name("pairing-qr.png")))
+}
+
+/// What the owner scans, for `settings`; the QR code also goes to `png` when there is a link.
+pub fn pairing(settings: &OwnerSettings, png: Option<&Path>) -> Result<Pairing> {
     let code_text = settings.pairing_code.clone().unwrap_or_default();
     let code = PairingCode::parse(&code_text).map_err(|e| Error::image(e.to_string()))?;
     let link = settings
@@ -70,11 +84,16 @@ pub fn personalise(image: &Path, settings: &OwnerSettings) -> Result<Pairing> {
     let (qr_text, qr_png) = match &link {
         Some(link) => {
             let text = qr::text(link).map_err(|e| Error::image(e.to_string()))?;
-            let png = image.with_file_name("pairing-qr.png");
-            let bytes = qr::png(link).map_err(|e| Error::image(e.to_string()))?;
-            std::fs::write(&png, bytes)
-                .map_err(|e| Error::image(format!("writing {}: {e}", png.display())))?;
-            (Some(text), Some(png))
+            let png = match png {
+                Some(png) => {
+                    let bytes = qr::png(link).map_err(|e| Error::image(e.to_string()))?;
+                    std::fs::write(png, bytes)
+                        .map_err(|e| Error::image(format!("writing {}: {e}", png.display())))?;
+                    Some(png.to_path_buf())
+                }
+                None => None,
+            };
+            (Some(text), png)
         }
         None => (None, None),
     };
@@ -86,46 +105,60 @@ pub fn personalise(image: &Path, settings: &OwnerSettings) -> Result<Pairing> {
     })
 }
 
-/// Puts one file in the root of the image's ESP (found by its GPT name).
-fn write_to_esp(image: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    let fail = |what: String| Error::image(format!("{}: {what}", image.display()));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .map_err(|e| fail(format!("open: {e}")))?;
-    let length = file.metadata().map_err(|e| fail(e.to_string()))?.len();
-    let table = board_support::gpt::read_table(&file, 512, length / 512)
-        .map_err(|e| fail(format!("reading its GPT: {e}")))?;
+/// Puts the settings file in the root of the ESP of the image in `disk` (an image file or
+/// the disk it was flashed to; `image_len` is the image's length, where its GPT ends).
+pub fn write_settings(
+    disk: &File,
+    image_len: u64,
+    settings: &OwnerSettings,
+) -> std::result::Result<(), String> {
+    let fs = esp_of(disk, image_len)?;
+    {
+        let mut out = fs
+            .root_dir()
+            .create_file(OWNER_SETTINGS_ESP_NAME)
+            .map_err(|e| format!("creating {OWNER_SETTINGS_ESP_NAME} on the ESP: {e}"))?;
+        out.truncate().map_err(|e| e.to_string())?;
+        out.write_all(settings.to_toml().as_bytes())
+            .map_err(|e| format!("writing {OWNER_SETTINGS_ESP_NAME} on the ESP: {e}"))?;
+    }
+    fs.unmount().map_err(|e| format!("closing the ESP: {e}"))
+}
+
+/// The settings file on the ESP of the image in `disk`, if there is one.
+pub fn read_settings(disk: &File, image_len: u64) -> std::result::Result<Option<String>, String> {
+    let fs = esp_of(disk, image_len)?;
+    let mut file = match fs.root_dir().open_file(OWNER_SETTINGS_ESP_NAME) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("opening {OWNER_SETTINGS_ESP_NAME} on the ESP: {e}")),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("reading {OWNER_SETTINGS_ESP_NAME} on the ESP: {e}"))?;
+    Ok(Some(text))
+}
+
+/// The FAT file system of the image's ESP (found by its GPT name).
+fn esp_of(disk: &File, image_len: u64) -> std::result::Result<fatfs::FileSystem<Window>, String> {
+    let table = board_support::gpt::read_table(disk, 512, image_len / 512)
+        .map_err(|e| format!("reading its GPT: {e}"))?;
     let esp = table
         .entries
         .iter()
         .find(|entry| entry.name == ESP_NAME)
-        .ok_or_else(|| fail(format!("no partition named {ESP_NAME}")))?;
+        .ok_or_else(|| format!("no partition named {ESP_NAME}"))?;
     let window = Window {
-        file,
+        file: disk.try_clone().map_err(|e| e.to_string())?,
         start: esp.first_lba * 512,
         length: (esp.last_lba + 1 - esp.first_lba) * 512,
         position: 0,
     };
-    let fs = fatfs::FileSystem::new(window, fatfs::FsOptions::new())
-        .map_err(|e| fail(format!("its ESP: {e}")))?;
-    {
-        let mut out = fs
-            .root_dir()
-            .create_file(name)
-            .map_err(|e| fail(format!("creating {name} on the ESP: {e}")))?;
-        out.truncate().map_err(|e| fail(e.to_string()))?;
-        out.write_all(contents)
-            .map_err(|e| fail(format!("writing {name} on the ESP: {e}")))?;
-    }
-    fs.unmount()
-        .map_err(|e| fail(format!("closing the ESP: {e}")))?;
-    Ok(())
+    fatfs::FileSystem::new(window, fatfs::FsOptions::new()).map_err(|e| format!("its ESP: {e}"))
 }
 
 /// A partition of a disk image as a stream of its own.
-struct Window {
+pub struct Window {
     file: File,
     start: u64,
     length: u64,
@@ -203,13 +236,16 @@ mod tests {
         let fat = crate::esp::build_esp(esp.size, 7, &[]).unwrap();
         file.as_file().write_all_at(&fat, esp.offset).unwrap();
 
-        write_to_esp(
-            file.path(),
-            OWNER_SETTINGS_ESP_NAME,
-            b"first version, longer",
-        )
-        .unwrap();
-        write_to_esp(file.path(), OWNER_SETTINGS_ESP_NAME, b"second").unwrap();
+        let length = plan.total_size;
+        assert_eq!(read_settings(file.as_file(), length).unwrap(), None);
+        let first = settings("first_version_longer_bot");
+        write_settings(file.as_file(), length, &first).unwrap();
+        let second = settings("second_bot");
+        write_settings(file.as_file(), length, &second).unwrap();
+        assert_eq!(
+            read_settings(file.as_file(), length).unwrap(),
+            Some(second.to_toml())
+        );
 
         let mut bytes = vec![0; esp.size as usize];
         file.as_file()
@@ -222,6 +258,14 @@ mod tests {
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
-        assert_eq!(text, "second");
+        assert_eq!(text, second.to_toml());
+    }
+
+    fn settings(bot: &str) -> OwnerSettings {
+        OwnerSettings::parse(&format!(
+            "[telegram]\nbot = \"{bot}\"\ntoken = \"1:AAEhBP0av28-not-a-real-token\"\n\n[[llm]]\napi = \"openai\"\n\
+             base_url = \"https://llm.example/v1\"\nmodel = \"m\"\napi_key = \"k\"\n"
+        ))
+        .unwrap()
     }
 }

@@ -21,20 +21,26 @@ pub struct RunOptions {
     pub fresh: bool,
 }
 
+/// The recipe's image, built first when no finished build is there.
+pub fn built_image(recipe_path: &Path, workspace: &Path) -> Result<PathBuf> {
+    let (recipe, _) = Recipe::load(recipe_path)?;
+    let outputs = Paths::for_recipe(workspace, &recipe).outputs();
+    // sbom.json is the last output a build writes: without it the build did not finish.
+    if !outputs.image.exists() || !outputs.sbom.exists() {
+        eprintln!(
+            "carapace: {} is missing; building it first",
+            outputs.image.display()
+        );
+        build(recipe_path, workspace)?;
+    }
+    Ok(outputs.image)
+}
+
 pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result<()> {
     let (recipe, _) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
     let paths = Paths::for_recipe(workspace, &recipe);
-    let outputs = paths.outputs();
-    let image = outputs.image.clone();
-    // sbom.json is the last output a build writes: without it the build did not finish.
-    if !image.exists() || !outputs.sbom.exists() {
-        eprintln!(
-            "carapace: {} is missing; building it first",
-            image.display()
-        );
-        build(recipe_path, workspace)?;
-    }
+    let image = built_image(recipe_path, workspace)?;
     let run_dir = paths.out.join("run");
     std::fs::create_dir_all(&run_dir).context(|| format!("create {}", run_dir.display()))?;
     let disk: PathBuf = run_dir.join("disk.qcow2");
