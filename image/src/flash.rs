@@ -67,7 +67,12 @@ pub fn flash(options: &FlashOptions) -> Result<Flashed> {
     let (file, partial, zeros) = match &target {
         Target::File { path, .. } => {
             let partial = partial_path(path);
-            let file = File::create(&partial)
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&partial)
                 .map_err(|e| failed(format!("cannot create {}: {e}", partial.display())))?;
             file.set_len(source.length)
                 .map_err(|e| failed(format!("{}: {e}", partial.display())))?;

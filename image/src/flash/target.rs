@@ -40,15 +40,27 @@ pub struct Disk {
 pub fn inspect(path: &Path) -> Result<Target, String> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !in_dev(path) => {
             return Ok(Target::File {
                 path: path.to_path_buf(),
                 exists: false,
             });
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "there is no disk {}: is the card or stick plugged in? (lsblk lists the disks)",
+                path.display()
+            ));
+        }
         Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
     };
     let kind = meta.file_type();
+    if kind.is_file() && in_dev(path) {
+        return Err(format!(
+            "{} is a plain file in /dev, not a disk: a mistyped name? (lsblk lists the disks)",
+            path.display()
+        ));
+    }
     if kind.is_file() {
         return Ok(Target::File {
             path: path.to_path_buf(),
@@ -64,6 +76,11 @@ pub fn inspect(path: &Path) -> Result<Target, String> {
     let rdev = meta.rdev();
     let devno = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
     Sysfs::host().disk(path, devno).map(Target::Disk)
+}
+
+/// Names under /dev are disks: a missing one is a card not plugged in, never a file to make.
+fn in_dev(path: &Path) -> bool {
+    std::path::absolute(path).is_ok_and(|p| p.starts_with("/dev"))
 }
 
 /// Why `target` must not get an image of `image_len` bytes, if it must not.

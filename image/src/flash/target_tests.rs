@@ -183,3 +183,14 @@ fn sizes_read_as_people_write_them() {
     assert_eq!(human(3 * GIB + GIB / 2), "3.5 GiB");
     assert_eq!(human(1300 << 20), "1.3 GiB");
 }
+
+#[test]
+fn a_missing_disk_is_never_made_as_a_file_in_dev() {
+    let why = inspect(Path::new("/dev/carapace-no-such-disk")).unwrap_err();
+    assert_eq!(
+        why,
+        "there is no disk /dev/carapace-no-such-disk: is the card or stick plugged in? (lsblk \
+         lists the disks)"
+    );
+    assert!(!Path::new("/dev/carapace-no-such-disk").exists());
+}
