@@ -9,7 +9,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cpio debootstrap \
            debian-archive-keyring gpgv ca-certificates \
            nftables iproute2 dnsmasq-base nmap openssl espeak-ng opus-tools python3-venv \
-           fonts-dejavu-core; do
+           fonts-dejavu-core \
+           qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 
@@ -30,6 +31,11 @@ fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 if ! rustup component list --installed 2>/dev/null | grep -q clippy; then
     rustup component add clippy rustfmt 2>/dev/null || true
+fi
+# The arm64 images' binaries are cross-built (gcc-aarch64-linux-gnu links them statically
+# against libc6-dev-arm64-cross); recipes/arm64-qemu.toml boots under qemu-system-aarch64.
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    rustup target add aarch64-unknown-linux-gnu
 fi
 # OpenAI's Python client, pinned: the inference engine's local API is tested the way OpenAI's
 # clients call it (infer/tests/api.rs). espeak-ng above speaks the engine's test audio, and

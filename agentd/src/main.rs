@@ -85,7 +85,7 @@ async fn run() -> Result<(), Error> {
         },
         None => {
             println!(
-                "no owner settings yet: build the image with `carapace build --owner-settings FILE`"
+                "no owner settings yet: flash the box with `carapace flash --settings FILE` (or the owner flags), or build the image with `carapace build --owner-settings FILE`"
             );
             OwnerSettings::default()
         }

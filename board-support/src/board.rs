@@ -5,11 +5,13 @@
 //! UEFI) is a new constant in [`BOARDS`] plus its recipes, not a fork of the builder.
 
 mod architecture;
+mod arm64;
 mod boot_flow;
 mod qemu_machine;
 mod x86_64;
 
 pub use architecture::Architecture;
+pub use arm64::ARM64;
 pub use boot_flow::{BootFlow, SystemdBootLoader};
 pub use qemu_machine::QemuMachine;
 pub use x86_64::X86_64;
@@ -39,7 +41,7 @@ pub struct Board {
 }
 
 /// Every board an image can be built for.
-pub const BOARDS: &[Board] = &[X86_64];
+pub const BOARDS: &[Board] = &[X86_64, ARM64];
 
 /// The board a recipe names, if there is one.
 pub fn find(name: &str) -> Option<&'static Board> {

@@ -180,7 +180,7 @@ pub fn build_with(
             linkage: extra.linkage,
         });
     }
-    let binaries = cargo_build::build(workspace, board.architecture.rust_target(), &specs)?;
+    let binaries = cargo_build::build(workspace, board.architecture, &specs)?;
     let revision = git_revision(workspace);
     let crate_origin = |name: &str| Origin::Crate {
         name: name.into(),

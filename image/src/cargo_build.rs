@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use board_support::board::Architecture;
+
 use crate::error::{Error, Result};
 use crate::recipe::Linkage;
 
@@ -18,7 +20,11 @@ pub struct BinarySpec {
 }
 
 /// Builds every binary of `specs`, one cargo run per linkage; their paths, in `specs`' order.
-pub fn build(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Result<Vec<PathBuf>> {
+pub fn build(
+    workspace: &Path,
+    architecture: Architecture,
+    specs: &[BinarySpec],
+) -> Result<Vec<PathBuf>> {
     let mut paths = vec![PathBuf::new(); specs.len()];
     for linkage in [Linkage::Static, Linkage::Dynamic] {
         let chosen: Vec<usize> = (0..specs.len())
@@ -28,7 +34,7 @@ pub fn build(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Resul
             continue;
         }
         let chosen_specs: Vec<&BinarySpec> = chosen.iter().map(|&i| &specs[i]).collect();
-        let built = cargo_build(workspace, rust_target, linkage, &chosen_specs)?;
+        let built = cargo_build(workspace, architecture, linkage, &chosen_specs)?;
         for (i, path) in chosen.into_iter().zip(built) {
             paths[i] = path;
         }
@@ -38,10 +44,11 @@ pub fn build(workspace: &Path, rust_target: &str, specs: &[BinarySpec]) -> Resul
 
 fn cargo_build(
     workspace: &Path,
-    rust_target: &str,
+    architecture: Architecture,
     linkage: Linkage,
     specs: &[&BinarySpec],
 ) -> Result<Vec<PathBuf>> {
+    let rust_target = architecture.rust_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let (target_dir, crt_static, described) = match linkage {
         Linkage::Static => (workspace.join("target/image"), "+crt-static", "static"),
@@ -88,6 +95,17 @@ fn cargo_build(
         {
             cmd.env_remove(name.as_ref());
         }
+    }
+    if architecture.rust_arch() != std::env::consts::ARCH {
+        // A cross build: Debian's cross gcc links, against its static glibc (libc6-dev-<arch>-
+        // cross), and the cc crate finds the same gcc by the target's name.
+        let (gcc, package) = architecture.cross_gcc();
+        crate::tools::require(gcc, package)?;
+        let variable = format!(
+            "CARGO_TARGET_{}_LINKER",
+            rust_target.to_uppercase().replace('-', "_")
+        );
+        cmd.env(variable, gcc);
     }
     for spec in specs {
         cmd.args(["-p", &spec.package, "--bin", &spec.bin]);

@@ -1,8 +1,7 @@
 //! The facts that follow from a board's instruction set alone, so two boards of one
 //! architecture (a Pi 5 and a Jetson Orin, say) cannot disagree about them: Debian's
 //! architecture and multiarch directory, the Rust target, the root partition's type GUID and
-//! the path where UEFI firmware looks for a removable disk's boot loader. Arm64 is listed
-//! because its facts are fixed by the specifications, not because a board uses it yet.
+//! the path where UEFI firmware looks for a removable disk's boot loader.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
@@ -40,6 +39,15 @@ impl Architecture {
         match self {
             Architecture::X86_64 => "x86_64-unknown-linux-gnu",
             Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Debian's C cross compiler for this architecture (the linker of a cross build, and the
+    /// compiler of the C inside crates such as ring), and its package.
+    pub fn cross_gcc(self) -> (&'static str, &'static str) {
+        match self {
+            Architecture::X86_64 => ("x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu"),
+            Architecture::Arm64 => ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
         }
     }
 
