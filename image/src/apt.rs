@@ -19,6 +19,7 @@ pub const MIRROR: &str = "http://deb.debian.org/debian";
 pub const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
 const SNAPSHOT: &str = "https://snapshot.debian.org/archive";
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+const COMPONENTS: &str = "main non-free-firmware";
 
 /// Where the three suites of a release are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,21 +69,23 @@ impl Sources {
         &self.main
     }
 
-    /// The sources.list for `suite`: the release, its point updates and its security fixes.
+    /// The sources.list for `suite`: the release, its point updates and its security fixes,
+    /// each with main and non-free-firmware (as Debian's installer sets up since bookworm):
+    /// real boards' Wi-Fi, GPU and NIC firmware is there. A recipe takes only what it names.
     pub fn list(&self, suite: &str) -> String {
         let options = if self.snapshot {
             format!("[signed-by={KEYRING} check-valid-until=no]")
         } else {
             format!("[signed-by={KEYRING}]")
         };
-        let mut text = format!("deb {options} {} {suite} main\n", self.main);
+        let mut text = format!("deb {options} {} {suite} {COMPONENTS}\n", self.main);
         if has_update_suites(suite) {
             text.push_str(&format!(
-                "deb {options} {} {suite}-updates main\n",
+                "deb {options} {} {suite}-updates {COMPONENTS}\n",
                 self.main
             ));
             text.push_str(&format!(
-                "deb {options} {} {suite}-security main\n",
+                "deb {options} {} {suite}-security {COMPONENTS}\n",
                 self.security
             ));
         }
@@ -356,10 +359,16 @@ mod tests {
         .list("trixie");
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines.len(), 3, "{list}");
-        assert!(lines[0].ends_with("/debian trixie main"), "{list}");
-        assert!(lines[1].ends_with("/debian trixie-updates main"), "{list}");
         assert!(
-            lines[2].ends_with("/debian-security trixie-security main"),
+            lines[0].ends_with("/debian trixie main non-free-firmware"),
+            "{list}"
+        );
+        assert!(
+            lines[1].ends_with("/debian trixie-updates main non-free-firmware"),
+            "{list}"
+        );
+        assert!(
+            lines[2].ends_with("/debian-security trixie-security main non-free-firmware"),
             "{list}"
         );
         assert_eq!(
@@ -374,7 +383,7 @@ mod tests {
         let list = Sources::snapshot("20261121T093000Z").list("trixie");
         assert!(
             list.contains(
-                "https://snapshot.debian.org/archive/debian/20261121T093000Z trixie main"
+                "https://snapshot.debian.org/archive/debian/20261121T093000Z trixie main non-free-firmware"
             ),
             "{list}"
         );

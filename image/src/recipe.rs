@@ -199,10 +199,24 @@ pub struct DebianSection {
     /// Programs copied into the root together with the shared libraries they load.
     #[serde(default)]
     pub programs: Vec<String>,
-    /// Data the programs read, copied from the packages as they are: a file, or a folder with
-    /// everything below it (espeak-ng's phoneme tables and English dictionary).
+    /// Data the programs read, copied from the packages as they are: a file, a folder with
+    /// everything below it (espeak-ng's phoneme tables and English dictionary), or the files
+    /// one `*` matches (firmware), each at its own path or under another (`{ from, to }`).
     #[serde(default)]
-    pub data: Vec<String>,
+    pub data: Vec<DataEntry>,
+}
+
+/// One `[debian] data` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum DataEntry {
+    Path(String),
+    /// A file placed under another name: what a package's maintainer script would have
+    /// linked (Debian's alternatives), e.g. `regulatory.db-upstream` as `regulatory.db`.
+    Renamed {
+        from: String,
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
