@@ -7,12 +7,14 @@
 mod architecture;
 mod arm64;
 mod boot_flow;
+mod jetson_orin;
 mod qemu_machine;
 mod x86_64;
 
 pub use architecture::Architecture;
 pub use arm64::ARM64;
 pub use boot_flow::{BootFlow, SystemdBootLoader};
+pub use jetson_orin::JETSON_ORIN;
 pub use qemu_machine::QemuMachine;
 pub use x86_64::X86_64;
 
@@ -22,8 +24,8 @@ pub struct Board {
     pub name: &'static str,
     /// The instruction set: Debian architecture, Rust target, root partition type.
     pub architecture: Architecture,
-    /// Metapackage whose single `linux-image-*` dependency is the kernel we ship.
-    pub kernel_metapackage: &'static str,
+    /// Where the kernel and its modules come from.
+    pub kernel: KernelSource,
     /// How firmware finds a slot's kernel and how a trial boot is counted.
     pub boot_flow: BootFlow,
     /// Everything between firmware and the root: storage controllers, dm-verity, erofs, ext4
@@ -40,8 +42,42 @@ pub struct Board {
     pub qemu: QemuMachine,
 }
 
+/// Where a board's kernel comes from, and what that kernel enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSource {
+    /// Debian's kernel: the metapackage whose single `linux-image-*` dependency is the kernel
+    /// we ship. Its modules are signed by Debian, so the image enforces module signatures.
+    Debian { metapackage: &'static str },
+    /// The vendor's board support package, from a directory the recipe's `[bsp]` names
+    /// (NVIDIA's Linux_for_Tegra): its kernel image, its modules, its user space. Its modules
+    /// carry no signature the kernel checks, so none is enforced (the chain of trust, issue
+    /// 11, signs them).
+    VendorBsp,
+}
+
+impl KernelSource {
+    /// The Debian metapackage, if the kernel comes from Debian.
+    pub fn debian_metapackage(self) -> Option<&'static str> {
+        match self {
+            KernelSource::Debian { metapackage } => Some(metapackage),
+            KernelSource::VendorBsp => None,
+        }
+    }
+
+    /// The command line words that lock the kernel down: lockdown=integrity (no unsigned
+    /// kexec, /dev/mem, or module parameters that poke hardware) and, for signed modules,
+    /// module.sig_enforce=1 (modules are stored uncompressed, their appended signatures
+    /// intact).
+    pub fn lockdown_words(self) -> &'static str {
+        match self {
+            KernelSource::Debian { .. } => "lockdown=integrity module.sig_enforce=1",
+            KernelSource::VendorBsp => "lockdown=integrity",
+        }
+    }
+}
+
 /// Every board an image can be built for.
-pub const BOARDS: &[Board] = &[X86_64, ARM64];
+pub const BOARDS: &[Board] = &[X86_64, ARM64, JETSON_ORIN];
 
 /// The board a recipe names, if there is one.
 pub fn find(name: &str) -> Option<&'static Board> {

@@ -4,12 +4,13 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use board_support::board::BootFlow;
+use board_support::board::{BootFlow, KernelSource};
 use board_support::boot_entry::{ESP_MOUNT_POINT, render_loader_conf};
 use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
 use crate::board::{self, Board};
+use crate::bsp::{self, Bsp};
 use crate::cache_lock::CacheLock;
 use crate::cargo_build::{self, BinarySpec, git_revision};
 use crate::error::{Error, IoContext, Result};
@@ -101,6 +102,30 @@ pub fn build_with(
 ) -> Result<BuildOutput> {
     let (recipe, recipe_text) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
+    let bsp = match (board.kernel, &recipe.bsp) {
+        (KernelSource::VendorBsp, Some(section)) => Some(Bsp::open(section)?),
+        (KernelSource::Debian { .. }, None) => None,
+        (KernelSource::VendorBsp, None) => {
+            return Err(Error::RecipeInvalid {
+                path: recipe_path.to_path_buf(),
+                message: format!(
+                    "board {} takes its kernel from the vendor's BSP: add [bsp] with dir (the \
+                     folder holding Linux_for_Tegra) and release (\"R36.4.3\")",
+                    board.name
+                ),
+            });
+        }
+        (KernelSource::Debian { .. }, Some(_)) => {
+            return Err(Error::RecipeInvalid {
+                path: recipe_path.to_path_buf(),
+                message: format!(
+                    "board {} runs Debian's kernel: [bsp] is for a board whose kernel the \
+                     vendor's BSP brings (jetson-orin)",
+                    board.name
+                ),
+            });
+        }
+    };
     let disk = DiskPlan::new(
         board,
         recipe.disk.esp_mib.unwrap_or(board.default_esp_mib),
@@ -110,7 +135,11 @@ pub fn build_with(
     let paths = Paths::for_recipe(workspace, &recipe);
     let _cache_lock = CacheLock::acquire(&paths.cache)?;
     let outputs = paths.outputs();
-    let inputs = build_inputs::digest(workspace, recipe_path, options.locked);
+    // A BSP lives outside the workspace, where the digest does not look: build every time.
+    let inputs = match &bsp {
+        Some(_) => None,
+        None => build_inputs::digest(workspace, recipe_path, options.locked),
+    };
     if let Some(digest) = &inputs
         && build_inputs::unchanged(&paths.out, digest)
         && [&outputs.image, &outputs.image_zst, &outputs.sbom]
@@ -146,7 +175,17 @@ pub fn build_with(
         options.lock_policy(),
     )?;
     let lock_text = toml::to_string(&debs.lock).unwrap_or_default();
-    let build_id = sha256_hex(format!("{recipe_text}\n{lock_text}").as_bytes())[..16].to_string();
+    let bsp_packages = recipe
+        .bsp
+        .as_ref()
+        .map(|b| b.packages.clone())
+        .unwrap_or_default();
+    let bsp_text = match &bsp {
+        Some(bsp) => bsp.identity(&bsp_packages)?,
+        None => String::new(),
+    };
+    let build_id =
+        sha256_hex(format!("{recipe_text}\n{lock_text}{bsp_text}").as_bytes())[..16].to_string();
 
     // Our binaries.
     let mut specs = vec![
@@ -187,11 +226,21 @@ pub fn build_with(
         git_revision: revision.clone(),
     };
 
-    // Kernel and modules.
-    let kernel_pkg = debs
-        .named_prefix("linux-image-")
-        .ok_or_else(|| Error::Package("the lock has no linux-image package".into()))?;
-    let kernel = KernelTree::open(&kernel_pkg.root)?;
+    // Kernel and modules: Debian's package, or the vendor's BSP laid out the same way.
+    let (kernel, kernel_origin, vmlinuz_origin) = match &bsp {
+        Some(bsp) => (
+            KernelTree::open(&bsp.kernel_tree(&work)?)?,
+            bsp.origin(bsp::KERNEL_SUPPLEMENTS),
+            bsp.origin(bsp::KERNEL_IMAGE),
+        ),
+        None => {
+            let kernel_pkg = debs
+                .named_prefix("linux-image-")
+                .ok_or_else(|| Error::Package("the lock has no linux-image package".into()))?;
+            let origin = kernel_pkg.origin();
+            (KernelTree::open(&kernel_pkg.root)?, origin.clone(), origin)
+        }
+    };
     let boot_modules: Vec<String> = board
         .initramfs_modules
         .iter()
@@ -199,7 +248,6 @@ pub fn build_with(
         .collect();
     let boot_modules = kernel.closure(&boot_modules)?;
     let root_modules = kernel.closure(&recipe.kernel.root_modules)?;
-    let kernel_origin = kernel_pkg.origin();
 
     // Root file system.
     let mut root = RootTree {
@@ -313,6 +361,25 @@ pub fn build_with(
             Content::Copy(file.source),
             file.package.origin(),
         );
+    }
+    if let Some(bsp) = &bsp {
+        let (files, links) = bsp.package_files(&bsp_packages, &work)?;
+        for file in files {
+            let mode = std::fs::metadata(&file.source)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .context(|| format!("stat {}", file.source.display()))?;
+            root.add(
+                &file.image_path,
+                mode,
+                Content::Copy(file.source),
+                file.origin,
+            );
+        }
+        for link in links {
+            let path = link.image_path.trim_start_matches('/').to_string();
+            root.symlinks.retain(|(p, _)| *p != path);
+            root.symlinks.push((path, link.target));
+        }
     }
     let root_modules_dir = format!("/usr/lib/modules/{}", kernel.release);
     for m in &root_modules {
@@ -450,11 +517,9 @@ pub fn build_with(
         },
     };
     let mut kernel_words = format!(
-        // lockdown=integrity: no unsigned kexec, /dev/mem or module parameters that poke
-        // hardware; module.sig_enforce=1: only modules Debian signed load (stored uncompressed,
-        // their appended signatures intact).
-        "console=tty0 console={} quiet panic=10 lockdown=integrity module.sig_enforce=1",
+        "console=tty0 console={} quiet panic=10 {}",
         board.console,
+        board.kernel.lockdown_words(),
     );
     for word in &recipe.kernel.extra_cmdline {
         kernel_words.push(' ');
@@ -583,7 +648,7 @@ pub fn build_with(
         let origin = if f.path == loader_esp_path {
             efi.origin()
         } else if f.path.ends_with("vmlinuz") {
-            kernel_origin.clone()
+            vmlinuz_origin.clone()
         } else {
             generated()
         };

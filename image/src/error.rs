@@ -48,6 +48,10 @@ pub enum Error {
         requested: String,
     },
 
+    /// The vendor's board support package ([bsp]): what is wrong and what to do.
+    #[error("the BSP: {0}")]
+    Bsp(String),
+
     #[error("kernel module {0}")]
     Module(String),
 

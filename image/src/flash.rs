@@ -13,7 +13,6 @@ mod source;
 pub mod target;
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use carapace_owner::OwnerSettings;
@@ -159,7 +158,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn open_exclusive(path: &Path) -> std::result::Result<File, String> {
     let flags = OFlags::RDWR | OFlags::EXCL | OFlags::CLOEXEC;
     match rustix::fs::open(path, flags, Mode::empty()) {
-        Ok(fd) => Ok(File::from(OwnedFd::from(fd))),
+        Ok(fd) => Ok(File::from(fd)),
         Err(rustix::io::Errno::BUSY) => Err(format!(
             "{} is busy: something has it mounted or open; unmount it and try again",
             path.display()

@@ -45,6 +45,12 @@ impl KernelTree {
         let modules_dir = base.join(&release);
         let mut index = BTreeMap::new();
         walk(&modules_dir, &modules_dir.join("kernel"), &mut index)?;
+        // Out-of-tree modules (a vendor's: NVIDIA's nvgpu) win over in-tree ones of the same
+        // name, as depmod orders them.
+        let updates = modules_dir.join("updates");
+        if updates.is_dir() {
+            walk(&modules_dir, &updates, &mut index)?;
+        }
         let builtin = std::fs::read_to_string(modules_dir.join("modules.builtin"))
             .unwrap_or_default()
             .lines()

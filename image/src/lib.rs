@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod apt;
 pub mod board;
+pub mod bsp;
 pub mod build;
 pub mod build_inputs;
 pub mod bundle;

@@ -13,6 +13,7 @@ use carapace_image::keygen::{KeyListRequest, keygen, parse_not_after, sign_key_l
 use carapace_image::packages::UpdateRequest;
 use carapace_image::publish::{PublishOptions, publish};
 use carapace_image::run::{RunOptions, built_image, run};
+use carapace_owner::OwnerSettings;
 use carapace_update::{ChunkerParams, KeyId, KeyKind};
 
 #[derive(Parser)]
@@ -311,7 +312,8 @@ fn main() -> ExitCode {
             force,
             owner,
             qr_png,
-        } => flash(&image, &to, force, &owner, qr_png.as_deref()),
+        } => compose(&owner)
+            .and_then(|settings| flash(&image, &to, force, settings, qr_png.as_deref())),
         command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
     };
     match result {
@@ -389,17 +391,23 @@ fn in_workspace(
             owner,
             qr_png,
         } => {
+            // The settings are checked before a build that may take minutes.
+            let settings = compose(&owner)?;
             let image = match (recipe, image) {
                 (_, Some(image)) => image,
                 (Some(recipe), None) => {
-                    if owner.any() {
+                    if settings.is_some() {
                         carapace_image::owner::check_recipe_takes_settings(&recipe)?;
                     }
                     built_image(&recipe, &workspace)?
                 }
-                (None, None) => unreachable!("clap requires --recipe or --image"),
+                (None, None) => {
+                    return Err(carapace_image::Error::image(
+                        "carapace flash needs --recipe or --image",
+                    ));
+                }
             };
-            flash(&image, &to, force, &owner, qr_png.as_deref())
+            flash(&image, &to, force, settings, qr_png.as_deref())
         }
         Command::Lock { recipe, update } => {
             let update = match update {
@@ -433,16 +441,19 @@ fn in_workspace(
     }
 }
 
-/// `carapace flash`: the settings are checked before anything is written.
+/// The owner's settings from `carapace flash`'s file and flags, checked whole.
+fn compose(owner: &OwnerFlags) -> carapace_image::error::Result<Option<OwnerSettings>> {
+    carapace_image::flash::settings::compose(owner).map_err(carapace_image::Error::image)
+}
+
 fn flash(
     image: &std::path::Path,
     to: &std::path::Path,
     force: bool,
-    owner: &OwnerFlags,
+    settings: Option<OwnerSettings>,
     qr_png: Option<&std::path::Path>,
 ) -> carapace_image::error::Result<()> {
-    use carapace_image::flash::{FlashOptions, settings::compose};
-    let settings = compose(owner).map_err(carapace_image::Error::image)?;
+    use carapace_image::flash::FlashOptions;
     let flashed = carapace_image::flash::flash(&FlashOptions {
         image,
         to,

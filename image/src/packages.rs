@@ -53,10 +53,13 @@ impl PackageSet {
 }
 
 pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
-    let mut names = vec![
-        board.kernel_metapackage.to_string(),
-        board.boot_flow.package().to_string(),
-    ];
+    let mut names: Vec<String> = board
+        .kernel
+        .debian_metapackage()
+        .into_iter()
+        .chain([board.boot_flow.package()])
+        .map(String::from)
+        .collect();
     for name in &recipe.debian.packages {
         if !names.contains(name) {
             names.push(name.clone());
@@ -114,7 +117,7 @@ impl Request {
             suite: recipe.debian.suite.clone(),
             arch: board.architecture.debian_arch().into(),
             requested: requested_packages(board, recipe),
-            kernel_metapackage: Some(board.kernel_metapackage.into()),
+            kernel_metapackage: board.kernel.debian_metapackage().map(String::from),
             sources: Sources::configured(),
         }
     }
@@ -468,7 +471,7 @@ fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEn
 }
 
 /// Unpacks the data.tar.* member of a .deb into `dest` (once; a marker says it is complete).
-fn unpack(deb: &Path, dest: &Path) -> Result<PathBuf> {
+pub(crate) fn unpack(deb: &Path, dest: &Path) -> Result<PathBuf> {
     let marker = dest.join(".carapace-unpacked");
     if marker.exists() {
         return Ok(dest.to_path_buf());

@@ -50,6 +50,8 @@ pub struct Recipe {
     pub model_packs: Vec<ModelPackEntry>,
     /// The keys the image trusts for updates; without it, boxes running the image take none.
     pub update: Option<UpdateSection>,
+    /// The vendor's board support package: required by a board whose kernel comes from one.
+    pub bsp: Option<BspSection>,
 }
 
 /// `[update]`: the vendor's root public key and a key list it signed, built into the verified
@@ -206,6 +208,25 @@ pub struct DebianSection {
     pub data: Vec<DataEntry>,
 }
 
+/// `[bsp]`: the vendor's board support package, for a board whose kernel comes from it
+/// (jetson-orin). See bsp.rs for what is taken from it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BspSection {
+    /// The folder that holds Linux_for_Tegra/: absolute, or relative to the recipe. The
+    /// environment's CARAPACE_BSP_DIR takes precedence, so one recipe serves every checkout.
+    pub dir: String,
+    /// The release it must be, as its nv_tegra_release says: "R36.4.3" (JetPack 6.2).
+    pub release: String,
+    /// Packages of Linux_for_Tegra/nv_tegra/l4t_deb_packages/ whose libraries and firmware
+    /// go into the root: nvidia-l4t-core, nvidia-l4t-cuda, ...
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// `dir`, resolved when the recipe is loaded.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
 /// One `[debian] data` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
@@ -307,6 +328,12 @@ impl Recipe {
                 })?;
                 text.push_str(&file.text);
             }
+        }
+        if let Some(bsp) = &mut recipe.bsp {
+            bsp.path = match std::env::var_os("CARAPACE_BSP_DIR") {
+                Some(from_env) if !from_env.is_empty() => PathBuf::from(from_env),
+                _ => dir.join(&bsp.dir),
+            };
         }
         if let Some(update) = &mut recipe.update {
             let from = dir.join(&update.key_list);

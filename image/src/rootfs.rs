@@ -38,6 +38,12 @@ pub enum Origin {
         version: String,
         signed_by: String,
     },
+    /// From the vendor's board support package ([bsp]): its release and the file of
+    /// Linux_for_Tegra it came from.
+    Bsp {
+        release: String,
+        file: String,
+    },
 }
 
 impl Origin {
@@ -47,7 +53,10 @@ impl Origin {
     pub fn changes_between_releases(&self) -> bool {
         !matches!(
             self,
-            Origin::Debian { .. } | Origin::Wheel { .. } | Origin::ModelPack { .. }
+            Origin::Debian { .. }
+                | Origin::Wheel { .. }
+                | Origin::ModelPack { .. }
+                | Origin::Bsp { .. }
         )
     }
 }
@@ -137,6 +146,9 @@ impl RootTree {
         }
         for (link, target) in &self.symlinks {
             let at = staged(link);
+            if let Some(parent) = at.parent() {
+                mkdir(parent)?;
+            }
             std::os::unix::fs::symlink(target, &at)
                 .context(|| format!("symlink {}", at.display()))?;
         }

@@ -125,7 +125,11 @@ fn kernel_update(scratch: &Scratch, cache: &Path, base: &Path, out: &Path) -> Re
     let lock = Lock::read(&lock_path)
         .context(|| format!("read {}", lock_path.display()))?
         .ok_or_else(|| fail(format!("{} is missing", lock_path.display())))?;
-    let pin = other_kernel::pinned(&lock, board.kernel_metapackage)?;
+    let metapackage = board
+        .kernel
+        .debian_metapackage()
+        .ok_or_else(|| fail(format!("{RECIPE}'s board has no Debian kernel")))?;
+    let pin = other_kernel::pinned(&lock, metapackage)?;
     let Some(other) = other_kernel::find(cache, pin)? else {
         return Ok(Row {
             update: "kernel only".into(),

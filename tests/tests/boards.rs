@@ -1,10 +1,12 @@
 //! The images for real hardware, checked for what the hardware needs: recipes/x86-64.toml
 //! (mini PCs) carries the drivers and firmware of their disks, NICs, Wi-Fi and iGPU in its
-//! verified root, read back from the built root image itself; and it still boots (in QEMU,
-//! with none of that hardware present).
+//! verified root, read back from the built root image itself, and it still boots (in QEMU,
+//! with none of that hardware present); recipes/jetson-orin.toml is assembled from a BSP
+//! directory, here a small fake one with NVIDIA's file layout.
 
 mod common;
 
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,7 +20,13 @@ fn extracted_root(recipe: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let ws = workspace();
     let out = carapace_image::build::build(&ws.join(recipe), &ws)
         .unwrap_or_else(|e| panic!("building {recipe} failed: {e}"));
-    let slot = out.image.parent().unwrap().join("slot");
+    let (dir, root) = extract_root(&out.image);
+    (dir, root, out.image)
+}
+
+/// The root file system of the build whose image is `image`, extracted into a folder.
+fn extract_root(image: &Path) -> (tempfile::TempDir, PathBuf) {
+    let slot = image.parent().unwrap().join("slot");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let extract = Command::new("fsck.erofs")
@@ -31,7 +39,7 @@ fn extracted_root(recipe: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
         "fsck.erofs: {}",
         String::from_utf8_lossy(&extract.stderr)
     );
-    (dir, root, out.image)
+    (dir, root)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -52,10 +60,10 @@ fn modules(root: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if let Some(name) = entry.file_name().to_str() {
-                if let Some(module) = name.split(".ko").next().filter(|_| name.contains(".ko")) {
-                    found.push(module.replace('-', "_"));
-                }
+            } else if let Some((module, _)) =
+                entry.file_name().to_str().and_then(|n| n.split_once(".ko"))
+            {
+                found.push(module.replace('-', "_"));
             }
         }
     }
@@ -113,4 +121,256 @@ fn the_mini_pc_image_carries_its_drivers_and_firmware_and_boots() {
     let count: u32 = value(&loaded, "loaded").parse().unwrap();
     assert!(count > 40, "{loaded}");
     power_off(&mut vm);
+}
+
+const FIXTURE_KERNEL: &str = "5.15.148-tegra";
+const FIXTURE_IMAGE: &[u8] = b"fake arm64 Image of the BSP fixture";
+
+#[test]
+fn the_jetson_image_is_assembled_from_the_bsp_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let bsp = dir.path().join("bsp");
+    let nvgpu = fake_bsp(&bsp, "R36", "4.3");
+    let recipe = jetson_variant(dir.path(), &bsp, "R36.4.3");
+    let ws = workspace();
+    let out = carapace_image::build::build(&recipe, &ws)
+        .unwrap_or_else(|e| panic!("building the Jetson recipe from the fake BSP: {e}"));
+    let slot = out.image.parent().unwrap().join("slot");
+
+    // The slot's kernel is the BSP's Image; the command line is the Orin's console and does
+    // not ask for module signatures NVIDIA's modules do not carry.
+    assert_eq!(std::fs::read(slot.join("vmlinuz")).unwrap(), FIXTURE_IMAGE);
+    let slot_json = std::fs::read_to_string(slot.join("slot.json")).unwrap();
+    let cmdline = slot_json
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"kernel_cmdline\": "))
+        .unwrap_or_else(|| panic!("no kernel_cmdline in {slot_json}"));
+    assert!(cmdline.contains("console=ttyTCU0,115200"), "{cmdline}");
+    assert!(cmdline.contains("lockdown=integrity"), "{cmdline}");
+    assert!(!cmdline.contains("module.sig_enforce"), "{cmdline}");
+
+    let (_root_dir, root) = extract_root(&out.image);
+    let modules = root.join("usr/lib/modules").join(FIXTURE_KERNEL);
+    assert_eq!(
+        std::fs::read(modules.join("updates/drivers/gpu/nvgpu/nvgpu.ko")).unwrap(),
+        nvgpu,
+        "the BSP's out-of-tree nvgpu module is not in the root as shipped"
+    );
+    let nvidia = root.join("usr/lib/aarch64-linux-gnu/nvidia");
+    assert_eq!(
+        std::fs::read(nvidia.join("libcuda.so.1.1")).unwrap(),
+        b"libcuda of the fixture"
+    );
+    assert_eq!(
+        std::fs::read_link(nvidia.join("libcuda.so.1")).unwrap(),
+        Path::new("libcuda.so.1.1")
+    );
+    assert!(nvidia.join("libnvrm_gpu.so").is_file());
+    // The firmware package ships it under /lib: the root keeps it at /usr/lib.
+    assert!(
+        root.join("usr/lib/firmware/ga10b/acr-gsp.bin").is_file(),
+        "the GPU firmware is missing"
+    );
+
+    // The SBOM names the BSP release and file each of its parts came from.
+    let sbom = std::fs::read_to_string(out.sbom).unwrap();
+    let vmlinuz = sbom
+        .split("\"path\": ")
+        .find(|entry| entry.starts_with("\"esp:/a/vmlinuz\""))
+        .unwrap_or_else(|| panic!("no esp:/a/vmlinuz in the SBOM"));
+    assert!(
+        vmlinuz.contains("\"release\": \"R36.4.3\"")
+            && vmlinuz.contains("\"file\": \"kernel/Image\""),
+        "{vmlinuz}"
+    );
+
+    // Another release than the recipe's is refused, naming both.
+    let older = dir.path().join("older");
+    fake_bsp(&older, "R36", "3.0");
+    let recipe = jetson_variant(dir.path(), &older, "R36.4.3");
+    let Err(e) = carapace_image::build::build(&recipe, &ws) else {
+        panic!("a BSP of another release was taken");
+    };
+    assert!(
+        e.to_string()
+            .contains("this is R36.3.0, but the recipe's [bsp] release is R36.4.3"),
+        "{e}"
+    );
+}
+
+/// recipes/jetson-orin.toml with its BSP at `bsp`, its lock and files beside it in `dir`.
+fn jetson_variant(dir: &Path, bsp: &Path, release: &str) -> PathBuf {
+    let recipes = workspace().join("recipes");
+    let text = std::fs::read_to_string(recipes.join("jetson-orin.toml")).unwrap();
+    let text = text
+        .replace("name = \"jetson-orin\"", "name = \"jetson-orin-fixture\"")
+        .replace(
+            "dir = \"../bsp/R36.4.3\"",
+            &format!("dir = \"{}\"", bsp.display()),
+        )
+        .replace("release = \"R36.4.3\"", &format!("release = \"{release}\""));
+    assert!(
+        text.contains(&bsp.display().to_string()),
+        "the recipe's [bsp] dir moved"
+    );
+    let path = dir.join("jetson-orin-fixture.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::copy(
+        recipes.join("jetson-orin.lock"),
+        dir.join("jetson-orin-fixture.lock"),
+    )
+    .unwrap();
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for entry in std::fs::read_dir(recipes.join("files")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), files.join(entry.file_name())).unwrap();
+    }
+    path
+}
+
+/// A BSP with Linux_for_Tegra's layout: nv_tegra_release, kernel/Image, the modules tarball
+/// (every module the board and recipe need built in, except nvgpu under updates/) and the
+/// three packages. Returns nvgpu.ko's bytes.
+fn fake_bsp(at: &Path, major: &str, revision: &str) -> Vec<u8> {
+    let l4t = at.join("Linux_for_Tegra");
+    let nv_tegra = l4t.join("nv_tegra");
+    std::fs::create_dir_all(nv_tegra.join("l4t_deb_packages")).unwrap();
+    std::fs::write(
+        nv_tegra.join("nv_tegra_release"),
+        format!(
+            "# {major} (release), REVISION: {revision}, GCID: 38968081, BOARD: generic, EABI: \
+             aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n# KERNEL_VARIANT: oot\n"
+        ),
+    )
+    .unwrap();
+    let kernel = l4t.join("kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::fs::write(kernel.join("Image"), FIXTURE_IMAGE).unwrap();
+
+    let staging = at.join("supplements");
+    let modules = staging.join("lib/modules").join(FIXTURE_KERNEL);
+    std::fs::create_dir_all(modules.join("kernel")).unwrap();
+    let builtin = [
+        "drivers/nvme/host/nvme",
+        "drivers/mmc/host/sdhci-tegra",
+        "drivers/mmc/core/mmc_block",
+        "drivers/usb/host/xhci-tegra",
+        "drivers/usb/storage/usb-storage",
+        "drivers/usb/storage/uas",
+        "drivers/md/dm-verity",
+        "fs/erofs/erofs",
+        "fs/ext4/ext4",
+        "fs/fat/vfat",
+        "fs/nls/nls_cp437",
+        "fs/nls/nls_ascii",
+        "fs/nls/nls_utf8",
+        "net/netfilter/nfnetlink",
+        "net/netfilter/nf_tables",
+        "net/netfilter/nf_conntrack",
+        "net/netfilter/nft_ct",
+        "net/wireless/cfg80211",
+    ]
+    .map(|m| format!("kernel/{m}.ko\n"))
+    .concat();
+    std::fs::write(modules.join("modules.builtin"), builtin).unwrap();
+    let nvgpu = elf_module("license=GPL\0depends=\0name=nvgpu\0");
+    let nvgpu_dir = modules.join("updates/drivers/gpu/nvgpu");
+    std::fs::create_dir_all(&nvgpu_dir).unwrap();
+    std::fs::write(nvgpu_dir.join("nvgpu.ko"), &nvgpu).unwrap();
+    run(Command::new("tar")
+        .arg("-cjf")
+        .arg(kernel.join("kernel_supplements.tbz2"))
+        .arg("-C")
+        .arg(&staging)
+        .arg("lib"));
+
+    let debs = nv_tegra.join("l4t_deb_packages");
+    let lib = "usr/lib/aarch64-linux-gnu/nvidia";
+    fake_deb(&debs, "nvidia-l4t-core", |tree| {
+        std::fs::create_dir_all(tree.join(lib)).unwrap();
+        std::fs::write(tree.join(lib).join("libnvrm_gpu.so"), b"nvrm").unwrap();
+    });
+    fake_deb(&debs, "nvidia-l4t-cuda", |tree| {
+        std::fs::create_dir_all(tree.join(lib)).unwrap();
+        std::fs::write(
+            tree.join(lib).join("libcuda.so.1.1"),
+            b"libcuda of the fixture",
+        )
+        .unwrap();
+        symlink("libcuda.so.1.1", tree.join(lib).join("libcuda.so.1")).unwrap();
+    });
+    fake_deb(&debs, "nvidia-l4t-firmware", |tree| {
+        std::fs::create_dir_all(tree.join("lib/firmware/ga10b")).unwrap();
+        std::fs::write(tree.join("lib/firmware/ga10b/acr-gsp.bin"), b"gsp").unwrap();
+    });
+    nvgpu
+}
+
+/// dpkg-deb builds `<name>_36.4.3-20250107174145_arm64.deb` in `dir` from what `fill` puts in
+/// its tree.
+fn fake_deb(dir: &Path, name: &str, fill: impl FnOnce(&Path)) {
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tree.path().join("DEBIAN")).unwrap();
+    std::fs::write(
+        tree.path().join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: 36.4.3-20250107174145\nArchitecture: arm64\n\
+             Maintainer: fixture <fixture@example.org>\nDescription: BSP fixture\n"
+        ),
+    )
+    .unwrap();
+    fill(tree.path());
+    run(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group", "-Zxz"])
+        .arg(tree.path())
+        .arg(dir.join(format!("{name}_36.4.3-20250107174145_arm64.deb"))));
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A relocatable arm64 ELF with only a .modinfo section: what the builder reads of a module.
+fn elf_module(modinfo: &str) -> Vec<u8> {
+    let shstrtab = b"\0.modinfo\0.shstrtab\0";
+    let info_at = 64u64;
+    let names_at = info_at + modinfo.len() as u64;
+    let headers_at = (names_at + shstrtab.len() as u64).next_multiple_of(8);
+    let mut elf = Vec::new();
+    elf.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    elf.extend_from_slice(&1u16.to_le_bytes()); // ET_REL
+    elf.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&0u64.to_le_bytes()); // entry
+    elf.extend_from_slice(&0u64.to_le_bytes()); // program headers
+    elf.extend_from_slice(&headers_at.to_le_bytes());
+    elf.extend_from_slice(&0u32.to_le_bytes()); // flags
+    for half in [64u16, 0, 0, 64, 3, 2] {
+        // header size, program header size and count, section header size and count, names
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    elf.extend_from_slice(modinfo.as_bytes());
+    elf.extend_from_slice(shstrtab);
+    elf.resize(headers_at as usize, 0);
+    let section = |elf: &mut Vec<u8>, name: u32, kind: u32, offset: u64, size: u64| {
+        elf.extend_from_slice(&name.to_le_bytes());
+        elf.extend_from_slice(&kind.to_le_bytes());
+        for value in [0u64, 0, offset, size] {
+            elf.extend_from_slice(&value.to_le_bytes());
+        }
+        elf.extend_from_slice(&0u32.to_le_bytes());
+        elf.extend_from_slice(&0u32.to_le_bytes());
+        elf.extend_from_slice(&1u64.to_le_bytes());
+        elf.extend_from_slice(&0u64.to_le_bytes());
+    };
+    section(&mut elf, 0, 0, 0, 0);
+    section(&mut elf, 1, 1, info_at, modinfo.len() as u64); // .modinfo, PROGBITS
+    section(&mut elf, 10, 3, names_at, shstrtab.len() as u64); // .shstrtab, STRTAB
+    elf
 }

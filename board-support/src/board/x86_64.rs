@@ -1,12 +1,14 @@
 //! The x86-64 board: UEFI mini PCs and QEMU's q35 with OVMF. One description covers both
 //! because the initramfs carries the drivers of every disk such a box boots from.
 
-use super::{Architecture, Board, BootFlow, QemuMachine, SystemdBootLoader};
+use super::{Architecture, Board, BootFlow, KernelSource, QemuMachine, SystemdBootLoader};
 
 pub const X86_64: Board = Board {
     name: "x86-64",
     architecture: Architecture::X86_64,
-    kernel_metapackage: "linux-image-amd64",
+    kernel: KernelSource::Debian {
+        metapackage: "linux-image-amd64",
+    },
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootx64.efi",

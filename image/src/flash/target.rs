@@ -190,13 +190,12 @@ impl Sysfs {
             )
         })?;
         let name = file_name(&dir);
-        let partition_of = match read_trimmed(&dir.join("partition")) {
-            Some(number) => Some((
+        let partition_of = read_trimmed(&dir.join("partition")).map(|number| {
+            (
                 dir.parent().map(file_name).unwrap_or_default(),
                 number.parse().unwrap_or(0),
-            )),
-            None => None,
-        };
+            )
+        });
         let sectors: u64 = read_trimmed(&dir.join("size"))
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("cannot read the size of {}", path.display()))?;
