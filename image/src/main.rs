@@ -133,9 +133,10 @@ enum Command {
         /// An image file instead: carapace.img or carapace.img.zst.
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
-        /// The whole disk (/dev/sdX, /dev/mmcblkN) or the file to write.
+        /// The whole disk (/dev/sdX, /dev/mmcblkN) or the file to write; without it, the
+        /// disks that look like an SD card or USB stick are listed.
         #[arg(long, value_name = "DISK|FILE")]
-        to: PathBuf,
+        to: Option<PathBuf>,
         /// Write to a disk that is not removable, or replace an existing file.
         #[arg(long)]
         force: bool,
@@ -312,8 +313,10 @@ fn main() -> ExitCode {
             force,
             owner,
             qr_png,
-        } => compose(&owner)
-            .and_then(|settings| flash(&image, &to, force, settings, qr_png.as_deref())),
+        } => flash_target(to).and_then(|to| {
+            let settings = compose(&owner)?;
+            flash(&image, &to, force, settings, qr_png.as_deref())
+        }),
         command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
     };
     match result {
@@ -391,7 +394,8 @@ fn in_workspace(
             owner,
             qr_png,
         } => {
-            // The settings are checked before a build that may take minutes.
+            // The target and the settings are checked before a build that may take minutes.
+            let to = flash_target(to)?;
             let settings = compose(&owner)?;
             let image = match (recipe, image) {
                 (_, Some(image)) => image,
@@ -444,6 +448,24 @@ fn in_workspace(
 /// The owner's settings from `carapace flash`'s file and flags, checked whole.
 fn compose(owner: &OwnerFlags) -> carapace_image::error::Result<Option<OwnerSettings>> {
     carapace_image::flash::settings::compose(owner).map_err(carapace_image::Error::image)
+}
+
+/// `carapace flash --to`; without it, an error that lists the disks it may mean.
+fn flash_target(to: Option<PathBuf>) -> carapace_image::error::Result<PathBuf> {
+    to.ok_or_else(|| {
+        let disks = carapace_image::flash::target::Sysfs::host().candidates();
+        let listed = if disks.is_empty() {
+            "no removable disk is plugged in (lsblk lists every disk)".to_string()
+        } else {
+            format!(
+                "these look like an SD card or USB stick:\n  {}",
+                disks.join("\n  ")
+            )
+        };
+        carapace_image::Error::image(format!(
+            "carapace flash needs --to DISK (or --to FILE); {listed}"
+        ))
+    })
 }
 
 fn flash(

@@ -387,6 +387,15 @@ fn flash_refuses_a_partition_a_disk_too_small_a_mounted_disk_and_the_hosts_own_d
         "{why}"
     );
 
+    // No --to: nothing is written, and the disks it may mean are listed (none here, or some).
+    let out = carapace(&["flash", "--image", &image]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.starts_with("carapace: error: carapace flash needs --to DISK (or --to FILE); "),
+        "{text}"
+    );
+
     // Something that is not a disk image at all.
     let not_an_image = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(not_an_image.path(), vec![7u8; 4096]).unwrap();

@@ -271,6 +271,49 @@ impl Sysfs {
         disks
     }
 
+    /// The disks a person flashing a box may mean, one line each ("/dev/sdb: 29.7 GiB,
+    /// SanDisk Ultra, removable"): whole, physical disks that may be flashed without --force
+    /// (removable, not in use, not the host's).
+    pub fn candidates(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for link in list_names(&self.dev_block) {
+            let Some(devno) = parse_devno(&link) else {
+                continue;
+            };
+            let Some(dir) = self.device_dir(devno) else {
+                continue;
+            };
+            // Loop, RAM, device-mapper and RAID devices are virtual; partitions are not disks.
+            if dir.to_string_lossy().contains("/virtual/") || dir.join("partition").exists() {
+                continue;
+            }
+            let path = PathBuf::from("/dev").join(file_name(&dir));
+            let Ok(disk) = self.disk(&path, devno) else {
+                continue;
+            };
+            if disk.size == 0 || refusal(&Target::Disk(disk.clone()), 0, false).is_some() {
+                continue;
+            }
+            let model = ["vendor", "model"]
+                .iter()
+                .filter_map(|f| read_trimmed(&dir.join("device").join(f)))
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let model = if model.is_empty() {
+                String::new()
+            } else {
+                format!(", {model}")
+            };
+            lines.push(format!(
+                "{}: {}{model}, removable",
+                path.display(),
+                human(disk.size)
+            ));
+        }
+        lines
+    }
+
     fn device_dir(&self, devno: DevNo) -> Option<PathBuf> {
         let link = self.dev_block.join(format!("{}:{}", devno.0, devno.1));
         std::fs::canonicalize(link).ok()

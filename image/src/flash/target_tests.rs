@@ -194,3 +194,20 @@ fn a_missing_disk_is_never_made_as_a_file_in_dev() {
     );
     assert!(!Path::new("/dev/carapace-no-such-disk").exists());
 }
+
+#[test]
+fn the_candidates_are_the_removable_disks_not_in_use() {
+    let fake = FakeSys::new();
+    fake.device("block/sdc", "8:32", 16 * GIB, "1", None);
+    let model = fake.dir.path().join("devices/block/sdc/device");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("vendor"), "SanDisk \n").unwrap();
+    std::fs::write(model.join("model"), "Ultra Fit       \n").unwrap();
+    let mounts = format!("{ROOT_ON_DM}40 22 8:17 / /media/card rw - vfat /dev/sdb1 rw\n");
+    let sys = fake.host(&mounts, vec![]);
+    // sdb is mounted, vda is the host's and fixed, dm-0 is virtual: sdc is left.
+    assert_eq!(
+        sys.candidates(),
+        ["/dev/sdc: 16.0 GiB, SanDisk Ultra Fit, removable"]
+    );
+}
