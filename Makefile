@@ -58,7 +58,7 @@ $(LINTED_TESTS): export CARGO_INCREMENTAL = 0
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
 	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr \
-	--test vlm --test flash
+	--test vlm --test openvino --test flash
 test-unit:
 	$(CARGO) test --workspace --all-targets --no-run
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
@@ -94,7 +94,8 @@ test-all: test test-slow
 ## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
-## time from /update to committed beside a plain reboot; the inference engine against its
+## time from /update to committed beside a plain reboot; `carapace flash` against
+## `zstd -dc | dd` onto a used disk; the inference engine against its
 ## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts,
 ## rapidocr_onnxruntime, transformers' SmolVLM; scripts/bench-venv.sh installs them).
 bench: deps
@@ -103,6 +104,7 @@ bench: deps
 	$(CARGO) bench -p carapace-agentd --bench agent
 	$(CARGO) bench -p carapace-tests --bench update_size
 	$(CARGO) bench -p carapace-tests --bench update_time
+	$(CARGO) bench -p carapace-image --bench flash
 	./scripts/bench-venv.sh
 	$(CARGO) bench -p carapace-infer --bench peers
 

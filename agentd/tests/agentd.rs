@@ -735,10 +735,9 @@ fn models_lists_the_engines_models_and_where_each_runs_without_the_llm() {
             .iter()
             .find(|line| line.starts_with(&format!("{id}: ")))
             .unwrap_or_else(|| panic!("{id} is not listed: {text}"));
+        // ONNX models are placed when they first load (another test may have loaded one).
         assert!(
-            line.starts_with(&format!(
-                "{id}: {capability}, on the cpu (this engine is built for the CPU only), "
-            )),
+            line.starts_with(&format!("{id}: {capability}, on the cpu (")),
             "{line}"
         );
     }

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
 use crate::ocr::{TextLine, TextReader};
-use crate::onnx::OnnxRuntime;
+use crate::onnx::{OnnxRuntime, OnnxRuntimeKind};
 use crate::speech::{Speech, Voice};
 use crate::vad::VoiceActivity;
 use crate::vision::{Describer, Description};
 use crate::whisper::{TranscribeOptions, Transcriber, Transcript};
-use carapace_models::{ModelLock, onnx_runtime_pin};
+use carapace_models::{ModelLock, onnx_runtime_pin, openvino_runtime_pin};
 use carapace_update::Trust;
 
 /// What a model does, which decides the endpoint that runs it.
@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub threads: NonZeroUsize,
     /// A loaded model unused this long is dropped, giving its memory back.
     pub idle_unload: Duration,
+    /// The ONNX Runtime build the ONNX models run on.
+    pub onnx_runtime: OnnxRuntimeKind,
 }
 
 /// One model as the API reports it.
@@ -72,8 +74,8 @@ pub struct ModelStatus {
     pub capability: Capability,
     pub loaded: bool,
     /// Where it runs, and why there.
-    pub device: &'static str,
-    pub device_reason: &'static str,
+    pub device: String,
+    pub device_reason: String,
     /// Why the last load failed, until a load succeeds.
     pub last_error: Option<String>,
 }
@@ -112,9 +114,27 @@ pub struct Engine {
     reported: Mutex<BTreeMap<String, ModelStatus>>,
 }
 
-/// Why the CPU runs every model in this build: the accelerators' paths are cargo features
-/// (CUDA) or run-time libraries (OpenVINO, HailoRT) this engine does not have yet.
-const CPU_ONLY: &str = "this engine is built for the CPU only";
+/// Why the CPU runs a model on candle: its accelerators' paths (CUDA, Metal) are cargo
+/// features this build does not have.
+const CANDLE_CPU: &str = "candle runs on the CPU in this build (no CUDA)";
+/// What an ONNX model's status says until its first load places it.
+const ONNX_NOT_PLACED: &str = "placed when it first loads (ONNX Runtime)";
+
+/// An unloaded model's status.
+fn fresh_status(id: &str, capability: Capability) -> ModelStatus {
+    let onnx = matches!(
+        capability,
+        Capability::VoiceActivity | Capability::Speech | Capability::Ocr
+    );
+    ModelStatus {
+        id: id.to_string(),
+        capability,
+        loaded: false,
+        device: "cpu".into(),
+        device_reason: if onnx { ONNX_NOT_PLACED } else { CANDLE_CPU }.into(),
+        last_error: None,
+    }
+}
 
 impl Engine {
     /// An engine over the models in `config.models_dir`; nothing is loaded yet.
@@ -123,17 +143,7 @@ impl Engine {
         let mut slots = BTreeMap::new();
         let mut reported = BTreeMap::new();
         for (name, capability) in CATALOG {
-            reported.insert(
-                name.to_string(),
-                ModelStatus {
-                    id: name.to_string(),
-                    capability,
-                    loaded: false,
-                    device: "cpu",
-                    device_reason: CPU_ONLY,
-                    last_error: None,
-                },
-            );
+            reported.insert(name.to_string(), fresh_status(name, capability));
             let pin = lock.model(name)?;
             slots.insert(
                 name.to_string(),
@@ -146,7 +156,20 @@ impl Engine {
                 },
             );
         }
-        let runtime = lock.model(&onnx_runtime_pin())?;
+        let runtime_pin = match config.onnx_runtime {
+            OnnxRuntimeKind::Default => onnx_runtime_pin(),
+            OnnxRuntimeKind::OpenVino => {
+                openvino_runtime_pin().ok_or_else(|| Error::OnnxRuntime {
+                    action: "finding",
+                    library: config.models_dir.clone(),
+                    reason: format!(
+                        "ONNX Runtime's OpenVINO build is made for x86-64, not {}",
+                        std::env::consts::ARCH
+                    ),
+                })?
+            }
+        };
+        let runtime = lock.model(&runtime_pin)?;
         let onnx_library = config
             .models_dir
             .join(runtime.unpacked_dir_name())
@@ -227,17 +250,7 @@ impl Engine {
         self.reported
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(
-                id.to_string(),
-                ModelStatus {
-                    id: id.to_string(),
-                    capability,
-                    loaded: false,
-                    device: "cpu",
-                    device_reason: CPU_ONLY,
-                    last_error: None,
-                },
-            );
+            .insert(id.to_string(), fresh_status(id, capability));
         Ok(())
     }
 
@@ -352,9 +365,21 @@ impl Engine {
                         self.config.threads,
                     )
                 });
+                let placements = match (&result, onnx.as_ref()) {
+                    (Ok(_), Some(runtime)) => runtime.placements_under(&slot.dir),
+                    _ => Vec::new(),
+                };
                 self.report(id, |status| {
                     status.loaded = result.is_ok();
                     status.last_error = result.as_ref().err().map(ToString::to_string);
+                    if !placements.is_empty() {
+                        let devices: Vec<&str> =
+                            placements.iter().map(|p| p.device.as_str()).collect();
+                        let reasons: Vec<&str> =
+                            placements.iter().map(|p| p.reason.as_str()).collect();
+                        status.device = devices.join("+");
+                        status.device_reason = reasons.join("; ");
+                    }
                 });
                 match result {
                     Ok(loaded) => slot.loaded.insert(loaded),

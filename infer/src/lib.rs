@@ -48,10 +48,13 @@ pub use ogg_opus::{VOICE_NOTE_BITRATE, decode_ogg_opus, encode_ogg_opus};
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).
 pub use carapace_models::{
     MODELS_LOCK, ModelLock, PinnedModel, RunsOn, download_client, fetch_model, fetch_pinned,
-    models_dir, onnx_runtime_pin,
+    models_dir, onnx_runtime_pin, openvino_runtime_pin,
 };
 pub use error::{Error, Result};
-pub use onnx::{OnnxRuntime, fetch_onnx_runtime};
+pub use onnx::{
+    OPENVINO_PROVIDER, OnnxRuntime, OnnxRuntimeKind, Placement, fetch_onnx_runtime,
+    fetch_openvino_runtime,
+};
 pub use packs::load_trust;
 pub use pooling::{l2_normalize, mean_pool};
 pub use probe::report as probe_report;

@@ -2,7 +2,15 @@
 //! nothing is downloaded or linked at build time). One environment per process with one global
 //! thread pool sized to the cores the engine owns, spinning off: on a small box that shares its
 //! cores with agentd, idle threads that spin steal the cores the link and the LLM calls need.
+//!
+//! Two builds are pinned: the default one (ONNX Runtime's CPU provider) and, for Intel boxes,
+//! the one with OpenVINO's execution provider and OpenVINO's CPU, GPU and NPU plugins beside
+//! it. With the second, every session asks OpenVINO first, on the Intel GPU when there is one
+//! and on the CPU otherwise, and ONNX Runtime's CPU provider runs what OpenVINO does not take.
+//! Where each model runs, and why, is recorded per model file for the engine's status: a
+//! session OpenVINO could not make falls back to the CPU provider, and says so.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,9 +19,37 @@ use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
-use carapace_models::{ModelLock, fetch_pinned, onnx_runtime_pin};
+use carapace_models::{ModelLock, fetch_pinned, onnx_runtime_pin, openvino_runtime_pin};
 
 use crate::error::{Error, Result};
+
+/// Which pinned build of ONNX Runtime to load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnnxRuntimeKind {
+    /// ONNX Runtime's own CPU provider.
+    #[default]
+    Default,
+    /// The onnxruntime-openvino build: OpenVINO on the Intel GPU or the CPU.
+    OpenVino,
+}
+
+/// The library OpenVINO's execution provider lives in, beside libonnxruntime.
+pub const OPENVINO_PROVIDER: &str = "libonnxruntime_providers_openvino.so";
+
+/// Where a model's sessions run, and why there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// "cpu", "openvino:CPU", "openvino:GPU".
+    pub device: String,
+    pub reason: String,
+}
+
+/// The OpenVINO device the sessions ask for.
+#[derive(Clone, Debug)]
+struct OpenVinoDevice {
+    name: &'static str,
+    reason: String,
+}
 
 /// The loaded ONNX Runtime. Sessions made through it share its thread pool.
 pub struct OnnxRuntime {
@@ -21,6 +57,9 @@ pub struct OnnxRuntime {
     threads: NonZeroUsize,
     // ort keeps only a weak reference to the environment: it lives as long as this value.
     environment: Environment,
+    openvino: Option<OpenVinoDevice>,
+    /// Each model file's placement, as its last session was made.
+    placements: Mutex<BTreeMap<PathBuf, Placement>>,
 }
 
 impl OnnxRuntime {
@@ -60,11 +99,34 @@ impl OnnxRuntime {
             .with_global_thread_pool(pool)
             .build()
             .map_err(|e| failed("starting")(e.to_string()))?;
+        // The OpenVINO build carries its provider beside the runtime.
+        let openvino = library
+            .parent()
+            .is_some_and(|dir| dir.join(OPENVINO_PROVIDER).is_file())
+            .then(|| openvino_device(Path::new("/sys/class/drm")));
         Ok(OnnxRuntime {
             library: library.to_path_buf(),
             threads,
             environment,
+            openvino,
+            placements: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Where the sessions of the model files under `dir` run: one placement per distinct
+    /// answer, by file name.
+    pub fn placements_under(&self, dir: &Path) -> Vec<Placement> {
+        let placements = self
+            .placements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut found: Vec<Placement> = Vec::new();
+        for (model, placement) in placements.iter() {
+            if model.starts_with(dir) && !found.contains(placement) {
+                found.push(placement.clone());
+            }
+        }
+        found
     }
 
     /// The process's runtime, loaded on the first call. ONNX Runtime allows one environment
@@ -124,22 +186,151 @@ impl OnnxRuntime {
                 path: model.to_path_buf(),
             });
         }
-        Session::builder(&self.environment)
-            .map_err(|e| failed(&e))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| failed(&e))?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(arena).build()])
-            .map_err(|e| failed(&e))?
-            .commit_from_file(model)
-            .map_err(|e| failed(&e))
+        let cpu = || ort::ep::CPU::default().with_arena_allocator(arena).build();
+        let make = |providers: Vec<ort::ep::ExecutionProviderDispatch>| {
+            Session::builder(&self.environment)?
+                .with_optimization_level(GraphOptimizationLevel::All)?
+                .with_execution_providers(providers)?
+                .commit_from_file(model)
+        };
+        let (session, placement) = match &self.openvino {
+            None => (
+                make(vec![cpu()]).map_err(|e| failed(&e))?,
+                Placement {
+                    device: "cpu".into(),
+                    reason: "ONNX Runtime's CPU provider (the default build)".into(),
+                },
+            ),
+            Some(device) => {
+                let openvino = ort::ep::OpenVINO::default()
+                    .with_device_type(device.name)
+                    .with_num_threads(self.threads.get())
+                    .build()
+                    .error_on_failure();
+                match make(vec![openvino, cpu()]) {
+                    Ok(session) => (
+                        session,
+                        Placement {
+                            device: format!("openvino:{}", device.name),
+                            reason: format!(
+                                "{}; ONNX Runtime's CPU provider runs any operator OpenVINO \
+                                 does not take",
+                                device.reason
+                            ),
+                        },
+                    ),
+                    Err(openvino_error) => (
+                        make(vec![cpu()]).map_err(|e| failed(&e))?,
+                        Placement {
+                            device: "cpu".into(),
+                            reason: format!(
+                                "OpenVINO on the {} could not run it ({}), so ONNX Runtime's \
+                                 CPU provider does",
+                                device.name,
+                                last_line(&openvino_error.to_string())
+                            ),
+                        },
+                    ),
+                }
+            }
+        };
+        self.placements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(model.to_path_buf(), placement);
+        Ok(session)
+    }
+}
+
+/// The last line of OpenVINO's error that says something: the one that names the cause, after
+/// a stack of C++ frames.
+fn last_line(error: &str) -> &str {
+    error
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty())
+        .unwrap_or(error)
+}
+
+/// The device OpenVINO is asked for: the Intel GPU when a DRM render node with Intel's PCI
+/// vendor id is in `drm` (/sys/class/drm), else the CPU. The NPU is left out: it compiles
+/// only fixed input shapes, and OCR and speech take inputs of any size.
+fn openvino_device(drm: &Path) -> OpenVinoDevice {
+    let mut nodes: Vec<String> = std::fs::read_dir(drm)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("renderD"))
+                .collect()
+        })
+        .unwrap_or_default();
+    nodes.sort();
+    for node in nodes {
+        let vendor =
+            std::fs::read_to_string(drm.join(&node).join("device/vendor")).unwrap_or_default();
+        if vendor.trim() == "0x8086" {
+            return OpenVinoDevice {
+                name: "GPU",
+                reason: format!("OpenVINO on the Intel GPU (/dev/dri/{node})"),
+            };
+        }
+    }
+    OpenVinoDevice {
+        name: "CPU",
+        reason: format!(
+            "OpenVINO on the CPU: no Intel GPU render node in {}",
+            drm.display()
+        ),
     }
 }
 
 /// The path of libonnxruntime pinned for this CPU architecture, fetched into the cache when it
 /// is not there yet.
 pub async fn fetch_onnx_runtime() -> Result<PathBuf> {
-    let name = onnx_runtime_pin();
+    fetch_runtime(&onnx_runtime_pin()).await
+}
+
+/// The path of the OpenVINO build's libonnxruntime (x86-64 only), fetched when missing.
+pub async fn fetch_openvino_runtime() -> Result<PathBuf> {
+    let name = openvino_runtime_pin().ok_or_else(|| Error::OnnxRuntime {
+        action: "finding",
+        library: PathBuf::from("onnxruntime-openvino"),
+        reason: format!(
+            "no OpenVINO build of ONNX Runtime is pinned for {}",
+            std::env::consts::ARCH
+        ),
+    })?;
+    fetch_runtime(&name).await
+}
+
+async fn fetch_runtime(name: &str) -> Result<PathBuf> {
     let lock = ModelLock::pinned()?;
-    let file = lock.model(&name)?.files[0].clone();
-    Ok(fetch_pinned(&name).await?.join(file))
+    let file = lock.model(name)?.files[0].clone();
+    Ok(fetch_pinned(name).await?.join(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openvino_takes_an_intel_gpu_and_otherwise_the_cpu() {
+        let drm = tempfile::tempdir().unwrap();
+        assert_eq!(openvino_device(drm.path()).name, "CPU");
+        let node = |name: &str, vendor: &str| {
+            let device = drm.path().join(name).join("device");
+            std::fs::create_dir_all(&device).unwrap();
+            std::fs::write(device.join("vendor"), format!("{vendor}\n")).unwrap();
+        };
+        node("renderD128", "0x1002");
+        assert_eq!(openvino_device(drm.path()).name, "CPU", "an AMD GPU");
+        node("renderD129", "0x8086");
+        let device = openvino_device(drm.path());
+        assert_eq!(device.name, "GPU");
+        assert_eq!(
+            device.reason,
+            "OpenVINO on the Intel GPU (/dev/dri/renderD129)"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::engine::{Capability, Engine};
+use crate::onnx::OnnxRuntimeKind;
 
 /// The CPU's vector extensions the kernels use, as the running CPU reports them.
 fn cpu_features() -> Vec<&'static str> {
@@ -46,7 +47,7 @@ fn cpu_features() -> Vec<&'static str> {
 }
 
 /// Accelerators by the device nodes their drivers make, and whether this engine drives them.
-fn accelerators() -> Vec<(&'static str, bool, &'static str)> {
+fn accelerators(onnx_runtime: OnnxRuntimeKind) -> Vec<(&'static str, bool, &'static str)> {
     let present = |path: &str| Path::new(path).exists();
     vec![
         (
@@ -57,7 +58,14 @@ fn accelerators() -> Vec<(&'static str, bool, &'static str)> {
         (
             "intel-gpu/npu",
             present("/dev/dri/renderD128") || present("/dev/accel/accel0"),
-            "not driven yet (OpenVINO)",
+            match onnx_runtime {
+                OnnxRuntimeKind::OpenVino => {
+                    "the ONNX models ask OpenVINO for the GPU (each model's line says if it got it)"
+                }
+                OnnxRuntimeKind::Default => {
+                    "not driven by this runtime (serve --onnx-runtime openvino drives it)"
+                }
+            },
         ),
         ("hailo", present("/dev/hailo0"), "not driven yet (HailoRT)"),
     ]
@@ -76,7 +84,7 @@ pub fn report(engine: &Engine) -> String {
             features => features,
         }
     );
-    for (name, present, how) in accelerators() {
+    for (name, present, how) in accelerators(engine.config().onnx_runtime) {
         let _ = writeln!(
             out,
             "{name}: {}",

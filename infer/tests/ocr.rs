@@ -47,6 +47,7 @@ fn engine() -> Arc<Engine> {
                     models_dir: carapace_infer::models_dir().unwrap(),
                     threads: NonZeroUsize::new(2).unwrap(),
                     idle_unload: Duration::from_secs(600),
+                    onnx_runtime: Default::default(),
                 })
                 .unwrap(),
             )

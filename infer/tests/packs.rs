@@ -45,6 +45,7 @@ impl Lab {
             models_dir: self.models_dir.clone(),
             threads,
             idle_unload: Duration::from_secs(3600),
+            onnx_runtime: Default::default(),
         })
         .unwrap();
         let lines = engine.add_packs(&[self.packs.clone(), self.packs.join("absent")], || {
@@ -169,6 +170,7 @@ fn main() {
         models_dir: lab.models_dir.clone(),
         threads,
         idle_unload: Duration::from_secs(3600),
+        onnx_runtime: Default::default(),
     })
     .unwrap();
     let lines = engine.add_packs(std::slice::from_ref(&lab.packs), || {

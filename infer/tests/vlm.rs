@@ -204,6 +204,7 @@ fn engine_with_pack(threads: NonZeroUsize) -> (tempfile::TempDir, Arc<Engine>) {
         models_dir: dir.path().join("models"),
         threads,
         idle_unload: Duration::from_secs(3600),
+        onnx_runtime: Default::default(),
     })
     .unwrap();
     let lines = engine.add_packs(&[packs], || Ok(trust));

@@ -82,6 +82,7 @@ fn start(packs: Option<(PathBuf, Trust)>) -> String {
         // is told the count candle takes from this environment (Embedder::load checks it).
         threads: carapace_infer::cpu_threads_in_use(),
         idle_unload: Duration::from_secs(3600),
+        onnx_runtime: Default::default(),
     })
     .expect("the engine");
     if let Some((dir, trust)) = packs {

@@ -22,7 +22,8 @@ pub use download::download_client;
 pub use error::{Error, Result};
 pub use fetch::{fetch_model, fetch_pinned};
 pub use lock::{
-    Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin, onnx_runtime_pin_for,
+    Conversion, MODELS_LOCK, ModelLock, PinnedModel, RunsOn, onnx_runtime_pin,
+    onnx_runtime_pin_for, openvino_runtime_pin, openvino_runtime_pin_for,
 };
 pub use pack::{
     PACK_MANIFEST, PACK_SIGNATURE, PackFile, PackManifest, PackRequest, VerifiedPack, make_pack,

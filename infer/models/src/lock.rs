@@ -234,6 +234,17 @@ pub fn onnx_runtime_pin_for(arch: &str) -> String {
     format!("onnxruntime-{arch}")
 }
 
+/// The lock name of ONNX Runtime's OpenVINO build for the CPU this program was built for;
+/// Intel publishes it for x86-64 only.
+pub fn openvino_runtime_pin() -> Option<String> {
+    openvino_runtime_pin_for(std::env::consts::ARCH)
+}
+
+/// The OpenVINO build's lock name for CPU `arch`, if one is pinned for it.
+pub fn openvino_runtime_pin_for(arch: &str) -> Option<String> {
+    (arch == "x86_64").then(|| format!("onnxruntime-openvino-{arch}"))
+}
+
 impl ModelLock {
     /// The lock compiled into this crate.
     pub fn pinned() -> Result<ModelLock> {
@@ -376,6 +387,17 @@ runs_on = "candle"
             assert_eq!(runtime.files, ["libonnxruntime.so.1.31.1"]);
         }
         assert!(lock.model(&onnx_runtime_pin()).is_ok());
+        let openvino = lock
+            .model(&openvino_runtime_pin_for("x86_64").unwrap())
+            .unwrap();
+        assert_eq!(openvino.wheel, "onnxruntime-openvino");
+        assert!(
+            openvino
+                .files
+                .iter()
+                .any(|f| f == "libonnxruntime_providers_openvino.so")
+        );
+        assert_eq!(openvino_runtime_pin_for("aarch64"), None);
         let vad = lock.model("silero-vad").unwrap();
         assert_eq!(vad.files, ["silero_vad.onnx"]);
     }

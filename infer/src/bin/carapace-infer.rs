@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use carapace_infer::{Engine, EngineConfig, ModelLock};
+use carapace_infer::{Engine, EngineConfig, ModelLock, OnnxRuntimeKind};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -20,8 +20,18 @@ struct Cli {
     /// CPU threads for inference (default: every core this process may use).
     #[arg(long, global = true)]
     threads: Option<NonZeroUsize>,
+    /// The ONNX Runtime build the ONNX models run on: default (its CPU provider) or openvino
+    /// (OpenVINO on the Intel GPU when there is one, else on the CPU; x86-64).
+    #[arg(long, global = true, value_enum, default_value_t = OnnxRuntimeArg::Default)]
+    onnx_runtime: OnnxRuntimeArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnnxRuntimeArg {
+    Default,
+    Openvino,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, cli.models, threads)) {
+    let onnx_runtime = match cli.onnx_runtime {
+        OnnxRuntimeArg::Default => OnnxRuntimeKind::Default,
+        OnnxRuntimeArg::Openvino => OnnxRuntimeKind::OpenVino,
+    };
+    match runtime.block_on(run(cli.command, cli.models, threads, onnx_runtime)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("carapace-infer: {error}");
@@ -87,6 +101,7 @@ async fn run(
     command: Command,
     models: Option<PathBuf>,
     threads: NonZeroUsize,
+    onnx_runtime: OnnxRuntimeKind,
 ) -> carapace_infer::Result<()> {
     let models_dir = match models {
         Some(dir) => dir,
@@ -96,6 +111,7 @@ async fn run(
         models_dir: models_dir.clone(),
         threads,
         idle_unload,
+        onnx_runtime,
     };
     match command {
         Command::Serve {
