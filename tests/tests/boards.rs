@@ -200,8 +200,7 @@ fn the_jetson_image_is_assembled_from_the_bsp_directory() {
 
 /// recipes/jetson-orin.toml with its BSP at `bsp`, its lock and files beside it in `dir`.
 fn jetson_variant(dir: &Path, bsp: &Path, release: &str) -> PathBuf {
-    let recipes = workspace().join("recipes");
-    let text = std::fs::read_to_string(recipes.join("jetson-orin.toml")).unwrap();
+    let text = std::fs::read_to_string(workspace().join("recipes/jetson-orin.toml")).unwrap();
     let text = text
         .replace("name = \"jetson-orin\"", "name = \"jetson-orin-fixture\"")
         .replace(
@@ -213,20 +212,7 @@ fn jetson_variant(dir: &Path, bsp: &Path, release: &str) -> PathBuf {
         text.contains(&bsp.display().to_string()),
         "the recipe's [bsp] dir moved"
     );
-    let path = dir.join("jetson-orin-fixture.toml");
-    std::fs::write(&path, text).unwrap();
-    std::fs::copy(
-        recipes.join("jetson-orin.lock"),
-        dir.join("jetson-orin-fixture.lock"),
-    )
-    .unwrap();
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    for entry in std::fs::read_dir(recipes.join("files")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), files.join(entry.file_name())).unwrap();
-    }
-    path
+    write_variant(dir, "jetson-orin", "jetson-orin-fixture", &text)
 }
 
 /// A BSP with Linux_for_Tegra's layout: nv_tegra_release, kernel/Image, the modules tarball

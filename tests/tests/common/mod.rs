@@ -122,11 +122,17 @@ pub fn read_byte(path: &Path, offset: u64) -> u8 {
 /// Writes `text` as recipe `name` in `dir`, with the default recipe's lock and files beside
 /// it: a variant of the default recipe that a test builds.
 pub fn write_release_variant(dir: &Path, name: &str, text: &str) -> PathBuf {
+    write_variant(dir, "x86-64-qemu", name, text)
+}
+
+/// Writes `text` as recipe `name` in `dir`, with recipe `base`'s lock and the recipes' files
+/// beside it.
+pub fn write_variant(dir: &Path, base: &str, name: &str, text: &str) -> PathBuf {
     let recipes = workspace().join("recipes");
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write recipe");
     std::fs::copy(
-        recipes.join("x86-64-qemu.lock"),
+        recipes.join(format!("{base}.lock")),
         dir.join(format!("{name}.lock")),
     )
     .expect("copy lock");
