@@ -16,7 +16,9 @@ const BLOCK: usize = 64 * 1024;
 const BUFFER: usize = 4 * 1024 * 1024;
 /// A disk is synced this often, so that the progress line shows the disk's speed and not
 /// the page cache's.
-const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Buffers read ahead of the writer.
+const READ_AHEAD: usize = 2;
 
 pub struct Copied {
     pub sha256: [u8; 32],
@@ -31,28 +33,65 @@ pub enum Zeros {
     Write,
 }
 
-/// Copies exactly `length` bytes of `source` to the start of `out`.
-pub fn copy(source: &mut dyn Read, length: u64, out: &File, zeros: Zeros) -> io::Result<Copied> {
+/// Copies exactly `length` bytes of `source` to the start of `out`. A thread of its own reads
+/// (and decompresses) and hashes the source while this one writes.
+pub fn copy(
+    source: &mut (dyn Read + Send),
+    length: u64,
+    out: &File,
+    zeros: Zeros,
+) -> io::Result<Copied> {
+    std::thread::scope(|scope| {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(READ_AHEAD);
+        let reader = scope.spawn(move || {
+            let mut hash = Sha256::new();
+            loop {
+                let mut buffer = vec![0u8; BUFFER];
+                match fill(source, &mut buffer) {
+                    Ok(0) => break,
+                    Ok(filled) => {
+                        buffer.truncate(filled);
+                        hash.update(&buffer);
+                        if chunks.send(Ok(buffer)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = chunks.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            <[u8; 32]>::from(hash.finalize())
+        });
+        let written = write_chunks(received, length, out, zeros);
+        let sha256 = reader
+            .join()
+            .map_err(|_| io::Error::other("the image reader stopped"))?;
+        written.map(|data| Copied { sha256, data })
+    })
+}
+
+/// Writes the chunks as they come; the bytes written (the rest were runs of zeros).
+fn write_chunks(
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    length: u64,
+    out: &File,
+    zeros: Zeros,
+) -> io::Result<u64> {
     let mut progress = Progress::new("wrote", length);
-    let mut hash = Sha256::new();
-    let mut buffer = vec![0u8; BUFFER];
     let mut offset = 0u64;
     let mut data = 0u64;
-    let mut synced = 0u64;
+    let mut synced = std::time::Instant::now();
     // A run of zeros not yet zeroed on the disk: its start.
     let mut zero_run: Option<u64> = None;
-    loop {
-        let filled = fill(source, &mut buffer)?;
-        if filled == 0 {
-            break;
-        }
-        if offset + filled as u64 > length {
+    for chunk in chunks {
+        let chunk = chunk?;
+        if offset + chunk.len() as u64 > length {
             return Err(io::Error::other(format!(
                 "the image goes on past the {length} bytes its GPT gives"
             )));
         }
-        let chunk = &buffer[..filled];
-        hash.update(chunk);
         for (i, block) in chunk.chunks(BLOCK).enumerate() {
             let at = offset + (i * BLOCK) as u64;
             if block.iter().all(|&b| b == 0) {
@@ -65,10 +104,10 @@ pub fn copy(source: &mut dyn Read, length: u64, out: &File, zeros: Zeros) -> io:
             out.write_all_at(block, at)?;
             data += block.len() as u64;
         }
-        offset += filled as u64;
-        if zeros == Zeros::Write && offset - synced >= SYNC_EVERY {
+        offset += chunk.len() as u64;
+        if zeros == Zeros::Write && synced.elapsed() >= SYNC_INTERVAL {
             out.sync_data()?;
-            synced = offset;
+            synced = std::time::Instant::now();
         }
         progress.update(offset);
     }
@@ -82,10 +121,7 @@ pub fn copy(source: &mut dyn Read, length: u64, out: &File, zeros: Zeros) -> io:
     }
     out.sync_all()?;
     progress.finish();
-    Ok(Copied {
-        sha256: hash.finalize().into(),
-        data,
-    })
+    Ok(data)
 }
 
 /// The sha256 of the first `length` bytes of `target`, read from the device, not from the

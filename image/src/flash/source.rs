@@ -16,7 +16,7 @@ pub struct Source {
     /// The image's length once decompressed.
     pub length: u64,
     pub compressed: bool,
-    pub reader: Box<dyn Read>,
+    pub reader: Box<dyn Read + Send>,
 }
 
 pub fn open(path: &Path) -> Result<Source, String> {
@@ -25,7 +25,7 @@ pub fn open(path: &Path) -> Result<Source, String> {
     let mut magic = [0u8; 4];
     let compressed = file.read_exact(&mut magic).is_ok() && magic == ZSTD_MAGIC;
     let file = File::open(path).map_err(|e| what(format!("cannot open it: {e}")))?;
-    let mut reader: Box<dyn Read> = if compressed {
+    let mut reader: Box<dyn Read + Send> = if compressed {
         Box::new(
             zstd::stream::read::Decoder::new(file)
                 .map_err(|e| what(format!("not a zstd stream: {e}")))?,
