@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use board_support::board::ARM64;
-use carapace_image::qemu::{Vm, VmConfig, create_overlay};
+use carapace_image::qemu::{Vm, VmConfig};
 use common::*;
 
 const RECIPE: &str = "recipes/arm64-qemu.toml";
@@ -29,14 +29,7 @@ fn the_arm64_image_boots_from_a_verity_root_makes_data_and_powers_off_cleanly() 
     let image = carapace_image::build::build(&ws.join(RECIPE), &ws)
         .unwrap_or_else(|e| panic!("building {RECIPE} failed: {e}"))
         .image;
-    let dir = tempfile::Builder::new()
-        .prefix("carapace-arm64-")
-        .tempdir()
-        .unwrap();
-    let disk = dir.path().join("disk.qcow2");
-    create_overlay(&image, &disk, 4).expect("qcow2 overlay");
-    let mut config = VmConfig::new(&ARM64, disk, dir.path());
-    config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
+    let (_dir, config) = machine_on(&ARM64, &image, "arm64");
 
     let mut vm = boot(&config);
     line_with(&mut vm, "carapace: stage1 switch_root");

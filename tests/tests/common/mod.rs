@@ -57,13 +57,18 @@ pub fn release_image() -> &'static Path {
 
 /// A fresh machine directory with a 4 GiB overlay of `image`.
 pub fn machine_of(image: &Path, name: &str) -> (tempfile::TempDir, VmConfig) {
+    machine_on(test_board(), image, name)
+}
+
+/// A fresh machine of `board`'s QEMU model with a 4 GiB overlay of `image`.
+pub fn machine_on(board: &Board, image: &Path, name: &str) -> (tempfile::TempDir, VmConfig) {
     let dir = tempfile::Builder::new()
         .prefix(&format!("carapace-{name}-"))
         .tempdir()
         .expect("tempdir");
     let disk = dir.path().join("disk.qcow2");
     create_overlay(image, &disk, 4).expect("qcow2 overlay");
-    let mut config = VmConfig::new(test_board(), disk, dir.path());
+    let mut config = VmConfig::new(board, disk, dir.path());
     config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
     (dir, config)
 }
