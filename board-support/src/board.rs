@@ -8,13 +8,15 @@ mod architecture;
 mod arm64;
 mod boot_flow;
 mod jetson_orin;
+mod pi5;
 mod qemu_machine;
 mod x86_64;
 
 pub use architecture::Architecture;
 pub use arm64::ARM64;
-pub use boot_flow::{BootFlow, SystemdBootLoader};
+pub use boot_flow::{BootFlow, PiFirmwareBoot, SystemdBootLoader};
 pub use jetson_orin::JETSON_ORIN;
+pub use pi5::PI5;
 pub use qemu_machine::QemuMachine;
 pub use x86_64::X86_64;
 
@@ -47,7 +49,7 @@ pub struct Board {
 pub enum KernelSource {
     /// Debian's kernel: the metapackage whose single `linux-image-*` dependency is the kernel
     /// we ship. Its modules are signed by Debian, so the image enforces module signatures.
-    Debian { metapackage: &'static str },
+    Debian(DebianKernel),
     /// The vendor's board support package, from a directory the recipe's `[bsp]` names
     /// (NVIDIA's Linux_for_Tegra): its kernel image, its modules, its user space. Its modules
     /// carry no signature the kernel checks, so none is enforced (the chain of trust, issue
@@ -55,11 +57,26 @@ pub enum KernelSource {
     VendorBsp,
 }
 
+/// Which Debian kernel, from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebianKernel {
+    pub metapackage: &'static str,
+    /// From the release's -backports suite rather than the release: the newer kernel a board
+    /// needs (the Pi 5's RP1, Ethernet, USB and watchdog arrived after trixie's 6.12). Only the
+    /// kernel comes from there; every other package stays the release's.
+    pub backports: bool,
+    /// Since 7.x Debian splits a kernel: the versioned `linux-image-*` only depends on
+    /// `linux-base-*` (device trees, modules.builtin), `linux-binary-*` (vmlinuz) and
+    /// `linux-modules-*` of the same version. The prefixes of the parts to pin and unpack with
+    /// it; empty for a kernel in one package.
+    pub parts: &'static [&'static str],
+}
+
 impl KernelSource {
-    /// The Debian metapackage, if the kernel comes from Debian.
-    pub fn debian_metapackage(self) -> Option<&'static str> {
+    /// The Debian kernel, if the kernel comes from Debian.
+    pub fn debian(self) -> Option<DebianKernel> {
         match self {
-            KernelSource::Debian { metapackage } => Some(metapackage),
+            KernelSource::Debian(kernel) => Some(kernel),
             KernelSource::VendorBsp => None,
         }
     }
@@ -77,7 +94,7 @@ impl KernelSource {
 }
 
 /// Every board an image can be built for.
-pub const BOARDS: &[Board] = &[X86_64, ARM64, JETSON_ORIN];
+pub const BOARDS: &[Board] = &[X86_64, ARM64, JETSON_ORIN, PI5];
 
 /// The board a recipe names, if there is one.
 pub fn find(name: &str) -> Option<&'static Board> {

@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use board_support::board::{BootFlow, KernelSource};
-use board_support::boot_entry::{ESP_MOUNT_POINT, render_loader_conf};
+use board_support::boot_entry::ESP_MOUNT_POINT;
 use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
@@ -14,12 +14,12 @@ use crate::bsp::{self, Bsp};
 use crate::cache_lock::CacheLock;
 use crate::cargo_build::{self, BinarySpec, git_revision};
 use crate::error::{Error, IoContext, Result};
-use crate::esp::{EspFile, build_esp, first_slot_files};
+use crate::boot_partitions::{self, SlotABoot};
 use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
 use crate::gpt_writer::{GptIds, write_gpt};
-use crate::ids::{derived_bytes, derived_u32, derived_uuid};
+use crate::ids::{derived_bytes, derived_uuid};
 use crate::kmod::{KernelTree, modules_dep};
-use crate::layout::{DATA_NAME, DiskPlan, ESP_NAME, ROOT_A_NAME};
+use crate::layout::{DATA_NAME, DiskPlan, ROOT_A_NAME};
 use crate::models;
 use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::recipe::{Linkage, Recipe};
@@ -226,7 +226,20 @@ pub fn build_with(
         git_revision: revision.clone(),
     };
 
-    // Kernel and modules: Debian's package, or the vendor's BSP laid out the same way.
+    // Kernel and modules: Debian's package (or its parts), or the vendor's BSP laid out the
+    // same way.
+    let kernel_parts = board
+        .kernel
+        .debian()
+        .map(|debian| debs.kernel_packages(&debian))
+        .unwrap_or_default();
+    // The part a kernel file came from, for the SBOM.
+    let origin_in_kernel = |path: &Path| {
+        kernel_parts
+            .iter()
+            .find(|p| path.starts_with(&p.root))
+            .map(|p| p.origin())
+    };
     let (kernel, kernel_origin, vmlinuz_origin) = match &bsp {
         Some(bsp) => (
             KernelTree::open(&bsp.kernel_tree(&work)?)?,
@@ -234,11 +247,15 @@ pub fn build_with(
             bsp.origin(bsp::KERNEL_IMAGE),
         ),
         None => {
-            let kernel_pkg = debs
-                .named_prefix("linux-image-")
-                .ok_or_else(|| Error::Package("the lock has no linux-image package".into()))?;
-            let origin = kernel_pkg.origin();
-            (KernelTree::open(&kernel_pkg.root)?, origin.clone(), origin)
+            let roots: Vec<&Path> = kernel_parts.iter().map(|p| p.root.as_path()).collect();
+            if roots.is_empty() {
+                return Err(Error::Package("the lock has no linux-image package".into()));
+            }
+            let tree = KernelTree::open_parts(&roots)?;
+            let unknown = || generated_by(&recipe.name);
+            let modules = origin_in_kernel(tree.modules_dir()).unwrap_or_else(unknown);
+            let vmlinuz = origin_in_kernel(&tree.vmlinuz).unwrap_or_else(unknown);
+            (tree, modules, vmlinuz)
         }
     };
     let boot_modules: Vec<String> = board
@@ -390,9 +407,7 @@ pub fn build_with(
             kernel_origin.clone(),
         );
     }
-    let generated = || Origin::Generated {
-        by: format!("carapace build (recipe {})", recipe.name),
-    };
+    let generated = || generated_by(&recipe.name);
     root.add(
         &format!("{root_modules_dir}/modules.dep"),
         0o644,
@@ -493,8 +508,9 @@ pub fn build_with(
         disk: derived_uuid(&recipe.name, "disk"),
         partitions: disk
             .partitions
-            .clone()
-            .map(|p| derived_uuid(&recipe.name, p.name)),
+            .iter()
+            .map(|p| derived_uuid(&recipe.name, p.name))
+            .collect(),
     };
     let partuuid = |name: &str| {
         let i = disk
@@ -508,7 +524,7 @@ pub fn build_with(
         slot: Slot::A,
         root_partuuid: partuuid(ROOT_A_NAME),
         data_partuuid: partuuid(DATA_NAME),
-        esp_partuuid: partuuid(ESP_NAME),
+        esp_partuuid: partuuid(disk.first().name),
         verity: VerityParams {
             root_hash: hex::encode(tree.root_hash),
             salt: hex::encode(salt),
@@ -531,14 +547,6 @@ pub fn build_with(
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
     let vmlinuz =
         std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
-    // The one flow built today; a board with another flow is a compile error here until the
-    // builder writes that flow's boot files.
-    let BootFlow::UefiSystemdBoot(loader) = &board.boot_flow;
-    let loader_esp_path = board.architecture.uefi_removable_loader_path();
-    let (efi_path, efi) = debs.find(loader.efi_file).ok_or_else(|| {
-        Error::Package(format!("{} is not in {}", loader.efi_file, loader.package))
-    })?;
-    let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
     let slot_info = SlotInfo {
         recipe: recipe.name.clone(),
         board: board.name.into(),
@@ -554,28 +562,22 @@ pub fn build_with(
         update_trust: recipe.update.as_ref().map(UpdateTrust::of),
     };
     let slot_boot = [vmlinuz.clone(), initrd.compressed.clone()];
-    let mut esp_files = vec![
-        EspFile {
-            path: loader_esp_path.into(),
-            data: efi_bytes,
-        },
-        EspFile {
-            path: "loader/loader.conf".into(),
-            data: render_loader_conf().into_bytes(),
-        },
-    ];
-    esp_files.extend(first_slot_files(
-        &version,
-        &cmdline,
+    let slot_a = SlotABoot {
+        board,
+        disk: &disk,
+        recipe: &recipe,
+        version: &version,
+        cmdline: &cmdline,
         vmlinuz,
-        initrd.compressed.clone(),
-    ));
-    let esp_plan = disk.partition(ESP_NAME);
-    let esp_image = build_esp(
-        esp_plan.size,
-        derived_u32(&recipe.name, "esp-volume-id"),
-        &esp_files,
-    )?;
+        initrd: initrd.compressed.clone(),
+        vmlinuz_origin: vmlinuz_origin.clone(),
+    };
+    let boot = match &board.boot_flow {
+        BootFlow::UefiSystemdBoot(loader) => boot_partitions::uefi(loader, &debs, slot_a)?,
+        BootFlow::PiTryboot(firmware) => {
+            boot_partitions::pi(firmware, &kernel, &origin_in_kernel, slot_a)?
+        }
+    };
 
     // The disk image, written under a temporary name and renamed when complete.
     std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
@@ -591,7 +593,7 @@ pub fn build_with(
         &image_partial,
         &disk,
         &ids,
-        &esp_image,
+        &boot.images,
         &root_data,
         &tree.tree,
     )
@@ -644,21 +646,7 @@ pub fn build_with(
             origin,
         });
     }
-    for f in &esp_files {
-        let origin = if f.path == loader_esp_path {
-            efi.origin()
-        } else if f.path.ends_with("vmlinuz") {
-            vmlinuz_origin.clone()
-        } else {
-            generated()
-        };
-        files.push(SbomFile {
-            path: format!("esp:/{}", f.path),
-            sha256: sha256_hex(&f.data),
-            size: f.data.len() as u64,
-            origin,
-        });
-    }
+    files.extend(boot.sbom);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let sbom = Sbom {
         image: recipe.name.clone(),
@@ -705,6 +693,13 @@ pub fn lock_recipe(
     Ok(resolved)
 }
 
+/// The origin of a file the build wrote itself.
+pub fn generated_by(recipe_name: &str) -> Origin {
+    Origin::Generated {
+        by: format!("carapace build (recipe {recipe_name})"),
+    }
+}
+
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -718,7 +713,7 @@ fn write_disk(
     path: &Path,
     disk: &DiskPlan,
     ids: &GptIds,
-    esp: &[u8],
+    boot: &[(&str, Vec<u8>)],
     root: &[u8],
     tree: &[u8],
 ) -> Result<()> {
@@ -741,7 +736,9 @@ fn write_disk(
         }
         Ok(())
     };
-    put(disk.partition(ESP_NAME).offset, esp)?;
+    for (name, fat) in boot {
+        put(disk.partition(name).offset, fat)?;
+    }
     let root_a = disk.partition(ROOT_A_NAME).offset;
     put(root_a, root)?;
     put(root_a + root.len() as u64, tree)?;

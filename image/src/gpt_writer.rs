@@ -14,12 +14,12 @@ use crate::layout::{DATA_NAME, DiskPlan, SECTOR};
 pub struct GptIds {
     pub disk: Uuid,
     /// Unique partition GUIDs (PARTUUIDs) in plan order.
-    pub partitions: [Uuid; 4],
+    pub partitions: Vec<Uuid>,
 }
 
 pub fn write_gpt<W: Write + Seek>(out: &mut W, plan: &DiskPlan, ids: &GptIds) -> Result<()> {
     let mut partitions = Vec::new();
-    for (part, guid) in plan.partitions.iter().zip(ids.partitions) {
+    for (part, guid) in plan.partitions.iter().zip(&ids.partitions) {
         let type_guid = Uuid::parse_str(part.type_guid)
             .map_err(|e| Error::image(format!("bad type GUID {}: {e}", part.type_guid)))?;
         partitions.push(NewPartition {
@@ -63,7 +63,7 @@ mod tests {
         file.as_file().set_len(plan.total_size).unwrap();
         let ids = GptIds {
             disk: Uuid::from_u128(1),
-            partitions: [2, 3, 4, 5].map(Uuid::from_u128),
+            partitions: [2, 3, 4, 5].map(Uuid::from_u128).to_vec(),
         };
         write_gpt(&mut file.as_file(), &plan, &ids).unwrap();
 

@@ -14,6 +14,8 @@ use crate::error::{Error, IoContext, Result};
 pub struct KernelTree {
     pub release: String,
     pub vmlinuz: PathBuf,
+    /// `usr/lib/modules/<release>/dtb`, where Debian 7.x puts the device trees.
+    dtb_dir: Option<PathBuf>,
     modules_dir: PathBuf,
     /// Normalised module name ('-' → '_') → path relative to modules_dir, as packaged.
     index: BTreeMap<String, String>,
@@ -34,15 +36,45 @@ pub fn normalise(name: &str) -> String {
 }
 
 impl KernelTree {
+    /// A kernel whose package (or vendor tree) holds everything.
     pub fn open(package_root: &Path) -> Result<KernelTree> {
-        let base = package_root.join("usr/lib/modules");
-        let release = std::fs::read_dir(&base)
-            .context(|| format!("read {}", base.display()))?
-            .filter_map(|e| e.ok())
+        KernelTree::open_parts(&[package_root])
+    }
+
+    /// A kernel spread over several unpacked packages, as Debian splits it since 7.x: the
+    /// modules in one (`kernel/`, `updates/`), vmlinuz in another, modules.builtin and the
+    /// device trees in a third, all under `usr/lib/modules/<release>/`. vmlinuz is also looked
+    /// for at `boot/vmlinuz-<release>`, where a kernel in one package has it.
+    pub fn open_parts(roots: &[&Path]) -> Result<KernelTree> {
+        let release_dirs = |release: &str| -> Vec<PathBuf> {
+            roots
+                .iter()
+                .map(|root| root.join("usr/lib/modules").join(release))
+                .collect()
+        };
+        let release = roots
+            .iter()
+            .filter_map(|root| std::fs::read_dir(root.join("usr/lib/modules")).ok())
+            .flat_map(|entries| entries.filter_map(|e| e.ok()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .next()
-            .ok_or_else(|| Error::Module(format!("no kernel release under {}", base.display())))?;
-        let modules_dir = base.join(&release);
+            .ok_or_else(|| {
+                Error::Module(format!(
+                    "no kernel release under usr/lib/modules in {}",
+                    describe_roots(roots)
+                ))
+            })?;
+        let dirs = release_dirs(&release);
+        let modules_dir = dirs
+            .iter()
+            .find(|d| d.join("kernel").is_dir())
+            .cloned()
+            .ok_or_else(|| {
+                Error::Module(format!(
+                    "no usr/lib/modules/{release}/kernel in {}",
+                    describe_roots(roots)
+                ))
+            })?;
         let mut index = BTreeMap::new();
         walk(&modules_dir, &modules_dir.join("kernel"), &mut index)?;
         // Out-of-tree modules (a vendor's: NVIDIA's nvgpu) win over in-tree ones of the same
@@ -51,26 +83,66 @@ impl KernelTree {
         if updates.is_dir() {
             walk(&modules_dir, &updates, &mut index)?;
         }
-        let builtin = std::fs::read_to_string(modules_dir.join("modules.builtin"))
+        let builtin = dirs
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join("modules.builtin")).ok())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.rsplit('/').next())
             .map(|f| normalise(f.trim_end_matches(".ko")))
             .collect();
-        let vmlinuz = package_root.join("boot").join(format!("vmlinuz-{release}"));
-        if !vmlinuz.exists() {
-            return Err(Error::Module(format!(
-                "{} is missing from the kernel package",
-                vmlinuz.display()
-            )));
-        }
+        let vmlinuz = roots
+            .iter()
+            .map(|root| root.join("boot").join(format!("vmlinuz-{release}")))
+            .chain(dirs.iter().map(|d| d.join("vmlinuz")))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                Error::Module(format!(
+                    "no vmlinuz of {release} (boot/vmlinuz-{release} or \
+                     usr/lib/modules/{release}/vmlinuz) in {}",
+                    describe_roots(roots)
+                ))
+            })?;
+        let dtb_dir = dirs.iter().map(|d| d.join("dtb")).find(|d| d.is_dir());
         Ok(KernelTree {
             release,
             vmlinuz,
+            dtb_dir,
             modules_dir,
             index,
             builtin,
         })
+    }
+
+    /// `usr/lib/modules/<release>` of the part that holds the modules.
+    pub fn modules_dir(&self) -> &Path {
+        &self.modules_dir
+    }
+
+    /// The device tree `name` (a file name, e.g. "bcm2712-rpi-5-b.dtb") from the kernel's
+    /// dtb directory, searched through its vendor folders.
+    pub fn device_tree(&self, name: &str) -> Result<PathBuf> {
+        let missing = || {
+            Error::Module(format!(
+                "kernel {} has no device tree {name}{}",
+                self.release,
+                match &self.dtb_dir {
+                    Some(dir) => format!(" under {}", dir.display()),
+                    None => " (it ships no dtb directory)".into(),
+                }
+            ))
+        };
+        let dir = self.dtb_dir.as_ref().ok_or_else(missing)?;
+        let direct = dir.join(name);
+        if direct.is_file() {
+            return Ok(direct);
+        }
+        let vendors = std::fs::read_dir(dir).context(|| format!("read {}", dir.display()))?;
+        vendors
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(missing)
     }
 
     /// The named modules and everything they depend on, dependencies first. Built-in
@@ -124,6 +196,14 @@ impl KernelTree {
         order.push(name.to_string());
         Ok(())
     }
+}
+
+fn describe_roots(roots: &[&Path]) -> String {
+    roots
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn walk(base: &Path, dir: &Path, index: &mut BTreeMap<String, String>) -> Result<()> {

@@ -8,14 +8,14 @@
 //! stay the same for everyone (and reproducible); the personal image holds secrets.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use board_support::OWNER_SETTINGS_ESP_NAME;
 use carapace_owner::{OwnerSettings, PairingCode, qr};
 
 use crate::error::{Error, Result};
-use crate::layout::ESP_NAME;
+use crate::fat_partition::{self, Window};
 
 /// What the owner needs to pair the box.
 pub struct Pairing {
@@ -139,81 +139,11 @@ pub fn read_settings(disk: &File, image_len: u64) -> std::result::Result<Option<
     Ok(Some(text))
 }
 
-/// The FAT file system of the image's ESP (found by its GPT name).
+/// The FAT file system of the image's first partition: the ESP, or a Pi's config partition.
 fn esp_of(disk: &File, image_len: u64) -> std::result::Result<fatfs::FileSystem<Window>, String> {
-    let table = board_support::gpt::read_table(disk, 512, image_len / 512)
-        .map_err(|e| format!("reading its GPT: {e}"))?;
-    let esp = table
-        .entries
-        .iter()
-        .find(|entry| entry.name == ESP_NAME)
-        .ok_or_else(|| format!("no partition named {ESP_NAME}"))?;
-    let window = Window {
-        file: disk.try_clone().map_err(|e| e.to_string())?,
-        start: esp.first_lba * 512,
-        length: (esp.last_lba + 1 - esp.first_lba) * 512,
-        position: 0,
-    };
-    fatfs::FileSystem::new(window, fatfs::FsOptions::new()).map_err(|e| format!("its ESP: {e}"))
+    fat_partition::open(disk, image_len, 1)
 }
 
-/// A partition of a disk image as a stream of its own.
-pub struct Window {
-    file: File,
-    start: u64,
-    length: u64,
-    position: u64,
-}
-
-impl Window {
-    fn room(&self, wanted: usize) -> usize {
-        wanted.min(self.length.saturating_sub(self.position) as usize)
-    }
-}
-
-impl Read for Window {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let n = self.room(buffer.len());
-        self.file
-            .seek(SeekFrom::Start(self.start + self.position))?;
-        let read = self.file.read(&mut buffer[..n])?;
-        self.position += read as u64;
-        Ok(read)
-    }
-}
-
-impl Write for Window {
-    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
-        let n = self.room(buffer.len());
-        if n == 0 && !buffer.is_empty() {
-            return Err(io::Error::other("write past the end of the partition"));
-        }
-        self.file
-            .seek(SeekFrom::Start(self.start + self.position))?;
-        let written = self.file.write(&buffer[..n])?;
-        self.position += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-}
-
-impl Seek for Window {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(offset) => offset as i128,
-            SeekFrom::End(delta) => self.length as i128 + delta as i128,
-            SeekFrom::Current(delta) => self.position as i128 + delta as i128,
-        };
-        if target < 0 || target > self.length as i128 {
-            return Err(io::Error::other("seek outside the partition"));
-        }
-        self.position = target as u64;
-        Ok(self.position)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -229,10 +159,10 @@ mod tests {
         file.as_file().set_len(plan.total_size).unwrap();
         let ids = GptIds {
             disk: uuid::Uuid::from_u128(1),
-            partitions: [2, 3, 4, 5].map(uuid::Uuid::from_u128),
+            partitions: [2, 3, 4, 5].map(uuid::Uuid::from_u128).to_vec(),
         };
         write_gpt(&mut file.as_file(), &plan, &ids).unwrap();
-        let esp = plan.partition(ESP_NAME);
+        let esp = plan.first();
         let fat = crate::esp::build_esp(esp.size, 7, &[]).unwrap();
         file.as_file().write_all_at(&fat, esp.offset).unwrap();
 

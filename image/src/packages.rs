@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use board_support::board::DebianKernel;
+
 use crate::apt::{Apt, IndexEntry, Sources};
 use crate::board::Board;
 use crate::deb_cache::DebCache;
@@ -14,6 +16,8 @@ use crate::rootfs::Origin;
 
 #[derive(Debug, Clone)]
 pub struct Package {
+    /// What the recipe or board asked for (lock.rs).
+    pub requested: String,
     pub name: String,
     pub version: String,
     /// The suite whose index served it, e.g. "trixie-security".
@@ -50,16 +54,41 @@ impl PackageSet {
     pub fn named_prefix(&self, prefix: &str) -> Option<&Package> {
         self.packages.iter().find(|p| p.name.starts_with(prefix))
     }
+
+    /// The packages pinned for Debian's `kernel`: its versioned linux-image-* and its parts.
+    pub fn kernel_packages(&self, kernel: &DebianKernel) -> Vec<&Package> {
+        self.packages
+            .iter()
+            .filter(|p| kernel_pin(kernel, &p.requested).is_some())
+            .collect()
+    }
+}
+
+/// What a requested name means for the kernel: the versioned image behind the metapackage
+/// (`linux-image-arm64`), or one of its parts (`linux-image-arm64/linux-binary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelPin<'a> {
+    Image,
+    Part(&'a str),
+}
+
+fn kernel_pin<'a>(kernel: &DebianKernel, requested: &'a str) -> Option<KernelPin<'a>> {
+    if requested == kernel.metapackage {
+        return Some(KernelPin::Image);
+    }
+    let (meta, part) = requested.split_once('/')?;
+    (meta == kernel.metapackage && kernel.parts.contains(&part)).then_some(KernelPin::Part(part))
 }
 
 pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
-    let mut names: Vec<String> = board
-        .kernel
-        .debian_metapackage()
-        .into_iter()
-        .chain([board.boot_flow.package()])
-        .map(String::from)
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    if let Some(kernel) = board.kernel.debian() {
+        names.push(kernel.metapackage.into());
+        for part in kernel.parts {
+            names.push(format!("{}/{part}", kernel.metapackage));
+        }
+    }
+    names.extend(board.boot_flow.package().map(String::from));
     for name in &recipe.debian.packages {
         if !names.contains(name) {
             names.push(name.clone());
@@ -93,9 +122,12 @@ impl UpdateRequest {
         match self {
             UpdateRequest::None => false,
             UpdateRequest::All => true,
-            UpdateRequest::Only(names) => {
-                names.iter().any(|n| *n == pin.requested || *n == pin.name)
-            }
+            // A kernel's parts move with its metapackage.
+            UpdateRequest::Only(names) => names.iter().any(|n| {
+                *n == pin.requested
+                    || *n == pin.name
+                    || pin.requested.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with('/'))
+            }),
         }
     }
 }
@@ -105,8 +137,9 @@ pub struct Request {
     pub suite: String,
     pub arch: String,
     pub requested: Vec<String>,
-    /// The board's kernel metapackage, pinned as the versioned linux-image-* it depends on.
-    pub kernel_metapackage: Option<String>,
+    /// The board's Debian kernel: its metapackage is pinned as the versioned linux-image-* it
+    /// depends on, and each part as that image's dependency of the same version.
+    pub kernel: Option<DebianKernel>,
     /// The mirror to read the archive from.
     pub sources: Sources,
 }
@@ -117,7 +150,7 @@ impl Request {
             suite: recipe.debian.suite.clone(),
             arch: board.architecture.debian_arch().into(),
             requested: requested_packages(board, recipe),
-            kernel_metapackage: board.kernel.debian_metapackage().map(String::from),
+            kernel: board.kernel.debian(),
             sources: Sources::configured(),
         }
     }
@@ -148,6 +181,7 @@ pub fn fetch(
     for (pinned, deb) in resolved.lock.packages.iter().zip(&resolved.debs) {
         let root = unpack(deb, &cache.join("unpacked").join(&pinned.sha256))?;
         packages.push(Package {
+            requested: pinned.requested.clone(),
             name: pinned.name.clone(),
             version: pinned.version.clone(),
             suite: pinned.suite.clone(),
@@ -287,6 +321,9 @@ pub fn resolve(
         debs.push(deb);
     }
 
+    if let Some(kernel) = &request.kernel {
+        check_kernel_parts(&lock, kernel, lock_path)?;
+    }
     if previous.as_ref() != Some(&lock) {
         lock.write(lock_path)?;
     }
@@ -322,6 +359,8 @@ struct PackageSources<'a> {
     cache: DebCache,
     request: &'a Request,
     mirror: Option<Apt>,
+    /// The release's -backports suite, for a kernel from there.
+    backports: Option<Apt>,
     /// Set once the snapshot archive failed: one line says so, and no pin asks it again.
     snapshot_unreachable: bool,
 }
@@ -333,34 +372,53 @@ impl<'a> PackageSources<'a> {
             cache: DebCache::new(cache_dir)?,
             request,
             mirror: None,
+            backports: None,
             snapshot_unreachable: false,
         })
     }
 
     fn mirror(&mut self) -> Result<&mut Apt> {
-        if self.mirror.is_none() {
-            let apt = Apt::new(
+        self.apt(false)
+    }
+
+    /// The release's apt, or its -backports suite's.
+    fn apt(&mut self, backports: bool) -> Result<&mut Apt> {
+        let suite = suite_of_pins(&self.request.suite, backports);
+        let slot = if backports {
+            &mut self.backports
+        } else {
+            &mut self.mirror
+        };
+        if slot.is_none() {
+            *slot = Some(Apt::new(
                 self.cache_dir,
-                &self.request.suite,
-                &self.request.suite,
+                &suite,
+                &suite,
                 &self.request.arch,
                 self.request.sources.clone(),
-            )?;
-            self.mirror = Some(apt);
+            )?);
         }
-        self.mirror
-            .as_mut()
+        slot.as_mut()
             .ok_or_else(|| Error::Package("apt was not set up".into()))
     }
 
     /// The archive's current version of `requested`, as a pin seen now.
     fn current(&mut self, requested: &str) -> Result<LockedPackage> {
-        let is_kernel = self.request.kernel_metapackage.as_deref() == Some(requested);
-        let apt = self.mirror()?;
-        let mut entry = apt.require(requested)?;
-        if is_kernel {
-            entry = kernel_behind_metapackage(apt, &entry)?;
-        }
+        let kernel = self.request.kernel;
+        let pin = kernel.and_then(|k| kernel_pin(&k, requested));
+        let backports = pin.is_some() && kernel.is_some_and(|k| k.backports);
+        let apt = self.apt(backports)?;
+        let entry = match (kernel, pin) {
+            (Some(kernel), Some(pin)) => {
+                let meta = apt.require(kernel.metapackage)?;
+                let image = kernel_behind_metapackage(apt, &meta)?;
+                match pin {
+                    KernelPin::Image => image,
+                    KernelPin::Part(part) => kernel_part(apt, &image, part)?,
+                }
+            }
+            _ => apt.require(requested)?,
+        };
         let suite = apt.suite_of(&entry.name, &entry.version)?;
         Ok(LockedPackage {
             requested: requested.into(),
@@ -379,17 +437,19 @@ impl<'a> PackageSources<'a> {
             return Ok(Some(deb));
         }
         let spool = self.cache_dir.join("downloads");
-        let mirror = self.mirror()?;
+        let backports = pin.suite.ends_with(BACKPORTS);
+        let mirror = self.apt(backports)?;
         if let Some(deb) = download_from(mirror, pin, &spool)? {
             return self.cache.put(&deb, &pin.sha256, &describe(pin)).map(Some);
         }
         if self.snapshot_unreachable || pin.seen.is_empty() {
             return Ok(None);
         }
+        let suite = suite_of_pins(&self.request.suite, backports);
         let snapshot = Apt::new(
             self.cache_dir,
-            &format!("snapshot-{}-{}", pin.seen, self.request.suite),
-            &self.request.suite,
+            &format!("snapshot-{}-{suite}", pin.seen),
+            &suite,
             &self.request.arch,
             Sources::snapshot(&pin.seen),
         )
@@ -456,6 +516,70 @@ fn download_from(apt: &mut Apt, pin: &LockedPackage, spool: &Path) -> Result<Opt
         )));
     }
     apt.download(&entry, spool).map(Some)
+}
+
+const BACKPORTS: &str = "-backports";
+
+/// The suite a pin comes from: the release, or its -backports suite.
+fn suite_of_pins(release: &str, backports: bool) -> String {
+    if backports {
+        format!("{release}{BACKPORTS}")
+    } else {
+        release.to_string()
+    }
+}
+
+/// `image`'s dependency named `<part>-*`, at the image's version (a split kernel's part).
+fn kernel_part(apt: &mut Apt, image: &IndexEntry, part: &str) -> Result<IndexEntry> {
+    let prefix = format!("{part}-");
+    let name = image
+        .depends
+        .split(',')
+        .map(|d| d.trim().split([' ', '(']).next().unwrap_or(""))
+        .find(|d| d.starts_with(&prefix))
+        .ok_or_else(|| {
+            Error::Package(format!(
+                "{} {} depends on no {prefix}* package: is the board's kernel split into parts \
+                 in this suite?",
+                image.name, image.version
+            ))
+        })?;
+    apt.lookup(name, Some(&image.version))?.ok_or_else(|| {
+        Error::Package(format!(
+            "{name} {} (a part of {}) is not in the index",
+            image.version, image.name
+        ))
+    })
+}
+
+/// A kernel's parts must be the versioned image's own: a lock edited by hand or moved in part
+/// would put one kernel's modules beside another's vmlinuz.
+fn check_kernel_parts(lock: &Lock, kernel: &DebianKernel, lock_path: &Path) -> Result<()> {
+    let pins: Vec<&LockedPackage> = lock
+        .packages
+        .iter()
+        .filter(|p| kernel_pin(kernel, &p.requested).is_some())
+        .collect();
+    let Some(image) = pins.iter().find(|p| p.requested == kernel.metapackage) else {
+        return Ok(());
+    };
+    let odd: Vec<String> = pins
+        .iter()
+        .filter(|p| p.version != image.version)
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Package(format!(
+        "{} pins {} {} but {}: the parts of one kernel must have its version; run `carapace \
+         lock --update {}` to move them together",
+        lock_path.display(),
+        image.name,
+        image.version,
+        odd.join(", "),
+        kernel.metapackage
+    )))
 }
 
 fn kernel_behind_metapackage(apt: &mut Apt, meta: &IndexEntry) -> Result<IndexEntry> {

@@ -9,9 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use board_support::board::{Board, QemuMachine};
+use board_support::board::{Board, BootFlow, QemuMachine};
 
 use crate::error::{Error, IoContext, Result};
+use crate::pi_stand_in::{self, DirectKernel};
 use crate::qmp::Qmp;
 use crate::tools;
 
@@ -115,6 +116,9 @@ pub struct VmConfig {
     /// Echo console lines to our stderr.
     pub echo: bool,
     pub network: Network,
+    /// A board without UEFI (the Pi 5): its firmware's choice of kernel, initramfs and
+    /// command line, booted directly instead of through the UEFI firmware.
+    pub direct_kernel: Option<DirectKernel>,
 }
 
 impl VmConfig {
@@ -136,7 +140,19 @@ impl VmConfig {
             fw_cfg: Vec::new(),
             echo: false,
             network: Network::Isolated,
+            direct_kernel: None,
         }
+    }
+
+    /// A machine of `board`'s kind for `disk` (an overlay of `image`), whose state files live
+    /// in `dir`. For a board whose firmware QEMU lacks (the Pi 5), the kernel, initramfs and
+    /// command line are read from `image` as that firmware would (pi_stand_in.rs).
+    pub fn for_image(board: &Board, image: &Path, disk: PathBuf, dir: &Path) -> Result<VmConfig> {
+        let mut config = VmConfig::new(board, disk, dir);
+        if let BootFlow::PiTryboot(_) = board.boot_flow {
+            config.direct_kernel = Some(pi_stand_in::boot_files(image, dir, false)?);
+        }
+        Ok(config)
     }
 
     pub fn command(&self) -> Command {
@@ -165,14 +181,23 @@ impl VmConfig {
             "none",
             "-nodefaults",
         ]);
-        cmd.arg("-drive").arg(format!(
-            "if=pflash,format=raw,unit=0,readonly=on,file={}",
-            machine.firmware_code
-        ));
-        cmd.arg("-drive").arg(format!(
-            "if=pflash,format=raw,unit=1,file={}",
-            self.vars.display()
-        ));
+        match &self.direct_kernel {
+            Some(direct) => {
+                cmd.arg("-kernel").arg(&direct.kernel);
+                cmd.arg("-initrd").arg(&direct.initrd);
+                cmd.arg("-append").arg(&direct.append);
+            }
+            None => {
+                cmd.arg("-drive").arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    machine.firmware_code
+                ));
+                cmd.arg("-drive").arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    self.vars.display()
+                ));
+            }
+        }
         cmd.arg("-drive").arg(format!(
             "if=virtio,format={},file={}",
             self.disk_format,
@@ -212,6 +237,9 @@ impl VmConfig {
     pub fn prepare(&self) -> Result<()> {
         let machine = &self.machine;
         tools::require(machine.system_binary, machine.system_package)?;
+        if self.direct_kernel.is_some() {
+            return Ok(());
+        }
         if !Path::new(machine.firmware_code).exists() {
             return Err(Error::MissingTool {
                 tool: machine.firmware_code.into(),

@@ -28,6 +28,8 @@ pub struct Recipe {
     pub kernel: KernelSection,
     #[serde(default)]
     pub disk: DiskSection,
+    #[serde(default)]
+    pub boot: BootSection,
     /// Workspace binaries beyond init, agentd and the logger (test images add the test service here).
     #[serde(default, rename = "binary")]
     pub binaries: Vec<ExtraBinary>,
@@ -251,6 +253,16 @@ pub struct KernelSection {
     pub extra_cmdline: Vec<String>,
 }
 
+/// `[boot]`: what the board's firmware reads besides what the builder writes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootSection {
+    /// Raspberry Pi: lines appended to each slot's config.txt (`dtparam=pciex1_gen=3` for an
+    /// AI HAT+, `device_tree=bcm2712-d-rpi-5-b.dtb` for a D0 board).
+    #[serde(default)]
+    pub config_txt: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskSection {
@@ -392,6 +404,19 @@ impl Recipe {
         validate_models(&self.models, &self.binaries)?;
         for word in &self.kernel.extra_cmdline {
             validate_cmdline_word(word)?;
+        }
+        for line in &self.boot.config_txt {
+            if !line.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return Err(format!(
+                    "[boot] config_txt line {line:?} must be one line of printable ASCII"
+                ));
+            }
+            if let Some(why) = crate::pi_boot::refused_config_line(line) {
+                return Err(format!(
+                    "[boot] config_txt line {line:?} is refused: {why}; the builder writes \
+                     those itself"
+                ));
+            }
         }
         // The same check PID 1 runs at boot: a table that builds is a table that boots.
         ServiceTable::validate(&self.services).map_err(|err| err.to_string())?;

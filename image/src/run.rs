@@ -49,7 +49,7 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
     if fresh_disk {
         create_overlay(&image, &disk, RUN_DISK_GIB)?;
     }
-    let mut config = VmConfig::new(board, disk, &run_dir);
+    let mut config = VmConfig::for_image(board, &image, disk, &run_dir)?;
     if fresh_disk {
         let _ = std::fs::remove_file(&config.vars);
     }

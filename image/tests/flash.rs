@@ -309,7 +309,7 @@ fn flash_refuses_a_partition_a_disk_too_small_a_mounted_disk_and_the_hosts_own_d
     backing.as_file().set_len(plan.total_size).unwrap();
     let ids = carapace_image::gpt_writer::GptIds {
         disk: uuid::Uuid::from_u128(1),
-        partitions: [2, 3, 4, 5].map(uuid::Uuid::from_u128),
+        partitions: [2, 3, 4, 5].map(uuid::Uuid::from_u128).to_vec(),
     };
     carapace_image::gpt_writer::write_gpt(&mut backing.as_file(), &plan, &ids).unwrap();
     let small = Loop::new(backing, true);

@@ -20,7 +20,7 @@ fn request(requested: &str, sources: Sources) -> Request {
         suite: "trixie".into(),
         arch: "amd64".into(),
         requested: vec![requested.into()],
-        kernel_metapackage: None,
+        kernel: None,
         sources,
     }
 }

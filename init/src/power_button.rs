@@ -1,5 +1,6 @@
-//! The ACPI power button (QEMU's `system_powerdown`, a press on a mini PC): the kernel's
-//! button driver reports it as KEY_POWER on an evdev device named "Power Button".
+//! The power button: KEY_POWER on any input device that can send it. That is the ACPI button
+//! on a mini PC or QEMU's q35 ("Power Button"), and gpio-keys where the device tree describes
+//! the button (the Raspberry Pi 5's, QEMU virt's without ACPI).
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -8,7 +9,6 @@ use std::path::Path;
 use rustix::fs::{Mode, OFlags};
 
 const INPUT_CLASS: &str = "/sys/class/input";
-const DEVICE_NAME: &str = "Power Button";
 /// `struct input_event` on 64-bit: struct timeval (16), type u16, code u16, value i32.
 pub const INPUT_EVENT_SIZE: usize = 24;
 const EV_KEY: u16 = 1;
@@ -25,8 +25,12 @@ pub fn open_all() -> Vec<OwnedFd> {
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with("event"))
         .filter(|name| {
-            fs::read_to_string(Path::new(INPUT_CLASS).join(name).join("device/name"))
-                .is_ok_and(|device| device.trim() == DEVICE_NAME)
+            fs::read_to_string(
+                Path::new(INPUT_CLASS)
+                    .join(name)
+                    .join("device/capabilities/key"),
+            )
+            .is_ok_and(|keys| has_key(&keys, KEY_POWER))
         })
         .collect();
     events.sort();
@@ -37,6 +41,19 @@ pub fn open_all() -> Vec<OwnedFd> {
             rustix::fs::open(Path::new("/dev/input").join(name), flags, Mode::empty()).ok()
         })
         .collect()
+}
+
+/// Whether a sysfs key bitmap (`capabilities/key`: hexadecimal words, most significant
+/// first, as wide as the kernel's long) has bit `code`.
+fn has_key(bitmap: &str, code: u16) -> bool {
+    let bits = usize::BITS as usize;
+    let word = code as usize / bits;
+    bitmap
+        .split_whitespace()
+        .rev()
+        .nth(word)
+        .and_then(|w| usize::from_str_radix(w, 16).ok())
+        .is_some_and(|w| w >> (code as usize % bits) & 1 == 1)
 }
 
 /// Whether a read from an event device holds a power button press.
@@ -78,6 +95,18 @@ mod tests {
         assert!(!contains_press(&event(EV_KEY, KEY_POWER, 2)), "autorepeat");
         assert!(!contains_press(&event(EV_KEY, 115, 1)), "another key");
         assert!(!contains_press(&event(0, 0, 0)), "EV_SYN");
+    }
+
+    #[test]
+    fn a_device_is_a_power_button_when_its_key_bitmap_has_key_power() {
+        // The ACPI power button on x86-64 and gpio-keys with only KEY_POWER on arm64 (64-bit
+        // words: bit 116 is bit 52 of the second word from the right).
+        assert!(has_key("10000000000000 0", KEY_POWER));
+        // A keyboard without a power key, and a device with no keys.
+        assert!(!has_key("3 fffffffff 0 0", KEY_POWER));
+        assert!(!has_key("0", KEY_POWER));
+        assert!(!has_key("", KEY_POWER));
+        assert!(!has_key("zz 0", KEY_POWER));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use rustix::ioctl::{Getter, Opcode, Updater, opcode};
 use crate::error::{Context, Result};
 
 const DEVICE: &str = "/dev/watchdog0";
+/// The longest timeout the driver takes (the Pi 5's PM watchdog: 15 s).
+const MAX_TIMEOUT: &str = "/sys/class/watchdog/watchdog0/max_timeout";
 pub const TIMEOUT_SECONDS: i32 = board_support::box_health::HARDWARE_WATCHDOG_S as i32;
 const WDIOC_KEEPALIVE: Opcode = opcode::read::<i32>(b'W', 5);
 const WDIOC_SETTIMEOUT: Opcode = opcode::read_write::<i32>(b'W', 6);
@@ -39,10 +41,22 @@ pub fn open_if_present() -> Result<Option<Watchdog>> {
     }
     let fd = rustix::fs::open(DEVICE, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
         .context(|| format!("open {DEVICE}"))?;
-    let mut timeout = TIMEOUT_SECONDS;
+    // The device runs from the open on: an error from here on must not drop the descriptor,
+    // or the box resets within the driver's default timeout while nobody pets it.
+    let max = std::fs::read_to_string(MAX_TIMEOUT)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok());
+    let mut timeout = timeout_within(TIMEOUT_SECONDS, max);
     // SAFETY: WDIOC_SETTIMEOUT reads and writes back one int.
-    unsafe { rustix::ioctl::ioctl(&fd, Updater::<WDIOC_SETTIMEOUT, i32>::new(&mut timeout)) }
-        .context(|| format!("set the timeout of {DEVICE}"))?;
+    let set = unsafe {
+        rustix::ioctl::ioctl(&fd, Updater::<WDIOC_SETTIMEOUT, i32>::new(&mut timeout))
+    };
+    if let Err(err) = set {
+        log_error!(
+            "watchdog timeout={timeout} not set ({err}); petting it every second, within the \
+             driver's own"
+        );
+    }
     // The driver may round the timeout; a pet every second is well inside any it picks.
     pet(&fd);
     Ok(Some(Watchdog {
@@ -50,6 +64,14 @@ pub fn open_if_present() -> Result<Option<Watchdog>> {
         last_pet: Instant::now(),
         max_gap: Duration::ZERO,
     }))
+}
+
+/// Our timeout, or the driver's largest when that is shorter.
+fn timeout_within(wanted: i32, max: Option<i32>) -> i32 {
+    match max {
+        Some(max) if max > 0 && max < wanted => max,
+        _ => wanted,
+    }
 }
 
 impl Watchdog {
@@ -136,6 +158,15 @@ fn pet(fd: &OwnedFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeout_stays_within_the_drivers_maximum() {
+        // The Pi 5's PM watchdog takes at most 15 s; i6300esb far more.
+        assert_eq!(timeout_within(20, Some(15)), 15);
+        assert_eq!(timeout_within(20, Some(2046)), 20);
+        assert_eq!(timeout_within(20, None), 20);
+        assert_eq!(timeout_within(20, Some(0)), 20);
+    }
 
     #[test]
     fn opcodes_match_linux_watchdog_h() {

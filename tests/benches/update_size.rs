@@ -127,7 +127,8 @@ fn kernel_update(scratch: &Scratch, cache: &Path, base: &Path, out: &Path) -> Re
         .ok_or_else(|| fail(format!("{} is missing", lock_path.display())))?;
     let metapackage = board
         .kernel
-        .debian_metapackage()
+        .debian()
+        .map(|kernel| kernel.metapackage)
         .ok_or_else(|| fail(format!("{RECIPE}'s board has no Debian kernel")))?;
     let pin = other_kernel::pinned(&lock, metapackage)?;
     let Some(other) = other_kernel::find(cache, pin)? else {

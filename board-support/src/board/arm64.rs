@@ -2,14 +2,16 @@
 //! EDK2 firmware) booting systemd-boot from the ESP, with Debian's arm64 kernel. The Pi 5 and
 //! the Jetson reuse its architecture but bring their own boot chains.
 
-use super::{Architecture, Board, BootFlow, KernelSource, QemuMachine, SystemdBootLoader};
+use super::{Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader};
 
 pub const ARM64: Board = Board {
     name: "arm64",
     architecture: Architecture::Arm64,
-    kernel: KernelSource::Debian {
+    kernel: KernelSource::Debian(DebianKernel {
         metapackage: "linux-image-arm64",
-    },
+        backports: false,
+        parts: &[],
+    }),
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootaa64.efi",

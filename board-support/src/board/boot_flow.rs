@@ -1,11 +1,6 @@
 //! How a board's firmware reaches a slot's kernel, and therefore how a trial boot is counted
 //! and committed; the builder writes the boot files this flow needs, and
 //! [`crate::BootControl`] has one implementation per flow.
-//!
-//! Only UEFI with systemd-boot is built today. Raspberry Pi 5's firmware tryboot (p1 holding
-//! only autoboot.txt, boot-a/boot-b FAT partitions, commits by rewriting autoboot.txt) has its
-//! BootControl implementation ([`crate::PiTryboot`], tested against a simulated firmware); it
-//! becomes a variant here together with its disk layout, when a Pi image is built, not before.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootFlow {
@@ -13,6 +8,11 @@ pub enum BootFlow {
     /// counts down a trial entry's tries (`carapace-a+3.conf`) and falls back to the other
     /// slot when they run out ([`crate::SystemdBoot`]).
     UefiSystemdBoot(SystemdBootLoader),
+    /// The Raspberry Pi 5's EEPROM firmware: p1 holds only autoboot.txt, which names the boot
+    /// partition of the committed slot and of the one tryboot (`[tryboot]`); each slot has its
+    /// own FAT boot partition with config.txt, cmdline.txt, the kernel, the initramfs and the
+    /// device trees ([`crate::PiTryboot`]; docs/boot-contract.md, "Raspberry Pi 5").
+    PiTryboot(PiFirmwareBoot),
 }
 
 /// Where systemd-boot comes from for one architecture.
@@ -24,11 +24,24 @@ pub struct SystemdBootLoader {
     pub efi_file: &'static str,
 }
 
+/// What the Pi firmware needs from each slot's boot partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiFirmwareBoot {
+    /// Each slot's FAT boot partition, MiB. Frozen once boxes ship (image/src/layout.rs).
+    pub slot_boot_mib: u64,
+    /// The device trees copied from the kernel's dtb directory to the root of each boot
+    /// partition, by their file names there. The firmware loads the one its board name picks
+    /// unless config.txt's `device_tree=` names another.
+    pub device_trees: &'static [&'static str],
+}
+
 impl BootFlow {
-    /// The Debian package that carries the boot loader: every image of the board needs it.
-    pub fn package(&self) -> &'static str {
+    /// The Debian package that carries the boot loader, if the flow has one: every image of
+    /// the board needs it. The Pi's loader is in its EEPROM.
+    pub fn package(&self) -> Option<&'static str> {
         match self {
-            BootFlow::UefiSystemdBoot(loader) => loader.package,
+            BootFlow::UefiSystemdBoot(loader) => Some(loader.package),
+            BootFlow::PiTryboot(_) => None,
         }
     }
 }

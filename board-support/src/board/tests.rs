@@ -84,6 +84,16 @@ fn every_board_is_consistent_with_its_architecture() {
                     "{name}: package-relative"
                 );
             }
+            BootFlow::PiTryboot(firmware) => {
+                assert_eq!(board.architecture, Architecture::Arm64, "{name}");
+                // An uncompressed arm64 Image is ~50 MiB; two must never be needed at once,
+                // but one with its initramfs must fit.
+                assert!(firmware.slot_boot_mib >= 128, "{name}");
+                assert!(!firmware.device_trees.is_empty(), "{name}");
+                for dtb in firmware.device_trees {
+                    assert!(dtb.ends_with(".dtb") && !dtb.contains('/'), "{name}: {dtb}");
+                }
+            }
         }
         assert!(board.default_esp_mib >= 33, "{name}: FAT32 needs 33 MiB");
         assert!(!board.initramfs_modules.is_empty(), "{name}");

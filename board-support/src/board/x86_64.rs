@@ -1,14 +1,16 @@
 //! The x86-64 board: UEFI mini PCs and QEMU's q35 with OVMF. One description covers both
 //! because the initramfs carries the drivers of every disk such a box boots from.
 
-use super::{Architecture, Board, BootFlow, KernelSource, QemuMachine, SystemdBootLoader};
+use super::{Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader};
 
 pub const X86_64: Board = Board {
     name: "x86-64",
     architecture: Architecture::X86_64,
-    kernel: KernelSource::Debian {
+    kernel: KernelSource::Debian(DebianKernel {
         metapackage: "linux-image-amd64",
-    },
+        backports: false,
+        parts: &[],
+    }),
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootx64.efi",

@@ -54,7 +54,9 @@ pub fn build(workspace: &Path, recipe_path: &Path, out: &Path) -> Result<Baselin
     let kernel =
         KernelTree::open(&kernel_package.root).context(|| "open the kernel package".into())?;
     // The baseline boots the way Carapace's image does: only the UEFI flow is built today.
-    let BootFlow::UefiSystemdBoot(loader) = &board.boot_flow;
+    let BootFlow::UefiSystemdBoot(loader) = &board.boot_flow else {
+        return Err(fail(format!("{} has no UEFI boot loader", board.name)));
+    };
     let (efi, _) = debs.find(loader.efi_file).ok_or_else(|| {
         fail(format!(
             "{} is not in the pinned {}",

@@ -1,0 +1,109 @@
+//! What the Raspberry Pi 5's firmware does before Linux, done for QEMU's virt machine, which
+//! stands in for the board: read autoboot.txt on p1, take the partition its `[all]` section
+//! names (or `[tryboot]`'s, for a tryboot), read that partition's config.txt for the kernel
+//! and initramfs file names and its cmdline.txt, and hand them to QEMU as a direct kernel
+//! boot. The console moves from the Pi's debug UART to virt's PL011; nothing else changes.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use board_support::boot_control::{AUTOBOOT_FILE, Autoboot, CMDLINE_FILE};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fat_partition;
+use crate::pi_boot::CONFIG_FILE;
+
+/// `-kernel`, `-initrd`, `-append`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectKernel {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    /// The partition the firmware would have booted.
+    pub boot_partition: u32,
+}
+
+/// The Pi's debug UART and virt's PL011.
+const PI_CONSOLE: &str = "console=ttyAMA10,";
+const VIRT_CONSOLE: &str = "console=ttyAMA0,";
+
+/// Reads `image` (raw) as the firmware would and writes the chosen slot's kernel and initramfs
+/// into `dir`.
+pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKernel> {
+    let fail = |what: String| Error::image(format!("the Pi firmware stand-in: {what}"));
+    let disk = File::open(image).context(|| format!("open {}", image.display()))?;
+    let length = disk
+        .metadata()
+        .context(|| format!("stat {}", image.display()))?
+        .len();
+    let read = |partition: u32, name: &str| -> Result<Vec<u8>> {
+        let fs = fat_partition::open(&disk, length, partition)
+            .map_err(|e| fail(format!("{}: {e}", image.display())))?;
+        let mut file = fs
+            .root_dir()
+            .open_file(name)
+            .map_err(|e| fail(format!("{name} on partition {partition}: {e}")))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("{name} on partition {partition}: {e}")))?;
+        Ok(bytes)
+    };
+    let autoboot_bytes = read(1, AUTOBOOT_FILE)?;
+    let autoboot = Autoboot::parse(&autoboot_bytes, Path::new(AUTOBOOT_FILE))
+        .map_err(|e| fail(e.to_string()))?;
+    let partition = if tryboot {
+        autoboot.tryboot_partition
+    } else {
+        autoboot.boot_partition
+    };
+    let config = String::from_utf8_lossy(&read(partition, CONFIG_FILE)?).into_owned();
+    let (kernel_name, initrd_name) = kernel_and_initramfs(&config)
+        .ok_or_else(|| fail(format!("{CONFIG_FILE} on partition {partition} names no kernel= and initramfs")))?;
+    let cmdline = String::from_utf8_lossy(&read(partition, CMDLINE_FILE)?).into_owned();
+    let kernel = dir.join("pi-kernel");
+    let initrd = dir.join("pi-initrd");
+    std::fs::write(&kernel, read(partition, &kernel_name)?)
+        .context(|| format!("write {}", kernel.display()))?;
+    std::fs::write(&initrd, read(partition, &initrd_name)?)
+        .context(|| format!("write {}", initrd.display()))?;
+    Ok(DirectKernel {
+        kernel,
+        initrd,
+        append: cmdline.trim().replace(PI_CONSOLE, VIRT_CONSOLE),
+        boot_partition: partition,
+    })
+}
+
+/// `kernel=<file>` and `initramfs <file> followkernel`, as the firmware reads config.txt
+/// (the last setting wins; `#` starts a comment).
+fn kernel_and_initramfs(config: &str) -> Option<(String, String)> {
+    let mut kernel = None;
+    let mut initrd = None;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("kernel=") {
+            kernel = Some(name.trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("initramfs ") {
+            initrd = rest.split_whitespace().next().map(String::from);
+        }
+    }
+    Some((kernel?, initrd?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_txt_names_the_kernel_and_initramfs() {
+        let text = crate::pi_boot::config_txt("1.0.0", &[]);
+        assert_eq!(
+            kernel_and_initramfs(&text),
+            Some(("vmlinuz".into(), "initrd".into()))
+        );
+        assert_eq!(kernel_and_initramfs("# kernel=x\ninitramfs y"), None);
+    }
+}
