@@ -69,7 +69,7 @@ test-unit:
 ## their measured times (seconds, warm): update 1043 + data 331 against power cuts 567 + agent
 ## 291 + system 255 + logging 172 + wifi 112 + network 101. The agent and system tests both
 ## boot images with the inference engine, so one lane builds the engine once.
-LANE_A = --test update --test data --test arm64 --test boards
+LANE_A = --test update --test data --test arm64 --test boards --test pi5
 LANE_B = --test power_cuts --test network --test wifi --test agent --test logging --test system
 # Power cuts during updates: make test cuts 8 times (each step of an update twice), make
 # test-all 100. A cut costs about 55 s under TCG.

@@ -96,7 +96,8 @@ impl Sources {
 /// unstable and experimental have no -updates or -security suites; -backports (read alone,
 /// for a board's kernel) has neither.
 fn has_update_suites(suite: &str) -> bool {
-    !matches!(suite, "sid" | "unstable" | "experimental" | "rc-buggy") && !suite.ends_with("-backports")
+    !matches!(suite, "sid" | "unstable" | "experimental" | "rc-buggy")
+        && !suite.ends_with("-backports")
 }
 
 pub struct Apt {

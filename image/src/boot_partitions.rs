@@ -70,7 +70,11 @@ fn generated(recipe: &Recipe) -> Origin {
 
 /// The ESP: systemd-boot at the removable-media path, loader.conf, slot A's entry, kernel and
 /// initrd.
-pub fn uefi(loader: &SystemdBootLoader, debs: &PackageSet, slot: SlotABoot<'_>) -> Result<BootPartitions> {
+pub fn uefi(
+    loader: &SystemdBootLoader,
+    debs: &PackageSet,
+    slot: SlotABoot<'_>,
+) -> Result<BootPartitions> {
     if !slot.recipe.boot.config_txt.is_empty() {
         return Err(Error::image(format!(
             "[boot] config_txt is for a Raspberry Pi's config.txt; board {} boots UEFI",
@@ -92,7 +96,12 @@ pub fn uefi(loader: &SystemdBootLoader, debs: &PackageSet, slot: SlotABoot<'_>) 
             data: render_loader_conf().into_bytes(),
         },
     ];
-    files.extend(first_slot_files(slot.version, slot.cmdline, slot.vmlinuz, slot.initrd));
+    files.extend(first_slot_files(
+        slot.version,
+        slot.cmdline,
+        slot.vmlinuz,
+        slot.initrd,
+    ));
     let origins: Vec<Origin> = files
         .iter()
         .map(|f| {

@@ -10,11 +10,11 @@ use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
 
 use crate::board::{self, Board};
+use crate::boot_partitions::{self, SlotABoot};
 use crate::bsp::{self, Bsp};
 use crate::cache_lock::CacheLock;
 use crate::cargo_build::{self, BinarySpec, git_revision};
 use crate::error::{Error, IoContext, Result};
-use crate::boot_partitions::{self, SlotABoot};
 use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
 use crate::gpt_writer::{GptIds, write_gpt};
 use crate::ids::{derived_bytes, derived_uuid};

@@ -144,7 +144,6 @@ fn esp_of(disk: &File, image_len: u64) -> std::result::Result<fatfs::FileSystem<
     fat_partition::open(disk, image_len, 1)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

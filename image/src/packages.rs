@@ -126,7 +126,10 @@ impl UpdateRequest {
             UpdateRequest::Only(names) => names.iter().any(|n| {
                 *n == pin.requested
                     || *n == pin.name
-                    || pin.requested.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with('/'))
+                    || pin
+                        .requested
+                        .strip_prefix(n.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
             }),
         }
     }

@@ -138,7 +138,10 @@ mod tests {
         assert!(refused_config_line("initramfs x followkernel").is_some());
         assert!(refused_config_line("[pi4]").is_some());
         assert!(refused_config_line("CMDLINE=x.txt").is_some());
-        assert_eq!(refused_config_line("device_tree=bcm2712-d-rpi-5-b.dtb"), None);
+        assert_eq!(
+            refused_config_line("device_tree=bcm2712-d-rpi-5-b.dtb"),
+            None
+        );
         assert_eq!(refused_config_line("dtoverlay=vc4-kms-v3d"), None);
     }
 }

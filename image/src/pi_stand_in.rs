@@ -58,8 +58,11 @@ pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKerne
         autoboot.boot_partition
     };
     let config = String::from_utf8_lossy(&read(partition, CONFIG_FILE)?).into_owned();
-    let (kernel_name, initrd_name) = kernel_and_initramfs(&config)
-        .ok_or_else(|| fail(format!("{CONFIG_FILE} on partition {partition} names no kernel= and initramfs")))?;
+    let (kernel_name, initrd_name) = kernel_and_initramfs(&config).ok_or_else(|| {
+        fail(format!(
+            "{CONFIG_FILE} on partition {partition} names no kernel= and initramfs"
+        ))
+    })?;
     let cmdline = String::from_utf8_lossy(&read(partition, CMDLINE_FILE)?).into_owned();
     let kernel = dir.join("pi-kernel");
     let initrd = dir.join("pi-initrd");

@@ -48,9 +48,8 @@ pub fn open_if_present() -> Result<Option<Watchdog>> {
         .and_then(|text| text.trim().parse::<i32>().ok());
     let mut timeout = timeout_within(TIMEOUT_SECONDS, max);
     // SAFETY: WDIOC_SETTIMEOUT reads and writes back one int.
-    let set = unsafe {
-        rustix::ioctl::ioctl(&fd, Updater::<WDIOC_SETTIMEOUT, i32>::new(&mut timeout))
-    };
+    let set =
+        unsafe { rustix::ioctl::ioctl(&fd, Updater::<WDIOC_SETTIMEOUT, i32>::new(&mut timeout)) };
     if let Err(err) = set {
         log_error!(
             "watchdog timeout={timeout} not set ({err}); petting it every second, within the \

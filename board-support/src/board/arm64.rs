@@ -2,7 +2,9 @@
 //! EDK2 firmware) booting systemd-boot from the ESP, with Debian's arm64 kernel. The Pi 5 and
 //! the Jetson reuse its architecture but bring their own boot chains.
 
-use super::{Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader};
+use super::{
+    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader,
+};
 
 pub const ARM64: Board = Board {
     name: "arm64",

@@ -4,9 +4,7 @@
 //! SD and watchdog in its device tree); the same kernel boots QEMU's virt, which stands in
 //! for the board in tests, so the initramfs carries virtio too.
 
-use super::{
-    ARM64, Architecture, Board, BootFlow, DebianKernel, KernelSource, PiFirmwareBoot,
-};
+use super::{ARM64, Architecture, Board, BootFlow, DebianKernel, KernelSource, PiFirmwareBoot};
 
 pub const PI5: Board = Board {
     name: "pi5",

@@ -1,7 +1,9 @@
 //! The x86-64 board: UEFI mini PCs and QEMU's q35 with OVMF. One description covers both
 //! because the initramfs carries the drivers of every disk such a box boots from.
 
-use super::{Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader};
+use super::{
+    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader,
+};
 
 pub const X86_64: Board = Board {
     name: "x86-64",

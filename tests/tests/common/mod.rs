@@ -68,8 +68,8 @@ pub fn machine_on(board: &Board, image: &Path, name: &str) -> (tempfile::TempDir
         .expect("tempdir");
     let disk = dir.path().join("disk.qcow2");
     create_overlay(image, &disk, 4).expect("qcow2 overlay");
-    let mut config = VmConfig::for_image(board, image, disk, dir.path())
-        .expect("the board's firmware stand-in");
+    let mut config =
+        VmConfig::for_image(board, image, disk, dir.path()).expect("the board's firmware stand-in");
     config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
     (dir, config)
 }
