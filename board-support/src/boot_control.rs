@@ -9,13 +9,16 @@
 
 mod autoboot;
 mod file_boot_control;
+pub mod pi_config;
 mod pi_tryboot;
 mod systemd_boot;
 mod transitions;
 
 pub use autoboot::{AUTOBOOT_FILE, AUTOBOOT_MAX_BYTES, Autoboot};
 pub use file_boot_control::FileBootControl;
-pub use pi_tryboot::{CMDLINE_FILE, PiBootPartition, PiTryboot, TRYBOOT_REBOOT_ARGUMENT};
+pub use pi_tryboot::{
+    CMDLINE_FILE, PiBootPartition, PiTrialStart, PiTryboot, TRYBOOT_REBOOT_ARGUMENT, TrialReboot,
+};
 pub use systemd_boot::SystemdBoot;
 
 use crate::error::Error;

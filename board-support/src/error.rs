@@ -113,6 +113,13 @@ pub enum Error {
     },
 
     #[error(
+        "{}: it names no kernel= and initramfs inside the partition, so the trial cannot be \
+         started with kexec; rewrite the slot (its config.txt comes with the update)",
+        .path.display()
+    )]
+    PiConfigTxt { path: PathBuf },
+
+    #[error(
         "Raspberry Pi boot partitions a={slot_a} b={slot_b}: the slots need two different \
          partitions, neither 0 (the firmware's \"first bootable\") nor 1 (autoboot.txt's)"
     )]

@@ -38,7 +38,10 @@ pub mod update_control;
 pub mod wifi;
 
 pub use board::Board;
-pub use boot_control::{BootControl, FileBootControl, PiBootPartition, PiTryboot, SystemdBoot};
+pub use boot_control::{
+    BootControl, FileBootControl, PiBootPartition, PiTrialStart, PiTryboot, SystemdBoot,
+    TrialReboot,
+};
 pub use boot_entry::{
     DEFAULT_TRIES, ENTRIES_DIR, ESP_MOUNT_POINT, EntryName, FIRST_GENERATION, entry_generation,
     render_entry, render_loader_conf, slot_boot_dir,

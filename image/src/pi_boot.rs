@@ -3,6 +3,7 @@
 //! firmware finds config.txt in the partition autoboot.txt names, loads `kernel=` and
 //! `initramfs`, the device tree for the board, and passes cmdline.txt to the kernel.
 
+use board_support::boot_control::pi_config::CONFIG_FILE;
 use board_support::boot_control::{Autoboot, CMDLINE_FILE};
 
 use crate::esp::EspFile;
@@ -10,7 +11,6 @@ use crate::esp::EspFile;
 /// The names config.txt gives the kernel and the initramfs in a boot partition.
 pub const KERNEL_FILE: &str = "vmlinuz";
 pub const INITRD_FILE: &str = "initrd";
-pub const CONFIG_FILE: &str = "config.txt";
 
 /// p1's only file: both sections name slot A's boot partition, so every boot, with or
 /// without the tryboot flag, boots slot A until the update service installs a trial.
@@ -125,6 +125,10 @@ mod tests {
     #[test]
     fn config_txt_loads_our_kernel_and_initramfs_then_the_recipes_lines() {
         let text = config_txt("1.2.3", &["dtparam=pciex1_gen=3".into()]);
+        assert_eq!(
+            board_support::boot_control::pi_config::boot_files(&text),
+            Some((KERNEL_FILE.into(), INITRD_FILE.into()))
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines.contains(&"kernel=vmlinuz"), "{text}");
         assert!(lines.contains(&"initramfs initrd followkernel"), "{text}");

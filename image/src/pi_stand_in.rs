@@ -8,11 +8,11 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use board_support::boot_control::pi_config::{self, CONFIG_FILE};
 use board_support::boot_control::{AUTOBOOT_FILE, Autoboot, CMDLINE_FILE};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fat_partition;
-use crate::pi_boot::CONFIG_FILE;
 
 /// `-kernel`, `-initrd`, `-append`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKerne
         autoboot.boot_partition
     };
     let config = String::from_utf8_lossy(&read(partition, CONFIG_FILE)?).into_owned();
-    let (kernel_name, initrd_name) = kernel_and_initramfs(&config).ok_or_else(|| {
+    let (kernel_name, initrd_name) = pi_config::boot_files(&config).ok_or_else(|| {
         fail(format!(
             "{CONFIG_FILE} on partition {partition} names no kernel= and initramfs"
         ))
@@ -76,37 +76,4 @@ pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKerne
         append: cmdline.trim().replace(PI_CONSOLE, VIRT_CONSOLE),
         boot_partition: partition,
     })
-}
-
-/// `kernel=<file>` and `initramfs <file> followkernel`, as the firmware reads config.txt
-/// (the last setting wins; `#` starts a comment).
-fn kernel_and_initramfs(config: &str) -> Option<(String, String)> {
-    let mut kernel = None;
-    let mut initrd = None;
-    for line in config.lines().map(str::trim) {
-        if line.starts_with('#') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix("kernel=") {
-            kernel = Some(name.trim().to_string());
-        } else if let Some(rest) = line.strip_prefix("initramfs ") {
-            initrd = rest.split_whitespace().next().map(String::from);
-        }
-    }
-    Some((kernel?, initrd?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_txt_names_the_kernel_and_initramfs() {
-        let text = crate::pi_boot::config_txt("1.0.0", &[]);
-        assert_eq!(
-            kernel_and_initramfs(&text),
-            Some(("vmlinuz".into(), "initrd".into()))
-        );
-        assert_eq!(kernel_and_initramfs("# kernel=x\ninitramfs y"), None);
-    }
 }

@@ -33,6 +33,10 @@ pub struct PiFirmwareBoot {
     /// partition, by their file names there. The firmware loads the one its board name picks
     /// unless config.txt's `device_tree=` names another.
     pub device_trees: &'static [&'static str],
+    /// How a trial's one boot starts with the board's kernel: the firmware's tryboot flag
+    /// needs Raspberry Pi's kernel; Debian's has no notifier for it and kexecs instead
+    /// (docs/boot-contract.md, "Without the tryboot notifier").
+    pub trial_start: crate::PiTrialStart,
 }
 
 impl BootFlow {

@@ -1,10 +1,12 @@
 //! Raspberry Pi 5 (with or without an AI HAT+): the EEPROM firmware boots a slot's FAT boot
-//! partition as autoboot.txt on p1 says, and a trial is its one-shot tryboot. The kernel is
-//! Debian's from trixie-backports (7.x: the first with the Pi 5's PCIe, RP1, Ethernet, USB,
+//! partition as autoboot.txt on p1 says, and a trial is one boot that any reset leaves. The
+//! kernel is Debian's from trixie-backports (7.x: the first with the Pi 5's PCIe, RP1, Ethernet, USB,
 //! SD and watchdog in its device tree); the same kernel boots QEMU's virt, which stands in
-//! for the board in tests, so the initramfs carries virtio too.
+//! for the board in tests, so the initramfs carries virtio too. Debian's kernel cannot set the
+//! firmware's tryboot flag, so a trial is started by kexec.
 
 use super::{ARM64, Architecture, Board, BootFlow, DebianKernel, KernelSource, PiFirmwareBoot};
+use crate::boot_control::PiTrialStart;
 
 pub const PI5: Board = Board {
     name: "pi5",
@@ -22,6 +24,7 @@ pub const PI5: Board = Board {
         // upstream's for D0 (2 and 16 GB, later 4 and 8 GB), which config.txt's device_tree=
         // selects (docs/boards.md says when).
         device_trees: &["bcm2712-rpi-5-b.dtb", "bcm2712-d-rpi-5-b.dtb"],
+        trial_start: PiTrialStart::Kexec,
     }),
     initramfs_modules: &[
         // The microSD slot: the SoC's SDHCI.

@@ -18,7 +18,11 @@
 //!   `drivers/firmware/raspberrypi.c` reboot notifier (raspberrypi/linux,
 //!   `rpi_firmware_notify_reboot`) sends `RPI_FIRMWARE_SET_REBOOT_FLAGS` with bit 0 when the
 //!   reboot(2) RESTART2 argument contains `" tryboot"`. Mainline has no such notifier
-//!   (boards-protocols.md 1.2), so the Pi image needs the downstream kernel.
+//!   (boards-protocols.md 1.2), and neither has Debian's kernel, the Pi image's default.
+//! - The fallback for such a kernel ([`PiTrialStart::Kexec`]): the running system kexecs into
+//!   the trial slot's kernel, initramfs and cmdline.txt. That boot passes through no firmware,
+//!   so it is one-shot in the same way: any reset, crash or power cut after it starts the
+//!   firmware, which boots `[all]`'s slot. What it costs is in docs/boot-contract.md.
 //! - Telling a trial by comparing the booted partition with autoboot.txt's `[all]` rather than
 //!   by the device tree's `chosen/bootloader/tryboot` is what Rugix does (silitics/rugpi,
 //!   `www/versioned_docs/version-0.7.5/advanced/boot-flows.md`, "Tryboot"); it needs no
@@ -30,6 +34,7 @@ use std::path::PathBuf;
 
 use super::BootControl;
 use super::autoboot::{AUTOBOOT_FILE, Autoboot};
+use super::pi_config;
 use crate::atomic_file;
 use crate::boot_entry::is_entry_value;
 use crate::error::Error;
@@ -39,6 +44,30 @@ use crate::slot::Slot;
 /// the next boot a tryboot. The leading `0` is the partition (the default one); the kernel's
 /// notifier looks for `" tryboot"` with its space.
 pub const TRYBOOT_REBOOT_ARGUMENT: &str = "0 tryboot";
+
+/// How a trial's one boot is started; the board's kernel decides which it can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PiTrialStart {
+    /// The Raspberry Pi kernel: reboot(2) RESTART2 with [`TRYBOOT_REBOOT_ARGUMENT`] sets the
+    /// firmware's one-shot flag, and the firmware boots `[tryboot]`'s partition once.
+    FirmwareFlag,
+    /// A kernel without the tryboot notifier (Debian's): kexec into `[tryboot]`'s slot.
+    Kexec,
+}
+
+/// What the next orderly reboot must do to start the installed trial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrialReboot {
+    /// reboot(2) with LINUX_REBOOT_CMD_RESTART2 and this argument.
+    Tryboot(&'static str),
+    /// Load these with kexec and reboot with LINUX_REBOOT_CMD_KEXEC.
+    Kexec {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        /// The slot's cmdline.txt, without its line end.
+        cmdline: String,
+    },
+}
 
 /// The kernel command line in a slot's boot partition; the firmware's default name. Boot
 /// control writes it last when it installs a slot and removes it when it retires one, so it
@@ -63,6 +92,7 @@ pub struct PiTryboot {
     a: PiBootPartition,
     b: PiBootPartition,
     booted: Slot,
+    start: PiTrialStart,
 }
 
 /// autoboot.txt's two sections, as slots.
@@ -75,12 +105,13 @@ struct Sections {
 impl PiTryboot {
     /// `autoboot_dir` is where the first FAT partition is mounted; `a` and `b` are the slots'
     /// boot partitions; `booted` comes from the kernel command line (`BootParams::slot`), which
-    /// is the booted partition's own cmdline.txt.
+    /// is the booted partition's own cmdline.txt; `start` is how this kernel starts a trial.
     pub fn new(
         autoboot_dir: impl Into<PathBuf>,
         a: PiBootPartition,
         b: PiBootPartition,
         booted: Slot,
+        start: PiTrialStart,
     ) -> Result<PiTryboot, Error> {
         // Partition 0 is the firmware's "first bootable"; 1 holds autoboot.txt and must not be
         // bootable itself. Either would make a slot's number mean something else.
@@ -95,6 +126,7 @@ impl PiTryboot {
             a,
             b,
             booted,
+            start,
         })
     }
 
@@ -102,15 +134,41 @@ impl PiTryboot {
         self.autoboot_dir.join(AUTOBOOT_FILE)
     }
 
-    /// The argument the next orderly reboot must carry, or `None` for a plain one: a tryboot
+    /// What the next orderly reboot must do, or `None` for a plain one: start the trial
     /// whenever `[tryboot]` names another slot than `[all]`. That is the case from
     /// `install_trial` until the trial is committed or rolled back (and after a trial that
     /// never got that far, until the next retire: the firmware keeps no record that it was
     /// tried, so the update service asks for this only right after it installed a trial).
-    /// Nothing else sets the flag: a reset or power cut never carries an argument.
-    pub fn reboot_argument(&self) -> Result<Option<&'static str>, Error> {
+    /// Nothing else starts a trial: a reset or power cut never carries an argument, and never
+    /// kexecs.
+    pub fn trial_reboot(&self) -> Result<Option<TrialReboot>, Error> {
         let sections = self.load()?;
-        Ok((sections.tryboot != sections.all).then_some(TRYBOOT_REBOOT_ARGUMENT))
+        if sections.tryboot == sections.all {
+            return Ok(None);
+        }
+        match self.start {
+            PiTrialStart::FirmwareFlag => Ok(Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT))),
+            PiTrialStart::Kexec => self.kexec_files(sections.tryboot).map(Some),
+        }
+    }
+
+    /// The kernel, initramfs and command line the firmware would boot from `slot`'s partition.
+    fn kexec_files(&self, slot: Slot) -> Result<TrialReboot, Error> {
+        self.require_installed(slot)?;
+        let dir = &self.partition(slot).dir;
+        let config_path = dir.join(pi_config::CONFIG_FILE);
+        let config =
+            fs::read_to_string(&config_path).map_err(|err| Error::io("read", &config_path, err))?;
+        let (kernel, initrd) =
+            pi_config::boot_files(&config).ok_or(Error::PiConfigTxt { path: config_path })?;
+        let cmdline_path = self.cmdline_path(slot);
+        let cmdline = fs::read_to_string(&cmdline_path)
+            .map_err(|err| Error::io("read", &cmdline_path, err))?;
+        Ok(TrialReboot::Kexec {
+            kernel: dir.join(kernel),
+            initrd: dir.join(initrd),
+            cmdline: cmdline.trim_end().to_owned(),
+        })
     }
 
     fn partition(&self, slot: Slot) -> &PiBootPartition {
@@ -206,7 +264,7 @@ impl BootControl for PiTryboot {
         Ok(self.load()?.all != self.booted)
     }
 
-    /// Points `[tryboot]` at `slot`, so the next reboot with [`PiTryboot::reboot_argument`]
+    /// Points `[tryboot]` at `slot`, so the next reboot with [`PiTryboot::trial_reboot`]
     /// boots it once. There are no tries to give back: a trial has one boot, and a reset or
     /// power cut during it always goes back to `[all]`'s slot. For the booted trial slot this
     /// keeps `[tryboot]` on it, so an orderly reboot with the argument returns to the trial.
@@ -271,7 +329,7 @@ impl BootControl for PiTryboot {
 
     /// Writes `slot`'s cmdline.txt (atomically; from then on the slot counts as installed),
     /// then points `[tryboot]` at it with `[all]` on the booted slot, the fallback. The slot
-    /// boots at the next reboot that carries [`PiTryboot::reboot_argument`]. The Pi firmware
+    /// boots at the next reboot that carries [`PiTryboot::trial_reboot`]. The Pi firmware
     /// shows no menu, so `software_version` is written nowhere.
     fn install_trial(
         &mut self,

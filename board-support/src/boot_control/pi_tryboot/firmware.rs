@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 
-use super::{PiBootPartition, PiTryboot};
+use super::{PiBootPartition, PiTrialStart, PiTryboot, TrialReboot};
 use crate::slot::Slot;
 
 /// The Rugix-style layout the design names: p1 autoboot.txt only, p2 boot-a, p3 boot-b.
@@ -25,6 +25,8 @@ pub struct Boot {
     pub slot: Slot,
     /// The boot consumed the one-shot flag.
     pub tryboot: bool,
+    /// The running system kexec'd into it; the firmware took no part.
+    pub kexec: bool,
 }
 
 /// How much of a slot's boot files the update service got written.
@@ -39,15 +41,26 @@ pub enum Files {
 pub struct Disk {
     dir: TempDir,
     tryboot_flag: bool,
+    /// How the kernel on this disk starts a trial.
+    start: PiTrialStart,
+    /// A kexec the orderly reboot goes into instead of the firmware.
+    kexec: Option<TrialReboot>,
 }
 
 impl Disk {
     /// As the image builder would write it: slot A installed and committed, both sections on
     /// it (nothing to try), boot-b empty.
     pub fn flashed() -> Disk {
+        Disk::flashed_for(PiTrialStart::FirmwareFlag)
+    }
+
+    /// The same, for a kernel that starts trials as `start` says.
+    pub fn flashed_for(start: PiTrialStart) -> Disk {
         let disk = Disk {
             dir: tempfile::tempdir().unwrap(),
             tryboot_flag: false,
+            start,
+            kexec: None,
         };
         for number in [AUTOBOOT_PARTITION, SLOT_A_PARTITION, SLOT_B_PARTITION] {
             fs::create_dir(disk.partition_dir(number)).unwrap();
@@ -100,12 +113,17 @@ impl Disk {
     /// The update service's part between retire and install_trial: the slot's boot files.
     pub fn write_slot_files(&self, slot: Slot, files: Files) {
         let dir = self.slot_dir(slot);
-        fs::write(dir.join("config.txt"), "arm_64bit=1\n").unwrap();
+        fs::write(
+            dir.join("config.txt"),
+            "arm_64bit=1\nkernel=kernel_2712.img\ninitramfs initrd followkernel\n",
+        )
+        .unwrap();
         let kernel: &[u8] = match files {
             Files::Whole => b"whole kernel",
             Files::Half => b"half",
         };
         fs::write(dir.join("kernel_2712.img"), kernel).unwrap();
+        fs::write(dir.join("initrd"), b"initramfs").unwrap();
     }
 
     /// Boot control as the system that booted `slot` opens it.
@@ -121,6 +139,7 @@ impl Disk {
                 dir: self.slot_dir(Slot::B),
             },
             booted,
+            self.start,
         )
         .unwrap()
     }
@@ -129,27 +148,70 @@ impl Disk {
         self.tryboot_flag
     }
 
-    /// An orderly reboot with reboot(2)'s RESTART2 argument: the Raspberry Pi kernel's
-    /// notifier sets the flag when the argument contains " tryboot" (with the space:
-    /// `strstr(data, " tryboot")` in drivers/firmware/raspberrypi.c).
-    pub fn reboot(&mut self, argument: Option<&str>) {
-        let partition = argument.and_then(|a| a.split(' ').next()?.parse::<u32>().ok());
-        assert!(
-            partition.unwrap_or(0) == 0,
-            "a reboot into a given partition is not simulated; Carapace never asks for one"
-        );
-        if argument.is_some_and(|a| a.contains(" tryboot")) {
-            self.tryboot_flag = true;
+    /// An orderly reboot that does what boot control asked: with reboot(2)'s RESTART2
+    /// argument the Raspberry Pi kernel's notifier sets the flag when the argument contains
+    /// " tryboot" (with the space: `strstr(data, " tryboot")` in
+    /// drivers/firmware/raspberrypi.c), and only that kernel has the notifier; a kexec goes
+    /// straight into the loaded kernel.
+    pub fn reboot(&mut self, trial: Option<TrialReboot>) {
+        match trial {
+            None => {}
+            Some(TrialReboot::Tryboot(argument)) => {
+                let partition = argument
+                    .split(' ')
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok());
+                assert!(
+                    partition.unwrap_or(0) == 0,
+                    "a reboot into a given partition is not simulated; Carapace never asks for one"
+                );
+                if argument.contains(" tryboot") && self.start == PiTrialStart::FirmwareFlag {
+                    self.tryboot_flag = true;
+                }
+            }
+            Some(kexec @ TrialReboot::Kexec { .. }) => self.kexec = Some(kexec),
         }
     }
 
-    /// A watchdog reset, a panic's reboot or a crash: nothing passes an argument, and the
-    /// flag, if this boot used it, is already gone.
-    pub fn reset(&mut self) {}
+    /// A watchdog reset, a panic's reboot or a crash: nothing passes an argument, nothing is
+    /// kexec'd, and the flag, if this boot used it, is already gone.
+    pub fn reset(&mut self) {
+        self.kexec = None;
+    }
 
     /// The flag lives in the firmware, not on the disk, and does not survive losing power.
     pub fn power_cut(&mut self) {
         self.tryboot_flag = false;
+        self.kexec = None;
+    }
+
+    /// The kernel a kexec reboot starts: the files it was given, no firmware, no autoboot.txt.
+    fn kexec_boot(&self, kexec: TrialReboot) -> Boot {
+        let TrialReboot::Kexec {
+            kernel,
+            initrd,
+            cmdline,
+        } = kexec
+        else {
+            unreachable!("only kexecs are kept")
+        };
+        assert_eq!(
+            fs::read(&kernel).ok().as_deref(),
+            Some(&b"whole kernel"[..]),
+            "kexec of {} , a kernel that is not whole",
+            kernel.display()
+        );
+        assert!(initrd.is_file(), "kexec without {}", initrd.display());
+        let partition = [SLOT_A_PARTITION, SLOT_B_PARTITION]
+            .into_iter()
+            .find(|&n| kernel.starts_with(self.partition_dir(n)))
+            .expect("kexec of a kernel outside the slots' boot partitions");
+        Boot {
+            partition,
+            slot: slot_of(&cmdline),
+            tryboot: false,
+            kexec: true,
+        }
     }
 
     /// One boot, as autoboot.adoc describes it: `[all]` always applies, `[tryboot]` only with
@@ -157,6 +219,9 @@ impl Disk {
     /// `[tryboot]`'s boot_partition overriding `[all]`'s), and the flag is cleared as it is
     /// used, before anything on the partition runs.
     pub fn boot(&mut self) -> Boot {
+        if let Some(kexec) = self.kexec.take() {
+            return self.kexec_boot(kexec);
+        }
         let flag = std::mem::take(&mut self.tryboot_flag);
         let bytes = fs::read(self.partition_dir(AUTOBOOT_PARTITION).join("autoboot.txt")).unwrap();
         let read = &bytes[..bytes.len().min(512)];
@@ -202,16 +267,11 @@ impl Disk {
         );
         let cmdline = fs::read_to_string(dir.join("cmdline.txt"))
             .unwrap_or_else(|_| panic!("partition {partition} has no cmdline.txt"));
-        let slot = cmdline
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("carapace.slot="))
-            .expect("no carapace.slot= on the command line")
-            .parse()
-            .unwrap();
         Boot {
             partition,
-            slot,
+            slot: slot_of(&cmdline),
             tryboot: flag,
+            kexec: false,
         }
     }
 
@@ -221,6 +281,16 @@ impl Disk {
         let control = self.control(boot.slot);
         (boot, control)
     }
+}
+
+/// `carapace.slot=` of a command line, which is how the booted system learns its slot.
+fn slot_of(cmdline: &str) -> Slot {
+    cmdline
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("carapace.slot="))
+        .expect("no carapace.slot= on the command line")
+        .parse()
+        .unwrap()
 }
 
 /// A slot's kernel command line, as the update service builds it.

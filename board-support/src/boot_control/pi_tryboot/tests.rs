@@ -4,7 +4,9 @@
 use std::fs;
 
 use super::firmware::{Disk, Files, SLOT_A_PARTITION, SLOT_B_PARTITION, kernel_args};
-use super::{CMDLINE_FILE, PiBootPartition, PiTryboot, TRYBOOT_REBOOT_ARGUMENT};
+use super::{
+    CMDLINE_FILE, PiBootPartition, PiTrialStart, PiTryboot, TRYBOOT_REBOOT_ARGUMENT, TrialReboot,
+};
 use crate::boot_control::BootControl;
 use crate::error::Error;
 use crate::slot::Slot;
@@ -27,7 +29,7 @@ fn install_update(disk: &Disk, control: &mut PiTryboot) -> Slot {
 
 /// An orderly reboot that carries what boot control says it must, then the boot.
 fn reboot(disk: &mut Disk, control: &PiTryboot) -> PiTryboot {
-    disk.reboot(control.reboot_argument().unwrap());
+    disk.reboot(control.trial_reboot().unwrap());
     disk.start().1
 }
 
@@ -43,7 +45,7 @@ fn the_simulated_firmware_follows_the_documented_example() {
     // autoboot.adoc's "Initial autoboot.txt".
     disk.write_autoboot(&autoboot(2, 3));
     assert_eq!(disk.boot().partition, 2);
-    disk.reboot(Some("0 tryboot"));
+    disk.reboot(Some(TrialReboot::Tryboot("0 tryboot")));
     let boot = disk.boot();
     assert_eq!(
         (boot.partition, boot.slot, boot.tryboot),
@@ -53,11 +55,11 @@ fn the_simulated_firmware_follows_the_documented_example() {
     disk.reset();
     assert_eq!(disk.boot().partition, 2, "a reset after the trial");
     // The kernel's notifier wants " tryboot" after the partition number.
-    disk.reboot(Some("tryboot"));
+    disk.reboot(Some(TrialReboot::Tryboot("tryboot")));
     assert_eq!(disk.boot().partition, 2);
-    disk.reboot(Some("0"));
+    disk.reboot(Some(TrialReboot::Tryboot("0")));
     assert_eq!(disk.boot().partition, 2);
-    disk.reboot(Some("0 tryboot"));
+    disk.reboot(Some(TrialReboot::Tryboot("0 tryboot")));
     disk.power_cut();
     assert_eq!(
         disk.boot().partition,
@@ -73,7 +75,7 @@ fn a_fresh_disk_boots_slot_a_with_no_trial() {
     assert_eq!((boot.partition, boot.slot), (SLOT_A_PARTITION, Slot::A));
     assert_eq!(control.current_slot().unwrap(), Slot::A);
     assert!(!control.is_trial().unwrap());
-    assert_eq!(control.reboot_argument().unwrap(), None);
+    assert_eq!(control.trial_reboot().unwrap(), None);
 }
 
 #[test]
@@ -90,10 +92,10 @@ fn an_installed_trial_boots_once_through_tryboot_and_stays_once_committed() {
         format!("{}\n", kernel_args(Slot::B))
     );
     assert_eq!(
-        control.reboot_argument().unwrap(),
-        Some(TRYBOOT_REBOOT_ARGUMENT)
+        control.trial_reboot().unwrap(),
+        Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT))
     );
-    disk.reboot(control.reboot_argument().unwrap());
+    disk.reboot(control.trial_reboot().unwrap());
     assert!(disk.tryboot_flag());
 
     let (boot, mut control) = disk.start();
@@ -176,12 +178,12 @@ fn a_rolled_back_trial_boots_the_old_slot_next_whatever_the_reboot() {
         disk.autoboot(),
         autoboot(SLOT_A_PARTITION, SLOT_A_PARTITION)
     );
-    assert_eq!(control.reboot_argument().unwrap(), None);
+    assert_eq!(control.trial_reboot().unwrap(), None);
     let control = reboot(&mut disk, &control);
     assert_eq!(control.current_slot().unwrap(), Slot::A);
     assert!(!control.is_trial().unwrap());
     // Even a stray tryboot no longer reaches the bad slot.
-    disk.reboot(Some(TRYBOOT_REBOOT_ARGUMENT));
+    disk.reboot(Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT)));
     assert_eq!(disk.boot().slot, Slot::A);
 }
 
@@ -225,8 +227,8 @@ fn commit_outside_a_trial_changes_nothing() {
         autoboot(SLOT_A_PARTITION, SLOT_B_PARTITION)
     );
     assert_eq!(
-        control.reboot_argument().unwrap(),
-        Some(TRYBOOT_REBOOT_ARGUMENT),
+        control.trial_reboot().unwrap(),
+        Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT)),
         "the waiting trial is kept"
     );
 }
@@ -281,14 +283,14 @@ fn a_power_cut_between_retire_and_install_leaves_the_booted_slot_booting() {
         autoboot(SLOT_B_PARTITION, SLOT_B_PARTITION)
     );
     assert!(!disk.slot_dir(Slot::A).join(CMDLINE_FILE).exists());
-    assert_eq!(control.reboot_argument().unwrap(), None);
+    assert_eq!(control.trial_reboot().unwrap(), None);
     disk.write_slot_files(Slot::A, Files::Half);
     disk.power_cut();
     let (boot, control) = disk.start();
     assert_eq!(boot.slot, Slot::B);
     assert!(!control.is_trial().unwrap());
     // Not even a tryboot reaches the half-written slot, and nothing can arm it.
-    disk.reboot(Some(TRYBOOT_REBOOT_ARGUMENT));
+    disk.reboot(Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT)));
     let (boot, mut control) = disk.start();
     assert_eq!(boot.slot, Slot::B);
     let err = control.arm_trial(Slot::A).unwrap_err();
@@ -382,7 +384,7 @@ fn a_garbled_autoboot_txt_is_refused_naming_the_file_and_nothing_is_written() {
             control.rollback(),
             control.retire(Slot::B),
             control.install_trial(Slot::B, "0.3.0", &kernel_args(Slot::B)),
-            control.reboot_argument().map(|_| ()),
+            control.trial_reboot().map(|_| ()),
         ] {
             assert!(result.is_err());
         }
@@ -412,11 +414,128 @@ fn the_slots_need_two_partitions_other_than_0_and_1() {
         dir: dir.path().join(format!("p{number}")),
     };
     for (a, b) in [(2, 2), (1, 3), (2, 0)] {
-        let err = PiTryboot::new(dir.path(), partition(a), partition(b), Slot::A).unwrap_err();
+        let err = PiTryboot::new(
+            dir.path(),
+            partition(a),
+            partition(b),
+            Slot::A,
+            PiTrialStart::FirmwareFlag,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, Error::PiBootPartitions { slot_a, slot_b } if (slot_a, slot_b) == (a, b)),
             "{err}"
         );
     }
-    assert!(PiTryboot::new(dir.path(), partition(5), partition(6), Slot::B).is_ok());
+    assert!(
+        PiTryboot::new(
+            dir.path(),
+            partition(5),
+            partition(6),
+            Slot::B,
+            PiTrialStart::Kexec
+        )
+        .is_ok()
+    );
+}
+
+// The fallback for a kernel without the tryboot notifier (Debian's): the same cycle, with the
+// trial's one boot reached by kexec instead of the firmware's flag.
+
+#[test]
+fn with_kexec_an_installed_trial_is_started_from_its_own_boot_files() {
+    let mut disk = Disk::flashed_for(PiTrialStart::Kexec);
+    let (_, mut control) = disk.start();
+    assert_eq!(control.trial_reboot().unwrap(), None);
+    assert_eq!(install_update(&disk, &mut control), Slot::B);
+    let dir = disk.slot_dir(Slot::B);
+    assert_eq!(
+        control.trial_reboot().unwrap(),
+        Some(TrialReboot::Kexec {
+            kernel: dir.join("kernel_2712.img"),
+            initrd: dir.join("initrd"),
+            cmdline: kernel_args(Slot::B),
+        })
+    );
+    // The kernel without the notifier ignores a tryboot argument: no flag, slot a again.
+    disk.reboot(Some(TrialReboot::Tryboot(TRYBOOT_REBOOT_ARGUMENT)));
+    assert!(!disk.tryboot_flag());
+    assert_eq!(disk.boot().slot, Slot::A);
+}
+
+#[test]
+fn with_kexec_a_trial_boots_once_and_stays_once_committed() {
+    let mut disk = Disk::flashed_for(PiTrialStart::Kexec);
+    let (_, mut control) = disk.start();
+    install_update(&disk, &mut control);
+    let autoboot_before = disk.autoboot();
+    disk.reboot(control.trial_reboot().unwrap());
+    let (boot, mut control) = disk.start();
+    assert_eq!(
+        (boot.partition, boot.slot, boot.kexec),
+        (SLOT_B_PARTITION, Slot::B, true)
+    );
+    assert_eq!(disk.autoboot(), autoboot_before, "a kexec writes nothing");
+    assert!(control.is_trial().unwrap());
+    control.commit().unwrap();
+    assert_eq!(
+        disk.autoboot(),
+        autoboot(SLOT_B_PARTITION, SLOT_B_PARTITION)
+    );
+    assert_eq!(control.trial_reboot().unwrap(), None);
+    disk.reboot(control.trial_reboot().unwrap());
+    let boot = disk.boot();
+    assert_eq!(
+        (boot.slot, boot.kexec),
+        (Slot::B, false),
+        "the firmware boots it now"
+    );
+}
+
+#[test]
+fn with_kexec_a_reset_or_power_cut_in_the_trial_goes_back_to_the_old_slot() {
+    for cut in [false, true] {
+        let mut disk = Disk::flashed_for(PiTrialStart::Kexec);
+        let (_, mut control) = disk.start();
+        install_update(&disk, &mut control);
+        disk.reboot(control.trial_reboot().unwrap());
+        let (boot, control) = disk.start();
+        assert_eq!(boot.slot, Slot::B);
+        assert!(control.is_trial().unwrap());
+        if cut {
+            disk.power_cut();
+        } else {
+            disk.reset();
+        }
+        let (boot, control) = disk.start();
+        assert_eq!((boot.slot, boot.kexec), (Slot::A, false), "cut={cut}");
+        assert!(!control.is_trial().unwrap());
+    }
+}
+
+#[test]
+fn with_kexec_a_rolled_back_trial_boots_the_old_slot_whatever_the_reboot() {
+    let mut disk = Disk::flashed_for(PiTrialStart::Kexec);
+    let (_, mut control) = disk.start();
+    install_update(&disk, &mut control);
+    disk.reboot(control.trial_reboot().unwrap());
+    let (_, mut control) = disk.start();
+    control.rollback().unwrap();
+    assert_eq!(control.trial_reboot().unwrap(), None, "nothing to kexec");
+    disk.reboot(control.trial_reboot().unwrap());
+    assert_eq!(disk.boot().slot, Slot::A);
+}
+
+#[test]
+fn with_kexec_a_config_txt_that_names_no_kernel_is_an_error_naming_it() {
+    let disk = Disk::flashed_for(PiTrialStart::Kexec);
+    let mut control = disk.control(Slot::A);
+    install_update(&disk, &mut control);
+    let config = disk.slot_dir(Slot::B).join("config.txt");
+    fs::write(&config, "arm_64bit=1\n").unwrap();
+    let err = control.trial_reboot().unwrap_err();
+    assert!(
+        matches!(&err, Error::PiConfigTxt { path } if *path == config),
+        "{err}"
+    );
 }
