@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use board_support::board::{PiFirmwareBoot, SystemdBootLoader};
+use board_support::board::SystemdBootLoader;
 use board_support::boot_entry::render_loader_conf;
 
 use crate::board::Board;
@@ -135,10 +135,71 @@ pub fn uefi(
     Ok(boot)
 }
 
+/// Which device trees a Pi boot partition gets.
+pub enum PiDeviceTrees {
+    /// These, by file name, from Debian's kernel (the board's list).
+    Board(&'static [&'static str]),
+    /// Raspberry Pi's kernel: every bcm2712*.dtb and the whole overlays/ folder, which its
+    /// firmware needs to boot a D0 board (overlay_map.dtb, bcm2712d0.dtbo).
+    VendorKernel,
+}
+
+/// What Raspberry Pi's firmware cannot boot a Pi 5 without.
+const VENDOR_REQUIRED: [&str; 3] = [
+    "bcm2712-rpi-5-b.dtb",
+    "overlays/overlay_map.dtb",
+    "overlays/bcm2712d0.dtbo",
+];
+
+/// (name on the boot partition, file) for every device tree and overlay to copy.
+fn device_tree_files(
+    trees: PiDeviceTrees,
+    kernel: &KernelTree,
+) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let name_of = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    match trees {
+        PiDeviceTrees::Board(names) => names
+            .iter()
+            .map(|name| Ok((name.to_string(), kernel.device_tree(name)?)))
+            .collect(),
+        PiDeviceTrees::VendorKernel => {
+            let mut files: Vec<(String, std::path::PathBuf)> = kernel
+                .device_trees_named("bcm2712")
+                .into_iter()
+                .map(|p| (name_of(&p), p))
+                .collect();
+            if let Some(dir) = kernel.overlays_dir() {
+                let mut overlays: Vec<_> = std::fs::read_dir(&dir)
+                    .context(|| format!("read {}", dir.display()))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .map(|p| (format!("overlays/{}", name_of(&p)), p))
+                    .collect();
+                overlays.sort();
+                files.extend(overlays);
+            }
+            for required in VENDOR_REQUIRED {
+                if !files.iter().any(|(name, _)| name == required) {
+                    return Err(Error::PiKernel(format!(
+                        "kernel {} has no {required}, which the Pi 5's firmware needs",
+                        kernel.release
+                    )));
+                }
+            }
+            Ok(files)
+        }
+    }
+}
+
 /// p1 with autoboot.txt naming slot A, slot A's boot partition, and slot B's, formatted and
 /// empty (the update service fills it; without config.txt the firmware never boots it).
 pub fn pi(
-    firmware: &PiFirmwareBoot,
+    trees: PiDeviceTrees,
     kernel: &KernelTree,
     origin_in_kernel: &dyn Fn(&Path) -> Option<Origin>,
     slot: SlotABoot<'_>,
@@ -154,10 +215,9 @@ pub fn pi(
     };
     let mut device_trees = Vec::new();
     let mut dtb_origins = Vec::new();
-    for name in firmware.device_trees {
-        let path = kernel.device_tree(name)?;
+    for (name, path) in device_tree_files(trees, kernel)? {
         let bytes = std::fs::read(&path).context(|| format!("read {}", path.display()))?;
-        device_trees.push((name.to_string(), bytes));
+        device_trees.push((name, bytes));
         dtb_origins.push(origin_in_kernel(&path).unwrap_or_else(|| generated.clone()));
     }
     let slot_files = pi_boot::slot_files(pi_boot::SlotBoot {
@@ -173,7 +233,9 @@ pub fn pi(
         .iter()
         .map(|f| match f.path.as_str() {
             pi_boot::KERNEL_FILE => slot.vmlinuz_origin.clone(),
-            p if p.ends_with(".dtb") => dtbs.next().unwrap_or_else(|| generated.clone()),
+            p if p.ends_with(".dtb") || p.starts_with("overlays/") => {
+                dtbs.next().unwrap_or_else(|| generated.clone())
+            }
             _ => generated.clone(),
         })
         .collect();

@@ -17,11 +17,13 @@ use crate::cargo_build::{self, BinarySpec, git_revision};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{rename_durably, sha256_hex, write_atomic};
 use crate::gpt_writer::{GptIds, write_gpt};
+use crate::hailo;
 use crate::ids::{derived_bytes, derived_uuid};
 use crate::kmod::{KernelTree, modules_dep};
 use crate::layout::{DATA_NAME, DiskPlan, ROOT_A_NAME};
 use crate::models;
 use crate::packages::{LockPolicy, Resolved, UpdateRequest};
+use crate::pi_kernel::PiKernel;
 use crate::recipe::{Linkage, Recipe};
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
@@ -136,9 +138,30 @@ pub fn build_with(
     let _cache_lock = CacheLock::acquire(&paths.cache)?;
     let outputs = paths.outputs();
     // A BSP lives outside the workspace, where the digest does not look: build every time.
-    let inputs = match &bsp {
-        Some(_) => None,
-        None => build_inputs::digest(workspace, recipe_path, options.locked),
+    if recipe.pi_kernel.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
+        return Err(Error::RecipeInvalid {
+            path: recipe_path.to_path_buf(),
+            message: format!(
+                "[pi_kernel] is Raspberry Pi's kernel, for board pi5; board {} has its own",
+                board.name
+            ),
+        });
+    }
+    if recipe.hailo.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
+        return Err(Error::RecipeInvalid {
+            path: recipe_path.to_path_buf(),
+            message: format!(
+                "[hailo] is for a Raspberry Pi 5's AI HAT+ (board pi5), not board {}",
+                board.name
+            ),
+        });
+    }
+    // A BSP, Raspberry Pi's kernel or Hailo's files live outside the workspace, where the
+    // digest does not look: build every time.
+    let outside = bsp.is_some() || recipe.pi_kernel.is_some() || recipe.hailo.is_some();
+    let inputs = match outside {
+        false => build_inputs::digest(workspace, recipe_path, options.locked),
+        true => None,
     };
     if let Some(digest) = &inputs
         && build_inputs::unchanged(&paths.out, digest)
@@ -180,12 +203,22 @@ pub fn build_with(
         .as_ref()
         .map(|b| b.packages.clone())
         .unwrap_or_default();
-    let bsp_text = match &bsp {
-        Some(bsp) => bsp.identity(&bsp_packages)?,
-        None => String::new(),
+    let pi_kernel = match &recipe.pi_kernel {
+        Some(section) => Some(PiKernel::open(section, &work)?),
+        None => None,
+    };
+    let bsp_text = match (&bsp, &pi_kernel) {
+        (Some(bsp), _) => bsp.identity(&bsp_packages)?,
+        (None, Some(pi_kernel)) => pi_kernel.identity(),
+        (None, None) => String::new(),
+    };
+    let hailo_text = match &recipe.hailo {
+        Some(section) if section.path.is_dir() => hailo::folder_identity(&section.path)?,
+        _ => String::new(),
     };
     let build_id =
-        sha256_hex(format!("{recipe_text}\n{lock_text}{bsp_text}").as_bytes())[..16].to_string();
+        sha256_hex(format!("{recipe_text}\n{lock_text}{bsp_text}{hailo_text}").as_bytes())[..16]
+            .to_string();
 
     // Our binaries.
     let mut specs = vec![
@@ -233,25 +266,31 @@ pub fn build_with(
         .debian()
         .map(|debian| debs.kernel_packages(&debian))
         .unwrap_or_default();
-    // The part a kernel file came from, for the SBOM.
-    let origin_in_kernel = |path: &Path| {
-        kernel_parts
+    // The package a kernel file came from, for the SBOM.
+    let origin_in_kernel = |path: &Path| match &pi_kernel {
+        Some(pi_kernel) => pi_kernel.origin_of(path),
+        None => kernel_parts
             .iter()
             .find(|p| path.starts_with(&p.root))
-            .map(|p| p.origin())
+            .map(|p| p.origin()),
     };
-    let (kernel, kernel_origin, vmlinuz_origin) = match &bsp {
-        Some(bsp) => (
+    let (mut kernel, kernel_origin, vmlinuz_origin) = match (&bsp, &pi_kernel) {
+        (Some(bsp), _) => (
             KernelTree::open(&bsp.kernel_tree(&work)?)?,
             bsp.origin(bsp::KERNEL_SUPPLEMENTS),
             bsp.origin(bsp::KERNEL_IMAGE),
         ),
-        None => {
-            let roots: Vec<&Path> = kernel_parts.iter().map(|p| p.root.as_path()).collect();
-            if roots.is_empty() {
-                return Err(Error::Package("the lock has no linux-image package".into()));
-            }
-            let tree = KernelTree::open_parts(&roots)?;
+        (None, pi_kernel) => {
+            let tree = match pi_kernel {
+                Some(pi_kernel) => pi_kernel.tree()?,
+                None => {
+                    let roots: Vec<&Path> = kernel_parts.iter().map(|p| p.root.as_path()).collect();
+                    if roots.is_empty() {
+                        return Err(Error::Package("the lock has no linux-image package".into()));
+                    }
+                    KernelTree::open_parts(&roots)?
+                }
+            };
             let unknown = || generated_by(&recipe.name);
             let modules = origin_in_kernel(tree.modules_dir()).unwrap_or_else(unknown);
             let vmlinuz = origin_in_kernel(&tree.vmlinuz).unwrap_or_else(unknown);
@@ -264,7 +303,24 @@ pub fn build_with(
         .map(|s| s.to_string())
         .collect();
     let boot_modules = kernel.closure(&boot_modules)?;
-    let root_modules = kernel.closure(&recipe.kernel.root_modules)?;
+    let lockdown_words = match &pi_kernel {
+        // Raspberry Pi's modules carry no signature this kernel checks.
+        Some(_) => KernelSource::VendorBsp.lockdown_words(),
+        None => board.kernel.lockdown_words(),
+    };
+    let hailo = match &recipe.hailo {
+        Some(section) => Some(hailo::open(
+            &section.path,
+            section.device,
+            &section.version,
+            &mut kernel,
+            lockdown_words.contains("module.sig_enforce=1"),
+        )?),
+        None => None,
+    };
+    let mut root_module_names = recipe.kernel.root_modules.clone();
+    root_module_names.extend(hailo.iter().map(|h| h.module.clone()));
+    let root_modules = kernel.closure(&root_module_names)?;
 
     // Root file system.
     let mut root = RootTree {
@@ -339,6 +395,23 @@ pub fn build_with(
         runtime_files.extend(elf_deps::runtime_closure(program, &debs, multiarch)?);
     }
     runtime_files.extend(package_data::data_files(&recipe.debian.data, &debs)?);
+    // HailoRT, its firmware and (in the modules) its driver: one release, in this slot.
+    for file in hailo.iter().flat_map(|h| &h.files) {
+        if file.image_path.contains("/libhailort.so.") {
+            runtime_files.extend(elf_deps::libraries_of(
+                &file.image_path,
+                &file.source,
+                &debs,
+                multiarch,
+            )?);
+        }
+        root.add(
+            &file.image_path,
+            0o644,
+            Content::Copy(file.source.clone()),
+            file.origin.clone(),
+        );
+    }
     for (spec, path) in specs.iter().zip(&binaries) {
         if spec.linkage == Linkage::Dynamic {
             let name = format!("/usr/bin/{}", spec.bin);
@@ -534,8 +607,7 @@ pub fn build_with(
     };
     let mut kernel_words = format!(
         "console=tty0 console={} quiet panic=10 {}",
-        board.console,
-        board.kernel.lockdown_words(),
+        board.console, lockdown_words,
     );
     for word in &recipe.kernel.extra_cmdline {
         kernel_words.push(' ');
@@ -575,7 +647,11 @@ pub fn build_with(
     let boot = match &board.boot_flow {
         BootFlow::UefiSystemdBoot(loader) => boot_partitions::uefi(loader, &debs, slot_a)?,
         BootFlow::PiTryboot(firmware) => {
-            boot_partitions::pi(firmware, &kernel, &origin_in_kernel, slot_a)?
+            let trees = match &pi_kernel {
+                Some(_) => boot_partitions::PiDeviceTrees::VendorKernel,
+                None => boot_partitions::PiDeviceTrees::Board(firmware.device_trees),
+            };
+            boot_partitions::pi(trees, &kernel, &origin_in_kernel, slot_a)?
         }
     };
 

@@ -52,6 +52,14 @@ pub enum Error {
     #[error("the BSP: {0}")]
     Bsp(String),
 
+    /// Raspberry Pi's kernel packages ([pi_kernel]): what is wrong and what to do.
+    #[error("Raspberry Pi's kernel: {0}")]
+    PiKernel(String),
+
+    /// The Hailo driver, firmware and runtime ([hailo]): what is wrong and what to do.
+    #[error("Hailo: {0}")]
+    Hailo(String),
+
     #[error("kernel module {0}")]
     Module(String),
 

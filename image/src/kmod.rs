@@ -20,6 +20,9 @@ pub struct KernelTree {
     /// Normalised module name ('-' → '_') → path relative to modules_dir, as packaged.
     index: BTreeMap<String, String>,
     builtin: BTreeSet<String>,
+    /// Modules from outside the kernel's packages (a vendor's driver built for it), by name:
+    /// their file, stored under `extra/` as depmod would.
+    extra: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,24 +49,43 @@ impl KernelTree {
     /// device trees in a third, all under `usr/lib/modules/<release>/`. vmlinuz is also looked
     /// for at `boot/vmlinuz-<release>`, where a kernel in one package has it.
     pub fn open_parts(roots: &[&Path]) -> Result<KernelTree> {
+        KernelTree::open_release(roots, None)
+    }
+
+    /// The same for the kernel `release` (the first found when `None`), with its modules under
+    /// `usr/lib/modules/` or (before the /usr merge) `lib/modules/`, and its device trees
+    /// under `usr/lib/modules/<release>/dtb/` or `usr/lib/linux-image-<release>/`, where
+    /// Raspberry Pi's and older Debian packages put them.
+    pub fn open_release(roots: &[&Path], release: Option<&str>) -> Result<KernelTree> {
+        const MODULE_BASES: [&str; 2] = ["usr/lib/modules", "lib/modules"];
         let release_dirs = |release: &str| -> Vec<PathBuf> {
             roots
                 .iter()
-                .map(|root| root.join("usr/lib/modules").join(release))
+                .flat_map(|root| MODULE_BASES.map(|base| root.join(base).join(release)))
                 .collect()
         };
-        let release = roots
+        let found: Vec<String> = roots
             .iter()
-            .filter_map(|root| std::fs::read_dir(root.join("usr/lib/modules")).ok())
+            .flat_map(|root| MODULE_BASES.map(|base| root.join(base)))
+            .filter_map(|base| std::fs::read_dir(base).ok())
             .flat_map(|entries| entries.filter_map(|e| e.ok()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .next()
-            .ok_or_else(|| {
+            .collect();
+        let release = match release {
+            Some(wanted) if found.iter().any(|r| r == wanted) => wanted.to_string(),
+            Some(wanted) => {
+                return Err(Error::Module(format!(
+                    "no kernel {wanted} in {} (it holds {found:?})",
+                    describe_roots(roots)
+                )));
+            }
+            None => found.first().cloned().ok_or_else(|| {
                 Error::Module(format!(
                     "no kernel release under usr/lib/modules in {}",
                     describe_roots(roots)
                 ))
-            })?;
+            })?,
+        };
         let dirs = release_dirs(&release);
         let modules_dir = dirs
             .iter()
@@ -103,7 +125,15 @@ impl KernelTree {
                     describe_roots(roots)
                 ))
             })?;
-        let dtb_dir = dirs.iter().map(|d| d.join("dtb")).find(|d| d.is_dir());
+        let dtb_dir = dirs
+            .iter()
+            .map(|d| d.join("dtb"))
+            .chain(
+                roots
+                    .iter()
+                    .map(|root| root.join(format!("usr/lib/linux-image-{release}"))),
+            )
+            .find(|d| d.is_dir());
         Ok(KernelTree {
             release,
             vmlinuz,
@@ -111,12 +141,78 @@ impl KernelTree {
             modules_dir,
             index,
             builtin,
+            extra: BTreeMap::new(),
         })
+    }
+
+    /// Adds a module built for this kernel from outside its packages; it wins over one of the
+    /// same name, as `extra/` does for depmod. Returns its name.
+    pub fn add_module(&mut self, path: &Path) -> String {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = normalise(
+            file.trim_end_matches(".xz")
+                .trim_end_matches(".zst")
+                .trim_end_matches(".ko"),
+        );
+        self.extra.insert(name.clone(), path.to_path_buf());
+        name
+    }
+
+    /// A module's uncompressed bytes; `None` when the kernel has no such module file.
+    pub fn module_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let name = normalise(name);
+        if let Some(path) = self.extra.get(&name) {
+            return decompress(path).map(Some);
+        }
+        match self.index.get(&name) {
+            Some(rel) => decompress(&self.modules_dir.join(rel)).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `usr/lib/modules/<release>` of the part that holds the modules.
     pub fn modules_dir(&self) -> &Path {
         &self.modules_dir
+    }
+
+    /// The device tree overlays (Raspberry Pi's `overlays/`), if the kernel ships them.
+    pub fn overlays_dir(&self) -> Option<PathBuf> {
+        self.dtb_dir
+            .as_ref()
+            .map(|d| d.join("overlays"))
+            .filter(|d| d.is_dir())
+    }
+
+    /// Every device tree file whose name starts with `prefix`, searched through the vendor
+    /// folders, sorted by name.
+    pub fn device_trees_named(&self, prefix: &str) -> Vec<PathBuf> {
+        let Some(dir) = &self.dtb_dir else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = std::iter::once(dir.clone())
+            .chain(
+                std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            )
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".dtb"))
+            })
+            .collect();
+        found.sort_by_key(|p| p.file_name().map(|n| n.to_owned()));
+        found
     }
 
     /// The device tree `name` (a file name, e.g. "bcm2712-rpi-5-b.dtb") from the kernel's
@@ -163,19 +259,28 @@ impl KernelTree {
         order: &mut Vec<String>,
         depth: usize,
     ) -> Result<()> {
-        if done.contains_key(name) || self.builtin.contains(name) {
+        if done.contains_key(name)
+            || (self.builtin.contains(name) && !self.extra.contains_key(name))
+        {
             return Ok(());
         }
         if depth > 32 {
             return Err(Error::Module(format!("dependency loop through {name}")));
         }
-        let rel = self.index.get(name).ok_or_else(|| {
-            Error::Module(format!(
-                "'{name}' is neither a module nor built into kernel {}",
-                self.release
-            ))
-        })?;
-        let data = decompress(&self.modules_dir.join(rel))?;
+        let (path, rel) = match (self.extra.get(name), self.index.get(name)) {
+            (Some(path), _) => {
+                let file = path.file_name().unwrap_or_default().to_string_lossy();
+                (path.clone(), format!("extra/{file}"))
+            }
+            (None, Some(rel)) => (self.modules_dir.join(rel), rel.clone()),
+            (None, None) => {
+                return Err(Error::Module(format!(
+                    "'{name}' is neither a module nor built into kernel {}",
+                    self.release
+                )));
+            }
+        };
+        let data = decompress(&path)?;
         let depends = modinfo_depends(&data).map_err(|e| Error::Module(format!("{name}: {e}")))?;
         for dep in &depends {
             self.visit(&normalise(dep), done, order, depth + 1)?;
@@ -243,6 +348,20 @@ fn decompress(path: &Path) -> Result<Vec<u8>> {
     };
     read.context(|| format!("decompress {}", path.display()))?;
     Ok(data)
+}
+
+/// The value of `key=` in a module's .modinfo section (`version`, `vermagic`), if it has one.
+pub fn modinfo_field(module: &[u8], key: &str) -> std::result::Result<Option<String>, String> {
+    let elf = object::File::parse(module).map_err(|e| format!("not an ELF module: {e}"))?;
+    let section = elf
+        .section_by_name(".modinfo")
+        .ok_or("no .modinfo section")?;
+    let data = section.data().map_err(|e| e.to_string())?;
+    let prefix = format!("{key}=");
+    Ok(data
+        .split(|b| *b == 0)
+        .find_map(|field| field.strip_prefix(prefix.as_bytes()))
+        .map(|value| String::from_utf8_lossy(value).into_owned()))
 }
 
 /// The `depends=` list of a module's .modinfo section.

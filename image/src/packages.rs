@@ -80,9 +80,14 @@ fn kernel_pin<'a>(kernel: &DebianKernel, requested: &'a str) -> Option<KernelPin
     (meta == kernel.metapackage && kernel.parts.contains(&part)).then_some(KernelPin::Part(part))
 }
 
+/// The board's Debian kernel, unless the recipe brings Raspberry Pi's.
+fn debian_kernel(board: &Board, recipe: &Recipe) -> Option<DebianKernel> {
+    board.kernel.debian().filter(|_| recipe.pi_kernel.is_none())
+}
+
 pub fn requested_packages(board: &Board, recipe: &Recipe) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    if let Some(kernel) = board.kernel.debian() {
+    if let Some(kernel) = debian_kernel(board, recipe) {
         names.push(kernel.metapackage.into());
         for part in kernel.parts {
             names.push(format!("{}/{part}", kernel.metapackage));
@@ -153,7 +158,7 @@ impl Request {
             suite: recipe.debian.suite.clone(),
             arch: board.architecture.debian_arch().into(),
             requested: requested_packages(board, recipe),
-            kernel: board.kernel.debian(),
+            kernel: debian_kernel(board, recipe),
             sources: Sources::configured(),
         }
     }

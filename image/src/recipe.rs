@@ -54,6 +54,40 @@ pub struct Recipe {
     pub update: Option<UpdateSection>,
     /// The vendor's board support package: required by a board whose kernel comes from one.
     pub bsp: Option<BspSection>,
+    /// Raspberry Pi's own kernel instead of the board's Debian one (pi_kernel.rs).
+    pub pi_kernel: Option<PiKernelSection>,
+    /// An AI HAT+'s driver, firmware and HailoRT (hailo.rs).
+    pub hailo: Option<HailoSection>,
+}
+
+/// `[hailo]`: the Hailo accelerator's driver, firmware and HailoRT, from a folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HailoSection {
+    /// Absolute, or relative to the recipe. CARAPACE_HAILO_DIR takes precedence.
+    pub dir: String,
+    pub device: crate::hailo::HailoDevice,
+    /// The one release of all three: "4.23.0".
+    pub version: String,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `[pi_kernel]`: Raspberry Pi's kernel packages, as Raspberry Pi OS ships them, from a folder
+/// the owner downloaded them into. Only that kernel sets the firmware's tryboot flag and has the
+/// Hailo driver in-tree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiKernelSection {
+    /// The folder of .deb files: absolute, or relative to the recipe. CARAPACE_PI_KERNEL_DIR
+    /// takes precedence.
+    pub dir: String,
+    /// The kernel release the packages must hold, as `uname -r` prints it
+    /// ("6.12.47+rpt-rpi-2712").
+    pub release: String,
+    /// `dir`, resolved when the recipe is loaded.
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// `[update]`: the vendor's root public key and a key list it signed, built into the verified
@@ -345,6 +379,18 @@ impl Recipe {
             bsp.path = match std::env::var_os("CARAPACE_BSP_DIR") {
                 Some(from_env) if !from_env.is_empty() => PathBuf::from(from_env),
                 _ => dir.join(&bsp.dir),
+            };
+        }
+        if let Some(pi_kernel) = &mut recipe.pi_kernel {
+            pi_kernel.path = match std::env::var_os("CARAPACE_PI_KERNEL_DIR") {
+                Some(from_env) if !from_env.is_empty() => PathBuf::from(from_env),
+                _ => dir.join(&pi_kernel.dir),
+            };
+        }
+        if let Some(hailo) = &mut recipe.hailo {
+            hailo.path = match std::env::var_os("CARAPACE_HAILO_DIR") {
+                Some(from_env) if !from_env.is_empty() => PathBuf::from(from_env),
+                _ => dir.join(&hailo.dir),
             };
         }
         if let Some(update) = &mut recipe.update {

@@ -44,6 +44,12 @@ pub enum Origin {
         release: String,
         file: String,
     },
+    /// From a package file in a folder the recipe points at (Raspberry Pi's kernel, Hailo's
+    /// runtime): no registry we reach carries them, so the owner downloads them.
+    Vendor {
+        file: String,
+        sha256: String,
+    },
 }
 
 impl Origin {
@@ -57,6 +63,7 @@ impl Origin {
                 | Origin::Wheel { .. }
                 | Origin::ModelPack { .. }
                 | Origin::Bsp { .. }
+                | Origin::Vendor { .. }
         )
     }
 }

@@ -2,7 +2,9 @@
 //! (mini PCs) carries the drivers and firmware of their disks, NICs, Wi-Fi and iGPU in its
 //! verified root, read back from the built root image itself, and it still boots (in QEMU,
 //! with none of that hardware present); recipes/jetson-orin.toml is assembled from a BSP
-//! directory, here a small fake one with NVIDIA's file layout.
+//! directory, here a small fake one with NVIDIA's file layout; recipes/pi5.toml takes
+//! Raspberry Pi's kernel and an AI HAT+'s driver, firmware and HailoRT from folders, here fakes
+//! with Raspberry Pi OS's and Hailo's file names.
 
 mod common;
 
@@ -198,6 +200,174 @@ fn the_jetson_image_is_assembled_from_the_bsp_directory() {
     );
 }
 
+const RPI_KERNEL: &str = "6.12.47+rpt-rpi-2712";
+const RPI_IMAGE: &[u8] = b"fake Raspberry Pi kernel_2712 Image";
+const HAILORT: &str = "4.23.0";
+
+#[test]
+fn the_pi5_image_takes_raspberry_pis_kernel_and_the_ai_hat_from_their_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel_dir = dir.path().join("rpi-kernel");
+    fake_rpi_kernel(&kernel_dir, HAILORT);
+    let hailo_dir = dir.path().join("hailo");
+    let firmware = fake_hailo(&hailo_dir, HAILORT);
+    let recipe = pi5_variant(dir.path(), &kernel_dir, &hailo_dir, HAILORT);
+    let ws = workspace();
+    let out = carapace_image::build::build(&recipe, &ws)
+        .unwrap_or_else(|e| panic!("building the Pi 5 recipe with the fixtures: {e}"));
+
+    // Slot A's boot partition: Raspberry Pi's kernel, its device trees and every overlay (the
+    // firmware applies bcm2712d0 on D0 boards itself); no signature enforcement for modules
+    // Debian did not sign.
+    let disk = std::fs::File::open(&out.image).unwrap();
+    let length = disk.metadata().unwrap().len();
+    let fs = carapace_image::fat_partition::open(&disk, length, 2).unwrap();
+    let read = |name: &str| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut fs
+                .root_dir()
+                .open_file(name)
+                .unwrap_or_else(|e| panic!("boot-a has no {name}: {e}")),
+            &mut bytes,
+        )
+        .unwrap();
+        bytes
+    };
+    assert_eq!(read("vmlinuz"), RPI_IMAGE);
+    assert_eq!(read("bcm2712-rpi-5-b.dtb"), b"C0 device tree");
+    assert_eq!(read("bcm2712-rpi-cm5-cm5io.dtb"), b"CM5 device tree");
+    assert_eq!(read("overlays/overlay_map.dtb"), b"overlay map");
+    assert_eq!(read("overlays/bcm2712d0.dtbo"), b"D0 overlay");
+    let cmdline = String::from_utf8(read("cmdline.txt")).unwrap();
+    assert!(cmdline.contains("lockdown=integrity"), "{cmdline}");
+    assert!(!cmdline.contains("module.sig_enforce"), "{cmdline}");
+    drop(fs);
+
+    // The root: HailoRT, its firmware under the name the driver asks for, and the driver.
+    let (_root_dir, root) = extract_root(&out.image);
+    assert!(
+        root.join(format!("usr/lib/libhailort.so.{HAILORT}"))
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read(root.join("usr/lib/firmware/hailo/hailo8_fw.bin")).unwrap(),
+        firmware
+    );
+    assert!(
+        modules(&root).iter().any(|m| m == "hailo_pci"),
+        "the driver is not in the root"
+    );
+    let sbom = std::fs::read_to_string(&out.sbom).unwrap();
+    let vmlinuz = sbom
+        .split("\"path\": ")
+        .find(|entry| entry.starts_with("\"boot-a:/vmlinuz\""))
+        .unwrap_or_else(|| panic!("no boot-a:/vmlinuz in the SBOM"));
+    assert!(
+        vmlinuz.contains(&format!(
+            "\"file\": \"linux-image-{RPI_KERNEL}_1_arm64.deb\""
+        )),
+        "{vmlinuz}"
+    );
+
+    // HailoRT and firmware of another release than the kernel's driver: refused, saying why.
+    let older = dir.path().join("hailo-older");
+    fake_hailo(&older, "4.20.0");
+    let recipe = pi5_variant(dir.path(), &kernel_dir, &older, "4.20.0");
+    let Err(e) = carapace_image::build::build(&recipe, &ws) else {
+        panic!("a HailoRT of another version than the driver was taken");
+    };
+    assert!(
+        e.to_string().contains(
+            "the driver hailo_pci is version \"4.23.0\" but HailoRT and the firmware are 4.20.0"
+        ),
+        "{e}"
+    );
+}
+
+/// recipes/pi5.toml with Raspberry Pi's kernel from `kernel` and an AI HAT+ from `hailo`.
+fn pi5_variant(dir: &Path, kernel: &Path, hailo: &Path, version: &str) -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("recipes/pi5.toml")).unwrap();
+    let text = text.replace("name = \"pi5\"", "name = \"pi5-fixture\"")
+        + &format!(
+            "\n[pi_kernel]\ndir = \"{}\"\nrelease = \"{RPI_KERNEL}\"\n\n[hailo]\ndir = \"{}\"\n\
+             device = \"hailo8\"\nversion = \"{version}\"\n",
+            kernel.display(),
+            hailo.display()
+        );
+    write_variant(dir, "pi5", "pi5-fixture", &text)
+}
+
+/// Raspberry Pi OS's kernel package layout: boot/vmlinuz-<release>, the modules (every one the
+/// board and recipe need built in, except the Hailo driver, whose modinfo says `version`), and
+/// the device trees and overlays under usr/lib/linux-image-<release>/.
+fn fake_rpi_kernel(dir: &Path, hailo_version: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let name = format!("linux-image-{RPI_KERNEL}");
+    let ws = workspace();
+    let (recipe, _) = carapace_image::recipe::Recipe::load(&ws.join("recipes/pi5.toml")).unwrap();
+    let builtin: String = board_support::board::PI5
+        .initramfs_modules
+        .iter()
+        .map(|m| m.to_string())
+        .chain(recipe.kernel.root_modules)
+        .map(|m| format!("kernel/drivers/fixture/{m}.ko\n"))
+        .collect();
+    fake_deb_versioned(dir, &name, "1", |tree| {
+        std::fs::create_dir_all(tree.join("boot")).unwrap();
+        std::fs::write(tree.join(format!("boot/vmlinuz-{RPI_KERNEL}")), RPI_IMAGE).unwrap();
+        let modules = tree.join("usr/lib/modules").join(RPI_KERNEL);
+        let hailo = modules.join("kernel/drivers/media/pci/hailo");
+        std::fs::create_dir_all(&hailo).unwrap();
+        std::fs::write(modules.join("modules.builtin"), &builtin).unwrap();
+        std::fs::write(
+            hailo.join("hailo_pci.ko"),
+            elf_module(&format!(
+                "version={hailo_version}\0license=GPL\0depends=\0name=hailo_pci\0\
+                 vermagic={RPI_KERNEL} SMP preempt mod_unload modversions aarch64\0"
+            )),
+        )
+        .unwrap();
+        let dtbs = tree.join(format!("usr/lib/linux-image-{RPI_KERNEL}"));
+        std::fs::create_dir_all(dtbs.join("broadcom")).unwrap();
+        std::fs::create_dir_all(dtbs.join("overlays")).unwrap();
+        for (file, bytes) in [
+            ("broadcom/bcm2712-rpi-5-b.dtb", &b"C0 device tree"[..]),
+            ("broadcom/bcm2712-rpi-cm5-cm5io.dtb", b"CM5 device tree"),
+            ("broadcom/bcm2711-rpi-4-b.dtb", b"a Pi 4's"),
+            ("overlays/overlay_map.dtb", b"overlay map"),
+            ("overlays/bcm2712d0.dtbo", b"D0 overlay"),
+        ] {
+            std::fs::write(dtbs.join(file), bytes).unwrap();
+        }
+    });
+    // A package of another kernel in the same folder is left alone.
+    fake_deb_versioned(dir, "linux-image-6.6.74+rpt-rpi-v8", "1", |tree| {
+        std::fs::create_dir_all(tree.join("boot")).unwrap();
+        std::fs::write(tree.join("boot/vmlinuz-6.6.74+rpt-rpi-v8"), b"another").unwrap();
+    });
+}
+
+/// HailoRT (an aarch64 shared library built here) and the Hailo-8 firmware of `version`.
+/// Returns the firmware's bytes.
+fn fake_hailo(dir: &Path, version: &str) -> Vec<u8> {
+    std::fs::create_dir_all(dir).unwrap();
+    let source = dir.join("hailort.c");
+    std::fs::write(
+        &source,
+        "int hailo_get_library_version(void) { return 0; }\n",
+    )
+    .unwrap();
+    run(Command::new("aarch64-linux-gnu-gcc")
+        .args(["-shared", "-nostdlib", "-fPIC", "-o"])
+        .arg(dir.join(format!("libhailort.so.{version}")))
+        .arg(&source));
+    std::fs::remove_file(source).unwrap();
+    let firmware = format!("Hailo-8 firmware {version}").into_bytes();
+    std::fs::write(dir.join(format!("hailo8_fw.{version}.bin")), &firmware).unwrap();
+    firmware
+}
+
 /// recipes/jetson-orin.toml with its BSP at `bsp`, its lock and files beside it in `dir`.
 fn jetson_variant(dir: &Path, bsp: &Path, release: &str) -> PathBuf {
     let text = std::fs::read_to_string(workspace().join("recipes/jetson-orin.toml")).unwrap();
@@ -296,13 +466,18 @@ fn fake_bsp(at: &Path, major: &str, revision: &str) -> Vec<u8> {
 /// dpkg-deb builds `<name>_36.4.3-20250107174145_arm64.deb` in `dir` from what `fill` puts in
 /// its tree.
 fn fake_deb(dir: &Path, name: &str, fill: impl FnOnce(&Path)) {
+    fake_deb_versioned(dir, name, "36.4.3-20250107174145", fill)
+}
+
+/// dpkg-deb builds `<name>_<version>_arm64.deb` in `dir` from what `fill` puts in its tree.
+fn fake_deb_versioned(dir: &Path, name: &str, version: &str, fill: impl FnOnce(&Path)) {
     let tree = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tree.path().join("DEBIAN")).unwrap();
     std::fs::write(
         tree.path().join("DEBIAN/control"),
         format!(
-            "Package: {name}\nVersion: 36.4.3-20250107174145\nArchitecture: arm64\n\
-             Maintainer: fixture <fixture@example.org>\nDescription: BSP fixture\n"
+            "Package: {name}\nVersion: {version}\nArchitecture: arm64\n\
+             Maintainer: fixture <fixture@example.org>\nDescription: board fixture\n"
         ),
     )
     .unwrap();
@@ -310,7 +485,7 @@ fn fake_deb(dir: &Path, name: &str, fill: impl FnOnce(&Path)) {
     run(Command::new("dpkg-deb")
         .args(["--build", "--root-owner-group", "-Zxz"])
         .arg(tree.path())
-        .arg(dir.join(format!("{name}_36.4.3-20250107174145_arm64.deb"))));
+        .arg(dir.join(format!("{name}_{version}_arm64.deb"))));
 }
 
 fn run(command: &mut Command) {
