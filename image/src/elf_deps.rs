@@ -88,7 +88,9 @@ pub fn runtime_closure(
 }
 
 /// The interpreter and every library that the ELF file at `elf` (`name` in errors) loads,
-/// transitively, from the recipe's packages. Not the file itself.
+/// transitively, from the recipe's packages. Not the file itself, and not the libraries shipped
+/// in the same folder with it (ONNX Runtime's OpenVINO build: each is such a file itself, whose
+/// own libraries the caller asks for).
 pub fn libraries_of(
     name: &str,
     elf: &Path,
@@ -96,6 +98,15 @@ pub fn libraries_of(
     multiarch: &str,
 ) -> Result<Vec<RuntimeFile>> {
     let mut files: Vec<RuntimeFile> = Vec::new();
+    let beside = (parent_of(name), elf.parent().map(Path::to_path_buf));
+    let shipped_beside = |image_path: &str| {
+        let (folder, dir) = &beside;
+        let file = Path::new(image_path).file_name();
+        parent_of(image_path) == *folder
+            && file
+                .zip(dir.as_ref())
+                .is_some_and(|(file, dir)| dir.join(file).is_file())
+    };
     // Each ELF file with the folder it has in the image ($ORIGIN in its run path).
     let mut queue = vec![(elf.to_path_buf(), parent_of(name))];
     while let Some((elf_path, origin)) = queue.pop() {
@@ -122,7 +133,9 @@ pub fn libraries_of(
             wanted.push(places);
         }
         for places in wanted {
-            if files.iter().any(|f| places.contains(&f.image_path)) {
+            if files.iter().any(|f| places.contains(&f.image_path))
+                || places.iter().any(|p| shipped_beside(p))
+            {
                 continue;
             }
             let found = places.iter().find_map(|image_path| {
@@ -154,7 +167,9 @@ fn parent_of(image_path: &str) -> String {
         .map_or_else(|| "/".to_string(), |dir| dir.display().to_string())
 }
 
-/// Debian is merged-/usr: a library may be packaged under /lib or /usr/lib.
+/// Debian is merged-/usr: a library may be packaged under /lib or /usr/lib, and the loader's
+/// own folders stand for each other. A place outside them (a run path's `$ORIGIN` folder) is
+/// taken only as it is, so a Debian library is never copied into another program's folder.
 fn find_library<'a>(
     image_path: &str,
     packages: &'a PackageSet,
@@ -162,13 +177,24 @@ fn find_library<'a>(
 ) -> Option<(PathBuf, &'a Package)> {
     let rel = image_path.trim_start_matches('/');
     let file = Path::new(rel).file_name()?.to_string_lossy().into_owned();
-    let candidates = [
+    let folder = Path::new(rel).parent()?.to_string_lossy().into_owned();
+    let loader_folders = [
+        "lib".to_string(),
+        "usr/lib".to_string(),
+        "lib64".to_string(),
+        "usr/lib64".to_string(),
+        format!("lib/{multiarch}"),
+        format!("usr/lib/{multiarch}"),
+    ];
+    let mut candidates = vec![
         rel.to_string(),
         format!("usr/{rel}"),
         rel.trim_start_matches("usr/").to_string(),
-        format!("usr/lib/{multiarch}/{file}"),
-        format!("lib/{multiarch}/{file}"),
     ];
+    if loader_folders.contains(&folder) {
+        candidates.push(format!("usr/lib/{multiarch}/{file}"));
+        candidates.push(format!("lib/{multiarch}/{file}"));
+    }
     candidates.iter().find_map(|c| packages.find(c))
 }
 

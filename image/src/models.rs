@@ -40,7 +40,19 @@ pub fn fetch(recipe: &Recipe, architecture: Architecture, cache: &Path) -> Resul
         .map_err(|e| Error::Image(format!("starting the model download runtime: {e}")))?;
     let client = carapace_models::download_client().map_err(failed("downloads"))?;
     let mut names: Vec<String> = recipe.models.iter().map(|m| m.name.clone()).collect();
-    let runtime_name = carapace_models::onnx_runtime_pin_for(architecture.rust_arch());
+    let runtime_name = match engine_onnx_runtime(recipe) {
+        EngineRuntime::Default => carapace_models::onnx_runtime_pin_for(architecture.rust_arch()),
+        EngineRuntime::OpenVino => carapace_models::openvino_runtime_pin_for(
+            architecture.rust_arch(),
+        )
+        .ok_or_else(|| {
+            Error::Image(format!(
+                "the engine's service asks for --onnx-runtime openvino, but Intel publishes \
+                 ONNX Runtime with OpenVINO for x86-64 only, not {}",
+                architecture.rust_arch()
+            ))
+        })?,
+    };
     let needs_runtime = names.iter().any(|name| {
         lock.model(name)
             .is_ok_and(|pin| pin.runs_on == Some(RunsOn::Onnxruntime))
@@ -72,6 +84,34 @@ pub fn fetch(recipe: &Recipe, architecture: Architecture, cache: &Path) -> Resul
         }
     }
     Ok(files)
+}
+
+/// Which ONNX Runtime build the engine's service runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineRuntime {
+    Default,
+    OpenVino,
+}
+
+/// What the engine's service asks for with `--onnx-runtime`: the image ships that build, so
+/// the flag in the service table is the one place the choice is made.
+pub fn engine_onnx_runtime(recipe: &Recipe) -> EngineRuntime {
+    let engine = recipe.services.iter().find(|service| {
+        service
+            .exec
+            .first()
+            .is_some_and(|program| program.ends_with("/carapace-infer"))
+    });
+    let args = engine.map(|service| service.exec.as_slice()).unwrap_or(&[]);
+    let openvino = args
+        .windows(2)
+        .any(|w| w[0] == "--onnx-runtime" && w[1] == "openvino")
+        || args.iter().any(|a| a == "--onnx-runtime=openvino");
+    if openvino {
+        EngineRuntime::OpenVino
+    } else {
+        EngineRuntime::Default
+    }
 }
 
 /// The files of the recipe's model packs (checked when the recipe loaded), manifest and

@@ -125,6 +125,66 @@ fn the_mini_pc_image_carries_its_drivers_and_firmware_and_boots() {
     power_off(&mut vm);
 }
 
+#[test]
+fn the_mini_pc_image_ships_openvinos_onnx_runtime_when_the_engine_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(workspace().join(X86_64_RECIPE)).unwrap();
+    let serve =
+        "\"/usr/bin/carapace-infer\", \"--models\", \"/usr/share/carapace/models\", \"serve\",";
+    assert!(text.contains(serve), "the engine's exec moved");
+    let text = text
+        .replace("name = \"x86-64\"", "name = \"x86-64-openvino\"")
+        .replace(serve, &format!("{serve} \"--onnx-runtime\", \"openvino\","))
+        .replace(
+            "\"libstdc++6\", \"libgcc-s1\",",
+            "\"libstdc++6\", \"libgcc-s1\", \"ocl-icd-libopencl1\", \"zlib1g\",",
+        );
+    let recipe = write_variant(dir.path(), "x86-64", "x86-64-openvino", &text);
+    let ws = workspace();
+    let out = carapace_image::build::build(&recipe, &ws)
+        .unwrap_or_else(|e| panic!("building x86-64.toml with OpenVINO: {e}"));
+    let (_root_dir, root) = extract_root(&out.image);
+    let models = root.join("usr/share/carapace/models");
+    let runtimes: Vec<String> = names_in(&models)
+        .into_iter()
+        .filter(|n| n.starts_with("onnxruntime"))
+        .collect();
+    assert_eq!(
+        runtimes,
+        ["onnxruntime-openvino-x86_64-1.24.1"],
+        "the image ships the runtime the engine asks for, and only that one"
+    );
+    let runtime = names_in(&models.join(&runtimes[0]));
+    for library in [
+        "libonnxruntime.so.1.24.1",
+        "libonnxruntime_providers_openvino.so",
+        "libopenvino_intel_cpu_plugin.so",
+        "libopenvino_intel_gpu_plugin.so",
+        "libtbb.so.12",
+    ] {
+        assert!(
+            runtime.iter().any(|n| n == library),
+            "{library}: {runtime:?}"
+        );
+    }
+    // The runtime's folder holds the runtime (its $ORIGIN run path finds its own libraries
+    // there), never a copy of a Debian library: those are in the loader's folders, once.
+    let pinned = carapace_models::ModelLock::pinned()
+        .unwrap()
+        .model(runtimes[0].trim_end_matches("-1.24.1"))
+        .unwrap()
+        .installed_files();
+    assert_eq!(runtime.len(), pinned.len(), "{runtime:?}");
+    // What OpenVINO's GPU plugin and ONNX Runtime link, from Debian.
+    let libraries = names_in(&root.join("usr/lib/x86_64-linux-gnu"));
+    for library in ["libOpenCL.so.1", "libz.so.1"] {
+        assert!(
+            libraries.iter().any(|n| n == library),
+            "{library}: {libraries:?}"
+        );
+    }
+}
+
 const FIXTURE_KERNEL: &str = "5.15.148-tegra";
 const FIXTURE_IMAGE: &[u8] = b"fake arm64 Image of the BSP fixture";
 
