@@ -33,6 +33,7 @@ pub struct SlotABoot<'a> {
     pub vmlinuz_origin: Origin,
 }
 
+#[derive(Default)]
 pub struct BootPartitions {
     /// (partition name, its FAT image).
     pub images: Vec<(&'static str, Vec<u8>)>,
@@ -49,11 +50,21 @@ impl BootPartitions {
         files: &[EspFile],
         origins: &[Origin],
     ) -> Result<()> {
-        let volume_id = derived_u32(&recipe.name, &format!("{partition}-volume-id"));
-        let image = build_esp(disk.partition(partition).size, volume_id, files)?;
+        // The ESP keeps the volume id and SBOM prefix it always had: UEFI images stay byte for
+        // byte what they were.
+        let (seed, prefix) = if partition == ESP_NAME {
+            ("esp-volume-id".to_string(), "esp")
+        } else {
+            (format!("{partition}-volume-id"), partition)
+        };
+        let image = build_esp(
+            disk.partition(partition).size,
+            derived_u32(&recipe.name, &seed),
+            files,
+        )?;
         for (file, origin) in files.iter().zip(origins) {
             self.sbom.push(SbomFile {
-                path: format!("{partition}:/{}", file.path),
+                path: format!("{prefix}:/{}", file.path),
                 sha256: sha256_hex(&file.data),
                 size: file.data.len() as u64,
                 origin: origin.clone(),
@@ -114,24 +125,8 @@ pub fn uefi(
             }
         })
         .collect();
-    // The ESP keeps the volume id it always had: UEFI images stay byte for byte what they were.
-    let image = build_esp(
-        slot.disk.first().size,
-        derived_u32(&slot.recipe.name, "esp-volume-id"),
-        &files,
-    )?;
-    let mut boot = BootPartitions {
-        images: vec![(ESP_NAME, image)],
-        sbom: Vec::new(),
-    };
-    for (file, origin) in files.iter().zip(origins) {
-        boot.sbom.push(SbomFile {
-            path: format!("esp:/{}", file.path),
-            sha256: sha256_hex(&file.data),
-            size: file.data.len() as u64,
-            origin,
-        });
-    }
+    let mut boot = BootPartitions::default();
+    boot.add(slot.recipe, slot.disk, ESP_NAME, &files, &origins)?;
     Ok(boot)
 }
 
@@ -240,10 +235,7 @@ pub fn pi(
         })
         .collect();
     let config_files = pi_boot::config_partition_files(partition_number(PI_BOOT_A_NAME)?);
-    let mut boot = BootPartitions {
-        images: Vec::new(),
-        sbom: Vec::new(),
-    };
+    let mut boot = BootPartitions::default();
     let (recipe, disk) = (slot.recipe, slot.disk);
     boot.add(recipe, disk, PI_CONFIG_NAME, &config_files, &[generated])?;
     boot.add(recipe, disk, PI_BOOT_A_NAME, &slot_files, &slot_origins)?;

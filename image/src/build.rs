@@ -137,7 +137,6 @@ pub fn build_with(
     let paths = Paths::for_recipe(workspace, &recipe);
     let _cache_lock = CacheLock::acquire(&paths.cache)?;
     let outputs = paths.outputs();
-    // A BSP lives outside the workspace, where the digest does not look: build every time.
     if recipe.pi_kernel.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
         return Err(Error::RecipeInvalid {
             path: recipe_path.to_path_buf(),
@@ -159,9 +158,10 @@ pub fn build_with(
     // A BSP, Raspberry Pi's kernel or Hailo's files live outside the workspace, where the
     // digest does not look: build every time.
     let outside = bsp.is_some() || recipe.pi_kernel.is_some() || recipe.hailo.is_some();
-    let inputs = match outside {
-        false => build_inputs::digest(workspace, recipe_path, options.locked),
-        true => None,
+    let inputs = if outside {
+        None
+    } else {
+        build_inputs::digest(workspace, recipe_path, options.locked)
     };
     if let Some(digest) = &inputs
         && build_inputs::unchanged(&paths.out, digest)
