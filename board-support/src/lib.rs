@@ -28,6 +28,7 @@ pub mod modules_dep;
 pub mod netd_control;
 pub mod notify;
 pub mod notify_fd;
+pub mod power_key;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;

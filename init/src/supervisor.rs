@@ -22,7 +22,7 @@ use crate::console;
 use crate::service_table::Service;
 use crate::signals::{Action, Event, Signals};
 use crate::watchdog::Watchdog;
-use crate::{power_button, proc_status, spawn, unready_boots};
+use crate::{proc_status, spawn, unready_boots};
 use carapace_lifecycle::{Input, Lifecycle, Output};
 
 /// How often the hardware watchdog is petted while healthy.
@@ -374,7 +374,7 @@ impl Supervisor {
         let Some(fd) = slot else { return false };
         let mut pressed = false;
         let mut broken = events.intersects(PollFlags::ERR | PollFlags::NVAL);
-        let mut buffer = [0u8; power_button::INPUT_EVENT_SIZE * 16];
+        let mut buffer = [0u8; board_support::power_key::INPUT_EVENT_SIZE * 16];
         loop {
             match rustix::io::read(&*fd, &mut buffer) {
                 Ok(0) => {
@@ -382,7 +382,9 @@ impl Supervisor {
                     break;
                 }
                 Ok(n) => {
-                    pressed |= power_button::contains_press(buffer.get(..n).unwrap_or_default())
+                    pressed |= board_support::power_key::contains_press(
+                        buffer.get(..n).unwrap_or_default(),
+                    )
                 }
                 Err(Errno::AGAIN) => break,
                 Err(Errno::INTR) => {}

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use rustix::fs::{Mode, OFlags};
 use rustix::ioctl::{Getter, Opcode, Updater, opcode};
 
+use board_support::box_health;
+
 use crate::error::{Context, Result};
 
 const DEVICE: &str = "/dev/watchdog0";
-/// The longest timeout the driver takes (the Pi 5's PM watchdog: 15 s).
-const MAX_TIMEOUT: &str = "/sys/class/watchdog/watchdog0/max_timeout";
-pub const TIMEOUT_SECONDS: i32 = board_support::box_health::HARDWARE_WATCHDOG_S as i32;
 const WDIOC_KEEPALIVE: Opcode = opcode::read::<i32>(b'W', 5);
 const WDIOC_SETTIMEOUT: Opcode = opcode::read_write::<i32>(b'W', 6);
 /// Formatting and growing /data on a large, slow card is the longest part of setup.
@@ -43,10 +42,8 @@ pub fn open_if_present() -> Result<Option<Watchdog>> {
         .context(|| format!("open {DEVICE}"))?;
     // The device runs from the open on: an error from here on must not drop the descriptor,
     // or the box resets within the driver's default timeout while nobody pets it.
-    let max = std::fs::read_to_string(MAX_TIMEOUT)
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok());
-    let mut timeout = timeout_within(TIMEOUT_SECONDS, max);
+    let max = std::fs::read_to_string(box_health::WATCHDOG_MAX_TIMEOUT).ok();
+    let mut timeout = box_health::hardware_watchdog_timeout(max.as_deref()) as i32;
     // SAFETY: WDIOC_SETTIMEOUT reads and writes back one int.
     let set =
         unsafe { rustix::ioctl::ioctl(&fd, Updater::<WDIOC_SETTIMEOUT, i32>::new(&mut timeout)) };
@@ -63,14 +60,6 @@ pub fn open_if_present() -> Result<Option<Watchdog>> {
         last_pet: Instant::now(),
         max_gap: Duration::ZERO,
     }))
-}
-
-/// Our timeout, or the driver's largest when that is shorter.
-fn timeout_within(wanted: i32, max: Option<i32>) -> i32 {
-    match max {
-        Some(max) if max > 0 && max < wanted => max,
-        _ => wanted,
-    }
 }
 
 impl Watchdog {
@@ -157,15 +146,6 @@ fn pet(fd: &OwnedFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_timeout_stays_within_the_drivers_maximum() {
-        // The Pi 5's PM watchdog takes at most 15 s; i6300esb far more.
-        assert_eq!(timeout_within(20, Some(15)), 15);
-        assert_eq!(timeout_within(20, Some(2046)), 20);
-        assert_eq!(timeout_within(20, None), 20);
-        assert_eq!(timeout_within(20, Some(0)), 20);
-    }
 
     #[test]
     fn opcodes_match_linux_watchdog_h() {
