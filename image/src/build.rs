@@ -137,23 +137,24 @@ pub fn build_with(
     let paths = Paths::for_recipe(workspace, &recipe);
     let _cache_lock = CacheLock::acquire(&paths.cache)?;
     let outputs = paths.outputs();
-    if recipe.pi_kernel.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
-        return Err(Error::RecipeInvalid {
-            path: recipe_path.to_path_buf(),
-            message: format!(
-                "[pi_kernel] is Raspberry Pi's kernel, for board pi5; board {} has its own",
-                board.name
-            ),
-        });
-    }
-    if recipe.hailo.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
-        return Err(Error::RecipeInvalid {
-            path: recipe_path.to_path_buf(),
-            message: format!(
-                "[hailo] is for a Raspberry Pi 5's AI HAT+ (board pi5), not board {}",
-                board.name
-            ),
-        });
+    // Raspberry Pi's kernel and the AI HAT+ exist only for a Pi.
+    let pi_only = [
+        (
+            "[pi_kernel] (Raspberry Pi's kernel)",
+            recipe.pi_kernel.is_some(),
+        ),
+        (
+            "[hailo] (a Raspberry Pi 5's AI HAT+)",
+            recipe.hailo.is_some(),
+        ),
+    ];
+    for (section, _) in pi_only.iter().filter(|(_, set)| *set) {
+        if !matches!(board.boot_flow, BootFlow::PiTryboot(_)) {
+            return Err(Error::RecipeInvalid {
+                path: recipe_path.to_path_buf(),
+                message: format!("{section} is for board pi5, not board {}", board.name),
+            });
+        }
     }
     // A BSP, Raspberry Pi's kernel or Hailo's files live outside the workspace, where the
     // digest does not look: build every time.
