@@ -10,7 +10,8 @@ for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cp
            debian-archive-keyring gpgv ca-certificates \
            nftables iproute2 dnsmasq-base nmap openssl espeak-ng opus-tools python3-venv \
            fonts-dejavu-core \
-           qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross; do
+           qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+           device-tree-compiler; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 

@@ -103,14 +103,38 @@ pub fn slot_partition(esp_partuuid: &str, slot: Slot) -> Result<Partition, Error
         disk: esp.disk.clone(),
         problem,
     };
-    let entry = slot_entry(&table.entries, slot).map_err(failed)?;
+    let entry = named_entry(&table.entries, slot.partition_name()).map_err(failed)?;
     partition_of(&esp.disk, entry)
         .ok_or_else(|| failed("the kernel shows no device node for that GPT entry"))
 }
 
-/// The one GPT entry named for `slot`; two would leave it to chance which one is written.
-fn slot_entry(entries: &[Entry], slot: Slot) -> Result<&Entry, &'static str> {
-    let mut named = entries.iter().filter(|e| e.name == slot.partition_name());
+/// `slot`'s own boot partition on the ESP's disk ([`Slot::boot_partition_name`]), or `None` on
+/// a disk without one (a UEFI board's).
+pub fn slot_boot_partition(esp_partuuid: &str, slot: Slot) -> Result<Option<Partition>, Error> {
+    let esp = find_partition(esp_partuuid).ok_or_else(|| Error::EspNotFound {
+        partuuid: esp_partuuid.to_owned(),
+        disks: whole_disks().join(", "),
+    })?;
+    let table = read_disk_table(&esp.disk)?;
+    let name = slot.boot_partition_name();
+    if !table.entries.iter().any(|e| e.name == name) {
+        return Ok(None);
+    }
+    let failed = |problem| Error::SlotPartition {
+        slot,
+        name,
+        disk: esp.disk.clone(),
+        problem,
+    };
+    let entry = named_entry(&table.entries, name).map_err(failed)?;
+    partition_of(&esp.disk, entry)
+        .map(Some)
+        .ok_or_else(|| failed("the kernel shows no device node for that GPT entry"))
+}
+
+/// The one GPT entry named `name`; two would leave it to chance which one is written.
+fn named_entry<'a>(entries: &'a [Entry], name: &str) -> Result<&'a Entry, &'static str> {
+    let mut named = entries.iter().filter(|e| e.name == name);
     let entry = named.next().ok_or("no GPT entry has that name")?;
     match named.next() {
         Some(_) => Err("more than one GPT entry has that name"),
@@ -228,20 +252,30 @@ mod tests {
             entry(3, "root-b"),
             entry(4, "data"),
         ];
-        assert_eq!(slot_entry(&entries, Slot::A).unwrap().number, 2);
-        assert_eq!(slot_entry(&entries, Slot::B).unwrap().number, 3);
+        assert_eq!(
+            named_entry(&entries, Slot::A.partition_name())
+                .unwrap()
+                .number,
+            2
+        );
+        assert_eq!(
+            named_entry(&entries, Slot::B.partition_name())
+                .unwrap()
+                .number,
+            3
+        );
     }
 
     #[test]
     fn a_missing_or_doubled_slot_name_is_refused() {
         let missing = [entry(1, "esp"), entry(2, "root-a")];
         assert_eq!(
-            slot_entry(&missing, Slot::B).unwrap_err(),
+            named_entry(&missing, Slot::B.partition_name()).unwrap_err(),
             "no GPT entry has that name"
         );
         let doubled = [entry(2, "root-b"), entry(3, "root-b")];
         assert_eq!(
-            slot_entry(&doubled, Slot::B).unwrap_err(),
+            named_entry(&doubled, Slot::B.partition_name()).unwrap_err(),
             "more than one GPT entry has that name"
         );
     }

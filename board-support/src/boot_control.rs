@@ -17,7 +17,8 @@ mod transitions;
 pub use autoboot::{AUTOBOOT_FILE, AUTOBOOT_MAX_BYTES, Autoboot};
 pub use file_boot_control::FileBootControl;
 pub use pi_tryboot::{
-    CMDLINE_FILE, PiBootPartition, PiTrialStart, PiTryboot, TRYBOOT_REBOOT_ARGUMENT, TrialReboot,
+    CMDLINE_FILE, KEXEC_PROGRAM, PiBootPartition, PiTrialStart, PiTryboot, TRYBOOT_REBOOT_ARGUMENT,
+    TrialReboot,
 };
 pub use systemd_boot::SystemdBoot;
 

@@ -22,6 +22,9 @@ pub struct ImageInfo {
     /// sha256 of the recipe and its lock, first 16 hex digits.
     pub build_id: String,
     pub hostname: String,
+    /// How a trial boot starts on a Raspberry Pi 5 (its kernel decides); absent on UEFI boards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pi_trial_start: Option<crate::boot_control::PiTrialStart>,
 }
 
 impl ImageInfo {
@@ -64,6 +67,7 @@ mod tests {
             version: "0.1.0".into(),
             build_id: "0123456789abcdef".into(),
             hostname: "carapace".into(),
+            pi_trial_start: None,
         }
     }
 
@@ -72,6 +76,13 @@ mod tests {
         let text = info().render();
         assert!(text.contains("hostname = \"carapace\""), "{text}");
         assert_eq!(ImageInfo::parse(&text).unwrap(), info());
+        let pi = ImageInfo {
+            pi_trial_start: Some(crate::boot_control::PiTrialStart::Kexec),
+            ..info()
+        };
+        let text = pi.render();
+        assert!(text.contains("pi_trial_start = \"kexec\""), "{text}");
+        assert_eq!(ImageInfo::parse(&text).unwrap(), pi);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub mod netd_control;
 pub mod notify;
 pub mod notify_fd;
 pub mod power_key;
+#[allow(unsafe_code)]
+pub mod restart2;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;

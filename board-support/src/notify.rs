@@ -13,6 +13,13 @@ pub enum Message {
     Status(String),
     /// Restart the box, in order (honoured only from a service with `reboot = true`).
     Reboot,
+    /// Restart into the kernel the service loaded with kexec_load: a Raspberry Pi's trial slot
+    /// under a kernel without the tryboot hook ([`crate::TrialReboot::Kexec`]). A plain restart
+    /// when none is loaded.
+    RebootKexec,
+    /// Restart with the Raspberry Pi firmware's one-shot tryboot flag
+    /// ([`crate::TrialReboot::Tryboot`]).
+    RebootTryboot,
     /// Anything else; ignored, so a newer service can talk to an older PID 1.
     Unknown(String),
 }
@@ -25,6 +32,8 @@ impl std::fmt::Display for Message {
             Message::Watchdog => f.write_str("WATCHDOG=1"),
             Message::Status(text) => write!(f, "STATUS={text}"),
             Message::Reboot => f.write_str("REBOOT=1"),
+            Message::RebootKexec => f.write_str("REBOOT=kexec"),
+            Message::RebootTryboot => f.write_str("REBOOT=tryboot"),
             Message::Unknown(line) => f.write_str(line),
         }
     }
@@ -36,6 +45,8 @@ pub fn parse(line: &str) -> Message {
         "READY=1" => Message::Ready,
         "WATCHDOG=1" => Message::Watchdog,
         "REBOOT=1" => Message::Reboot,
+        "REBOOT=kexec" => Message::RebootKexec,
+        "REBOOT=tryboot" => Message::RebootTryboot,
         _ => match line.strip_prefix("STATUS=") {
             Some(status) => Message::Status(status.to_owned()),
             None => Message::Unknown(line.to_owned()),
@@ -89,6 +100,9 @@ mod tests {
         assert_eq!(parse("READY=1"), Message::Ready);
         assert_eq!(parse("REBOOT=1"), Message::Reboot);
         assert_eq!(Message::Reboot.to_string(), "REBOOT=1");
+        for message in [Message::RebootKexec, Message::RebootTryboot] {
+            assert_eq!(parse(&message.to_string()), message);
+        }
         assert_eq!(parse("WATCHDOG=1\r"), Message::Watchdog);
         assert_eq!(
             parse("STATUS=paired, 2 chats"),

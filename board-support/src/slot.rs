@@ -38,6 +38,15 @@ impl Slot {
             Slot::B => "root-b",
         }
     }
+
+    /// The GPT name of this slot's own FAT boot partition, on boards whose firmware boots a
+    /// partition per slot (the Raspberry Pi 5); UEFI boards keep both slots' files on the ESP.
+    pub const fn boot_partition_name(self) -> &'static str {
+        match self {
+            Slot::A => "boot-a",
+            Slot::B => "boot-b",
+        }
+    }
 }
 
 impl fmt::Display for Slot {

@@ -19,6 +19,7 @@ use crate::pi_boot;
 use crate::recipe::Recipe;
 use crate::rootfs::Origin;
 use crate::sbom::SbomFile;
+use board_support::boot_control::CMDLINE_FILE;
 
 /// What slot A boots, whatever the flow.
 pub struct SlotABoot<'a> {
@@ -38,6 +39,9 @@ pub struct BootPartitions {
     /// (partition name, its FAT image).
     pub images: Vec<(&'static str, Vec<u8>)>,
     pub sbom: Vec<SbomFile>,
+    /// What an update of the slot carries to the box: (path in the slot's boot directory or
+    /// partition, bytes). The box writes the command line itself.
+    pub slot_files: Vec<(String, Vec<u8>)>,
 }
 
 impl BootPartitions {
@@ -107,6 +111,11 @@ pub fn uefi(
             data: render_loader_conf().into_bytes(),
         },
     ];
+    let slot_files = crate::slot_files::BOOT_FILES
+        .iter()
+        .map(|name| name.to_string())
+        .zip([slot.vmlinuz.clone(), slot.initrd.clone()])
+        .collect();
     files.extend(first_slot_files(
         slot.version,
         slot.cmdline,
@@ -125,7 +134,10 @@ pub fn uefi(
             }
         })
         .collect();
-    let mut boot = BootPartitions::default();
+    let mut boot = BootPartitions {
+        slot_files,
+        ..BootPartitions::default()
+    };
     boot.add(slot.recipe, slot.disk, ESP_NAME, &files, &origins)?;
     Ok(boot)
 }
@@ -235,7 +247,14 @@ pub fn pi(
         })
         .collect();
     let config_files = pi_boot::config_partition_files(partition_number(PI_BOOT_A_NAME)?);
-    let mut boot = BootPartitions::default();
+    let mut boot = BootPartitions {
+        slot_files: slot_files
+            .iter()
+            .filter(|f| f.path != CMDLINE_FILE)
+            .map(|f| (f.path.clone(), f.data.clone()))
+            .collect(),
+        ..BootPartitions::default()
+    };
     let (recipe, disk) = (slot.recipe, slot.disk);
     boot.add(recipe, disk, PI_CONFIG_NAME, &config_files, &[generated])?;
     boot.add(recipe, disk, PI_BOOT_A_NAME, &slot_files, &slot_origins)?;

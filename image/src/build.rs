@@ -5,6 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use board_support::board::{BootFlow, KernelSource};
+use board_support::boot_control::{KEXEC_PROGRAM, PiTrialStart};
 use board_support::boot_entry::ESP_MOUNT_POINT;
 use board_support::cmdline::{BootParams, VerityParams};
 use board_support::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH, Slot};
@@ -304,10 +305,16 @@ pub fn build_with(
         .map(|s| s.to_string())
         .collect();
     let boot_modules = kernel.closure(&boot_modules)?;
-    let lockdown_words = match &pi_kernel {
+    let pi_trial_start = pi_trial_start(board, recipe_path, &recipe)?;
+    let lockdown_words = match (&pi_kernel, pi_trial_start) {
         // Raspberry Pi's modules carry no signature this kernel checks.
-        Some(_) => KernelSource::VendorBsp.lockdown_words(),
-        None => board.kernel.lockdown_words(),
+        (Some(_), _) => KernelSource::VendorBsp.lockdown_words(),
+        // Lockdown refuses kexec_load, which starts a Pi's trial under Debian's kernel
+        // (docs/boot-contract.md, "Without the tryboot notifier").
+        (None, Some(PiTrialStart::Kexec)) if recipe.services.iter().any(|s| s.boot_control) => {
+            "module.sig_enforce=1"
+        }
+        (None, _) => board.kernel.lockdown_words(),
     };
     let hailo = match &recipe.hailo {
         Some(section) => Some(hailo::open(
@@ -495,6 +502,7 @@ pub fn build_with(
         version: version.clone(),
         build_id: build_id.clone(),
         hostname: recipe.hostname.clone(),
+        pi_trial_start,
     }
     .render();
     root.add(
@@ -620,7 +628,7 @@ pub fn build_with(
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
     let vmlinuz =
         std::fs::read(&kernel.vmlinuz).context(|| format!("read {}", kernel.vmlinuz.display()))?;
-    let slot_info = SlotInfo {
+    let mut slot_info = SlotInfo {
         recipe: recipe.name.clone(),
         board: board.name.into(),
         version: version.clone(),
@@ -633,8 +641,8 @@ pub fn build_with(
             hash_start_block: tree.data_blocks,
         },
         update_trust: recipe.update.as_ref().map(UpdateTrust::of),
+        boot_files: Vec::new(),
     };
-    let slot_boot = [vmlinuz.clone(), initrd.compressed.clone()];
     let slot_a = SlotABoot {
         board,
         disk: &disk,
@@ -655,6 +663,11 @@ pub fn build_with(
             boot_partitions::pi(trees, &kernel, &origin_in_kernel, slot_a)?
         }
     };
+    slot_info.boot_files = boot
+        .slot_files
+        .iter()
+        .map(|(path, _)| path.clone())
+        .collect();
 
     // The disk image, written under a temporary name and renamed when complete.
     std::fs::create_dir_all(&paths.out).context(|| format!("create {}", paths.out.display()))?;
@@ -682,7 +695,7 @@ pub fn build_with(
             &slot_info,
             &root_data,
             &tree.tree,
-            [&slot_boot[0], &slot_boot[1]],
+            &boot.slot_files,
         )
     });
     if let Err(e) = written {
@@ -856,4 +869,33 @@ pub fn find_workspace() -> Result<PathBuf> {
 
 pub fn board_for(recipe: &Recipe) -> Result<&'static Board> {
     board::find(&recipe.board)
+}
+
+/// How a Pi image starts a trial: the firmware's flag with Raspberry Pi's kernel, else the
+/// board's way (kexec under Debian's). An image whose update service kexecs needs kexec-tools.
+fn pi_trial_start(
+    board: &Board,
+    recipe_path: &Path,
+    recipe: &Recipe,
+) -> Result<Option<PiTrialStart>> {
+    let BootFlow::PiTryboot(firmware) = &board.boot_flow else {
+        return Ok(None);
+    };
+    let start = match recipe.pi_kernel {
+        Some(_) => PiTrialStart::FirmwareFlag,
+        None => firmware.trial_start,
+    };
+    let updates = recipe.services.iter().any(|s| s.boot_control);
+    if start == PiTrialStart::Kexec
+        && updates
+        && !recipe.debian.programs.iter().any(|p| p == KEXEC_PROGRAM)
+    {
+        return Err(Error::RecipeInvalid {
+            path: recipe_path.to_path_buf(),
+            message: format!(
+                "the update service starts a trial with kexec under Debian's kernel: add \"kexec-tools\" to [debian] packages and \"{KEXEC_PROGRAM}\" to programs"
+            ),
+        });
+    }
+    Ok(Some(start))
 }

@@ -291,9 +291,17 @@ ready = true
                 hash_start_block: data_blocks,
             },
             update_trust: recipe.update.as_ref().map(UpdateTrust::of),
+            boot_files: crate::slot_files::uefi_boot_files(),
         };
         let out = d.join("out");
-        write(&out, &info, &data, &tree, [b"kernel", b"initrd"]).unwrap();
+        write(
+            &out,
+            &info,
+            &data,
+            &tree,
+            &crate::slot_files::uefi_pair(b"kernel", b"initrd"),
+        )
+        .unwrap();
         let slot = SlotFiles::read(&out).unwrap().unwrap();
         Setup { dir, recipe, slot }
     }
@@ -337,7 +345,7 @@ ready = true
             &info,
             &data,
             &root[data_len..],
-            [b"kernel", b"initrd"],
+            &crate::slot_files::uefi_pair(b"kernel", b"initrd"),
         )
         .unwrap();
         read_older(&out.join(crate::slot_files::DIR)).unwrap()

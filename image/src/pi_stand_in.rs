@@ -2,7 +2,12 @@
 //! stands in for the board: read autoboot.txt on p1, take the partition its `[all]` section
 //! names (or `[tryboot]`'s, for a tryboot), read that partition's config.txt for the kernel
 //! and initramfs file names and its cmdline.txt, and hand them to QEMU as a direct kernel
-//! boot. The console moves from the Pi's debug UART to virt's PL011; nothing else changes.
+//! boot. virt's device tree gets a `serial10` alias for its PL011, so the command line's
+//! `console=ttyAMA10` (the Pi's debug UART) names it as on the board: the command line is
+//! passed as it is, also when the box kexecs a trial with it.
+//!
+//! The firmware runs at every reset, so QEMU runs with `-no-reboot`: a reset ends the machine,
+//! and whoever started it starts it again, which reads the disk anew.
 
 use std::fs::File;
 use std::io::Read;
@@ -22,11 +27,12 @@ pub struct DirectKernel {
     pub append: String,
     /// The partition the firmware would have booted.
     pub boot_partition: u32,
+    /// virt's device tree with the Pi's UART alias (written by [`device_tree`]).
+    pub device_tree: PathBuf,
 }
 
-/// The Pi's debug UART and virt's PL011.
-const PI_CONSOLE: &str = "console=ttyAMA10,";
-const VIRT_CONSOLE: &str = "console=ttyAMA0,";
+/// The alias that makes the PL011 ttyAMA10, the Pi 5's debug UART.
+const PI_UART_ALIAS: &str = "serial10";
 
 /// Reads `image` (raw) as the firmware would and writes the chosen slot's kernel and initramfs
 /// into `dir`.
@@ -73,7 +79,38 @@ pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKerne
     Ok(DirectKernel {
         kernel,
         initrd,
-        append: cmdline.trim().replace(PI_CONSOLE, VIRT_CONSOLE),
+        append: cmdline.trim().to_owned(),
         boot_partition: partition,
+        device_tree: dir.join("pi-virt.dtb"),
     })
+}
+
+/// Dumps the device tree QEMU makes for `machine` (the command that boots it, which exits
+/// once the tree is written) and gives its console UART the Pi's alias.
+pub fn device_tree(mut machine: std::process::Command, out: &Path) -> Result<()> {
+    crate::tools::require("fdtput", "device-tree-compiler")?;
+    let _ = std::fs::remove_file(out);
+    crate::tools::output(
+        machine
+            .arg("-machine")
+            .arg(format!("dumpdtb={}", out.display())),
+    )?;
+    let uart = crate::tools::output(
+        std::process::Command::new("fdtget")
+            .arg(out)
+            .args(["/chosen", "stdout-path"]),
+    )?;
+    crate::tools::output(
+        std::process::Command::new("fdtput")
+            .arg(out)
+            .args(["-c", "/aliases"]),
+    )?;
+    crate::tools::output(std::process::Command::new("fdtput").arg(out).args([
+        "-t",
+        "s",
+        "/aliases",
+        PI_UART_ALIAS,
+        uart.trim(),
+    ]))?;
+    Ok(())
 }

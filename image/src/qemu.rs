@@ -147,15 +147,29 @@ impl VmConfig {
     /// A machine of `board`'s kind for `disk` (an overlay of `image`), whose state files live
     /// in `dir`. For a board whose firmware QEMU lacks (the Pi 5), the kernel, initramfs and
     /// command line are read from `image` as that firmware would (pi_stand_in.rs).
+    /// A raw `disk` is read itself, so a box that changed its boot partitions boots what it
+    /// wrote; an overlay's changes are not seen.
     pub fn for_image(board: &Board, image: &Path, disk: PathBuf, dir: &Path) -> Result<VmConfig> {
         let mut config = VmConfig::new(board, disk, dir);
         if let BootFlow::PiTryboot(_) = board.boot_flow {
-            config.direct_kernel = Some(pi_stand_in::boot_files(image, dir, false)?);
+            let read = match config.disk_format {
+                "raw" => config.disk.clone(),
+                _ => image.to_owned(),
+            };
+            config.direct_kernel = Some(pi_stand_in::boot_files(&read, dir, false)?);
         }
         Ok(config)
     }
 
     pub fn command(&self) -> Command {
+        let mut cmd = self.machine_command();
+        if let Some(direct) = &self.direct_kernel {
+            cmd.arg("-dtb").arg(&direct.device_tree).arg("-no-reboot");
+        }
+        cmd
+    }
+
+    fn machine_command(&self) -> Command {
         let machine = &self.machine;
         let mut cmd = match &self.network {
             Network::Tap { netns, .. } => {
@@ -237,8 +251,8 @@ impl VmConfig {
     pub fn prepare(&self) -> Result<()> {
         let machine = &self.machine;
         tools::require(machine.system_binary, machine.system_package)?;
-        if self.direct_kernel.is_some() {
-            return Ok(());
+        if let Some(direct) = &self.direct_kernel {
+            return pi_stand_in::device_tree(self.machine_command(), &direct.device_tree);
         }
         if !Path::new(machine.firmware_code).exists() {
             return Err(Error::MissingTool {

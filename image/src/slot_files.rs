@@ -16,8 +16,14 @@ use crate::fsutil::{rename_durably, write_atomic};
 pub const DIR: &str = "slot";
 pub const INFO: &str = "slot.json";
 pub const ROOT_IMAGE: &str = "root.img";
-/// The boot files, by their names in the slot's directory on the ESP.
+/// A UEFI slot's boot files, by their names in the slot's directory on the ESP. A Pi slot's
+/// are its boot partition's (config.txt and the device trees besides these), listed in
+/// slot.json.
 pub const BOOT_FILES: [&str; 2] = ["vmlinuz", "initrd"];
+
+pub(crate) fn uefi_boot_files() -> Vec<String> {
+    BOOT_FILES.iter().map(|name| name.to_string()).collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +38,10 @@ pub struct SlotInfo {
     /// The update trust built into the root (the recipe's [update]), if any: an update made
     /// from this slot carries it to every box that installs it.
     pub update_trust: Option<UpdateTrust>,
+    /// The slot's boot files, as paths in its boot directory or partition (slot.json from
+    /// before this field held the UEFI pair).
+    #[serde(default = "uefi_boot_files")]
+    pub boot_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,9 +73,10 @@ impl SlotFiles {
     }
 
     pub fn boot_files(&self) -> Vec<(String, PathBuf)> {
-        BOOT_FILES
+        self.info
+            .boot_files
             .iter()
-            .map(|name| (name.to_string(), self.dir.join(name)))
+            .map(|name| (name.clone(), self.dir.join(name)))
             .collect()
     }
 
@@ -99,7 +110,7 @@ pub fn write(
     info: &SlotInfo,
     root_data: &[u8],
     tree: &[u8],
-    boot: [&[u8]; 2],
+    boot: &[(String, Vec<u8>)],
 ) -> Result<()> {
     let dir = out.join(DIR);
     let partial = out.join(format!("{DIR}.partial"));
@@ -114,13 +125,27 @@ pub fn write(
         file.write_all(tree).context(ctx)?;
         file.sync_all().context(ctx)?;
     }
-    for (name, bytes) in BOOT_FILES.iter().zip(boot) {
-        write_atomic(&partial.join(name), bytes)?;
+    for (name, bytes) in boot {
+        let path = partial.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
+        }
+        write_atomic(&path, bytes)?;
     }
     let text = serde_json::to_string_pretty(info).map_err(|e| Error::image(e.to_string()))?;
     write_atomic(&partial.join(INFO), text.as_bytes())?;
     remove_dir(&dir)?;
     rename_durably(&partial, &dir)
+}
+
+/// A UEFI slot's two boot files with these bytes (for tests).
+#[cfg(test)]
+pub(crate) fn uefi_pair(vmlinuz: &[u8], initrd: &[u8]) -> Vec<(String, Vec<u8>)> {
+    BOOT_FILES
+        .iter()
+        .map(|name| name.to_string())
+        .zip([vmlinuz.to_vec(), initrd.to_vec()])
+        .collect()
 }
 
 pub fn remove(out: &Path) -> Result<()> {
@@ -157,8 +182,16 @@ mod tests {
                 hash_start_block: 1,
             },
             update_trust: None,
+            boot_files: uefi_boot_files(),
         };
-        write(out.path(), &info, b"data", b"tree", [b"kernel", b"initrd"]).unwrap();
+        write(
+            out.path(),
+            &info,
+            b"data",
+            b"tree",
+            &crate::slot_files::uefi_pair(b"kernel", b"initrd"),
+        )
+        .unwrap();
         let slot = SlotFiles::read(out.path()).unwrap().unwrap();
         assert_eq!(slot.info, info);
         assert_eq!(std::fs::read(slot.root_image()).unwrap(), b"datatree");

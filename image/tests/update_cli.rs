@@ -77,15 +77,13 @@ fn fake_build(workspace: &Path, version: &str, agentd: u8, trust: &UpdateTrust) 
             hash_start_block: data_blocks as u64,
         },
         update_trust: Some(trust.clone()),
+        boot_files: vec!["vmlinuz".into(), "initrd".into()],
     };
-    write(
-        &out,
-        &info,
-        &data,
-        &tree,
-        [&vec![1u8; 300_000], &vec![2u8; 100_000]],
-    )
-    .unwrap();
+    let boot = [
+        ("vmlinuz".to_string(), vec![1u8; 300_000]),
+        ("initrd".to_string(), vec![2u8; 100_000]),
+    ];
+    write(&out, &info, &data, &tree, &boot).unwrap();
     std::fs::write(out.join("sbom.json"), "{}").unwrap();
 }
 

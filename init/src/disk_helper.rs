@@ -84,8 +84,9 @@ pub fn prepare_boot_control(params: &BootParams, services: &[Service]) {
     run_quick(&args, &format!("boot control for {}", service.name()));
 }
 
-/// A helper run whose result is its exit status; its own lines say the details.
-fn run_quick(args: &[&str], what: &str) {
+/// A helper run whose result is its exit status; its own lines say the details (also the
+/// kexec_trial.rs load a shutdown into a Raspberry Pi's trial runs).
+pub fn run_quick(args: &[&str], what: &str) {
     match oneshot::run(HELPER, args, QUICK_DEADLINE, "carapace-disk") {
         Ok((_, status)) if status.success() => {}
         Ok((_, status)) => log_error!("{what} failed ({status})"),

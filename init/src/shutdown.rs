@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use board_support::ESP_MOUNT_POINT;
+use board_support::slot_devices::FAT_MOUNT_POINTS;
+use board_support::{boot_control::TRYBOOT_REBOOT_ARGUMENT, restart2};
 use rustix::mount::MountFlags;
 use rustix::system::RebootCommand;
 
@@ -12,7 +13,7 @@ use crate::data_mount::MOUNT_POINT as DATA;
 use crate::error::{Context, Result};
 use crate::signals::Action;
 use crate::watchdog::Watchdog;
-use crate::{console, mounts};
+use crate::{console, disk_helper, mounts};
 
 /// Unmounts and syncs, then powers off or reboots. Returns only if the kernel refused.
 pub fn finish(action: Action, mut watchdog: Option<Watchdog>) -> Result<()> {
@@ -24,10 +25,16 @@ pub fn finish(action: Action, mut watchdog: Option<Watchdog>) -> Result<()> {
     pet();
     rustix::fs::sync();
     pet();
-    if mounts::is_mount_point(ESP_MOUNT_POINT)
-        && let Err(err) = mounts::unmount(ESP_MOUNT_POINT)
-    {
-        log_error!("{err}");
+    // The FAT file systems the update service writes (a Pi's slot boot partitions besides).
+    if action == Action::RebootKexec {
+        disk_helper::run_quick(&["--kexec-trial"], "loading the trial slot for kexec");
+    }
+    for fat in FAT_MOUNT_POINTS {
+        if mounts::is_mount_point(fat)
+            && let Err(err) = mounts::unmount(fat)
+        {
+            log_error!("{err}");
+        }
     }
     // A degraded boot never mounted /data.
     if !mounts::is_mount_point(DATA) {
@@ -39,9 +46,17 @@ pub fn finish(action: Action, mut watchdog: Option<Watchdog>) -> Result<()> {
     rustix::fs::sync();
     // The last lines reach the serial line before the machine goes away.
     console::drain(Duration::from_secs(2));
+    // A trial's start; refused (nothing loaded for kexec), a plain restart boots the committed
+    // slot instead.
+    let _ = match action {
+        Action::RebootTryboot => Err(restart2::restart_with_argument(TRYBOOT_REBOOT_ARGUMENT)),
+        Action::RebootKexec => rustix::system::reboot(RebootCommand::Kexec),
+        Action::PowerOff | Action::Reboot => Ok(()),
+    }
+    .inspect_err(|err| log_error!("{} (reboot system call): {err}; restarting", action.name()));
     let command = match action {
         Action::PowerOff => RebootCommand::PowerOff,
-        Action::Reboot => RebootCommand::Restart,
+        _ => RebootCommand::Restart,
     };
     rustix::system::reboot(command).context(|| format!("{} (reboot system call)", action.name()))
 }

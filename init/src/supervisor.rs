@@ -431,10 +431,11 @@ impl Supervisor {
                         proc.status = Some(text);
                     }
                 }
-                Message::Reboot if proc.service.entry.reboot => {
-                    inputs.push(Input::Shutdown("service-request", Action::Reboot));
-                }
-                Message::Reboot | Message::Unknown(_) => {}
+                other => inputs.extend(
+                    Action::requested_by(&other)
+                        .filter(|_| proc.service.entry.reboot)
+                        .map(|action| Input::Shutdown("service-request", action)),
+                ),
             }
         }
         inputs

@@ -3,9 +3,15 @@
 //! GPT): its partition table, p1 with autoboot.txt and no config.txt, slot A's boot partition
 //! (config.txt, cmdline.txt, an arm64 kernel, the initramfs, both bcm2712 device trees), slot
 //! B's empty one, and the root's Pi drivers and Wi-Fi firmware. Then the same image boots
-//! under QEMU's virt machine, through the stand-in that reads the disk as the firmware does.
+//! under QEMU's virt machine, through the stand-in that reads the disk as the firmware does;
+//! and a Pi image with the update service takes an update over the air the Pi's way: the trial
+//! is a kexec into slot B's boot partition, a panicking release goes back through the firmware.
 
 mod common;
+#[path = "common/net.rs"]
+mod net;
+#[path = "common/update_lab.rs"]
+mod update_lab;
 
 use std::fs::File;
 use std::io::Read;
@@ -17,8 +23,13 @@ use board_support::boot_control::Autoboot;
 use board_support::cmdline::BootParams;
 use board_support::gpt;
 use carapace_image::fat_partition;
-use carapace_image::qemu::Vm;
+use carapace_image::qemu::{Vm, VmConfig};
 use common::*;
+use net::TestNet;
+use update_lab::{
+    Breakage, Fakes, WAIT, boot_kind, build_first_image, bundle_and_publish, console_line,
+    make_keys, pi_recipe, publish_broken,
+};
 
 const RECIPE: &str = "recipes/pi5.toml";
 /// Another instruction set under TCG: as long as the arm64 test gives it.
@@ -201,5 +212,144 @@ fn the_pi5_image_boots_under_qemu_virt_as_the_firmware_would_boot_it() {
     let creds = line_with(&mut vm, "carapace: service agentd creds");
     assert_eq!(value(&creds, "cap_eff"), "0000000000000000", "{creds}");
     // The power button is virt's gpio-keys here, as it is the Pi's: found by KEY_POWER.
+    power_off(&mut vm);
+}
+
+/// The firmware stand-in on a raw copy of the disk, as the Pi's firmware would start it after
+/// a reset: it reads autoboot.txt and the slot's boot partition as they are now.
+fn pi_after_reset(image: &Path, disk: &Path, dir: &Path, net: &TestNet) -> (VmConfig, Vm) {
+    let mut config =
+        VmConfig::for_image(&PI5, image, disk.to_owned(), dir).expect("the Pi firmware stand-in");
+    config.network = net.network();
+    config.echo = std::env::var_os("CARAPACE_TEST_ECHO").is_some();
+    let vm = Vm::start(&config).expect("start qemu-system-aarch64");
+    (config, vm)
+}
+
+#[test]
+fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_firmware() {
+    let net = TestNet::new("pi5-update");
+    let build_dir = tempfile::tempdir().expect("tempdir");
+    let site = build_dir.path().join("site");
+    let fakes = Fakes::start(&net, &site);
+    let chat = fakes.chat();
+    let keys_dir = build_dir.path().join("keys");
+    std::fs::create_dir(&keys_dir).expect("keys dir");
+    let keys = make_keys(&keys_dir);
+    let recipe_a = pi_recipe(
+        build_dir.path(),
+        "pi5-update-a",
+        "0.1.0",
+        &net.ca_pem,
+        &keys,
+    );
+    let recipe_b = pi_recipe(
+        build_dir.path(),
+        "pi5-update-b",
+        "0.1.1",
+        &net.ca_pem,
+        &keys,
+    );
+    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
+    bundle_and_publish(&recipe_b, &keys, &site.join("pi5"));
+
+    // A raw disk, so the stand-in sees what the box writes to its partitions (a sparse copy
+    // with room for /data to grow).
+    let machine = tempfile::tempdir().expect("machine dir");
+    let disk = machine.path().join("disk.img");
+    let copied = std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&image)
+        .arg(&disk)
+        .status()
+        .expect("cp");
+    assert!(copied.success(), "copying the image failed");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .and_then(|f| f.set_len(4 << 30))
+        .expect("grow the disk");
+
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 2);
+    console_line(&mut vm, 0, "carapace: ready slot=a", PI5_BOOT_TIMEOUT);
+    chat.send(&format!("/start {code}"));
+    chat.wait_for(&vm, 0, "Paired: you are this box's owner", WAIT);
+    let (kind, trial) = boot_kind(&mut vm, 0, WAIT);
+    assert!(
+        !trial,
+        "the first boot is not a trial: {}",
+        vm.console()[kind]
+    );
+
+    // 0.1.1 into slot B's partitions; /update reboot kexecs into it: no firmware runs, so the
+    // same machine goes on with slot B's kernel, initramfs and cmdline.txt.
+    chat.send("/update install");
+    let (seen, written) = chat.wait_for(&vm, 0, "0.1.1 is written to slot b", WAIT);
+    assert!(written.contains("/update reboot"), "{written}");
+    let before = vm.console().len();
+    chat.send("/update reboot");
+    let kexec = console_line(
+        &mut vm,
+        before,
+        "carapace: shutdown reason=service-request action=reboot-kexec",
+        WAIT,
+    );
+    let loaded = console_line(&mut vm, kexec, "carapace-disk: kexec trial loaded:", WAIT);
+    assert!(
+        vm.console()[loaded].contains("/run/carapace/boot-b/vmlinuz"),
+        "{}",
+        vm.console()[loaded]
+    );
+    let at = console_line(&mut vm, loaded, "carapace: ready slot=b", PI5_BOOT_TIMEOUT);
+    let (kind, trial) = boot_kind(&mut vm, loaded, WAIT);
+    assert!(
+        trial,
+        "slot b's kexec boot is a trial: {}",
+        vm.console()[kind]
+    );
+    console_line(
+        &mut vm,
+        at,
+        "updated: update: committed slot=b version=0.1.1",
+        WAIT,
+    );
+    let (seen, committed) = chat.wait_for(&vm, seen, "Updated to 0.1.1 (slot b)", WAIT);
+    assert!(committed.contains("chat link is back"), "{committed}");
+
+    // Committed: autoboot.txt's [all] names boot-b, so the firmware boots slot B from now on.
+    power_off(&mut vm);
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 3);
+    console_line(&mut vm, 0, "carapace: ready slot=b", PI5_BOOT_TIMEOUT);
+    let (kind, trial) = boot_kind(&mut vm, 0, WAIT);
+    assert!(!trial, "slot b is committed: {}", vm.console()[kind]);
+
+    // 0.1.2's kernel panics (no init in its initramfs). Its one trial boot ends in a reset,
+    // which goes through the firmware, and the firmware boots [all]: slot B, 0.1.1.
+    publish_broken(
+        &workspace().join("out/pi5-update-b"),
+        "0.1.2",
+        Breakage::KernelPanic,
+        &keys,
+        &site.join("pi5"),
+    );
+    chat.send("/update install");
+    let (seen, _) = chat.wait_for(&vm, seen + 1, "0.1.2 is written to slot a", WAIT);
+    let before = vm.console().len();
+    chat.send("/update reboot");
+    console_line(&mut vm, before, "carapace-disk: kexec trial loaded:", WAIT);
+    let panic = vm
+        .wait_for_containing("Kernel panic", before, PI5_BOOT_TIMEOUT)
+        .unwrap_or_else(|e| fail(&vm, e));
+    assert!(panic.1.contains("Kernel panic"), "{}", panic.1);
+    // panic=10 resets the machine; with -no-reboot that ends QEMU, as the firmware takes over.
+    vm.wait_exit(Duration::from_secs(120))
+        .unwrap_or_else(|e| fail(&vm, e));
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 3);
+    console_line(&mut vm, 0, "carapace: ready slot=b", PI5_BOOT_TIMEOUT);
+    let (_, told) = chat.wait_for(&vm, seen, "0.1.2 did not start properly", WAIT);
+    assert!(told.contains("back on 0.1.1 (slot b)"), "{told}");
     power_off(&mut vm);
 }

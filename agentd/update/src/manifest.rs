@@ -402,14 +402,22 @@ fn check_cmdline(cmdline: &str) -> Result<(), String> {
 }
 
 fn check_boot_path(path: &str) -> Result<(), String> {
+    // A plain name, or one folder and a name (a Pi's overlays/<name>.dtbo).
+    let plain = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    };
     let ok = (1..=64).contains(&path.len())
-        && !path.starts_with('.')
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        && match path.split_once('/') {
+            Some((folder, name)) => plain(folder) && plain(name),
+            None => plain(path),
+        };
     if !ok {
         return Err(format!(
-            "boot file {path:?} must be a plain name of lower-case letters, digits, '.', '_', '-'"
+            "boot file {path:?} must be a plain name of lower-case letters, digits, '.', '_', '-', or one folder and such a name"
         ));
     }
     Ok(())

@@ -8,6 +8,10 @@
 //! 4. install its entry as a trial         one rename: from here on the other slot boots next
 //! ```
 //!
+//! On a Raspberry Pi the boot files (config.txt and device trees besides) go to the slot's own
+//! boot partition, step 1 removes its cmdline.txt and step 4 writes it, then points
+//! autoboot.txt's `[tryboot]` at it (board_support::PiTryboot).
+//!
 //! A cut before 4 leaves the running slot the only entry, so the box comes back on it and the
 //! next install starts over (the chunks already downloaded stay). The running slot's
 //! partition and boot files are only ever read: they are where the unchanged chunks come from.
@@ -36,15 +40,15 @@ pub struct Slots {
     pub target: PathBuf,
     pub target_partuuid: String,
     pub target_size: u64,
-    pub esp: PathBuf,
+    /// Where slot a's and slot b's boot files are: their folders on the ESP, or a Pi's boot
+    /// partitions.
+    pub boot_dirs: (PathBuf, PathBuf),
 }
 
 impl Slots {
     /// Both slots' partitions, as the disk helper found them for this boot.
     pub fn find(params: &BootParams) -> Result<Slots> {
-        let text = std::fs::read_to_string(SLOT_DEVICES_PATH)
-            .map_err(Error::io("read", SLOT_DEVICES_PATH))?;
-        let devices = SlotDevices::parse(&text)?;
+        let devices = SlotDevices::load()?;
         if devices.booted.slot != params.slot || devices.booted.partuuid != params.root_partuuid {
             return Err(Error::Refused(format!(
                 "{SLOT_DEVICES_PATH} describes slot {} ({}) as the running one, but this boot runs slot {} ({})",
@@ -60,17 +64,29 @@ impl Slots {
             .map_err(Error::io("measure", &target))?;
         Ok(Slots {
             booted: params.slot,
-            booted_device: PathBuf::from(devices.booted.device),
+            booted_device: PathBuf::from(&devices.booted.device),
             booted_image_len,
             target,
-            target_partuuid: devices.inactive.partuuid,
+            target_partuuid: devices.inactive.partuuid.clone(),
             target_size,
-            esp: PathBuf::from(ESP_MOUNT_POINT),
+            boot_dirs: match devices.boot_partitions() {
+                Some((a, b)) => (a.dir, b.dir),
+                None => {
+                    let esp = Path::new(ESP_MOUNT_POINT);
+                    (
+                        esp.join(slot_boot_dir(Slot::A)),
+                        esp.join(slot_boot_dir(Slot::B)),
+                    )
+                }
+            },
         })
     }
 
-    fn boot_dir(&self, slot: Slot) -> PathBuf {
-        self.esp.join(slot_boot_dir(slot))
+    fn boot_dir(&self, slot: Slot) -> &Path {
+        match slot {
+            Slot::A => &self.boot_dirs.0,
+            Slot::B => &self.boot_dirs.1,
+        }
     }
 
     /// The chunks the box has: the running slot's root image and boot files, cut with the
@@ -130,10 +146,11 @@ pub fn write_slot(
                 file.sync_all().map_err(Error::io("sync", device))?;
             }
             Some(name) => {
-                let dir = slots.boot_dir(target);
-                std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-                let path = dir.join(name);
-                let temporary = dir.join(format!("{name}.new"));
+                let path = slots.boot_dir(target).join(name);
+                // A Pi's overlays/ folder, or the slot's folder on the ESP.
+                let dir = path.parent().unwrap_or(slots.boot_dir(target));
+                std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+                let temporary = slots.boot_dir(target).join(format!("{name}.new"));
                 let file = File::create(&temporary).map_err(Error::io("create", &temporary))?;
                 let mut writer = BufWriter::with_capacity(1 << 20, &file);
                 assemble(artifact, &plan, local, downloads, &mut writer)?;

@@ -10,6 +10,7 @@
 //!                                                                           └─ no ─▶ rollback, reboot
 //! ```
 
+pub mod boot;
 pub mod check;
 pub mod control;
 pub mod error;

@@ -133,6 +133,7 @@ async fn run() -> Result<()> {
         image.board,
         running,
         params,
+        image.pi_trial_start,
         state_dir.clone(),
         boot_id,
         wave_id(&state_dir)?,

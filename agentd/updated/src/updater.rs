@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use board_support::boot_entry::ESP_MOUNT_POINT;
 use board_support::notify::Message;
 use board_support::notify_fd::NotifyFd;
 use board_support::update_config::UpdateConfig;
 use board_support::update_control::Status;
-use board_support::{BootControl, BootParams, SystemdBoot};
+use board_support::{BootControl, BootParams, PiTrialStart};
 use carapace_update::{Trust, Version, plan};
 
+use crate::boot::SlotBoot;
 use crate::check::{self, CheckInput, Outcome};
 use crate::error::{Error, Result};
 use crate::install::{self, Slots};
@@ -35,6 +35,8 @@ pub struct Updater {
     pub board: String,
     pub running: Version,
     pub params: BootParams,
+    /// How a Raspberry Pi image starts a trial (image.toml); `None` on UEFI boards.
+    pub pi_trial_start: Option<PiTrialStart>,
     pub state_dir: PathBuf,
     /// This boot's id: a trial armed in this boot has not started yet.
     pub boot_id: String,
@@ -64,6 +66,7 @@ impl Updater {
         board: String,
         running: Version,
         params: BootParams,
+        pi_trial_start: Option<PiTrialStart>,
         state_dir: PathBuf,
         boot_id: String,
         wave_id: Vec<u8>,
@@ -77,6 +80,7 @@ impl Updater {
             board,
             running,
             params,
+            pi_trial_start,
             state_dir,
             boot_id,
             wave_id,
@@ -102,8 +106,8 @@ impl Updater {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn boot_control(&self) -> SystemdBoot {
-        SystemdBoot::new(ESP_MOUNT_POINT, self.params.slot)
+    fn boot_control(&self) -> SlotBoot {
+        SlotBoot::new(self.params.slot, self.pi_trial_start)
     }
 
     /// Changes the state and writes it; a failed write is said on the console (the step
@@ -154,14 +158,15 @@ impl Updater {
         format!("{:02}:00 UTC", self.config.quiet_hour)
     }
 
-    /// Asks PID 1 for an orderly reboot (the service table gives updated `reboot = true`).
-    fn reboot_now(&self) -> Result<()> {
+    /// Asks PID 1 for an orderly reboot (the service table gives updated `reboot = true`):
+    /// `Message::Reboot`, or one that starts a Pi's trial.
+    fn reboot_now(&self, reboot: Message) -> Result<()> {
         let Some(pipe) = &self.notify else {
             return Err(Error::Refused(
                 "not started by PID 1, so there is no one to ask for a reboot".into(),
             ));
         };
-        pipe.send(&Message::Reboot)
+        pipe.send(&reboot)
             .map_err(Error::io("ask PID 1 to reboot through", "the notify pipe"))
     }
 
@@ -176,8 +181,9 @@ impl Updater {
             "Restarting into {} (slot {}) now; it is committed once it proves healthy.",
             trial.version, trial.slot
         );
+        let reboot = self.boot_control().trial_reboot()?;
         self.note(text.clone());
-        self.reboot_now()?;
+        self.reboot_now(reboot)?;
         Ok(text)
     }
 
@@ -433,10 +439,15 @@ impl Updater {
             println!("update: slot {booted} is committed");
             if let Some(trial) = last.filter(|t| t.armed_in_boot != self.boot_id) {
                 if trial.slot != booted {
+                    // A Pi's trial has one boot; systemd-boot counts several.
+                    let how = match self.pi_trial_start {
+                        Some(_) => "in its one trial boot",
+                        None => "and ran out of boot tries",
+                    };
                     self.change(|state| {
                         state.trial = None;
                         state.event(format!(
-                            "{} did not start properly in slot {} and ran out of boot tries; back on {} (slot {booted}).",
+                            "{} did not start properly in slot {} {how}; back on {} (slot {booted}).",
                             trial.version, trial.slot, self.running
                         ));
                     });
@@ -590,7 +601,7 @@ impl Updater {
             self.params.slot
         );
         if outcome.is_ok()
-            && let Err(err) = self.reboot_now()
+            && let Err(err) = self.reboot_now(Message::Reboot)
         {
             eprintln!("update: {err}");
         }

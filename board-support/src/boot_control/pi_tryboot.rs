@@ -45,8 +45,12 @@ use crate::slot::Slot;
 /// notifier looks for `" tryboot"` with its space.
 pub const TRYBOOT_REBOOT_ARGUMENT: &str = "0 tryboot";
 
+/// Where kexec-tools' program is in an image that starts trials with [`PiTrialStart::Kexec`].
+pub const KEXEC_PROGRAM: &str = "/usr/sbin/kexec";
+
 /// How a trial's one boot is started; the board's kernel decides which it can be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PiTrialStart {
     /// The Raspberry Pi kernel: reboot(2) RESTART2 with [`TRYBOOT_REBOOT_ARGUMENT`] sets the
     /// firmware's one-shot flag, and the firmware boots `[tryboot]`'s partition once.
@@ -76,7 +80,8 @@ pub const CMDLINE_FILE: &str = "cmdline.txt";
 
 /// One slot's FAT boot partition: its number on the disk (what autoboot.txt says) and where
 /// it is mounted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PiBootPartition {
     pub number: u32,
     pub dir: PathBuf,

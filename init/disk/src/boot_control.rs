@@ -12,6 +12,11 @@
 //!   (the GPT, /data) becomes readable.
 //! - /run/carapace/slot-devices (root, gid, 0440) says which device is which slot, with the
 //!   PARTUUIDs: the service cannot read the GPT to find them itself.
+//! - Where each slot has its own FAT boot partition (a Raspberry Pi 5: `boot-a`, `boot-b`),
+//!   both are mounted like the ESP under /run/carapace (`slot_boot_mount_point`): the inactive
+//!   slot's read-write (the service writes the update's boot files and command line there),
+//!   the booted slot's read-only (the update reads unchanged chunks from it; nothing writes it).
+//!   p1, which the ESP's place takes on a Pi, holds autoboot.txt.
 
 use std::ffi::CString;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -19,8 +24,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use board_support::block_devices::{self, Partition};
+use board_support::slot_devices::slot_boot_mount_point;
 use board_support::{
-    ESP_MOUNT_POINT, SLOT_DEVICES_PATH, Slot, SlotDevice, SlotDevices, atomic_file,
+    ESP_MOUNT_POINT, PiBootPartition, SLOT_DEVICES_PATH, Slot, SlotDevice, SlotDevices, atomic_file,
 };
 use rustix::mount::MountFlags;
 
@@ -71,10 +77,13 @@ pub fn prepare(args: &BootControlArgs) -> Result<SlotDevices, Error> {
     let inactive = slot_partition(args.slot.other())?;
     hand_over(&inactive.dev_path, args.uid, args.gid, 0o600)?;
     hand_over(&booted.dev_path, 0, args.gid, 0o440)?;
-    let devices = SlotDevices {
+    let mut devices = SlotDevices {
         booted: slot_device(args.slot, &booted),
         inactive: slot_device(args.slot.other(), &inactive),
     };
+    devices.booted.boot_partition = mount_slot_boot(args, args.slot, MountFlags::RDONLY)?;
+    devices.inactive.boot_partition =
+        mount_slot_boot(args, args.slot.other(), MountFlags::empty())?;
     write_slot_devices(&devices, Path::new(SLOT_DEVICES_PATH), args.gid)?;
     Ok(devices)
 }
@@ -89,12 +98,48 @@ pub fn summary(devices: &SlotDevices, args: &BootControlArgs) -> String {
 }
 
 fn mount_esp(device: &Path, uid: u32, gid: u32) -> Result<(), Error> {
-    let target = Path::new(ESP_MOUNT_POINT);
+    mount_fat(
+        device,
+        Path::new(ESP_MOUNT_POINT),
+        uid,
+        gid,
+        MountFlags::empty(),
+    )
+}
+
+/// Mounts `slot`'s own boot partition, if the disk has one, and says where.
+fn mount_slot_boot(
+    args: &BootControlArgs,
+    slot: Slot,
+    flags: MountFlags,
+) -> Result<Option<PiBootPartition>, Error> {
+    let Some(partition) = block_devices::slot_boot_partition(&args.esp_partuuid, slot)
+        .map_err(Error::SlotPartition)?
+    else {
+        return Ok(None);
+    };
+    let target = Path::new(slot_boot_mount_point(slot));
+    std::fs::create_dir_all(target).map_err(|e| Error::io("create", target, e))?;
+    mount_fat(&partition.dev_path, target, args.uid, args.gid, flags)?;
+    Ok(Some(PiBootPartition {
+        number: partition.number,
+        dir: target.to_path_buf(),
+    }))
+}
+
+/// A FAT file system whose files are all the service's, nothing on it executable.
+fn mount_fat(
+    device: &Path,
+    target: &Path,
+    uid: u32,
+    gid: u32,
+    flags: MountFlags,
+) -> Result<(), Error> {
     let options = CString::new(format!("uid={uid},gid={gid},umask=0077"))
-        .map_err(|e| Error::io("mount the ESP on", target, e.into()))?;
-    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+        .map_err(|e| Error::io("mount on", target, e.into()))?;
+    let flags = flags | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     rustix::mount::mount(device, target, "vfat", flags, options.as_c_str())
-        .map_err(|e| Error::io("mount the ESP on", target, e.into()))
+        .map_err(|e| Error::io("mount on", target, e.into()))
 }
 
 /// The mode first: a node handed to root with group read must not pass through a moment in
@@ -107,6 +152,7 @@ fn hand_over(node: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), Error> {
 
 fn slot_device(slot: Slot, partition: &Partition) -> SlotDevice {
     SlotDevice {
+        boot_partition: None,
         slot,
         device: partition.dev_path.to_string_lossy().into_owned(),
         partuuid: partition.partuuid.clone(),
@@ -178,11 +224,13 @@ mod tests {
             booted: SlotDevice {
                 slot: Slot::A,
                 device: "/dev/vda2".into(),
+                boot_partition: None,
                 partuuid: "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9".into(),
             },
             inactive: SlotDevice {
                 slot: Slot::B,
                 device: "/dev/vda3".into(),
+                boot_partition: None,
                 partuuid: "11111111-2222-3333-4444-555555555555".into(),
             },
         };

@@ -52,6 +52,9 @@ pub enum Error {
         says: String,
     },
 
+    #[error("load the trial slot for kexec: {0}")]
+    KexecTrial(String),
+
     #[error("{} has no usable ext4 and e2fsck could not repair it: {detail}", .device.display())]
     Unrepairable { device: PathBuf, detail: String },
 }

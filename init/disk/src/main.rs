@@ -8,9 +8,10 @@
 //! partition (GPT attribute bit 48) or the owner put `carapace-factory-reset` on the ESP.
 //! Anything else without a usable ext4 is repaired, never formatted.
 //!
-//! Two smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
-//! ESP (owner_settings.rs) and preparing boot control for the update service
-//! (boot_control.rs).
+//! Three smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
+//! ESP (owner_settings.rs), preparing boot control for the update service (boot_control.rs),
+//! and, at a shutdown that starts a Raspberry Pi's trial with kexec, loading it
+//! (kexec_trial.rs).
 
 #![cfg_attr(
     not(test),
@@ -37,6 +38,7 @@ mod error;
 mod ext4;
 mod factory_reset;
 mod grow;
+mod kexec_trial;
 mod new_mark;
 mod owner_settings;
 mod prepare;
@@ -76,6 +78,16 @@ fn main() {
             Ok(false) => {}
             Err(error) => {
                 eprintln!("owner settings not moved: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if args == [kexec_trial::FLAG] {
+        match kexec_trial::load() {
+            Ok(loaded) => eprintln!("{loaded}"),
+            Err(error) => {
+                eprintln!("{error}");
                 std::process::exit(1);
             }
         }

@@ -24,13 +24,31 @@ pub enum Level {
 pub enum Action {
     PowerOff,
     Reboot,
+    /// Into the kernel a service loaded with kexec_load (a Raspberry Pi's trial under a kernel
+    /// without the tryboot hook); a plain reboot if none is loaded.
+    RebootKexec,
+    /// reboot(2) RESTART2 with the Pi firmware's tryboot argument.
+    RebootTryboot,
 }
 
 impl Action {
+    /// The reboot a service's notify line asks for, if it is one.
+    pub fn requested_by(message: &board_support::notify::Message) -> Option<Action> {
+        use board_support::notify::Message;
+        match message {
+            Message::Reboot => Some(Action::Reboot),
+            Message::RebootKexec => Some(Action::RebootKexec),
+            Message::RebootTryboot => Some(Action::RebootTryboot),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Action::PowerOff => "poweroff",
             Action::Reboot => "reboot",
+            Action::RebootKexec => "reboot-kexec",
+            Action::RebootTryboot => "reboot-tryboot",
         }
     }
 }

@@ -17,7 +17,7 @@ use carapace_image::qemu::{Vm, VmConfig};
 use carapace_update::KeyKind;
 
 use super::common::{
-    BOOT_TIMEOUT, RELEASE_RECIPE, fail, machine_of, workspace, write_release_variant,
+    BOOT_TIMEOUT, RELEASE_RECIPE, fail, machine_of, workspace, write_release_variant, write_variant,
 };
 use super::net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet, UPDATE_HOST, UPDATE_NAME};
 
@@ -114,7 +114,39 @@ pub fn recipe(
         assert_ne!(broken, text, "agentd's runtime_dir line moved");
         text = broken;
     }
-    text.push_str(&format!(
+    text.push_str(&update_sections(ca_pem, keys, "x86-64", update_extra));
+    std::fs::copy(&keys.key_list, dir.join("keys.json")).expect("key list");
+    write_release_variant(dir, name, &text)
+}
+
+/// recipes/pi5.toml as `name` at `version`, with what `recipe` adds, and the drivers of QEMU's
+/// virt machine that the test needs besides the board's (its network card and watchdog).
+pub fn pi_recipe(dir: &Path, name: &str, version: &str, ca_pem: &str, keys: &Keys) -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("recipes/pi5.toml")).expect("recipe");
+    let mut text = text.replacen(
+        "name = \"pi5\"",
+        &format!("name = \"{name}\"\nversion = \"{version}\""),
+        1,
+    );
+    let with_virt = text.replacen(
+        "\"bcm2835_wdt\",",
+        "\"bcm2835_wdt\", \"i6300esb\", \"virtio_net\",",
+        1,
+    );
+    assert_ne!(
+        with_virt, text,
+        "the Pi recipe's watchdog module line moved"
+    );
+    text = with_virt;
+    text.push_str(&update_sections(ca_pem, keys, "pi5", ""));
+    std::fs::copy(&keys.key_list, dir.join("keys.json")).expect("key list");
+    write_variant(dir, "pi5", name, &text)
+}
+
+/// The test CA, `[update]` following the test repository's `board_dir`, and the update
+/// service in the table.
+fn update_sections(ca_pem: &str, keys: &Keys, board_dir: &str, update_extra: &str) -> String {
+    format!(
         r#"
 # The test CA, so the box trusts the fakes' certificates.
 [[file]]
@@ -125,7 +157,7 @@ text = '''
 [update]
 root_key = "{root}"
 key_list = "keys.json"
-server = "https://{UPDATE_NAME}/x86-64"
+server = "https://{UPDATE_NAME}/{board_dir}"
 trial_stable_s = {TRIAL_STABLE_S}
 {update_extra}
 
@@ -151,9 +183,7 @@ boot_control = true
 "#,
         ca_path = carapace_http::EXTRA_CA_PATH,
         root = keys.root_hex,
-    ));
-    std::fs::copy(&keys.key_list, dir.join("keys.json")).expect("key list");
-    write_release_variant(dir, name, &text)
+    )
 }
 
 pub fn owner_settings(dir: &Path) -> PathBuf {
