@@ -73,6 +73,12 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
             .command()
             .status()
             .map_err(|e| Error::Qemu(format!("start {}: {e}", config.machine.system_binary)))?;
+        if config.direct_kernel.is_some() {
+            // -no-reboot: the firmware stand-in reads the disk before each boot, not QEMU.
+            eprintln!(
+                "carapace: the machine reset or powered off; the Pi firmware stand-in ends there (carapace run starts it again from the image's boot partitions)"
+            );
+        }
         return if status.success() {
             Ok(())
         } else {
