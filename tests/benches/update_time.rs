@@ -24,10 +24,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use carapace_image::qemu;
-use net::TestNet;
 use update_lab::{
-    Chat, Fakes, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image,
-    bundle_and_publish_patched, console_line, keep_slot, make_keys, recipe,
+    Chat, Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair, build_first_image, bundle_and_publish_patched,
+    console_line, keep_slot, recipe,
 };
 
 const ROUNDS_ENV: &str = "CARAPACE_BENCH_ROUNDS";
@@ -79,32 +78,18 @@ fn main() -> ExitCode {
 }
 
 fn measure(rounds: usize) -> Vec<Round> {
-    let net = TestNet::new("utime");
-    let build_dir = tempfile::tempdir().expect("tempdir");
-    let site = build_dir.path().join("site");
-    let fakes = Fakes::start(&net, &site);
-    let chat = fakes.chat();
-    let keys_dir = build_dir.path().join("keys");
-    std::fs::create_dir(&keys_dir).expect("keys dir");
-    let keys = make_keys(&keys_dir);
-    let recipe_for = |name: &str, version: &str| {
-        recipe(
-            build_dir.path(),
-            name,
-            version,
-            &net.ca_pem,
-            &keys,
-            false,
-            "",
-        )
-    };
+    let lab = Lab::new("utime");
+    let (net, site, keys, build_dir) = (&lab.net, &lab.site, &lab.keys, lab.dir());
+    let chat = lab.fakes.chat();
+    let recipe_for =
+        |name: &str, version: &str| recipe(build_dir, name, version, &net.ca_pem, keys, false, "");
     let recipe_a = recipe_for("utime-a", "0.1.0");
     let recipe_b = recipe_for("utime-b", "0.1.1");
     eprintln!("bench: building 0.1.0 (the box) and 0.1.1 (the update)");
-    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
-    let release_a = keep_slot(&recipe_a, &build_dir.path().join("release-0.1.0"));
-    bundle_and_publish_patched(&recipe_b, &keys, &site.join("x86-64"), &[release_a]);
-    let (_machine, _config, mut vm) = boot_and_pair(&image, "utime", &net, &chat, &code);
+    let (image, code) = build_first_image(build_dir, &recipe_a);
+    let release_a = keep_slot(&recipe_a, &build_dir.join("release-0.1.0"));
+    bundle_and_publish_patched(&recipe_b, keys, &site.join("x86-64"), &[release_a]);
+    let (_machine, _config, mut vm) = boot_and_pair(&image, "utime", net, &chat, &code);
 
     let mut measured = Vec::new();
     let mut seen = chat.telegram.sent().len();

@@ -27,8 +27,8 @@ use carapace_image::qemu::{Vm, VmConfig};
 use common::*;
 use net::TestNet;
 use update_lab::{
-    Breakage, Fakes, WAIT, boot_kind, build_first_image, bundle_and_publish, console_line,
-    make_keys, pi_recipe, publish_broken,
+    Breakage, Lab, WAIT, boot_kind, build_first_image, bundle_and_publish, console_line, pi_recipe,
+    publish_broken,
 };
 
 const RECIPE: &str = "recipes/pi5.toml";
@@ -228,30 +228,13 @@ fn pi_after_reset(image: &Path, disk: &Path, dir: &Path, net: &TestNet) -> (VmCo
 
 #[test]
 fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_firmware() {
-    let net = TestNet::new("pi5-update");
-    let build_dir = tempfile::tempdir().expect("tempdir");
-    let site = build_dir.path().join("site");
-    let fakes = Fakes::start(&net, &site);
-    let chat = fakes.chat();
-    let keys_dir = build_dir.path().join("keys");
-    std::fs::create_dir(&keys_dir).expect("keys dir");
-    let keys = make_keys(&keys_dir);
-    let recipe_a = pi_recipe(
-        build_dir.path(),
-        "pi5-update-a",
-        "0.1.0",
-        &net.ca_pem,
-        &keys,
-    );
-    let recipe_b = pi_recipe(
-        build_dir.path(),
-        "pi5-update-b",
-        "0.1.1",
-        &net.ca_pem,
-        &keys,
-    );
-    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
-    bundle_and_publish(&recipe_b, &keys, &site.join("pi5"));
+    let lab = Lab::new("pi5-update");
+    let (net, site, keys, build_dir) = (&lab.net, &lab.site, &lab.keys, lab.dir());
+    let chat = lab.fakes.chat();
+    let recipe_a = pi_recipe(build_dir, "pi5-update-a", "0.1.0", &net.ca_pem, keys);
+    let recipe_b = pi_recipe(build_dir, "pi5-update-b", "0.1.1", &net.ca_pem, keys);
+    let (image, code) = build_first_image(build_dir, &recipe_a);
+    bundle_and_publish(&recipe_b, keys, &site.join("pi5"));
 
     // A raw disk, so the stand-in sees what the box writes to its partitions (a sparse copy
     // with room for /data to grow).
@@ -270,7 +253,7 @@ fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_f
         .and_then(|f| f.set_len(4 << 30))
         .expect("grow the disk");
 
-    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), net);
     assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 2);
     console_line(&mut vm, 0, "carapace: ready slot=a", PI5_BOOT_TIMEOUT);
     chat.send(&format!("/start {code}"));
@@ -319,7 +302,7 @@ fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_f
 
     // Committed: autoboot.txt's [all] names boot-b, so the firmware boots slot B from now on.
     power_off(&mut vm);
-    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), net);
     assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 3);
     console_line(&mut vm, 0, "carapace: ready slot=b", PI5_BOOT_TIMEOUT);
     let (kind, trial) = boot_kind(&mut vm, 0, WAIT);
@@ -331,7 +314,7 @@ fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_f
         &workspace().join("out/pi5-update-b"),
         "0.1.2",
         Breakage::KernelPanic,
-        &keys,
+        keys,
         &site.join("pi5"),
     );
     chat.send("/update install");
@@ -346,7 +329,7 @@ fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_f
     // panic=10 resets the machine; with -no-reboot that ends QEMU, as the firmware takes over.
     vm.wait_exit(Duration::from_secs(120))
         .unwrap_or_else(|e| fail(&vm, e));
-    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), &net);
+    let (config, mut vm) = pi_after_reset(&image, &disk, machine.path(), net);
     assert_eq!(config.direct_kernel.as_ref().unwrap().boot_partition, 3);
     console_line(&mut vm, 0, "carapace: ready slot=b", PI5_BOOT_TIMEOUT);
     let (_, told) = chat.wait_for(&vm, seen, "0.1.2 did not start properly", WAIT);

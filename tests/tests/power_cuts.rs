@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use carapace_image::qemu::Vm;
 use common::{fail, power_off, value};
-use net::TestNet;
 use update_lab::{
-    Chat, Fakes, SWITCH_TIMEOUT, TRIAL_BOOT, TRIAL_STABLE_S, WAIT, boot_and_pair, boot_kind,
-    build_first_image, bundle_and_publish, console_line, make_keys, recipe,
+    Chat, Lab, SWITCH_TIMEOUT, TRIAL_BOOT, TRIAL_STABLE_S, WAIT, boot_and_pair, boot_kind,
+    build_first_image, bundle_and_publish, console_line, recipe,
 };
 
 const CUTS_ENV: &str = "CARAPACE_POWER_CUTS";
@@ -238,35 +237,14 @@ fn power_cuts_during_updates_always_come_back_on_a_good_slot_with_data_intact() 
     });
     println!("power cuts: {cuts} from seed {first_seed}");
 
-    let net = TestNet::new("cuts");
-    let build_dir = tempfile::tempdir().expect("tempdir");
-    let site = build_dir.path().join("site");
-    let fakes = Fakes::start(&net, &site);
-    let chat = fakes.chat();
-    let keys_dir = build_dir.path().join("keys");
-    std::fs::create_dir(&keys_dir).expect("keys dir");
-    let keys = make_keys(&keys_dir);
-    let recipe_a = recipe(
-        build_dir.path(),
-        "cuts-a",
-        "0.1.0",
-        &net.ca_pem,
-        &keys,
-        false,
-        CAP,
-    );
-    let recipe_b = recipe(
-        build_dir.path(),
-        "cuts-b",
-        "0.1.1",
-        &net.ca_pem,
-        &keys,
-        false,
-        CAP,
-    );
-    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
-    bundle_and_publish(&recipe_b, &keys, &site.join("x86-64"));
-    let (_machine, config, mut vm) = boot_and_pair(&image, "cuts", &net, &chat, &code);
+    let lab = Lab::new("cuts");
+    let (net, site, keys, build_dir) = (&lab.net, &lab.site, &lab.keys, lab.dir());
+    let chat = lab.fakes.chat();
+    let recipe_a = recipe(build_dir, "cuts-a", "0.1.0", &net.ca_pem, keys, false, CAP);
+    let recipe_b = recipe(build_dir, "cuts-b", "0.1.1", &net.ca_pem, keys, false, CAP);
+    let (image, code) = build_first_image(build_dir, &recipe_a);
+    bundle_and_publish(&recipe_b, keys, &site.join("x86-64"));
+    let (_machine, config, mut vm) = boot_and_pair(&image, "cuts", net, &chat, &code);
     let mut from = vm.console().len();
     let mut trial = None;
     // Boots of the slot on trial in machines already cut (each takes one of its tries).

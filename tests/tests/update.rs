@@ -29,58 +29,35 @@ mod update_lab;
 use std::path::PathBuf;
 
 use common::{BOOT_TIMEOUT, fail, power_off, workspace};
-use net::TestNet;
 use update_lab::{
-    Breakage, Fakes, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, boot_kind,
+    Breakage, Lab, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, boot_kind,
     build_first_image, bundle_and_publish, bundle_and_publish_patched, console_line, keep_slot,
-    make_keys, publish_broken, recipe,
+    publish_broken, recipe,
 };
 
 const EVERY_BREAKAGE_ENV: &str = "CARAPACE_UPDATE_EVERY_BREAKAGE";
 
 #[test]
 fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_themselves() {
-    let net = TestNet::new("update");
-    let build_dir = tempfile::tempdir().expect("tempdir");
-    let site = build_dir.path().join("site");
-    let fakes = Fakes::start(&net, &site);
-    let server = &fakes.server;
-    let chat = fakes.chat();
-
-    let keys_dir = build_dir.path().join("keys");
-    std::fs::create_dir(&keys_dir).expect("keys dir");
-    let keys = make_keys(&keys_dir);
-    let recipe_a = recipe(
-        build_dir.path(),
-        "update-a",
-        "0.1.0",
-        &net.ca_pem,
-        &keys,
-        false,
-        "",
-    );
-    let recipe_b = recipe(
-        build_dir.path(),
-        "update-b",
-        "0.1.1",
-        &net.ca_pem,
-        &keys,
-        false,
-        "",
-    );
+    let lab = Lab::new("update");
+    let (net, site, keys, build_dir) = (&lab.net, &lab.site, &lab.keys, lab.dir());
+    let server = &lab.fakes.server;
+    let chat = lab.fakes.chat();
+    let recipe_a = recipe(build_dir, "update-a", "0.1.0", &net.ca_pem, keys, false, "");
+    let recipe_b = recipe(build_dir, "update-b", "0.1.1", &net.ca_pem, keys, false, "");
     let recipe_bad = recipe(
-        build_dir.path(),
+        build_dir,
         "update-bad",
         "0.1.2",
         &net.ca_pem,
-        &keys,
+        keys,
         true,
         "",
     );
-    let (image, code) = build_first_image(build_dir.path(), &recipe_a);
-    let release_a = keep_slot(&recipe_a, &build_dir.path().join("release-0.1.0"));
-    bundle_and_publish_patched(&recipe_b, &keys, &site.join("x86-64"), &[release_a]);
-    let (_machine, _config, mut vm) = boot_and_pair(&image, "update", &net, &chat, &code);
+    let (image, code) = build_first_image(build_dir, &recipe_a);
+    let release_a = keep_slot(&recipe_a, &build_dir.join("release-0.1.0"));
+    bundle_and_publish_patched(&recipe_b, keys, &site.join("x86-64"), &[release_a]);
+    let (_machine, _config, mut vm) = boot_and_pair(&image, "update", net, &chat, &code);
     let follows = console_line(
         &mut vm,
         0,
@@ -201,7 +178,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
 
     // 4. A broken release: its agentd never comes up, so the trial is never committed; the box
     //    goes back to slot a by itself and says so.
-    bundle_and_publish(&recipe_bad, &keys, &site.join("x86-64"));
+    bundle_and_publish(&recipe_bad, keys, &site.join("x86-64"));
     chat.send("/update install");
     let (seen, _) = chat.wait_for(&vm, seen + 1, "0.1.2 is written to slot b", WAIT);
     let before_reboot = vm.console().len();
@@ -254,7 +231,7 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         "broken releases that never reach userspace: {run} of 2 ({EVERY_BREAKAGE_ENV} for both)"
     );
     for (version, breakage, sign) in breakages.into_iter().take(run) {
-        publish_broken(&built_b, version, breakage, &keys, &site.join("x86-64"));
+        publish_broken(&built_b, version, breakage, keys, &site.join("x86-64"));
         chat.send("/update install");
         let (at, _) = chat.wait_for(
             &vm,
@@ -295,16 +272,16 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
     //    petting the hardware watchdog, which resets the box before the trial's stability
     //    window (TRIAL_STABLE_S) is up; each reset costs a boot try, and then slot a boots.
     let recipe_hang = recipe(
-        build_dir.path(),
+        build_dir,
         "update-hang",
         "0.1.5",
         &net.ca_pem,
-        &keys,
+        keys,
         false,
         "",
     );
     add_stalling_service(&recipe_hang);
-    bundle_and_publish(&recipe_hang, &keys, &site.join("x86-64"));
+    bundle_and_publish(&recipe_hang, keys, &site.join("x86-64"));
     chat.send("/update install");
     let (at, _) = chat.wait_for(&vm, seen + 1, "0.1.5 is written to slot b", WAIT);
     seen = at;

@@ -35,6 +35,41 @@ pub const TRIAL_STABLE_S: u32 = board_support::update_config::MIN_TRIAL_STABLE_S
 pub const COMMITTED_BOOT: &str = "updated: update: slot ";
 pub const TRIAL_BOOT: &str = "updated: update: trial boot ";
 
+/// What every update test starts from: its private network with the fakes on it (the update
+/// server serves `site`), a build folder for recipes and releases, and signing keys. The fakes
+/// go first when it is dropped, the network last.
+pub struct Lab {
+    pub fakes: Fakes,
+    pub keys: Keys,
+    pub site: PathBuf,
+    build_dir: tempfile::TempDir,
+    pub net: TestNet,
+}
+
+impl Lab {
+    pub fn new(name: &str) -> Lab {
+        let net = TestNet::new(name);
+        let build_dir = tempfile::tempdir().expect("tempdir");
+        let site = build_dir.path().join("site");
+        let fakes = Fakes::start(&net, &site);
+        let keys_dir = build_dir.path().join("keys");
+        std::fs::create_dir(&keys_dir).expect("keys dir");
+        let keys = make_keys(&keys_dir);
+        Lab {
+            fakes,
+            keys,
+            site,
+            build_dir,
+            net,
+        }
+    }
+
+    /// The build folder.
+    pub fn dir(&self) -> &Path {
+        self.build_dir.path()
+    }
+}
+
 pub struct Keys {
     pub root_hex: String,
     pub signing: PathBuf,
