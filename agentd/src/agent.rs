@@ -81,7 +81,13 @@ pub struct Agent {
     pub updates: crate::updates::UpdateControl,
     /// The local inference engine: memories (/remember, /recall, their tools) and voice notes.
     pub inference: crate::local_inference::LocalInference,
+    /// The skills in the image: listed in the prompt, read through `read_skill`.
+    pub skills: std::sync::Arc<carapace_skills::Catalog>,
 }
+
+/// The prompt's room for the skills' names and descriptions (the whole request stays under
+/// 8 KB with the tools' schemas).
+const SKILLS_PROMPT_BYTES: usize = 1536;
 
 impl Agent {
     /// Appends to the audit log; a failure to do so is reported on the console, never
@@ -576,6 +582,10 @@ impl Agent {
             for (id, fact) in facts {
                 prompt.push_str(&format!("\n{id}. {fact}"));
             }
+        }
+        if !self.skills.is_empty() {
+            prompt.push('\n');
+            prompt.push_str(&self.skills.prompt_section(SKILLS_PROMPT_BYTES));
         }
         if !summary.is_empty() {
             prompt.push_str("\nEarlier in this chat: ");

@@ -13,6 +13,7 @@ use crate::netd_control::SOCKET_ENV as NETD_CONTROL_SOCKET;
 const STATE_DIRECTORY: &str = "STATE_DIRECTORY";
 const RUNTIME_DIRECTORY: &str = "RUNTIME_DIRECTORY";
 const NOTIFY_FD: &str = "NOTIFY_FD";
+const SKILLS_DIRECTORY: &str = "SKILLS_DIRECTORY";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -29,6 +30,9 @@ pub struct Config {
     /// `http://` + board_support::local_inference::API_ADDRESS, another loopback address only
     /// in tests (an engine on a free port), through LOCAL_INFERENCE_URL.
     pub inference_url: Url,
+    /// The skills in the image: carapace_skills::SKILLS_DIR, another folder only in tests,
+    /// through SKILLS_DIRECTORY.
+    pub skills_dir: PathBuf,
 }
 
 impl Config {
@@ -57,6 +61,9 @@ impl Config {
                 Some(value) => inference_url(&value)?,
                 None => default_inference_url(),
             },
+            skills_dir: lookup(SKILLS_DIRECTORY)
+                .filter(|value| !value.is_empty())
+                .map_or_else(|| PathBuf::from(carapace_skills::SKILLS_DIR), PathBuf::from),
         })
     }
 }
@@ -129,6 +136,7 @@ mod tests {
                 notify_fd: Some(3),
                 netd_control: "/run/netd/control.sock".into(),
                 inference_url: Url::parse("http://127.0.0.1:8089").unwrap(),
+                skills_dir: "/usr/share/carapace/skills".into(),
             }
         );
         let got = config(&[

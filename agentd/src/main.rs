@@ -104,10 +104,20 @@ async fn run() -> Result<(), Error> {
         }
     }
 
+    let (skills, problems) = carapace_skills::Catalog::load(&config.skills_dir);
+    for problem in problems {
+        eprintln!("skills: left out: {problem}");
+    }
+    if !skills.is_empty() {
+        let names: Vec<&str> = skills.skills().iter().map(|s| s.name.as_str()).collect();
+        println!("skills: {}", names.join(" "));
+    }
+    let skills = Arc::new(skills);
     let mut agent = Agent {
         store: Arc::clone(&store),
         audit,
-        tools: Registry::standard(),
+        tools: Registry::standard().with_skills(&skills),
+        skills,
         guard: Guard::default(),
         identity: format!("ed25519:{public_key}"),
         hostname: read_hostname(),

@@ -951,3 +951,90 @@ fn with_the_engine_down_a_voice_note_is_answered_with_why_and_never_sent_to_the_
     );
     assert!(h.llm.requests().is_empty());
 }
+
+/// An instruction-only skill in Agent Skills' format and one in OpenClaw's: the prompt carries
+/// their names and descriptions only; the model reads one's instructions and a file they name
+/// through read_skill (each call in the audit log), and a path out of the skill's folder gets
+/// nothing.
+#[test]
+fn the_model_sees_skills_by_description_and_reads_one_when_it_uses_it() {
+    let mut h = Harness::new();
+    let tea = h.skills.path().join("tea-brewing");
+    std::fs::create_dir_all(&tea).unwrap();
+    std::fs::write(
+        tea.join("SKILL.md"),
+        "---\nname: tea-brewing\ndescription: How to brew tea; use when asked about tea.\nlicense: MIT\n---\n# Tea\nSteep as steeping.md says.\n",
+    )
+    .unwrap();
+    std::fs::write(tea.join("steeping.md"), "Green tea: 2 minutes at 80 C.\n").unwrap();
+    let haiku = h.skills.path().join("haiku");
+    std::fs::create_dir_all(&haiku).unwrap();
+    std::fs::write(
+        haiku.join("SKILL.md"),
+        "---\nname: haiku\ndescription: \"Answer in a haiku when asked for one.\"\nmetadata: {\"openclaw\": {\"emoji\": \"🌸\"}}\n---\nThree lines: 5, 7 and 5 syllables.\n",
+    )
+    .unwrap();
+    h.start();
+    h.wait_line("skills: haiku tea-brewing");
+    h.pair();
+
+    h.llm
+        .push(Script::tool("read_skill", json!({"name": "tea-brewing"})));
+    h.llm.push(Script::tool(
+        "read_skill",
+        json!({"name": "tea-brewing", "file": "steeping.md"}),
+    ));
+    h.llm.push(Script::tool(
+        "read_skill",
+        json!({"name": "tea-brewing", "file": "../haiku/SKILL.md"}),
+    ));
+    h.llm.push(Script::text("Two minutes at 80 C."));
+    h.say("how long should green tea steep?");
+    let sent = h.wait_sent(2);
+    assert_eq!(sent[1].text, "Two minutes at 80 C.");
+
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 4);
+    let first = requests[0].body.to_string();
+    assert!(
+        first.contains("tea-brewing: How to brew tea; use when asked about tea.")
+            && first.contains("haiku: Answer in a haiku when asked for one."),
+        "{first}"
+    );
+    assert!(!first.contains("Steep as steeping.md says"), "{first}");
+    assert!(requests.iter().all(|r| r.body_len < 8 * 1024));
+    let results = |index: usize| requests[index].body.to_string();
+    assert!(
+        results(1).contains("Steep as steeping.md says."),
+        "{}",
+        results(1)
+    );
+    assert!(
+        results(2).contains("Green tea: 2 minutes at 80 C."),
+        "{}",
+        results(2)
+    );
+    assert!(
+        results(3).contains("is not a path inside skill tea-brewing's folder"),
+        "{}",
+        results(3)
+    );
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    assert_eq!(audit.matches("read_skill").count(), 3, "{audit}");
+}
+
+/// Without skills, the prompt and the tools are what they always were.
+#[test]
+fn a_box_without_skills_offers_no_skill_tool() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.llm.push(Script::text("Hello."));
+    h.say("hi");
+    h.wait_sent(2);
+    let body = h.llm.requests()[0].body.to_string();
+    assert!(
+        !body.contains("read_skill") && !body.contains("Skills ("),
+        "{body}"
+    );
+}

@@ -529,6 +529,22 @@ pub fn build_with(
         Content::Bytes(accounts::group(&recipe).into_bytes()),
         generated(),
     );
+    for skill in &recipe.skills {
+        let (name, files) = skill
+            .checked
+            .as_ref()
+            .ok_or_else(|| Error::image(format!("[[skill]] {} was not checked", skill.path)))?;
+        for (inside, source) in files {
+            root.add(
+                &format!("{}/{name}/{inside}", carapace_skills::SKILLS_DIR),
+                0o644,
+                Content::Copy(source.clone()),
+                Origin::Generated {
+                    by: format!("recipe {} [[skill]] {}", recipe.name, skill.path),
+                },
+            );
+        }
+    }
     for file in &recipe.files {
         root.add(
             &file.path,

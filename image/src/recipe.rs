@@ -50,6 +50,10 @@ pub struct Recipe {
     /// MODELS_DIR/packs/<name>-<version>/; each must verify with the `[update]` keys.
     #[serde(default, rename = "model_pack")]
     pub model_packs: Vec<ModelPackEntry>,
+    /// Instruction-only skills (SKILL.md folders) the image carries under
+    /// carapace_skills::SKILLS_DIR/<name>/, for agentd.
+    #[serde(default, rename = "skill")]
+    pub skills: Vec<SkillEntry>,
     /// The keys the image trusts for updates; without it, boxes running the image take none.
     pub update: Option<UpdateSection>,
     /// The vendor's board support package: required by a board whose kernel comes from one.
@@ -347,6 +351,18 @@ pub struct ModelPackEntry {
     pub verified: Option<carapace_models::VerifiedPack>,
 }
 
+/// `[[skill]]`: a skill folder, relative to the recipe (carapace_skills::check_folder says what
+/// one may hold).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillEntry {
+    pub path: String,
+    /// What `Recipe::load` found there: the skill's name and its files (path inside the
+    /// folder, where it is).
+    #[serde(skip)]
+    pub checked: Option<(String, Vec<(String, PathBuf)>)>,
+}
+
 impl Recipe {
     pub fn load(path: &Path) -> Result<(Recipe, String)> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::RecipeRead {
@@ -420,6 +436,26 @@ impl Recipe {
             }
             names.push(verified.manifest.name.clone());
             pack.verified = Some(verified);
+        }
+        // A skill's files join the recipe's text by their hashes: a changed file is a new build.
+        let mut skill_names: Vec<String> = Vec::new();
+        for skill in &mut recipe.skills {
+            let (parsed, files) = carapace_skills::check_folder(&dir.join(&skill.path))
+                .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?;
+            if skill_names.contains(&parsed.name) {
+                return Err(invalid(format!(
+                    "[[skill]] {}: another skill of the recipe is named {}",
+                    skill.path, parsed.name
+                )));
+            }
+            for (inside, file) in &files {
+                let bytes = std::fs::read(file)
+                    .map_err(|err| invalid(format!("[[skill]] {}: {err}", file.display())))?;
+                let digest = crate::fsutil::sha256_hex(&bytes);
+                text.push_str(&format!("\nskill {}/{inside} {digest}", parsed.name));
+            }
+            skill_names.push(parsed.name.clone());
+            skill.checked = Some((parsed.name, files));
         }
         Ok((recipe, text))
     }
@@ -1019,6 +1055,44 @@ network = "netd"
 
     /// A [[model_pack]] must be signed by a key of the recipe's key list; its manifest joins
     /// the build id, and two packs of one name are refused.
+    /// A [[skill]] folder is checked when the recipe loads, and its files' hashes join the
+    /// recipe's text (a changed file makes a new build).
+    #[test]
+    fn a_skill_folder_is_checked_and_its_files_join_the_recipes_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let skill = dir.path().join("skills/tea");
+        std::fs::create_dir_all(&skill).unwrap();
+        std::fs::write(
+            skill.join("SKILL.md"),
+            "---\nname: tea\ndescription: Brew tea.\n---\nSteep.\n",
+        )
+        .unwrap();
+        let recipe_path = dir.path().join("r.toml");
+        let load = |entries: &str| {
+            std::fs::write(&recipe_path, format!("{GOOD}{entries}")).unwrap();
+            Recipe::load(&recipe_path)
+        };
+        let (recipe, text) = load("[[skill]]\npath = \"skills/tea\"\n").unwrap();
+        let (name, files) = recipe.skills[0].checked.as_ref().unwrap();
+        assert_eq!(name, "tea");
+        assert_eq!(files.len(), 1);
+        assert!(text.contains("\nskill tea/SKILL.md "), "{text}");
+        let twice = load("[[skill]]\npath = \"skills/tea\"\n[[skill]]\npath = \"skills/tea\"\n");
+        let err = twice.unwrap_err().to_string();
+        assert!(
+            err.contains("another skill of the recipe is named tea"),
+            "{err}"
+        );
+        std::fs::write(skill.join("run.sh"), "echo\n").unwrap();
+        let err = load("[[skill]]\npath = \"skills/tea\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[skill]] skills/tea: skill tea: run.sh is code"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_model_pack_is_checked_with_the_update_keys() {
         use carapace_update::{KeyKind, KeyList, ListedKey, SecretKey, SignedKeyList};

@@ -9,6 +9,7 @@ mod logs;
 mod memories;
 mod reboot;
 mod reminders;
+mod skills;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +61,14 @@ impl Registry {
         registry.add(Box::new(memories::Recall));
         registry.add(Box::new(reboot::Reboot));
         registry
+    }
+
+    /// With `read_skill`, when the box has skills.
+    pub fn with_skills(mut self, skills: &std::sync::Arc<carapace_skills::Catalog>) -> Registry {
+        if !skills.is_empty() {
+            self.add(Box::new(skills::ReadSkill(std::sync::Arc::clone(skills))));
+        }
+        self
     }
 
     pub fn add(&mut self, tool: Box<dyn Tool>) {

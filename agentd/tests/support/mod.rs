@@ -38,6 +38,8 @@ pub struct Harness {
     /// The local inference engine agentd is given at its next start: [`engine::url`], or by
     /// default a closed port (no test depends on an engine listening at the real address).
     pub inference_url: String,
+    /// The skills folder agentd loads at start (empty unless a test puts skills there).
+    pub skills: tempfile::TempDir,
 }
 
 impl Harness {
@@ -101,6 +103,7 @@ impl Harness {
             agentd: None,
             lines: Arc::new(Mutex::new(Vec::new())),
             inference_url: engine::closed_url(),
+            skills: tempfile::tempdir().expect("skills dir"),
         }
     }
 
@@ -110,6 +113,7 @@ impl Harness {
             .env("RUNTIME_DIRECTORY", self.runtime_dir.path())
             .env("NETD_CONTROL_SOCKET", &self.netd.path)
             .env("LOCAL_INFERENCE_URL", &self.inference_url)
+            .env("SKILLS_DIRECTORY", self.skills.path())
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,35 @@
+//! What can be wrong with a skill, each naming the skill or file and what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {problem}")]
+    SkillMd { path: PathBuf, problem: String },
+    #[error("skill {skill}: {problem}")]
+    Folder { skill: String, problem: String },
+    #[error("could not {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A request the model made that cannot be answered: an unknown skill, a file outside the
+    /// skill's folder, a file that is not text.
+    #[error("{0}")]
+    Request(String),
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

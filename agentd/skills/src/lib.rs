@@ -1,0 +1,23 @@
+//! Skills in the SKILL.md format that Anthropic's Agent Skills and OpenClaw share: a folder whose
+//! SKILL.md starts with YAML front matter (`name`, `description`, and fields we keep but do not
+//! act on: `license`, `metadata`, `allowed-tools`, ...) followed by the instructions, with other
+//! files beside it that the instructions refer to.
+//!
+//! The builder checks each skill a recipe lists ([`check_folder`]) and copies it under
+//! [`SKILLS_DIR`]; agentd loads them ([`Catalog`]), puts only names and descriptions in the
+//! prompt, and hands the model a skill's instructions or one of its files when it asks. Skill
+//! code (scripts) needs the WebAssembly sandbox, which is not built yet: a skill with code, or
+//! one that says it needs programs on the host, is refused with what it needs.
+
+mod catalog;
+mod error;
+mod skill_md;
+
+pub use catalog::{Catalog, Skill, check_folder};
+pub use error::Error;
+pub use skill_md::{SkillMd, parse};
+
+/// Where skills are in the image: one folder per skill, named as the skill.
+pub const SKILLS_DIR: &str = "/usr/share/carapace/skills";
+/// The skill's description and instructions, in each skill folder.
+pub const SKILL_FILE: &str = "SKILL.md";
