@@ -136,7 +136,10 @@ pub fn build_with(
         recipe.disk.data_mib.unwrap_or(board.default_data_mib),
     )?;
     let paths = Paths::for_recipe(workspace, &recipe);
-    let _cache_lock = CacheLock::acquire(&paths.cache)?;
+    // One build of this recipe at a time (a second one then finds it up to date); builds of
+    // other recipes go on beside it and take the shared cache only to fetch into it, not for
+    // their compiles (the test lanes build the engine and the static binaries at once).
+    let _recipe_lock = CacheLock::acquire(&paths.out)?;
     let outputs = paths.outputs();
     // Raspberry Pi's kernel and the AI HAT+ exist only for a Pi.
     let pi_only = [
@@ -192,13 +195,16 @@ pub fn build_with(
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).context(|| format!("create {}", work.display()))?;
 
-    let debs = packages::fetch(
-        recipe_path,
-        &recipe,
-        board,
-        &paths.cache,
-        options.lock_policy(),
-    )?;
+    let debs = {
+        let _cache_lock = CacheLock::acquire(&paths.cache)?;
+        packages::fetch(
+            recipe_path,
+            &recipe,
+            board,
+            &paths.cache,
+            options.lock_policy(),
+        )?
+    };
     let lock_text = toml::to_string(&debs.lock).unwrap_or_default();
     let bsp_packages = recipe
         .bsp
@@ -426,7 +432,10 @@ pub fn build_with(
             runtime_files.extend(elf_deps::libraries_of(&name, path, &debs, multiarch)?);
         }
     }
-    let pinned_models = models::fetch(&recipe, board.architecture, &paths.cache)?;
+    let pinned_models = {
+        let _cache_lock = CacheLock::acquire(&paths.cache)?;
+        models::fetch(&recipe, board.architecture, &paths.cache)?
+    };
     for model in pinned_models
         .into_iter()
         .chain(models::pack_files(&recipe)?)

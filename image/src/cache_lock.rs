@@ -1,6 +1,8 @@
-//! One build at a time per cache: the cache is shared by every checkout on the machine, and
-//! two builds unpacking or downloading into it at once would trip over each other's files.
-//! An advisory lock on `<cache>/lock`, released when the build ends (or its process dies).
+//! One builder at a time in a folder: the cache, which every checkout on the machine shares
+//! (two builds downloading or unpacking into it at once would trip over each other's files;
+//! what is unpacked is complete before it gets its name and is never changed, so reading it
+//! needs no lock), and a recipe's out/ folder. An advisory lock on `<folder>/lock`, released
+//! when the guard is dropped (or its process dies).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
