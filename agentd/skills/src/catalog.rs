@@ -178,7 +178,7 @@ pub fn check_folder(dir: &Path) -> Result<(SkillMd, Vec<(String, PathBuf)>), Err
                 pending.push(path);
             } else if !kind.is_file() {
                 return Err(refuse(format!("{inside} is not a plain file or folder")));
-            } else if is_code(&path) {
+            } else if is_code(Path::new(&inside)) {
                 return Err(refuse(format!(
                     "{inside} is code; skill code will run in a WebAssembly sandbox, which is not \
                      built yet: only instruction-only skills can be installed"
@@ -208,6 +208,7 @@ fn read_skill_md(dir: &Path) -> Result<SkillMd, Error> {
     skill_md::parse(&text, &folder).map_err(|problem| Error::SkillMd { path, problem })
 }
 
+/// `path` is inside the skill's folder.
 fn is_code(path: &Path) -> bool {
     let by_extension = path
         .extension()
@@ -311,6 +312,9 @@ mod tests {
         assert_eq!(parsed.name, "tea");
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["SKILL.md", "notes/steeping.md"]);
+        // Only the skill's own scripts/ folder is code, not one the recipe happens to live in.
+        let nested = skill(&root.path().join("scripts"), "nested", "Fine.", "x\n");
+        assert!(check_folder(&nested).is_ok());
 
         let coded = skill(root.path(), "coded", "Has code.", "Run scripts/go.\n");
         std::fs::create_dir(coded.join("scripts")).unwrap();
