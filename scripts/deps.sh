@@ -48,4 +48,19 @@ if ! "$venv/bin/python" -c "import sys, openai; sys.exit(openai.__version__ != '
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
 fi
+# componentize-py, pinned by version and by its wheels' sha256: `carapace skill build` turns a
+# skill's Python into a WebAssembly component with it (image/src/skill_build.rs names the version).
+COMPONENTIZE_PY_VERSION=0.25.1
+venv="$(dirname "$0")/../out/venv-skills"
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION"; then
+    python3 -m venv "$venv"
+    pins="$(mktemp)"
+    cat > "$pins" <<PINS
+componentize-py==$COMPONENTIZE_PY_VERSION \\
+    --hash=sha256:8623cd8cab8453cb0cd8bf03f3c7103420d06f2f3d360186a280a70a1ca5e89f \\
+    --hash=sha256:7b6a87c520358166843af0daa86d2312d7af4cbcbbf1e598951085cf7f2991ca
+PINS
+    "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --require-hashes -r "$pins"
+    rm -f "$pins"
+fi
 echo "deps: ok"

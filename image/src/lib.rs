@@ -43,6 +43,7 @@ pub mod release_dir;
 pub mod rootfs;
 pub mod run;
 pub mod sbom;
+pub mod skill_build;
 pub mod slot_files;
 pub mod tools;
 pub mod update_size;

@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         owner_settings: Option<PathBuf>,
     },
+    /// Skills with code.
+    Skill {
+        #[command(subcommand)]
+        command: SkillCommand,
+    },
     /// The audit log a box keeps (agentd's /data/agentd/audit.log).
     Audit {
         #[command(subcommand)]
@@ -234,6 +239,13 @@ impl Channel {
 }
 
 #[derive(Subcommand)]
+enum SkillCommand {
+    /// Build DIR/skill.wasm from DIR/scripts/tools.py (one function per tool DIR/skill.toml
+    /// declares) with componentize-py: a WebAssembly component the box runs in its sandbox.
+    Build { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check an exported log: the chain of hashes and every signature.
     Verify { file: PathBuf },
@@ -334,6 +346,13 @@ fn in_workspace(
 ) -> carapace_image::error::Result<()> {
     let workspace = workspace.to_path_buf();
     match command {
+        Command::Skill {
+            command: SkillCommand::Build { dir },
+        } => {
+            let out = carapace_image::skill_build::build(&dir, &workspace)?;
+            println!("{}", out.display());
+            Ok(())
+        }
         Command::Build {
             recipe,
             locked,

@@ -4,25 +4,36 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::SKILL_FILE;
+use crate::declaration::{COMPONENT_FILE, DECLARATION_FILE, Declaration, MAX_COMPONENT_BYTES};
 use crate::error::Error;
 use crate::skill_md::{self, SkillMd};
 
-/// A skill folder, all files together, at most: skills are instructions, not data sets.
+/// A skill folder, all files but its component together, at most: skills are instructions,
+/// not data sets.
 const MAX_FOLDER_BYTES: u64 = 1024 * 1024;
 /// The most of one file the model gets in one answer.
 const MAX_FILE_ANSWER_BYTES: usize = 32 * 1024;
-/// Files that are code by their extension: they need the WebAssembly sandbox.
+/// Files that are code by their extension: they run only as a built component.
 const CODE_EXTENSIONS: &[&str] = &[
     "py", "sh", "bash", "zsh", "js", "mjs", "cjs", "ts", "rb", "pl", "php", "ps1", "exe", "wasm",
     "so", "bin",
 ];
 
 /// One skill on the box: what the prompt lists, and where the rest is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Skill {
     pub name: String,
     pub description: String,
     dir: PathBuf,
+    /// What its code offers, when it has code (skill.toml beside a built skill.wasm).
+    pub code: Option<Declaration>,
+}
+
+impl Skill {
+    /// Its component, when it has code.
+    pub fn component(&self) -> Option<PathBuf> {
+        self.code.as_ref().map(|_| self.dir.join(COMPONENT_FILE))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -44,11 +55,14 @@ impl Catalog {
             if !path.is_dir() {
                 continue;
             }
-            match read_skill_md(&path) {
-                Ok(skill) => catalog.skills.push(Skill {
+            let loaded =
+                read_skill_md(&path).and_then(|skill| Ok((skill, Declaration::load(&path)?)));
+            match loaded {
+                Ok((skill, code)) => catalog.skills.push(Skill {
                     name: skill.name,
                     description: skill.description,
                     dir: path,
+                    code,
                 }),
                 Err(err) => problems.push(err),
             }
@@ -141,8 +155,10 @@ impl Catalog {
 }
 
 /// The builder's check of skill folder `dir`: a SKILL.md that parses and names the folder, no
-/// code and no programs it needs on the host, at most 1 MiB. Returns it and every file to copy
-/// (path inside the folder with `/`, where it is), hidden files left out.
+/// programs it needs on the host, at most 1 MiB besides its component; code only as a
+/// component built by `carapace skill build` with the skill.toml that declares what it offers.
+/// Returns it and every file to copy (path inside the folder with `/`, where it is): hidden
+/// files and the code's sources left out.
 pub fn check_folder(dir: &Path) -> Result<(SkillMd, Vec<(String, PathBuf)>), Error> {
     let skill = read_skill_md(dir)?;
     let refuse = |problem: String| Error::Folder {
@@ -151,10 +167,28 @@ pub fn check_folder(dir: &Path) -> Result<(SkillMd, Vec<(String, PathBuf)>), Err
     };
     if !skill.required_programs.is_empty() {
         return Err(refuse(format!(
-            "it needs {} on the host; a Carapace box runs no programs for skills, only \
-             instructions (skill code will run in a WebAssembly sandbox, which is not built yet)",
+            "it needs {} on the host; a Carapace box runs no programs for skills: its code must \
+             be Python or JavaScript built into a WebAssembly component (carapace skill build)",
             skill.required_programs.join(", ")
         )));
+    }
+    let declared = Declaration::load(dir)?.is_some();
+    let component = dir.join(COMPONENT_FILE);
+    let built = component.is_file();
+    match (declared, built) {
+        (true, false) => {
+            return Err(refuse(format!(
+                "it declares tools in {DECLARATION_FILE} but has no {COMPONENT_FILE}: run \
+                 `carapace skill build {}`",
+                dir.display()
+            )));
+        }
+        (false, true) => {
+            return Err(refuse(format!(
+                "it has a {COMPONENT_FILE} but no {DECLARATION_FILE} saying what it offers"
+            )));
+        }
+        _ => {}
     }
     let mut files = Vec::new();
     let mut total = 0u64;
@@ -174,17 +208,28 @@ pub fn check_folder(dir: &Path) -> Result<(SkillMd, Vec<(String, PathBuf)>), Err
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
+            let size = entry.metadata().map_err(Error::io("look at", &path))?.len();
             if kind.is_dir() {
                 pending.push(path);
             } else if !kind.is_file() {
                 return Err(refuse(format!("{inside} is not a plain file or folder")));
+            } else if inside == COMPONENT_FILE {
+                if size > MAX_COMPONENT_BYTES {
+                    return Err(refuse(format!(
+                        "its {COMPONENT_FILE} has {size} bytes; a component may have {MAX_COMPONENT_BYTES}"
+                    )));
+                }
+                files.push((inside, path));
             } else if is_code(Path::new(&inside)) {
-                return Err(refuse(format!(
-                    "{inside} is code; skill code will run in a WebAssembly sandbox, which is not \
-                     built yet: only instruction-only skills can be installed"
-                )));
+                if !declared {
+                    return Err(refuse(format!(
+                        "{inside} is code; a skill's code runs only as a WebAssembly component: \
+                         declare its tools in {DECLARATION_FILE} and run `carapace skill build`"
+                    )));
+                }
+                // Built into the component; the box does not need the source.
             } else {
-                total += entry.metadata().map_err(Error::io("look at", &path))?.len();
+                total += size;
                 files.push((inside, path));
             }
         }
@@ -341,5 +386,37 @@ mod tests {
         std::fs::write(big.join("data.txt"), vec![b'a'; 1024 * 1024 + 1]).unwrap();
         let err = check_folder(&big).unwrap_err().to_string();
         assert!(err.contains("a skill may hold"), "{err}");
+    }
+
+    #[test]
+    fn a_skill_with_code_needs_its_declaration_and_built_component() {
+        let root = tempfile::tempdir().unwrap();
+        let weather = skill(root.path(), "weather", "Forecasts.", "Call forecast.\n");
+        std::fs::create_dir(weather.join("scripts")).unwrap();
+        std::fs::write(weather.join("scripts/tools.py"), "def forecast(): pass\n").unwrap();
+        std::fs::write(
+            weather.join(DECLARATION_FILE),
+            "hosts = [\"api.example.org\"]\n[[tool]]\nname = \"forecast\"\ndescription = \"d\"\n",
+        )
+        .unwrap();
+        let err = check_folder(&weather).unwrap_err().to_string();
+        assert!(
+            err.contains("has no skill.wasm: run `carapace skill build"),
+            "{err}"
+        );
+        std::fs::write(weather.join(COMPONENT_FILE), b"\0asm").unwrap();
+        let (_, files) = check_folder(&weather).unwrap();
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["SKILL.md", "skill.toml", "skill.wasm"]);
+
+        let (catalog, problems) = Catalog::load(root.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        let loaded = &catalog.skills()[0];
+        assert_eq!(loaded.code.as_ref().unwrap().hosts, ["api.example.org"]);
+        assert_eq!(loaded.component().unwrap(), weather.join(COMPONENT_FILE));
+
+        std::fs::remove_file(weather.join(DECLARATION_FILE)).unwrap();
+        let err = check_folder(&weather).unwrap_err().to_string();
+        assert!(err.contains("has a skill.wasm but no skill.toml"), "{err}");
     }
 }

@@ -5,16 +5,23 @@
 //!
 //! The builder checks each skill a recipe lists ([`check_folder`]) and copies it under
 //! [`SKILLS_DIR`]; agentd loads them ([`Catalog`]), puts only names and descriptions in the
-//! prompt, and hands the model a skill's instructions or one of its files when it asks. Skill
-//! code (scripts) needs the WebAssembly sandbox, which is not built yet: a skill with code, or
-//! one that says it needs programs on the host, is refused with what it needs.
+//! prompt, and hands the model a skill's instructions or one of its files when it asks. A
+//! skill's code runs as a WebAssembly component (built against [`WIT`] by `carapace skill
+//! build`) in carapace-skillhost, a process of its own; [`sandbox_protocol`] is what agentd and
+//! that process say to each other.
 
 mod catalog;
+mod declaration;
 mod error;
+pub mod sandbox_protocol;
 mod skill_md;
 
 pub use catalog::{Catalog, Skill, check_folder};
+pub use declaration::{
+    COMPONENT_FILE, DECLARATION_FILE, Declaration, MAX_COMPONENT_BYTES, ToolDeclaration,
+};
 pub use error::Error;
+pub use sandbox_protocol::{WIT, WIT_WORLD};
 pub use skill_md::{SkillMd, parse};
 
 /// Where skills are in the image: one folder per skill, named as the skill.

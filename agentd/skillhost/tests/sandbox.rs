@@ -1,0 +1,287 @@
+//! The skill sandbox, with real components built by `carapace skill build` from the example
+//! skills in tests/skills and run by the real carapace-skillhost binary; the test plays agentd's
+//! part of the conversation (it answers the skill's HTTP requests itself).
+
+use carapace_skills::sandbox_protocol::{
+    Call, FromHost, HttpRequest, HttpResponse, Limits, Outcome, Stop, ToHost,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The example skills, built once per run into the target's temporary folder.
+fn built(skill: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let root = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skillhost-tests");
+        let _ = std::fs::remove_dir_all(&root);
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for name in ["weather", "mischief"] {
+            let dir = root.join("skills").join(name);
+            std::fs::create_dir_all(dir.join("scripts")).unwrap();
+            let source = workspace.join("tests/skills").join(name);
+            for file in ["SKILL.md", "skill.toml", "scripts/tools.py"] {
+                std::fs::copy(source.join(file), dir.join(file)).unwrap();
+            }
+            carapace_image::skill_build::build(&dir, &workspace)
+                .unwrap_or_else(|err| panic!("carapace skill build {name}: {err}"));
+        }
+        root
+    });
+    root.join("skills").join(skill)
+}
+
+fn call(skill: &str, tool: &str, arguments: serde_json::Value, limits: Limits) -> Call {
+    let dir = built(skill);
+    let root = dir.parent().unwrap().parent().unwrap();
+    let scratch = root.join("scratch").join(skill);
+    std::fs::create_dir_all(&scratch).unwrap();
+    Call {
+        skill: skill.into(),
+        component: dir.join("skill.wasm"),
+        compiled_dir: root.join("compiled"),
+        scratch,
+        limits,
+        hosts: vec!["weather.carapace.test".into()],
+        tool: tool.into(),
+        arguments: arguments.to_string(),
+    }
+}
+
+/// Runs `call` through carapace-skillhost, answering its HTTP requests with `answer`; returns
+/// how it ended and the requests it made.
+fn run(
+    call: &Call,
+    answer: impl Fn(&HttpRequest) -> Result<HttpResponse, String>,
+) -> (Outcome, Vec<HttpRequest>) {
+    let mut host = Command::new(env!("CARGO_BIN_EXE_carapace-skillhost"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = host.stdin.take().unwrap();
+    let mut output = BufReader::new(host.stdout.take().unwrap());
+    let send = |input: &mut std::process::ChildStdin, message: &ToHost| {
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        input.write_all(&line).unwrap();
+    };
+    send(&mut input, &ToHost::Call(Box::new(call.clone())));
+    let mut requests = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert_ne!(
+            output.read_line(&mut line).unwrap(),
+            0,
+            "the host ended without a finish"
+        );
+        match serde_json::from_str::<FromHost>(&line).unwrap() {
+            FromHost::Fetch(request) => {
+                send(&mut input, &ToHost::Fetched(answer(&request)));
+                requests.push(request);
+            }
+            FromHost::Finished(outcome) => {
+                assert!(host.wait().unwrap().success());
+                return (outcome, requests);
+            }
+        }
+    }
+}
+
+fn no_http(request: &HttpRequest) -> Result<HttpResponse, String> {
+    panic!("the skill was let through to {}", request.url)
+}
+
+#[test]
+fn a_python_tool_answers_and_keeps_files_in_its_scratch_directory() {
+    let call = call(
+        "mischief",
+        "keep",
+        serde_json::json!({"name": "note.txt", "text": "remember the milk"}),
+        Limits::default(),
+    );
+    let (outcome, _) = run(&call, no_http);
+    assert_eq!(outcome, Outcome::Answer("remember the milk".into()));
+    assert_eq!(
+        std::fs::read_to_string(call.scratch.join("note.txt")).unwrap(),
+        "remember the milk"
+    );
+    // The second call loads the kept machine code: it is quick.
+    let started = Instant::now();
+    let (outcome, _) = run(&call, no_http);
+    assert_eq!(outcome, Outcome::Answer("remember the milk".into()));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_skill_that_loops_forever_is_stopped_by_its_deadline() {
+    let limits = Limits {
+        deadline_ms: 1500,
+        ..Limits::default()
+    };
+    // Compile first, so that the time measured is the call's.
+    run(
+        &call(
+            "mischief",
+            "keep",
+            serde_json::json!({"name": "a", "text": "b"}),
+            limits,
+        ),
+        no_http,
+    );
+    let started = Instant::now();
+    let (outcome, _) = run(
+        &call("mischief", "spin", serde_json::json!({}), limits),
+        no_http,
+    );
+    let took = started.elapsed();
+    assert_eq!(outcome, Outcome::Stopped(Stop::Deadline { ms: 1500 }));
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_skill_that_allocates_without_bound_is_stopped_by_its_memory_limit() {
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let (outcome, _) = run(
+        &call("mischief", "hog", serde_json::json!({}), limits),
+        no_http,
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Stopped(Stop::MemoryLimit { bytes: 64 << 20 })
+    );
+}
+
+#[test]
+fn a_skill_reads_nothing_outside_its_scratch_directory() {
+    for path in [
+        "/etc/passwd",
+        "/scratch/../../etc/passwd",
+        "/proc/self/environ",
+        "../skill.wasm",
+    ] {
+        let (outcome, _) = run(
+            &call(
+                "mischief",
+                "peek",
+                serde_json::json!({"path": path}),
+                Limits::default(),
+            ),
+            no_http,
+        );
+        let Outcome::Answer(answer) = outcome else {
+            panic!("{path}: {outcome:?}")
+        };
+        assert!(answer.starts_with("refused: "), "{path}: {answer}");
+    }
+    let mine = call(
+        "mischief",
+        "peek",
+        serde_json::json!({"path": "/scratch/mine"}),
+        Limits::default(),
+    );
+    std::fs::write(mine.scratch.join("mine"), "12345").unwrap();
+    assert_eq!(
+        run(&mine, no_http).0,
+        Outcome::Answer("read 5 bytes".into())
+    );
+}
+
+#[test]
+fn http_reaches_only_the_declared_host_and_goes_through_agentd() {
+    let (outcome, requests) = run(
+        &call(
+            "weather",
+            "forecast",
+            serde_json::json!({"place": "Oslo"}),
+            Limits::default(),
+        ),
+        |request| {
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: format!(
+                    "{{\"celsius\": 4, \"sky\": \"snow\", \"asked\": \"{}\"}}",
+                    request.url
+                )
+                .into_bytes(),
+            })
+        },
+    );
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].url,
+        "https://weather.carapace.test/v1/forecast?place=Oslo"
+    );
+    assert_eq!(requests[0].method, "GET");
+    let Outcome::Answer(answer) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"place": "Oslo", "celsius": 4, "sky": "snow"})
+    );
+
+    for url in [
+        "https://evil.carapace.test/",
+        "http://weather.carapace.test/",
+    ] {
+        let (outcome, requests) = run(
+            &call(
+                "mischief",
+                "call_home",
+                serde_json::json!({"url": url}),
+                Limits::default(),
+            ),
+            no_http,
+        );
+        assert!(requests.is_empty());
+        let Outcome::Answer(answer) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(answer.starts_with("refused: "), "{url}: {answer}");
+    }
+}
+
+#[test]
+fn a_tool_error_reaches_the_model_as_the_tools_error() {
+    let (outcome, _) = run(
+        &call(
+            "weather",
+            "forecast",
+            serde_json::json!({"place": "Oslo"}),
+            Limits::default(),
+        ),
+        |_| Err("the box has no route to weather.carapace.test".into()),
+    );
+    assert_eq!(
+        outcome,
+        Outcome::ToolError("HttpError: the box has no route to weather.carapace.test".into())
+    );
+    let (outcome, _) = run(
+        &call(
+            "weather",
+            "forecast",
+            serde_json::json!({"city": "Oslo"}),
+            Limits::default(),
+        ),
+        no_http,
+    );
+    let Outcome::ToolError(message) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(message.starts_with("TypeError: "), "{message}");
+}
