@@ -63,4 +63,23 @@ PINS
     "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --require-hashes -r "$pins"
     rm -f "$pins"
 fi
+# componentize-js, pinned by version and by every package's sha512: npm ci installs exactly the
+# tree in scripts/node-skills/package-lock.json, checks each tarball against its integrity hash
+# and fails when the lock and package.json disagree. `carapace skill build` turns a skill's
+# JavaScript into a WebAssembly component with it (image/src/skill_build/js.rs names the
+# version); it needs Node.js 20 or newer. No install scripts run: none of these packages has one.
+COMPONENTIZE_JS_VERSION=0.23.0
+pins="$(cd "$(dirname "$0")" && pwd)/node-skills"
+prefix="$(cd "$(dirname "$0")/.." && pwd)/out/node-skills"
+if ! command -v npm >/dev/null || ! node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)'; then
+    echo "deps: Node.js 20 or newer (node and npm) not found; install it first (nodejs.org)" >&2
+    exit 1
+fi
+installed="$(PACKAGE="$prefix/node_modules/@bytecodealliance/componentize-js/package.json" \
+    node -p 'require(process.env.PACKAGE).version' 2>/dev/null || true)"
+if [ "$installed" != "$COMPONENTIZE_JS_VERSION" ] || ! cmp -s "$pins/package-lock.json" "$prefix/package-lock.json"; then
+    mkdir -p "$prefix"
+    cp "$pins/package.json" "$pins/package-lock.json" "$prefix/"
+    npm ci --prefix "$prefix" --ignore-scripts --no-audit --no-fund --loglevel=error
+fi
 echo "deps: ok"

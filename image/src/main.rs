@@ -240,8 +240,9 @@ impl Channel {
 
 #[derive(Subcommand)]
 enum SkillCommand {
-    /// Build DIR/skill.wasm from DIR/scripts/tools.py (one function per tool DIR/skill.toml
-    /// declares) with componentize-py: a WebAssembly component the box runs in its sandbox.
+    /// Build DIR/skill.wasm from DIR/scripts/tools.py (with componentize-py) or
+    /// DIR/scripts/tools.js (with componentize-js), one function per tool DIR/skill.toml
+    /// declares: a WebAssembly component the box runs in its sandbox.
     Build { dir: PathBuf },
 }
 

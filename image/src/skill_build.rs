@@ -1,8 +1,11 @@
-//! `carapace skill build DIR`: a skill's Python code (scripts/tools.py, one function per tool
-//! that skill.toml declares, plus any modules beside it) becomes DIR/skill.wasm, a WebAssembly
-//! component of the skill world (carapace_skills::WIT), with componentize-py. The author writes
+//! `carapace skill build DIR`: a skill's code becomes DIR/skill.wasm, a WebAssembly component
+//! of the skill world (carapace_skills::WIT). The code is Python (scripts/tools.py, built with
+//! componentize-py) or JavaScript (scripts/tools.js, built with componentize-js: [`js`]): one
+//! function per tool that skill.toml declares, plus any modules beside it. The author writes
 //! plain functions; the glue that turns a tool call into a function call, and a small `carapace`
 //! module for HTTP, are ours and generated here. The same .wasm runs on x86-64 and arm64.
+
+mod js;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +15,25 @@ use carapace_skills::{COMPONENT_FILE, Declaration, WIT, WIT_WORLD};
 use crate::error::{Error, Result};
 use crate::tools;
 
+pub use js::{COMPONENTIZE_JS_VERSION, JS_TOOLS};
+
 /// componentize-py, pinned: `make deps` installs this version (with its wheel's sha256) into
 /// out/venv-skills.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// The Python module holding a skill's tools, in its scripts/ folder.
 pub const PYTHON_TOOLS: &str = "scripts/tools.py";
+
+/// What one build works with; the component goes to `work`/skill.wasm.
+struct Job<'a> {
+    dir: &'a Path,
+    workspace: &'a Path,
+    skill: &'a str,
+    declaration: &'a Declaration,
+    /// A temporary folder, removed after the build.
+    work: &'a Path,
+    /// The skill world's WIT, in a folder of its own inside `work`.
+    wit: &'a Path,
+}
 
 /// Builds DIR's component; returns its path.
 pub fn build(dir: &Path, workspace: &Path) -> Result<PathBuf> {
@@ -29,51 +46,83 @@ pub fn build(dir: &Path, workspace: &Path) -> Result<PathBuf> {
                 dir.display()
             ))
         })?;
-    let sources = dir.join(PYTHON_TOOLS);
-    if !sources.is_file() {
+    // One language per skill: the component has one entry point.
+    let python = dir.join(PYTHON_TOOLS).is_file();
+    let javascript = dir.join(JS_TOOLS).is_file();
+    if python && javascript {
         return Err(Error::Image(format!(
-            "{}: no {PYTHON_TOOLS}; write one function per tool skill.toml declares there",
+            "{}: both {PYTHON_TOOLS} and {JS_TOOLS}; a skill is built from one of them, so \
+             remove the other",
             dir.display()
         )));
     }
-    let componentize = componentize_py(workspace)?;
+    if !python && !javascript {
+        return Err(Error::Image(format!(
+            "{}: no {PYTHON_TOOLS} or {JS_TOOLS}; write one function per tool skill.toml \
+             declares in one of them",
+            dir.display()
+        )));
+    }
     let work = tempfile::tempdir().map_err(|e| Error::Image(format!("a temporary folder: {e}")))?;
     let wit = work.path().join("wit");
     std::fs::create_dir(&wit).map_err(|e| Error::Image(e.to_string()))?;
     std::fs::write(wit.join("skill.wit"), WIT).map_err(|e| Error::Image(e.to_string()))?;
-    let glue = work.path().join("glue");
+    let job = Job {
+        dir,
+        workspace,
+        skill: &skill,
+        declaration: &declaration,
+        work: work.path(),
+        wit: &wit,
+    };
+    if python {
+        build_python(&job)?;
+    } else {
+        js::build(&job)?;
+    }
+
+    let built = work.path().join(COMPONENT_FILE);
+    let bytes =
+        std::fs::read(&built).map_err(|e| Error::Image(format!("{}: {e}", built.display())))?;
+    let out = dir.join(COMPONENT_FILE);
+    crate::fsutil::write_atomic(&out, &bytes)?;
+    Ok(out)
+}
+
+/// scripts/tools.py and the modules beside it, with our glue, into `job.work`/skill.wasm.
+fn build_python(job: &Job) -> Result<()> {
+    let componentize = componentize_py(job.workspace)?;
+    let glue = job.work.join("glue");
     std::fs::create_dir(&glue).map_err(|e| Error::Image(e.to_string()))?;
-    std::fs::write(glue.join("carapace_skill_app.py"), app_module(&declaration))
-        .map_err(|e| Error::Image(e.to_string()))?;
+    std::fs::write(
+        glue.join("carapace_skill_app.py"),
+        app_module(job.declaration),
+    )
+    .map_err(|e| Error::Image(e.to_string()))?;
     std::fs::write(glue.join("carapace.py"), HTTP_MODULE)
         .map_err(|e| Error::Image(e.to_string()))?;
 
-    let built = work.path().join(COMPONENT_FILE);
     eprintln!(
         "carapace: building skill {} with componentize-py {COMPONENTIZE_PY_VERSION}",
-        skill
+        job.skill
     );
     tools::output(
         Command::new(&componentize)
             .arg("--quiet")
             .arg("-d")
-            .arg(&wit)
+            .arg(job.wit)
             .arg("-w")
             .arg(WIT_WORLD)
             .arg("componentize")
             .arg("-p")
             .arg(&glue)
             .arg("-p")
-            .arg(dir.join("scripts"))
+            .arg(job.dir.join("scripts"))
             .arg("carapace_skill_app")
             .arg("-o")
-            .arg(&built),
+            .arg(job.work.join(COMPONENT_FILE)),
     )?;
-    let bytes =
-        std::fs::read(&built).map_err(|e| Error::Image(format!("{}: {e}", built.display())))?;
-    let out = dir.join(COMPONENT_FILE);
-    crate::fsutil::write_atomic(&out, &bytes)?;
-    Ok(out)
+    Ok(())
 }
 
 fn read_name(dir: &Path) -> std::result::Result<String, Error> {

@@ -18,11 +18,15 @@ fn built(skill: &str) -> PathBuf {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skillhost-tests");
         let _ = std::fs::remove_dir_all(&root);
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        for name in ["weather", "mischief"] {
+        for name in ["weather", "mischief", "text-format"] {
             let dir = root.join("skills").join(name);
             std::fs::create_dir_all(dir.join("scripts")).unwrap();
             let source = workspace.join("tests/skills").join(name);
-            for file in ["SKILL.md", "skill.toml", "scripts/tools.py"] {
+            // Python's or JavaScript's tools, whichever the skill has.
+            let code = ["scripts/tools.py", "scripts/tools.js"]
+                .into_iter()
+                .filter(|file| source.join(file).is_file());
+            for file in ["SKILL.md", "skill.toml"].into_iter().chain(code) {
                 std::fs::copy(source.join(file), dir.join(file)).unwrap();
             }
             carapace_image::skill_build::build(&dir, &workspace)
@@ -34,7 +38,13 @@ fn built(skill: &str) -> PathBuf {
 }
 
 fn call(skill: &str, tool: &str, arguments: serde_json::Value, limits: Limits) -> Call {
-    let dir = built(skill);
+    call_at(&built(skill), tool, arguments, limits)
+}
+
+/// A call into the skill built in `dir`, ROOT/skills/NAME; its scratch and compiled code go
+/// under ROOT too.
+fn call_at(dir: &Path, tool: &str, arguments: serde_json::Value, limits: Limits) -> Call {
+    let skill = dir.file_name().unwrap().to_str().unwrap();
     let root = dir.parent().unwrap().parent().unwrap();
     let scratch = root.join("scratch").join(skill);
     std::fs::create_dir_all(&scratch).unwrap();
@@ -284,4 +294,227 @@ fn a_tool_error_reaches_the_model_as_the_tools_error() {
         panic!("{outcome:?}")
     };
     assert!(message.starts_with("TypeError: "), "{message}");
+}
+
+/// The answer `tool` of the text-format skill (JavaScript) gives to `arguments`.
+fn text_format(tool: &str, arguments: serde_json::Value) -> Outcome {
+    run(
+        &call("text-format", tool, arguments, Limits::default()),
+        no_http,
+    )
+    .0
+}
+
+#[test]
+fn a_javascript_tool_formats_text() {
+    assert_eq!(
+        text_format(
+            "title_case",
+            serde_json::json!({"text": "a tale OF two cities and the NASA moon"})
+        ),
+        Outcome::Answer("A Tale of Two Cities and the NASA Moon".into())
+    );
+    // The second call loads the kept machine code: it is quick.
+    let started = Instant::now();
+    let outcome = text_format(
+        "table",
+        serde_json::json!({"rows": [
+            ["Tea", "Minutes", "°C"],
+            ["Green", "2", "80"],
+            ["Black", "4", "95"],
+            ["Rooibos", "6"],
+        ]}),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Answer(
+            "| Tea     | Minutes | °C  |\n\
+             |---------|---------|-----|\n\
+             | Green   | 2       | 80  |\n\
+             | Black   | 4       | 95  |\n\
+             | Rooibos | 6       |     |"
+                .into()
+        )
+    );
+    // wrap is an async function: the glue awaits it.
+    assert_eq!(
+        text_format(
+            "wrap",
+            serde_json::json!({
+                "text": "The quick brown fox jumps over the lazy dog.\n\n\
+                         Pack my box with five dozen liquor jugs.",
+                "width": 16,
+            })
+        ),
+        Outcome::Answer(
+            "The quick brown\nfox jumps over\nthe lazy dog.\n\n\
+             Pack my box with\nfive dozen\nliquor jugs."
+                .into()
+        )
+    );
+}
+
+#[test]
+fn a_javascript_tools_error_reaches_the_model_as_the_tools_error() {
+    assert_eq!(
+        text_format("table", serde_json::json!({"rows": [["a"], "b"]})),
+        Outcome::ToolError("TypeError: rows must be a non-empty array of arrays of strings".into())
+    );
+    assert_eq!(
+        text_format("wrap", serde_json::json!({"text": "a", "width": 0})),
+        Outcome::ToolError(
+            "RangeError: width must be a whole number of characters, 1 or more, not 0".into()
+        )
+    );
+    assert_eq!(
+        text_format("shout", serde_json::json!({})),
+        Outcome::ToolError("this skill has no tool named shout".into())
+    );
+}
+
+/// A JavaScript skill of the test's own, in a fresh ROOT/skills/NAME (ROOT named after it):
+/// its skill.toml and scripts/tools.js.
+fn javascript_skill(name: &str, declaration: &str, tools: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("skillhost-tests-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("skills").join(name);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: A test skill.\n---\nFor tests only.\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("skill.toml"), declaration).unwrap();
+    std::fs::write(dir.join("scripts/tools.js"), tools).unwrap();
+    dir
+}
+
+fn build(dir: &Path) -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    carapace_image::skill_build::build(dir, &workspace).map_err(|err| err.to_string())
+}
+
+#[test]
+fn javascript_http_reaches_only_the_declared_host_and_goes_through_agentd() {
+    let dir = javascript_skill(
+        "report",
+        "hosts = [\"weather.carapace.test\"]\n\n\
+         [[tool]]\nname = \"report\"\ndescription = \"Posts a report\"\n\n\
+         [[tool]]\nname = \"web\"\ndescription = \"The web's own fetch\"\n",
+        r#"import { fetch, HttpError } from "./carapace.js";
+
+export function report({ url }) {
+  try {
+    const answer = fetch(url, { method: "POST", headers: { "X-Trace": "1" }, json: { sky: "snow" } });
+    return { status: answer.status, type: answer.headers["content-type"], saved: answer.json().saved };
+  } catch (error) {
+    if (error instanceof HttpError) return `refused: ${error.message}`;
+    throw error;
+  }
+}
+
+export function web() {
+  return globalThis.fetch("https://weather.carapace.test/");
+}
+"#,
+    );
+    build(&dir).unwrap();
+    let report = |url: &str| {
+        call_at(
+            &dir,
+            "report",
+            serde_json::json!({"url": url}),
+            Limits::default(),
+        )
+    };
+
+    let (outcome, requests) = run(&report("https://weather.carapace.test/v1/reports"), |_| {
+        Ok(HttpResponse {
+            status: 201,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: b"{\"saved\": true}".to_vec(),
+        })
+    });
+    assert_eq!(
+        outcome,
+        Outcome::Answer(r#"{"status":201,"type":"application/json","saved":true}"#.into())
+    );
+    assert_eq!(
+        requests,
+        [HttpRequest {
+            method: "POST".into(),
+            url: "https://weather.carapace.test/v1/reports".into(),
+            headers: vec![
+                ("X-Trace".into(), "1".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: br#"{"sky":"snow"}"#.to_vec(),
+        }]
+    );
+
+    for url in [
+        "https://evil.carapace.test/",
+        "http://weather.carapace.test/",
+    ] {
+        let (outcome, requests) = run(&report(url), no_http);
+        assert!(requests.is_empty());
+        let Outcome::Answer(answer) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(answer.starts_with("refused: "), "{url}: {answer}");
+    }
+    let (outcome, _) = run(&report("https://weather.carapace.test/"), |_| {
+        Err("the box has no route to weather.carapace.test".into())
+    });
+    assert_eq!(
+        outcome,
+        Outcome::Answer("refused: the box has no route to weather.carapace.test".into())
+    );
+
+    // StarlingMonkey's own fetch() has no wasi:http under it: an error, not a crash.
+    let (outcome, _) = run(
+        &call_at(&dir, "web", serde_json::json!({}), Limits::default()),
+        no_http,
+    );
+    let Outcome::ToolError(message) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        message.starts_with("TypeError: the web's fetch() is not available in a skill"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_javascript_skill_that_lacks_a_declared_function_or_parses_badly_does_not_build() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/skills/text-format");
+    let declaration = std::fs::read_to_string(source.join("skill.toml")).unwrap();
+    let dir = javascript_skill(
+        "half-done",
+        &declaration,
+        "export function title_case({ text }) {\n  return text;\n}\n",
+    );
+    let message = build(&dir).unwrap_err();
+    assert!(
+        message.contains(
+            "skill.toml declares tools that scripts/tools.js exports no function for: table, wrap"
+        ),
+        "{message}"
+    );
+    std::fs::write(
+        dir.join("scripts/tools.js"),
+        "export function title_case({ text } {\n  return text;\n}\n",
+    )
+    .unwrap();
+    let message = build(&dir).unwrap_err();
+    assert!(
+        message.contains("scripts/tools.js:1:") && message.contains("SyntaxError"),
+        "{message}"
+    );
+    assert!(!dir.join("skill.wasm").exists());
 }
