@@ -57,7 +57,7 @@ $(LINTED_TESTS): export CARGO_INCREMENTAL = 0
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
 	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr \
-	--test vlm --test openvino
+	--test vlm --test openvino --test sandbox --test walls
 test-unit:
 	$(CARGO) test --workspace --all-targets --no-run
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)
@@ -109,6 +109,7 @@ bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images
 	$(CARGO) bench -p carapace-agentd --bench agent
+	$(CARGO) bench -p carapace-skillhost --bench skill
 	$(CARGO) bench -p carapace-tests --bench update_size
 	$(CARGO) bench -p carapace-tests --bench update_time
 	$(CARGO) bench -p carapace-image --bench flash

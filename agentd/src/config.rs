@@ -14,6 +14,7 @@ const STATE_DIRECTORY: &str = "STATE_DIRECTORY";
 const RUNTIME_DIRECTORY: &str = "RUNTIME_DIRECTORY";
 const NOTIFY_FD: &str = "NOTIFY_FD";
 const SKILLS_DIRECTORY: &str = "SKILLS_DIRECTORY";
+const SKILLHOST_PROGRAM: &str = "SKILLHOST_PROGRAM";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -33,6 +34,9 @@ pub struct Config {
     /// The skills in the image: carapace_skills::SKILLS_DIR, another folder only in tests,
     /// through SKILLS_DIRECTORY.
     pub skills_dir: PathBuf,
+    /// The program that runs skills' code: carapace_skills::SKILLHOST_PROGRAM, another only in
+    /// tests (the workspace's build), through SKILLHOST_PROGRAM.
+    pub skillhost: PathBuf,
 }
 
 impl Config {
@@ -64,6 +68,12 @@ impl Config {
             skills_dir: lookup(SKILLS_DIRECTORY)
                 .filter(|value| !value.is_empty())
                 .map_or_else(|| PathBuf::from(carapace_skills::SKILLS_DIR), PathBuf::from),
+            skillhost: lookup(SKILLHOST_PROGRAM)
+                .filter(|value| !value.is_empty())
+                .map_or_else(
+                    || PathBuf::from(carapace_skills::SKILLHOST_PROGRAM),
+                    PathBuf::from,
+                ),
         })
     }
 }
@@ -137,6 +147,7 @@ mod tests {
                 netd_control: "/run/netd/control.sock".into(),
                 inference_url: Url::parse("http://127.0.0.1:8089").unwrap(),
                 skills_dir: "/usr/share/carapace/skills".into(),
+                skillhost: "/usr/bin/carapace-skillhost".into(),
             }
         );
         let got = config(&[

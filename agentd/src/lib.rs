@@ -21,6 +21,7 @@ pub mod pairing;
 pub mod runtime;
 pub mod screen;
 pub mod self_test;
+pub mod skill_code;
 pub mod store;
 pub mod store_schema;
 pub mod tools;

@@ -113,10 +113,34 @@ async fn run() -> Result<(), Error> {
         println!("skills: {}", names.join(" "));
     }
     let skills = Arc::new(skills);
+    let http = carapace_http::client()?;
+    let with_code: Vec<&str> = skills
+        .skills()
+        .iter()
+        .filter(|skill| skill.code.is_some())
+        .map(|skill| skill.name.as_str())
+        .collect();
+    let skill_host = if with_code.is_empty() {
+        None
+    } else if config.skillhost.is_file() {
+        Some(Arc::new(carapace_agentd::skill_code::SkillHost {
+            program: config.skillhost.clone(),
+            dir: config.state_dir.join("skills"),
+            http: http.clone(),
+            limits: Default::default(),
+        }))
+    } else {
+        eprintln!(
+            "skills: the tools of {} are left out: this image has no {}",
+            with_code.join(", "),
+            config.skillhost.display()
+        );
+        None
+    };
     let mut agent = Agent {
         store: Arc::clone(&store),
         audit,
-        tools: Registry::standard().with_skills(&skills),
+        tools: Registry::standard().with_skills(&skills, skill_host.as_ref()),
         skills,
         guard: Guard::default(),
         identity: format!("ed25519:{public_key}"),
@@ -129,7 +153,6 @@ async fn run() -> Result<(), Error> {
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;
     }
-    let http = carapace_http::client()?;
     let configured = agent.settings.telegram.is_some() || agent.settings.feishu.is_some();
     agent.record(
         "start",

@@ -12,7 +12,7 @@ use board_support::local_inference::{
 use carapace_fakes::llm::Script;
 use carapace_fakes::telegram::SentKind;
 use serde_json::json;
-use support::{Harness, OWNER, STRANGER};
+use support::{Harness, OWNER, STRANGER, install_example_skill};
 
 #[test]
 fn a_stranger_gets_nothing_and_the_owner_is_answered_through_a_tool_call() {
@@ -1021,6 +1021,81 @@ fn the_model_sees_skills_by_description_and_reads_one_when_it_uses_it() {
     );
     let audit = std::fs::read_to_string(h.audit_log()).unwrap();
     assert_eq!(audit.matches("read_skill").count(), 3, "{audit}");
+}
+
+/// A skill with code (Python, built by `carapace skill build`): its declared tools reach the
+/// model as `<skill>__<tool>`; a call runs in carapace-skillhost and keeps its file in the
+/// skill's scratch directory under agentd's state; a skill that reads outside it gets nothing,
+/// one that loops forever is stopped at its deadline and one that hoards memory at its limit,
+/// each said to the model; agentd answers the owner through all of it and audits each call.
+#[test]
+fn a_skills_code_runs_in_the_sandbox_and_its_misdeeds_are_stopped() {
+    let mut h = Harness::new();
+    install_example_skill(h.skills.path(), "mischief");
+    h.start();
+    h.wait_line("skills: mischief");
+    h.pair();
+
+    h.llm.push(Script::tool(
+        "mischief__keep",
+        json!({"name": "list.txt", "text": "milk, tea"}),
+    ));
+    h.llm.push(Script::tool(
+        "mischief__peek",
+        json!({"path": "/etc/passwd"}),
+    ));
+    h.llm.push(Script::tool("mischief__spin", json!({})));
+    h.llm.push(Script::tool("mischief__hog", json!({})));
+    h.llm.push(Script::text("Done."));
+    h.say("try your tricks");
+    let sent = h.wait_sent_within(2, Duration::from_secs(240));
+    assert_eq!(sent[1].text, "Done.");
+
+    let requests = h.llm.requests();
+    assert_eq!(requests.len(), 5);
+    let first = requests[0].body.to_string();
+    assert!(first.contains("\"mischief__spin\""), "{first}");
+    assert!(first.contains("(skill mischief) Loops forever."), "{first}");
+    let result = |index: usize| {
+        requests[index].body["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    assert!(result(1).contains("milk, tea"), "{}", result(1));
+    assert_eq!(
+        std::fs::read_to_string(h.state.path().join("skills/scratch/mischief/list.txt")).unwrap(),
+        "milk, tea"
+    );
+    assert!(result(2).contains("refused: "), "{}", result(2));
+    assert!(
+        result(3).contains("skill mischief stopped: it ran past its deadline of 10000 ms"),
+        "{}",
+        result(3)
+    );
+    assert!(
+        result(4).contains(
+            "skill mischief stopped: it tried to use more than its memory limit of 128 MiB"
+        ),
+        "{}",
+        result(4)
+    );
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    for tool in [
+        "mischief__keep",
+        "mischief__peek",
+        "mischief__spin",
+        "mischief__hog",
+    ] {
+        assert!(audit.contains(tool), "{tool} not audited: {audit}");
+    }
+
+    // agentd is still there.
+    h.llm.push(Script::text("Still here."));
+    h.say("are you ok?");
+    assert_eq!(h.wait_sent(3)[2].text, "Still here.");
 }
 
 /// Without skills, the prompt and the tools are what they always were.

@@ -23,11 +23,13 @@ pub struct NetworkFile {
 }
 
 /// netd's defaults from the recipe: the allowlist (the IM services', LLM and update hosts, the
-/// host of `[update] server` at its port, then the extra entries), NTP servers, DNS resolvers
-/// and Wi-Fi networks; interfaces are left to netd's defaults and the owner's file.
+/// host of `[update] server` at its port, the extra entries, then the hosts the skills' code
+/// declares, at 443), NTP servers, DNS resolvers and Wi-Fi networks; interfaces are left to
+/// netd's defaults and the owner's file.
 pub fn image_netd_config(
     network: &NetworkSection,
     update: Option<&UpdateSection>,
+    skill_hosts: &[String],
 ) -> std::result::Result<NetdConfig, String> {
     let mut allow = default_allowlist(
         &network.im,
@@ -35,7 +37,20 @@ pub fn image_netd_config(
         network.update_server.as_ref(),
     );
     let update_entry = update.map(update_server_entry).transpose()?;
-    for entry in update_entry.iter().chain(&network.allow) {
+    let skill_entries = skill_hosts
+        .iter()
+        .map(|host| {
+            let name: NamePattern = host
+                .parse()
+                .map_err(|err| format!("a skill's host {host}: {err}"))?;
+            AllowEntry::new(name, &[443]).map_err(|err| format!("a skill's host {host}: {err}"))
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    for entry in update_entry
+        .iter()
+        .chain(&network.allow)
+        .chain(&skill_entries)
+    {
         if !allow.contains(entry) {
             allow.push(entry.clone());
         }
@@ -88,7 +103,7 @@ pub fn network_files(recipe: &Recipe) -> Result<Vec<NetworkFile>> {
     let mut firewall = serde_json::to_vec_pretty(&base_ruleset(&uids))
         .map_err(|e| Error::image(format!("cannot write {BASE_RULESET_PATH}: {e}")))?;
     firewall.push(b'\n');
-    let netd_toml = image_netd_config(network, recipe.update.as_ref())
+    let netd_toml = image_netd_config(network, recipe.update.as_ref(), &recipe.skill_hosts())
         .map_err(|e| Error::image(format!("cannot write {IMAGE_CONFIG_PATH}: {e}")))?
         .to_toml()
         .map_err(|e| Error::image(format!("cannot write {IMAGE_CONFIG_PATH}: {e}")))?;
@@ -174,7 +189,7 @@ mod tests {
 
         let netd = std::str::from_utf8(file(&files, IMAGE_CONFIG_PATH)).unwrap();
         let config = NetdConfig::parse(netd).unwrap();
-        let expected = image_netd_config(recipe.network.as_ref().unwrap(), None).unwrap();
+        let expected = image_netd_config(recipe.network.as_ref().unwrap(), None, &[]).unwrap();
         assert_eq!(config, expected);
         let allowlist = Allowlist::new(config.allow);
         assert_eq!(allowlist.ports("api.telegram.org"), Some(vec![443]));
@@ -219,7 +234,7 @@ mod tests {
         };
         let allowlist = |server: &str| {
             Allowlist::new(
-                image_netd_config(&network, Some(&update(server)))
+                image_netd_config(&network, Some(&update(server)), &[])
                     .unwrap()
                     .allow,
             )
@@ -230,10 +245,10 @@ mod tests {
         let plain = allowlist("https://updates.example.com/x86-64");
         assert_eq!(plain.ports("updates.example.com"), Some(vec![443]));
         assert_eq!(plain.ports("example.com"), None);
-        let without = Allowlist::new(image_netd_config(&network, None).unwrap().allow);
+        let without = Allowlist::new(image_netd_config(&network, None, &[]).unwrap().allow);
         assert_eq!(without.ports("updates.example.com"), None);
-        let err =
-            image_netd_config(&network, Some(&update("http://updates.example.com"))).unwrap_err();
+        let err = image_netd_config(&network, Some(&update("http://updates.example.com")), &[])
+            .unwrap_err();
         assert!(err.contains("[update] server"), "{err}");
     }
 
@@ -245,7 +260,11 @@ mod tests {
              time_servers = [\"pool.ntp.org\"]\ndns_upstreams = [\"192.0.2.53\"]\n",
         )
         .unwrap();
-        let config = image_netd_config(&network, None).unwrap();
+        let skill_hosts = [
+            "weather.example.net".to_string(),
+            "x.example.org".to_string(),
+        ];
+        let config = image_netd_config(&network, None, &skill_hosts).unwrap();
         let names: Vec<String> = config.allow.iter().map(|e| e.name.to_string()).collect();
         assert_eq!(
             names,
@@ -253,9 +272,12 @@ mod tests {
                 "open.larksuite.com",
                 "*.larksuite.com",
                 "updates.example.org",
+                "x.example.org",
+                "weather.example.net",
                 "x.example.org"
             ]
         );
+        assert_eq!(config.allow[4].ports, [443]);
         assert_eq!(config.time.unwrap().servers, ["pool.ntp.org"]);
         assert_eq!(
             config.dns.unwrap().upstreams,

@@ -361,9 +361,24 @@ pub struct SkillEntry {
     /// folder, where it is).
     #[serde(skip)]
     pub checked: Option<(String, Vec<(String, PathBuf)>)>,
+    /// The hosts its code declares (skill.toml): the builder approves them for the image, and
+    /// they join netd's allowlist at 443.
+    #[serde(skip)]
+    pub hosts: Vec<String>,
 }
 
 impl Recipe {
+    /// Every host the recipe's skills' code may reach, once each.
+    pub fn skill_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for host in self.skills.iter().flat_map(|skill| &skill.hosts) {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+        hosts
+    }
+
     pub fn load(path: &Path) -> Result<(Recipe, String)> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::RecipeRead {
             path: path.to_path_buf(),
@@ -455,6 +470,10 @@ impl Recipe {
                 text.push_str(&format!("\nskill {}/{inside} {digest}", parsed.name));
             }
             skill_names.push(parsed.name.clone());
+            skill.hosts = carapace_skills::Declaration::load(&dir.join(&skill.path))
+                .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?
+                .map(|declaration| declaration.hosts)
+                .unwrap_or_default();
             skill.checked = Some((parsed.name, files));
         }
         Ok((recipe, text))
@@ -549,9 +568,13 @@ impl Recipe {
                         ));
                     }
                 }
-                crate::network::image_netd_config(network, self.update.as_ref())?
-                    .validate()
-                    .map_err(|err| format!("[network]: {err}"))
+                crate::network::image_netd_config(
+                    network,
+                    self.update.as_ref(),
+                    &self.skill_hosts(),
+                )?
+                .validate()
+                .map_err(|err| format!("[network]: {err}"))
             }
             (None, None) => Ok(()),
         }

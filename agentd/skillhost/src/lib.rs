@@ -30,7 +30,10 @@ pub fn serve_one(mut channel: Channel) -> Result<(), Error> {
         ToHost::Fetched(_) => return Err(Error::Request("an HTTP answer before any call".into())),
     };
     let (outcome, mut channel) = match prepare(&call) {
-        Ok((engine, component)) => run::call(&engine, &component, &call, channel),
+        Ok((engine, component, compiled)) => {
+            channel.send(&FromHost::Running { compiled })?;
+            run::call(&engine, &component, &call, channel)
+        }
         Err(err) => (
             Outcome::Stopped(Stop::Unusable {
                 detail: err.to_string(),
@@ -41,19 +44,20 @@ pub fn serve_one(mut channel: Channel) -> Result<(), Error> {
     channel.send(&FromHost::Finished(outcome))
 }
 
-/// Compiles the component if need be (in a child process), confines this process and loads
-/// the compiled component.
-fn prepare(call: &Call) -> Result<(wasmtime::Engine, wasmtime::component::Component), Error> {
+/// Compiles the component if need be (in a child process; says whether), confines this process
+/// and loads the compiled component.
+fn prepare(call: &Call) -> Result<(wasmtime::Engine, wasmtime::component::Component, bool), Error> {
     let engine = compiled::engine()?;
     let wasm = std::fs::read(&call.component).map_err(Error::io("read", &call.component))?;
     let compiled = compiled::path(&engine, &call.compiled_dir, &wasm);
     drop(wasm);
-    if !compiled.exists() {
+    let compile = !compiled.exists();
+    if compile {
         compile_in_child(&call.component, &compiled)?;
     }
     sandbox::confine_for_running(call, &compiled)?;
     let component = compiled::load(&engine, &compiled)?;
-    Ok((engine, component))
+    Ok((engine, component, compile))
 }
 
 fn compile_in_child(component: &Path, compiled: &Path) -> Result<(), Error> {

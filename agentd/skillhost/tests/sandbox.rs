@@ -88,6 +88,7 @@ fn run(
             "the host ended without a finish"
         );
         match serde_json::from_str::<FromHost>(&line).unwrap() {
+            FromHost::Running { .. } => {}
             FromHost::Fetch(request) => {
                 send(&mut input, &ToHost::Fetched(answer(&request)));
                 requests.push(request);

@@ -26,5 +26,7 @@ pub use skill_md::{SkillMd, parse};
 
 /// Where skills are in the image: one folder per skill, named as the skill.
 pub const SKILLS_DIR: &str = "/usr/share/carapace/skills";
+/// The skill host in the image (agentd/skillhost), which runs skills' code.
+pub const SKILLHOST_PROGRAM: &str = "/usr/bin/carapace-skillhost";
 /// The skill's description and instructions, in each skill folder.
 pub const SKILL_FILE: &str = "SKILL.md";

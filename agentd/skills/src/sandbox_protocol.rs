@@ -1,7 +1,8 @@
 //! What agentd and carapace-skillhost (the process that runs a skill's WebAssembly) say to each
 //! other: one JSON object per line on the skill host's stdin and stdout. agentd sends a
-//! [`ToHost::Call`]; the host answers with [`FromHost::Fetch`] whenever the skill asks for HTTP
-//! (agentd checks and makes the request, then sends [`ToHost::Fetched`]) and ends with one
+//! [`ToHost::Call`]; the host says [`FromHost::Running`] once the component is compiled and
+//! loaded (the call's deadline runs from there), [`FromHost::Fetch`] whenever the skill asks for
+//! HTTP (agentd checks and makes the request, then sends [`ToHost::Fetched`]), and ends with one
 //! [`FromHost::Finished`]. The skill host itself opens no socket.
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,11 @@ pub enum ToHost {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FromHost {
+    /// The component is loaded and confined; its code starts now. `compiled` says whether it
+    /// had to be compiled first (the first call after it was installed).
+    Running {
+        compiled: bool,
+    },
     Fetch(HttpRequest),
     Finished(Outcome),
 }

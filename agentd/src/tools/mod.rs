@@ -9,6 +9,7 @@ mod logs;
 mod memories;
 mod reboot;
 mod reminders;
+mod skill_code;
 mod skills;
 
 use std::future::Future;
@@ -63,10 +64,27 @@ impl Registry {
         registry
     }
 
-    /// With `read_skill`, when the box has skills.
-    pub fn with_skills(mut self, skills: &std::sync::Arc<carapace_skills::Catalog>) -> Registry {
+    /// With `read_skill`, when the box has skills, and the tools of skills with code, run by
+    /// `host` (none when the image has no skill host).
+    pub fn with_skills(
+        mut self,
+        skills: &std::sync::Arc<carapace_skills::Catalog>,
+        host: Option<&std::sync::Arc<crate::skill_code::SkillHost>>,
+    ) -> Registry {
         if !skills.is_empty() {
             self.add(Box::new(skills::ReadSkill(std::sync::Arc::clone(skills))));
+        }
+        let Some(host) = host else {
+            return self;
+        };
+        for skill in skills.skills() {
+            for tool in skill.code.iter().flat_map(|code| &code.tools) {
+                self.add(Box::new(skill_code::SkillTool {
+                    skill: skill.clone(),
+                    tool: tool.clone(),
+                    host: std::sync::Arc::clone(host),
+                }));
+            }
         }
         self
     }

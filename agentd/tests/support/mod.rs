@@ -42,6 +42,37 @@ pub struct Harness {
     pub skills: tempfile::TempDir,
 }
 
+/// The workspace's carapace-skillhost, beside agentd in the target folder (`cargo test
+/// --workspace` builds it; alone, `cargo build -p carapace-skillhost`).
+pub fn skillhost_program() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_agentd")).with_file_name("carapace-skillhost")
+}
+
+/// Copies the example skill `name` (tests/skills) into `skills` and builds its code, if it has
+/// any, with `carapace skill build`'s code.
+pub fn install_example_skill(skills: &Path, name: &str) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let from = workspace.join("tests/skills").join(name);
+    let to = skills.join(name);
+    let mut pending = vec![PathBuf::new()];
+    while let Some(inside) = pending.pop() {
+        std::fs::create_dir_all(to.join(&inside)).unwrap();
+        for entry in std::fs::read_dir(from.join(&inside)).unwrap() {
+            let entry = entry.unwrap();
+            let path = inside.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                std::fs::copy(from.join(&path), to.join(&path)).unwrap();
+            }
+        }
+    }
+    if to.join(carapace_skills::DECLARATION_FILE).is_file() {
+        carapace_image::skill_build::build(&to, &workspace)
+            .unwrap_or_else(|err| panic!("carapace skill build {name}: {err}"));
+    }
+}
+
 impl Harness {
     /// The fakes, and agentd's state directory holding the owner settings as PID 1 leaves
     /// them there.
@@ -114,6 +145,7 @@ impl Harness {
             .env("NETD_CONTROL_SOCKET", &self.netd.path)
             .env("LOCAL_INFERENCE_URL", &self.inference_url)
             .env("SKILLS_DIRECTORY", self.skills.path())
+            .env("SKILLHOST_PROGRAM", skillhost_program())
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -176,7 +208,11 @@ impl Harness {
 
     /// Waits until the bot sent `count` messages in all, and returns them.
     pub fn wait_sent(&self, count: usize) -> Vec<Sent> {
-        let sent = self.handle.block_on(self.telegram.wait_sent(count, WAIT));
+        self.wait_sent_within(count, WAIT)
+    }
+
+    pub fn wait_sent_within(&self, count: usize, wait: Duration) -> Vec<Sent> {
+        let sent = self.handle.block_on(self.telegram.wait_sent(count, wait));
         assert!(
             sent.len() >= count,
             "waited for {count} messages, got {sent:?}; agentd said {:?}",
