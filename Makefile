@@ -57,7 +57,7 @@ $(LINTED_TESTS): export CARGO_INCREMENTAL = 0
 UNIT_TESTS = --test lock --test update_cli --test dns_stub --test links --test firewall \
 	--test agentd --test feishu --test telegram --test failures --test fake_formats --test https \
 	--test replies --test embeddings --test vad --test api --test transcription --test packs --test speech --test ocr \
-	--test vlm --test openvino --test sandbox --test walls
+	--test vlm --test openvino --test sandbox --test walls --test mcp
 test-unit:
 	$(CARGO) test --workspace --all-targets --no-run
 	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS)

@@ -8,6 +8,7 @@
 pub mod feishu;
 pub mod form;
 pub mod llm;
+pub mod mcp;
 pub mod page;
 pub mod server;
 pub mod telegram;
