@@ -8,6 +8,7 @@ use carapace_im::{ChannelKind, Content, FileRef, Incoming, Outgoing};
 use carapace_llm::Image;
 use carapace_owner::OwnerSettings;
 
+use crate::approvals::{self, Asked, Choice};
 use crate::commands;
 use crate::error::Error;
 use crate::pairing::{Guard, Outcome};
@@ -117,6 +118,9 @@ impl Agent {
         let mut images = Vec::new();
         let text = match &message.content {
             Content::Text(text) => text.clone(),
+            Content::Button { data } => {
+                return self.answer_button(brain, &user, message, data, now).await;
+            }
             Content::Unsupported(kind) => {
                 return Ok(answered(reply(format!("I cannot read a {kind} yet."))));
             }
@@ -492,6 +496,7 @@ impl Agent {
             };
         }
         let system = self.system_prompt(user, message.channel, &history.summary, now)?;
+        let waiting = Asked::default();
         let context = ToolContext {
             store: &self.store,
             channel: message.channel,
@@ -499,6 +504,7 @@ impl Agent {
             now,
             identity: &self.identity,
             inference: &self.inference,
+            asked: &waiting,
         };
         let outcome = run_turn(
             brain,
@@ -526,13 +532,15 @@ impl Agent {
                 if let Some(reason) = &outcome.stopped {
                     self.record("loop-breaker", reason, now);
                 }
+                let mut replies = vec![OutboxEntry {
+                    channel: message.channel,
+                    chat: message.chat.clone(),
+                    message: Outgoing::Text(outcome.reply),
+                }];
+                replies.extend(self.questions(&waiting, now));
                 return Ok(Handled {
                     answer: Answer {
-                        replies: vec![OutboxEntry {
-                            channel: message.channel,
-                            chat: message.chat.clone(),
-                            message: Outgoing::Text(outcome.reply),
-                        }],
+                        replies,
                         history: Some((history_key, outcome.history)),
                     },
                     effect: Effect::None,
@@ -543,17 +551,121 @@ impl Agent {
                  moment; /status and the other commands work without it."
             ),
         };
+        let mut replies = vec![OutboxEntry {
+            channel: message.channel,
+            chat: message.chat.clone(),
+            message: Outgoing::Text(reply_text),
+        }];
+        replies.extend(self.questions(&waiting, now));
         Ok(Handled {
             answer: Answer {
-                replies: vec![OutboxEntry {
-                    channel: message.channel,
-                    chat: message.chat.clone(),
-                    message: Outgoing::Text(reply_text),
-                }],
+                replies,
                 history: None,
             },
             effect: Effect::None,
         })
+    }
+
+    /// The owner's questions for the calls a turn kept (approvals.rs), each audited.
+    fn questions(&mut self, asked: &Asked, now: u64) -> Vec<OutboxEntry> {
+        let mut questions = Vec::new();
+        for pending in asked.take() {
+            self.record(
+                "approval",
+                &format!(
+                    "asked the owner about {} {}",
+                    pending.tool, pending.arguments
+                ),
+                now,
+            );
+            let (text, buttons) = approvals::question(&pending);
+            questions.push(OutboxEntry {
+                channel: pending.channel,
+                chat: pending.chat.clone(),
+                message: Outgoing::Choice { text, buttons },
+            });
+        }
+        questions
+    }
+
+    /// A press on a question's button: only the owner's counts. Never sets the tool's policy;
+    /// otherwise the kept call runs and its result goes to the model in a new turn, so that it
+    /// can finish what it was asked.
+    async fn answer_button<B: Brain>(
+        &mut self,
+        brain: &B,
+        user: &User,
+        message: &Incoming,
+        data: &str,
+        now: u64,
+    ) -> Result<Handled, Error> {
+        let reply = |text: String| {
+            answered(OutboxEntry {
+                channel: message.channel,
+                chat: message.chat.clone(),
+                message: Outgoing::Text(text),
+            })
+        };
+        let Some((id, choice)) = approvals::read_button(data) else {
+            return Ok(reply("That button is not one of mine.".into()));
+        };
+        if user.role != Role::Owner {
+            return Ok(reply("Only the owner can answer that.".into()));
+        }
+        let Some(pending) = approvals::answer(&self.store, id, choice)? else {
+            return Ok(reply("That question was answered already.".into()));
+        };
+        self.record(
+            "approval",
+            &format!(
+                "the owner chose {choice:?} for {} {}",
+                pending.tool, pending.arguments
+            ),
+            now,
+        );
+        if choice == Choice::Never {
+            return Ok(reply(format!(
+                "{} will not run; /tools changes that.",
+                pending.tool
+            )));
+        }
+        let asked = Asked::default();
+        let context = ToolContext {
+            store: &self.store,
+            channel: message.channel,
+            chat: &message.chat,
+            now,
+            identity: &self.identity,
+            inference: &self.inference,
+            asked: &asked,
+        };
+        let result = self
+            .tools
+            .call_approved(&context, &pending.tool, &pending.arguments)
+            .await;
+        let (outcome, said) = match &result {
+            Ok(text) => ("ok", format!("answered:\n{text}")),
+            Err(text) => ("error", format!("failed:\n{text}")),
+        };
+        self.record(
+            "tool",
+            &format!(
+                "{} {} -> {outcome} ({} bytes), allowed by the owner",
+                pending.tool,
+                pending.arguments,
+                said.len()
+            ),
+            now,
+        );
+        let text = format!(
+            "[The owner allowed {}; it ran with {} and {said}]",
+            pending.tool, pending.arguments
+        );
+        let asked = UserTurn {
+            text,
+            images: Vec::new(),
+        };
+        self.turn(brain, user, message, asked, now).await
     }
 
     /// Small on purpose: it and the tool schemas go with every request.

@@ -8,6 +8,7 @@
 
 mod memories;
 mod sharing;
+mod tools;
 
 pub use sharing::photos_shared;
 
@@ -56,6 +57,7 @@ pub const MENU: &[(&str, &str)] = &[
     ),
     ("forget_memory", "Drop a kept note: /forget_memory <number>"),
     ("say", "Hear the box's voice: /say <text> comes back spoken"),
+    ("tools", "Skills' tools and whether they may run"),
     (
         "read",
         "Send a photo captioned /read: the text in it, read on the box",
@@ -198,6 +200,7 @@ pub async fn run(
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
         "models" => models(agent).await,
+        "tools" => tools::tools(agent, owner, &command.args, now)?,
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(
             agent,

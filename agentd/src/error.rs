@@ -45,6 +45,9 @@ pub enum Error {
     #[error("cannot get random bytes for a new identity: {0}")]
     Entropy(getrandom::Error),
 
+    #[error("cannot get random bytes to name a question for the owner: {0}")]
+    QuestionId(getrandom::Error),
+
     #[error("cannot {action} health socket {}: {source}", .path.display())]
     Socket {
         action: &'static str,

@@ -4,6 +4,7 @@
 //! a package and supervised service of its own (own uid and memory limit), not a module.
 
 pub mod agent;
+pub mod approvals;
 pub mod commands;
 pub mod config;
 pub mod device;

@@ -303,6 +303,7 @@ mod tests {
             now: 1000,
             identity: "ed25519:00",
             inference: &inference,
+            asked: &crate::approvals::Asked::default(),
         };
         let outcome = run_turn(
             &brain,

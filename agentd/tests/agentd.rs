@@ -1024,21 +1024,89 @@ fn the_model_sees_skills_by_description_and_reads_one_when_it_uses_it() {
 }
 
 /// A skill with code (Python, built by `carapace skill build`): its declared tools reach the
-/// model as `<skill>__<tool>`; a call runs in carapace-skillhost and keeps its file in the
-/// skill's scratch directory under agentd's state; a skill that reads outside it gets nothing,
-/// one that loops forever is stopped at its deadline and one that hoards memory at its limit,
-/// each said to the model; agentd answers the owner through all of it and audits each call.
+/// model as `<skill>__<tool>`, and run only as the owner allows. The first call of one is kept
+/// and the owner asked with buttons; Allow runs it and gives the result to the model in a new
+/// turn, and later calls run at once. A call runs in carapace-skillhost and keeps its file in
+/// the skill's scratch directory under agentd's state; a skill that reads outside it gets
+/// nothing, one that loops forever is stopped at its deadline and one that hoards memory at its
+/// limit, each said to the model; agentd answers the owner through all of it and audits each
+/// call and each approval.
 #[test]
-fn a_skills_code_runs_in_the_sandbox_and_its_misdeeds_are_stopped() {
+fn a_skills_code_runs_as_the_owner_allows_and_its_misdeeds_are_stopped() {
     let mut h = Harness::new();
     install_example_skill(h.skills.path(), "mischief");
     h.start();
     h.wait_line("skills: mischief");
     h.pair();
+    let sent_after = |h: &Harness, count: usize, wait_secs: u64| {
+        h.wait_sent_within(count, Duration::from_secs(wait_secs))
+    };
 
+    // Asked, then allowed with the button.
+    let keep = json!({"name": "list.txt", "text": "milk, tea"});
+    h.llm.push(Script::tool("mischief__keep", keep.clone()));
+    h.llm.push(Script::text("I asked you first."));
+    h.say("remember my list");
+    let sent = sent_after(&h, 3, 20);
+    assert_eq!(sent[1].text, "I asked you first.");
+    assert_eq!(
+        sent[2].text,
+        format!("Allow mischief__keep to run? It would be called with {keep}")
+    );
+    let labels: Vec<&str> = sent[2]
+        .buttons
+        .iter()
+        .map(|(label, _)| label.as_str())
+        .collect();
+    assert_eq!(labels, ["Allow", "Never"]);
+    assert!(
+        !h.state
+            .path()
+            .join("skills/scratch/mischief/list.txt")
+            .exists()
+    );
+    let told = h.llm.requests()[1].body.to_string();
+    assert!(told.contains("Not run yet: the owner was asked"), "{told}");
+
+    let allow = sent[2].buttons[0].1.clone();
+    h.llm.push(Script::text("Kept: milk, tea."));
+    h.telegram.inject_button(OWNER, OWNER, "Ann", &allow);
+    let sent = sent_after(&h, 4, 240);
+    assert_eq!(sent[3].text, "Kept: milk, tea.");
+    let turn = h.llm.requests()[2].body.to_string();
+    assert!(
+        turn.contains("[The owner allowed mischief__keep; it ran with")
+            && turn.contains("answered:\\nmilk, tea]"),
+        "{turn}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(h.state.path().join("skills/scratch/mischief/list.txt")).unwrap(),
+        "milk, tea"
+    );
+    assert_eq!(h.telegram.answered_queries().len(), 1);
+    // A second press of the same question does nothing again.
+    h.telegram.inject_button(OWNER, OWNER, "Ann", &allow);
+    assert_eq!(
+        sent_after(&h, 5, 20)[4].text,
+        "That question was answered already."
+    );
+
+    h.say("/tools");
+    let listed = &sent_after(&h, 6, 20)[5].text;
+    assert!(listed.contains("\nmischief__keep: always"), "{listed}");
+    assert!(
+        listed.contains("\nmischief__spin: ask the first time"),
+        "{listed}"
+    );
+    for tool in ["mischief__peek", "mischief__spin", "mischief__hog"] {
+        h.say(&format!("/tools {tool} always"));
+    }
+    assert_eq!(sent_after(&h, 9, 20)[8].text, "mischief__hog: always.");
+
+    // Allowed: each runs in the sandbox, and the sandbox stops what it must.
     h.llm.push(Script::tool(
         "mischief__keep",
-        json!({"name": "list.txt", "text": "milk, tea"}),
+        json!({"name": "b.txt", "text": "bread"}),
     ));
     h.llm.push(Script::tool(
         "mischief__peek",
@@ -1048,13 +1116,10 @@ fn a_skills_code_runs_in_the_sandbox_and_its_misdeeds_are_stopped() {
     h.llm.push(Script::tool("mischief__hog", json!({})));
     h.llm.push(Script::text("Done."));
     h.say("try your tricks");
-    let sent = h.wait_sent_within(2, Duration::from_secs(240));
-    assert_eq!(sent[1].text, "Done.");
-
+    let sent = sent_after(&h, 10, 240);
+    assert_eq!(sent[9].text, "Done.");
     let requests = h.llm.requests();
-    assert_eq!(requests.len(), 5);
-    let first = requests[0].body.to_string();
-    assert!(first.contains("\"mischief__spin\""), "{first}");
+    let first = requests[3].body.to_string();
     assert!(first.contains("(skill mischief) Loops forever."), "{first}");
     let result = |index: usize| {
         requests[index].body["messages"]
@@ -1064,38 +1129,35 @@ fn a_skills_code_runs_in_the_sandbox_and_its_misdeeds_are_stopped() {
             .unwrap()
             .to_string()
     };
-    assert!(result(1).contains("milk, tea"), "{}", result(1));
-    assert_eq!(
-        std::fs::read_to_string(h.state.path().join("skills/scratch/mischief/list.txt")).unwrap(),
-        "milk, tea"
-    );
-    assert!(result(2).contains("refused: "), "{}", result(2));
+    assert!(result(4).contains("bread"), "{}", result(4));
+    assert!(result(5).contains("refused: "), "{}", result(5));
     assert!(
-        result(3).contains("skill mischief stopped: it ran past its deadline of 10000 ms"),
+        result(6).contains("skill mischief stopped: it ran past its deadline of 10000 ms"),
         "{}",
-        result(3)
+        result(6)
     );
     assert!(
-        result(4).contains(
+        result(7).contains(
             "skill mischief stopped: it tried to use more than its memory limit of 128 MiB"
         ),
         "{}",
-        result(4)
+        result(7)
     );
     let audit = std::fs::read_to_string(h.audit_log()).unwrap();
-    for tool in [
-        "mischief__keep",
-        "mischief__peek",
-        "mischief__spin",
-        "mischief__hog",
+    for line in [
+        "asked the owner about mischief__keep",
+        "the owner chose Always for mischief__keep",
+        "allowed by the owner",
+        "the owner set mischief__hog to always",
+        "mischief__spin {} -> error",
     ] {
-        assert!(audit.contains(tool), "{tool} not audited: {audit}");
+        assert!(audit.contains(line), "{line} not audited: {audit}");
     }
 
     // agentd is still there.
     h.llm.push(Script::text("Still here."));
     h.say("are you ok?");
-    assert_eq!(h.wait_sent(3)[2].text, "Still here.");
+    assert_eq!(sent_after(&h, 11, 20)[10].text, "Still here.");
 }
 
 /// Without skills, the prompt and the tools are what they always were.

@@ -53,6 +53,10 @@ pub enum Content {
     },
     /// Something the box does not handle (a sticker, a location); the name says what.
     Unsupported(String),
+    /// A button of an [`Outgoing::Choice`] was pressed; `data` is the button's.
+    Button {
+        data: String,
+    },
 }
 
 /// One message from a person.
@@ -81,7 +85,23 @@ pub enum Outgoing {
         bytes: Vec<u8>,
         caption: String,
     },
+    /// A question with buttons under it (Telegram's inline keyboard, Feishu's interactive
+    /// card); a press comes back as [`Content::Button`].
+    Choice {
+        text: String,
+        buttons: Vec<Button>,
+    },
 }
+
+/// One button of a [`Outgoing::Choice`]. `data` is at most [`BUTTON_DATA_MAX`] bytes
+/// (Telegram's callback_data limit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub label: String,
+    pub data: String,
+}
+
+pub const BUTTON_DATA_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

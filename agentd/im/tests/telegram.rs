@@ -91,7 +91,10 @@ async fn text_voice_photo_and_document_come_in() {
     assert!(matches!(&batch[3].content,
         Content::Document { name, caption, .. } if name == "notes.pdf" && caption == "read"));
     assert_eq!(batch[4].content, Content::Unsupported("sticker".into()));
-    assert_eq!(fake.allowed_updates(), Some(serde_json::json!(["message"])));
+    assert_eq!(
+        fake.allowed_updates(),
+        Some(serde_json::json!(["message", "callback_query"]))
+    );
 
     // The largest photo size is the one downloaded, and every file arrives intact.
     for (message, bytes) in batch[1..4].iter().zip([&ogg, &jpeg, &pdf]) {

@@ -19,6 +19,7 @@ use carapace_im::ChannelKind;
 use carapace_llm::ToolSpec;
 use serde_json::Value;
 
+use crate::approvals::{self, Approval, Decision};
 use crate::local_inference::LocalInference;
 use crate::store::Store;
 
@@ -33,12 +34,18 @@ pub struct ToolContext<'a> {
     pub identity: &'a str,
     /// The local inference engine, for memories.
     pub inference: &'a LocalInference,
+    /// Calls of this turn that wait for the owner's approval.
+    pub asked: &'a crate::approvals::Asked,
 }
 
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
 
 pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
+    /// Whether the owner must allow it (approvals.rs): the box's own tools need not.
+    fn approval(&self) -> Approval {
+        Approval::NotNeeded
+    }
     /// Runs the call; `Err` is a message for the model (bad arguments, nothing found).
     fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a>;
 }
@@ -97,16 +104,59 @@ impl Registry {
         self.tools.iter().map(|tool| tool.spec()).collect()
     }
 
+    /// Runs the model's call, if the owner's policy for the tool lets it run now.
     pub async fn call(
         &self,
         context: &ToolContext<'_>,
         name: &str,
         arguments: &Value,
     ) -> Result<String, String> {
-        match self.tools.iter().find(|tool| tool.spec().name == name) {
-            Some(tool) => tool.call(context, arguments).await,
-            None => Err(format!("there is no tool named {name:?}")),
+        let Some(tool) = self.find(name) else {
+            return Err(format!("there is no tool named {name:?}"));
+        };
+        let decision = approvals::check(
+            context.store,
+            context.asked,
+            context.channel,
+            context.chat,
+            name,
+            tool.approval(),
+            arguments,
+        );
+        match decision {
+            Ok(Decision::Run) => tool.call(context, arguments).await,
+            Ok(Decision::NotRun(told)) => Err(told),
+            Err(error) => Err(format!("Not run: {error}")),
         }
+    }
+
+    /// Runs a call the owner allowed.
+    pub async fn call_approved(
+        &self,
+        context: &ToolContext<'_>,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<String, String> {
+        match self.find(name) {
+            Some(tool) => tool.call(context, arguments).await,
+            None => Err(format!("there is no tool named {name:?} any more")),
+        }
+    }
+
+    /// The tools the owner decides about, with what each needs.
+    pub fn needing_approval(&self) -> Vec<(String, Approval)> {
+        self.tools
+            .iter()
+            .filter(|tool| tool.approval() != Approval::NotNeeded)
+            .map(|tool| (tool.spec().name, tool.approval()))
+            .collect()
+    }
+
+    fn find(&self, name: &str) -> Option<&dyn Tool> {
+        self.tools
+            .iter()
+            .find(|tool| tool.spec().name == name)
+            .map(|tool| tool.as_ref())
     }
 }
 

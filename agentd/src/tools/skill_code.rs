@@ -8,6 +8,7 @@ use carapace_skills::{Skill, ToolDeclaration};
 use serde_json::Value;
 
 use super::{Tool, ToolContext, ToolFuture};
+use crate::approvals::Approval;
 use crate::skill_code::SkillHost;
 
 pub struct SkillTool {
@@ -31,6 +32,14 @@ impl Tool for SkillTool {
                 self.tool.description.trim()
             ),
             parameters: self.tool.parameters.clone(),
+        }
+    }
+
+    /// New powers: asked about the first time, or every time when it sends, spends or deletes.
+    fn approval(&self) -> Approval {
+        match self.tool.writes {
+            true => Approval::EveryTime,
+            false => Approval::FirstTime,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Replies: text as `text` messages (cut into pieces the server takes), photos and voice as an
+//! Replies: text as `text` messages (cut into pieces the server takes), questions with buttons
+//! as `interactive` cards, photos and voice as an
 //! upload (`/im/v1/images`, `/im/v1/files` with file_type opus) and then an `image` or `audio`
 //! message naming the key the upload gave. Feishu's image messages have no caption, so a
 //! caption follows as text.
@@ -22,6 +23,29 @@ impl Feishu {
     pub(super) async fn send_message(&self, chat: &str, message: &Outgoing) -> Result<(), Error> {
         match message {
             Outgoing::Text(text) => self.send_text(chat, text).await,
+            // An interactive card: the question, then its buttons in one row; a press comes
+            // back over the long connection as a card action (incoming.rs).
+            Outgoing::Choice { text, buttons } => {
+                let actions: Vec<Value> = buttons
+                    .iter()
+                    .map(|b| {
+                        json!({
+                            "tag": "button",
+                            "text": {"tag": "plain_text", "content": b.label},
+                            "type": "default",
+                            "value": {"data": b.data},
+                        })
+                    })
+                    .collect();
+                let card = json!({
+                    "config": {"wide_screen_mode": true},
+                    "elements": [
+                        {"tag": "div", "text": {"tag": "plain_text", "content": text}},
+                        {"tag": "action", "actions": actions},
+                    ],
+                });
+                self.create(chat, "interactive", card).await
+            }
             Outgoing::Photo { bytes, caption } => {
                 let name = match bytes.starts_with(b"\x89PNG") {
                     true => "photo.png",

@@ -26,6 +26,22 @@ pub(super) struct ResponseParameters {
 pub(super) struct Update {
     pub update_id: i64,
     pub message: Option<Value>,
+    /// A press on a button of one of our messages (an inline keyboard).
+    pub callback_query: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    pub id: String,
+    pub from: User,
+    /// The message the button was under; missing when it is too old for Telegram to send.
+    pub message: Option<ButtonMessage>,
+    pub data: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ButtonMessage {
+    pub chat: Chat,
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::api::{Message, User};
+use super::api::{CallbackQuery, Message, User};
 use crate::{ChannelKind, Content, FileRef, Incoming};
 
 /// Content kinds the box does not handle, looked for before the ones it does: an animation
@@ -41,6 +41,24 @@ pub(super) fn read(update_id: i64, message: Option<Value>) -> Option<Incoming> {
         sender_name: display_name(from),
         content: content(&message),
     })
+}
+
+/// A button press: from the chat the button's message is in, with the button's data. The
+/// query's id is for answerCallbackQuery.
+pub(super) fn read_button(update_id: i64, query: Value) -> Option<(String, Incoming)> {
+    let query: CallbackQuery = serde_json::from_value(query).ok()?;
+    let chat = query.message.as_ref()?.chat.id.to_string();
+    let incoming = Incoming {
+        channel: ChannelKind::Telegram,
+        id: update_id.to_string(),
+        chat,
+        sender: query.from.id.to_string(),
+        sender_name: display_name(&query.from),
+        content: Content::Button {
+            data: query.data.unwrap_or_default(),
+        },
+    };
+    Some((query.id, incoming))
 }
 
 fn content(message: &Message) -> Content {

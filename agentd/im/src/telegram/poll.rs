@@ -41,10 +41,23 @@ impl Telegram {
         if let Some(last) = updates.iter().map(|update| update.update_id).max() {
             self.offset.fetch_max(last + 1, Ordering::SeqCst);
         }
-        Ok(updates
-            .into_iter()
-            .filter_map(|update| incoming::read(update.update_id, update.message))
-            .collect())
+        let mut batch = Vec::new();
+        for update in updates {
+            if let Some(query) = update.callback_query {
+                if let Some((query_id, press)) = incoming::read_button(update.update_id, query) {
+                    // Until answered, the owner's app shows the button busy. The answer only
+                    // stops that: a failure costs nothing but the spinner, so it is ignored.
+                    let body = json!({"callback_query_id": query_id});
+                    let _ = self
+                        .call::<bool>("answerCallbackQuery", Payload::Json(body), CALL_TIMEOUT)
+                        .await;
+                    batch.push(press);
+                }
+            } else if let Some(message) = incoming::read(update.update_id, update.message) {
+                batch.push(message);
+            }
+        }
+        Ok(batch)
     }
 
     async fn get_updates(&self, offset: i64) -> Result<Result<Vec<Update>, ApiFailure>, Error> {
@@ -55,7 +68,7 @@ impl Telegram {
         };
         let mut body = json!({
             "timeout": poll_timeout.as_secs(),
-            "allowed_updates": ["message"],
+            "allowed_updates": ["message", "callback_query"],
         });
         // Update ids are positive; 0 means no batch yet (the server starts at the oldest
         // unconfirmed update).

@@ -18,6 +18,21 @@ impl Telegram {
     pub(super) async fn send_message(&self, chat: &str, message: &Outgoing) -> Result<(), Error> {
         match message {
             Outgoing::Text(text) => self.send_text(chat, text).await,
+            // One row of buttons under the question (which must fit one message).
+            Outgoing::Choice { text, buttons } => {
+                let row: Vec<Value> = buttons
+                    .iter()
+                    .map(|b| json!({"text": b.label, "callback_data": b.data}))
+                    .collect();
+                let body = json!({
+                    "chat_id": chat_id(chat),
+                    "text": text,
+                    "reply_markup": {"inline_keyboard": [row]},
+                });
+                self.call::<Value>("sendMessage", Payload::Json(body), CALL_TIMEOUT)
+                    .await
+                    .map(|_| ())
+            }
             Outgoing::Voice(ogg) => {
                 let part = file_part(ogg, "voice.ogg", "audio/ogg")?;
                 let form = Form::new()

@@ -90,6 +90,13 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Bytes>) -> Resp
         "sendphoto" => send_file(&shared, &params, SentKind::Photo),
         "setmycommands" => set_my_commands(&shared, &params),
         "sendchataction" | "setmessagereaction" => chat_only(&params),
+        "answercallbackquery" => match params.text("callback_query_id") {
+            Some(id) => {
+                shared.lock().answered_queries.push(id);
+                ok(json!(true))
+            }
+            None => failure(400, "Bad Request: query ID is empty"),
+        },
         "getfile" => get_file(&shared, &params),
         _ => failure(404, "Not Found"),
     }
@@ -142,6 +149,30 @@ fn send_message(shared: &Shared, params: &Params) -> Response<Body> {
     if text.encode_utf16().count() > TEXT_LIMIT {
         return failure(400, "Bad Request: message is too long");
     }
+    let markup = params.json("reply_markup");
+    let mut buttons = Vec::new();
+    if let Some(markup) = &markup {
+        let Some(rows) = markup["inline_keyboard"].as_array() else {
+            return failure(
+                400,
+                "Bad Request: can't parse reply keyboard markup JSON object",
+            );
+        };
+        for button in rows
+            .iter()
+            .flat_map(|row| row.as_array().into_iter().flatten())
+        {
+            let (Some(label), Some(data)) =
+                (button["text"].as_str(), button["callback_data"].as_str())
+            else {
+                return failure(400, "Bad Request: can't parse inline keyboard button");
+            };
+            if data.is_empty() || data.len() > 64 {
+                return failure(400, "Bad Request: BUTTON_DATA_INVALID");
+            }
+            buttons.push((label.to_string(), data.to_string()));
+        }
+    }
     let message = {
         let mut state = shared.lock();
         state.sent.push(Sent {
@@ -150,6 +181,7 @@ fn send_message(shared: &Shared, params: &Params) -> Response<Body> {
             text: text.clone(),
             bytes: Vec::new(),
             file_name: String::new(),
+            buttons,
             at: std::time::Instant::now(),
         });
         state.bot_message(&chat_id, json!({"text": text}))
@@ -197,6 +229,7 @@ fn send_file(shared: &Shared, params: &Params, kind: SentKind) -> Response<Body>
         text: caption.clone(),
         bytes,
         file_name,
+        buttons: Vec::new(),
         at: std::time::Instant::now(),
     });
     let unique = format!("AgAD{file_id}");

@@ -230,6 +230,32 @@ impl FakeTelegram {
         self.shared.lock().confirmed_offset
     }
 
+    /// A press on `data`, a button under a message the bot sent to `chat_id`; the query's id
+    /// is "q" and that message's id.
+    pub fn inject_button(&self, user_id: i64, chat_id: i64, first_name: &str, data: &str) -> i64 {
+        let update_id = {
+            let mut state = self.shared.lock();
+            let message = state.bot_message(&chat_id.to_string(), json!({"text": "a question"}));
+            let query = json!({
+                "id": format!("q{}", message["message_id"]),
+                "from": {"id": user_id, "is_bot": false, "first_name": first_name},
+                "message": message,
+                "chat_instance": "1",
+                "data": data,
+            });
+            let mut fields = serde_json::Map::new();
+            fields.insert("callback_query".into(), query);
+            state.push_update(fields)
+        };
+        self.shared.updates_changed.notify_waiters();
+        update_id
+    }
+
+    /// The callback_query ids the bot answered (answerCallbackQuery).
+    pub fn answered_queries(&self) -> Vec<String> {
+        self.shared.lock().answered_queries.clone()
+    }
+
     /// The `allowed_updates` the bot last asked for.
     pub fn allowed_updates(&self) -> Option<Value> {
         self.shared.lock().allowed_updates.clone()

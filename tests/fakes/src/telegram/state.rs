@@ -25,6 +25,8 @@ pub struct Sent {
     /// The uploaded file (empty for text).
     pub bytes: Vec<u8>,
     pub file_name: String,
+    /// An inline keyboard's buttons, (text, callback_data), row after row.
+    pub buttons: Vec<(String, String)>,
     pub at: Instant,
 }
 
@@ -57,6 +59,8 @@ pub(super) struct State {
     /// The highest offset a getUpdates call passed (0 before any).
     pub confirmed_offset: i64,
     pub allowed_updates: Option<Value>,
+    /// The callback_query ids the bot answered.
+    pub answered_queries: Vec<String>,
     pub webhook: Option<String>,
     pub files: BTreeMap<String, StoredFile>,
     pub sent: Vec<Sent>,
@@ -80,6 +84,7 @@ impl State {
             delivered: HashMap::new(),
             confirmed_offset: 0,
             allowed_updates: None,
+            answered_queries: Vec::new(),
             webhook: None,
             files: BTreeMap::new(),
             sent: Vec::new(),
