@@ -6,6 +6,7 @@
 //! captioned `/read` also need only the engine; agent.rs answers them, since their answers are
 //! a voice note and a photo's text.
 
+mod mcp;
 mod memories;
 mod sharing;
 mod tools;
@@ -58,6 +59,7 @@ pub const MENU: &[(&str, &str)] = &[
     ("forget_memory", "Drop a kept note: /forget_memory <number>"),
     ("say", "Hear the box's voice: /say <text> comes back spoken"),
     ("tools", "Skills' tools and whether they may run"),
+    ("mcp", "Remote MCP servers: /mcp add NAME URL (owner only)"),
     (
         "read",
         "Send a photo captioned /read: the text in it, read on the box",
@@ -201,6 +203,7 @@ pub async fn run(
         "forget_memory" => memories::forget(agent, command)?,
         "models" => models(agent).await,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
+        "mcp" => mcp::mcp(agent, owner, &command.args, now).await?,
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(
             agent,

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod links;
 pub mod local_inference;
 pub mod logs;
+pub mod mcp_servers;
 pub mod memory;
 pub mod netd_control;
 pub mod notify;

@@ -140,7 +140,11 @@ async fn run() -> Result<(), Error> {
     let mut agent = Agent {
         store: Arc::clone(&store),
         audit,
-        tools: Registry::standard().with_skills(&skills, skill_host.as_ref()),
+        tools: with_mcp_servers(
+            Registry::standard().with_skills(&skills, skill_host.as_ref()),
+            &store,
+            &http,
+        )?,
         skills,
         guard: Guard::default(),
         identity: format!("ed25519:{public_key}"),
@@ -149,6 +153,7 @@ async fn run() -> Result<(), Error> {
         limits: TurnLimits::default(),
         updates: carapace_agentd::updates::UpdateControl::default(),
         inference: LocalInference::new(config.inference_url.clone())?,
+        mcp_http: Some(http.clone()),
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;
@@ -228,4 +233,18 @@ fn read_hostname() -> String {
         .ok()
         .and_then(|text| board_support::ImageInfo::parse(&text).ok())
         .map_or_else(|| "carapace".to_string(), |info| info.hostname)
+}
+
+/// The tools of the MCP servers the owner added, from the store (no network at start).
+fn with_mcp_servers(
+    mut registry: Registry,
+    store: &carapace_agentd::store::Store,
+    http: &carapace_http::Client,
+) -> Result<Registry, Error> {
+    for server in carapace_agentd::mcp_servers::load(store)? {
+        for tool in carapace_agentd::mcp_servers::tools(&server, http) {
+            registry.add(tool);
+        }
+    }
+    Ok(registry)
 }

@@ -1160,6 +1160,90 @@ fn a_skills_code_runs_as_the_owner_allows_and_its_misdeeds_are_stopped() {
     assert_eq!(sent_after(&h, 11, 20)[10].text, "Still here.");
 }
 
+/// A remote MCP server (the fake, over loopback): the owner adds it in the chat, its tools join
+/// the model's as `<server>__<tool>` (one with a name the LLM APIs refuse is left out, said),
+/// a call is asked about with buttons and, allowed, runs on the server in a session and its
+/// result reaches the model; the tools are back after a restart without the network, and go
+/// when the owner removes the server.
+#[test]
+fn an_mcp_servers_tools_join_when_the_owner_adds_it_and_run_as_the_owner_allows() {
+    let mut h = Harness::new();
+    let mcp = h
+        .handle
+        .block_on(carapace_fakes::mcp::FakeMcp::start())
+        .unwrap();
+    h.start();
+    h.pair();
+    h.say(&format!("/mcp add shop {}", mcp.url()));
+    let added = h.wait_sent(2)[1].text.clone();
+    assert!(
+        added.starts_with("Added shop: shop__add, shop__lookup_order, "),
+        "{added}"
+    );
+    assert!(added.contains("Left out: bad name! ("), "{added}");
+
+    h.llm
+        .push(Script::tool("shop__add", json!({"a": 2, "b": 3})));
+    h.llm.push(Script::text("I asked you."));
+    h.say("what is 2 + 3?");
+    let sent = h.wait_sent(4);
+    assert_eq!(
+        sent[3].text,
+        "Allow shop__add to run? It would be called with {\"a\":2,\"b\":3}"
+    );
+    let first = h.llm.requests()[0].body.to_string();
+    assert!(first.contains("(MCP shop) "), "{first}");
+    h.llm.push(Script::text("It is 5."));
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &sent[3].buttons[0].1);
+    assert_eq!(h.wait_sent(5)[4].text, "It is 5.");
+    let turn = h.llm.requests()[2].body.to_string();
+    assert!(
+        turn.contains(
+            "[The owner allowed shop__add; it ran with {\\\"a\\\":2,\\\"b\\\":3} and answered:\\n5]"
+        ),
+        "{turn}"
+    );
+    assert!(mcp.methods().contains(&("tools/call".to_string(), 200)));
+
+    // After a restart (the outbox may send its last reply again: at least once), by text.
+    let wait_text = |h: &Harness, text: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !h.telegram.sent().iter().any(|sent| sent.text == text) {
+            assert!(std::time::Instant::now() < deadline, "no {text:?} sent");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let last_request = |h: &Harness| h.llm.requests().last().unwrap().body.to_string();
+    h.kill();
+    h.start();
+    h.llm.push(Script::text("Hello."));
+    h.say("hi");
+    wait_text(&h, "Hello.");
+    let after_restart = last_request(&h);
+    assert!(
+        after_restart.contains("shop__lookup_order"),
+        "{after_restart}"
+    );
+
+    h.say("/mcp remove shop");
+    wait_text(&h, "Removed shop and its tools.");
+    h.llm.push(Script::text("Bye."));
+    h.say("bye");
+    wait_text(&h, "Bye.");
+    let tools = h.llm.requests().last().unwrap().body["tools"].to_string();
+    assert!(!tools.contains("shop__"), "{tools}");
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    assert!(
+        audit.contains("the owner added server shop with"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&mcp.url()),
+        "the server's address is in the audit log"
+    );
+}
+
 /// Without skills, the prompt and the tools are what they always were.
 #[test]
 fn a_box_without_skills_offers_no_skill_tool() {

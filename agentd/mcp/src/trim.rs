@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::tools::Tool;
 
-/// One tool as the model sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One tool as the model sees it (agentd keeps these with the server's address).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ToolSpec {
     pub name: String,
     pub description: String,

@@ -7,7 +7,8 @@
 //!   the script, which prints a marker), cold (the skill host compiles the component first:
 //!   the first call after an install) and warm (its compiled code kept);
 //! - the whole call, to the answer;
-//! - peak memory (the process's max RSS, from wait4).
+//! - peak memory (the process's max RSS, from wait4; cold, the compile step's, a child of the
+//!   host, is the larger).
 //!
 //! Ratios are skill host / CPython. Every sample goes to out/bench/skills.json.
 //! `CARAPACE_BENCH_RUNS` (default 7) sets the runs.
@@ -68,6 +69,12 @@ fn run() -> Result<(), String> {
         arguments: serde_json::json!({ "text": text }).to_string(),
     };
 
+    // The interpreter itself, not a wrapper such as pyenv's shim, which costs a shell's start.
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|err| format!("python3: {err}"))?;
+    let python = PathBuf::from(String::from_utf8_lossy(&python.stdout).trim());
     let (mut cold, mut warm, mut cpython) =
         (Samples::default(), Samples::default(), Samples::default());
     let expected = r#"{"words": 1800, "lines": 201, "distinct": 8}"#;
@@ -82,7 +89,7 @@ fn run() -> Result<(), String> {
             samples.answer_ms.push(ms(answer));
             samples.max_rss_kib.push(rss);
         }
-        let (first, answer, rss, printed) = python(&skill.join("scripts"), &text)?;
+        let (first, answer, rss, printed) = run_python(&python, &skill.join("scripts"), &text)?;
         if printed.trim() != expected {
             return Err(format!("CPython printed {printed:?}, not {expected}"));
         }
@@ -91,7 +98,7 @@ fn run() -> Result<(), String> {
         cpython.max_rss_kib.push(rss);
     }
 
-    let python_version = Command::new("python3")
+    let python_version = Command::new(&python)
         .arg("--version")
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -165,12 +172,16 @@ fn skill_host(call: &Call) -> Result<(Duration, Duration, f64, Outcome), String>
 }
 
 /// The same function in CPython: a marker when the script's first line runs, then the answer.
-fn python(scripts: &Path, text: &str) -> Result<(Duration, Duration, f64, String), String> {
+fn run_python(
+    python: &Path,
+    scripts: &Path,
+    text: &str,
+) -> Result<(Duration, Duration, f64, String), String> {
     const SCRIPT: &str = "import sys; sys.stdout.write('started\\n'); sys.stdout.flush()\n\
         import json; sys.path.insert(0, sys.argv[1]); import tools\n\
         print(json.dumps(tools.count_words(**json.loads(sys.argv[2]))))\n";
     let started = Instant::now();
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python)
         .arg("-c")
         .arg(SCRIPT)
         .arg(scripts)

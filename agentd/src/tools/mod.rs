@@ -100,6 +100,12 @@ impl Registry {
         self.tools.push(tool);
     }
 
+    /// Drops the tools whose names start with `prefix` (a removed MCP server's).
+    pub fn remove_prefixed(&mut self, prefix: &str) {
+        self.tools
+            .retain(|tool| !tool.spec().name.starts_with(prefix));
+    }
+
     pub fn specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().map(|tool| tool.spec()).collect()
     }
