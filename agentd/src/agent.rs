@@ -84,8 +84,8 @@ pub struct Agent {
     pub inference: crate::local_inference::LocalInference,
     /// The skills in the image: listed in the prompt, read through `read_skill`.
     pub skills: std::sync::Arc<carapace_skills::Catalog>,
-    /// The HTTPS client for MCP servers (`/mcp add`); none in tests that need none.
-    pub mcp_http: Option<carapace_http::Client>,
+    /// What `/mcp add` needs: the HTTPS client, and netd to let a new server's host out.
+    pub mcp: Option<crate::mcp_servers::Access>,
 }
 
 /// The prompt's room for the skills' names and descriptions (the whole request stays under

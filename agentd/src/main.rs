@@ -153,7 +153,10 @@ async fn run() -> Result<(), Error> {
         limits: TurnLimits::default(),
         updates: carapace_agentd::updates::UpdateControl::default(),
         inference: LocalInference::new(config.inference_url.clone())?,
-        mcp_http: Some(http.clone()),
+        mcp: Some(carapace_agentd::mcp_servers::Access {
+            http: http.clone(),
+            netd: netd.clone(),
+        }),
     };
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;

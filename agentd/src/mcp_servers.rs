@@ -23,6 +23,14 @@ pub const SERVER_BUDGET_BYTES: usize = 2048;
 /// A server's name: short, for tool names (`<server>__<tool>` stays under 64 characters).
 const NAME_MAX: usize = 12;
 
+/// What adding a server needs.
+#[derive(Clone)]
+pub struct Access {
+    pub http: Client,
+    /// A server's host joins netd's allowlist before the box first calls it.
+    pub netd: crate::netd_control::NetdControl,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Server {
     pub name: String,
@@ -66,14 +74,29 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Connects to `url`, lists its tools and trims them to the budget: the server to keep, and
-/// the tools left out with why.
+/// Lets the box reach `url`'s host (netd's allowlist; the loopback needs no entry), connects,
+/// lists the server's tools and trims them to the budget: the server to keep, and the tools
+/// left out with why.
 pub async fn discover(
-    http: &Client,
+    access: &Access,
     name: &str,
     url: &str,
 ) -> Result<(Server, Vec<String>), String> {
-    let client = McpClient::connect(http.clone(), url, carapace_mcp::Limits::default())
+    let parsed = carapace_http::checked_url(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let loopback = host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        access
+            .netd
+            .allow(&host, port)
+            .await
+            .map_err(|e| format!("the box may not reach {host}: {e}"))?;
+    }
+    let client = McpClient::connect(access.http.clone(), url, carapace_mcp::Limits::default())
         .await
         .map_err(|e| e.to_string())?;
     let listed = client.list_tools().await.map_err(|e| e.to_string())?;

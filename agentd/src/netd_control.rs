@@ -65,6 +65,15 @@ impl NetdControl {
         self.ask(&Request::Revert {}).await
     }
 
+    /// Lets agentd reach `name` at `port` from now on (a server the owner added).
+    pub async fn allow(&self, name: &str, port: u16) -> Result<(), Error> {
+        self.ask(&Request::Allow {
+            name: name.to_string(),
+            port,
+        })
+        .await
+    }
+
     async fn ask(&self, request: &Request) -> Result<(), Error> {
         let unreachable = |reason: String| Error::NetdUnreachable {
             path: self.path.clone(),

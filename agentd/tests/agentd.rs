@@ -1242,6 +1242,31 @@ fn an_mcp_servers_tools_join_when_the_owner_adds_it_and_run_as_the_owner_allows(
         !audit.contains(&mcp.url()),
         "the server's address is in the audit log"
     );
+    // The loopback needed no allowlist entry.
+    assert!(h.netd.requests().is_empty(), "{:?}", h.netd.requests());
+}
+
+/// A server elsewhere joins netd's allowlist before the box calls it; when netd says no, the
+/// server is not added, and the owner hears why.
+#[test]
+fn an_mcp_server_elsewhere_is_added_only_if_netd_lets_the_box_reach_it() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.netd.refuse_next("a Wi-Fi change is being tried");
+    h.say("/mcp add far https://mcp.far.test:8443/mcp");
+    let told = h.wait_sent(2)[1].text.clone();
+    assert!(
+        told.starts_with("I could not add far: the box may not reach mcp.far.test: ")
+            && told.contains("a Wi-Fi change is being tried"),
+        "{told}"
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [json!({"op": "allow", "name": "mcp.far.test", "port": 8443})]
+    );
+    h.say("/mcp");
+    assert!(h.wait_sent(3)[2].text.starts_with("No MCP servers."));
 }
 
 /// Without skills, the prompt and the tools are what they always were.

@@ -42,6 +42,13 @@ pub enum Request {
     // Empty braces, not unit variants: serde then refuses unknown fields here too.
     Commit {},
     Revert {},
+    /// Adds one host (an exact name) at one port to the owner's allowlist, for good: a remote
+    /// service the owner added in the chat (an MCP server). Refused while a Wi-Fi trial is
+    /// pending, whose revert would drop it.
+    Allow {
+        name: String,
+        port: u16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,14 +27,14 @@ pub async fn mcp(
                     "There is a server named {name} already; /mcp remove {name} first."
                 ));
             }
-            let Some(http) = agent.mcp_http.clone() else {
-                return Ok("This box cannot reach MCP servers (no HTTP client).".into());
+            let Some(access) = agent.mcp.clone() else {
+                return Ok("This agent was started without network access for MCP.".into());
             };
-            let (server, left_out) = match mcp_servers::discover(&http, name, url).await {
+            let (server, left_out) = match mcp_servers::discover(&access, name, url).await {
                 Ok(found) => found,
                 Err(why) => return Ok(format!("I could not add {name}: {why}")),
             };
-            for tool in mcp_servers::tools(&server, &http) {
+            for tool in mcp_servers::tools(&server, &access.http) {
                 agent.tools.add(tool);
             }
             let names: Vec<String> = server

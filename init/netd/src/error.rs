@@ -79,6 +79,13 @@ pub enum Error {
     NoTrial { op: &'static str },
     #[error("the new owner configuration does not check: {problem}")]
     TrialConfig { problem: String },
+    #[error(
+        "a Wi-Fi change is being tried, and going back would drop {name} from the allowlist; \
+         ask again once it is committed or reverted (within a few minutes)"
+    )]
+    AllowDuringTrial { name: String },
+    #[error("{name} cannot join the allowlist: {problem}")]
+    AllowEntry { name: String, problem: String },
     #[error("rename {} to {}: {source}", .from.display(), .to.display())]
     Rename {
         from: PathBuf,

@@ -321,6 +321,13 @@ impl Running {
                 false
             }),
             Request::Revert {} => trials.revert().map(|()| true),
+            Request::Allow { name, port } => allow_entry(&name, port).and_then(|entry| {
+                let added = trials.allow(entry)?;
+                if added {
+                    println!("config: the owner allowed {name} port {port}");
+                }
+                Ok(added)
+            }),
         };
         match outcome {
             Ok(changed) => {
@@ -349,6 +356,20 @@ impl Running {
             self.shared.lock().last_trial = Some(report.clone());
         }
     }
+}
+
+/// An exact host name (no wildcard: the owner adds one service) at one port.
+fn allow_entry(name: &str, port: u16) -> Result<carapace_netpolicy::AllowEntry, Error> {
+    let refused = |problem: String| Error::AllowEntry {
+        name: name.to_string(),
+        problem,
+    };
+    let pattern: carapace_netpolicy::NamePattern =
+        name.parse().map_err(|err| refused(format!("{err}")))?;
+    if matches!(pattern, carapace_netpolicy::NamePattern::Below(_)) {
+        return Err(refused("give one host name, not a wildcard".into()));
+    }
+    carapace_netpolicy::AllowEntry::new(pattern, &[port]).map_err(|err| refused(err.to_string()))
 }
 
 /// Brings every ethernet link up with its configuration (DHCPv4 and SLAAC when it has none).

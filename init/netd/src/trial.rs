@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use board_support::atomic_file;
-use carapace_netpolicy::NetdConfig;
 use carapace_netpolicy::config::WifiNetwork;
+use carapace_netpolicy::{AllowEntry, NetdConfig};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -161,6 +161,30 @@ impl Trials {
             ssids,
         });
         Ok(())
+    }
+
+    /// Adds `entry` to the owner's file (its other tables kept); says whether it was new. The
+    /// caller applies the file, as on SIGHUP.
+    pub fn allow(&mut self, entry: AllowEntry) -> Result<bool> {
+        if self.pending.is_some() || self.before.exists() {
+            return Err(Error::AllowDuringTrial {
+                name: entry.name.to_string(),
+            });
+        }
+        let old_text = read_text(&self.owner)?;
+        let mut config = self.base(old_text.as_deref());
+        if config.allow.contains(&entry) {
+            return Ok(false);
+        }
+        config.allow.push(entry);
+        config.validate().map_err(|err| Error::TrialConfig {
+            problem: err.to_string(),
+        })?;
+        let new_text = config.to_toml().map_err(|err| Error::TrialConfig {
+            problem: err.to_string(),
+        })?;
+        write(&self.owner, &new_text)?;
+        Ok(true)
     }
 
     /// Keeps the trial: the revert point goes. The caller makes the owner's file the last good.
@@ -343,6 +367,29 @@ mod tests {
             (report.outcome, report.networks.clone()),
             ("committed", vec!["new".into()])
         );
+    }
+
+    #[test]
+    fn an_allowed_host_joins_the_owners_file_once_and_never_during_a_trial() {
+        let b = setup(Some(OWNER));
+        let mut trials = Trials::new(&b.paths);
+        let entry = |name: &str| AllowEntry::https(name.parse().expect("name"));
+        assert!(trials.allow(entry("mcp.example.net")).expect("allow"));
+        assert!(!trials.allow(entry("mcp.example.net")).expect("again"));
+        let config = owner(&b);
+        let names: Vec<String> = config.allow.iter().map(|e| e.name.to_string()).collect();
+        assert_eq!(names, ["example.org", "mcp.example.net"]);
+        assert_eq!(config.wifi, [network("old", "old-secret")]);
+
+        trials
+            .start(&[network("new", "new-secret")], MINUTE, Instant::now())
+            .expect("start");
+        let err = trials.allow(entry("other.example.net")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("a Wi-Fi change is being tried"),
+            "{err}"
+        );
+        assert_eq!(owner(&b).allow.len(), 2);
     }
 
     #[test]
