@@ -63,8 +63,8 @@ pub enum Content {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incoming {
     pub channel: ChannelKind,
-    /// Unique within the channel (Telegram `update_id`, Feishu `message_id`): the inbox drops a
-    /// second copy by it.
+    /// Unique within the channel (Telegram `update_id`, Feishu `message_id`, or `event_id` for
+    /// a button press): the inbox drops a second copy by it.
     pub id: String,
     /// Where replies go (Telegram chat id, Feishu chat id).
     pub chat: String,

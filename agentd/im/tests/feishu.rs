@@ -1,7 +1,8 @@
 //! The Feishu channel against the fake Feishu open platform over real HTTP and WebSocket on
 //! 127.0.0.1 (and once over HTTPS and WSS with a throwaway CA): messages in over the long
 //! connection, acknowledgement across a crash and a reconnect, split events, pings, replies
-//! and files, the token's renewal, and the failures the real platform produces.
+//! and files, questions with buttons and the presses that answer them, the token's renewal,
+//! and the failures the real platform produces.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use carapace_fakes::feishu::{APP_ID, APP_SECRET, BOT_NAME, ClientConfig, FakeFeishu};
 use carapace_im::feishu::DOWNLOAD_LIMIT;
 use carapace_im::run_receiver_with;
-use carapace_im::{Backoff, Channel, Content, Error, Feishu, FileRef, Incoming, Outgoing};
+use carapace_im::{Backoff, Button, Channel, Content, Error, Feishu, FileRef, Incoming, Outgoing};
 
 const ADA: &str = "ou_84aad35d084aa403a838cf73ee18467";
 const CHAT: &str = "oc_5ce6d572455d361153b7xx51da133945";
@@ -406,6 +407,92 @@ async fn text_photos_and_voice_go_out() {
         .await
         .unwrap();
     assert_eq!(fake.requests().len(), before);
+}
+
+#[tokio::test]
+async fn a_choice_goes_out_as_a_card_and_a_press_comes_back_as_a_button() {
+    let fake = fake().await;
+    let feishu = connect(&fake);
+    let choice = Outgoing::Choice {
+        text: "Run github__create_issue?".into(),
+        buttons: vec![
+            Button {
+                label: "Allow".into(),
+                data: "approve:7".into(),
+            },
+            Button {
+                label: "Deny".into(),
+                data: "deny:7".into(),
+            },
+        ],
+    };
+    feishu.send(CHAT, &choice).await.unwrap();
+    let sent = fake.wait_sent(1, WAIT).await;
+    assert_eq!(
+        (sent[0].msg_type.as_str(), sent[0].receive_id.as_str()),
+        ("interactive", CHAT)
+    );
+    assert_eq!(
+        sent[0].buttons,
+        [
+            ("Allow".to_string(), "approve:7".to_string()),
+            ("Deny".to_string(), "deny:7".to_string())
+        ]
+    );
+    assert!(
+        sent[0]
+            .content
+            .to_string()
+            .contains("Run github__create_issue?"),
+        "{}",
+        sent[0].content
+    );
+
+    // The owner presses "Allow": the press comes in as a button with its chat and sender.
+    let press = fake.inject_button_press(ADA, CHAT, "approve:7");
+    let batch = next_messages(&feishu).await;
+    assert_eq!(ids(&batch), [&press]);
+    assert_eq!(
+        (batch[0].chat.as_str(), batch[0].sender.as_str()),
+        (CHAT, ADA)
+    );
+    assert_eq!(
+        batch[0].content,
+        Content::Button {
+            data: "approve:7".into()
+        }
+    );
+    // Acknowledged like an event, by the next call, with the empty callback answer.
+    assert!(fake.acks().is_empty());
+    let feishu = feishu.with_batch_wait(Duration::from_millis(300));
+    assert!(feishu.next_batch().await.unwrap().is_empty());
+    let acks = fake.wait_acks(1, WAIT).await;
+    assert_eq!(
+        (acks[0].message_id.as_str(), acks[0].code),
+        (press.as_str(), Some(200))
+    );
+    assert_eq!(acks[0].data, Some(serde_json::json!({})));
+
+    // A press in a `card` frame reads the same; one on an element that is not ours (no
+    // string data) is acknowledged at once and reaches no one.
+    fake.callbacks_in_card_frames(true);
+    let foreign = fake.inject_card_action(ADA, CHAT, serde_json::json!({"n": 1}));
+    let deny = fake.inject_button_press(ADA, CHAT, "deny:7");
+    let batch = next_messages(&feishu).await;
+    assert_eq!(ids(&batch), [&deny]);
+    assert_eq!(
+        batch[0].content,
+        Content::Button {
+            data: "deny:7".into()
+        }
+    );
+    // Written by the connection's task: wait for it.
+    fake.wait_acks(2, WAIT).await;
+    assert!(fake.acked(&foreign));
+    assert!(!fake.acked(&deny));
+    assert!(feishu.next_batch().await.unwrap().is_empty());
+    fake.wait_acks(3, WAIT).await;
+    assert!(fake.acked(&deny));
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! One long connection: the WebSocket handshake, then a task that owns the socket for as long
 //! as it lives. The task pings every PingInterval (a pong brings new settings), puts split
-//! events back together, hands whole events to `receive.rs` and writes the acknowledgements it
-//! is given. Reading, pinging and acknowledging go on while the core stores a batch, so a slow
-//! store does not look like a dead client to the server.
+//! events back together, hands whole events (card callbacks included) to `receive.rs` and
+//! writes the acknowledgements it is given. Reading, pinging and acknowledging go on while the
+//! core stores a batch, so a slow store does not look like a dead client to the server.
 //!
 //! The connection counts as dead (and the task ends, closing the socket) when the server
 //! closes it, when a read or write fails, or when two pings in a row go unanswered by any
@@ -20,7 +20,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::endpoint::{ClientConfig, Endpoint, TOO_MANY_CONNECTIONS, too_many_connections};
 use super::fragments::Fragments;
-use super::frame::{self, Frame};
+use super::frame::{self, Answer, Frame};
 use super::{CALL_TIMEOUT, CHANNEL};
 use crate::Error;
 
@@ -115,10 +115,10 @@ impl Connection {
 
     /// Acknowledges an event handled since `received`. One the connection dies before writing
     /// is sent again by the server (and dropped by the core as a duplicate).
-    pub fn acknowledge(&self, frame: Frame, received: Instant) {
+    pub fn acknowledge(&self, frame: Frame, received: Instant, answer: Answer) {
         let _ = self
             .acks
-            .send(frame.into_ack(received.elapsed().as_millis()));
+            .send(frame.into_ack(received.elapsed().as_millis(), answer));
     }
 }
 
@@ -254,9 +254,9 @@ async fn write(socket: &mut Socket, frame: Frame) -> Result<(), String> {
 enum Handled {
     /// A pong, with the server's settings.
     Settings(ClientConfig),
-    /// A whole event.
+    /// A whole event or card callback.
     Event(Delivery),
-    /// A part of an event, a card callback, or anything else we do not take.
+    /// A part of one, or anything else we do not take.
     Nothing,
 }
 
@@ -270,7 +270,11 @@ fn handle(mut frame: Frame, fragments: &mut Fragments, now: Instant) -> Handled 
                 .unwrap_or_default();
             Handled::Settings(config)
         }
-        (frame::DATA, Some("event")) => {
+        // Card callbacks (`card.action.trigger`) come as `event` frames as far as the official
+        // SDKs show (Go and Node read nothing else and answer callbacks there); the protocol
+        // also names a `card` type, which reports say carries them too. Both are read alike:
+        // the payload's own event_type says what it is.
+        (frame::DATA, Some("event" | "card")) => {
             let sum = frame.number("sum").unwrap_or(1);
             let seq = frame.number("seq").unwrap_or(0);
             let id = frame.header("message_id").unwrap_or("").to_string();
@@ -337,10 +341,25 @@ mod tests {
         };
         assert_eq!(config.ping(), Some(Duration::from_secs(7)));
 
-        let mut card = data("c", 1, 0, b"{}");
+        // A card frame is delivered as an event frame is, split ones put together alike.
+        let mut card = data("c", 2, 1, b"}");
         card.headers[0] = header("type", "card");
         assert!(matches!(
-            handle(card, &mut fragments, now),
+            handle(card.clone(), &mut fragments, now),
+            Handled::Nothing
+        ));
+        card.payload = Some(b"{".to_vec());
+        card.headers[3] = header("seq", "0");
+        let Handled::Event(delivery) = handle(card, &mut fragments, now) else {
+            panic!("a card frame is delivered");
+        };
+        assert_eq!(delivery.payload, b"{}");
+        assert_eq!(delivery.frame.header("type"), Some("card"));
+
+        let mut other = data("o", 1, 0, b"{}");
+        other.headers[0] = header("type", "unknown");
+        assert!(matches!(
+            handle(other, &mut fragments, now),
             Handled::Nothing
         ));
     }

@@ -69,11 +69,16 @@ impl Frame {
     }
 
     /// The answer that acknowledges this data frame: the same frame (ids, service, headers),
-    /// with the handling time added as `biz_rt` and the payload replaced by a 200 response.
-    pub fn into_ack(mut self, handling_ms: u128) -> Frame {
+    /// with the handling time added as `biz_rt` and the payload replaced by a 200 response
+    /// carrying `answer`.
+    pub fn into_ack(mut self, handling_ms: u128, answer: Answer) -> Frame {
         self.headers
             .push(header("biz_rt", &handling_ms.to_string()));
-        self.payload = Some(br#"{"code":200,"headers":{},"data":null}"#.to_vec());
+        let payload: &[u8] = match answer {
+            Answer::Event => br#"{"code":200,"headers":{},"data":null}"#,
+            Answer::Callback => br#"{"code":200,"headers":{},"data":"e30="}"#,
+        };
+        self.payload = Some(payload.to_vec());
         self
     }
 
@@ -84,6 +89,19 @@ impl Frame {
     pub fn from_bytes(bytes: &[u8]) -> Option<Frame> {
         Frame::decode(bytes).ok()
     }
+}
+
+/// What an acknowledgement's `data` carries back to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// An event: nothing (`null`), as the SDKs answer events.
+    Event,
+    /// A card callback (`card.action.trigger`): the callback's response, an empty object (no
+    /// toast, the card left as it is). The SDKs put a handler's response here: Go marshals it
+    /// into `Response.Data`, a `[]byte` that encoding/json writes as base64, so `{}` travels
+    /// as "e30="; the Node SDK base64-encodes it by hand. An answer without one is said to
+    /// show the owner an error on the card (larksuite/cli#2456).
+    Callback,
 }
 
 pub(super) fn header(key: &str, value: &str) -> Header {
@@ -140,7 +158,7 @@ mod tests {
         assert_eq!((read.number("sum"), read.number("seq")), (Some(2), Some(1)));
         assert_eq!(read.number("type"), None);
 
-        let ack = read.into_ack(12);
+        let ack = read.clone().into_ack(12, Answer::Event);
         assert_eq!(
             (ack.seq_id, ack.log_id, ack.service),
             (7, 1 << 40, 33_554_678)
@@ -153,6 +171,12 @@ mod tests {
             payload,
             serde_json::json!({"code": 200, "headers": {}, "data": null})
         );
+
+        // A callback's answer is `{}` in base64: 0x7b 0x7d is 011110 110111 1101(00), e 3 0 =.
+        let ack = read.into_ack(3, Answer::Callback);
+        let payload: serde_json::Value = serde_json::from_slice(&ack.payload.unwrap()).unwrap();
+        assert_eq!(payload["code"], 200);
+        assert_eq!(payload["data"], "e30=");
     }
 
     #[test]

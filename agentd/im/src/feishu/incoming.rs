@@ -1,17 +1,26 @@
-//! A schema-2.0 event read as an [`Incoming`] message, or skipped. Only
-//! `im.message.receive_v1` carries messages; every other event (and a message we cannot read,
-//! or one without a sender's open_id) is skipped and acknowledged at once: there is nothing
-//! for the core to store.
+//! A schema-2.0 event read as an [`Incoming`] message, or skipped. `im.message.receive_v1`
+//! carries messages, `card.action.trigger` button presses (`card_action.rs`); every other
+//! event (and a message or press we cannot read, or one without a sender's open_id) is skipped
+//! and acknowledged at once: there is nothing for the core to store.
 //!
 //! Feishu names no sender in the event (a name needs the contact API and its own scope), so
 //! the open_id stands in as the display name, as Telegram's user id does when a user has none.
 
 use serde::Deserialize;
 
+use super::card_action::{self, CARD_ACTION};
+use super::frame::Answer;
 use crate::{ChannelKind, Content, FileRef, Incoming};
 
 /// The event that carries a message sent to the bot.
 const MESSAGE_RECEIVED: &str = "im.message.receive_v1";
+
+/// What one event means for the core, and what its acknowledgement answers.
+pub(super) struct Read {
+    /// What the core stores; None: nothing, so the event is acknowledged at once.
+    pub message: Option<Incoming>,
+    pub answer: Answer,
+}
 
 #[derive(Deserialize)]
 struct Event {
@@ -22,6 +31,9 @@ struct Event {
 #[derive(Deserialize)]
 struct EventHeader {
     event_type: String,
+    /// Unique per event; what a press is known by (a message has its own id).
+    #[serde(default)]
+    event_id: String,
 }
 
 #[derive(Deserialize)]
@@ -83,12 +95,31 @@ struct File {
     file_name: String,
 }
 
-pub(super) fn read(payload: &[u8]) -> Option<Incoming> {
-    let event: Event = serde_json::from_slice(payload).ok()?;
-    if event.header.event_type != MESSAGE_RECEIVED {
-        return None;
+pub(super) fn read(payload: &[u8]) -> Read {
+    let skipped = Read {
+        message: None,
+        answer: Answer::Event,
+    };
+    let Ok(event) = serde_json::from_slice::<Event>(payload) else {
+        return skipped;
+    };
+    match event.header.event_type.as_str() {
+        MESSAGE_RECEIVED => Read {
+            message: message(event.event),
+            answer: Answer::Event,
+        },
+        // Every press is answered as a callback, one we skip too: the owner's client waits
+        // for the answer.
+        CARD_ACTION => Read {
+            message: card_action::read(&event.header.event_id, event.event),
+            answer: Answer::Callback,
+        },
+        _ => skipped,
     }
-    let MessageEvent { sender, message } = serde_json::from_value(event.event).ok()?;
+}
+
+fn message(event: serde_json::Value) -> Option<Incoming> {
+    let MessageEvent { sender, message } = serde_json::from_value(event).ok()?;
     let open_id = sender.sender_id?.open_id.filter(|id| !id.is_empty())?;
     if message.message_id.is_empty() || message.chat_id.is_empty() {
         return None;
@@ -207,13 +238,16 @@ mod tests {
 
     fn read_content(message_type: &str, content: Value) -> Content {
         read(&event(message_type, content, Value::Null))
+            .message
             .unwrap()
             .content
     }
 
     #[test]
     fn a_text_message_names_its_chat_sender_and_id() {
-        let incoming = read(&event("text", json!({"text": "/start 1234"}), Value::Null)).unwrap();
+        let result = read(&event("text", json!({"text": "/start 1234"}), Value::Null));
+        assert_eq!(result.answer, Answer::Event);
+        let incoming = result.message.unwrap();
         assert_eq!(incoming.channel, ChannelKind::Feishu);
         assert_eq!(incoming.id, "om_5ce6d572455d361153b7cb51da133945");
         assert_eq!(incoming.chat, "oc_5ce6d572455d361153b7xx51da133945");
@@ -278,10 +312,12 @@ mod tests {
             {"key": "@_user_12", "id": {"open_id": "ou_x"}, "name": "Ada", "tenant_key": "t"},
         ]);
         let text = json!({"text": "@_user_1 /ask @_user_12 about it"});
-        let incoming = read(&event("text", text, mentions.clone())).unwrap();
+        let incoming = read(&event("text", text, mentions.clone()))
+            .message
+            .unwrap();
         assert_eq!(incoming.content, Content::Text("/ask @Ada about it".into()));
         let text = json!({"text": "@_user_1 @_user_12  hi"});
-        let incoming = read(&event("text", text, mentions)).unwrap();
+        let incoming = read(&event("text", text, mentions)).message.unwrap();
         assert_eq!(incoming.content, Content::Text("hi".into()));
     }
 
@@ -290,12 +326,12 @@ mod tests {
         let mut other: Value =
             serde_json::from_slice(&event("text", json!({"text": "x"}), Value::Null)).unwrap();
         other["header"]["event_type"] = json!("im.chat.member.bot.added_v1");
-        assert!(read(other.to_string().as_bytes()).is_none());
+        assert!(read(other.to_string().as_bytes()).message.is_none());
         let mut anonymous: Value =
             serde_json::from_slice(&event("text", json!({"text": "x"}), Value::Null)).unwrap();
         anonymous["event"]["sender"]["sender_id"] = Value::Null;
-        assert!(read(anonymous.to_string().as_bytes()).is_none());
-        assert!(read(b"not json").is_none());
-        assert!(read(br#"{"schema":"2.0"}"#).is_none());
+        assert!(read(anonymous.to_string().as_bytes()).message.is_none());
+        assert!(read(b"not json").message.is_none());
+        assert!(read(br#"{"schema":"2.0"}"#).message.is_none());
     }
 }

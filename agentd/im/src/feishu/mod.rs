@@ -7,7 +7,8 @@
 //! - `call.rs`: one OpenAPI call and its failures mapped onto the channel's errors.
 //! - `endpoint.rs`, `connection.rs`: the long connection (bootstrap, WebSocket, pings).
 //! - `frame.rs`, `fragments.rs`: its protobuf frames and the reassembly of split events.
-//! - `receive.rs`, `incoming.rs`: batches for the core, and the acknowledgements.
+//! - `receive.rs`, `incoming.rs`, `card_action.rs`: batches for the core (messages, and
+//!   presses on our cards' buttons), and the acknowledgements.
 //! - `send.rs`, `download.rs`: replies and files.
 //!
 //! The app secret and the tenant token never appear in an error or a log line: every error
@@ -15,6 +16,7 @@
 
 mod bot;
 mod call;
+mod card_action;
 mod connection;
 mod download;
 mod endpoint;

@@ -3,6 +3,10 @@
 //! core makes once it stored the batch. An event the server gets no acknowledgement for is
 //! sent again (after a reconnect at the latest); the core drops a second copy by its id.
 //!
+//! A press on a card's button (a callback) keeps the same contract. The platform wants its
+//! answer within about 3 seconds, or the owner's client shows an error on the card; the
+//! core's next call comes as soon as the batch is stored, well inside that.
+//!
 //! A connection that ends is not re-opened inside `next_batch`: the call returns Unreachable
 //! (after handing over any events that came before the end), so the receiver's backoff paces
 //! reconnects and the console says the link went down. The next call connects anew; a batch
@@ -11,7 +15,7 @@
 use std::time::Instant;
 
 use super::connection::{Connection, Delivery};
-use super::frame::Frame;
+use super::frame::{Answer, Frame};
 use super::{CHANNEL, Feishu, incoming};
 use crate::{Error, Incoming};
 
@@ -21,8 +25,9 @@ const MAX_BATCH: usize = 100;
 #[derive(Default)]
 pub(super) struct Link {
     connection: Option<Connection>,
-    /// The frames of the last batch, with when each arrived: acknowledged by the next call.
-    unacked: Vec<(Frame, Instant)>,
+    /// The frames of the last batch, with when each arrived and what its acknowledgement
+    /// answers: acknowledged by the next call.
+    unacked: Vec<(Frame, Instant, Answer)>,
 }
 
 impl Feishu {
@@ -34,8 +39,8 @@ impl Feishu {
         } = &mut *guard;
         let stored = std::mem::take(unacked);
         if let Some(connection) = connection.as_ref() {
-            for (frame, received) in stored {
-                connection.acknowledge(frame, received);
+            for (frame, received, answer) in stored {
+                connection.acknowledge(frame, received, answer);
             }
         }
         let live = match connection.take() {
@@ -61,13 +66,14 @@ impl Feishu {
         }
         let mut batch = Vec::new();
         for delivery in deliveries {
-            match incoming::read(&delivery.payload) {
+            let read = incoming::read(&delivery.payload);
+            match read.message {
                 Some(message) => {
                     batch.push(message);
-                    unacked.push((delivery.frame, delivery.received));
+                    unacked.push((delivery.frame, delivery.received, read.answer));
                 }
                 // Nothing for the core to store: acknowledged at once.
-                None => live.acknowledge(delivery.frame, delivery.received),
+                None => live.acknowledge(delivery.frame, delivery.received, read.answer),
             }
         }
         if let Some(reason) = ended {

@@ -1,19 +1,21 @@
 //! A fake Feishu/Lark open platform for tests and benches, speaking the real wire formats on
 //! the real paths: the tenant token, bot info, the long connection's bootstrap
 //! (`/callback/ws/endpoint`) and the long connection itself (a WebSocket on the same listener
-//! carrying protobuf `pbbp2.Frame`s: events, pings and pongs, acknowledgements), sending
-//! messages, uploading images and files, and downloading the files messages carry.
+//! carrying protobuf `pbbp2.Frame`s: events, card callbacks, pings and pongs,
+//! acknowledgements), sending messages (text, image, audio, interactive cards), uploading
+//! images and files, and downloading the files messages carry.
 //!
-//! The test side drives it from Rust: inject messages (sent at once to every open connection,
-//! and again to each new connection until acknowledged, as the real server redelivers), cut
-//! events into several frames, see the acknowledgements and pings, read what the bot sent, and
-//! make things fail the way the real server does (a dropped connection, an expired token,
-//! gateway errors, rate limits, unanswered pings).
+//! The test side drives it from Rust: inject messages and presses on card buttons (sent at
+//! once to every open connection, and again to each new connection until acknowledged, as the
+//! real server redelivers), cut events into several frames, see the acknowledgements and
+//! pings, read what the bot sent, and make things fail the way the real server does (a
+//! dropped connection, an expired token, gateway errors, rate limits, unanswered pings).
 //!
-//! Not modelled: event types other than `im.message.receive_v1`, card callbacks, mentions,
-//! redelivery on a timer (only on reconnect, or when a test calls `redeliver`), ticket expiry,
-//! and the connection cap.
+//! Not modelled: event types other than `im.message.receive_v1` and `card.action.trigger`,
+//! mentions, the 3-second limit on answering a callback, redelivery on a timer (only on
+//! reconnect, or when a test calls `redeliver`), ticket expiry, and the connection cap.
 
+mod card;
 mod frame;
 mod openapi;
 mod state;
@@ -199,6 +201,25 @@ impl FakeFeishu {
         message_id
     }
 
+    /// A press by `open_id` on a button whose value is `{"data": data}` (what the channel
+    /// sends) on a card in `chat_id`, as a `card.action.trigger` callback; returns its
+    /// event_id, what the channel names the press by.
+    pub fn inject_button_press(&self, open_id: &str, chat_id: &str, data: &str) -> String {
+        self.inject_card_action(open_id, chat_id, json!({ "data": data }))
+    }
+
+    /// A press on a card element whose value is `value`, any JSON.
+    pub fn inject_card_action(&self, open_id: &str, chat_id: &str, value: Value) -> String {
+        self.shared.lock().push_card_action(open_id, chat_id, value)
+    }
+
+    /// Sends card callbacks in frames of type `card` from now on (on), or `event` (off, the
+    /// default). The official SDKs read callbacks from `event` frames only and answer them
+    /// there; the protocol also has a `card` type, which some report callbacks arrive in.
+    pub fn callbacks_in_card_frames(&self, on: bool) {
+        self.shared.lock().callback_frame_type = if on { "card" } else { "event" };
+    }
+
     /// Sends events cut into `parts` frames from now on (1: whole).
     pub fn fragment_events(&self, parts: usize) {
         self.shared.lock().fragments = parts.max(1);
@@ -234,7 +255,8 @@ impl FakeFeishu {
         self.shared.lock().connections_opened
     }
 
-    /// How many times the event carrying `message_id` went out whole.
+    /// How many times the event carrying `message_id` (or the callback with that event_id)
+    /// went out whole.
     pub fn deliveries(&self, message_id: &str) -> usize {
         self.shared
             .lock()
@@ -245,7 +267,8 @@ impl FakeFeishu {
             .unwrap_or(0)
     }
 
-    /// Whether the event carrying `message_id` was acknowledged with code 200.
+    /// Whether the event carrying `message_id` (or the callback with that event_id) was
+    /// acknowledged with code 200.
     pub fn acked(&self, message_id: &str) -> bool {
         let state = self.shared.lock();
         state

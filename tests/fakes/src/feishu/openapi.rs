@@ -2,9 +2,9 @@
 //! message resources) and the long connection's bootstrap, with the real envelopes
 //! (`{"code":0,"msg":"success","data":…}`) and the real codes where we know them: 10014 for a
 //! wrong app secret, 99991661/99991663 for a missing or refused token, 99991400 with HTTP 429
-//! and `x-ogw-ratelimit-reset` for rate limits. Codes for bad parameters (230001, 234001,
-//! 234003) and the bootstrap's answer to wrong credentials (514) are stand-ins: the client
-//! must not depend on their exact values.
+//! and `x-ogw-ratelimit-reset` for rate limits, 230099 for a card it cannot build. Codes for
+//! bad parameters (230001, 234001, 234003) and the bootstrap's answer to wrong credentials
+//! (514) are stand-ins: the client must not depend on their exact values.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::state::{Failure, Resource, Sent};
-use super::{APP_ID, APP_SECRET, BOT_NAME, BOT_OPEN_ID, Shared, websocket};
+use super::{APP_ID, APP_SECRET, BOT_NAME, BOT_OPEN_ID, Shared, card, websocket};
 use crate::form::Params;
 use crate::server::{self, Body};
 
@@ -172,12 +172,17 @@ fn send(shared: &Shared, params: &Params, body_size: usize) -> Response<Body> {
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .filter(Value::is_object)
     else {
+        if msg_type == "interactive" {
+            let cause = card::refusal("the content is not a JSON object");
+            return failure(400, card::REFUSED_CODE, &cause);
+        }
         return failure(
             400,
             230_001,
             "Your request contains an invalid request parameter, ext=invalid content.",
         );
     };
+    let mut buttons = Vec::new();
     let mut state = shared.lock();
     let (text, resource) = match msg_type.as_str() {
         "text" => {
@@ -218,6 +223,13 @@ fn send(shared: &Shared, params: &Params, body_size: usize) -> Response<Body> {
                 }
             }
         }
+        "interactive" => match card::buttons(&content) {
+            Ok(found) => {
+                buttons = found;
+                (String::new(), None)
+            }
+            Err(cause) => return failure(400, card::REFUSED_CODE, &card::refusal(&cause)),
+        },
         _ => (String::new(), None),
     };
     let resource = resource.unwrap_or(Resource {
@@ -232,6 +244,7 @@ fn send(shared: &Shared, params: &Params, body_size: usize) -> Response<Body> {
         text,
         bytes: resource.bytes,
         file_name: resource.file_name,
+        buttons,
         at: Instant::now(),
     });
     let message_id = state.id("om_");

@@ -1,7 +1,7 @@
-//! What the fake Feishu server knows: its tenant tokens, every event injected (and whether the
-//! bot acknowledged it), the open long connections, the files it holds, what the bot sent,
-//! and the failures a test asked for. Plain data behind one mutex; the handlers never hold the
-//! lock across an await.
+//! What the fake Feishu server knows: its tenant tokens, every event and card callback injected
+//! (and whether the bot acknowledged it), the open long connections, the files it holds, what
+//! the bot sent, and the failures a test asked for. Plain data behind one mutex; the handlers
+//! never hold the lock across an await.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,20 +55,27 @@ pub struct Sent {
     /// The uploaded image or file an image or audio message names.
     pub bytes: Vec<u8>,
     pub file_name: String,
+    /// An interactive card's buttons, (label, data) in order: data is the string
+    /// `data` of the button's value, or the whole value as JSON when it has none.
+    pub buttons: Vec<(String, String)>,
     pub at: Instant,
 }
 
-/// An acknowledgement the bot sent back for an event frame.
+/// An acknowledgement the bot sent back for an event (or card callback) frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
     /// The frame's `message_id` header (the delivery's id, not the chat message's).
     pub delivery_id: String,
-    /// The chat message (`om_…`) the event carried.
+    /// What the inject call returned: the chat message (`om_…`) a message event carried, the
+    /// event_id of a card callback.
     pub message_id: String,
     /// The `biz_rt` header: how long the bot took, in ms.
     pub biz_rt: Option<String>,
     /// `code` of the payload JSON (200 when handled).
     pub code: Option<i64>,
+    /// The payload's `data`: the JSON it holds in base64 (a callback's response, `{}` when it
+    /// asks for nothing), None when null or absent, the raw value when it is not base64 JSON.
+    pub data: Option<Value>,
 }
 
 /// A ping the bot sent.
@@ -84,7 +91,10 @@ pub struct Ping {
 /// An event the server holds until the bot acknowledges it.
 pub(super) struct Event {
     pub delivery_id: String,
+    /// What tests know it by: the message id of a message, the event_id of a callback.
     pub message_id: String,
+    /// The frames' `type` header: `event`, or `card` for a callback when a test asks.
+    pub frame_type: &'static str,
     pub payload: Vec<u8>,
     pub acked: bool,
     /// How many times it went out (whole).
@@ -100,9 +110,10 @@ pub(super) struct Resource {
 
 /// What a connection task is told to do.
 pub(super) enum Command {
-    /// Send this event, cut into `parts` frames.
+    /// Send this event, cut into `parts` frames of `frame_type`.
     Deliver {
         delivery_id: String,
+        frame_type: &'static str,
         payload: Vec<u8>,
         parts: usize,
     },
@@ -140,6 +151,8 @@ pub(super) struct State {
     pub answer_pings: bool,
     /// Events are sent in this many frames from now on.
     pub fragments: usize,
+    /// The frame type card callbacks go out in from now on.
+    pub callback_frame_type: &'static str,
     /// (message_id, key) → the file the message carries.
     pub resources: HashMap<(String, String), Resource>,
     /// Images and files the bot uploaded, by key.
@@ -168,6 +181,7 @@ impl State {
             pong_config: None,
             answer_pings: true,
             fragments: 1,
+            callback_frame_type: "event",
             resources: HashMap::new(),
             uploads: HashMap::new(),
             unsized_downloads: false,
@@ -269,10 +283,52 @@ impl State {
                 },
             },
         });
+        self.push_event(message_id.clone(), "event", &event);
+        message_id
+    }
+
+    /// Stores a `card.action.trigger` callback: `open_id` pressed an element whose value is
+    /// `value` on a card in `chat_id`. Sends it to every open connection; returns its
+    /// event_id. The card's message id is a new one: the fake does not tie presses to the
+    /// cards the bot sent.
+    pub fn push_card_action(&mut self, open_id: &str, chat_id: &str, value: Value) -> String {
+        let event_id = self.id("");
+        let message_id = self.id("om_");
+        let token = self.id("c-");
+        let event = json!({
+            "schema": "2.0",
+            "header": {
+                "event_id": event_id,
+                "token": "",
+                "create_time": unix_millis().to_string(),
+                "event_type": "card.action.trigger",
+                "tenant_key": "2ca1d211f64f6438",
+                "app_id": super::APP_ID,
+            },
+            "event": {
+                "operator": {
+                    "tenant_key": "2ca1d211f64f6438",
+                    "open_id": open_id,
+                    "union_id": format!("on_{}", open_id.trim_start_matches("ou_")),
+                },
+                "token": token,
+                "action": {"value": value, "tag": "button"},
+                "host": "im_message",
+                "context": {"open_message_id": message_id, "open_chat_id": chat_id},
+            },
+        });
+        let frame_type = self.callback_frame_type;
+        self.push_event(event_id.clone(), frame_type, &event);
+        event_id
+    }
+
+    /// Stores an event known as `message_id` and sends it to every open connection.
+    fn push_event(&mut self, message_id: String, frame_type: &'static str, event: &Value) {
         let delivery_id = self.id("");
         self.events.push(Event {
             delivery_id: delivery_id.clone(),
-            message_id: message_id.clone(),
+            message_id,
+            frame_type,
             payload: event.to_string().into_bytes(),
             acked: false,
             deliveries: 0,
@@ -281,7 +337,6 @@ impl State {
         for number in numbers {
             self.deliver(number, &delivery_id);
         }
-        message_id
     }
 
     /// Tells connection `number` to send the event `delivery_id`.
@@ -299,6 +354,7 @@ impl State {
         };
         let command = Command::Deliver {
             delivery_id: event.delivery_id.clone(),
+            frame_type: event.frame_type,
             payload: event.payload.clone(),
             parts,
         };

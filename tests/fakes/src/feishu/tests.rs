@@ -14,9 +14,19 @@ use super::*;
 
 /// One request on its own connection: the status code and the JSON body.
 async fn exchange(fake: &FakeFeishu, request: &str, body: &str) -> (u16, Value) {
+    exchange_with(fake, request, "", body).await
+}
+
+/// The same, with `headers` (each line ending in \r\n) added.
+async fn exchange_with(
+    fake: &FakeFeishu,
+    request: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(fake.address()).await.unwrap();
     let request = format!(
-        "{request} HTTP/1.1\r\nHost: open.feishu.cn\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{request} HTTP/1.1\r\nHost: open.feishu.cn\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -191,4 +201,100 @@ async fn a_used_ticket_is_refused_with_handshake_headers() {
     };
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["Handshake-Status"], "403");
+}
+
+#[tokio::test]
+async fn cards_keep_their_buttons_and_presses_come_as_callbacks_in_event_or_card_frames() {
+    let fake = fake().await;
+    let credentials = json!({"app_id": APP_ID, "app_secret": APP_SECRET}).to_string();
+    let path = "POST /open-apis/auth/v3/tenant_access_token/internal";
+    let (_, body) = exchange(&fake, path, &credentials).await;
+    let auth = format!(
+        "Authorization: Bearer {}\r\n",
+        body["tenant_access_token"].as_str().unwrap()
+    );
+    let send = "POST /open-apis/im/v1/messages?receive_id_type=chat_id";
+    let card = |content: &str| {
+        json!({"receive_id": "oc_b", "msg_type": "interactive", "content": content}).to_string()
+    };
+    // Not JSON, and a button that can never answer: refused as the server refuses cards.
+    for content in [
+        "{not json".to_string(),
+        json!({"elements": [{"tag": "action", "actions": [
+            {"tag": "button", "text": {"tag": "plain_text", "content": "Yes"}},
+        ]}]})
+        .to_string(),
+    ] {
+        let (status, body) = exchange_with(&fake, send, &auth, &card(&content)).await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(230_099)),
+            "{body}"
+        );
+        assert!(
+            body["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("Failed to create card content")
+        );
+    }
+    let good = json!({"elements": [
+        {"tag": "div", "text": {"tag": "plain_text", "content": "Run it?"}},
+        {"tag": "action", "actions": [
+            {"tag": "button", "text": {"tag": "plain_text", "content": "Yes"}, "value": {"data": "y"}},
+            {"tag": "button", "text": {"tag": "plain_text", "content": "No"}, "value": {"data": "n"}},
+        ]},
+    ]});
+    let (status, body) = exchange_with(&fake, send, &auth, &card(&good.to_string())).await;
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].msg_type, "interactive");
+    assert_eq!(
+        sent[0].buttons,
+        [("Yes".into(), "y".into()), ("No".into(), "n".into())]
+    );
+
+    let (mut socket, service) = connect(&fake).await;
+    let press = fake.inject_button_press("ou_a", "oc_b", "y");
+    let frame = next_frame(&mut socket).await;
+    assert_eq!((frame.method, frame.service), (frame::DATA, service));
+    assert_eq!(frame.header("type"), Some("event"));
+    let event: Value = serde_json::from_slice(frame.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(event["schema"], "2.0");
+    assert_eq!(event["header"]["event_type"], "card.action.trigger");
+    assert_eq!(event["header"]["event_id"], press.as_str());
+    assert_eq!(event["event"]["operator"]["open_id"], "ou_a");
+    assert_eq!(event["event"]["action"]["value"], json!({"data": "y"}));
+    assert_eq!(event["event"]["context"]["open_chat_id"], "oc_b");
+    assert!(
+        event["event"]["context"]["open_message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("om_")
+    );
+
+    // Answered as the Go SDK answers a callback: `{}` in base64.
+    let mut ack = frame;
+    ack.headers.push(header("biz_rt", "1"));
+    ack.payload = Some(br#"{"code":200,"headers":{},"data":"e30="}"#.to_vec());
+    socket.send(Message::binary(ack.to_bytes())).await.unwrap();
+    let acks = fake.wait_acks(1, Duration::from_secs(5)).await;
+    assert_eq!(acks[0].message_id, press);
+    assert_eq!(acks[0].data, Some(json!({})));
+    assert!(fake.acked(&press));
+
+    fake.callbacks_in_card_frames(true);
+    let other = fake.inject_card_action("ou_a", "oc_b", json!({"n": 1}));
+    let frame = next_frame(&mut socket).await;
+    assert_eq!(frame.header("type"), Some("card"));
+    let mut ack = frame;
+    ack.payload = Some(br#"{"code":200,"headers":{},"data":null}"#.to_vec());
+    socket.send(Message::binary(ack.to_bytes())).await.unwrap();
+    let acks = fake.wait_acks(2, Duration::from_secs(5)).await;
+    assert_eq!(
+        (acks[1].message_id.as_str(), &acks[1].data),
+        (other.as_str(), &None)
+    );
+    assert!(fake.acked(&other));
 }

@@ -1,7 +1,7 @@
 //! The long connection's server side, on the fake's own listener: `GET /ws/v2?…&ticket=…`
 //! upgrades to a WebSocket (hyper's upgrade, then tungstenite on the raw stream), and a task
-//! per connection sends events as protobuf data frames, answers pings with pongs carrying the
-//! client settings, and records acknowledgements.
+//! per connection sends events and card callbacks as protobuf data frames, answers pings with
+//! pongs carrying the client settings, and records acknowledgements.
 //!
 //! Like the real server, a new connection first gets every event not acknowledged yet: that
 //! is what makes delivery at least once across a client crash or a dropped connection.
@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use base64::Engine;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -116,8 +118,11 @@ async fn serve<S>(
         tokio::select! {
             command = commands.recv() => match command {
                 None | Some(Command::Drop) => return,
-                Some(Command::Deliver { delivery_id, payload, parts }) => {
-                    for frame in event_frames(service_id, &delivery_id, &payload, parts, &mut seq_id) {
+                Some(Command::Deliver { delivery_id, frame_type, payload, parts }) => {
+                    let frames = event_frames(
+                        service_id, frame_type, &delivery_id, &payload, parts, &mut seq_id,
+                    );
+                    for frame in frames {
                         if socket.send(Message::binary(frame.to_bytes())).await.is_err() {
                             return;
                         }
@@ -139,10 +144,11 @@ async fn serve<S>(
     }
 }
 
-/// The frames that carry one event: `parts` of them (at most one per byte), sharing the
-/// delivery's `message_id`, with `sum` and `seq` headers.
+/// The frames that carry one event: `parts` of them (at most one per byte) of `frame_type`,
+/// sharing the delivery's `message_id`, with `sum` and `seq` headers.
 fn event_frames(
     service_id: i32,
+    frame_type: &str,
     delivery_id: &str,
     payload: &[u8],
     parts: usize,
@@ -166,7 +172,7 @@ fn event_frames(
                 service: service_id,
                 method: frame::DATA,
                 headers: vec![
-                    header("type", "event"),
+                    header("type", frame_type),
                     header("message_id", delivery_id),
                     header("sum", &sum.to_string()),
                     header("seq", &seq.to_string()),
@@ -199,13 +205,15 @@ fn received(shared: &Shared, service_id: i32, bytes: &[u8]) -> Option<Frame> {
                 ..Frame::default()
             })
         }
-        (frame::DATA, Some("event")) => {
+        // An acknowledgement is the frame sent back, whatever its type.
+        (frame::DATA, Some("event" | "card")) => {
             let delivery_id = frame.header("message_id").unwrap_or("").to_string();
-            let code = frame
+            let payload = frame
                 .payload
                 .as_deref()
-                .and_then(|payload| serde_json::from_slice::<serde_json::Value>(payload).ok())
-                .and_then(|payload| payload["code"].as_i64());
+                .and_then(|payload| serde_json::from_slice::<Value>(payload).ok())
+                .unwrap_or(Value::Null);
+            let code = payload["code"].as_i64();
             let mut message_id = String::new();
             if let Some(event) = state
                 .events
@@ -220,6 +228,7 @@ fn received(shared: &Shared, service_id: i32, bytes: &[u8]) -> Option<Frame> {
                 message_id,
                 biz_rt: frame.header("biz_rt").map(str::to_string),
                 code,
+                data: answer_data(&payload["data"]),
             });
             None
         }
@@ -228,4 +237,19 @@ fn received(shared: &Shared, service_id: i32, bytes: &[u8]) -> Option<Frame> {
     drop(state);
     shared.changed.notify_waiters();
     reply
+}
+
+/// An acknowledgement's `data`: the SDKs send a handler's response as base64 JSON (Go's
+/// encoding/json writes `[]byte` so). Null is None; anything else is kept as it came.
+fn answer_data(data: &Value) -> Option<Value> {
+    let text = match data {
+        Value::Null => return None,
+        Value::String(text) => text,
+        other => return Some(other.clone()),
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .or_else(|| Some(data.clone()))
 }
