@@ -62,7 +62,9 @@ pub fn load(engine: &Engine, compiled: &Path) -> Result<Component, Error> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let partial = path.with_extension("partial");
+    // Two calls of a new skill may compile it at once: each writes its own partial file, and
+    // the second rename replaces the first's identical result.
+    let partial = path.with_extension(format!("partial.{}", std::process::id()));
     let mut file = std::fs::File::create(&partial).map_err(Error::io("create", &partial))?;
     file.write_all(bytes)
         .map_err(Error::io("write", &partial))?;
