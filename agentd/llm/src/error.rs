@@ -129,8 +129,9 @@ pub(crate) fn scrub(text: &str, key: &str) -> String {
     clean
 }
 
-/// A reqwest error as text: each cause in its chain, without the URL.
-pub(crate) fn http_reason(error: reqwest::Error) -> String {
+/// A reqwest error as text: each cause in its chain, without the URL (it may carry a key).
+/// The MCP client says its failures the same way.
+pub fn http_reason(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut reason = error.to_string();
     let mut source = std::error::Error::source(&error);

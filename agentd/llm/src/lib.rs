@@ -16,6 +16,6 @@ mod transport;
 pub mod types;
 
 pub use client::Llm;
-pub use error::{Error, ProviderId};
+pub use error::{Error, ProviderId, http_reason};
 pub use transport::Timeouts;
 pub use types::*;

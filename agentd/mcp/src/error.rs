@@ -77,20 +77,3 @@ fn status_hint(status: u16) -> &'static str {
         _ => "",
     }
 }
-
-/// A reqwest failure in words, without the URL it names (it may carry a key).
-pub(crate) fn http_reason(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut reason = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // hyper and reqwest repeat an inner message in the outer one at times.
-        if !reason.contains(&cause_text) {
-            reason.push_str(": ");
-            reason.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    reason
-}

@@ -9,10 +9,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 use serde_json::{Value, json};
 
-use carapace_llm::sse;
+use carapace_llm::{http_reason, sse};
 
 use crate::Limits;
-use crate::error::{Error, http_reason};
+use crate::error::Error;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
