@@ -499,15 +499,7 @@ impl Agent {
         }
         let system = self.system_prompt(user, message.channel, &history.summary, now)?;
         let waiting = Asked::default();
-        let context = ToolContext {
-            store: &self.store,
-            channel: message.channel,
-            chat: &message.chat,
-            now,
-            identity: &self.identity,
-            inference: &self.inference,
-            asked: &waiting,
-        };
+        let context = self.tool_context(message, now, &waiting);
         let outcome = run_turn(
             brain,
             &self.tools,
@@ -566,6 +558,24 @@ impl Agent {
             },
             effect: Effect::None,
         })
+    }
+
+    /// What a tool may touch while it answers `message`.
+    fn tool_context<'a>(
+        &'a self,
+        message: &'a Incoming,
+        now: u64,
+        asked: &'a Asked,
+    ) -> ToolContext<'a> {
+        ToolContext {
+            store: &self.store,
+            channel: message.channel,
+            chat: &message.chat,
+            now,
+            identity: &self.identity,
+            inference: &self.inference,
+            asked,
+        }
     }
 
     /// The owner's questions for the calls a turn kept (approvals.rs), each audited.
@@ -632,15 +642,7 @@ impl Agent {
             )));
         }
         let asked = Asked::default();
-        let context = ToolContext {
-            store: &self.store,
-            channel: message.channel,
-            chat: &message.chat,
-            now,
-            identity: &self.identity,
-            inference: &self.inference,
-            asked: &asked,
-        };
+        let context = self.tool_context(message, now, &asked);
         let result = self
             .tools
             .call_approved(&context, &pending.tool, &pending.arguments)
