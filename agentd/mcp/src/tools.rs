@@ -19,7 +19,7 @@ pub struct Tool {
 /// A tool that was not taken, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeftOut {
-    /// As the server gave it, cut for display (or a placeholder when it gave none).
+    /// As the server gave it, cut for display; `(no name)` for an entry without one.
     pub name: String,
     pub reason: String,
 }

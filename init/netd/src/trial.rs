@@ -128,12 +128,7 @@ impl Trials {
         let old_text = read_text(&self.owner)?;
         let mut config = self.base(old_text.as_deref());
         config.wifi = networks.to_vec();
-        config.validate().map_err(|err| Error::TrialConfig {
-            problem: err.to_string(),
-        })?;
-        let new_text = config.to_toml().map_err(|err| Error::TrialConfig {
-            problem: err.to_string(),
-        })?;
+        let new_text = checked_text(&config)?;
         // A trial on top of a pending one keeps the first revert point.
         let first = !self.before.exists();
         if first {
@@ -177,12 +172,7 @@ impl Trials {
             return Ok(false);
         }
         config.allow.push(entry);
-        config.validate().map_err(|err| Error::TrialConfig {
-            problem: err.to_string(),
-        })?;
-        let new_text = config.to_toml().map_err(|err| Error::TrialConfig {
-            problem: err.to_string(),
-        })?;
+        let new_text = checked_text(&config)?;
         write(&self.owner, &new_text)?;
         Ok(true)
     }
@@ -266,6 +256,15 @@ impl Trials {
             .or_else(|| settings::read(&self.last_good).ok().flatten())
             .unwrap_or_default()
     }
+}
+
+/// The owner's file for `config`, if it checks.
+fn checked_text(config: &NetdConfig) -> Result<String> {
+    let problem = |err: &dyn std::fmt::Display| Error::TrialConfig {
+        problem: err.to_string(),
+    };
+    config.validate().map_err(|err| problem(&err))?;
+    config.to_toml().map_err(|err| problem(&err))
 }
 
 fn ssids(networks: &[WifiNetwork]) -> Vec<String> {
