@@ -337,6 +337,8 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--side") {
+        // As carapace-infer's main does.
+        carapace_infer::reuse_freed_memory();
         let result = engine_side(
             &args[at + 1],
             Path::new(&args[at + 2]),
@@ -350,6 +352,14 @@ fn main() {
     if args.iter().any(|a| a == "--bench" || a == "--test") && args.iter().any(|a| a == "--list") {
         return;
     }
+    // `cargo bench --bench peers -- transcription ocr`: only those capabilities (any of
+    // embeddings, vad, transcription, speech, ocr, vlm); none named: all of them.
+    let only: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.contains(&name);
     let python = python();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -397,173 +407,186 @@ fn main() {
         "", "carapace", "peer", "ratio"
     );
 
-    let embed = compare("embeddings", &minilm, &minilm, &sentences, &python);
-    println!(
-        "embeddings, {EMBED_THREADS} threads: candle against {}",
-        embed.results[1]["peer"].as_str().unwrap_or("?")
-    );
     let ms = |sides: &Sides, key: &str, i: usize| sides.results[i][key].as_f64().unwrap();
-    row(
-        "one sentence",
-        ms(&embed, "batch1_ms", 0),
-        ms(&embed, "batch1_ms", 1),
-        "ms",
-    );
-    row(
-        "32 sentences",
-        ms(&embed, "batch32_ms", 0),
-        ms(&embed, "batch32_ms", 1),
-        "ms",
-    );
-    row(
-        "start to first embedding",
-        embed.cold_ms[0],
-        embed.cold_ms[1],
-        "ms",
-    );
     let mib = |sides: &Sides, i: usize| sides.results[i]["peak_kib"].as_f64().unwrap() / 1024.0;
-    row("peak memory", mib(&embed, 0), mib(&embed, 1), "MiB");
+    if wanted("embeddings") {
+        let embed = compare("embeddings", &minilm, &minilm, &sentences, &python);
+        println!(
+            "embeddings, {EMBED_THREADS} threads: candle against {}",
+            embed.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "one sentence",
+            ms(&embed, "batch1_ms", 0),
+            ms(&embed, "batch1_ms", 1),
+            "ms",
+        );
+        row(
+            "32 sentences",
+            ms(&embed, "batch32_ms", 0),
+            ms(&embed, "batch32_ms", 1),
+            "ms",
+        );
+        row(
+            "start to first embedding",
+            embed.cold_ms[0],
+            embed.cold_ms[1],
+            "ms",
+        );
+        row("peak memory", mib(&embed, 0), mib(&embed, 1), "MiB");
+    }
 
-    let vad = compare(
-        "vad",
-        &silero,
-        &silero.join("silero_vad.onnx"),
-        &wav,
-        &python,
-    );
-    println!(
-        "voice activity, {VAD_THREADS} thread, {:.1} s of speech and pauses: ONNX Runtime against {}",
-        decode_wav(&std::fs::read(&wav).unwrap()).unwrap().len() as f64 / 16_000.0,
-        vad.results[1]["peer"].as_str().unwrap_or("?")
-    );
-    row(
-        "segments of the whole audio",
-        ms(&vad, "run_ms", 0),
-        ms(&vad, "run_ms", 1),
-        "ms",
-    );
-    row(
-        "start to first segments",
-        vad.cold_ms[0],
-        vad.cold_ms[1],
-        "ms",
-    );
-    row("peak memory", mib(&vad, 0), mib(&vad, 1), "MiB");
-    let same = vad.results[0]["segments"] == vad.results[1]["segments"];
-    println!(
-        "  segments: {} (engine {}, peer {})",
-        if same { "identical" } else { "DIFFERENT" },
-        vad.results[0]["segments"],
-        vad.results[1]["segments"]
-    );
+    if wanted("vad") {
+        let vad = compare(
+            "vad",
+            &silero,
+            &silero.join("silero_vad.onnx"),
+            &wav,
+            &python,
+        );
+        println!(
+            "voice activity, {VAD_THREADS} thread, {:.1} s of speech and pauses: ONNX Runtime against {}",
+            decode_wav(&std::fs::read(&wav).unwrap()).unwrap().len() as f64 / 16_000.0,
+            vad.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "segments of the whole audio",
+            ms(&vad, "run_ms", 0),
+            ms(&vad, "run_ms", 1),
+            "ms",
+        );
+        row(
+            "start to first segments",
+            vad.cold_ms[0],
+            vad.cold_ms[1],
+            "ms",
+        );
+        row("peak memory", mib(&vad, 0), mib(&vad, 1), "MiB");
+        let same = vad.results[0]["segments"] == vad.results[1]["segments"];
+        println!(
+            "  segments: {} (engine {}, peer {})",
+            if same { "identical" } else { "DIFFERENT" },
+            vad.results[0]["segments"],
+            vad.results[1]["segments"]
+        );
+    }
 
-    let speech = compare("transcription", &whisper, &whisper_wheel, &wav, &python);
-    println!(
-        "transcription, {TRANSCRIPTION_THREADS} threads, the same speech: Whisper tiny.en on candle against {}",
-        speech.results[1]["peer"].as_str().unwrap_or("?")
-    );
-    row(
-        "text of the whole audio",
-        ms(&speech, "run_ms", 0),
-        ms(&speech, "run_ms", 1),
-        "ms",
-    );
-    row(
-        "start to first text",
-        speech.cold_ms[0],
-        speech.cold_ms[1],
-        "ms",
-    );
-    row("peak memory", mib(&speech, 0), mib(&speech, 1), "MiB");
-    println!(
-        "  text: engine {}, peer {}",
-        speech.results[0]["text"], speech.results[1]["text"]
-    );
+    if wanted("transcription") {
+        let speech = compare("transcription", &whisper, &whisper_wheel, &wav, &python);
+        println!(
+            "transcription, {TRANSCRIPTION_THREADS} threads, the same speech: Whisper tiny.en on candle against {}",
+            speech.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "text of the whole audio",
+            ms(&speech, "run_ms", 0),
+            ms(&speech, "run_ms", 1),
+            "ms",
+        );
+        row(
+            "start to first text",
+            speech.cold_ms[0],
+            speech.cold_ms[1],
+            "ms",
+        );
+        row("peak memory", mib(&speech, 0), mib(&speech, 1), "MiB");
+        println!(
+            "  text: engine {}, peer {}",
+            speech.results[0]["text"], speech.results[1]["text"]
+        );
+    }
 
-    let spoken = dir.path().join("spoken.txt");
-    std::fs::write(&spoken, SPOKEN).unwrap();
-    let piper_onnx = piper.join("en_US-joe-medium.onnx");
-    let voice = compare("speech", &piper, &piper_onnx, &spoken, &python);
-    println!(
-        "speech, {SPEECH_THREADS} threads, three sentences ({:.1} s of audio): Piper's joe voice on ONNX Runtime against {}",
-        voice.results[0]["seconds"].as_f64().unwrap_or(0.0),
-        voice.results[1]["peer"].as_str().unwrap_or("?")
-    );
-    row(
-        "audio of the three sentences",
-        ms(&voice, "run_ms", 0),
-        ms(&voice, "run_ms", 1),
-        "ms",
-    );
-    row(
-        "start to first audio",
-        voice.cold_ms[0],
-        voice.cold_ms[1],
-        "ms",
-    );
-    row("peak memory", mib(&voice, 0), mib(&voice, 1), "MiB");
-    let page = dir.path().join("page.png");
-    drawn_page::page(900, 360, &drawn_page::sample_lines())
-        .save(&page)
-        .unwrap();
-    let ocr = compare("ocr", &pp_ocr, &pp_ocr, &page, &python);
-    println!(
-        "OCR, {OCR_THREADS} threads, a 900 x 360 page of six lines: PP-OCRv4 on ONNX Runtime against {}",
-        ocr.results[1]["peer"].as_str().unwrap_or("?")
-    );
-    row(
-        "text of the page",
-        ms(&ocr, "run_ms", 0),
-        ms(&ocr, "run_ms", 1),
-        "ms",
-    );
-    row("start to first text", ocr.cold_ms[0], ocr.cold_ms[1], "ms");
-    row("peak memory", mib(&ocr, 0), mib(&ocr, 1), "MiB");
-    let same = ocr.results[0]["text"] == ocr.results[1]["text"];
-    println!(
-        "  text: {} (engine {}, peer {})",
-        if same { "identical" } else { "DIFFERENT" },
-        ocr.results[0]["text"],
-        ocr.results[1]["text"]
-    );
+    if wanted("speech") {
+        let spoken = dir.path().join("spoken.txt");
+        std::fs::write(&spoken, SPOKEN).unwrap();
+        let piper_onnx = piper.join("en_US-joe-medium.onnx");
+        let voice = compare("speech", &piper, &piper_onnx, &spoken, &python);
+        println!(
+            "speech, {SPEECH_THREADS} threads, three sentences ({:.1} s of audio): Piper's joe voice on ONNX Runtime against {}",
+            voice.results[0]["seconds"].as_f64().unwrap_or(0.0),
+            voice.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "audio of the three sentences",
+            ms(&voice, "run_ms", 0),
+            ms(&voice, "run_ms", 1),
+            "ms",
+        );
+        row(
+            "start to first audio",
+            voice.cold_ms[0],
+            voice.cold_ms[1],
+            "ms",
+        );
+        row("peak memory", mib(&voice, 0), mib(&voice, 1), "MiB");
+    }
 
-    // SmolVLM-256M's shapes with random weights, made by the peer's transformers.
-    let smolvlm = dir.path().join("smolvlm-256m-random");
-    let status = Command::new(&python)
-        .arg(manifest().join("benches/peers.py"))
-        .arg("vlm-model")
-        .arg(&smolvlm)
-        .arg(manifest().join("tests/data/vlm/tokenizer.json"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("making the random SmolVLM");
-    assert!(status.success(), "peers.py vlm-model failed");
-    let picture = manifest().join("tests/data/vlm/image.png");
-    let vlm = compare("vlm", &smolvlm, &smolvlm, &picture, &python);
-    println!(
-        "image description, {VLM_THREADS} threads, SmolVLM-256M's shapes (random weights), one 512 × 512 \
+    if wanted("ocr") {
+        let page = dir.path().join("page.png");
+        drawn_page::page(900, 360, &drawn_page::sample_lines())
+            .save(&page)
+            .unwrap();
+        let ocr = compare("ocr", &pp_ocr, &pp_ocr, &page, &python);
+        println!(
+            "OCR, {OCR_THREADS} threads, a 900 x 360 page of six lines: PP-OCRv4 on ONNX Runtime against {}",
+            ocr.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "text of the page",
+            ms(&ocr, "run_ms", 0),
+            ms(&ocr, "run_ms", 1),
+            "ms",
+        );
+        row("start to first text", ocr.cold_ms[0], ocr.cold_ms[1], "ms");
+        row("peak memory", mib(&ocr, 0), mib(&ocr, 1), "MiB");
+        let same = ocr.results[0]["text"] == ocr.results[1]["text"];
+        println!(
+            "  text: {} (engine {}, peer {})",
+            if same { "identical" } else { "DIFFERENT" },
+            ocr.results[0]["text"],
+            ocr.results[1]["text"]
+        );
+    }
+
+    if wanted("vlm") {
+        // SmolVLM-256M's shapes with random weights, made by the peer's transformers.
+        let smolvlm = dir.path().join("smolvlm-256m-random");
+        let status = Command::new(&python)
+            .arg(manifest().join("benches/peers.py"))
+            .arg("vlm-model")
+            .arg(&smolvlm)
+            .arg(manifest().join("tests/data/vlm/tokenizer.json"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("making the random SmolVLM");
+        assert!(status.success(), "peers.py vlm-model failed");
+        let picture = manifest().join("tests/data/vlm/image.png");
+        let vlm = compare("vlm", &smolvlm, &smolvlm, &picture, &python);
+        println!(
+            "image description, {VLM_THREADS} threads, SmolVLM-256M's shapes (random weights), one 512 × 512 \
          image, {VLM_STEPS} greedy tokens: candle against {}",
-        vlm.results[1]["peer"].as_str().unwrap_or("?")
-    );
-    row(
-        "picture to first token",
-        ms(&vlm, "prefill_ms", 0),
-        ms(&vlm, "prefill_ms", 1),
-        "ms",
-    );
-    row(
-        "each next token",
-        ms(&vlm, "step_ms", 0),
-        ms(&vlm, "step_ms", 1),
-        "ms",
-    );
-    row("start to first token", vlm.cold_ms[0], vlm.cold_ms[1], "ms");
-    row("peak memory", mib(&vlm, 0), mib(&vlm, 1), "MiB");
-    let same = vlm.results[0]["ids"] == vlm.results[1]["ids"];
-    println!(
-        "  greedy ids: {} (engine {}, peer {})",
-        if same { "identical" } else { "DIFFERENT" },
-        vlm.results[0]["ids"],
-        vlm.results[1]["ids"]
-    );
+            vlm.results[1]["peer"].as_str().unwrap_or("?")
+        );
+        row(
+            "picture to first token",
+            ms(&vlm, "prefill_ms", 0),
+            ms(&vlm, "prefill_ms", 1),
+            "ms",
+        );
+        row(
+            "each next token",
+            ms(&vlm, "step_ms", 0),
+            ms(&vlm, "step_ms", 1),
+            "ms",
+        );
+        row("start to first token", vlm.cold_ms[0], vlm.cold_ms[1], "ms");
+        row("peak memory", mib(&vlm, 0), mib(&vlm, 1), "MiB");
+        let same = vlm.results[0]["ids"] == vlm.results[1]["ids"];
+        println!(
+            "  greedy ids: {} (engine {}, peer {})",
+            if same { "identical" } else { "DIFFERENT" },
+            vlm.results[0]["ids"],
+            vlm.results[1]["ids"]
+        );
+    }
 }

@@ -336,6 +336,9 @@ impl Engine {
             }
         }
         drop(models);
+        if !dropped.is_empty() {
+            crate::malloc::return_freed_memory();
+        }
         for id in &dropped {
             self.report(id, |status| status.loaded = false);
         }

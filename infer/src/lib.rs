@@ -22,6 +22,9 @@ mod embedder;
 mod engine;
 mod error;
 mod image_file;
+// mallopt and malloc_trim are C functions.
+#[allow(unsafe_code)]
+mod malloc;
 mod ocr;
 mod ogg_opus;
 mod onnx;
@@ -43,6 +46,7 @@ pub use audio::{
 pub use embedder::{Embedder, MAX_WORD_PIECES};
 pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
 pub use image_file::{MAX_IMAGE_PIXELS, decode_image};
+pub use malloc::reuse_freed_memory;
 pub use ocr::{TextLine, TextReader};
 pub use ogg_opus::{VOICE_NOTE_BITRATE, decode_ogg_opus, encode_ogg_opus};
 // The pins and the fetch live in carapace-models (the image builder uses them without candle).

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     unsafe {
         carapace_infer::pin_cpu_threads(threads)
     };
+    carapace_infer::reuse_freed_memory();
     // Computations run one at a time (the engine's lock): a few blocking threads are plenty,
     // and the service's pids_max counts every thread.
     let runtime = match tokio::runtime::Builder::new_current_thread()
