@@ -225,7 +225,10 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     if sent.len() < 9 {
         fail(&vm, format!("no answer to a spoken voice note: {sent:?}"));
     }
-    eprintln!("agent: a spoken voice note answered in {:.0?}", asked.elapsed());
+    eprintln!(
+        "agent: a spoken voice note answered in {:.0?}",
+        asked.elapsed()
+    );
     assert_eq!(sent[7].kind, SentKind::Voice, "{sent:?}");
     let seconds = ogg_seconds(&sent[7].bytes);
     assert!(
@@ -242,7 +245,10 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     // One word in nine may differ: TCG's floating point is not the host's, and the engine's
     // own tests bound Whisper's word error rate on the host.
     let errors = word_errors(&normalised(SPOKEN), &normalised(words));
-    assert!(errors <= 1, "Whisper heard {words:?} ({errors} words wrong)");
+    assert!(
+        errors <= 1,
+        "Whisper heard {words:?} ({errors} words wrong)"
+    );
     // No audio went to the model: not the Ogg bytes, not their base64 ("OggS" is "T2dnUw").
     let body = requests[2].body.to_string();
     assert!(!body.contains("T2dnUw") && !body.contains("OggS"), "{body}");
