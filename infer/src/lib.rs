@@ -21,6 +21,7 @@ mod audio;
 mod embedder;
 mod engine;
 mod error;
+mod fast_ops;
 mod image_file;
 // mallopt and malloc_trim are C functions.
 #[allow(unsafe_code)]

@@ -44,7 +44,7 @@ impl Attention {
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = crate::fast_ops::softmax_last_dim(&scores)?;
         let mixed = weights
             .matmul(&v)?
             .transpose(1, 2)?
@@ -83,7 +83,7 @@ impl Layer {
         let hidden = if self.tanh_gelu {
             hidden.gelu()?
         } else {
-            hidden.gelu_erf()?
+            crate::fast_ops::gelu_erf(&hidden)?
         };
         x + self.fc2.forward(&hidden)?
     }

@@ -92,7 +92,7 @@ impl Attention {
         } else {
             scores
         };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = crate::fast_ops::softmax_last_dim(&scores)?;
         let mixed = weights.matmul(&v)?.transpose(1, 2)?.reshape((
             batch,
             positions,

@@ -91,7 +91,7 @@ impl Attention {
             if let Some(mask) = mask {
                 scores = scores.broadcast_add(&mask.narrow(0, start, rows)?)?;
             }
-            let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+            let weights = crate::fast_ops::softmax_last_dim(&scores)?;
             mixed.push(weights.matmul(values)?);
         }
         let mixed = Tensor::cat(&mixed, 2)?
@@ -118,7 +118,7 @@ impl FeedForward {
 
     /// `x` plus the block's feed-forward of it (exact GELU, as Whisper).
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let hidden = self.up.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        let hidden = crate::fast_ops::gelu_erf(&self.up.forward(&self.norm.forward(x)?)?)?;
         x + self.down.forward(&hidden)?
     }
 }
@@ -179,8 +179,8 @@ impl Encoder {
 
     /// `mel` [1, mel bins, frames] → [1, frames / 2, d].
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = crate::fast_ops::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = crate::fast_ops::gelu_erf(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let positions = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, positions)?)?;
         for layer in &self.layers {

@@ -1,0 +1,166 @@
+//! Each public function is one loop over plain arithmetic (approx.rs, inlined), instantiated
+//! with the x86-64 features that widen its vectors and chosen once per call by what the CPU
+//! says it has.
+
+use crate::approx::{erf, exp};
+
+/// Lanes per partial sum: wide enough for AVX-512 and a reduction the vectoriser keeps in
+/// registers (a float sum is not reassociated unless written so).
+const LANES: usize = 16;
+
+/// Applies `$lanes` to the slices with the best instruction set this CPU has.
+macro_rules! best_simd {
+    ($lanes:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            fn avx512(values: &mut [f32], extra: usize) {
+                $lanes(values, extra)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(values: &mut [f32], extra: usize) {
+                $lanes(values, extra)
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, the one feature `avx512` is compiled with.
+                return unsafe { avx512($($arg),*) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA, the features `avx2` is compiled with.
+                return unsafe { avx2($($arg),*) };
+            }
+        }
+        $lanes($($arg),*)
+    }};
+}
+
+/// Softmax of each row of `row_len` values (the last `len % row_len` values, if any, form a
+/// shorter row), in place: e^(x - max) / Σ. A row of −∞ only becomes NaN, as in candle.
+pub fn softmax_rows(values: &mut [f32], row_len: usize) {
+    if row_len == 0 {
+        return;
+    }
+    best_simd!(softmax_lanes(values, row_len))
+}
+
+/// The exact GELU, x/2 · (1 + erf(x/√2)), in place (`extra` unused).
+pub fn gelu_erf(values: &mut [f32]) {
+    best_simd!(gelu_lanes(values, 0))
+}
+
+#[inline(always)]
+fn softmax_lanes(values: &mut [f32], row_len: usize) {
+    for row in values.chunks_mut(row_len) {
+        let max = lane_reduce(row, f32::NEG_INFINITY, f32::max);
+        for value in row.iter_mut() {
+            *value = exp(*value - max);
+        }
+        let sum = lane_reduce(row, 0.0, |a, b| a + b);
+        let scale = 1.0 / sum;
+        for value in row.iter_mut() {
+            *value *= scale;
+        }
+    }
+}
+
+#[inline(always)]
+fn gelu_lanes(values: &mut [f32], _extra: usize) {
+    for value in values.iter_mut() {
+        let x = *value;
+        *value = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// Folds `values` with `op` in LANES independent partial results, then folds those.
+#[inline(always)]
+fn lane_reduce(values: &[f32], start: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut partial = [start; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (p, &v) in partial.iter_mut().zip(chunk) {
+            *p = op(*p, v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(start, |a, &v| op(a, v));
+    partial.into_iter().fold(tail, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approx::tests::erf_f64;
+
+    /// Softmax the plain way, in f64.
+    fn reference_softmax(row: &[f32]) -> Vec<f64> {
+        let max = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+        let exps: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let sum: f64 = exps.iter().sum();
+        exps.iter().map(|e| e / sum).collect()
+    }
+
+    /// Reproducible values in [-scale, scale].
+    fn values(count: usize, scale: f32, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..count)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    #[test]
+    fn softmax_rows_match_a_plain_softmax_and_each_sums_to_one() {
+        // Rows shorter than, equal to and longer than the lanes, and a short last row.
+        for (len, row_len) in [
+            (1500 * 3, 1500),
+            (16 * 5, 16),
+            (7 * 4, 7),
+            (100, 30),
+            (5, 9),
+        ] {
+            let input = values(len, 12.0, len as u64);
+            let mut got = input.clone();
+            softmax_rows(&mut got, row_len);
+            for (row_in, row_out) in input.chunks(row_len).zip(got.chunks(row_len)) {
+                let want = reference_softmax(row_in);
+                for (g, w) in row_out.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-6 * w.max(1e-3),
+                        "{g} against {w}"
+                    );
+                }
+                let sum: f64 = row_out.iter().map(|&v| v as f64).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "a row sums to {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn masked_positions_get_no_weight() {
+        let mut row = vec![1.0, f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY];
+        softmax_rows(&mut row, 4);
+        assert_eq!(row[1], 0.0);
+        assert_eq!(row[3], 0.0);
+        assert!((row[0] + row[2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_matches_the_exact_definition() {
+        let input = values(10_000, 8.0, 7);
+        let mut got = input.clone();
+        gelu_erf(&mut got);
+        for (x, g) in input.iter().zip(&got) {
+            let x64 = *x as f64;
+            let want = 0.5 * x64 * (1.0 + erf_f64(x64 / std::f64::consts::SQRT_2));
+            assert!(
+                (*g as f64 - want).abs() <= 2e-6 * x64.abs().max(1.0),
+                "gelu({x}) = {g}, want {want}"
+            );
+        }
+    }
+}
