@@ -650,13 +650,7 @@ fn hear(ogg: &[u8]) -> String {
     let text = runtime
         .block_on(engine.transcribe(ogg.to_vec()))
         .expect("a transcription");
-    text.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    carapace_fakes::voice_note::normalised(&text)
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use carapace_fakes::llm::{DEFAULT_KEY, FakeLlm, Script};
 use carapace_fakes::telegram::{BOT_USERNAME, FakeTelegram, SentKind, TOKEN};
+use carapace_fakes::voice_note::normalised;
 use common::{
     BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace,
     write_release_variant,
@@ -337,17 +338,6 @@ fn user_text(body: &serde_json::Value) -> String {
             .filter_map(|part| part["text"].as_str())
             .collect(),
     }
-}
-
-/// Lower case, letters, digits and single spaces: what a transcript is compared by.
-fn normalised(text: &str) -> String {
-    text.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Word-level Levenshtein distance.

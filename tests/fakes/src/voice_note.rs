@@ -58,3 +58,15 @@ fn run(command: &mut Command) {
         .unwrap_or_else(|e| panic!("{command:?}: {e} (make deps installs it)"));
     assert!(status.success(), "{command:?}: {status}");
 }
+
+/// Lower case, letters, digits and single spaces: what a transcript is compared by (Whisper
+/// capitalises and punctuates as it likes).
+pub fn normalised(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
