@@ -68,9 +68,9 @@ test-unit:
 ## firmware stand-in, and updated there. `carapace flash` (onto files and loop devices; no
 ## QEMU, but five minutes) runs in a lane too rather than before them. The lanes are balanced by
 ## their measured times (seconds, a cold make test in a clean clone on 2 cores, 2026-12-01, less
-## what later moved to test-all; the agent test's voice note and photo, 2026-12-02, add about
-## 190 s under TCG): update 910 + arm64 381 + pi5 375 + boards 181 + network 95 + logging 170 +
-## wifi 109 against power cuts 265 + agent 700 + data 447 + flash 307 + system 293. The agent
+## what later moved to test-all; the agent test with its voice note and photo measured in one,
+## 2026-12-02): update 910 + arm64 381 + pi5 375 + boards 181 + network 95 + logging 170 +
+## wifi 109 against power cuts 265 + agent 850 + data 447 + flash 307 + system 293. The agent
 ## and system tests both boot images with the inference engine, so one lane builds the engine
 ## once; arm64 and pi5 share the arm64 build in the other.
 LANE_A = --test update --test arm64 --test pi5 --test boards --test network --test logging \
