@@ -11,7 +11,8 @@ for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cp
            nftables iproute2 dnsmasq-base nmap openssl espeak-ng opus-tools python3-venv \
            fonts-dejavu-core \
            qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-           device-tree-compiler; do
+           device-tree-compiler \
+           sbsigntool python3-cryptography python3-pefile python3-yaml python3-requests; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 
@@ -61,6 +62,23 @@ componentize-py==$COMPONENTIZE_PY_VERSION \\
     --hash=sha256:7b6a87c520358166843af0daa86d2312d7af4cbcbbf1e598951085cf7f2991ca
 PINS
     "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --require-hashes -r "$pins"
+    rm -f "$pins"
+fi
+# virt-firmware, pinned by version and by its wheel's sha256: `carapace build --secure-boot-keys`
+# enrolls the owner's Secure Boot keys into a copy of OVMF's variable store with its
+# virt-fw-vars (image/src/secure_boot.rs). Its dependencies are Debian's (above), which the venv
+# sees; sbsigntool's sbsign signs systemd-boot and the unified kernel images.
+VIRT_FIRMWARE_VERSION=26.10
+venv="$(dirname "$0")/../out/venv-secureboot"
+if ! "$venv/bin/pip" show virt-firmware 2>/dev/null | grep -qx "Version: $VIRT_FIRMWARE_VERSION"; then
+    python3 -m venv --system-site-packages "$venv"
+    pins="$(mktemp)"
+    cat > "$pins" <<PINS
+virt-firmware==$VIRT_FIRMWARE_VERSION \\
+    --hash=sha256:17400a94e9030d02861d00b030fd2f3c2d5b023aa68e955b29b1d58474925391
+PINS
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --require-hashes -r "$pins"
     rm -f "$pins"
 fi
 # componentize-js, pinned by version and by every package's sha512: npm ci installs exactly the

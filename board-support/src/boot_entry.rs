@@ -147,6 +147,23 @@ pub fn render_entry(
     )
 }
 
+/// A slot's unified kernel image in its ESP directory, on a Secure Boot image: the kernel, the
+/// initramfs and the command line in one signed file (image/src/uki.rs).
+pub const UKI_FILE: &str = "carapace.efi";
+
+/// The entry for `slot` on a Secure Boot image: systemd-boot starts the slot's signed UKI,
+/// whose own command line holds the verity root hash. No `options` line: under Secure Boot
+/// systemd's stub ignores one anyway, and a line that does nothing would only mislead.
+pub fn render_uki_entry(slot: Slot, generation: u64, software_version: &str) -> String {
+    let dir = slot_boot_dir(slot);
+    format!(
+        "title Carapace {software_version} (slot {slot})\n\
+         version {generation}\n\
+         sort-key carapace\n\
+         efi /{dir}/{UKI_FILE}\n"
+    )
+}
+
 /// The boot generation an entry's body carries: its `version` line, when that is a plain
 /// decimal number. systemd-boot takes the last of repeated keys, so this does too. `None` for
 /// an entry without one (written before generations, with the software version there).
@@ -275,6 +292,12 @@ mod tests {
 
     #[test]
     fn the_generation_is_read_back_from_the_version_line() {
+        let uki = render_uki_entry(Slot::B, 3, "0.2.0");
+        assert_eq!(
+            uki,
+            "title Carapace 0.2.0 (slot b)\nversion 3\nsort-key carapace\nefi /b/carapace.efi\n"
+        );
+        assert_eq!(entry_generation(&uki), Some(3));
         let body = render_entry(Slot::A, 42, "1.2.3", "quiet");
         assert_eq!(entry_generation(&body), Some(42));
         assert_eq!(

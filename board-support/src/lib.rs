@@ -47,7 +47,7 @@ pub use boot_control::{
 };
 pub use boot_entry::{
     DEFAULT_TRIES, ENTRIES_DIR, ESP_MOUNT_POINT, EntryName, FIRST_GENERATION, entry_generation,
-    render_entry, render_loader_conf, slot_boot_dir,
+    render_entry, render_loader_conf, render_uki_entry, slot_boot_dir,
 };
 pub use cmdline::{BootParams, VerityParams};
 pub use data_outcome::{DataOutcome, DegradedReason};

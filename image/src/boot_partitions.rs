@@ -4,8 +4,12 @@
 
 use std::path::Path;
 
+use board_support::Slot;
 use board_support::board::SystemdBootLoader;
-use board_support::boot_entry::render_loader_conf;
+use board_support::boot_entry::{
+    ENTRIES_DIR, EntryName, FIRST_GENERATION, UKI_FILE, render_loader_conf, render_uki_entry,
+    slot_boot_dir,
+};
 
 use crate::board::Board;
 use crate::error::{Error, IoContext, Result};
@@ -19,6 +23,8 @@ use crate::pi_boot;
 use crate::recipe::Recipe;
 use crate::rootfs::Origin;
 use crate::sbom::SbomFile;
+use crate::secure_boot::SecureBootKeys;
+use crate::uki::{self, UkiParts};
 use board_support::boot_control::CMDLINE_FILE;
 
 /// What slot A boots, whatever the flow.
@@ -32,6 +38,11 @@ pub struct SlotABoot<'a> {
     pub vmlinuz: Vec<u8>,
     pub initrd: Vec<u8>,
     pub vmlinuz_origin: Origin,
+    /// `uname -r` of the kernel (a UKI's .uname).
+    pub kernel_release: &'a str,
+    pub build_id: &'a str,
+    /// Sign for Secure Boot: the ESP gets signed systemd-boot and the slot a signed UKI.
+    pub secure_boot: Option<&'a SecureBootKeys>,
 }
 
 #[derive(Default)]
@@ -101,6 +112,9 @@ pub fn uefi(
         Error::Package(format!("{} is not in {}", loader.efi_file, loader.package))
     })?;
     let efi_bytes = std::fs::read(&efi_path).context(|| format!("read {}", efi_path.display()))?;
+    if let Some(keys) = slot.secure_boot {
+        return signed_uefi(loader, debs, &slot, keys, (efi_bytes, efi.origin()));
+    }
     let mut files = vec![
         EspFile {
             path: loader_path.into(),
@@ -140,6 +154,82 @@ pub fn uefi(
     };
     boot.add(slot.recipe, slot.disk, ESP_NAME, &files, &origins)?;
     Ok(boot)
+}
+
+/// The ESP of a Secure Boot image: systemd-boot signed with db's key, and slot A's signed UKI
+/// with an entry that only names it (docs/boot-contract.md, "Secure Boot").
+fn signed_uefi(
+    loader: &SystemdBootLoader,
+    debs: &PackageSet,
+    slot: &SlotABoot<'_>,
+    keys: &SecureBootKeys,
+    (loader_bytes, loader_origin): (Vec<u8>, Origin),
+) -> Result<BootPartitions> {
+    let (stub_path, _) = debs.find(loader.uki_stub).ok_or_else(|| {
+        Error::Package(format!("{} is not in {}", loader.uki_stub, loader.package))
+    })?;
+    let stub = std::fs::read(&stub_path).context(|| format!("read {}", stub_path.display()))?;
+    let os_release = os_release(slot.recipe, slot.version, slot.build_id);
+    let unsigned = uki::assemble(
+        &stub,
+        &UkiParts {
+            os_release: os_release.as_bytes(),
+            cmdline: slot.cmdline,
+            kernel_release: slot.kernel_release,
+            initrd: &slot.initrd,
+            linux: &slot.vmlinuz,
+        },
+    )?;
+    let uki = keys.sign(&unsigned, "uki")?;
+    let loader_path = slot.board.architecture.uefi_removable_loader_path();
+    let dir = slot_boot_dir(Slot::A);
+    let files = [
+        EspFile {
+            path: loader_path.into(),
+            data: keys.sign(&loader_bytes, "systemd-boot")?,
+        },
+        EspFile {
+            path: "loader/loader.conf".into(),
+            data: render_loader_conf().into_bytes(),
+        },
+        EspFile {
+            path: format!(
+                "{ENTRIES_DIR}/{}",
+                EntryName::committed(Slot::A).file_name()
+            ),
+            data: render_uki_entry(Slot::A, FIRST_GENERATION, slot.version).into_bytes(),
+        },
+        EspFile {
+            path: format!("{dir}/{UKI_FILE}"),
+            data: uki.clone(),
+        },
+    ];
+    let origins = [
+        loader_origin,
+        generated(slot.recipe),
+        generated(slot.recipe),
+        generated(slot.recipe),
+    ];
+    let mut boot = BootPartitions {
+        slot_files: vec![(UKI_FILE.to_owned(), uki)],
+        ..BootPartitions::default()
+    };
+    boot.add(slot.recipe, slot.disk, ESP_NAME, &files, &origins)?;
+    Ok(boot)
+}
+
+/// The UKI's .osrel: what systemd-boot shows and tools read of the image it boots.
+fn os_release(recipe: &Recipe, version: &str, build_id: &str) -> String {
+    let quoted = |value: &str| value.replace(['"', '\\', '$', '`'], "");
+    format!(
+        "NAME=Carapace\nID=carapace\nPRETTY_NAME=\"Carapace {}\"\nVERSION_ID=\"{}\"\n\
+         IMAGE_ID=\"{}\"\nIMAGE_VERSION=\"{}\"\nBUILD_ID=\"{}\"\n",
+        quoted(version),
+        quoted(version),
+        quoted(&recipe.name),
+        quoted(version),
+        quoted(build_id)
+    )
 }
 
 /// Which device trees a Pi boot partition gets.

@@ -28,6 +28,7 @@ use crate::pi_kernel::PiKernel;
 use crate::recipe::{Linkage, Recipe};
 use crate::rootfs::{Content, Origin, RootTree, make_erofs};
 use crate::sbom::{Sbom, SbomFile};
+use crate::secure_boot::{self, SecureBootKeys};
 use crate::slot_files::{self, SlotInfo, UpdateTrust};
 use crate::{accounts, build_inputs, elf_deps, initramfs, network, package_data, packages, verity};
 
@@ -69,14 +70,17 @@ pub fn default_cache(workspace: &Path) -> PathBuf {
     board_support::cache_dir::cache_dir().unwrap_or_else(|| workspace.join(".cache/carapace"))
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// Refuse to move a pin the archive dropped (`carapace build --locked`).
     pub locked: bool,
+    /// Sign for Secure Boot with the keys in this folder (`carapace keygen --secure-boot`):
+    /// each slot boots a signed unified kernel image (secure_boot.rs).
+    pub secure_boot_keys: Option<PathBuf>,
 }
 
 impl BuildOptions {
-    pub fn lock_policy(self) -> LockPolicy {
+    pub fn lock_policy(&self) -> LockPolicy {
         if self.locked {
             LockPolicy::Locked
         } else {
@@ -105,6 +109,10 @@ pub fn build_with(
 ) -> Result<BuildOutput> {
     let (recipe, recipe_text) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
+    let secure_boot = match &options.secure_boot_keys {
+        Some(dir) => Some(secure_boot_for(board, dir)?),
+        None => None,
+    };
     let bsp = match (board.kernel, &recipe.bsp) {
         (KernelSource::VendorBsp, Some(section)) => Some(Bsp::open(section)?),
         (KernelSource::Debian { .. }, None) => None,
@@ -166,13 +174,15 @@ pub fn build_with(
     let inputs = if outside {
         None
     } else {
-        build_inputs::digest(workspace, recipe_path, options.locked)
+        build_inputs::digest(workspace, recipe_path, &options)
     };
+    let enrolled_vars = paths.out.join(secure_boot::ENROLLED_VARS);
     if let Some(digest) = &inputs
         && build_inputs::unchanged(&paths.out, digest)
         && [&outputs.image, &outputs.image_zst, &outputs.sbom]
             .iter()
             .all(|p| p.exists())
+        && (secure_boot.is_none() || enrolled_vars.exists())
         && slot_files::SlotFiles::read(&paths.out)?.is_some()
     {
         eprintln!(
@@ -186,7 +196,13 @@ pub fn build_with(
     // Whatever was there is gone before anything new is written: a failed build leaves no
     // image that does not match the recipe.
     let stamp = build_inputs::stamp_path(&paths.out);
-    for old in [&stamp, &outputs.sbom, &outputs.image, &outputs.image_zst] {
+    for old in [
+        &stamp,
+        &outputs.sbom,
+        &outputs.image,
+        &outputs.image_zst,
+        &enrolled_vars,
+    ] {
         remove_if_present(old)?;
     }
     slot_files::remove(&paths.out)?;
@@ -693,6 +709,9 @@ pub fn build_with(
         vmlinuz,
         initrd: initrd.compressed.clone(),
         vmlinuz_origin: vmlinuz_origin.clone(),
+        kernel_release: &kernel.release,
+        build_id: &build_id,
+        secure_boot: secure_boot.as_ref(),
     };
     let boot = match &board.boot_flow {
         BootFlow::UefiSystemdBoot(loader) => boot_partitions::uefi(loader, &debs, slot_a)?,
@@ -791,6 +810,13 @@ pub fn build_with(
     rename_durably(&image_partial, &outputs.image)?;
     rename_durably(&zst_partial, &outputs.image_zst)?;
     rename_durably(&sbom_partial, &outputs.sbom)?;
+    if let Some(keys) = &secure_boot {
+        keys.enroll(
+            workspace,
+            Path::new(board.qemu.firmware_vars),
+            &enrolled_vars,
+        )?;
+    }
     if let Some(digest) = inputs {
         write_atomic(&stamp, format!("{digest}\n").as_bytes())?;
     }
@@ -939,4 +965,23 @@ fn pi_trial_start(
         });
     }
     Ok(Some(start))
+}
+
+/// The keys of a Secure Boot build, on a board whose firmware verifies what it starts.
+fn secure_boot_for(board: &Board, dir: &Path) -> Result<SecureBootKeys> {
+    if !matches!(board.boot_flow, BootFlow::UefiSystemdBoot(_)) {
+        return Err(Error::image(format!(
+            "board {} does not boot through UEFI: --secure-boot-keys signs systemd-boot and \
+             unified kernel images, which only UEFI boards start",
+            board.name
+        )));
+    }
+    if board.qemu.secure_boot_firmware_code.is_none() {
+        return Err(Error::image(format!(
+            "board {}: Secure Boot images are built for x86-64 for now (QEMU's Secure Boot \
+             firmware for this board is not set up)",
+            board.name
+        )));
+    }
+    SecureBootKeys::open(dir)
 }

@@ -22,7 +22,11 @@ pub const STAMP_FILE: &str = "inputs.sha256";
 
 /// The digest of what a build of `recipe_path` in `workspace` reads, or `None` when that
 /// cannot be known.
-pub fn digest(workspace: &Path, recipe_path: &Path, locked: bool) -> Option<String> {
+pub fn digest(
+    workspace: &Path,
+    recipe_path: &Path,
+    options: &crate::build::BuildOptions,
+) -> Option<String> {
     let workspace = workspace.canonicalize().ok()?;
     let recipe = recipe_path.canonicalize().ok()?;
     if !recipe.starts_with(&workspace) {
@@ -35,7 +39,14 @@ pub fn digest(workspace: &Path, recipe_path: &Path, locked: bool) -> Option<Stri
         hash.update(bytes);
     };
     part("recipe", recipe.to_string_lossy().as_bytes());
-    part("locked", &[u8::from(locked)]);
+    part("locked", &[u8::from(options.locked)]);
+    // A Secure Boot build differs by what it is signed with: the db certificate says which.
+    if let Some(keys) = &options.secure_boot_keys {
+        part(
+            "secure-boot db.crt",
+            &std::fs::read(keys.join("db.crt")).ok()?,
+        );
+    }
     let epoch = std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default();
     part("SOURCE_DATE_EPOCH", epoch.as_bytes());
     part("HEAD", &output(&workspace, "git", &["rev-parse", "HEAD"])?);
@@ -97,6 +108,18 @@ fn file_on_path(program: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::BuildOptions;
+
+    fn unlocked() -> BuildOptions {
+        BuildOptions::default()
+    }
+
+    fn locked() -> BuildOptions {
+        BuildOptions {
+            locked: true,
+            ..BuildOptions::default()
+        }
+    }
 
     fn git(dir: &Path, args: &[&str]) {
         let status = Command::new("git")
@@ -131,7 +154,7 @@ mod tests {
     }
 
     fn digest_of(dir: &Path) -> String {
-        digest(dir, &dir.join("recipe.toml"), false).expect("a digest in a git checkout")
+        digest(dir, &dir.join("recipe.toml"), &unlocked()).expect("a digest in a git checkout")
     }
 
     #[test]
@@ -157,8 +180,8 @@ mod tests {
         assert_ne!(digest_of(dir.path()), added);
         let recipe = dir.path().join("recipe.toml");
         assert_ne!(
-            digest(dir.path(), &recipe, true),
-            digest(dir.path(), &recipe, false)
+            digest(dir.path(), &recipe, &locked()),
+            digest(dir.path(), &recipe, &unlocked())
         );
     }
 
@@ -167,12 +190,12 @@ mod tests {
         let plain = tempfile::tempdir().expect("tempdir");
         std::fs::write(plain.path().join("recipe.toml"), "name = \"x\"\n").expect("recipe");
         assert_eq!(
-            digest(plain.path(), &plain.path().join("recipe.toml"), false),
+            digest(plain.path(), &plain.path().join("recipe.toml"), &unlocked()),
             None
         );
         let dir = checkout();
         assert_eq!(
-            digest(dir.path(), &plain.path().join("recipe.toml"), false),
+            digest(dir.path(), &plain.path().join("recipe.toml"), &unlocked()),
             None
         );
     }

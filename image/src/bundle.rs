@@ -69,6 +69,7 @@ pub fn bundle(
                 workspace,
                 BuildOptions {
                     locked: options.locked,
+                    ..BuildOptions::default()
                 },
             )?;
             let slot = SlotFiles::read(&paths.out)?.ok_or_else(|| {

@@ -43,9 +43,11 @@ pub mod release_dir;
 pub mod rootfs;
 pub mod run;
 pub mod sbom;
+pub mod secure_boot;
 pub mod skill_build;
 pub mod slot_files;
 pub mod tools;
+pub mod uki;
 pub mod update_size;
 pub mod verity;
 

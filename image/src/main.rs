@@ -40,6 +40,11 @@ enum Command {
         /// with a one-time pairing code, whose link is printed as a QR code.
         #[arg(long, value_name = "FILE")]
         owner_settings: Option<PathBuf>,
+        /// Sign for Secure Boot with the keys in DIR (carapace keygen --secure-boot DIR):
+        /// systemd-boot and the slot's unified kernel image, and write
+        /// out/<name>/secure-boot-vars.fd with them enrolled (carapace run --secure-boot).
+        #[arg(long, value_name = "DIR")]
+        secure_boot_keys: Option<PathBuf>,
     },
     /// Skills with code.
     Skill {
@@ -60,10 +65,15 @@ enum Command {
         update: Option<Vec<String>>,
     },
     /// Make an update key pair: OUT, the secret (0600, never overwritten), and OUT.pub.
+    /// With --secure-boot: a new folder OUT with the Secure Boot keys PK, KEK and db.
     Keygen {
         /// The root key, which signs only key lists: make it once and keep it offline.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "secure_boot")]
         root: bool,
+        /// Secure Boot keys (RSA 2048 with X.509 certificates) for carapace build
+        /// --secure-boot-keys.
+        #[arg(long)]
+        secure_boot: bool,
         out: PathBuf,
     },
     /// Key lists: the signing keys a box trusts, signed by the root key.
@@ -164,6 +174,10 @@ enum Command {
         /// Start from a fresh disk (first boot again).
         #[arg(long)]
         fresh: bool,
+        /// Boot the Secure Boot firmware with the build's keys enrolled (a build made with
+        /// --secure-boot-keys).
+        #[arg(long)]
+        secure_boot: bool,
     },
 }
 
@@ -261,7 +275,12 @@ fn main() -> ExitCode {
         return audit_verify(file);
     }
     let result = match cli.command {
-        Command::Keygen { root, out } => key_pair(root, &out),
+        Command::Keygen {
+            secure_boot: true,
+            out,
+            ..
+        } => secure_boot_keys(&out),
+        Command::Keygen { root, out, .. } => key_pair(root, &out),
         Command::Keys {
             command:
                 KeysCommand::Sign {
@@ -358,12 +377,17 @@ fn in_workspace(
             recipe,
             locked,
             owner_settings,
+            secure_boot_keys,
         } => {
             let settings = owner_settings
                 .as_deref()
                 .map(|file| carapace_image::owner::load(file, &recipe))
                 .transpose()?;
-            let out = build_with(&recipe, &workspace, BuildOptions { locked })?;
+            let options = BuildOptions {
+                locked,
+                secure_boot_keys,
+            };
+            let out = build_with(&recipe, &workspace, options)?;
             println!(
                 "{}\n{}\n{}",
                 out.image.display(),
@@ -453,6 +477,7 @@ fn in_workspace(
             until_ready,
             timeout,
             fresh,
+            secure_boot,
         } => run(
             &recipe,
             &workspace,
@@ -460,6 +485,7 @@ fn in_workspace(
                 until_ready,
                 timeout: Duration::from_secs(timeout),
                 fresh,
+                secure_boot,
             },
         ),
     }
@@ -541,6 +567,19 @@ fn add_model_pack(
         "carapace: model pack {} signed by key {}: list it in a recipe as [[model_pack]] path = \"...\"",
         pack.display(),
         key.id()
+    );
+    Ok(())
+}
+
+fn secure_boot_keys(dir: &std::path::Path) -> carapace_image::error::Result<()> {
+    carapace_image::secure_boot::generate(dir, "Carapace")?;
+    println!("{}", dir.display());
+    eprintln!(
+        "carapace: Secure Boot keys PK, KEK and db in {} (the .key files are secrets, 0600). \
+         Sign images with them: carapace build --recipe R --secure-boot-keys {}; only db.key \
+         is needed for that, so keep PK.key and KEK.key offline.",
+        dir.display(),
+        dir.display()
     );
     Ok(())
 }

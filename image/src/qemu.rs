@@ -119,6 +119,9 @@ pub struct VmConfig {
     /// A board without UEFI (the Pi 5): its firmware's choice of kernel, initramfs and
     /// command line, booted directly instead of through the UEFI firmware.
     pub direct_kernel: Option<DirectKernel>,
+    /// Boot with the Secure Boot firmware, its variables copied from this store (a Secure Boot
+    /// build's, with its keys enrolled: secure_boot::ENROLLED_VARS).
+    pub secure_boot_vars: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -141,6 +144,38 @@ impl VmConfig {
             echo: false,
             network: Network::Isolated,
             direct_kernel: None,
+            secure_boot_vars: None,
+        }
+    }
+
+    /// Boots the Secure Boot firmware with a copy of `enrolled_vars` (made by a Secure Boot
+    /// build) as its variable store.
+    pub fn secure_boot(&mut self, enrolled_vars: &Path) -> Result<()> {
+        if self.machine.secure_boot_firmware_code.is_none() || self.direct_kernel.is_some() {
+            return Err(Error::Qemu(format!(
+                "{} has no Secure Boot firmware set up here",
+                self.machine.system_binary
+            )));
+        }
+        if !enrolled_vars.is_file() {
+            return Err(Error::Qemu(format!(
+                "{} is missing: the image is not signed for Secure Boot; build it with \
+                 `carapace build --recipe <recipe> --secure-boot-keys <dir>` (keys from \
+                 `carapace keygen --secure-boot <dir>`)",
+                enrolled_vars.display()
+            )));
+        }
+        self.secure_boot_vars = Some(enrolled_vars.to_owned());
+        Ok(())
+    }
+
+    fn firmware_code(&self) -> &'static str {
+        match (
+            &self.secure_boot_vars,
+            self.machine.secure_boot_firmware_code,
+        ) {
+            (Some(_), Some(code)) => code,
+            _ => self.machine.firmware_code,
         }
     }
 
@@ -183,9 +218,19 @@ impl VmConfig {
             Accel::Kvm => ["-accel", "kvm", "-cpu", machine.kvm_cpu],
             Accel::Tcg => ["-accel", "tcg", "-cpu", machine.tcg_cpu],
         };
-        cmd.args(["-machine", machine.machine_type, "-smp", "2", "-m"])
+        // The Secure Boot firmware keeps its variables where only SMM code may write them.
+        let machine_type = match &self.secure_boot_vars {
+            Some(_) => format!("{},smm=on", machine.machine_type),
+            None => machine.machine_type.to_owned(),
+        };
+        cmd.arg("-machine")
+            .arg(machine_type)
+            .args(["-smp", "2", "-m"])
             .arg(self.memory_mib.to_string())
             .args(accel);
+        if self.secure_boot_vars.is_some() {
+            cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+        }
         cmd.args([
             "-display",
             "none",
@@ -204,7 +249,7 @@ impl VmConfig {
             None => {
                 cmd.arg("-drive").arg(format!(
                     "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                    machine.firmware_code
+                    self.firmware_code()
                 ));
                 cmd.arg("-drive").arg(format!(
                     "if=pflash,format=raw,unit=1,file={}",
@@ -254,15 +299,19 @@ impl VmConfig {
         if let Some(direct) = &self.direct_kernel {
             return pi_stand_in::device_tree(self.machine_command(), &direct.device_tree);
         }
-        if !Path::new(machine.firmware_code).exists() {
+        if !Path::new(self.firmware_code()).exists() {
             return Err(Error::MissingTool {
-                tool: machine.firmware_code.into(),
+                tool: self.firmware_code().into(),
                 package: machine.firmware_package.into(),
             });
         }
         if !self.vars.exists() {
-            std::fs::copy(machine.firmware_vars, &self.vars)
-                .context(|| format!("copy {} to {}", machine.firmware_vars, self.vars.display()))?;
+            let template = match &self.secure_boot_vars {
+                Some(enrolled) => enrolled.clone(),
+                None => PathBuf::from(machine.firmware_vars),
+            };
+            std::fs::copy(&template, &self.vars)
+                .context(|| format!("copy {} to {}", template.display(), self.vars.display()))?;
         }
         Ok(())
     }

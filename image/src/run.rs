@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub until_ready: bool,
     pub timeout: Duration,
     pub fresh: bool,
+    /// Boot the Secure Boot firmware with the build's keys enrolled.
+    pub secure_boot: bool,
 }
 
 /// The recipe's image, built first when no finished build is there.
@@ -50,8 +52,22 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
         create_overlay(&image, &disk, RUN_DISK_GIB)?;
     }
     let mut config = VmConfig::for_image(board, &image, disk, &run_dir)?;
-    if fresh_disk {
+    if options.secure_boot {
+        config.secure_boot(&paths.out.join(crate::secure_boot::ENROLLED_VARS))?;
+    }
+    // The variable store starts over with the disk, and whenever the firmware changes: a
+    // store from the other firmware would boot with the wrong keys, or none.
+    let firmware_stamp = run_dir.join("firmware");
+    let firmware = if options.secure_boot {
+        "secure-boot"
+    } else {
+        "plain"
+    };
+    let same_firmware = std::fs::read_to_string(&firmware_stamp).is_ok_and(|f| f == firmware);
+    if fresh_disk || !same_firmware {
         let _ = std::fs::remove_file(&config.vars);
+        std::fs::write(&firmware_stamp, firmware)
+            .context(|| format!("write {}", firmware_stamp.display()))?;
     }
     config.echo = true;
     // A developer's box reaches the network through QEMU's NAT (its own firewall decides

@@ -17,6 +17,7 @@ pub const ARM64: Board = Board {
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootaa64.efi",
+        uki_stub: "usr/lib/systemd/boot/efi/linuxaa64.efi.stub",
     }),
     initramfs_modules: &[
         // First: libcrc32c (erofs, ext4) asks the crypto API for "crc32c" when it loads.
@@ -38,6 +39,8 @@ pub const ARM64: Board = Board {
         "erofs",
         "ext4",
         "vfat",
+        // The firmware's variables (the SecureBoot state the disk helper reports).
+        "efivarfs",
     ],
     // The virt machine's PL011 UART, and that of most arm64 boards.
     console: "ttyAMA0,115200",
@@ -54,6 +57,7 @@ pub const ARM64: Board = Board {
         kvm_cpu: "host",
         firmware_code: "/usr/share/AAVMF/AAVMF_CODE.fd",
         firmware_vars: "/usr/share/AAVMF/AAVMF_VARS.fd",
+        secure_boot_firmware_code: None,
         firmware_package: "qemu-efi-aarch64",
         // A PCI device, so it works on virt as on q35; Debian's arm64 kernel has its driver.
         watchdog_device: "i6300esb",

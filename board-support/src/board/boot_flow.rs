@@ -22,6 +22,10 @@ pub struct SystemdBootLoader {
     pub package: &'static str,
     /// Its file inside `package`.
     pub efi_file: &'static str,
+    /// systemd's EFI stub in the same package: with the kernel, initramfs and command line
+    /// added as sections it is a slot's unified kernel image under Secure Boot
+    /// (image/src/uki.rs).
+    pub uki_stub: &'static str,
 }
 
 /// What the Pi firmware needs from each slot's boot partition.

@@ -13,6 +13,7 @@ pub const JETSON_ORIN: Board = Board {
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootaa64.efi",
+        uki_stub: "usr/lib/systemd/boot/efi/linuxaa64.efi.stub",
     }),
     // NVMe (the devkits' M.2 slots), the microSD and eMMC controllers, USB disks, then the
     // root's and /data's needs. L4T builds most of them in (its modules.builtin says which);

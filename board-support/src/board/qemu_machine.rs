@@ -18,6 +18,10 @@ pub struct QemuMachine {
     pub firmware_code: &'static str,
     /// The firmware's empty variable store: each machine boots a writable copy of it.
     pub firmware_vars: &'static str,
+    /// The firmware build that verifies what it starts against the keys in its variable
+    /// store (`carapace run --secure-boot`), where the package has one; it needs SMM, so the
+    /// machine gets `smm=on` and a secure flash device with it.
+    pub secure_boot_firmware_code: Option<&'static str>,
     /// The Debian package that provides both firmware files.
     pub firmware_package: &'static str,
     /// `-device` of a hardware watchdog whose driver the image ships; QEMU resets the machine

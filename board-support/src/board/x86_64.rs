@@ -16,6 +16,7 @@ pub const X86_64: Board = Board {
     boot_flow: BootFlow::UefiSystemdBoot(SystemdBootLoader {
         package: "systemd-boot-efi",
         efi_file: "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+        uki_stub: "usr/lib/systemd/boot/efi/linuxx64.efi.stub",
     }),
     initramfs_modules: &[
         // First: libcrc32c (erofs, ext4) asks the crypto API for "crc32c" when it loads.
@@ -35,6 +36,8 @@ pub const X86_64: Board = Board {
         "erofs",
         "ext4",
         "vfat",
+        // The firmware's variables (the SecureBoot state the disk helper reports).
+        "efivarfs",
     ],
     console: "ttyS0,115200",
     default_esp_mib: 256,
@@ -48,6 +51,7 @@ pub const X86_64: Board = Board {
         kvm_cpu: "host",
         firmware_code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
         firmware_vars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        secure_boot_firmware_code: Some("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
         firmware_package: "ovmf",
         watchdog_device: "i6300esb",
     },

@@ -8,6 +8,8 @@
 //! partition (GPT attribute bit 48) or the owner put `carapace-factory-reset` on the ESP.
 //! Anything else without a usable ext4 is repaired, never formatted.
 //!
+//! Before /data it says what the chain of trust verified for this boot (trust.rs).
+//!
 //! Three smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
 //! ESP (owner_settings.rs), preparing boot control for the update service (boot_control.rs),
 //! and, at a shutdown that starts a Raspberry Pi's trial with kexec, loading it
@@ -43,6 +45,7 @@ mod new_mark;
 mod owner_settings;
 mod prepare;
 mod table_write;
+mod trust;
 
 use std::io::Write;
 
@@ -107,6 +110,8 @@ fn main() {
         eprintln!("{USAGE}");
         std::process::exit(2);
     };
+    // What verified this boot, before /data (whose key will depend on it) is opened.
+    progress!("{}", trust::report());
     let outcome = prepare::run(&args);
     let mut stdout = std::io::stdout().lock();
     // Nothing to do if PID 1 is gone; it then treats /data as degraded anyway.

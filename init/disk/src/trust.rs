@@ -1,0 +1,93 @@
+//! What the chain of trust verified for this boot, said on the console before /data opens:
+//! whether the firmware ran with Secure Boot on (so systemd-boot and the slot's unified kernel
+//! image, with the command line that pins the root's verity hash, were checked against the
+//! enrolled keys) and the kernel's lockdown level.
+//!
+//! The helper mounts the two kernel file systems that tell, for itself and every later reader:
+//! securityfs (/sys/kernel/security/lockdown) and, on a UEFI boot, efivarfs read-only (the
+//! SecureBoot variable). Nothing on the box writes firmware variables.
+
+use std::path::Path;
+
+use rustix::mount::MountFlags;
+
+const SECURITYFS: &str = "/sys/kernel/security";
+const EFI_DIR: &str = "/sys/firmware/efi";
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+/// EFI_GLOBAL_VARIABLE's SecureBoot: 4 bytes of attributes, then 1 (on) or 0 (off).
+const SECURE_BOOT_VAR: &str = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// The console line (after `carapace-disk: `).
+pub fn report() -> String {
+    mount_if_missing("securityfs", SECURITYFS, MountFlags::empty());
+    let uefi = Path::new(EFI_DIR).is_dir();
+    let secure_boot = if !uefi {
+        "no-uefi"
+    } else if !mount_if_missing("efivarfs", EFIVARS, MountFlags::RDONLY) {
+        "unknown"
+    } else {
+        match std::fs::read(Path::new(EFIVARS).join(SECURE_BOOT_VAR)) {
+            Ok(bytes) => secure_boot_word(&bytes),
+            // Firmware without Secure Boot has no such variable.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => "off",
+            Err(_) => "unknown",
+        }
+    };
+    let lockdown = std::fs::read_to_string(Path::new(SECURITYFS).join("lockdown"))
+        .ok()
+        .and_then(|text| lockdown_level(&text).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("trust secure-boot={secure_boot} lockdown={lockdown}")
+}
+
+/// Whether `fstype` is mounted on `target` (already, or now).
+fn mount_if_missing(fstype: &str, target: &str, extra: MountFlags) -> bool {
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | extra;
+    let already = std::fs::read_to_string("/proc/self/mounts")
+        .is_ok_and(|mounts| mounts.lines().any(|l| l.split(' ').nth(1) == Some(target)));
+    if already {
+        return true;
+    }
+    match rustix::mount::mount(fstype, target, fstype, flags, None) {
+        Ok(()) => true,
+        Err(err) => {
+            progress!("{fstype} not mounted on {target}: {err}");
+            false
+        }
+    }
+}
+
+fn secure_boot_word(var: &[u8]) -> &'static str {
+    match var.get(4) {
+        Some(1) => "on",
+        Some(0) => "off",
+        _ => "unknown",
+    }
+}
+
+/// The bracketed level of /sys/kernel/security/lockdown ("none [integrity] confidentiality").
+fn lockdown_level(text: &str) -> Option<&str> {
+    text.split_whitespace()
+        .find_map(|word| word.strip_prefix('[')?.strip_suffix(']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_variable_and_the_lockdown_file() {
+        assert_eq!(secure_boot_word(&[6, 0, 0, 0, 1]), "on");
+        assert_eq!(secure_boot_word(&[6, 0, 0, 0, 0]), "off");
+        assert_eq!(secure_boot_word(&[6, 0, 0]), "unknown");
+        assert_eq!(
+            lockdown_level("none [integrity] confidentiality\n"),
+            Some("integrity")
+        );
+        assert_eq!(
+            lockdown_level("[none] integrity confidentiality"),
+            Some("none")
+        );
+        assert_eq!(lockdown_level("garbage"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Secure Boot with the owner's keys, in QEMU: `carapace keygen --secure-boot` makes the keys,
+//! `carapace build --secure-boot-keys` signs systemd-boot and slot A's unified kernel image
+//! and enrolls the keys into a copy of OVMF's variable store, and OVMF's Secure Boot build
+//! (SMM, secure flash) boots it. An image whose UKI changed by one byte in its command line,
+//! its initramfs or its kernel is refused by the firmware before any of it runs.
+//!
+//! The image is a small recipe (the logger its one service): what is tested lives in the boot
+//! partition and the firmware, which every recipe's image shares, and a small root builds and
+//! boots in a fraction of the default image's time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use carapace_image::build::{BuildOptions, build_with};
+use carapace_image::qemu::{Vm, VmConfig};
+use carapace_image::secure_boot::{ENROLLED_VARS, generate};
+use carapace_image::uki;
+use common::{BOOT_TIMEOUT, fail, machine_on, power_off, read_byte, test_board};
+
+const RECIPE_NAME: &str = "x86-64-secure-boot-test";
+
+const RECIPE: &str = r#"name = "x86-64-secure-boot-test"
+board = "x86-64"
+hostname = "carapace-sb"
+
+[debian]
+suite = "trixie"
+packages = [
+    "e2fsprogs", "libc6", "libext2fs2t64", "libcom-err2", "libblkid1", "libuuid1",
+    "nftables", "libnftables1", "libnftnl11", "libmnl0", "libjansson4", "libgmp10",
+    "libxtables12", "libedit2", "libbsd0", "libmd0", "libtinfo6",
+]
+programs = ["/usr/sbin/mke2fs", "/usr/sbin/e2fsck", "/usr/sbin/resize2fs", "/usr/sbin/nft"]
+
+[kernel]
+root_modules = [
+    "i6300esb", "button", "evdev", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
+    "nfnetlink", "nf_tables", "nf_conntrack", "nft_ct",
+]
+
+[disk]
+esp_mib = 64
+root_mib = 128
+data_mib = 64
+
+[[service]]
+name = "logger"
+exec = ["/usr/bin/carapace-logger", "--reader", "1001"]
+uid = 1001
+gid = 1001
+memory_max = 16777216
+pids_max = 8
+capabilities = ["CAP_SYSLOG"]
+ready = true
+state_dir = true
+runtime_dir = true
+"#;
+
+struct SignedImage {
+    image: PathBuf,
+    /// The build's slot A UKI, as signed (out/<name>/slot/carapace.efi).
+    uki: PathBuf,
+    enrolled_vars: PathBuf,
+    /// Holds the keys and the recipe for the test binary's life.
+    _dir: tempfile::TempDir,
+}
+
+/// Keys made by the CLI's own function, and the recipe built with them, once per test binary.
+fn signed_image() -> &'static SignedImage {
+    static IMAGE: OnceLock<SignedImage> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        generate(&keys, "Carapace test").expect("carapace keygen --secure-boot");
+        let recipe = common::write_release_variant(dir.path(), RECIPE_NAME, RECIPE);
+        let ws = common::workspace();
+        let options = BuildOptions {
+            secure_boot_keys: Some(keys),
+            ..BuildOptions::default()
+        };
+        let out = build_with(&recipe, &ws, options)
+            .unwrap_or_else(|e| panic!("building the signed image failed: {e}"));
+        let out_dir = out.image.parent().expect("out dir").to_owned();
+        SignedImage {
+            uki: out_dir.join("slot").join("carapace.efi"),
+            enrolled_vars: out_dir.join(ENROLLED_VARS),
+            image: out.image,
+            _dir: dir,
+        }
+    })
+}
+
+fn secure_machine(name: &str) -> (tempfile::TempDir, VmConfig) {
+    let signed = signed_image();
+    let (dir, mut config) = machine_on(test_board(), &signed.image, name);
+    config
+        .secure_boot(&signed.enrolled_vars)
+        .expect("the x86-64 machine has Secure Boot firmware");
+    (dir, config)
+}
+
+#[test]
+fn a_signed_image_boots_under_secure_boot_in_lockdown() {
+    let (_dir, config) = secure_machine("sb-boot");
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    let trust = line_with_timeout(&mut vm, "carapace-disk: trust ");
+    assert_eq!(
+        trust, "carapace-disk: trust secure-boot=on lockdown=integrity",
+        "the firmware did not verify this boot, or the kernel is not locked down"
+    );
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    // The loader entry names only the UKI: the command line is the signed one.
+    let cmdline_in_uki = uki_section(".cmdline").1;
+    assert!(
+        String::from_utf8_lossy(&cmdline_in_uki).contains("carapace.verity="),
+        "the UKI's command line does not pin the root"
+    );
+    power_off(&mut vm);
+}
+
+/// The same signed image on the firmware without Secure Boot still boots (a signature does
+/// not stop a machine that checks none), and says that nothing verified it.
+#[test]
+fn without_secure_boot_the_box_says_so() {
+    let signed = signed_image();
+    let (_dir, config) = machine_on(test_board(), &signed.image, "sb-off");
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    let trust = line_with_timeout(&mut vm, "carapace-disk: trust ");
+    assert_eq!(
+        trust,
+        "carapace-disk: trust secure-boot=off lockdown=integrity"
+    );
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    power_off(&mut vm);
+}
+
+/// One byte changed in the UKI's command line (the verity root hash), its initramfs or its
+/// kernel: systemd-boot's LoadImage of it fails with the firmware's Access Denied, and
+/// nothing of the kernel runs.
+#[test]
+fn a_uki_changed_by_one_byte_is_refused() {
+    for (section, at) in [
+        (".cmdline", "the verity root hash"),
+        (".initrd", "the initramfs"),
+        (".linux", "the kernel"),
+    ] {
+        let (dir, config) = secure_machine("sb-tamper");
+        let (offset_in_uki, data) = uki_section(section);
+        // A byte inside the section: the root hash for the command line, the middle else.
+        let within = match section {
+            ".cmdline" => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                text.find("carapace.verity=")
+                    .expect("verity on the command line")
+                    + 20
+            }
+            _ => data.len() / 2,
+        };
+        let offset = uki_offset_in_image() + (offset_in_uki + within) as u64;
+        let byte = read_byte(&signed_image().image, offset);
+        flip(&dir.path().join("disk.qcow2"), offset, byte);
+
+        let mut vm = Vm::start(&config).expect("start QEMU");
+        if let Err(e) = vm.wait_for("BdsDxe: failed to start Boot0001", 0, BOOT_TIMEOUT) {
+            fail(&vm, format!("a UKI with {at} changed was not refused: {e}"));
+        }
+        let console = vm.console();
+        assert!(
+            console
+                .iter()
+                .any(|l| l.contains("Error loading \\a\\carapace.efi: Access denied")),
+            "systemd-boot did not say the firmware denied the UKI ({at} changed)\n{}",
+            console.join("\n")
+        );
+        assert!(
+            !console.iter().any(|l| l.starts_with("carapace: stage1")),
+            "the kernel ran with {at} changed\n{}",
+            console.join("\n")
+        );
+        eprintln!("secure boot: a UKI with {at} changed by one byte is refused");
+    }
+}
+
+fn line_with_timeout(vm: &mut Vm, needle: &str) -> String {
+    match vm.wait_for(needle, 0, BOOT_TIMEOUT) {
+        Ok((_, line)) => line,
+        Err(e) => fail(vm, e),
+    }
+}
+
+/// (offset in the UKI file, data) of one of its sections.
+fn uki_section(name: &str) -> (usize, Vec<u8>) {
+    let bytes = std::fs::read(&signed_image().uki).expect("the signed UKI");
+    let (offset, data) = uki::section(&bytes, name).unwrap_or_else(|| panic!("no {name}"));
+    (offset, data.to_vec())
+}
+
+/// Where the UKI's bytes start on the disk: the builder writes each ESP file in one run of
+/// clusters, so its first 4 KiB (its PE headers, with its own section table) are found at a
+/// sector boundary inside the ESP.
+fn uki_offset_in_image() -> u64 {
+    static OFFSET: OnceLock<u64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let uki = std::fs::read(&signed_image().uki).expect("the signed UKI");
+        let head = &uki[..4096];
+        let mut image = std::fs::File::open(&signed_image().image).expect("image");
+        let mut esp = Vec::new();
+        use std::io::Read;
+        // The ESP is the first partition (1 MiB in), 64 MiB here.
+        (&mut image)
+            .take(66 << 20)
+            .read_to_end(&mut esp)
+            .expect("read the ESP");
+        (0..esp.len() - head.len())
+            .step_by(512)
+            .find(|&at| &esp[at..at + head.len()] == head)
+            .expect("the UKI on the ESP") as u64
+    })
+}
+
+fn flip(overlay: &Path, offset: u64, byte: u8) {
+    let io = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c"])
+        .arg(format!("write -P {} {offset} 1", byte ^ 0x01))
+        .arg(overlay)
+        .output()
+        .expect("qemu-io (qemu-utils)");
+    assert!(
+        io.status.success(),
+        "{}",
+        String::from_utf8_lossy(&io.stderr)
+    );
+}
