@@ -62,6 +62,11 @@ pub trait BootControl {
         software_version: &str,
         kernel_args: &str,
     ) -> Result<(), Error>;
+
+    /// As [`BootControl::install_trial`], for a slot that boots its signed unified kernel image
+    /// (`<slot>/`[`crate::boot_entry::UKI_FILE`], with its own command line): the entry only
+    /// names the image. Boards whose firmware boots no UKI refuse.
+    fn install_uki_trial(&mut self, slot: Slot, software_version: &str) -> Result<(), Error>;
 }
 
 #[cfg(test)]

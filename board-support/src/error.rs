@@ -79,6 +79,12 @@ pub enum Error {
     BadEntryValue { field: &'static str, value: String },
 
     #[error(
+        "this board's firmware starts no unified kernel image; its update must carry the kernel, \
+         initramfs and command line as files"
+    )]
+    NoUki,
+
+    #[error(
         "{} line {line}: {problem}; the firmware reads this file to choose the slot, so boot \
          control changes nothing until it is repaired (docs/boot-contract.md shows its layout)",
         .path.display()

@@ -31,10 +31,12 @@ pub mod notify_fd;
 pub mod power_key;
 #[allow(unsafe_code)]
 pub mod restart2;
+pub mod secure_boot_db;
 pub mod service_entry;
 pub mod service_table;
 pub mod slot;
 pub mod slot_devices;
+pub mod uki;
 pub mod unready_boots;
 pub mod update_config;
 pub mod update_control;

@@ -10,6 +10,7 @@ use board_support::boot_entry::{
     ENTRIES_DIR, EntryName, FIRST_GENERATION, UKI_FILE, render_loader_conf, render_uki_entry,
     slot_boot_dir,
 };
+use board_support::uki::bundle_name as uki_bundle_name;
 
 use crate::board::Board;
 use crate::error::{Error, IoContext, Result};
@@ -35,6 +36,8 @@ pub struct SlotABoot<'a> {
     pub version: &'a str,
     /// The whole kernel command line.
     pub cmdline: &'a str,
+    /// Slot B's (another root partition): what its UKI carries on a Secure Boot image.
+    pub cmdline_b: &'a str,
     pub vmlinuz: Vec<u8>,
     pub initrd: Vec<u8>,
     pub vmlinuz_origin: Origin,
@@ -170,17 +173,22 @@ fn signed_uefi(
     })?;
     let stub = std::fs::read(&stub_path).context(|| format!("read {}", stub_path.display()))?;
     let os_release = os_release(slot.recipe, slot.version, slot.build_id);
-    let unsigned = uki::assemble(
-        &stub,
-        &UkiParts {
-            os_release: os_release.as_bytes(),
-            cmdline: slot.cmdline,
-            kernel_release: slot.kernel_release,
-            initrd: &slot.initrd,
-            linux: &slot.vmlinuz,
-        },
-    )?;
-    let uki = keys.sign(&unsigned, "uki")?;
+    // One UKI per slot: each carries its own slot's command line (its root partition), signed.
+    let signed_uki = |cmdline: &str| {
+        let unsigned = uki::assemble(
+            &stub,
+            &UkiParts {
+                os_release: os_release.as_bytes(),
+                cmdline,
+                kernel_release: slot.kernel_release,
+                initrd: &slot.initrd,
+                linux: &slot.vmlinuz,
+            },
+        )?;
+        keys.sign(&unsigned, "uki")
+    };
+    let uki = signed_uki(slot.cmdline)?;
+    let uki_b = signed_uki(slot.cmdline_b)?;
     let loader_path = slot.board.architecture.uefi_removable_loader_path();
     let dir = slot_boot_dir(Slot::A);
     let files = [
@@ -210,8 +218,12 @@ fn signed_uefi(
         generated(slot.recipe),
         generated(slot.recipe),
     ];
+    // An update carries both, and the box installs the one for the slot it writes.
     let mut boot = BootPartitions {
-        slot_files: vec![(UKI_FILE.to_owned(), uki)],
+        slot_files: vec![
+            (uki_bundle_name(Slot::A), uki),
+            (uki_bundle_name(Slot::B), uki_b),
+        ],
         ..BootPartitions::default()
     };
     boot.add(slot.recipe, slot.disk, ESP_NAME, &files, &origins)?;

@@ -21,7 +21,7 @@ use crate::gpt_writer::{GptIds, write_gpt};
 use crate::hailo;
 use crate::ids::{derived_bytes, derived_uuid};
 use crate::kmod::{KernelTree, modules_dep};
-use crate::layout::{DATA_NAME, DiskPlan, ROOT_A_NAME};
+use crate::layout::{DATA_NAME, DiskPlan, ROOT_A_NAME, ROOT_B_NAME};
 use crate::models;
 use crate::packages::{LockPolicy, Resolved, UpdateRequest};
 use crate::pi_kernel::PiKernel;
@@ -681,6 +681,13 @@ pub fn build_with(
     }
     // The same composition the box uses for the slot an update writes.
     let cmdline = carapace_update::manifest::kernel_command_line(&kernel_words, &params);
+    // Slot B's, for a Secure Boot build: its UKI carries it signed (an update installs it).
+    let params_b = BootParams {
+        slot: Slot::B,
+        root_partuuid: partuuid(ROOT_B_NAME),
+        ..params.clone()
+    };
+    let cmdline_b = carapace_update::manifest::kernel_command_line(&kernel_words, &params_b);
     let init_bytes = std::fs::read(&binaries[0]).context(|| "read the init binary".into())?;
     let initrd = initramfs::build(&init_bytes, &kernel.release, &boot_modules, epoch as u32)?;
     let vmlinuz =
@@ -706,6 +713,7 @@ pub fn build_with(
         recipe: &recipe,
         version: &version,
         cmdline: &cmdline,
+        cmdline_b: &cmdline_b,
         vmlinuz,
         initrd: initrd.compressed.clone(),
         vmlinuz_origin: vmlinuz_origin.clone(),

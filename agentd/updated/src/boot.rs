@@ -103,4 +103,8 @@ impl BootControl for SlotBoot {
     ) -> Result<(), Error> {
         self.with(|boot| boot.install_trial(slot, software_version, kernel_args))
     }
+
+    fn install_uki_trial(&mut self, slot: Slot, software_version: &str) -> Result<(), Error> {
+        self.with(|boot| boot.install_uki_trial(slot, software_version))
+    }
 }

@@ -361,6 +361,9 @@ impl BootControl for PiTryboot {
         };
         self.store(before, after)
     }
+    fn install_uki_trial(&mut self, _slot: Slot, _software_version: &str) -> Result<(), Error> {
+        Err(Error::NoUki)
+    }
 }
 
 #[cfg(test)]

@@ -369,6 +369,23 @@ impl Machine {
 }
 
 #[test]
+fn a_uki_trial_names_only_the_slots_signed_image() {
+    for machine in Machine::both() {
+        let (_, mut control) = machine.power_on();
+        control.retire(Slot::B).unwrap();
+        control.install_uki_trial(Slot::B, "0.3.0").unwrap();
+        assert_eq!(machine.names(), ["carapace-a.conf", "carapace-b+3.conf"]);
+        assert_eq!(
+            machine.body("carapace-b+3.conf"),
+            crate::render_uki_entry(Slot::B, 2, "0.3.0")
+        );
+        let (booted, control) = machine.power_on();
+        assert_eq!(booted, Slot::B, "{}", machine.kind);
+        assert!(control.is_trial().unwrap());
+    }
+}
+
+#[test]
 fn an_installed_trial_boots_first_and_stays_once_committed() {
     for machine in Machine::both() {
         let (booted, mut control) = machine.power_on();

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::boot_entry::{DEFAULT_TRIES, EntryName, entry_generation, is_entry_value, render_entry};
+use crate::boot_entry::{
+    DEFAULT_TRIES, EntryName, entry_generation, is_entry_value, render_entry, render_uki_entry,
+};
 use crate::error::Error;
 use crate::slot::Slot;
 
@@ -102,13 +104,14 @@ pub(super) fn install_trial(
     booted: Slot,
     slot: Slot,
     software_version: &str,
-    kernel_args: &str,
+    kernel_args: Option<&str>,
 ) -> Result<(), Error> {
     refuse_booted(booted, slot, "install a trial of")?;
-    for (field, value) in [
-        ("software version", software_version),
-        ("kernel command line", kernel_args),
-    ] {
+    let values = [
+        Some(("software version", software_version)),
+        kernel_args.map(|args| ("kernel command line", args)),
+    ];
+    for (field, value) in values.into_iter().flatten() {
         if !is_entry_value(value) {
             return Err(Error::BadEntryValue {
                 field,
@@ -126,12 +129,11 @@ pub(super) fn install_trial(
     for entry in entries.into_iter().filter(|e| e.slot == slot) {
         store.remove(entry)?;
     }
-    let body = render_entry(
-        slot,
-        highest.saturating_add(1),
-        software_version,
-        kernel_args,
-    );
+    let generation = highest.saturating_add(1);
+    let body = match kernel_args {
+        Some(args) => render_entry(slot, generation, software_version, args),
+        None => render_uki_entry(slot, generation, software_version),
+    };
     store.create(EntryName::trial(slot, DEFAULT_TRIES), &body)
 }
 
@@ -189,6 +191,11 @@ impl<T: EntryStore> super::BootControl for T {
         kernel_args: &str,
     ) -> Result<(), Error> {
         let booted = self.booted();
-        install_trial(self, booted, slot, software_version, kernel_args)
+        install_trial(self, booted, slot, software_version, Some(kernel_args))
+    }
+
+    fn install_uki_trial(&mut self, slot: Slot, software_version: &str) -> Result<(), Error> {
+        let booted = self.booted();
+        install_trial(self, booted, slot, software_version, None)
     }
 }

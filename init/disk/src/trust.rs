@@ -9,13 +9,11 @@
 
 use std::path::Path;
 
+use board_support::secure_boot_db::{self, EFIVARS};
 use rustix::mount::MountFlags;
 
 const SECURITYFS: &str = "/sys/kernel/security";
 const EFI_DIR: &str = "/sys/firmware/efi";
-const EFIVARS: &str = "/sys/firmware/efi/efivars";
-/// EFI_GLOBAL_VARIABLE's SecureBoot: 4 bytes of attributes, then 1 (on) or 0 (off).
-const SECURE_BOOT_VAR: &str = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 /// The console line (after `carapace-disk: `).
 pub fn report() -> String {
@@ -26,11 +24,10 @@ pub fn report() -> String {
     } else if !mount_if_missing("efivarfs", EFIVARS, MountFlags::RDONLY) {
         "unknown"
     } else {
-        match std::fs::read(Path::new(EFIVARS).join(SECURE_BOOT_VAR)) {
-            Ok(bytes) => secure_boot_word(&bytes),
-            // Firmware without Secure Boot has no such variable.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => "off",
-            Err(_) => "unknown",
+        match secure_boot_db::secure_boot_on(Path::new(EFIVARS)) {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "unknown",
         }
     };
     let lockdown = std::fs::read_to_string(Path::new(SECURITYFS).join("lockdown"))
@@ -57,14 +54,6 @@ fn mount_if_missing(fstype: &str, target: &str, extra: MountFlags) -> bool {
     }
 }
 
-fn secure_boot_word(var: &[u8]) -> &'static str {
-    match var.get(4) {
-        Some(1) => "on",
-        Some(0) => "off",
-        _ => "unknown",
-    }
-}
-
 /// The bracketed level of /sys/kernel/security/lockdown ("none [integrity] confidentiality").
 fn lockdown_level(text: &str) -> Option<&str> {
     text.split_whitespace()
@@ -76,10 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_variable_and_the_lockdown_file() {
-        assert_eq!(secure_boot_word(&[6, 0, 0, 0, 1]), "on");
-        assert_eq!(secure_boot_word(&[6, 0, 0, 0, 0]), "off");
-        assert_eq!(secure_boot_word(&[6, 0, 0]), "unknown");
+    fn reads_the_lockdown_level() {
         assert_eq!(
             lockdown_level("none [integrity] confidentiality\n"),
             Some("integrity")
