@@ -70,12 +70,12 @@ test-unit:
 ## their measured times (seconds, a cold make test in a clean clone on 2 cores, 2026-12-01, less
 ## what later moved to test-all; the agent test with its voice note and photo measured in one,
 ## 2026-12-02): update 910 + arm64 381 + pi5 375 + boards 181 + network 95 + logging 170 +
-## wifi 109 against power cuts 265 + agent 850 + data 447 + flash 307 + system 293. The agent
-## and system tests both boot images with the inference engine, so one lane builds the engine
-## once; arm64 and pi5 share the arm64 build in the other.
+## wifi 109 + flash 307 against power cuts 265 + agent 850 + data 447 + system 293 + secure boot
+## (about 330 warm, 2026-12-02). The agent and system tests both boot images with the inference
+## engine, so one lane builds the engine once; arm64 and pi5 share the arm64 build in the other.
 LANE_A = --test update --test arm64 --test pi5 --test boards --test network --test logging \
-	--test wifi
-LANE_B = --test power_cuts --test agent --test system --test data --test flash
+	--test wifi --test flash
+LANE_B = --test power_cuts --test agent --test system --test data --test secure_boot
 # Power cuts during updates: make test cuts 4 times (each step of an update once; the moment
 # in it is drawn anew every run), make test-all 100. A cut costs about 55 s under TCG.
 POWER_CUTS ?= 4

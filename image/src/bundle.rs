@@ -30,6 +30,9 @@ pub struct BundleOptions {
     /// Slot directories of earlier releases (a copy of their out/<recipe>/slot) to make
     /// patches from, for boxes that run them.
     pub patch_from: Vec<PathBuf>,
+    /// Sign the build it makes for Secure Boot with these keys (as `carapace build
+    /// --secure-boot-keys`): the bundle then carries each slot's signed UKI.
+    pub secure_boot_keys: Option<PathBuf>,
 }
 
 pub struct BundleReport {
@@ -69,7 +72,7 @@ pub fn bundle(
                 workspace,
                 BuildOptions {
                     locked: options.locked,
-                    ..BuildOptions::default()
+                    secure_boot_keys: options.secure_boot_keys.clone(),
                 },
             )?;
             let slot = SlotFiles::read(&paths.out)?.ok_or_else(|| {

@@ -102,6 +102,10 @@ enum Command {
         /// running it download a patch instead of the changed chunks. May be repeated.
         #[arg(long, value_name = "SLOT_DIR")]
         patch_from: Vec<PathBuf>,
+        /// As for build: sign for Secure Boot with the keys in DIR (the bundle carries each
+        /// slot's signed UKI; a box that boots UKIs takes only such updates).
+        #[arg(long, value_name = "DIR")]
+        secure_boot_keys: Option<PathBuf>,
     },
     /// Put a bundle into an update repository (a directory for any static web server or
     /// object store) and point a channel at it.
@@ -413,6 +417,7 @@ fn in_workspace(
             build,
             locked,
             patch_from,
+            secure_boot_keys,
         } => make_bundle(
             &recipe,
             &workspace,
@@ -422,6 +427,7 @@ fn in_workspace(
                 build,
                 locked,
                 patch_from,
+                secure_boot_keys,
             },
         ),
         Command::Audit { .. }

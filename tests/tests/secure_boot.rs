@@ -4,21 +4,35 @@
 //! (SMM, secure flash) boots it. An image whose UKI changed by one byte in its command line,
 //! its initramfs or its kernel is refused by the firmware before any of it runs.
 //!
-//! The image is a small recipe (the logger its one service): what is tested lives in the boot
+//! And updates: a Secure Boot box (the default recipe, paired with its owner, following a test
+//! repository) installs an update whose bundle carries each slot's signed UKI, boots it under
+//! Secure Boot and commits it; a bundle whose UKIs are signed with another Secure Boot key is
+//! refused before anything is written.
+//!
+//! The first tests' image is a small recipe (the logger its one service): what is tested lives in the boot
 //! partition and the firmware, which every recipe's image shares, and a small root builds and
 //! boots in a fraction of the default image's time.
 
 mod common;
+#[path = "common/net.rs"]
+mod net;
+#[path = "common/update_lab.rs"]
+mod update_lab;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use carapace_image::build::{BuildOptions, build_with};
+use carapace_image::bundle::BundleOptions;
 use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
-use common::{BOOT_TIMEOUT, fail, machine_on, power_off, read_byte, test_board};
+use common::{BOOT_TIMEOUT, fail, machine_on, power_off, read_byte, test_board, workspace};
+use update_lab::{
+    Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair_with, boot_kind, build_first_image_with,
+    bundle_and_publish_with, console_line, publish_signed_by, recipe,
+};
 
 const RECIPE_NAME: &str = "x86-64-secure-boot-test";
 
@@ -186,6 +200,105 @@ fn a_uki_changed_by_one_byte_is_refused() {
         );
         eprintln!("secure boot: a UKI with {at} changed by one byte is refused");
     }
+}
+
+#[test]
+fn a_secure_boot_box_updates_and_refuses_a_bundle_signed_with_another_key() {
+    let lab = Lab::new("sb-update");
+    let (net, site, keys, build_dir) = (&lab.net, &lab.site, &lab.keys, lab.dir());
+    let chat = lab.fakes.chat();
+    let secure_boot_keys = build_dir.join("secure-boot-keys");
+    generate(&secure_boot_keys, "Carapace test").expect("Secure Boot keys");
+    // Two releases of one recipe, as a vendor makes them: the partitions' ids derive from the
+    // recipe's name, and each UKI's signed command line names its slot's.
+    let release = |version: &str| {
+        let dir = build_dir.join(version);
+        std::fs::create_dir_all(&dir).expect("release dir");
+        recipe(&dir, "sb-update", version, &net.ca_pem, keys, false, "")
+    };
+    let (recipe_a, recipe_b) = (release("0.1.0"), release("0.1.1"));
+    let signed = BuildOptions {
+        secure_boot_keys: Some(secure_boot_keys.clone()),
+        ..BuildOptions::default()
+    };
+    let (built, code) = build_first_image_with(build_dir, &recipe_a, signed);
+    // Kept aside: building 0.1.1 replaces out/sb-update/.
+    let image = build_dir.join("first.img");
+    let enrolled_vars = build_dir.join(ENROLLED_VARS);
+    let copied = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&built)
+        .arg(&image)
+        .status()
+        .expect("cp");
+    assert!(copied.success(), "copy the first image");
+    std::fs::copy(built.with_file_name(ENROLLED_VARS), &enrolled_vars).expect("copy vars");
+    bundle_and_publish_with(
+        &recipe_b,
+        keys,
+        &site.join("x86-64"),
+        BundleOptions {
+            key: keys.signing.clone(),
+            min_from: None,
+            build: true,
+            locked: false,
+            patch_from: Vec::new(),
+            secure_boot_keys: Some(secure_boot_keys),
+        },
+    );
+    let (_machine, _config, mut vm) =
+        boot_and_pair_with(&image, "sb-update", net, &chat, &code, Some(&enrolled_vars));
+    let on = "carapace-disk: trust secure-boot=on lockdown=integrity";
+    console_line(&mut vm, 0, on, BOOT_TIMEOUT);
+
+    chat.send("/update");
+    let (seen, _) = chat.wait_for(&vm, 0, "0.1.1 is available", WAIT);
+    chat.send("/update install");
+    let (seen, _) = chat.wait_for(&vm, seen + 1, "0.1.1 is written to slot b", WAIT);
+    let before_reboot = vm.console().len();
+    chat.send("/update reboot");
+    let ready = console_line(
+        &mut vm,
+        before_reboot,
+        "carapace: ready slot=b",
+        SWITCH_TIMEOUT,
+    );
+    let console = vm.console();
+    assert!(
+        console[before_reboot..ready].iter().any(|l| l == on),
+        "slot b did not boot under Secure Boot:\n{}",
+        console[before_reboot..ready].join("\n")
+    );
+    let (kind, trial) = boot_kind(&mut vm, before_reboot, WAIT);
+    assert!(
+        trial,
+        "slot b's first boot is a trial: {}",
+        vm.console()[kind]
+    );
+    console_line(
+        &mut vm,
+        ready,
+        "updated: update: committed slot=b version=0.1.1",
+        WAIT,
+    );
+    let (seen, _) = chat.wait_for(&vm, seen, "Updated to 0.1.1 (slot b)", WAIT);
+
+    // The same release with its UKIs signed by a key this box's firmware does not hold.
+    let other_keys = build_dir.join("other-secure-boot-keys");
+    generate(&other_keys, "Someone else").expect("other Secure Boot keys");
+    let built_b = workspace().join("out/sb-update");
+    publish_signed_by(&built_b, "0.1.2", &other_keys, keys, &site.join("x86-64"));
+    chat.send("/update install");
+    let (_, refused) = chat.wait_for(&vm, seen + 1, "Installing 0.1.2 failed:", WAIT);
+    assert!(
+        refused.contains("not signed with a key in this box's Secure Boot db"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("The running slot b is untouched"),
+        "{refused}"
+    );
+    power_off(&mut vm);
 }
 
 fn line_with_timeout(vm: &mut Vm, needle: &str) -> String {

@@ -277,7 +277,9 @@ fn check_uki(image: &[u8], expected: &BootParams, efivars: &Path) -> Result<()> 
     if found != *expected {
         return Err(Error::Refused(format!(
             "the update's UKI for slot {slot} would boot {}, but this box's slot {slot} needs {}: \
-             the update was built for another disk layout",
+             the update was built for another disk (partition ids derive from the recipe's \
+             name, and each UKI's signed command line names its slot's; bundle the recipe this \
+             box was built from)",
             found.to_kernel_args(),
             expected.to_kernel_args()
         )));

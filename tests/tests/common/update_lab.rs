@@ -254,18 +254,25 @@ pub fn keep_slot(recipe: &Path, dir: &Path) -> PathBuf {
 
 /// As `bundle_and_publish`, with patches from the kept slot directories `older`.
 pub fn bundle_and_publish_patched(recipe: &Path, keys: &Keys, site: &Path, older: &[PathBuf]) {
-    let report = bundle(
+    bundle_and_publish_with(
         recipe,
-        &workspace(),
-        &BundleOptions {
+        keys,
+        site,
+        BundleOptions {
             key: keys.signing.clone(),
             min_from: None,
             build: true,
             locked: false,
             patch_from: older.to_vec(),
+            secure_boot_keys: None,
         },
-    )
-    .unwrap_or_else(|e| panic!("bundle {}: {e}", recipe.display()));
+    );
+}
+
+/// Builds and bundles `recipe` with `options`, and publishes it to `site`'s stable channel.
+pub fn bundle_and_publish_with(recipe: &Path, keys: &Keys, site: &Path, options: BundleOptions) {
+    let report = bundle(recipe, &workspace(), &options)
+        .unwrap_or_else(|e| panic!("bundle {}: {e}", recipe.display()));
     publish(&PublishOptions {
         bundle: report.dir,
         to: site.to_owned(),
@@ -489,6 +496,51 @@ pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys
             std::fs::write(&initrd.1, vec![0u8; 4096]).expect("empty initrd");
         }
     }
+    publish_slot(&slot, root, boot, version, keys, site);
+}
+
+/// Publishes `out`'s finished Secure Boot build as `version` with its UKIs signed again with
+/// the Secure Boot keys in `other_keys`: a bundle every update check passes, made with
+/// another vendor's (or a lost) Secure Boot key.
+pub fn publish_signed_by(out: &Path, version: &str, other_keys: &Path, keys: &Keys, site: &Path) {
+    let slot = carapace_image::slot_files::SlotFiles::read(out)
+        .expect("slot files")
+        .expect("a finished build");
+    let work = tempfile::tempdir().expect("tempdir");
+    let signer = carapace_image::secure_boot::SecureBootKeys::open(other_keys).expect("keys");
+    let mut boot = Vec::new();
+    for (name, path) in slot.boot_files() {
+        let copy = work.path().join(&name);
+        std::fs::copy(&path, &copy).expect("copy slot file");
+        let removed = std::process::Command::new("sbattach")
+            .arg("--remove")
+            .arg(&copy)
+            .status()
+            .expect("sbattach (sbsigntool)");
+        assert!(removed.success(), "sbattach --remove {name}");
+        let unsigned = std::fs::read(&copy).expect("unsigned UKI");
+        let signed = signer
+            .sign(&unsigned, &name)
+            .expect("sign with the other key");
+        std::fs::write(&copy, signed).expect("write");
+        boot.push((name, copy));
+    }
+    let root = work.path().join("root.img");
+    std::fs::copy(slot.root_image(), &root).expect("copy root");
+    publish_slot(&slot, root, boot, version, keys, site);
+}
+
+/// Bundles a slot's files (as changed by the caller) as `version` and publishes it to `site`'s
+/// stable channel, signed with the update signing key.
+fn publish_slot(
+    slot: &carapace_image::slot_files::SlotFiles,
+    root: PathBuf,
+    boot: Vec<(String, PathBuf)>,
+    version: &str,
+    keys: &Keys,
+    site: &Path,
+) {
+    let work = tempfile::tempdir().expect("tempdir");
     let key = carapace_update::SecretKey::load(&keys.signing, KeyKind::Signing).expect("key");
     let bundle_dir = work.path().join("bundle");
     carapace_update::write_bundle(
@@ -510,7 +562,7 @@ pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys
         &key,
         &bundle_dir,
     )
-    .expect("bundle the broken release");
+    .expect("bundle the release");
     publish(&PublishOptions {
         bundle: bundle_dir,
         to: site.to_owned(),
@@ -519,15 +571,24 @@ pub fn publish_broken(out: &Path, version: &str, breakage: Breakage, keys: &Keys
         key: keys.signing.clone(),
         key_list: Some(keys.key_list.clone()),
     })
-    .unwrap_or_else(|e| panic!("publish the broken release: {e}"));
+    .unwrap_or_else(|e| panic!("publish the release: {e}"));
 }
 
 /// Builds `recipe` as the box's first image, with the owner's settings on its ESP: the image,
 /// and the pairing code the owner sends.
 pub fn build_first_image(dir: &Path, recipe: &Path) -> (PathBuf, String) {
+    build_first_image_with(dir, recipe, carapace_image::build::BuildOptions::default())
+}
+
+/// As `build_first_image`, built with `options` (Secure Boot keys, say).
+pub fn build_first_image_with(
+    dir: &Path,
+    recipe: &Path,
+    options: carapace_image::build::BuildOptions,
+) -> (PathBuf, String) {
     let settings = carapace_image::owner::load(&owner_settings(dir), recipe)
         .unwrap_or_else(|e| panic!("owner settings: {e}"));
-    let out = carapace_image::build::build(recipe, &workspace())
+    let out = carapace_image::build::build_with(recipe, &workspace(), options)
         .unwrap_or_else(|e| panic!("building {}: {e}", recipe.display()));
     let pairing = carapace_image::owner::personalise(&out.image, &settings)
         .unwrap_or_else(|e| panic!("personalising: {e}"));
@@ -542,8 +603,23 @@ pub fn boot_and_pair(
     chat: &Chat,
     code: &str,
 ) -> (tempfile::TempDir, VmConfig, Vm) {
+    boot_and_pair_with(image, name, net, chat, code, None)
+}
+
+/// As `boot_and_pair`; with `enrolled_vars`, under the Secure Boot firmware with that store.
+pub fn boot_and_pair_with(
+    image: &Path,
+    name: &str,
+    net: &TestNet,
+    chat: &Chat,
+    code: &str,
+    enrolled_vars: Option<&Path>,
+) -> (tempfile::TempDir, VmConfig, Vm) {
     let (machine, mut config) = machine_of(image, name);
     config.network = net.network();
+    if let Some(vars) = enrolled_vars {
+        config.secure_boot(vars).expect("Secure Boot firmware");
+    }
     let mut vm = Vm::start(&config).expect("start QEMU");
     console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
     chat.send(&format!("/start {code}"));
