@@ -102,7 +102,8 @@ test-all: test test-slow
 ## stub's latency and the allow-set insertion against dnsmasq; agentd against ZeroClaw on the
 ## same fakes (start, memory, message → LLM latency, bytes per turn); what a box downloads for
 ## an agentd-only and a kernel-only update, with chunks, with patches and as a whole image; the
-## time from /update to committed beside a plain reboot; `carapace flash` against
+## time from /update to committed beside a plain reboot; boot time under Secure Boot against the
+## unsigned image on the plain firmware; `carapace flash` against
 ## `zstd -dc | dd` onto a used disk; the inference engine against its
 ## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts,
 ## rapidocr_onnxruntime, transformers' SmolVLM; scripts/bench-venv.sh installs them).
@@ -113,6 +114,7 @@ bench: deps
 	$(CARGO) bench -p carapace-skillhost --bench skill
 	$(CARGO) bench -p carapace-tests --bench update_size
 	$(CARGO) bench -p carapace-tests --bench update_time
+	$(CARGO) bench -p carapace-tests --bench secure_boot
 	$(CARGO) bench -p carapace-image --bench flash
 	./scripts/bench-venv.sh
 	$(CARGO) bench -p carapace-infer --bench peers

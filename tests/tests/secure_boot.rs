@@ -75,7 +75,8 @@ runtime_dir = true
 
 struct SignedImage {
     image: PathBuf,
-    /// The build's slot A UKI, as signed (out/<name>/slot/carapace.efi).
+    /// The build's slot A UKI, as signed (out/<name>/slot/carapace-a.efi; on the ESP it is
+    /// a/carapace.efi).
     uki: PathBuf,
     enrolled_vars: PathBuf,
     /// Holds the keys and the recipe for the test binary's life.
@@ -99,7 +100,9 @@ fn signed_image() -> &'static SignedImage {
             .unwrap_or_else(|e| panic!("building the signed image failed: {e}"));
         let out_dir = out.image.parent().expect("out dir").to_owned();
         SignedImage {
-            uki: out_dir.join("slot").join("carapace.efi"),
+            uki: out_dir
+                .join("slot")
+                .join(board_support::uki::bundle_name(board_support::Slot::A)),
             enrolled_vars: out_dir.join(ENROLLED_VARS),
             image: out.image,
             _dir: dir,

@@ -100,13 +100,20 @@ impl Slots {
             Some(self.booted_image_len),
             manifest.chunker,
         )?;
-        for file in &manifest.boot {
-            // A slot's UKI is in the bundle under its slot's name, on the ESP as carapace.efi.
-            let name = if is_uki(&file.path) {
-                UKI_FILE
-            } else {
-                &file.path
-            };
+        // A slot's UKI is in the bundle under its slot's name (both slots'), on the ESP as
+        // carapace.efi: the running one is read once.
+        let names: std::collections::BTreeSet<&str> = manifest
+            .boot
+            .iter()
+            .map(|file| {
+                if is_uki(&file.path) {
+                    UKI_FILE
+                } else {
+                    file.path.as_str()
+                }
+            })
+            .collect();
+        for name in names {
             let path = self.boot_dir(self.booted).join(name);
             if path.exists() {
                 index.add_file(&path, None, manifest.chunker)?;
@@ -244,8 +251,8 @@ fn signed_uki(
         if slots.boot_dir(slots.booted).join(UKI_FILE).exists() {
             return Err(Error::Refused(
                 "this box boots signed unified kernel images (Secure Boot), and this update \
-                 carries a plain kernel and initramfs, which its firmware would refuse: make the \
-                 update from a build signed with the box's Secure Boot keys (carapace build \
+                 carries a plain kernel and initramfs, which Secure Boot firmware refuses: make \
+                 the update from a build signed with the box's Secure Boot keys (carapace bundle \
                  --secure-boot-keys)"
                     .to_owned(),
             ));
