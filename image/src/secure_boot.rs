@@ -164,25 +164,17 @@ impl SecureBootKeys {
 
 /// virt-fw-vars: $CARAPACE_VIRT_FW_VARS, out/venv-secureboot (make deps), or PATH.
 fn virt_fw_vars(workspace: &Path) -> Result<PathBuf> {
-    std::env::var_os("CARAPACE_VIRT_FW_VARS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([workspace.join("out/venv-secureboot/bin/virt-fw-vars")])
-        .chain(
-            std::env::var_os("PATH")
-                .map(|paths| {
-                    std::env::split_paths(&paths)
-                        .map(|dir| dir.join("virt-fw-vars"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        )
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| Error::MissingTool {
-            tool: "virt-fw-vars".into(),
-            package: "PyPI's virt-firmware; `make deps` installs it into out/venv-secureboot"
-                .into(),
-        })
+    tools::candidates(
+        "CARAPACE_VIRT_FW_VARS",
+        workspace.join("out/venv-secureboot/bin/virt-fw-vars"),
+        "virt-fw-vars",
+    )
+    .into_iter()
+    .find(|candidate| candidate.is_file())
+    .ok_or_else(|| Error::MissingTool {
+        tool: "virt-fw-vars".into(),
+        package: "PyPI's virt-firmware; `make deps` installs it into out/venv-secureboot".into(),
+    })
 }
 
 #[cfg(test)]

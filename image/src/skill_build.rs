@@ -141,19 +141,11 @@ fn read_name(dir: &Path) -> std::result::Result<String, Error> {
 /// componentize-py: $CARAPACE_COMPONENTIZE_PY, out/venv-skills (make deps), or PATH; it must be
 /// the pinned version.
 fn componentize_py(workspace: &Path) -> Result<PathBuf> {
-    let candidates = std::env::var_os("CARAPACE_COMPONENTIZE_PY")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([workspace.join("out/venv-skills/bin/componentize-py")])
-        .chain(
-            std::env::var_os("PATH")
-                .map(|paths| {
-                    std::env::split_paths(&paths)
-                        .map(|dir| dir.join("componentize-py"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        );
+    let candidates = tools::candidates(
+        "CARAPACE_COMPONENTIZE_PY",
+        workspace.join("out/venv-skills/bin/componentize-py"),
+        "componentize-py",
+    );
     for candidate in candidates {
         if !candidate.is_file() {
             continue;

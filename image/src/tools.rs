@@ -1,6 +1,6 @@
 //! Host tools the builder runs, with the Debian package to install when one is missing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,24 @@ pub fn require(tool: &str, package: &str) -> Result<()> {
             package: package.into(),
         })
     }
+}
+
+/// Where a tool that `make deps` puts into a venv under out/ may be, in order: the file named
+/// by `$env_var`, `workspace/in_workspace`, then `name` on PATH.
+pub fn candidates(env_var: &str, workspace_path: PathBuf, name: &str) -> Vec<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([workspace_path])
+        .chain(on_path)
+        .collect()
 }
 
 /// Runs a command to completion; on failure the error carries the tail of its stderr.

@@ -26,19 +26,6 @@ fn data_offset() -> u64 {
 /// The backup superblocks of a 4 KiB-block ext4 (init/disk/src/e2fsprogs.rs).
 const BACKUP_SUPERBLOCKS: [u64; 7] = [32768, 98304, 163840, 229376, 294912, 819200, 884736];
 
-fn qemu_io(disk: &Path, command: &str) {
-    let io = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", command])
-        .arg(disk)
-        .output()
-        .expect("qemu-io (qemu-utils)");
-    assert!(
-        io.status.success(),
-        "qemu-io {command}: {}",
-        String::from_utf8_lossy(&io.stderr)
-    );
-}
-
 /// First boot to ready; returns agentd's key after a clean power off.
 fn first_boot(config: &carapace_image::qemu::VmConfig) -> String {
     let mut vm = boot_to_ready(config);

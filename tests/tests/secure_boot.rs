@@ -19,7 +19,7 @@ mod net;
 #[path = "common/update_lab.rs"]
 mod update_lab;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -28,7 +28,9 @@ use carapace_image::bundle::BundleOptions;
 use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
-use common::{BOOT_TIMEOUT, fail, machine_on, power_off, read_byte, test_board, workspace};
+use common::{
+    BOOT_TIMEOUT, fail, machine_on, power_off, qemu_io, read_byte, test_board, workspace,
+};
 use update_lab::{
     Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair_with, boot_kind, build_first_image_with,
     bundle_and_publish_with, console_line, publish_signed_by, recipe,
@@ -182,7 +184,10 @@ fn a_uki_changed_by_one_byte_is_refused() {
         };
         let offset = uki_offset_in_image() + (offset_in_uki + within) as u64;
         let byte = read_byte(&signed_image().image, offset);
-        flip(&dir.path().join("disk.qcow2"), offset, byte);
+        qemu_io(
+            &dir.path().join("disk.qcow2"),
+            &format!("write -P {} {offset} 1", byte ^ 0x01),
+        );
 
         let mut vm = Vm::start(&config).expect("start QEMU");
         if let Err(e) = vm.wait_for("BdsDxe: failed to start Boot0001", 0, BOOT_TIMEOUT) {
@@ -339,18 +344,4 @@ fn uki_offset_in_image() -> u64 {
             .find(|&at| &esp[at..at + head.len()] == head)
             .expect("the UKI on the ESP") as u64
     })
-}
-
-fn flip(overlay: &Path, offset: u64, byte: u8) {
-    let io = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c"])
-        .arg(format!("write -P {} {offset} 1", byte ^ 0x01))
-        .arg(overlay)
-        .output()
-        .expect("qemu-io (qemu-utils)");
-    assert!(
-        io.status.success(),
-        "{}",
-        String::from_utf8_lossy(&io.stderr)
-    );
 }

@@ -268,16 +268,9 @@ fn tampered_root_does_not_come_up() {
     let (dir, config) = machine("tamper");
     let offset = root_file_offset("/usr/sbin/badblocks") + 100;
     let byte = read_byte(test_image(), offset);
-    let io = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c"])
-        .arg(format!("write -P {} {offset} 1", byte ^ 0xff))
-        .arg(dir.path().join("disk.qcow2"))
-        .output()
-        .expect("qemu-io (qemu-utils)");
-    assert!(
-        io.status.success(),
-        "{}",
-        String::from_utf8_lossy(&io.stderr)
+    qemu_io(
+        &dir.path().join("disk.qcow2"),
+        &format!("write -P {} {offset} 1", byte ^ 0xff),
     );
 
     let mut vm = Vm::start(&config).expect("start QEMU");

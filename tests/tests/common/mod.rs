@@ -125,6 +125,21 @@ pub fn read_byte(path: &Path, offset: u64) -> u8 {
     b[0]
 }
 
+/// Runs one qemu-io `command` (a write, say) on a qcow2 overlay: damage the tests put on a
+/// machine's disk between boots, never on the image under it.
+pub fn qemu_io(disk: &Path, command: &str) {
+    let io = std::process::Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", command])
+        .arg(disk)
+        .output()
+        .expect("qemu-io (qemu-utils)");
+    assert!(
+        io.status.success(),
+        "qemu-io {command}: {}",
+        String::from_utf8_lossy(&io.stderr)
+    );
+}
+
 /// Writes `text` as recipe `name` in `dir`, with the default recipe's lock and files beside
 /// it: a variant of the default recipe that a test builds.
 pub fn write_release_variant(dir: &Path, name: &str, text: &str) -> PathBuf {
