@@ -66,13 +66,13 @@ test-unit:
 ## (scripts/test-lanes.sh), each booting one machine at a time. The arm64 image is cross-built
 ## and boots under qemu-system-aarch64 (virt, AAVMF); the Pi 5 image under virt through the
 ## firmware stand-in, and updated there. `carapace flash` (onto files and loop devices; no
-## QEMU, but five minutes) runs in a lane too rather than before them. The lanes are balanced by
-## their measured times (seconds, a cold make test in a clean clone on 2 cores, 2026-12-01, less
-## what later moved to test-all; the agent test with its voice note and photo measured in one,
-## 2026-12-02): update 910 + arm64 381 + pi5 375 + boards 181 + network 95 + logging 170 +
-## wifi 109 + flash 307 against power cuts 265 + agent 850 + data 447 + system 293 + secure boot
-## (about 330 warm, 2026-12-02). The agent and system tests both boot images with the inference
-## engine, so one lane builds the engine once; arm64 and pi5 share the arm64 build in the other.
+## QEMU) runs in a lane too rather than before them. The lanes are balanced by their measured
+## times (seconds, a cold make test in a clean clone on 2 cores, 2026-12-02, both lanes busy):
+## update 1241 + arm64 387 + pi5 359 + boards 179 + network 98 + logging 178 + wifi 106 +
+## flash 57 against power cuts 568 + agent 956 + system 307 + data 278 + secure boot ~460
+## (lanes 2605 s; the whole make test 66 min, its compile 16). The agent and system tests both
+## boot images with the inference engine, so one lane builds the engine once; arm64 and pi5
+## share the arm64 build in the other.
 LANE_A = --test update --test arm64 --test pi5 --test boards --test network --test logging \
 	--test wifi --test flash
 LANE_B = --test power_cuts --test agent --test system --test data --test secure_boot
