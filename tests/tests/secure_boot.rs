@@ -9,9 +9,9 @@
 //! Secure Boot and commits it; a bundle whose UKIs are signed with another Secure Boot key is
 //! refused before anything is written.
 //!
-//! The first tests' image is a small recipe (the logger its one service): what is tested lives in the boot
-//! partition and the firmware, which every recipe's image shares, and a small root builds and
-//! boots in a fraction of the default image's time.
+//! The first three tests' image is a small recipe (the logger its one service): what they test
+//! lives in the boot partition and the firmware, which every recipe's image shares, and a small
+//! root builds and boots in a fraction of the default image's time.
 
 mod common;
 #[path = "common/net.rs"]
