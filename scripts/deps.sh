@@ -12,7 +12,8 @@ for pkg in qemu-system-x86 ovmf erofs-utils e2fsprogs cryptsetup-bin zstd apt cp
            fonts-dejavu-core \
            qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
            device-tree-compiler \
-           sbsigntool python3-cryptography python3-pefile python3-yaml python3-requests; do
+           sbsigntool python3-cryptography python3-pefile python3-yaml python3-requests \
+           swtpm swtpm-tools; do
     have "$pkg" || need_apt="$need_apt $pkg"
 done
 

@@ -1,0 +1,306 @@
+//! The few TPM 2.0 commands sealing needs (TCG TPM 2.0 Library, Part 3), each a function over
+//! a transport. Handles the TPM creates here are transient: `Tpm` flushes them when it drops,
+//! for a TPM without a resource manager (swtpm's socket) as much as for /dev/tpmrm0.
+
+use crate::error::{Error, RC_RETRY, RC_TESTING, RC_YIELDED, error_number};
+use crate::transport::Transport;
+use crate::wire::{self, Auth, Reader};
+
+const CC_CREATE_PRIMARY: u32 = 0x131;
+const CC_CREATE: u32 = 0x153;
+const CC_LOAD: u32 = 0x157;
+const CC_UNSEAL: u32 = 0x15E;
+const CC_FLUSH_CONTEXT: u32 = 0x165;
+const CC_START_AUTH_SESSION: u32 = 0x176;
+const CC_PCR_READ: u32 = 0x17E;
+const CC_POLICY_PCR: u32 = 0x17F;
+const CC_PCR_EXTEND: u32 = 0x182;
+const CC_POLICY_GET_DIGEST: u32 = 0x189;
+
+const RH_OWNER: u32 = 0x4000_0001;
+const RH_NULL: u32 = 0x4000_0007;
+pub const ALG_SHA256: u16 = 0x000B;
+const ALG_NULL: u16 = 0x0010;
+const ALG_AES: u16 = 0x0006;
+const ALG_CFB: u16 = 0x0043;
+const ALG_ECC: u16 = 0x0023;
+const ALG_KEYEDHASH: u16 = 0x0008;
+const ECC_NIST_P256: u16 = 0x0003;
+const SE_POLICY: u8 = 0x01;
+const SE_TRIAL: u8 = 0x03;
+
+// TPMA_OBJECT bits.
+const FIXED_TPM: u32 = 1 << 1;
+const FIXED_PARENT: u32 = 1 << 4;
+const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+const USER_WITH_AUTH: u32 = 1 << 6;
+const NO_DA: u32 = 1 << 10;
+const RESTRICTED: u32 = 1 << 16;
+const DECRYPT: u32 = 1 << 17;
+
+const RETRIES: u32 = 20;
+
+pub struct Tpm<T: Transport> {
+    io: T,
+    /// Transient objects and sessions to flush on drop.
+    loaded: Vec<u32>,
+}
+
+impl<T: Transport> Tpm<T> {
+    pub fn new(io: T) -> Tpm<T> {
+        Tpm {
+            io,
+            loaded: Vec::new(),
+        }
+    }
+
+    /// Sends one command, again while the TPM says it is busy, and returns the response.
+    fn call(&mut self, name: &'static str, command: &[u8]) -> Result<Vec<u8>, Error> {
+        for _ in 0..RETRIES {
+            let response = self.io.transact(command).map_err(|source| Error::Io {
+                command: name,
+                source,
+            })?;
+            let code = response.get(6..10).and_then(|b| b.try_into().ok());
+            match code.map(u32::from_be_bytes).map(error_number) {
+                Some(RC_RETRY | RC_YIELDED | RC_TESTING) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                _ => return Ok(response),
+            }
+        }
+        Err(Error::Refused {
+            command: name,
+            code: RC_RETRY,
+        })
+    }
+
+    /// The storage root key: the TCG's standard ECC P-256 SRK template, so the same TPM
+    /// derives the same key from its storage seed on every boot, and another TPM another.
+    pub fn create_primary_srk(&mut self) -> Result<u32, Error> {
+        let mut params = Vec::new();
+        wire::put_sized(&mut params, &[0, 0, 0, 0]); // no userAuth, no data
+        let mut public = Vec::new();
+        public.extend_from_slice(&ALG_ECC.to_be_bytes());
+        public.extend_from_slice(&ALG_SHA256.to_be_bytes());
+        let attributes = FIXED_TPM
+            | FIXED_PARENT
+            | SENSITIVE_DATA_ORIGIN
+            | USER_WITH_AUTH
+            | NO_DA
+            | RESTRICTED
+            | DECRYPT;
+        public.extend_from_slice(&attributes.to_be_bytes());
+        wire::put_sized(&mut public, &[]); // no policy
+        for field in [ALG_AES, 128, ALG_CFB, ALG_NULL, ECC_NIST_P256, ALG_NULL] {
+            public.extend_from_slice(&field.to_be_bytes());
+        }
+        public.extend_from_slice(&[0, 0, 0, 0]); // unique: empty x and y
+        wire::put_sized(&mut params, &public);
+        params.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no outsideInfo, no creation PCRs
+        let command = wire::command(CC_CREATE_PRIMARY, &[RH_OWNER], &[Auth::Password], &params);
+        let bytes = self.call("CreatePrimary", &command)?;
+        let handle = one_handle("CreatePrimary", &bytes)?;
+        self.loaded.push(handle);
+        Ok(handle)
+    }
+
+    /// A policy session, or a trial session that only computes a policy's digest.
+    pub fn start_policy_session(&mut self, trial: bool) -> Result<u32, Error> {
+        let mut params = Vec::new();
+        wire::put_sized(&mut params, &random_nonce()?);
+        wire::put_sized(&mut params, &[]); // no salt
+        params.push(if trial { SE_TRIAL } else { SE_POLICY });
+        params.extend_from_slice(&ALG_NULL.to_be_bytes()); // no parameter encryption
+        params.extend_from_slice(&ALG_SHA256.to_be_bytes());
+        let command = wire::command(CC_START_AUTH_SESSION, &[RH_NULL, RH_NULL], &[], &params);
+        let bytes = self.call("StartAuthSession", &command)?;
+        let handle = one_handle("StartAuthSession", &bytes)?;
+        self.loaded.push(handle);
+        Ok(handle)
+    }
+
+    /// Adds "these PCRs hold their current values" to the session's policy.
+    pub fn policy_pcr(&mut self, session: u32, pcrs: &[u32]) -> Result<(), Error> {
+        let mut params = Vec::new();
+        wire::put_sized(&mut params, &[]); // the TPM reads the PCRs itself
+        params.extend_from_slice(&pcr_selection(pcrs));
+        let command = wire::command(CC_POLICY_PCR, &[session], &[], &params);
+        let bytes = self.call("PolicyPCR", &command)?;
+        wire::response("PolicyPCR", &bytes, 0).map(drop)
+    }
+
+    pub fn policy_digest(&mut self, session: u32) -> Result<Vec<u8>, Error> {
+        let command = wire::command(CC_POLICY_GET_DIGEST, &[session], &[], &[]);
+        let bytes = self.call("PolicyGetDigest", &command)?;
+        let mut response = wire::response("PolicyGetDigest", &bytes, 0)?;
+        sized(&mut response.params, "PolicyGetDigest").map(<[u8]>::to_vec)
+    }
+
+    /// A sealed data object under `parent` holding `secret`, usable only through `policy`.
+    /// Returns its TPM2B_PRIVATE and TPM2B_PUBLIC, each with its size prefix.
+    pub fn create_sealed(
+        &mut self,
+        parent: u32,
+        secret: &[u8],
+        policy: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let mut sensitive = Vec::new();
+        wire::put_sized(&mut sensitive, &[]); // no userAuth: only the policy opens it
+        wire::put_sized(&mut sensitive, secret);
+        let mut params = Vec::new();
+        wire::put_sized(&mut params, &sensitive);
+        let mut public = Vec::new();
+        public.extend_from_slice(&ALG_KEYEDHASH.to_be_bytes());
+        public.extend_from_slice(&ALG_SHA256.to_be_bytes());
+        public.extend_from_slice(&(FIXED_TPM | FIXED_PARENT | NO_DA).to_be_bytes());
+        wire::put_sized(&mut public, policy);
+        public.extend_from_slice(&ALG_NULL.to_be_bytes()); // keyed-hash scheme: none (sealed)
+        wire::put_sized(&mut public, &[]); // unique
+        wire::put_sized(&mut params, &public);
+        params.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let command = wire::command(CC_CREATE, &[parent], &[Auth::Password], &params);
+        let bytes = self.call("Create", &command)?;
+        let mut response = wire::response("Create", &bytes, 0)?;
+        let malformed = Error::Malformed {
+            command: "Create",
+            what: "no private or public area",
+        };
+        let private = response.params.sized_whole().ok_or(malformed)?.to_vec();
+        let public = response.params.sized_whole().ok_or(Error::Malformed {
+            command: "Create",
+            what: "no public area",
+        })?;
+        Ok((private, public.to_vec()))
+    }
+
+    pub fn load(&mut self, parent: u32, private: &[u8], public: &[u8]) -> Result<u32, Error> {
+        let params = [private, public].concat();
+        let command = wire::command(CC_LOAD, &[parent], &[Auth::Password], &params);
+        let bytes = self.call("Load", &command)?;
+        let handle = one_handle("Load", &bytes)?;
+        self.loaded.push(handle);
+        Ok(handle)
+    }
+
+    /// The sealed data, if the policy session satisfies the object's policy. The session ends
+    /// with the command either way.
+    pub fn unseal(&mut self, item: u32, session: u32) -> Result<Vec<u8>, Error> {
+        let nonce = random_nonce()?;
+        let auth = Auth::Policy {
+            session,
+            nonce: &nonce,
+        };
+        let command = wire::command(CC_UNSEAL, &[item], &[auth], &[]);
+        self.loaded.retain(|&h| h != session);
+        let bytes = self.call("Unseal", &command)?;
+        let mut response = wire::response("Unseal", &bytes, 0)?;
+        sized(&mut response.params, "Unseal").map(<[u8]>::to_vec)
+    }
+
+    /// PCR `index`'s SHA-256 value.
+    pub fn pcr_read(&mut self, index: u32) -> Result<Vec<u8>, Error> {
+        let command = wire::command(CC_PCR_READ, &[], &[], &pcr_selection(&[index]));
+        let bytes = self.call("PCR_Read", &command)?;
+        let mut response = wire::response("PCR_Read", &bytes, 0)?;
+        let malformed = |what| Error::Malformed {
+            command: "PCR_Read",
+            what,
+        };
+        response
+            .params
+            .u32()
+            .ok_or(malformed("no update counter"))?;
+        let selections = response.params.u32().ok_or(malformed("no selection"))?;
+        for _ in 0..selections {
+            response.params.u16().ok_or(malformed("selection"))?;
+            let len = response.params.take(1).ok_or(malformed("selection"))?;
+            response
+                .params
+                .take(usize::from(len.first().copied().unwrap_or(0)))
+                .ok_or(malformed("selection"))?;
+        }
+        if response.params.u32() != Some(1) {
+            return Err(malformed("the PCR was not returned"));
+        }
+        sized(&mut response.params, "PCR_Read").map(<[u8]>::to_vec)
+    }
+
+    /// Extends PCR `index`'s SHA-256 bank with `digest` (what firmware does as it measures).
+    pub fn pcr_extend(&mut self, index: u32, digest: &[u8; 32]) -> Result<(), Error> {
+        let mut params = Vec::new();
+        params.extend_from_slice(&1u32.to_be_bytes());
+        params.extend_from_slice(&ALG_SHA256.to_be_bytes());
+        params.extend_from_slice(digest);
+        let command = wire::command(CC_PCR_EXTEND, &[index], &[Auth::Password], &params);
+        let bytes = self.call("PCR_Extend", &command)?;
+        wire::response("PCR_Extend", &bytes, 0).map(drop)
+    }
+
+    pub fn flush(&mut self, handle: u32) {
+        self.loaded.retain(|&h| h != handle);
+        let command = wire::command(CC_FLUSH_CONTEXT, &[], &[], &handle.to_be_bytes());
+        // A handle the TPM already dropped is not worth an error.
+        let _ = self.call("FlushContext", &command);
+    }
+}
+
+impl<T: Transport> Drop for Tpm<T> {
+    fn drop(&mut self) {
+        for handle in std::mem::take(&mut self.loaded) {
+            self.flush(handle);
+        }
+    }
+}
+
+/// TPML_PCR_SELECTION: one SHA-256 bank, PCRs 0-23 as three bytes of bits.
+pub fn pcr_selection(pcrs: &[u32]) -> Vec<u8> {
+    let mut select = [0u8; 3];
+    for &pcr in pcrs {
+        if let Some(byte) = select.get_mut((pcr / 8) as usize) {
+            *byte |= 1 << (pcr % 8);
+        }
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&ALG_SHA256.to_be_bytes());
+    out.push(3);
+    out.extend_from_slice(&select);
+    out
+}
+
+fn one_handle(command: &'static str, bytes: &[u8]) -> Result<u32, Error> {
+    let response = wire::response(command, bytes, 1)?;
+    response.handles.first().copied().ok_or(Error::Malformed {
+        command,
+        what: "no handle",
+    })
+}
+
+fn sized<'a>(params: &mut Reader<'a>, command: &'static str) -> Result<&'a [u8], Error> {
+    params.sized().ok_or(Error::Malformed {
+        command,
+        what: "parameter cut short",
+    })
+}
+
+fn random_nonce() -> Result<[u8; 32], Error> {
+    let mut nonce = [0u8; 32];
+    getrandom::fill(&mut nonce).map_err(Error::Random)?;
+    Ok(nonce)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcr_7_is_the_top_bit_of_the_first_byte() {
+        assert_eq!(pcr_selection(&[7]), [0, 0, 0, 1, 0, 0x0B, 3, 0x80, 0, 0]);
+        assert_eq!(
+            pcr_selection(&[0, 23]),
+            [0, 0, 0, 1, 0, 0x0B, 3, 1, 0, 0x80]
+        );
+        assert_eq!(pcr_selection(&[99])[7..], [0, 0, 0]);
+    }
+}

@@ -1,0 +1,114 @@
+//! Sealing and unsealing against a real TPM 2.0: swtpm (libtpms, Debian's swtpm package), on a
+//! socket in a temporary directory. Its state directory is the TPM's identity: a restart on
+//! the same directory is the same TPM after a reboot (PCRs reset, storage seed kept); another
+//! directory is another TPM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carapace_tpm::{PCR_SECURE_BOOT, Refusal, SealedSecret, Socket, Tpm, seal, unseal};
+
+struct Swtpm {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Swtpm {
+    /// swtpm on `state`, started (TPM2_Startup(CLEAR)) and listening.
+    fn start(state: &Path) -> Swtpm {
+        std::fs::create_dir_all(state).expect("state dir");
+        let socket = state.join("command.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .arg("--server")
+            .arg(format!("type=unixio,path={}", socket.display()))
+            .arg("--ctrl")
+            .arg(format!(
+                "type=unixio,path={}",
+                state.join("ctrl.sock").display()
+            ))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("swtpm runs (make deps installs Debian's swtpm)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "swtpm made no socket in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Swtpm { child, socket }
+    }
+
+    fn tpm(&self) -> Tpm<Socket> {
+        Tpm::new(Socket::connect(&self.socket).expect("connect to swtpm"))
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+#[test]
+fn a_secret_sealed_to_pcr_7_unseals_after_a_restart_of_the_same_tpm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("tpm");
+    let sealed = {
+        let swtpm = Swtpm::start(&state);
+        let mut tpm = swtpm.tpm();
+        let sealed = seal(&mut tpm, SECRET, &[PCR_SECURE_BOOT]).expect("seal");
+        // Unseals at once, too.
+        let now = unseal(&mut tpm, &sealed, &[PCR_SECURE_BOOT]).expect("unseal");
+        assert_eq!(now, SECRET);
+        sealed.to_bytes()
+    };
+    assert!(
+        !sealed.windows(SECRET.len()).any(|w| w == SECRET),
+        "the stored blob holds the secret in the clear"
+    );
+    let swtpm = Swtpm::start(&state);
+    let sealed = SealedSecret::from_bytes(&sealed).expect("blob reads back");
+    let secret = unseal(&mut swtpm.tpm(), &sealed, &[PCR_SECURE_BOOT]).expect("unseal");
+    assert_eq!(secret, SECRET);
+}
+
+#[test]
+fn a_changed_pcr_7_is_refused_as_a_policy_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let swtpm = Swtpm::start(&dir.path().join("tpm"));
+    let mut tpm = swtpm.tpm();
+    let before = tpm.pcr_read(PCR_SECURE_BOOT).expect("PCR 7");
+    let sealed = seal(&mut tpm, SECRET, &[PCR_SECURE_BOOT]).expect("seal");
+    // What firmware does when the Secure Boot state it measures differs.
+    tpm.pcr_extend(PCR_SECURE_BOOT, &[0x5B; 32])
+        .expect("extend PCR 7");
+    assert_ne!(tpm.pcr_read(PCR_SECURE_BOOT).expect("PCR 7"), before);
+    let err = unseal(&mut tpm, &sealed, &[PCR_SECURE_BOOT]).expect_err("PCR 7 changed");
+    assert_eq!(err.refusal(), Some(Refusal::PcrsChanged), "{err}");
+    // Another PCR is not part of the policy: extending it changes nothing.
+    let other = seal(&mut tpm, SECRET, &[PCR_SECURE_BOOT]).expect("seal again");
+    tpm.pcr_extend(8, &[0x11; 32]).expect("extend PCR 8");
+    assert_eq!(
+        unseal(&mut tpm, &other, &[PCR_SECURE_BOOT]).expect("unseal"),
+        SECRET
+    );
+}
+
+#[test]
+fn another_tpm_cannot_load_the_sealed_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sealed = {
+        let swtpm = Swtpm::start(&dir.path().join("first"));
+        seal(&mut swtpm.tpm(), SECRET, &[PCR_SECURE_BOOT]).expect("seal")
+    };
+    let other = Swtpm::start(&dir.path().join("second"));
+    let err = unseal(&mut other.tpm(), &sealed, &[PCR_SECURE_BOOT]).expect_err("other TPM");
+    assert_eq!(err.refusal(), Some(Refusal::OtherTpm), "{err}");
+}
