@@ -77,16 +77,47 @@ pub fn first_slot_files(
 }
 
 pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>> {
-    let fat_err = |what: &str, e: std::io::Error| Error::image(format!("ESP: {what}: {e}"));
+    let format = FatFormat {
+        what: "ESP",
+        fat_type: Some(fatfs::FatType::Fat32),
+        volume_id,
+    };
+    build_fat(size, &format, files, |path| {
+        Error::DoesNotFit(format!(
+            "{path} does not fit in the {} MiB ESP; raise disk.esp_mib",
+            size / (1024 * 1024)
+        ))
+    })
+}
+
+/// How `build_fat` formats: `what` names the file system in errors; without a `fat_type`
+/// fatfs picks one for the size (FAT16 from 4 MiB to 512 MiB).
+pub struct FatFormat {
+    pub what: &'static str,
+    pub fat_type: Option<fatfs::FatType>,
+    pub volume_id: u32,
+}
+
+/// A FAT file system of `size` bytes holding `files`, written in path order with the fixed
+/// date: the same inputs give the same bytes. `full` makes the error for a file that does not
+/// fit.
+pub fn build_fat(
+    size: u64,
+    format: &FatFormat,
+    files: &[EspFile],
+    full: impl Fn(&str) -> Error,
+) -> Result<Vec<u8>> {
+    let what = format.what;
+    let fat_err = |step: &str, e: std::io::Error| Error::image(format!("{what}: {step}: {e}"));
     let mut image = vec![0u8; size as usize];
-    fatfs::format_volume(
-        Cursor::new(&mut image[..]),
-        fatfs::FormatVolumeOptions::new()
-            .fat_type(fatfs::FatType::Fat32)
-            .volume_id(volume_id)
-            .volume_label(*b"CARAPACE   "),
-    )
-    .map_err(|e| fat_err("format", e))?;
+    let mut options = fatfs::FormatVolumeOptions::new()
+        .volume_id(format.volume_id)
+        .volume_label(*b"CARAPACE   ");
+    if let Some(fat_type) = format.fat_type {
+        options = options.fat_type(fat_type);
+    }
+    fatfs::format_volume(Cursor::new(&mut image[..]), options)
+        .map_err(|e| fat_err("format", e))?;
     {
         let options = fatfs::FsOptions::new()
             .time_provider(&FIXED_TIME)
@@ -115,14 +146,10 @@ pub fn build_esp(size: u64, volume_id: u32, files: &[EspFile]) -> Result<Vec<u8>
             f.truncate().map_err(|e| fat_err(&file.path, e))?;
             f.write_all(&file.data).map_err(|e| {
                 // fatfs says "no space" as an Other error; write_all as WriteZero.
-                let full = e.kind() == std::io::ErrorKind::WriteZero
+                let no_room = e.kind() == std::io::ErrorKind::WriteZero
                     || e.to_string().to_lowercase().contains("space");
-                if full {
-                    Error::DoesNotFit(format!(
-                        "{} does not fit in the {} MiB ESP; raise disk.esp_mib",
-                        file.path,
-                        size / (1024 * 1024)
-                    ))
+                if no_room {
+                    full(&file.path)
                 } else {
                     fat_err(&file.path, e)
                 }

@@ -94,14 +94,32 @@ impl SecureBootKeys {
     /// Checks that `dir` holds what a build needs: db's pair and the certificates of PK and
     /// KEK (for the variable store).
     pub fn open(dir: &Path) -> Result<SecureBootKeys> {
-        let needed = ["PK.crt", "KEK.crt", "db.crt", "db.key"];
+        SecureBootKeys::open_with(dir, &["PK.crt", "KEK.crt", "db.crt", "db.key"], "")
+    }
+
+    /// Checks that `dir` holds db's pair, all a Raspberry Pi 5's signed boot uses: db.key is
+    /// the customer key whose public half the owner puts into the Pi's EEPROM and OTP. A Pi
+    /// key made before (its hash may already be in OTP for good) works as db.key, with a
+    /// certificate for it as db.crt.
+    pub fn open_signing_key(dir: &Path) -> Result<SecureBootKeys> {
+        SecureBootKeys::open_with(
+            dir,
+            &["db.crt", "db.key"],
+            "; or, for a Raspberry Pi key made before, put it there as db.key (RSA 2048, PEM) \
+             with a certificate for it as db.crt (`openssl req -new -x509 -key db.key -out \
+             db.crt -subj /CN=Pi -days 7300`)",
+        )
+    }
+
+    fn open_with(dir: &Path, needed: &[&str], otherwise: &str) -> Result<SecureBootKeys> {
         let missing: Vec<&str> = needed
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|name| !dir.join(name).is_file())
             .collect();
         if !missing.is_empty() {
             return Err(Error::image(format!(
-                "{} lacks {}: make Secure Boot keys with `carapace keygen --secure-boot {}`",
+                "{} lacks {}: make Secure Boot keys with `carapace keygen --secure-boot {}`{otherwise}",
                 dir.display(),
                 missing.join(", "),
                 dir.display()
@@ -110,6 +128,68 @@ impl SecureBootKeys {
         Ok(SecureBootKeys {
             dir: dir.to_owned(),
         })
+    }
+
+    /// db.crt, whose public key verifies what db.key signs.
+    pub fn db_certificate(&self) -> PathBuf {
+        self.file("db.crt")
+    }
+
+    /// The RSA PKCS#1 v1.5 signature of SHA-256(`data`) with db.key (`openssl dgst -sha256
+    /// -sign`), as the Pi 5's firmware verifies boot.img. Checked before it is returned: it
+    /// must be RSA 2048 (the only kind that firmware verifies) and verify with db.crt's public
+    /// key (the one the owner takes from db.crt for the EEPROM).
+    pub fn sign_rsa2048_sha256(&self, data: &[u8], what: &str) -> Result<Vec<u8>> {
+        tools::require("openssl", "openssl")?;
+        let work = tempfile::tempdir().context(|| "create a temporary folder".into())?;
+        let input = work.path().join(what);
+        let signature = work.path().join(format!("{what}.rsa"));
+        let public = work.path().join("db.pub.pem");
+        std::fs::write(&input, data).context(|| format!("write {}", input.display()))?;
+        tools::output(
+            Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(self.file("db.key"))
+                .arg("-out")
+                .arg(&signature)
+                .arg(&input),
+        )?;
+        let bytes =
+            std::fs::read(&signature).context(|| format!("read {}", signature.display()))?;
+        // An RSA signature is as long as the modulus; any other key gives another length.
+        if bytes.len() != 256 {
+            return Err(Error::image(format!(
+                "{} is not an RSA 2048 key (its signature is {} bytes, not 256): the Raspberry \
+                 Pi 5's firmware verifies only RSA 2048 signatures",
+                self.file("db.key").display(),
+                bytes.len()
+            )));
+        }
+        tools::output(
+            Command::new("openssl")
+                .args(["x509", "-noout", "-pubkey", "-in"])
+                .arg(self.file("db.crt"))
+                .arg("-out")
+                .arg(&public),
+        )?;
+        let verified = Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(&public)
+            .arg("-signature")
+            .arg(&signature)
+            .arg(&input)
+            .output()
+            .context(|| "run openssl dgst -verify".into())?;
+        if !verified.status.success() {
+            return Err(Error::image(format!(
+                "{} does not hold the public key of {}: a box given db.crt's key would refuse \
+                 what db.key signs; keep the pair that `carapace keygen --secure-boot` made, or \
+                 make db.crt from db.key",
+                self.file("db.crt").display(),
+                self.file("db.key").display()
+            )));
+        }
+        Ok(bytes)
     }
 
     fn file(&self, name: &str) -> PathBuf {

@@ -76,9 +76,8 @@ impl Transport for Socket {
                 format!("response size {size} is out of range"),
             ));
         }
-        let mut response = header.to_vec();
-        response.resize(size, 0);
-        self.0.read_exact(&mut response[header.len()..])?;
-        Ok(response)
+        let mut rest = vec![0; size - header.len()];
+        self.0.read_exact(&mut rest)?;
+        Ok([header.as_slice(), &rest].concat())
     }
 }
