@@ -1,5 +1,6 @@
 //! What the box can say about itself, for `/status` and the `device_status` tool: the image,
-//! the slot, uptime, memory, temperature, and netd's view of the network and the firewall
+//! the slot, uptime, memory, temperature, the chain of trust (Secure Boot, lockdown, the TPM,
+//! whether /data is encrypted), and netd's view of the network and the firewall
 //! (its status socket, which any local service may read).
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use board_support::image_info::{IMAGE_INFO_PATH, ImageInfo};
+use board_support::trust_state::TrustState;
 
 /// netd's status socket.
 pub const NETD_STATUS: &str = "/run/netd/status.sock";
@@ -46,7 +48,23 @@ pub async fn status(identity: &str) -> Value {
         "memory_kib": {"total": mem("MemTotal"), "available": mem("MemAvailable")},
         "temperature_c": temperatures(Path::new("/sys/class/thermal")),
         "network": netd_status(Path::new(NETD_STATUS)).await,
+        "trust": trust(TrustState::read()),
     })
+}
+
+/// What verified this boot and how /data is kept (the disk helper's record), or that the box
+/// has no record.
+fn trust(state: Option<TrustState>) -> Value {
+    match state {
+        Some(state) => json!({
+            "secure_boot": state.secure_boot,
+            "lockdown": state.lockdown,
+            "tpm": state.tpm,
+            "data": state.data.word(),
+            "data_summary": state.data.describe(),
+        }),
+        None => json!({"error": "no record of this boot's chain of trust"}),
+    }
 }
 
 /// Each thermal zone's temperature in °C.
@@ -136,9 +154,49 @@ pub fn summary(status: &Value) -> String {
             ));
         }
     }
+    let trust = &status["trust"];
+    if let Some(secure_boot) = trust["secure_boot"].as_str() {
+        lines.push(format!(
+            "secure boot: {secure_boot}, kernel lockdown: {}, TPM: {}",
+            trust["lockdown"].as_str().unwrap_or("?"),
+            if trust["tpm"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "none"
+            }
+        ));
+        lines.push(format!(
+            "/data: {}",
+            trust["data_summary"].as_str().unwrap_or("?")
+        ));
+    }
     lines.push(format!(
         "identity {}",
         status["identity"].as_str().unwrap_or("?")
     ));
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use board_support::trust_state::DataProtection;
+
+    #[test]
+    fn the_summary_says_what_verified_the_boot_and_how_data_is_kept() {
+        let state = TrustState {
+            secure_boot: "on".into(),
+            lockdown: "integrity".into(),
+            tpm: false,
+            data: DataProtection::PlainNoTpm,
+        };
+        let status = json!({"identity": "k", "trust": trust(Some(state))});
+        let text = summary(&status);
+        assert!(
+            text.contains("secure boot: on, kernel lockdown: integrity, TPM: none\n/data: not encrypted: this box has no TPM 2.0"),
+            "{text}"
+        );
+        let none = summary(&json!({"identity": "k", "trust": trust(None)}));
+        assert!(!none.contains("secure boot"), "{none}");
+    }
 }

@@ -43,9 +43,13 @@ pub enum DegradedReason {
     HelperFailed,
     /// PID 1 could not mount what the helper declared ready.
     MountFailed,
+    /// /data is encrypted and its key stays sealed on this boot (another TPM, no TPM, or a
+    /// changed Secure Boot state).
+    Locked,
 }
 
-const REASONS: [(DegradedReason, &str); 5] = [
+const REASONS: [(DegradedReason, &str); 6] = [
+    (DegradedReason::Locked, "locked"),
     (DegradedReason::NotFound, "not-found"),
     (DegradedReason::Unrepairable, "unrepairable"),
     (DegradedReason::FormatFailed, "format-failed"),

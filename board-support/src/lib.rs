@@ -36,6 +36,7 @@ pub mod service_entry;
 pub mod service_table;
 pub mod slot;
 pub mod slot_devices;
+pub mod trust_state;
 pub mod uki;
 pub mod unready_boots;
 pub mod update_config;

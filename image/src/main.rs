@@ -42,7 +42,8 @@ enum Command {
         owner_settings: Option<PathBuf>,
         /// Sign for Secure Boot with the keys in DIR (carapace keygen --secure-boot DIR):
         /// systemd-boot and the slot's unified kernel image, and write
-        /// out/<name>/secure-boot-vars.fd with them enrolled (carapace run --secure-boot).
+        /// out/<name>/secure-boot-vars.fd with them enrolled (carapace run --secure-boot); on a
+        /// Raspberry Pi 5, each slot's boot.img for its EEPROM's signed boot (db.key and db.crt).
         #[arg(long, value_name = "DIR")]
         secure_boot_keys: Option<PathBuf>,
     },
@@ -182,6 +183,10 @@ enum Command {
         /// --secure-boot-keys).
         #[arg(long)]
         secure_boot: bool,
+        /// Give the machine a software TPM 2.0 (swtpm): a /data formatted on it is encrypted,
+        /// its key sealed to the TPM against the Secure Boot state.
+        #[arg(long)]
+        tpm: bool,
     },
 }
 
@@ -484,6 +489,7 @@ fn in_workspace(
             timeout,
             fresh,
             secure_boot,
+            tpm,
         } => run(
             &recipe,
             &workspace,
@@ -492,6 +498,7 @@ fn in_workspace(
                 timeout: Duration::from_secs(timeout),
                 fresh,
                 secure_boot,
+                tpm,
             },
         ),
     }

@@ -122,6 +122,9 @@ pub struct VmConfig {
     /// Boot with the Secure Boot firmware, its variables copied from this store (a Secure Boot
     /// build's, with its keys enrolled: secure_boot::ENROLLED_VARS).
     pub secure_boot_vars: Option<PathBuf>,
+    /// A software TPM 2.0 (swtpm) whose state lives in this directory: the same directory is
+    /// the same TPM on every boot; another directory is another TPM.
+    pub tpm_state: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -145,6 +148,7 @@ impl VmConfig {
             network: Network::Isolated,
             direct_kernel: None,
             secure_boot_vars: None,
+            tpm_state: None,
         }
     }
 
@@ -167,6 +171,15 @@ impl VmConfig {
         }
         self.secure_boot_vars = Some(enrolled_vars.to_owned());
         Ok(())
+    }
+
+    /// Gives the machine a TPM 2.0: swtpm with its state in `state_dir` (made if missing).
+    pub fn tpm(&mut self, state_dir: &Path) {
+        self.tpm_state = Some(state_dir.to_owned());
+    }
+
+    fn tpm_socket(&self) -> Option<PathBuf> {
+        Some(self.tpm_state.as_ref()?.join("swtpm.sock"))
     }
 
     fn firmware_code(&self) -> &'static str {
@@ -270,6 +283,12 @@ impl VmConfig {
                 .arg(format!("tap,id=n0,ifname={ifname},script=no,downscript=no"))
                 .args(["-device", "virtio-net-pci,netdev=n0"]),
         };
+        if let Some(socket) = self.tpm_socket() {
+            cmd.arg("-chardev")
+                .arg(format!("socket,id=tpm-chr,path={}", socket.display()))
+                .args(["-tpmdev", "emulator,id=tpm0,chardev=tpm-chr", "-device"])
+                .arg(format!("{},tpmdev=tpm0", machine.tpm_device));
+        }
         cmd.args([
             "-device",
             machine.watchdog_device,
@@ -335,6 +354,8 @@ pub fn create_overlay(image: &Path, overlay: &Path, size_gib: u32) -> Result<()>
 
 pub struct Vm {
     child: Child,
+    /// The machine's software TPM, ended with it.
+    swtpm: Option<Child>,
     /// Each console line with the moment it arrived.
     lines: Arc<Mutex<Vec<(String, Instant)>>>,
     /// The thread that reads the console pipe into `lines`; done at the pipe's end.
@@ -349,6 +370,10 @@ impl Vm {
         config.prepare()?;
         let _ = std::fs::remove_file(&config.qmp_socket);
         let _ = std::fs::remove_file(&config.events_socket);
+        let swtpm = match (&config.tpm_state, config.tpm_socket()) {
+            (Some(state), Some(socket)) => Some(start_swtpm(state, &socket)?),
+            _ => None,
+        };
         let started = Instant::now();
         let mut child = config
             .command()
@@ -401,6 +426,7 @@ impl Vm {
         });
         Ok(Vm {
             child,
+            swtpm,
             lines,
             console_reader,
             events,
@@ -534,6 +560,10 @@ impl Vm {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(mut swtpm) = self.swtpm.take() {
+            let _ = swtpm.kill();
+            let _ = swtpm.wait();
+        }
     }
 }
 
@@ -541,6 +571,35 @@ impl Drop for Vm {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// swtpm serving one QEMU on its control socket (QEMU passes it the data channel there); it
+/// ends when QEMU disconnects, and keeps its state (the TPM's seeds, NV) in `state`.
+fn start_swtpm(state: &Path, socket: &Path) -> Result<Child> {
+    tools::require("swtpm", "swtpm")?;
+    std::fs::create_dir_all(state).map_err(|e| Error::Qemu(format!("{}: {e}", state.display())))?;
+    let _ = std::fs::remove_file(socket);
+    let child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--terminate"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", socket.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Qemu(format!("start swtpm: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        if Instant::now() > deadline {
+            return Err(Error::Qemu(format!(
+                "swtpm made no socket at {} in 10 s",
+                socket.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
 }
 
 fn strip_ansi(line: &str) -> String {

@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Boot the Secure Boot firmware with the build's keys enrolled.
     pub secure_boot: bool,
+    /// Give the machine a software TPM 2.0 (swtpm), its state in out/<name>/run/tpm: the box
+    /// encrypts a /data it formats and seals the key to it.
+    pub tpm: bool,
 }
 
 /// The recipe's image, built first when no finished build is there.
@@ -54,6 +57,14 @@ pub fn run(recipe_path: &Path, workspace: &Path, options: &RunOptions) -> Result
     let mut config = VmConfig::for_image(board, &image, disk, &run_dir)?;
     if options.secure_boot {
         config.secure_boot(&paths.out.join(crate::secure_boot::ENROLLED_VARS))?;
+    }
+    let tpm_state = run_dir.join("tpm");
+    if fresh_disk {
+        // A new disk gets a new TPM too, as a new box would.
+        let _ = std::fs::remove_dir_all(&tpm_state);
+    }
+    if options.tpm {
+        config.tpm(&tpm_state);
     }
     // The variable store starts over with the disk, and whenever the firmware changes: a
     // store from the other firmware would boot with the wrong keys, or none.

@@ -22,9 +22,11 @@ mod update_lab;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use carapace_image::build::{BuildOptions, build_with};
 use carapace_image::bundle::BundleOptions;
+use carapace_image::layout::{DATA_NAME, DiskPlan};
 use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
@@ -48,13 +50,20 @@ packages = [
     "e2fsprogs", "libc6", "libext2fs2t64", "libcom-err2", "libblkid1", "libuuid1",
     "nftables", "libnftables1", "libnftnl11", "libmnl0", "libjansson4", "libgmp10",
     "libxtables12", "libedit2", "libbsd0", "libmd0", "libtinfo6",
+    "cryptsetup-bin", "libcryptsetup12", "libpopt0", "libdevmapper1.02.1", "libjson-c5",
+    "libssl3t64", "libudev1", "zlib1g",
+    "libcap2", "libselinux1", "libpcre2-8-0", "libzstd1",
 ]
-programs = ["/usr/sbin/mke2fs", "/usr/sbin/e2fsck", "/usr/sbin/resize2fs", "/usr/sbin/nft"]
+programs = [
+    "/usr/sbin/mke2fs", "/usr/sbin/e2fsck", "/usr/sbin/resize2fs", "/usr/sbin/nft",
+    "/usr/sbin/cryptsetup",
+]
 
 [kernel]
 root_modules = [
     "i6300esb", "button", "evdev", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
     "nfnetlink", "nf_tables", "nf_conntrack", "nft_ct",
+    "dm_crypt", "xts", "aesni_intel",
 ]
 
 [disk]
@@ -133,6 +142,10 @@ fn a_signed_image_boots_under_secure_boot_in_lockdown() {
     if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
         fail(&vm, e);
     }
+    // No TPM in this machine: /data is plain, and the box says so.
+    if let Err(e) = vm.wait_for(NO_TPM_LINE, 0, Duration::ZERO) {
+        fail(&vm, e);
+    }
     // The loader entry names only the UKI: the command line is the signed one.
     let cmdline_in_uki = uki_section(".cmdline").1;
     assert!(
@@ -140,6 +153,11 @@ fn a_signed_image_boots_under_secure_boot_in_lockdown() {
         "the UKI's command line does not pin the root"
     );
     power_off(&mut vm);
+    // The control for the encrypted box's test below: on a plain /data the log is readable.
+    assert!(
+        data_partition_holds(&_dir.path().join("disk.qcow2"), LOGGED_TEXT),
+        "the plain /data's log does not hold {LOGGED_TEXT:?}"
+    );
 }
 
 /// The same signed image on the firmware without Secure Boot still boots (a signature does
@@ -258,6 +276,18 @@ fn a_secure_boot_box_updates_and_refuses_a_bundle_signed_with_another_key() {
         boot_and_pair_with(&image, "sb-update", net, &chat, &code, Some(&enrolled_vars));
     let on = "carapace-disk: trust secure-boot=on lockdown=integrity";
     console_line(&mut vm, 0, on, BOOT_TIMEOUT);
+    // The owner sees what verified the boot, and that this box (no TPM) keeps /data plain.
+    chat.send("/status");
+    let (_, status) = chat.wait_for(
+        &vm,
+        0,
+        "secure boot: on, kernel lockdown: integrity, TPM: none",
+        WAIT,
+    );
+    assert!(
+        status.contains("/data: not encrypted: this box has no TPM 2.0"),
+        "{status}"
+    );
 
     chat.send("/update");
     let (seen, _) = chat.wait_for(&vm, 0, "0.1.1 is available", WAIT);
@@ -307,6 +337,142 @@ fn a_secure_boot_box_updates_and_refuses_a_bundle_signed_with_another_key() {
         "{refused}"
     );
     power_off(&mut vm);
+}
+
+const NO_TPM_LINE: &str = "carapace-disk: format: /data is not encrypted: this box has no TPM 2.0";
+/// A console line the logger keeps in /data/logger/console.log on every boot.
+const LOGGED_TEXT: &[u8] = b"carapace-disk: trust secure-boot=";
+const LUKS_MAGIC: &[u8] = b"LUKS\xba\xbe";
+
+/// With a TPM (swtpm, its state in the machine's folder), the first boot makes /data LUKS2
+/// with its key sealed against the Secure Boot state, and the next boot on that TPM opens it;
+/// the disk holds none of /data's text in the clear. The same disk with another TPM, or with
+/// Secure Boot off on its own TPM, stays locked, says why, and is left as it was.
+#[test]
+fn data_is_encrypted_and_opens_only_on_its_tpm_under_secure_boot() {
+    let (dir, mut config) = secure_machine("sb-tpm");
+    let disk = dir.path().join("disk.qcow2");
+    config.tpm(&dir.path().join("tpm"));
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    let needle = "carapace-disk: format: /data is encrypted (LUKS2, aes-xts-plain64); its key is \
+                  sealed to the TPM against the Secure Boot state (PCR 7)";
+    if let Err(e) = vm.wait_for(needle, 0, Duration::ZERO) {
+        fail(&vm, e);
+    }
+    let mounted = line_with_timeout(&mut vm, "carapace: data mounted ");
+    assert!(mounted.contains(" first_boot=yes "), "{mounted}");
+    power_off(&mut vm);
+    assert_eq!(data_partition_head(&disk, LUKS_MAGIC.len()), LUKS_MAGIC);
+    assert!(
+        !data_partition_holds(&disk, LOGGED_TEXT),
+        "the encrypted /data's log is readable on the disk"
+    );
+
+    // The next boot: the same TPM unseals the key.
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    let unlocked = "carapace-disk: data unlocked: the TPM unsealed its key (Secure Boot state \
+                    unchanged)";
+    if let Err(e) = vm.wait_for(unlocked, 0, Duration::ZERO) {
+        fail(&vm, e);
+    }
+    let mounted = line_with_timeout(&mut vm, "carapace: data mounted ");
+    assert!(mounted.contains(" first_boot=no "), "{mounted}");
+    power_off(&mut vm);
+    let header = data_partition_head(&disk, 1 << 20);
+
+    // The disk in another machine: its TPM cannot load the sealed key.
+    config.tpm(&dir.path().join("other-tpm"));
+    let locked = boot_locked(&config);
+    assert!(
+        locked.contains("this is not the TPM that sealed /data's key"),
+        "{locked}"
+    );
+    // Its own TPM, with Secure Boot off: PCR 7 differs.
+    config.tpm(&dir.path().join("tpm"));
+    config.secure_boot_vars = None;
+    std::fs::remove_file(&config.vars).expect("the Secure Boot variable store");
+    let locked = boot_locked(&config);
+    assert!(
+        locked.contains("the Secure Boot state (PCR 7) differs from when /data's key was sealed"),
+        "{locked}"
+    );
+    assert!(
+        data_partition_head(&disk, 1 << 20) == header,
+        "a locked boot changed /data's LUKS header"
+    );
+}
+
+/// Boots to the degraded line for a locked /data, powers off, and returns the line.
+fn boot_locked(config: &VmConfig) -> String {
+    let mut vm = Vm::start(config).expect("start QEMU");
+    let line = line_with_timeout(&mut vm, "carapace: degraded data=locked held=logger: ");
+    assert!(
+        line.contains("/data is encrypted and its key stays sealed: "),
+        "{line}"
+    );
+    vm.power_button().expect("QMP power button");
+    let status = vm.wait_exit(WAIT).expect("machine powers off");
+    assert!(status.success(), "QEMU exited with {status}");
+    line
+}
+
+/// The data partition's byte range in this recipe's image (esp 64, root 128, data 64 MiB; it
+/// grows to the disk's end, from the same start).
+fn data_partition_start() -> u64 {
+    DiskPlan::new(test_board(), 64, 128, 64)
+        .expect("plan")
+        .partition(DATA_NAME)
+        .offset
+}
+
+/// A raw copy of a machine's disk (its qcow2 overlay and the image under it).
+fn raw_disk(disk: &std::path::Path) -> tempfile::NamedTempFile {
+    let raw = tempfile::NamedTempFile::new().expect("temp");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(disk)
+        .arg(raw.path())
+        .status()
+        .expect("qemu-img");
+    assert!(status.success(), "qemu-img convert failed");
+    raw
+}
+
+fn data_partition_head(disk: &std::path::Path, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let raw = raw_disk(disk);
+    let mut head = vec![0u8; len];
+    raw.as_file()
+        .read_exact_at(&mut head, data_partition_start())
+        .expect("read the data partition");
+    head
+}
+
+/// Whether `needle` is anywhere in the data partition, in the clear.
+fn data_partition_holds(disk: &std::path::Path, needle: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let raw = raw_disk(disk);
+    let end = raw.as_file().metadata().expect("size").len();
+    let chunk = 8 << 20;
+    let mut buf = vec![0u8; chunk + needle.len()];
+    let mut at = data_partition_start();
+    while at < end {
+        let len = ((end - at) as usize).min(buf.len());
+        raw.as_file()
+            .read_exact_at(&mut buf[..len], at)
+            .expect("read the data partition");
+        if buf[..len].windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        at += chunk as u64;
+    }
+    false
 }
 
 fn line_with_timeout(vm: &mut Vm, needle: &str) -> String {

@@ -58,6 +58,7 @@ pub const ARM64: Board = Board {
         firmware_code: "/usr/share/AAVMF/AAVMF_CODE.fd",
         firmware_vars: "/usr/share/AAVMF/AAVMF_VARS.fd",
         secure_boot_firmware_code: None,
+        tpm_device: "tpm-tis-device",
         firmware_package: "qemu-efi-aarch64",
         // A PCI device, so it works on virt as on q35; Debian's arm64 kernel has its driver.
         watchdog_device: "i6300esb",

@@ -24,6 +24,9 @@ pub struct QemuMachine {
     pub secure_boot_firmware_code: Option<&'static str>,
     /// The Debian package that provides both firmware files.
     pub firmware_package: &'static str,
+    /// `-device` of a TPM 2.0 interface whose driver the kernel has built in; QEMU connects it
+    /// to a software TPM (swtpm) when a machine gets one (`carapace run --tpm`).
+    pub tpm_device: &'static str,
     /// `-device` of a hardware watchdog whose driver the image ships; QEMU resets the machine
     /// when it fires (`-action watchdog=reset`), as a real board's watchdog would.
     pub watchdog_device: &'static str,

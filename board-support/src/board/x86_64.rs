@@ -52,6 +52,7 @@ pub const X86_64: Board = Board {
         firmware_code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
         firmware_vars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
         secure_boot_firmware_code: Some("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+        tpm_device: "tpm-tis",
         firmware_package: "ovmf",
         watchdog_device: "i6300esb",
     },

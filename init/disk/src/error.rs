@@ -55,6 +55,16 @@ pub enum Error {
     #[error("load the trial slot for kexec: {0}")]
     KexecTrial(String),
 
+    #[error("the TPM: {0}")]
+    Tpm(#[from] carapace_tpm::Error),
+
+    #[error("random bytes for /data's key: {0}")]
+    Random(String),
+
+    /// /data is encrypted and this boot cannot have its key; nothing was changed.
+    #[error("/data is encrypted and its key stays sealed: {why}; nothing on it was changed")]
+    Locked { why: String },
+
     #[error("{} has no usable ext4 and e2fsck could not repair it: {detail}", .device.display())]
     Unrepairable { device: PathBuf, detail: String },
 }
@@ -72,6 +82,7 @@ impl Error {
         match self {
             Error::NotFound(_) => DegradedReason::NotFound,
             Error::Unrepairable { .. } => DegradedReason::Unrepairable,
+            Error::Locked { .. } => DegradedReason::Locked,
             Error::Tool {
                 program: "mke2fs", ..
             } => DegradedReason::FormatFailed,

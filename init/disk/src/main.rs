@@ -8,7 +8,10 @@
 //! partition (GPT attribute bit 48) or the owner put `carapace-factory-reset` on the ESP.
 //! Anything else without a usable ext4 is repaired, never formatted.
 //!
-//! Before /data it says what the chain of trust verified for this boot (trust.rs).
+//! Before /data it says what the chain of trust verified for this boot (trust.rs). Where the
+//! box has a TPM 2.0, a /data it formats is LUKS2 with a key sealed to the TPM against the
+//! Secure Boot state (data_key.rs, cryptsetup.rs); a plain /data from before stays plain and
+//! says so. Both facts go to /run/carapace/trust for `/status`.
 //!
 //! Three smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
 //! ESP (owner_settings.rs), preparing boot control for the update service (boot_control.rs),
@@ -35,6 +38,8 @@ macro_rules! progress {
 #[allow(unsafe_code)] // the BLKPG ioctl
 mod blkpg;
 mod boot_control;
+mod cryptsetup;
+mod data_key;
 mod e2fsprogs;
 mod error;
 mod ext4;
@@ -110,9 +115,12 @@ fn main() {
         eprintln!("{USAGE}");
         std::process::exit(2);
     };
-    // What verified this boot, before /data (whose key will depend on it) is opened.
-    progress!("{}", trust::report());
-    let outcome = prepare::run(&args);
+    // What verified this boot, before /data (whose key depends on it) is opened.
+    let verified = trust::verified();
+    progress!("{verified}");
+    let prepared = prepare::run(&args);
+    trust::record(verified, prepared.tpm, prepared.protection);
+    let outcome = prepared.outcome;
     let mut stdout = std::io::stdout().lock();
     // Nothing to do if PID 1 is gone; it then treats /data as degraded anyway.
     let _ = writeln!(stdout, "{outcome}").and_then(|()| stdout.flush());

@@ -1,5 +1,6 @@
 //! The helper's decisions, in order: find the partition, grow it, then format it (only with
-//! the builder's mark or the owner's factory reset) or check and repair it. Any failure
+//! the builder's mark or the owner's factory reset; encrypted where the box has a TPM) or
+//! open it (unsealing its key, if it is encrypted) and check and repair it. Any failure
 //! becomes a `degraded` outcome naming the reason; nothing here formats a partition that
 //! merely looks empty or broken.
 
@@ -7,22 +8,45 @@ use std::path::Path;
 
 use board_support::DataOutcome;
 use board_support::block_devices::{self, Partition, WAIT_FOR_DEVICES};
+use board_support::trust_state::DataProtection;
+use carapace_tpm::{Device, Tpm};
 
 use crate::e2fsprogs::{self, BACKUP_SUPERBLOCKS};
 use crate::error::Error;
-use crate::{Args, ext4, factory_reset, grow, new_mark};
+use crate::{Args, cryptsetup, data_key, ext4, factory_reset, grow, new_mark};
 
-pub fn run(args: &Args) -> DataOutcome {
-    match prepare(args) {
+/// What the helper made of /data, and what `/status` says of its protection.
+pub struct Prepared {
+    pub outcome: DataOutcome,
+    pub tpm: bool,
+    pub protection: DataProtection,
+}
+
+pub fn run(args: &Args) -> Prepared {
+    let mut tpm = data_key::open_tpm().unwrap_or_else(|err| {
+        progress!("the TPM is not usable: {err}");
+        None
+    });
+    let mut protection = DataProtection::Unknown;
+    let outcome = match prepare(args, tpm.as_mut(), &mut protection) {
         Ok(outcome) => outcome,
         Err(err) => DataOutcome::Degraded {
             reason: err.reason(),
             detail: err.to_string(),
         },
+    };
+    Prepared {
+        outcome,
+        tpm: tpm.is_some(),
+        protection,
     }
 }
 
-fn prepare(args: &Args) -> Result<DataOutcome, Error> {
+fn prepare(
+    args: &Args,
+    mut tpm: Option<&mut Tpm<Device>>,
+    protection: &mut DataProtection,
+) -> Result<DataOutcome, Error> {
     let partition = block_devices::wait_for_partition(&args.data_partuuid, WAIT_FOR_DEVICES)
         .map_err(Error::NotFound)?;
     let table = block_devices::read_disk_table(&partition.disk).map_err(|source| Error::Table {
@@ -52,41 +76,94 @@ fn prepare(args: &Args) -> Result<DataOutcome, Error> {
         } else {
             "new (GPT attribute bit 48 set by the builder)".to_owned()
         };
-        return format(&partition, &why, marked_new, reset, args);
+        let request = FormatRequest {
+            why: &why,
+            marked_new,
+            reset,
+        };
+        return format(&partition, &request, args, tpm, protection);
     }
-    check_and_repair(&partition, grew)
+    let device = partition.dev_path.as_path();
+    let volume = if cryptsetup::is_luks(device)? {
+        *protection = DataProtection::Locked;
+        let token = cryptsetup::export_token(device).map_err(|err| Error::Locked {
+            why: format!("its LUKS2 header has no readable token 0 ({err})"),
+        })?;
+        let key = data_key::recover(tpm.as_deref_mut(), &token)?;
+        let mapped = cryptsetup::open(device, &key)?;
+        progress!("data unlocked: the TPM unsealed its key (Secure Boot state unchanged)");
+        *protection = DataProtection::Encrypted;
+        mapped
+    } else {
+        *protection = if tpm.is_some() {
+            DataProtection::PlainFromBefore
+        } else {
+            DataProtection::PlainNoTpm
+        };
+        progress!("data not encrypted: {}", protection.describe());
+        device.to_owned()
+    };
+    check_and_repair(&volume, grew)
 }
 
-fn format(
-    partition: &Partition,
-    why: &str,
+struct FormatRequest<'a> {
+    why: &'a str,
     marked_new: bool,
     reset: bool,
+}
+
+/// A new /data: LUKS2 with a TPM-sealed key where the box has a TPM, plain ext4 where not.
+fn format(
+    partition: &Partition,
+    request: &FormatRequest<'_>,
     args: &Args,
+    tpm: Option<&mut Tpm<Device>>,
+    protection: &mut DataProtection,
 ) -> Result<DataOutcome, Error> {
     let device = &partition.dev_path;
-    progress!("format start device={} reason={why}", device.display());
-    e2fsprogs::make_filesystem(device)?;
-    sync_device(device)?;
-    if marked_new {
+    progress!(
+        "format start device={} reason={}",
+        device.display(),
+        request.why
+    );
+    let volume = match tpm {
+        Some(tpm) => {
+            progress!(
+                "format: /data is encrypted (LUKS2, aes-xts-plain64); its key is sealed to the \
+                 TPM against the Secure Boot state (PCR 7)"
+            );
+            let (key, token) = data_key::create(tpm)?;
+            cryptsetup::format(device, &key)?;
+            cryptsetup::import_token(device, &token)?;
+            *protection = DataProtection::Encrypted;
+            cryptsetup::open(device, &key)?
+        }
+        None => {
+            *protection = DataProtection::PlainNoTpm;
+            progress!("format: /data is not encrypted: this box has no TPM 2.0");
+            device.clone()
+        }
+    };
+    e2fsprogs::make_filesystem(&volume)?;
+    sync_device(&volume)?;
+    if request.marked_new {
         new_mark::clear(partition)?;
     }
-    progress!("format done device={}; new mark cleared", device.display());
-    if reset {
+    progress!("format done device={}; new mark cleared", volume.display());
+    if request.reset {
         factory_reset::done(&args.esp_partuuid)?;
         progress!(
             "factory reset done; {} deleted from the ESP",
             factory_reset::FILE_NAME
         );
     }
-    ready(partition, true, true, false)
+    ready(&volume, true, true, false)
 }
 
 /// A file system that was not unmounted cleanly is checked (`e2fsck -p`, then `-f -y`); one
 /// without a primary superblock, or that those cannot fix, is repaired from each backup
 /// superblock in turn. What none of them repairs is reported, never formatted.
-fn check_and_repair(partition: &Partition, grew: bool) -> Result<DataOutcome, Error> {
-    let device = partition.dev_path.as_path();
+fn check_and_repair(device: &Path, grew: bool) -> Result<DataOutcome, Error> {
     let found = ext4::read_superblock(device)?;
     let clean = found.is_some_and(|sb| sb.clean());
     let mut repaired = false;
@@ -139,26 +216,31 @@ fn check_and_repair(partition: &Partition, grew: bool) -> Result<DataOutcome, Er
     if grew && let Err(err) = e2fsprogs::grow_filesystem(device) {
         progress!("file system not grown (it still works at its old size): {err}");
     }
-    ready(partition, false, clean, repaired)
+    ready(device, false, clean, repaired)
 }
 
 fn ready(
-    partition: &Partition,
+    device: &Path,
     first_boot: bool,
     clean: bool,
     repaired: bool,
 ) -> Result<DataOutcome, Error> {
-    let size = partition.size_bytes().map_err(|source| Error::Table {
-        disk: partition.name.clone(),
-        source,
-    })?;
+    let size = device_size(device)?;
     Ok(DataOutcome::Ready {
-        device: partition.dev_path.display().to_string(),
+        device: device.display().to_string(),
         first_boot,
         clean,
         repaired,
         size_mib: size >> 20,
     })
+}
+
+/// A block device's size: where a seek to its end lands.
+fn device_size(device: &Path) -> Result<u64, Error> {
+    use std::io::Seek;
+    let mut file = std::fs::File::open(device).map_err(|e| Error::io("open", device, e))?;
+    file.seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io("find the size of", device, e))
 }
 
 /// mke2fs syncs what it wrote; this makes sure before the mark that allowed it goes away.

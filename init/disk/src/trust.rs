@@ -9,14 +9,32 @@
 
 use std::path::Path;
 
+use board_support::atomic_file;
 use board_support::secure_boot_db::{self, EFIVARS};
+use board_support::trust_state::{DataProtection, TRUST_STATE, TrustState};
 use rustix::mount::MountFlags;
 
 const SECURITYFS: &str = "/sys/kernel/security";
 const EFI_DIR: &str = "/sys/firmware/efi";
 
+/// What the firmware and the kernel verified on this boot.
+pub struct Verified {
+    pub secure_boot: &'static str,
+    pub lockdown: String,
+}
+
 /// The console line (after `carapace-disk: `).
-pub fn report() -> String {
+impl std::fmt::Display for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trust secure-boot={} lockdown={}",
+            self.secure_boot, self.lockdown
+        )
+    }
+}
+
+pub fn verified() -> Verified {
     mount_if_missing("securityfs", SECURITYFS, MountFlags::empty());
     let uefi = Path::new(EFI_DIR).is_dir();
     let secure_boot = if !uefi {
@@ -34,7 +52,28 @@ pub fn report() -> String {
         .ok()
         .and_then(|text| lockdown_level(&text).map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned());
-    format!("trust secure-boot={secure_boot} lockdown={lockdown}")
+    Verified {
+        secure_boot,
+        lockdown,
+    }
+}
+
+/// Writes what agentd's `/status` says of the box's trust (board_support::trust_state).
+pub fn record(verified: Verified, tpm: bool, data: DataProtection) {
+    let state = TrustState {
+        secure_boot: verified.secure_boot.to_owned(),
+        lockdown: verified.lockdown,
+        tpm,
+        data,
+    };
+    let path = Path::new(TRUST_STATE);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| atomic_file::write(path, format!("{state}\n").as_bytes(), 0o644));
+    if let Err(err) = written {
+        progress!("{} not written: {err}", path.display());
+    }
 }
 
 /// Whether `fstype` is mounted on `target` (already, or now).

@@ -1,0 +1,178 @@
+//! Running Debian's cryptsetup (in the image's /usr/sbin with its libraries) on /data's
+//! partition: LUKS2 with aes-xts-plain64 and 4 KiB sectors, one key slot opened by a
+//! 256-bit random key, and one token that holds that key sealed by the TPM (data_key.rs).
+//!
+//! The key is random, not a passphrase, so the key slot's PBKDF is PBKDF2 at cryptsetup's
+//! minimum: stretching adds nothing to 256 bits of entropy, and Argon2 would cost the boot
+//! seconds and hundreds of MiB on a small board. The key reaches cryptsetup on stdin only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::Error;
+
+pub const CRYPTSETUP: &str = "/usr/sbin/cryptsetup";
+/// The opened volume: /dev/mapper/carapace-data.
+pub const MAPPED_NAME: &str = "carapace-data";
+pub const TOKEN_ID: &str = "0";
+const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
+/// cryptsetup's lock files; without udev on the box it also makes the /dev/mapper node.
+const LOCK_DIR: &str = "/run/cryptsetup";
+const TAIL_LINES: usize = 6;
+
+/// Whether `device` starts with a LUKS header.
+pub fn is_luks(device: &Path) -> Result<bool, Error> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(device).map_err(|e| Error::io("open", device, e))?;
+    let mut magic = [0u8; 6];
+    match file.read_exact_at(&mut magic, 0) {
+        Ok(()) => Ok(&magic == LUKS_MAGIC),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(Error::io("read", device, e)),
+    }
+}
+
+/// A new LUKS2 volume on `device` whose key slot 0 opens with `key`.
+pub fn format(device: &Path, key: &[u8]) -> Result<(), Error> {
+    let args = [
+        "luksFormat",
+        "--batch-mode",
+        "--type",
+        "luks2",
+        "--cipher",
+        "aes-xts-plain64",
+        "--key-size",
+        "512",
+        "--hash",
+        "sha256",
+        "--sector-size",
+        "4096",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        "--label",
+        "carapace-data",
+        "--key-slot",
+        "0",
+        "--key-file",
+        "-",
+    ];
+    run(&args, device, key, &[]).map(drop)
+}
+
+/// Stores `json` as token 0 (cryptsetup checks its "type" and "keyslots").
+pub fn import_token(device: &Path, json: &str) -> Result<(), Error> {
+    let args = [
+        "token",
+        "import",
+        "--token-id",
+        TOKEN_ID,
+        "--json-file",
+        "-",
+    ];
+    run(&args, device, json.as_bytes(), &[]).map(drop)
+}
+
+pub fn export_token(device: &Path) -> Result<String, Error> {
+    let args = ["token", "export", "--token-id", TOKEN_ID];
+    run(&args, device, &[], &[]).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Opens the volume as /dev/mapper/carapace-data.
+pub fn open(device: &Path, key: &[u8]) -> Result<PathBuf, Error> {
+    let args = [
+        "open",
+        "--type",
+        "luks2",
+        "--key-slot",
+        "0",
+        "--key-file",
+        "-",
+    ];
+    run(&args, device, key, &[MAPPED_NAME])?;
+    Ok(Path::new("/dev/mapper").join(MAPPED_NAME))
+}
+
+/// Runs `cryptsetup args device after` with `input` on stdin; returns its stdout, or an error
+/// with the last lines it wrote.
+fn run(args: &[&str], device: &Path, input: &[u8], after: &[&str]) -> Result<Vec<u8>, Error> {
+    progress!(
+        "cryptsetup {} {} {}",
+        args.join(" "),
+        device.display(),
+        after.join(" ")
+    );
+    // Best effort: without the directory cryptsetup warns and runs unlocked.
+    let _ = std::fs::create_dir_all(LOCK_DIR);
+    let mut child = Command::new(CRYPTSETUP)
+        .args(args)
+        .arg(device)
+        .args(after)
+        .env_clear()
+        .env("PATH", "/usr/bin:/usr/sbin")
+        .env("DM_DISABLE_UDEV", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: "cryptsetup",
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failure to write shows as cryptsetup's own error below.
+        let _ = stdin.write_all(input);
+    }
+    let output = child.wait_with_output().map_err(|source| Error::Spawn {
+        program: "cryptsetup",
+        source,
+    })?;
+    let code = output.status.code().unwrap_or(-1);
+    if code == 0 {
+        return Ok(output.stdout);
+    }
+    let says = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = says.lines().filter(|l| !l.trim().is_empty()).collect();
+    Err(Error::Tool {
+        program: "cryptsetup",
+        device: device.to_owned(),
+        code,
+        says: lines
+            .iter()
+            .skip(lines.len().saturating_sub(TAIL_LINES))
+            .copied()
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real cryptsetup on a file: a LUKS2 header we recognise, and a token that reads back.
+    #[test]
+    fn a_formatted_volume_is_luks_and_keeps_its_token() {
+        assert!(
+            Path::new(CRYPTSETUP).exists(),
+            "{CRYPTSETUP} is missing; `make deps` installs cryptsetup-bin, which this test needs"
+        );
+        let image = tempfile::NamedTempFile::new().expect("temp");
+        image.as_file().set_len(32 * 1024 * 1024).expect("size");
+        assert!(!is_luks(image.path()).expect("read"));
+        format(
+            image.path(),
+            b"a key of sixty-four hex digits would be here",
+        )
+        .expect("format");
+        assert!(is_luks(image.path()).expect("read"));
+        let json = r#"{"type":"carapace-tpm2","keyslots":["0"],"sealed":"00ff"}"#;
+        import_token(image.path(), json).expect("import");
+        let back: serde_json::Value =
+            serde_json::from_str(&export_token(image.path()).expect("export")).expect("json");
+        assert_eq!(back["sealed"], "00ff");
+        assert_eq!(back["type"], "carapace-tpm2");
+    }
+}
