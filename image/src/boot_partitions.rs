@@ -21,12 +21,14 @@ use crate::kmod::KernelTree;
 use crate::layout::{DiskPlan, ESP_NAME, PI_BOOT_A_NAME, PI_BOOT_B_NAME, PI_CONFIG_NAME};
 use crate::packages::PackageSet;
 use crate::pi_boot;
+use crate::pi_signed_boot;
 use crate::recipe::Recipe;
 use crate::rootfs::Origin;
 use crate::sbom::SbomFile;
 use crate::secure_boot::SecureBootKeys;
 use crate::uki::{self, UkiParts};
 use board_support::boot_control::CMDLINE_FILE;
+use board_support::boot_control::pi_config::CONFIG_FILE;
 
 /// What slot A boots, whatever the flow.
 pub struct SlotABoot<'a> {
@@ -44,8 +46,11 @@ pub struct SlotABoot<'a> {
     /// `uname -r` of the kernel (a UKI's .uname).
     pub kernel_release: &'a str,
     pub build_id: &'a str,
-    /// Sign for Secure Boot: the ESP gets signed systemd-boot and the slot a signed UKI.
+    /// Sign for Secure Boot: the ESP gets signed systemd-boot and the slot a signed UKI; a
+    /// Pi's slot a signed boot.img.
     pub secure_boot: Option<&'a SecureBootKeys>,
+    /// The build's fixed time (SOURCE_DATE_EPOCH): a Pi's boot.sig carries it.
+    pub epoch: u64,
 }
 
 #[derive(Default)]
@@ -329,14 +334,7 @@ pub fn pi(
         device_trees.push((name, bytes));
         dtb_origins.push(origin_in_kernel(&path).unwrap_or_else(|| generated.clone()));
     }
-    let slot_files = pi_boot::slot_files(pi_boot::SlotBoot {
-        version: slot.version,
-        cmdline: slot.cmdline,
-        vmlinuz: slot.vmlinuz,
-        initrd: slot.initrd,
-        device_trees,
-        extra_config: &slot.recipe.boot.config_txt,
-    });
+    let slot_files = pi_boot::slot_files(pi_slot_boot(&slot, slot.cmdline, device_trees.clone()));
     let mut dtbs = dtb_origins.into_iter();
     let slot_origins: Vec<Origin> = slot_files
         .iter()
@@ -349,17 +347,80 @@ pub fn pi(
         })
         .collect();
     let config_files = pi_boot::config_partition_files(partition_number(PI_BOOT_A_NAME)?);
-    let mut boot = BootPartitions {
-        slot_files: slot_files
-            .iter()
-            .filter(|f| f.path != CMDLINE_FILE)
-            .map(|f| (f.path.clone(), f.data.clone()))
-            .collect(),
-        ..BootPartitions::default()
-    };
     let (recipe, disk) = (slot.recipe, slot.disk);
-    boot.add(recipe, disk, PI_CONFIG_NAME, &config_files, &[generated])?;
-    boot.add(recipe, disk, PI_BOOT_A_NAME, &slot_files, &slot_origins)?;
+    let mut boot = BootPartitions::default();
+    boot.add(
+        recipe,
+        disk,
+        PI_CONFIG_NAME,
+        &config_files,
+        std::slice::from_ref(&generated),
+    )?;
+    match slot.secure_boot {
+        None => {
+            boot.slot_files = slot_files
+                .iter()
+                .filter(|f| f.path != CMDLINE_FILE)
+                .map(|f| (f.path.clone(), f.data.clone()))
+                .collect();
+            boot.add(recipe, disk, PI_BOOT_A_NAME, &slot_files, &slot_origins)?;
+        }
+        Some(keys) => {
+            // Each slot's boot.img signs its own command line (its root partition); slot B's
+            // waits in the slot files for an update.
+            let sign = |files: &[EspFile], for_slot: Slot| {
+                let seed = format!("boot-img-{}-volume-id", for_slot.letter());
+                let volume_id = derived_u32(&recipe.name, &seed);
+                pi_signed_boot::sign(files, volume_id, slot.epoch, keys)
+            };
+            let signed_a = sign(&slot_files, Slot::A)?;
+            let files_b = pi_boot::slot_files(pi_slot_boot(&slot, slot.cmdline_b, device_trees));
+            let signed_b = sign(&files_b, Slot::B)?;
+            eprintln!(
+                "carapace: {} for the Pi 5's signed boot: {} MiB (its firmware holds it in memory)",
+                pi_signed_boot::BOOT_IMAGE,
+                signed_a.image.len() >> 20
+            );
+            for (signed, for_slot) in [(&signed_a, Slot::A), (&signed_b, Slot::B)] {
+                let [image, signature] = pi_signed_boot::slot_file_names(for_slot);
+                boot.slot_files.push((image, signed.image.clone()));
+                boot.slot_files.push((signature, signed.signature.clone()));
+            }
+            boot.slot_files.push((
+                CONFIG_FILE.into(),
+                pi_signed_boot::outer_config_txt(slot.version).into_bytes(),
+            ));
+            // What boot.img holds, by origin, as "boot-a:/boot.img:/vmlinuz".
+            let inside = format!("{PI_BOOT_A_NAME}:/{}:", pi_signed_boot::BOOT_IMAGE);
+            for (file, origin) in slot_files.iter().zip(&slot_origins) {
+                boot.sbom.push(SbomFile {
+                    path: format!("{inside}/{}", file.path),
+                    sha256: sha256_hex(&file.data),
+                    size: file.data.len() as u64,
+                    origin: origin.clone(),
+                });
+            }
+            let files = pi_signed_boot::partition_files(slot.version, slot.cmdline, signed_a);
+            let origins = vec![generated.clone(); files.len()];
+            boot.add(recipe, disk, PI_BOOT_A_NAME, &files, &origins)?;
+        }
+    }
     boot.add(recipe, disk, PI_BOOT_B_NAME, &[], &[])?;
     Ok(boot)
+}
+
+/// A Pi slot's boot files with `cmdline` (slot A's or slot B's).
+fn pi_slot_boot<'a>(
+    slot: &'a SlotABoot<'_>,
+    cmdline: &'a str,
+    device_trees: Vec<(String, Vec<u8>)>,
+) -> pi_boot::SlotBoot<'a> {
+    pi_boot::SlotBoot {
+        version: slot.version,
+        cmdline,
+        vmlinuz: slot.vmlinuz.clone(),
+        initrd: slot.initrd.clone(),
+        device_trees,
+        extra_config: &slot.recipe.boot.config_txt,
+    }
 }

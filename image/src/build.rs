@@ -90,7 +90,7 @@ impl BuildOptions {
 }
 
 /// Timestamps inside the image: SOURCE_DATE_EPOCH when set, else a fixed date.
-fn source_date_epoch() -> u64 {
+pub fn source_date_epoch() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -113,6 +113,11 @@ pub fn build_with(
         Some(dir) => Some(secure_boot_for(board, dir)?),
         None => None,
     };
+    // Only UEFI boards get a firmware variable store with the keys enrolled.
+    let enrolls_keys = secure_boot.is_some() && !matches!(board.boot_flow, BootFlow::PiTryboot(_));
+    if secure_boot.is_some() {
+        refuse_signed_pi_updates(board, recipe_path, &recipe)?;
+    }
     let bsp = match (board.kernel, &recipe.bsp) {
         (KernelSource::VendorBsp, Some(section)) => Some(Bsp::open(section)?),
         (KernelSource::Debian { .. }, None) => None,
@@ -182,7 +187,7 @@ pub fn build_with(
         && [&outputs.image, &outputs.image_zst, &outputs.sbom]
             .iter()
             .all(|p| p.exists())
-        && (secure_boot.is_none() || enrolled_vars.exists())
+        && (!enrolls_keys || enrolled_vars.exists())
         && slot_files::SlotFiles::read(&paths.out)?.is_some()
     {
         eprintln!(
@@ -720,6 +725,7 @@ pub fn build_with(
         kernel_release: &kernel.release,
         build_id: &build_id,
         secure_boot: secure_boot.as_ref(),
+        epoch,
     };
     let boot = match &board.boot_flow {
         BootFlow::UefiSystemdBoot(loader) => boot_partitions::uefi(loader, &debs, slot_a)?,
@@ -818,7 +824,7 @@ pub fn build_with(
     rename_durably(&image_partial, &outputs.image)?;
     rename_durably(&zst_partial, &outputs.image_zst)?;
     rename_durably(&sbom_partial, &outputs.sbom)?;
-    if let Some(keys) = &secure_boot {
+    if let Some(keys) = secure_boot.as_ref().filter(|_| enrolls_keys) {
         keys.enroll(
             workspace,
             Path::new(board.qemu.firmware_vars),
@@ -975,12 +981,17 @@ fn pi_trial_start(
     Ok(Some(start))
 }
 
-/// The keys of a Secure Boot build, on a board whose firmware verifies what it starts.
+/// The keys of a Secure Boot build, on a board whose firmware verifies what it starts: UEFI
+/// Secure Boot, or a Raspberry Pi 5's signed boot (db.key signs each slot's boot.img).
 fn secure_boot_for(board: &Board, dir: &Path) -> Result<SecureBootKeys> {
+    if let BootFlow::PiTryboot(_) = board.boot_flow {
+        return SecureBootKeys::open_signing_key(dir);
+    }
     if !matches!(board.boot_flow, BootFlow::UefiSystemdBoot(_)) {
         return Err(Error::image(format!(
-            "board {} does not boot through UEFI: --secure-boot-keys signs systemd-boot and \
-             unified kernel images, which only UEFI boards start",
+            "board {} does not boot through UEFI or a Raspberry Pi's signed boot: \
+             --secure-boot-keys signs systemd-boot and unified kernel images, or a Pi 5's \
+             boot.img, and this board's firmware starts neither",
             board.name
         )));
     }
@@ -992,4 +1003,27 @@ fn secure_boot_for(board: &Board, dir: &Path) -> Result<SecureBootKeys> {
         )));
     }
     SecureBootKeys::open(dir)
+}
+
+/// A signed Pi image cannot carry the update service yet: it would install an update's boot
+/// files loose beside no boot.img, which a Pi whose EEPROM enforces signed boot refuses to
+/// start once committed (the kexec trial would start them anyway), and it reads no kernel out
+/// of a boot.img for its kexec trial. docs/boot-contract.md, "Raspberry Pi 5: signed boot".
+fn refuse_signed_pi_updates(board: &Board, recipe_path: &Path, recipe: &Recipe) -> Result<()> {
+    let BootFlow::PiTryboot(_) = board.boot_flow else {
+        return Ok(());
+    };
+    match recipe.services.iter().find(|s| s.boot_control) {
+        None => Ok(()),
+        Some(service) => Err(Error::RecipeInvalid {
+            path: recipe_path.to_path_buf(),
+            message: format!(
+                "service {} has boot_control (the update service), which cannot update a \
+                 signed Raspberry Pi 5 image yet: it does not install a slot's signed boot.img \
+                 and boot.sig (an update would not boot under the EEPROM's signed boot); build \
+                 it without --secure-boot-keys, or without the update service",
+                service.name
+            ),
+        }),
+    }
 }

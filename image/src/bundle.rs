@@ -48,6 +48,17 @@ pub fn bundle(
     options: &BundleOptions,
 ) -> Result<BundleReport> {
     let (recipe, _) = Recipe::load(recipe_path)?;
+    if options.secure_boot_keys.is_some()
+        && matches!(
+            crate::board::find(&recipe.board)?.boot_flow,
+            board_support::board::BootFlow::PiTryboot(_)
+        )
+    {
+        return Err(Error::image(format!(
+            "{}: {SIGNED_PI_UPDATES}",
+            recipe_path.display()
+        )));
+    }
     let key = SecretKey::load(&options.key, KeyKind::Signing)?;
     check_key(&recipe, recipe_path, &key)?;
     let min_from = parse_version(options.min_from.as_deref().unwrap_or("0"), "--min-from")?;
@@ -138,6 +149,12 @@ pub fn bundle_slot(
             recipe.image_version()
         )));
     }
+    if crate::pi_signed_boot::is_signed_slot(&info.boot_files) {
+        return Err(Error::image(format!(
+            "{} holds a signed Raspberry Pi 5 build: {SIGNED_PI_UPDATES}",
+            slot.dir.display()
+        )));
+    }
     let version = parse_version(&info.version, "the build's version")?;
     if let Some(other) = older.iter().find(|o| o.info.board != info.board) {
         return Err(Error::image(format!(
@@ -172,6 +189,14 @@ pub fn bundle_slot(
     };
     Ok(carapace_update::write_bundle(&input, key, dir)?)
 }
+
+/// Why a signed Pi build is not bundled (docs/boot-contract.md, "Raspberry Pi 5: signed boot").
+const SIGNED_PI_UPDATES: &str = "a signed Raspberry Pi 5 image cannot be updated over the air \
+     yet: the box's update service does not install a slot's signed boot.img and boot.sig \
+     (it writes loose boot files and a cmdline.txt of its own, which the firmware's signed boot \
+     never reads), and its kexec trial cannot start a kernel kept inside a boot.img; bundle a \
+     build made without --secure-boot-keys for Pi boxes that boot unsigned, or reflash a signed \
+     box with a new image";
 
 /// The recipe must build in a key list that trusts `key`.
 fn check_key(recipe: &Recipe, recipe_path: &Path, key: &SecretKey) -> Result<()> {
@@ -331,6 +356,37 @@ ready = true
         for chunk in &manifest.root.chunks {
             assert!(dir.join("chunks").join(chunk.sha256.to_hex()).exists());
         }
+    }
+
+    #[test]
+    fn a_signed_pi_build_is_not_bundled_and_the_refusal_says_what_is_missing() {
+        let s = setup();
+        let key = SecretKey::load(&s.dir.path().join("signing.key"), KeyKind::Signing).unwrap();
+        let out = s.dir.path().join("signed-pi");
+        let mut info = s.slot.info.clone();
+        let mut files = Vec::new();
+        for slot in [board_support::Slot::A, board_support::Slot::B] {
+            for name in crate::pi_signed_boot::slot_file_names(slot) {
+                files.push((name, b"signed".to_vec()));
+            }
+        }
+        files.push(("config.txt".to_string(), b"boot_ramdisk=1\n".to_vec()));
+        info.boot_files = files.iter().map(|(name, _)| name.clone()).collect();
+        let root = std::fs::read(s.slot.root_image()).unwrap();
+        let data_len = info.verity.data_blocks as usize * 4096;
+        write(&out, &info, &root[..data_len], &root[data_len..], &files).unwrap();
+        let slot = SlotFiles::read(&out).unwrap().unwrap();
+        let any = Version::parse("0").unwrap();
+        let dir = s.dir.path().join("bundle");
+        let err = bundle_slot(&slot, &s.recipe, &key, any, 5, &[], &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds a signed Raspberry Pi 5 build"), "{err}");
+        assert!(
+            err.contains("does not install a slot's signed boot.img and boot.sig"),
+            "{err}"
+        );
+        assert!(!dir.exists(), "a refused bundle wrote {}", dir.display());
     }
 
     /// An earlier release's slot directory, as a release engineer keeps it: `setup`'s files

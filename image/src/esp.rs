@@ -116,8 +116,7 @@ pub fn build_fat(
     if let Some(fat_type) = format.fat_type {
         options = options.fat_type(fat_type);
     }
-    fatfs::format_volume(Cursor::new(&mut image[..]), options)
-        .map_err(|e| fat_err("format", e))?;
+    fatfs::format_volume(Cursor::new(&mut image[..]), options).map_err(|e| fat_err("format", e))?;
     {
         let options = fatfs::FsOptions::new()
             .time_provider(&FIXED_TIME)

@@ -34,6 +34,7 @@ pub mod package_data;
 pub mod packages;
 pub mod pi_boot;
 pub mod pi_kernel;
+pub mod pi_signed_boot;
 pub mod pi_stand_in;
 pub mod publish;
 pub mod qemu;

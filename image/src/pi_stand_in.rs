@@ -2,7 +2,10 @@
 //! stands in for the board: read autoboot.txt on p1, take the partition its `[all]` section
 //! names (or `[tryboot]`'s, for a tryboot), read that partition's config.txt for the kernel
 //! and initramfs file names and its cmdline.txt, and hand them to QEMU as a direct kernel
-//! boot. virt's device tree gets a `serial10` alias for its PL011, so the command line's
+//! boot. A partition whose config.txt says `boot_ramdisk=1` (a signed image's) is read as
+//! the firmware reads it then: config.txt, cmdline.txt and the files they name come from inside
+//! its boot.img (boot.sig is not checked: that is the EEPROM's part, once the owner turns it
+//! on). virt's device tree gets a `serial10` alias for its PL011, so the command line's
 //! `console=ttyAMA10` (the Pi's debug UART) names it as on the board: the command line is
 //! passed as it is, also when the box kexecs a trial with it.
 //!
@@ -17,7 +20,7 @@ use board_support::boot_control::pi_config::{self, CONFIG_FILE};
 use board_support::boot_control::{AUTOBOOT_FILE, Autoboot, CMDLINE_FILE};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fat_partition;
+use crate::{fat_partition, pi_signed_boot};
 
 /// `-kernel`, `-initrd`, `-append`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,18 +66,32 @@ pub fn boot_files(image: &Path, dir: &Path, tryboot: bool) -> Result<DirectKerne
     } else {
         autoboot.boot_partition
     };
-    let config = String::from_utf8_lossy(&read(partition, CONFIG_FILE)?).into_owned();
+    let outer_config = String::from_utf8_lossy(&read(partition, CONFIG_FILE)?).into_owned();
+    // The files the firmware boots: from the partition, or from the ramdisk it names.
+    let ramdisk = if pi_signed_boot::boots_ramdisk(&outer_config) {
+        Some(read(partition, pi_signed_boot::BOOT_IMAGE)?)
+    } else {
+        None
+    };
+    let boot_file = |name: &str| -> Result<Vec<u8>> {
+        match &ramdisk {
+            None => read(partition, name),
+            Some(image) => pi_signed_boot::read_file(image, name)
+                .map_err(|e| fail(format!("partition {partition}: {e}"))),
+        }
+    };
+    let config = String::from_utf8_lossy(&boot_file(CONFIG_FILE)?).into_owned();
     let (kernel_name, initrd_name) = pi_config::boot_files(&config).ok_or_else(|| {
         fail(format!(
             "{CONFIG_FILE} on partition {partition} names no kernel= and initramfs"
         ))
     })?;
-    let cmdline = String::from_utf8_lossy(&read(partition, CMDLINE_FILE)?).into_owned();
+    let cmdline = String::from_utf8_lossy(&boot_file(CMDLINE_FILE)?).into_owned();
     let kernel = dir.join("pi-kernel");
     let initrd = dir.join("pi-initrd");
-    std::fs::write(&kernel, read(partition, &kernel_name)?)
+    std::fs::write(&kernel, boot_file(&kernel_name)?)
         .context(|| format!("write {}", kernel.display()))?;
-    std::fs::write(&initrd, read(partition, &initrd_name)?)
+    std::fs::write(&initrd, boot_file(&initrd_name)?)
         .context(|| format!("write {}", initrd.display()))?;
     Ok(DirectKernel {
         kernel,

@@ -4,7 +4,9 @@
 //!
 //! The files are the same for slot A and slot B: nothing slot-specific is inside them (the
 //! partition UUIDs and slot letter are on the command line, which each slot's loader entry
-//! carries and the box writes for the slot it updates).
+//! carries and the box writes for the slot it updates). A signed build's are the exception:
+//! its command line is signed into each slot's UKI or Pi boot.img, so it keeps one per slot,
+//! named by the slot.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +19,9 @@ pub const DIR: &str = "slot";
 pub const INFO: &str = "slot.json";
 pub const ROOT_IMAGE: &str = "root.img";
 /// A UEFI slot's boot files, by their names in the slot's directory on the ESP. A Pi slot's
-/// are its boot partition's (config.txt and the device trees besides these), listed in
-/// slot.json.
+/// are its boot partition's (config.txt and the device trees besides these), or for a signed
+/// Pi each slot's boot.img and boot.sig (`pi_signed_boot::slot_file_names`) and config.txt,
+/// listed in slot.json.
 pub const BOOT_FILES: [&str; 2] = ["vmlinuz", "initrd"];
 
 pub(crate) fn uefi_boot_files() -> Vec<String> {
