@@ -6,6 +6,9 @@
 //! under QEMU's virt machine, through the stand-in that reads the disk as the firmware does;
 //! and a Pi image with the update service takes an update over the air the Pi's way: the trial
 //! is a kexec into slot B's boot partition, a panicking release goes back through the firmware.
+//! A Pi image built with `--secure-boot-keys` (a small recipe: what it tests is the boot
+//! partition) has slot A's files in a boot.img signed as the EEPROM's signed boot verifies it,
+//! checked here with openssl against db.crt; its update service and bundles are refused.
 
 mod common;
 #[path = "common/net.rs"]
@@ -22,13 +25,18 @@ use board_support::board::PI5;
 use board_support::boot_control::Autoboot;
 use board_support::cmdline::BootParams;
 use board_support::gpt;
+use carapace_image::build::{BuildOptions, build_with, source_date_epoch};
+use carapace_image::bundle::{BundleOptions, bundle};
 use carapace_image::fat_partition;
+use carapace_image::pi_signed_boot::{self, BOOT_IMAGE, BOOT_SIGNATURE};
 use carapace_image::qemu::{Vm, VmConfig};
+use carapace_image::secure_boot::generate;
+use carapace_update::Sha256Digest;
 use common::*;
 use net::TestNet;
 use update_lab::{
-    Breakage, Lab, WAIT, boot_kind, build_first_image, bundle_and_publish, console_line, pi_recipe,
-    publish_broken,
+    Breakage, Lab, WAIT, boot_kind, build_first_image, bundle_and_publish, console_line, make_keys,
+    pi_recipe, publish_broken,
 };
 
 const RECIPE: &str = "recipes/pi5.toml";
@@ -335,4 +343,293 @@ fn a_pi_update_is_tried_by_kexec_and_a_panicking_release_goes_back_through_the_f
     let (_, told) = chat.wait_for(&vm, seen, "0.1.2 did not start properly", WAIT);
     assert!(told.contains("back on 0.1.1 (slot b)"), "{told}");
     power_off(&mut vm);
+}
+
+/// A Pi 5 recipe whose one service is the logger: enough for a root, quick to build.
+const SIGNED_RECIPE: &str = r#"name = "pi5-signed-test"
+board = "pi5"
+hostname = "carapace-pi-sb"
+
+[debian]
+suite = "trixie"
+packages = [
+    "e2fsprogs", "libc6", "libext2fs2t64", "libcom-err2", "libblkid1", "libuuid1",
+    "nftables", "libnftables1", "libnftnl11", "libmnl0", "libjansson4", "libgmp10",
+    "libxtables12", "libedit2", "libbsd0", "libmd0", "libtinfo6",
+]
+programs = ["/usr/sbin/mke2fs", "/usr/sbin/e2fsck", "/usr/sbin/resize2fs", "/usr/sbin/nft"]
+
+[kernel]
+root_modules = [
+    "bcm2835_wdt", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "gpio_keys", "evdev",
+    "nf_tables", "nf_conntrack", "nft_ct",
+]
+
+[disk]
+esp_mib = 64
+root_mib = 128
+data_mib = 64
+
+[[service]]
+name = "logger"
+exec = ["/usr/bin/carapace-logger", "--reader", "1001"]
+uid = 1001
+gid = 1001
+memory_max = 16777216
+pids_max = 8
+capabilities = ["CAP_SYSLOG"]
+ready = true
+state_dir = true
+runtime_dir = true
+"#;
+
+/// Runs openssl in `dir`; its output.
+fn openssl(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl")
+}
+
+/// Checks `signature` (boot.sig's text) for `image` as the firmware does: the digest line is
+/// boot.img's SHA-256 and the rsa2048 line verifies with db.crt's public key (`pub.pem` in
+/// `dir`). The same check of `image` with one byte changed must fail verification.
+fn check_boot_sig(dir: &Path, image: &[u8], signature: &[u8]) {
+    let text = String::from_utf8(signature.to_vec()).expect("boot.sig is text");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "boot.sig: {text}");
+    assert_eq!(
+        lines[0],
+        Sha256Digest::of(image).to_hex(),
+        "boot.sig's first line is not boot.img's SHA-256"
+    );
+    assert_eq!(lines[1], format!("ts: {}", source_date_epoch()), "{text}");
+    let rsa = lines[2].strip_prefix("rsa2048: ").expect("an rsa2048 line");
+    let rsa: Vec<u8> = (0..rsa.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&rsa[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert_eq!(rsa.len(), 256, "an RSA 2048 signature");
+    std::fs::write(dir.join("sig.bin"), &rsa).unwrap();
+    std::fs::write(dir.join("boot.img"), image).unwrap();
+    let verify = [
+        "dgst",
+        "-sha256",
+        "-verify",
+        "pub.pem",
+        "-signature",
+        "sig.bin",
+    ];
+    let good = openssl(dir, &[&verify[..], &["boot.img"]].concat());
+    assert!(
+        good.status.success(),
+        "boot.sig does not verify with db.crt: {}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let mut changed = image.to_vec();
+    // Inside the kernel's bytes, far from the FAT's headers.
+    let at = changed.len() / 2;
+    changed[at] = changed[at].wrapping_add(1);
+    std::fs::write(dir.join("changed.img"), &changed).unwrap();
+    let bad = openssl(dir, &[&verify[..], &["changed.img"]].concat());
+    assert!(
+        !bad.status.success(),
+        "a boot.img changed by one byte verified"
+    );
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(said.contains("Verification failure"), "{said}");
+}
+
+/// The boot parameters of the cmdline.txt inside a boot.img.
+fn signed_cmdline(image: &[u8]) -> (String, BootParams) {
+    let bytes = pi_signed_boot::read_file(image, "cmdline.txt").expect("cmdline.txt in boot.img");
+    let text = String::from_utf8(bytes).unwrap();
+    assert_eq!(text.lines().count(), 1, "one line: {text:?}");
+    let params = BootParams::parse(&text).expect("the boot contract's words");
+    (text, params)
+}
+
+#[test]
+fn a_signed_pi5_image_boots_a_boot_img_that_only_its_key_signed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    generate(&keys, "Carapace test").expect("carapace keygen --secure-boot");
+    let recipe = common::write_variant(dir.path(), "pi5", "pi5-signed-test", SIGNED_RECIPE);
+    let options = BuildOptions {
+        secure_boot_keys: Some(keys.clone()),
+        ..BuildOptions::default()
+    };
+    let out = build_with(&recipe, &workspace(), options)
+        .unwrap_or_else(|e| panic!("building the signed Pi image failed: {e}"));
+    let image = out.image;
+    let public = openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-noout",
+            "-pubkey",
+            "-in",
+            keys.join("db.crt").to_str().unwrap(),
+        ],
+    );
+    assert!(public.status.success(), "openssl x509 -pubkey");
+    std::fs::write(dir.path().join("pub.pem"), &public.stdout).unwrap();
+
+    let disk = File::open(&image).unwrap();
+    let length = disk.metadata().unwrap().len();
+    let mut entries = gpt::read_table(&disk, 512, length / 512)
+        .expect("GPT")
+        .entries;
+    entries.sort_by_key(|e| e.number);
+    let partuuid = |i: usize| entries[i].unique_guid.to_string();
+    let slot = carapace_image::slot_files::SlotFiles::read(image.parent().unwrap())
+        .expect("slot.json")
+        .expect("the build's slot files");
+    let root_hash = slot.info.verity.root_hash.to_hex();
+
+    // p1 as unsigned: autoboot.txt still picks the slot's partition (tryboot A/B).
+    let config = fat_files(&image, 1);
+    let autoboot = Autoboot::parse(file(&config, "autoboot.txt"), Path::new("autoboot.txt"));
+    assert_eq!(
+        autoboot.unwrap(),
+        Autoboot {
+            boot_partition: 2,
+            tryboot_partition: 2
+        }
+    );
+
+    // p2: the ramdisk, its signature, the setting that boots it, and the installed mark.
+    let boot_a = fat_files(&image, 2);
+    let names: Vec<&str> = boot_a.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [BOOT_IMAGE, BOOT_SIGNATURE, "cmdline.txt", "config.txt"],
+        "no kernel, initramfs or device tree outside boot.img"
+    );
+    let outer = String::from_utf8(file(&boot_a, "config.txt").to_vec()).unwrap();
+    let settings: Vec<&str> = outer
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(settings, ["boot_ramdisk=1"], "{outer}");
+    let boot_img = file(&boot_a, BOOT_IMAGE);
+    check_boot_sig(dir.path(), boot_img, file(&boot_a, BOOT_SIGNATURE));
+
+    // Inside boot.img: what the unsigned partition holds, read back from its FAT.
+    let inside =
+        |name: &str| pi_signed_boot::read_file(boot_img, name).unwrap_or_else(|e| panic!("{e}"));
+    let (cmdline, params) = signed_cmdline(boot_img);
+    assert_eq!(params.slot, board_support::Slot::A);
+    assert_eq!(
+        params.root_partuuid,
+        partuuid(3),
+        "carapace.root= names root-a"
+    );
+    assert_eq!(
+        params.data_partuuid,
+        partuuid(5),
+        "carapace.data= names data"
+    );
+    assert_eq!(
+        params.verity.root_hash, root_hash,
+        "the signed command line pins the root's verity hash"
+    );
+    assert_eq!(
+        file(&boot_a, "cmdline.txt"),
+        cmdline.as_bytes(),
+        "the installed mark outside is the signed line"
+    );
+    let inner_config = String::from_utf8(inside("config.txt")).unwrap();
+    assert_eq!(
+        board_support::boot_control::pi_config::boot_files(&inner_config),
+        Some(("vmlinuz".into(), "initrd".into())),
+        "{inner_config}"
+    );
+    let kernel = inside("vmlinuz");
+    assert_eq!(&kernel[0x38..0x3c], b"ARM\x64", "vmlinuz is no arm64 Image");
+    let initrd = inside("initrd");
+    assert_eq!(
+        &initrd[..4],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        "initrd is no zstd cpio"
+    );
+    let dtb = inside("bcm2712-rpi-5-b.dtb");
+    assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed], "no device tree");
+    assert_eq!(fat_files(&image, 3), Vec::<(String, Vec<u8>)>::new());
+
+    // Slot B's pair waits in the slot files, signed with slot B's own root.
+    let slot_file = |name: &str| std::fs::read(slot.dir.join(name)).expect(name);
+    let [img_b, sig_b] = pi_signed_boot::slot_file_names(board_support::Slot::B);
+    let boot_img_b = slot_file(&img_b);
+    check_boot_sig(dir.path(), &boot_img_b, &slot_file(&sig_b));
+    let (_, params_b) = signed_cmdline(&boot_img_b);
+    assert_eq!(params_b.slot, board_support::Slot::B);
+    assert_eq!(
+        params_b.root_partuuid,
+        partuuid(4),
+        "carapace.root= names root-b"
+    );
+    assert_eq!(params_b.verity, params.verity);
+
+    // The QEMU stand-in boots what the firmware would: the files inside boot.img.
+    let machine = tempfile::tempdir().unwrap();
+    let direct = carapace_image::pi_stand_in::boot_files(&image, machine.path(), false)
+        .expect("the stand-in reads a signed partition");
+    assert_eq!(direct.boot_partition, 2);
+    assert_eq!(direct.append, cmdline.trim());
+    assert!(
+        std::fs::read(&direct.kernel).unwrap() == kernel,
+        "the stand-in's kernel"
+    );
+}
+
+#[test]
+fn a_signed_pi5_image_takes_no_update_service_and_makes_no_bundle_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    generate(&keys, "Carapace test").expect("carapace keygen --secure-boot");
+    let update_keys = dir.path().join("update-keys");
+    std::fs::create_dir(&update_keys).unwrap();
+    let update_keys = make_keys(&update_keys);
+    // No build gets as far as the CA file: any text will do.
+    let no_ca = "not used\n";
+    let recipe = pi_recipe(
+        dir.path(),
+        "pi5-signed-updates",
+        "0.1.0",
+        no_ca,
+        &update_keys,
+    );
+    let options = BuildOptions {
+        secure_boot_keys: Some(keys.clone()),
+        ..BuildOptions::default()
+    };
+    let err = match build_with(&recipe, &workspace(), options) {
+        Ok(out) => panic!("built {}", out.image.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("service updated has boot_control")
+            && err.contains("cannot update a signed Raspberry Pi 5 image yet"),
+        "{err}"
+    );
+    let options = BundleOptions {
+        key: update_keys.signing.clone(),
+        min_from: None,
+        build: true,
+        locked: false,
+        patch_from: Vec::new(),
+        secure_boot_keys: Some(keys),
+    };
+    let err = match bundle(&recipe, &workspace(), &options) {
+        Ok(report) => panic!("bundled {}", report.dir.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("cannot be updated over the air yet")
+            && err.contains("does not install a slot's signed boot.img and boot.sig"),
+        "{err}"
+    );
 }
