@@ -152,6 +152,11 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         content.contains("\"slot\"") && content.contains("ed25519:"),
         "{content}"
     );
+    // This machine has no TPM: the facts say /data is plain and why.
+    assert!(
+        content.contains("plain-no-tpm") && content.contains("this box has no TPM 2.0"),
+        "{content}"
+    );
 
     // /logs needs no model: the logger hands agentd the box's last lines.
     telegram.inject_text(OWNER, OWNER, "Ann", "/logs");

@@ -10,6 +10,8 @@ mod bootcheck;
 mod chatty;
 #[path = "carapace-testsvc/corrupt_identity.rs"]
 mod corrupt_identity;
+#[path = "carapace-testsvc/datarate.rs"]
+mod datarate;
 #[path = "carapace-testsvc/hardening.rs"]
 mod hardening;
 #[path = "carapace-testsvc/health.rs"]
@@ -61,7 +63,8 @@ modes:
   wificheck      netd's Wi-Fi status, then kill the test access point (on request)
   wifitrial      Wi-Fi trials on netd's control socket: one left to expire, one committed
                  (on request)
-  bootcheck      what a boot_control service is handed: the ESP, the slots' devices";
+  bootcheck      what a boot_control service is handed: the ESP, the slots' devices
+  datarate       /data's write and read throughput (64 MiB, fsynced, read uncached)";
 
 fn main() -> ExitCode {
     let mode = std::env::args_os().nth(1).unwrap_or_default();
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         "wificheck" => wificheck::run(),
         "wifitrial" => wifitrial::run(),
         "bootcheck" => bootcheck::run(),
+        "datarate" => datarate::run(),
         "" => return usage_error("no mode given"),
         _ => return usage_error(&format!("unknown mode '{mode}'")),
     }

@@ -603,7 +603,7 @@ pub fn boot_and_pair(
     chat: &Chat,
     code: &str,
 ) -> (tempfile::TempDir, VmConfig, Vm) {
-    boot_and_pair_with(image, name, net, chat, code, None)
+    boot_and_pair_with(image, name, net, chat, code, None, false)
 }
 
 /// As `boot_and_pair`; with `enrolled_vars`, under the Secure Boot firmware with that store.
@@ -614,11 +614,15 @@ pub fn boot_and_pair_with(
     chat: &Chat,
     code: &str,
     enrolled_vars: Option<&Path>,
+    tpm: bool,
 ) -> (tempfile::TempDir, VmConfig, Vm) {
     let (machine, mut config) = machine_of(image, name);
     config.network = net.network();
     if let Some(vars) = enrolled_vars {
         config.secure_boot(vars).expect("Secure Boot firmware");
+    }
+    if tpm {
+        config.tpm(&machine.path().join("tpm"));
     }
     let mut vm = Vm::start(&config).expect("start QEMU");
     console_line(&mut vm, 0, "carapace: ready slot=a", BOOT_TIMEOUT);
