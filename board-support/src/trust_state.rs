@@ -26,6 +26,9 @@ pub enum DataProtection {
     Encrypted,
     /// Plain ext4: the box has no TPM to seal a key to.
     PlainNoTpm,
+    /// Plain ext4: the box has a TPM, but its image was built without cryptsetup (its recipe
+    /// leaves /data encryption out, as on a board whose kernel's dm-crypt is not checked yet).
+    PlainImageWithout,
     /// Plain ext4 made before the box encrypted /data (or while it had no TPM); a factory
     /// reset makes it encrypted.
     PlainFromBefore,
@@ -35,9 +38,13 @@ pub enum DataProtection {
     Unknown,
 }
 
-const WORDS: [(DataProtection, &str); 5] = [
+const WORDS: [(DataProtection, &str); 6] = [
     (DataProtection::Encrypted, "encrypted"),
     (DataProtection::PlainNoTpm, "plain-no-tpm"),
+    (
+        DataProtection::PlainImageWithout,
+        "plain-image-without-encryption",
+    ),
     (DataProtection::PlainFromBefore, "plain-from-before"),
     (DataProtection::Locked, "locked"),
     (DataProtection::Unknown, "unknown"),
@@ -61,6 +68,10 @@ impl DataProtection {
             DataProtection::PlainNoTpm => {
                 "not encrypted: this box has no TPM 2.0, so a stolen disk reveals /data (the \
                  device key, the owner's IM and LLM secrets, the agent's memory)"
+            }
+            DataProtection::PlainImageWithout => {
+                "not encrypted: this box has a TPM, but its image was built without /data \
+                 encryption (no cryptsetup in its recipe)"
             }
             DataProtection::PlainFromBefore => {
                 "not encrypted: it was made before this box encrypted /data; a factory reset \

@@ -183,8 +183,9 @@ enum Command {
         /// --secure-boot-keys).
         #[arg(long)]
         secure_boot: bool,
-        /// Give the machine a software TPM 2.0 (swtpm): a /data formatted on it is encrypted,
-        /// its key sealed to the TPM against the Secure Boot state.
+        /// Give the machine a software TPM 2.0 (swtpm, its state in out/<name>/run/tpm): a /data
+        /// formatted on it is encrypted, its key sealed to the TPM against the Secure Boot
+        /// state, so later runs of that disk need --tpm (and the same --secure-boot) too.
         #[arg(long)]
         tpm: bool,
     },

@@ -222,11 +222,16 @@ fn data_throughput(
         .output()
         .map_err(|e| format!("cryptsetup benchmark: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("aes-xts")) {
-        println!(
+    let says = String::from_utf8_lossy(&out.stderr);
+    match text.lines().find(|l| l.trim_start().starts_with("aes-xts")) {
+        Some(line) => println!(
             "This host's CPU, `cryptsetup benchmark` (encrypt, decrypt): {}",
             line.trim()
-        );
+        ),
+        None => println!(
+            "`cryptsetup benchmark` did not run on this host: {}",
+            says.lines().next().unwrap_or("no output")
+        ),
     }
     Ok(())
 }

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use carapace_image::layout::{DATA_NAME, DiskPlan, ESP_NAME};
@@ -175,20 +173,10 @@ fn factory_reset_file_on_the_esp_gives_a_fresh_data() {
     let key = first_boot(&config);
 
     // qcow2 → raw, the file put on the ESP with fatfs, and the machine booted from the raw.
-    let qcow2 = dir.path().join("disk.qcow2");
     let raw = dir.path().join("disk.raw");
-    let convert = Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", "raw"])
-        .arg(&qcow2)
-        .arg(&raw)
-        .output()
-        .expect("qemu-img");
-    assert!(
-        convert.status.success(),
-        "{}",
-        String::from_utf8_lossy(&convert.stderr)
-    );
-    put_reset_file(&raw);
+    to_raw(&dir.path().join("disk.qcow2"), &raw);
+    let esp = plan().partition(ESP_NAME).clone();
+    put_reset_file(&raw, esp.offset, esp.size);
     config.disk = raw;
     config.disk_format = "raw";
 
@@ -206,34 +194,4 @@ fn factory_reset_file_on_the_esp_gives_a_fresh_data() {
         "the old identity survived a reset"
     );
     power_off(&mut vm);
-}
-
-fn put_reset_file(raw: &Path) {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let esp = plan().partition(ESP_NAME).clone();
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(raw)
-        .expect("raw");
-    let mut bytes = vec![0u8; esp.size as usize];
-    file.seek(SeekFrom::Start(esp.offset)).expect("seek");
-    file.read_exact(&mut bytes).expect("read the ESP");
-    {
-        let fs = fatfs::FileSystem::new(
-            std::io::Cursor::new(&mut bytes[..]),
-            fatfs::FsOptions::new(),
-        )
-        .expect("the ESP is FAT");
-        let mut request = fs
-            .root_dir()
-            .create_file("carapace-factory-reset")
-            .expect("create");
-        request.write_all(b"erase /data\n").expect("write");
-        drop(request);
-        fs.unmount().expect("unmount");
-    }
-    file.seek(SeekFrom::Start(esp.offset)).expect("seek");
-    file.write_all(&bytes).expect("write the ESP back");
-    file.sync_all().expect("sync");
 }

@@ -31,12 +31,13 @@ use std::time::Duration;
 
 use carapace_image::build::{BuildOptions, build_with};
 use carapace_image::bundle::BundleOptions;
-use carapace_image::layout::{DATA_NAME, DiskPlan};
+use carapace_image::layout::{DATA_NAME, DiskPlan, ESP_NAME};
 use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
 use common::{
-    BOOT_TIMEOUT, fail, machine_on, power_off, qemu_io, read_byte, test_board, workspace,
+    BOOT_TIMEOUT, fail, machine_on, power_off, put_reset_file, qemu_io, read_byte, test_board,
+    to_raw, workspace,
 };
 use update_lab::{
     Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair_with, boot_kind, build_first_image_with,
@@ -327,7 +328,8 @@ const LUKS_MAGIC: &[u8] = b"LUKS\xba\xbe";
 /// With a TPM (swtpm, its state in the machine's folder), the first boot makes /data LUKS2
 /// with its key sealed against the Secure Boot state, and the next boot on that TPM opens it;
 /// the disk holds none of /data's text in the clear. The same disk with another TPM, or with
-/// Secure Boot off on its own TPM, stays locked, says why, and is left as it was.
+/// Secure Boot off on its own TPM, stays locked, says why, and is left as it was; the factory
+/// reset then gives a fresh encrypted /data.
 #[test]
 fn data_is_encrypted_and_opens_only_on_its_tpm_under_secure_boot() {
     let (dir, mut config) = secure_machine("sb-tpm");
@@ -386,6 +388,27 @@ fn data_is_encrypted_and_opens_only_on_its_tpm_under_secure_boot() {
         data_partition_head(&disk, 1 << 20) == header,
         "a locked boot changed /data's LUKS header"
     );
+
+    // The way back is the factory reset: a fresh /data, encrypted again, its key sealed to the
+    // Secure Boot state of now.
+    let raw = dir.path().join("disk.raw");
+    to_raw(&disk, &raw);
+    let esp = plan().partition(ESP_NAME).clone();
+    put_reset_file(&raw, esp.offset, esp.size);
+    config.disk = raw;
+    config.disk_format = "raw";
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("carapace: ready slot=a", 0, BOOT_TIMEOUT) {
+        fail(&vm, e);
+    }
+    let format = line_with_timeout(&mut vm, "carapace-disk: format start ");
+    assert!(format.contains("reason=factory-reset"), "{format}");
+    if let Err(e) = vm.wait_for(needle, 0, Duration::ZERO) {
+        fail(&vm, e);
+    }
+    let mounted = line_with_timeout(&mut vm, "carapace: data mounted ");
+    assert!(mounted.contains(" first_boot=yes "), "{mounted}");
+    power_off(&mut vm);
 }
 
 /// Boots to the degraded line for a locked /data, powers off, and returns the line.
@@ -415,25 +438,20 @@ fn boot_locked(config: &VmConfig) -> String {
     line
 }
 
-/// The data partition's byte range in this recipe's image (esp 64, root 128, data 64 MiB; it
-/// grows to the disk's end, from the same start).
-fn data_partition_start() -> u64 {
-    DiskPlan::new(test_board(), 64, 128, 64)
-        .expect("plan")
-        .partition(DATA_NAME)
-        .offset
+/// This recipe's disk (esp 64, root 128, data 64 MiB; data grows to the disk's end, from the
+/// same start).
+fn plan() -> DiskPlan {
+    DiskPlan::new(test_board(), 64, 128, 64).expect("plan")
 }
 
-/// A raw copy of a machine's disk (its qcow2 overlay and the image under it).
+fn data_partition_start() -> u64 {
+    plan().partition(DATA_NAME).offset
+}
+
+/// A raw copy of a machine's disk, deleted after use.
 fn raw_disk(disk: &std::path::Path) -> tempfile::NamedTempFile {
     let raw = tempfile::NamedTempFile::new().expect("temp");
-    let status = Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", "raw"])
-        .arg(disk)
-        .arg(raw.path())
-        .status()
-        .expect("qemu-img");
-    assert!(status.success(), "qemu-img convert failed");
+    to_raw(disk, raw.path());
     raw
 }
 

@@ -21,6 +21,12 @@ const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
 const LOCK_DIR: &str = "/run/cryptsetup";
 const TAIL_LINES: usize = 6;
 
+/// Whether this image can encrypt /data: its recipe put cryptsetup in (with dm-crypt among
+/// the root modules). A board whose recipe leaves it out keeps /data plain even with a TPM.
+pub fn available() -> bool {
+    Path::new(CRYPTSETUP).is_file()
+}
+
 /// Whether `device` starts with a LUKS header.
 pub fn is_luks(device: &Path) -> Result<bool, Error> {
     use std::os::unix::fs::FileExt;

@@ -27,6 +27,7 @@ pub fn run(args: &Args) -> Prepared {
         progress!("the TPM is not usable: {err}");
         None
     });
+    let tpm_present = tpm.is_some();
     let mut protection = DataProtection::Unknown;
     let outcome = match prepare(args, tpm.as_mut(), &mut protection) {
         Ok(outcome) => outcome,
@@ -37,7 +38,7 @@ pub fn run(args: &Args) -> Prepared {
     };
     Prepared {
         outcome,
-        tpm: tpm.is_some(),
+        tpm: tpm_present,
         protection,
     }
 }
@@ -86,6 +87,11 @@ fn prepare(
     let device = partition.dev_path.as_path();
     let volume = if cryptsetup::is_luks(device)? {
         *protection = DataProtection::Locked;
+        if !cryptsetup::available() {
+            return Err(Error::Locked {
+                why: "this image has no cryptsetup to open it".to_owned(),
+            });
+        }
         let token = cryptsetup::export_token(device).map_err(|err| Error::Locked {
             why: format!("its LUKS2 header has no readable token 0 ({err})"),
         })?;
@@ -95,10 +101,10 @@ fn prepare(
         *protection = DataProtection::Encrypted;
         mapped
     } else {
-        *protection = if tpm.is_some() {
-            DataProtection::PlainFromBefore
-        } else {
-            DataProtection::PlainNoTpm
+        *protection = match (tpm.is_some(), cryptsetup::available()) {
+            (false, _) => DataProtection::PlainNoTpm,
+            (true, false) => DataProtection::PlainImageWithout,
+            (true, true) => DataProtection::PlainFromBefore,
         };
         progress!("data not encrypted: {}", protection.describe());
         device.to_owned()
@@ -121,12 +127,13 @@ fn format(
     protection: &mut DataProtection,
 ) -> Result<DataOutcome, Error> {
     let device = &partition.dev_path;
+    let tpm_present = tpm.is_some();
     progress!(
         "format start device={} reason={}",
         device.display(),
         request.why
     );
-    let volume = match tpm {
+    let volume = match tpm.filter(|_| cryptsetup::available()) {
         Some(tpm) => {
             progress!(
                 "format: /data is encrypted (LUKS2, aes-xts-plain64); its key is sealed to the \
@@ -137,6 +144,11 @@ fn format(
             cryptsetup::import_token(device, &token)?;
             *protection = DataProtection::Encrypted;
             cryptsetup::open(device, &key)?
+        }
+        None if tpm_present => {
+            *protection = DataProtection::PlainImageWithout;
+            progress!("format: /data is not encrypted: {}", protection.describe());
+            device.clone()
         }
         None => {
             *protection = DataProtection::PlainNoTpm;

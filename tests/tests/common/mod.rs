@@ -165,3 +165,49 @@ pub fn write_variant(dir: &Path, base: &str, name: &str, text: &str) -> PathBuf 
     }
     path
 }
+
+/// A raw copy of a machine's disk (its qcow2 overlay and the image under it), sparse.
+pub fn to_raw(qcow2: &Path, raw: &Path) {
+    let convert = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(qcow2)
+        .arg(raw)
+        .output()
+        .expect("qemu-img");
+    assert!(
+        convert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&convert.stderr)
+    );
+}
+
+/// The owner's factory reset: `carapace-factory-reset` put in the root of the ESP (at
+/// `esp_offset`, `esp_size` bytes) of a raw disk, with fatfs, as any computer would.
+pub fn put_reset_file(raw: &Path, esp_offset: u64, esp_size: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(raw)
+        .expect("raw");
+    let mut bytes = vec![0u8; esp_size as usize];
+    file.seek(SeekFrom::Start(esp_offset)).expect("seek");
+    file.read_exact(&mut bytes).expect("read the ESP");
+    {
+        let fs = fatfs::FileSystem::new(
+            std::io::Cursor::new(&mut bytes[..]),
+            fatfs::FsOptions::new(),
+        )
+        .expect("the ESP is FAT");
+        let mut request = fs
+            .root_dir()
+            .create_file("carapace-factory-reset")
+            .expect("create");
+        request.write_all(b"erase /data\n").expect("write");
+        drop(request);
+        fs.unmount().expect("unmount");
+    }
+    file.seek(SeekFrom::Start(esp_offset)).expect("seek");
+    file.write_all(&bytes).expect("write the ESP back");
+    file.sync_all().expect("sync");
+}
