@@ -170,17 +170,7 @@ fn esp_entries(qcow2: &std::path::Path) -> Vec<(String, Option<u64>)> {
     use std::io::{Read, Seek, SeekFrom};
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("disk.raw");
-    let convert = Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", "raw"])
-        .arg(qcow2)
-        .arg(&raw)
-        .output()
-        .expect("qemu-img");
-    assert!(
-        convert.status.success(),
-        "{}",
-        String::from_utf8_lossy(&convert.stderr)
-    );
+    to_raw(qcow2, &raw);
     let plan = DiskPlan::new(test_board(), 256, 1024, 64).expect("plan");
     let esp = plan.partition(ESP_NAME);
     let mut bytes = vec![0u8; esp.size as usize];
