@@ -106,7 +106,7 @@ fn prepare(
             (true, false) => DataProtection::PlainImageWithout,
             (true, true) => DataProtection::PlainFromBefore,
         };
-        progress!("data not encrypted: {}", protection.describe());
+        progress!("data {}", protection.describe());
         device.to_owned()
     };
     check_and_repair(&volume, grew)
@@ -147,7 +147,7 @@ fn format(
         }
         None if tpm_present => {
             *protection = DataProtection::PlainImageWithout;
-            progress!("format: /data is not encrypted: {}", protection.describe());
+            progress!("format: /data is {}", protection.describe());
             device.clone()
         }
         None => {
