@@ -6,8 +6,9 @@
 # (build_inputs.rs) and the image cache lock.
 #
 # Usage: test-lanes.sh "--test NAME ... (lane a)" "--test NAME ... (lane b)"
-# Every line is printed as it comes, prefixed with its lane; each lane's whole output is also
-# in out/test-logs/lane-<a|b>.log. The exit status is non-zero when either lane failed.
+# Every line is printed as it comes, prefixed with its lane and the time it arrived; each lane's
+# whole output is also in out/test-logs/lane-<a|b>.log, with how long each test binary took.
+# The exit status is non-zero when either lane failed.
 set -u
 
 cargo=${CARGO:-cargo}
@@ -40,14 +41,24 @@ for name in wanted:
 ' $1 # split on purpose: a list of flags
 }
 
+# Each line with the wall-clock time it arrived: where a lane's minutes go.
+stamped() {
+    local line
+    while IFS= read -r line; do
+        printf '%(%H:%M:%S)T %s\n' -1 "$line"
+    done
+}
+
 lane() {
     local name=$1 targets status=0 test exe dir
     targets=$(executables "$2") || return 1
     while read -r test exe dir; do
         echo "[$name] $test: $exe"
-        (cd "$dir" && "$exe" --test-threads=1 --nocapture) 2>&1 |
+        started_test=$SECONDS
+        (cd "$dir" && "$exe" --test-threads=1 --nocapture) 2>&1 | stamped |
             tee -a "$logs/lane-$name.log" | sed -u "s/^/[$name] /"
         [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+        echo "[$name] $test took $((SECONDS - started_test)) s" | tee -a "$logs/lane-$name.log"
     done <<<"$targets"
     echo "[$name] finished with status $status"
     return "$status"

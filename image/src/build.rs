@@ -107,6 +107,7 @@ pub fn build_with(
     workspace: &Path,
     options: BuildOptions,
 ) -> Result<BuildOutput> {
+    let started = std::time::Instant::now();
     let (recipe, recipe_text) = Recipe::load(recipe_path)?;
     let board = board::find(&recipe.board)?;
     let secure_boot = match &options.secure_boot_keys {
@@ -837,11 +838,12 @@ pub fn build_with(
     let _ = std::fs::remove_dir_all(&work);
 
     eprintln!(
-        "carapace: built {} ({} MiB raw, root {} KiB, initramfs {} KiB, build {build_id})",
+        "carapace: built {} ({} MiB raw, root {} KiB, initramfs {} KiB, build {build_id}) in {} s",
         outputs.image.display(),
         disk.total_size >> 20,
         root_bytes >> 10,
-        initrd.compressed.len() >> 10
+        initrd.compressed.len() >> 10,
+        started.elapsed().as_secs()
     );
     Ok(outputs)
 }
