@@ -6,7 +6,7 @@
 use crate::Error;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
@@ -44,13 +44,17 @@ pub fn compile(engine: &Engine, component_path: &Path, compiled: &Path) -> Resul
     write_atomically(compiled, &bytes)
 }
 
-/// Loads a compiled component.
-pub fn load(engine: &Engine, compiled: &Path) -> Result<Component, Error> {
+/// Loads a compiled component from `file`, opened at `compiled` before the process was
+/// confined.
+pub fn load(engine: &Engine, mut file: std::fs::File, compiled: &Path) -> Result<Component, Error> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(Error::io("read", compiled))?;
     // SAFETY: the file is one `compile` wrote with this engine's settings (its name says so)
     // in a directory only the skill host's compile step writes; wasmtime still checks its
     // header and settings and refuses a file that does not match.
     #[allow(unsafe_code)]
-    let loaded = unsafe { Component::deserialize_file(engine, compiled) };
+    let loaded = unsafe { Component::deserialize(engine, &bytes) };
     loaded.map_err(|err| {
         Error::Wasm(format!(
             "could not load the compiled component {}: {err:#}",

@@ -55,8 +55,9 @@ fn prepare(call: &Call) -> Result<(wasmtime::Engine, wasmtime::component::Compon
     if compile {
         compile_in_child(&call.component, &compiled)?;
     }
-    sandbox::confine_for_running(call, &compiled)?;
-    let component = compiled::load(&engine, &compiled)?;
+    let compiled_file = std::fs::File::open(&compiled).map_err(Error::io("open", &compiled))?;
+    sandbox::confine_for_running(call)?;
+    let component = compiled::load(&engine, compiled_file, &compiled)?;
     Ok((engine, component, compile))
 }
 

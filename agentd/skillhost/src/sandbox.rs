@@ -1,6 +1,7 @@
 //! The walls around wasmtime, so that a bug in it (or in Cranelift's code) still leaves a skill
-//! with nothing: Landlock takes the file system away except the skill's scratch directory and
-//! its compiled code (the compile step, a process of its own, writes that) and takes TCP away; seccomp
+//! with nothing: Landlock takes the file system away except the skill's scratch directory (its
+//! compiled code, which the compile step, a process of its own, writes, is opened before) and
+//! takes TCP away; seccomp
 //! refuses sockets, exec, ptrace, mounts, namespaces, module loading, BPF and the like;
 //! rlimits cap a scratch file's size and forbid core dumps. Each step only narrows the one
 //! before; none can be undone by the process. The service's own uid and cgroup (memory, pids)
@@ -27,14 +28,13 @@ pub fn confine_for_compiling(component: &Path, compiled_dir: &Path) -> Result<()
     ])
 }
 
-/// Before the skill's code is loaded: its compiled form (read) and its scratch directory (read
-/// and write), nothing else; no TCP; then the limits and seccomp. The process is still one
-/// thread here, so every thread it starts later inherits all of it.
-pub fn confine_for_running(call: &Call, compiled: &Path) -> Result<(), Error> {
-    landlock_layer(&[
-        (compiled, AccessFs::ReadFile.into()),
-        (&call.scratch, AccessFs::from_all(LANDLOCK_ABI)),
-    ])?;
+/// Before the skill's code is loaded: its scratch directory (read and write), nothing else; no
+/// TCP; then the limits and seccomp. Its compiled form is opened before, and read through that
+/// descriptor: a rule on the file's path would hold for the inode it named then, and a second
+/// call that compiled the same skill at once renames a new inode over it. The process is still
+/// one thread here, so every thread it starts later inherits all of it.
+pub fn confine_for_running(call: &Call) -> Result<(), Error> {
+    landlock_layer(&[(&call.scratch, AccessFs::from_all(LANDLOCK_ABI))])?;
     limit_files(call.limits.scratch_file_bytes)?;
     crate::syscalls::refuse_dangerous()
 }

@@ -1,6 +1,6 @@
 //! The walls themselves, below WebAssembly: a process confined as the skill host confines itself
-//! before a skill's code runs can read only its compiled code and scratch directory, write only
-//! the scratch directory, open no socket and run no program. The test runs itself again as that
+//! before a skill's code runs can read only its compiled code (through the descriptor it opened
+//! before) and its scratch directory, write only the scratch directory, open no socket and run no program. The test runs itself again as that
 //! process (an escaped attacker would be native code in it too).
 
 use carapace_skills::sandbox_protocol::{Call, Limits};
@@ -52,7 +52,8 @@ fn a_confined_process_reaches_only_its_scratch_directory_and_compiled_code() {
         String::from_utf8_lossy(&output.stderr)
     );
     for line in [
-        "compiled: read",
+        "compiled, opened before: read",
+        "compiled by path: refused (EACCES)",
         "scratch: written and read",
         "big file: refused (EFBIG)",
         "secret beside it: refused (EACCES)",
@@ -71,8 +72,8 @@ fn a_confined_process_reaches_only_its_scratch_directory_and_compiled_code() {
 
 fn probe(root: &Path) {
     let call = probe_call(root);
-    carapace_skillhost::sandbox::confine_for_running(&call, &root.join("compiled/x.cwasm"))
-        .unwrap();
+    let mut opened_before = std::fs::File::open(root.join("compiled/x.cwasm")).unwrap();
+    carapace_skillhost::sandbox::confine_for_running(&call).unwrap();
     // libtest printed "test ... " on this line.
     println!();
     let errno = |err: std::io::Error| match err.raw_os_error() {
@@ -81,9 +82,14 @@ fn probe(root: &Path) {
         Some(libc::EFBIG) => "EFBIG".to_string(),
         _ => format!("{err}"),
     };
+    let mut compiled = Vec::new();
+    match std::io::Read::read_to_end(&mut opened_before, &mut compiled) {
+        Ok(_) => println!("compiled, opened before: read"),
+        Err(err) => println!("compiled, opened before: {}", errno(err)),
+    }
     match std::fs::read(root.join("compiled/x.cwasm")) {
-        Ok(_) => println!("compiled: read"),
-        Err(err) => println!("compiled: {}", errno(err)),
+        Ok(_) => println!("compiled by path: read"),
+        Err(err) => println!("compiled by path: refused ({})", errno(err)),
     }
     let note = root.join("scratch/note");
     match std::fs::write(&note, "hi").and_then(|()| std::fs::read(&note)) {
