@@ -44,7 +44,7 @@ for name in wanted:
 # Each line with the wall-clock time it arrived: where a lane's minutes go.
 stamped() {
     local line
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do
         printf '%(%H:%M:%S)T %s\n' -1 "$line"
     done
 }
