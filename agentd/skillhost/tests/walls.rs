@@ -1,7 +1,8 @@
 //! The walls themselves, below WebAssembly: a process confined as the skill host confines itself
 //! before a skill's code runs can read only its compiled code (through the descriptor it opened
-//! before) and its scratch directory, write only the scratch directory, open no socket and run no program. The test runs itself again as that
-//! process (an escaped attacker would be native code in it too).
+//! before) and its scratch directory, write only the scratch directory, open no socket and run
+//! no program. The test runs itself again as that process (an escaped attacker would be native
+//! code in it too).
 
 use carapace_skills::sandbox_protocol::{Call, Limits};
 use std::path::Path;
