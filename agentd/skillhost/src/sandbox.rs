@@ -1,10 +1,10 @@
 //! The walls around wasmtime, so that a bug in it (or in Cranelift's code) still leaves a skill
 //! with nothing: Landlock takes the file system away except the skill's scratch directory (its
 //! compiled code, which the compile step, a process of its own, writes, is opened before) and
-//! takes TCP away; seccomp refuses sockets, exec, ptrace, mounts, namespaces, module loading, BPF and the like;
-//! rlimits cap a scratch file's size and forbid core dumps. Each step only narrows the one
-//! before; none can be undone by the process. The service's own uid and cgroup (memory, pids)
-//! come from whoever starts the host.
+//! takes TCP away; seccomp refuses sockets, exec, ptrace, mounts, namespaces, module loading,
+//! BPF and the like; rlimits cap a scratch file's size and forbid core dumps. Each step only
+//! narrows the one before; none can be undone by the process. The service's own uid and cgroup
+//! (memory, pids) come from whoever starts the host.
 
 use crate::Error;
 use carapace_skills::sandbox_protocol::Call;
