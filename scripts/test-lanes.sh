@@ -50,7 +50,7 @@ stamped() {
 }
 
 lane() {
-    local name=$1 targets status=0 test exe dir
+    local name=$1 targets status=0 test exe dir started_test
     targets=$(executables "$2") || return 1
     while read -r test exe dir; do
         echo "[$name] $test: $exe"

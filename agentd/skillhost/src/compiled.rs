@@ -47,6 +47,7 @@ pub fn compile(engine: &Engine, component_path: &Path, compiled: &Path) -> Resul
 /// Loads a compiled component from `file`, opened at `compiled` before the process was
 /// confined.
 pub fn load(engine: &Engine, mut file: std::fs::File, compiled: &Path) -> Result<Component, Error> {
+    // wasmtime's Component loads from a path or from bytes, not from an open file.
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(Error::io("read", compiled))?;
