@@ -1,13 +1,15 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
-//! inference engine, not the LLM), `/models`, and `/share_photos [on|off]`
-//! (commands/sharing.rs). They answer even when every LLM provider is down. `/say` and a photo
+//! inference engine, not the LLM), `/models`, `/share_photos [on|off]` (commands/sharing.rs),
+//! the skills' and MCP servers' `/tools` and `/mcp`, and the skills' `/secret` and
+//! `/forget_secret` (commands/secrets.rs). They answer even when every LLM provider is down. `/say` and a photo
 //! captioned `/read` also need only the engine; agent.rs answers them, since their answers are
 //! a voice note and a photo's text.
 
 mod mcp;
 mod memories;
+mod secrets;
 mod sharing;
 mod tools;
 
@@ -61,6 +63,14 @@ pub const MENU: &[(&str, &str)] = &[
     ("tools", "Skills' tools and whether they may run"),
     ("mcp", "Remote MCP servers: /mcp add NAME URL (owner only)"),
     (
+        "secret",
+        "Give a skill a secret: /secret SKILL NAME VALUE (owner only)",
+    ),
+    (
+        "forget_secret",
+        "Take a skill's secret back: /forget_secret SKILL NAME",
+    ),
+    (
         "read",
         "Send a photo captioned /read: the text in it, read on the box",
     ),
@@ -96,7 +106,7 @@ pub fn parse(text: &str) -> Option<Command> {
 }
 
 /// `text` without its first `count` words and the spaces after them.
-fn after_words(text: &str, count: usize) -> &str {
+pub(crate) fn after_words(text: &str, count: usize) -> &str {
     let mut rest = text.trim_start();
     for _ in 0..count {
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -204,6 +214,8 @@ pub async fn run(
         "models" => models(agent).await,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
         "mcp" => mcp::mcp(agent, owner, &command.args, now).await?,
+        "secret" => secrets::secret(agent, owner, &command.args, &command.rest, now)?,
+        "forget_secret" => secrets::forget(agent, owner, &command.args, now)?,
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(
             agent,

@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod screen;
 pub mod self_test;
 pub mod skill_code;
+pub mod skill_secrets;
 pub mod store;
 pub mod store_schema;
 pub mod tools;

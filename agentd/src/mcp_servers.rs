@@ -171,9 +171,13 @@ impl Tool for McpTool {
         }
     }
 
-    /// A remote server's tool is a new power: asked the first time.
+    /// A remote server's tool is a new power: asked the first time when its server says it
+    /// only reads, else every time (it may send, spend or delete; MCP's default).
     fn approval(&self) -> Approval {
-        Approval::FirstTime
+        match self.spec.read_only {
+            true => Approval::FirstTime,
+            false => Approval::EveryTime,
+        }
     }
 
     fn call<'a>(&'a self, _: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {

@@ -1,7 +1,8 @@
 //! Running a skill's code: each tool call starts one carapace-skillhost process (the sandbox:
 //! wasmtime inside Landlock and seccomp, agentd/skillhost), sends it the call, makes the HTTP
 //! requests it asks for (after checking the host against the skill's declared, approved
-//! hosts: the host checks too) and takes its answer. A host that outlives the call's deadline
+//! hosts: the host checks too; with the secrets the owner gave it filled in, and scrubbed out
+//! of the answer: skill_secrets.rs) and takes its answer. A host that outlives the call's deadline
 //! (blocked outside WebAssembly, where wasmtime's deadline cannot reach) is killed.
 
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use carapace_skills::Skill;
 use carapace_skills::sandbox_protocol::{
     self, Call, FromHost, HttpRequest, HttpResponse, Limits, Outcome, Stop, ToHost,
 };
+
+use crate::skill_secrets::Given;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
@@ -35,13 +38,14 @@ pub struct SkillHost {
 }
 
 impl SkillHost {
-    /// Runs `tool` of `skill` with the model's `arguments`; the answer, or what the model is
-    /// told went wrong.
+    /// Runs `tool` of `skill` with the model's `arguments`, its requests carrying the
+    /// `secrets` the owner gave it; the answer, or what the model is told went wrong.
     pub async fn call(
         &self,
         skill: &Skill,
         tool: &str,
         arguments: &serde_json::Value,
+        secrets: &Given,
     ) -> Result<String, String> {
         let (Some(code), Some(component)) = (&skill.code, skill.component()) else {
             return Err(format!("skill {} has no code", skill.name));
@@ -59,7 +63,7 @@ impl SkillHost {
             tool: tool.to_string(),
             arguments: arguments.to_string(),
         };
-        match self.converse(&call).await {
+        match self.converse(&call, secrets).await {
             Ok(Outcome::Answer(answer)) => Ok(answer),
             Ok(Outcome::ToolError(message)) => Err(message),
             Ok(Outcome::Stopped(stop)) => Err(format!("skill {} {stop}", skill.name)),
@@ -68,7 +72,7 @@ impl SkillHost {
     }
 
     /// The conversation with one skill host; Err says what went wrong outside the skill.
-    async fn converse(&self, call: &Call) -> Result<Outcome, String> {
+    async fn converse(&self, call: &Call, secrets: &Given) -> Result<Outcome, String> {
         let mut host = Command::new(&self.program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -106,7 +110,7 @@ impl SkillHost {
                     until = Instant::now() + Duration::from_millis(call.limits.deadline_ms) + GRACE;
                 }
                 FromHost::Fetch(request) => {
-                    let answer = self.fetch(request, &call.hosts, until).await;
+                    let answer = self.fetch(request, &call.hosts, secrets, until).await;
                     send(&mut input, &ToHost::Fetched(answer)).await?;
                 }
                 FromHost::Finished(outcome) => {
@@ -117,14 +121,27 @@ impl SkillHost {
         }
     }
 
-    /// Makes a skill's HTTP request, if its host is one the skill may reach.
+    /// Makes a skill's HTTP request, if its host is one the skill may reach and it names only
+    /// secrets the owner gave; neither the answer nor an error carries a secret's value.
     async fn fetch(
         &self,
         request: HttpRequest,
         hosts: &[String],
+        secrets: &Given,
         deadline: Instant,
     ) -> Result<HttpResponse, String> {
         sandbox_protocol::url_allowed(&request.url, hosts)?;
+        let filled = secrets.fill(&request)?;
+        sandbox_protocol::url_allowed(&filled.url, hosts)?;
+        let mut response = self
+            .send(filled, deadline)
+            .await
+            .map_err(|error| secrets.scrub_text(&error))?;
+        secrets.scrub(&mut response);
+        Ok(response)
+    }
+
+    async fn send(&self, request: HttpRequest, deadline: Instant) -> Result<HttpResponse, String> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| format!("{:?} is not an HTTP method", request.method))?;
         let mut builder = self

@@ -1154,6 +1154,155 @@ fn a_skills_code_runs_as_the_owner_allows_and_its_misdeeds_are_stopped() {
     assert_eq!(sent_after(&h, 11, 20)[10].text, "Still here.");
 }
 
+/// The owner gives a skill its secret in the chat: `/secret` lists what the skills take, a
+/// value is kept only for a secret the skill declares, and it never reaches the model, the
+/// audit log or the console. Before it is given, the skill's call stops with no request sent,
+/// and the model hears how the owner gives it.
+#[test]
+fn the_owner_gives_a_skill_its_secret_and_the_value_stays_out_of_the_model_and_the_logs() {
+    const KEY: &str = "wk-7f3a9c2e1d";
+    let mut h = Harness::new();
+    install_example_skill(h.skills.path(), "weather");
+    h.start();
+    h.wait_line("skills: weather");
+    h.pair();
+    let sent_after = |h: &Harness, count: usize, wait_secs: u64| {
+        h.wait_sent_within(count, Duration::from_secs(wait_secs))
+    };
+    h.say("/tools weather__forecast always");
+    assert_eq!(sent_after(&h, 2, 20)[1].text, "weather__forecast: always.");
+    h.say("/secret");
+    assert_eq!(
+        sent_after(&h, 3, 20)[2].text,
+        "Secrets the skills take:\nweather: WEATHER_KEY (not given)\nGive one: /secret SKILL NAME VALUE"
+    );
+
+    h.llm
+        .push(Script::tool("weather__forecast", json!({"place": "Oslo"})));
+    h.llm.push(Script::text("I need the weather key."));
+    h.say("weather in Oslo?");
+    assert_eq!(sent_after(&h, 4, 240)[3].text, "I need the weather key.");
+    let told = h.llm.requests()[1].body.to_string();
+    assert!(
+        told.contains(
+            "the owner has not given skill weather its secret WEATHER_KEY; the owner can, with \
+             /secret weather WEATHER_KEY <value>"
+        ),
+        "{told}"
+    );
+
+    h.say("/secret weather API_TOKEN abcdefgh");
+    assert_eq!(
+        sent_after(&h, 5, 20)[4].text,
+        "Skill weather has no secret API_TOKEN; it declares WEATHER_KEY."
+    );
+    h.say(&format!("/secret weather WEATHER_KEY {KEY}"));
+    let kept = &sent_after(&h, 6, 20)[5].text;
+    assert!(
+        kept.starts_with(
+            "Kept WEATHER_KEY for skill weather: only its requests to weather.carapace.test carry it"
+        ),
+        "{kept}"
+    );
+    h.say("/secret");
+    assert!(
+        sent_after(&h, 7, 20)[6]
+            .text
+            .contains("\nweather: WEATHER_KEY (kept)\n")
+    );
+    h.say("/forget_secret weather WEATHER_KEY");
+    assert_eq!(
+        sent_after(&h, 8, 20)[7].text,
+        "Forgot WEATHER_KEY of skill weather."
+    );
+
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    for line in [
+        "the owner gave skill weather its secret WEATHER_KEY",
+        "the owner took back skill weather's secret WEATHER_KEY",
+    ] {
+        assert!(audit.contains(line), "{line} not audited: {audit}");
+    }
+    assert!(
+        !audit.contains(KEY),
+        "the value is in the audit log: {audit}"
+    );
+    assert_not_on_the_console(&h, KEY);
+    for request in h.llm.requests() {
+        assert!(!request.body.to_string().contains(KEY), "{}", request.body);
+    }
+}
+
+/// agentd puts a skill's secret into its request as it sends it to the skill's approved host
+/// (the fake weather API over HTTPS, trusted through the test CA), and a value the API echoes
+/// back is scrubbed before the skill's code sees it: the model would hear the placeholder.
+#[test]
+fn a_skills_secret_reaches_its_host_but_never_its_code() {
+    use carapace_agentd::skill_secrets;
+    let skills = tempfile::tempdir().unwrap();
+    install_example_skill(skills.path(), "weather");
+    let (catalog, problems) = carapace_skills::Catalog::load(skills.path());
+    assert!(problems.is_empty(), "{problems:?}");
+    let weather = catalog.skills()[0].clone();
+    let state = tempfile::tempdir().unwrap();
+    let store = carapace_agentd::store::Store::open(state.path()).unwrap();
+
+    let certs = tempfile::tempdir().unwrap();
+    let ca = carapace_fakes::test_ca::make(certs.path(), &["weather.carapace.test"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(async {
+        let tls = carapace_fakes::server::tls_acceptor(&ca.cert, &ca.key).unwrap();
+        carapace_fakes::weather::FakeWeather::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Some(tls),
+            "right-key-42",
+        )
+        .await
+        .unwrap()
+    });
+    let tls = carapace_http::tls_config_trusting(Some(ca.ca_pem.as_bytes()), &ca.ca).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .resolve("weather.carapace.test", api.address())
+        .build()
+        .unwrap();
+    let host = carapace_agentd::skill_code::SkillHost {
+        program: support::skillhost_program(),
+        dir: state.path().join("skills"),
+        http,
+        limits: Default::default(),
+    };
+    let forecast = || {
+        let given = skill_secrets::given(&store, &weather).unwrap();
+        runtime.block_on(host.call(&weather, "forecast", &json!({"place": "Oslo"}), &given))
+    };
+
+    skill_secrets::give(&store, &weather, "WEATHER_KEY", "wrong-key-17")
+        .unwrap()
+        .unwrap();
+    let refused = forecast().unwrap_err();
+    assert!(
+        refused.contains("answered 401: unknown key: Bearer {{secret:WEATHER_KEY}}")
+            && !refused.contains("wrong-key-17"),
+        "{refused}"
+    );
+    skill_secrets::give(&store, &weather, "WEATHER_KEY", "right-key-42")
+        .unwrap()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&forecast().unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"place": "Oslo", "celsius": 4, "sky": "snow"})
+    );
+    assert_eq!(
+        api.authorizations(),
+        ["Bearer wrong-key-17", "Bearer right-key-42"]
+    );
+}
+
 /// A remote MCP server (the fake, over loopback): the owner adds it in the chat, its tools join
 /// the model's as `<server>__<tool>` (one with a name the LLM APIs refuse is left out, said),
 /// a call is asked about with buttons and, allowed, runs on the server in a session and its
@@ -1199,6 +1348,18 @@ fn an_mcp_servers_tools_join_when_the_owner_adds_it_and_run_as_the_owner_allows(
         "{turn}"
     );
     assert!(mcp.methods().contains(&("tools/call".to_string(), 200)));
+
+    // The server says add and lookup_order only read: asked the first time. It says nothing
+    // of snapshot, which may then change things: asked every time.
+    h.say("/tools");
+    let listed = h.wait_sent(6)[5].text.clone();
+    for line in [
+        "\nshop__add: always\n",
+        "\nshop__lookup_order: ask the first time\n",
+        "\nshop__snapshot: ask every time (it sends, spends or deletes)\n",
+    ] {
+        assert!(listed.contains(line), "{line:?} not in {listed}");
+    }
 
     // After a restart (the outbox may send its last reply again: at least once), by text.
     let wait_text = |h: &Harness, text: &str| {

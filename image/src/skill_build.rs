@@ -244,6 +244,13 @@ class Response:
         return _json.loads(self.body)
 
 
+def secret(name):
+    """The placeholder for secret `name` (declared in skill.toml): put it where the value goes in
+    a request's URL, headers or body, and the box puts the value the owner gave in as it sends
+    the request. The code never sees the value."""
+    return "{{secret:" + name + "}}"
+
+
 def fetch(url, method="GET", headers=None, body=b"", json=None):
     """Makes an HTTP request through the box and returns a Response."""
     headers = dict(headers or {})

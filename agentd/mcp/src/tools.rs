@@ -14,6 +14,9 @@ pub struct Tool {
     pub description: String,
     /// The JSON Schema of the arguments object.
     pub input_schema: Value,
+    /// The server says the tool only reads (its `readOnlyHint` annotation). Without the hint a
+    /// tool may change things, as MCP's defaults say.
+    pub read_only: bool,
 }
 
 /// A tool that was not taken, and why.
@@ -79,6 +82,10 @@ impl ToolList {
                 .unwrap_or_default()
                 .to_owned(),
             input_schema: input_schema.clone(),
+            read_only: entry
+                .pointer("/annotations/readOnlyHint")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 }
@@ -103,7 +110,7 @@ mod tests {
         let schema = json!({"type": "object"});
         let mut list = ToolList::default();
         for entry in [
-            json!({"name": "add", "inputSchema": schema}),
+            json!({"name": "add", "inputSchema": schema, "annotations": {"readOnlyHint": true}}),
             json!({"name": "add", "inputSchema": schema}),
             json!({"name": "bad name!", "inputSchema": schema}),
             json!({"name": "no_schema"}),
@@ -114,6 +121,7 @@ mod tests {
         }
         assert_eq!(list.tools.len(), 1);
         assert_eq!(list.tools[0].description, "");
+        assert!(list.tools[0].read_only);
         let reasons: Vec<(&str, &str)> = list
             .left_out
             .iter()

@@ -17,6 +17,9 @@ pub struct ToolSpec {
     pub description: String,
     /// The trimmed input schema.
     pub parameters: Value,
+    /// Only reads (the server's `readOnlyHint`); absent in servers kept before it was read.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// How much of the prompt one server's tools may take.
@@ -60,6 +63,7 @@ pub fn trim(tools: &[Tool], budget: &Budget) -> Trimmed {
                 name: tool.name.clone(),
                 description: description.clone(),
                 parameters: compact_schema(&tool.input_schema, keep),
+                read_only: tool.read_only,
             })
             .map(|spec| (spec_bytes(&spec), spec))
             .find(|(bytes, _)| used + bytes <= budget.bytes);
@@ -74,9 +78,14 @@ pub fn trim(tools: &[Tool], budget: &Budget) -> Trimmed {
     trimmed
 }
 
-/// The size of a spec as compact JSON, which is what the budget counts.
+/// The size of what the model gets of a spec as compact JSON, which is what the budget counts.
 pub fn spec_bytes(spec: &ToolSpec) -> usize {
-    serde_json::to_vec(spec).map_or(usize::MAX, |json| json.len())
+    let seen = serde_json::json!({
+        "name": spec.name,
+        "description": spec.description,
+        "parameters": spec.parameters,
+    });
+    serde_json::to_vec(&seen).map_or(usize::MAX, |json| json.len())
 }
 
 /// `schema` without the keywords a model needs not, its descriptions cut to `keep` characters
@@ -161,6 +170,7 @@ mod tests {
             name: name.into(),
             description: description.into(),
             input_schema,
+            read_only: false,
         }
     }
 

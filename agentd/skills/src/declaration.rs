@@ -1,10 +1,11 @@
 //! skill.toml: what a skill with code declares, beside its SKILL.md. The owner approves exactly
-//! this (the tools the model may call, the hosts its HTTP may reach, the secrets it may read),
-//! and the box enforces it: the model sees only these tools, the skill host lets HTTP reach only
-//! these hosts.
+//! this (the tools the model may call, the hosts its HTTP may reach, the secrets its requests
+//! may carry), and the box enforces it: the model sees only these tools, the skill host lets
+//! HTTP reach only these hosts, a request carries only the secrets declared and given.
 //!
 //! ```toml
 //! hosts = ["api.open-meteo.com"]
+//! secrets = ["WEATHER_API_KEY"]   # the owner gives each one: /secret <skill> NAME <value>
 //!
 //! [[tool]]
 //! name = "forecast"
@@ -35,7 +36,8 @@ pub struct Declaration {
     /// Host names (exact) the skill's HTTP may reach, over HTTPS.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Names of secrets the owner may grant it.
+    /// Names of secrets the owner may give it (`WEATHER_API_KEY`): its code writes
+    /// `{{secret:NAME}}` where a value goes in a request, and never sees the value (secrets.rs).
     #[serde(default)]
     pub secrets: Vec<String>,
     #[serde(rename = "tool")]
@@ -102,6 +104,12 @@ impl Declaration {
                 return Err(format!(
                     "hosts: {host:?} is not a host name (write the name only, as api.example.org)"
                 ));
+            }
+        }
+        for (at, name) in declaration.secrets.iter().enumerate() {
+            crate::secrets::check_name(name).map_err(|problem| format!("secrets: {problem}"))?;
+            if declaration.secrets[..at].contains(name) {
+                return Err(format!("secrets: {name} is declared twice"));
             }
         }
         Ok(declaration)
@@ -184,5 +192,13 @@ mod tests {
                 .contains("type = \"object\"")
         );
         assert!(err(&format!("shell = true\n{tool}")).contains("unknown field `shell`"));
+        assert!(
+            err(&format!("secrets = [\"api-key\"]\n{tool}"))
+                .starts_with("secrets: secret name \"api-key\": use 1 to 64 upper-case")
+        );
+        assert_eq!(
+            err(&format!("secrets = [\"KEY\", \"KEY\"]\n{tool}")),
+            "secrets: KEY is declared twice"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod catalog;
 mod declaration;
 mod error;
 pub mod sandbox_protocol;
+pub mod secrets;
 mod skill_md;
 
 pub use catalog::{Catalog, Skill, check_folder};

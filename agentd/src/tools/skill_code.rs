@@ -43,7 +43,13 @@ impl Tool for SkillTool {
         }
     }
 
-    fn call<'a>(&'a self, _: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {
-        Box::pin(self.host.call(&self.skill, &self.tool.name, arguments))
+    fn call<'a>(&'a self, context: &'a ToolContext<'a>, arguments: &'a Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let secrets = crate::skill_secrets::given(context.store, &self.skill)
+                .map_err(|error| format!("skill {}: its secrets: {error}", self.skill.name))?;
+            self.host
+                .call(&self.skill, &self.tool.name, arguments, &secrets)
+                .await
+        })
     }
 }

@@ -32,6 +32,15 @@ export class Response {
   }
 }
 
+/**
+ * The placeholder for secret `name` (declared in skill.toml): put it where the value goes in a
+ * request's URL, headers or body, and the box puts the value the owner gave in as it sends the
+ * request. The code never sees the value.
+ */
+export function secret(name) {
+  return `{{secret:${name}}}`;
+}
+
 /** Makes an HTTP request through the box and returns a Response. */
 export function fetch(url, { method = "GET", headers = {}, body = new Uint8Array(), json } = {}) {
   // A plain object of names and values, or [name, value] pairs (an array, a Map).

@@ -15,3 +15,4 @@ pub mod telegram;
 pub mod test_ca;
 pub mod update_server;
 pub mod voice_note;
+pub mod weather;

@@ -57,6 +57,7 @@ fn add() -> Value {
     json!({
         "name": "add",
         "title": "Add two numbers",
+        "annotations": {"readOnlyHint": true, "openWorldHint": false},
         "description": "Adds two numbers and returns their sum as text. Use it whenever exact arithmetic matters \
             more than a guess: prices, quantities, dates counted in days. It does not round, format or \
             convert units; give it plain numbers. ".repeat(3),
@@ -74,6 +75,7 @@ fn add() -> Value {
 fn lookup_order() -> Value {
     json!({
         "name": "lookup_order",
+        "annotations": {"readOnlyHint": true},
         "description": "Looks up an order of the shop by its id and tells its items, its state (paid, packed, \
             shipped, delivered, returned) and the date of its last change. Order ids look like A-1042. ".repeat(3),
         "inputSchema": {

@@ -7,7 +7,12 @@ API = "https://weather.carapace.test/v1/forecast"
 
 
 def forecast(place: str) -> dict:
-    answer = carapace.fetch(f"{API}?place={quote(place)}", headers={"accept": "application/json"})
+    # The key's placeholder: the box puts the owner's key in as it sends the request.
+    headers = {
+        "accept": "application/json",
+        "authorization": "Bearer " + carapace.secret("WEATHER_KEY"),
+    }
+    answer = carapace.fetch(f"{API}?place={quote(place)}", headers=headers)
     if answer.status != 200:
         raise RuntimeError(f"the weather service answered {answer.status}: {answer.text[:200]}")
     data = answer.json()
