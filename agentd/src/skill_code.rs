@@ -2,8 +2,8 @@
 //! wasmtime inside Landlock and seccomp, agentd/skillhost), sends it the call, makes the HTTP
 //! requests it asks for (after checking the host against the skill's declared, approved
 //! hosts: the host checks too; with the secrets the owner gave it filled in, and scrubbed out
-//! of the answer: skill_secrets.rs) and takes its answer. A host that outlives the call's deadline
-//! (blocked outside WebAssembly, where wasmtime's deadline cannot reach) is killed.
+//! of the answer: skill_secrets.rs) and takes its answer. A host that outlives the call's
+//! deadline (blocked outside WebAssembly, where wasmtime's deadline cannot reach) is killed.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,11 +14,11 @@ use carapace_skills::Skill;
 use carapace_skills::sandbox_protocol::{
     self, Call, FromHost, HttpRequest, HttpResponse, Limits, Outcome, Stop, ToHost,
 };
-
-use crate::skill_secrets::Given;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
+
+use crate::skill_secrets::Given;
 
 /// The most of an HTTP answer a skill gets.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;

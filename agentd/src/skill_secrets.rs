@@ -28,13 +28,14 @@ pub struct Given {
     values: Vec<(String, Zeroizing<String>)>,
 }
 
+/// The secrets `skill` declares (none without code).
+fn declared(skill: &Skill) -> &[String] {
+    skill.code.as_ref().map_or(&[], |code| &code.secrets)
+}
+
 /// Whether `skill` has a value for each secret it declares, in declaration order.
 pub fn status(store: &Store, skill: &Skill) -> Result<Vec<(String, bool)>, Error> {
-    let declared = skill
-        .code
-        .as_ref()
-        .map_or(&[][..], |code| &code.secrets[..]);
-    declared
+    declared(skill)
         .iter()
         .map(|name| {
             Ok((
@@ -47,10 +48,7 @@ pub fn status(store: &Store, skill: &Skill) -> Result<Vec<(String, bool)>, Error
 
 /// What the owner gave `skill`.
 pub fn given(store: &Store, skill: &Skill) -> Result<Given, Error> {
-    let declared = skill
-        .code
-        .as_ref()
-        .map_or(Vec::new(), |code| code.secrets.clone());
+    let declared = declared(skill).to_vec();
     let mut values = Vec::new();
     for name in &declared {
         if let Some(value) = store.settings(&key(&skill.name, name))? {
@@ -71,15 +69,11 @@ pub fn give(
     name: &str,
     value: &str,
 ) -> Result<Result<(), String>, Error> {
-    let declared = skill
-        .code
-        .as_ref()
-        .map_or(&[][..], |code| &code.secrets[..]);
-    if !declared.iter().any(|declared| declared == name) {
+    if !declared(skill).iter().any(|declared| declared == name) {
         return Ok(Err(format!(
             "Skill {} has no secret {name}; {}",
             skill.name,
-            declares(&skill.name, declared)
+            declares(&skill.name, declared(skill))
         )));
     }
     let chars = value.chars().count();
@@ -142,16 +136,20 @@ impl Given {
         Ok(filled)
     }
 
+    /// The given values by name, as carapace_skills::secrets::scrub takes them.
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+
     /// `response` with each value replaced by its placeholder, before the skill sees it.
     pub fn scrub(&self, response: &mut HttpResponse) {
         if self.values.is_empty() {
             return;
         }
-        let values: Vec<(&str, &str)> = self
-            .values
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
+        let values = self.pairs();
         response.body = secrets::scrub(&response.body, &values);
         for (_, header) in &mut response.headers {
             let scrubbed = secrets::scrub(header.as_bytes(), &values);
@@ -161,12 +159,7 @@ impl Given {
 
     /// `text` (an error from sending) with the values scrubbed out.
     pub fn scrub_text(&self, text: &str) -> String {
-        let values: Vec<(&str, &str)> = self
-            .values
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        String::from_utf8_lossy(&secrets::scrub(text.as_bytes(), &values)).into_owned()
+        String::from_utf8_lossy(&secrets::scrub(text.as_bytes(), &self.pairs())).into_owned()
     }
 }
 
