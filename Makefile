@@ -73,7 +73,11 @@ test-unit:
 ## (lanes 2605 s; the whole make test 66 min, its compile 16). Since then the encrypted /data
 ## test added about 150 s to secure boot, the signed Pi image 60 to 220 s to pi5; the update
 ## test's hanging release went to make test-all (2026-12-03: the update test alone, the other
-## lane idle, 573 s, its package fetch and release build included). The agent and
+## lane idle, 573 s, its package fetch and release build included). With one vCPU per VM under
+## TCG (qemu.rs), a warm make test here, both lanes busy: update 442 + arm64 104 (its build
+## cached) + pi5 277 + boards 118 + network 88 + logging 149 + wifi 92 + flash 49 against power
+## cuts 236 + agent 311 (its engine build cached) + system 233 + data 193 + secure boot 338
+## (lanes 1319 s; the same tests took 13% longer with two vCPUs each). The agent and
 ## system tests both boot images with the inference engine, so one lane builds the engine
 ## once; arm64 and pi5 share the arm64 build in the other.
 LANE_A = --test update --test arm64 --test pi5 --test boards --test network --test logging \
