@@ -1,6 +1,6 @@
 //! The secrets the owner gives skills (`/secret <skill> NAME <value>`), kept in the store (on
 //! /data, encrypted where the box has a TPM), and how they reach a skill's requests: agentd
-//! fills the placeholders of a request it is about to send and scrubs the values out of the
+//! fills the references of a request it is about to send and scrubs the values out of the
 //! answer (carapace_skills::secrets), so the skill's code, its sandbox, the model and the audit
 //! log never hold a value.
 
@@ -121,7 +121,7 @@ impl Given {
         }
     }
 
-    /// `request` with the values in place of its placeholders, in the URL, the headers'
+    /// `request` with the values in place of its references, in the URL, the headers'
     /// values and a text body.
     pub fn fill(&self, request: &HttpRequest) -> Result<HttpRequest, String> {
         let value = |name: &str| self.value(name);
@@ -144,7 +144,7 @@ impl Given {
             .collect()
     }
 
-    /// `response` with each value replaced by its placeholder, before the skill sees it.
+    /// `response` with each value replaced by its reference, before the skill sees it.
     pub fn scrub(&self, response: &mut HttpResponse) {
         if self.values.is_empty() {
             return;

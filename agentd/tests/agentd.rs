@@ -1235,7 +1235,7 @@ fn the_owner_gives_a_skill_its_secret_and_the_value_stays_out_of_the_model_and_t
 
 /// agentd puts a skill's secret into its request as it sends it to the skill's approved host
 /// (the fake weather API over HTTPS, trusted through the test CA), and a value the API echoes
-/// back is scrubbed before the skill's code sees it: the model would hear the placeholder.
+/// back is scrubbed before the skill's code sees it: the model would hear the reference.
 #[test]
 fn a_skills_secret_reaches_its_host_but_never_its_code() {
     use carapace_agentd::skill_secrets;

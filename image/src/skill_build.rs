@@ -245,7 +245,7 @@ class Response:
 
 
 def secret(name):
-    """The placeholder for secret `name` (declared in skill.toml): put it where the value goes in
+    """The reference for secret `name` (declared in skill.toml): put it where the value goes in
     a request's URL, headers or body, and the box puts the value the owner gave in as it sends
     the request. The code never sees the value."""
     return "{{secret:" + name + "}}"

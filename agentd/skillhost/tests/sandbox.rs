@@ -237,7 +237,7 @@ fn http_reaches_only_the_declared_host_and_goes_through_agentd() {
         "https://weather.carapace.test/v1/forecast?place=Oslo"
     );
     assert_eq!(requests[0].method, "GET");
-    // The key's placeholder, not a key: agentd fills it in (skill_secrets.rs).
+    // The key's reference, not a key: agentd fills it in (skill_secrets.rs).
     assert!(
         requests[0].headers.contains(&(
             "authorization".into(),

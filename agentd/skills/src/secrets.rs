@@ -1,18 +1,18 @@
-//! A skill's secrets (an API key, a token) never enter its code. The code writes a placeholder,
+//! A skill's secrets (an API key, a token) never enter its code. The code writes a reference,
 //! `{{secret:NAME}}`, where the value belongs in an HTTP request (the URL, a header's value,
 //! the body); agentd puts the value the owner gave in as it sends the request to one of the
-//! skill's approved hosts, and puts the placeholder back wherever the value shows up in the
+//! skill's approved hosts, and puts the reference back wherever the value shows up in the
 //! answer. So no skill, however it is written, can hand a value to the model, the audit log or
 //! its scratch directory.
 
-/// How a placeholder starts and ends: `{{secret:NAME}}`.
+/// How a reference starts and ends: `{{secret:NAME}}`.
 const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
 /// The longest secret name.
 const NAME_MAX: usize = 64;
 
-/// The placeholder for secret `name`.
-pub fn placeholder(name: &str) -> String {
+/// The reference for secret `name`.
+pub fn reference(name: &str) -> String {
     format!("{OPEN}{name}{CLOSE}")
 }
 
@@ -40,8 +40,8 @@ pub enum Context {
     Text,
 }
 
-/// `text` with each placeholder replaced by `value(NAME)`; `Err` is `value`'s refusal (a
-/// secret the skill did not declare, or the owner did not give). Text without placeholders
+/// `text` with each reference replaced by `value(NAME)`; `Err` is `value`'s refusal (a
+/// secret the skill did not declare, or the owner did not give). Text without references
 /// comes back unchanged.
 pub fn fill(
     text: &str,
@@ -52,7 +52,7 @@ pub fn fill(
     let mut rest = text;
     while let Some(at) = rest.find(OPEN) {
         let after = &rest[at + OPEN.len()..];
-        // An opening with no name after it is left as it is: not a placeholder.
+        // An opening with no name after it is left as it is: not a reference.
         let Some(end) = after
             .find(CLOSE)
             .filter(|&end| check_name(&after[..end]).is_ok())
@@ -73,7 +73,7 @@ pub fn fill(
     Ok(filled)
 }
 
-/// `bytes` with every occurrence of each value replaced by its secret's placeholder.
+/// `bytes` with every occurrence of each value replaced by its secret's reference.
 pub fn scrub(bytes: &[u8], values: &[(&str, &str)]) -> Vec<u8> {
     let mut scrubbed = bytes.to_vec();
     for (name, value) in values {
@@ -81,7 +81,7 @@ pub fn scrub(bytes: &[u8], values: &[(&str, &str)]) -> Vec<u8> {
             continue;
         }
         let value = value.as_bytes();
-        let mark = placeholder(name).into_bytes();
+        let mark = reference(name).into_bytes();
         let mut out = Vec::with_capacity(scrubbed.len());
         let mut at = 0;
         while at < scrubbed.len() {
@@ -111,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_filled_and_urls_get_encoded_values() {
+    fn references_are_filled_and_urls_get_encoded_values() {
         let header = fill("Bearer {{secret:TOKEN}}", Context::Text, given).unwrap();
         assert_eq!(header, "Bearer t0k");
         let url = fill(
@@ -128,9 +128,9 @@ mod tests {
     }
 
     #[test]
-    fn text_that_only_looks_like_a_placeholder_is_left_alone() {
+    fn text_that_only_looks_like_a_reference_is_left_alone() {
         for text in [
-            "no placeholder",
+            "no reference",
             "{{secret:}}",
             "{{secret:lower}}",
             "{{secret:KEY",
@@ -155,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn values_in_an_answer_become_placeholders_again() {
+    fn values_in_an_answer_become_references_again() {
         let answer = b"{\"echo\":\"t0k t0k\",\"key\":\"k&y 1\"}";
         let scrubbed = scrub(answer, &[("TOKEN", "t0k"), ("KEY", "k&y 1")]);
         assert_eq!(

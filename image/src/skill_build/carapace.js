@@ -33,7 +33,7 @@ export class Response {
 }
 
 /**
- * The placeholder for secret `name` (declared in skill.toml): put it where the value goes in a
+ * The reference for secret `name` (declared in skill.toml): put it where the value goes in a
  * request's URL, headers or body, and the box puts the value the owner gave in as it sends the
  * request. The code never sees the value.
  */

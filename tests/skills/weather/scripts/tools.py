@@ -7,7 +7,7 @@ API = "https://weather.carapace.test/v1/forecast"
 
 
 def forecast(place: str) -> dict:
-    # The key's placeholder: the box puts the owner's key in as it sends the request.
+    # The key's reference: the box puts the owner's key in as it sends the request.
     headers = {
         "accept": "application/json",
         "authorization": "Bearer " + carapace.secret("WEATHER_KEY"),
