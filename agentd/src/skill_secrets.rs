@@ -136,12 +136,28 @@ impl Given {
         Ok(filled)
     }
 
-    /// The given values by name, as carapace_skills::secrets::scrub takes them.
-    fn pairs(&self) -> Vec<(&str, &str)> {
-        self.values
+    /// Each given value by name, as filled in: as it is, and percent-encoded where a URL
+    /// carries it (an API that echoes the URL it was asked gives that form back).
+    fn forms(&self) -> Vec<(&str, Zeroizing<String>)> {
+        let mut forms = Vec::new();
+        for (name, value) in &self.values {
+            let encoded = Zeroizing::new(secrets::url_encoded(value));
+            if *encoded != **value {
+                forms.push((name.as_str(), encoded));
+            }
+            forms.push((name.as_str(), value.clone()));
+        }
+        forms
+    }
+
+    /// `bytes` with every form of every value replaced by its secret's reference.
+    fn scrubbed(&self, bytes: &[u8]) -> Vec<u8> {
+        let forms = self.forms();
+        let pairs: Vec<(&str, &str)> = forms
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        secrets::scrub(bytes, &pairs)
     }
 
     /// `response` with each value replaced by its reference, before the skill sees it.
@@ -149,17 +165,15 @@ impl Given {
         if self.values.is_empty() {
             return;
         }
-        let values = self.pairs();
-        response.body = secrets::scrub(&response.body, &values);
+        response.body = self.scrubbed(&response.body);
         for (_, header) in &mut response.headers {
-            let scrubbed = secrets::scrub(header.as_bytes(), &values);
-            *header = String::from_utf8_lossy(&scrubbed).into_owned();
+            *header = self.scrub_text(header);
         }
     }
 
     /// `text` (an error from sending) with the values scrubbed out.
     pub fn scrub_text(&self, text: &str) -> String {
-        String::from_utf8_lossy(&secrets::scrub(text.as_bytes(), &self.pairs())).into_owned()
+        String::from_utf8_lossy(&self.scrubbed(text.as_bytes())).into_owned()
     }
 }
 
@@ -219,10 +233,13 @@ mod tests {
         let mut answer = HttpResponse {
             status: 401,
             headers: vec![("x-echo".into(), "s3cr&t".into())],
-            body: b"bad key s3cr&t".to_vec(),
+            body: b"bad key s3cr&t in /v1?key=s3cr%26t".to_vec(),
         };
         secrets.scrub(&mut answer);
-        assert_eq!(answer.body, b"bad key {{secret:KEY}}");
+        assert_eq!(
+            answer.body,
+            b"bad key {{secret:KEY}} in /v1?key={{secret:KEY}}"
+        );
         assert_eq!(answer.headers[0].1, "{{secret:KEY}}");
 
         // A name the skill never declared is refused, given or not.

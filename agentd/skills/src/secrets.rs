@@ -64,13 +64,18 @@ pub fn fill(
         let found = value(&after[..end])?;
         filled.push_str(&rest[..at]);
         match context {
-            Context::Url => filled.extend(url::form_urlencoded::byte_serialize(found.as_bytes())),
+            Context::Url => filled.push_str(&url_encoded(&found)),
             Context::Text => filled.push_str(&found),
         }
         rest = &after[end + CLOSE.len()..];
     }
     filled.push_str(rest);
     Ok(filled)
+}
+
+/// `value` as it stands in a URL: percent-encoded as a form value (a space is `+`).
+pub fn url_encoded(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// `bytes` with every occurrence of each value replaced by its secret's reference.
