@@ -82,8 +82,9 @@ pub struct Agent {
     pub updates: crate::updates::UpdateControl,
     /// The local inference engine: memories (/remember, /recall, their tools) and voice notes.
     pub inference: crate::local_inference::LocalInference,
-    /// The skills in the image: listed in the prompt, read through `read_skill`.
-    pub skills: std::sync::Arc<carapace_skills::Catalog>,
+    /// The skills, the image's and the owner's: listed in the prompt, read through
+    /// `read_skill`.
+    pub skills: crate::skills::Skills,
     /// What `/mcp add` needs: the HTTPS client, and netd to let a new server's host out.
     pub mcp: Option<crate::mcp_servers::Access>,
 }
@@ -174,6 +175,19 @@ impl Agent {
                 });
                 let note = format!("[{what}; {}]", seen.join("; "));
                 format!("{note} {caption}").trim_end().to_string()
+            }
+            // The owner's zip is a skill to install (skill_install.rs).
+            Content::Document { file, name, .. }
+                if user.role == Role::Owner && crate::skill_install::is_zip(name) =>
+            {
+                let offered =
+                    crate::skill_install::offer(self, media, message.channel, file, name, now)
+                        .await?;
+                return Ok(answered(OutboxEntry {
+                    channel: message.channel,
+                    chat: message.chat.clone(),
+                    message: offered,
+                }));
             }
             // Documents are read by the local-inference tools (a later step); until then the
             // model hears about them only as a note.
@@ -618,12 +632,21 @@ impl Agent {
                 message: Outgoing::Text(text),
             })
         };
-        let Some((id, choice)) = approvals::read_button(data) else {
+        let install = crate::skill_install::read_button(data);
+        let approval = approvals::read_button(data);
+        if install.is_none() && approval.is_none() {
             return Ok(reply("That button is not one of mine.".into()));
-        };
+        }
         if user.role != Role::Owner {
             return Ok(reply("Only the owner can answer that.".into()));
         }
+        if let Some((id, install)) = install {
+            let told = crate::skill_install::answer(self, id, install, now).await?;
+            return Ok(reply(told));
+        }
+        let Some((id, choice)) = approval else {
+            return Ok(reply("That button is not one of mine.".into()));
+        };
         let Some(pending) = approvals::answer(&self.store, id, choice)? else {
             return Ok(reply("That question was answered already.".into()));
         };
@@ -699,9 +722,9 @@ impl Agent {
                 prompt.push_str(&format!("\n{id}. {fact}"));
             }
         }
-        if !self.skills.is_empty() {
+        if !self.skills.catalog.is_empty() {
             prompt.push('\n');
-            prompt.push_str(&self.skills.prompt_section(SKILLS_PROMPT_BYTES));
+            prompt.push_str(&self.skills.catalog.prompt_section(SKILLS_PROMPT_BYTES));
         }
         if !summary.is_empty() {
             prompt.push_str("\nEarlier in this chat: ");

@@ -91,6 +91,11 @@ pub fn set_policy(store: &Store, tool: &str, policy: Policy) -> Result<(), Error
     store.put_setting(&format!("{POLICY_PREFIX}{tool}"), Some(policy.key()))
 }
 
+/// Back to the default for what the tool needs (a skill replaced or removed).
+pub fn forget_policy(store: &Store, tool: &str) -> Result<(), Error> {
+    store.put_setting(&format!("{POLICY_PREFIX}{tool}"), None)
+}
+
 /// A call waiting for the owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {

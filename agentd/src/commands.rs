@@ -2,7 +2,8 @@
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
 //! inference engine, not the LLM), `/models`, `/share_photos [on|off]` (commands/sharing.rs),
-//! the skills' and MCP servers' `/tools` and `/mcp`, and the skills' `/secret` and
+//! the skills' and MCP servers' `/tools` and `/mcp`, `/skills` and `/remove_skill`
+//! (skill_install.rs: a skill is installed by sending its zip), and the skills' `/secret` and
 //! `/forget_secret` (commands/secrets.rs). They answer even when every LLM provider is down. `/say` and a photo
 //! captioned `/read` also need only the engine; agent.rs answers them, since their answers are
 //! a voice note and a photo's text.
@@ -60,6 +61,14 @@ pub const MENU: &[(&str, &str)] = &[
     ),
     ("forget_memory", "Drop a kept note: /forget_memory <number>"),
     ("say", "Hear the box's voice: /say <text> comes back spoken"),
+    (
+        "skills",
+        "The skills on the box; send a skill's zip to install one",
+    ),
+    (
+        "remove_skill",
+        "Remove a skill you installed: /remove_skill NAME",
+    ),
     ("tools", "Skills' tools and whether they may run"),
     ("mcp", "Remote MCP servers: /mcp add NAME URL (owner only)"),
     (
@@ -212,6 +221,8 @@ pub async fn run(
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
         "models" => models(agent).await,
+        "skills" => crate::skill_install::list(agent),
+        "remove_skill" => crate::skill_install::remove(agent, owner, &command.args, now)?,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
         "mcp" => mcp::mcp(agent, owner, &command.args, now).await?,
         "secret" => secrets::secret(agent, owner, &command.args, &command.rest, now)?,

@@ -25,6 +25,7 @@ use carapace_agentd::owner_file::{self, Import};
 use carapace_agentd::pairing::{self, Guard};
 use carapace_agentd::runtime::{Runtime, now};
 use carapace_agentd::screen;
+use carapace_agentd::skills::Skills;
 use carapace_agentd::store::Store;
 use carapace_agentd::tools::Registry;
 use carapace_agentd::turn::TurnLimits;
@@ -104,47 +105,26 @@ async fn run() -> Result<(), Error> {
         }
     }
 
-    let (skills, problems) = carapace_skills::Catalog::load(&config.skills_dir);
-    for problem in problems {
-        eprintln!("skills: left out: {problem}");
-    }
-    if !skills.is_empty() {
-        let names: Vec<&str> = skills.skills().iter().map(|s| s.name.as_str()).collect();
-        println!("skills: {}", names.join(" "));
-    }
-    let skills = Arc::new(skills);
     let http = carapace_http::client()?;
-    let with_code: Vec<&str> = skills
-        .skills()
-        .iter()
-        .filter(|skill| skill.code.is_some())
-        .map(|skill| skill.name.as_str())
-        .collect();
-    let skill_host = if with_code.is_empty() {
-        None
-    } else if config.skillhost.is_file() {
-        Some(Arc::new(carapace_agentd::skill_code::SkillHost {
+    let skill_host = config.skillhost.is_file().then(|| {
+        Arc::new(carapace_agentd::skill_code::SkillHost {
             program: config.skillhost.clone(),
             dir: config.state_dir.join("skills"),
             http: http.clone(),
             limits: Default::default(),
-        }))
-    } else {
-        eprintln!(
-            "skills: the tools of {} are left out: this image has no {}",
-            with_code.join(", "),
-            config.skillhost.display()
-        );
-        None
-    };
+        })
+    });
+    let skills = Skills::load(
+        &config.skills_dir,
+        &config.state_dir.join("skills"),
+        skill_host,
+    );
+    let mut tools = Registry::standard();
+    skills.add_tools(&mut tools);
     let mut agent = Agent {
         store: Arc::clone(&store),
         audit,
-        tools: with_mcp_servers(
-            Registry::standard().with_skills(&skills, skill_host.as_ref()),
-            &store,
-            &http,
-        )?,
+        tools: with_mcp_servers(tools, &store, &http)?,
         skills,
         guard: Guard::default(),
         identity: format!("ed25519:{public_key}"),
@@ -158,6 +138,7 @@ async fn run() -> Result<(), Error> {
             netd: netd.clone(),
         }),
     };
+    carapace_agentd::skill_install::clean_staging(&agent);
     if !store.has_owner()? {
         show_pairing(&agent, &store, &config.runtime_dir)?;
     }

@@ -1425,6 +1425,186 @@ fn an_mcp_server_elsewhere_is_added_only_if_netd_lets_the_box_reach_it() {
 }
 
 /// Without skills, the prompt and the tools are what they always were.
+/// The owner sends a skill as a zip: agentd checks it as the builder would, shows what it
+/// declares with Install and Decline, and only an Install puts it to use (its hosts let out
+/// through netd). A new version is asked about again and its tools' approvals start afresh;
+/// the install survives a restart, and `/remove_skill` takes it away with its files.
+#[test]
+fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    let mut count = 1;
+    let mut next = |h: &Harness| {
+        count += 1;
+        h.wait_sent_within(count, Duration::from_secs(240))[count - 1].clone()
+    };
+    let send_zip = |h: &Harness, name: &str, bytes: Vec<u8>| {
+        h.telegram
+            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
+    };
+    let built = tempfile::tempdir().unwrap();
+
+    // Code that was never built is refused, with what to run.
+    let unbuilt = built.path().join("unbuilt");
+    std::fs::create_dir(&unbuilt).unwrap();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let weather = unbuilt.join("weather");
+    std::fs::create_dir_all(weather.join("scripts")).unwrap();
+    for file in ["SKILL.md", "skill.toml", "scripts/tools.py"] {
+        std::fs::copy(
+            workspace.join("tests/skills/weather").join(file),
+            weather.join(file),
+        )
+        .unwrap();
+    }
+    send_zip(&h, "weather.zip", support::zip_folder(&weather));
+    assert_eq!(
+        next(&h).text,
+        "weather.zip cannot be installed as a skill: skill weather: it declares tools in \
+         skill.toml but has no skill.wasm: run `carapace skill build weather`"
+    );
+
+    // Built: offered with what it declares, installed with the button.
+    install_example_skill(built.path(), "text-format");
+    let text_format = built.path().join("text-format");
+    send_zip(&h, "text-format.zip", support::zip_folder(&text_format));
+    let offer = next(&h);
+    assert!(
+        offer.text.starts_with("Install skill text-format? "),
+        "{}",
+        offer.text
+    );
+    for shown in [
+        "\n- text-format__title_case (asks you the first time): A heading",
+        "\nIt reaches no host on the internet.",
+    ] {
+        assert!(offer.text.contains(shown), "{shown:?} not in {}", offer.text);
+    }
+    let labels: Vec<&str> = offer.buttons.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["Install", "Decline"]);
+    let installed = h.state.path().join("skills/installed/text-format");
+    assert!(!installed.exists(), "installed before the owner said so");
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(
+        next(&h).text,
+        "Installed text-format. Its tools run only as you allow; /tools lists them."
+    );
+    assert!(installed.join("skill.wasm").is_file());
+
+    // The model sees it and uses it, once the owner allows the tool.
+    h.llm.push(Script::tool(
+        "text-format__title_case",
+        json!({"text": "the lord of the rings"}),
+    ));
+    h.llm.push(Script::text("I asked you first."));
+    h.say("make this a title: the lord of the rings");
+    assert_eq!(next(&h).text, "I asked you first.");
+    let prompt = h.llm.requests()[0].body.to_string();
+    assert!(prompt.contains("- text-format: "), "{prompt}");
+    let question = next(&h);
+    assert!(
+        question
+            .text
+            .starts_with("Allow text-format__title_case to run?"),
+        "{}",
+        question.text
+    );
+    h.llm.push(Script::text("The Lord of the Rings"));
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &question.buttons[0].1);
+    assert_eq!(next(&h).text, "The Lord of the Rings");
+    let turn = h.llm.requests()[2].body.to_string();
+    assert!(turn.contains("answered:\\nThe Lord of the Rings"), "{turn}");
+
+    // A new version that reaches a host and takes a secret: declined once, then installed.
+    let declaration = text_format.join("skill.toml");
+    let toml = std::fs::read_to_string(&declaration).unwrap();
+    std::fs::write(
+        &declaration,
+        format!("hosts = [\"format.carapace.test\"]\nsecrets = [\"FORMAT_KEY\"]\n{toml}"),
+    )
+    .unwrap();
+    let second = support::zip_folder(&text_format);
+    send_zip(&h, "text-format.zip", second.clone());
+    let offer = next(&h);
+    for shown in [
+        "\nIt would reach, over HTTPS: format.carapace.test",
+        "\nSecrets it takes (you give them; its code never sees them): FORMAT_KEY",
+        "\nIt replaces the text-format you installed before.",
+    ] {
+        assert!(offer.text.contains(shown), "{shown:?} not in {}", offer.text);
+    }
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[1].1);
+    assert_eq!(next(&h).text, "Skill text-format was not installed.");
+    assert!(h.netd.requests().is_empty(), "{:?}", h.netd.requests());
+    send_zip(&h, "text-format.zip", second);
+    let offer = next(&h);
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(
+        next(&h).text,
+        "Installed text-format. Its tools run only as you allow; /tools lists them.\n\
+         Give it FORMAT_KEY: /secret text-format FORMAT_KEY <value>"
+    );
+    assert_eq!(
+        h.netd.requests(),
+        [json!({"op": "allow", "name": "format.carapace.test", "port": 443})]
+    );
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(next(&h).text, "That question was answered already.");
+    h.say("/tools");
+    let tools = next(&h).text;
+    assert!(
+        tools.contains("\ntext-format__title_case: ask the first time"),
+        "{tools}"
+    );
+
+    // It is still there after a restart (which may send the last reply again: the outbox
+    // sends at least once); then the owner removes it.
+    h.kill();
+    h.start();
+    h.say("/skills");
+    let listed = loop {
+        let sent = next(&h);
+        if sent.text.starts_with("Skills:") {
+            break sent;
+        }
+    };
+    assert_eq!(
+        listed.text,
+        "Skills:\ntext-format (installed by you): tools title_case, table, wrap; hosts \
+         format.carapace.test; secrets FORMAT_KEY\nSend a skill's zip to install one; \
+         /remove_skill NAME removes one you installed."
+    );
+    h.say("/remove_skill text-format");
+    assert_eq!(
+        next(&h).text,
+        "Removed text-format, with its files and secrets."
+    );
+    assert!(!installed.exists());
+    h.say("/skills");
+    assert!(next(&h).text.starts_with("No skills yet."));
+    let staging = h.state.path().join("skills/staging");
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    for line in [
+        "the owner sent weather.zip (sha256 ",
+        "not a skill to install: skill weather: it declares tools",
+        "the owner sent skill text-format (sha256 ",
+        "tools title_case, table, wrap; hosts none; secrets none; asked the owner to install it",
+        "the owner installed skill text-format (sha256 ",
+        "the owner declined skill text-format",
+        "the owner removed skill text-format",
+    ] {
+        assert!(audit.contains(line), "{line} not audited: {audit}");
+    }
+}
+
 #[test]
 fn a_box_without_skills_offers_no_skill_tool() {
     let mut h = Harness::new();

@@ -133,7 +133,7 @@ fn read_name(dir: &Path) -> std::result::Result<String, Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    carapace_skills::parse(&text, &folder)
+    carapace_skills::parse(&text, Some(&folder))
         .map(|skill| skill.name)
         .map_err(|problem| Error::Image(format!("{}: {problem}", path.display())))
 }

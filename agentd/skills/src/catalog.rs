@@ -10,7 +10,7 @@ use crate::skill_md::{self, SkillMd};
 
 /// A skill folder, all files but its component together, at most: skills are instructions,
 /// not data sets.
-const MAX_FOLDER_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FOLDER_BYTES: u64 = 1024 * 1024;
 /// The most of one file the model gets in one answer.
 const MAX_FILE_ANSWER_BYTES: usize = 32 * 1024;
 /// Files that are code by their extension: they run only as a built component.
@@ -27,6 +27,16 @@ pub struct Skill {
     dir: PathBuf,
     /// What its code offers, when it has code (skill.toml beside a built skill.wasm).
     pub code: Option<Declaration>,
+    pub origin: Origin,
+}
+
+/// Where a skill came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The recipe's, built into the image.
+    Image,
+    /// Sent by the owner in the chat and installed on /data.
+    Owner,
 }
 
 impl Skill {
@@ -42,33 +52,54 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Every skill folder under `dir` (none when it does not exist); a folder that is not a
-    /// skill is left out and said in the problems.
+    /// Every skill folder under `dir`, the image's.
     pub fn load(dir: &Path) -> (Catalog, Vec<Error>) {
+        Catalog::load_all(&[(dir, Origin::Image)])
+    }
+
+    /// Every skill folder under each of `dirs` (none where one does not exist); a folder that
+    /// is not a skill, or names a skill an earlier folder has, is left out and said in the
+    /// problems.
+    pub fn load_all(dirs: &[(&Path, Origin)]) -> (Catalog, Vec<Error>) {
         let mut catalog = Catalog::default();
         let mut problems = Vec::new();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return (catalog, problems);
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.is_dir() {
+        for &(dir, origin) in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
+            };
+            let mut found = Vec::new();
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                let loaded =
+                    read_skill_md(&path).and_then(|skill| Ok((skill, Declaration::load(&path)?)));
+                match loaded {
+                    Ok((skill, _)) if catalog.get(&skill.name).is_some() => {
+                        problems.push(Error::Folder {
+                            skill: skill.name,
+                            problem: format!("{} names a skill the image has", path.display()),
+                        });
+                    }
+                    Ok((skill, code)) => found.push(Skill {
+                        name: skill.name,
+                        description: skill.description,
+                        dir: path,
+                        code,
+                        origin,
+                    }),
+                    Err(err) => problems.push(err),
+                }
             }
-            let loaded =
-                read_skill_md(&path).and_then(|skill| Ok((skill, Declaration::load(&path)?)));
-            match loaded {
-                Ok((skill, code)) => catalog.skills.push(Skill {
-                    name: skill.name,
-                    description: skill.description,
-                    dir: path,
-                    code,
-                }),
-                Err(err) => problems.push(err),
-            }
+            catalog.skills.extend(found);
         }
         catalog.skills.sort_by(|a, b| a.name.cmp(&b.name));
         (catalog, problems)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Skill> {
+        self.skills.iter().find(|s| s.name == name)
     }
 
     pub fn skills(&self) -> &[Skill] {
@@ -112,7 +143,7 @@ impl Catalog {
     /// Skill `name`'s instructions (SKILL.md after its front matter), or its file `file` (a
     /// path inside its folder), as text for the model.
     pub fn read(&self, name: &str, file: Option<&str>) -> Result<String, Error> {
-        let skill = self.skills.iter().find(|s| s.name == name).ok_or_else(|| {
+        let skill = self.get(name).ok_or_else(|| {
             let names: Vec<&str> = self.skills.iter().map(|s| s.name.as_str()).collect();
             Error::Request(format!(
                 "there is no skill named {name:?}; the skills are: {}",
@@ -250,7 +281,7 @@ fn read_skill_md(dir: &Path) -> Result<SkillMd, Error> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-    skill_md::parse(&text, &folder).map_err(|problem| Error::SkillMd { path, problem })
+    skill_md::parse(&text, Some(&folder)).map_err(|problem| Error::SkillMd { path, problem })
 }
 
 /// `path` is inside the skill's folder.

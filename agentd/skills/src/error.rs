@@ -8,6 +8,9 @@ pub enum Error {
     SkillMd { path: PathBuf, problem: String },
     #[error("skill {skill}: {problem}")]
     Folder { skill: String, problem: String },
+    /// A skill's zip that cannot be unpacked as one (archive.rs).
+    #[error("the zip cannot be a skill: {0}")]
+    Archive(String),
     #[error("could not {action} {path}: {source}")]
     Io {
         action: &'static str,

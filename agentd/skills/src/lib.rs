@@ -10,6 +10,7 @@
 //! build`) in carapace-skillhost, a process of its own; [`sandbox_protocol`] is what agentd and
 //! that process say to each other.
 
+pub mod archive;
 mod catalog;
 mod declaration;
 mod error;
@@ -17,7 +18,7 @@ pub mod sandbox_protocol;
 pub mod secrets;
 mod skill_md;
 
-pub use catalog::{Catalog, Skill, check_folder};
+pub use catalog::{Catalog, Origin, Skill, check_folder};
 pub use declaration::{
     COMPONENT_FILE, DECLARATION_FILE, Declaration, MAX_COMPONENT_BYTES, ToolDeclaration,
 };

@@ -30,8 +30,9 @@ struct FrontMatter {
     metadata: Option<serde_json::Value>,
 }
 
-/// Parses SKILL.md's `text` for the skill in folder `folder`; `Err` says what is wrong.
-pub fn parse(text: &str, folder: &str) -> Result<SkillMd, String> {
+/// Parses SKILL.md's `text` for the skill in folder `folder` (None: a zip's, whose folder is
+/// named after the skill once unpacked); `Err` says what is wrong.
+pub fn parse(text: &str, folder: Option<&str>) -> Result<SkillMd, String> {
     if text.len() > MAX_SKILL_MD_BYTES {
         return Err(format!(
             "{} bytes; a SKILL.md may have {MAX_SKILL_MD_BYTES} at most (move details into files beside it)",
@@ -79,7 +80,7 @@ fn split_front_matter(rest: &str) -> Option<(&str, &str)> {
     None
 }
 
-fn check_name(name: &str, folder: &str) -> Result<(), String> {
+fn check_name(name: &str, folder: Option<&str>) -> Result<(), String> {
     let well_formed = (1..=MAX_NAME_CHARS).contains(&name.len())
         && name
             .bytes()
@@ -92,12 +93,12 @@ fn check_name(name: &str, folder: &str) -> Result<(), String> {
             "its name {name:?} is not 1 to {MAX_NAME_CHARS} lower-case letters, digits and single hyphens"
         ));
     }
-    if name != folder {
-        return Err(format!(
+    match folder {
+        Some(folder) if folder != name => Err(format!(
             "its name {name:?} is not its folder's name {folder:?}; rename one"
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// OpenClaw's `metadata: {"openclaw": {"requires": {"bins": [...], "anyBins": [...]}}}` (also
@@ -127,7 +128,7 @@ mod tests {
     #[test]
     fn an_agent_skills_skill_md_parses() {
         let text = "---\nname: pdf-forms\ndescription: >\n  Fill in PDF forms. Use when the user\n  sends a form.\nlicense: Apache-2.0\nallowed-tools: Read\n---\n\n# PDF forms\n\nRead forms.md first.\n";
-        let skill = parse(text, "pdf-forms").unwrap();
+        let skill = parse(text, Some("pdf-forms")).unwrap();
         assert_eq!(skill.name, "pdf-forms");
         assert_eq!(
             skill.description,
@@ -140,7 +141,7 @@ mod tests {
     #[test]
     fn openclaws_metadata_says_which_programs_a_skill_needs() {
         let text = "---\nname: github\ndescription: \"Use gh for issues.\"\nmetadata: {\"openclaw\": {\"emoji\": \"x\", \"requires\": {\"bins\": [\"gh\"], \"anyBins\": [\"git\", \"gh\"]}}}\n---\nRun `gh issue list`.\n";
-        let skill = parse(text, "github").unwrap();
+        let skill = parse(text, Some("github")).unwrap();
         assert_eq!(skill.required_programs, ["gh", "git"]);
     }
 
@@ -169,10 +170,10 @@ mod tests {
             ),
         ];
         for (text, folder, reason) in cases {
-            let err = parse(text, folder).unwrap_err();
+            let err = parse(text, Some(folder)).unwrap_err();
             assert!(err.contains(reason), "{text:?}: {err}");
         }
         let long = format!("---\nname: w\ndescription: {}\n---\n", "x".repeat(1025));
-        assert!(parse(&long, "w").unwrap_err().contains("longer than 1024"));
+        assert!(parse(&long, Some("w")).unwrap_err().contains("longer than 1024"));
     }
 }

@@ -22,6 +22,11 @@ pub async fn mcp(
             if let Err(why) = mcp_servers::check_name(name) {
                 return Ok(why);
             }
+            if agent.skills.catalog.get(name).is_some() {
+                return Ok(format!(
+                    "A skill is named {name}; their tools would share names. Pick another name."
+                ));
+            }
             if servers.iter().any(|s| &s.name == name) {
                 return Ok(format!(
                     "There is a server named {name} already; /mcp remove {name} first."

@@ -71,7 +71,7 @@ pub fn forget(agent: &mut Agent, owner: bool, args: &[String], now: u64) -> Resu
 
 fn list(agent: &Agent) -> Result<String, Error> {
     let mut text = String::new();
-    for skill in agent.skills.skills() {
+    for skill in agent.skills.catalog.skills() {
         let status = skill_secrets::status(&agent.store, skill)?;
         if status.is_empty() {
             continue;
@@ -94,6 +94,7 @@ fn list(agent: &Agent) -> Result<String, Error> {
 fn with_secrets(agent: &Agent, name: &str) -> Option<Skill> {
     agent
         .skills
+        .catalog
         .skills()
         .iter()
         .find(|skill| {

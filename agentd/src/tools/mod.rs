@@ -12,6 +12,8 @@ mod reminders;
 mod skill_code;
 mod skills;
 
+pub use skill_code::tool_name as skill_tool_name;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -71,18 +73,18 @@ impl Registry {
         registry
     }
 
-    /// With `read_skill`, when the box has skills, and the tools of skills with code, run by
+    /// Adds `read_skill`, when the box has skills, and the tools of skills with code, run by
     /// `host` (none when the image has no skill host).
-    pub fn with_skills(
-        mut self,
+    pub fn add_skills(
+        &mut self,
         skills: &std::sync::Arc<carapace_skills::Catalog>,
         host: Option<&std::sync::Arc<crate::skill_code::SkillHost>>,
-    ) -> Registry {
+    ) {
         if !skills.is_empty() {
             self.add(Box::new(skills::ReadSkill(std::sync::Arc::clone(skills))));
         }
         let Some(host) = host else {
-            return self;
+            return;
         };
         for skill in skills.skills() {
             for tool in skill.code.iter().flat_map(|code| &code.tools) {
@@ -93,7 +95,19 @@ impl Registry {
                 }));
             }
         }
-        self
+    }
+
+    /// Drops what [`Registry::add_skills`] added for `skills`.
+    pub fn remove_skills(&mut self, skills: &carapace_skills::Catalog) {
+        let skill_tool = |name: &str| {
+            name == skills::READ_SKILL
+                || skills.skills().iter().any(|skill| {
+                    skill.code.iter().flat_map(|code| &code.tools).any(|tool| {
+                        name == skill_code::tool_name(&skill.name, &tool.name)
+                    })
+                })
+        };
+        self.tools.retain(|tool| !skill_tool(&tool.spec().name));
     }
 
     pub fn add(&mut self, tool: Box<dyn Tool>) {

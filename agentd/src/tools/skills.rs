@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolFuture};
 
+pub const READ_SKILL: &str = "read_skill";
+
 pub struct ReadSkill(pub Arc<Catalog>);
 
 impl Tool for ReadSkill {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
-            name: "read_skill".into(),
+            name: READ_SKILL.into(),
             description: "A skill's instructions, or a file they name (`file`).".into(),
             parameters: json!({
                 "type": "object",

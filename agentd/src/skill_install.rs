@@ -1,0 +1,409 @@
+//! Installing a skill the owner sends in the chat as a zip: one built by `carapace skill build`,
+//! or an instruction-only skill from OpenClaw's or Anthropic's collections, zipped as it is.
+//!
+//! The zip is unpacked into a staging folder on /data and checked as the builder checks a
+//! recipe's skill (carapace_skills::archive, check_folder). The owner is shown what it declares
+//! (its tools, the hosts it would reach, the secrets it takes) with Install and Decline
+//! buttons; nothing of it is used before Install. Then its hosts join netd's allowlist and the
+//! folder moves into skills/installed/ with one rename (an exchange, when it replaces an older
+//! version): a power cut leaves the old skill or the new, never half of one. The offer is kept
+//! in the store, so it survives a restart; staging folders no offer names are removed at start.
+//! Each offer, install, refusal and removal goes into the audit log.
+
+use std::path::Path;
+
+use carapace_im::{Button, FileRef, Outgoing};
+use carapace_skills::{Declaration, Origin, Skill, archive};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::agent::{Agent, Media};
+use crate::error::Error;
+use crate::tools::skill_tool_name;
+
+/// Settings key of an offer waiting for the owner's answer.
+const OFFER_PREFIX: &str = "skill-offer:";
+/// Button data: `skill:<offer>:install` or `skill:<offer>:decline`.
+const BUTTON_PREFIX: &str = "skill:";
+/// HTTPS: the only scheme a skill's requests may use.
+const HTTPS_PORT: u16 = 443;
+
+/// A checked skill in staging, waiting for the owner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Offer {
+    /// The first 16 hex digits of the zip's sha256: its staging folder's name.
+    id: String,
+    name: String,
+    sha256: String,
+}
+
+/// Whether a document is offered as a skill: a zip.
+pub fn is_zip(file_name: &str) -> bool {
+    file_name.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// The owner sent the zip `file`: unpacks and checks it, and asks the owner to install it.
+pub async fn offer<M: Media>(
+    agent: &mut Agent,
+    media: &M,
+    channel: carapace_im::ChannelKind,
+    file: &FileRef,
+    file_name: &str,
+    now: u64,
+) -> Result<Outgoing, Error> {
+    let bytes = match media.download(channel, file).await {
+        Ok(bytes) => bytes,
+        Err(error) => return Ok(text(format!("I could not fetch {file_name}: {error}"))),
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let id = sha256[..16].to_string();
+    let staging = agent.skills.staging_dir().join(&id);
+    let refused = |agent: &mut Agent, why: String| -> Result<Outgoing, Error> {
+        let _ = std::fs::remove_dir_all(&staging);
+        agent.record(
+            "skill",
+            &format!("the owner sent {file_name} (sha256 {sha256}); not a skill to install: {why}"),
+            now,
+        );
+        Ok(text(format!("{file_name} cannot be installed as a skill: {why}")))
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|source| Error::File {
+        what: format!("creating {}", staging.display()),
+        source,
+    })?;
+    let name = match archive::unpack(&bytes, &staging) {
+        Ok(name) => name,
+        Err(error) => return refused(agent, error.to_string()),
+    };
+    if let Err(error) = carapace_skills::check_folder(&staging.join(&name)) {
+        // The builder's advice names the folder; here it is the owner's, not the staging one.
+        let why = error
+            .to_string()
+            .replace(&format!("{}/", staging.display()), "");
+        return refused(agent, why);
+    }
+    let Ok(loaded) = load_staged(&staging, &name) else {
+        return refused(agent, "its folder could not be read back".into());
+    };
+    if let Some(why) = clash(agent, &loaded)? {
+        return refused(agent, why);
+    }
+    let replaces = agent.skills.catalog.get(&name).is_some();
+    let offer = Offer {
+        id: id.clone(),
+        name: name.clone(),
+        sha256: sha256.clone(),
+    };
+    let kept = serde_json::to_string(&offer).map_err(|e| unreadable(e.to_string()))?;
+    agent
+        .store
+        .put_setting(&format!("{OFFER_PREFIX}{id}"), Some(&kept))?;
+    agent.record(
+        "skill",
+        &format!(
+            "the owner sent skill {name} (sha256 {sha256}): {}; asked the owner to install it",
+            declared(&loaded)
+        ),
+        now,
+    );
+    let mut question = format!("Install skill {name}? {}\n", loaded.description);
+    question.push_str(&shown(&loaded));
+    if replaces {
+        question.push_str(&format!("\nIt replaces the {name} you installed before."));
+    }
+    let button = |label: &str, verb: &str| Button {
+        label: label.into(),
+        data: format!("{BUTTON_PREFIX}{id}:{verb}"),
+    };
+    Ok(Outgoing::Choice {
+        text: question,
+        buttons: vec![button("Install", "install"), button("Decline", "decline")],
+    })
+}
+
+/// Reads a button's data: the offer and whether to install, if it is one of ours.
+pub fn read_button(data: &str) -> Option<(&str, bool)> {
+    let (id, verb) = data.strip_prefix(BUTTON_PREFIX)?.split_once(':')?;
+    match verb {
+        "install" => Some((id, true)),
+        "decline" => Some((id, false)),
+        _ => None,
+    }
+}
+
+/// The owner's answer to offer `id`: installs the skill or drops it.
+pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Result<String, Error> {
+    let key = format!("{OFFER_PREFIX}{id}");
+    let Some(kept) = agent.store.settings(&key)? else {
+        return Ok("That question was answered already.".into());
+    };
+    agent.store.put_setting(&key, None)?;
+    let offer: Offer = serde_json::from_str(&kept).map_err(|e| unreadable(e.to_string()))?;
+    let staging = agent.skills.staging_dir().join(&offer.id);
+    let name = offer.name.clone();
+    if !install {
+        let _ = std::fs::remove_dir_all(&staging);
+        agent.record("skill", &format!("the owner declined skill {name}"), now);
+        return Ok(format!("Skill {name} was not installed."));
+    }
+    let failed = |agent: &mut Agent, why: String| -> Result<String, Error> {
+        let _ = std::fs::remove_dir_all(&staging);
+        agent.record("skill", &format!("installing skill {name} failed: {why}"), now);
+        Ok(format!("Skill {name} was not installed: {why}. Send the zip again to retry."))
+    };
+    let Ok(skill) = load_staged(&staging, &name) else {
+        return failed(agent, "its unpacked folder is gone".into());
+    };
+    // Checked again: the box may have changed since the question (an MCP server added).
+    if let Some(why) = clash(agent, &skill)? {
+        return failed(agent, why);
+    }
+    let hosts = skill.code.as_ref().map(|code| code.hosts.clone()).unwrap_or_default();
+    for host in &hosts {
+        let Some(access) = agent.mcp.clone() else {
+            return failed(agent, "this agent runs without netd to let it out".into());
+        };
+        if let Err(error) = access.netd.allow(host, HTTPS_PORT).await {
+            return failed(agent, format!("the box may not reach {host}: {error}"));
+        }
+    }
+    let old_tools = tool_names(agent.skills.catalog.get(&name));
+    if let Err(error) = move_into_place(&staging.join(&name), &agent.skills.installed_dir().join(&name)) {
+        return failed(agent, error);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    // A new version's tools are asked about afresh: the owner approved what the old code did.
+    for tool in old_tools {
+        crate::approvals::forget_policy(&agent.store, &tool)?;
+    }
+    agent.skills.reload(&mut agent.tools);
+    agent.record(
+        "skill",
+        &format!("the owner installed skill {name} (sha256 {})", offer.sha256),
+        now,
+    );
+    Ok(installed_text(&skill))
+}
+
+/// `/skills`: each skill, where it came from, and what it may do.
+pub fn list(agent: &Agent) -> String {
+    let skills = agent.skills.catalog.skills();
+    if skills.is_empty() {
+        return "No skills yet. Send me a skill's zip (made with `carapace skill build`, or an \
+                instruction-only skill zipped) to install one."
+            .into();
+    }
+    let mut text = String::from("Skills:");
+    for skill in skills {
+        let origin = match skill.origin {
+            Origin::Image => "in the image",
+            Origin::Owner => "installed by you",
+        };
+        text.push_str(&format!("\n{} ({origin}): {}", skill.name, declared(skill)));
+    }
+    text.push_str("\nSend a skill's zip to install one; /remove_skill NAME removes one you installed.");
+    text
+}
+
+/// `/remove_skill NAME`: removes a skill the owner installed, with its scratch files, its
+/// secrets and its tools' policies.
+pub fn remove(agent: &mut Agent, owner: bool, args: &[String], now: u64) -> Result<String, Error> {
+    if !owner {
+        return Ok("Only the owner can do that.".into());
+    }
+    let [name] = args else {
+        return Ok("Send /remove_skill NAME; /skills lists them.".into());
+    };
+    let Some(skill) = agent.skills.catalog.get(name).cloned() else {
+        return Ok(format!("There is no skill {name}; /skills lists them."));
+    };
+    if skill.origin == Origin::Image {
+        return Ok(format!("{name} is part of the image; only an update removes it."));
+    }
+    // Out of the catalog's folder first (one rename), then deleted at leisure.
+    let trash = agent.skills.staging_dir().join(format!("removed-{name}"));
+    let _ = std::fs::remove_dir_all(&trash);
+    let folder = agent.skills.installed_dir().join(name);
+    rename_synced(&folder, &trash).map_err(|source| Error::File {
+        what: format!("moving {} aside", folder.display()),
+        source,
+    })?;
+    let _ = std::fs::remove_dir_all(&trash);
+    let _ = std::fs::remove_dir_all(agent.skills.scratch_dir(name));
+    for secret in skill.code.iter().flat_map(|code| &code.secrets) {
+        crate::skill_secrets::forget(&agent.store, name, secret)?;
+    }
+    for tool in tool_names(Some(&skill)) {
+        crate::approvals::forget_policy(&agent.store, &tool)?;
+    }
+    agent.skills.reload(&mut agent.tools);
+    agent.record("skill", &format!("the owner removed skill {name}"), now);
+    Ok(format!("Removed {name}, with its files and secrets."))
+}
+
+/// Removes staging folders that no offer waits on: what a restart interrupted.
+pub fn clean_staging(agent: &Agent) {
+    let Ok(entries) = std::fs::read_dir(agent.skills.staging_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        let waiting = agent
+            .store
+            .settings(&format!("{OFFER_PREFIX}{id}"))
+            .is_ok_and(|offer| offer.is_some());
+        if !waiting {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The staged folder as the catalog will load it.
+fn load_staged(staging: &Path, name: &str) -> Result<Skill, ()> {
+    let (catalog, problems) = carapace_skills::Catalog::load_all(&[(staging, Origin::Owner)]);
+    match (catalog.get(name), problems.is_empty()) {
+        (Some(skill), true) => Ok(skill.clone()),
+        _ => Err(()),
+    }
+}
+
+/// Why `skill` cannot join this box, if it cannot: its name is the image's, an MCP server's
+/// (their tools share the `<name>__` prefix), or it has code and the image no skill host.
+fn clash(agent: &Agent, skill: &Skill) -> Result<Option<String>, Error> {
+    let name = &skill.name;
+    if agent
+        .skills
+        .catalog
+        .get(name)
+        .is_some_and(|present| present.origin == Origin::Image)
+    {
+        return Ok(Some(format!(
+            "the image has a skill named {name}; rename yours (its SKILL.md's name and folder)"
+        )));
+    }
+    if crate::mcp_servers::load(&agent.store)?
+        .iter()
+        .any(|server| &server.name == name)
+    {
+        return Ok(Some(format!(
+            "an MCP server is named {name}; rename the skill or /mcp remove {name}"
+        )));
+    }
+    if skill.code.is_some() && agent.skills.host.is_none() {
+        return Ok(Some(
+            "it has code, and this image has no skill host to run it".into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// What a skill declares, on one line (audit log, /skills).
+fn declared(skill: &Skill) -> String {
+    let Some(code) = &skill.code else {
+        return "instructions only".into();
+    };
+    let list = |items: &[String]| match items.is_empty() {
+        true => "none".to_string(),
+        false => items.join(", "),
+    };
+    let tools: Vec<String> = code.tools.iter().map(|t| t.name.clone()).collect();
+    format!(
+        "tools {}; hosts {}; secrets {}",
+        list(&tools),
+        list(&code.hosts),
+        list(&code.secrets)
+    )
+}
+
+/// What the owner is asked about: each tool and how it is asked for, the hosts, the secrets.
+fn shown(skill: &Skill) -> String {
+    let Some(code) = &skill.code else {
+        return "It has no code: instructions for me, read when I use it.".into();
+    };
+    let mut text = String::from("Its tools (each runs only as you allow):");
+    for tool in &code.tools {
+        let asked = match tool.writes {
+            true => "asks you every time: it sends, spends or deletes",
+            false => "asks you the first time",
+        };
+        text.push_str(&format!(
+            "\n- {} ({asked}): {}",
+            skill_tool_name(&skill.name, &tool.name),
+            tool.description.trim()
+        ));
+    }
+    text.push_str(&match code.hosts.is_empty() {
+        true => "\nIt reaches no host on the internet.".to_string(),
+        false => format!("\nIt would reach, over HTTPS: {}", code.hosts.join(", ")),
+    });
+    if !code.secrets.is_empty() {
+        text.push_str(&format!(
+            "\nSecrets it takes (you give them; its code never sees them): {}",
+            code.secrets.join(", ")
+        ));
+    }
+    text
+}
+
+fn installed_text(skill: &Skill) -> String {
+    let name = &skill.name;
+    let Some(code) = &skill.code else {
+        return format!("Installed {name}.");
+    };
+    let mut text = format!(
+        "Installed {name}. Its tools run only as you allow; /tools lists them."
+    );
+    for secret in &code.secrets {
+        text.push_str(&format!(
+            "\nGive it {secret}: /secret {name} {secret} <value>"
+        ));
+    }
+    text
+}
+
+fn tool_names(skill: Option<&Skill>) -> Vec<String> {
+    skill
+        .and_then(|skill| skill.code.as_ref().map(|code| (skill, code)))
+        .map(|(skill, code): (&Skill, &Declaration)| {
+            code.tools
+                .iter()
+                .map(|tool| skill_tool_name(&skill.name, &tool.name))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Puts the checked folder `from` at `to`: a rename, or an exchange with the version there
+/// (left at `from`, for the caller to remove). Synced, so the move survives a power cut.
+fn move_into_place(from: &Path, to: &Path) -> Result<(), String> {
+    let parent = to.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|e| format!("could not create {}: {e}", parent.display()))?;
+    let flags = match to.exists() {
+        true => rustix::fs::RenameFlags::EXCHANGE,
+        false => rustix::fs::RenameFlags::NOREPLACE,
+    };
+    rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, flags)
+        .map_err(|e| format!("could not move it into {}: {e}", parent.display()))?;
+    sync_dir(parent).map_err(|e| format!("could not sync {}: {e}", parent.display()))
+}
+
+fn rename_synced(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_dir(from.parent().unwrap_or(Path::new("/")))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn text(text: String) -> Outgoing {
+    Outgoing::Text(text)
+}
+
+fn unreadable(reason: String) -> Error {
+    Error::StoreData {
+        table: "settings (a skill offered for install)",
+        reason,
+    }
+}
