@@ -264,6 +264,43 @@ mod tests {
         }
     }
 
+    /// What the cargo-fuzz target (agentd/skills/fuzz) does, on stable: a good zip with bytes
+    /// changed here and there is refused or unpacked, without a panic and only inside `into`.
+    #[test]
+    fn mutated_zips_are_refused_or_unpacked_inside_the_staging_folder() {
+        let good = zip_of(&[
+            ("tea/SKILL.md", SKILL_MD),
+            ("tea/notes/steeping.md", b"2 minutes"),
+        ]);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut unpacked, mut refused) = (0, 0);
+        for round in 0..400 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + round % 4 {
+                let at = (random() % bytes.len() as u64) as usize;
+                bytes[at] = random() as u8;
+            }
+            let root = tempfile::tempdir().unwrap();
+            let into = root.path().join("staging");
+            std::fs::create_dir(&into).unwrap();
+            match unpack(&bytes, &into) {
+                Ok(_) => unpacked += 1,
+                Err(_) => refused += 1,
+            }
+            for path in listing(root.path()) {
+                assert!(path.starts_with("staging/"), "round {round} wrote {path}");
+            }
+        }
+        // Both outcomes happened: the mutations reached past the zip's framing.
+        assert!(unpacked > 0 && refused > 0, "{unpacked} unpacked, {refused} refused");
+    }
+
     #[test]
     fn a_link_in_the_zip_is_refused() {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
