@@ -65,7 +65,9 @@ pub async fn offer<M: Media>(
             &format!("the owner sent {file_name} (sha256 {sha256}); not a skill to install: {why}"),
             now,
         );
-        Ok(text(format!("{file_name} cannot be installed as a skill: {why}")))
+        Ok(text(format!(
+            "{file_name} cannot be installed as a skill: {why}"
+        )))
     };
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|source| Error::File {
@@ -149,8 +151,14 @@ pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Res
     }
     let failed = |agent: &mut Agent, why: String| -> Result<String, Error> {
         let _ = std::fs::remove_dir_all(&staging);
-        agent.record("skill", &format!("installing skill {name} failed: {why}"), now);
-        Ok(format!("Skill {name} was not installed: {why}. Send the zip again to retry."))
+        agent.record(
+            "skill",
+            &format!("installing skill {name} failed: {why}"),
+            now,
+        );
+        Ok(format!(
+            "Skill {name} was not installed: {why}. Send the zip again to retry."
+        ))
     };
     let Ok(skill) = load_staged(&staging, &name) else {
         return failed(agent, "its unpacked folder is gone".into());
@@ -159,7 +167,11 @@ pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Res
     if let Some(why) = clash(agent, &skill)? {
         return failed(agent, why);
     }
-    let hosts = skill.code.as_ref().map(|code| code.hosts.clone()).unwrap_or_default();
+    let hosts = skill
+        .code
+        .as_ref()
+        .map(|code| code.hosts.clone())
+        .unwrap_or_default();
     for host in &hosts {
         let Some(access) = agent.mcp.clone() else {
             return failed(agent, "this agent runs without netd to let it out".into());
@@ -169,7 +181,10 @@ pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Res
         }
     }
     let old_tools = tool_names(agent.skills.catalog.get(&name));
-    if let Err(error) = move_into_place(&staging.join(&name), &agent.skills.installed_dir().join(&name)) {
+    if let Err(error) = move_into_place(
+        &staging.join(&name),
+        &agent.skills.installed_dir().join(&name),
+    ) {
         return failed(agent, error);
     }
     let _ = std::fs::remove_dir_all(&staging);
@@ -202,7 +217,9 @@ pub fn list(agent: &Agent) -> String {
         };
         text.push_str(&format!("\n{} ({origin}): {}", skill.name, declared(skill)));
     }
-    text.push_str("\nSend a skill's zip to install one; /remove_skill NAME removes one you installed.");
+    text.push_str(
+        "\nSend a skill's zip to install one; /remove_skill NAME removes one you installed.",
+    );
     text
 }
 
@@ -219,7 +236,9 @@ pub fn remove(agent: &mut Agent, owner: bool, args: &[String], now: u64) -> Resu
         return Ok(format!("There is no skill {name}; /skills lists them."));
     };
     if skill.origin == Origin::Image {
-        return Ok(format!("{name} is part of the image; only an update removes it."));
+        return Ok(format!(
+            "{name} is part of the image; only an update removes it."
+        ));
     }
     // Out of the catalog's folder first (one rename), then deleted at leisure.
     let trash = agent.skills.staging_dir().join(format!("removed-{name}"));
@@ -351,9 +370,7 @@ fn installed_text(skill: &Skill) -> String {
     let Some(code) = &skill.code else {
         return format!("Installed {name}.");
     };
-    let mut text = format!(
-        "Installed {name}. Its tools run only as you allow; /tools lists them."
-    );
+    let mut text = format!("Installed {name}. Its tools run only as you allow; /tools lists them.");
     for secret in &code.secrets {
         text.push_str(&format!(
             "\nGive it {secret}: /secret {name} {secret} <value>"
@@ -378,7 +395,8 @@ fn tool_names(skill: Option<&Skill>) -> Vec<String> {
 /// (left at `from`, for the caller to remove). Synced, so the move survives a power cut.
 fn move_into_place(from: &Path, to: &Path) -> Result<(), String> {
     let parent = to.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(|e| format!("could not create {}: {e}", parent.display()))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("could not create {}: {e}", parent.display()))?;
     let flags = match to.exists() {
         true => rustix::fs::RenameFlags::EXCHANGE,
         false => rustix::fs::RenameFlags::NOREPLACE,

@@ -1479,7 +1479,11 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         "\n- text-format__title_case (asks you the first time): A heading",
         "\nIt reaches no host on the internet.",
     ] {
-        assert!(offer.text.contains(shown), "{shown:?} not in {}", offer.text);
+        assert!(
+            offer.text.contains(shown),
+            "{shown:?} not in {}",
+            offer.text
+        );
     }
     let labels: Vec<&str> = offer.buttons.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["Install", "Decline"]);
@@ -1534,7 +1538,11 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         "\nSecrets it takes (you give them; its code never sees them): FORMAT_KEY",
         "\nIt replaces the text-format you installed before.",
     ] {
-        assert!(offer.text.contains(shown), "{shown:?} not in {}", offer.text);
+        assert!(
+            offer.text.contains(shown),
+            "{shown:?} not in {}",
+            offer.text
+        );
     }
     h.telegram
         .inject_button(OWNER, OWNER, "Ann", &offer.buttons[1].1);

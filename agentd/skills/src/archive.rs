@@ -42,7 +42,9 @@ pub fn unpack(bytes: &[u8], into: &Path) -> Result<String, Error> {
         let entry = zip
             .by_index_raw(index)
             .map_err(|err| refuse(format!("entry {index} cannot be read: {err}")))?;
-        let name = entry.name().map_err(|err| refuse(format!("entry {index}'s name: {err}")))?;
+        let name = entry
+            .name()
+            .map_err(|err| refuse(format!("entry {index}'s name: {err}")))?;
         let segments = plain_path(&name)
             .ok_or_else(|| refuse(format!("{name:?} is not a path inside the skill's folder")))?;
         let left_out = segments[0] == "__MACOSX" || segments.iter().any(|s| s.starts_with('.'));
@@ -50,10 +52,14 @@ pub fn unpack(bytes: &[u8], into: &Path) -> Result<String, Error> {
             continue;
         }
         if entry.is_symlink() {
-            return Err(refuse(format!("{name} is a link; a skill holds plain files")));
+            return Err(refuse(format!(
+                "{name} is a link; a skill holds plain files"
+            )));
         }
         if entry.encrypted() {
-            return Err(refuse(format!("{name} is encrypted; send the zip without a password")));
+            return Err(refuse(format!(
+                "{name} is encrypted; send the zip without a password"
+            )));
         }
         files.push(Entry {
             index,
@@ -260,7 +266,12 @@ mod tests {
             std::fs::create_dir(&into).unwrap();
             let err = unpack(&zipped, &into).unwrap_err().to_string();
             assert!(err.contains(reason), "{reason}: {err}");
-            assert_eq!(listing(root.path()).len(), 0, "{reason}: wrote {:?}", listing(root.path()));
+            assert_eq!(
+                listing(root.path()).len(),
+                0,
+                "{reason}: wrote {:?}",
+                listing(root.path())
+            );
         }
     }
 
@@ -298,7 +309,10 @@ mod tests {
             }
         }
         // Both outcomes happened: the mutations reached past the zip's framing.
-        assert!(unpacked > 0 && refused > 0, "{unpacked} unpacked, {refused} refused");
+        assert!(
+            unpacked > 0 && refused > 0,
+            "{unpacked} unpacked, {refused} refused"
+        );
     }
 
     #[test]

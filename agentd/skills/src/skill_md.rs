@@ -174,6 +174,10 @@ mod tests {
             assert!(err.contains(reason), "{text:?}: {err}");
         }
         let long = format!("---\nname: w\ndescription: {}\n---\n", "x".repeat(1025));
-        assert!(parse(&long, Some("w")).unwrap_err().contains("longer than 1024"));
+        assert!(
+            parse(&long, Some("w"))
+                .unwrap_err()
+                .contains("longer than 1024")
+        );
     }
 }

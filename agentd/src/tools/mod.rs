@@ -102,9 +102,11 @@ impl Registry {
         let skill_tool = |name: &str| {
             name == skills::READ_SKILL
                 || skills.skills().iter().any(|skill| {
-                    skill.code.iter().flat_map(|code| &code.tools).any(|tool| {
-                        name == skill_code::tool_name(&skill.name, &tool.name)
-                    })
+                    skill
+                        .code
+                        .iter()
+                        .flat_map(|code| &code.tools)
+                        .any(|tool| name == skill_code::tool_name(&skill.name, &tool.name))
                 })
         };
         self.tools.retain(|tool| !skill_tool(&tool.spec().name));
