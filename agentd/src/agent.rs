@@ -42,6 +42,9 @@ pub enum Effect {
     },
     /// The owner confirmed a reboot.
     Reboot,
+    /// The command's own message is taken out of the chat (it carried a secret); agent.rs
+    /// turns this into a reply, so the runtime never sees it.
+    DeleteCommandMessage,
 }
 
 /// Files people sent, fetched from their IM server (links.rs: Telegram's getFile, Feishu's
@@ -199,9 +202,27 @@ impl Agent {
                 return Ok(answered(said));
             }
             let (text, effect) = commands::run(self, &user, &message.chat, &command, now).await?;
+            let mut replies = vec![reply(text)];
+            // The command carried a secret: its message leaves the chat before the answer.
+            let effect = match effect {
+                Effect::DeleteCommandMessage => {
+                    replies.insert(
+                        0,
+                        OutboxEntry {
+                            channel: message.channel,
+                            chat: message.chat.clone(),
+                            message: Outgoing::Delete {
+                                message_id: message.message_id.clone(),
+                            },
+                        },
+                    );
+                    Effect::None
+                }
+                effect => effect,
+            };
             return Ok(Handled {
                 answer: Answer {
-                    replies: vec![reply(text)],
+                    replies,
                     history: None,
                 },
                 effect,

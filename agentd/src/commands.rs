@@ -225,7 +225,21 @@ pub async fn run(
         "remove_skill" => crate::skill_install::remove(agent, owner, &command.args, now)?,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
         "mcp" => mcp::mcp(agent, owner, &command.args, now).await?,
-        "secret" => secrets::secret(agent, owner, &command.args, &command.rest, now)?,
+        "secret" => {
+            let (text, kept) = secrets::secret(
+                agent,
+                owner,
+                user.channel,
+                &command.args,
+                &command.rest,
+                now,
+            )?;
+            // Telegram lets the bot take the message with the value out of the chat.
+            if kept && user.channel == carapace_im::ChannelKind::Telegram {
+                return Ok((text, Effect::DeleteCommandMessage));
+            }
+            text
+        }
         "forget_secret" => secrets::forget(agent, owner, &command.args, now)?,
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(

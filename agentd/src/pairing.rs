@@ -159,6 +159,7 @@ mod tests {
             id: "1".into(),
             chat: sender.into(),
             sender: sender.into(),
+            message_id: String::new(),
             sender_name: format!("person {sender}"),
             content: Content::Text(text.into()),
         }

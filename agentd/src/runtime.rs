@@ -164,7 +164,8 @@ impl Runtime {
             }
             self.outbox_filled.notify_one();
             match handled.effect {
-                Effect::None => {}
+                // agent.rs turned a deletion into a reply already.
+                Effect::None | Effect::DeleteCommandMessage => {}
                 Effect::Reboot => {
                     // After the reply is stored; the outbox may send it before PID 1 stops us.
                     tokio::time::sleep(Duration::from_secs(2)).await;

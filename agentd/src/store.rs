@@ -606,6 +606,7 @@ mod tests {
             id: id.into(),
             chat: "42".into(),
             sender: "42".into(),
+            message_id: String::new(),
             sender_name: "Ann".into(),
             content: Content::Text(body.into()),
         }

@@ -1201,8 +1201,15 @@ fn the_owner_gives_a_skill_its_secret_and_the_value_stays_out_of_the_model_and_t
     assert!(
         kept.starts_with(
             "Kept WEATHER_KEY for skill weather: only its requests to weather.carapace.test carry it"
-        ),
+        ) && kept.ends_with("I deleted your message with the value from this chat."),
         "{kept}"
+    );
+    // The message with the value left the chat; the one naming an undeclared secret stays.
+    let deleted = h.telegram.deleted();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(
+        deleted[0]["text"],
+        format!("/secret weather WEATHER_KEY {KEY}")
     );
     h.say("/secret");
     assert!(

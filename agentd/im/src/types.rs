@@ -70,6 +70,10 @@ pub struct Incoming {
     pub chat: String,
     /// Who sent it (Telegram user id, Feishu open_id): pairing binds this.
     pub sender: String,
+    /// The message itself in its chat (Telegram `message_id`, Feishu `message_id`; empty for a
+    /// button press): what [`Outgoing::Delete`] names.
+    #[serde(default)]
+    pub message_id: String,
     /// A display name for lists (`/users`); never used to decide anything.
     pub sender_name: String,
     pub content: Content,
@@ -90,6 +94,12 @@ pub enum Outgoing {
     Choice {
         text: String,
         buttons: Vec<Button>,
+    },
+    /// Takes a person's message out of the chat (one that carried a secret). Telegram lets a
+    /// bot delete the messages it received in a private chat, for 48 hours; Feishu lets a bot
+    /// recall only its own messages, so it refuses this.
+    Delete {
+        message_id: String,
     },
 }
 

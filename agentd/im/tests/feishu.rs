@@ -533,6 +533,15 @@ async fn failed_sends_are_classified() {
     );
     feishu.send(CHAT, &text).await.unwrap();
     assert_eq!(fake.sent().len(), 1);
+    // Feishu recalls only a bot's own messages: deleting a person's is refused for good.
+    let delete = Outgoing::Delete {
+        message_id: "om_person".into(),
+    };
+    let refused = feishu.send(CHAT, &delete).await;
+    assert!(
+        matches!(&refused, Err(Error::Rejected { detail, .. }) if detail.contains("only its own")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

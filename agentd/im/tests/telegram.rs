@@ -214,6 +214,28 @@ async fn a_long_reply_is_split_into_messages_telegram_accepts() {
     assert!(matches!(empty, Err(Error::Rejected { .. })), "{empty:?}");
 }
 
+/// A person's message (one that carried a secret) is deleted by the id it came in with; one
+/// the server does not know is refused for good, not retried.
+#[tokio::test]
+async fn a_persons_message_is_deleted_by_its_message_id() {
+    let fake = fake().await;
+    let telegram = connect(&fake);
+    fake.inject_text(USER, USER, "Ada", "/secret weather KEY abc123");
+    let batch = telegram.next_batch().await.unwrap();
+    let delete = Outgoing::Delete {
+        message_id: batch[0].message_id.clone(),
+    };
+    telegram.send(&USER.to_string(), &delete).await.unwrap();
+    let deleted = fake.deleted();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["text"], "/secret weather KEY abc123");
+    let again = telegram.send(&USER.to_string(), &delete).await;
+    assert!(
+        matches!(&again, Err(Error::Rejected { detail, .. }) if detail.contains("not found")),
+        "{again:?}"
+    );
+}
+
 #[tokio::test]
 async fn voice_and_photo_uploads_arrive_intact() {
     let fake = fake().await;

@@ -3,36 +3,41 @@
 //! into the store and that skill's requests to its own hosts (skill_secrets.rs): never into
 //! the chat's history, the model's requests, the audit log or an answer.
 
+use carapace_im::ChannelKind;
 use carapace_skills::Skill;
 
 use crate::agent::Agent;
 use crate::error::Error;
 use crate::skill_secrets;
 
-/// `/secret [SKILL NAME VALUE]`; `rest` is the text after the command, the value as sent.
+/// `/secret [SKILL NAME VALUE]`, sent on `channel`; `rest` is the text after the command, the
+/// value as sent. The answer, and whether a value was kept (its message then leaves the chat
+/// where the channel allows: Telegram).
 pub fn secret(
     agent: &mut Agent,
     owner: bool,
+    channel: ChannelKind,
     args: &[String],
     rest: &str,
     now: u64,
-) -> Result<String, Error> {
+) -> Result<(String, bool), Error> {
+    let not_kept = |text: String| Ok((text, false));
     if !owner {
-        return Ok("Only the owner can do that.".into());
+        return not_kept("Only the owner can do that.".into());
     }
     let (skill, name) = match args {
-        [] => return list(agent),
+        [] => return not_kept(list(agent)?),
         [skill, name, _, ..] => (skill, name),
-        _ => return Ok("Send /secret SKILL NAME VALUE; /secret alone lists them.".into()),
+        _ => return not_kept("Send /secret SKILL NAME VALUE; /secret alone lists them.".into()),
     };
     let Some(skill) = with_secrets(agent, skill) else {
-        return Ok(format!(
+        return not_kept(format!(
             "No skill {skill} takes secrets; /secret lists those that do."
         ));
     };
     let value = super::after_words(rest, 2);
     if let Err(why) = skill_secrets::give(&agent.store, &skill, name, value)? {
-        return Ok(why);
+        return not_kept(why);
     }
     agent.record(
         "secret",
@@ -43,10 +48,20 @@ pub fn secret(
         .code
         .as_ref()
         .map_or(String::new(), |c| c.hosts.join(", "));
-    Ok(format!(
-        "Kept {name} for skill {}: only its requests to {hosts} carry it, and its code never \
-         sees it. Delete your message with the value from this chat.",
-        skill.name
+    let message = match channel {
+        ChannelKind::Telegram => "I deleted your message with the value from this chat.",
+        ChannelKind::Feishu => {
+            "Recall your message with the value from this chat: Feishu lets only its sender do \
+             that."
+        }
+    };
+    Ok((
+        format!(
+            "Kept {name} for skill {}: only its requests to {hosts} carry it, and its code never \
+             sees it. {message}",
+            skill.name
+        ),
+        true,
     ))
 }
 

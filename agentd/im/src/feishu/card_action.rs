@@ -58,6 +58,7 @@ pub(super) fn read(event_id: &str, event: Value) -> Option<Incoming> {
         id: event_id.to_string(),
         chat,
         sender: open_id.clone(),
+        message_id: String::new(),
         sender_name: open_id,
         content: Content::Button { data },
     })

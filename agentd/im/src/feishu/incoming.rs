@@ -129,6 +129,7 @@ fn message(event: serde_json::Value) -> Option<Incoming> {
         id: message.message_id.clone(),
         chat: message.chat_id.clone(),
         sender: open_id.clone(),
+        message_id: message.message_id.clone(),
         sender_name: open_id,
         content: content(&message),
     })

@@ -65,6 +65,10 @@ impl Feishu {
                     false => self.send_text(chat, caption).await,
                 }
             }
+            Outgoing::Delete { .. } => Err(Error::Rejected {
+                channel: CHANNEL,
+                detail: "a Feishu bot can recall only its own messages, not a person's".into(),
+            }),
             Outgoing::Voice(opus) => {
                 let key = self
                     .upload("files", "file_key", || {

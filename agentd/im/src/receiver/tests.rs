@@ -55,6 +55,7 @@ fn message(id: &str) -> Incoming {
         id: id.into(),
         chat: "1".into(),
         sender: "1".into(),
+        message_id: String::new(),
         sender_name: "A".into(),
         content: Content::Text("hi".into()),
     }

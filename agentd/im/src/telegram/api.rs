@@ -46,6 +46,7 @@ pub(super) struct ButtonMessage {
 
 #[derive(Deserialize)]
 pub(super) struct Message {
+    pub message_id: i64,
     pub from: Option<User>,
     pub chat: Chat,
     pub text: Option<String>,

@@ -38,6 +38,7 @@ pub(super) fn read(update_id: i64, message: Option<Value>) -> Option<Incoming> {
         id: update_id.to_string(),
         chat: message.chat.id.to_string(),
         sender: from.id.to_string(),
+        message_id: message.message_id.to_string(),
         sender_name: display_name(from),
         content: content(&message),
     })
@@ -53,6 +54,7 @@ pub(super) fn read_button(update_id: i64, query: Value) -> Option<(String, Incom
         id: update_id.to_string(),
         chat,
         sender: query.from.id.to_string(),
+        message_id: String::new(),
         sender_name: display_name(&query.from),
         content: Content::Button {
             data: query.data.unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! Replies: text through sendMessage (cut to Telegram's length limit), voice and photos as
-//! multipart uploads through sendVoice and sendPhoto.
+//! multipart uploads through sendVoice and sendPhoto; a person's message taken out of the
+//! chat through deleteMessage.
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -30,6 +31,16 @@ impl Telegram {
                     "reply_markup": {"inline_keyboard": [row]},
                 });
                 self.call::<Value>("sendMessage", Payload::Json(body), CALL_TIMEOUT)
+                    .await
+                    .map(|_| ())
+            }
+            Outgoing::Delete { message_id } => {
+                let message_id: i64 = message_id.parse().map_err(|_| Error::Rejected {
+                    channel: CHANNEL,
+                    detail: format!("deleteMessage: {message_id:?} is not a message id"),
+                })?;
+                let body = json!({"chat_id": chat_id(chat), "message_id": message_id});
+                self.call::<Value>("deleteMessage", Payload::Json(body), CALL_TIMEOUT)
                     .await
                     .map(|_| ())
             }

@@ -98,6 +98,7 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Bytes>) -> Resp
             None => failure(400, "Bad Request: query ID is empty"),
         },
         "getfile" => get_file(&shared, &params),
+        "deletemessage" => delete_message(&shared, &params),
         _ => failure(404, "Not Found"),
     }
 }
@@ -283,6 +284,23 @@ fn chat_only(params: &Params) -> Response<Body> {
         return failure(400, "Bad Request: chat_id is empty");
     }
     ok(json!(true))
+}
+
+/// A person's message in a private chat, as a bot may delete it; any other is "not found" (the
+/// real API's answer for an unknown one; a group's needs admin rights the fake bot never has).
+fn delete_message(shared: &Shared, params: &Params) -> Response<Body> {
+    let (Some(chat_id), Some(message_id)) = (params.int("chat_id"), params.int("message_id"))
+    else {
+        return failure(400, "Bad Request: chat_id and message_id are required");
+    };
+    let mut state = shared.lock();
+    match state.messages.remove(&(chat_id, message_id)) {
+        Some(message) => {
+            state.deleted.push(message);
+            ok(json!(true))
+        }
+        None => failure(400, "Bad Request: message to delete not found"),
+    }
 }
 
 fn get_file(shared: &Shared, params: &Params) -> Response<Body> {

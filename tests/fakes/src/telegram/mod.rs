@@ -251,6 +251,11 @@ impl FakeTelegram {
         update_id
     }
 
+    /// People's messages the bot deleted (deleteMessage), as they were sent.
+    pub fn deleted(&self) -> Vec<Value> {
+        self.shared.lock().deleted.clone()
+    }
+
     /// The callback_query ids the bot answered (answerCallbackQuery).
     pub fn answered_queries(&self) -> Vec<String> {
         self.shared.lock().answered_queries.clone()

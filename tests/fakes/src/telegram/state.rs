@@ -64,6 +64,10 @@ pub(super) struct State {
     pub webhook: Option<String>,
     pub files: BTreeMap<String, StoredFile>,
     pub sent: Vec<Sent>,
+    /// People's messages by (chat id, message id), for deleteMessage; private chats only.
+    pub messages: HashMap<(i64, i64), Value>,
+    /// The messages the bot deleted, as they were.
+    pub deleted: Vec<Value>,
     pub commands: Vec<(String, String)>,
     pub requests: Vec<String>,
     /// Method name (lowercase) → when the head of its first request arrived.
@@ -88,6 +92,8 @@ impl State {
             webhook: None,
             files: BTreeMap::new(),
             sent: Vec::new(),
+            messages: HashMap::new(),
+            deleted: Vec::new(),
             commands: Vec::new(),
             requests: Vec::new(),
             first_request: HashMap::new(),
@@ -127,6 +133,10 @@ impl State {
         });
         if let (Some(message), Value::Object(content)) = (message.as_object_mut(), content) {
             message.extend(content);
+        }
+        if chat_type == "private" {
+            let id = message["message_id"].as_i64().unwrap_or_default();
+            self.messages.insert((chat_id, id), message.clone());
         }
         message
     }
