@@ -222,7 +222,7 @@ pub async fn run(
         "forget_memory" => memories::forget(agent, command)?,
         "models" => models(agent).await,
         "skills" => crate::skill_install::list(agent),
-        "remove_skill" => crate::skill_install::remove(agent, owner, &command.args, now)?,
+        "remove_skill" => crate::skill_install::remove(agent, owner, &command.args, now).await?,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
         "mcp" => mcp::mcp(agent, owner, &command.args, now).await?,
         "secret" => {

@@ -15,6 +15,7 @@ const RUNTIME_DIRECTORY: &str = "RUNTIME_DIRECTORY";
 const NOTIFY_FD: &str = "NOTIFY_FD";
 const SKILLS_DIRECTORY: &str = "SKILLS_DIRECTORY";
 const SKILLHOST_PROGRAM: &str = "SKILLHOST_PROGRAM";
+const SKILLHOST_SOCKET: &str = "SKILLHOST_SOCKET";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -35,8 +36,12 @@ pub struct Config {
     /// through SKILLS_DIRECTORY.
     pub skills_dir: PathBuf,
     /// The program that runs skills' code: carapace_skills::SKILLHOST_PROGRAM, another only in
-    /// tests (the workspace's build), through SKILLHOST_PROGRAM.
+    /// tests (the workspace's build), through SKILLHOST_PROGRAM. An image that has it runs it
+    /// as a service.
     pub skillhost: PathBuf,
+    /// That service's socket: carapace_skills::SKILLHOST_SOCKET, another only in tests (a
+    /// service they start), through SKILLHOST_SOCKET.
+    pub skillhost_socket: PathBuf,
 }
 
 impl Config {
@@ -72,6 +77,12 @@ impl Config {
                 .filter(|value| !value.is_empty())
                 .map_or_else(
                     || PathBuf::from(carapace_skills::SKILLHOST_PROGRAM),
+                    PathBuf::from,
+                ),
+            skillhost_socket: lookup(SKILLHOST_SOCKET)
+                .filter(|value| !value.is_empty())
+                .map_or_else(
+                    || PathBuf::from(carapace_skills::SKILLHOST_SOCKET),
                     PathBuf::from,
                 ),
         })
@@ -148,6 +159,7 @@ mod tests {
                 inference_url: Url::parse("http://127.0.0.1:8089").unwrap(),
                 skills_dir: "/usr/share/carapace/skills".into(),
                 skillhost: "/usr/bin/carapace-skillhost".into(),
+                skillhost_socket: "/run/skillhost/calls.sock".into(),
             }
         );
         let got = config(&[

@@ -108,8 +108,7 @@ async fn run() -> Result<(), Error> {
     let http = carapace_http::client()?;
     let skill_host = config.skillhost.is_file().then(|| {
         Arc::new(carapace_agentd::skill_code::SkillHost {
-            program: config.skillhost.clone(),
-            dir: config.state_dir.join("skills"),
+            socket: config.skillhost_socket.clone(),
             http: http.clone(),
             limits: Default::default(),
         })

@@ -1,12 +1,14 @@
-//! Running a skill's code: each tool call starts one carapace-skillhost process (the sandbox:
-//! wasmtime inside Landlock and seccomp, agentd/skillhost), sends it the call, makes the HTTP
-//! requests it asks for (after checking the host against the skill's declared, approved
-//! hosts: the host checks too; with the secrets the owner gave it filled in, and scrubbed out
-//! of the answer: skill_secrets.rs) and takes its answer. A host that outlives the call's
-//! deadline (blocked outside WebAssembly, where wasmtime's deadline cannot reach) is killed.
+//! Running a skill's code: each tool call is a connection to the skill host service
+//! (agentd/skillhost: its own uid and cgroup, and per call a process with wasmtime inside
+//! Landlock and seccomp). agentd sends the call with the component's open descriptor
+//! (carapace_skills::handoff), makes the HTTP requests the skill asks for (after checking the
+//! host against the skill's declared, approved hosts: the host checks too; with the secrets the
+//! owner gave it filled in, and scrubbed out of the answer: skill_secrets.rs) and takes its
+//! answer. A call that outlives its deadline (blocked outside WebAssembly, where wasmtime's
+//! deadline cannot reach) is hung up on, which ends its process.
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use carapace_http::Client;
@@ -14,8 +16,7 @@ use carapace_skills::Skill;
 use carapace_skills::sandbox_protocol::{
     self, Call, FromHost, HttpRequest, HttpResponse, Limits, Outcome, Stop, ToHost,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
 
 use crate::skill_secrets::Given;
@@ -29,10 +30,8 @@ const GRACE: Duration = Duration::from_secs(5);
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub struct SkillHost {
-    pub program: PathBuf,
-    /// agentd's state directory's skills/: each skill's scratch directory and the compiled
-    /// components.
-    pub dir: PathBuf,
+    /// The service's socket: carapace_skills::SKILLHOST_SOCKET, another only in tests.
+    pub socket: PathBuf,
     pub http: Client,
     pub limits: Limits,
 }
@@ -50,14 +49,12 @@ impl SkillHost {
         let (Some(code), Some(component)) = (&skill.code, skill.component()) else {
             return Err(format!("skill {} has no code", skill.name));
         };
-        let scratch = self.dir.join("scratch").join(&skill.name);
-        create_private_dir(&scratch)
-            .map_err(|err| format!("could not make {}: {err}", scratch.display()))?;
+        // The service keeps compiled code and scratch directories in its own state directory.
         let call = Call {
             skill: skill.name.clone(),
             component,
-            compiled_dir: self.dir.join("compiled"),
-            scratch,
+            compiled_dir: PathBuf::new(),
+            scratch: PathBuf::new(),
             limits: self.limits,
             hosts: code.hosts.clone(),
             tool: tool.to_string(),
@@ -71,20 +68,61 @@ impl SkillHost {
         }
     }
 
-    /// The conversation with one skill host; Err says what went wrong outside the skill.
-    async fn converse(&self, call: &Call, secrets: &Given) -> Result<Outcome, String> {
-        let mut host = Command::new(&self.program)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| format!("could not be run: {}: {err}", self.program.display()))?;
-        let (Some(mut input), Some(output)) = (host.stdin.take(), host.stdout.take()) else {
-            return Err("could not be run: the skill host has no stdin or stdout".into());
-        };
+    /// Has the service remove skill `skill`'s scratch directory (the skill left the box).
+    pub async fn forget(&self, skill: &str) -> Result<(), String> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|err| {
+                format!(
+                    "the skill host service at {} does not answer: {err}",
+                    self.socket.display()
+                )
+            })?;
+        let (output, mut input) = stream.into_split();
+        send(
+            &mut input,
+            &ToHost::Forget {
+                skill: skill.to_string(),
+            },
+        )
+        .await?;
         let mut lines = BufReader::new(output).lines();
-        send(&mut input, &ToHost::Call(Box::new(call.clone()))).await?;
+        let answer = tokio::time::timeout(GRACE, lines.next_line())
+            .await
+            .map_err(|_| "the skill host service did not answer in time".to_string())?
+            .map_err(|err| err.to_string())?;
+        match answer.as_deref().map(serde_json::from_str::<FromHost>) {
+            Some(Ok(FromHost::Finished(_))) => Ok(()),
+            _ => Err("the skill host service could not remove its files".into()),
+        }
+    }
+
+    /// The connection to the skill host service and the call sent on it, with the component
+    /// open: agentd can read it, the service (another uid) cannot.
+    fn connect(&self, call: &Call) -> Result<tokio::net::UnixStream, String> {
+        let component = std::fs::File::open(&call.component)
+            .map_err(|err| format!("could not be run: {}: {err}", call.component.display()))?;
+        let unreachable = |err: std::io::Error| {
+            format!(
+                "could not be run: the skill host service at {} does not answer: {err}",
+                self.socket.display()
+            )
+        };
+        // A local socket: connecting and sending the call line do not wait on anything slow.
+        let stream = std::os::unix::net::UnixStream::connect(&self.socket).map_err(unreachable)?;
+        let mut line = serde_json::to_vec(&ToHost::Call(Box::new(call.clone())))
+            .map_err(|err| err.to_string())?;
+        line.push(b'\n');
+        carapace_skills::handoff::send_call(stream.as_fd(), &line, component.as_fd())
+            .map_err(unreachable)?;
+        stream.set_nonblocking(true).map_err(unreachable)?;
+        tokio::net::UnixStream::from_std(stream).map_err(unreachable)
+    }
+
+    /// The conversation with the skill host; Err says what went wrong outside the skill.
+    async fn converse(&self, call: &Call, secrets: &Given) -> Result<Outcome, String> {
+        let (output, mut input) = self.connect(call)?.into_split();
+        let mut lines = BufReader::new(output).lines();
         // Until the code runs, the compile timeout; from then on, the call's deadline.
         let mut until = Instant::now() + COMPILE_TIMEOUT;
         let mut running = false;
@@ -93,7 +131,7 @@ impl SkillHost {
                 Ok(line) => line
                     .map_err(|err| err.to_string())?
                     .ok_or("could not be run: the skill host ended without an answer")?,
-                // Blocked where wasmtime's deadline does not reach; dropping the host kills it.
+                // Blocked where wasmtime's deadline does not reach; hanging up ends it.
                 Err(_) if running => {
                     return Ok(Outcome::Stopped(Stop::Deadline {
                         ms: call.limits.deadline_ms,
@@ -113,10 +151,7 @@ impl SkillHost {
                     let answer = self.fetch(request, &call.hosts, secrets, until).await;
                     send(&mut input, &ToHost::Fetched(answer)).await?;
                 }
-                FromHost::Finished(outcome) => {
-                    let _ = host.wait().await;
-                    return Ok(outcome);
-                }
+                FromHost::Finished(outcome) => return Ok(outcome),
             }
         }
     }
@@ -182,19 +217,11 @@ impl SkillHost {
     }
 }
 
-async fn send(input: &mut tokio::process::ChildStdin, message: &ToHost) -> Result<(), String> {
+async fn send(input: &mut (impl AsyncWrite + Unpin), message: &ToHost) -> Result<(), String> {
     let mut line = serde_json::to_vec(message).map_err(|err| err.to_string())?;
     line.push(b'\n');
     input
         .write_all(&line)
         .await
         .map_err(|err| format!("the skill host stopped listening: {err}"))
-}
-
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }

@@ -225,7 +225,12 @@ pub fn list(agent: &Agent) -> String {
 
 /// `/remove_skill NAME`: removes a skill the owner installed, with its scratch files, its
 /// secrets and its tools' policies.
-pub fn remove(agent: &mut Agent, owner: bool, args: &[String], now: u64) -> Result<String, Error> {
+pub async fn remove(
+    agent: &mut Agent,
+    owner: bool,
+    args: &[String],
+    now: u64,
+) -> Result<String, Error> {
     if !owner {
         return Ok("Only the owner can do that.".into());
     }
@@ -249,7 +254,12 @@ pub fn remove(agent: &mut Agent, owner: bool, args: &[String], now: u64) -> Resu
         source,
     })?;
     let _ = std::fs::remove_dir_all(&trash);
-    let _ = std::fs::remove_dir_all(agent.skills.scratch_dir(name));
+    // Its scratch files are the skill host service's to remove.
+    if let Some(host) = agent.skills.host.clone()
+        && let Err(error) = host.forget(name).await
+    {
+        eprintln!("skills: the scratch files of {name} stay: {error}");
+    }
     for secret in skill.code.iter().flat_map(|code| &code.secrets) {
         crate::skill_secrets::forget(&agent.store, name, secret)?;
     }

@@ -4,11 +4,12 @@
 //! install or a removal loads it again and puts its tools back in the registry.
 //!
 //! ```text
-//! <state>/skills/
-//!   installed/<name>/   the owner's skills (SKILL.md, skill.toml, skill.wasm, files)
-//!   staging/<offer>/    a zip being offered to the owner, unpacked and checked
-//!   scratch/<name>/     each skill's scratch directory (skill_code.rs)
-//!   compiled/           compiled components, named by their sha256 (the skill host's)
+//! /data/agentd/skills/        agentd's (0700 above it)
+//!   installed/<name>/         the owner's skills (SKILL.md, skill.toml, skill.wasm, files)
+//!   staging/<offer>/          a zip being offered to the owner, unpacked and checked
+//! /data/skillhost/            the skill host service's (agentd/skillhost/src/service.rs)
+//!   scratch/<name>/           each skill's scratch directory
+//!   compiled/                 compiled components, named by their sha256
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -51,10 +52,6 @@ impl Skills {
 
     pub fn staging_dir(&self) -> PathBuf {
         self.dir.join(STAGING)
-    }
-
-    pub fn scratch_dir(&self, name: &str) -> PathBuf {
-        self.dir.join("scratch").join(name)
     }
 
     /// The registry's skill tools: `read_skill` and the tools of skills with code.

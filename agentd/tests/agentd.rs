@@ -1020,8 +1020,8 @@ fn the_model_sees_skills_by_description_and_reads_one_when_it_uses_it() {
 /// A skill with code (Python, built by `carapace skill build`): its declared tools reach the
 /// model as `<skill>__<tool>`, and run only as the owner allows. The first call of one is kept
 /// and the owner asked with buttons; Allow runs it and gives the result to the model in a new
-/// turn, and later calls run at once. A call runs in carapace-skillhost and keeps its file in
-/// the skill's scratch directory under agentd's state; a skill that reads outside it gets
+/// turn, and later calls run at once. A call runs in the skill host service and keeps its file
+/// in the skill's scratch directory in the service's state; a skill that reads outside it gets
 /// nothing, one that loops forever is stopped at its deadline and one that hoards memory at its
 /// limit, each said to the model; agentd answers the owner through all of it and audits each
 /// call and each approval.
@@ -1054,9 +1054,10 @@ fn a_skills_code_runs_as_the_owner_allows_and_its_misdeeds_are_stopped() {
         .collect();
     assert_eq!(labels, ["Allow", "Never"]);
     assert!(
-        !h.state
+        !h.skillhost
+            .state
             .path()
-            .join("skills/scratch/mischief/list.txt")
+            .join("scratch/mischief/list.txt")
             .exists()
     );
     let told = h.llm.requests()[1].body.to_string();
@@ -1074,7 +1075,8 @@ fn a_skills_code_runs_as_the_owner_allows_and_its_misdeeds_are_stopped() {
         "{turn}"
     );
     assert_eq!(
-        std::fs::read_to_string(h.state.path().join("skills/scratch/mischief/list.txt")).unwrap(),
+        std::fs::read_to_string(h.skillhost.state.path().join("scratch/mischief/list.txt"))
+            .unwrap(),
         "milk, tea"
     );
     assert_eq!(h.telegram.answered_queries().len(), 1);
@@ -1276,9 +1278,9 @@ fn a_skills_secret_reaches_its_host_but_never_its_code() {
         .resolve("weather.carapace.test", api.address())
         .build()
         .unwrap();
+    let service = support::SkillHostService::start();
     let host = carapace_agentd::skill_code::SkillHost {
-        program: support::skillhost_program(),
-        dir: state.path().join("skills"),
+        socket: service.socket(),
         http,
         limits: Default::default(),
     };

@@ -39,8 +39,8 @@ impl Channel {
         self.send(&FromHost::Fetch(request))?;
         match self.receive()? {
             ToHost::Fetched(answer) => Ok(answer),
-            ToHost::Call(_) => Err(Error::Request(
-                "a second call arrived while the first waited on HTTP".into(),
+            _ => Err(Error::Request(
+                "a second request arrived while the call waited on HTTP".into(),
             )),
         }
     }

@@ -30,15 +30,13 @@ pub fn path(engine: &Engine, compiled_dir: &Path, wasm: &[u8]) -> PathBuf {
     compiled_dir.join(name)
 }
 
-/// Compiles `component_path` into `compiled`. Runs in a child process of its own (`carapace-skillhost
-/// compile`), the only one that may write there: Cranelift's worker threads never share a
-/// process with a skill's code.
-pub fn compile(engine: &Engine, component_path: &Path, compiled: &Path) -> Result<(), Error> {
-    let wasm = std::fs::read(component_path).map_err(Error::io("read", component_path))?;
-    let bytes = engine.precompile_component(&wasm).map_err(|err| {
+/// Compiles the component `wasm` into `compiled`. Runs in a child process of its own
+/// (`carapace-skillhost compile`), the only one that may write there: Cranelift's worker
+/// threads never share a process with a skill's code.
+pub fn compile(engine: &Engine, wasm: &[u8], compiled: &Path) -> Result<(), Error> {
+    let bytes = engine.precompile_component(wasm).map_err(|err| {
         Error::Wasm(format!(
-            "{} is not a WebAssembly component wasmtime can compile: {err:#}",
-            component_path.display()
+            "the skill's component is not one wasmtime can compile: {err:#}"
         ))
     })?;
     write_atomically(compiled, &bytes)

@@ -19,6 +19,9 @@ pub enum Error {
     Sandbox { what: &'static str, detail: String },
     #[error("{0}")]
     Wasm(String),
+    /// How it was started is wrong (an argument, the environment).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {

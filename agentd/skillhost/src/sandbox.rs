@@ -3,8 +3,8 @@
 //! compiled code, which the compile step, a process of its own, writes, is opened before) and
 //! takes TCP away; seccomp refuses sockets, exec, ptrace, mounts, namespaces, module loading,
 //! BPF and the like; rlimits cap a scratch file's size and forbid core dumps. Each step only
-//! narrows the one before; none can be undone by the process. The service's own uid and cgroup
-//! (memory, pids) come from whoever starts the host.
+//! narrows the one before; none can be undone by the process. Around all of it, in the image,
+//! the service's own uid and cgroup (memory, pids; service.rs).
 
 use crate::Error;
 use carapace_skills::sandbox_protocol::Call;
@@ -17,14 +17,11 @@ use std::path::Path;
 /// The newest Landlock ABI we ask for; older kernels give what they have.
 const LANDLOCK_ABI: ABI = ABI::V5;
 
-/// For the compile step: the component (read) and the compiled-code directory (read and
-/// write); nothing else; no TCP.
-pub fn confine_for_compiling(component: &Path, compiled_dir: &Path) -> Result<(), Error> {
+/// For the compile step: the compiled-code directory (read and write; the component comes on
+/// stdin); nothing else; no TCP.
+pub fn confine_for_compiling(compiled_dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(compiled_dir).map_err(Error::io("create", compiled_dir))?;
-    landlock_layer(&[
-        (component, AccessFs::ReadFile.into()),
-        (compiled_dir, AccessFs::from_all(LANDLOCK_ABI)),
-    ])
+    landlock_layer(&[(compiled_dir, AccessFs::from_all(LANDLOCK_ABI))])
 }
 
 /// Before the skill's code is loaded: its scratch directory (read and write), nothing else; no

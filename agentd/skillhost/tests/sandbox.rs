@@ -528,3 +528,119 @@ fn a_javascript_skill_that_lacks_a_declared_function_or_parses_badly_does_not_bu
     );
     assert!(!dir.join("skill.wasm").exists());
 }
+
+/// The skill host as PID 1 runs it, `serve --client UID`: a call from its client comes with the
+/// component open (the service, under another uid, could not open agentd's files), runs in a
+/// process of its own and keeps its files in the service's state directory; `forget` removes
+/// them; a connection from any other uid gets nothing at all.
+#[test]
+fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let runtime = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // Others may reach the socket (as in /run/skillhost); the peer's uid decides.
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let uid = rustix::process::getuid().as_raw();
+    let mut service = Command::new(env!("CARGO_BIN_EXE_carapace-skillhost"))
+        .args(["serve", "--client", &uid.to_string()])
+        .env("RUNTIME_DIRECTORY", runtime.path())
+        .env("STATE_DIRECTORY", state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let socket = runtime.path().join("calls.sock");
+    let mut first = String::new();
+    BufReader::new(service.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(
+        first,
+        format!("listening on {} for uid {uid}\n", socket.display())
+    );
+
+    let converse = |message: &ToHost, component: Option<&std::fs::File>| {
+        let stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        match component {
+            Some(file) => {
+                carapace_skills::handoff::send_call(stream.as_fd(), &line, file.as_fd()).unwrap()
+            }
+            None => (&stream).write_all(&line).unwrap(),
+        }
+        let mut reader = BufReader::new(&stream);
+        loop {
+            let mut answer = String::new();
+            assert_ne!(reader.read_line(&mut answer).unwrap(), 0, "no finish");
+            if let FromHost::Finished(outcome) = serde_json::from_str(&answer).unwrap() {
+                return outcome;
+            }
+        }
+    };
+    let mut keep = call(
+        "mischief",
+        "keep",
+        serde_json::json!({"name": "list.txt", "text": "milk"}),
+        Limits::default(),
+    );
+    // Paths agentd does not know: the service puts its own in their place.
+    keep.scratch = PathBuf::from("/nonexistent/scratch");
+    keep.compiled_dir = PathBuf::from("/nonexistent/compiled");
+    let component = std::fs::File::open(&keep.component).unwrap();
+    assert_eq!(
+        converse(&ToHost::Call(Box::new(keep.clone())), Some(&component)),
+        Outcome::Answer("milk".into())
+    );
+    let kept = state.path().join("scratch/mischief/list.txt");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "milk");
+    let compiled = std::fs::read_dir(state.path().join("compiled")).unwrap();
+    assert_eq!(compiled.count(), 1);
+    // Without the component's descriptor there is nothing to run.
+    let Outcome::Stopped(Stop::Unusable { detail }) = converse(&ToHost::Call(Box::new(keep)), None)
+    else {
+        panic!("a call without its component ran");
+    };
+    assert!(
+        detail.contains("without its component's descriptor"),
+        "{detail}"
+    );
+
+    let forget = ToHost::Forget {
+        skill: "mischief".into(),
+    };
+    assert_eq!(converse(&forget, None), Outcome::Answer(String::new()));
+    assert!(!state.path().join("scratch/mischief").exists());
+
+    // Another uid: the connection is closed at once, nothing said.
+    let stranger = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+             print(repr(s.recv(100)))",
+        ])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stranger.stdout),
+        "b''\n",
+        "{}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
+    service.kill().unwrap();
+    service.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut service.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(
+        said.contains(&format!(
+            "refused a connection from uid 65534: only uid {uid} may call"
+        )),
+        "{said}"
+    );
+}

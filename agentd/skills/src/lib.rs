@@ -14,6 +14,7 @@ pub mod archive;
 mod catalog;
 mod declaration;
 mod error;
+pub mod handoff;
 pub mod sandbox_protocol;
 pub mod secrets;
 mod skill_md;
@@ -28,7 +29,10 @@ pub use skill_md::{SkillMd, parse};
 
 /// Where skills are in the image: one folder per skill, named as the skill.
 pub const SKILLS_DIR: &str = "/usr/share/carapace/skills";
-/// The skill host in the image (agentd/skillhost), which runs skills' code.
+/// The skill host in the image (agentd/skillhost), which runs skills' code: a service of its own
+/// (uid, cgroup) that agentd asks through [`SKILLHOST_SOCKET`] ([`handoff`]).
 pub const SKILLHOST_PROGRAM: &str = "/usr/bin/carapace-skillhost";
+/// The skill host service's socket, in its runtime directory.
+pub const SKILLHOST_SOCKET: &str = "/run/skillhost/calls.sock";
 /// The skill's description and instructions, in each skill folder.
 pub const SKILL_FILE: &str = "SKILL.md";

@@ -1,5 +1,6 @@
 //! What agentd and carapace-skillhost (the process that runs a skill's WebAssembly) say to each
-//! other: one JSON object per line on the skill host's stdin and stdout. agentd sends a
+//! other: one JSON object per line, over the service's socket (handoff.rs says how a call
+//! starts) or a directly started host's stdin and stdout. agentd sends a
 //! [`ToHost::Call`]; the host says [`FromHost::Running`] once the component is compiled and
 //! loaded (the call's deadline runs from there), [`FromHost::Fetch`] whenever the skill asks for
 //! HTTP (agentd checks and makes the request, then sends [`ToHost::Fetched`]), and ends with one
@@ -39,10 +40,12 @@ impl Default for Limits {
 pub struct Call {
     /// The skill's name, for messages.
     pub skill: String,
-    /// The component (.wasm), read only.
+    /// The component (.wasm), read only. The skill host service is handed it open instead
+    /// (handoff.rs) and takes this only for messages.
     pub component: PathBuf,
     /// Where compiled machine code for components is kept between calls. Written only before
-    /// the skill's code starts; read only afterwards.
+    /// the skill's code starts; read only afterwards. The service keeps its own, in its state
+    /// directory, in place of this one and of `scratch`.
     pub compiled_dir: PathBuf,
     /// The skill's own directory, the only one it sees (as `/scratch`).
     pub scratch: PathBuf,
@@ -59,6 +62,11 @@ pub struct Call {
 pub enum ToHost {
     Call(Box<Call>),
     Fetched(Result<HttpResponse, String>),
+    /// The skill left the box: the service removes its scratch directory (in the service's
+    /// state directory, which agentd cannot touch) and says Finished.
+    Forget {
+        skill: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,12 +40,61 @@ pub struct Harness {
     pub inference_url: String,
     /// The skills folder agentd loads at start (empty unless a test puts skills there).
     pub skills: tempfile::TempDir,
+    /// The skill host service agentd calls.
+    pub skillhost: SkillHostService,
 }
 
 /// The workspace's carapace-skillhost, beside agentd in the target folder (`cargo test
 /// --workspace` builds it; alone, `cargo build -p carapace-skillhost`).
 pub fn skillhost_program() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_agentd")).with_file_name("carapace-skillhost")
+}
+
+/// The skill host service as PID 1 runs it (`carapace-skillhost serve --client UID`), for this
+/// process's uid, with runtime and state directories of its own; stopped when dropped.
+pub struct SkillHostService {
+    child: Child,
+    runtime: tempfile::TempDir,
+    /// Its state directory: scratch/<skill>/ and compiled/.
+    pub state: tempfile::TempDir,
+}
+
+impl SkillHostService {
+    pub fn start() -> SkillHostService {
+        let runtime = tempfile::tempdir().expect("skill host runtime dir");
+        let state = tempfile::tempdir().expect("skill host state dir");
+        let uid = rustix::process::getuid().as_raw();
+        let mut child = Command::new(skillhost_program())
+            .args(["serve", "--client", &uid.to_string()])
+            .env("RUNTIME_DIRECTORY", runtime.path())
+            .env("STATE_DIRECTORY", state.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the skill host service");
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut first).expect("its first line");
+        assert!(first.starts_with("listening on "), "{first}");
+        // Keep draining: a full pipe would block it.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        SkillHostService {
+            child,
+            runtime,
+            state,
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.runtime.path().join("calls.sock")
+    }
+}
+
+impl Drop for SkillHostService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Copies the example skill `name` (tests/skills) into `skills` and builds its code, if it has
@@ -160,6 +209,7 @@ impl Harness {
             lines: Arc::new(Mutex::new(Vec::new())),
             inference_url: engine::closed_url(),
             skills: tempfile::tempdir().expect("skills dir"),
+            skillhost: SkillHostService::start(),
         }
     }
 
@@ -171,6 +221,7 @@ impl Harness {
             .env("LOCAL_INFERENCE_URL", &self.inference_url)
             .env("SKILLS_DIRECTORY", self.skills.path())
             .env("SKILLHOST_PROGRAM", skillhost_program())
+            .env("SKILLHOST_SOCKET", self.skillhost.socket())
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
