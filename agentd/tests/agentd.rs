@@ -1467,7 +1467,11 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         )
         .unwrap();
     }
-    send_zip(&h, "weather.zip", support::zip_folder(&weather));
+    send_zip(
+        &h,
+        "weather.zip",
+        carapace_image::skill_zip::zip(&weather).unwrap(),
+    );
     assert_eq!(
         next(&h).text,
         "weather.zip cannot be installed as a skill: skill weather: it declares tools in \
@@ -1477,7 +1481,11 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     // Built: offered with what it declares, installed with the button.
     install_example_skill(built.path(), "text-format");
     let text_format = built.path().join("text-format");
-    send_zip(&h, "text-format.zip", support::zip_folder(&text_format));
+    send_zip(
+        &h,
+        "text-format.zip",
+        carapace_image::skill_zip::zip(&text_format).unwrap(),
+    );
     let offer = next(&h);
     assert!(
         offer.text.starts_with("Install skill text-format? "),
@@ -1539,7 +1547,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         format!("hosts = [\"format.carapace.test\"]\nsecrets = [\"FORMAT_KEY\"]\n{toml}"),
     )
     .unwrap();
-    let second = support::zip_folder(&text_format);
+    let second = carapace_image::skill_zip::zip(&text_format).unwrap();
     send_zip(&h, "text-format.zip", second.clone());
     let offer = next(&h);
     for shown in [

@@ -282,16 +282,10 @@ pub fn build_with(
             linkage: extra.linkage,
         });
     }
-    // Skills with code need the skill host (SKILLHOST_PROGRAM, /usr/bin as every extra
-    // binary); images without such skills are spared wasmtime.
-    let skills_have_code = recipe.skills.iter().any(|skill| {
-        skill.checked.as_ref().is_some_and(|(_, files)| {
-            files
-                .iter()
-                .any(|(inside, _)| inside == carapace_skills::COMPONENT_FILE)
-        })
-    });
-    if skills_have_code && !specs.iter().any(|spec| spec.bin == "carapace-skillhost") {
+    // The skill host service's program (SKILLHOST_PROGRAM, /usr/bin as every extra binary);
+    // images without the service are spared wasmtime (recipe.rs refuses skills with code
+    // there).
+    if recipe.has_skill_host() && !specs.iter().any(|spec| spec.bin == "carapace-skillhost") {
         specs.push(BinarySpec {
             package: "carapace-skillhost".into(),
             bin: "carapace-skillhost".into(),

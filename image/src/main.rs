@@ -266,7 +266,8 @@ impl Channel {
 enum SkillCommand {
     /// Build DIR/skill.wasm from DIR/scripts/tools.py (with componentize-py) or
     /// DIR/scripts/tools.js (with componentize-js), one function per tool DIR/skill.toml
-    /// declares: a WebAssembly component the box runs in its sandbox.
+    /// declares: a WebAssembly component the box runs in its sandbox. Also writes DIR.zip, the
+    /// skill as the owner sends it to the box in the chat.
     Build { dir: PathBuf },
 }
 
@@ -380,7 +381,12 @@ fn in_workspace(
             command: SkillCommand::Build { dir },
         } => {
             let out = carapace_image::skill_build::build(&dir, &workspace)?;
+            let zipped = carapace_image::skill_zip::write_beside(&dir)?;
             println!("{}", out.display());
+            println!(
+                "{} (send it to your box in the chat to install the skill)",
+                zipped.display()
+            );
             Ok(())
         }
         Command::Build {

@@ -454,6 +454,7 @@ impl Recipe {
         }
         // A skill's files join the recipe's text by their hashes: a changed file is a new build.
         let mut skill_names: Vec<String> = Vec::new();
+        let has_skill_host = recipe.has_skill_host();
         for skill in &mut recipe.skills {
             let (parsed, files) = carapace_skills::check_folder(&dir.join(&skill.path))
                 .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?;
@@ -474,9 +475,30 @@ impl Recipe {
                 .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?
                 .map(|declaration| declaration.hosts)
                 .unwrap_or_default();
+            let has_code = files
+                .iter()
+                .any(|(inside, _)| inside == carapace_skills::COMPONENT_FILE);
+            if has_code && !has_skill_host {
+                return Err(invalid(format!(
+                    "[[skill]] {}: skill {} has code, which runs in the skill host service: add \
+                     a [[service]] named \"skillhost\" with exec = [\"{}\", \"serve\", \
+                     \"--client\", \"<agentd's uid>\"] (recipes/x86-64-qemu.toml has one)",
+                    skill.path,
+                    parsed.name,
+                    carapace_skills::SKILLHOST_PROGRAM
+                )));
+            }
             skill.checked = Some((parsed.name, files));
         }
         Ok((recipe, text))
+    }
+
+    /// Whether a service runs the skill host (then the image carries it, and agentd runs the
+    /// code of skills, the recipe's or the owner's, through it).
+    pub fn has_skill_host(&self) -> bool {
+        self.services.iter().any(|service| {
+            service.exec.first().map(String::as_str) == Some(carapace_skills::SKILLHOST_PROGRAM)
+        })
     }
 
     pub fn parse(text: &str) -> std::result::Result<Recipe, String> {
@@ -1114,6 +1136,26 @@ network = "netd"
             err.contains("[[skill]] skills/tea: skill tea: run.sh is code"),
             "{err}"
         );
+        std::fs::remove_file(skill.join("run.sh")).unwrap();
+
+        // Code runs only in the skill host service: a recipe without it cannot take any.
+        std::fs::write(
+            skill.join("skill.toml"),
+            "[[tool]]\nname = \"brew\"\ndescription = \"Brews.\"\n",
+        )
+        .unwrap();
+        std::fs::write(skill.join("skill.wasm"), b"\0asm").unwrap();
+        let err = load("[[skill]]\npath = \"skills/tea\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("skill tea has code, which runs in the skill host service"),
+            "{err}"
+        );
+        let service = "[[service]]\nname = \"skillhost\"\nexec = [\"/usr/bin/carapace-skillhost\", \
+                       \"serve\", \"--client\", \"1000\"]\nuid = 1007\ngid = 1007\nmemory_max = 268435456\n";
+        let (recipe, _) = load(&format!("{service}[[skill]]\npath = \"skills/tea\"\n")).unwrap();
+        assert!(recipe.has_skill_host());
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use crate::{Error, SERVED_CALL_ARG};
 
-/// Calls running at once; more wait in the listen queue (the cgroup bounds their memory
-/// together anyway).
-const MAX_CALLS: usize = 4;
+/// Calls running at once; more wait in the listen queue. Compiling a Python skill's component
+/// peaks near 400 MiB, and a running call may hold 128 MiB of linear memory besides its code:
+/// two fit the service's cgroup (memory_max in the recipes) side by side.
+const MAX_CALLS: usize = 2;
 /// A call process older than this is killed: compiling a component may take ten minutes on a
 /// slow board and the longest deadline is minutes; past both, something is stuck.
 const MAX_CALL_AGE: Duration = Duration::from_secs(20 * 60);

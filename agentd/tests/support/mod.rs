@@ -122,31 +122,6 @@ pub fn install_example_skill(skills: &Path, name: &str) {
     }
 }
 
-/// Folder `dir` zipped as a file manager zips it: its files under the folder's name.
-pub fn zip_folder(dir: &Path) -> Vec<u8> {
-    let top = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let mut pending = vec![PathBuf::new()];
-    while let Some(inside) = pending.pop() {
-        for entry in std::fs::read_dir(dir.join(&inside)).unwrap() {
-            let entry = entry.unwrap();
-            let path = inside.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let name = format!("{top}/{}", path.display());
-            writer
-                .start_file(name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            writer
-                .write_all(&std::fs::read(dir.join(&path)).unwrap())
-                .unwrap();
-        }
-    }
-    writer.finish().unwrap().into_inner()
-}
-
 impl Harness {
     /// The fakes, and agentd's state directory holding the owner settings as PID 1 leaves
     /// them there.
