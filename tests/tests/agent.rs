@@ -7,7 +7,8 @@
 //! the right one by meaning through the box's own embedding model, without the LLM; answer a
 //! voice note that holds no speech through the box's voice-activity model alone; answer a
 //! spoken voice note with a spoken answer, the model getting only the words Whisper heard on
-//! the box; and answer a photo of a receipt, the model getting only the text PP-OCR read.
+//! the box; answer a photo of a receipt, the model getting only the text PP-OCR read; and
+//! install a skill the owner sends as a zip and run its code in the skill host service.
 
 mod common;
 #[path = "common/net.rs"]
@@ -287,6 +288,98 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     // No image went to the model: no JPEG bytes, not their base64 ("/9j/" starts a JPEG's).
     let body = requests[3].body.to_string();
     assert!(!body.contains("/9j/") && !body.contains("JFIF"), "{body}");
+
+    // A skill the owner sends as a zip (JavaScript, built on this machine by `carapace skill
+    // build`): installed once the owner saw what it declares, and its code run by the image's
+    // skill host service (its own uid and cgroup; per call a process inside Landlock and
+    // seccomp, in Debian's kernel), which compiles the component on the box first.
+    let skills = tempfile::tempdir().unwrap();
+    let skill = skills.path().join("text-format");
+    std::fs::create_dir_all(skill.join("scripts")).unwrap();
+    for file in ["SKILL.md", "skill.toml", "scripts/tools.js"] {
+        std::fs::copy(
+            workspace().join("tests/skills/text-format").join(file),
+            skill.join(file),
+        )
+        .unwrap();
+    }
+    carapace_image::skill_build::build(&skill, &workspace())
+        .unwrap_or_else(|err| panic!("carapace skill build text-format: {err}"));
+    let zipped = carapace_image::skill_zip::zip(&skill).unwrap();
+    telegram.inject_document(OWNER, OWNER, "Ann", "text-format.zip", zipped, "");
+    let sent = handle.block_on(telegram.wait_sent(11, WAIT));
+    if sent.len() < 11 {
+        fail(&vm, format!("no offer to install the skill: {sent:?}"));
+    }
+    assert!(
+        sent[10].text.starts_with("Install skill text-format? "),
+        "{}",
+        sent[10].text
+    );
+    telegram.inject_button(OWNER, OWNER, "Ann", &sent[10].buttons[0].1);
+    let sent = handle.block_on(telegram.wait_sent(12, WAIT));
+    if sent.len() < 12 {
+        fail(&vm, format!("no answer to Install: {sent:?}"));
+    }
+    assert!(
+        sent[11].text.starts_with("Installed text-format."),
+        "{}",
+        sent[11].text
+    );
+    llm.push(Script::tool(
+        "text-format__title_case",
+        json!({"text": "the lord of the rings"}),
+    ));
+    llm.push(Script::text("I asked you first."));
+    telegram.inject_text(
+        OWNER,
+        OWNER,
+        "Ann",
+        "make it a title: the lord of the rings",
+    );
+    let sent = handle.block_on(telegram.wait_sent(14, WAIT));
+    if sent.len() < 14 {
+        fail(&vm, format!("no question about the skill's tool: {sent:?}"));
+    }
+    assert_eq!(sent[12].text, "I asked you first.");
+    assert!(
+        sent[13]
+            .text
+            .starts_with("Allow text-format__title_case to run?"),
+        "{}",
+        sent[13].text
+    );
+    llm.push(Script::text("The Lord of the Rings"));
+    let asked = Instant::now();
+    telegram.inject_button(OWNER, OWNER, "Ann", &sent[13].buttons[0].1);
+    let sent = handle.block_on(telegram.wait_sent(15, PERCEPTION_WAIT));
+    if sent.len() < 15 {
+        fail(
+            &vm,
+            format!("no answer once the tool was allowed: {sent:?}"),
+        );
+    }
+    eprintln!(
+        "agent: the skill's first call (its component compiled on the box) answered in {:.0?}",
+        asked.elapsed()
+    );
+    assert_eq!(sent[14].text, "The Lord of the Rings");
+    let requests = llm.requests();
+    let turn = requests
+        .last()
+        .map(|r| r.body.to_string())
+        .unwrap_or_default();
+    assert!(
+        turn.contains("answered:\\nThe Lord of the Rings"),
+        "the skill did not run: {turn}"
+    );
+    assert!(
+        vm.console()
+            .iter()
+            .any(|l| l == "skillhost: listening on /run/skillhost/calls.sock for uid 1000"),
+        "{:?}",
+        vm.console()
+    );
 
     // The engine ran as its own service, on the models the image carries.
     assert!(
