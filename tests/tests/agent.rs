@@ -373,13 +373,17 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         turn.contains("answered:\\nThe Lord of the Rings"),
         "the skill did not run: {turn}"
     );
-    assert!(
-        vm.console()
-            .iter()
-            .any(|l| l == "skillhost: listening on /run/skillhost/calls.sock for uid 1000"),
-        "{:?}",
-        vm.console()
-    );
+    let console = vm.console();
+    for wanted in [
+        "skillhost: listening on /run/skillhost/calls.sock for uid 1000",
+        // Its own uid, and no capability.
+        "carapace: service skillhost creds uid=1007 gid=1007 cap_eff=0000000000000000 ",
+    ] {
+        assert!(
+            console.iter().any(|l| l.starts_with(wanted)),
+            "{wanted:?} not in {console:?}"
+        );
+    }
 
     // The engine ran as its own service, on the models the image carries.
     assert!(
