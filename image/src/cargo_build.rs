@@ -50,11 +50,19 @@ fn cargo_build(
 ) -> Result<Vec<PathBuf>> {
     let rust_target = architecture.rust_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let (target_dir, crt_static, described) = match linkage {
-        Linkage::Static => (workspace.join("target/image"), "+crt-static", "static"),
+    // A static binary's getrandom crate takes glibc's getrandom(), linked in: by default it
+    // looks the function up with dlsym, which finds nothing in a static binary, and falls back
+    // to opening /dev/urandom, which the skill host's Landlock layer refuses (a skill's first
+    // random number aborted the call; found by the agent test in QEMU).
+    let (target_dir, linkage_flags, described) = match linkage {
+        Linkage::Static => (
+            workspace.join("target/image"),
+            "-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"",
+            "static",
+        ),
         Linkage::Dynamic => (
             workspace.join("target/image-dynamic"),
-            "-crt-static",
+            "-C target-feature=-crt-static",
             "dynamically linked",
         ),
     };
@@ -63,7 +71,7 @@ fn cargo_build(
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
         .unwrap_or_default();
     let rustflags = format!(
-        "-C target-feature={crt_static} --remap-path-prefix={}=/carapace --remap-path-prefix={home}=/cargo",
+        "{linkage_flags} --remap-path-prefix={}=/carapace --remap-path-prefix={home}=/cargo",
         workspace.display()
     );
     let mut cmd = Command::new(&cargo);

@@ -544,17 +544,27 @@ fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
     // Others may reach the socket (as in /run/skillhost); the peer's uid decides.
     std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let uid = rustix::process::getuid().as_raw();
-    let mut service = Command::new(env!("CARGO_BIN_EXE_carapace-skillhost"))
-        .args(["serve", "--client", &uid.to_string()])
-        .env("RUNTIME_DIRECTORY", runtime.path())
-        .env("STATE_DIRECTORY", state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// Stops the service however the test ends.
+    struct Service(std::process::Child);
+    impl Drop for Service {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut service = Service(
+        Command::new(env!("CARGO_BIN_EXE_carapace-skillhost"))
+            .args(["serve", "--client", &uid.to_string()])
+            .env("RUNTIME_DIRECTORY", runtime.path())
+            .env("STATE_DIRECTORY", state.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let socket = runtime.path().join("calls.sock");
     let mut first = String::new();
-    BufReader::new(service.stdout.take().unwrap())
+    BufReader::new(service.0.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
     assert_eq!(
@@ -633,10 +643,10 @@ fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
         "{}",
         String::from_utf8_lossy(&stranger.stderr)
     );
-    service.kill().unwrap();
-    service.wait().unwrap();
+    service.0.kill().unwrap();
+    service.0.wait().unwrap();
     let mut said = String::new();
-    std::io::Read::read_to_string(&mut service.stderr.take().unwrap(), &mut said).unwrap();
+    std::io::Read::read_to_string(&mut service.0.stderr.take().unwrap(), &mut said).unwrap();
     assert!(
         said.contains(&format!(
             "refused a connection from uid 65534: only uid {uid} may call"
