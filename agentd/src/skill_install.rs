@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+use board_support::atomic_file::sync_dir;
 use carapace_im::{Button, FileRef, Outgoing};
 use carapace_skills::{Declaration, Origin, Skill, archive};
 use serde::{Deserialize, Serialize};
@@ -416,13 +417,11 @@ fn move_into_place(from: &Path, to: &Path) -> Result<(), String> {
     sync_dir(parent).map_err(|e| format!("could not sync {}: {e}", parent.display()))
 }
 
+/// Renames `from` out of its directory and syncs that directory: what must last is the entry
+/// leaving it (atomic_file::rename_durably syncs the destination's).
 fn rename_synced(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)?;
     sync_dir(from.parent().unwrap_or(Path::new("/")))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 fn text(text: String) -> Outgoing {
