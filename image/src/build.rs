@@ -282,9 +282,9 @@ pub fn build_with(
             linkage: extra.linkage,
         });
     }
-    // The skill host service's program (SKILLHOST_PROGRAM, /usr/bin as every extra binary);
-    // images without the service are spared wasmtime (recipe.rs refuses skills with code
-    // there).
+    // The skill host service's program (SKILLHOST_PROGRAM, /usr/bin as every extra binary),
+    // in the images with the service (recipe.rs refuses skills with code elsewhere). It is
+    // built for every image all the same (cargo_build::STATIC_SET).
     if recipe.has_skill_host() && !specs.iter().any(|spec| spec.bin == "carapace-skillhost") {
         specs.push(BinarySpec {
             package: "carapace-skillhost".into(),

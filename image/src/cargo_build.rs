@@ -3,7 +3,7 @@
 //! needs no loader in the initramfs and a service needs nothing from the root; a binary the
 //! recipe links dynamically (the inference engine: a static glibc binary cannot dlopen ONNX
 //! Runtime) is built apart, against the glibc the image then carries. Separate target
-//! directories keep host builds, and each linkage, from rebuilding the others.
+//! directories keep host builds, and each kind of run (`Run`), from rebuilding the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,24 +19,70 @@ pub struct BinarySpec {
     pub linkage: Linkage,
 }
 
-/// Builds every binary of `specs`, one cargo run per linkage; their paths, in `specs`' order.
+/// Every static binary of ours an image can carry. They are always built together, whichever
+/// of them a recipe takes, so Cargo unifies their dependencies' features the same way for every
+/// recipe: built per recipe's selection, tokio, rustls and the crates above them were compiled
+/// again for each different set (two to three minutes of make test each time, and another copy
+/// in target/image each time, until CI's disk ran out).
+const STATIC_SET: [(&str, &str); 6] = [
+    ("carapace-init", "init"),
+    ("carapace-agentd", "agentd"),
+    ("carapace-disk", "carapace-disk"),
+    ("carapace-logger", "carapace-logger"),
+    ("carapace-netd", "netd"),
+    ("carapace-skillhost", "carapace-skillhost"),
+];
+
+/// The cargo runs of an image's build: which binaries each builds, into which target folder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// STATIC_SET, whole, into target/image.
+    Image,
+    /// Any other static binary (the test images' test service), apart so that its
+    /// dependencies' features never reach the image's own binaries: target/image-extra.
+    Extra,
+    /// Dynamically linked binaries (the inference engine), against the image's glibc:
+    /// target/image-dynamic.
+    Dynamic,
+}
+
+fn run_of(spec: &BinarySpec) -> Run {
+    match spec.linkage {
+        Linkage::Dynamic => Run::Dynamic,
+        Linkage::Static if STATIC_SET.contains(&(spec.package.as_str(), spec.bin.as_str())) => {
+            Run::Image
+        }
+        Linkage::Static => Run::Extra,
+    }
+}
+
+/// Builds every binary of `specs`, one cargo run per kind of run; their paths, in `specs`' order.
 pub fn build(
     workspace: &Path,
     architecture: Architecture,
     specs: &[BinarySpec],
 ) -> Result<Vec<PathBuf>> {
     let mut paths = vec![PathBuf::new(); specs.len()];
-    for linkage in [Linkage::Static, Linkage::Dynamic] {
+    for run in [Run::Image, Run::Extra, Run::Dynamic] {
         let chosen: Vec<usize> = (0..specs.len())
-            .filter(|&i| specs[i].linkage == linkage)
+            .filter(|&i| run_of(&specs[i]) == run)
             .collect();
         if chosen.is_empty() {
             continue;
         }
-        let chosen_specs: Vec<&BinarySpec> = chosen.iter().map(|&i| &specs[i]).collect();
-        let built = cargo_build(workspace, architecture, linkage, &chosen_specs)?;
-        for (i, path) in chosen.into_iter().zip(built) {
-            paths[i] = path;
+        let built: Vec<(String, String)> = match run {
+            Run::Image => STATIC_SET
+                .iter()
+                .map(|&(package, bin)| (package.to_string(), bin.to_string()))
+                .collect(),
+            Run::Extra | Run::Dynamic => chosen
+                .iter()
+                .map(|&i| (specs[i].package.clone(), specs[i].bin.clone()))
+                .collect(),
+        };
+        let folder = cargo_build(workspace, architecture, run, &built)?;
+        for i in chosen {
+            paths[i] = folder.join(&specs[i].bin);
         }
     }
     Ok(paths)
@@ -45,22 +91,20 @@ pub fn build(
 fn cargo_build(
     workspace: &Path,
     architecture: Architecture,
-    linkage: Linkage,
-    specs: &[&BinarySpec],
-) -> Result<Vec<PathBuf>> {
+    run: Run,
+    binaries: &[(String, String)],
+) -> Result<PathBuf> {
     let rust_target = architecture.rust_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // A static binary's getrandom crate takes glibc's getrandom(), linked in: by default it
     // looks the function up with dlsym, which finds nothing in a static binary, and falls back
     // to opening /dev/urandom, which the skill host's Landlock layer refuses (a skill's first
     // random number aborted the call; found by the agent test in QEMU).
-    let (target_dir, linkage_flags, described) = match linkage {
-        Linkage::Static => (
-            workspace.join("target/image"),
-            "-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"",
-            "static",
-        ),
-        Linkage::Dynamic => (
+    let static_flags = "-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"";
+    let (target_dir, linkage_flags, described) = match run {
+        Run::Image => (workspace.join("target/image"), static_flags, "static"),
+        Run::Extra => (workspace.join("target/image-extra"), static_flags, "static"),
+        Run::Dynamic => (
             workspace.join("target/image-dynamic"),
             "-C target-feature=-crt-static",
             "dynamically linked",
@@ -115,14 +159,14 @@ fn cargo_build(
         );
         cmd.env(variable, gcc);
     }
-    for spec in specs {
-        cmd.args(["-p", &spec.package, "--bin", &spec.bin]);
+    for (package, bin) in binaries {
+        cmd.args(["-p", package, "--bin", bin]);
     }
     eprintln!(
         "carapace: building {} ({described}, {rust_target})",
-        specs
+        binaries
             .iter()
-            .map(|s| s.bin.as_str())
+            .map(|(_, bin)| bin.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -136,10 +180,7 @@ fn cargo_build(
             detail: status.to_string(),
         });
     }
-    Ok(specs
-        .iter()
-        .map(|s| target_dir.join(rust_target).join("release").join(&s.bin))
-        .collect())
+    Ok(target_dir.join(rust_target).join("release"))
 }
 
 /// The commit the binaries were built from, "+dirty" when the tree has changes.
