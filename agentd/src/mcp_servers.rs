@@ -82,14 +82,8 @@ pub async fn discover(
     name: &str,
     url: &str,
 ) -> Result<(Server, Vec<String>), String> {
-    let parsed = carapace_http::checked_url(url).map_err(|e| e.to_string())?;
-    let host = parsed.host_str().unwrap_or_default().to_string();
-    let loopback = host
-        .trim_matches(['[', ']'])
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        let port = parsed.port_or_known_default().unwrap_or(443);
+    carapace_http::checked_url(url).map_err(|e| e.to_string())?;
+    if let Some((host, port)) = crate::reach::mcp_host(url) {
         access
             .netd
             .allow(&host, port)

@@ -74,6 +74,16 @@ impl NetdControl {
         .await
     }
 
+    /// Takes `name` at `port` back out of the owner's part of the allowlist (nothing on the
+    /// box needs it any more); netd closes what it opened for it at once.
+    pub async fn disallow(&self, name: &str, port: u16) -> Result<(), Error> {
+        self.ask(&Request::Disallow {
+            name: name.to_string(),
+            port,
+        })
+        .await
+    }
+
     async fn ask(&self, request: &Request) -> Result<(), Error> {
         let unreachable = |reason: String| Error::NetdUnreachable {
             path: self.path.clone(),

@@ -71,58 +71,97 @@ impl SkillHost {
 
     /// Has the service remove skill `skill`'s scratch directory (the skill left the box).
     pub async fn forget(&self, skill: &str) -> Result<(), String> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|err| {
-                format!(
-                    "the skill host service at {} does not answer: {err}",
-                    self.socket.display()
-                )
-            })?;
-        let (output, mut input) = stream.into_split();
-        send(
-            &mut input,
-            &ToHost::Forget {
-                skill: skill.to_string(),
-            },
-        )
-        .await?;
-        let mut lines = BufReader::new(output).lines();
-        let answer = tokio::time::timeout(GRACE, lines.next_line())
-            .await
-            .map_err(|_| "the skill host service did not answer in time".to_string())?
-            .map_err(|err| err.to_string())?;
-        match answer.as_deref().map(serde_json::from_str::<FromHost>) {
-            Some(Ok(FromHost::Finished(_))) => Ok(()),
+        let forget = ToHost::Forget {
+            skill: skill.to_string(),
+        };
+        match self.ask(&forget, None, GRACE).await? {
+            FromHost::Finished(Outcome::Answer(_)) => Ok(()),
             _ => Err("the skill host service could not remove its files".into()),
         }
     }
 
-    /// The connection to the skill host service and the call sent on it, with the component
-    /// open: agentd can read it, the service (another uid) cannot.
-    fn connect(&self, call: &Call) -> Result<tokio::net::UnixStream, String> {
-        let component = std::fs::File::open(&call.component)
-            .map_err(|err| format!("could not be run: {}: {err}", call.component.display()))?;
+    /// Has the service compile `skill`'s component now, ahead of its first call; whether it
+    /// had to (false: it was compiled already).
+    pub async fn prepare(&self, skill: &Skill) -> Result<bool, String> {
+        let Some(component) = skill.component() else {
+            return Err(format!("skill {} has no code", skill.name));
+        };
+        let file = std::fs::File::open(&component)
+            .map_err(|err| format!("{}: {err}", component.display()))?;
+        let prepare = ToHost::Prepare {
+            skill: skill.name.clone(),
+        };
+        match self.ask(&prepare, Some(&file), COMPILE_TIMEOUT).await? {
+            FromHost::Prepared { compiled } => Ok(compiled),
+            FromHost::Finished(Outcome::Stopped(stop)) => Err(stop.to_string()),
+            other => Err(format!("the skill host service answered {other:?}")),
+        }
+    }
+
+    /// Has the service remove the compiled code of every component but `keep`'s (sha256, hex);
+    /// how many files went.
+    pub async fn prune(&self, keep: Vec<String>) -> Result<u64, String> {
+        match self.ask(&ToHost::Prune { keep }, None, GRACE).await? {
+            FromHost::Pruned { removed } => Ok(removed),
+            FromHost::Finished(Outcome::Stopped(stop)) => Err(stop.to_string()),
+            other => Err(format!("the skill host service answered {other:?}")),
+        }
+    }
+
+    /// One request outside a call, with a component handed over or not, and its one answer.
+    async fn ask(
+        &self,
+        request: &ToHost,
+        component: Option<&std::fs::File>,
+        timeout: Duration,
+    ) -> Result<FromHost, String> {
+        let (output, _input) = self.connect(request, component)?.into_split();
+        let mut lines = BufReader::new(output).lines();
+        let answer = tokio::time::timeout(timeout, lines.next_line())
+            .await
+            .map_err(|_| "the skill host service did not answer in time".to_string())?
+            .map_err(|err| err.to_string())?
+            .ok_or("the skill host service ended without an answer")?;
+        serde_json::from_str(&answer)
+            .map_err(|err| format!("the skill host service said something unreadable: {err}"))
+    }
+
+    /// The connection to the skill host service with `request` sent on it, and the component
+    /// handed over with it where there is one: agentd can read the component, the service
+    /// (another uid) cannot.
+    fn connect(
+        &self,
+        request: &ToHost,
+        component: Option<&std::fs::File>,
+    ) -> Result<tokio::net::UnixStream, String> {
         let unreachable = |err: std::io::Error| {
             format!(
-                "could not be run: the skill host service at {} does not answer: {err}",
+                "the skill host service at {} does not answer: {err}",
                 self.socket.display()
             )
         };
-        // A local socket: connecting and sending the call line do not wait on anything slow.
+        // A local socket: connecting and sending the line do not wait on anything slow.
         let stream = std::os::unix::net::UnixStream::connect(&self.socket).map_err(unreachable)?;
-        let mut line = serde_json::to_vec(&ToHost::Call(Box::new(call.clone())))
-            .map_err(|err| err.to_string())?;
+        let mut line = serde_json::to_vec(request).map_err(|err| err.to_string())?;
         line.push(b'\n');
-        carapace_skills::handoff::send_call(stream.as_fd(), &line, component.as_fd())
-            .map_err(unreachable)?;
+        match component {
+            Some(file) => carapace_skills::handoff::send_call(stream.as_fd(), &line, file.as_fd())
+                .map_err(unreachable)?,
+            None => std::io::Write::write_all(&mut &stream, &line).map_err(unreachable)?,
+        }
         stream.set_nonblocking(true).map_err(unreachable)?;
         tokio::net::UnixStream::from_std(stream).map_err(unreachable)
     }
 
     /// The conversation with the skill host; Err says what went wrong outside the skill.
     async fn converse(&self, call: &Call, secrets: &Given) -> Result<Outcome, String> {
-        let (output, mut input) = self.connect(call)?.into_split();
+        let component = std::fs::File::open(&call.component)
+            .map_err(|err| format!("could not be run: {}: {err}", call.component.display()))?;
+        let request = ToHost::Call(Box::new(call.clone()));
+        let (output, mut input) = self
+            .connect(&request, Some(&component))
+            .map_err(|err| format!("could not be run: {err}"))?
+            .into_split();
         let mut lines = BufReader::new(output).lines();
         // Until the code runs, the compile timeout; from then on, the call's deadline.
         let mut until = Instant::now() + COMPILE_TIMEOUT;
@@ -153,6 +192,9 @@ impl SkillHost {
                     send(&mut input, &ToHost::Fetched(answer)).await?;
                 }
                 FromHost::Finished(outcome) => return Ok(outcome),
+                FromHost::Prepared { .. } | FromHost::Pruned { .. } => {
+                    return Err("could not be run: the skill host answered another request".into());
+                }
             }
         }
     }

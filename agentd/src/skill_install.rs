@@ -26,8 +26,6 @@ use crate::tools::skill_tool_name;
 const OFFER_PREFIX: &str = "skill-offer:";
 /// Button data: `skill:<offer>:install` or `skill:<offer>:decline`.
 const BUTTON_PREFIX: &str = "skill:";
-/// HTTPS: the only scheme a skill's requests may use.
-const HTTPS_PORT: u16 = 443;
 
 /// A checked skill in staging, waiting for the owner.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -177,7 +175,7 @@ pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Res
         let Some(access) = agent.mcp.clone() else {
             return failed(agent, "this agent runs without netd to let it out".into());
         };
-        if let Err(error) = access.netd.allow(host, HTTPS_PORT).await {
+        if let Err(error) = access.netd.allow(host, crate::reach::HTTPS_PORT).await {
             return failed(agent, format!("the box may not reach {host}: {error}"));
         }
     }
@@ -268,6 +266,14 @@ pub async fn remove(
         crate::approvals::forget_policy(&agent.store, &tool)?;
     }
     agent.skills.reload(&mut agent.tools);
+    // Its hosts leave netd's allowlist unless another skill or a server reaches them.
+    let reached = skill
+        .code
+        .iter()
+        .flat_map(|code| &code.hosts)
+        .map(|host| (host.clone(), crate::reach::HTTPS_PORT))
+        .collect();
+    crate::reach::release(agent, reached).await?;
     agent.record("skill", &format!("the owner removed skill {name}"), now);
     Ok(format!("Removed {name}, with its files and secrets."))
 }

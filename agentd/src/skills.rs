@@ -9,13 +9,15 @@
 //!   staging/<offer>/          a zip being offered to the owner, unpacked and checked
 //! /data/skillhost/            the skill host service's (agentd/skillhost/src/service.rs)
 //!   scratch/<name>/           each skill's scratch directory
-//!   compiled/                 compiled components, named by their sha256
+//!   compiled/                 compiled components, named by their sha256, kept in step
+//!                             with the catalog by skill_tending.rs
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use carapace_skills::{Catalog, Origin};
+use tokio::sync::watch;
 
 use crate::skill_code::SkillHost;
 use crate::tools::Registry;
@@ -30,19 +32,27 @@ pub struct Skills {
     dir: PathBuf,
     /// Runs skills' code; None where the image has no skill host.
     pub host: Option<Arc<SkillHost>>,
+    /// Each new catalog, for the skill host's compiled code (skill_tending.rs).
+    tending: Option<watch::Sender<Arc<Catalog>>>,
 }
 
 impl Skills {
     /// The image's skills in `image_dir` and the owner's under `dir` (the state directory's
-    /// skills/); what could not be loaded is said on the console.
+    /// skills/); what could not be loaded is said on the console. With a skill host, their
+    /// code is compiled in the background (inside a Tokio runtime).
     pub fn load(image_dir: &Path, dir: &Path, host: Option<Arc<SkillHost>>) -> Skills {
         let mut skills = Skills {
             catalog: Arc::default(),
             image_dir: image_dir.to_path_buf(),
             dir: dir.to_path_buf(),
             host,
+            tending: None,
         };
         skills.catalog = Arc::new(skills.read());
+        skills.tending = skills
+            .host
+            .as_ref()
+            .map(|host| crate::skill_tending::start(Arc::clone(host), Arc::clone(&skills.catalog)));
         skills
     }
 
@@ -65,6 +75,9 @@ impl Skills {
         tools.remove_skills(&self.catalog);
         self.catalog = Arc::new(self.read());
         self.add_tools(tools);
+        if let Some(tending) = &self.tending {
+            tending.send_replace(Arc::clone(&self.catalog));
+        }
     }
 
     fn read(&self) -> Catalog {

@@ -1436,8 +1436,9 @@ fn an_mcp_server_elsewhere_is_added_only_if_netd_lets_the_box_reach_it() {
 /// Without skills, the prompt and the tools are what they always were.
 /// The owner sends a skill as a zip: agentd checks it as the builder would, shows what it
 /// declares with Install and Decline, and only an Install puts it to use (its hosts let out
-/// through netd). A new version is asked about again and its tools' approvals start afresh;
-/// the install survives a restart, and `/remove_skill` takes it away with its files.
+/// through netd). Its code is compiled in the background at once. A new version is asked about
+/// again and its tools' approvals start afresh; the install survives a restart, and
+/// `/remove_skill` takes it away with its files, its compiled code and its hosts.
 #[test]
 fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     let mut h = Harness::new();
@@ -1513,6 +1514,22 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         "Installed text-format. Its tools run only as you allow; /tools lists them."
     );
     assert!(installed.join("skill.wasm").is_file());
+    // Its code is compiled right away, in the background: the first call will not wait.
+    h.wait_line_within(
+        "skills: text-format's code was compiled for this box in ",
+        Duration::from_secs(240),
+    );
+    let compiled_dir = h.skillhost.state.path().join("compiled");
+    let compiled_code = || {
+        std::fs::read_dir(&compiled_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+            .map(|path| (std::fs::metadata(&path).unwrap().modified().unwrap(), path))
+            .collect::<Vec<_>>()
+    };
+    let compiled = compiled_code();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
 
     // The model sees it and uses it, once the owner allows the tool.
     h.llm.push(Script::tool(
@@ -1538,6 +1555,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     assert_eq!(next(&h).text, "The Lord of the Rings");
     let turn = h.llm.requests()[2].body.to_string();
     assert!(turn.contains("answered:\\nThe Lord of the Rings"), "{turn}");
+    assert_eq!(compiled_code(), compiled, "compiled again for the call");
 
     // A new version that reaches a host and takes a secret: declined once, then installed.
     let declaration = text_format.join("skill.toml");
@@ -1611,6 +1629,17 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         "Removed text-format, with its files and secrets."
     );
     assert!(!installed.exists());
+    // Its host leaves netd's allowlist: nothing else on the box reaches it.
+    assert_eq!(
+        h.netd.requests(),
+        [
+            json!({"op": "allow", "name": "format.carapace.test", "port": 443}),
+            json!({"op": "disallow", "name": "format.carapace.test", "port": 443})
+        ]
+    );
+    // Its compiled code (and the file that locks its compile) goes with it.
+    h.wait_line("skills: removed 2 compiled files no skill needs");
+    assert_eq!(std::fs::read_dir(&compiled_dir).unwrap().count(), 0);
     h.say("/skills");
     assert!(next(&h).text.starts_with("No skills yet."));
     let staging = h.state.path().join("skills/staging");

@@ -9,6 +9,8 @@
 //! {"op":"wifi_trial","networks":[{"ssid":"home","passphrase":"…"}],"revert_after_s":60}
 //! {"op":"commit"}
 //! {"op":"revert"}
+//! {"op":"allow","name":"mcp.example.net","port":443}
+//! {"op":"disallow","name":"mcp.example.net","port":443}
 //!
 //! {"ok":true}
 //! {"ok":false,"error":"what is wrong and what to do"}
@@ -46,6 +48,14 @@ pub enum Request {
     /// service the owner added in the chat (an MCP server). Refused while a Wi-Fi trial is
     /// pending, whose revert would drop it.
     Allow {
+        name: String,
+        port: u16,
+    },
+    /// Takes one host at one port back out of the owner's allowlist (the skill or server that
+    /// needed it left the box), and closes what the allow sets opened: netd flushes them and
+    /// its DNS cache, so every other allowed name opens again at its next lookup. The image's
+    /// own entries cannot be taken out. Refused during a Wi-Fi trial, as Allow is.
+    Disallow {
         name: String,
         port: u16,
     },
@@ -116,7 +126,9 @@ impl Request {
             format!(
                 "not a request of netd's control protocol{detail}; send one JSON line: \
                  {{\"op\":\"wifi_trial\",\"networks\":[{{\"ssid\":…,\"passphrase\":…}}],\
-                 \"revert_after_s\":N}}, {{\"op\":\"commit\"}} or {{\"op\":\"revert\"}}"
+                 \"revert_after_s\":N}}, {{\"op\":\"commit\"}}, {{\"op\":\"revert\"}}, \
+                 {{\"op\":\"allow\",\"name\":…,\"port\":N}} or \
+                 {{\"op\":\"disallow\",\"name\":…,\"port\":N}}"
             )
         })?;
         request.check()?;
@@ -180,6 +192,24 @@ mod tests {
         );
         assert!(!format!("{trial:?}").contains(SECRET));
         assert_eq!(Request::Commit {}.to_line(), "{\"op\":\"commit\"}\n");
+        for (op, line) in [
+            (
+                "allow",
+                "{\"op\":\"allow\",\"name\":\"mcp.example.net\",\"port\":443}\n",
+            ),
+            (
+                "disallow",
+                "{\"op\":\"disallow\",\"name\":\"mcp.example.net\",\"port\":443}\n",
+            ),
+        ] {
+            let (name, port) = ("mcp.example.net".to_string(), 443);
+            let request = match op {
+                "allow" => Request::Allow { name, port },
+                _ => Request::Disallow { name, port },
+            };
+            assert_eq!(request.to_line(), line);
+            assert_eq!(Request::parse(line).unwrap(), request);
+        }
     }
 
     #[test]

@@ -292,7 +292,8 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     // A skill the owner sends as a zip (JavaScript, built on this machine by `carapace skill
     // build`): installed once the owner saw what it declares, and its code run by the image's
     // skill host service (its own uid and cgroup; per call a process inside Landlock and
-    // seccomp, in Debian's kernel), which compiles the component on the box first.
+    // seccomp, in Debian's kernel), which compiles the component on the box right after the
+    // install, in the background, so the first call does not wait for it.
     let skills = tempfile::tempdir().unwrap();
     let skill = skills.path().join("text-format");
     std::fs::create_dir_all(skill.join("scripts")).unwrap();
@@ -326,6 +327,18 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         "{}",
         sent[11].text
     );
+    let installed = Instant::now();
+    if let Err(err) = vm.wait_for(
+        "agentd: skills: text-format's code was compiled for this box in ",
+        0,
+        SKILL_COMPILE_WAIT,
+    ) {
+        fail(&vm, format!("the skill's code was not compiled: {err}"));
+    }
+    eprintln!(
+        "agent: the skill's component compiled on the box {:.0?} after the install",
+        installed.elapsed()
+    );
     llm.push(Script::tool(
         "text-format__title_case",
         json!({"text": "the lord of the rings"}),
@@ -352,7 +365,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     llm.push(Script::text("The Lord of the Rings"));
     let asked = Instant::now();
     telegram.inject_button(OWNER, OWNER, "Ann", &sent[13].buttons[0].1);
-    let sent = handle.block_on(telegram.wait_sent(15, SKILL_COMPILE_WAIT));
+    let sent = handle.block_on(telegram.wait_sent(15, WAIT));
     if sent.len() < 15 {
         fail(
             &vm,
@@ -360,7 +373,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         );
     }
     eprintln!(
-        "agent: the skill's first call (its component compiled on the box) answered in {:.0?}",
+        "agent: the skill's first call (compiled already) answered in {:.0?}",
         asked.elapsed()
     );
     assert_eq!(sent[14].text, "The Lord of the Rings");
@@ -424,8 +437,8 @@ const SPOKEN: &str = "Please send the report to my brother tonight.";
 /// Whisper and PP-OCR under TCG: a minute or two each on a quiet machine, more beside the other
 /// lane's QEMU.
 const PERCEPTION_WAIT: Duration = Duration::from_secs(600);
-/// A skill's first call compiles its component on the box: 3 to 7 minutes under TCG for the
-/// JavaScript example (StarlingMonkey inside), beside the other lane's work.
+/// Compiling a skill's component on the box: 3 to 7 minutes under TCG for the JavaScript
+/// example (StarlingMonkey inside), beside the other lane's work.
 const SKILL_COMPILE_WAIT: Duration = Duration::from_secs(18 * 60);
 
 /// The text of the last user message in an OpenAI chat-completions request.

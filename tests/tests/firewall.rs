@@ -11,7 +11,7 @@ mod firewall_lab;
 use std::thread::sleep;
 use std::time::Duration;
 
-use carapace_netpolicy::{ElementOp, L4Proto, allow_elements, netd_elements};
+use carapace_netpolicy::{ElementOp, L4Proto, allow_elements, flush_allow_sets, netd_elements};
 use firewall_lab::{
     BOX4, BOX6, EGRESS_UID, Lab, NETD_UID, OTHER_UID, Side, WORLD4, WORLD6, at, ip,
 };
@@ -123,6 +123,35 @@ fn an_allow_element_expires_after_its_timeout() {
     sleep(Duration::from_millis(2500));
     assert_tcp_dropped(&lab, EGRESS_UID, WORLD4, 443);
     assert_eq!(lab.status().set_elements["allow4"], 0);
+}
+
+/// What netd does when an entry leaves the allowlist: both allow sets emptied at once, whatever
+/// their elements' timeouts, and netd's own sets untouched.
+#[test]
+fn flushing_the_allow_sets_closes_what_they_opened_and_nothing_of_netds() {
+    let mut lab = Lab::new();
+    serve_world(&mut lab);
+    // Closed before (as in the tests above, this also lets the lab's IPv6 path settle: a
+    // connection the moment after the lab came up could time out without any rule's doing).
+    assert_tcp_dropped(&lab, EGRESS_UID, WORLD4, 443);
+    assert_tcp_dropped(&lab, EGRESS_UID, WORLD6, 443);
+    lab.apply(&allow_elements(
+        &[(ip(WORLD4), 443), (ip(WORLD6), 443)],
+        3600,
+    ));
+    lab.apply(&netd_elements(
+        ElementOp::Add,
+        &[(ip(WORLD4), L4Proto::Tcp, 53)],
+        3600,
+    ));
+    assert_ok(&lab, EGRESS_UID, "tcp", WORLD4, 443);
+    assert_ok(&lab, EGRESS_UID, "tcp", WORLD6, 443);
+    lab.apply(&flush_allow_sets());
+    assert_eq!(lab.status().set_elements["allow4"], 0);
+    assert_eq!(lab.status().set_elements["allow6"], 0);
+    assert_tcp_dropped(&lab, EGRESS_UID, WORLD4, 443);
+    assert_tcp_dropped(&lab, EGRESS_UID, WORLD6, 443);
+    assert_ok(&lab, NETD_UID, "tcp", WORLD4, 53);
 }
 
 #[test]

@@ -167,6 +167,7 @@ fn skill_host(call: &Call) -> Result<(Duration, Duration, f64, Outcome), String>
                 let rss = max_rss_kib(&child)?;
                 return Ok((first.unwrap_or(answer), answer, rss, outcome));
             }
+            other => return Err(format!("the skill host answered a call with {other:?}")),
         }
     }
 }

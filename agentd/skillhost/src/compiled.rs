@@ -18,16 +18,87 @@ pub fn engine() -> Result<Engine, Error> {
     Engine::new(&config).map_err(|err| Error::Wasm(format!("could not start wasmtime: {err:#}")))
 }
 
-/// Where the compiled form of `wasm` lives in `compiled_dir`.
+/// Where the compiled form of `wasm` lives in `compiled_dir`:
+///
+/// ```text
+/// compiled/<sha256 of the component>-<engine settings>.cwasm      the machine code
+/// compiled/<sha256 of the component>-<engine settings>.lock       held while it is compiled
+/// compiled/<sha256 of the component>-<engine settings>.partial.N  being written by process N
+/// ```
 pub fn path(engine: &Engine, compiled_dir: &Path, wasm: &[u8]) -> PathBuf {
-    let mut settings = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut settings);
     let name = format!(
-        "{}-{:016x}.cwasm",
+        "{}-{}.cwasm",
         hex::encode(Sha256::digest(wasm)),
-        settings.finish()
+        settings_tag(engine)
     );
     compiled_dir.join(name)
+}
+
+/// The engine's settings as they go into a compiled file's name: another wasmtime, or other
+/// settings, cannot load what this one compiled.
+fn settings_tag(engine: &Engine) -> String {
+    let mut settings = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut settings);
+    format!("{:016x}", settings.finish())
+}
+
+/// Takes the compile lock of `compiled` (blocking until whoever holds it is done): a call and
+/// agentd's Prepare may want the same component at once, and one compile is minutes on a slow
+/// board. Under the lock, partial files of the same component are a dead compile's: removed.
+pub fn lock(compiled: &Path) -> Result<std::fs::File, Error> {
+    let dir = compiled.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    let path = compiled.with_extension("lock");
+    let file = std::fs::File::create(&path).map_err(Error::io("create", &path))?;
+    file.lock().map_err(Error::io("lock", &path))?;
+    let partial_prefix = format!("{}.partial.", file_stem(compiled));
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&partial_prefix)
+        {
+            std::fs::remove_file(entry.path()).map_err(Error::io("remove", &entry.path()))?;
+        }
+    }
+    Ok(file)
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Removes from `compiled_dir` every file but those of the components in `keep` (sha256, hex)
+/// compiled by this engine's settings; how many went. After an update the old wasmtime's
+/// code is all garbage, and a removed or replaced skill's too.
+pub fn prune(engine: &Engine, compiled_dir: &Path, keep: &[String]) -> Result<u64, Error> {
+    if let Some(bad) = keep
+        .iter()
+        .find(|sha| sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(Error::Request(format!("{bad:?} is not a sha256")));
+    }
+    let tag = settings_tag(engine);
+    let kept: Vec<String> = keep.iter().map(|sha| format!("{sha}-{tag}.")).collect();
+    let entries = match std::fs::read_dir(compiled_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(Error::io("list", compiled_dir)(err)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", compiled_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if kept.iter().any(|prefix| name.starts_with(prefix.as_str())) {
+            continue;
+        }
+        std::fs::remove_file(entry.path()).map_err(Error::io("remove", &entry.path()))?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Compiles the component `wasm` into `compiled`. Runs in a child process of its own
@@ -65,8 +136,8 @@ pub fn load(engine: &Engine, mut file: std::fs::File, compiled: &Path) -> Result
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    // Two calls of a new skill may compile it at once: each writes its own partial file, and
-    // the second rename replaces the first's identical result.
+    // One compile of a component at a time (`lock`); the process id keeps a dead compile's
+    // partial file apart from the next one's until the next takes the lock and removes it.
     let partial = path.with_extension(format!("partial.{}", std::process::id()));
     let mut file = std::fs::File::create(&partial).map_err(Error::io("create", &partial))?;
     file.write_all(bytes)

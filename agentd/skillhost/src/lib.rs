@@ -22,6 +22,7 @@ use carapace_skills::sandbox_protocol::{Call, FromHost, Outcome, Stop, ToHost};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -62,6 +63,37 @@ pub fn serve_connection(state_dir: &Path) -> Result<(), Error> {
                 Err(err) => return Err(Error::io("remove", &scratch)(err)),
             }
             return channel.send(&FromHost::Finished(Outcome::Answer(String::new())));
+        }
+        ToHost::Prepare { .. } => {
+            let compiled_dir = state_dir.join("compiled");
+            let prepared = component
+                .ok_or_else(|| Error::Request("Prepare came without the component".into()))
+                .and_then(|component| {
+                    let engine = compiled::engine()?;
+                    let component = File::from(component);
+                    ensure_compiled(
+                        &engine,
+                        component,
+                        &compiled_dir,
+                        Path::new("the component"),
+                    )
+                });
+            return match prepared {
+                Ok((_, compiled)) => channel.send(&FromHost::Prepared { compiled }),
+                Err(err) => channel.send(&FromHost::Finished(Outcome::Stopped(Stop::Unusable {
+                    detail: err.to_string(),
+                }))),
+            };
+        }
+        ToHost::Prune { keep } => {
+            let pruned = compiled::engine()
+                .and_then(|engine| compiled::prune(&engine, &state_dir.join("compiled"), &keep));
+            return match pruned {
+                Ok(removed) => channel.send(&FromHost::Pruned { removed }),
+                Err(err) => channel.send(&FromHost::Finished(Outcome::Stopped(Stop::Unusable {
+                    detail: err.to_string(),
+                }))),
+            };
         }
         ToHost::Fetched(_) => {
             return Err(Error::Request("an HTTP answer before any call".into()));
@@ -122,26 +154,48 @@ fn answer(call: &Call, component: Result<File, Error>, mut channel: Channel) -> 
 /// and loads the compiled component.
 fn prepare(
     call: &Call,
-    mut component: File,
+    component: File,
 ) -> Result<(wasmtime::Engine, wasmtime::component::Component, bool), Error> {
     let engine = compiled::engine()?;
-    let mut wasm = Vec::new();
-    component
-        .read_to_end(&mut wasm)
-        .map_err(Error::io("read", &call.component))?;
-    let compiled = compiled::path(&engine, &call.compiled_dir, &wasm);
-    drop(wasm);
-    let compile = !compiled.exists();
-    if compile {
-        component
-            .rewind()
-            .map_err(Error::io("read", &call.component))?;
-        compile_in_child(component, &compiled)?;
-    }
+    let (compiled, compile) =
+        ensure_compiled(&engine, component, &call.compiled_dir, &call.component)?;
     let compiled_file = File::open(&compiled).map_err(Error::io("open", &compiled))?;
     sandbox::confine_for_running(call)?;
     let component = compiled::load(&engine, compiled_file, &compiled)?;
     Ok((engine, component, compile))
+}
+
+/// The compiled form of `component` (`named` in messages) in `compiled_dir`, compiled now if it
+/// is not there yet (in a child process; says whether). A compile of the same component
+/// already under way is waited for, not done twice.
+fn ensure_compiled(
+    engine: &wasmtime::Engine,
+    mut component: File,
+    compiled_dir: &Path,
+    named: &Path,
+) -> Result<(std::path::PathBuf, bool), Error> {
+    // Read from its start whatever its offset: a descriptor handed over shares its offset
+    // with the sender's, and the compile step below reads it to the end.
+    let length = component
+        .metadata()
+        .map_err(Error::io("read", named))?
+        .len();
+    let mut wasm = vec![0; usize::try_from(length).unwrap_or(usize::MAX)];
+    component
+        .read_exact_at(&mut wasm, 0)
+        .map_err(Error::io("read", named))?;
+    let compiled = compiled::path(engine, compiled_dir, &wasm);
+    drop(wasm);
+    if compiled.exists() {
+        return Ok((compiled, false));
+    }
+    let _lock = compiled::lock(&compiled)?;
+    if compiled.exists() {
+        return Ok((compiled, false));
+    }
+    component.rewind().map_err(Error::io("read", named))?;
+    compile_in_child(component, &compiled)?;
+    Ok((compiled, true))
 }
 
 /// Runs the compile step with the component as its stdin.

@@ -97,6 +97,7 @@ fn run(
                 assert!(host.wait().unwrap().success());
                 return (outcome, requests);
             }
+            other => panic!("{other:?} in answer to a call"),
         }
     }
 }
@@ -531,8 +532,10 @@ fn a_javascript_skill_that_lacks_a_declared_function_or_parses_badly_does_not_bu
 
 /// The skill host as PID 1 runs it, `serve --client UID`: a call from its client comes with the
 /// component open (the service, under another uid, could not open agentd's files), runs in a
-/// process of its own and keeps its files in the service's state directory; `forget` removes
-/// them; a connection from any other uid gets nothing at all.
+/// process of its own and keeps its files in the service's state directory; `prepare` compiles
+/// a component ahead of its first call (once), `prune` removes compiled code of components not
+/// kept and of other engines, `forget` removes a skill's scratch files; a connection from any
+/// other uid gets nothing at all.
 #[test]
 fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
     use std::os::fd::AsFd;
@@ -582,14 +585,20 @@ fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
             }
             None => (&stream).write_all(&line).unwrap(),
         }
+        // The last word: Finished, Prepared or Pruned.
         let mut reader = BufReader::new(&stream);
         loop {
             let mut answer = String::new();
             assert_ne!(reader.read_line(&mut answer).unwrap(), 0, "no finish");
-            if let FromHost::Finished(outcome) = serde_json::from_str(&answer).unwrap() {
-                return outcome;
+            match serde_json::from_str(&answer).unwrap() {
+                FromHost::Running { .. } | FromHost::Fetch(_) => {}
+                last => return last,
             }
         }
+    };
+    let finished = |last: FromHost| match last {
+        FromHost::Finished(outcome) => outcome,
+        other => panic!("{other:?} where Finished was due"),
     };
     let mut keep = call(
         "mischief",
@@ -601,16 +610,52 @@ fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
     keep.scratch = PathBuf::from("/nonexistent/scratch");
     keep.compiled_dir = PathBuf::from("/nonexistent/compiled");
     let component = std::fs::File::open(&keep.component).unwrap();
+    // Compiled ahead of the first call, once.
+    let prepare = ToHost::Prepare {
+        skill: "mischief".into(),
+    };
     assert_eq!(
-        converse(&ToHost::Call(Box::new(keep.clone())), Some(&component)),
+        converse(&prepare, Some(&component)),
+        FromHost::Prepared { compiled: true }
+    );
+    assert_eq!(
+        converse(&prepare, Some(&component)),
+        FromHost::Prepared { compiled: false }
+    );
+    let compiled_dir = state.path().join("compiled");
+    let compiled_files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&compiled_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".cwasm"))
+            .collect();
+        names.sort();
+        names
+    };
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(&keep.component).unwrap(),
+        ))
+    };
+    let ours = compiled_files();
+    assert!(
+        ours.len() == 1 && ours[0].starts_with(&format!("{sha}-")),
+        "{ours:?}"
+    );
+    assert_eq!(
+        finished(converse(
+            &ToHost::Call(Box::new(keep.clone())),
+            Some(&component)
+        )),
         Outcome::Answer("milk".into())
     );
     let kept = state.path().join("scratch/mischief/list.txt");
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "milk");
-    let compiled = std::fs::read_dir(state.path().join("compiled")).unwrap();
-    assert_eq!(compiled.count(), 1);
+    assert_eq!(compiled_files(), ours, "compiled again for the call");
     // Without the component's descriptor there is nothing to run.
-    let Outcome::Stopped(Stop::Unusable { detail }) = converse(&ToHost::Call(Box::new(keep)), None)
+    let Outcome::Stopped(Stop::Unusable { detail }) =
+        finished(converse(&ToHost::Call(Box::new(keep)), None))
     else {
         panic!("a call without its component ran");
     };
@@ -619,10 +664,46 @@ fn the_service_runs_its_clients_calls_and_keeps_their_files_in_its_own_state() {
         "{detail}"
     );
 
+    // Pruned: another component's code and another engine's; ours stays while it is kept.
+    let tag = ours[0].trim_start_matches(&format!("{sha}-"));
+    let other_component = format!("{}-{tag}", "0".repeat(64));
+    let other_engine = format!("{sha}-0000000000000000.cwasm");
+    for stale in [&other_component, &other_engine] {
+        std::fs::write(compiled_dir.join(stale), b"stale").unwrap();
+    }
+    assert_eq!(
+        converse(
+            &ToHost::Prune {
+                keep: vec![sha.clone()]
+            },
+            None
+        ),
+        FromHost::Pruned { removed: 2 }
+    );
+    assert_eq!(compiled_files(), ours);
+    let Outcome::Stopped(Stop::Unusable { detail }) = finished(converse(
+        &ToHost::Prune {
+            keep: vec!["../x".into()],
+        },
+        None,
+    )) else {
+        panic!("a keep list that is not of sha256s was taken");
+    };
+    assert!(detail.contains("\"../x\" is not a sha256"), "{detail}");
+    // Nothing kept: its code and its lock file go.
+    assert_eq!(
+        converse(&ToHost::Prune { keep: vec![] }, None),
+        FromHost::Pruned { removed: 2 }
+    );
+    assert_eq!(std::fs::read_dir(&compiled_dir).unwrap().count(), 0);
+
     let forget = ToHost::Forget {
         skill: "mischief".into(),
     };
-    assert_eq!(converse(&forget, None), Outcome::Answer(String::new()));
+    assert_eq!(
+        finished(converse(&forget, None)),
+        Outcome::Answer(String::new())
+    );
     assert!(!state.path().join("scratch/mischief").exists());
 
     // Another uid: the connection is closed at once, nothing said.

@@ -4,7 +4,10 @@
 //! [`ToHost::Call`]; the host says [`FromHost::Running`] once the component is compiled and
 //! loaded (the call's deadline runs from there), [`FromHost::Fetch`] whenever the skill asks for
 //! HTTP (agentd checks and makes the request, then sends [`ToHost::Fetched`]), and ends with one
-//! [`FromHost::Finished`]. The skill host itself opens no socket.
+//! [`FromHost::Finished`]. Outside calls, agentd has the service compile a component ahead of
+//! its first call ([`ToHost::Prepare`]), drop compiled code no skill on the box needs
+//! ([`ToHost::Prune`]) and a removed skill's scratch files ([`ToHost::Forget`]). The skill host
+//! itself opens no socket.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -67,6 +70,19 @@ pub enum ToHost {
     Forget {
         skill: String,
     },
+    /// Compile the component handed over with this line (handoff.rs), if it is not compiled
+    /// yet, so the skill's first call need not wait for it: agentd asks after an install and at
+    /// its start. Answered with [`FromHost::Prepared`], or Finished with the reason it cannot.
+    Prepare {
+        skill: String,
+    },
+    /// Remove the compiled code of every component but these (their sha256, hex), and all of
+    /// another engine's (an update brought another wasmtime): agentd names the components of
+    /// the skills on the box after each install or removal and at its start. Answered with
+    /// [`FromHost::Pruned`].
+    Prune {
+        keep: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +95,15 @@ pub enum FromHost {
     },
     Fetch(HttpRequest),
     Finished(Outcome),
+    /// The answer to [`ToHost::Prepare`]: the component's compiled code is there, and whether
+    /// it had to be compiled now.
+    Prepared {
+        compiled: bool,
+    },
+    /// The answer to [`ToHost::Prune`]: how many files went.
+    Pruned {
+        removed: u64,
+    },
 }
 
 /// How a call ended.

@@ -68,15 +68,20 @@ pub async fn mcp(
             Ok(text)
         }
         [verb, name] if verb == "remove" => {
-            let before = servers.len();
-            servers.retain(|s| &s.name != name);
-            if servers.len() == before {
+            let Some(at) = servers.iter().position(|s| &s.name == name) else {
                 return Ok(format!("There is no server named {name}; /mcp lists them."));
-            }
+            };
+            let removed = servers.remove(at);
             mcp_servers::save(&agent.store, &servers)?;
             agent
                 .tools
                 .remove_prefixed(&mcp_servers::tool_name(name, ""));
+            // Its host leaves netd's allowlist unless a skill or another server reaches it.
+            crate::reach::release(
+                agent,
+                crate::reach::mcp_host(&removed.url).into_iter().collect(),
+            )
+            .await?;
             agent.record("mcp", &format!("the owner removed server {name}"), now);
             Ok(format!("Removed {name} and its tools."))
         }

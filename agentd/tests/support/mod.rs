@@ -238,7 +238,11 @@ impl Harness {
     }
 
     pub fn wait_line(&self, start: &str) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.wait_line_within(start, WAIT)
+    }
+
+    pub fn wait_line_within(&self, start: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Some(line) = self
                 .lines

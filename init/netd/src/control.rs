@@ -184,6 +184,7 @@ fn describe(request: &Request) -> String {
         Request::Commit {} => "commit".into(),
         Request::Revert {} => "revert".into(),
         Request::Allow { name, port } => format!("allow {name} port {port}"),
+        Request::Disallow { name, port } => format!("disallow {name} port {port}"),
     }
 }
 

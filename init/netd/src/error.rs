@@ -84,6 +84,11 @@ pub enum Error {
          ask again once it is committed or reverted (within a few minutes)"
     )]
     AllowDuringTrial { name: String },
+    #[error(
+        "a Wi-Fi change is being tried, and going back would bring {name} back into the \
+         allowlist; ask again once it is committed or reverted (within a few minutes)"
+    )]
+    DisallowDuringTrial { name: String },
     #[error("{name} cannot join the allowlist: {problem}")]
     AllowEntry { name: String, problem: String },
     #[error("rename {} to {}: {source}", .from.display(), .to.display())]

@@ -1,6 +1,7 @@
 //! netd's hands on the firewall: it adds elements to the allow sets (for the DNS stub) and
 //! keeps its own sets (its resolvers and time servers) in step with the lease and the
-//! configuration. It never creates, flushes or deletes the table: PID 1 loaded that.
+//! configuration. It never creates, flushes or deletes the table: PID 1 loaded that. It empties
+//! the allow sets when an entry leaves the allowlist.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -48,6 +49,11 @@ impl Firewall {
         let secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX).max(1);
         self.apply(carapace_netpolicy::allow_elements(entries, secs))
             .await
+    }
+
+    /// Closes every address the allow sets opened (an entry left the allowlist).
+    pub async fn close_allowed(&self) -> Result<()> {
+        self.apply(carapace_netpolicy::flush_allow_sets()).await
     }
 
     /// The table as nft lists it (JSON), for the status socket.

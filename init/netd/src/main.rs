@@ -198,6 +198,7 @@ async fn run() -> Result<()> {
     let mut running = Running {
         paths,
         stub: stub.clone(),
+        firewall: firewall.clone(),
         shared: shared.clone(),
         wifi_config,
         coordinator: Coordinator {
@@ -273,6 +274,7 @@ async fn until(deadline: Option<Instant>) {
 struct Running {
     paths: Paths,
     stub: Arc<dns::Stub<NetdPolicy, NftSink>>,
+    firewall: Firewall,
     shared: Shared,
     wifi_config: watch::Sender<NetdConfig>,
     coordinator: Coordinator,
@@ -303,6 +305,7 @@ impl Running {
 
     /// One request from the control socket.
     async fn control(&mut self, trials: &mut Trials, request: Request) -> Answer {
+        let closes = matches!(request, Request::Disallow { .. });
         let outcome = match request {
             Request::WifiTrial {
                 networks,
@@ -328,6 +331,11 @@ impl Running {
                 }
                 Ok(added)
             }),
+            Request::Disallow { name, port } => trials.disallow(&name, port).inspect(|&removed| {
+                if removed {
+                    println!("config: the owner took back {name} port {port}");
+                }
+            }),
         };
         match outcome {
             Ok(changed) => {
@@ -337,6 +345,9 @@ impl Running {
                 } else {
                     None
                 };
+                if changed && closes {
+                    self.close_allowed().await;
+                }
                 Answer {
                     reply: Reply::ok(),
                     settle,
@@ -347,6 +358,18 @@ impl Running {
                 settle: None,
             },
         }
+    }
+
+    /// Closes what the allow sets opened, once the new allowlist is in force: the sets and the
+    /// DNS cache are emptied together, so each name still allowed opens again at its next
+    /// lookup (a connection being opened at that very moment may fail once; established ones
+    /// go on).
+    async fn close_allowed(&self) {
+        match self.firewall.close_allowed().await {
+            Ok(()) => println!("firewall: closed what the allow sets held"),
+            Err(err) => eprintln!("firewall: {err}"),
+        }
+        self.stub.clear_cache();
     }
 
     /// The trial's outcome on the console and the status socket.

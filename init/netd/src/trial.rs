@@ -177,6 +177,38 @@ impl Trials {
         Ok(true)
     }
 
+    /// Takes `port` of host `name` out of the owner's file (the entry goes with its last
+    /// port); whether anything changed. The image's entries are not in that file.
+    pub fn disallow(&mut self, name: &str, port: u16) -> Result<bool> {
+        if self.pending.is_some() || self.before.exists() {
+            return Err(Error::DisallowDuringTrial {
+                name: name.to_string(),
+            });
+        }
+        let Some(old_text) = read_text(&self.owner)? else {
+            return Ok(false);
+        };
+        let mut config = self.base(Some(&old_text));
+        let before = config.allow.clone();
+        config.allow = before
+            .iter()
+            .filter_map(|entry| match entry.name.to_string() == name {
+                false => Some(entry.clone()),
+                true => {
+                    let ports: Vec<u16> =
+                        entry.ports.iter().copied().filter(|&p| p != port).collect();
+                    AllowEntry::new(entry.name.clone(), &ports).ok()
+                }
+            })
+            .collect();
+        if config.allow == before {
+            return Ok(false);
+        }
+        let new_text = checked_text(&config)?;
+        write(&self.owner, &new_text)?;
+        Ok(true)
+    }
+
     /// Keeps the trial: the revert point goes. The caller makes the owner's file the last good.
     pub fn commit(&mut self) -> Result<()> {
         let pending = self
@@ -389,6 +421,51 @@ mod tests {
             "{err}"
         );
         assert_eq!(owner(&b).allow.len(), 2);
+    }
+
+    #[test]
+    fn a_disallowed_port_leaves_the_owners_file_and_the_entry_with_its_last_port() {
+        let b = setup(Some(
+            "[[allow]]\nname = \"example.org\"\n\n[[allow]]\nname = \"mcp.example.net\"\n\
+             ports = [443, 8443]\n",
+        ));
+        let mut trials = Trials::new(&b.paths);
+        let names_and_ports = |b: &Setup| -> Vec<(String, Vec<u16>)> {
+            owner(b)
+                .allow
+                .iter()
+                .map(|e| (e.name.to_string(), e.ports.clone()))
+                .collect()
+        };
+        assert!(trials.disallow("mcp.example.net", 8443).expect("one port"));
+        assert_eq!(
+            names_and_ports(&b),
+            [
+                ("example.org".to_string(), vec![443]),
+                ("mcp.example.net".to_string(), vec![443])
+            ]
+        );
+        assert!(
+            trials
+                .disallow("mcp.example.net", 443)
+                .expect("the last port")
+        );
+        assert_eq!(
+            names_and_ports(&b),
+            [("example.org".to_string(), vec![443])]
+        );
+        // Not there (any more): nothing changes.
+        assert!(!trials.disallow("mcp.example.net", 443).expect("again"));
+        assert!(!trials.disallow("example.org", 80).expect("another port"));
+
+        trials
+            .start(&[network("new", "new-secret")], MINUTE, Instant::now())
+            .expect("start");
+        let err = trials.disallow("example.org", 443).unwrap_err();
+        assert!(
+            err.to_string().starts_with("a Wi-Fi change is being tried"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use nftables::expr::{Elem, Expression};
-use nftables::schema::{Element, NfCmd, NfListObject, NfObject, Nftables};
+use nftables::schema::{Element, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Set};
 use nftables::types::NfFamily;
 
 use crate::names::{SET_ALLOW4, SET_ALLOW6, SET_NETD4, SET_NETD6, TABLE};
@@ -60,6 +60,23 @@ pub fn allow_elements(addrs: &[(IpAddr, u16)], timeout_secs: u32) -> Nftables<'s
         )
     });
     commands(ElementOp::Add, SET_ALLOW4, SET_ALLOW6, values, timeout_secs)
+}
+
+/// Empties the allow sets: every address the DNS stub opened is closed (netd does this when
+/// an entry leaves the allowlist, and empties its DNS cache with it, so each name still
+/// allowed opens again at its next lookup).
+pub fn flush_allow_sets() -> Nftables<'static> {
+    let flush = |set: &'static str| {
+        NfObject::CmdObject(NfCmd::Flush(FlushObject::Set(Box::new(Set {
+            family: NfFamily::INet,
+            table: Cow::Borrowed(TABLE),
+            name: Cow::Borrowed(set),
+            ..Set::default()
+        }))))
+    };
+    Nftables {
+        objects: Cow::Owned(vec![flush(SET_ALLOW4), flush(SET_ALLOW6)]),
+    }
 }
 
 /// Adds or deletes netd's own peers: `address . proto . port` in netd4/netd6. A delete

@@ -17,7 +17,7 @@ pub mod status;
 pub use allowlist::{AllowEntry, Allowlist, ImService, NamePattern, default_allowlist};
 pub use apply::{NFT_PROGRAM, apply, apply_with};
 pub use config::NetdConfig;
-pub use elements::{ElementOp, L4Proto, allow_elements, netd_elements};
+pub use elements::{ElementOp, L4Proto, allow_elements, flush_allow_sets, netd_elements};
 pub use error::Error;
 pub use names::TABLE;
 /// The document type every generator here returns, so users need not name the nftables crate.

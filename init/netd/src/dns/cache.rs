@@ -122,6 +122,11 @@ impl Cache {
         );
     }
 
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.by_expiry.clear();
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

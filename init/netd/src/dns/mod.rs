@@ -94,6 +94,11 @@ impl<P: NamePolicy, S: AllowSink> Stub<P, S> {
         self.stats.snapshot()
     }
 
+    /// Forgets every cached answer (the allow sets were emptied: a cache hit opens nothing).
+    pub fn clear_cache(&self) {
+        self.lock_cache().clear();
+    }
+
     /// Answers kept in the cache now.
     pub fn cached_answers(&self) -> usize {
         self.lock_cache().len()

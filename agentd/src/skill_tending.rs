@@ -1,0 +1,81 @@
+//! Keeps the skill host service's compiled code in step with the skills on the box, in the
+//! background: whenever the catalog changes (agentd's start, an install, a removal) the service
+//! drops compiled code no skill on the box needs (a removed or replaced skill's, and all of it
+//! after an update brought another wasmtime) and compiles each skill's component that is not
+//! compiled yet, so no first call, and no owner's chat, waits for Cranelift (seconds on a
+//! board, minutes under QEMU's TCG). One catalog at a time, always the latest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use carapace_skills::{Catalog, Skill};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::skill_code::SkillHost;
+
+/// Starts tending for `host` with `catalog`; send each new catalog on the returned sender.
+pub fn start(host: Arc<SkillHost>, catalog: Arc<Catalog>) -> watch::Sender<Arc<Catalog>> {
+    let (sender, mut catalogs) = watch::channel(catalog);
+    tokio::spawn(async move {
+        loop {
+            let catalog = Arc::clone(&catalogs.borrow_and_update());
+            tend(&host, &catalog).await;
+            if catalogs.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    sender
+}
+
+async fn tend(host: &SkillHost, catalog: &Catalog) {
+    let with_code: Vec<Skill> = catalog
+        .skills()
+        .iter()
+        .filter(|skill| skill.code.is_some())
+        .cloned()
+        .collect();
+    let keep = {
+        let skills = with_code.clone();
+        tokio::task::spawn_blocking(move || skills.iter().map(component_sha256).collect())
+            .await
+            .unwrap_or_else(|err| Err(err.to_string()))
+    };
+    // Only with every component known: what is not in the list is removed.
+    match keep {
+        Ok(keep) => match host.prune(keep).await {
+            Ok(0) => {}
+            Ok(removed) => println!("skills: removed {removed} compiled files no skill needs"),
+            Err(error) => eprintln!("skills: compiled code was not pruned: {error}"),
+        },
+        Err(error) => eprintln!("skills: compiled code was not pruned: {error}"),
+    }
+    for skill in &with_code {
+        let started = Instant::now();
+        match host.prepare(skill).await {
+            Ok(true) => println!(
+                "skills: {}'s code was compiled for this box in {:.1} s",
+                skill.name,
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(false) => {}
+            Err(error) => eprintln!(
+                "skills: {}'s code was not compiled ahead of its first call: {error}",
+                skill.name
+            ),
+        }
+    }
+}
+
+/// The sha256 (hex) of `skill`'s component, as the service names its compiled code.
+fn component_sha256(skill: &Skill) -> Result<String, String> {
+    let path = skill
+        .component()
+        .ok_or_else(|| format!("skill {} has no code", skill.name))?;
+    let mut file =
+        std::fs::File::open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(hex::encode(hasher.finalize()))
+}
