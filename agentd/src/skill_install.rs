@@ -374,9 +374,17 @@ fn shown(skill: &Skill) -> String {
         false => format!("\nIt would reach, over HTTPS: {}", code.hosts.join(", ")),
     });
     if !code.secrets.is_empty() {
+        let secrets: Vec<String> = code
+            .secrets
+            .iter()
+            .map(|name| match code.secret_only_for(name) {
+                Some(hosts) => format!("{name} (sent only to {})", hosts.join(", ")),
+                None => name.clone(),
+            })
+            .collect();
         text.push_str(&format!(
             "\nSecrets it takes (you give them; its code never sees them): {}",
-            code.secrets.join(", ")
+            secrets.join(", ")
         ));
     }
     text

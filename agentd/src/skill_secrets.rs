@@ -25,6 +25,8 @@ fn key(skill: &str, name: &str) -> String {
 pub struct Given {
     skill: String,
     declared: Vec<String>,
+    /// skill.toml's `[secret_hosts]`: a secret named here goes only to these hosts.
+    only_for: std::collections::BTreeMap<String, Vec<String>>,
     values: Vec<(String, Zeroizing<String>)>,
 }
 
@@ -58,6 +60,11 @@ pub fn given(store: &Store, skill: &Skill) -> Result<Given, Error> {
     Ok(Given {
         skill: skill.name.clone(),
         declared,
+        only_for: skill
+            .code
+            .as_ref()
+            .map(|code| code.secret_hosts.clone())
+            .unwrap_or_default(),
         values,
     })
 }
@@ -104,12 +111,25 @@ fn declares(skill: &str, declared: &[String]) -> String {
 }
 
 impl Given {
-    fn value(&self, name: &str) -> Result<String, String> {
+    /// Secret `name`'s value for a request to `host` (None: the URL names none agentd can
+    /// read, as when a reference stands in the host itself).
+    fn value(&self, name: &str, host: Option<&str>) -> Result<String, String> {
         if !self.declared.iter().any(|declared| declared == name) {
             return Err(format!(
                 "this skill asked for the secret {name}, which it does not declare; {}",
                 declares(&self.skill, &self.declared)
             ));
+        }
+        if let Some(hosts) = self.only_for.get(name) {
+            let allowed =
+                host.is_some_and(|host| hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
+            if !allowed {
+                return Err(format!(
+                    "the secret {name} goes only to {} (skill.toml's secret_hosts), not to {}",
+                    hosts.join(", "),
+                    host.unwrap_or("a URL without a plain host name")
+                ));
+            }
         }
         match self.values.iter().find(|(given, _)| given == name) {
             Some((_, value)) => Ok(value.to_string()),
@@ -124,7 +144,10 @@ impl Given {
     /// `request` with the values in place of its references, in the URL, the headers'
     /// values and a text body.
     pub fn fill(&self, request: &HttpRequest) -> Result<HttpRequest, String> {
-        let value = |name: &str| self.value(name);
+        let host = reqwest::Url::parse(&request.url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string));
+        let value = |name: &str| self.value(name, host.as_deref());
         let mut filled = request.clone();
         filled.url = secrets::fill(&request.url, Context::Url, value)?;
         for (_, header) in &mut filled.headers {
@@ -255,6 +278,53 @@ mod tests {
         assert!(forget(&store, "weather", "KEY").unwrap());
         assert!(!forget(&store, "weather", "KEY").unwrap());
         assert!(given(&store, &skill).unwrap().fill(&request).is_err());
+    }
+
+    #[test]
+    fn a_secret_with_secret_hosts_goes_only_to_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let folder = dir.path().join("skills/geo");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("SKILL.md"),
+            "---\nname: geo\ndescription: Places.\n---\nCall find.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            folder.join("skill.toml"),
+            "hosts = [\"api.example.org\", \"tiles.example.net\"]\nsecrets = [\"KEY\"]\n\
+             [secret_hosts]\nKEY = [\"api.example.org\"]\n[[tool]]\nname = \"find\"\ndescription = \"d\"\n",
+        )
+        .unwrap();
+        let (catalog, errors) = carapace_skills::Catalog::load(&dir.path().join("skills"));
+        assert!(errors.is_empty(), "{errors:?}");
+        let skill = catalog.skills()[0].clone();
+        assert_eq!(give(&store, &skill, "KEY", "s3cret").unwrap(), Ok(()));
+        let secrets = given(&store, &skill).unwrap();
+        let to = |url: &str| HttpRequest {
+            method: "GET".into(),
+            url: url.into(),
+            headers: vec![("authorization".into(), "Bearer {{secret:KEY}}".into())],
+            body: Vec::new(),
+        };
+        let filled = secrets.fill(&to("https://API.example.org/v1")).unwrap();
+        assert_eq!(filled.headers[0].1, "Bearer s3cret");
+        // Another of the skill's own hosts: the key does not go there.
+        assert_eq!(
+            secrets
+                .fill(&to("https://tiles.example.net/z/1"))
+                .unwrap_err(),
+            "the secret KEY goes only to api.example.org (skill.toml's secret_hosts), not to \
+             tiles.example.net"
+        );
+        // Nor where no plain host name can be read before filling.
+        assert!(
+            secrets
+                .fill(&to("https://{{secret:KEY}}.example.org/"))
+                .unwrap_err()
+                .contains("not to a URL without a plain host name")
+        );
     }
 
     #[test]

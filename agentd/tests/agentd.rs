@@ -1562,7 +1562,10 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     let toml = std::fs::read_to_string(&declaration).unwrap();
     std::fs::write(
         &declaration,
-        format!("hosts = [\"format.carapace.test\"]\nsecrets = [\"FORMAT_KEY\"]\n{toml}"),
+        format!(
+            "hosts = [\"format.carapace.test\"]\nsecrets = [\"FORMAT_KEY\"]\n\
+             [secret_hosts]\nFORMAT_KEY = [\"format.carapace.test\"]\n{toml}"
+        ),
     )
     .unwrap();
     let second = carapace_image::skill_zip::zip(&text_format).unwrap();
@@ -1570,7 +1573,8 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     let offer = next(&h);
     for shown in [
         "\nIt would reach, over HTTPS: format.carapace.test",
-        "\nSecrets it takes (you give them; its code never sees them): FORMAT_KEY",
+        "\nSecrets it takes (you give them; its code never sees them): FORMAT_KEY (sent only \
+         to format.carapace.test)",
         "\nIt replaces the text-format you installed before.",
     ] {
         assert!(

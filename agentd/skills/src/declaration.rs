@@ -4,8 +4,12 @@
 //! HTTP reach only these hosts, a request carries only the secrets declared and given.
 //!
 //! ```toml
-//! hosts = ["api.open-meteo.com"]
+//! hosts = ["api.open-meteo.com", "geocoding-api.open-meteo.com"]
 //! secrets = ["WEATHER_API_KEY"]   # the owner gives each one: /secret <skill> NAME <value>
+//!
+//! # Optional: a secret only for some of the hosts (without this, for any of them).
+//! [secret_hosts]
+//! WEATHER_API_KEY = ["api.open-meteo.com"]
 //!
 //! [[tool]]
 //! name = "forecast"
@@ -19,6 +23,7 @@
 //! ```
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The declaration, in a skill's folder.
@@ -40,6 +45,10 @@ pub struct Declaration {
     /// `{{secret:NAME}}` where a value goes in a request, and never sees the value (secrets.rs).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Where a secret may go when not to every one of `hosts`: its name to some of them, so a
+    /// key for one API never reaches the skill's other hosts.
+    #[serde(default)]
+    pub secret_hosts: BTreeMap<String, Vec<String>>,
     #[serde(rename = "tool")]
     pub tools: Vec<ToolDeclaration>,
 }
@@ -112,7 +121,34 @@ impl Declaration {
                 return Err(format!("secrets: {name} is declared twice"));
             }
         }
+        for (name, hosts) in &declaration.secret_hosts {
+            if !declaration.secrets.contains(name) {
+                return Err(format!(
+                    "secret_hosts: {name} is not one of its secrets; declare it in `secrets`"
+                ));
+            }
+            if hosts.is_empty() {
+                return Err(format!(
+                    "secret_hosts: {name} lists no host; leave it out to send it to any of `hosts`"
+                ));
+            }
+            if let Some(host) = hosts.iter().find(|host| !declaration.reaches(host)) {
+                return Err(format!(
+                    "secret_hosts: {name} names {host}, which is not one of `hosts`"
+                ));
+            }
+        }
         Ok(declaration)
+    }
+
+    fn reaches(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// The hosts secret `name` may go to, when `[secret_hosts]` narrows them; None: any of
+    /// `hosts`.
+    pub fn secret_only_for(&self, name: &str) -> Option<&[String]> {
+        self.secret_hosts.get(name).map(Vec::as_slice)
     }
 
     /// The declaration in skill folder `dir`, if it has one.
@@ -200,5 +236,36 @@ mod tests {
             err(&format!("secrets = [\"KEY\", \"KEY\"]\n{tool}")),
             "secrets: KEY is declared twice"
         );
+        let with_key = "hosts = [\"a.org\", \"b.org\"]\nsecrets = [\"KEY\"]\n";
+        assert_eq!(
+            err(&format!(
+                "{with_key}[secret_hosts]\nTOKEN = [\"a.org\"]\n{tool}"
+            )),
+            "secret_hosts: TOKEN is not one of its secrets; declare it in `secrets`"
+        );
+        assert_eq!(
+            err(&format!(
+                "{with_key}[secret_hosts]\nKEY = [\"c.org\"]\n{tool}"
+            )),
+            "secret_hosts: KEY names c.org, which is not one of `hosts`"
+        );
+        assert!(
+            err(&format!("{with_key}[secret_hosts]\nKEY = []\n{tool}"))
+                .starts_with("secret_hosts: KEY lists no host")
+        );
+    }
+
+    #[test]
+    fn a_secret_goes_to_the_hosts_secret_hosts_names_or_else_to_any() {
+        let declaration = Declaration::parse(
+            "hosts = [\"api.example.org\", \"geo.example.org\"]\nsecrets = [\"KEY\", \"OTHER\"]\n\
+             [secret_hosts]\nKEY = [\"API.example.org\"]\n[[tool]]\nname = \"a\"\ndescription = \"d\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            declaration.secret_only_for("KEY"),
+            Some(&["API.example.org".to_string()][..])
+        );
+        assert_eq!(declaration.secret_only_for("OTHER"), None);
     }
 }
