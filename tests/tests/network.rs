@@ -121,6 +121,39 @@ fn lockdown_on_a_private_network() {
         format!("netcheck: netcheck https after restart: HTTP/1.0 200 ok")
     );
 
+    // A host allowed over netd's control socket and taken back (as agentd does for a skill it
+    // removes): refused again, and the address it shares with allowed.test closed at once, until
+    // allowed.test is looked up again.
+    let checks = [
+        ("by-ip before disallow".to_string(), "connected"),
+        (format!("allow {BLOCKED_NAME}"), "{\"ok\":true}"),
+        (
+            format!("dns {BLOCKED_NAME} once allowed"),
+            "rcode=No Error answers=1",
+        ),
+        (format!("disallow {BLOCKED_NAME}"), "{\"ok\":true}"),
+        (
+            format!("dns {BLOCKED_NAME} once disallowed"),
+            "rcode=Query Refused answers=0",
+        ),
+        ("by-ip after disallow".to_string(), DROPPED),
+        ("https after disallow".to_string(), "HTTP/1.0 200 ok"),
+    ];
+    for (check, expected) in checks {
+        let start = format!("netcheck: netcheck {check}: ");
+        assert_eq!(line_with(&mut vm, &start), format!("{start}{expected}"));
+    }
+    let console = vm.console();
+    for said in [
+        format!("netd: config: the owner allowed {BLOCKED_NAME} port 443"),
+        format!("netd: config: the owner took back {BLOCKED_NAME} port 443"),
+        "netd: firewall: closed what the allow sets held".to_string(),
+    ] {
+        if !console.iter().any(|line| line.starts_with(&said)) {
+            fail(&vm, format!("{said:?} not on the console"));
+        }
+    }
+
     // From the LAN: no TCP port and no UDP port answers (every probe dropped: an open port
     // would answer, a closed one would be refused; both would leave the "not shown" count).
     let tcp = net.output(

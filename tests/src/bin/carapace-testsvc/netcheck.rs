@@ -21,6 +21,7 @@ const HOST_BY_IP: &str = "198.18.0.2:443";
 const ALLOWED: &str = "allowed.test";
 const BLOCKED: &str = "blocked.test";
 const STATUS_SOCKET: &str = "/run/netd/status.sock";
+const CONTROL_SOCKET: &str = "/run/netd/control.sock";
 /// netcheck makes this once its check by IP before any lookup is done; netcheck-other waits
 /// for it before it looks the name up (which opens the address for agentd's uid).
 const BEFORE_LOOKUP_DONE: &str = "/tmp/netcheck-before-lookup-done";
@@ -111,6 +112,41 @@ pub fn run(other_uid: bool) {
     println!("{name} netd back pid={}", netd_pid().unwrap_or(0));
     println!("{name} by-ip after restart: {}", connect(HOST_BY_IP));
     println!("{name} https after restart: {}", https_get(ALLOWED, &ca));
+
+    // A host the owner's addition needed (as agentd asks for a skill's), then taken back: the
+    // stub refuses it again and what the allow sets held is closed at once, until a name
+    // still allowed is looked up again. blocked.test and allowed.test share the address.
+    println!(
+        "{name} by-ip before disallow: {}",
+        connect(&format!("{HOST}:443"))
+    );
+    let op = |op: &str| format!("{{\"op\":\"{op}\",\"name\":\"{BLOCKED}\",\"port\":443}}");
+    println!("{name} allow {BLOCKED}: {}", control(&op("allow")));
+    println!("{name} dns {BLOCKED} once allowed: {}", query_stub(BLOCKED));
+    println!("{name} disallow {BLOCKED}: {}", control(&op("disallow")));
+    println!(
+        "{name} dns {BLOCKED} once disallowed: {}",
+        query_stub(BLOCKED)
+    );
+    println!(
+        "{name} by-ip after disallow: {}",
+        connect(&format!("{HOST}:443"))
+    );
+    println!("{name} https after disallow: {}", https_get(ALLOWED, &ca));
+}
+
+/// One request on netd's control socket (this uid is agentd's, one of netd's controllers);
+/// netd's reply line, or what failed.
+fn control(request: &str) -> String {
+    let exchange = || -> std::io::Result<String> {
+        let mut stream = std::os::unix::net::UnixStream::connect(CONTROL_SOCKET)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.write_all(format!("{request}\n").as_bytes())?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        Ok(reply.trim().to_owned())
+    };
+    exchange().unwrap_or_else(|err| format!("error: {err}"))
 }
 
 fn status() -> Option<serde_json::Value> {
