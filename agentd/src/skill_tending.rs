@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use carapace_skills::{Catalog, Skill};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::skill_code::SkillHost;
@@ -73,9 +72,6 @@ fn component_sha256(skill: &Skill) -> Result<String, String> {
     let path = skill
         .component()
         .ok_or_else(|| format!("skill {} has no code", skill.name))?;
-    let mut file =
-        std::fs::File::open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|err| format!("{}: {err}", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
+    let bytes = std::fs::read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(carapace_skills::sandbox_protocol::component_digest(&bytes))
 }

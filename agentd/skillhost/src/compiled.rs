@@ -4,7 +4,6 @@
 //! atomically, by a separate compile step; the process that runs the skill only reads it.
 
 use crate::Error;
-use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +27,7 @@ pub fn engine() -> Result<Engine, Error> {
 pub fn path(engine: &Engine, compiled_dir: &Path, wasm: &[u8]) -> PathBuf {
     let name = format!(
         "{}-{}.cwasm",
-        hex::encode(Sha256::digest(wasm)),
+        carapace_skills::sandbox_protocol::component_digest(wasm),
         settings_tag(engine)
     );
     compiled_dir.join(name)

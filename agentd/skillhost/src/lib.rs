@@ -78,22 +78,18 @@ pub fn serve_connection(state_dir: &Path) -> Result<(), Error> {
                         Path::new("the component"),
                     )
                 });
-            return match prepared {
-                Ok((_, compiled)) => channel.send(&FromHost::Prepared { compiled }),
-                Err(err) => channel.send(&FromHost::Finished(Outcome::Stopped(Stop::Unusable {
-                    detail: err.to_string(),
-                }))),
-            };
+            return channel.send(&match prepared {
+                Ok((_, compiled)) => FromHost::Prepared { compiled },
+                Err(err) => unusable(&err),
+            });
         }
         ToHost::Prune { keep } => {
             let pruned = compiled::engine()
                 .and_then(|engine| compiled::prune(&engine, &state_dir.join("compiled"), &keep));
-            return match pruned {
-                Ok(removed) => channel.send(&FromHost::Pruned { removed }),
-                Err(err) => channel.send(&FromHost::Finished(Outcome::Stopped(Stop::Unusable {
-                    detail: err.to_string(),
-                }))),
-            };
+            return channel.send(&match pruned {
+                Ok(removed) => FromHost::Pruned { removed },
+                Err(err) => unusable(&err),
+            });
         }
         ToHost::Fetched(_) => {
             return Err(Error::Request("an HTTP answer before any call".into()));
@@ -110,6 +106,13 @@ pub fn serve_connection(state_dir: &Path) -> Result<(), Error> {
         )),
     };
     answer(&call, component, channel)
+}
+
+/// How a request the host could not carry out ends: Finished, with why.
+fn unusable(err: &Error) -> FromHost {
+    FromHost::Finished(Outcome::Stopped(Stop::Unusable {
+        detail: err.to_string(),
+    }))
 }
 
 /// Skill `skill`'s scratch directory in the service's state directory: `skill` must be a

@@ -85,6 +85,13 @@ pub enum ToHost {
     },
 }
 
+/// A component's sha256 (hex): the service names its compiled code by it, and agentd names
+/// the components to keep in a [`ToHost::Prune`] by it.
+pub fn component_digest(component: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(component))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FromHost {
