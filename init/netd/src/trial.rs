@@ -161,7 +161,7 @@ impl Trials {
     /// Adds `entry` to the owner's file (its other tables kept); says whether it was new. The
     /// caller applies the file, as on SIGHUP.
     pub fn allow(&mut self, entry: AllowEntry) -> Result<bool> {
-        if self.pending.is_some() || self.before.exists() {
+        if self.trying() {
             return Err(Error::AllowDuringTrial {
                 name: entry.name.to_string(),
             });
@@ -177,10 +177,16 @@ impl Trials {
         Ok(true)
     }
 
+    /// Whether a Wi-Fi trial is pending, or its revert point is still on disk: a change to the
+    /// allowlist now would be undone (or brought back) by its revert.
+    fn trying(&self) -> bool {
+        self.pending.is_some() || self.before.exists()
+    }
+
     /// Takes `port` of host `name` out of the owner's file (the entry goes with its last
     /// port); whether anything changed. The image's entries are not in that file.
     pub fn disallow(&mut self, name: &str, port: u16) -> Result<bool> {
-        if self.pending.is_some() || self.before.exists() {
+        if self.trying() {
             return Err(Error::DisallowDuringTrial {
                 name: name.to_string(),
             });
