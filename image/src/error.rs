@@ -63,6 +63,9 @@ pub enum Error {
     #[error("kernel module {0}")]
     Module(String),
 
+    #[error("making the skill pack: {0}")]
+    SkillPack(#[source] carapace_skills::Error),
+
     #[error("making the model pack: {0}")]
     ModelsAdd(#[source] carapace_models::Error),
 

@@ -46,6 +46,7 @@ pub mod run;
 pub mod sbom;
 pub mod secure_boot;
 pub mod skill_build;
+pub mod skill_pack;
 pub mod skill_zip;
 pub mod slot_files;
 pub mod tools;

@@ -269,6 +269,21 @@ enum SkillCommand {
     /// declares: a WebAssembly component the box runs in its sandbox. Also writes DIR.zip, the
     /// skill as the owner sends it to the box in the chat.
     Build { dir: PathBuf },
+    /// Sign the built skill DIR as a pack, OUT/<name>-<version>.zip: the files the box takes
+    /// and a manifest of them signed with an update signing key. Boxes whose key list names the
+    /// key show the owner it is signed and refuse it if a byte changed; a recipe lists one as
+    /// [[skill_pack]] path = "...".
+    Pack {
+        dir: PathBuf,
+        #[arg(long)]
+        version: String,
+        /// The signing key's secret file (carapace keygen): the boxes' key list must name it.
+        #[arg(long, value_name = "SECRET")]
+        key: PathBuf,
+        /// Where the zip is written.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -360,6 +375,15 @@ fn main() -> ExitCode {
             let settings = compose(&owner)?;
             flash(&image, &to, force, settings, qr_png.as_deref())
         }),
+        Command::Skill {
+            command:
+                SkillCommand::Pack {
+                    dir,
+                    version,
+                    key,
+                    out,
+                },
+        } => skill_pack(&dir, &version, &key, &out),
         command => find_workspace().and_then(|workspace| in_workspace(command, &workspace)),
     };
     match result {
@@ -559,6 +583,24 @@ fn flash(
         print_pairing(&carapace_image::owner::pairing(settings, qr_png)?);
     }
     eprintln!("carapace: {} is ready to go into the box", to.display());
+    Ok(())
+}
+
+fn skill_pack(
+    dir: &std::path::Path,
+    version: &str,
+    key: &std::path::Path,
+    out: &std::path::Path,
+) -> carapace_image::error::Result<()> {
+    let key = carapace_update::SecretKey::load(key, KeyKind::Signing)?;
+    let zipped = carapace_image::skill_pack::make(dir, version, &key, out)?;
+    println!("{}", zipped.display());
+    eprintln!(
+        "carapace: skill pack {} signed by key {}: send it to a box in the chat, or list it in \
+         a recipe as [[skill_pack]] path = \"...\"",
+        zipped.display(),
+        key.id()
+    );
     Ok(())
 }
 

@@ -54,6 +54,10 @@ pub struct Recipe {
     /// carapace_skills::SKILLS_DIR/<name>/, for agentd.
     #[serde(default, rename = "skill")]
     pub skills: Vec<SkillEntry>,
+    /// Signed skill packs (`carapace skill pack`, a zip) the image carries as it carries a
+    /// [[skill]]; each must verify with the `[update]` keys. Once loaded, each is in `skills`.
+    #[serde(default, rename = "skill_pack")]
+    pub skill_packs: Vec<SkillPackEntry>,
     /// The keys the image trusts for updates; without it, boxes running the image take none.
     pub update: Option<UpdateSection>,
     /// The vendor's board support package: required by a board whose kernel comes from one.
@@ -351,12 +355,25 @@ pub struct ModelPackEntry {
     pub verified: Option<carapace_models::VerifiedPack>,
 }
 
+/// `[[skill_pack]]`: a signed skill pack's zip, relative to the recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillPackEntry {
+    pub path: String,
+    /// Where `Recipe::load` unpacked it, for as long as the recipe is kept.
+    #[serde(skip)]
+    pub unpacked: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
 /// `[[skill]]`: a skill folder, relative to the recipe (carapace_skills::check_folder says what
-/// one may hold).
+/// one may hold); or a `[[skill_pack]]`, unpacked and verified.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SkillEntry {
     pub path: String,
+    /// The pack it was unpacked from (then `path` is the unpacked folder), for errors.
+    #[serde(skip)]
+    pub pack: Option<String>,
     /// What `Recipe::load` found there: the skill's name and its files (path inside the
     /// folder, where it is).
     #[serde(skip)]
@@ -452,38 +469,68 @@ impl Recipe {
             names.push(verified.manifest.name.clone());
             pack.verified = Some(verified);
         }
+        // A pack is unpacked and then taken as a [[skill]] folder; its signature is checked
+        // below, as a [[skill]] folder that is a pack is (a stale signature fails the build).
+        for pack in &mut recipe.skill_packs {
+            let named = |why: String| invalid(format!("[[skill_pack]] {}: {why}", pack.path));
+            let from = dir.join(&pack.path);
+            let bytes = std::fs::read(&from).map_err(|err| named(err.to_string()))?;
+            text.push_str(&format!(
+                "\nskill_pack {} {}",
+                pack.path,
+                crate::fsutil::sha256_hex(&bytes)
+            ));
+            let unpacked = tempfile::tempdir().map_err(|err| named(err.to_string()))?;
+            let name = carapace_skills::archive::unpack(&bytes, unpacked.path())
+                .map_err(|err| named(err.to_string()))?;
+            recipe.skills.push(SkillEntry {
+                path: unpacked.path().join(&name).to_string_lossy().into_owned(),
+                pack: Some(pack.path.clone()),
+                checked: None,
+                hosts: Vec::new(),
+            });
+            pack.unpacked = Some(std::sync::Arc::new(unpacked));
+        }
         // A skill's files join the recipe's text by their hashes: a changed file is a new build.
         let mut skill_names: Vec<String> = Vec::new();
         let has_skill_host = recipe.has_skill_host();
         for skill in &mut recipe.skills {
-            let (parsed, files) = carapace_skills::check_folder(&dir.join(&skill.path))
-                .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?;
+            let folder = dir.join(&skill.path);
+            let label = match &skill.pack {
+                Some(pack) => format!("[[skill_pack]] {pack}"),
+                None => format!("[[skill]] {}", skill.path),
+            };
+            let named = |why: String| invalid(format!("{label}: {why}"));
+            if skill.pack.is_some() || carapace_skills::pack::is_pack(&folder) {
+                verify_skill_pack(recipe.update.as_ref(), &folder).map_err(named)?;
+            }
+            let (parsed, files) =
+                carapace_skills::check_folder(&folder).map_err(|err| named(err.to_string()))?;
             if skill_names.contains(&parsed.name) {
-                return Err(invalid(format!(
-                    "[[skill]] {}: another skill of the recipe is named {}",
-                    skill.path, parsed.name
+                return Err(named(format!(
+                    "another skill of the recipe is named {}",
+                    parsed.name
                 )));
             }
             for (inside, file) in &files {
                 let bytes = std::fs::read(file)
-                    .map_err(|err| invalid(format!("[[skill]] {}: {err}", file.display())))?;
+                    .map_err(|err| named(format!("{}: {err}", file.display())))?;
                 let digest = crate::fsutil::sha256_hex(&bytes);
                 text.push_str(&format!("\nskill {}/{inside} {digest}", parsed.name));
             }
             skill_names.push(parsed.name.clone());
-            skill.hosts = carapace_skills::Declaration::load(&dir.join(&skill.path))
-                .map_err(|err| invalid(format!("[[skill]] {}: {err}", skill.path)))?
+            skill.hosts = carapace_skills::Declaration::load(&folder)
+                .map_err(|err| named(err.to_string()))?
                 .map(|declaration| declaration.hosts)
                 .unwrap_or_default();
             let has_code = files
                 .iter()
                 .any(|(inside, _)| inside == carapace_skills::COMPONENT_FILE);
             if has_code && !has_skill_host {
-                return Err(invalid(format!(
-                    "[[skill]] {}: skill {} has code, which runs in the skill host service: add \
-                     a [[service]] named \"skillhost\" with exec = [\"{}\", \"serve\", \
-                     \"--client\", \"<agentd's uid>\"] (recipes/x86-64-qemu.toml has one)",
-                    skill.path,
+                return Err(named(format!(
+                    "skill {} has code, which runs in the skill host service: add a [[service]] \
+                     named \"skillhost\" with exec = [\"{}\", \"serve\", \"--client\", \
+                     \"<agentd's uid>\"] (recipes/x86-64-qemu.toml has one)",
                     parsed.name,
                     carapace_skills::SKILLHOST_PROGRAM
                 )));
@@ -661,16 +708,38 @@ fn verify_model_pack(
     update: Option<&UpdateSection>,
     dir: &Path,
 ) -> std::result::Result<carapace_models::VerifiedPack, String> {
-    let update = update.ok_or(
-        "model packs are checked with the image's update keys, and this recipe has no [update]",
-    )?;
+    let trust = pack_trust(update, "model packs")?;
+    carapace_models::verify_pack(dir, &trust, unix_now()).map_err(|e| e.to_string())
+}
+
+/// A skill pack checked as a box checks one the owner sends.
+fn verify_skill_pack(
+    update: Option<&UpdateSection>,
+    dir: &Path,
+) -> std::result::Result<(), String> {
+    let trust = pack_trust(update, "skill packs")?;
+    carapace_skills::pack::verify(dir, &trust, unix_now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The recipe's update keys, which its packs must verify with.
+fn pack_trust(
+    update: Option<&UpdateSection>,
+    packs: &str,
+) -> std::result::Result<carapace_update::Trust, String> {
+    let update = update.ok_or_else(|| {
+        format!("{packs} are checked with the image's update keys, and this recipe has no [update]")
+    })?;
     let root = update.root_public_key()?;
     let list = SignedKeyList::parse(update.key_list_text.as_bytes()).map_err(|e| e.to_string())?;
-    let trust = carapace_update::Trust::new(root, &list).map_err(|e| e.to_string())?;
-    let now = std::time::SystemTime::now()
+    carapace_update::Trust::new(root, &list).map_err(|e| e.to_string())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    carapace_models::verify_pack(dir, &trust, now).map_err(|e| e.to_string())
+        .map_or(0, |since| since.as_secs())
 }
 
 /// The key list must verify with the root key: an image whose list it cannot check would
@@ -1242,6 +1311,99 @@ network = "netd"
         .unwrap();
         let err = Recipe::load(&recipe_path).unwrap_err().to_string();
         assert!(err.contains("this recipe has no [update]"), "{err}");
+    }
+
+    #[test]
+    fn a_skill_pack_is_unpacked_and_checked_with_the_update_keys() {
+        use carapace_update::{KeyKind, SecretKey, Trust};
+        let dir = tempfile::tempdir().unwrap();
+        let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
+        let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
+        let stranger = SecretKey::from_seed(KeyKind::Signing, &[3; 32]);
+        let trust = Trust::of_keys(&root, &[&signing]).unwrap();
+        std::fs::write(
+            dir.path().join("keys.json"),
+            trust.signed_key_list().to_file_text(),
+        )
+        .unwrap();
+        let tea = dir.path().join("src/tea");
+        std::fs::create_dir_all(&tea).unwrap();
+        std::fs::write(
+            tea.join("SKILL.md"),
+            "---\nname: tea\ndescription: Brew tea.\n---\nSteep 2 minutes.\n",
+        )
+        .unwrap();
+        let good = crate::skill_pack::make(&tea, "1.0", &signing, dir.path()).unwrap();
+        let packs = dir.path().join("packs");
+        std::fs::create_dir(&packs).unwrap();
+        std::fs::rename(&good, packs.join("tea-1.0.zip")).unwrap();
+        crate::skill_pack::make(&tea, "2.0", &stranger, &packs).unwrap();
+        let recipe_path = dir.path().join("r.toml");
+        let update = format!(
+            "[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\n\
+             server = \"https://updates.example.com/x86-64\"\n",
+            root.public().to_hex()
+        );
+        let with = |entries: &str, update: &str| {
+            std::fs::write(&recipe_path, format!("{GOOD}{entries}{update}")).unwrap();
+            Recipe::load(&recipe_path)
+        };
+        let entry = |path: &str| format!("[[skill_pack]]\npath = \"{path}\"\n");
+        let (recipe, text) = with(&entry("packs/tea-1.0.zip"), &update).unwrap();
+        let (name, files) = recipe.skills[0].checked.as_ref().unwrap();
+        assert_eq!(name, "tea");
+        let inside: Vec<&str> = files.iter().map(|(inside, _)| inside.as_str()).collect();
+        assert_eq!(inside, ["SKILL.md", "pack.json", "pack.sig"]);
+        assert!(text.contains("\nskill_pack packs/tea-1.0.zip "), "{text}");
+        assert!(text.contains("\nskill tea/SKILL.md "), "{text}");
+
+        let err = with(&entry("packs/tea-2.0.zip"), &update)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[skill_pack]] packs/tea-2.0.zip: skill pack ")
+                && err.contains("its signature does not hold"),
+            "{err}"
+        );
+        let err = with(&entry("packs/tea-1.0.zip"), "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "skill packs are checked with the image's update keys, and this recipe \
+                 has no [update]"
+            ),
+            "{err}"
+        );
+        let both = format!(
+            "{}[[skill]]\npath = \"src/tea\"\n",
+            entry("packs/tea-1.0.zip")
+        );
+        let err = with(&both, &update).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "[[skill_pack]] packs/tea-1.0.zip: another skill of the recipe is named tea"
+            ),
+            "{err}"
+        );
+        // A [[skill]] folder that is a pack is checked as one: edited after signing, refused.
+        let unpacked = dir.path().join("unpacked");
+        std::fs::create_dir(&unpacked).unwrap();
+        let bytes = std::fs::read(packs.join("tea-1.0.zip")).unwrap();
+        carapace_skills::archive::unpack(&bytes, &unpacked).unwrap();
+        std::fs::write(
+            unpacked.join("tea/SKILL.md"),
+            "---\nname: tea\ndescription: Brew tea.\n---\nSteep 9 minutes.\n",
+        )
+        .unwrap();
+        let err = with("[[skill]]\npath = \"unpacked/tea\"\n", &update)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[skill]] unpacked/tea: skill pack ")
+                && err.contains("SKILL.md has sha256 "),
+            "{err}"
+        );
     }
 
     /// GOOD with an [update] section (a made-up root key: `parse` checks its form only).

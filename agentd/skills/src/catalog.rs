@@ -28,6 +28,8 @@ pub struct Skill {
     /// What its code offers, when it has code (skill.toml beside a built skill.wasm).
     pub code: Option<Declaration>,
     pub origin: Origin,
+    /// The signed pack it came as, if it did (checked when it came: pack.rs).
+    pub pack: Option<crate::pack::PackLabel>,
 }
 
 /// Where a skill came from.
@@ -85,6 +87,7 @@ impl Catalog {
                     Ok((skill, code)) => found.push(Skill {
                         name: skill.name,
                         description: skill.description,
+                        pack: crate::pack::label(&path),
                         dir: path,
                         code,
                         origin,

@@ -11,6 +11,9 @@ pub enum Error {
     /// A skill's zip that cannot be unpacked as one (archive.rs).
     #[error("the zip cannot be a skill: {0}")]
     Archive(String),
+    /// A signed skill pack that does not check out, or cannot be made (pack.rs).
+    #[error("skill pack {dir}: {problem}")]
+    Pack { dir: PathBuf, problem: String },
     #[error("could not {action} {path}: {source}")]
     Io {
         action: &'static str,

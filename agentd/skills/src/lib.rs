@@ -15,6 +15,7 @@ mod catalog;
 mod declaration;
 mod error;
 pub mod handoff;
+pub mod pack;
 pub mod sandbox_protocol;
 pub mod secrets;
 mod skill_md;

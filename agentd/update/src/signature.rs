@@ -26,6 +26,9 @@ pub enum Purpose {
     /// A model pack's manifest (carapace-models' pack.rs): models the owner adds beside the
     /// image's, signed with the same signing keys as updates.
     ModelPack,
+    /// A skill pack's manifest (carapace-skills' pack.rs): a skill folder signed with the same
+    /// signing keys, for a recipe's [[skill_pack]] or the owner to send in the chat.
+    SkillPack,
 }
 
 impl Purpose {
@@ -35,6 +38,7 @@ impl Purpose {
             Purpose::ChannelPointer => b"carapace-update channel pointer v1\0",
             Purpose::KeyList => b"carapace-update key list v1\0",
             Purpose::ModelPack => b"carapace model pack v1\0",
+            Purpose::SkillPack => b"carapace skill pack v1\0",
         }
     }
 
@@ -45,6 +49,7 @@ impl Purpose {
             Purpose::ChannelPointer => "the channel pointer",
             Purpose::KeyList => "the key list",
             Purpose::ModelPack => "the model pack",
+            Purpose::SkillPack => "the skill pack",
         }
     }
 
@@ -52,7 +57,10 @@ impl Purpose {
     fn signer(self) -> KeyKind {
         match self {
             Purpose::KeyList => KeyKind::Root,
-            Purpose::Manifest | Purpose::ChannelPointer | Purpose::ModelPack => KeyKind::Signing,
+            Purpose::Manifest
+            | Purpose::ChannelPointer
+            | Purpose::ModelPack
+            | Purpose::SkillPack => KeyKind::Signing,
         }
     }
 
@@ -167,6 +175,7 @@ mod tests {
             (Purpose::Manifest, b"manifest bytes "),
             (Purpose::ChannelPointer, b"manifest bytes"),
             (Purpose::ModelPack, b"manifest bytes"),
+            (Purpose::SkillPack, b"manifest bytes"),
         ] {
             let err = sig.verify(&public, purpose, bytes).unwrap_err();
             assert!(matches!(err, Error::BadSignature { .. }), "{err}");
