@@ -16,6 +16,8 @@ const NOTIFY_FD: &str = "NOTIFY_FD";
 const SKILLS_DIRECTORY: &str = "SKILLS_DIRECTORY";
 const SKILLHOST_PROGRAM: &str = "SKILLHOST_PROGRAM";
 const SKILLHOST_SOCKET: &str = "SKILLHOST_SOCKET";
+const UPDATE_ROOT_KEY: &str = "UPDATE_ROOT_KEY";
+const UPDATE_KEY_LIST: &str = "UPDATE_KEY_LIST";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -42,6 +44,23 @@ pub struct Config {
     /// That service's socket: carapace_skills::SKILLHOST_SOCKET, another only in tests (a
     /// service they start), through SKILLHOST_SOCKET.
     pub skillhost_socket: PathBuf,
+    /// The image's update keys, which signed skill packs are checked with:
+    /// carapace_update::layout's IMAGE_ROOT_KEY and IMAGE_KEY_LIST, others only in tests.
+    pub update_keys: UpdateKeys,
+}
+
+/// Where the image's update root key and key list are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateKeys {
+    pub root_key: PathBuf,
+    pub key_list: PathBuf,
+}
+
+impl UpdateKeys {
+    /// The keys, read now (they are small; an image without `[update]` has none).
+    pub fn load(&self) -> Result<carapace_update::Trust, carapace_update::Error> {
+        carapace_update::Trust::load(&self.root_key, &self.key_list)
+    }
 }
 
 impl Config {
@@ -85,6 +104,20 @@ impl Config {
                     || PathBuf::from(carapace_skills::SKILLHOST_SOCKET),
                     PathBuf::from,
                 ),
+            update_keys: UpdateKeys {
+                root_key: lookup(UPDATE_ROOT_KEY)
+                    .filter(|value| !value.is_empty())
+                    .map_or_else(
+                        || PathBuf::from(carapace_update::layout::IMAGE_ROOT_KEY),
+                        PathBuf::from,
+                    ),
+                key_list: lookup(UPDATE_KEY_LIST)
+                    .filter(|value| !value.is_empty())
+                    .map_or_else(
+                        || PathBuf::from(carapace_update::layout::IMAGE_KEY_LIST),
+                        PathBuf::from,
+                    ),
+            },
         })
     }
 }
@@ -160,6 +193,10 @@ mod tests {
                 skills_dir: "/usr/share/carapace/skills".into(),
                 skillhost: "/usr/bin/carapace-skillhost".into(),
                 skillhost_socket: "/run/skillhost/calls.sock".into(),
+                update_keys: UpdateKeys {
+                    root_key: "/etc/carapace/update-root.pub".into(),
+                    key_list: "/etc/carapace/update-keys.json".into(),
+                },
             }
         );
         let got = config(&[

@@ -117,6 +117,7 @@ async fn run() -> Result<(), Error> {
         &config.skills_dir,
         &config.state_dir.join("skills"),
         skill_host,
+        config.update_keys.clone(),
     );
     let mut tools = Registry::standard();
     skills.add_tools(&mut tools);

@@ -9,6 +9,11 @@
 //! version): a power cut leaves the old skill or the new, never half of one. The offer is kept
 //! in the store, so it survives a restart; staging folders no offer names are removed at start.
 //! Each offer, install, refusal and removal goes into the audit log.
+//!
+//! A zip that is a signed skill pack (`carapace skill pack`: carapace_skills::pack) is checked
+//! with the image's update keys before it is offered: one that does not check out (a file
+//! changed, a key the box does not trust) is refused; one that does is offered with its version
+//! and key. A zip without a signature is offered as what it is, unsigned.
 
 use std::path::Path;
 
@@ -34,6 +39,74 @@ struct Offer {
     id: String,
     name: String,
     sha256: String,
+    /// "version V signed by key K", when it is a signed pack that checked out.
+    #[serde(default)]
+    signed: Option<String>,
+}
+
+/// What a skill's signature says of it.
+enum Provenance {
+    /// A signed pack whose signature and files checked out.
+    Signed(carapace_skills::pack::VerifiedPack),
+    Unsigned,
+    /// A signed pack on a box without update keys to check it with.
+    Unchecked(String),
+}
+
+impl Provenance {
+    /// Checks the staged folder `dir`: Err says why a signed pack does not check out.
+    fn of(agent: &Agent, dir: &Path) -> Result<Provenance, String> {
+        if !carapace_skills::pack::is_pack(dir) {
+            return Ok(Provenance::Unsigned);
+        }
+        let keys = &agent.skills.update_keys;
+        let trust = match keys.load() {
+            Ok(trust) => trust,
+            Err(_) if !keys.root_key.exists() => {
+                return Ok(Provenance::Unchecked("its image has no update keys".into()));
+            }
+            Err(error) => return Ok(Provenance::Unchecked(error.to_string())),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        match carapace_skills::pack::verify(dir, &trust, now) {
+            Ok(verified) => Ok(Provenance::Signed(verified)),
+            Err(carapace_skills::Error::Pack { problem, .. }) => Err(format!(
+                "it is a signed skill pack that does not check out: {problem}"
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// For the offer and the audit log.
+    fn signed(&self) -> Option<String> {
+        match self {
+            Provenance::Signed(pack) => Some(format!(
+                "version {} signed by key {}",
+                pack.version, pack.signed_by
+            )),
+            _ => None,
+        }
+    }
+
+    /// What the owner is told of it.
+    fn shown(&self) -> String {
+        match self {
+            Provenance::Signed(pack) => format!(
+                "It is a signed pack, version {}, signed by key {}, which this box trusts for \
+                 its updates.",
+                pack.version, pack.signed_by
+            ),
+            Provenance::Unsigned => {
+                "It is not signed: install it only if you trust where it came from.".into()
+            }
+            Provenance::Unchecked(why) => format!(
+                "It is signed, but this box cannot check the signature ({why}): install it only \
+                 if you trust where it came from."
+            ),
+        }
+    }
 }
 
 /// Whether a document is offered as a skill: a zip.
@@ -77,12 +150,14 @@ pub async fn offer<M: Media>(
         Ok(name) => name,
         Err(error) => return refused(agent, error.to_string()),
     };
+    // The builder's advice names the folder; here it is the owner's, not the staging one.
+    let unstaged = |why: String| why.replace(&format!("{}/", staging.display()), "");
+    let provenance = match Provenance::of(agent, &staging.join(&name)) {
+        Ok(provenance) => provenance,
+        Err(why) => return refused(agent, unstaged(why)),
+    };
     if let Err(error) = carapace_skills::check_folder(&staging.join(&name)) {
-        // The builder's advice names the folder; here it is the owner's, not the staging one.
-        let why = error
-            .to_string()
-            .replace(&format!("{}/", staging.display()), "");
-        return refused(agent, why);
+        return refused(agent, unstaged(error.to_string()));
     }
     let Ok(loaded) = load_staged(&staging, &name) else {
         return refused(agent, "its folder could not be read back".into());
@@ -90,11 +165,12 @@ pub async fn offer<M: Media>(
     if let Some(why) = clash(agent, &loaded)? {
         return refused(agent, why);
     }
-    let replaces = agent.skills.catalog.get(&name).is_some();
+    let replaced = agent.skills.catalog.get(&name).cloned();
     let offer = Offer {
         id: id.clone(),
         name: name.clone(),
         sha256: sha256.clone(),
+        signed: provenance.signed(),
     };
     let kept = serde_json::to_string(&offer).map_err(|e| unreadable(e.to_string()))?;
     agent
@@ -103,15 +179,26 @@ pub async fn offer<M: Media>(
     agent.record(
         "skill",
         &format!(
-            "the owner sent skill {name} (sha256 {sha256}): {}; asked the owner to install it",
+            "the owner sent skill {name} (sha256 {sha256}, {}): {}; asked the owner to install \
+             it",
+            provenance.signed().unwrap_or_else(|| "unsigned".into()),
             declared(&loaded)
         ),
         now,
     );
     let mut question = format!("Install skill {name}? {}\n", loaded.description);
     question.push_str(&shown(&loaded));
-    if replaces {
-        question.push_str(&format!("\nIt replaces the {name} you installed before."));
+    question.push_str(&format!("\n{}", provenance.shown()));
+    if let Some(replaced) = replaced {
+        question.push_str(&format!("\nIt replaces the {name} you installed before"));
+        question.push_str(&match (&replaced.pack, &provenance) {
+            (Some(old), Provenance::Signed(_)) => format!(" (version {}).", old.version),
+            (Some(old), _) => format!(
+                ", which was a signed pack (version {}); this one is not checked.",
+                old.version
+            ),
+            (None, _) => ".".into(),
+        });
     }
     let button = |label: &str, verb: &str| Button {
         label: label.into(),
@@ -194,7 +281,15 @@ pub async fn answer(agent: &mut Agent, id: &str, install: bool, now: u64) -> Res
     agent.skills.reload(&mut agent.tools);
     agent.record(
         "skill",
-        &format!("the owner installed skill {name} (sha256 {})", offer.sha256),
+        &format!(
+            "the owner installed skill {name} (sha256 {}{})",
+            offer.sha256,
+            offer
+                .signed
+                .as_ref()
+                .map(|signed| format!(", {signed}"))
+                .unwrap_or_default()
+        ),
         now,
     );
     Ok(installed_text(&skill))
@@ -210,10 +305,16 @@ pub fn list(agent: &Agent) -> String {
     }
     let mut text = String::from("Skills:");
     for skill in skills {
-        let origin = match skill.origin {
-            Origin::Image => "in the image",
-            Origin::Owner => "installed by you",
+        let mut origin = match skill.origin {
+            Origin::Image => "in the image".to_string(),
+            Origin::Owner => "installed by you".to_string(),
         };
+        if let Some(pack) = &skill.pack {
+            origin.push_str(&format!(
+                ", signed pack {} by key {}",
+                pack.version, pack.key_id
+            ));
+        }
         text.push_str(&format!("\n{} ({origin}): {}", skill.name, declared(skill)));
     }
     text.push_str(

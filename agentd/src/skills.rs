@@ -19,6 +19,7 @@ use std::sync::Arc;
 use carapace_skills::{Catalog, Origin};
 use tokio::sync::watch;
 
+use crate::config::UpdateKeys;
 use crate::skill_code::SkillHost;
 use crate::tools::Registry;
 
@@ -34,19 +35,27 @@ pub struct Skills {
     pub host: Option<Arc<SkillHost>>,
     /// Each new catalog, for the skill host's compiled code (skill_tending.rs).
     tending: Option<watch::Sender<Arc<Catalog>>>,
+    /// What signed skill packs the owner sends are checked with.
+    pub update_keys: UpdateKeys,
 }
 
 impl Skills {
     /// The image's skills in `image_dir` and the owner's under `dir` (the state directory's
     /// skills/); what could not be loaded is said on the console. With a skill host, their
     /// code is compiled in the background (inside a Tokio runtime).
-    pub fn load(image_dir: &Path, dir: &Path, host: Option<Arc<SkillHost>>) -> Skills {
+    pub fn load(
+        image_dir: &Path,
+        dir: &Path,
+        host: Option<Arc<SkillHost>>,
+        update_keys: UpdateKeys,
+    ) -> Skills {
         let mut skills = Skills {
             catalog: Arc::default(),
             image_dir: image_dir.to_path_buf(),
             dir: dir.to_path_buf(),
             host,
             tending: None,
+            update_keys,
         };
         skills.catalog = Arc::new(skills.read());
         skills.tending = skills

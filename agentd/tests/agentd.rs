@@ -12,7 +12,7 @@ use board_support::local_inference::{
 use carapace_fakes::llm::Script;
 use carapace_fakes::telegram::SentKind;
 use serde_json::json;
-use support::{Harness, OWNER, STRANGER, install_example_skill};
+use support::{Harness, OWNER, STRANGER, install_example_skill, pack_signing_key};
 
 #[test]
 fn a_stranger_gets_nothing_and_the_owner_is_answered_through_a_tool_call() {
@@ -1660,6 +1660,148 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         "the owner removed skill text-format",
     ] {
         assert!(audit.contains(line), "{line} not audited: {audit}");
+    }
+}
+
+/// A skill pack signed with a key of the box's update key list is offered with its version and
+/// key; one changed after signing, or signed by a key the box does not trust, is refused with
+/// what is wrong; an unsigned zip says so, and more loudly when it would replace a signed one.
+#[test]
+fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_refused() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    let mut count = 1;
+    let mut next = |h: &Harness| {
+        count += 1;
+        h.wait_sent_within(count, Duration::from_secs(60))[count - 1].clone()
+    };
+    let send_zip = |h: &Harness, name: &str, bytes: Vec<u8>| {
+        h.telegram
+            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
+    };
+    let built = tempfile::tempdir().unwrap();
+    install_example_skill(built.path(), "tea-brewing");
+    let skill = built.path().join("tea-brewing");
+    let signing = pack_signing_key();
+    let packs = tempfile::tempdir().unwrap();
+    let pack = carapace_image::skill_pack::make(&skill, "1.0", &signing, packs.path()).unwrap();
+    let pack_bytes = std::fs::read(&pack).unwrap();
+    let pack_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pack_bytes));
+
+    // Changed after signing: unpacked, one file edited, zipped again.
+    let edited = tempfile::tempdir().unwrap();
+    carapace_skills::archive::unpack(&pack_bytes, edited.path()).unwrap();
+    let steeping = edited.path().join("tea-brewing/steeping.md");
+    let text = std::fs::read_to_string(&steeping).unwrap();
+    std::fs::write(&steeping, text.replacen("minutes", "MINUTES", 1)).unwrap();
+    let tampered = carapace_image::skill_zip::zip(&edited.path().join("tea-brewing")).unwrap();
+    send_zip(&h, "tea-brewing-1.0.zip", tampered);
+    let refused = next(&h).text;
+    assert!(
+        refused.starts_with(
+            "tea-brewing-1.0.zip cannot be installed as a skill: it is a signed skill pack that \
+             does not check out: steeping.md has sha256 "
+        ) && refused.ends_with("it was changed after signing"),
+        "{refused}"
+    );
+    // Signed by a key the box's list does not name.
+    let stranger =
+        carapace_update::SecretKey::from_seed(carapace_update::KeyKind::Signing, &[99; 32]);
+    let foreign = tempfile::tempdir().unwrap();
+    let foreign =
+        carapace_image::skill_pack::make(&skill, "1.0", &stranger, foreign.path()).unwrap();
+    send_zip(&h, "tea-brewing-1.0.zip", std::fs::read(foreign).unwrap());
+    let refused = next(&h).text;
+    assert!(
+        refused.starts_with(
+            "tea-brewing-1.0.zip cannot be installed as a skill: it is a signed skill pack that \
+             does not check out: its signature does not hold: "
+        ),
+        "{refused}"
+    );
+    let installed = h.state.path().join("skills/installed/tea-brewing");
+    assert!(!installed.exists());
+
+    // Whole and signed by a trusted key: offered as such, installed with the button.
+    send_zip(&h, "tea-brewing-1.0.zip", pack_bytes.clone());
+    let offer = next(&h);
+    let key = signing.id().to_string();
+    let signed_line = format!(
+        "\nIt is a signed pack, version 1.0, signed by key {key}, which this box trusts for its \
+         updates."
+    );
+    assert!(
+        offer.text.starts_with("Install skill tea-brewing? "),
+        "{}",
+        offer.text
+    );
+    assert!(offer.text.contains(&signed_line), "{}", offer.text);
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(next(&h).text, "Installed tea-brewing.");
+    assert!(installed.join("pack.sig").is_file());
+    h.say("/skills");
+    assert_eq!(
+        next(&h).text,
+        format!(
+            "Skills:\ntea-brewing (installed by you, signed pack 1.0 by key {key}): instructions \
+             only\nSend a skill's zip to install one; /remove_skill NAME removes one you installed."
+        )
+    );
+
+    // The same skill unsigned: said so, and that it would replace a signed one.
+    send_zip(
+        &h,
+        "tea-brewing.zip",
+        carapace_image::skill_zip::zip(&skill).unwrap(),
+    );
+    let offer = next(&h);
+    for shown in [
+        "\nIt is not signed: install it only if you trust where it came from.",
+        "\nIt replaces the tea-brewing you installed before, which was a signed pack (version \
+         1.0); this one is not checked.",
+    ] {
+        assert!(
+            offer.text.contains(shown),
+            "{shown:?} not in {}",
+            offer.text
+        );
+    }
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[1].1);
+    assert_eq!(next(&h).text, "Skill tea-brewing was not installed.");
+
+    // A box whose image has no update keys cannot check a signature, and says so.
+    std::fs::remove_file(h.update_keys.path().join("update-root.pub")).unwrap();
+    send_zip(&h, "tea-brewing-1.0.zip", pack_bytes);
+    let offer = next(&h);
+    assert!(
+        offer.text.contains(
+            "\nIt is signed, but this box cannot check the signature (its image has no \
+                       update keys): install it only if you trust where it came from."
+        ),
+        "{}",
+        offer.text
+    );
+    assert!(
+        offer.text.ends_with("this one is not checked."),
+        "{}",
+        offer.text
+    );
+
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    for line in [
+        "not a skill to install: it is a signed skill pack that does not check out: steeping.md \
+         has sha256 "
+            .to_string(),
+        format!(", version 1.0 signed by key {key}): instructions only; asked the owner"),
+        format!(
+            "the owner installed skill tea-brewing (sha256 {pack_sha256}, version 1.0 signed by key {key})"
+        ),
+        ", unsigned): instructions only; asked the owner".to_string(),
+    ] {
+        assert!(audit.contains(&line), "{line} not audited: {audit}");
     }
 }
 

@@ -471,7 +471,10 @@ fn in_workspace(
         | Command::Keys { .. }
         | Command::Publish { .. }
         | Command::UpdateSize { .. }
-        | Command::Models { .. } => Ok(()),
+        | Command::Models { .. }
+        | Command::Skill {
+            command: SkillCommand::Pack { .. },
+        } => Ok(()),
         Command::Flash {
             recipe,
             image,

@@ -42,6 +42,29 @@ pub struct Harness {
     pub skills: tempfile::TempDir,
     /// The skill host service agentd calls.
     pub skillhost: SkillHostService,
+    /// The image's update keys as agentd reads them: update-root.pub and update-keys.json,
+    /// trusting [`pack_signing_key`].
+    pub update_keys: tempfile::TempDir,
+}
+
+/// The update signing key the harness's key list names: it signs the packs a test sends.
+pub fn pack_signing_key() -> carapace_update::SecretKey {
+    carapace_update::SecretKey::from_seed(carapace_update::KeyKind::Signing, &[21; 32])
+}
+
+fn update_keys() -> tempfile::TempDir {
+    use carapace_update::{KeyKind, SecretKey, Trust};
+    let dir = tempfile::tempdir().expect("update keys dir");
+    let root = SecretKey::from_seed(KeyKind::Root, &[20; 32]);
+    let trust = Trust::of_keys(&root, &[&pack_signing_key()]).expect("a key list");
+    std::fs::write(
+        dir.path().join("update-root.pub"),
+        root.public().to_file_text(),
+    )
+    .unwrap();
+    let list = trust.signed_key_list().to_file_text();
+    std::fs::write(dir.path().join("update-keys.json"), list).unwrap();
+    dir
 }
 
 /// The workspace's carapace-skillhost, beside agentd in the target folder (`cargo test
@@ -184,6 +207,7 @@ impl Harness {
             lines: Arc::new(Mutex::new(Vec::new())),
             inference_url: engine::closed_url(),
             skills: tempfile::tempdir().expect("skills dir"),
+            update_keys: update_keys(),
             skillhost: SkillHostService::start(),
         }
     }
@@ -197,6 +221,14 @@ impl Harness {
             .env("SKILLS_DIRECTORY", self.skills.path())
             .env("SKILLHOST_PROGRAM", skillhost_program())
             .env("SKILLHOST_SOCKET", self.skillhost.socket())
+            .env(
+                "UPDATE_ROOT_KEY",
+                self.update_keys.path().join("update-root.pub"),
+            )
+            .env(
+                "UPDATE_KEY_LIST",
+                self.update_keys.path().join("update-keys.json"),
+            )
             .env_remove("NOTIFY_FD")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
