@@ -34,7 +34,7 @@ use common::{BOOT_TIMEOUT, fail, power_off, workspace};
 use update_lab::{
     Breakage, Chat, Lab, SWITCH_TIMEOUT, WAIT, add_stalling_service, boot_and_pair, boot_kind,
     build_first_image, bundle_and_publish, bundle_and_publish_patched, console_line, keep_slot,
-    publish_broken, recipe,
+    publish_broken, recipe, signed_skill_pack,
 };
 
 const EVERY_BREAKAGE_ENV: &str = "CARAPACE_UPDATE_EVERY_BREAKAGE";
@@ -56,6 +56,14 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         true,
         "",
     );
+    // 0.1.0 carries a signed skill pack, which the builder checks with the recipe's keys.
+    let pack = signed_skill_pack(build_dir, keys, "teapot", "1.0");
+    let mut text = std::fs::read_to_string(&recipe_a).expect("recipe a");
+    text.push_str(&format!(
+        "\n[[skill_pack]]\npath = \"{}\"\n",
+        pack.display()
+    ));
+    std::fs::write(&recipe_a, text).expect("recipe a");
     let (image, code) = build_first_image(build_dir, &recipe_a);
     let release_a = keep_slot(&recipe_a, &build_dir.join("release-0.1.0"));
     bundle_and_publish_patched(&recipe_b, keys, &site.join("x86-64"), &[release_a]);
@@ -72,6 +80,28 @@ fn the_owner_updates_to_slot_b_and_back_to_a_and_broken_releases_go_back_by_them
         "the first boot is not a trial: {}",
         vm.console()[kind]
     );
+    // The image's pack is listed as signed; one the owner sends is checked on the box with the
+    // update keys in its image, and offered as signed.
+    let signer = carapace_update::SecretKey::load(&keys.signing, carapace_update::KeyKind::Signing)
+        .expect("signing key")
+        .id();
+    chat.send("/skills");
+    let (seen, listed) = chat.wait_for(&vm, 0, "Skills:", WAIT);
+    let image_pack =
+        format!("\nteapot (in the image, signed pack 1.0 by key {signer}): instructions only");
+    if !listed.contains(&image_pack) {
+        fail(&vm, format!("{image_pack:?} not in {listed:?}"));
+    }
+    let sent = signed_skill_pack(build_dir, keys, "kettle", "0.3");
+    chat.send_file("kettle-0.3.zip", std::fs::read(sent).expect("the pack"));
+    let (_, offer) = chat.wait_for(&vm, seen + 1, "Install skill kettle?", WAIT);
+    let signed = format!(
+        "\nIt is a signed pack, version 0.3, signed by key {signer}, which this box trusts for its \
+         updates."
+    );
+    if !offer.contains(&signed) {
+        fail(&vm, format!("{signed:?} not in {offer:?}"));
+    }
     chat.send("/update");
     let (seen, text) = chat.wait_for(&vm, 0, "0.1.1 is available", WAIT);
     assert!(text.contains("this box runs 0.1.0"), "{text}");

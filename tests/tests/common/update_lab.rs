@@ -221,6 +221,23 @@ boot_control = true
     )
 }
 
+/// An instruction-only skill `name` (SKILL.md and a note) packed as `version`, signed with the
+/// lab's signing key, in `dir`: the pack's zip.
+pub fn signed_skill_pack(dir: &Path, keys: &Keys, name: &str, version: &str) -> PathBuf {
+    let source = dir.join("skill-sources").join(name);
+    std::fs::create_dir_all(&source).expect("skill folder");
+    std::fs::write(
+        source.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: How to use the {name}.\n---\nRead notes.md.\n"),
+    )
+    .expect("SKILL.md");
+    std::fs::write(source.join("notes.md"), "Fill it, switch it on, wait.\n").expect("notes");
+    let key =
+        carapace_update::SecretKey::load(&keys.signing, KeyKind::Signing).expect("signing key");
+    carapace_image::skill_pack::make(&source, version, &key, dir)
+        .unwrap_or_else(|e| panic!("carapace skill pack {name}: {e}"))
+}
+
 pub fn owner_settings(dir: &Path) -> PathBuf {
     let path = dir.join("owner.toml");
     std::fs::write(
@@ -293,6 +310,12 @@ pub struct Chat<'a> {
 impl Chat<'_> {
     pub fn send(&self, text: &str) {
         self.telegram.inject_text(OWNER, OWNER, "Ann", text);
+    }
+
+    /// The owner sends a file (a skill's zip).
+    pub fn send_file(&self, name: &str, bytes: Vec<u8>) {
+        self.telegram
+            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
     }
 
     /// The first message to the owner, from the `from`th on, that contains `needle`.
