@@ -13,14 +13,30 @@ use tokio::sync::watch;
 
 use crate::skill_code::SkillHost;
 
+/// A pass that could not reach the service is tried again after 1, 2, 4, ... seconds, this
+/// many times (about two minutes in all): at agentd's start the service may not be listening
+/// yet, and PID 1 restarts one that crashed.
+const RETRIES: u32 = 7;
+
 /// Starts tending for `host` with `catalog`; send each new catalog on the returned sender.
 pub fn start(host: Arc<SkillHost>, catalog: Arc<Catalog>) -> watch::Sender<Arc<Catalog>> {
     let (sender, mut catalogs) = watch::channel(catalog);
     tokio::spawn(async move {
+        let mut failed = 0;
         loop {
             let catalog = Arc::clone(&catalogs.borrow_and_update());
-            tend(&host, &catalog).await;
-            if catalogs.changed().await.is_err() {
+            failed = match tend(&host, &catalog).await {
+                true => 0,
+                false => failed + 1,
+            };
+            if failed > 0 && failed <= RETRIES {
+                let wait = Duration::from_secs(1 << (failed - 1));
+                println!("skills: trying the skill host service again in {wait:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    changed = catalogs.changed() => if changed.is_err() { return },
+                }
+            } else if catalogs.changed().await.is_err() {
                 return;
             }
         }
@@ -28,7 +44,8 @@ pub fn start(host: Arc<SkillHost>, catalog: Arc<Catalog>) -> watch::Sender<Arc<C
     sender
 }
 
-async fn tend(host: &SkillHost, catalog: &Catalog) {
+/// One pass; false when the service could not be asked to prune (then nothing was done).
+async fn tend(host: &SkillHost, catalog: &Catalog) -> bool {
     let with_code: Vec<Skill> = catalog
         .skills()
         .iter()
@@ -46,7 +63,10 @@ async fn tend(host: &SkillHost, catalog: &Catalog) {
         Ok(keep) => match host.prune(keep).await {
             Ok(0) => {}
             Ok(removed) => println!("skills: removed {removed} compiled files no skill needs"),
-            Err(error) => eprintln!("skills: compiled code was not pruned: {error}"),
+            Err(error) => {
+                eprintln!("skills: compiled code was not pruned: {error}");
+                return false;
+            }
         },
         Err(error) => eprintln!("skills: compiled code was not pruned: {error}"),
     }
@@ -65,6 +85,7 @@ async fn tend(host: &SkillHost, catalog: &Catalog) {
             ),
         }
     }
+    true
 }
 
 /// The sha256 (hex) of `skill`'s component, as the service names its compiled code.

@@ -1805,6 +1805,39 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     }
 }
 
+/// agentd may start before the skill host service listens (or while PID 1 restarts it): the
+/// image's skills are compiled once it answers, without an install or a restart to ask again.
+#[test]
+fn the_image_skills_are_compiled_once_the_skill_host_service_answers() {
+    let mut h = Harness::new();
+    install_example_skill(h.skills.path(), "text-format");
+    h.skillhost.stop();
+    h.start();
+    h.wait_line("skills: compiled code was not pruned: the skill host service at ");
+    h.wait_line("skills: trying the skill host service again in 1s");
+    h.wait_line_within(
+        "skills: trying the skill host service again in 2s",
+        Duration::from_secs(10),
+    );
+    h.skillhost.restart();
+    h.wait_line_within(
+        "skills: text-format's code was compiled for this box in ",
+        Duration::from_secs(240),
+    );
+    let compiled = std::fs::read_dir(h.skillhost.state.path().join("compiled"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "cwasm")
+        })
+        .count();
+    assert_eq!(compiled, 1);
+}
+
 #[test]
 fn a_box_without_skills_offers_no_skill_tool() {
     let mut h = Harness::new();

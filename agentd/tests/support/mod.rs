@@ -86,6 +86,27 @@ impl SkillHostService {
     pub fn start() -> SkillHostService {
         let runtime = tempfile::tempdir().expect("skill host runtime dir");
         let state = tempfile::tempdir().expect("skill host state dir");
+        let child = SkillHostService::spawn(&runtime, &state);
+        SkillHostService {
+            child,
+            runtime,
+            state,
+        }
+    }
+
+    /// Stops the service, leaving its socket behind as a crash does: nothing answers there.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again, on the same socket and state.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = SkillHostService::spawn(&self.runtime, &self.state);
+    }
+
+    fn spawn(runtime: &tempfile::TempDir, state: &tempfile::TempDir) -> Child {
         let uid = rustix::process::getuid().as_raw();
         let mut child = Command::new(skillhost_program())
             .args(["serve", "--client", &uid.to_string()])
@@ -101,11 +122,7 @@ impl SkillHostService {
         assert!(first.starts_with("listening on "), "{first}");
         // Keep draining: a full pipe would block it.
         std::thread::spawn(move || for _ in reader.lines() {});
-        SkillHostService {
-            child,
-            runtime,
-            state,
-        }
+        child
     }
 
     pub fn socket(&self) -> PathBuf {
