@@ -6,7 +6,7 @@
 //! board, minutes under QEMU's TCG). One catalog at a time, always the latest.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use carapace_skills::{Catalog, Skill};
 use tokio::sync::watch;
