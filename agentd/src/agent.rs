@@ -201,6 +201,16 @@ impl Agent {
                 let said = self.say(message, &command.rest, now).await;
                 return Ok(answered(said));
             }
+            if command.name == "install_skill" {
+                let owner = user.role == Role::Owner;
+                let offered =
+                    crate::skill_install::offer_link(self, owner, &command.args, now).await?;
+                return Ok(answered(OutboxEntry {
+                    channel: message.channel,
+                    chat: message.chat.clone(),
+                    message: offered,
+                }));
+            }
             let (text, effect) = commands::run(self, &user, &message.chat, &command, now).await?;
             let mut replies = vec![reply(text)];
             // The command carried a secret: its message leaves the chat before the answer.

@@ -2,7 +2,8 @@
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
 //! inference engine, not the LLM), `/models`, `/share_photos [on|off]` (commands/sharing.rs),
-//! the skills' and MCP servers' `/tools` and `/mcp`, `/skills` and `/remove_skill`
+//! the skills' and MCP servers' `/tools` and `/mcp`, `/skills`, `/install_skill` (agent.rs runs
+//! it: it answers with buttons) and `/remove_skill`
 //! (skill_install.rs: a skill is installed by sending its zip), and the skills' `/secret` and
 //! `/forget_secret` (commands/secrets.rs). They answer even when every LLM provider is down. `/say` and a photo
 //! captioned `/read` also need only the engine; agent.rs answers them, since their answers are
@@ -64,6 +65,10 @@ pub const MENU: &[(&str, &str)] = &[
     (
         "skills",
         "The skills on the box; send a skill's zip to install one",
+    ),
+    (
+        "install_skill",
+        "Fetch a skill to install: /install_skill LINK (a GitHub folder or a zip)",
     ),
     (
         "remove_skill",

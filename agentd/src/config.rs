@@ -18,6 +18,7 @@ const SKILLHOST_PROGRAM: &str = "SKILLHOST_PROGRAM";
 const SKILLHOST_SOCKET: &str = "SKILLHOST_SOCKET";
 const UPDATE_ROOT_KEY: &str = "UPDATE_ROOT_KEY";
 const UPDATE_KEY_LIST: &str = "UPDATE_KEY_LIST";
+const GITHUB_API_URL: &str = "GITHUB_API_URL";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -47,6 +48,9 @@ pub struct Config {
     /// The image's update keys, which signed skill packs are checked with:
     /// carapace_update::layout's IMAGE_ROOT_KEY and IMAGE_KEY_LIST, others only in tests.
     pub update_keys: UpdateKeys,
+    /// GitHub's API for `/install_skill`'s folder links: skill_fetch::GITHUB_API, another (a
+    /// fake on loopback) only in tests.
+    pub github_api: Url,
 }
 
 /// Where the image's update root key and key list are.
@@ -104,6 +108,11 @@ impl Config {
                     || PathBuf::from(carapace_skills::SKILLHOST_SOCKET),
                     PathBuf::from,
                 ),
+            github_api: match lookup(GITHUB_API_URL).filter(|value| !value.is_empty()) {
+                Some(value) => github_api(&value)?,
+                None => Url::parse(crate::skill_fetch::GITHUB_API)
+                    .expect("GITHUB_API is a URL (the tests below say so)"),
+            },
             update_keys: UpdateKeys {
                 root_key: lookup(UPDATE_ROOT_KEY)
                     .filter(|value| !value.is_empty())
@@ -126,6 +135,15 @@ fn default_inference_url() -> Url {
     let address = board_support::local_inference::API_ADDRESS;
     // A constant "127.0.0.1:port": always a URL (the tests below say so).
     Url::parse(&format!("http://{address}")).expect("API_ADDRESS is an IP address and port")
+}
+
+/// https, or plain http to this box itself (a fake in tests).
+fn github_api(value: &OsString) -> Result<Url, Error> {
+    carapace_http::checked_url(&value.to_string_lossy()).map_err(|_| Error::BadEnv {
+        name: GITHUB_API_URL,
+        value: value.to_string_lossy().into_owned(),
+        reason: "not an https:// URL, or http:// on this box",
+    })
 }
 
 /// Plain http to this box only: nothing sent to the engine may leave it.
@@ -193,6 +211,7 @@ mod tests {
                 skills_dir: "/usr/share/carapace/skills".into(),
                 skillhost: "/usr/bin/carapace-skillhost".into(),
                 skillhost_socket: "/run/skillhost/calls.sock".into(),
+                github_api: Url::parse("https://api.github.com").unwrap(),
                 update_keys: UpdateKeys {
                     root_key: "/etc/carapace/update-root.pub".into(),
                     key_list: "/etc/carapace/update-keys.json".into(),

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod screen;
 pub mod self_test;
 pub mod skill_code;
+pub mod skill_fetch;
 pub mod skill_install;
 pub mod skill_secrets;
 mod skill_tending;

@@ -118,6 +118,7 @@ async fn run() -> Result<(), Error> {
         &config.state_dir.join("skills"),
         skill_host,
         config.update_keys.clone(),
+        config.github_api.clone(),
     );
     let mut tools = Registry::standard();
     skills.add_tools(&mut tools);

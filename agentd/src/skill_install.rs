@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::agent::{Agent, Media};
 use crate::error::Error;
+use crate::skill_fetch::{self, Fetched};
 use crate::tools::skill_tool_name;
 
 /// Settings key of an offer waiting for the owner's answer.
@@ -123,11 +124,91 @@ pub async fn offer<M: Media>(
     file_name: &str,
     now: u64,
 ) -> Result<Outgoing, Error> {
-    let bytes = match media.download(channel, file).await {
-        Ok(bytes) => bytes,
-        Err(error) => return Ok(text(format!("I could not fetch {file_name}: {error}"))),
+    match media.download(channel, file).await {
+        Ok(bytes) => offer_fetched(agent, Fetched::Zip(bytes), file_name, now),
+        Err(error) => Ok(text(format!("I could not fetch {file_name}: {error}"))),
+    }
+}
+
+/// `/install_skill LINK`: fetches the skill a GitHub folder or zip link points to, through
+/// netd's allowlist for the fetch only (skill_fetch.rs), and offers it as a sent zip is.
+pub async fn offer_link(
+    agent: &mut Agent,
+    owner: bool,
+    args: &[String],
+    now: u64,
+) -> Result<Outgoing, Error> {
+    if !owner {
+        return Ok(text("Only the owner can do that.".into()));
+    }
+    let [link_text] = args else {
+        return Ok(text(
+            "Send /install_skill LINK: a GitHub folder (https://github.com/OWNER/REPO/tree/\
+             BRANCH/FOLDER) or an https link to a skill's zip."
+                .into(),
+        ));
     };
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let link = match skill_fetch::parse(link_text) {
+        Ok(link) => link,
+        Err(why) => return Ok(text(format!("I cannot fetch that: {why}."))),
+    };
+    let Some(access) = agent.mcp.clone() else {
+        return Ok(text(
+            "This agent runs without netd to let it out; send the skill's zip instead.".into(),
+        ));
+    };
+    let api = agent.skills.github_api.clone();
+    let hosts = link.hosts(&api);
+    let mut fetched = Err(String::new());
+    for (host, port) in &hosts {
+        if let Err(error) = access.netd.allow(host, *port).await {
+            fetched = Err(format!("the box may not reach {host}: {error}"));
+            break;
+        }
+    }
+    if fetched.as_ref().is_err_and(String::is_empty) {
+        fetched = link.fetch(&access.http, &api).await;
+    }
+    // The fetch's hosts leave the allowlist again, unless a skill or server needs them.
+    crate::reach::release(agent, hosts).await?;
+    match fetched {
+        Ok(fetched) => offer_fetched(agent, fetched, link_text, now),
+        Err(why) => {
+            agent.record(
+                "skill",
+                &format!("the owner asked to install {link_text}; it could not be fetched: {why}"),
+                now,
+            );
+            Ok(text(format!("I could not fetch {link_text}: {why}")))
+        }
+    }
+}
+
+/// Unpacks and checks what the owner sent or linked to (`from` names it), and asks the owner
+/// to install it.
+fn offer_fetched(
+    agent: &mut Agent,
+    fetched: Fetched,
+    from: &str,
+    now: u64,
+) -> Result<Outgoing, Error> {
+    let file_name = from;
+    // A zip is named by its bytes' sha256; a folder by that of its files' list and sha256s.
+    let sha256 = match &fetched {
+        Fetched::Zip(bytes) => hex::encode(Sha256::digest(bytes)),
+        Fetched::Folder(files) => {
+            let mut listing = Sha256::new();
+            let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().collect();
+            sorted.sort();
+            for (inside, bytes) in sorted {
+                listing.update(format!(
+                    "{inside}\0{}\n",
+                    hex::encode(Sha256::digest(bytes))
+                ));
+            }
+            hex::encode(listing.finalize())
+        }
+    };
     let id = sha256[..16].to_string();
     let staging = agent.skills.staging_dir().join(&id);
     let refused = |agent: &mut Agent, why: String| -> Result<Outgoing, Error> {
@@ -146,7 +227,11 @@ pub async fn offer<M: Media>(
         what: format!("creating {}", staging.display()),
         source,
     })?;
-    let name = match archive::unpack(&bytes, &staging) {
+    let placed = match &fetched {
+        Fetched::Zip(bytes) => archive::unpack(bytes, &staging),
+        Fetched::Folder(files) => archive::place(files, &staging),
+    };
+    let name = match placed {
         Ok(name) => name,
         Err(error) => return refused(agent, error.to_string()),
     };
@@ -300,7 +385,8 @@ pub fn list(agent: &Agent) -> String {
     let skills = agent.skills.catalog.skills();
     if skills.is_empty() {
         return "No skills yet. Send me a skill's zip (made with `carapace skill build`, or an \
-                instruction-only skill zipped) to install one."
+                instruction-only skill zipped), or /install_skill with a GitHub folder link, to \
+                install one."
             .into();
     }
     let mut text = String::from("Skills:");

@@ -37,6 +37,8 @@ pub struct Skills {
     tending: Option<watch::Sender<Arc<Catalog>>>,
     /// What signed skill packs the owner sends are checked with.
     pub update_keys: UpdateKeys,
+    /// GitHub's API, where `/install_skill` lists a folder link (skill_fetch.rs).
+    pub github_api: carapace_http::Url,
 }
 
 impl Skills {
@@ -48,6 +50,7 @@ impl Skills {
         dir: &Path,
         host: Option<Arc<SkillHost>>,
         update_keys: UpdateKeys,
+        github_api: carapace_http::Url,
     ) -> Skills {
         let mut skills = Skills {
             catalog: Arc::default(),
@@ -56,6 +59,7 @@ impl Skills {
             host,
             tending: None,
             update_keys,
+            github_api,
         };
         skills.catalog = Arc::new(skills.read());
         skills.tending = skills

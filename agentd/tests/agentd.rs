@@ -1838,6 +1838,119 @@ fn the_image_skills_are_compiled_once_the_skill_host_service_answers() {
     assert_eq!(compiled, 1);
 }
 
+/// `/install_skill` with a GitHub folder link: the box lists the folder through GitHub's
+/// contents API, fetches each file from its download link, and offers the skill as a sent zip
+/// is; a folder that is not there, and a link that is neither kind, are answered with why.
+#[test]
+fn the_owner_installs_a_skill_from_a_github_folder_link() {
+    let mut h = Harness::new();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = std::collections::BTreeMap::new();
+    for file in ["SKILL.md", "steeping.md"] {
+        let bytes = std::fs::read(workspace.join("tests/skills/tea-brewing").join(file)).unwrap();
+        files.insert(format!("skills/tea-brewing/{file}"), bytes);
+    }
+    files.insert(
+        "skills/tea-brewing/notes/green.md".into(),
+        b"Sencha: 70 C.\n".to_vec(),
+    );
+    files.insert("skills/other/SKILL.md".into(), b"not this one".to_vec());
+    files.insert("README.md".into(), b"# skills\n".to_vec());
+    let github = h
+        .handle
+        .block_on(carapace_fakes::github::FakeGitHub::start(
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            carapace_fakes::github::Repository {
+                owner: "acme".into(),
+                repo: "skills".into(),
+                reference: "main".into(),
+                files,
+            },
+            |address| format!("http://{address}"),
+        ))
+        .unwrap();
+    h.github_api = Some(format!("http://{}", github.address()));
+    h.start();
+    h.pair();
+    let mut count = 1;
+    let mut next = |h: &Harness| {
+        count += 1;
+        h.wait_sent_within(count, Duration::from_secs(60))[count - 1].clone()
+    };
+
+    h.say("/install_skill https://github.com/acme/skills/tree/main/skills/tea-brewing");
+    let offer = next(&h);
+    assert!(
+        offer.text.starts_with("Install skill tea-brewing? ")
+            && offer
+                .text
+                .contains("\nIt is not signed: install it only if you trust where it came from."),
+        "{}",
+        offer.text
+    );
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(next(&h).text, "Installed tea-brewing.");
+    let installed = h.state.path().join("skills/installed/tea-brewing");
+    assert_eq!(
+        std::fs::read(installed.join("notes/green.md")).unwrap(),
+        b"Sencha: 70 C.\n"
+    );
+    let mut asked = github.requests();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "/acme/skills/main/skills/tea-brewing/SKILL.md",
+            "/acme/skills/main/skills/tea-brewing/notes/green.md",
+            "/acme/skills/main/skills/tea-brewing/steeping.md",
+            "/repos/acme/skills/contents/skills/tea-brewing/notes?ref=main",
+            "/repos/acme/skills/contents/skills/tea-brewing?ref=main",
+        ]
+    );
+    // GitHub's file host joins netd's allowlist for the fetch and leaves it afterwards (the
+    // fake API is on this machine, which needs no entry).
+    assert_eq!(
+        h.netd.requests(),
+        [
+            json!({"op": "allow", "name": "raw.githubusercontent.com", "port": 443}),
+            json!({"op": "disallow", "name": "raw.githubusercontent.com", "port": 443})
+        ]
+    );
+
+    let api = format!("http://{}", github.address());
+    h.say("/install_skill https://github.com/acme/skills/tree/main/skills/missing");
+    assert_eq!(
+        next(&h).text,
+        format!(
+            "I could not fetch https://github.com/acme/skills/tree/main/skills/missing: \
+             {api}/repos/acme/skills/contents/skills/missing?ref=main answered 404 Not Found"
+        )
+    );
+    h.say("/install_skill https://github.com/acme/skills/tree/main/README.md");
+    assert_eq!(
+        next(&h).text,
+        "I could not fetch https://github.com/acme/skills/tree/main/README.md: GitHub did not \
+         list README.md as a folder in acme/skills at main"
+    );
+    h.say("/install_skill https://example.com/tea");
+    let refused = next(&h).text;
+    assert!(
+        refused.starts_with("I cannot fetch that: that link is neither: send a GitHub folder link"),
+        "{refused}"
+    );
+    let audit = std::fs::read_to_string(h.audit_log()).unwrap();
+    for line in [
+        "the owner sent skill tea-brewing (sha256 ",
+        "the owner installed skill tea-brewing (sha256 ",
+        "the owner asked to install https://github.com/acme/skills/tree/main/skills/missing; it \
+         could not be fetched: ",
+    ] {
+        assert!(audit.contains(line), "{line} not audited: {audit}");
+    }
+}
+
 #[test]
 fn a_box_without_skills_offers_no_skill_tool() {
     let mut h = Harness::new();

@@ -66,7 +66,8 @@ pub fn unpack(bytes: &[u8], into: &Path) -> Result<String, Error> {
             inside: segments.join("/"),
         });
     }
-    let top = skill_folder(&files).ok_or_else(|| {
+    let names: Vec<&str> = files.iter().map(|f| f.inside.as_str()).collect();
+    let top = skill_folder(&names).ok_or_else(|| {
         refuse(format!(
             "it has no {SKILL_FILE} at its top or in the one folder everything is in"
         ))
@@ -120,6 +121,58 @@ pub fn unpack(bytes: &[u8], into: &Path) -> Result<String, Error> {
     }
 }
 
+/// Writes a skill's files fetched one by one (a folder link: each a path inside the folder,
+/// `/`-separated, and its bytes) into `into/<skill name>/` as `unpack` writes a zip's, with the
+/// same checks and limits; the skill's name.
+pub fn place(files: &[(String, Vec<u8>)], into: &Path) -> Result<String, Error> {
+    let refuse = |problem: String| Error::Archive(problem);
+    if files.len() > MAX_ENTRIES {
+        return Err(refuse(format!(
+            "it has {} files; a skill may have {MAX_ENTRIES}",
+            files.len()
+        )));
+    }
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    for (inside, content) in files {
+        let segments = plain_path(inside).ok_or_else(|| {
+            refuse(format!(
+                "{inside:?} is not a path inside the skill's folder"
+            ))
+        })?;
+        if segments.iter().any(|s| s.starts_with('.')) {
+            continue;
+        }
+        total += content.len() as u64;
+        if total > MAX_UNPACKED_BYTES {
+            return Err(refuse(format!(
+                "it holds more than {MAX_UNPACKED_BYTES} bytes, more than a skill may hold"
+            )));
+        }
+        kept.push((segments.join("/"), content));
+    }
+    let Some((_, skill_md)) = kept.iter().find(|(inside, _)| inside == SKILL_FILE) else {
+        return Err(refuse(format!("it has no {SKILL_FILE} at its top")));
+    };
+    let text = std::str::from_utf8(skill_md)
+        .map_err(|_| refuse(format!("its {SKILL_FILE} is not UTF-8 text")))?;
+    let name = skill_md::parse(text, None)
+        .map_err(|problem| refuse(format!("its {SKILL_FILE}: {problem}")))?
+        .name;
+    let folder = into.join(&name);
+    std::fs::create_dir(&folder).map_err(Error::io("create", &folder))?;
+    let written = kept
+        .iter()
+        .try_for_each(|(inside, content)| write_new(&folder.join(inside), content));
+    match written {
+        Ok(()) => Ok(name),
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&folder);
+            Err(err)
+        }
+    }
+}
+
 /// Writes and syncs a file that must not exist yet: a zip naming one file twice is refused,
 /// not silently overwritten.
 fn write_new(path: &Path, content: &[u8]) -> Result<(), Error> {
@@ -148,16 +201,14 @@ fn plain_path(name: &str) -> Option<Vec<&str>> {
 
 /// The prefix (`""` or `"<folder>/"`) the skill's files are under: SKILL.md at the top, or
 /// every file in one folder with SKILL.md in it.
-fn skill_folder(files: &[Entry]) -> Option<String> {
-    if files.iter().any(|f| f.inside == SKILL_FILE) {
+fn skill_folder(files: &[&str]) -> Option<String> {
+    if files.contains(&SKILL_FILE) {
         return Some(String::new());
     }
-    let first = files.first()?.inside.split('/').next()?;
+    let first = files.first()?.split('/').next()?;
     let prefix = format!("{first}/");
-    let all_inside = files.iter().all(|f| f.inside.starts_with(&prefix));
-    let has_skill_md = files
-        .iter()
-        .any(|f| f.inside == format!("{prefix}{SKILL_FILE}"));
+    let all_inside = files.iter().all(|f| f.starts_with(&prefix));
+    let has_skill_md = files.contains(&format!("{prefix}{SKILL_FILE}").as_str());
     (all_inside && has_skill_md).then_some(prefix)
 }
 
@@ -313,6 +364,50 @@ mod tests {
             unpacked > 0 && refused > 0,
             "{unpacked} unpacked, {refused} refused"
         );
+    }
+
+    #[test]
+    fn fetched_files_are_placed_as_a_zip_is_unpacked_with_the_same_refusals() {
+        let staging = tempfile::tempdir().unwrap();
+        let files = |extra: (&str, &[u8])| {
+            vec![
+                ("SKILL.md".to_string(), SKILL_MD.to_vec()),
+                ("notes/steep.md".to_string(), b"2 minutes".to_vec()),
+                (extra.0.to_string(), extra.1.to_vec()),
+            ]
+        };
+        let name = place(&files((".hidden", b"x")), staging.path()).unwrap();
+        assert_eq!(name, "tea");
+        assert_eq!(
+            listing(&staging.path().join("tea")),
+            ["SKILL.md", "notes/steep.md"]
+        );
+        for (extra, why) in [
+            ("../evil", "is not a path inside the skill's folder"),
+            ("/etc/passwd", "is not a path inside the skill's folder"),
+            ("notes/steep.md", "tea/notes/steep.md"),
+        ] {
+            let other = tempfile::tempdir().unwrap();
+            let err = place(&files((extra, b"x")), other.path())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{extra}: {err}");
+            assert!(
+                !other.path().join("tea").exists(),
+                "{extra}: half a skill left"
+            );
+        }
+        let err = place(
+            &files(("big", &vec![0; MAX_UNPACKED_BYTES as usize])),
+            staging.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("more than a skill may hold"), "{err}");
+        let err = place(&[("notes.md".into(), b"x".to_vec())], staging.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it has no SKILL.md at its top"), "{err}");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Harness {
     /// The image's update keys as agentd reads them: update-root.pub and update-keys.json,
     /// trusting [`pack_signing_key`].
     pub update_keys: tempfile::TempDir,
+    /// GitHub's API for `/install_skill` (a fake on loopback), from agentd's next start.
+    pub github_api: Option<String>,
 }
 
 /// The update signing key the harness's key list names: it signs the packs a test sends.
@@ -225,12 +227,17 @@ impl Harness {
             inference_url: engine::closed_url(),
             skills: tempfile::tempdir().expect("skills dir"),
             update_keys: update_keys(),
+            github_api: None,
             skillhost: SkillHostService::start(),
         }
     }
 
     pub fn start(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        let mut agentd = Command::new(env!("CARGO_BIN_EXE_agentd"));
+        if let Some(api) = &self.github_api {
+            agentd.env("GITHUB_API_URL", api);
+        }
+        let mut child = agentd
             .env("STATE_DIRECTORY", self.state.path())
             .env("RUNTIME_DIRECTORY", self.runtime_dir.path())
             .env("NETD_CONTROL_SOCKET", &self.netd.path)

@@ -7,6 +7,7 @@
 
 pub mod feishu;
 pub mod form;
+pub mod github;
 pub mod llm;
 pub mod mcp;
 pub mod page;
