@@ -25,7 +25,7 @@ use common::{
     BOOT_TIMEOUT, RELEASE_RECIPE, fail, line_with, machine_of, power_off, workspace,
     write_release_variant,
 };
-use net::{LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
+use net::{GITHUB_HOST, LLM_HOST, LLM_NAME, TELEGRAM_HOST, TestNet};
 use serde_json::json;
 
 const OWNER: i64 = 4242;
@@ -66,6 +66,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     let (cert, key) = net.server_cert();
     let telegram_listener = net.listen_tcp(SocketAddr::new(TELEGRAM_HOST.parse().unwrap(), 443));
     let llm_listener = net.listen_tcp(SocketAddr::new(LLM_HOST.parse().unwrap(), 443));
+    let github_listener = net.listen_tcp(SocketAddr::new(GITHUB_HOST.parse().unwrap(), 443));
 
     // The fakes run on a runtime thread of their own; the test waits on them with block_on.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -73,7 +74,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         .build()
         .expect("runtime");
     let handle = runtime.handle().clone();
-    let (telegram, llm) = runtime.block_on(async {
+    let (telegram, llm, github) = runtime.block_on(async {
         let tls = || carapace_fakes::server::tls_acceptor(&cert, &key).expect("tls");
         let into_tokio = |listener: std::net::TcpListener| {
             listener.set_nonblocking(true).expect("nonblocking");
@@ -82,7 +83,14 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         let telegram = FakeTelegram::from_listener(into_tokio(telegram_listener), Some(tls()))
             .expect("fake telegram");
         let llm = FakeLlm::serve(into_tokio(llm_listener), Some(tls())).expect("fake llm");
-        (telegram, llm)
+        let github = carapace_fakes::github::FakeGitHub::from_listener(
+            into_tokio(github_listener),
+            Some(tls()),
+            tea_brewing_repository(),
+            |_| "https://raw.githubusercontent.com".to_string(),
+        )
+        .expect("fake github");
+        (telegram, llm, github)
     });
     std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
 
@@ -386,6 +394,41 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         // The console says why: the skill host's lines, and the call's.
         fail(&vm, format!("the skill did not run: {turn}"));
     }
+    // A skill from a GitHub folder link: the box asks netd to let it reach GitHub's API and
+    // file host for the fetch (real DNS answers, real TLS with the test CA), lists the folder,
+    // fetches each file, and takes both hosts back once it has them.
+    let before = telegram.sent().len();
+    telegram.inject_text(
+        OWNER,
+        OWNER,
+        "Ann",
+        "/install_skill https://github.com/acme/skills/tree/main/skills/tea-brewing",
+    );
+    let sent = handle.block_on(telegram.wait_sent(before + 1, WAIT));
+    let offer = sent.get(before).cloned();
+    let Some(offer) = offer.filter(|o| o.text.starts_with("Install skill tea-brewing? ")) else {
+        fail(&vm, format!("no offer of the linked skill: {sent:?}"));
+    };
+    telegram.inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    let sent = handle.block_on(telegram.wait_sent(before + 2, WAIT));
+    if sent.get(before + 1).map(|m| m.text.as_str()) != Some("Installed tea-brewing.") {
+        fail(&vm, format!("the linked skill was not installed: {sent:?}"));
+    }
+    let asked = github.requests();
+    assert!(
+        asked.contains(&"/repos/acme/skills/contents/skills/tea-brewing?ref=main".to_string())
+            && asked.contains(&"/acme/skills/main/skills/tea-brewing/steeping.md".to_string()),
+        "{asked:?}"
+    );
+    for name in ["api.github.com", "raw.githubusercontent.com"] {
+        for verb in ["allowed", "took back"] {
+            let line = format!("netd: config: the owner {verb} {name} port 443");
+            if let Err(err) = vm.wait_for(&line, 0, WAIT) {
+                fail(&vm, format!("netd never {verb} {name}: {err}"));
+            }
+        }
+    }
+
     let console = vm.console();
     for wanted in [
         "skillhost: listening on /run/skillhost/calls.sock for uid 1000",
@@ -430,6 +473,27 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         vm.console()
     );
     power_off(&mut vm);
+}
+
+/// A repository with the example tea-brewing skill (and a note of its own) under
+/// skills/tea-brewing, for the fake GitHub.
+fn tea_brewing_repository() -> carapace_fakes::github::Repository {
+    let mut files = std::collections::BTreeMap::new();
+    for file in ["SKILL.md", "steeping.md"] {
+        let bytes = std::fs::read(workspace().join("tests/skills/tea-brewing").join(file))
+            .expect("the example skill");
+        files.insert(format!("skills/tea-brewing/{file}"), bytes);
+    }
+    files.insert(
+        "skills/tea-brewing/notes/green.md".into(),
+        b"Sencha: 70 C.\n".to_vec(),
+    );
+    carapace_fakes::github::Repository {
+        owner: "acme".into(),
+        repo: "skills".into(),
+        reference: "main".into(),
+        files,
+    }
 }
 
 /// A voice note's words as the owner spoke them (the fake LLM's transcript check).

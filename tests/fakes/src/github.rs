@@ -30,18 +30,34 @@ pub struct FakeGitHub {
 }
 
 impl FakeGitHub {
-    /// Serves `repository` on `address` (port 0 picks one); each file's `download_url` starts
-    /// with `raw_base` (`https://raw.githubusercontent.com`, or this server's own URL).
+    /// Serves `repository` on `address` (port 0 picks one) from a task of the current runtime;
+    /// each file's `download_url` starts with `raw_base` of the address served on
+    /// (`https://raw.githubusercontent.com`, or this server's own URL).
     pub async fn start(
         address: SocketAddr,
         tls: Option<TlsAcceptor>,
         repository: Repository,
-        raw_base: impl Fn(SocketAddr) -> String + Send + Sync + 'static,
+        raw_base: impl Fn(SocketAddr) -> String,
     ) -> Result<FakeGitHub, Error> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| Error::Setup(format!("bind {address}: {error}")))?;
+        FakeGitHub::from_listener(listener, tls, repository, raw_base)
+    }
+
+    /// The same on a listener made already (one inside a test's network namespace).
+    pub fn from_listener(
+        listener: tokio::net::TcpListener,
+        tls: Option<TlsAcceptor>,
+        repository: Repository,
+        raw_base: impl Fn(SocketAddr) -> String,
+    ) -> Result<FakeGitHub, Error> {
+        let address = listener
+            .local_addr()
+            .map_err(|error| Error::Setup(error.to_string()))?;
+        let raw = raw_base(address);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
-        let bound = Arc::new(Mutex::new(None::<SocketAddr>));
-        let bound_in_handler = Arc::clone(&bound);
         let handler: Handler = Arc::new(move |request| {
             let path_and_query = request
                 .uri()
@@ -51,15 +67,10 @@ impl FakeGitHub {
             if let Ok(mut seen) = seen.lock() {
                 seen.push(path_and_query);
             }
-            let address = bound_in_handler.lock().ok().and_then(|a| *a);
-            let raw = address.map(&raw_base).unwrap_or_default();
             let answer = answer(&repository, &raw, request.uri());
             Box::pin(async move { answer })
         });
-        let address = server::start(address, tls, handler).await?;
-        if let Ok(mut bound) = bound.lock() {
-            *bound = Some(address);
-        }
+        tokio::spawn(server::serve(listener, tls, handler));
         Ok(FakeGitHub { requests, address })
     }
 

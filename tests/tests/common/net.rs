@@ -26,6 +26,10 @@ pub const BLOCKED_NAME: &str = "blocked.test";
 /// The update repository a test publishes to (tests/fakes' update server listens there).
 pub const UPDATE_NAME: &str = "updates.carapace.test";
 pub const UPDATE_HOST: &str = "198.18.0.5";
+/// GitHub's API and file host, for skills the owner installs from a folder link: one fake.
+pub const GITHUB_API_NAME: &str = "api.github.com";
+pub const GITHUB_RAW_NAME: &str = "raw.githubusercontent.com";
+pub const GITHUB_HOST: &str = "198.18.0.6";
 /// What the SNTP server adds to the host's clock, so a synced guest is plain to see.
 pub const NTP_OFFSET_SECS: u64 = 86_400;
 const TAP: &str = "tap0";
@@ -73,6 +77,7 @@ impl TestNet {
         in_netns(&format!("addr add {TELEGRAM_HOST}/24 dev {TAP}"));
         in_netns(&format!("addr add {LLM_HOST}/24 dev {TAP}"));
         in_netns(&format!("addr add {UPDATE_HOST}/24 dev {TAP}"));
+        in_netns(&format!("addr add {GITHUB_HOST}/24 dev {TAP}"));
         in_netns(&format!("link set {TAP} up"));
         net.start_dnsmasq();
         net.make_certificates();
@@ -133,6 +138,8 @@ impl TestNet {
             &format!("--address=/{TELEGRAM_NAME}/{TELEGRAM_HOST}"),
             &format!("--address=/{LLM_NAME}/{LLM_HOST}"),
             &format!("--address=/{UPDATE_NAME}/{UPDATE_HOST}"),
+            &format!("--address=/{GITHUB_API_NAME}/{GITHUB_HOST}"),
+            &format!("--address=/{GITHUB_RAW_NAME}/{GITHUB_HOST}"),
         ]);
         self.spawn(command, "dnsmasq");
     }
@@ -140,7 +147,14 @@ impl TestNet {
     fn make_certificates(&mut self) {
         let ca = carapace_fakes::test_ca::make(
             self.dir.path(),
-            &[ALLOWED_NAME, TELEGRAM_NAME, LLM_NAME, UPDATE_NAME],
+            &[
+                ALLOWED_NAME,
+                TELEGRAM_NAME,
+                LLM_NAME,
+                UPDATE_NAME,
+                GITHUB_API_NAME,
+                GITHUB_RAW_NAME,
+            ],
         );
         self.ca_pem = ca.ca_pem;
     }
