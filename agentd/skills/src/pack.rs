@@ -124,14 +124,15 @@ pub fn verify(dir: &Path, trust: &Trust, now: u64) -> Result<VerifiedPack, Error
     };
     let manifest_bytes = read_bounded(dir, PACK_MANIFEST, MAX_MANIFEST_BYTES)?;
     let signature_bytes = read_bounded(dir, PACK_SIGNATURE, MAX_SIGNATURE_BYTES)?;
-    let signature = DetachedSignature::parse(&signature_bytes, PACK_MANIFEST)
-        .map_err(|error| refuse(error.to_string()))?;
-    // The signature first: nothing unsigned is parsed further.
-    let signed_by = trust
-        .verify(Purpose::SkillPack, &manifest_bytes, &signature, now)
-        .map_err(|error| refuse(format!("its signature does not hold: {error}")))?;
-    let manifest: PackManifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|error| refuse(format!("{PACK_MANIFEST}: {error}")))?;
+    let (manifest, signed_by): (PackManifest, _) = trust
+        .open_signed(
+            Purpose::SkillPack,
+            &manifest_bytes,
+            &signature_bytes,
+            PACK_MANIFEST,
+            now,
+        )
+        .map_err(refuse)?;
     manifest
         .validate()
         .map_err(|problem| refuse(format!("{PACK_MANIFEST}: {problem}")))?;

@@ -106,6 +106,27 @@ impl Trust {
         })
     }
 
+    /// A signed JSON document beside its `.sig` file (a pack's manifest): the signature
+    /// checked first, then the bytes parsed, so nothing unsigned is parsed. Err says which step
+    /// failed, in words for the caller's own error; Ok has the key that signed it.
+    pub fn open_signed<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        document: &[u8],
+        signature_file: &[u8],
+        name: &str,
+        now: u64,
+    ) -> std::result::Result<(T, KeyId), String> {
+        let signature =
+            DetachedSignature::parse(signature_file, name).map_err(|error| error.to_string())?;
+        let signed_by = self
+            .verify(purpose, document, &signature, now)
+            .map_err(|error| format!("its signature does not hold: {error}"))?;
+        let parsed =
+            serde_json::from_slice(document).map_err(|error| format!("{name}: {error}"))?;
+        Ok((parsed, signed_by))
+    }
+
     /// Checks a detached signature of a document: the key it names must be in the list, not
     /// revoked, not expired at `now` (seconds since 1970).
     pub fn verify(

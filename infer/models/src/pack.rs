@@ -299,14 +299,15 @@ pub fn verify_pack_manifest(dir: &Path, trust: &Trust, now: u64) -> Result<Verif
     let signature_path = dir.join(PACK_SIGNATURE);
     let signature_bytes = std::fs::read(&signature_path)
         .map_err(|error| invalid(format!("no {PACK_SIGNATURE} ({error}): packs are signed")))?;
-    let signature = DetachedSignature::parse(&signature_bytes, PACK_MANIFEST)
-        .map_err(|error| invalid(error.to_string()))?;
-    // The signature first: nothing unsigned is parsed further.
-    let signed_by = trust
-        .verify(Purpose::ModelPack, &manifest_bytes, &signature, now)
-        .map_err(|error| invalid(format!("its signature does not hold: {error}")))?;
-    let manifest: PackManifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|error| invalid(format!("{PACK_MANIFEST}: {error}")))?;
+    let (manifest, signed_by): (PackManifest, _) = trust
+        .open_signed(
+            Purpose::ModelPack,
+            &manifest_bytes,
+            &signature_bytes,
+            PACK_MANIFEST,
+            now,
+        )
+        .map_err(invalid)?;
     manifest
         .validate()
         .map_err(|reason| invalid(format!("{PACK_MANIFEST}: {reason}")))?;
