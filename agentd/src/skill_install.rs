@@ -159,16 +159,17 @@ pub async fn offer_link(
     };
     let api = agent.skills.github_api.clone();
     let hosts = link.hosts(&api);
-    let mut fetched = Err(String::new());
+    let mut allowed = Ok(());
     for (host, port) in &hosts {
         if let Err(error) = access.netd.allow(host, *port).await {
-            fetched = Err(format!("the box may not reach {host}: {error}"));
+            allowed = Err(format!("the box may not reach {host}: {error}"));
             break;
         }
     }
-    if fetched.as_ref().is_err_and(String::is_empty) {
-        fetched = link.fetch(&access.http, &api).await;
-    }
+    let fetched = match allowed {
+        Ok(()) => link.fetch(&access.http, &api).await,
+        Err(why) => Err(why),
+    };
     // The fetch's hosts leave the allowlist again, unless a skill or server needs them.
     crate::reach::release(agent, hosts).await?;
     match fetched {
@@ -184,15 +185,14 @@ pub async fn offer_link(
     }
 }
 
-/// Unpacks and checks what the owner sent or linked to (`from` names it), and asks the owner
-/// to install it.
+/// Unpacks and checks what the owner sent or linked to (`file_name`: the zip's name or the
+/// link), and asks the owner to install it.
 fn offer_fetched(
     agent: &mut Agent,
     fetched: Fetched,
-    from: &str,
+    file_name: &str,
     now: u64,
 ) -> Result<Outgoing, Error> {
-    let file_name = from;
     // A zip is named by its bytes' sha256; a folder by that of its files' list and sha256s.
     let sha256 = match &fetched {
         Fetched::Zip(bytes) => hex::encode(Sha256::digest(bytes)),
@@ -278,8 +278,12 @@ fn offer_fetched(
         question.push_str(&format!("\nIt replaces the {name} you installed before"));
         question.push_str(&match (&replaced.pack, &provenance) {
             (Some(old), Provenance::Signed(_)) => format!(" (version {}).", old.version),
-            (Some(old), _) => format!(
-                ", which was a signed pack (version {}); this one is not checked.",
+            (Some(old), Provenance::Unsigned) => format!(
+                ", which was a signed pack (version {}); this one is not signed.",
+                old.version
+            ),
+            (Some(old), Provenance::Unchecked(_)) => format!(
+                ", which was a signed pack (version {}); this one's signature cannot be checked.",
                 old.version
             ),
             (None, _) => ".".into(),

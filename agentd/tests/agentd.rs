@@ -1760,7 +1760,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     for shown in [
         "\nIt is not signed: install it only if you trust where it came from.",
         "\nIt replaces the tea-brewing you installed before, which was a signed pack (version \
-         1.0); this one is not checked.",
+         1.0); this one is not signed.",
     ] {
         assert!(
             offer.text.contains(shown),
@@ -1785,7 +1785,9 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
         offer.text
     );
     assert!(
-        offer.text.ends_with("this one is not checked."),
+        offer
+            .text
+            .ends_with("this one's signature cannot be checked."),
         "{}",
         offer.text
     );
