@@ -19,6 +19,7 @@ use std::path::Path;
 
 use board_support::atomic_file::sync_dir;
 use carapace_im::{Button, FileRef, Outgoing};
+use carapace_skills::pack::{PACK_MANIFEST, PACK_SIGNATURE};
 use carapace_skills::{Declaration, Origin, Skill, archive};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -241,6 +242,12 @@ fn offer_fetched(
         Ok(provenance) => provenance,
         Err(why) => return refused(agent, unstaged(why)),
     };
+    // A signature this box could not check does not label the skill as signed once installed.
+    if let Provenance::Unchecked(_) = provenance {
+        for file in [PACK_MANIFEST, PACK_SIGNATURE] {
+            let _ = std::fs::remove_file(staging.join(&name).join(file));
+        }
+    }
     if let Err(error) = carapace_skills::check_folder(&staging.join(&name)) {
         return refused(agent, unstaged(error.to_string()));
     }

@@ -1791,6 +1791,17 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
         "{}",
         offer.text
     );
+    // Installed so, it is not listed as signed: nothing checked its signature.
+    h.telegram
+        .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
+    assert_eq!(next(&h).text, "Installed tea-brewing.");
+    assert!(!installed.join("pack.sig").exists());
+    h.say("/skills");
+    let listed = next(&h).text;
+    assert!(
+        listed.starts_with("Skills:\ntea-brewing (installed by you): instructions only"),
+        "{listed}"
+    );
 
     let audit = std::fs::read_to_string(h.audit_log()).unwrap();
     for line in [
