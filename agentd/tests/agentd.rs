@@ -1449,10 +1449,6 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         count += 1;
         h.wait_sent_within(count, Duration::from_secs(240))[count - 1].clone()
     };
-    let send_zip = |h: &Harness, name: &str, bytes: Vec<u8>| {
-        h.telegram
-            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
-    };
     let built = tempfile::tempdir().unwrap();
 
     // Code that was never built is refused, with what to run.
@@ -1468,8 +1464,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         )
         .unwrap();
     }
-    send_zip(
-        &h,
+    h.send_file(
         "weather.zip",
         carapace_image::skill_zip::zip(&weather).unwrap(),
     );
@@ -1482,8 +1477,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     // Built: offered with what it declares, installed with the button.
     install_example_skill(built.path(), "text-format");
     let text_format = built.path().join("text-format");
-    send_zip(
-        &h,
+    h.send_file(
         "text-format.zip",
         carapace_image::skill_zip::zip(&text_format).unwrap(),
     );
@@ -1569,7 +1563,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
     )
     .unwrap();
     let second = carapace_image::skill_zip::zip(&text_format).unwrap();
-    send_zip(&h, "text-format.zip", second.clone());
+    h.send_file("text-format.zip", second.clone());
     let offer = next(&h);
     for shown in [
         "\nIt would reach, over HTTPS: format.carapace.test",
@@ -1587,7 +1581,7 @@ fn the_owner_installs_a_skill_sent_as_a_zip_after_seeing_what_it_declares() {
         .inject_button(OWNER, OWNER, "Ann", &offer.buttons[1].1);
     assert_eq!(next(&h).text, "Skill text-format was not installed.");
     assert!(h.netd.requests().is_empty(), "{:?}", h.netd.requests());
-    send_zip(&h, "text-format.zip", second);
+    h.send_file("text-format.zip", second);
     let offer = next(&h);
     h.telegram
         .inject_button(OWNER, OWNER, "Ann", &offer.buttons[0].1);
@@ -1676,10 +1670,6 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
         count += 1;
         h.wait_sent_within(count, Duration::from_secs(60))[count - 1].clone()
     };
-    let send_zip = |h: &Harness, name: &str, bytes: Vec<u8>| {
-        h.telegram
-            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
-    };
     let built = tempfile::tempdir().unwrap();
     install_example_skill(built.path(), "tea-brewing");
     let skill = built.path().join("tea-brewing");
@@ -1696,7 +1686,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     let text = std::fs::read_to_string(&steeping).unwrap();
     std::fs::write(&steeping, text.replacen("minutes", "MINUTES", 1)).unwrap();
     let tampered = carapace_image::skill_zip::zip(&edited.path().join("tea-brewing")).unwrap();
-    send_zip(&h, "tea-brewing-1.0.zip", tampered);
+    h.send_file("tea-brewing-1.0.zip", tampered);
     let refused = next(&h).text;
     assert!(
         refused.starts_with(
@@ -1711,7 +1701,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     let foreign = tempfile::tempdir().unwrap();
     let foreign =
         carapace_image::skill_pack::make(&skill, "1.0", &stranger, foreign.path()).unwrap();
-    send_zip(&h, "tea-brewing-1.0.zip", std::fs::read(foreign).unwrap());
+    h.send_file("tea-brewing-1.0.zip", std::fs::read(foreign).unwrap());
     let refused = next(&h).text;
     assert!(
         refused.starts_with(
@@ -1724,7 +1714,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     assert!(!installed.exists());
 
     // Whole and signed by a trusted key: offered as such, installed with the button.
-    send_zip(&h, "tea-brewing-1.0.zip", pack_bytes.clone());
+    h.send_file("tea-brewing-1.0.zip", pack_bytes.clone());
     let offer = next(&h);
     let key = signing.id().to_string();
     let signed_line = format!(
@@ -1751,8 +1741,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
     );
 
     // The same skill unsigned: said so, and that it would replace a signed one.
-    send_zip(
-        &h,
+    h.send_file(
         "tea-brewing.zip",
         carapace_image::skill_zip::zip(&skill).unwrap(),
     );
@@ -1774,7 +1763,7 @@ fn a_signed_skill_pack_is_offered_as_signed_and_one_changed_after_signing_is_ref
 
     // A box whose image has no update keys cannot check a signature, and says so.
     std::fs::remove_file(h.update_keys.path().join("update-root.pub")).unwrap();
-    send_zip(&h, "tea-brewing-1.0.zip", pack_bytes);
+    h.send_file("tea-brewing-1.0.zip", pack_bytes);
     let offer = next(&h);
     assert!(
         offer.text.contains(

@@ -232,6 +232,12 @@ impl Harness {
         }
     }
 
+    /// The owner sends a file (a skill's zip) in the Telegram chat.
+    pub fn send_file(&self, name: &str, bytes: Vec<u8>) {
+        self.telegram
+            .inject_document(OWNER, OWNER, "Ann", name, bytes, "");
+    }
+
     pub fn start(&mut self) {
         let mut agentd = Command::new(env!("CARGO_BIN_EXE_agentd"));
         if let Some(api) = &self.github_api {
