@@ -17,7 +17,7 @@ pub use arm64::ARM64;
 pub use boot_flow::{BootFlow, PiFirmwareBoot, SystemdBootLoader};
 pub use jetson_orin::JETSON_ORIN;
 pub use pi5::PI5;
-pub use qemu_machine::QemuMachine;
+pub use qemu_machine::{QemuMachine, QemuSecureBoot};
 pub use x86_64::X86_64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

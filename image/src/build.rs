@@ -819,12 +819,12 @@ pub fn build_with(
     rename_durably(&image_partial, &outputs.image)?;
     rename_durably(&zst_partial, &outputs.image_zst)?;
     rename_durably(&sbom_partial, &outputs.sbom)?;
-    if let Some(keys) = secure_boot.as_ref().filter(|_| enrolls_keys) {
-        keys.enroll(
-            workspace,
-            Path::new(board.qemu.firmware_vars),
-            &enrolled_vars,
-        )?;
+    if let Some((keys, firmware)) = secure_boot
+        .as_ref()
+        .filter(|_| enrolls_keys)
+        .zip(board.qemu.secure_boot)
+    {
+        keys.enroll(workspace, Path::new(firmware.vars_template), &enrolled_vars)?;
     }
     if let Some(digest) = inputs {
         write_atomic(&stamp, format!("{digest}\n").as_bytes())?;
@@ -991,10 +991,10 @@ fn secure_boot_for(board: &Board, dir: &Path) -> Result<SecureBootKeys> {
             board.name
         )));
     }
-    if board.qemu.secure_boot_firmware_code.is_none() {
+    if board.qemu.secure_boot.is_none() {
         return Err(Error::image(format!(
-            "board {}: Secure Boot images are built for x86-64 for now (QEMU's Secure Boot \
-             firmware for this board is not set up)",
+            "board {}: QEMU's Secure Boot firmware for this board is not set up, so a signed \
+             image could not be booted here",
             board.name
         )));
     }

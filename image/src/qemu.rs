@@ -165,7 +165,7 @@ impl VmConfig {
     /// Boots the Secure Boot firmware with a copy of `enrolled_vars` (made by a Secure Boot
     /// build) as its variable store.
     pub fn secure_boot(&mut self, enrolled_vars: &Path) -> Result<()> {
-        if self.machine.secure_boot_firmware_code.is_none() || self.direct_kernel.is_some() {
+        if self.machine.secure_boot.is_none() || self.direct_kernel.is_some() {
             return Err(Error::Qemu(format!(
                 "{} has no Secure Boot firmware set up here",
                 self.machine.system_binary
@@ -193,11 +193,8 @@ impl VmConfig {
     }
 
     fn firmware_code(&self) -> &'static str {
-        match (
-            &self.secure_boot_vars,
-            self.machine.secure_boot_firmware_code,
-        ) {
-            (Some(_), Some(code)) => code,
+        match (&self.secure_boot_vars, self.machine.secure_boot) {
+            (Some(_), Some(secure_boot)) => secure_boot.firmware_code,
             _ => self.machine.firmware_code,
         }
     }
@@ -241,10 +238,11 @@ impl VmConfig {
             Accel::Kvm => ["-accel", "kvm", "-cpu", machine.kvm_cpu],
             Accel::Tcg => ["-accel", "tcg", "-cpu", machine.tcg_cpu],
         };
-        // The Secure Boot firmware keeps its variables where only SMM code may write them.
-        let machine_type = match &self.secure_boot_vars {
-            Some(_) => format!("{},smm=on", machine.machine_type),
-            None => machine.machine_type.to_owned(),
+        // OVMF's Secure Boot build keeps its variables where only SMM code may write them.
+        let smm = self.secure_boot_vars.is_some() && machine.secure_boot.is_some_and(|s| s.smm);
+        let machine_type = match smm {
+            true => format!("{},smm=on", machine.machine_type),
+            false => machine.machine_type.to_owned(),
         };
         cmd.arg("-machine")
             .arg(machine_type)
@@ -253,7 +251,7 @@ impl VmConfig {
             .arg("-m")
             .arg(self.memory_mib.to_string())
             .args(accel);
-        if self.secure_boot_vars.is_some() {
+        if smm {
             cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
         }
         cmd.args([

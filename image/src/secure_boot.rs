@@ -13,7 +13,7 @@
 //! the enrolled keys later (keep them offline).
 //!
 //! The tools are Debian's: openssl makes the keys, sbsign (sbsigntool) signs, and virt-fw-vars
-//! (PyPI's virt-firmware, pinned in `make deps`) writes the keys into a copy of OVMF's empty
+//! (PyPI's virt-firmware, pinned in `make deps`) writes the keys into a copy of the firmware's
 //! variable store with Secure Boot turned on.
 
 use std::path::{Path, PathBuf};
@@ -216,15 +216,18 @@ impl SecureBootKeys {
         std::fs::read(&signed).context(|| format!("read {}", signed.display()))
     }
 
-    /// Writes `out`: the firmware's empty variable store `empty_vars` with PK, KEK and db
-    /// enrolled and Secure Boot on.
-    pub fn enroll(&self, workspace: &Path, empty_vars: &Path, out: &Path) -> Result<()> {
+    /// Writes `out`: the firmware's variable store `template` with PK, KEK and db enrolled
+    /// (replacing any keys it held, and its dbx) and Secure Boot on.
+    pub fn enroll(&self, workspace: &Path, template: &Path, out: &Path) -> Result<()> {
         let tool = virt_fw_vars(workspace)?;
         let partial = out.with_extension("fd.partial");
         tools::output(
             Command::new(tool)
                 .arg("--input")
-                .arg(empty_vars)
+                .arg(template)
+                .args([
+                    "--delete", "PK", "--delete", "KEK", "--delete", "db", "--delete", "dbx",
+                ])
                 .arg("--set-pk")
                 .arg(OWNER_GUID)
                 .arg(self.file("PK.crt"))

@@ -36,8 +36,8 @@ use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
 use common::{
-    BOOT_TIMEOUT, fail, machine_on, power_off, put_reset_file, qemu_io, read_byte, test_board,
-    to_raw, workspace,
+    BOOT_TIMEOUT, esp_file_offset, fail, machine_on, power_off, put_reset_file, qemu_io, read_byte,
+    test_board, to_raw, uki_tamper_offset, workspace,
 };
 use update_lab::{
     Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair_with, boot_kind, build_first_image_with,
@@ -153,18 +153,8 @@ fn a_uki_changed_by_one_byte_is_refused() {
         (".linux", "the kernel"),
     ] {
         let (dir, config) = secure_machine("sb-tamper");
-        let (offset_in_uki, data) = uki_section(section);
-        // A byte inside the section: the root hash for the command line, the middle else.
-        let within = match section {
-            ".cmdline" => {
-                let text = String::from_utf8_lossy(&data).into_owned();
-                text.find("carapace.verity=")
-                    .expect("verity on the command line")
-                    + 20
-            }
-            _ => data.len() / 2,
-        };
-        let offset = uki_offset_in_image() + (offset_in_uki + within) as u64;
+        let uki = std::fs::read(&signed_image().uki).expect("the signed UKI");
+        let offset = uki_offset_in_image() + uki_tamper_offset(&uki, section) as u64;
         let byte = read_byte(&signed_image().image, offset);
         qemu_io(
             &dir.path().join("disk.qcow2"),
@@ -507,25 +497,16 @@ fn uki_section(name: &str) -> (usize, Vec<u8>) {
     (offset, data.to_vec())
 }
 
-/// Where the UKI's bytes start on the disk: the builder writes each ESP file in one run of
-/// clusters, so its first 4 KiB (its PE headers, with its own section table) are found at a
-/// sector boundary inside the ESP.
+/// Where the signed UKI starts in the image (the ESP is the first partition).
 fn uki_offset_in_image() -> u64 {
     static OFFSET: OnceLock<u64> = OnceLock::new();
     *OFFSET.get_or_init(|| {
+        let esp = plan().partition(ESP_NAME).clone();
         let uki = std::fs::read(&signed_image().uki).expect("the signed UKI");
-        let head = &uki[..4096];
-        let mut image = std::fs::File::open(&signed_image().image).expect("image");
-        let mut esp = Vec::new();
-        use std::io::Read;
-        // The ESP is the first partition (1 MiB in), 64 MiB here.
-        (&mut image)
-            .take(66 << 20)
-            .read_to_end(&mut esp)
-            .expect("read the ESP");
-        (0..esp.len() - head.len())
-            .step_by(512)
-            .find(|&at| &esp[at..at + head.len()] == head)
-            .expect("the UKI on the ESP") as u64
+        esp_file_offset(
+            &signed_image().image,
+            esp.offset..esp.offset + esp.size,
+            &uki,
+        )
     })
 }

@@ -3,7 +3,8 @@
 //! the Jetson reuse its architecture but bring their own boot chains.
 
 use super::{
-    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader,
+    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, QemuSecureBoot,
+    SystemdBootLoader,
 };
 
 pub const ARM64: Board = Board {
@@ -57,7 +58,16 @@ pub const ARM64: Board = Board {
         kvm_cpu: "host",
         firmware_code: "/usr/share/AAVMF/AAVMF_CODE.fd",
         firmware_vars: "/usr/share/AAVMF/AAVMF_VARS.fd",
-        secure_boot_firmware_code: None,
+        // Debian builds AAVMF with Secure Boot in: its .ms and .snakeoil variants are this
+        // code with keys in the variables.
+        secure_boot: Some(QemuSecureBoot {
+            firmware_code: "/usr/share/AAVMF/AAVMF_CODE.fd",
+            vars_template: "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+            smm: false,
+        }),
+        // QEMU's only TPM on virt. Debian's arm64 kernel has no driver for it (TCG_TIS is
+        // off; it has CRB for ACPI servers and the SPI and I2C TPMs of boards), so a machine
+        // given one (`carapace run --tpm`) boots as a box without a TPM.
         tpm_device: "tpm-tis-device",
         firmware_package: "qemu-efi-aarch64",
         // A PCI device, so it works on virt as on q35; Debian's arm64 kernel has its driver.

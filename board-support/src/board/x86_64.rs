@@ -2,7 +2,8 @@
 //! because the initramfs carries the drivers of every disk such a box boots from.
 
 use super::{
-    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, SystemdBootLoader,
+    Architecture, Board, BootFlow, DebianKernel, KernelSource, QemuMachine, QemuSecureBoot,
+    SystemdBootLoader,
 };
 
 pub const X86_64: Board = Board {
@@ -51,7 +52,11 @@ pub const X86_64: Board = Board {
         kvm_cpu: "host",
         firmware_code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
         firmware_vars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
-        secure_boot_firmware_code: Some("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+        secure_boot: Some(QemuSecureBoot {
+            firmware_code: "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+            vars_template: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+            smm: true,
+        }),
         tpm_device: "tpm-tis",
         firmware_package: "ovmf",
         watchdog_device: "i6300esb",

@@ -125,6 +125,41 @@ pub fn read_byte(path: &Path, offset: u64) -> u8 {
     b[0]
 }
 
+/// Where the ESP file whose bytes are `file` starts in `image`, `esp` being the ESP's bytes
+/// there: the builder writes each ESP file in one run of clusters, so its first 4 KiB (a UKI's
+/// PE headers, with its own section table) are found at a sector boundary inside the ESP.
+pub fn esp_file_offset(image: &Path, esp: std::ops::Range<u64>, file: &[u8]) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let head = &file[..4096];
+    let mut bytes = vec![0u8; (esp.end - esp.start) as usize];
+    std::fs::File::open(image)
+        .expect("image")
+        .read_exact_at(&mut bytes, esp.start)
+        .expect("read the ESP");
+    let at = (0..bytes.len() - head.len())
+        .step_by(512)
+        .find(|&at| &bytes[at..at + head.len()] == head)
+        .expect("the file on the ESP");
+    esp.start + at as u64
+}
+
+/// The offset, in a UKI's bytes, of the byte a tamper test changes in `section`: in the
+/// command line a byte of the verity root hash, elsewhere the section's middle.
+pub fn uki_tamper_offset(uki: &[u8], section: &str) -> usize {
+    let (offset, data) =
+        carapace_image::uki::section(uki, section).unwrap_or_else(|| panic!("no {section}"));
+    let within = match section {
+        ".cmdline" => {
+            String::from_utf8_lossy(data)
+                .find("carapace.verity=")
+                .expect("verity on the command line")
+                + 20
+        }
+        _ => data.len() / 2,
+    };
+    offset + within
+}
+
 /// Runs one qemu-io `command` (a write, say) on a qcow2 overlay: damage the tests put on a
 /// machine's disk between boots, never on the image under it.
 pub fn qemu_io(disk: &Path, command: &str) {
