@@ -3,6 +3,7 @@
 //! for a TPM without a resource manager (swtpm's socket) as much as for /dev/tpmrm0.
 
 use crate::error::{Error, RC_RETRY, RC_TESTING, RC_YIELDED, error_number};
+use crate::session::{self, EccPoint, SESSION_ENCRYPT, SaltedSession};
 use crate::transport::Transport;
 use crate::wire::{self, Auth, Reader};
 
@@ -23,6 +24,7 @@ pub const ALG_SHA256: u16 = 0x000B;
 const ALG_NULL: u16 = 0x0010;
 const ALG_AES: u16 = 0x0006;
 const ALG_CFB: u16 = 0x0043;
+const ALG_XOR: u16 = 0x000A;
 const ALG_ECC: u16 = 0x0023;
 const ALG_KEYEDHASH: u16 = 0x0008;
 const ECC_NIST_P256: u16 = 0x0003;
@@ -77,7 +79,8 @@ impl<T: Transport> Tpm<T> {
 
     /// The storage root key: the TCG's standard ECC P-256 SRK template, so the same TPM
     /// derives the same key from its storage seed on every boot, and another TPM another.
-    pub fn create_primary_srk(&mut self) -> Result<u32, Error> {
+    /// Returns its handle and its public point (which salts sessions).
+    pub fn create_primary_srk(&mut self) -> Result<(u32, EccPoint), Error> {
         let mut params = Vec::new();
         wire::put_sized(&mut params, &[0, 0, 0, 0]); // no userAuth, no data
         let mut public = Vec::new();
@@ -102,7 +105,40 @@ impl<T: Transport> Tpm<T> {
         let bytes = self.call("CreatePrimary", &command)?;
         let handle = one_handle("CreatePrimary", &bytes)?;
         self.loaded.push(handle);
-        Ok(handle)
+        let mut response = wire::response("CreatePrimary", &bytes, 1)?;
+        let point = srk_point(&mut response.params).ok_or(Error::Malformed {
+            command: "CreatePrimary",
+            what: "no ECC public point",
+        })?;
+        Ok((handle, point))
+    }
+
+    /// A policy session salted with the SRK's public point, whose responses the TPM encrypts
+    /// (session.rs).
+    pub fn start_salted_session(
+        &mut self,
+        srk: u32,
+        point: &EccPoint,
+    ) -> Result<SaltedSession, Error> {
+        let (ours, salt) = session::make_salt(point)?;
+        let nonce_caller = random_nonce()?;
+        let mut params = Vec::new();
+        wire::put_sized(&mut params, &nonce_caller);
+        let mut encrypted_salt = Vec::new();
+        wire::put_sized(&mut encrypted_salt, &ours.x);
+        wire::put_sized(&mut encrypted_salt, &ours.y);
+        wire::put_sized(&mut params, &encrypted_salt);
+        params.push(SE_POLICY);
+        params.extend_from_slice(&ALG_XOR.to_be_bytes());
+        params.extend_from_slice(&ALG_SHA256.to_be_bytes()); // the XOR mask's hash
+        params.extend_from_slice(&ALG_SHA256.to_be_bytes()); // the session's hash
+        let command = wire::command(CC_START_AUTH_SESSION, &[srk, RH_NULL], &[], &params);
+        let bytes = self.call("StartAuthSession", &command)?;
+        let handle = one_handle("StartAuthSession", &bytes)?;
+        self.loaded.push(handle);
+        let mut response = wire::response("StartAuthSession", &bytes, 1)?;
+        let nonce_tpm = sized(&mut response.params, "StartAuthSession")?.to_vec();
+        Ok(SaltedSession::new(handle, &salt, nonce_tpm, &nonce_caller))
     }
 
     /// A policy session, or a trial session that only computes a policy's digest.
@@ -174,28 +210,69 @@ impl<T: Transport> Tpm<T> {
         Ok((private, public.to_vec()))
     }
 
-    pub fn load(&mut self, parent: u32, private: &[u8], public: &[u8]) -> Result<u32, Error> {
+    /// Loads an object under `parent`; returns its handle and its name (which HMACs cover).
+    pub fn load(
+        &mut self,
+        parent: u32,
+        private: &[u8],
+        public: &[u8],
+    ) -> Result<(u32, Vec<u8>), Error> {
         let params = [private, public].concat();
         let command = wire::command(CC_LOAD, &[parent], &[Auth::Password], &params);
         let bytes = self.call("Load", &command)?;
         let handle = one_handle("Load", &bytes)?;
         self.loaded.push(handle);
-        Ok(handle)
+        let mut response = wire::response("Load", &bytes, 1)?;
+        let name = sized(&mut response.params, "Load")?.to_vec();
+        Ok((handle, name))
     }
 
-    /// The sealed data, if the policy session satisfies the object's policy. The session ends
-    /// with the command either way.
-    pub fn unseal(&mut self, item: u32, session: u32) -> Result<Vec<u8>, Error> {
-        let nonce = random_nonce()?;
-        let auth = Auth::Policy {
-            session,
-            nonce: &nonce,
+    /// The sealed data, if the policy session satisfies the object's policy: the TPM sends it
+    /// masked, with an HMAC this checks before removing the mask. The session ends with the
+    /// command either way.
+    pub fn unseal(
+        &mut self,
+        item: u32,
+        item_name: &[u8],
+        session: &mut SaltedSession,
+    ) -> Result<Vec<u8>, Error> {
+        let nonce_caller = random_nonce()?;
+        let attributes = SESSION_ENCRYPT;
+        let hmac = session.command_hmac(CC_UNSEAL, &[item_name], &[], &nonce_caller, attributes);
+        let auth = Auth::Session {
+            session: session.handle,
+            nonce: &nonce_caller,
+            attributes,
+            hmac: &hmac,
         };
         let command = wire::command(CC_UNSEAL, &[item], &[auth], &[]);
-        self.loaded.retain(|&h| h != session);
+        self.loaded.retain(|&h| h != session.handle);
         let bytes = self.call("Unseal", &command)?;
         let mut response = wire::response("Unseal", &bytes, 0)?;
-        sized(&mut response.params, "Unseal").map(<[u8]>::to_vec)
+        let params = response.params.remaining();
+        let masked = sized(&mut response.params, "Unseal")?;
+        let malformed = |what| Error::Malformed {
+            command: "Unseal",
+            what,
+        };
+        let nonce_tpm = response
+            .sessions
+            .sized()
+            .ok_or(malformed("no session nonce"))?;
+        let returned = response
+            .sessions
+            .take(1)
+            .and_then(|b| b.first().copied())
+            .ok_or(malformed("no session attributes"))?;
+        let mac = response
+            .sessions
+            .sized()
+            .ok_or(malformed("no session HMAC"))?;
+        session.check_response(CC_UNSEAL, params, nonce_tpm, &nonce_caller, returned, mac)?;
+        if returned & SESSION_ENCRYPT == 0 {
+            return Err(malformed("the data came back unencrypted"));
+        }
+        Ok(session.unmask_response(masked, &nonce_caller))
     }
 
     /// PCR `index`'s SHA-256 value.
@@ -267,6 +344,18 @@ pub fn pcr_selection(pcrs: &[u32]) -> Vec<u8> {
     out.push(3);
     out.extend_from_slice(&select);
     out
+}
+
+/// The public point in CreatePrimary's outPublic (a TPMT_PUBLIC of the SRK template: type,
+/// name algorithm, attributes, policy, the ECC parameters, then x and y).
+fn srk_point(params: &mut Reader<'_>) -> Option<EccPoint> {
+    let mut public = Reader::new(params.sized()?);
+    public.take(8)?; // type, nameAlg, objectAttributes
+    public.sized()?; // authPolicy
+    public.take(12)?; // symmetric (3), scheme, curveID, kdf
+    let x = public.sized()?.to_vec();
+    let y = public.sized()?.to_vec();
+    Some(EccPoint { x, y })
 }
 
 fn one_handle(command: &'static str, bytes: &[u8]) -> Result<u32, Error> {

@@ -37,6 +37,9 @@ pub enum Error {
 
     #[error("no random bytes for the session nonce: {0}")]
     Random(getrandom::Error),
+
+    #[error("the TPM session's cryptography failed: {0}")]
+    Crypto(&'static str),
 }
 
 /// Why a TPM said no, in the terms the owner is told.

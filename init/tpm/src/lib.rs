@@ -7,9 +7,10 @@
 //! small enough to own; the response reader is bounds-checked and fuzzed (fuzz/, and a
 //! fixed-seed test on stable).
 //!
-//! Limits, said plainly: sessions are unsalted and unencrypted, so the unsealed key crosses the
-//! bus to a discrete TPM in the clear (an attacker with a probe on the board's TPM bus could
-//! read it); a firmware TPM (fTPM, Intel PTT, AMD, Jetson) has no such bus.
+//! The unseal runs in a session salted with the SRK's public key, and the TPM sends the key
+//! masked with that session's key (session.rs): a probe on the bus to a discrete TPM reads
+//! nothing it can use. Limits, said plainly: sealing (first boot, and after a recovery) sends
+//! the key unmasked; a device posing as the TPM from the start is not detected.
 
 #![cfg_attr(
     not(test),
@@ -24,6 +25,7 @@
 mod commands;
 mod error;
 mod seal;
+mod session;
 mod transport;
 pub mod wire;
 

@@ -62,7 +62,7 @@ pub fn seal<T: Transport>(
     tpm.policy_pcr(trial, pcrs)?;
     let policy = tpm.policy_digest(trial)?;
     tpm.flush(trial);
-    let srk = tpm.create_primary_srk()?;
+    let (srk, _) = tpm.create_primary_srk()?;
     let (private, public) = tpm.create_sealed(srk, secret, &policy)?;
     tpm.flush(srk);
     Ok(SealedSecret { private, public })
@@ -75,12 +75,13 @@ pub fn unseal<T: Transport>(
     sealed: &SealedSecret,
     pcrs: &[u32],
 ) -> Result<Vec<u8>, Error> {
-    let srk = tpm.create_primary_srk()?;
-    let item = tpm.load(srk, &sealed.private, &sealed.public)?;
+    let (srk, point) = tpm.create_primary_srk()?;
+    let (item, name) = tpm.load(srk, &sealed.private, &sealed.public)?;
+    let session = tpm.start_salted_session(srk, &point);
     tpm.flush(srk);
-    let session = tpm.start_policy_session(false)?;
-    tpm.policy_pcr(session, pcrs)?;
-    let secret = tpm.unseal(item, session);
+    let mut session = session?;
+    tpm.policy_pcr(session.handle, pcrs)?;
+    let secret = tpm.unseal(item, &name, &mut session);
     tpm.flush(item);
     secret
 }

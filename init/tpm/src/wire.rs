@@ -19,8 +19,14 @@ const CONTINUE_SESSION: u8 = 0x01;
 pub enum Auth<'a> {
     /// The empty password.
     Password,
-    /// A policy session whose policy needs no HMAC (PCR policy only); it ends with the command.
-    Policy { session: u32, nonce: &'a [u8] },
+    /// A session handle's authorization: the caller's nonce, the session attributes and the
+    /// HMAC (empty for a session without a key).
+    Session {
+        session: u32,
+        nonce: &'a [u8],
+        attributes: u8,
+        hmac: &'a [u8],
+    },
 }
 
 /// A whole command, ready for the device.
@@ -39,11 +45,16 @@ pub fn command(code: u32, handles: &[u32], auths: &[Auth<'_>], params: &[u8]) ->
                     area.push(CONTINUE_SESSION);
                     put_sized(&mut area, &[]);
                 }
-                Auth::Policy { session, nonce } => {
+                Auth::Session {
+                    session,
+                    nonce,
+                    attributes,
+                    hmac,
+                } => {
                     area.extend_from_slice(&session.to_be_bytes());
                     put_sized(&mut area, nonce);
-                    area.push(0);
-                    put_sized(&mut area, &[]);
+                    area.push(*attributes);
+                    put_sized(&mut area, hmac);
                 }
             }
         }
@@ -80,6 +91,8 @@ fn len_u32(len: usize) -> u32 {
 pub struct Response<'a> {
     pub handles: Vec<u32>,
     pub params: Reader<'a>,
+    /// The response's sessions (nonce, attributes, HMAC each), after the parameters.
+    pub sessions: Reader<'a>,
 }
 
 /// Splits a response to `command` that returns `handles` handles; a non-zero response code
@@ -104,24 +117,24 @@ pub fn response<'a>(
     for _ in 0..handles {
         found.push(reader.u32().ok_or_else(|| malformed("missing handle"))?);
     }
-    let params = match tag {
+    let (params, sessions) = match tag {
         TAG_SESSIONS => {
             let len = reader
                 .u32()
                 .ok_or_else(|| malformed("missing parameter size"))?;
             let len = usize::try_from(len).map_err(|_| malformed("parameter size"))?;
-            Reader::new(
-                reader
-                    .take(len)
-                    .ok_or_else(|| malformed("parameters cut short"))?,
-            )
+            let params = reader
+                .take(len)
+                .ok_or_else(|| malformed("parameters cut short"))?;
+            (Reader::new(params), reader)
         }
-        TAG_NO_SESSIONS => reader,
+        TAG_NO_SESSIONS => (reader, Reader::new(&[])),
         _ => return Err(malformed("unknown tag")),
     };
     Ok(Response {
         handles: found,
         params,
+        sessions,
     })
 }
 
@@ -166,6 +179,11 @@ impl<'a> Reader<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
+    }
+
+    /// What is left to read, as it is.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.rest
     }
 }
 
@@ -251,6 +269,7 @@ mod tests {
             }
             if let Ok(mut r) = response("x", &bytes, (next() % 3) as usize) {
                 let _ = (r.params.sized_whole(), r.params.sized(), r.params.u32());
+                let _ = (r.sessions.sized(), r.sessions.take(1), r.sessions.sized());
             }
         }
     }

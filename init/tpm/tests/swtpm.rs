@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use carapace_tpm::{PCR_SECURE_BOOT, Refusal, SealedSecret, Socket, Tpm, seal, unseal};
+use carapace_tpm::{PCR_SECURE_BOOT, Refusal, SealedSecret, Socket, Tpm, Transport, seal, unseal};
 
 struct Swtpm {
     child: Child,
@@ -111,4 +111,79 @@ fn another_tpm_cannot_load_the_sealed_secret() {
     let other = Swtpm::start(&dir.path().join("second"));
     let err = unseal(&mut other.tpm(), &sealed, &[PCR_SECURE_BOOT]).expect_err("other TPM");
     assert_eq!(err.refusal(), Some(Refusal::OtherTpm), "{err}");
+}
+
+/// What a probe on the TPM's bus would record: every command and response, as bytes.
+struct Recorded {
+    inner: Socket,
+    bus: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Transport for Recorded {
+    fn transact(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
+        let response = self.inner.transact(command)?;
+        let mut bus = self.bus.lock().expect("bus");
+        bus.extend_from_slice(command);
+        bus.extend_from_slice(&response);
+        Ok(response)
+    }
+}
+
+/// The unseal is salted and its answer masked: the secret comes back, but nowhere on the bus
+/// (a discrete TPM's SPI or LPC wires) are its bytes, nor any 8 of them in a row.
+#[test]
+fn the_unsealed_secret_never_crosses_the_bus_in_the_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let swtpm = Swtpm::start(&dir.path().join("tpm"));
+    let sealed = seal(&mut swtpm.tpm(), SECRET, &[PCR_SECURE_BOOT]).expect("seal");
+    let bus = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tpm = Tpm::new(Recorded {
+        inner: Socket::connect(&swtpm.socket).expect("connect to swtpm"),
+        bus: bus.clone(),
+    });
+    for _ in 0..3 {
+        let secret = unseal(&mut tpm, &sealed, &[PCR_SECURE_BOOT]).expect("unseal");
+        assert_eq!(secret, SECRET);
+    }
+    drop(tpm);
+    let bus = bus.lock().expect("bus");
+    assert!(bus.len() > 1000, "the bus recorded {} bytes", bus.len());
+    for piece in SECRET.windows(8) {
+        assert!(
+            !bus.windows(piece.len()).any(|w| w == piece),
+            "{:?} of the secret crossed the bus in the clear",
+            String::from_utf8_lossy(piece)
+        );
+    }
+}
+
+/// Flips the first byte of the unsealed data in Unseal's answer, as an active probe would.
+struct Tampering(Socket);
+
+impl Transport for Tampering {
+    fn transact(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut response = self.0.transact(command)?;
+        let unseal = command.get(6..10) == Some(&[0, 0, 0x01, 0x5E][..]);
+        // Header (10), parameter size (4), the data's size (2): the first data byte.
+        if unseal && let Some(byte) = response.get_mut(16) {
+            *byte ^= 1;
+        }
+        Ok(response)
+    }
+}
+
+#[test]
+fn an_unseal_answer_changed_on_the_way_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let swtpm = Swtpm::start(&dir.path().join("tpm"));
+    let sealed = seal(&mut swtpm.tpm(), SECRET, &[PCR_SECURE_BOOT]).expect("seal");
+    let mut tpm = Tpm::new(Tampering(
+        Socket::connect(&swtpm.socket).expect("connect to swtpm"),
+    ));
+    let err = unseal(&mut tpm, &sealed, &[PCR_SECURE_BOOT]).expect_err("a changed answer");
+    assert!(
+        err.to_string()
+            .contains("does not carry the session's HMAC"),
+        "{err}"
+    );
 }

@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let handles = data.first().map_or(0, |b| usize::from(b % 3));
     if let Ok(mut r) = response("fuzz", data, handles) {
         let _ = (r.params.sized_whole(), r.params.sized(), r.params.u32());
+        let _ = (r.sessions.sized(), r.sessions.take(1), r.sessions.remaining());
     }
     let _ = SealedSecret::from_bytes(data);
 });
