@@ -90,6 +90,8 @@ pub struct Agent {
     pub skills: crate::skills::Skills,
     /// What `/mcp add` needs: the HTTPS client, and netd to let a new server's host out.
     pub mcp: Option<crate::mcp_servers::Access>,
+    /// Where the disk helper handed over an encrypted /data's recovery key (`/recovery_key`).
+    pub recovery_key_file: std::path::PathBuf,
 }
 
 /// The prompt's room for the skills' names and descriptions (the whole request stays under

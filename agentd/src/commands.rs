@@ -50,6 +50,10 @@ pub const MENU: &[(&str, &str)] = &[
     ("update", "Check for an update; install, reboot into it"),
     ("logs", "The box's last log lines"),
     ("reboot", "Restart the box (owner only)"),
+    (
+        "recovery_key",
+        "The key that opens /data if it locks (owner only)",
+    ),
     ("settings", "Show or change settings (owner only)"),
     (
         "audit",
@@ -246,6 +250,8 @@ pub async fn run(
             text
         }
         "forget_secret" => secrets::forget(agent, owner, &command.args, now)?,
+        "recovery_key" if !owner => return only_owner(),
+        "recovery_key" => recovery_key(agent, user, now),
         "share_photos" if !owner => return only_owner(),
         "share_photos" => sharing::share_photos(
             agent,
@@ -270,6 +276,34 @@ pub async fn run(
         _ => help(),
     };
     Ok((text, Effect::None))
+}
+
+/// `/recovery_key`: the key that opens an encrypted /data when the TPM will not (the disk
+/// helper's recovery_key.rs), and how to use it. Every showing is audited.
+fn recovery_key(agent: &mut Agent, user: &User, now: u64) -> String {
+    let key = match std::fs::read_to_string(&agent.recovery_key_file) {
+        Ok(key) => key,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return "This box has no recovery key: its /data is not encrypted (see /status), or \
+                    was encrypted before boxes made one (a factory reset gives a new /data with \
+                    one)."
+                .into();
+        }
+        Err(error) => return format!("The recovery key could not be read: {error}."),
+    };
+    agent.record(
+        "recovery_key",
+        &format!("/data's recovery key shown to {}", user.key()),
+        now,
+    );
+    format!(
+        "/data's recovery key: {}\nKeep it off this box (a password manager, or on paper): with \
+         the disk, it opens /data. If the box ever says /data is locked (after a firmware update, \
+         or with Secure Boot changed), put the key in a file named carapace-recovery-key.txt in \
+         the root of the box's boot partition (the ESP) and restart it: /data opens, its key is \
+         sealed to the box again and the file is deleted.",
+        key.trim()
+    )
 }
 
 /// `/models`: the local engine's models, one line each, with where each runs and why there,

@@ -138,6 +138,7 @@ async fn run() -> Result<(), Error> {
             http: http.clone(),
             netd: netd.clone(),
         }),
+        recovery_key_file: config.state_dir.join(board_support::DATA_RECOVERY_KEY_FILE),
     };
     carapace_agentd::skill_install::clean_staging(&agent);
     if !store.has_owner()? {

@@ -1967,3 +1967,61 @@ fn a_box_without_skills_offers_no_skill_tool() {
         "{body}"
     );
 }
+
+/// `/recovery_key` shows the key the disk helper handed over, to the owner only, and audits
+/// each showing without the key; a box without one says why.
+#[test]
+fn the_owner_alone_is_shown_the_recovery_key_and_each_showing_is_audited() {
+    let mut h = Harness::new();
+    h.start();
+    h.pair();
+    h.say("/recovery_key");
+    let sent = h.wait_sent(2);
+    assert!(
+        sent[1].text.starts_with("This box has no recovery key: "),
+        "{}",
+        sent[1].text
+    );
+
+    let key = "ABCDE-FGH01-23456-789JK-MNPQR";
+    std::fs::write(
+        h.state_dir().join(board_support::DATA_RECOVERY_KEY_FILE),
+        format!("{key}\n"),
+    )
+    .expect("write the handed-over key");
+    h.say("/recovery_key");
+    let sent = h.wait_sent(3);
+    assert!(
+        sent[2].text.starts_with(&format!(
+            "/data's recovery key: {key}\nKeep it off this box"
+        )),
+        "{}",
+        sent[2].text
+    );
+    assert!(sent[2].text.contains("carapace-recovery-key.txt"));
+
+    // Someone the owner invited is a user, and is not shown it.
+    h.say("/pair");
+    let invitation = h.wait_sent(4)[3].text.clone();
+    let code = invitation
+        .split("?start=")
+        .nth(1)
+        .expect("an invitation link")
+        .trim();
+    h.telegram
+        .inject_text(STRANGER, STRANGER, "Mallory", &format!("/start {code}"));
+    h.wait_sent(5);
+    h.telegram
+        .inject_text(STRANGER, STRANGER, "Mallory", "/recovery_key");
+    let sent = h.wait_sent(6);
+    assert_eq!(sent[5].chat_id, STRANGER.to_string());
+    assert_eq!(sent[5].text, "Only the owner can do that.");
+
+    let log = std::fs::read_to_string(h.audit_log()).expect("audit log");
+    assert_eq!(
+        log.matches("recovery key shown to").count(),
+        1,
+        "one showing, audited\n{log}"
+    );
+    assert!(!log.contains(key), "the key itself is in the audit log");
+}

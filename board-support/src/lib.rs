@@ -56,7 +56,9 @@ pub use cmdline::{BootParams, VerityParams};
 pub use data_outcome::{DataOutcome, DegradedReason};
 pub use error::Error;
 pub use image_info::{IMAGE_INFO_PATH, ImageInfo, SERVICE_TABLE_PATH};
-pub use service_entry::{NetworkRole, OWNER_SETTINGS_ESP_NAME, OWNER_SETTINGS_FILE, ServiceEntry};
+pub use service_entry::{
+    DATA_RECOVERY_KEY_FILE, NetworkRole, OWNER_SETTINGS_ESP_NAME, OWNER_SETTINGS_FILE, ServiceEntry,
+};
 pub use service_table::ServiceTable;
 pub use slot::Slot;
 pub use slot_devices::{SLOT_DEVICES_PATH, SlotDevice, SlotDevices};

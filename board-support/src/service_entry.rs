@@ -54,7 +54,8 @@ pub struct ServiceEntry {
     /// Before this service starts, PID 1 has the disk helper move the owner-settings file
     /// ([`OWNER_SETTINGS_ESP_NAME`]) from the boot partition into its state directory as
     /// [`OWNER_SETTINGS_FILE`] (0600, the service's uid): secrets leave the FAT partition at
-    /// the first boot that sees them. One service at most, with `state_dir = true`.
+    /// the first boot that sees them. One service at most, with `state_dir = true`. A new
+    /// encrypted /data's recovery key goes there too, as [`DATA_RECOVERY_KEY_FILE`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub owner_settings: bool,
     /// The update service: before it starts, PID 1 has the disk helper mount the ESP at
@@ -86,6 +87,9 @@ fn is_virtual_terminal(name: &str) -> bool {
 pub const OWNER_SETTINGS_ESP_NAME: &str = "carapace-owner.toml";
 /// Its name once moved into the state directory of the `owner_settings` service.
 pub const OWNER_SETTINGS_FILE: &str = "owner-settings.toml";
+/// The recovery key of an encrypted /data (five groups of five characters and a newline), in
+/// the state directory of the `owner_settings` service, which shows it to the owner.
+pub const DATA_RECOVERY_KEY_FILE: &str = "data-recovery-key.txt";
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -36,8 +36,8 @@ use carapace_image::qemu::{Vm, VmConfig};
 use carapace_image::secure_boot::{ENROLLED_VARS, generate};
 use carapace_image::uki;
 use common::{
-    BOOT_TIMEOUT, esp_file_offset, fail, machine_on, power_off, put_reset_file, qemu_io, read_byte,
-    test_board, to_raw, uki_tamper_offset, workspace,
+    BOOT_TIMEOUT, esp_file_offset, esp_has_file, fail, machine_on, power_off, put_esp_file,
+    put_reset_file, qemu_io, read_byte, test_board, to_raw, uki_tamper_offset, workspace,
 };
 use update_lab::{
     Lab, SWITCH_TIMEOUT, WAIT, boot_and_pair_with, boot_kind, build_first_image_with,
@@ -226,7 +226,7 @@ fn a_secure_boot_box_with_encrypted_data_updates_and_refuses_a_bundle_signed_wit
             secure_boot_keys: Some(secure_boot_keys),
         },
     );
-    let (_machine, _config, mut vm) = boot_and_pair_with(
+    let (machine, config, mut vm) = boot_and_pair_with(
         &image,
         "sb-update",
         net,
@@ -307,6 +307,66 @@ fn a_secure_boot_box_with_encrypted_data_updates_and_refuses_a_bundle_signed_wit
         refused.contains("The running slot b is untouched"),
         "{refused}"
     );
+
+    // The owner keeps /data's recovery key, which the first boot handed to agentd...
+    chat.send("/recovery_key");
+    let (_, shown) = chat.wait_for(&vm, 0, "/data's recovery key: ", WAIT);
+    let key = shown
+        .split("/data's recovery key: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("the key")
+        .trim()
+        .to_owned();
+    assert_eq!(key.len(), 29, "{shown}");
+    power_off(&mut vm);
+    drop(vm);
+
+    // ... and it opens /data once the Secure Boot state changed (here turned off), when the
+    // TPM refuses: the locked box says how, the key on the ESP opens it and has a new key
+    // sealed to the state of now, so the next boot needs no file, and the file is gone.
+    let mut config = config;
+    config.secure_boot_vars = None;
+    std::fs::remove_file(&config.vars).expect("the Secure Boot variable store");
+    let locked = boot_locked(&config);
+    assert!(
+        locked.contains("the Secure Boot state (PCR 7) differs")
+            && locked.contains("put the key in a file named carapace-recovery-key.txt"),
+        "{locked}"
+    );
+    let raw = machine.path().join("disk.raw");
+    to_raw(&config.disk, &raw);
+    let esp = DiskPlan::new(test_board(), 256, 1024, 64)
+        .expect("plan")
+        .partition(ESP_NAME)
+        .clone();
+    put_esp_file(
+        &raw,
+        esp.offset,
+        esp.size,
+        "carapace-recovery-key.txt",
+        format!("{}\n", key.to_lowercase()).as_bytes(),
+    );
+    config.disk = raw.clone();
+    config.disk_format = "raw";
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    let reopened = "carapace-disk: data unlocked with the recovery key; its key is sealed again \
+                    to this TPM and Secure Boot state, and carapace-recovery-key.txt is deleted \
+                    from the ESP";
+    console_line(&mut vm, 0, reopened, BOOT_TIMEOUT);
+    console_line(&mut vm, 0, "carapace: ready slot=b", BOOT_TIMEOUT);
+    let before = chat.telegram.sent().len();
+    chat.send("/status");
+    chat.wait_for(&vm, before, "secure boot: off", WAIT);
+    power_off(&mut vm);
+    drop(vm);
+    assert!(
+        !esp_has_file(&raw, esp.offset, esp.size, "carapace-recovery-key.txt"),
+        "the recovery key was left on the ESP"
+    );
+    let mut vm = Vm::start(&config).expect("start QEMU");
+    console_line(&mut vm, 0, "carapace: ready slot=b", BOOT_TIMEOUT);
+    console_line(&mut vm, 0, unlocked, Duration::ZERO);
     power_off(&mut vm);
 }
 
@@ -404,7 +464,7 @@ fn data_is_encrypted_and_opens_only_on_its_tpm_under_secure_boot() {
 /// Boots to the degraded line for a locked /data, powers off, and returns the line.
 fn boot_locked(config: &VmConfig) -> String {
     let mut vm = Vm::start(config).expect("start QEMU");
-    let line = line_with_timeout(&mut vm, "carapace: degraded data=locked held=logger: ");
+    let line = line_with_timeout(&mut vm, "carapace: degraded data=locked held=");
     assert!(
         line.contains("/data is encrypted and its key stays sealed: "),
         "{line}"

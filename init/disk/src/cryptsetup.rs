@@ -2,9 +2,12 @@
 //! partition: LUKS2 with aes-xts-plain64 and 4 KiB sectors, one key slot opened by a
 //! 256-bit random key, and one token that holds that key sealed by the TPM (data_key.rs).
 //!
-//! The key is random, not a passphrase, so the key slot's PBKDF is PBKDF2 at cryptsetup's
-//! minimum: stretching adds nothing to 256 bits of entropy, and Argon2 would cost the boot
-//! seconds and hundreds of MiB on a small board. The key reaches cryptsetup on stdin only.
+//! Key slot 1 opens with the owner's recovery key (recovery_key.rs).
+//!
+//! Both keys are random, not passphrases, so the key slots' PBKDF is PBKDF2 at cryptsetup's
+//! minimum: stretching adds nothing to 256 (or the recovery key's 125) bits of entropy, and
+//! Argon2 would cost the boot seconds and hundreds of MiB on a small board. A key reaches
+//! cryptsetup on stdin; the one a slot gets besides it, in a file on tmpfs removed right after.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,8 @@ pub const CRYPTSETUP: &str = "/usr/sbin/cryptsetup";
 /// The opened volume: /dev/mapper/carapace-data.
 pub const MAPPED_NAME: &str = "carapace-data";
 pub const TOKEN_ID: &str = "0";
+/// The key slot the sealed key opens (token 0 names it).
+pub const SEALED_KEY_SLOT: &str = "0";
 const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
 /// cryptsetup's lock files; without udev on the box it also makes the /dev/mapper node.
 const LOCK_DIR: &str = "/run/cryptsetup";
@@ -86,19 +91,63 @@ pub fn export_token(device: &Path) -> Result<String, Error> {
     run(&args, device, &[], &[]).map(|out| String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Opens the volume as /dev/mapper/carapace-data.
-pub fn open(device: &Path, key: &[u8]) -> Result<PathBuf, Error> {
+/// Stores `json` as token 0 in place of the one there.
+pub fn replace_token(device: &Path, json: &str) -> Result<(), Error> {
+    let args = [
+        "token",
+        "import",
+        "--token-id",
+        TOKEN_ID,
+        "--token-replace",
+        "--json-file",
+        "-",
+    ];
+    run(&args, device, json.as_bytes(), &[]).map(drop)
+}
+
+/// Opens the volume as /dev/mapper/carapace-data with the key of `slot`.
+pub fn open(device: &Path, slot: &str, key: &[u8]) -> Result<PathBuf, Error> {
     let args = [
         "open",
         "--type",
         "luks2",
         "--key-slot",
-        "0",
+        slot,
         "--key-file",
         "-",
     ];
     run(&args, device, key, &[MAPPED_NAME])?;
     Ok(Path::new("/dev/mapper").join(MAPPED_NAME))
+}
+
+/// Gives key slot `slot` the key `new`, with `key` (which opens another slot) to allow it.
+pub fn add_key(device: &Path, slot: &str, key: &[u8], new: &[u8]) -> Result<(), Error> {
+    let new_file = Path::new(LOCK_DIR).join("new-key");
+    std::fs::create_dir_all(LOCK_DIR).map_err(|e| Error::io("create", Path::new(LOCK_DIR), e))?;
+    board_support::atomic_file::write(&new_file, new, 0o600)
+        .map_err(|e| Error::io("write", &new_file, e))?;
+    let args = [
+        "luksAddKey",
+        "--batch-mode",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        "--key-slot",
+        slot,
+        "--key-file",
+        "-",
+    ];
+    let new_path = new_file.to_string_lossy().into_owned();
+    let added = run(&args, device, key, &[&new_path]).map(drop);
+    let _ = std::fs::remove_file(&new_file);
+    added
+}
+
+/// Empties key slot `slot`, with `key` (which opens another slot) to allow it.
+pub fn kill_slot(device: &Path, slot: &str, key: &[u8]) -> Result<(), Error> {
+    let args = ["luksKillSlot", "--batch-mode", "--key-file", "-"];
+    run(&args, device, key, &[slot]).map(drop)
 }
 
 /// Runs `cryptsetup args device after` with `input` on stdin; returns its stdout, or an error
@@ -180,5 +229,54 @@ mod tests {
             serde_json::from_str(&export_token(image.path()).expect("export")).expect("json");
         assert_eq!(back["sealed"], "00ff");
         assert_eq!(back["type"], "carapace-tpm2");
+    }
+
+    /// Whether `key` opens `slot` (`cryptsetup open --test-passphrase`: no device mapper).
+    fn opens(device: &Path, slot: &str, key: &[u8]) -> bool {
+        let args = [
+            "open",
+            "--test-passphrase",
+            "--key-slot",
+            slot,
+            "--key-file",
+            "-",
+        ];
+        run(&args, device, key, &[]).is_ok()
+    }
+
+    /// What the recovery needs of the real cryptsetup: a second slot for the recovery key,
+    /// then with only that key, slot 0 emptied and given a new key, and token 0 replaced.
+    #[test]
+    fn the_recovery_key_replaces_the_sealed_key_and_its_token() {
+        let image = tempfile::NamedTempFile::new().expect("temp");
+        image.as_file().set_len(32 * 1024 * 1024).expect("size");
+        let device = image.path();
+        format(device, b"sealed key one").expect("format");
+        import_token(
+            device,
+            r#"{"type":"carapace-tpm2","keyslots":["0"],"sealed":"01"}"#,
+        )
+        .expect("import");
+        add_key(device, "1", b"sealed key one", b"RECOVERY").expect("add the recovery key");
+        assert!(opens(device, "1", b"RECOVERY"));
+        assert!(!opens(device, "1", b"sealed key one"));
+
+        kill_slot(device, SEALED_KEY_SLOT, b"RECOVERY").expect("kill slot 0");
+        assert!(!opens(device, SEALED_KEY_SLOT, b"sealed key one"));
+        add_key(device, SEALED_KEY_SLOT, b"RECOVERY", b"sealed key two").expect("new slot 0");
+        replace_token(
+            device,
+            r#"{"type":"carapace-tpm2","keyslots":["0"],"sealed":"02"}"#,
+        )
+        .expect("replace the token");
+        assert!(opens(device, SEALED_KEY_SLOT, b"sealed key two"));
+        assert!(opens(device, "1", b"RECOVERY"));
+        let back: serde_json::Value =
+            serde_json::from_str(&export_token(device).expect("export")).expect("json");
+        assert_eq!(back["sealed"], "02");
+        assert_eq!(back["keyslots"], serde_json::json!(["0"]));
+        // A wrong key changes nothing.
+        assert!(kill_slot(device, "1", b"wrong").is_err());
+        assert!(opens(device, "1", b"RECOVERY"));
     }
 }

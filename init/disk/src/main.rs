@@ -14,7 +14,7 @@
 //! says so. Both facts go to /run/carapace/trust for `/status`.
 //!
 //! Three smaller jobs PID 1 runs it for, later in the boot: moving the owner settings off the
-//! ESP (owner_settings.rs), preparing boot control for the update service (boot_control.rs),
+//! ESP and a new /data's recovery key out of /run (owner_settings.rs), preparing boot control for the update service (boot_control.rs),
 //! and, at a shutdown that starts a Raspberry Pi's trial with kexec, loading it
 //! (kexec_trial.rs).
 
@@ -49,6 +49,7 @@ mod kexec_trial;
 mod new_mark;
 mod owner_settings;
 mod prepare;
+mod recovery_key;
 mod table_write;
 mod trust;
 
@@ -78,6 +79,18 @@ fn parse_args(args: &[String]) -> Option<Args> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(move_args) = owner_settings::parse_args(&args) {
+        let mut failed = false;
+        match owner_settings::move_recovery_key(&move_args) {
+            Ok(true) => eprintln!(
+                "/data's recovery key handed to {}",
+                move_args.to_dir.display()
+            ),
+            Ok(false) => {}
+            Err(error) => {
+                eprintln!("/data's recovery key not handed over: {error}");
+                failed = true;
+            }
+        }
         match owner_settings::move_to_state_dir(&move_args) {
             Ok(true) => eprintln!(
                 "owner settings moved from the ESP to {}",
@@ -86,8 +99,11 @@ fn main() {
             Ok(false) => {}
             Err(error) => {
                 eprintln!("owner settings not moved: {error}");
-                std::process::exit(1);
+                failed = true;
             }
+        }
+        if failed {
+            std::process::exit(1);
         }
         return;
     }

@@ -8,11 +8,16 @@
 //! The copy is written atomically (0600) and handed to the service's uid before the file on
 //! the ESP is deleted; a power cut in between leaves the ESP file, and the next boot moves it
 //! again over the same copy.
+//!
+//! The same step moves a new encrypted /data's recovery key, which the helper left in /run
+//! (recovery_key.rs), into that directory as `DATA_RECOVERY_KEY_FILE`.
 
 use std::os::unix::fs::{DirBuilderExt, chown};
 use std::path::{Path, PathBuf};
 
-use board_support::{OWNER_SETTINGS_ESP_NAME, OWNER_SETTINGS_FILE, atomic_file};
+use board_support::{
+    DATA_RECOVERY_KEY_FILE, OWNER_SETTINGS_ESP_NAME, OWNER_SETTINGS_FILE, atomic_file,
+};
 
 use crate::error::Error;
 use crate::factory_reset::with_esp_mounted;
@@ -45,21 +50,40 @@ pub fn move_to_state_dir(args: &MoveArgs) -> Result<bool, Error> {
             ));
         }
         let text = std::fs::read(&source).map_err(|e| Error::io("read", &source, e))?;
-        install(&text, &args.to_dir, args.uid, args.gid)?;
+        install(&text, &args.to_dir, OWNER_SETTINGS_FILE, args.uid, args.gid)?;
         std::fs::remove_file(&source).map_err(|e| Error::io("delete", &source, e))?;
         atomic_file::sync_dir(esp).map_err(|e| Error::io("sync", esp, e))?;
         Ok(true)
     })
 }
 
-/// Writes `text` as the service's copy, owned by it.
-fn install(text: &[u8], dir: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+/// Moves the recovery key the helper left in /run, if there is one (whether there was).
+pub fn move_recovery_key(args: &MoveArgs) -> Result<bool, Error> {
+    let source = Path::new(crate::recovery_key::HANDED_OVER);
+    let text = match std::fs::read(source) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(Error::io("read", source, error)),
+    };
+    install(
+        &text,
+        &args.to_dir,
+        DATA_RECOVERY_KEY_FILE,
+        args.uid,
+        args.gid,
+    )?;
+    std::fs::remove_file(source).map_err(|e| Error::io("delete", source, e))?;
+    Ok(true)
+}
+
+/// Writes `text` as the service's file `name`, owned by it.
+fn install(text: &[u8], dir: &Path, name: &str, uid: u32, gid: u32) -> Result<(), Error> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => chown(dir, Some(uid), Some(gid)).map_err(|e| Error::io("chown", dir, e))?,
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(Error::io("create", dir, error)),
     }
-    let target = dir.join(OWNER_SETTINGS_FILE);
+    let target = dir.join(name);
     atomic_file::write(&target, text, 0o600).map_err(|e| Error::io("write", &target, e))?;
     chown(&target, Some(uid), Some(gid)).map_err(|e| Error::io("chown", &target, e))?;
     atomic_file::sync_dir(dir).map_err(|e| Error::io("sync", dir, e))
@@ -115,8 +139,8 @@ mod tests {
         let target = dir.path().join("agentd");
         let me = rustix::process::getuid().as_raw();
         let group = rustix::process::getgid().as_raw();
-        install(b"first", &target, me, group).expect("install");
-        install(b"second", &target, me, group).expect("again");
+        install(b"first", &target, OWNER_SETTINGS_FILE, me, group).expect("install");
+        install(b"second", &target, OWNER_SETTINGS_FILE, me, group).expect("again");
         let file = target.join(OWNER_SETTINGS_FILE);
         assert_eq!(std::fs::read(&file).expect("read"), b"second");
         use std::os::unix::fs::PermissionsExt;

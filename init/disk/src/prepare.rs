@@ -13,6 +13,7 @@ use carapace_tpm::{Device, Tpm};
 
 use crate::e2fsprogs::{self, BACKUP_SUPERBLOCKS};
 use crate::error::Error;
+use crate::recovery_key::{self, RecoveryKey};
 use crate::{Args, cryptsetup, data_key, ext4, factory_reset, grow, new_mark};
 
 /// What the helper made of /data, and what `/status` says of its protection.
@@ -92,12 +93,20 @@ fn prepare(
                 why: "this image has no cryptsetup to open it".to_owned(),
             });
         }
-        let token = cryptsetup::export_token(device).map_err(|err| Error::Locked {
-            why: format!("its LUKS2 header has no readable token 0 ({err})"),
-        })?;
-        let key = data_key::recover(tpm.as_deref_mut(), &token)?;
-        let mapped = cryptsetup::open(device, &key)?;
-        progress!("data unlocked: the TPM unsealed its key (Secure Boot state unchanged)");
+        let unsealed = cryptsetup::export_token(device)
+            .map_err(|err| Error::Locked {
+                why: format!("its LUKS2 header has no readable token 0 ({err})"),
+            })
+            .and_then(|token| data_key::recover(tpm.as_deref_mut(), &token));
+        let mapped = match unsealed {
+            Ok(key) => {
+                let mapped = cryptsetup::open(device, cryptsetup::SEALED_KEY_SLOT, &key)?;
+                progress!("data unlocked: the TPM unsealed its key (Secure Boot state unchanged)");
+                mapped
+            }
+            Err(Error::Locked { why }) => open_with_recovery_key(device, tpm, args, why)?,
+            Err(error) => return Err(error),
+        };
         *protection = DataProtection::Encrypted;
         mapped
     } else {
@@ -110,6 +119,66 @@ fn prepare(
         device.to_owned()
     };
     check_and_repair(&volume, grew)
+}
+
+/// A /data whose sealed key the TPM refused (`why`), opened with the recovery key the owner
+/// put on the ESP; where the box has a TPM, a new key sealed to it and to this Secure Boot
+/// state replaces the old one, and the file is deleted. Without the file, or with a key that
+/// does not open it, /data stays locked, saying how to open it.
+fn open_with_recovery_key(
+    device: &Path,
+    tpm: Option<&mut Tpm<Device>>,
+    args: &Args,
+    why: String,
+) -> Result<std::path::PathBuf, Error> {
+    let locked = |more: String| Error::Locked {
+        why: format!("{why}; {more}"),
+    };
+    let key = factory_reset::with_esp_mounted(&args.esp_partuuid, |esp| {
+        recovery_key::from_esp(esp)
+    })
+    .map_err(|err| match err {
+        Error::Locked { why: bad_file } => locked(bad_file),
+        other => locked(format!("the ESP was not read for a recovery key ({other})")),
+    })?
+    .ok_or_else(|| {
+        locked(format!(
+            "to open it with its recovery key (/recovery_key showed it), put the key in a file \
+             named {} in the ESP's root and restart",
+            recovery_key::ESP_FILE
+        ))
+    })?;
+    let mapped = cryptsetup::open(device, recovery_key::KEY_SLOT, key.secret()).map_err(|err| {
+        locked(format!(
+            "the recovery key in {} does not open it ({err})",
+            recovery_key::ESP_FILE
+        ))
+    })?;
+    let Some(tpm) = tpm else {
+        progress!(
+            "data unlocked with the recovery key; this box has no TPM to seal a new key to, so \
+             {} stays on the ESP for the next boot",
+            recovery_key::ESP_FILE
+        );
+        return Ok(mapped);
+    };
+    // Slot 0 is emptied before it gets the new key: a power cut in between leaves the
+    // recovery slot and the file on the ESP, and the next boot comes here again.
+    let (new_key, token) = data_key::create(tpm)?;
+    cryptsetup::kill_slot(device, cryptsetup::SEALED_KEY_SLOT, key.secret())?;
+    cryptsetup::add_key(device, cryptsetup::SEALED_KEY_SLOT, key.secret(), &new_key)?;
+    cryptsetup::replace_token(device, &token)?;
+    factory_reset::with_esp_mounted(&args.esp_partuuid, |esp| {
+        let file = esp.join(recovery_key::ESP_FILE);
+        std::fs::remove_file(&file).map_err(|e| Error::io("delete", &file, e))?;
+        board_support::atomic_file::sync_dir(esp).map_err(|e| Error::io("sync", esp, e))
+    })?;
+    progress!(
+        "data unlocked with the recovery key; its key is sealed again to this TPM and Secure \
+         Boot state, and {} is deleted from the ESP",
+        recovery_key::ESP_FILE
+    );
+    Ok(mapped)
 }
 
 struct FormatRequest<'a> {
@@ -142,8 +211,15 @@ fn format(
             let (key, token) = data_key::create(tpm)?;
             cryptsetup::format(device, &key)?;
             cryptsetup::import_token(device, &token)?;
+            let recovery = RecoveryKey::generate()?;
+            cryptsetup::add_key(device, recovery_key::KEY_SLOT, &key, recovery.secret())?;
+            recovery.hand_over()?;
+            progress!(
+                "format: /data also opens with a recovery key, which the owner's service is \
+                 given (/recovery_key)"
+            );
             *protection = DataProtection::Encrypted;
-            cryptsetup::open(device, &key)?
+            cryptsetup::open(device, cryptsetup::SEALED_KEY_SLOT, &key)?
         }
         None if tpm_present => {
             *protection = DataProtection::PlainImageWithout;

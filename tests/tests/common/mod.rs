@@ -219,10 +219,49 @@ pub fn to_raw(qcow2: &Path, raw: &Path) {
 /// The owner's factory reset: `carapace-factory-reset` put in the root of the ESP (at
 /// `esp_offset`, `esp_size` bytes) of a raw disk, with fatfs, as any computer would.
 pub fn put_reset_file(raw: &Path, esp_offset: u64, esp_size: u64) {
+    put_esp_file(
+        raw,
+        esp_offset,
+        esp_size,
+        "carapace-factory-reset",
+        b"erase /data\n",
+    );
+}
+
+/// Writes `name` with `content` into the root of the FAT ESP of the raw disk `raw`, as the owner
+/// would from another computer.
+pub fn put_esp_file(raw: &Path, esp_offset: u64, esp_size: u64, name: &str, content: &[u8]) {
+    use std::io::Write;
+    with_esp(raw, esp_offset, esp_size, true, |fs| {
+        let mut file = fs.root_dir().create_file(name).expect("create");
+        file.truncate().expect("truncate");
+        file.write_all(content).expect("write");
+    });
+}
+
+/// Whether the root of the raw disk's ESP holds `name`.
+pub fn esp_has_file(raw: &Path, esp_offset: u64, esp_size: u64, name: &str) -> bool {
+    let mut found = false;
+    with_esp(raw, esp_offset, esp_size, false, |fs| {
+        found = fs
+            .root_dir()
+            .iter()
+            .any(|entry| entry.is_ok_and(|entry| entry.file_name() == name));
+    });
+    found
+}
+
+fn with_esp(
+    raw: &Path,
+    esp_offset: u64,
+    esp_size: u64,
+    write: bool,
+    work: impl FnOnce(&fatfs::FileSystem<std::io::Cursor<&mut [u8]>>),
+) {
     use std::io::{Read, Seek, SeekFrom, Write};
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(write)
         .open(raw)
         .expect("raw");
     let mut bytes = vec![0u8; esp_size as usize];
@@ -234,15 +273,12 @@ pub fn put_reset_file(raw: &Path, esp_offset: u64, esp_size: u64) {
             fatfs::FsOptions::new(),
         )
         .expect("the ESP is FAT");
-        let mut request = fs
-            .root_dir()
-            .create_file("carapace-factory-reset")
-            .expect("create");
-        request.write_all(b"erase /data\n").expect("write");
-        drop(request);
+        work(&fs);
         fs.unmount().expect("unmount");
     }
-    file.seek(SeekFrom::Start(esp_offset)).expect("seek");
-    file.write_all(&bytes).expect("write the ESP back");
-    file.sync_all().expect("sync");
+    if write {
+        file.seek(SeekFrom::Start(esp_offset)).expect("seek");
+        file.write_all(&bytes).expect("write the ESP back");
+        file.sync_all().expect("sync");
+    }
 }
