@@ -3,7 +3,7 @@
 //! for a TPM without a resource manager (swtpm's socket) as much as for /dev/tpmrm0.
 
 use crate::error::{Error, RC_RETRY, RC_TESTING, RC_YIELDED, error_number};
-use crate::session::{self, EccPoint, SESSION_ENCRYPT, SaltedSession};
+use crate::session::{self, EccPoint, SESSION_DECRYPT, SESSION_ENCRYPT, SaltedSession};
 use crate::transport::Transport;
 use crate::wire::{self, Auth, Reader};
 
@@ -28,6 +28,7 @@ const ALG_XOR: u16 = 0x000A;
 const ALG_ECC: u16 = 0x0023;
 const ALG_KEYEDHASH: u16 = 0x0008;
 const ECC_NIST_P256: u16 = 0x0003;
+const SE_HMAC: u8 = 0x00;
 const SE_POLICY: u8 = 0x01;
 const SE_TRIAL: u8 = 0x03;
 
@@ -41,6 +42,14 @@ const RESTRICTED: u32 = 1 << 16;
 const DECRYPT: u32 = 1 << 17;
 
 const RETRIES: u32 = 20;
+
+/// The storage root key, loaded: its handle, its public point (which salts sessions) and its
+/// name (which HMACs over commands on it cover).
+pub struct Srk {
+    pub handle: u32,
+    pub point: EccPoint,
+    pub name: Vec<u8>,
+}
 
 pub struct Tpm<T: Transport> {
     io: T,
@@ -79,8 +88,7 @@ impl<T: Transport> Tpm<T> {
 
     /// The storage root key: the TCG's standard ECC P-256 SRK template, so the same TPM
     /// derives the same key from its storage seed on every boot, and another TPM another.
-    /// Returns its handle and its public point (which salts sessions).
-    pub fn create_primary_srk(&mut self) -> Result<(u32, EccPoint), Error> {
+    pub fn create_primary_srk(&mut self) -> Result<Srk, Error> {
         let mut params = Vec::new();
         wire::put_sized(&mut params, &[0, 0, 0, 0]); // no userAuth, no data
         let mut public = Vec::new();
@@ -106,19 +114,35 @@ impl<T: Transport> Tpm<T> {
         let handle = one_handle("CreatePrimary", &bytes)?;
         self.loaded.push(handle);
         let mut response = wire::response("CreatePrimary", &bytes, 1)?;
-        let point = srk_point(&mut response.params).ok_or(Error::Malformed {
+        let malformed = |what| Error::Malformed {
             command: "CreatePrimary",
-            what: "no ECC public point",
-        })?;
-        Ok((handle, point))
+            what,
+        };
+        let point = srk_point(&mut response.params).ok_or(malformed("no ECC public point"))?;
+        // creationData, creationHash, creationTicket (tag, hierarchy, digest), then the name.
+        let name = (|| {
+            let params = &mut response.params;
+            params.sized()?;
+            params.sized()?;
+            params.take(6)?;
+            params.sized()?;
+            params.sized()
+        })()
+        .ok_or(malformed("no name"))?;
+        Ok(Srk {
+            handle,
+            point,
+            name: name.to_vec(),
+        })
     }
 
-    /// A policy session salted with the SRK's public point, whose responses the TPM encrypts
-    /// (session.rs).
+    /// A session salted with the SRK's public point (session.rs): a policy session, whose
+    /// answers the TPM encrypts, or an HMAC session that only encrypts a command's parameter.
     pub fn start_salted_session(
         &mut self,
         srk: u32,
         point: &EccPoint,
+        policy: bool,
     ) -> Result<SaltedSession, Error> {
         let (ours, salt) = session::make_salt(point)?;
         let nonce_caller = random_nonce()?;
@@ -128,7 +152,7 @@ impl<T: Transport> Tpm<T> {
         wire::put_sized(&mut encrypted_salt, &ours.x);
         wire::put_sized(&mut encrypted_salt, &ours.y);
         wire::put_sized(&mut params, &encrypted_salt);
-        params.push(SE_POLICY);
+        params.push(if policy { SE_POLICY } else { SE_HMAC });
         params.extend_from_slice(&ALG_XOR.to_be_bytes());
         params.extend_from_slice(&ALG_SHA256.to_be_bytes()); // the XOR mask's hash
         params.extend_from_slice(&ALG_SHA256.to_be_bytes()); // the session's hash
@@ -174,18 +198,25 @@ impl<T: Transport> Tpm<T> {
     }
 
     /// A sealed data object under `parent` holding `secret`, usable only through `policy`.
-    /// Returns its TPM2B_PRIVATE and TPM2B_PUBLIC, each with its size prefix.
+    /// The secret goes masked with `session`'s key (an HMAC session salted with the SRK's
+    /// point), which the TPM removes. Returns the object's TPM2B_PRIVATE and TPM2B_PUBLIC,
+    /// each with its size prefix.
     pub fn create_sealed(
         &mut self,
-        parent: u32,
+        parent: &Srk,
         secret: &[u8],
         policy: &[u8],
+        session: &mut SaltedSession,
     ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let nonce_caller = random_nonce()?;
         let mut sensitive = Vec::new();
         wire::put_sized(&mut sensitive, &[]); // no userAuth: only the policy opens it
         wire::put_sized(&mut sensitive, secret);
         let mut params = Vec::new();
-        wire::put_sized(&mut params, &sensitive);
+        wire::put_sized(
+            &mut params,
+            &session.mask_command(&sensitive, &nonce_caller),
+        );
         let mut public = Vec::new();
         public.extend_from_slice(&ALG_KEYEDHASH.to_be_bytes());
         public.extend_from_slice(&ALG_SHA256.to_be_bytes());
@@ -195,9 +226,50 @@ impl<T: Transport> Tpm<T> {
         wire::put_sized(&mut public, &[]); // unique
         wire::put_sized(&mut params, &public);
         params.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        let command = wire::command(CC_CREATE, &[parent], &[Auth::Password], &params);
+        let attributes = SESSION_DECRYPT;
+        let hmac = session.command_hmac(
+            CC_CREATE,
+            &[&parent.name],
+            &params,
+            &nonce_caller,
+            attributes,
+        );
+        let auths = [
+            Auth::Password,
+            Auth::Session {
+                session: session.handle,
+                nonce: &nonce_caller,
+                attributes,
+                hmac: &hmac,
+            },
+        ];
+        let command = wire::command(CC_CREATE, &[parent.handle], &auths, &params);
+        self.loaded.retain(|&h| h != session.handle);
         let bytes = self.call("Create", &command)?;
         let mut response = wire::response("Create", &bytes, 0)?;
+        // The password session's answer (no nonce, attributes, no HMAC), then the salted one's.
+        let answered = (|| {
+            let sessions = &mut response.sessions;
+            sessions.sized()?;
+            sessions.take(1)?;
+            sessions.sized()?;
+            let nonce_tpm = sessions.sized()?;
+            let returned = sessions.take(1)?.first().copied()?;
+            Some((nonce_tpm, returned, sessions.sized()?))
+        })();
+        let (nonce_tpm, returned, mac) = answered.ok_or(Error::Malformed {
+            command: "Create",
+            what: "no answer for the salted session",
+        })?;
+        let params_sent = response.params.remaining();
+        session.check_response(
+            CC_CREATE,
+            params_sent,
+            nonce_tpm,
+            &nonce_caller,
+            returned,
+            mac,
+        )?;
         let malformed = Error::Malformed {
             command: "Create",
             what: "no private or public area",

@@ -7,10 +7,10 @@
 //! small enough to own; the response reader is bounds-checked and fuzzed (fuzz/, and a
 //! fixed-seed test on stable).
 //!
-//! The unseal runs in a session salted with the SRK's public key, and the TPM sends the key
-//! masked with that session's key (session.rs): a probe on the bus to a discrete TPM reads
-//! nothing it can use. Limits, said plainly: sealing (first boot, and after a recovery) sends
-//! the key unmasked; a device posing as the TPM from the start is not detected.
+//! Sealing and unsealing run in sessions salted with the SRK's public key, and the key crosses
+//! the bus masked with that session's key (session.rs): a probe on the bus to a discrete TPM
+//! reads nothing it can use. The limit, said plainly: a device posing as the TPM from the
+//! start is not detected.
 
 #![cfg_attr(
     not(test),

@@ -62,9 +62,12 @@ pub fn seal<T: Transport>(
     tpm.policy_pcr(trial, pcrs)?;
     let policy = tpm.policy_digest(trial)?;
     tpm.flush(trial);
-    let (srk, _) = tpm.create_primary_srk()?;
-    let (private, public) = tpm.create_sealed(srk, secret, &policy)?;
-    tpm.flush(srk);
+    let srk = tpm.create_primary_srk()?;
+    let sealed = tpm
+        .start_salted_session(srk.handle, &srk.point, false)
+        .and_then(|mut session| tpm.create_sealed(&srk, secret, &policy, &mut session));
+    tpm.flush(srk.handle);
+    let (private, public) = sealed?;
     Ok(SealedSecret { private, public })
 }
 
@@ -75,10 +78,10 @@ pub fn unseal<T: Transport>(
     sealed: &SealedSecret,
     pcrs: &[u32],
 ) -> Result<Vec<u8>, Error> {
-    let (srk, point) = tpm.create_primary_srk()?;
-    let (item, name) = tpm.load(srk, &sealed.private, &sealed.public)?;
-    let session = tpm.start_salted_session(srk, &point);
-    tpm.flush(srk);
+    let srk = tpm.create_primary_srk()?;
+    let (item, name) = tpm.load(srk.handle, &sealed.private, &sealed.public)?;
+    let session = tpm.start_salted_session(srk.handle, &srk.point, true);
+    tpm.flush(srk.handle);
     let mut session = session?;
     tpm.policy_pcr(session.handle, pcrs)?;
     let secret = tpm.unseal(item, &name, &mut session);

@@ -17,8 +17,8 @@
 //! (which never leaves the TPM) there is no salt, so no session key. Parameter encryption is
 //! the TPM's XOR scheme: the mask is KDFa (HMAC-SHA256 in counter mode) over fresh nonces,
 //! used once. What it does not stop: a device that poses as the TPM from the start (an active
-//! interposer could answer CreatePrimary with its own key); sealing (first boot, and after a
-//! recovery) still sends the key to the TPM unmasked.
+//! interposer could answer CreatePrimary with its own key). Sealing (the first boot, and after
+//! a recovery) masks the key on its way in, in a salted HMAC session, the same way.
 
 use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
 use ring::digest::{SHA256, digest};
@@ -27,7 +27,8 @@ use ring::rand::SystemRandom;
 
 use crate::error::Error;
 
-/// TPMA_SESSION bits.
+/// TPMA_SESSION bits: the command's first parameter is encrypted; the answer's is.
+pub const SESSION_DECRYPT: u8 = 0x20;
 pub const SESSION_ENCRYPT: u8 = 0x40;
 
 /// An ECC public point as the TPM gives it (TPMS_ECC_POINT: big-endian x and y).
@@ -165,8 +166,18 @@ impl SaltedSession {
     /// Removes the XOR mask from a response parameter the TPM encrypted: the mask is
     /// KDFa(sessionKey, "XOR", nonceTPM, nonceCaller) as long as the data.
     pub fn unmask_response(&self, data: &[u8], nonce_caller: &[u8]) -> Vec<u8> {
+        self.xor(data, &self.nonce_tpm, nonce_caller)
+    }
+
+    /// Masks a command's first parameter (its bytes after the size) for the TPM to remove:
+    /// KDFa(sessionKey, "XOR", nonceCaller, nonceTPM), the newer nonce first.
+    pub fn mask_command(&self, data: &[u8], nonce_caller: &[u8]) -> Vec<u8> {
+        self.xor(data, nonce_caller, &self.nonce_tpm)
+    }
+
+    fn xor(&self, data: &[u8], newer: &[u8], older: &[u8]) -> Vec<u8> {
         let bits = u32::try_from(data.len() * 8).unwrap_or(u32::MAX);
-        let mask = kdfa(&self.key, b"XOR", &self.nonce_tpm, nonce_caller, bits);
+        let mask = kdfa(&self.key, b"XOR", newer, older, bits);
         data.iter().zip(mask).map(|(byte, m)| byte ^ m).collect()
     }
 

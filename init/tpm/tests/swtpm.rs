@@ -129,18 +129,19 @@ impl Transport for Recorded {
     }
 }
 
-/// The unseal is salted and its answer masked: the secret comes back, but nowhere on the bus
-/// (a discrete TPM's SPI or LPC wires) are its bytes, nor any 8 of them in a row.
+/// Sealing and unsealing run in salted sessions that mask the secret: it seals and comes back,
+/// but nowhere on the bus (a discrete TPM's SPI or LPC wires) are its bytes, nor any 8 of
+/// them in a row.
 #[test]
-fn the_unsealed_secret_never_crosses_the_bus_in_the_clear() {
+fn the_secret_never_crosses_the_bus_in_the_clear() {
     let dir = tempfile::tempdir().expect("tempdir");
     let swtpm = Swtpm::start(&dir.path().join("tpm"));
-    let sealed = seal(&mut swtpm.tpm(), SECRET, &[PCR_SECURE_BOOT]).expect("seal");
     let bus = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tpm = Tpm::new(Recorded {
         inner: Socket::connect(&swtpm.socket).expect("connect to swtpm"),
         bus: bus.clone(),
     });
+    let sealed = seal(&mut tpm, SECRET, &[PCR_SECURE_BOOT]).expect("seal");
     for _ in 0..3 {
         let secret = unseal(&mut tpm, &sealed, &[PCR_SECURE_BOOT]).expect("unseal");
         assert_eq!(secret, SECRET);
