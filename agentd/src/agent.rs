@@ -498,12 +498,20 @@ impl Agent {
                     user.channel.name(),
                     user.id
                 );
+                // The owner learns at once that /data has a recovery key to keep.
+                let recovery = if user.role == Role::Owner && self.recovery_key_file.exists() {
+                    "\nThis box's /data is encrypted: send /recovery_key and keep the key it \
+                     shows somewhere safe, off the box. It opens /data if a firmware update \
+                     ever locks it."
+                } else {
+                    ""
+                };
                 answer.replies.push(OutboxEntry {
                     channel: message.channel,
                     chat: message.chat.clone(),
                     message: Outgoing::Text(format!(
                         "Paired: you are this box's {role}. Send /help to see what I can do, \
-                         or just talk to me."
+                         or just talk to me.{recovery}"
                     )),
                 });
             }

@@ -1974,7 +1974,8 @@ fn a_box_without_skills_offers_no_skill_tool() {
 fn the_owner_alone_is_shown_the_recovery_key_and_each_showing_is_audited() {
     let mut h = Harness::new();
     h.start();
-    h.pair();
+    let paired = h.pair();
+    assert!(!paired.text.contains("/recovery_key"), "{}", paired.text);
     h.say("/recovery_key");
     let sent = h.wait_sent(2);
     assert!(
@@ -2010,7 +2011,11 @@ fn the_owner_alone_is_shown_the_recovery_key_and_each_showing_is_audited() {
         .trim();
     h.telegram
         .inject_text(STRANGER, STRANGER, "Mallory", &format!("/start {code}"));
-    h.wait_sent(5);
+    let paired = h.wait_sent(5)[4].text.clone();
+    assert!(
+        paired.starts_with("Paired: you are this box's user.") && !paired.contains("recovery"),
+        "{paired}"
+    );
     h.telegram
         .inject_text(STRANGER, STRANGER, "Mallory", "/recovery_key");
     let sent = h.wait_sent(6);
@@ -2024,4 +2029,26 @@ fn the_owner_alone_is_shown_the_recovery_key_and_each_showing_is_audited() {
         "one showing, audited\n{log}"
     );
     assert!(!log.contains(key), "the key itself is in the audit log");
+}
+
+/// On a box whose /data is encrypted, the owner is told at pairing to keep the recovery key.
+#[test]
+fn pairing_tells_the_owner_of_an_encrypted_box_to_keep_its_recovery_key() {
+    let mut h = Harness::new();
+    std::fs::write(
+        h.state_dir().join(board_support::DATA_RECOVERY_KEY_FILE),
+        "ABCDE-FGH01-23456-789JK-MNPQR\n",
+    )
+    .expect("write the handed-over key");
+    h.start();
+    let paired = h.pair();
+    assert!(
+        paired.text.starts_with("Paired: you are this box's owner.")
+            && paired
+                .text
+                .contains("\nThis box's /data is encrypted: send /recovery_key and keep"),
+        "{}",
+        paired.text
+    );
+    assert!(!paired.text.contains("ABCDE"), "{}", paired.text);
 }
