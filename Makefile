@@ -116,7 +116,8 @@ test-all: test test-slow
 ## throughput through dm-crypt against plain ext4; `carapace flash` against
 ## `zstd -dc | dd` onto a used disk; the inference engine against its
 ## Python peers (sentence-transformers, silero-vad, faster-whisper, piper-tts,
-## rapidocr_onnxruntime, transformers' SmolVLM; scripts/bench-venv.sh installs them).
+## rapidocr_onnxruntime, transformers' SmolVLM; scripts/bench-venv.sh installs them), and OCR
+## and speech on ONNX Runtime's OpenVINO build against its default one.
 bench: deps
 	$(CARGO) bench -p carapace-netd --bench dns
 	$(CARGO) bench -p carapace-tests --bench images

@@ -271,6 +271,76 @@ fn compare(
     }
 }
 
+/// The engine's side of `kind` with the ONNX Runtime build `library`, started `STARTS` times:
+/// the median start to first result, and the last run's JSON.
+fn engine_with(kind: &str, model: &Path, data: &Path, library: &Path) -> (f64, Value) {
+    let mut cold = Vec::new();
+    let mut result = Value::Null;
+    for _ in 0..STARTS {
+        let mut engine = Command::new(std::env::current_exe().unwrap());
+        engine.args(["--side", kind]).arg(model).arg(data);
+        engine.env("CARAPACE_BENCH_ORT", library);
+        let (first, last) = run_side(engine);
+        cold.push(first);
+        result = last;
+    }
+    (median(&mut cold), result)
+}
+
+/// OCR and Piper on the OpenVINO build of ONNX Runtime (its CPU plugin here; the Intel GPU where
+/// the machine has one) against ONNX Runtime's own CPU provider: the same engine code, the same
+/// threads and inputs, so the ratio is the runtime's alone.
+fn openvino_against_the_default(dir: &Path, default: &Path, pp_ocr: &Path, piper: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let openvino = match runtime.block_on(carapace_infer::fetch_openvino_runtime()) {
+        Ok(library) => library,
+        Err(error) => {
+            println!("OpenVINO: not measured: {error}");
+            return;
+        }
+    };
+    let page = dir.join("openvino-page.png");
+    drawn_page::page(900, 360, &drawn_page::sample_lines())
+        .save(&page)
+        .unwrap();
+    let spoken = dir.join("openvino-spoken.txt");
+    std::fs::write(&spoken, SPOKEN).unwrap();
+    println!(
+        "OpenVINO (onnxruntime-openvino) against ONNX Runtime's CPU provider, the same engine code \
+         ({OCR_THREADS} threads for OCR, {SPEECH_THREADS} for speech; each model where the engine \
+         places it: Piper stays off OpenVINO's CPU plugin, which ran it 1.47x slower): medians of \
+         {RUNS} warm runs, {STARTS} cold starts each"
+    );
+    println!(
+        "  {:<28} {:>14} {:>14} {:>8}",
+        "", "openvino", "default", "ratio"
+    );
+    for (kind, model, data, what) in [
+        ("ocr", pp_ocr, &page, "OCR, text of the page"),
+        ("speech", piper, &spoken, "speech, three sentences"),
+    ] {
+        let (cold_vino, vino) = engine_with(kind, model, data, &openvino);
+        let (cold_default, plain) = engine_with(kind, model, data, default);
+        let ms = |v: &Value| v["run_ms"].as_f64().unwrap();
+        let mib = |v: &Value| v["peak_kib"].as_f64().unwrap() / 1024.0;
+        row(what, ms(&vino), ms(&plain), "ms");
+        row("  start to first result", cold_vino, cold_default, "ms");
+        row("  peak memory", mib(&vino), mib(&plain), "MiB");
+        if kind == "ocr" {
+            let same = vino["text"] == plain["text"];
+            println!(
+                "  text: {} (openvino {}, default {})",
+                if same { "identical" } else { "DIFFERENT" },
+                vino["text"],
+                plain["text"]
+            );
+        }
+    }
+}
+
 fn row(what: &str, engine: f64, peer: f64, unit: &str) {
     println!(
         "  {what:<28} {engine:>10.1} {unit:<3} {peer:>10.1} {unit:<3} {:>7.2}x",
@@ -353,14 +423,20 @@ fn main() {
         return;
     }
     // `cargo bench --bench peers -- transcription ocr`: only those capabilities (any of
-    // embeddings, vad, transcription, speech, ocr, vlm); none named: all of them.
+    // embeddings, vad, transcription, speech, ocr, vlm, and openvino: OCR and speech on the
+    // OpenVINO build against the default one); none named: all of them.
     let only: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
         .filter(|a| !a.starts_with("--"))
         .collect();
     let wanted = |name: &str| only.is_empty() || only.contains(&name);
-    let python = python();
+    // Only the sides against Python peers need the bench's virtual environment.
+    let peers = ["embeddings", "vad", "transcription", "speech", "ocr", "vlm"];
+    let python = match peers.iter().any(|kind| wanted(kind)) {
+        true => python(),
+        false => PathBuf::new(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -399,13 +475,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (sentences, wav) = inputs(dir.path());
 
-    println!(
-        "local inference against the Python peers: medians of {RUNS} warm runs, {STARTS} cold starts each"
-    );
-    println!(
-        "  {:<28} {:>14} {:>14} {:>8}",
-        "", "carapace", "peer", "ratio"
-    );
+    if !python.as_os_str().is_empty() {
+        println!(
+            "local inference against the Python peers: medians of {RUNS} warm runs, {STARTS} cold starts each"
+        );
+        println!(
+            "  {:<28} {:>14} {:>14} {:>8}",
+            "", "carapace", "peer", "ratio"
+        );
+    }
 
     let ms = |sides: &Sides, key: &str, i: usize| sides.results[i][key].as_f64().unwrap();
     let mib = |sides: &Sides, i: usize| sides.results[i]["peak_kib"].as_f64().unwrap() / 1024.0;
@@ -546,6 +624,10 @@ fn main() {
             ocr.results[0]["text"],
             ocr.results[1]["text"]
         );
+    }
+
+    if wanted("openvino") {
+        openvino_against_the_default(dir.path(), &library, &pp_ocr, &piper);
     }
 
     if wanted("vlm") {

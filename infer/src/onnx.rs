@@ -166,17 +166,29 @@ impl OnnxRuntime {
     /// A session for the ONNX model in `model`, on the shared pool, with every graph
     /// optimisation ONNX Runtime has.
     pub fn session(&self, model: &Path) -> Result<Session> {
-        self.open(model, true)
+        self.open(model, true, None)
     }
 
     /// A session as `session` makes it, but without ONNX Runtime's memory arena, which keeps
     /// the largest input's working memory after the run: for models whose inputs vary in size
     /// (a photo, a page), as rapidocr runs them.
     pub fn session_without_arena(&self, model: &Path) -> Result<Session> {
-        self.open(model, false)
+        self.open(model, false, None)
     }
 
-    fn open(&self, model: &Path, arena: bool) -> Result<Session> {
+    /// A session as `session` makes it, except where OpenVINO would run it on the CPU: there
+    /// ONNX Runtime's CPU provider does, for the reason `why` (a measurement of this model on
+    /// both). The Intel GPU still gets it.
+    pub fn session_not_on_openvinos_cpu(&self, model: &Path, why: &str) -> Result<Session> {
+        self.open(model, true, Some(why))
+    }
+
+    fn open(
+        &self,
+        model: &Path,
+        arena: bool,
+        not_on_openvinos_cpu: Option<&str>,
+    ) -> Result<Session> {
         let failed = |e: &dyn std::fmt::Display| Error::OnnxModel {
             path: model.to_path_buf(),
             reason: e.to_string(),
@@ -193,7 +205,21 @@ impl OnnxRuntime {
                 .with_execution_providers(providers)?
                 .commit_from_file(model)
         };
-        let (session, placement) = match &self.openvino {
+        let openvino = self
+            .openvino
+            .as_ref()
+            .filter(|device| device.name != "CPU" || not_on_openvinos_cpu.is_none());
+        let (session, placement) = match openvino {
+            None if self.openvino.is_some() => (
+                make(vec![cpu()]).map_err(|e| failed(&e))?,
+                Placement {
+                    device: "cpu".into(),
+                    reason: format!(
+                        "ONNX Runtime's CPU provider, not OpenVINO on the CPU: {}",
+                        not_on_openvinos_cpu.unwrap_or_default()
+                    ),
+                },
+            ),
             None => (
                 make(vec![cpu()]).map_err(|e| failed(&e))?,
                 Placement {
