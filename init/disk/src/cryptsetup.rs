@@ -144,6 +144,22 @@ pub fn add_key(device: &Path, slot: &str, key: &[u8], new: &[u8]) -> Result<(), 
     added
 }
 
+/// The key slots in use, by number (from the header's JSON metadata).
+pub fn active_slots(device: &Path) -> Result<Vec<String>, Error> {
+    let out = run(&["luksDump", "--dump-json-metadata"], device, &[], &[])?;
+    let metadata: serde_json::Value = serde_json::from_slice(&out).map_err(|e| Error::Tool {
+        program: "cryptsetup",
+        device: device.to_owned(),
+        code: 0,
+        says: format!("luksDump printed no JSON metadata ({e})"),
+    })?;
+    Ok(metadata
+        .get("keyslots")
+        .and_then(serde_json::Value::as_object)
+        .map(|slots| slots.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
 /// Empties key slot `slot`, with `key` (which opens another slot) to allow it.
 pub fn kill_slot(device: &Path, slot: &str, key: &[u8]) -> Result<(), Error> {
     let args = ["luksKillSlot", "--batch-mode", "--key-file", "-"];
@@ -261,8 +277,10 @@ mod tests {
         assert!(opens(device, "1", b"RECOVERY"));
         assert!(!opens(device, "1", b"sealed key one"));
 
+        assert_eq!(active_slots(device).expect("dump"), ["0", "1"]);
         kill_slot(device, SEALED_KEY_SLOT, b"RECOVERY").expect("kill slot 0");
         assert!(!opens(device, SEALED_KEY_SLOT, b"sealed key one"));
+        assert_eq!(active_slots(device).expect("dump"), ["1"]);
         add_key(device, SEALED_KEY_SLOT, b"RECOVERY", b"sealed key two").expect("new slot 0");
         replace_token(
             device,

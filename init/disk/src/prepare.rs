@@ -98,9 +98,17 @@ fn prepare(
                 why: format!("its LUKS2 header has no readable token 0 ({err})"),
             })
             .and_then(|token| data_key::recover(tpm.as_deref_mut(), &token));
-        let mapped = match unsealed {
-            Ok(key) => {
-                let mapped = cryptsetup::open(device, cryptsetup::SEALED_KEY_SLOT, &key)?;
+        // A key that opens nothing is a recovery cut short (the key slot was given a new key
+        // before the token), which the recovery key finishes.
+        let opened = unsealed.and_then(|key| {
+            cryptsetup::open(device, cryptsetup::SEALED_KEY_SLOT, &key).map_err(|err| {
+                Error::Locked {
+                    why: format!("the key the TPM unsealed does not open key slot 0 ({err})"),
+                }
+            })
+        });
+        let mapped = match opened {
+            Ok(mapped) => {
                 progress!("data unlocked: the TPM unsealed its key (Secure Boot state unchanged)");
                 mapped
             }
@@ -162,10 +170,14 @@ fn open_with_recovery_key(
         );
         return Ok(mapped);
     };
-    // Slot 0 is emptied before it gets the new key: a power cut in between leaves the
-    // recovery slot and the file on the ESP, and the next boot comes here again.
+    // Slot 0 is emptied before it gets the new key: a power cut at any step leaves the
+    // recovery slot and the file on the ESP, and the next boot comes here again (and finds
+    // slot 0 empty already, or holding a key its token does not unseal).
     let (new_key, token) = data_key::create(tpm)?;
-    cryptsetup::kill_slot(device, cryptsetup::SEALED_KEY_SLOT, key.secret())?;
+    let sealed_slot = cryptsetup::SEALED_KEY_SLOT.to_owned();
+    if cryptsetup::active_slots(device)?.contains(&sealed_slot) {
+        cryptsetup::kill_slot(device, cryptsetup::SEALED_KEY_SLOT, key.secret())?;
+    }
     cryptsetup::add_key(device, cryptsetup::SEALED_KEY_SLOT, key.secret(), &new_key)?;
     cryptsetup::replace_token(device, &token)?;
     factory_reset::with_esp_mounted(&args.esp_partuuid, |esp| {
