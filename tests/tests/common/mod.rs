@@ -160,6 +160,32 @@ pub fn uki_tamper_offset(uki: &[u8], section: &str) -> usize {
     offset + within
 }
 
+/// Boots `config`, whose slot UKI has `what` changed, until the firmware gives up on the boot
+/// entry; then checks that systemd-boot said the firmware denied the UKI and that nothing of
+/// the kernel ran.
+pub fn assert_changed_uki_is_refused(config: &VmConfig, what: &str, timeout: Duration) {
+    let mut vm = Vm::start(config).expect("start QEMU");
+    if let Err(e) = vm.wait_for("BdsDxe: failed to start Boot0001", 0, timeout) {
+        fail(
+            &vm,
+            format!("a UKI with {what} changed was not refused: {e}"),
+        );
+    }
+    let console = vm.console();
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("Error loading \\a\\carapace.efi: Access denied")),
+        "systemd-boot did not say the firmware denied the UKI ({what} changed)\n{}",
+        console.join("\n")
+    );
+    assert!(
+        !console.iter().any(|l| l.starts_with("carapace: stage1")),
+        "the kernel ran with {what} changed\n{}",
+        console.join("\n")
+    );
+}
+
 /// Runs one qemu-io `command` (a write, say) on a qcow2 overlay: damage the tests put on a
 /// machine's disk between boots, never on the image under it.
 pub fn qemu_io(disk: &Path, command: &str) {
