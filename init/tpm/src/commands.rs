@@ -165,12 +165,12 @@ impl<T: Transport> Tpm<T> {
         Ok(SaltedSession::new(handle, &salt, nonce_tpm, &nonce_caller))
     }
 
-    /// A policy session, or a trial session that only computes a policy's digest.
-    pub fn start_policy_session(&mut self, trial: bool) -> Result<u32, Error> {
+    /// A trial session, which only computes a policy's digest (nothing secret passes: no salt).
+    pub fn start_trial_session(&mut self) -> Result<u32, Error> {
         let mut params = Vec::new();
         wire::put_sized(&mut params, &random_nonce()?);
         wire::put_sized(&mut params, &[]); // no salt
-        params.push(if trial { SE_TRIAL } else { SE_POLICY });
+        params.push(SE_TRIAL);
         params.extend_from_slice(&ALG_NULL.to_be_bytes()); // no parameter encryption
         params.extend_from_slice(&ALG_SHA256.to_be_bytes());
         let command = wire::command(CC_START_AUTH_SESSION, &[RH_NULL, RH_NULL], &[], &params);

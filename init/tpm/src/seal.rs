@@ -58,7 +58,7 @@ pub fn seal<T: Transport>(
     if secret.is_empty() || secret.len() > MAX_SECRET {
         return Err(Error::SecretSize(secret.len()));
     }
-    let trial = tpm.start_policy_session(true)?;
+    let trial = tpm.start_trial_session()?;
     tpm.policy_pcr(trial, pcrs)?;
     let policy = tpm.policy_digest(trial)?;
     tpm.flush(trial);
