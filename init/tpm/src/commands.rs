@@ -111,9 +111,9 @@ impl<T: Transport> Tpm<T> {
         params.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no outsideInfo, no creation PCRs
         let command = wire::command(CC_CREATE_PRIMARY, &[RH_OWNER], &[Auth::Password], &params);
         let bytes = self.call("CreatePrimary", &command)?;
-        let handle = one_handle("CreatePrimary", &bytes)?;
-        self.loaded.push(handle);
         let mut response = wire::response("CreatePrimary", &bytes, 1)?;
+        let handle = handle_of(&response, "CreatePrimary")?;
+        self.loaded.push(handle);
         let malformed = |what| Error::Malformed {
             command: "CreatePrimary",
             what,
@@ -158,9 +158,9 @@ impl<T: Transport> Tpm<T> {
         params.extend_from_slice(&ALG_SHA256.to_be_bytes()); // the session's hash
         let command = wire::command(CC_START_AUTH_SESSION, &[srk, RH_NULL], &[], &params);
         let bytes = self.call("StartAuthSession", &command)?;
-        let handle = one_handle("StartAuthSession", &bytes)?;
-        self.loaded.push(handle);
         let mut response = wire::response("StartAuthSession", &bytes, 1)?;
+        let handle = handle_of(&response, "StartAuthSession")?;
+        self.loaded.push(handle);
         let nonce_tpm = sized(&mut response.params, "StartAuthSession")?.to_vec();
         Ok(SaltedSession::new(handle, &salt, nonce_tpm, &nonce_caller))
     }
@@ -292,9 +292,9 @@ impl<T: Transport> Tpm<T> {
         let params = [private, public].concat();
         let command = wire::command(CC_LOAD, &[parent], &[Auth::Password], &params);
         let bytes = self.call("Load", &command)?;
-        let handle = one_handle("Load", &bytes)?;
-        self.loaded.push(handle);
         let mut response = wire::response("Load", &bytes, 1)?;
+        let handle = handle_of(&response, "Load")?;
+        self.loaded.push(handle);
         let name = sized(&mut response.params, "Load")?.to_vec();
         Ok((handle, name))
     }
@@ -431,7 +431,10 @@ fn srk_point(params: &mut Reader<'_>) -> Option<EccPoint> {
 }
 
 fn one_handle(command: &'static str, bytes: &[u8]) -> Result<u32, Error> {
-    let response = wire::response(command, bytes, 1)?;
+    handle_of(&wire::response(command, bytes, 1)?, command)
+}
+
+fn handle_of(response: &wire::Response<'_>, command: &'static str) -> Result<u32, Error> {
     response.handles.first().copied().ok_or(Error::Malformed {
         command,
         what: "no handle",
