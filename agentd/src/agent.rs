@@ -42,6 +42,10 @@ pub enum Effect {
     },
     /// The owner confirmed a reboot.
     Reboot,
+    /// Fetch the model pack at this link in the background (`/add_model`; runtime/model_adds.rs).
+    AddModel {
+        url: carapace_http::Url,
+    },
     /// The command's own message is taken out of the chat (it carried a secret); agent.rs
     /// turns this into a reply, so the runtime never sees it.
     DeleteCommandMessage,

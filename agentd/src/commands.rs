@@ -1,7 +1,8 @@
 //! Commands that work without the model: `/status`, `/help`, `/pair`, `/users`, `/update`,
 //! `/reboot`, `/settings`, `/audit`, `/logs`, and the memories' `/remember <text>`,
 //! `/recall [query]` and `/forget_memory <number>` (commands/memories.rs; they need the local
-//! inference engine, not the LLM), `/models`, `/share_photos [on|off]` (commands/sharing.rs),
+//! inference engine, not the LLM), `/models`, `/add_model LINK` and `/remove_model NAME` (the
+//! owner's model packs: model_packs.rs), `/share_photos [on|off]` (commands/sharing.rs),
 //! the skills' and MCP servers' `/tools` and `/mcp`, `/skills`, `/install_skill` (agent.rs runs
 //! it: it answers with buttons) and `/remove_skill`
 //! (skill_install.rs: a skill is installed by sending its zip), and the skills' `/secret` and
@@ -95,6 +96,14 @@ pub const MENU: &[(&str, &str)] = &[
     (
         "models",
         "The box's own models: what each does, and where it runs",
+    ),
+    (
+        "add_model",
+        "Add a signed model pack: /add_model LINK (owner only)",
+    ),
+    (
+        "remove_model",
+        "Remove a model you added: /remove_model NAME (owner only)",
     ),
     (
         "share_photos",
@@ -230,6 +239,21 @@ pub async fn run(
         "recall" => memories::recall(agent, command).await?,
         "forget_memory" => memories::forget(agent, command)?,
         "models" => models(agent).await,
+        "add_model" | "remove_model" if !owner => return only_owner(),
+        "add_model" => match crate::model_packs::parse_link(&command.args) {
+            Ok(url) => {
+                let host = url.host_str().unwrap_or_default().to_string();
+                return Ok((
+                    format!(
+                        "Fetching the model pack from {host}. I will say here when it is checked \
+                         and ready; I answer other messages meanwhile."
+                    ),
+                    Effect::AddModel { url },
+                ));
+            }
+            Err(why) => why,
+        },
+        "remove_model" => remove_model(agent, user, &command.args, now).await,
         "skills" => crate::skill_install::list(agent),
         "remove_skill" => crate::skill_install::remove(agent, owner, &command.args, now).await?,
         "tools" => tools::tools(agent, owner, &command.args, now)?,
@@ -317,8 +341,13 @@ async fn models(agent: &Agent) -> String {
     for model in models {
         let capability = model.capability.replace('_', " ");
         let state = if model.loaded { "loaded" } else { "not loaded" };
+        let added = match (model.source.as_str(), &model.version) {
+            ("added_pack", Some(version)) => format!(" {version}, added by you"),
+            ("image_pack", Some(version)) => format!(" {version}, a pack in the image"),
+            _ => String::new(),
+        };
         text.push_str(&format!(
-            "\n{}: {capability}, on the {} ({}), {state}",
+            "\n{}{added}: {capability}, on the {} ({}), {state}",
             model.id, model.device, model.device_reason
         ));
         if let Some(error) = model.last_error {
@@ -326,6 +355,24 @@ async fn models(agent: &Agent) -> String {
         }
     }
     text
+}
+
+/// `/remove_model NAME`: a pack the owner added, out of the engine and off /data.
+async fn remove_model(agent: &mut Agent, user: &User, args: &[String], now: u64) -> String {
+    let [name] = args else {
+        return "Send /remove_model NAME; /models lists the models you added.".into();
+    };
+    match agent.inference.remove_pack(name).await {
+        Ok(version) => {
+            agent.record(
+                "model",
+                &format!("model pack {name} {version} removed for {}", user.key()),
+                now,
+            );
+            format!("Removed the model {name} {version}.")
+        }
+        Err(error) => format!("I could not remove {name}: {error}."),
+    }
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -118,10 +118,10 @@ pub enum Error {
     )]
     InferenceUnreachable { url: String, reason: String },
 
-    #[error("the local inference engine refused the embeddings request (HTTP {status}): {message}")]
+    #[error("the local inference engine refused the request (HTTP {status}): {message}")]
     InferenceRefused { status: u16, message: String },
 
-    #[error("the local inference engine's answer to the embeddings request is unusable: {reason}")]
+    #[error("the local inference engine's answer is unusable: {reason}")]
     InferenceAnswer { reason: String },
 
     #[error("the audit log: {0}")]

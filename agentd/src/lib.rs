@@ -16,6 +16,7 @@ pub mod local_inference;
 pub mod logs;
 pub mod mcp_servers;
 pub mod memory;
+pub mod model_packs;
 pub mod netd_control;
 pub mod notify;
 pub mod owner_file;

@@ -3,8 +3,9 @@
 //! `POST /v1/audio/voice-activity` (is anyone speaking?), OpenAI's `POST
 //! /v1/audio/transcriptions` and, for the spoken reply, `POST /v1/audio/speech`; for photos
 //! the engine's `POST /v1/images/ocr` and, where a model pack can describe pictures,
-//! `POST /v1/images/describe`. Nothing sent here leaves the box, and no LLM provider is
-//! involved.
+//! `POST /v1/images/describe`; and the owner's model packs, `POST /v1/packs` (a pack's tar,
+//! streamed as it downloads) and `DELETE /v1/packs/{id}`. Nothing sent here leaves the box,
+//! and no LLM provider is involved.
 
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The limit for the work on a voice note or a photo (voice activity, transcription, speech,
 /// OCR): a long note on a slow CPU (and the model's first load) takes minutes, not seconds.
 pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(300);
+/// A model pack's whole download and check: gigabytes over a slow link take long.
+pub const PACK_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// The longest description of a photo, in tokens: a few sentences for the model.
 const DESCRIPTION_TOKENS: usize = 96;
 /// How much of an error body that is not an OpenAI error object is quoted.
@@ -40,9 +43,27 @@ pub struct EngineModel {
     pub device: String,
     pub device_reason: String,
     pub last_error: Option<String>,
+    /// `image`, `image_pack`, or `added_pack` (the owner's, which `/remove_model` removes).
+    #[serde(default)]
+    pub source: String,
+    /// A pack's version.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A pack the engine took (`POST /v1/packs`).
+#[derive(Debug, Deserialize)]
+pub struct AddedPack {
+    pub id: String,
+    pub version: String,
+    pub capability: String,
+    pub signed_by: String,
+    /// The version it replaced.
+    pub replaced: Option<String>,
 }
 
 /// The engine's API, with a client of its own: plain http, no roots, no proxy.
+#[derive(Clone)]
 pub struct LocalInference {
     base_url: Url,
     client: Client,
@@ -232,6 +253,47 @@ impl LocalInference {
             });
         }
         Ok(audio)
+    }
+
+    /// Hands the engine a model pack's tar, `body` (streamed: a download's body goes through
+    /// as it arrives); the engine checks its signature and files before it offers the model.
+    /// No time limit of its own: `body` ends or fails with its download.
+    pub async fn add_pack(&self, body: reqwest::Body) -> Result<AddedPack, Error> {
+        let request = self
+            .client
+            .post(format!("{}/v1/packs", self.address()))
+            .timeout(PACK_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(body);
+        let bytes = self.call(request).await?;
+        serde_json::from_slice(&bytes).map_err(|error| Error::InferenceAnswer {
+            reason: format!("not a model pack ({error})"),
+        })
+    }
+
+    /// Removes model `id`, a pack the owner added; returns its version.
+    pub async fn remove_pack(&self, id: &str) -> Result<String, Error> {
+        let mut url = Url::parse(&format!("{}/v1/packs/", self.address())).map_err(|error| {
+            Error::InferenceAnswer {
+                reason: format!("the engine's address: {error}"),
+            }
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| Error::InferenceAnswer {
+                reason: "the engine's address takes no path".into(),
+            })?
+            .pop_if_empty()
+            .push(id);
+        let bytes = self.call(self.client.delete(url)).await?;
+        #[derive(Deserialize)]
+        struct Removed {
+            version: String,
+        }
+        serde_json::from_slice::<Removed>(&bytes)
+            .map(|removed| removed.version)
+            .map_err(|error| Error::InferenceAnswer {
+                reason: format!("not a removed pack ({error})"),
+            })
     }
 
     /// Sends `request` to the engine and returns the body of a successful answer; a refusal

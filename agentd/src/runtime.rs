@@ -24,6 +24,7 @@ use crate::store::OutboxEntry;
 use board_support::notify::Message;
 
 mod channels;
+mod model_adds;
 mod settings_trial;
 
 pub use channels::LinkState;
@@ -56,6 +57,8 @@ pub struct Runtime {
     pub updates: crate::updates::UpdateControl,
     /// What agentd's self-test at start said ("passed", or what failed).
     pub self_test: String,
+    /// `/add_model` downloads that ended (runtime/model_adds.rs).
+    finished_adds: model_adds::FinishedAdds,
     /// Failed attempts per pending message, this run.
     failures: std::collections::HashMap<u64, u32>,
 }
@@ -73,6 +76,7 @@ impl Runtime {
             link_state: Arc::default(),
             updates: crate::updates::UpdateControl::default(),
             self_test: String::from("not run"),
+            finished_adds: Default::default(),
             failures: Default::default(),
         }
     }
@@ -114,6 +118,7 @@ impl Runtime {
         let _tasks = AbortOnDrop(vec![receivers, outbox, updates]);
         loop {
             self.answer_pending().await;
+            self.finish_model_adds().await;
             let sleep = self.deliver_due_reminders();
             let _ = tokio::time::timeout(sleep, self.inbox_filled.notified()).await;
         }
@@ -177,6 +182,12 @@ impl Runtime {
                     self.try_settings(*settings, &changed, message.channel, &message.chat)
                         .await
                 }
+                Effect::AddModel { url } => self.start_model_add(
+                    url,
+                    message.channel,
+                    message.chat.clone(),
+                    crate::store::user_key(message.channel, &message.sender),
+                ),
             }
         }
     }

@@ -723,7 +723,8 @@ fn models_lists_the_engines_models_and_where_each_runs_without_the_llm() {
         (SPEECH_MODEL, "transcription"),
         (VOICE_MODEL, "speech"),
         (OCR_MODEL, "ocr"),
-        ("tiny-smolvlm", "image description"),
+        // A pack names its version and where it came from.
+        ("tiny-smolvlm 1.0.0, a pack in the image", "image description"),
     ] {
         let line = listed
             .iter()
@@ -797,6 +798,129 @@ fn with_a_pack_that_describes_pictures_the_model_gets_the_description_too() {
     h.telegram.inject_photo(OWNER, OWNER, "Ann", photo, "/read");
     let text = &h.wait_sent(3)[2].text;
     assert!(text.contains("348.50") && !text.contains(&seen), "{text}");
+}
+
+/// The owner adds a model pack from a link: agentd downloads it in the background and streams
+/// it into the engine, which takes it only once its signature and files check out; from then on
+/// photos are described by it, until `/remove_model` takes it off the box.
+#[test]
+fn the_owner_adds_a_model_pack_from_a_link_and_photos_are_described_until_it_is_removed() {
+    let mut h = Harness::new();
+    let (url, store) = support::engine::store_url();
+    h.inference_url = url.clone();
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(
+        "tiny-smolvlm-1.0.0.tar".to_string(),
+        support::engine::tiny_vlm_tar("1.0.0", true),
+    );
+    files.insert(
+        "stranger.tar".to_string(),
+        support::engine::tiny_vlm_tar("1.0.0", false),
+    );
+    let host = h
+        .handle
+        .block_on(carapace_fakes::github::FakeGitHub::start(
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            carapace_fakes::github::Repository {
+                owner: "acme".into(),
+                repo: "models".into(),
+                reference: "main".into(),
+                files,
+            },
+            |address| format!("http://{address}"),
+        ))
+        .unwrap();
+    let link = |file: &str| format!("http://{}/acme/models/main/{file}", host.address());
+    h.start();
+    h.pair();
+    let mut count = 1;
+    let mut next = |h: &Harness| {
+        count += 1;
+        h.wait_sent_within(count, Duration::from_secs(60))[count - 1]
+            .text
+            .clone()
+    };
+    let fetching = "Fetching the model pack from 127.0.0.1. I will say here when it is checked and \
+                    ready; I answer other messages meanwhile.";
+
+    h.say("/add_model");
+    assert!(next(&h).starts_with("Send /add_model LINK: an https link"));
+    h.say(&format!("/add_model {}", link("missing.tar")));
+    assert_eq!(next(&h), fetching);
+    assert_eq!(
+        next(&h),
+        "I could not add the model pack: 127.0.0.1 answered 404 Not Found"
+    );
+    h.say(&format!("/add_model {}", link("stranger.tar")));
+    assert_eq!(next(&h), fetching);
+    let refused = next(&h);
+    assert!(
+        refused.starts_with("I could not add the model pack: ")
+            && refused.contains("its signature does not hold"),
+        "{refused}"
+    );
+    let stored = || {
+        std::fs::read_dir(store)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(stored().is_empty(), "{:?}", stored());
+
+    h.say(&format!("/add_model {}", link("tiny-smolvlm-1.0.0.tar")));
+    assert_eq!(next(&h), fetching);
+    let added = next(&h);
+    assert!(
+        added.starts_with("Added the model tiny-smolvlm 1.0.0: image description, signed by key ")
+            && added.contains(" Photos are described on the box from now on."),
+        "{added}"
+    );
+    assert_eq!(stored(), ["tiny-smolvlm-1.0.0"]);
+    h.say("/models");
+    let models = next(&h);
+    assert!(
+        models.contains("\ntiny-smolvlm 1.0.0, added by you: image description, on the cpu"),
+        "{models}"
+    );
+
+    let photo = carapace_fakes::page::receipt_photo();
+    h.llm.push(Script::text("A receipt."));
+    h.telegram
+        .inject_photo(OWNER, OWNER, "Ann", photo.clone(), "what is this?");
+    assert_eq!(next(&h), "A receipt.");
+    let body = h.llm.requests()[0].body.to_string();
+    assert!(
+        body.contains("[a photo; what the box sees in it: ") && body.contains("348.50"),
+        "{body}"
+    );
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains("model pack tiny-smolvlm 1.0.0 (image_description, signed by key ")
+            && audit.contains(") added from 127.0.0.1 for telegram:4242")
+            && audit.contains("the model pack from 127.0.0.1 for telegram:4242 was not added: "),
+        "{audit}"
+    );
+
+    h.say("/remove_model all-minilm-l6-v2");
+    let kept = next(&h);
+    assert!(
+        kept.starts_with("I could not remove all-minilm-l6-v2: ")
+            && kept.contains("all-minilm-l6-v2 is one of the image's models"),
+        "{kept}"
+    );
+    h.say("/remove_model tiny-smolvlm");
+    assert_eq!(next(&h), "Removed the model tiny-smolvlm 1.0.0.");
+    assert!(stored().is_empty(), "{:?}", stored());
+    h.llm.push(Script::text("Still a receipt."));
+    h.telegram
+        .inject_photo(OWNER, OWNER, "Ann", photo, "and now?");
+    assert_eq!(next(&h), "Still a receipt.");
+    let body = h.llm.requests()[1].body.to_string();
+    assert!(
+        body.contains("[a photo; the text in it, read on the box:"),
+        "{body}"
+    );
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //!     packs/                             MODEL_PACKS_DIR: signed packs (recipe [[model_pack]])
 //!         whisper-base-en-1.0.0/         <name>-<version>
 //!             pack.json pack.sig ...     checked with the image's update keys before use
+//! /data/infer/packs/                     ADDED_MODEL_PACKS_DIR: the packs the owner added
+//!     tiny-smolvlm-1.0.0/                (/add_model LINK), checked as those in the image
 //! ```
 
 /// The models the image carries (recipe `[[model]]`), read-only under dm-verity.
@@ -18,6 +20,10 @@ pub const MODELS_DIR: &str = "/usr/share/carapace/models";
 
 /// Signed model packs the image carries, one folder each (carapace-models' pack.rs).
 pub const MODEL_PACKS_DIR: &str = "/usr/share/carapace/models/packs";
+
+/// The signed packs the owner adds to a running box (agentd's `/add_model`, the engine's
+/// `POST /v1/packs`), in the engine's state directory on /data.
+pub const ADDED_MODEL_PACKS_DIR: &str = "/data/infer/packs";
 
 /// The engine's local API: loopback only (the firewall accepts loopback; nothing else on
 /// the box or off it can reach it). agentd calls it for embeddings and transcriptions.

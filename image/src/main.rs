@@ -238,6 +238,10 @@ enum ModelsCommand {
         /// Where the pack's folder is made.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// Also write the pack as one file, OUT/<name>-<version>.tar, to put behind a link
+        /// for a running box's `/add_model LINK`.
+        #[arg(long)]
+        tar: bool,
     },
 }
 
@@ -351,19 +355,27 @@ fn main() -> ExitCode {
                     runs_on,
                     key,
                     out,
+                    tar,
                 },
-        } => add_model_pack(
-            &dir,
-            &name,
-            &version,
-            &capability,
-            match runs_on {
-                Runtime::Candle => carapace_models::RunsOn::Candle,
-                Runtime::Onnxruntime => carapace_models::RunsOn::Onnxruntime,
-            },
-            &key,
-            &out,
-        ),
+        } => carapace_update::SecretKey::load(&key, KeyKind::Signing)
+            .map_err(Into::into)
+            .and_then(|key| {
+                add_model_pack(
+                    &carapace_models::PackRequest {
+                        model_dir: &dir,
+                        name: &name,
+                        version: &version,
+                        capability: &capability,
+                        runs_on: match runs_on {
+                            Runtime::Candle => carapace_models::RunsOn::Candle,
+                            Runtime::Onnxruntime => carapace_models::RunsOn::Onnxruntime,
+                        },
+                        key: &key,
+                        out_dir: &out,
+                    },
+                    tar,
+                )
+            }),
         Command::Flash {
             recipe: None,
             image: Some(image),
@@ -608,31 +620,27 @@ fn skill_pack(
 }
 
 fn add_model_pack(
-    dir: &std::path::Path,
-    name: &str,
-    version: &str,
-    capability: &str,
-    runs_on: carapace_models::RunsOn,
-    key: &std::path::Path,
-    out: &std::path::Path,
+    request: &carapace_models::PackRequest<'_>,
+    tar: bool,
 ) -> carapace_image::error::Result<()> {
-    let key = carapace_update::SecretKey::load(key, KeyKind::Signing)?;
-    let pack = carapace_models::make_pack(&carapace_models::PackRequest {
-        model_dir: dir,
-        name,
-        version,
-        capability,
-        runs_on,
-        key: &key,
-        out_dir: out,
-    })
-    .map_err(carapace_image::error::Error::ModelsAdd)?;
+    let pack =
+        carapace_models::make_pack(request).map_err(carapace_image::error::Error::ModelsAdd)?;
     println!("{}", pack.display());
     eprintln!(
         "carapace: model pack {} signed by key {}: list it in a recipe as [[model_pack]] path = \"...\"",
         pack.display(),
-        key.id()
+        request.key.id()
     );
+    if tar {
+        let file = carapace_models::write_pack_tar(&pack, request.out_dir)
+            .map_err(carapace_image::error::Error::ModelsAdd)?;
+        println!("{}", file.display());
+        eprintln!(
+            "carapace: {} holds the same pack: put it behind an https link and send the box \
+             /add_model LINK",
+            file.display()
+        );
+    }
     Ok(())
 }
 

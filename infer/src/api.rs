@@ -1,6 +1,7 @@
 //! The local API's requests and answers: OpenAI's formats where OpenAI has the endpoint
 //! (`/v1/models`, `/v1/embeddings`, `/v1/audio/transcriptions`, `/v1/audio/speech`), ours where it
-//! does not (`/v1/audio/voice-activity`, `/v1/images/ocr`, `/v1/images/describe`), and
+//! does not (`/v1/audio/voice-activity`, `/v1/images/ocr`, `/v1/images/describe`, and the
+//! owner's model packs: `POST /v1/packs` with a pack's tar, `DELETE /v1/packs/{id}`), and
 //! OpenAI's error object for every failure, with a message that says what to change.
 
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use crate::image_file::decode_image;
 use crate::whisper::TranscribeOptions;
 
 mod describe;
+mod packs;
 mod speech;
+pub(crate) use packs::add_pack;
 pub use speech::MAX_SPEECH_INPUT_CHARS;
 
 /// The most texts one embeddings request may carry (OpenAI's limit).
@@ -75,6 +78,9 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             let content_type = content_type(&request);
             describe::describe(engine, content_type, request.into_body()).await
         }
+        (Method::DELETE, path) if path.starts_with("/v1/packs/") => {
+            packs::remove_pack(engine, &path["/v1/packs/".len()..]).await
+        }
         (
             _,
             "/health"
@@ -84,7 +90,8 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             | "/v1/audio/transcriptions"
             | "/v1/audio/speech"
             | "/v1/images/ocr"
-            | "/v1/images/describe",
+            | "/v1/images/describe"
+            | "/v1/packs",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -98,7 +105,7 @@ pub async fn handle(engine: Arc<Engine>, request: Request<Bytes>) -> ApiResponse
             format!(
                 "no endpoint {path}; this engine serves /v1/models, /v1/embeddings, \
                  /v1/audio/transcriptions, /v1/audio/speech, /v1/audio/voice-activity, \
-                 /v1/images/ocr and /v1/images/describe"
+                 /v1/images/ocr, /v1/images/describe and /v1/packs"
             ),
         ),
     }
@@ -111,6 +118,8 @@ fn model_object(status: &ModelStatus) -> Value {
         "created": 0,
         "owned_by": "carapace",
         "capability": status.capability,
+        "source": status.source,
+        "version": status.version,
         "loaded": status.loaded,
         "device": status.device,
         "device_reason": status.device_reason,

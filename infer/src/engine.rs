@@ -67,11 +67,26 @@ pub struct EngineConfig {
     pub onnx_runtime: OnnxRuntimeKind,
 }
 
+/// Where a model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSource {
+    /// Pinned in models.lock and carried in the image.
+    Image,
+    /// A signed pack the image carries (recipe `[[model_pack]]`).
+    ImagePack,
+    /// A signed pack the owner added to the box (`POST /v1/packs`), which may be removed.
+    AddedPack,
+}
+
 /// One model as the API reports it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelStatus {
     pub id: String,
     pub capability: Capability,
+    pub source: ModelSource,
+    /// A pack's version (pinned models go by the image's).
+    pub version: Option<String>,
     pub loaded: bool,
     /// Where it runs, and why there.
     pub device: String,
@@ -89,9 +104,10 @@ enum Loaded {
     Describer(Box<Describer>),
 }
 
-struct Slot {
-    dir: PathBuf,
+pub(crate) struct Slot {
+    pub(crate) dir: PathBuf,
     capability: Capability,
+    pub(crate) source: ModelSource,
     /// For a model pack: the trust its files are checked with before every load, so that a
     /// file changed after the engine started is caught too.
     pack_trust: Option<Arc<Trust>>,
@@ -99,8 +115,8 @@ struct Slot {
     last_used: Instant,
 }
 
-struct Models {
-    slots: BTreeMap<String, Slot>,
+pub(crate) struct Models {
+    pub(crate) slots: BTreeMap<String, Slot>,
     /// ONNX Runtime, loaded with the first ONNX model and kept: a process may load it once.
     onnx: Option<Arc<OnnxRuntime>>,
     onnx_library: PathBuf,
@@ -112,6 +128,8 @@ pub struct Engine {
     models: Mutex<Models>,
     /// What `status` says, kept apart so that it answers while `models` is held.
     reported: Mutex<BTreeMap<String, ModelStatus>>,
+    /// Where packs the owner adds are kept (on /data), if this engine keeps any.
+    pub(crate) pack_store: Option<crate::packs::PackStore>,
 }
 
 /// Why the CPU runs a model on candle: its accelerators' paths (CUDA, Metal) are cargo
@@ -121,7 +139,12 @@ const CANDLE_CPU: &str = "candle runs on the CPU in this build (no CUDA)";
 const ONNX_NOT_PLACED: &str = "placed when it first loads (ONNX Runtime)";
 
 /// An unloaded model's status.
-fn fresh_status(id: &str, capability: Capability) -> ModelStatus {
+fn fresh_status(
+    id: &str,
+    capability: Capability,
+    source: ModelSource,
+    version: Option<String>,
+) -> ModelStatus {
     let onnx = matches!(
         capability,
         Capability::VoiceActivity | Capability::Speech | Capability::Ocr
@@ -129,6 +152,8 @@ fn fresh_status(id: &str, capability: Capability) -> ModelStatus {
     ModelStatus {
         id: id.to_string(),
         capability,
+        source,
+        version,
         loaded: false,
         device: "cpu".into(),
         device_reason: if onnx { ONNX_NOT_PLACED } else { CANDLE_CPU }.into(),
@@ -143,13 +168,17 @@ impl Engine {
         let mut slots = BTreeMap::new();
         let mut reported = BTreeMap::new();
         for (name, capability) in CATALOG {
-            reported.insert(name.to_string(), fresh_status(name, capability));
+            reported.insert(
+                name.to_string(),
+                fresh_status(name, capability, ModelSource::Image, None),
+            );
             let pin = lock.model(name)?;
             slots.insert(
                 name.to_string(),
                 Slot {
                     dir: config.models_dir.join(pin.unpacked_dir_name()),
                     capability,
+                    source: ModelSource::Image,
                     pack_trust: None,
                     loaded: None,
                     last_used: Instant::now(),
@@ -182,6 +211,7 @@ impl Engine {
                 onnx_library,
             }),
             reported: Mutex::new(reported),
+            pack_store: None,
         })
     }
 
@@ -189,7 +219,7 @@ impl Engine {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, Models> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Models> {
         // A panic while computing poisons the lock; the models are still whole (a failed
         // computation changes nothing in them), so the engine goes on.
         self.models
@@ -218,40 +248,62 @@ impl Engine {
             .ok_or_else(|| Error::UnknownModel { model: id.into() })
     }
 
-    /// Offers model `id` from a pack in `dir`, whose files are checked with `trust` before
-    /// each load. An id the engine has already is refused.
+    /// Offers model `id` from the pack `pack` in `dir`, whose files are checked with `trust`
+    /// before each load. An id the engine has already is refused, unless both are packs the
+    /// owner added (a new version replaces the old one, which is unloaded); returns the folder
+    /// of the pack replaced.
     pub(crate) fn add_pack_model(
-        &mut self,
-        id: &str,
+        &self,
+        pack: &carapace_models::PackManifest,
         capability: Capability,
         dir: PathBuf,
+        source: ModelSource,
         trust: Arc<Trust>,
-    ) -> Result<()> {
-        let models = self
-            .models
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if models.slots.contains_key(id) {
-            return Err(Error::PackRefused {
-                dir,
-                reason: format!("the engine has a model named {id} already"),
-            });
-        }
+    ) -> Result<Option<PathBuf>> {
+        let id = pack.name.as_str();
+        let mut models = self.lock();
+        let replaced = match models.slots.get(id) {
+            None => None,
+            Some(slot) if slot.source == ModelSource::AddedPack && source == slot.source => {
+                Some(slot.dir.clone())
+            }
+            Some(_) => {
+                return Err(Error::PackRefused {
+                    dir,
+                    reason: format!("the engine has a model named {id} already"),
+                });
+            }
+        };
         models.slots.insert(
             id.to_string(),
             Slot {
                 dir,
                 capability,
+                source,
                 pack_trust: Some(trust),
                 loaded: None,
                 last_used: Instant::now(),
             },
         );
+        drop(models);
         self.reported
-            .get_mut()
+            .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(id.to_string(), fresh_status(id, capability));
-        Ok(())
+            .insert(
+                id.to_string(),
+                fresh_status(id, capability, source, Some(pack.version.clone())),
+            );
+        Ok(replaced)
+    }
+
+    /// Stops offering model `id` (unloading it) and returns its slot.
+    pub(crate) fn remove_model(&self, id: &str) -> Option<Slot> {
+        let slot = self.lock().slots.remove(id)?;
+        self.reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(id);
+        Some(slot)
     }
 
     /// Embeds `inputs` with model `id`: the vectors and the word pieces read. Blocks while

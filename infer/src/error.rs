@@ -60,6 +60,12 @@ pub enum Error {
     },
     #[error("model pack {}: {reason}", .dir.display())]
     PackRefused { dir: PathBuf, reason: String },
+    #[error("this engine keeps no packs the owner adds (start it with serve --pack-store DIR)")]
+    NoPackStore,
+    #[error("the model pack was not added: {reason}")]
+    PackUpload { reason: String },
+    #[error("{model} is one of the image's models; only packs the owner added can be removed")]
+    NotRemovable { model: String },
     #[error("the update keys: {reason}")]
     UpdateKeys { reason: String },
     #[error("model {model} cannot be loaded: {reason}")]

@@ -45,7 +45,7 @@ pub use audio::{
     MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_audio, decode_wav, encode_wav, resample,
 };
 pub use embedder::{Embedder, MAX_WORD_PIECES};
-pub use engine::{Capability, Engine, EngineConfig, ModelStatus};
+pub use engine::{Capability, Engine, EngineConfig, ModelSource, ModelStatus};
 pub use image_file::{MAX_IMAGE_PIXELS, decode_image};
 pub use malloc::reuse_freed_memory;
 pub use ocr::{TextLine, TextReader};
@@ -60,7 +60,7 @@ pub use onnx::{
     OPENVINO_PROVIDER, OnnxRuntime, OnnxRuntimeKind, Placement, fetch_onnx_runtime,
     fetch_openvino_runtime,
 };
-pub use packs::load_trust;
+pub use packs::{AddedPack, KEEP_FREE_BYTES, load_trust};
 pub use pooling::{l2_normalize, mean_pool};
 pub use probe::report as probe_report;
 pub use serve::{MAX_BODY_BYTES, bind, serve};

@@ -1,6 +1,7 @@
 //! The local API's listener: HTTP/1.1 on a loopback address only (the firewall keeps the box
 //! closed anyway; this keeps the engine closed on a developer's machine too), request bodies
-//! bounded, and a task that drops models left idle.
+//! bounded (a pack's tar streams, bounded by the room on disk), and a task that drops models
+//! left idle.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -58,6 +59,11 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
 
 async fn answer(engine: Arc<Engine>, request: Request<Incoming>) -> ApiResponse {
     let (parts, body) = request.into_parts();
+    // A pack's tar streams to disk: packs are far larger than any other request.
+    if parts.method == hyper::Method::POST && parts.uri.path().trim_end_matches('/') == "/v1/packs"
+    {
+        return api::add_pack(engine, body).await;
+    }
     let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {

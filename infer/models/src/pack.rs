@@ -28,7 +28,7 @@ pub const PACK_SIGNATURE: &str = "pack.sig";
 const FORMAT: u32 = 1;
 /// A manifest lists a model's few files; more than this is not a manifest.
 const MAX_MANIFEST_BYTES: u64 = 1 << 20;
-const MAX_FILES: usize = 64;
+pub(crate) const MAX_FILES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,7 +132,7 @@ impl PackManifest {
 }
 
 /// A name that stays in its folder and is not the pack's own manifest or signature.
-fn plain_file_name(name: &str) -> bool {
+pub(crate) fn plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."

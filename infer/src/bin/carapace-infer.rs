@@ -48,6 +48,10 @@ enum Command {
         /// models; may be repeated. A folder that does not exist holds none.
         #[arg(long = "packs", value_name = "DIR")]
         packs: Vec<PathBuf>,
+        /// Where the packs the owner adds (POST /v1/packs) are kept, on a writable disk;
+        /// created if missing. Without it packs cannot be added or removed while running.
+        #[arg(long, value_name = "DIR")]
+        pack_store: Option<PathBuf>,
         /// The update root public key that packs are checked with.
         #[arg(long, value_name = "FILE", default_value = carapace_update::layout::IMAGE_ROOT_KEY)]
         update_root_key: PathBuf,
@@ -119,6 +123,7 @@ async fn run(
             listen,
             idle_unload_secs,
             packs,
+            pack_store,
             update_root_key,
             update_key_list,
         } => {
@@ -126,6 +131,18 @@ async fn run(
             let trust = || carapace_infer::load_trust(&update_root_key, &update_key_list);
             for line in engine.add_packs(&packs, trust) {
                 println!("carapace-infer: {line}");
+            }
+            if let Some(dir) = pack_store {
+                // The pinned models and the image's packs serve even if the store cannot.
+                match engine.open_pack_store(dir.clone(), trust) {
+                    Ok(lines) => lines
+                        .iter()
+                        .for_each(|line| println!("carapace-infer: {line}")),
+                    Err(error) => eprintln!(
+                        "carapace-infer: the pack store {}: {error}; packs cannot be added",
+                        dir.display()
+                    ),
+                }
             }
             let engine = Arc::new(engine);
             let listener = carapace_infer::bind(listen).await?;
