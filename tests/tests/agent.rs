@@ -7,8 +7,10 @@
 //! the right one by meaning through the box's own embedding model, without the LLM; answer a
 //! voice note that holds no speech through the box's voice-activity model alone; answer a
 //! spoken voice note with a spoken answer, the model getting only the words Whisper heard on
-//! the box; answer a photo of a receipt, the model getting only the text PP-OCR read; and
-//! install a skill the owner sends as a zip and run its code in the skill host service.
+//! the box; answer a photo of a receipt, the model getting only the text PP-OCR read;
+//! install a skill the owner sends as a zip and run its code in the skill host service; and add
+//! a signed model pack from a link (the engine's tiny SmolVLM test checkpoint), after which a
+//! photo is described on the box too.
 
 mod common;
 #[path = "common/net.rs"]
@@ -32,8 +34,10 @@ const OWNER: i64 = 4242;
 const STRANGER: i64 = 6666;
 const WAIT: Duration = Duration::from_secs(120);
 
-/// The default recipe under another name, with the test CA added as a [[file]].
-fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
+/// The default recipe under another name, with the test CA added as a [[file]], and update
+/// keys (the root's and a key list naming `signing`'s public key) that model packs are checked
+/// with.
+fn recipe_with_test_ca(dir: &Path, ca_pem: &str, signing: &Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(workspace().join(RELEASE_RECIPE)).expect("recipe");
     let renamed = text.replacen(
         "name = \"x86-64-qemu\"",
@@ -41,11 +45,42 @@ fn recipe_with_test_ca(dir: &Path, ca_pem: &str) -> std::path::PathBuf {
         1,
     );
     assert_ne!(renamed, text, "the default recipe's name line moved");
+    let root = dir.join("root.key");
+    let root_public =
+        carapace_image::keygen::keygen(&root, carapace_update::KeyKind::Root).expect("root key");
+    carapace_image::keygen::sign_key_list(&carapace_image::keygen::KeyListRequest {
+        root_secret: root,
+        keys: vec![carapace_update::public_path_for(signing)],
+        revoke: Vec::new(),
+        not_after: Vec::new(),
+        serial: 1,
+        out: dir.join("keys.json"),
+    })
+    .expect("key list");
     let with_ca = format!(
-        "{renamed}\n# The test CA, so the box trusts the fakes' certificates.\n[[file]]\npath = \"{}\"\ntext = '''\n{ca_pem}'''\n",
-        carapace_http::EXTRA_CA_PATH
+        "{renamed}\n# The test CA, so the box trusts the fakes' certificates.\n[[file]]\npath = \"{}\"\ntext = '''\n{ca_pem}'''\n\n# Update keys, for the model pack the owner adds; no update service.\n[update]\nroot_key = \"{}\"\nkey_list = \"keys.json\"\nserver = \"https://updates.invalid/x86-64\"\n",
+        carapace_http::EXTRA_CA_PATH,
+        root_public.to_hex()
     );
     write_release_variant(dir, "x86-64-qemu-agent-test", &with_ca)
+}
+
+/// The engine's tiny SmolVLM test checkpoint as a model pack signed with `signing`, as the
+/// tar `carapace models add --tar` writes.
+fn tiny_vlm_pack_tar(dir: &Path, signing: &Path) -> Vec<u8> {
+    let key = carapace_update::SecretKey::load(signing, carapace_update::KeyKind::Signing)
+        .expect("signing key");
+    let pack = carapace_models::make_pack(&carapace_models::PackRequest {
+        model_dir: &workspace().join("infer/tests/data/vlm"),
+        name: "tiny-smolvlm",
+        version: "1.0.0",
+        capability: "image_description",
+        runs_on: carapace_models::RunsOn::Candle,
+        key: &key,
+        out_dir: dir,
+    })
+    .expect("the tiny SmolVLM as a pack");
+    std::fs::read(carapace_models::write_pack_tar(&pack, dir).expect("its tar")).expect("its tar")
 }
 
 fn owner_settings(dir: &Path) -> std::path::PathBuf {
@@ -67,6 +102,16 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     let telegram_listener = net.listen_tcp(SocketAddr::new(TELEGRAM_HOST.parse().unwrap(), 443));
     let llm_listener = net.listen_tcp(SocketAddr::new(LLM_HOST.parse().unwrap(), 443));
     let github_listener = net.listen_tcp(SocketAddr::new(GITHUB_HOST.parse().unwrap(), 443));
+    let build_dir = tempfile::tempdir().expect("tempdir");
+    let signing = build_dir.path().join("signing.key");
+    carapace_image::keygen::keygen(&signing, carapace_update::KeyKind::Signing)
+        .expect("signing key");
+    // The fake GitHub's file host also serves a model pack's tar, for /add_model.
+    let mut repository = tea_brewing_repository();
+    repository.files.insert(
+        "models/tiny-smolvlm-1.0.0.tar".into(),
+        tiny_vlm_pack_tar(build_dir.path(), &signing),
+    );
 
     // The fakes run on a runtime thread of their own; the test waits on them with block_on.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -86,7 +131,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
         let github = carapace_fakes::github::FakeGitHub::from_listener(
             into_tokio(github_listener),
             Some(tls()),
-            tea_brewing_repository(),
+            repository,
             |_| "https://raw.githubusercontent.com".to_string(),
         )
         .expect("fake github");
@@ -94,8 +139,7 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     });
     std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
 
-    let build_dir = tempfile::tempdir().expect("tempdir");
-    let recipe = recipe_with_test_ca(build_dir.path(), &net.ca_pem);
+    let recipe = recipe_with_test_ca(build_dir.path(), &net.ca_pem, &signing);
     let settings = carapace_image::owner::load(&owner_settings(build_dir.path()), &recipe)
         .unwrap_or_else(|e| panic!("owner settings: {e}"));
     let out = carapace_image::build::build(&recipe, &workspace())
@@ -428,6 +472,48 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
             }
         }
     }
+
+    // A model pack from a link: agentd downloads it in the background (netd lets it reach the
+    // file host for the download only) and streams it into the engine, which checks it with the
+    // image's update keys and keeps it on /data; from then on photos are described on the box.
+    let before = telegram.sent().len();
+    telegram.inject_text(
+        OWNER,
+        OWNER,
+        "Ann",
+        "/add_model https://raw.githubusercontent.com/acme/skills/main/models/tiny-smolvlm-1.0.0.tar",
+    );
+    let sent = handle.block_on(telegram.wait_sent(before + 2, PERCEPTION_WAIT));
+    let added = sent
+        .get(before + 1)
+        .map(|m| m.text.clone())
+        .unwrap_or_default();
+    if !added.starts_with("Added the model tiny-smolvlm 1.0.0: image description, signed by key ") {
+        fail(&vm, format!("the model pack was not added: {sent:?}"));
+    }
+    line_with(
+        &mut vm,
+        "infer: carapace-infer: added model pack tiny-smolvlm 1.0.0 (image_description, signed by key ",
+    );
+    // A small picture with no text: the engine's tiny model describes it, PP-OCR finds nothing.
+    let picture =
+        std::fs::read(workspace().join("infer/tests/data/vlm/image.png")).expect("picture");
+    llm.push(Script::text("A small picture."));
+    telegram.inject_photo(OWNER, OWNER, "Ann", picture, "what is this?");
+    let sent = handle.block_on(telegram.wait_sent(before + 3, PERCEPTION_WAIT));
+    if sent.get(before + 2).map(|m| m.text.as_str()) != Some("A small picture.") {
+        fail(&vm, format!("no answer to the described photo: {sent:?}"));
+    }
+    let requests = llm.requests();
+    let seen = requests
+        .last()
+        .map(|r| user_text(&r.body))
+        .unwrap_or_default();
+    assert!(
+        seen.starts_with("[a photo; what the box sees in it: ")
+            && seen.ends_with("; the box found no text in it] what is this?"),
+        "the model got {seen:?}"
+    );
 
     let console = vm.console();
     for wanted in [
