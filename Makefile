@@ -104,7 +104,25 @@ test-slow:
 	CARAPACE_POWER_CUTS=100 $(CARGO) test --workspace --test power_cuts -- --nocapture
 
 
-test: deps fmt-check test-unit test-system
+## make test prepares what the whole-system tests build while the unit tests run (they leave a
+## core idle much of the time): the packages and models of the recipes the lanes build on,
+## fetched, and their binaries compiled (release; x86-64 and arm64), at a lower priority than
+## the tests. Its output goes to out/test-logs/prepare.log; should it fail, the lanes build what
+## is missing themselves.
+PREPARED_RECIPES = recipes/x86-64-qemu.toml recipes/x86-64-qemu-test.toml recipes/arm64-qemu.toml \
+	recipes/pi5.toml
+BUILT_CARAPACE = $${CARGO_TARGET_DIR:-target}/debug/carapace
+
+test: deps fmt-check
+	$(CARGO) test --workspace --all-targets --no-run
+	@mkdir -p out/test-logs
+	@setsid nice -n 10 $(BUILT_CARAPACE) prepare $(PREPARED_RECIPES:%=--recipe %) \
+		> out/test-logs/prepare.log 2>&1 & prepare=$$!; \
+	echo "make test: preparing the lanes' builds beside the unit tests (pid $$prepare)"; \
+	$(CARGO) test --workspace --lib --bins $(UNIT_TESTS) || { kill -- -$$prepare; exit 1; }; \
+	wait $$prepare || echo "make test: preparing failed (out/test-logs/prepare.log); the lanes \
+	build what is missing themselves"
+	$(MAKE) test-system
 
 # The update test's kernel-panic release too (make test runs the corrupt root; both end in
 # systemd-boot's tries running out).

@@ -724,7 +724,10 @@ fn models_lists_the_engines_models_and_where_each_runs_without_the_llm() {
         (VOICE_MODEL, "speech"),
         (OCR_MODEL, "ocr"),
         // A pack names its version and where it came from.
-        ("tiny-smolvlm 1.0.0, a pack in the image", "image description"),
+        (
+            "tiny-smolvlm 1.0.0, a pack in the image",
+            "image description",
+        ),
     ] {
         let line = listed
             .iter()

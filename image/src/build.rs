@@ -250,48 +250,7 @@ pub fn build_with(
         sha256_hex(format!("{recipe_text}\n{lock_text}{bsp_text}{hailo_text}").as_bytes())[..16]
             .to_string();
 
-    // Our binaries.
-    let mut specs = vec![
-        BinarySpec {
-            package: "carapace-init".into(),
-            bin: "init".into(),
-            linkage: Linkage::Static,
-        },
-        BinarySpec {
-            package: "carapace-agentd".into(),
-            bin: "agentd".into(),
-            linkage: Linkage::Static,
-        },
-        BinarySpec {
-            package: "carapace-disk".into(),
-            bin: "carapace-disk".into(),
-            linkage: Linkage::Static,
-        },
-        BinarySpec {
-            package: "carapace-logger".into(),
-            bin: "carapace-logger".into(),
-            linkage: Linkage::Static,
-        },
-    ];
-    // init, agentd and the disk helper; the recipe's extra binaries follow.
-    const FIXED_BINARIES: usize = 4;
-    for extra in &recipe.binaries {
-        specs.push(BinarySpec {
-            package: extra.package.clone(),
-            bin: extra.bin.clone(),
-            linkage: extra.linkage,
-        });
-    }
-    // The skill host service's program (SKILLHOST_PROGRAM, /usr/bin as every extra binary),
-    // in the images with the service (recipe.rs refuses skills with code elsewhere). It is
-    // built for every image all the same (cargo_build::STATIC_SET).
-    if recipe.has_skill_host() && !specs.iter().any(|spec| spec.bin == "carapace-skillhost") {
-        specs.push(BinarySpec {
-            package: "carapace-skillhost".into(),
-            bin: "carapace-skillhost".into(),
-            linkage: Linkage::Static,
-        });
-    }
+    let specs = binary_specs(&recipe);
     let binaries = cargo_build::build(workspace, board.architecture, &specs)?;
     let revision = git_revision(workspace);
     let crate_origin = |name: &str| Origin::Crate {
@@ -840,6 +799,77 @@ pub fn build_with(
         started.elapsed().as_secs()
     );
     Ok(outputs)
+}
+
+/// Our binaries in `recipe`'s image: init, agentd, the disk helper and the logger, the recipe's
+/// extra binaries, and the skill host's program where the image has the service.
+fn binary_specs(recipe: &Recipe) -> Vec<BinarySpec> {
+    let mut specs = vec![
+        BinarySpec {
+            package: "carapace-init".into(),
+            bin: "init".into(),
+            linkage: Linkage::Static,
+        },
+        BinarySpec {
+            package: "carapace-agentd".into(),
+            bin: "agentd".into(),
+            linkage: Linkage::Static,
+        },
+        BinarySpec {
+            package: "carapace-disk".into(),
+            bin: "carapace-disk".into(),
+            linkage: Linkage::Static,
+        },
+        BinarySpec {
+            package: "carapace-logger".into(),
+            bin: "carapace-logger".into(),
+            linkage: Linkage::Static,
+        },
+    ];
+    for extra in &recipe.binaries {
+        specs.push(BinarySpec {
+            package: extra.package.clone(),
+            bin: extra.bin.clone(),
+            linkage: extra.linkage,
+        });
+    }
+    // The skill host service's program (SKILLHOST_PROGRAM, /usr/bin as every extra binary),
+    // in the images with the service (recipe.rs refuses skills with code elsewhere). It is
+    // built for every image all the same (cargo_build::STATIC_SET).
+    if recipe.has_skill_host() && !specs.iter().any(|spec| spec.bin == "carapace-skillhost") {
+        specs.push(BinarySpec {
+            package: "carapace-skillhost".into(),
+            bin: "carapace-skillhost".into(),
+            linkage: Linkage::Static,
+        });
+    }
+    specs
+}
+
+/// The binaries every image carries (the first of [`binary_specs`]); the recipe's follow.
+const FIXED_BINARIES: usize = 4;
+
+/// `carapace prepare`: what a build of `recipe_path` fetches and compiles (its packages, its
+/// binaries, its pinned models) without making the image, so that a later build finds them
+/// ready. `make test` runs it while the unit tests leave cores idle.
+pub fn prepare(recipe_path: &Path, workspace: &Path) -> Result<()> {
+    let (recipe, _) = Recipe::load(recipe_path)?;
+    let board = board::find(&recipe.board)?;
+    let paths = Paths::for_recipe(workspace, &recipe);
+    {
+        let _cache_lock = CacheLock::acquire(&paths.cache)?;
+        packages::fetch(
+            recipe_path,
+            &recipe,
+            board,
+            &paths.cache,
+            BuildOptions::default().lock_policy(),
+        )?;
+    }
+    cargo_build::build(workspace, board.architecture, &binary_specs(&recipe))?;
+    let _cache_lock = CacheLock::acquire(&paths.cache)?;
+    models::fetch(&recipe, board.architecture, &paths.cache)?;
+    Ok(())
 }
 
 /// `carapace lock`: pins what the recipe asks for, moves pins the archive dropped, and moves

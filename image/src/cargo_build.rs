@@ -24,13 +24,16 @@ pub struct BinarySpec {
 /// recipe: built per recipe's selection, tokio, rustls and the crates above them were compiled
 /// again for each different set (two to three minutes of make test each time, and another copy
 /// in target/image each time, until CI's disk ran out).
-const STATIC_SET: [(&str, &str); 6] = [
+/// The update service is one of them: built apart for the images with `[update]`, its
+/// dependencies were compiled a second time (two minutes of a cold make test).
+const STATIC_SET: [(&str, &str); 7] = [
     ("carapace-init", "init"),
     ("carapace-agentd", "agentd"),
     ("carapace-disk", "carapace-disk"),
     ("carapace-logger", "carapace-logger"),
     ("carapace-netd", "netd"),
     ("carapace-skillhost", "carapace-skillhost"),
+    ("carapace-updated", "updated"),
 ];
 
 /// The cargo runs of an image's build: which binaries each builds, into which target folder.

@@ -47,6 +47,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         secure_boot_keys: Option<PathBuf>,
     },
+    /// Fetch what building each recipe needs (its packages and pinned models) and compile its
+    /// binaries, without making the images: a later build finds them ready.
+    Prepare {
+        #[arg(long = "recipe", required = true, value_name = "RECIPE")]
+        recipes: Vec<PathBuf>,
+    },
     /// Skills with code.
     Skill {
         #[command(subcommand)]
@@ -423,6 +429,13 @@ fn in_workspace(
                 "{} (send it to your box in the chat to install the skill)",
                 zipped.display()
             );
+            Ok(())
+        }
+        Command::Prepare { recipes } => {
+            for recipe in &recipes {
+                carapace_image::build::prepare(recipe, &workspace)?;
+                eprintln!("carapace: prepared {}", recipe.display());
+            }
             Ok(())
         }
         Command::Build {

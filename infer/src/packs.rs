@@ -40,7 +40,7 @@ pub(crate) struct PackStore {
 }
 
 /// A pack the store took.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct AddedPack {
     pub id: String,
     pub version: String,
