@@ -318,7 +318,7 @@ impl LocalInference {
 
 /// Why a request got no answer, in a few words: the innermost cause ("Connection refused (os
 /// error 111)"), since reqwest's own text is "error sending request for url (...)".
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "no answer in time".to_string();
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use carapace_http::{Client, Url};
 use futures_util::StreamExt;
 
-use crate::local_inference::{AddedPack, LocalInference};
+use crate::local_inference::{AddedPack, LocalInference, describe};
 use crate::netd_control::NetdControl;
 
 /// Redirects followed (a release link on GitHub redirects once, to its file host).
@@ -67,7 +67,7 @@ async fn fetch_into(
             .timeout(ANSWER_TIMEOUT)
             .send()
             .await
-            .map_err(|error| format!("{shown} did not answer: {}", innermost(&error)))?;
+            .map_err(|error| format!("{shown} did not answer: {}", describe(&error)))?;
         if !response.status().is_redirection() {
             break response;
         }
@@ -113,7 +113,7 @@ fn stalls_end(
             Ok(Some(Err(error))) => Some((
                 Err(std::io::Error::other(format!(
                     "the download broke off: {}",
-                    innermost(&error)
+                    describe(&error)
                 ))),
                 None,
             )),
@@ -126,18 +126,6 @@ fn stalls_end(
             )),
         }
     })
-}
-
-/// The innermost cause of a reqwest error ("Connection refused (os error 111)").
-fn innermost(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "no answer in time".into();
-    }
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
 }
 
 /// What the owner is told of a pack the engine took.
