@@ -820,20 +820,7 @@ fn the_owner_adds_a_model_pack_from_a_link_and_photos_are_described_until_it_is_
         "stranger.tar".to_string(),
         support::engine::tiny_vlm_tar("1.0.0", false),
     );
-    let host = h
-        .handle
-        .block_on(carapace_fakes::github::FakeGitHub::start(
-            "127.0.0.1:0".parse().unwrap(),
-            None,
-            carapace_fakes::github::Repository {
-                owner: "acme".into(),
-                repo: "models".into(),
-                reference: "main".into(),
-                files,
-            },
-            |address| format!("http://{address}"),
-        ))
-        .unwrap();
+    let host = h.github_on_loopback("models", files);
     let link = |file: &str| format!("http://{}/acme/models/main/{file}", host.address());
     h.start();
     h.pair();
@@ -1985,20 +1972,7 @@ fn the_owner_installs_a_skill_from_a_github_folder_link() {
     );
     files.insert("skills/other/SKILL.md".into(), b"not this one".to_vec());
     files.insert("README.md".into(), b"# skills\n".to_vec());
-    let github = h
-        .handle
-        .block_on(carapace_fakes::github::FakeGitHub::start(
-            "127.0.0.1:0".parse().unwrap(),
-            None,
-            carapace_fakes::github::Repository {
-                owner: "acme".into(),
-                repo: "skills".into(),
-                reference: "main".into(),
-                files,
-            },
-            |address| format!("http://{address}"),
-        ))
-        .unwrap();
+    let github = h.github_on_loopback("skills", files);
     h.github_api = Some(format!("http://{}", github.address()));
     h.start();
     h.pair();

@@ -44,6 +44,18 @@ impl Capability {
         Capability::Ocr,
         Capability::ImageDescription,
     ];
+
+    /// Its name in the API and in a pack's manifest (serde's spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Embeddings => "embeddings",
+            Capability::VoiceActivity => "voice_activity",
+            Capability::Transcription => "transcription",
+            Capability::Speech => "speech",
+            Capability::Ocr => "ocr",
+            Capability::ImageDescription => "image_description",
+        }
+    }
 }
 
 /// The models the engine knows, by lock name.
@@ -510,6 +522,21 @@ fn load(
                 }
                 _ => TextReader::load(runtime, dir).map(|r| Loaded::TextReader(Box::new(r))),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capabilitys_name_is_its_name_in_the_api() {
+        for capability in Capability::ALL {
+            assert_eq!(
+                serde_json::to_value(capability).unwrap(),
+                serde_json::Value::from(capability.name())
+            );
         }
     }
 }

@@ -139,12 +139,11 @@ impl Engine {
 
 /// The capability a pack declares, if this engine has it.
 fn capability_of(manifest: &PackManifest, dir: &Path) -> Result<Capability> {
-    serde_json::from_value(serde_json::Value::String(manifest.capability.clone())).map_err(|_| {
-        let known: Vec<String> = Capability::ALL
-            .iter()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect();
+    let found = Capability::ALL
+        .into_iter()
+        .find(|capability| capability.name() == manifest.capability);
+    found.ok_or_else(|| {
+        let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
         Error::PackRefused {
             dir: dir.to_path_buf(),
             reason: format!(

@@ -165,6 +165,28 @@ pub fn install_example_skill(skills: &Path, name: &str) {
 }
 
 impl Harness {
+    /// A fake GitHub on loopback (plain http, API and file host at one address) serving
+    /// `files` of acme/`repo` at ref main.
+    pub fn github_on_loopback(
+        &self,
+        repo: &str,
+        files: std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> carapace_fakes::github::FakeGitHub {
+        self.handle
+            .block_on(carapace_fakes::github::FakeGitHub::start(
+                "127.0.0.1:0".parse().expect("address"),
+                None,
+                carapace_fakes::github::Repository {
+                    owner: "acme".into(),
+                    repo: repo.into(),
+                    reference: "main".into(),
+                    files,
+                },
+                |address| format!("http://{address}"),
+            ))
+            .expect("the fake GitHub")
+    }
+
     /// The fakes, and agentd's state directory holding the owner settings as PID 1 leaves
     /// them there.
     pub fn new() -> Harness {

@@ -29,10 +29,7 @@ pub(crate) async fn add_pack(engine: Arc<Engine>, body: hyper::body::Incoming) -
                 "carapace-infer: added model pack {} {} ({}, signed by key {}){}",
                 added.id,
                 added.version,
-                serde_json::to_value(added.capability)
-                    .ok()
-                    .and_then(|value| value.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                added.capability.name(),
                 added.signed_by,
                 match &added.replaced {
                     Some(old) => format!(" in place of {old}"),
