@@ -87,11 +87,13 @@ test-unit:
 ## image binary prepared before the lanes: update 535 + arm64 151 + pi5 301 + boards 203 +
 ## network 130 + logging 165 + wifi 106 + data 258 against power cuts 308 + agent 940 (its
 ## model pack step too) + system 244 + secure boot 516 + flash 75 (lanes 2083 s); flash then
-## went to lane a. The agent and
+## went to lane a. 2026-12-04, cold: lane a waited 11.5 minutes after the update test for the
+## arm64 build make test prepares (cargo's lock), so the x86-64 tests now come first and the
+## arm64 ones (boards builds the Pi 5 and Jetson images too) last. The agent and
 ## system tests both boot images with the inference engine, so one lane builds the engine
 ## once; arm64 and pi5 share the arm64 build in the other.
-LANE_A = --test update --test arm64 --test pi5 --test boards --test network --test logging \
-	--test wifi --test data --test flash
+LANE_A = --test update --test network --test logging --test wifi --test data --test flash \
+	--test arm64 --test pi5 --test boards
 LANE_B = --test power_cuts --test agent --test system --test secure_boot
 # Power cuts during updates: make test cuts 4 times (each step of an update once; the moment
 # in it is drawn anew every run), make test-all 100. A cut costs about 55 s under TCG.
@@ -117,7 +119,7 @@ test-slow:
 ## started cost 17 minutes on 2026-12-03. Its output goes to out/test-logs/prepare.log; should
 ## it fail, the lanes build what is missing themselves.
 PREPARED_RECIPES = recipes/x86-64-qemu-test.toml recipes/x86-64-qemu.toml recipes/arm64-qemu.toml \
-	recipes/pi5.toml
+	recipes/pi5.toml recipes/x86-64.toml
 BUILT_CARAPACE = $${CARGO_TARGET_DIR:-target}/debug/carapace
 
 test: deps fmt-check

@@ -155,6 +155,16 @@ fn capability_of(manifest: &PackManifest, dir: &Path) -> Result<Capability> {
     })
 }
 
+/// A refusal of an arriving pack says what was wrong with the pack, not the name of the
+/// folder it was unpacked into for the check (gone by the time the owner reads it).
+fn without_incoming_folder(error: Error) -> Error {
+    match error {
+        Error::Models(carapace_models::Error::Pack { reason, .. })
+        | Error::PackRefused { reason, .. } => Error::PackUpload { reason },
+        other => other,
+    }
+}
+
 impl Engine {
     /// Keeps the packs the owner adds in `dir` (created if missing), checked with the keys
     /// `trust` loads, and offers the packs already there. Leftovers of an add or a removal a
@@ -229,7 +239,7 @@ impl Engine {
         if taken.is_err() {
             let _ = std::fs::remove_dir_all(&incoming);
         }
-        taken
+        taken.map_err(without_incoming_folder)
     }
 
     /// Renames the checked pack in `incoming` to its own name and offers it; returns the

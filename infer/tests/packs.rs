@@ -275,6 +275,11 @@ fn added_packs_are_checked_whole_replaced_kept_and_removed(lab: &Lab, threads: N
     for (what, tar, why) in refusals {
         let error = engine.add_pack_tar(tar.as_slice()).unwrap_err().to_string();
         assert!(error.contains(why), "{what}: {error}");
+        // What was wrong with the pack, not where it was unpacked for the check.
+        assert!(
+            error.starts_with("the model pack was not added: ") && !error.contains(".incoming-"),
+            "{what}: {error}"
+        );
         assert_eq!(listing(&store), ["minilm-added-1.0.0"], "{what}");
         assert_eq!(status(&engine).unwrap().version.as_deref(), Some("1.0.0"));
     }
