@@ -89,7 +89,10 @@ test-unit:
 ## model pack step too) + system 244 + secure boot 516 + flash 75 (lanes 2083 s); flash then
 ## went to lane a. 2026-12-04, cold: lane a waited 11.5 minutes after the update test for the
 ## arm64 build make test prepares (cargo's lock), so the x86-64 tests now come first and the
-## arm64 ones (boards builds the Pi 5 and Jetson images too) last. The agent and
+## arm64 ones (boards builds the Pi 5 and Jetson images too) last; warm, in that order: update
+## 460 + network 124 + logging 165 + wifi 107 + data 242 + flash 82 + arm64 152 + pi5 279 +
+## boards 162 against power cuts 270 + agent 769 + system 220 + secure boot 486 (lanes 1773 s,
+## ending 28 s apart; the whole make test 37.5 min). The agent and
 ## system tests both boot images with the inference engine, so one lane builds the engine
 ## once; arm64 and pi5 share the arm64 build in the other.
 LANE_A = --test update --test network --test logging --test wifi --test data --test flash \
