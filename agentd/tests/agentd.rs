@@ -699,7 +699,10 @@ fn a_photo_is_read_on_the_box_and_only_its_text_reaches_the_model() {
         "/read",
     );
     let text = &h.wait_sent(3)[2].text;
-    assert!(text.contains("348.50") && text.contains("Bakery"), "{text}");
+    assert!(
+        text.contains("Corner Bakery") && text.contains(" 348.50 EUR"),
+        "{text}"
+    );
     assert_eq!(h.llm.requests().len(), 1);
 }
 

@@ -333,7 +333,8 @@ fn the_default_image_pairs_over_telegram_and_answers_its_owner() {
     let seen = user_text(&requests[3].body);
     assert!(
         seen.starts_with("[a photo; the text in it, read on the box:")
-            && seen.contains("348.50")
+            && seen.contains("Corner Bakery")
+            && seen.contains(" 348.50 EUR")
             && seen.ends_with("] what did I spend?"),
         "the model got {seen:?}"
     );

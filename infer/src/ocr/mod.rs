@@ -11,6 +11,7 @@ mod reading_order;
 mod recognize;
 mod resize;
 mod warp;
+mod word_gaps;
 
 use std::path::Path;
 

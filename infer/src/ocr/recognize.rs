@@ -2,7 +2,8 @@
 //! each 8-pixel step along the line, a probability for every character of its dictionary and
 //! for "no character" (CTC's blank). The greedy reading keeps the most likely at each step,
 //! merges repeats and drops blanks; its confidence is the mean probability of the characters
-//! kept (rapidocr's `TextRecognizer` and `CTCLabelDecode`).
+//! kept (rapidocr's `TextRecognizer` and `CTCLabelDecode`). The spaces between words come
+//! from the line's pixels (word_gaps.rs).
 
 use image::RgbImage;
 use ort::session::Session;
@@ -10,6 +11,7 @@ use ort::value::Tensor;
 
 use super::classify::{batches_by_shape, fit, ratio};
 use super::resize::write_normalized;
+use super::word_gaps::{InkColumns, spell};
 use crate::error::{Error, Result};
 
 /// The recognizer's input height, and the width of its narrowest batch (rec_img_shape).
@@ -49,29 +51,46 @@ impl Dictionary {
         self.characters.len()
     }
 
-    /// The greedy CTC reading of `steps` (one row of `classes()` probabilities per step): the
-    /// text, and the mean probability of the characters in it (0 when there are none).
-    pub fn decode(&self, steps: &[f32]) -> (String, f32) {
-        let mut text = String::new();
-        let (mut sum, mut kept) = (0f32, 0usize);
+    /// The greedy CTC reading of `steps` (one row of `classes()` probabilities per step).
+    pub fn decode(&self, steps: &[f32]) -> Reading<'_> {
+        let mut characters = Vec::new();
+        let mut sum = 0f32;
         let mut previous = usize::MAX;
-        for step in steps.chunks(self.classes()) {
-            let (best, probability) = step.iter().enumerate().fold(
-                (0, f32::MIN),
-                |(bi, bp), (i, &p)| {
-                    if p > bp { (i, p) } else { (bi, bp) }
-                },
-            );
+        for (step, scores) in steps.chunks(self.classes()).enumerate() {
+            let (best, probability) =
+                scores
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::MIN),
+                        |(bi, bp), (i, &p)| {
+                            if p > bp { (i, p) } else { (bi, bp) }
+                        },
+                    );
             if best != 0 && best != previous {
-                text.push_str(&self.characters[best]);
+                characters.push((self.characters[best].as_str(), step));
                 sum += probability;
-                kept += 1;
             }
             previous = best;
         }
-        let confidence = if kept == 0 { 0.0 } else { sum / kept as f32 };
-        (text, confidence)
+        let confidence = if characters.is_empty() {
+            0.0
+        } else {
+            sum / characters.len() as f32
+        };
+        Reading {
+            characters,
+            confidence,
+        }
     }
+}
+
+/// One line as the recognizer read it: each character with the step it was read at, and the
+/// mean probability of the characters (0 when there are none).
+#[derive(Debug, PartialEq)]
+pub struct Reading<'a> {
+    pub characters: Vec<(&'a str, usize)>,
+    pub confidence: f32,
 }
 
 /// The characters Python's `str.splitlines` ends a line at.
@@ -110,8 +129,11 @@ pub fn recognize(
         let width = (HEIGHT as f32 * widest) as u32;
         let slot = 3 * (HEIGHT * width) as usize;
         let mut input = vec![0f32; batch.len() * slot];
+        let mut ink = Vec::with_capacity(batch.len());
         for (&index, tensor) in batch.iter().zip(input.chunks_mut(slot)) {
-            write_normalized(&fit(&lines[index], HEIGHT, width), tensor, width as usize);
+            let fitted = fit(&lines[index], HEIGHT, width);
+            write_normalized(&fitted, tensor, width as usize);
+            ink.push(InkColumns::of(&fitted));
         }
         let outputs = session
             .run(ort::inputs![
@@ -132,8 +154,9 @@ pub fn recognize(
             ))));
         }
         let per_line = scores.len() / batch.len();
-        for (&index, steps) in batch.iter().zip(scores.chunks(per_line)) {
-            read[index] = dictionary.decode(steps);
+        for ((&index, steps), ink) in batch.iter().zip(scores.chunks(per_line)).zip(&ink) {
+            let reading = dictionary.decode(steps);
+            read[index] = (spell(&reading, ink), reading.confidence);
         }
     }
     Ok(read)
@@ -170,10 +193,10 @@ mod tests {
             step(2, 1.0),
         ]
         .concat();
-        let (text, confidence) = dictionary.decode(&steps);
-        assert_eq!(text, "aa b");
-        assert!((confidence - (0.9 + 0.5 + 0.6 + 1.0) / 4.0).abs() < 1e-6);
-        let (empty, none) = dictionary.decode(&step(0, 0.9));
-        assert_eq!((empty.as_str(), none), ("", 0.0));
+        let reading = dictionary.decode(&steps);
+        assert_eq!(reading.characters, [("a", 0), ("a", 3), (" ", 4), ("b", 5)]);
+        assert!((reading.confidence - (0.9 + 0.5 + 0.6 + 1.0) / 4.0).abs() < 1e-6);
+        let empty = dictionary.decode(&step(0, 0.9));
+        assert_eq!((empty.characters.len(), empty.confidence), (0, 0.0));
     }
 }

@@ -1,10 +1,29 @@
-//! Pages of text drawn with DejaVu Sans (Debian's fonts-dejavu-core), black on white, for the
-//! OCR tests, the bench and the photos the fake IM servers send: text known to the letter.
+//! Pages of text drawn with the DejaVu typefaces (Debian's fonts-dejavu-core), black on white
+//! unless asked otherwise, for the OCR tests, the bench and the photos the fake IM servers
+//! send: text known to the letter.
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+/// The typefaces fonts-dejavu-core installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typeface {
+    Sans,
+    SansBold,
+    Serif,
+    Mono,
+}
+
+impl Typeface {
+    fn path(self) -> &'static str {
+        match self {
+            Typeface::Sans => "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            Typeface::SansBold => "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+            Typeface::Serif => "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+            Typeface::Mono => "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+        }
+    }
+}
 
 /// One line to draw: its text, its size in pixels, and where its top-left is.
 pub struct Drawn {
@@ -14,9 +33,25 @@ pub struct Drawn {
     pub y: f32,
 }
 
-/// A white page of `width` x `height` with `lines` in black.
+/// A white page of `width` x `height` with `lines` in black DejaVu Sans.
 pub fn page(width: u32, height: u32, lines: &[Drawn]) -> RgbImage {
-    let bytes = std::fs::read(FONT).expect("DejaVuSans.ttf (make deps installs fonts-dejavu-core)");
+    page_in(Typeface::Sans, width, height, lines)
+}
+
+/// A white page of `width` x `height` with `lines` in black, in `typeface`.
+pub fn page_in(typeface: Typeface, width: u32, height: u32, lines: &[Drawn]) -> RgbImage {
+    let ink = ink(typeface, width, height, lines);
+    RgbImage::from_fn(width, height, |x, y| {
+        let v = 255 - ink.get_pixel(x, y)[0];
+        Rgb([v, v, v])
+    })
+}
+
+/// How much ink each pixel of the page gets: 0 none, 255 full.
+fn ink(typeface: Typeface, width: u32, height: u32, lines: &[Drawn]) -> GrayImage {
+    let path = typeface.path();
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (make deps installs fonts-dejavu-core)"));
     let font = FontRef::try_from_slice(&bytes).unwrap();
     let mut ink = GrayImage::from_pixel(width, height, Luma([0]));
     for line in lines {
@@ -46,10 +81,7 @@ pub fn page(width: u32, height: u32, lines: &[Drawn]) -> RgbImage {
             }
         }
     }
-    RgbImage::from_fn(width, height, |x, y| {
-        let v = 255 - ink.get_pixel(x, y)[0];
-        Rgb([v, v, v])
-    })
+    ink
 }
 
 /// The sample page's lines (on 900 x 360 pixels): a heading, a row of two columns, and lines
