@@ -17,6 +17,9 @@
 //! ```
 
 pub mod api;
+// gemm's matrix product takes raw pointers and strides.
+#[allow(unsafe_code)]
+mod attention;
 mod audio;
 mod embedder;
 mod engine;

@@ -43,10 +43,8 @@ impl Attention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
-        let weights = crate::fast_ops::softmax_last_dim(&scores)?;
-        let mixed = weights
-            .matmul(&v)?
+        let scale = (head_dim as f64).powf(-0.5);
+        let mixed = crate::attention::attention(&q, &k, &v, scale, None)?
             .transpose(1, 2)?
             .reshape((batch, positions, d))?;
         self.out.forward(&mixed)

@@ -83,52 +83,13 @@ impl Attention {
             None => (k, v),
         };
         *cache = Some((k.clone(), v.clone()));
-        let repeat = self.heads / self.kv_heads;
-        let k = repeat_kv(&k, repeat)?;
-        let v = repeat_kv(&v, repeat)?;
-        let scores = (q.matmul(&k.t()?)? * (self.head_dim as f64).powf(-0.5))?;
-        let scores = if positions > 1 {
-            scores.broadcast_add(&causal_mask(positions, start, x.device())?)?
-        } else {
-            scores
-        };
-        let weights = crate::fast_ops::softmax_last_dim(&scores)?;
-        let mixed = weights.matmul(&v)?.transpose(1, 2)?.reshape((
-            batch,
-            positions,
-            self.heads * self.head_dim,
-        ))?;
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let causal_past = (positions > 1).then_some(start);
+        let mixed = crate::attention::attention(&q, &k, &v, scale, causal_past)?
+            .transpose(1, 2)?
+            .reshape((batch, positions, self.heads * self.head_dim))?;
         self.out.forward(&mixed)
     }
-}
-
-/// [batch, kv heads, positions, head dim] with each head repeated `times` in a row, as
-/// transformers' repeat_kv.
-fn repeat_kv(x: &Tensor, times: usize) -> Result<Tensor> {
-    if times == 1 {
-        return Ok(x.clone());
-    }
-    let (batch, heads, positions, head_dim) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((batch, heads, times, positions, head_dim))?
-        .reshape((batch, heads * times, positions, head_dim))
-}
-
-/// 0 where query `i` (at position start + i) may see key `j`, −∞ where `j` is later.
-fn causal_mask(positions: usize, start: usize, device: &Device) -> Result<Tensor> {
-    let keys = start + positions;
-    let mask: Vec<f32> = (0..positions)
-        .flat_map(|i| {
-            (0..keys).map(move |j| {
-                if j > start + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (positions, keys), device)
 }
 
 struct Mlp {
@@ -289,35 +250,5 @@ impl TextModel {
             .forward(&self.norm.forward(&last)?)?
             .flatten_all()?
             .to_dtype(DType::F32)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_mask_hides_only_later_positions() {
-        let mask = causal_mask(2, 1, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        assert_eq!(mask[0], [0.0, 0.0, f32::NEG_INFINITY]);
-        assert_eq!(mask[1], [0.0, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn repeated_heads_are_in_transformers_order() {
-        let x = Tensor::arange(0f32, 4.0, &Device::Cpu)
-            .unwrap()
-            .reshape((1, 2, 2, 1))
-            .unwrap();
-        let repeated = repeat_kv(&x, 2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert_eq!(repeated, [0.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0, 3.0]);
     }
 }

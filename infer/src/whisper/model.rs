@@ -4,7 +4,7 @@
 //! decoder of candle-transformers' Whisper re-runs the prefix every step). The cross-attention's
 //! keys and values come from the audio and are computed once per 30-second window.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
 /// The model's dimensions, from Hugging Face's config.json.
@@ -37,12 +37,6 @@ struct Attention {
     heads: usize,
 }
 
-/// Queries attended to at a time. The encoder's 1500 positions at once made [heads, 1500, 1500]
-/// scores (54 MB for tiny's 6 heads), three such tensors a layer, each above glibc's mmap
-/// threshold: a fresh mapping, 13,000 page faults and an unmap every time, a third of a
-/// window's time. Blocks of 256 keep the scores under 10 MB, memory malloc reuses.
-const QUERY_BLOCK: usize = 256;
-
 impl Attention {
     fn load(d: usize, heads: usize, vb: VarBuilder) -> Result<Attention> {
         Ok(Attention {
@@ -70,31 +64,20 @@ impl Attention {
         ))
     }
 
-    /// `x` attending to `keys` and `values` ([batch, heads, m, d / heads]); `mask` [n, m] is
-    /// added to the scores (−∞ where a position may not look).
+    /// `x` attending to `keys` and `values` ([batch, heads, m, d / heads]); with
+    /// `causal_past`, each of `x`'s positions sees the `causal_past` keys before it and those
+    /// up to its own.
     fn attend(
         &self,
         x: &Tensor,
         keys: &Tensor,
         values: &Tensor,
-        mask: Option<&Tensor>,
+        causal_past: Option<usize>,
     ) -> Result<Tensor> {
         let (batch, positions, d) = x.dims3()?;
         let scale = 1.0 / ((d / self.heads) as f64).sqrt();
-        // Scaled before the product: [positions, d] values instead of [positions, m] scores.
-        let query = (self.split_heads(&self.query.forward(x)?)? * scale)?;
-        let keys = keys.t()?;
-        let mut mixed = Vec::with_capacity(positions.div_ceil(QUERY_BLOCK));
-        for start in (0..positions).step_by(QUERY_BLOCK) {
-            let rows = QUERY_BLOCK.min(positions - start);
-            let mut scores = query.narrow(2, start, rows)?.matmul(&keys)?;
-            if let Some(mask) = mask {
-                scores = scores.broadcast_add(&mask.narrow(0, start, rows)?)?;
-            }
-            let weights = crate::fast_ops::softmax_last_dim(&scores)?;
-            mixed.push(weights.matmul(values)?);
-        }
-        let mixed = Tensor::cat(&mixed, 2)?
+        let query = self.split_heads(&self.query.forward(x)?)?;
+        let mixed = crate::attention::attention(&query, keys, values, scale, causal_past)?
             .transpose(1, 2)?
             .reshape((batch, positions, d))?;
         self.out.forward(&mixed)
@@ -291,9 +274,7 @@ impl Decoder {
             .index_select(&ids, 0)?
             .add(&self.positions.narrow(0, past, count)?)?
             .unsqueeze(0)?;
-        let mask = (count > 1)
-            .then(|| causal_mask(count, past, device))
-            .transpose()?;
+        let causal_past = (count > 1).then_some(past);
         for (layer, (kept, audio)) in self
             .layers
             .iter()
@@ -311,7 +292,7 @@ impl Decoder {
             x = (&x
                 + layer
                     .self_attention
-                    .attend(&normed, &keys, &values, mask.as_ref())?)?;
+                    .attend(&normed, &keys, &values, causal_past)?)?;
             *kept = Some((keys, values));
             let normed = layer.cross_attention_norm.forward(&x)?;
             x = (&x
@@ -329,15 +310,6 @@ impl Decoder {
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         hidden.matmul(&self.embeddings.t()?)
     }
-}
-
-/// [count, past + count]: 0 where token i may look at position j (j ≤ past + i), −∞ after.
-fn causal_mask(count: usize, past: usize, device: &Device) -> Result<Tensor> {
-    let width = past + count;
-    let values: Vec<f32> = (0..count)
-        .flat_map(|i| (0..width).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(values, (count, width), device)
 }
 
 /// A whole Whisper.
