@@ -2,24 +2,25 @@
 //! with the x86-64 features that widen its vectors and chosen once per call by what the CPU
 //! says it has.
 
-use crate::approx::{erf, exp};
+use crate::approx::{erf, exp, half_to_f32};
 
 /// Lanes per partial sum: wide enough for AVX-512 and a reduction the vectoriser keeps in
 /// registers (a float sum is not reassociated unless written so).
 const LANES: usize = 16;
 
-/// Applies `$lanes` to the slices with the best instruction set this CPU has.
+/// Calls `$lanes` with the best instruction set this CPU has: the function compiled again
+/// with those features enabled, so that its loops are vectorised for them.
 macro_rules! best_simd {
-    ($lanes:ident($($arg:expr),*)) => {{
+    ($lanes:ident($($arg:ident: $ty:ty),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
-            fn avx512(values: &mut [f32], extra: usize) {
-                $lanes(values, extra)
+            fn avx512($($arg: $ty),*) {
+                $lanes($($arg),*)
             }
             #[target_feature(enable = "avx2,fma")]
-            fn avx2(values: &mut [f32], extra: usize) {
-                $lanes(values, extra)
+            fn avx2($($arg: $ty),*) {
+                $lanes($($arg),*)
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F, the one feature `avx512` is compiled with.
@@ -42,12 +43,12 @@ pub fn softmax_rows(values: &mut [f32], row_len: usize) {
     if row_len == 0 {
         return;
     }
-    best_simd!(softmax_lanes(values, row_len))
+    best_simd!(softmax_lanes(values: &mut [f32], row_len: usize))
 }
 
-/// The exact GELU, x/2 · (1 + erf(x/√2)), in place (`extra` unused).
+/// The exact GELU, x/2 · (1 + erf(x/√2)), in place.
 pub fn gelu_erf(values: &mut [f32]) {
-    best_simd!(gelu_lanes(values, 0))
+    best_simd!(gelu_lanes(values: &mut [f32]))
 }
 
 #[inline(always)]
@@ -66,10 +67,41 @@ fn softmax_lanes(values: &mut [f32], row_len: usize) {
 }
 
 #[inline(always)]
-fn gelu_lanes(values: &mut [f32], _extra: usize) {
+fn gelu_lanes(values: &mut [f32]) {
     for value in values.iter_mut() {
         let x = *value;
         *value = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// `out[r]` = Σᵢ `rows[r · dim + i]` · `x[i]`, dim being `x.len()`, for a matrix of IEEE half
+/// precision values (their bits) with `out.len()` rows.
+pub fn half_matvec(rows: &[u16], x: &[f32], out: &mut [f32]) {
+    assert_eq!(rows.len(), out.len() * x.len(), "the matrix is not out × x");
+    if x.is_empty() {
+        out.fill(0.0);
+        return;
+    }
+    best_simd!(half_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]))
+}
+
+#[inline(always)]
+fn half_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]) {
+    for (row, sum) in rows.chunks_exact(x.len()).zip(out.iter_mut()) {
+        let mut partial = [0f32; LANES];
+        let (row_lanes, x_lanes) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
+        let tail: f32 = row_lanes
+            .remainder()
+            .iter()
+            .zip(x_lanes.remainder())
+            .map(|(&h, &v)| half_to_f32(h) * v)
+            .sum();
+        for (r, v) in row_lanes.zip(x_lanes) {
+            for ((p, &h), &v) in partial.iter_mut().zip(r).zip(v) {
+                *p += half_to_f32(h) * v;
+            }
+        }
+        *sum = partial.into_iter().fold(tail, |a, b| a + b);
     }
 }
 
@@ -136,6 +168,32 @@ mod tests {
                 }
                 let sum: f64 = row_out.iter().map(|&v| v as f64).sum();
                 assert!((sum - 1.0).abs() < 1e-5, "a row sums to {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_half_matrix_times_a_vector_is_the_plain_product() {
+        // Rows longer than the lanes with a tail, and rows shorter than them.
+        for (rows, dim) in [(37, 384 + 5), (5, 7), (3, 0)] {
+            let weights = values(rows * dim, 3.0, dim as u64);
+            let bits: Vec<u16> = weights
+                .iter()
+                .map(|&w| crate::approx::tests::half_bits(w))
+                .collect();
+            let x = values(dim, 1.0, 7);
+            let mut out = vec![f32::NAN; rows];
+            half_matvec(&bits, &x, &mut out);
+            for (r, &got) in out.iter().enumerate() {
+                let want: f64 = bits[r * dim..(r + 1) * dim]
+                    .iter()
+                    .zip(&x)
+                    .map(|(&h, &v)| f64::from(half_to_f32(h)) * f64::from(v))
+                    .sum();
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-4,
+                    "row {r}: {got} against {want}"
+                );
             }
         }
     }

@@ -11,5 +11,5 @@ mod approx;
 #[allow(unsafe_code)]
 mod dispatch;
 
-pub use approx::{erf, exp};
-pub use dispatch::{gelu_erf, softmax_rows};
+pub use approx::{erf, exp, half_to_f32};
+pub use dispatch::{gelu_erf, half_matvec, softmax_rows};
