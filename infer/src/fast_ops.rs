@@ -1,6 +1,6 @@
-//! The exact GELU for the engine's own models (Whisper, the VLM), on carapace-infer-kernels'
-//! vectorised loop when the tensor is f32 on the CPU; candle's own op otherwise (CUDA, other
-//! types). The work is spread over rayon's pool, the one candle's CPU ops use. (Softmax runs
+//! GELU, exact and tanh-approximated, for the engine's own models (Whisper, the VLM), on
+//! carapace-infer-kernels' vectorised loops when the tensor is f32 on the CPU; candle's own
+//! ops otherwise (CUDA, other types). The work is spread over rayon's pool, the one candle's CPU ops use. (Softmax runs
 //! inside attention.rs's fused attention.)
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
@@ -9,9 +9,25 @@ use rayon::prelude::*;
 /// x/2 · (1 + erf(x/√2)), as Whisper and BERT-style models define GELU.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if fast(x) {
-        x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+            name: "carapace-gelu-erf",
+            kernel: carapace_infer_kernels::gelu_erf,
+        })
     } else {
         x.gelu_erf()
+    }
+}
+
+/// GELU's tanh approximation, as SigLIP (the VLM's encoder) defines it. candle's own op calls
+/// libm's tanh once per value on one thread: 38 million values for one picture.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if fast(x) {
+        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+            name: "carapace-gelu-tanh",
+            kernel: carapace_infer_kernels::gelu_tanh,
+        })
+    } else {
+        x.gelu()
     }
 }
 
@@ -19,22 +35,24 @@ fn fast(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }
 
-struct GeluErf;
+/// A kernel applied to every value, in place, in chunks spread over rayon's pool.
+struct Elementwise {
+    name: &'static str,
+    kernel: fn(&mut [f32]),
+}
 
 /// Elements per rayon task, at least: below this, handing work to another thread costs more
 /// than it saves.
 const MIN_TASK: usize = 16 * 1024;
 
-impl CustomOp1 for GeluErf {
+impl CustomOp1 for Elementwise {
     fn name(&self) -> &'static str {
-        "carapace-gelu-erf"
+        self.name
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let mut values = contiguous_copy(storage, layout)?;
-        values
-            .par_chunks_mut(MIN_TASK)
-            .for_each(carapace_infer_kernels::gelu_erf);
+        values.par_chunks_mut(MIN_TASK).for_each(self.kernel);
         Ok((CpuStorage::F32(values), layout.shape().clone()))
     }
 }
@@ -76,11 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn gelu_matches_candles_own_op() {
+    fn gelus_match_candles_own_ops() {
         // Longer than a task, shorter than one.
         for shape in [&[2usize, 3, 15000][..], &[5, 7, 9], &[1, 1]] {
             let x = sample(shape);
             close(&gelu_erf(&x).unwrap(), &x.gelu_erf().unwrap(), 5e-6);
+            close(&gelu_tanh(&x).unwrap(), &x.gelu().unwrap(), 5e-6);
         }
     }
 

@@ -51,6 +51,23 @@ pub fn gelu_erf(values: &mut [f32]) {
     best_simd!(gelu_lanes(values: &mut [f32]))
 }
 
+/// GELU's tanh approximation (gelu_pytorch_tanh), x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))),
+/// in place, computed as x / (1 + e^(−2u)) with u the tanh's argument: the same value, with
+/// no tanh to call.
+pub fn gelu_tanh(values: &mut [f32]) {
+    best_simd!(gelu_tanh_lanes(values: &mut [f32]))
+}
+
+#[inline(always)]
+fn gelu_tanh_lanes(values: &mut [f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for value in values.iter_mut() {
+        let x = *value;
+        let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+        *value = x / (1.0 + exp(-2.0 * u));
+    }
+}
+
 #[inline(always)]
 fn softmax_lanes(values: &mut [f32], row_len: usize) {
     for row in values.chunks_mut(row_len) {
@@ -205,6 +222,22 @@ mod tests {
         assert_eq!(row[1], 0.0);
         assert_eq!(row[3], 0.0);
         assert!((row[0] + row[2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn tanh_gelu_matches_its_definition() {
+        let input = values(10_000, 8.0, 11);
+        let mut got = input.clone();
+        gelu_tanh(&mut got);
+        for (x, g) in input.iter().zip(&got) {
+            let x64 = *x as f64;
+            let u = (2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3));
+            let want = 0.5 * x64 * (1.0 + u.tanh());
+            assert!(
+                (*g as f64 - want).abs() <= 2e-6 * x64.abs().max(1.0),
+                "gelu_tanh({x}) = {g}, want {want}"
+            );
+        }
     }
 
     #[test]

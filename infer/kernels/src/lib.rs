@@ -12,4 +12,4 @@ mod approx;
 mod dispatch;
 
 pub use approx::{erf, exp, half_to_f32};
-pub use dispatch::{gelu_erf, half_matvec, softmax_rows};
+pub use dispatch::{gelu_erf, gelu_tanh, half_matvec, softmax_rows};

@@ -79,7 +79,7 @@ impl Layer {
         let x = (x + self.attention.forward(&self.norm1.forward(x)?)?)?;
         let hidden = self.fc1.forward(&self.norm2.forward(&x)?)?;
         let hidden = if self.tanh_gelu {
-            hidden.gelu()?
+            crate::fast_ops::gelu_tanh(&hidden)?
         } else {
             crate::fast_ops::gelu_erf(&hidden)?
         };
