@@ -2,10 +2,10 @@
 //! the VLM's encoder and language model). On the CPU in f32 it runs fused: each head's
 //! queries in blocks of BLOCK, each block one rayon task that scores it against the keys,
 //! takes the softmax and mixes the values inside the core's cache, with single-threaded
-//! matrix products. Done as separate candle ops, the same work wrote and read [heads,
-//! queries, keys] scores through memory three times and split every small product over the
-//! threads: Whisper's encoder spent 75 ms a layer in attention, for 4.3 GFLOP its matrix
-//! products do at 150 GFLOP/s. Elsewhere (CUDA, other types) it is candle's ops.
+//! matrix products. As separate candle ops the same work wrote and read [heads, queries,
+//! keys] scores through memory three times and split every small product over the threads.
+//! Fused, Whisper tiny's encoder attends in 22.5 ms a layer on two threads (3.5 GFLOP, 153
+//! GFLOP/s). Elsewhere (CUDA, other types) it is candle's ops.
 
 use std::cell::RefCell;
 
@@ -112,6 +112,9 @@ impl CustomOp3 for FusedAttention {
         let (_, kv_heads, keys, _) = k_layout.shape().dims4()?;
         let group = heads / kv_heads;
         let mut out = vec![0f32; batch * heads * queries * dim];
+        if out.is_empty() {
+            return Ok((CpuStorage::F32(out), q_layout.shape().clone()));
+        }
         let tasks: Vec<(usize, usize, &mut [f32])> = out
             .chunks_mut(queries * dim)
             .enumerate()
