@@ -68,9 +68,8 @@ impl InkColumns {
 
 /// The text of `reading`, with a space between two characters wherever `ink` shows one (but
 /// never before a comma, a full stop or a closing bracket, nor after an opening one, where
-/// monospaced type leaves wide gaps), and
-/// the full-width punctuation the recognizer reads in Latin text ("MUM，Tom", "p. 4）")
-/// made the ASCII it is.
+/// monospaced type leaves wide gaps), and the full-width punctuation the recognizer reads in
+/// Latin text ("MUM，Tom", "p. 4）") made the ASCII it is.
 pub fn spell(reading: &Reading, ink: &InkColumns) -> String {
     let characters: Vec<&str> = reading.characters.iter().map(|&(c, _)| c).collect();
     let gaps: Vec<usize> = reading
