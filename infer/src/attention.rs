@@ -257,16 +257,7 @@ mod tests {
                 .to_dtype(DType::F32)
                 .unwrap();
             assert_eq!(fused.dims(), [2, heads, queries, 16]);
-            let difference = (fused - plain)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let difference = crate::fast_ops::tests::max_difference(&fused, &plain);
             assert!(
                 difference < 1e-5,
                 "{heads}/{kv_heads} heads: off by {difference}"

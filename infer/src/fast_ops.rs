@@ -1,7 +1,7 @@
 //! GELU, exact and tanh-approximated, for the engine's own models (Whisper, the VLM), on
 //! carapace-infer-kernels' vectorised loops when the tensor is f32 on the CPU; candle's own
-//! ops otherwise (CUDA, other types). The work is spread over rayon's pool, the one candle's CPU ops use. (Softmax runs
-//! inside attention.rs's fused attention.)
+//! ops otherwise (CUDA, other types). The work is spread over rayon's pool, the one candle's
+//! CPU ops use. (Softmax runs inside attention.rs's fused attention.)
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -67,12 +67,13 @@ fn contiguous_copy(storage: &CpuStorage, layout: &Layout) -> Result<Vec<f32>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn close(a: &Tensor, b: &Tensor, tolerance: f32) {
-        let difference = (a - b)
+    /// The largest difference between two f32 tensors of the same shape, value by value.
+    pub(crate) fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
             .unwrap()
             .abs()
             .unwrap()
@@ -81,7 +82,11 @@ mod tests {
             .max(0)
             .unwrap()
             .to_scalar::<f32>()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn close(a: &Tensor, b: &Tensor, tolerance: f32) {
+        let difference = max_difference(a, b);
         assert!(difference <= tolerance, "differ by {difference}");
     }
 
