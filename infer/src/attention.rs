@@ -10,8 +10,9 @@
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
-use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
+
+use crate::matmul::{Matrix, Threads, multiply};
 
 /// Queries scored at a time: 64 rows of scores against Whisper's 1500 keys are 384 KB, which
 /// stay in a core's L2 cache between the two products.
@@ -132,32 +133,9 @@ impl CustomOp3 for FusedAttention {
             let v = &v[kv_head * keys * dim..][..keys * dim];
             SCORES.with_borrow_mut(|scores| {
                 scores.resize(rows * keys, 0.0);
-                // SAFETY: each product reads and writes within the slices above, whose
-                // lengths match the dimensions and strides given (row-major throughout; kᵀ
-                // is k read column by column).
-                unsafe {
-                    gemm(
-                        rows,
-                        keys,
-                        dim,
-                        scores.as_mut_ptr(),
-                        1,
-                        keys as isize,
-                        false,
-                        q.as_ptr(),
-                        1,
-                        dim as isize,
-                        k.as_ptr(),
-                        dim as isize,
-                        1,
-                        0.0,
-                        self.scale,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
+                let q = Matrix::row_major(q, rows, dim);
+                let k = Matrix::row_major(k, keys, dim).t();
+                multiply(scores, q, k, self.scale, false, Threads::One);
                 if let Some(past) = self.causal_past {
                     for (i, row) in scores.chunks_mut(keys).enumerate() {
                         let visible = (past + first + i + 1).min(keys);
@@ -165,31 +143,9 @@ impl CustomOp3 for FusedAttention {
                     }
                 }
                 carapace_infer_kernels::softmax_rows(scores, keys);
-                // SAFETY: as above: scores [rows, keys] times v [keys, dim] into out [rows,
-                // dim], all row-major and of those lengths.
-                unsafe {
-                    gemm(
-                        rows,
-                        dim,
-                        keys,
-                        out.as_mut_ptr(),
-                        1,
-                        dim as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        keys as isize,
-                        v.as_ptr(),
-                        1,
-                        dim as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
+                let scores = Matrix::row_major(scores, rows, keys);
+                let v = Matrix::row_major(v, keys, dim);
+                multiply(out, scores, v, 1.0, false, Threads::One);
             });
         });
         Ok((CpuStorage::F32(out), q_layout.shape().clone()))

@@ -1,17 +1,13 @@
 //! Sentence embeddings with a BERT-style model (all-MiniLM-L6-v2): the model's own tokenizer,
-//! candle's BertModel, mean pooling and L2 normalisation, matching what sentence-transformers
-//! computes for the same files.
+//! the engine's own BERT encoder (bert/), mean pooling and L2 normalisation, matching what
+//! sentence-transformers computes for the same files.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{
-    PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
-    TruncationStrategy,
-};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::bert::{Bert, Config, Packed};
 
 use crate::error::{Error, Result};
 use crate::pooling::{l2_normalize, mean_pool};
@@ -24,7 +20,7 @@ pub const MAX_WORD_PIECES: usize = 256;
 
 /// A loaded embedding model.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     dimension: usize,
 }
@@ -34,19 +30,19 @@ impl Embedder {
     /// CPU threads (see [`crate::pin_cpu_threads`]).
     pub fn load(dir: &Path, threads: NonZeroUsize) -> Result<Embedder> {
         check_cpu_threads(threads)?;
-        let config = read_config(&model_file(dir, "config.json")?)?;
+        let config = Config::read(&model_file(dir, "config.json")?)?;
         let tokenizer = read_tokenizer(&model_file(dir, "tokenizer.json")?)?;
-        let weights = model_file(dir, "model.safetensors")?;
-        let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(&weights, &device)
-            .map_err(Error::tensor("reading model.safetensors"))?;
-        let model = BertModel::load(
-            VarBuilder::from_tensors(tensors, DType::F32, &device),
-            &config,
-        )
-        .map_err(Error::tensor(
-            "building the BERT model from model.safetensors",
-        ))?;
+        let vocabulary = tokenizer.get_vocab_size(true);
+        if vocabulary > config.vocab_size {
+            return Err(Error::BadTokenizer {
+                path: dir.join("tokenizer.json"),
+                reason: format!(
+                    "it has {vocabulary} word pieces, config.json's model {}",
+                    config.vocab_size
+                ),
+            });
+        }
+        let model = Bert::load(&model_file(dir, "model.safetensors")?, &config)?;
         Ok(Embedder {
             model,
             tokenizer,
@@ -59,14 +55,14 @@ impl Embedder {
         self.dimension
     }
 
-    /// One unit-length vector per sentence, in order. The batch is padded to its longest
-    /// sentence; padding does not change any sentence's vector.
+    /// One unit-length vector per sentence, in order. The sentences are not padded (the
+    /// encoder packs them), so a sentence's vector does not depend on its batch.
     pub fn embed(&self, sentences: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_counted(sentences).map(|(vectors, _)| vectors)
     }
 
-    /// As [`Embedder::embed`], with the number of word pieces the model read (padding not
-    /// counted, cut-off pieces not counted): the API's token usage.
+    /// As [`Embedder::embed`], with the number of word pieces the model read (cut-off pieces
+    /// not counted): the API's token usage.
     pub fn embed_counted(&self, sentences: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
         if sentences.is_empty() {
             return Ok((Vec::new(), 0));
@@ -77,31 +73,30 @@ impl Embedder {
             .map_err(|error| Error::Tokenize {
                 reason: error.to_string(),
             })?;
-        let pieces = encodings.first().map_or(0, |encoding| encoding.len());
-        let shape = (encodings.len(), pieces);
-        let flat = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
-            let values: Vec<u32> = encodings
-                .iter()
-                .flat_map(|e| field(e).iter().copied())
-                .collect();
-            Tensor::from_vec(values, shape, &self.model.device)
-                .map_err(Error::tensor("building the input tensors"))
+        let mut ids = Vec::new();
+        let mut type_ids = Vec::new();
+        let mut sentences = Vec::with_capacity(encodings.len());
+        for encoding in &encodings {
+            let start = ids.len();
+            ids.extend_from_slice(encoding.get_ids());
+            type_ids.extend_from_slice(encoding.get_type_ids());
+            sentences.push(start..ids.len());
+        }
+        let batch = Packed {
+            ids: &ids,
+            type_ids: &type_ids,
+            sentences: &sentences,
         };
-        let input_ids = flat(tokenizers::Encoding::get_ids)?;
-        let type_ids = flat(tokenizers::Encoding::get_type_ids)?;
-        let attention_mask = flat(tokenizers::Encoding::get_attention_mask)?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &type_ids, Some(&attention_mask))
-            .map_err(Error::tensor("running the BERT model"))?;
-        let vectors = mean_pool(&hidden, &attention_mask)
-            .and_then(|pooled| l2_normalize(&pooled))
-            .and_then(|unit| unit.to_vec2::<f32>())
-            .map_err(Error::tensor("pooling the sentence vectors"))?;
-        let pieces = encodings
+        let hidden = self.model.forward(&batch)?;
+        let vectors = sentences
             .iter()
-            .map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count())
-            .sum();
+            .map(|sentence| {
+                let mut vector = mean_pool(&hidden, self.dimension, sentence.clone());
+                l2_normalize(&mut vector);
+                vector
+            })
+            .collect();
+        let pieces = ids.len();
         Ok((vectors, pieces))
     }
 }
@@ -116,28 +111,15 @@ pub(crate) fn model_file(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
-fn read_config(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-    serde_json::from_str(&text).map_err(|error| Error::BadConfig {
-        path: path.to_path_buf(),
-        reason: error.to_string(),
-    })
-}
-
-/// The tokenizer with sentence-transformers' settings: cut at [`MAX_WORD_PIECES`], pad a batch
-/// to its longest sentence (the file itself says "cut at 128, pad everything to 128").
+/// The tokenizer with sentence-transformers' settings: cut at [`MAX_WORD_PIECES`], no padding
+/// (the file itself says "cut at 128, pad everything to 128").
 fn read_tokenizer(path: &Path) -> Result<Tokenizer> {
     let bad = |reason: String| Error::BadTokenizer {
         path: path.to_path_buf(),
         reason,
     };
     let mut tokenizer = Tokenizer::from_file(path).map_err(|error| bad(error.to_string()))?;
-    let padding = PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        pad_to_multiple_of: None,
-        ..tokenizer.get_padding().cloned().unwrap_or_default()
-    };
-    tokenizer.with_padding(Some(padding));
+    tokenizer.with_padding(None);
     tokenizer
         .with_truncation(Some(TruncationParams {
             direction: TruncationDirection::Right,
@@ -153,7 +135,7 @@ fn read_tokenizer(path: &Path) -> Result<Tokenizer> {
 mod tests {
     use super::*;
 
-    /// The thread count candle will use in this test process, which `load` accepts.
+    /// The thread count rayon will use in this test process, which `load` accepts.
     fn candles_threads() -> NonZeroUsize {
         NonZeroUsize::new(candle_core::utils::get_num_threads()).unwrap()
     }
@@ -192,6 +174,20 @@ mod tests {
     }
 
     #[test]
+    fn a_bert_config_with_another_activation_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let relu = CONFIG.replace(r#""hidden_act": "gelu""#, r#""hidden_act": "relu""#);
+        std::fs::write(dir.path().join("config.json"), relu).unwrap();
+        match load_error(dir.path()) {
+            Error::BadConfig { path, reason } => {
+                assert_eq!(path, dir.path().join("config.json"));
+                assert!(reason.starts_with("hidden_act is \"relu\""), "{reason}");
+            }
+            other => panic!("expected BadConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_tokenizer_json_that_does_not_parse_is_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
@@ -205,14 +201,16 @@ mod tests {
     }
 
     #[test]
-    fn weights_that_are_not_safetensors_are_a_tensor_error() {
+    fn weights_that_are_not_safetensors_are_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
         std::fs::write(dir.path().join("tokenizer.json"), TOKENIZER).unwrap();
         std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
         match load_error(dir.path()) {
-            Error::Tensor { action, .. } => assert_eq!(action, "reading model.safetensors"),
-            other => panic!("expected a Tensor error, got {other:?}"),
+            Error::BadWeights { path, .. } => {
+                assert_eq!(path, dir.path().join("model.safetensors"))
+            }
+            other => panic!("expected BadWeights, got {other:?}"),
         }
     }
 

@@ -17,10 +17,9 @@
 //! ```
 
 pub mod api;
-// gemm's matrix product takes raw pointers and strides.
-#[allow(unsafe_code)]
 mod attention;
 mod audio;
+mod bert;
 mod embedder;
 mod engine;
 mod error;
@@ -29,6 +28,9 @@ mod image_file;
 // mallopt and malloc_trim are C functions.
 #[allow(unsafe_code)]
 mod malloc;
+// gemm's matrix product takes raw pointers and strides.
+#[allow(unsafe_code)]
+mod matmul;
 mod ocr;
 mod ogg_opus;
 mod onnx;
@@ -43,6 +45,8 @@ mod threads;
 mod vad;
 pub mod vision;
 pub mod whisper;
+// model.safetensors read one tensor at a time (the VLM, the BERT encoder).
+mod weights;
 
 pub use audio::{
     MAX_AUDIO_SECONDS, SPEECH_SAMPLE_RATE, decode_audio, decode_wav, encode_wav, resample,

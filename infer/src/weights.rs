@@ -23,7 +23,7 @@ struct Entry {
     data_offsets: [u64; 2],
 }
 
-/// Every tensor in the safetensors file `path`, converted to `dtype`.
+/// Every float tensor in the safetensors file `path`, converted to `dtype`.
 pub fn read_safetensors(
     path: &Path,
     dtype: DType,
@@ -60,7 +60,9 @@ pub fn read_safetensors(
             "F16" => DType::F16,
             "BF16" => DType::BF16,
             "F64" => DType::F64,
-            other => return Err(bad(format!("tensor {name} is {other}, not a float type"))),
+            // Integer buffers that transformers saves beside the weights (BERT's position_ids):
+            // no model here reads them; a weight of such a type is reported missing by name.
+            _ => continue,
         };
         let [start, end] = entry.data_offsets;
         let elements: usize = entry.shape.iter().product();

@@ -1,0 +1,117 @@
+//! One encoder layer: self-attention within each sentence, then the feed-forward block, each
+//! added to its input and normalised (post-norm, as BERT).
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::parts::{LayerNorm, Linear};
+use super::{Config, Tensors};
+use crate::error::Result;
+use crate::matmul::{Matrix, Threads, multiply};
+
+pub(super) struct Layer {
+    /// The query, key and value projections as one: [3 · hidden, hidden], so that the three
+    /// are one matrix product.
+    qkv: Linear,
+    attention_output: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+    heads: usize,
+}
+
+impl Layer {
+    pub fn load(tensors: &mut Tensors<'_>, name: &str, config: &Config) -> Result<Layer> {
+        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
+        let eps = config.layer_norm_eps as f32;
+        // Stacked as transformers stores them ([outputs, inputs]: the rows of one after the
+        // other's), then transposed once.
+        let mut weight = Vec::with_capacity(3 * hidden * hidden);
+        let mut bias = Vec::with_capacity(3 * hidden);
+        for which in ["query", "key", "value"] {
+            let name = format!("{name}.attention.self.{which}");
+            weight.extend(tensors.take(&format!("{name}.weight"), &[hidden, hidden])?);
+            bias.extend(tensors.take(&format!("{name}.bias"), &[hidden])?);
+        }
+        let qkv = Linear::new(&weight, bias, hidden, 3 * hidden);
+        drop(weight);
+        Ok(Layer {
+            qkv,
+            attention_output: tensors.linear(
+                &format!("{name}.attention.output.dense"),
+                hidden,
+                hidden,
+            )?,
+            attention_norm: tensors.layer_norm(
+                &format!("{name}.attention.output.LayerNorm"),
+                hidden,
+                eps,
+            )?,
+            intermediate: tensors.linear(&format!("{name}.intermediate.dense"), hidden, inner)?,
+            output: tensors.linear(&format!("{name}.output.dense"), inner, hidden)?,
+            output_norm: tensors.layer_norm(&format!("{name}.output.LayerNorm"), hidden, eps)?,
+            heads: config.num_attention_heads,
+        })
+    }
+
+    /// `x` ([pieces, hidden]) through the layer, in place.
+    pub fn forward(&self, x: &mut [f32], sentences: &[Range<usize>]) {
+        let qkv = self.qkv.apply(x);
+        let context = attend(&qkv, sentences, self.heads, self.qkv.inputs);
+        self.attention_output.add_to(&context, x);
+        self.attention_norm.apply(x);
+        let mut inner = self.intermediate.apply(x);
+        inner
+            .par_chunks_mut(16 * 1024)
+            .for_each(carapace_infer_kernels::gelu_erf);
+        self.output.add_to(&inner, x);
+        self.output_norm.apply(x);
+    }
+}
+
+/// Scaled dot-product attention of every piece over the pieces of its own sentence, each head
+/// a rayon task per sentence. `qkv` is [pieces, 3 · hidden] (queries, keys, values side by
+/// side); returns [pieces, hidden] with the heads side by side.
+fn attend(qkv: &[f32], sentences: &[Range<usize>], heads: usize, hidden: usize) -> Vec<f32> {
+    let width = 3 * hidden;
+    let head_dim = hidden / heads;
+    let pieces = qkv.len() / width;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    // Each head's output for all pieces, [heads, pieces, head_dim], so that every task
+    // writes a slice of its own.
+    let mut by_head = vec![0f32; heads * pieces * head_dim];
+    let mut tasks = Vec::with_capacity(heads * sentences.len());
+    for (head, mut rest) in by_head.chunks_mut(pieces * head_dim).enumerate() {
+        for sentence in sentences {
+            let (out, after) = rest.split_at_mut(sentence.len() * head_dim);
+            tasks.push((head, sentence.clone(), out));
+            rest = after;
+        }
+    }
+    tasks.into_par_iter().for_each(|(head, sentence, out)| {
+        let len = sentence.len();
+        let start = sentence.start * width + head * head_dim;
+        let part = |offset: usize| Matrix::strided(&qkv[start + offset..], len, head_dim, width, 1);
+        let mut scores = vec![0f32; len * len];
+        multiply(
+            &mut scores,
+            part(0),
+            part(hidden).t(),
+            scale,
+            false,
+            Threads::One,
+        );
+        carapace_infer_kernels::softmax_rows(&mut scores, len);
+        let scores = Matrix::row_major(&scores, len, len);
+        multiply(out, scores, part(2 * hidden), 1.0, false, Threads::One);
+    });
+    let mut context = vec![0f32; pieces * hidden];
+    for (head, values) in by_head.chunks(pieces * head_dim).enumerate() {
+        for (row, piece) in context.chunks_mut(hidden).zip(values.chunks(head_dim)) {
+            row[head * head_dim..][..head_dim].copy_from_slice(piece);
+        }
+    }
+    context
+}

@@ -1,0 +1,264 @@
+//! A BERT encoder (all-MiniLM-L6-v2's architecture) on the CPU in f32, written for sentence
+//! embeddings. The sentences of a batch are packed one after another, none padded, so every
+//! dense layer is one matrix product over all the batch's word pieces and attention runs per
+//! sentence and head (rayon tasks) on the pieces that sentence has. Padding a batch to its
+//! longest sentence, as candle's BertModel and sentence-transformers do, made every dense
+//! layer multiply the padding too, and candle's GELU and softmax called libm per value.
+
+mod layer;
+mod parts;
+
+use std::ops::Range;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use layer::Layer;
+use parts::{LayerNorm, Linear};
+
+/// What config.json says about the encoder (transformers' BertConfig; other keys are ignored).
+/// Made only by [`Config::read`], which refuses what this encoder cannot run.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    hidden_act: String,
+    max_position_embeddings: usize,
+    type_vocab_size: usize,
+    layer_norm_eps: f64,
+    #[serde(default = "absolute")]
+    position_embedding_type: String,
+}
+
+fn absolute() -> String {
+    "absolute".into()
+}
+
+impl Config {
+    /// config.json at `path`, or an error naming the file and what it says that this encoder
+    /// cannot run.
+    pub fn read(path: &Path) -> Result<Config> {
+        let bad = |reason: String| Error::BadConfig {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+        let config: Config = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match config.unsupported() {
+            Some(reason) => Err(bad(reason)),
+            None => Ok(config),
+        }
+    }
+
+    fn unsupported(&self) -> Option<String> {
+        if self.hidden_act != "gelu" {
+            return Some(format!(
+                "hidden_act is {:?}; this engine runs BERT models with \"gelu\"",
+                self.hidden_act
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Some(format!(
+                "position_embedding_type is {:?}; this engine runs \"absolute\" ones",
+                self.position_embedding_type
+            ));
+        }
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Some(format!(
+                "hidden_size {} does not split into {} attention heads",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        None
+    }
+}
+
+/// A batch of sentences, packed: the word pieces of each sentence in a row, `sentences[i]`
+/// the range of sentence i (in order, back to back, from 0).
+pub struct Packed<'a> {
+    pub ids: &'a [u32],
+    pub type_ids: &'a [u32],
+    pub sentences: &'a [Range<usize>],
+}
+
+/// A loaded encoder.
+pub struct Bert {
+    word_embeddings: Vec<f32>,
+    position_embeddings: Vec<f32>,
+    type_embeddings: Vec<f32>,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    max_positions: usize,
+}
+
+impl Bert {
+    /// Reads the encoder's tensors from `weights` (model.safetensors, names as transformers
+    /// writes them, with or without a "bert." prefix), checking each one's shape.
+    pub fn load(weights: &Path, config: &Config) -> Result<Bert> {
+        let mut tensors = Tensors {
+            path: weights,
+            all: crate::weights::read_safetensors(weights, DType::F32, &Device::Cpu)?,
+            prefix: "",
+        };
+        if tensors
+            .all
+            .contains_key("bert.embeddings.word_embeddings.weight")
+        {
+            tensors.prefix = "bert.";
+        }
+        let hidden = config.hidden_size;
+        let eps = config.layer_norm_eps as f32;
+        let bert = Bert {
+            word_embeddings: tensors.take(
+                "embeddings.word_embeddings.weight",
+                &[config.vocab_size, hidden],
+            )?,
+            position_embeddings: tensors.take(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, hidden],
+            )?,
+            type_embeddings: tensors.take(
+                "embeddings.token_type_embeddings.weight",
+                &[config.type_vocab_size, hidden],
+            )?,
+            embedding_norm: tensors.layer_norm("embeddings.LayerNorm", hidden, eps)?,
+            layers: (0..config.num_hidden_layers)
+                .map(|i| Layer::load(&mut tensors, &format!("encoder.layer.{i}"), config))
+                .collect::<Result<_>>()?,
+            hidden,
+            max_positions: config.max_position_embeddings,
+        };
+        Ok(bert)
+    }
+
+    /// The last layer's output for every word piece of `batch`: [pieces, hidden], row-major.
+    pub fn forward(&self, batch: &Packed<'_>) -> Result<Vec<f32>> {
+        let mut x = self.embed(batch)?;
+        for layer in &self.layers {
+            layer.forward(&mut x, batch.sentences);
+        }
+        Ok(x)
+    }
+
+    /// Word, position and type embeddings summed, then normalised.
+    fn embed(&self, batch: &Packed<'_>) -> Result<Vec<f32>> {
+        let hidden = self.hidden;
+        let pieces = batch.ids.len();
+        let covered = batch.sentences.last().map_or(0, |s| s.end);
+        if batch.type_ids.len() != pieces || covered != pieces {
+            return Err(Error::Tokenize {
+                reason: format!(
+                    "{pieces} word pieces, {} type ids and sentences covering {covered}",
+                    batch.type_ids.len()
+                ),
+            });
+        }
+        let row = |table: &'static str, values: &[f32], index: usize| -> Result<Range<usize>> {
+            let rows = values.len() / hidden;
+            if index < rows {
+                Ok(index * hidden..(index + 1) * hidden)
+            } else {
+                Err(Error::Tokenize {
+                    reason: format!("{table} {index} is past the model's {rows}"),
+                })
+            }
+        };
+        let mut x = vec![0f32; pieces * hidden];
+        for sentence in batch.sentences {
+            if sentence.len() > self.max_positions {
+                return Err(Error::Tokenize {
+                    reason: format!(
+                        "a sentence of {} word pieces is longer than the model's {} positions",
+                        sentence.len(),
+                        self.max_positions
+                    ),
+                });
+            }
+            for (position, piece) in sentence.clone().enumerate() {
+                let word = row(
+                    "word piece",
+                    &self.word_embeddings,
+                    batch.ids[piece] as usize,
+                )?;
+                let kind = row(
+                    "type id",
+                    &self.type_embeddings,
+                    batch.type_ids[piece] as usize,
+                )?;
+                let at = row("position", &self.position_embeddings, position)?;
+                let out = &mut x[piece * hidden..][..hidden];
+                for (i, value) in out.iter_mut().enumerate() {
+                    *value = self.word_embeddings[word.start + i]
+                        + self.position_embeddings[at.start + i]
+                        + self.type_embeddings[kind.start + i];
+                }
+            }
+        }
+        self.embedding_norm.apply(&mut x);
+        Ok(x)
+    }
+}
+
+/// model.safetensors' tensors, taken out one by one as the encoder is built (each is copied
+/// into a vector of its own and its tensor dropped, so the load peaks at the weights plus one).
+struct Tensors<'a> {
+    path: &'a Path,
+    all: std::collections::HashMap<String, Tensor>,
+    prefix: &'static str,
+}
+
+impl Tensors<'_> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let full = format!("{}{name}", self.prefix);
+        let bad = |reason: String| Error::BadWeights {
+            path: self.path.to_path_buf(),
+            reason,
+        };
+        let tensor = self
+            .all
+            .remove(&full)
+            .ok_or_else(|| bad(format!("it has no tensor {full}")))?;
+        if tensor.dims() != shape {
+            return Err(bad(format!(
+                "{full} is {:?}, config.json makes it {shape:?}",
+                tensor.dims()
+            )));
+        }
+        tensor
+            .flatten_all()
+            .and_then(|flat| flat.to_vec1::<f32>())
+            .map_err(Error::tensor("reading model.safetensors"))
+    }
+
+    fn linear(&mut self, name: &str, inputs: usize, outputs: usize) -> Result<Linear> {
+        let weight = self.take(&format!("{name}.weight"), &[outputs, inputs])?;
+        let bias = self.take(&format!("{name}.bias"), &[outputs])?;
+        Ok(Linear::new(&weight, bias, inputs, outputs))
+    }
+
+    fn layer_norm(&mut self, name: &str, width: usize, eps: f32) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.take(&format!("{name}.weight"), &[width])?,
+            bias: self.take(&format!("{name}.bias"), &[width])?,
+            eps,
+        })
+    }
+}
+
+/// Rows per rayon task in the row-wise steps (normalisation): small batches stay on one thread.
+const ROWS_PER_TASK: usize = 32;
+
+/// `f` on every row of `width` values, spread over rayon's pool in groups of rows.
+fn for_each_row(values: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
+    values
+        .par_chunks_mut(width * ROWS_PER_TASK)
+        .for_each(|rows| rows.chunks_mut(width).for_each(&f));
+}
