@@ -3,7 +3,8 @@
 //! fresh for every cold start, so that its time to a first result and its peak memory are its
 //! own. Prints medians and the ratios engine / peer (below 1 is better).
 //!
-//! - Embeddings: all-MiniLM-L6-v2, candle against sentence-transformers, 2 threads, one
+//! - Embeddings: all-MiniLM-L6-v2, the engine's BERT encoder against sentence-transformers, 2
+//!   threads, one
 //!   sentence and a batch of 32 short ones.
 //! - Voice activity: Silero VAD through ONNX Runtime, against silero-vad's own
 //!   get_speech_timestamps on the same ONNX file, 1 thread (as silero-vad sets it), on espeak-ng
@@ -490,7 +491,7 @@ fn main() {
     if wanted("embeddings") {
         let embed = compare("embeddings", &minilm, &minilm, &sentences, &python);
         println!(
-            "embeddings, {EMBED_THREADS} threads: candle against {}",
+            "embeddings, {EMBED_THREADS} threads: the engine's BERT against {}",
             embed.results[1]["peer"].as_str().unwrap_or("?")
         );
         row(

@@ -419,7 +419,6 @@ impl Engine {
         let slot = slots
             .get_mut(id)
             .ok_or_else(|| Error::UnknownModel { model: id.into() })?;
-        slot.last_used = Instant::now();
         let loaded = match &mut slot.loaded {
             Some(loaded) => loaded,
             None => {
@@ -459,7 +458,11 @@ impl Engine {
                 }
             }
         };
-        run(loaded)
+        let result = run(loaded);
+        // Idle from the moment the work ends: a load and a run longer than idle_unload used
+        // to leave the model idle, and unloaded, the moment it answered.
+        slot.last_used = Instant::now();
+        result
     }
 
     /// Changes what `status` says of model `id`.

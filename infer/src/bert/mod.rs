@@ -105,7 +105,7 @@ impl Bert {
     pub fn load(weights: &Path, config: &Config) -> Result<Bert> {
         let mut tensors = Tensors {
             path: weights,
-            all: crate::weights::read_safetensors(weights, DType::F32, &Device::Cpu)?,
+            all: crate::weights::read_safetensors(weights, |_| DType::F32, &Device::Cpu)?,
             prefix: "",
         };
         if tensors

@@ -34,8 +34,9 @@ impl Idefics3 {
     pub fn load(config: VlmConfig, weights: &Path) -> Result<Idefics3> {
         let device = Device::Cpu;
         let mut tensors: HashMap<String, Tensor> =
-            crate::weights::read_safetensors(weights, Self::DTYPE, &device)?;
+            crate::weights::read_safetensors(weights, |_| Self::DTYPE, &device)?;
         let lm_head = tensors.remove("lm_head.weight");
+        crate::weights::store_linear_weights_transposed(&mut tensors)?;
         let vb = VarBuilder::from_tensors(tensors, Self::DTYPE, &device);
         let vision_config = &config.vision_config;
         let vision = VisionEncoder::load(vision_config, vb.pp("model.vision_model")).map_err(

@@ -123,8 +123,11 @@ impl Transcriber {
         };
         let weights = crate::embedder::model_file(dir, "model.safetensors")?;
         let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(&weights, &device)
-            .map_err(Error::tensor("reading model.safetensors"))?;
+        // Read one tensor at a time, each straight into the type it runs in (candle's
+        // safetensors::load held the whole file, then every half-precision tensor beside its
+        // float32 copy).
+        let mut tensors = crate::weights::read_safetensors(&weights, Whisper::dtype_of, &device)?;
+        crate::weights::store_linear_weights_transposed(&mut tensors)?;
         let vocabulary = config.vocab_size;
         let multilingual = vocabulary >= 51_865;
         let mut suppressed = vec![0f32; vocabulary];

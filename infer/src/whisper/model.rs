@@ -4,8 +4,9 @@
 //! decoder of candle-transformers' Whisper re-runs the prefix every step). The cross-attention's
 //! keys and values come from the audio and are computed once per 30-second window.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// The model's dimensions, from Hugging Face's config.json.
@@ -318,7 +319,8 @@ impl Decoder {
 /// step touches). The engine runs Whisper on the CPU, where carapace-infer-kernels multiplies
 /// by them directly.
 struct TokenEmbeddings {
-    halves: Vec<u16>,
+    /// [vocabulary, width], half precision, contiguous: the checkpoint's own tensor, not a copy.
+    halves: Tensor,
     width: usize,
 }
 
@@ -327,31 +329,41 @@ const SCORED_ROWS_PER_TASK: usize = 4096;
 
 impl TokenEmbeddings {
     fn load(vocabulary: usize, width: usize, vb: &VarBuilder) -> Result<TokenEmbeddings> {
-        let weights = vb.get_with_hints_dtype(
-            (vocabulary, width),
-            "embed_tokens.weight",
-            Default::default(),
-            DType::F16,
-        )?;
-        let halves = weights
-            .flatten_all()?
-            .to_vec1::<half::f16>()?
-            .into_iter()
-            .map(half::f16::to_bits)
-            .collect();
+        let halves = vb
+            .get_with_hints_dtype(
+                (vocabulary, width),
+                "embed_tokens.weight",
+                Default::default(),
+                DType::F16,
+            )?
+            .contiguous()?;
         Ok(TokenEmbeddings { halves, width })
+    }
+
+    /// `f` on the embeddings' values as half-precision bits, read in place.
+    fn with_halves<R>(&self, f: impl FnOnce(&[u16]) -> R) -> Result<R> {
+        let (storage, layout) = self.halves.storage_and_layout();
+        match (&*storage, layout.contiguous_offsets()) {
+            (Storage::Cpu(CpuStorage::F16(values)), Some((start, end))) => {
+                Ok(f(values[start..end].reinterpret_cast()))
+            }
+            _ => candle_core::bail!("Whisper's token embeddings are not half precision in memory"),
+        }
     }
 
     /// The embeddings of `tokens`, [tokens, width].
     fn rows(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
-        let mut values = Vec::with_capacity(tokens.len() * self.width);
-        for &token in tokens {
-            let start = token as usize * self.width;
-            let row = self.halves.get(start..start + self.width).ok_or_else(|| {
-                candle_core::Error::Msg(format!("token {token} is not in the vocabulary"))
-            })?;
-            values.extend(row.iter().map(|&h| carapace_infer_kernels::half_to_f32(h)));
-        }
+        let values = self.with_halves(|halves| {
+            let mut values = Vec::with_capacity(tokens.len() * self.width);
+            for &token in tokens {
+                let start = token as usize * self.width;
+                let row = halves.get(start..start + self.width).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("token {token} is not in the vocabulary"))
+                })?;
+                values.extend(row.iter().map(|&h| carapace_infer_kernels::half_to_f32(h)));
+            }
+            Ok::<_, candle_core::Error>(values)
+        })??;
         Tensor::from_vec(values, (tokens.len(), self.width), device)
     }
 
@@ -364,14 +376,16 @@ impl TokenEmbeddings {
                 self.width
             );
         }
-        let vocabulary = self.halves.len() / self.width;
+        let vocabulary = self.halves.dim(0)?;
         let hidden = hidden.to_dtype(DType::F32)?.to_vec2::<f32>()?;
         let mut scores = vec![0f32; n * vocabulary];
-        for (x, out) in hidden.iter().zip(scores.chunks_mut(vocabulary)) {
-            out.par_chunks_mut(SCORED_ROWS_PER_TASK)
-                .zip(self.halves.par_chunks(SCORED_ROWS_PER_TASK * self.width))
-                .for_each(|(out, rows)| carapace_infer_kernels::half_matvec(rows, x, out));
-        }
+        self.with_halves(|halves| {
+            for (x, out) in hidden.iter().zip(scores.chunks_mut(vocabulary)) {
+                out.par_chunks_mut(SCORED_ROWS_PER_TASK)
+                    .zip(halves.par_chunks(SCORED_ROWS_PER_TASK * self.width))
+                    .for_each(|(out, rows)| carapace_infer_kernels::half_matvec(rows, x, out));
+            }
+        })?;
         Tensor::from_vec(scores, (n, vocabulary), &Device::Cpu)
     }
 }
@@ -395,4 +409,14 @@ impl Whisper {
 
     /// The dtype the model computes in.
     pub const DTYPE: DType = DType::F32;
+
+    /// The type the tensor `name` of model.safetensors is kept in: the token embeddings half
+    /// precision (see [`TokenEmbeddings`]), the rest [`Whisper::DTYPE`].
+    pub fn dtype_of(name: &str) -> DType {
+        if name.ends_with("embed_tokens.weight") {
+            DType::F16
+        } else {
+            Self::DTYPE
+        }
+    }
 }
