@@ -4,8 +4,7 @@
 //! own. Prints medians and the ratios engine / peer (below 1 is better).
 //!
 //! - Embeddings: all-MiniLM-L6-v2, the engine's BERT encoder against sentence-transformers, 2
-//!   threads, one
-//!   sentence and a batch of 32 short ones.
+//!   threads, one sentence and a batch of 32 short ones.
 //! - Voice activity: Silero VAD through ONNX Runtime, against silero-vad's own
 //!   get_speech_timestamps on the same ONNX file, 1 thread (as silero-vad sets it), on espeak-ng
 //!   speech with pauses.
