@@ -262,3 +262,79 @@ fn for_each_row(values: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync)
         .par_chunks_mut(width * ROWS_PER_TASK)
         .for_each(|rows| rows.chunks_mut(width).for_each(&f));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An encoder of width 2 with no layers: 3 word pieces, 2 positions, 1 type.
+    fn tiny() -> Bert {
+        Bert {
+            word_embeddings: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+            position_embeddings: vec![0.0, 0.0, 0.5, -0.5],
+            type_embeddings: vec![0.0, 0.0],
+            embedding_norm: LayerNorm {
+                weight: vec![1.0, 1.0],
+                bias: vec![0.0, 0.0],
+                eps: 1e-12,
+            },
+            layers: Vec::new(),
+            hidden: 2,
+            max_positions: 2,
+        }
+    }
+
+    /// The error for a batch of one sentence, `sentence`, of `ids`.
+    fn error(ids: &[u32], sentence: Range<usize>) -> String {
+        let type_ids = vec![0; ids.len()];
+        let batch = Packed {
+            ids,
+            type_ids: &type_ids,
+            sentences: &[sentence],
+        };
+        match tiny().forward(&batch) {
+            Err(Error::Tokenize { reason }) => reason,
+            other => panic!("expected a Tokenize error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_sentence_counts_its_positions_from_zero() {
+        let (ids, types) = ([0, 1, 0], [0, 0, 0]);
+        let sentences = [0..2, 2..3];
+        let batch = Packed {
+            ids: &ids,
+            type_ids: &types,
+            sentences: &sentences,
+        };
+        // Word 0 at position 0, word 1 at position 1, word 0 at position 0 again, each
+        // normalised: [1, 0] -> [1, -1]; [0.5, 0.5] -> [0, 0]; [1, 0] -> [1, -1].
+        let x = tiny().forward(&batch).unwrap();
+        let expected = [1.0, -1.0, 0.0, 0.0, 1.0, -1.0];
+        assert!(
+            x.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{x:?}"
+        );
+    }
+
+    #[test]
+    fn a_word_piece_past_the_vocabulary_is_refused_not_read() {
+        assert_eq!(error(&[0, 3], 0..2), "word piece 3 is past the model's 3");
+    }
+
+    #[test]
+    fn a_sentence_longer_than_the_positions_is_refused() {
+        assert_eq!(
+            error(&[0, 1, 2], 0..3),
+            "a sentence of 3 word pieces is longer than the model's 2 positions"
+        );
+    }
+
+    #[test]
+    fn sentences_that_do_not_cover_the_pieces_are_refused() {
+        assert_eq!(
+            error(&[0, 1, 2], 0..2),
+            "3 word pieces, 3 type ids and sentences covering 2"
+        );
+    }
+}
