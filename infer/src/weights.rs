@@ -1,9 +1,9 @@
 //! model.safetensors read one tensor at a time. candle's `safetensors::load` reads the whole
 //! file into memory and then copies every tensor out of it, so a load peaks at twice the
 //! weights (2 GB for SmolVLM-256M in float32, on a box whose engine has little more than
-//! that); reading each tensor's bytes from the file as it is built peaks at the weights plus
-//! the largest tensor. (Mapping the file would be cheaper still, but needs `unsafe`, which
-//! this crate does not allow.)
+//! that); here each tensor is built from its values as they are read, in chunks, and converted
+//! to the type it runs in at once, so a load peaks at the weights plus one tensor's conversion.
+//! (Mapping the file would be cheaper still, but needs `unsafe`, which this module does without.)
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -97,8 +97,8 @@ pub fn read_safetensors(
     Ok(tensors)
 }
 
-/// Bytes read from the file at a time: each tensor is built from its values as they are read,
-/// not from a copy of its bytes (which doubled the largest tensor's share of the peak).
+/// Bytes read from the file at a time (a copy of each tensor's bytes doubled the largest
+/// tensor's share of the peak).
 const READ_CHUNK: usize = 1 << 16;
 
 /// `count` little-endian values of `N` bytes each from `bytes`.
@@ -162,18 +162,73 @@ mod tests {
             .unwrap()
             .to_dtype(DType::BF16)
             .unwrap();
-        let saved = HashMap::from([("a".to_string(), a.clone()), ("b".to_string(), b)]);
+        // Longer than one chunk read, kept in half precision by name.
+        let long = Tensor::arange(0f32, 40_000.0, &device)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        let ids = Tensor::new(&[0i64, 1, 2], &device).unwrap();
+        let saved = HashMap::from([
+            ("a".to_string(), a.clone()),
+            ("b".to_string(), b),
+            ("long".to_string(), long.clone()),
+            ("position_ids".to_string(), ids),
+        ]);
         candle_core::safetensors::save(&saved, &path).unwrap();
-        let read = read_safetensors(&path, |_| DType::F32, &device).unwrap();
+        let dtype_of = |name: &str| {
+            if name == "long" {
+                DType::F16
+            } else {
+                DType::F32
+            }
+        };
+        let read = read_safetensors(&path, dtype_of, &device).unwrap();
         assert_eq!(
             read["a"].to_vec2::<f32>().unwrap(),
             a.to_vec2::<f32>().unwrap()
         );
         assert_eq!(read["b"].to_vec1::<f32>().unwrap(), [1.5, -2.25]);
+        assert_eq!(read["long"].dtype(), DType::F16);
+        assert_eq!(
+            read["long"].to_vec1::<half::f16>().unwrap(),
+            long.to_vec1::<half::f16>().unwrap()
+        );
+        assert!(
+            !read.contains_key("position_ids"),
+            "an integer buffer was read"
+        );
         std::fs::write(&path, b"\x10\0\0\0\0\0\0\0{}").unwrap();
         assert!(matches!(
             read_safetensors(&path, |_| DType::F32, &device),
             Err(Error::BadWeights { .. })
         ));
+    }
+
+    #[test]
+    fn linear_weights_are_stored_transposed_and_read_as_before() {
+        let device = Device::Cpu;
+        let weight = Tensor::arange(0f32, 6.0, &device)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let mut tensors = HashMap::from([
+            ("layers.0.q_proj.weight".to_string(), weight.clone()),
+            ("layers.0.mlp.fc1.weight".to_string(), weight.clone()),
+            ("embed_tokens.weight".to_string(), weight.clone()),
+        ]);
+        store_linear_weights_transposed(&mut tensors).unwrap();
+        for name in ["layers.0.q_proj.weight", "layers.0.mlp.fc1.weight"] {
+            let stored = &tensors[name];
+            assert_eq!(
+                stored.to_vec2::<f32>().unwrap(),
+                weight.to_vec2::<f32>().unwrap()
+            );
+            assert!(!stored.is_contiguous(), "{name} is not a transposed view");
+            assert!(
+                stored.t().unwrap().is_contiguous(),
+                "{name}ᵀ is not row-major"
+            );
+        }
+        assert!(tensors["embed_tokens.weight"].is_contiguous());
     }
 }
