@@ -1,38 +1,49 @@
 //! GELU, exact and tanh-approximated, for the engine's own models (Whisper, the VLM), on
-//! carapace-infer-kernels' vectorised loops when the tensor is f32 on the CPU; candle's own
-//! ops otherwise (CUDA, other types). The work is spread over rayon's pool, the one candle's
+//! carapace-infer-kernels' vectorised loops, in place, when the tensor is f32 on the CPU;
+//! candle's own ops otherwise (CUDA, other types). The work is spread over rayon's pool, the one candle's
 //! CPU ops use. (Softmax runs inside attention.rs's fused attention.)
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor};
 use rayon::prelude::*;
 
-/// x/2 · (1 + erf(x/√2)), as Whisper and BERT-style models define GELU.
-pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if fast(x) {
-        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+/// x/2 · (1 + erf(x/√2)), as Whisper and BERT-style models define GELU. `x` is consumed: on
+/// the CPU in f32 its own storage is overwritten, so pass the fresh output of an op that no
+/// other tensor shares (a layer's product, a convolution's result).
+pub fn gelu_erf(x: Tensor) -> Result<Tensor> {
+    in_place(
+        x,
+        Tensor::gelu_erf,
+        Elementwise {
             name: "carapace-gelu-erf",
             kernel: carapace_infer_kernels::gelu_erf,
-        })
-    } else {
-        x.gelu_erf()
-    }
+        },
+    )
 }
 
-/// GELU's tanh approximation, as SigLIP (the VLM's encoder) defines it. candle's own op calls
-/// libm's tanh once per value on one thread: 38 million values for one picture.
-pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    if fast(x) {
-        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+/// GELU's tanh approximation, as SigLIP (the VLM's encoder) defines it, consuming `x` as
+/// [`gelu_erf`] does. candle's own op calls libm's tanh once per value on one thread: 38
+/// million values for one picture.
+pub fn gelu_tanh(x: Tensor) -> Result<Tensor> {
+    in_place(
+        x,
+        Tensor::gelu,
+        Elementwise {
             name: "carapace-gelu-tanh",
             kernel: carapace_infer_kernels::gelu_tanh,
-        })
-    } else {
-        x.gelu()
-    }
+        },
+    )
 }
 
-fn fast(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
+/// `op` over `x`'s own values when it is f32 on the CPU (made contiguous first, a copy only if
+/// it was not): no second tensor of the same size beside it, which for Whisper's and SigLIP's
+/// feed-forward layers is the largest of their working tensors. Elsewhere `fallback`.
+fn in_place(x: Tensor, fallback: fn(&Tensor) -> Result<Tensor>, op: Elementwise) -> Result<Tensor> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+        return fallback(&x);
+    }
+    let x = x.contiguous()?;
+    x.inplace_op1(&op)?;
+    Ok(x)
 }
 
 /// A kernel applied to every value, in place, in chunks spread over rayon's pool.
@@ -45,24 +56,21 @@ struct Elementwise {
 /// than it saves.
 const MIN_TASK: usize = 16 * 1024;
 
-impl CustomOp1 for Elementwise {
+impl InplaceOp1 for Elementwise {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut values = contiguous_copy(storage, layout)?;
-        values.par_chunks_mut(MIN_TASK).for_each(self.kernel);
-        Ok((CpuStorage::F32(values), layout.shape().clone()))
-    }
-}
-
-/// The tensor's f32 values in row-major order, as a vector of their own.
-fn contiguous_copy(storage: &CpuStorage, layout: &Layout) -> Result<Vec<f32>> {
-    let all = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(all[start..end].to_vec()),
-        None => candle_core::bail!("carapace's fast ops take contiguous tensors"),
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(values), Some((start, end))) => {
+                values[start..end]
+                    .par_chunks_mut(MIN_TASK)
+                    .for_each(self.kernel);
+                Ok(())
+            }
+            _ => candle_core::bail!("carapace's fast ops take contiguous f32 tensors"),
+        }
     }
 }
 
@@ -103,8 +111,16 @@ pub(crate) mod tests {
         // Longer than a task, shorter than one.
         for shape in [&[2usize, 3, 15000][..], &[5, 7, 9], &[1, 1]] {
             let x = sample(shape);
-            close(&gelu_erf(&x).unwrap(), &x.gelu_erf().unwrap(), 5e-6);
-            close(&gelu_tanh(&x).unwrap(), &x.gelu().unwrap(), 5e-6);
+            close(
+                &gelu_erf(x.copy().unwrap()).unwrap(),
+                &x.gelu_erf().unwrap(),
+                5e-6,
+            );
+            close(
+                &gelu_tanh(x.copy().unwrap()).unwrap(),
+                &x.gelu().unwrap(),
+                5e-6,
+            );
         }
     }
 
@@ -112,10 +128,13 @@ pub(crate) mod tests {
     fn a_transposed_tensor_is_taken_as_its_values_not_its_storage() {
         let x = sample(&[4, 6]).t().unwrap();
         assert!(!x.is_contiguous());
+        let before = x.to_vec2::<f32>().unwrap();
         close(
-            &gelu_erf(&x).unwrap(),
+            &gelu_erf(x.clone()).unwrap(),
             &x.contiguous().unwrap().gelu_erf().unwrap(),
             5e-6,
         );
+        // Made contiguous by a copy, so the transposed tensor's own values are unchanged.
+        assert_eq!(x.to_vec2::<f32>().unwrap(), before);
     }
 }

@@ -79,9 +79,9 @@ impl Layer {
         let x = (x + self.attention.forward(&self.norm1.forward(x)?)?)?;
         let hidden = self.fc1.forward(&self.norm2.forward(&x)?)?;
         let hidden = if self.tanh_gelu {
-            crate::fast_ops::gelu_tanh(&hidden)?
+            crate::fast_ops::gelu_tanh(hidden)?
         } else {
-            crate::fast_ops::gelu_erf(&hidden)?
+            crate::fast_ops::gelu_erf(hidden)?
         };
         x + self.fc2.forward(&hidden)?
     }

@@ -103,7 +103,7 @@ impl FeedForward {
 
     /// `x` plus the block's feed-forward of it (exact GELU, as Whisper).
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let hidden = crate::fast_ops::gelu_erf(&self.up.forward(&self.norm.forward(x)?)?)?;
+        let hidden = crate::fast_ops::gelu_erf(self.up.forward(&self.norm.forward(x)?)?)?;
         x + self.down.forward(&hidden)?
     }
 }
@@ -164,8 +164,8 @@ impl Encoder {
 
     /// `mel` [1, mel bins, frames] → [1, frames / 2, d].
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = crate::fast_ops::gelu_erf(&self.conv1.forward(mel)?)?;
-        let x = crate::fast_ops::gelu_erf(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
+        let x = crate::fast_ops::gelu_erf(self.conv1.forward(mel)?)?;
+        let x = crate::fast_ops::gelu_erf(self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let positions = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, positions)?)?;
         for layer in &self.layers {
