@@ -152,12 +152,16 @@ impl Bert {
     fn embed(&self, batch: &Packed<'_>) -> Result<Vec<f32>> {
         let hidden = self.hidden;
         let pieces = batch.ids.len();
-        let covered = batch.sentences.last().map_or(0, |s| s.end);
-        if batch.type_ids.len() != pieces || covered != pieces {
+        let back_to_back = batch.sentences.iter().try_fold(0, |end, s| {
+            (s.start == end && s.end >= end).then_some(s.end)
+        });
+        if batch.type_ids.len() != pieces || back_to_back != Some(pieces) {
             return Err(Error::Tokenize {
                 reason: format!(
-                    "{pieces} word pieces, {} type ids and sentences covering {covered}",
-                    batch.type_ids.len()
+                    "{pieces} word pieces, {} type ids and sentences {:?}, which do not cover \
+                     them back to back",
+                    batch.type_ids.len(),
+                    batch.sentences
                 ),
             });
         }
@@ -334,7 +338,18 @@ mod tests {
     fn sentences_that_do_not_cover_the_pieces_are_refused() {
         assert_eq!(
             error(&[0, 1, 2], 0..2),
-            "3 word pieces, 3 type ids and sentences covering 2"
+            "3 word pieces, 3 type ids and sentences [0..2], which do not cover them back to back"
         );
+        let (ids, types) = ([0, 1, 2], [0, 0, 0]);
+        let overlapping = [0..2, 1..3];
+        let batch = Packed {
+            ids: &ids,
+            type_ids: &types,
+            sentences: &overlapping,
+        };
+        assert!(matches!(
+            tiny().forward(&batch),
+            Err(Error::Tokenize { .. })
+        ));
     }
 }
