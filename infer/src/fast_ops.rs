@@ -54,7 +54,7 @@ struct Elementwise {
 
 /// Elements per rayon task, at least: below this, handing work to another thread costs more
 /// than it saves.
-const MIN_TASK: usize = 16 * 1024;
+pub(crate) const MIN_TASK: usize = 16 * 1024;
 
 impl InplaceOp1 for Elementwise {
     fn name(&self) -> &'static str {

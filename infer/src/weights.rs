@@ -77,16 +77,13 @@ pub fn read_safetensors(
         file.seek(SeekFrom::Start(data_start + start))
             .map_err(Error::io("reading", path))?;
         let mut bytes = (&mut file).take(expected);
+        let shape = entry.shape.as_slice();
         let read = match stored {
-            DType::F32 => read_values(&mut bytes, elements, f32::from_le_bytes)
-                .map(|v| Tensor::from_vec(v, entry.shape.as_slice(), device)),
-            DType::F16 => read_values(&mut bytes, elements, half::f16::from_le_bytes)
-                .map(|v| Tensor::from_vec(v, entry.shape.as_slice(), device)),
-            DType::BF16 => read_values(&mut bytes, elements, half::bf16::from_le_bytes)
-                .map(|v| Tensor::from_vec(v, entry.shape.as_slice(), device)),
+            DType::F32 => read_tensor(&mut bytes, shape, device, f32::from_le_bytes),
+            DType::F16 => read_tensor(&mut bytes, shape, device, half::f16::from_le_bytes),
+            DType::BF16 => read_tensor(&mut bytes, shape, device, half::bf16::from_le_bytes),
             // F64, the only other type the match above lets through.
-            _ => read_values(&mut bytes, elements, f64::from_le_bytes)
-                .map(|v| Tensor::from_vec(v, entry.shape.as_slice(), device)),
+            _ => read_tensor(&mut bytes, shape, device, f64::from_le_bytes),
         };
         let tensor = read
             .map_err(Error::io("reading", path))?
@@ -101,12 +98,14 @@ pub fn read_safetensors(
 /// tensor's share of the peak).
 const READ_CHUNK: usize = 1 << 16;
 
-/// `count` little-endian values of `N` bytes each from `bytes`.
-fn read_values<T, const N: usize>(
+/// A tensor of `shape` from its little-endian values of `N` bytes each in `bytes`.
+fn read_tensor<T: candle_core::WithDType, const N: usize>(
     bytes: &mut impl Read,
-    count: usize,
+    shape: &[usize],
+    device: &Device,
     from_le_bytes: impl Fn([u8; N]) -> T,
-) -> std::io::Result<Vec<T>> {
+) -> std::io::Result<candle_core::Result<Tensor>> {
+    let count: usize = shape.iter().product();
     let mut values = Vec::with_capacity(count);
     let mut chunk = vec![0u8; READ_CHUNK / N * N];
     while values.len() < count {
@@ -118,7 +117,7 @@ fn read_values<T, const N: usize>(
             from_le_bytes(value)
         }));
     }
-    Ok(values)
+    Ok(Tensor::from_vec(values, shape, device))
 }
 
 /// Each linear layer's weight (a matrix named `…proj.weight`, `…fc1.weight` or `…fc2.weight`)

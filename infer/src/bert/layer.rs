@@ -26,32 +26,16 @@ impl Layer {
     pub fn load(tensors: &mut Tensors<'_>, name: &str, config: &Config) -> Result<Layer> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         let eps = config.layer_norm_eps as f32;
-        // Stacked as transformers stores them ([outputs, inputs]: the rows of one after the
-        // other's), then transposed once.
-        let mut weight = Vec::with_capacity(3 * hidden * hidden);
-        let mut bias = Vec::with_capacity(3 * hidden);
-        for which in ["query", "key", "value"] {
-            let name = format!("{name}.attention.self.{which}");
-            weight.extend(tensors.take(&format!("{name}.weight"), &[hidden, hidden])?);
-            bias.extend(tensors.take(&format!("{name}.bias"), &[hidden])?);
-        }
-        let qkv = Linear::new(&weight, bias, hidden, 3 * hidden);
-        drop(weight);
+        let name = |part: &str| format!("{name}.{part}");
+        let qkv = ["query", "key", "value"].map(|which| name(&format!("attention.self.{which}")));
+        let qkv = tensors.linear(&qkv.each_ref().map(String::as_str), hidden, hidden)?;
         Ok(Layer {
             qkv,
-            attention_output: tensors.linear(
-                &format!("{name}.attention.output.dense"),
-                hidden,
-                hidden,
-            )?,
-            attention_norm: tensors.layer_norm(
-                &format!("{name}.attention.output.LayerNorm"),
-                hidden,
-                eps,
-            )?,
-            intermediate: tensors.linear(&format!("{name}.intermediate.dense"), hidden, inner)?,
-            output: tensors.linear(&format!("{name}.output.dense"), inner, hidden)?,
-            output_norm: tensors.layer_norm(&format!("{name}.output.LayerNorm"), hidden, eps)?,
+            attention_output: tensors.linear(&[&name("attention.output.dense")], hidden, hidden)?,
+            attention_norm: tensors.layer_norm(&name("attention.output.LayerNorm"), hidden, eps)?,
+            intermediate: tensors.linear(&[&name("intermediate.dense")], hidden, inner)?,
+            output: tensors.linear(&[&name("output.dense")], inner, hidden)?,
+            output_norm: tensors.layer_norm(&name("output.LayerNorm"), hidden, eps)?,
             heads: config.num_attention_heads,
         })
     }
@@ -64,7 +48,7 @@ impl Layer {
         self.attention_norm.apply(x);
         let mut inner = self.intermediate.apply(x);
         inner
-            .par_chunks_mut(16 * 1024)
+            .par_chunks_mut(crate::fast_ops::MIN_TASK)
             .for_each(carapace_infer_kernels::gelu_erf);
         self.output.add_to(&inner, x);
         self.output_norm.apply(x);

@@ -220,7 +220,8 @@ struct Tensors<'a> {
 }
 
 impl Tensors<'_> {
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// The tensor `name`, checked to be of `shape`, taken out of the file's tensors.
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let full = format!("{}{name}", self.prefix);
         let bad = |reason: String| Error::BadWeights {
             path: self.path.to_path_buf(),
@@ -236,16 +237,34 @@ impl Tensors<'_> {
                 tensor.dims()
             )));
         }
-        tensor
-            .flatten_all()
-            .and_then(|flat| flat.to_vec1::<f32>())
-            .map_err(Error::tensor("reading model.safetensors"))
+        Ok(tensor)
     }
 
-    fn linear(&mut self, name: &str, inputs: usize, outputs: usize) -> Result<Linear> {
-        let weight = self.take(&format!("{name}.weight"), &[outputs, inputs])?;
-        let bias = self.take(&format!("{name}.bias"), &[outputs])?;
-        Ok(Linear::new(&weight, bias, inputs, outputs))
+    /// The values of the tensor `name`, checked to be of `shape`, row-major.
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        values(&self.tensor(name, shape)?)
+    }
+
+    /// The dense layers `names`, each [outputs, inputs] as transformers stores them, as one
+    /// layer whose outputs are theirs side by side (query, key and value as one product), its
+    /// weight transposed once here.
+    fn linear(&mut self, names: &[&str], inputs: usize, outputs: usize) -> Result<Linear> {
+        let mut weights = Vec::with_capacity(names.len());
+        let mut biases = Vec::with_capacity(names.len());
+        for name in names {
+            weights.push(self.tensor(&format!("{name}.weight"), &[outputs, inputs])?);
+            biases.push(self.tensor(&format!("{name}.bias"), &[outputs])?);
+        }
+        let weight_t = Tensor::cat(&weights, 0)
+            .and_then(|stacked| stacked.t()?.contiguous())
+            .map_err(Error::tensor("transposing a dense layer's weight"))?;
+        let bias = Tensor::cat(&biases, 0).map_err(Error::tensor("reading model.safetensors"))?;
+        Ok(Linear {
+            weight_t: values(&weight_t)?,
+            bias: values(&bias)?,
+            inputs,
+            outputs: outputs * names.len(),
+        })
     }
 
     fn layer_norm(&mut self, name: &str, width: usize, eps: f32) -> Result<LayerNorm> {
@@ -255,6 +274,14 @@ impl Tensors<'_> {
             eps,
         })
     }
+}
+
+/// A tensor's values, row-major.
+fn values(tensor: &Tensor) -> Result<Vec<f32>> {
+    tensor
+        .flatten_all()
+        .and_then(|flat| flat.to_vec1::<f32>())
+        .map_err(Error::tensor("reading model.safetensors"))
 }
 
 /// Rows per rayon task in the row-wise steps (normalisation): small batches stay on one thread.
@@ -288,15 +315,20 @@ mod tests {
         }
     }
 
-    /// The error for a batch of one sentence, `sentence`, of `ids`.
-    fn error(ids: &[u32], sentence: Range<usize>) -> String {
+    /// `ids` (all of type 0) cut into `sentences`, through the tiny encoder.
+    fn forward(ids: &[u32], sentences: &[Range<usize>]) -> Result<Vec<f32>> {
         let type_ids = vec![0; ids.len()];
         let batch = Packed {
             ids,
             type_ids: &type_ids,
-            sentences: &[sentence],
+            sentences,
         };
-        match tiny().forward(&batch) {
+        tiny().forward(&batch)
+    }
+
+    /// The error for a batch of one sentence, `sentence`, of `ids`.
+    fn error(ids: &[u32], sentence: Range<usize>) -> String {
+        match forward(ids, &[sentence]) {
             Err(Error::Tokenize { reason }) => reason,
             other => panic!("expected a Tokenize error, got {other:?}"),
         }
@@ -304,16 +336,9 @@ mod tests {
 
     #[test]
     fn each_sentence_counts_its_positions_from_zero() {
-        let (ids, types) = ([0, 1, 0], [0, 0, 0]);
-        let sentences = [0..2, 2..3];
-        let batch = Packed {
-            ids: &ids,
-            type_ids: &types,
-            sentences: &sentences,
-        };
         // Word 0 at position 0, word 1 at position 1, word 0 at position 0 again, each
         // normalised: [1, 0] -> [1, -1]; [0.5, 0.5] -> [0, 0]; [1, 0] -> [1, -1].
-        let x = tiny().forward(&batch).unwrap();
+        let x = forward(&[0, 1, 0], &[0..2, 2..3]).unwrap();
         let expected = [1.0, -1.0, 0.0, 0.0, 1.0, -1.0];
         assert!(
             x.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-5),
@@ -340,15 +365,8 @@ mod tests {
             error(&[0, 1, 2], 0..2),
             "3 word pieces, 3 type ids and sentences [0..2], which do not cover them back to back"
         );
-        let (ids, types) = ([0, 1, 2], [0, 0, 0]);
-        let overlapping = [0..2, 1..3];
-        let batch = Packed {
-            ids: &ids,
-            type_ids: &types,
-            sentences: &overlapping,
-        };
         assert!(matches!(
-            tiny().forward(&batch),
+            forward(&[0, 1, 2], &[0..2, 1..3]),
             Err(Error::Tokenize { .. })
         ));
     }

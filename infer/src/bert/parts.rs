@@ -15,22 +15,6 @@ pub(super) struct Linear {
 }
 
 impl Linear {
-    /// The layer from W as transformers stores it, [outputs, inputs].
-    pub fn new(weight: &[f32], bias: Vec<f32>, inputs: usize, outputs: usize) -> Linear {
-        let mut weight_t = vec![0f32; weight.len()];
-        for (o, row) in weight.chunks(inputs).enumerate() {
-            for (i, w) in row.iter().enumerate() {
-                weight_t[i * outputs + o] = *w;
-            }
-        }
-        Linear {
-            weight_t,
-            bias,
-            inputs,
-            outputs,
-        }
-    }
-
     /// The layer applied to every row of `x` ([rows, inputs]): [rows, outputs].
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
         let rows = x.len() / self.inputs;
