@@ -20,6 +20,7 @@ pub mod api;
 mod attention;
 mod audio;
 mod bert;
+mod dense;
 mod embedder;
 mod engine;
 mod error;
@@ -42,6 +43,7 @@ pub mod speech;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
+mod token_table;
 mod vad;
 pub mod vision;
 pub mod whisper;
