@@ -7,19 +7,20 @@
 //! one short sentence of the BERT encoder, 45% of the time).
 
 use candle_core::{CpuStorage, DType, Module, Storage, Tensor};
-use carapace_infer_kernels::{Half, widen};
+use carapace_infer_kernels::{Half, half_vecmat, widen};
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::matmul::{Matrix, Threads, multiply};
 
 /// At most this many rows (tokens) take the path for few rows: W's columns split among rayon
-/// tasks, each widening its block and multiplying by it on one thread. More rows share each
+/// tasks, each multiplying its block by the rows without widening it. More rows share each
 /// widened slice of W through one product over the pool.
 const FEW_ROWS: usize = 8;
-/// Widened values per column block on the path for few rows (128 KB: it stays in the core's
-/// L2 while gemm reads it).
-const BLOCK_VALUES: usize = 32 << 10;
+/// Column blocks per pool thread on the path for few rows.
+const TASKS_PER_THREAD: usize = 4;
+/// The columns `half_vecmat` sums at once.
+const VECMAT_COLUMNS: usize = 64;
 /// W's rows widened at a time on the path for many rows: gemm's own depth per pass, so the
 /// output is read and written no more often than gemm would anyway.
 const DEPTH_PER_PASS: usize = 256;
@@ -138,36 +139,32 @@ impl Dense {
         }
     }
 
-    /// Column blocks of W, one rayon task each: widened into a block that stays in cache and
-    /// multiplied on one thread; each block's product added into its columns of `out`.
+    /// Column blocks of W, one rayon task each, multiplied straight from their 16-bit values
+    /// by each row of `x` (carapace-infer-kernels' `half_vecmat`: W read once per row, never
+    /// widened into memory); each block's products added into its columns of `out`.
     fn few_rows(&self, half: Half, bits: &[u16], x: &[f32], out: &mut [f32]) {
         let (inputs, outputs) = (self.inputs, self.outputs);
         let rows = x.len() / inputs;
-        let block = (BLOCK_VALUES / inputs).next_multiple_of(16).min(outputs);
+        // A few tasks per thread, each a whole number of the kernel's register blocks.
+        let block = (outputs / (TASKS_PER_THREAD * rayon::current_num_threads()))
+            .next_multiple_of(VECMAT_COLUMNS)
+            .max(VECMAT_COLUMNS);
         let starts: Vec<usize> = (0..outputs).step_by(block).collect();
         let products: Vec<Vec<f32>> = starts
             .par_iter()
             .map(|&first| {
                 let width = block.min(outputs - first);
-                let mut widened = vec![0f32; inputs * width];
-                for (row, into) in widened.chunks_exact_mut(width).enumerate() {
-                    let from = row * outputs + first;
-                    widen(half, &bits[from..from + width], into);
-                }
                 let mut product = vec![0f32; rows * width];
-                multiply(
-                    &mut product,
-                    Matrix::row_major(x, rows, inputs),
-                    Matrix::row_major(&widened, inputs, width),
-                    1.0,
-                    false,
-                    Threads::One,
-                );
+                for (x_row, product_row) in
+                    x.chunks_exact(inputs).zip(product.chunks_exact_mut(width))
+                {
+                    half_vecmat(half, &bits[first..], outputs, x_row, product_row);
+                }
                 product
             })
             .collect();
         for (first, product) in starts.into_iter().zip(products) {
-            let width = product.len() / rows.max(1);
+            let width = product.len() / rows;
             for (out_row, product_row) in out
                 .chunks_exact_mut(outputs)
                 .zip(product.chunks_exact(width))

@@ -12,4 +12,4 @@ mod approx;
 mod dispatch;
 
 pub use approx::{bf16_to_f32, erf, exp, half_to_f32};
-pub use dispatch::{Half, gelu_erf, gelu_tanh, half_matvec, softmax_rows, widen};
+pub use dispatch::{Half, gelu_erf, gelu_tanh, half_matvec, half_vecmat, softmax_rows, widen};
