@@ -8,10 +8,10 @@
 
 use candle_core::{CpuStorage, DType, Module, Storage, Tensor};
 use carapace_infer_kernels::{Half, half_vecmat, widen};
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::matmul::{Matrix, Threads, multiply};
+use crate::stored::{Stored, storable, with_stored};
 
 /// At most this many rows (tokens) take the path for few rows: W's columns split among rayon
 /// tasks, each multiplying its block by the rows without widening it. More rows share each
@@ -36,19 +36,10 @@ pub struct Dense {
     outputs: usize,
 }
 
-/// W's values as stored.
-enum Values<'a> {
-    F32(&'a [f32]),
-    Half(Half, &'a [u16]),
-}
-
 impl Dense {
     /// The layer whose W is `weight_t`, [inputs, outputs] (float32 or 16-bit), plus `bias`.
     pub fn new(weight_t: Tensor, bias: Option<Vec<f32>>) -> candle_core::Result<Dense> {
         let (inputs, outputs) = weight_t.dims2()?;
-        if !matches!(weight_t.dtype(), DType::F32 | DType::F16 | DType::BF16) {
-            candle_core::bail!("a dense layer's weight in {:?}", weight_t.dtype());
-        }
         if bias.as_ref().is_some_and(|b| b.len() != outputs) {
             candle_core::bail!(
                 "a bias of {} values for {outputs} outputs",
@@ -56,7 +47,7 @@ impl Dense {
             );
         }
         Ok(Dense {
-            weight: weight_t.contiguous()?,
+            weight: storable(weight_t, "a dense layer's weight")?,
             bias,
             inputs,
             outputs,
@@ -114,29 +105,16 @@ impl Dense {
             self.inputs,
             x.len()
         );
-        let (storage, layout) = self.weight.storage_and_layout();
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            unreachable!("Dense::new keeps its weight contiguous")
-        };
-        let values = match &*storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Values::F32(&v[start..end]),
-            Storage::Cpu(CpuStorage::F16(v)) => {
-                Values::Half(Half::F16, v[start..end].reinterpret_cast())
-            }
-            Storage::Cpu(CpuStorage::BF16(v)) => {
-                Values::Half(Half::Bf16, v[start..end].reinterpret_cast())
-            }
-            _ => unreachable!("Dense::new takes float32 and 16-bit weights on the CPU"),
-        };
-        let x_rows = Matrix::row_major(x, rows, self.inputs);
-        match values {
-            Values::F32(w) => {
+        let multiplied = with_stored(&self.weight, |values| match values {
+            Stored::F32(w) => {
+                let x = Matrix::row_major(x, rows, self.inputs);
                 let w = Matrix::row_major(w, self.inputs, self.outputs);
-                multiply(out, x_rows, w, 1.0, true, Threads::Pool);
+                multiply(out, x, w, 1.0, true, Threads::Pool);
             }
-            Values::Half(half, bits) if rows <= FEW_ROWS => self.few_rows(half, bits, x, out),
-            Values::Half(half, bits) => self.many_rows(half, bits, x, out),
-        }
+            Stored::Half(half, bits) if rows <= FEW_ROWS => self.few_rows(half, bits, x, out),
+            Stored::Half(half, bits) => self.many_rows(half, bits, x, out),
+        });
+        multiplied.expect("Dense::new keeps only weights that with_stored reads");
     }
 
     /// Column blocks of W, one rayon task each, multiplied straight from their 16-bit values

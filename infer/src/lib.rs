@@ -40,6 +40,7 @@ mod pooling;
 mod probe;
 mod serve;
 pub mod speech;
+mod stored;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;

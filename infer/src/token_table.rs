@@ -5,12 +5,12 @@
 //! 51,864 x 384: 40 MB in half precision instead of 80), so a 16-bit table is read in place,
 //! through carapace-infer-kernels, never widened as a whole.
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
-use carapace_infer_kernels::{Half, half_matvec, widen};
-use half::slice::HalfFloatSliceExt;
+use candle_core::{DType, Device, Tensor};
+use carapace_infer_kernels::{half_matvec, widen};
 use rayon::prelude::*;
 
 use crate::matmul::{Matrix, Threads, multiply};
+use crate::stored::{Stored, storable, with_stored};
 
 type Result<T> = candle_core::Result<T>;
 
@@ -25,20 +25,11 @@ pub struct TokenTable {
     width: usize,
 }
 
-/// The table's values as stored.
-enum Rows<'a> {
-    F32(&'a [f32]),
-    Half(Half, &'a [u16]),
-}
-
 impl TokenTable {
     pub fn new(table: Tensor) -> Result<TokenTable> {
         let (vocabulary, width) = table.dims2()?;
-        if !matches!(table.dtype(), DType::F32 | DType::F16 | DType::BF16) {
-            candle_core::bail!("a token table in {:?}", table.dtype());
-        }
         Ok(TokenTable {
-            table: table.contiguous()?,
+            table: storable(table, "a token table")?,
             vocabulary,
             width,
         })
@@ -52,37 +43,19 @@ impl TokenTable {
         self.width
     }
 
-    /// `f` on the table's values, read in place.
-    fn with_rows<R>(&self, f: impl FnOnce(Rows<'_>) -> R) -> Result<R> {
-        let (storage, layout) = self.table.storage_and_layout();
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("the token table is not contiguous");
-        };
-        Ok(match &*storage {
-            Storage::Cpu(CpuStorage::F32(v)) => f(Rows::F32(&v[start..end])),
-            Storage::Cpu(CpuStorage::F16(v)) => {
-                f(Rows::Half(Half::F16, v[start..end].reinterpret_cast()))
-            }
-            Storage::Cpu(CpuStorage::BF16(v)) => {
-                f(Rows::Half(Half::Bf16, v[start..end].reinterpret_cast()))
-            }
-            _ => candle_core::bail!("the token table is not float32 or 16-bit on the CPU"),
-        })
-    }
-
     /// The embeddings of `tokens`, [tokens, width], float32.
     pub fn rows(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
         let width = self.width;
         let mut values = vec![0f32; tokens.len() * width];
-        self.with_rows(|rows| {
+        with_stored(&self.table, |rows| {
             for (&token, into) in tokens.iter().zip(values.chunks_exact_mut(width.max(1))) {
                 if token as usize >= self.vocabulary {
                     candle_core::bail!("token {token} is not in the vocabulary");
                 }
                 let start = token as usize * width;
                 match rows {
-                    Rows::F32(v) => into.copy_from_slice(&v[start..start + width]),
-                    Rows::Half(half, bits) => widen(half, &bits[start..start + width], into),
+                    Stored::F32(v) => into.copy_from_slice(&v[start..start + width]),
+                    Stored::Half(half, bits) => widen(half, &bits[start..start + width], into),
                 }
             }
             Ok(())
@@ -105,8 +78,8 @@ impl TokenTable {
             .to_vec1::<f32>()?;
         let vocabulary = self.vocabulary;
         let mut scores = vec![0f32; n * vocabulary];
-        self.with_rows(|rows| match rows {
-            Rows::F32(table) => multiply(
+        with_stored(&self.table, |rows| match rows {
+            Stored::F32(table) => multiply(
                 &mut scores,
                 Matrix::row_major(&hidden, n, width),
                 Matrix::row_major(table, vocabulary, width).t(),
@@ -114,7 +87,7 @@ impl TokenTable {
                 false,
                 Threads::Pool,
             ),
-            Rows::Half(half, bits) => {
+            Stored::Half(half, bits) => {
                 for (x, out) in hidden
                     .chunks_exact(width.max(1))
                     .zip(scores.chunks_mut(vocabulary))

@@ -320,19 +320,25 @@ mod tests {
         }
     }
 
+    /// `weights` in the 16-bit format `half` (bfloat16 truncated: the tests need its values,
+    /// not the nearest ones).
+    fn stored_as(half: Half, weights: &[f32]) -> Vec<u16> {
+        weights
+            .iter()
+            .map(|&w| match half {
+                Half::F16 => crate::approx::tests::half_bits(w),
+                Half::Bf16 => (w.to_bits() >> 16) as u16,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_half_or_bfloat16_matrix_times_a_vector_is_the_plain_product() {
         // Rows longer than the lanes with a tail, and rows shorter than them.
         for half in [Half::F16, Half::Bf16] {
             for (rows, dim) in [(37, 384 + 5), (5, 7), (3, 0)] {
                 let weights = values(rows * dim, 3.0, dim as u64);
-                let bits: Vec<u16> = weights
-                    .iter()
-                    .map(|&w| match half {
-                        Half::F16 => crate::approx::tests::half_bits(w),
-                        Half::Bf16 => (w.to_bits() >> 16) as u16,
-                    })
-                    .collect();
+                let bits = stored_as(half, &weights);
                 let x = values(dim, 1.0, 7);
                 let mut out = vec![f32::NAN; rows];
                 half_matvec(half, &bits, &x, &mut out);
@@ -358,13 +364,7 @@ mod tests {
         let weights = values(rows * columns, 2.0, 5);
         let x = values(rows, 1.0, 9);
         for half in [Half::F16, Half::Bf16] {
-            let bits: Vec<u16> = weights
-                .iter()
-                .map(|&w| match half {
-                    Half::F16 => crate::approx::tests::half_bits(w),
-                    Half::Bf16 => (w.to_bits() >> 16) as u16,
-                })
-                .collect();
+            let bits = stored_as(half, &weights);
             for (first, width) in [(0, 150), (0, 64), (64, 70), (149, 1), (10, 0)] {
                 let mut out = vec![1.0f32; width];
                 half_vecmat(half, &bits[first..], columns, &x, &mut out);
