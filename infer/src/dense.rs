@@ -105,6 +105,9 @@ impl Dense {
             self.inputs,
             x.len()
         );
+        if rows == 0 {
+            return;
+        }
         let multiplied = with_stored(&self.weight, |values| match values {
             Stored::F32(w) => {
                 let x = Matrix::row_major(x, rows, self.inputs);
@@ -248,7 +251,7 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             let b_values = bias.to_vec1::<f32>().unwrap();
-            for rows in [1, 3, FEW_ROWS, FEW_ROWS + 1, 70] {
+            for rows in [0, 1, 3, FEW_ROWS, FEW_ROWS + 1, 70] {
                 let x = values(rows * inputs, rows as u32);
                 let want = textbook(&x, &w_values, &b_values, inputs);
                 let got = dense.apply(&x);
