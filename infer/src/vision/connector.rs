@@ -5,16 +5,13 @@
 //! the same numbers with other weights.
 
 use candle_core::{Module, Tensor};
-use candle_nn::VarBuilder;
-
-use crate::dense::Dense;
-use crate::weights::StoredWeights;
+use candle_nn::{Linear, VarBuilder};
 
 type Result<T> = candle_core::Result<T>;
 
 pub struct Connector {
     scale: usize,
-    projection: Dense,
+    projection: Linear,
 }
 
 impl Connector {
@@ -24,14 +21,11 @@ impl Connector {
         text_hidden: usize,
         scale: usize,
         vb: VarBuilder,
-        stored: &StoredWeights,
     ) -> Result<Connector> {
-        let projection = stored.dense(
-            &vb,
-            "modality_projection.proj",
+        let projection = candle_nn::linear_no_bias(
             vision_hidden * scale * scale,
             text_hidden,
-            false,
+            vb.pp("modality_projection.proj"),
         )?;
         Ok(Connector { scale, projection })
     }

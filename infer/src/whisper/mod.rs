@@ -17,7 +17,6 @@ use tokenizers::Tokenizer;
 use crate::audio::SPEECH_SAMPLE_RATE;
 use crate::error::{Error, Result};
 use crate::threads::check_cpu_threads;
-use crate::weights::StoredWeights;
 pub use mel::{HOP, MelSpectrogram};
 pub use model::{Decoder, DecoderCache, Encoder, Whisper, WhisperConfig};
 
@@ -127,17 +126,8 @@ impl Transcriber {
         // Read one tensor at a time, each straight into the type it runs in (candle's
         // safetensors::load held the whole file, then every half-precision tensor beside its
         // float32 copy).
-        // Only the token table stays half precision. Dense layers kept in half precision too
-        // ran in 0.97x faster-whisper's time on an AVX2 machine instead of 1.13-1.20x, in
-        // 0.37x its memory instead of 0.58x, but under QEMU's emulation (the image tests),
-        // where float arithmetic is done in software and the conversion adds a float
-        // multiply per weight, a voice note took longer than agentd's five minutes.
-        let mut tensors = crate::weights::read_safetensors(
-            &weights,
-            crate::weights::float32_but_16_bit(Whisper::is_token_table),
-            &device,
-        )?;
-        let stored = StoredWeights::take(&mut tensors, Whisper::is_token_table)?;
+        let mut tensors = crate::weights::read_safetensors(&weights, Whisper::dtype_of, &device)?;
+        crate::weights::store_linear_weights_transposed(&mut tensors)?;
         let vocabulary = config.vocab_size;
         let multilingual = vocabulary >= 51_865;
         let mut suppressed = vec![0f32; vocabulary];
@@ -158,7 +148,6 @@ impl Transcriber {
         let model = Whisper::load(
             config,
             VarBuilder::from_tensors(tensors, Whisper::DTYPE, &device),
-            &stored,
         )
         .map_err(Error::tensor("building Whisper from model.safetensors"))?;
         Ok(Transcriber {
