@@ -189,7 +189,9 @@ def vlm_model(model_dir, tokenizer_json):
 
     torch.manual_seed(0)
     model = Idefics3ForConditionalGeneration(Idefics3Config(**SMOLVLM_256M)).eval()
-    model.save_pretrained(model_dir, safe_serialization=True)
+    # Saved in bfloat16, as SmolVLM's checkpoints are; both sides compute in float32 (the
+    # peer widens the weights at load, the engine as it multiplies).
+    model.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
     shutil.copy(tokenizer_json, os.path.join(model_dir, "tokenizer.json"))
     processor = {"image_processor": {
         "do_image_splitting": False, "size": {"longest_edge": 2048},

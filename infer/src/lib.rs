@@ -20,6 +20,7 @@ pub mod api;
 mod attention;
 mod audio;
 mod bert;
+mod dense;
 mod embedder;
 mod engine;
 mod error;
@@ -39,9 +40,11 @@ mod pooling;
 mod probe;
 mod serve;
 pub mod speech;
+mod stored;
 // `pin_cpu_threads` is an unsafe fn around std::env::set_var (unsafe since edition 2024).
 #[allow(unsafe_code)]
 mod threads;
+mod token_table;
 mod vad;
 pub mod vision;
 pub mod whisper;

@@ -10,8 +10,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
+use crate::dense::Dense;
 use crate::error::{Error, Result};
+use crate::token_table::TokenTable;
 
 /// The header says where each tensor's bytes are; it is JSON, and no real one is this large.
 const MAX_HEADER_BYTES: u64 = 100 << 20;
@@ -23,11 +26,11 @@ struct Entry {
     data_offsets: [u64; 2],
 }
 
-/// Every float tensor in the safetensors file `path`, each converted to the type `dtype_of`
-/// gives its name as it is read.
+/// Every float tensor in the safetensors file `path`, each converted as it is read to the
+/// type `dtype_of` gives its name and stored type.
 pub fn read_safetensors(
     path: &Path,
-    dtype_of: impl Fn(&str) -> DType,
+    dtype_of: impl Fn(&str, DType) -> DType,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
     let bad = |reason: String| Error::BadWeights {
@@ -87,7 +90,7 @@ pub fn read_safetensors(
         };
         let tensor = read
             .map_err(Error::io("reading", path))?
-            .and_then(|t| t.to_dtype(dtype_of(&name)))
+            .and_then(|t| t.to_dtype(dtype_of(&name, stored)))
             .map_err(Error::tensor("reading model.safetensors"))?;
         tensors.insert(name, tensor);
     }
@@ -120,28 +123,108 @@ fn read_tensor<T: candle_core::WithDType, const N: usize>(
     Ok(Tensor::from_vec(values, shape, device))
 }
 
-/// Each linear layer's weight (a matrix named `…proj.weight`, `…fc1.weight` or `…fc2.weight`)
-/// stored transposed, one at a time, and handed back as a transposed view of that: the same
-/// [outputs, inputs] tensor to candle_nn's Linear, whose forward takes its transpose again and
-/// so multiplies by a row-major [inputs, outputs] matrix. gemm takes that as it is; the
-/// checkpoint's layout made it repack the whole weight on every product (measured on the VLM's
-/// picture to first token: a fifth of the matrix products' time).
-pub fn store_linear_weights_transposed(tensors: &mut HashMap<String, Tensor>) -> Result<()> {
-    let linear = |name: &str| {
-        ["proj.weight", "fc1.weight", "fc2.weight"]
-            .iter()
-            .any(|end| name.ends_with(end))
-    };
-    for (name, tensor) in tensors.iter_mut() {
-        if linear(name) && tensor.rank() == 2 {
-            *tensor = tensor
-                .t()
-                .and_then(|t| t.contiguous())
-                .and_then(|t| t.t())
-                .map_err(Error::tensor("transposing a linear layer's weight"))?;
-        }
+/// Whether `name` is a dense layer's weight as the VLM's and Whisper's checkpoints name them
+/// (`…proj.weight`, `…fc1.weight`, `…fc2.weight`).
+pub fn is_dense_weight(name: &str) -> bool {
+    ["proj.weight", "fc1.weight", "fc2.weight"]
+        .iter()
+        .any(|end| name.ends_with(end))
+}
+
+/// A `dtype_of` for [`read_safetensors`]: the tensors `keep` names stay in the checkpoint's
+/// 16-bit type when it has one (they are read through carapace-infer-kernels, widened exactly
+/// as they are used: half the memory, the same results), every other tensor is float32.
+pub fn float32_but_16_bit(keep: impl Fn(&str) -> bool) -> impl Fn(&str, DType) -> DType {
+    move |name, stored| match stored {
+        DType::F16 | DType::BF16 if keep(name) => stored,
+        _ => DType::F32,
     }
-    Ok(())
+}
+
+/// The tensors a model uses in the checkpoint's own type, taken out of the map before it
+/// becomes a VarBuilder (which hands every tensor out converted to its one type): dense
+/// layers' weights, each transposed once here (see [`Dense`]), and token tables.
+pub struct StoredWeights {
+    tensors: HashMap<String, Tensor>,
+}
+
+impl StoredWeights {
+    /// Takes every dense layer's weight and the tensors `tables` names out of `tensors`.
+    pub fn take(
+        tensors: &mut HashMap<String, Tensor>,
+        tables: impl Fn(&str) -> bool,
+    ) -> Result<StoredWeights> {
+        let names: Vec<String> = tensors
+            .iter()
+            .filter(|(name, t)| (is_dense_weight(name) && t.rank() == 2) || tables(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut stored = HashMap::with_capacity(names.len());
+        for name in names {
+            let tensor = tensors.remove(&name).expect("listed from the map");
+            let tensor = if is_dense_weight(&name) {
+                // One at a time: the checkpoint's layout is dropped as soon as it is copied.
+                tensor
+                    .t()
+                    .and_then(|t| t.contiguous())
+                    .map_err(Error::tensor("transposing a dense layer's weight"))?
+            } else {
+                tensor
+            };
+            stored.insert(name, tensor);
+        }
+        Ok(StoredWeights { tensors: stored })
+    }
+
+    /// The dense layer `name` under `vb`'s prefix, of `inputs` and `outputs`: its weight from
+    /// here, its bias (if `bias`) from `vb`.
+    pub fn dense(
+        &self,
+        vb: &VarBuilder,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    ) -> candle_core::Result<Dense> {
+        let full = format!("{}.weight", vb.pp(name).prefix());
+        let weight = self.tensors.get(&full).ok_or_else(|| {
+            candle_core::Error::Msg(format!("the checkpoint has no tensor {full}"))
+        })?;
+        // Stored transposed: [inputs, outputs] here is the checkpoint's [outputs, inputs].
+        if weight.dims() != [inputs, outputs] {
+            candle_core::bail!(
+                "{full} is {:?}, the config makes it [{outputs}, {inputs}]",
+                weight.t()?.dims()
+            );
+        }
+        let bias = bias
+            .then(|| vb.pp(name).get(outputs, "bias")?.to_vec1::<f32>())
+            .transpose()?;
+        Dense::new(weight.clone(), bias)
+    }
+
+    /// The token table `name` (a full name), checked to be [vocabulary, width].
+    pub fn table(
+        &self,
+        name: &str,
+        vocabulary: usize,
+        width: usize,
+    ) -> candle_core::Result<TokenTable> {
+        let table = self.tensors.get(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("the checkpoint has no tensor {name}"))
+        })?;
+        if table.dims() != [vocabulary, width] {
+            candle_core::bail!(
+                "{name} is {:?}, the config makes it [{vocabulary}, {width}]",
+                table.dims()
+            );
+        }
+        TokenTable::new(table.clone())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
 }
 
 #[cfg(test)]
@@ -174,14 +257,8 @@ mod tests {
             ("position_ids".to_string(), ids),
         ]);
         candle_core::safetensors::save(&saved, &path).unwrap();
-        let dtype_of = |name: &str| {
-            if name == "long" {
-                DType::F16
-            } else {
-                DType::F32
-            }
-        };
-        let read = read_safetensors(&path, dtype_of, &device).unwrap();
+        let read =
+            read_safetensors(&path, float32_but_16_bit(|name| name == "long"), &device).unwrap();
         assert_eq!(
             read["a"].to_vec2::<f32>().unwrap(),
             a.to_vec2::<f32>().unwrap()
@@ -198,36 +275,54 @@ mod tests {
         );
         std::fs::write(&path, b"\x10\0\0\0\0\0\0\0{}").unwrap();
         assert!(matches!(
-            read_safetensors(&path, |_| DType::F32, &device),
+            read_safetensors(&path, |_, _| DType::F32, &device),
             Err(Error::BadWeights { .. })
         ));
     }
 
     #[test]
-    fn linear_weights_are_stored_transposed_and_read_as_before() {
+    fn dense_weights_and_tables_keep_their_type_and_the_rest_goes_to_the_var_builder() {
         let device = Device::Cpu;
-        let weight = Tensor::arange(0f32, 6.0, &device)
+        // [outputs 2, inputs 3] as a checkpoint stores it.
+        let weight = Tensor::new(&[[1f32, 2.0, 3.0], [-1.0, 0.5, 0.0]], &device)
             .unwrap()
-            .reshape((2, 3))
+            .to_dtype(DType::BF16)
             .unwrap();
         let mut tensors = HashMap::from([
-            ("layers.0.q_proj.weight".to_string(), weight.clone()),
-            ("layers.0.mlp.fc1.weight".to_string(), weight.clone()),
-            ("embed_tokens.weight".to_string(), weight.clone()),
+            ("layer.q_proj.weight".to_string(), weight.clone()),
+            (
+                "layer.q_proj.bias".to_string(),
+                Tensor::new(&[10f32, 20.0], &device).unwrap(),
+            ),
+            ("embed_tokens.weight".to_string(), weight),
+            (
+                "norm.weight".to_string(),
+                Tensor::new(&[1f32, 1.0], &device).unwrap(),
+            ),
         ]);
-        store_linear_weights_transposed(&mut tensors).unwrap();
-        for name in ["layers.0.q_proj.weight", "layers.0.mlp.fc1.weight"] {
-            let stored = &tensors[name];
-            assert_eq!(
-                stored.to_vec2::<f32>().unwrap(),
-                weight.to_vec2::<f32>().unwrap()
-            );
-            assert!(!stored.is_contiguous(), "{name} is not a transposed view");
-            assert!(
-                stored.t().unwrap().is_contiguous(),
-                "{name}ᵀ is not row-major"
-            );
-        }
-        assert!(tensors["embed_tokens.weight"].is_contiguous());
+        let stored =
+            StoredWeights::take(&mut tensors, |name| name == "embed_tokens.weight").unwrap();
+        let mut left: Vec<&String> = tensors.keys().collect();
+        left.sort();
+        assert_eq!(left, ["layer.q_proj.bias", "norm.weight"]);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let dense = stored.dense(&vb.pp("layer"), "q_proj", 3, 2, true).unwrap();
+        assert_eq!(dense.apply(&[1.0, 1.0, 2.0]), [10.0 + 9.0, 20.0 - 0.5]);
+        let error = stored
+            .dense(&vb.pp("layer"), "q_proj", 2, 3, true)
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("layer.q_proj.weight is [2, 3], the config makes it [3, 2]"),
+            "{error}"
+        );
+        let table = stored.table("embed_tokens.weight", 2, 3).unwrap();
+        assert_eq!(
+            table.rows(&[1], &device).unwrap().to_vec2::<f32>().unwrap(),
+            [[-1.0, 0.5, 0.0]]
+        );
+        assert!(stored.dense(&vb, "missing", 3, 2, false).is_err());
     }
 }

@@ -8,12 +8,14 @@
 //! A plain `main` (harness = false in Cargo.toml): candle's thread count must be set in the
 //! environment before any other thread exists, and libtest starts threads first.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use candle_core::{DType, Device, Tensor};
 use carapace_infer::vision::{Describer, KvCache, argmax, decode_picture};
 use carapace_infer::{Capability, Engine, EngineConfig, Error};
 use carapace_models::{PackRequest, RunsOn, make_pack};
@@ -182,6 +184,52 @@ fn a_folder_without_weights_names_the_missing_file(_: &Describer, _: &Reference)
     }
 }
 
+/// The checkpoint with every weight rounded to bfloat16 (as SmolVLM ships), saved once as
+/// bfloat16 and once as those same values in float32: the engine keeps the first's dense layers
+/// and token tables in bfloat16 and widens them as it multiplies, which must be the second's
+/// arithmetic (another summation order only), prefill and cached steps alike.
+fn a_bfloat16_checkpoint_computes_as_its_float32_widening(_: &Describer, r: &Reference) {
+    let threads = NonZeroUsize::new(THREADS).unwrap();
+    let weights =
+        candle_core::safetensors::load(data_dir().join("model.safetensors"), &Device::Cpu).unwrap();
+    let load = |dtype: DType| {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["config.json", "processor_config.json", "tokenizer.json"] {
+            std::fs::copy(data_dir().join(name), dir.path().join(name)).unwrap();
+        }
+        let rounded: HashMap<String, Tensor> = weights
+            .iter()
+            .map(|(name, t)| {
+                let t = t.to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap();
+                (name.clone(), t)
+            })
+            .collect();
+        candle_core::safetensors::save(&rounded, dir.path().join("model.safetensors")).unwrap();
+        let describer = Describer::load(dir.path(), threads).unwrap();
+        let model = describer.model();
+        let image = model.image_features(&r.pixel_values).unwrap();
+        let (first, mut cache) = model.prefill(&r.input_ids, &image).unwrap();
+        let mut rows = vec![first];
+        for &token in r.generated_ids.iter().take(3) {
+            rows.push(model.step(token, &mut cache).unwrap());
+        }
+        rows
+    };
+    let (half, widened) = (load(DType::BF16), load(DType::F32));
+    let mut worst = 0f32;
+    for (step, (h, w)) in half.iter().zip(&widened).enumerate() {
+        let difference = max_difference(h, w);
+        assert!(
+            difference <= 1e-5,
+            "step {step}: bfloat16 and float32 differ by {difference}"
+        );
+        worst = worst.max(difference);
+    }
+    // Rounding the weights moved the logits, so the comparison above is not of one file twice.
+    assert!(max_difference(&half[0], &r.logits[0]) > 1e-4);
+    println!("  {} logit rows: max difference {worst:e}", half.len());
+}
+
 /// The tiny model as a model pack signed with a test key, in an engine that trusts the key.
 fn engine_with_pack(threads: NonZeroUsize) -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().unwrap();
@@ -331,7 +379,7 @@ fn main() {
     };
     let reference = read_reference();
     let describer = Describer::load(&data_dir(), threads).unwrap();
-    let checks: [(&str, Check); 7] = [
+    let checks: [(&str, Check); 8] = [
         (
             "the_pixels_are_the_processors",
             the_pixels_are_the_processors,
@@ -359,6 +407,10 @@ fn main() {
         (
             "a_folder_without_weights_names_the_missing_file",
             a_folder_without_weights_names_the_missing_file,
+        ),
+        (
+            "a_bfloat16_checkpoint_computes_as_its_float32_widening",
+            a_bfloat16_checkpoint_computes_as_its_float32_widening,
         ),
     ];
     for (name, check) in checks {

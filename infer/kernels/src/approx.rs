@@ -55,6 +55,12 @@ pub fn half_to_f32(bits: u16) -> f32 {
     f32::from_bits(magnitude.to_bits() | ((bits & 0x8000) << 16))
 }
 
+/// The f32 a bfloat16 value (its bits) stands for, exactly: bfloat16 is f32's upper half.
+#[inline(always)]
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
+}
+
 /// erf(x), within 3e-7 of the true value. Below 0.5 in magnitude, its Taylor series to x¹³
 /// (1e-8); above, Abramowitz and Stegun's 7.1.26 (1.5e-7 in exact arithmetic, plus f32's
 /// rounding of its terms: a few ulp near ±1), exactly ±1 far out. Both are computed and one is

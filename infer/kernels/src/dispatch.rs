@@ -2,7 +2,7 @@
 //! with the x86-64 features that widen its vectors and chosen once per call by what the CPU
 //! says it has.
 
-use crate::approx::{erf, exp, half_to_f32};
+use crate::approx::{bf16_to_f32, erf, exp, half_to_f32};
 
 /// Lanes per partial sum: wide enough for AVX-512 and a reduction the vectoriser keeps in
 /// registers (a float sum is not reassociated unless written so).
@@ -91,19 +91,150 @@ fn gelu_lanes(values: &mut [f32]) {
     }
 }
 
-/// `out[r]` = Σᵢ `rows[r · dim + i]` · `x[i]`, dim being `x.len()`, for a matrix of IEEE half
-/// precision values (their bits) with `out.len()` rows.
-pub fn half_matvec(rows: &[u16], x: &[f32], out: &mut [f32]) {
+/// The two 16-bit float formats checkpoints store weights in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    /// IEEE 754 half precision (Whisper's shipped weights).
+    F16,
+    /// bfloat16, f32's upper half (most transformers checkpoints, SmolVLM's among them).
+    Bf16,
+}
+
+impl Half {
+    /// The f32 `bits` stand for in this format, exactly.
+    #[inline(always)]
+    pub fn to_f32(self, bits: u16) -> f32 {
+        match self {
+            Half::F16 => half_to_f32(bits),
+            Half::Bf16 => bf16_to_f32(bits),
+        }
+    }
+}
+
+/// `out[i]` = the f32 value of `bits[i]` in the format `half`, exactly.
+pub fn widen(half: Half, bits: &[u16], out: &mut [f32]) {
+    assert_eq!(
+        bits.len(),
+        out.len(),
+        "widening into a slice of another length"
+    );
+    match half {
+        Half::F16 => best_simd!(widen_f16_lanes(bits: &[u16], out: &mut [f32])),
+        Half::Bf16 => best_simd!(widen_bf16_lanes(bits: &[u16], out: &mut [f32])),
+    }
+}
+
+#[inline(always)]
+fn widen_f16_lanes(bits: &[u16], out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(bits) {
+        *o = half_to_f32(b);
+    }
+}
+
+#[inline(always)]
+fn widen_bf16_lanes(bits: &[u16], out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(bits) {
+        *o = bf16_to_f32(b);
+    }
+}
+
+/// `out[r]` = Σᵢ `rows[r · dim + i]` · `x[i]`, dim being `x.len()`, for a matrix of 16-bit
+/// floats in the format `half` (their bits) with `out.len()` rows.
+pub fn half_matvec(half: Half, rows: &[u16], x: &[f32], out: &mut [f32]) {
     assert_eq!(rows.len(), out.len() * x.len(), "the matrix is not out × x");
     if x.is_empty() {
         out.fill(0.0);
         return;
     }
-    best_simd!(half_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]))
+    match half {
+        Half::F16 => best_simd!(f16_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32])),
+        Half::Bf16 => best_simd!(bf16_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32])),
+    }
+}
+
+/// `out[j]` += Σᵢ `x[i]` · W[i][j] for W of 16-bit floats in the format `half` (their bits),
+/// `x.len()` rows of `out.len()` columns, `row_stride` values apart in `w`: a vector times a
+/// row-major matrix, or times a block of its columns (a dense layer's weight kept [inputs,
+/// outputs], as gemm takes it, for one token at a time).
+pub fn half_vecmat(half: Half, w: &[u16], row_stride: usize, x: &[f32], out: &mut [f32]) {
+    if x.is_empty() || out.is_empty() {
+        return;
+    }
+    assert!(
+        out.len() <= row_stride && (x.len() - 1) * row_stride + out.len() <= w.len(),
+        "a {}x{} block with rows {row_stride} apart does not fit {} values",
+        x.len(),
+        out.len(),
+        w.len()
+    );
+    match half {
+        Half::F16 => {
+            best_simd!(f16_vecmat_lanes(w: &[u16], row_stride: usize, x: &[f32], out: &mut [f32]))
+        }
+        Half::Bf16 => {
+            best_simd!(bf16_vecmat_lanes(w: &[u16], row_stride: usize, x: &[f32], out: &mut [f32]))
+        }
+    }
 }
 
 #[inline(always)]
-fn half_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]) {
+fn f16_vecmat_lanes(w: &[u16], row_stride: usize, x: &[f32], out: &mut [f32]) {
+    vecmat_lanes(w, row_stride, x, out, half_to_f32)
+}
+
+#[inline(always)]
+fn bf16_vecmat_lanes(w: &[u16], row_stride: usize, x: &[f32], out: &mut [f32]) {
+    vecmat_lanes(w, row_stride, x, out, bf16_to_f32)
+}
+
+/// Columns summed at once: their partial sums stay in vector registers (8 of AVX2's 16, 4 of
+/// AVX-512's 32) while W's rows stream past.
+const VECMAT_COLUMNS: usize = 64;
+
+#[inline(always)]
+fn vecmat_lanes(
+    w: &[u16],
+    row_stride: usize,
+    x: &[f32],
+    out: &mut [f32],
+    to_f32: impl Fn(u16) -> f32,
+) {
+    let mut out_blocks = out.chunks_exact_mut(VECMAT_COLUMNS);
+    let mut first = 0;
+    for out_block in &mut out_blocks {
+        let mut sums = [0f32; VECMAT_COLUMNS];
+        for (i, &xi) in x.iter().enumerate() {
+            let row = &w[i * row_stride + first..][..VECMAT_COLUMNS];
+            for (sum, &bits) in sums.iter_mut().zip(row) {
+                *sum += xi * to_f32(bits);
+            }
+        }
+        for (o, sum) in out_block.iter_mut().zip(sums) {
+            *o += sum;
+        }
+        first += VECMAT_COLUMNS;
+    }
+    let tail = out_blocks.into_remainder();
+    for (i, &xi) in x.iter().enumerate() {
+        let row = &w[i * row_stride + first..][..tail.len()];
+        for (o, &bits) in tail.iter_mut().zip(row) {
+            *o += xi * to_f32(bits);
+        }
+    }
+}
+
+#[inline(always)]
+fn f16_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]) {
+    matvec_lanes(rows, x, out, half_to_f32)
+}
+
+#[inline(always)]
+fn bf16_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]) {
+    matvec_lanes(rows, x, out, bf16_to_f32)
+}
+
+#[inline(always)]
+fn matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32], to_f32: impl Fn(u16) -> f32) {
     for (row, sum) in rows.chunks_exact(x.len()).zip(out.iter_mut()) {
         let mut partial = [0f32; LANES];
         let (row_lanes, x_lanes) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
@@ -111,11 +242,11 @@ fn half_matvec_lanes(rows: &[u16], x: &[f32], out: &mut [f32]) {
             .remainder()
             .iter()
             .zip(x_lanes.remainder())
-            .map(|(&h, &v)| half_to_f32(h) * v)
+            .map(|(&h, &v)| to_f32(h) * v)
             .sum();
         for (r, v) in row_lanes.zip(x_lanes) {
             for ((p, &h), &v) in partial.iter_mut().zip(r).zip(v) {
-                *p += half_to_f32(h) * v;
+                *p += to_f32(h) * v;
             }
         }
         *sum = partial.into_iter().fold(tail, |a, b| a + b);
@@ -189,28 +320,89 @@ mod tests {
         }
     }
 
+    /// `weights` in the 16-bit format `half` (bfloat16 truncated: the tests need its values,
+    /// not the nearest ones).
+    fn stored_as(half: Half, weights: &[f32]) -> Vec<u16> {
+        weights
+            .iter()
+            .map(|&w| match half {
+                Half::F16 => crate::approx::tests::half_bits(w),
+                Half::Bf16 => (w.to_bits() >> 16) as u16,
+            })
+            .collect()
+    }
+
     #[test]
-    fn the_half_matrix_times_a_vector_is_the_plain_product() {
+    fn a_half_or_bfloat16_matrix_times_a_vector_is_the_plain_product() {
         // Rows longer than the lanes with a tail, and rows shorter than them.
-        for (rows, dim) in [(37, 384 + 5), (5, 7), (3, 0)] {
-            let weights = values(rows * dim, 3.0, dim as u64);
-            let bits: Vec<u16> = weights
-                .iter()
-                .map(|&w| crate::approx::tests::half_bits(w))
-                .collect();
-            let x = values(dim, 1.0, 7);
-            let mut out = vec![f32::NAN; rows];
-            half_matvec(&bits, &x, &mut out);
-            for (r, &got) in out.iter().enumerate() {
-                let want: f64 = bits[r * dim..(r + 1) * dim]
-                    .iter()
-                    .zip(&x)
-                    .map(|(&h, &v)| f64::from(half_to_f32(h)) * f64::from(v))
-                    .sum();
-                assert!(
-                    (f64::from(got) - want).abs() < 1e-4,
-                    "row {r}: {got} against {want}"
-                );
+        for half in [Half::F16, Half::Bf16] {
+            for (rows, dim) in [(37, 384 + 5), (5, 7), (3, 0)] {
+                let weights = values(rows * dim, 3.0, dim as u64);
+                let bits = stored_as(half, &weights);
+                let x = values(dim, 1.0, 7);
+                let mut out = vec![f32::NAN; rows];
+                half_matvec(half, &bits, &x, &mut out);
+                for (r, &got) in out.iter().enumerate() {
+                    let want: f64 = bits[r * dim..(r + 1) * dim]
+                        .iter()
+                        .zip(&x)
+                        .map(|(&h, &v)| f64::from(half.to_f32(h)) * f64::from(v))
+                        .sum();
+                    assert!(
+                        (f64::from(got) - want).abs() < 1e-4,
+                        "{half:?} row {r}: {got} against {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_vector_times_a_block_of_half_or_bfloat16_columns_is_the_plain_product() {
+        // A matrix 150 columns wide; blocks of whole and partial register widths, at offsets.
+        let (rows, columns) = (37, 150);
+        let weights = values(rows * columns, 2.0, 5);
+        let x = values(rows, 1.0, 9);
+        for half in [Half::F16, Half::Bf16] {
+            let bits = stored_as(half, &weights);
+            for (first, width) in [(0, 150), (0, 64), (64, 70), (149, 1), (10, 0)] {
+                let mut out = vec![1.0f32; width];
+                half_vecmat(half, &bits[first..], columns, &x, &mut out);
+                for (j, &got) in out.iter().enumerate() {
+                    let want: f64 = 1.0
+                        + (0..rows)
+                            .map(|i| {
+                                f64::from(x[i])
+                                    * f64::from(half.to_f32(bits[i * columns + first + j]))
+                            })
+                            .sum::<f64>();
+                    assert!(
+                        (f64::from(got) - want).abs() < 1e-4,
+                        "{half:?} column {}: {got} against {want}",
+                        first + j
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn widening_gives_each_values_exact_f32() {
+        // bfloat16: f32's upper half, so 1.5 is 0x3fc0 and -2^-126 (the smallest normal) 0x8080.
+        let bits = [0x3fc0u16, 0x8080, 0x0000, 0x4049];
+        let mut out = [f32::NAN; 4];
+        widen(Half::Bf16, &bits, &mut out);
+        assert_eq!(
+            out,
+            [1.5, -(2f32.powi(-126)), 0.0, f32::from_bits(0x4049_0000)]
+        );
+        // Longer than the lanes, both formats, against the one-value conversions.
+        let bits: Vec<u16> = (0..1000u16).map(|i| i.wrapping_mul(37) & 0x7bff).collect();
+        for half in [Half::F16, Half::Bf16] {
+            let mut out = vec![f32::NAN; bits.len()];
+            widen(half, &bits, &mut out);
+            for (&b, &o) in bits.iter().zip(&out) {
+                assert_eq!(o.to_bits(), half.to_f32(b).to_bits(), "{half:?} {b:#06x}");
             }
         }
     }

@@ -11,5 +11,5 @@ mod approx;
 #[allow(unsafe_code)]
 mod dispatch;
 
-pub use approx::{erf, exp, half_to_f32};
-pub use dispatch::{gelu_erf, gelu_tanh, half_matvec, softmax_rows};
+pub use approx::{bf16_to_f32, erf, exp, half_to_f32};
+pub use dispatch::{Half, gelu_erf, gelu_tanh, half_matvec, half_vecmat, softmax_rows, widen};

@@ -5,19 +5,20 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::parts::{LayerNorm, Linear};
+use super::parts::LayerNorm;
 use super::{Config, Tensors};
+use crate::dense::Dense;
 use crate::error::Result;
 use crate::matmul::{Matrix, Threads, multiply};
 
 pub(super) struct Layer {
     /// The query, key and value projections as one: [3 · hidden, hidden], so that the three
     /// are one matrix product.
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: Dense,
+    attention_output: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
     heads: usize,
 }
@@ -43,7 +44,7 @@ impl Layer {
     /// `x` ([pieces, hidden]) through the layer, in place.
     pub fn forward(&self, x: &mut [f32], sentences: &[Range<usize>]) {
         let qkv = self.qkv.apply(x);
-        let context = attend(&qkv, sentences, self.heads, self.qkv.inputs);
+        let context = attend(&qkv, sentences, self.heads, self.qkv.inputs());
         self.attention_output.add_to(&context, x);
         self.attention_norm.apply(x);
         let mut inner = self.intermediate.apply(x);

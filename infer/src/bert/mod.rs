@@ -14,9 +14,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
+use crate::dense::Dense;
 use crate::error::{Error, Result};
 use layer::Layer;
-use parts::{LayerNorm, Linear};
+use parts::LayerNorm;
 
 /// What config.json says about the encoder (transformers' BertConfig; other keys are ignored).
 /// Made only by [`Config::read`], which refuses what this encoder cannot run.
@@ -105,7 +106,7 @@ impl Bert {
     pub fn load(weights: &Path, config: &Config) -> Result<Bert> {
         let mut tensors = Tensors {
             path: weights,
-            all: crate::weights::read_safetensors(weights, |_| DType::F32, &Device::Cpu)?,
+            all: crate::weights::read_safetensors(weights, |_, _| DType::F32, &Device::Cpu)?,
             prefix: "",
         };
         if tensors
@@ -248,23 +249,18 @@ impl Tensors<'_> {
     /// The dense layers `names`, each [outputs, inputs] as transformers stores them, as one
     /// layer whose outputs are theirs side by side (query, key and value as one product), its
     /// weight transposed once here.
-    fn linear(&mut self, names: &[&str], inputs: usize, outputs: usize) -> Result<Linear> {
+    fn linear(&mut self, names: &[&str], inputs: usize, outputs: usize) -> Result<Dense> {
         let mut weights = Vec::with_capacity(names.len());
         let mut biases = Vec::with_capacity(names.len());
         for name in names {
             weights.push(self.tensor(&format!("{name}.weight"), &[outputs, inputs])?);
             biases.push(self.tensor(&format!("{name}.bias"), &[outputs])?);
         }
-        let weight_t = Tensor::cat(&weights, 0)
-            .and_then(|stacked| stacked.t()?.contiguous())
-            .map_err(Error::tensor("transposing a dense layer's weight"))?;
-        let bias = Tensor::cat(&biases, 0).map_err(Error::tensor("reading model.safetensors"))?;
-        Ok(Linear {
-            weight_t: values(&weight_t)?,
-            bias: values(&bias)?,
-            inputs,
-            outputs: outputs * names.len(),
-        })
+        Tensor::cat(&weights, 0)
+            .and_then(|stacked| Dense::from_checkpoint(&stacked, Some(&Tensor::cat(&biases, 0)?)))
+            .map_err(Error::tensor(
+                "building a dense layer from model.safetensors",
+            ))
     }
 
     fn layer_norm(&mut self, name: &str, width: usize, eps: f32) -> Result<LayerNorm> {

@@ -5,13 +5,16 @@
 //! the same numbers with other weights.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::dense::Dense;
+use crate::weights::StoredWeights;
 
 type Result<T> = candle_core::Result<T>;
 
 pub struct Connector {
     scale: usize,
-    projection: Linear,
+    projection: Dense,
 }
 
 impl Connector {
@@ -21,11 +24,14 @@ impl Connector {
         text_hidden: usize,
         scale: usize,
         vb: VarBuilder,
+        stored: &StoredWeights,
     ) -> Result<Connector> {
-        let projection = candle_nn::linear_no_bias(
+        let projection = stored.dense(
+            &vb,
+            "modality_projection.proj",
             vision_hidden * scale * scale,
             text_hidden,
-            vb.pp("modality_projection.proj"),
+            false,
         )?;
         Ok(Connector { scale, projection })
     }

@@ -6,28 +6,30 @@
 //! does not have, so the few lines are here.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, VarBuilder};
 
 use super::config::VisionConfig;
+use crate::dense::Dense;
+use crate::weights::StoredWeights;
 
 type Result<T> = candle_core::Result<T>;
 
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    out: Dense,
     heads: usize,
 }
 
 impl Attention {
-    fn load(config: &VisionConfig, vb: VarBuilder) -> Result<Attention> {
+    fn load(config: &VisionConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Attention> {
         let d = config.hidden_size;
         Ok(Attention {
-            query: candle_nn::linear(d, d, vb.pp("q_proj"))?,
-            key: candle_nn::linear(d, d, vb.pp("k_proj"))?,
-            value: candle_nn::linear(d, d, vb.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            query: stored.dense(&vb, "q_proj", d, d, true)?,
+            key: stored.dense(&vb, "k_proj", d, d, true)?,
+            value: stored.dense(&vb, "v_proj", d, d, true)?,
+            out: stored.dense(&vb, "out_proj", d, d, true)?,
             heads: config.num_attention_heads,
         })
     }
@@ -55,22 +57,22 @@ struct Layer {
     norm1: LayerNorm,
     attention: Attention,
     norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     /// gelu_pytorch_tanh (the tanh approximation) or gelu (erf).
     tanh_gelu: bool,
 }
 
 impl Layer {
-    fn load(config: &VisionConfig, vb: VarBuilder) -> Result<Layer> {
+    fn load(config: &VisionConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Layer> {
         let d = config.hidden_size;
         let eps = config.layer_norm_eps;
         Ok(Layer {
             norm1: candle_nn::layer_norm(d, eps, vb.pp("layer_norm1"))?,
-            attention: Attention::load(config, vb.pp("self_attn"))?,
+            attention: Attention::load(config, vb.pp("self_attn"), stored)?,
             norm2: candle_nn::layer_norm(d, eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(d, config.intermediate_size, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(config.intermediate_size, d, vb.pp("mlp.fc2"))?,
+            fc1: stored.dense(&vb, "mlp.fc1", d, config.intermediate_size, true)?,
+            fc2: stored.dense(&vb, "mlp.fc2", config.intermediate_size, d, true)?,
             tanh_gelu: config.hidden_act == "gelu_pytorch_tanh",
         })
     }
@@ -96,8 +98,13 @@ pub struct VisionEncoder {
 }
 
 impl VisionEncoder {
-    /// From the tensors under `vb` (`model.vision_model` in a checkpoint).
-    pub fn load(config: &VisionConfig, vb: VarBuilder) -> Result<VisionEncoder> {
+    /// From the tensors under `vb` (`model.vision_model` in a checkpoint) and the dense
+    /// layers' weights in `stored`.
+    pub fn load(
+        config: &VisionConfig,
+        vb: VarBuilder,
+        stored: &StoredWeights,
+    ) -> Result<VisionEncoder> {
         let d = config.hidden_size;
         let side = config.image_size / config.patch_size;
         let conv = Conv2dConfig {
@@ -114,7 +121,7 @@ impl VisionEncoder {
         let position_embedding =
             candle_nn::embedding(side * side, d, vb.pp("embeddings.position_embedding"))?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(config, vb.pp(format!("encoder.layers.{i}"))))
+            .map(|i| Layer::load(config, vb.pp(format!("encoder.layers.{i}")), stored))
             .collect::<Result<Vec<_>>>()?;
         let post_layernorm =
             candle_nn::layer_norm(d, config.layer_norm_eps, vb.pp("post_layernorm"))?;

@@ -14,6 +14,10 @@ use super::connector::Connector;
 use super::encoder::VisionEncoder;
 use super::text::{KvCache, TextModel};
 use crate::error::{Error, Result};
+use crate::weights::StoredWeights;
+
+/// The output projection's weight; absent where it is tied to the token embeddings.
+const LM_HEAD: &str = "lm_head.weight";
 
 pub struct Idefics3 {
     pub config: VlmConfig,
@@ -24,8 +28,10 @@ pub struct Idefics3 {
 }
 
 impl Idefics3 {
-    /// The weights run in float32: the box's CPUs have no faster path for half precision in
-    /// candle, and the reference is float32.
+    /// The model computes in float32 (the box's CPUs have no faster path for 16-bit floats,
+    /// and the reference is float32); its dense layers and token tables keep a 16-bit
+    /// checkpoint's weights as they are (SmolVLM ships bfloat16), widened as they are used:
+    /// half the memory, the same results.
     pub const DTYPE: DType = DType::F32;
 
     /// From a checkpoint's model.safetensors (Hugging Face's names: `model.vision_model.*`,
@@ -33,28 +39,39 @@ impl Idefics3 {
     /// tied to the embeddings).
     pub fn load(config: VlmConfig, weights: &Path) -> Result<Idefics3> {
         let device = Device::Cpu;
-        let mut tensors: HashMap<String, Tensor> =
-            crate::weights::read_safetensors(weights, |_| Self::DTYPE, &device)?;
-        let lm_head = tensors.remove("lm_head.weight");
-        crate::weights::store_linear_weights_transposed(&mut tensors)?;
+        let table = |name: &str| name == LM_HEAD || name.ends_with("embed_tokens.weight");
+        let keep = |name: &str| table(name) || crate::weights::is_dense_weight(name);
+        let mut tensors: HashMap<String, Tensor> = crate::weights::read_safetensors(
+            weights,
+            crate::weights::float32_but_16_bit(keep),
+            &device,
+        )?;
+        let stored = StoredWeights::take(&mut tensors, table)?;
         let vb = VarBuilder::from_tensors(tensors, Self::DTYPE, &device);
         let vision_config = &config.vision_config;
-        let vision = VisionEncoder::load(vision_config, vb.pp("model.vision_model")).map_err(
-            Error::tensor("building the vision encoder from model.safetensors"),
-        )?;
+        let vision = VisionEncoder::load(vision_config, vb.pp("model.vision_model"), &stored)
+            .map_err(Error::tensor(
+                "building the vision encoder from model.safetensors",
+            ))?;
         let connector = Connector::load(
             vision_config.hidden_size,
             config.text_config.hidden_size,
             config.scale_factor,
             vb.pp("model.connector"),
+            &stored,
         )
         .map_err(Error::tensor(
             "building the connector from model.safetensors",
         ))?;
-        let text = TextModel::load(&config.text_config, vb.pp("model.text_model"), lm_head)
-            .map_err(Error::tensor(
-                "building the text model from model.safetensors",
-            ))?;
+        let text = TextModel::load(
+            &config.text_config,
+            vb.pp("model.text_model"),
+            &stored,
+            LM_HEAD,
+        )
+        .map_err(Error::tensor(
+            "building the text model from model.safetensors",
+        ))?;
         Ok(Idefics3 {
             config,
             vision,

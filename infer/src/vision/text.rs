@@ -6,10 +6,13 @@
 //! transformers' math: RMSNorm, RoPE on the halves of each head (rotate_half), grouped-query
 //! attention with a causal mask, SiLU-gated MLP.
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{RmsNorm, VarBuilder};
 
 use super::config::TextConfig;
+use crate::dense::Dense;
+use crate::token_table::TokenTable;
+use crate::weights::StoredWeights;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -32,27 +35,27 @@ impl KvCache {
 }
 
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    out: Dense,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
 }
 
 impl Attention {
-    fn load(config: &TextConfig, vb: VarBuilder) -> Result<Attention> {
+    fn load(config: &TextConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Attention> {
         let d = config.hidden_size;
         let head_dim = config.head_dim();
         let heads = config.num_attention_heads;
         let kv_heads = config.key_value_heads();
         let bias = config.attention_bias;
         Ok(Attention {
-            query: candle_nn::linear_b(d, heads * head_dim, bias, vb.pp("q_proj"))?,
-            key: candle_nn::linear_b(d, kv_heads * head_dim, bias, vb.pp("k_proj"))?,
-            value: candle_nn::linear_b(d, kv_heads * head_dim, bias, vb.pp("v_proj"))?,
-            out: candle_nn::linear_b(heads * head_dim, d, bias, vb.pp("o_proj"))?,
+            query: stored.dense(&vb, "q_proj", d, heads * head_dim, bias)?,
+            key: stored.dense(&vb, "k_proj", d, kv_heads * head_dim, bias)?,
+            value: stored.dense(&vb, "v_proj", d, kv_heads * head_dim, bias)?,
+            out: stored.dense(&vb, "o_proj", heads * head_dim, d, bias)?,
             heads,
             kv_heads,
             head_dim,
@@ -93,22 +96,22 @@ impl Attention {
 }
 
 struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Dense,
+    up: Dense,
+    down: Dense,
 }
 
 impl Mlp {
-    fn load(config: &TextConfig, vb: VarBuilder) -> Result<Mlp> {
+    fn load(config: &TextConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Mlp> {
         let (d, i, bias) = (
             config.hidden_size,
             config.intermediate_size,
             config.mlp_bias,
         );
         Ok(Mlp {
-            gate: candle_nn::linear_b(d, i, bias, vb.pp("gate_proj"))?,
-            up: candle_nn::linear_b(d, i, bias, vb.pp("up_proj"))?,
-            down: candle_nn::linear_b(i, d, bias, vb.pp("down_proj"))?,
+            gate: stored.dense(&vb, "gate_proj", d, i, bias)?,
+            up: stored.dense(&vb, "up_proj", d, i, bias)?,
+            down: stored.dense(&vb, "down_proj", i, d, bias)?,
         })
     }
 
@@ -163,49 +166,58 @@ impl Rope {
 }
 
 pub struct TextModel {
-    embed_tokens: Embedding,
+    embed_tokens: TokenTable,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    /// The output projection's weight, [vocab, hidden]: a token table's shape (the same
+    /// table where the checkpoint ties them).
+    lm_head: TokenTable,
     rope: Rope,
     max_positions: usize,
 }
 
 impl TextModel {
-    /// From the tensors under `vb` (`model.text_model`) and the head `lm_head` (None: the
-    /// head is the embedding matrix, as in a checkpoint with tied weights).
-    pub fn load(config: &TextConfig, vb: VarBuilder, lm_head: Option<Tensor>) -> Result<TextModel> {
+    /// From the tensors under `vb` (`model.text_model`), the dense layers' weights and the
+    /// token tables in `stored`, and the head `lm_head`'s name there (where `stored` has no
+    /// such tensor, the head is the embedding table: a checkpoint with tied weights).
+    pub fn load(
+        config: &TextConfig,
+        vb: VarBuilder,
+        stored: &StoredWeights,
+        lm_head: &str,
+    ) -> Result<TextModel> {
         let d = config.hidden_size;
         let eps = config.rms_norm_eps;
-        let embed_tokens = candle_nn::embedding(config.vocab_size, d, vb.pp("embed_tokens"))?;
+        let embed_tokens = stored.table(
+            &format!("{}.embed_tokens.weight", vb.prefix()),
+            config.vocab_size,
+            d,
+        )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let vb = vb.pp(format!("layers.{i}"));
                 Ok(Layer {
                     input_norm: candle_nn::rms_norm(d, eps, vb.pp("input_layernorm"))?,
-                    attention: Attention::load(config, vb.pp("self_attn"))?,
+                    attention: Attention::load(config, vb.pp("self_attn"), stored)?,
                     post_attention_norm: candle_nn::rms_norm(
                         d,
                         eps,
                         vb.pp("post_attention_layernorm"),
                     )?,
-                    mlp: Mlp::load(config, vb.pp("mlp"))?,
+                    mlp: Mlp::load(config, vb.pp("mlp"), stored)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = lm_head.unwrap_or_else(|| embed_tokens.embeddings().clone());
-        let (vocab, width) = head.dims2()?;
-        if vocab != config.vocab_size || width != d {
-            candle_core::bail!(
-                "lm_head is {vocab}×{width}, the config says {}×{d}",
-                config.vocab_size
-            );
-        }
+        let lm_head = if stored.contains(lm_head) {
+            stored.table(lm_head, config.vocab_size, d)?
+        } else {
+            embed_tokens.clone()
+        };
         Ok(TextModel {
             embed_tokens,
             layers,
             norm: candle_nn::rms_norm(d, eps, vb.pp("norm"))?,
-            lm_head: Linear::new(head, None),
+            lm_head,
             rope: Rope::new(config, vb.device())?,
             max_positions: config.max_position_embeddings,
         })
@@ -217,8 +229,7 @@ impl TextModel {
 
     /// [positions] token ids → [1, positions, hidden].
     pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        let ids = Tensor::new(ids, device)?;
-        self.embed_tokens.forward(&ids)?.unsqueeze(0)
+        self.embed_tokens.rows(ids, device)?.unsqueeze(0)
     }
 
     /// Runs `embeddings` ([1, positions, hidden]) after what `cache` holds, adds their keys
@@ -245,10 +256,9 @@ impl TextModel {
             x = (x + mixed)?;
         }
         cache.positions = start + positions;
-        let last = x.narrow(1, positions - 1, 1)?;
+        let last = x.narrow(1, positions - 1, 1)?.squeeze(0)?;
         self.lm_head
-            .forward(&self.norm.forward(&last)?)?
-            .flatten_all()?
-            .to_dtype(DType::F32)
+            .scores(&self.norm.forward(&last)?)?
+            .flatten_all()
     }
 }

@@ -17,6 +17,7 @@ use tokenizers::Tokenizer;
 use crate::audio::SPEECH_SAMPLE_RATE;
 use crate::error::{Error, Result};
 use crate::threads::check_cpu_threads;
+use crate::weights::StoredWeights;
 pub use mel::{HOP, MelSpectrogram};
 pub use model::{Decoder, DecoderCache, Encoder, Whisper, WhisperConfig};
 
@@ -126,8 +127,14 @@ impl Transcriber {
         // Read one tensor at a time, each straight into the type it runs in (candle's
         // safetensors::load held the whole file, then every half-precision tensor beside its
         // float32 copy).
-        let mut tensors = crate::weights::read_safetensors(&weights, Whisper::dtype_of, &device)?;
-        crate::weights::store_linear_weights_transposed(&mut tensors)?;
+        let keep =
+            |name: &str| Whisper::is_token_table(name) || crate::weights::is_dense_weight(name);
+        let mut tensors = crate::weights::read_safetensors(
+            &weights,
+            crate::weights::float32_but_16_bit(keep),
+            &device,
+        )?;
+        let stored = StoredWeights::take(&mut tensors, Whisper::is_token_table)?;
         let vocabulary = config.vocab_size;
         let multilingual = vocabulary >= 51_865;
         let mut suppressed = vec![0f32; vocabulary];
@@ -148,6 +155,7 @@ impl Transcriber {
         let model = Whisper::load(
             config,
             VarBuilder::from_tensors(tensors, Whisper::DTYPE, &device),
+            &stored,
         )
         .map_err(Error::tensor("building Whisper from model.safetensors"))?;
         Ok(Transcriber {

@@ -4,10 +4,12 @@
 //! decoder of candle-transformers' Whisper re-runs the prefix every step). The cross-attention's
 //! keys and values come from the audio and are computed once per 30-second window.
 
-use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
-use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
+
+use crate::dense::Dense;
+use crate::token_table::TokenTable;
+use crate::weights::StoredWeights;
 
 /// The model's dimensions, from Hugging Face's config.json.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -32,20 +34,20 @@ type Result<T> = candle_core::Result<T>;
 const LAYER_NORM_EPS: f64 = 1e-5;
 
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    out: Dense,
     heads: usize,
 }
 
 impl Attention {
-    fn load(d: usize, heads: usize, vb: VarBuilder) -> Result<Attention> {
+    fn load(d: usize, heads: usize, vb: VarBuilder, stored: &StoredWeights) -> Result<Attention> {
         Ok(Attention {
-            query: candle_nn::linear(d, d, vb.pp("q_proj"))?,
-            key: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
-            value: candle_nn::linear(d, d, vb.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            query: stored.dense(&vb, "q_proj", d, d, true)?,
+            key: stored.dense(&vb, "k_proj", d, d, false)?,
+            value: stored.dense(&vb, "v_proj", d, d, true)?,
+            out: stored.dense(&vb, "out_proj", d, d, true)?,
             heads,
         })
     }
@@ -88,16 +90,16 @@ impl Attention {
 
 struct FeedForward {
     norm: LayerNorm,
-    up: Linear,
-    down: Linear,
+    up: Dense,
+    down: Dense,
 }
 
 impl FeedForward {
-    fn load(d: usize, vb: &VarBuilder) -> Result<FeedForward> {
+    fn load(d: usize, vb: &VarBuilder, stored: &StoredWeights) -> Result<FeedForward> {
         Ok(FeedForward {
             norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
-            up: candle_nn::linear(d, 4 * d, vb.pp("fc1"))?,
-            down: candle_nn::linear(4 * d, d, vb.pp("fc2"))?,
+            up: stored.dense(vb, "fc1", d, 4 * d, true)?,
+            down: stored.dense(vb, "fc2", 4 * d, d, true)?,
         })
     }
 
@@ -124,7 +126,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    fn load(config: &WhisperConfig, vb: VarBuilder) -> Result<Encoder> {
+    fn load(config: &WhisperConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Encoder> {
         let d = config.d_model;
         let same = Conv1dConfig {
             padding: 1,
@@ -143,13 +145,14 @@ impl Encoder {
                         d,
                         config.encoder_attention_heads,
                         vb.pp("self_attn"),
+                        stored,
                     )?,
                     attention_norm: candle_nn::layer_norm(
                         d,
                         LAYER_NORM_EPS,
                         vb.pp("self_attn_layer_norm"),
                     )?,
-                    feed_forward: FeedForward::load(d, &vb)?,
+                    feed_forward: FeedForward::load(d, &vb, stored)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -207,14 +210,15 @@ impl DecoderCache {
 
 /// Tokens and audio features to the next token's scores.
 pub struct Decoder {
-    embeddings: TokenEmbeddings,
+    /// The token embeddings, which are also the output projection.
+    embeddings: TokenTable,
     positions: Tensor,
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
 }
 
 impl Decoder {
-    fn load(config: &WhisperConfig, vb: VarBuilder) -> Result<Decoder> {
+    fn load(config: &WhisperConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Decoder> {
         let d = config.d_model;
         let heads = config.decoder_attention_heads;
         let layers = (0..config.decoder_layers)
@@ -222,16 +226,20 @@ impl Decoder {
                 let vb = vb.pp(format!("layers.{n}"));
                 let norm = |name: &str| candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp(name));
                 Ok(DecoderLayer {
-                    self_attention: Attention::load(d, heads, vb.pp("self_attn"))?,
+                    self_attention: Attention::load(d, heads, vb.pp("self_attn"), stored)?,
                     self_attention_norm: norm("self_attn_layer_norm")?,
-                    cross_attention: Attention::load(d, heads, vb.pp("encoder_attn"))?,
+                    cross_attention: Attention::load(d, heads, vb.pp("encoder_attn"), stored)?,
                     cross_attention_norm: norm("encoder_attn_layer_norm")?,
-                    feed_forward: FeedForward::load(d, &vb)?,
+                    feed_forward: FeedForward::load(d, &vb, stored)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Decoder {
-            embeddings: TokenEmbeddings::load(config.vocab_size, d, &vb)?,
+            embeddings: stored.table(
+                &format!("{}.embed_tokens.weight", vb.prefix()),
+                config.vocab_size,
+                d,
+            )?,
             positions: vb.get((config.max_target_positions, d), "embed_positions.weight")?,
             layers,
             norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("layer_norm"))?,
@@ -313,83 +321,6 @@ impl Decoder {
     }
 }
 
-/// The token embeddings, which are also the output projection, as half-precision values:
-/// the shipped weights are half precision, so this is exact, and half the bytes that each
-/// decoded token's scores read (tiny's 51,864 x 384: 40 MB instead of 80, the most memory a
-/// step touches). The engine runs Whisper on the CPU, where carapace-infer-kernels multiplies
-/// by them directly.
-struct TokenEmbeddings {
-    /// [vocabulary, width], half precision, contiguous: the checkpoint's own tensor, not a copy.
-    halves: Tensor,
-    width: usize,
-}
-
-/// Rows of the vocabulary scored per rayon task.
-const SCORED_ROWS_PER_TASK: usize = 4096;
-
-impl TokenEmbeddings {
-    fn load(vocabulary: usize, width: usize, vb: &VarBuilder) -> Result<TokenEmbeddings> {
-        let halves = vb
-            .get_with_hints_dtype(
-                (vocabulary, width),
-                "embed_tokens.weight",
-                Default::default(),
-                DType::F16,
-            )?
-            .contiguous()?;
-        Ok(TokenEmbeddings { halves, width })
-    }
-
-    /// `f` on the embeddings' values as half-precision bits, read in place.
-    fn with_halves<R>(&self, f: impl FnOnce(&[u16]) -> R) -> Result<R> {
-        let (storage, layout) = self.halves.storage_and_layout();
-        match (&*storage, layout.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F16(values)), Some((start, end))) => {
-                Ok(f(values[start..end].reinterpret_cast()))
-            }
-            _ => candle_core::bail!("Whisper's token embeddings are not half precision in memory"),
-        }
-    }
-
-    /// The embeddings of `tokens`, [tokens, width].
-    fn rows(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
-        let values = self.with_halves(|halves| {
-            let mut values = Vec::with_capacity(tokens.len() * self.width);
-            for &token in tokens {
-                let start = token as usize * self.width;
-                let row = halves.get(start..start + self.width).ok_or_else(|| {
-                    candle_core::Error::Msg(format!("token {token} is not in the vocabulary"))
-                })?;
-                values.extend(row.iter().map(|&h| carapace_infer_kernels::half_to_f32(h)));
-            }
-            Ok::<_, candle_core::Error>(values)
-        })??;
-        Tensor::from_vec(values, (tokens.len(), self.width), device)
-    }
-
-    /// `hidden` [n, width] times the embeddings, transposed: [n, vocabulary].
-    fn scores(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (n, width) = hidden.dims2()?;
-        if width != self.width {
-            candle_core::bail!(
-                "hidden states of width {width}, embeddings of {}",
-                self.width
-            );
-        }
-        let vocabulary = self.halves.dim(0)?;
-        let hidden = hidden.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let mut scores = vec![0f32; n * vocabulary];
-        self.with_halves(|halves| {
-            for (x, out) in hidden.iter().zip(scores.chunks_mut(vocabulary)) {
-                out.par_chunks_mut(SCORED_ROWS_PER_TASK)
-                    .zip(halves.par_chunks(SCORED_ROWS_PER_TASK * self.width))
-                    .for_each(|(out, rows)| carapace_infer_kernels::half_matvec(rows, x, out));
-            }
-        })?;
-        Tensor::from_vec(scores, (n, vocabulary), &Device::Cpu)
-    }
-}
-
 /// A whole Whisper.
 pub struct Whisper {
     pub encoder: Encoder,
@@ -398,11 +329,12 @@ pub struct Whisper {
 }
 
 impl Whisper {
-    /// Builds the model from Hugging Face's tensor names under `vb` (f32 on the CPU).
-    pub fn load(config: WhisperConfig, vb: VarBuilder) -> Result<Whisper> {
+    /// Builds the model from Hugging Face's tensor names: the dense layers' weights and the
+    /// token table from `stored`, the rest from `vb` (f32 on the CPU).
+    pub fn load(config: WhisperConfig, vb: VarBuilder, stored: &StoredWeights) -> Result<Whisper> {
         Ok(Whisper {
-            encoder: Encoder::load(&config, vb.pp("model.encoder"))?,
-            decoder: Decoder::load(&config, vb.pp("model.decoder"))?,
+            encoder: Encoder::load(&config, vb.pp("model.encoder"), stored)?,
+            decoder: Decoder::load(&config, vb.pp("model.decoder"), stored)?,
             config,
         })
     }
@@ -410,13 +342,9 @@ impl Whisper {
     /// The dtype the model computes in.
     pub const DTYPE: DType = DType::F32;
 
-    /// The type the tensor `name` of model.safetensors is kept in: the token embeddings half
-    /// precision (see [`TokenEmbeddings`]), the rest [`Whisper::DTYPE`].
-    pub fn dtype_of(name: &str) -> DType {
-        if name.ends_with("embed_tokens.weight") {
-            DType::F16
-        } else {
-            Self::DTYPE
-        }
+    /// Whether model.safetensors' tensor `name` is a token table (kept in the checkpoint's
+    /// type, as the dense layers' weights are: the shipped weights are half precision).
+    pub fn is_token_table(name: &str) -> bool {
+        name.ends_with("embed_tokens.weight")
     }
 }
