@@ -26,10 +26,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The limit for the work on a voice note or a photo (voice activity, transcription, speech,
 /// OCR): a long note on a slow CPU (and the model's first load) takes minutes, not seconds.
 /// Floating point is what emulation slows most: under TCG on a 2.4 GHz host Whisper tiny's
-/// encoder alone took 7 minutes for one 30-second window (0.84 s natively on one core), and
-/// 5 minutes was too short for a 3-second note in the image tests. A stuck engine is rare
-/// (it answers or fails); a note dropped on a slow box is not.
-pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(900);
+/// encoder alone took 7 minutes for one 30-second window (0.84 s natively on one core), a
+/// whole 3-second note (voice activity, words, spoken answer) 11 minutes in the image tests,
+/// where 5 minutes had been too short. A stuck engine is rare (it answers or fails); a note
+/// dropped on a slow box is not.
+pub const AUDIO_TIMEOUT: Duration = Duration::from_secs(1200);
 /// A model pack's whole download and check: gigabytes over a slow link take long.
 pub const PACK_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// The longest description of a photo, in tokens: a few sentences for the model.
