@@ -67,7 +67,7 @@ pub use carapace_models::{
 };
 pub use error::{Error, Result};
 pub use onnx::{
-    OPENVINO_PROVIDER, OnnxRuntime, OnnxRuntimeKind, Placement, fetch_onnx_runtime,
+    OPENVINO_PROVIDER, OnnxRuntime, OnnxRuntimeKind, Placement, SessionOptions, fetch_onnx_runtime,
     fetch_openvino_runtime,
 };
 pub use packs::{AddedPack, KEEP_FREE_BYTES, load_trust};

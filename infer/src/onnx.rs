@@ -62,6 +62,30 @@ pub struct OnnxRuntime {
     placements: Mutex<BTreeMap<PathBuf, Placement>>,
 }
 
+/// How a session is made, beyond every graph optimisation and the shared pool.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// ONNX Runtime's memory arena, which keeps the largest run's working memory for the next.
+    pub arena: bool,
+    /// A plan of the working memory kept per input shape (ONNX Runtime's memory pattern):
+    /// worth it where the shapes repeat; where each input has a length of its own (a
+    /// sentence's phonemes) it only adds a block per length.
+    pub memory_pattern: bool,
+    /// Where OpenVINO would run the model on the CPU, ONNX Runtime's CPU provider does, for
+    /// this reason (a measurement of the model on both); the Intel GPU still gets it.
+    pub not_on_openvinos_cpu: Option<&'static str>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> SessionOptions {
+        SessionOptions {
+            arena: true,
+            memory_pattern: true,
+            not_on_openvinos_cpu: None,
+        }
+    }
+}
+
 impl OnnxRuntime {
     /// Loads libonnxruntime from `library` and starts its thread pool of `threads` threads.
     /// Only one runtime may be loaded per process.
@@ -166,29 +190,22 @@ impl OnnxRuntime {
     /// A session for the ONNX model in `model`, on the shared pool, with every graph
     /// optimisation ONNX Runtime has.
     pub fn session(&self, model: &Path) -> Result<Session> {
-        self.open(model, true, None)
+        self.session_with(model, SessionOptions::default())
     }
 
     /// A session as `session` makes it, but without ONNX Runtime's memory arena, which keeps
     /// the largest input's working memory after the run: for models whose inputs vary in size
     /// (a photo, a page), as rapidocr runs them.
     pub fn session_without_arena(&self, model: &Path) -> Result<Session> {
-        self.open(model, false, None)
+        let options = SessionOptions {
+            arena: false,
+            ..SessionOptions::default()
+        };
+        self.session_with(model, options)
     }
 
-    /// A session as `session` makes it, except where OpenVINO would run it on the CPU: there
-    /// ONNX Runtime's CPU provider does, for the reason `why` (a measurement of this model on
-    /// both). The Intel GPU still gets it.
-    pub fn session_not_on_openvinos_cpu(&self, model: &Path, why: &str) -> Result<Session> {
-        self.open(model, true, Some(why))
-    }
-
-    fn open(
-        &self,
-        model: &Path,
-        arena: bool,
-        not_on_openvinos_cpu: Option<&str>,
-    ) -> Result<Session> {
+    /// A session for `model` made as `options` say.
+    pub fn session_with(&self, model: &Path, options: SessionOptions) -> Result<Session> {
         let failed = |e: &dyn std::fmt::Display| Error::OnnxModel {
             path: model.to_path_buf(),
             reason: e.to_string(),
@@ -198,17 +215,22 @@ impl OnnxRuntime {
                 path: model.to_path_buf(),
             });
         }
-        let cpu = || ort::ep::CPU::default().with_arena_allocator(arena).build();
+        let cpu = || {
+            ort::ep::CPU::default()
+                .with_arena_allocator(options.arena)
+                .build()
+        };
         let make = |providers: Vec<ort::ep::ExecutionProviderDispatch>| {
             Session::builder(&self.environment)?
                 .with_optimization_level(GraphOptimizationLevel::All)?
+                .with_memory_pattern(options.memory_pattern)?
                 .with_execution_providers(providers)?
                 .commit_from_file(model)
         };
         let openvino = self
             .openvino
             .as_ref()
-            .filter(|device| device.name != "CPU" || not_on_openvinos_cpu.is_none());
+            .filter(|device| device.name != "CPU" || options.not_on_openvinos_cpu.is_none());
         let (session, placement) = match openvino {
             None if self.openvino.is_some() => (
                 make(vec![cpu()]).map_err(|e| failed(&e))?,
@@ -216,7 +238,7 @@ impl OnnxRuntime {
                     device: "cpu".into(),
                     reason: format!(
                         "ONNX Runtime's CPU provider, not OpenVINO on the CPU: {}",
-                        not_on_openvinos_cpu.unwrap_or_default()
+                        options.not_on_openvinos_cpu.unwrap_or_default()
                     ),
                 },
             ),
