@@ -4,6 +4,7 @@
 //! default, which Whisper's mel_filters.npz holds), log10, a floor 8 below the loudest value,
 //! then (x + 4) / 4.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use realfft::RealFftPlanner;
@@ -17,6 +18,9 @@ pub struct MelSpectrogram {
     mel_bins: usize,
     /// `mel_bins` rows of [`BINS`] weights.
     filters: Vec<f32>,
+    /// Each row's bins with a weight (a triangle's few, out of 201): the others add +0.0,
+    /// which leaves a sum as it is, so skipping them changes no bit.
+    weighted: Vec<Range<usize>>,
     window: Vec<f32>,
     fft: Arc<dyn realfft::RealToComplex<f32>>,
 }
@@ -29,9 +33,22 @@ impl MelSpectrogram {
                 (0.5 * (1.0 - phase.cos())) as f32
             })
             .collect();
+        let filters = slaney_mel_filters(mel_bins, sample_rate);
+        let weighted = filters
+            .chunks(BINS)
+            .map(|row| {
+                let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
+                let end = row
+                    .iter()
+                    .rposition(|&w| w != 0.0)
+                    .map_or(0, |last| last + 1);
+                first..end.max(first)
+            })
+            .collect();
         MelSpectrogram {
             mel_bins,
-            filters: slaney_mel_filters(mel_bins, sample_rate),
+            filters,
+            weighted,
             window,
             fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT),
         }
@@ -69,20 +86,30 @@ impl MelSpectrogram {
             for (k, value) in input.iter_mut().enumerate() {
                 *value = at(start + k as isize) * self.window[k];
             }
-            // The lengths match the plan, so this cannot fail.
-            if self
-                .fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .is_err()
-            {
-                continue;
+            // Whisper pads every note with 30 s of silence: a window of it has no power at
+            // any frequency, without a transform.
+            if input.iter().all(|&value| value == 0.0) {
+                power.fill(0.0);
+            } else {
+                // The lengths match the plan, so this cannot fail.
+                if self
+                    .fft
+                    .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                    .is_err()
+                {
+                    continue;
+                }
+                for (p, c) in power.iter_mut().zip(&spectrum) {
+                    *p = c.norm_sqr();
+                }
             }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = c.norm_sqr();
-            }
-            for bin in 0..self.mel_bins {
+            for (bin, weighted) in self.weighted.iter().enumerate() {
                 let row = &self.filters[bin * BINS..(bin + 1) * BINS];
-                let energy: f32 = row.iter().zip(&power).map(|(w, p)| w * p).sum();
+                let energy: f32 = row[weighted.clone()]
+                    .iter()
+                    .zip(&power[weighted.clone()])
+                    .map(|(w, p)| w * p)
+                    .sum();
                 mel[bin * frames + frame] = energy.max(1e-10).log10();
             }
         }
@@ -159,6 +186,34 @@ mod tests {
             "{}",
             at(79, 192)
         );
+    }
+
+    #[test]
+    fn weighing_only_a_filters_bins_and_skipping_silent_windows_changes_no_bit() {
+        let sparse = MelSpectrogram::new(80, 16_000);
+        let mut dense = MelSpectrogram::new(80, 16_000);
+        dense.weighted = vec![0..BINS; 80];
+        assert!(sparse.weighted.iter().all(|bins| bins.len() < BINS / 4));
+        // A second of a rising tone, then Whisper's padding of silence.
+        let mut samples: Vec<f32> = (0..16_000)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                0.3 * (2.0 * std::f32::consts::PI * (200.0 + 1500.0 * t) * t).sin()
+            })
+            .collect();
+        samples.resize(64_000, 0.0);
+        let (fast, full) = (sparse.compute(&samples), dense.compute(&samples));
+        let bits = |mel: &[f32]| mel.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&full));
+        // A window wholly in the silence is what no power gives: log10 of the floor, 1e-10,
+        // clamped to 8 below the loudest and scaled.
+        let frames = samples.len() / HOP;
+        let loudest = (0..80 * frames)
+            .map(|i| fast[i] * 4.0 - 4.0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let silent = ((-10f32).max(loudest - 8.0) + 4.0) / 4.0;
+        let last = frames - 1;
+        assert!((0..80).all(|bin| (fast[bin * frames + last] - silent).abs() < 1e-6));
     }
 
     #[test]
