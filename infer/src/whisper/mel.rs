@@ -42,7 +42,7 @@ impl MelSpectrogram {
                     .iter()
                     .rposition(|&w| w != 0.0)
                     .map_or(0, |last| last + 1);
-                first..end.max(first)
+                first..end
             })
             .collect();
         MelSpectrogram {
