@@ -178,6 +178,22 @@ pub fn pi_recipe(dir: &Path, name: &str, version: &str, ca_pem: &str, keys: &Key
     write_variant(dir, "pi5", name, &text)
 }
 
+/// The boxes' quiet hour (the UTC hour at which a written update restarts the box by itself):
+/// twelve hours from when this test process started. The tests restart their boxes when they
+/// say so; with the default (03:00), a run that wrote an update between 03:00 and 04:00 saw the
+/// box restart into it on its own before the test's `/update reboot` (2026-12-05: the update
+/// test then waited 600 s for a boot that had come already). The boxes' clock is the host's
+/// plus a day (net.rs), the same hour. Once per process, so that the releases agree.
+fn quiet_hour_away_from_now() -> u64 {
+    static HOUR: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HOUR.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the host's clock is after 1970");
+        (now.as_secs() / 3600 + 12) % 24
+    })
+}
+
 /// The test CA, `[update]` following the test repository's `board_dir`, and the update
 /// service in the table.
 fn update_sections(ca_pem: &str, keys: &Keys, board_dir: &str, update_extra: &str) -> String {
@@ -194,6 +210,7 @@ root_key = "{root}"
 key_list = "keys.json"
 server = "https://{UPDATE_NAME}/{board_dir}"
 trial_stable_s = {TRIAL_STABLE_S}
+quiet_hour = {quiet_hour}
 {update_extra}
 
 [[binary]]
@@ -218,6 +235,7 @@ boot_control = true
 "#,
         ca_path = carapace_http::EXTRA_CA_PATH,
         root = keys.root_hex,
+        quiet_hour = quiet_hour_away_from_now(),
     )
 }
 
