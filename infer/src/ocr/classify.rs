@@ -3,7 +3,7 @@
 //! recognition (rapidocr's `TextClassifier`: lines of similar shape batched six at a time).
 
 use image::RgbImage;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 
 use super::resize::{resize_bilinear, write_normalized};
@@ -18,7 +18,11 @@ const THRESHOLD: f32 = 0.9;
 
 /// Turns round, in place, each of `lines` the classifier reads as upside down; returns how
 /// many it turned.
-pub fn turn_upside_down_lines(session: &mut Session, lines: &mut [RgbImage]) -> Result<usize> {
+pub fn turn_upside_down_lines(
+    session: &mut Session,
+    runs: &RunOptions,
+    lines: &mut [RgbImage],
+) -> Result<usize> {
     let failed = |e: ort::Error| Error::Inference {
         model: "PP-OCR direction classifier",
         reason: e.to_string(),
@@ -30,11 +34,10 @@ pub fn turn_upside_down_lines(session: &mut Session, lines: &mut [RgbImage]) -> 
         for (&index, tensor) in batch.iter().zip(input.chunks_mut(slot)) {
             write_normalized(&fit(&lines[index], HEIGHT, WIDTH), tensor, WIDTH as usize);
         }
+        let input = Tensor::from_array(([batch.len(), 3, HEIGHT as usize, WIDTH as usize], input))
+            .map_err(failed)?;
         let outputs = session
-            .run(ort::inputs![
-                Tensor::from_array(([batch.len(), 3, HEIGHT as usize, WIDTH as usize], input))
-                    .map_err(failed)?
-            ])
+            .run_with_options(ort::inputs![input], runs)
             .map_err(failed)?;
         let (_, scores) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
         if scores.len() != 2 * batch.len() {

@@ -5,7 +5,7 @@
 //! `TextDetector` and `DBPostProcess` with its config.yaml, step by step.
 
 use image::RgbImage;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 
 use super::geometry::{
@@ -29,7 +29,7 @@ const MIN_SIZE: f32 = 3.0;
 
 /// The lines of text in `image`, each as four corners in `image`'s pixels, ordered
 /// top-left, top-right, bottom-right, bottom-left.
-pub fn detect(session: &mut Session, image: &RgbImage) -> Result<Vec<Quad>> {
+pub fn detect(session: &mut Session, runs: &RunOptions, image: &RgbImage) -> Result<Vec<Quad>> {
     let (width, height) = image.dimensions();
     let Some((input_width, input_height)) = input_size(width, height) else {
         return Ok(Vec::new());
@@ -43,9 +43,10 @@ pub fn detect(session: &mut Session, image: &RgbImage) -> Result<Vec<Quad>> {
         reason: e.to_string(),
     };
     let outputs = session
-        .run(ort::inputs![
-            Tensor::from_array(([1usize, 3, h, w], input)).map_err(failed)?
-        ])
+        .run_with_options(
+            ort::inputs![Tensor::from_array(([1usize, 3, h, w], input)).map_err(failed)?],
+            runs,
+        )
         .map_err(failed)?;
     let (shape, probabilities) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
     if shape.iter().product::<i64>() != (w * h) as i64 {

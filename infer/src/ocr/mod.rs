@@ -16,7 +16,7 @@ mod word_gaps;
 use std::path::Path;
 
 use image::RgbImage;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 
 use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
@@ -50,19 +50,21 @@ pub struct TextLine {
     pub corners: [[f32; 2]; 4],
 }
 
-/// The three loaded models and the recognizer's dictionary.
+/// The three loaded models, the recognizer's dictionary, and the options each run takes
+/// (their arenas shrunk after it: a photo's size is its own).
 pub struct TextReader {
     detector: Session,
     classifier: Session,
     recognizer: Session,
     dictionary: Dictionary,
+    runs: RunOptions,
 }
 
 impl TextReader {
     /// Loads the models from `dir` (the unpacked pp-ocrv4 entry).
     pub fn load(runtime: &OnnxRuntime, dir: &Path) -> Result<TextReader> {
         let recognition = dir.join(RECOGNITION_FILE);
-        let recognizer = runtime.session_without_arena(&recognition)?;
+        let recognizer = runtime.session(&recognition)?;
         let listed = recognizer
             .metadata()
             .map_err(|e| Error::OnnxModel {
@@ -77,10 +79,11 @@ impl TextReader {
                 ),
             })?;
         Ok(TextReader {
-            detector: runtime.session_without_arena(&dir.join(DETECTION_FILE))?,
-            classifier: runtime.session_without_arena(&dir.join(CLASSIFIER_FILE))?,
+            detector: runtime.session(&dir.join(DETECTION_FILE))?,
+            classifier: runtime.session(&dir.join(CLASSIFIER_FILE))?,
             recognizer,
             dictionary: Dictionary::from_metadata(&listed),
+            runs: runtime.returning_arena_runs()?,
         })
     }
 
@@ -94,7 +97,7 @@ impl TextReader {
         } else {
             scaled.clone()
         };
-        let mut boxes = detect::detect(&mut self.detector, &framed)?;
+        let mut boxes = detect::detect(&mut self.detector, &self.runs, &framed)?;
         reading_order::sort_for_reading(&mut boxes);
         let (kept, mut strips): (Vec<Quad>, Vec<RgbImage>) = boxes
             .into_iter()
@@ -103,8 +106,9 @@ impl TextReader {
         if strips.is_empty() {
             return Ok(Vec::new());
         }
-        classify::turn_upside_down_lines(&mut self.classifier, &mut strips)?;
-        let read = recognize::recognize(&mut self.recognizer, &self.dictionary, &strips)?;
+        classify::turn_upside_down_lines(&mut self.classifier, &self.runs, &mut strips)?;
+        let read =
+            recognize::recognize(&mut self.recognizer, &self.runs, &self.dictionary, &strips)?;
         // From the framed image's pixels back to the original's.
         let scale_x = raw_width as f32 / scaled.width() as f32;
         let scale_y = raw_height as f32 / scaled.height() as f32;

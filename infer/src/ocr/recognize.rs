@@ -6,7 +6,7 @@
 //! from the line's pixels (word_gaps.rs).
 
 use image::RgbImage;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 
 use super::classify::{batches_by_shape, fit, ratio};
@@ -112,6 +112,7 @@ fn is_line_break(c: char) -> bool {
 /// The text of each of `lines` and its confidence, in the order of `lines`.
 pub fn recognize(
     session: &mut Session,
+    runs: &RunOptions,
     dictionary: &Dictionary,
     lines: &[RgbImage],
 ) -> Result<Vec<(String, f32)>> {
@@ -135,11 +136,10 @@ pub fn recognize(
             write_normalized(&fitted, tensor, width as usize);
             ink.push(InkColumns::of(&fitted));
         }
+        let input = Tensor::from_array(([batch.len(), 3, HEIGHT as usize, width as usize], input))
+            .map_err(failed)?;
         let outputs = session
-            .run(ort::inputs![
-                Tensor::from_array(([batch.len(), 3, HEIGHT as usize, width as usize], input))
-                    .map_err(failed)?
-            ])
+            .run_with_options(ort::inputs![input], runs)
             .map_err(failed)?;
         let (shape, scores) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
         if shape.len() != 3

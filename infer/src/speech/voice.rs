@@ -54,7 +54,6 @@ impl Voice {
         let options = SessionOptions {
             memory_pattern: false,
             not_on_openvinos_cpu: Some(ON_OPENVINOS_CPU),
-            ..SessionOptions::default()
         };
         let session = runtime.session_with(&model, options)?;
         let mut inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
