@@ -195,8 +195,9 @@ impl OnnxRuntime {
     /// photo, a page, its lines), whose largest run's working memory the arena would otherwise
     /// keep. Within a run the arena serves the tensors without a malloc each. Without the
     /// arena (as rapidocr runs them), glibc kept freed tensors in its per-thread heaps between
-    /// runs: PP-OCR's peak reading one 900 x 360 page was 479-583 MiB from run to run, with the
-    /// arena shrunk after each run 358-368 MiB, in the same time.
+    /// runs: PP-OCR's peak reading one 900 x 360 page was 439-583 MiB from run to run, with the
+    /// arena shrunk after each run 350-375 MiB, in the same time within this machine's noise
+    /// (kept, not shrunk: 667 MiB, 0.8x the time).
     pub fn returning_arena_runs(&self) -> Result<RunOptions> {
         let failed = |e: ort::Error| Error::OnnxRuntime {
             action: "setting up the run options of",
