@@ -179,7 +179,7 @@ pub fn pi_recipe(dir: &Path, name: &str, version: &str, ca_pem: &str, keys: &Key
 }
 
 /// The boxes' quiet hour (the UTC hour at which a written update restarts the box by itself):
-/// twelve hours from when this test process started. The tests restart their boxes when they
+/// twelve hours from when this test process first wrote a release. The tests restart their boxes when they
 /// say so; with the default (03:00), a run that wrote an update between 03:00 and 04:00 saw the
 /// box restart into it on its own before the test's `/update reboot` (2026-12-05: the update
 /// test then waited 600 s for a boot that had come already). The boxes' clock is the host's
