@@ -26,6 +26,7 @@ mod engine;
 mod error;
 mod fast_ops;
 mod image_file;
+mod int8_rows;
 // mallopt and malloc_trim are C functions.
 #[allow(unsafe_code)]
 mod malloc;

@@ -5,10 +5,13 @@
 //! 51,864 x 384: 40 MB in half precision instead of 80), so a 16-bit table is read in place,
 //! through carapace-infer-kernels, never widened as a whole.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use carapace_infer_kernels::{half_matvec, widen};
 use rayon::prelude::*;
 
+use crate::int8_rows::Int8Rows;
 use crate::matmul::{Matrix, Threads, multiply};
 use crate::stored::{Stored, storable, with_stored};
 
@@ -21,6 +24,8 @@ const SCORED_ROWS_PER_TASK: usize = 4096;
 pub struct TokenTable {
     /// [vocabulary, width], contiguous, F32, F16 or BF16: the checkpoint's tensor, not a copy.
     table: Tensor,
+    /// The table again in int8, where `with_int8_scores` asked for it.
+    int8: Option<Arc<Int8Rows>>,
     vocabulary: usize,
     width: usize,
 }
@@ -30,9 +35,28 @@ impl TokenTable {
         let (vocabulary, width) = table.dims2()?;
         Ok(TokenTable {
             table: storable(table, "a token table")?,
+            int8: None,
             vocabulary,
             width,
         })
+    }
+
+    /// A 16-bit table with an int8 copy beside it (half its size) for `masked_scores`: the
+    /// decoder that picks one token a step reads that, not the whole table. A float32 table
+    /// stays as it is: its scores come from gemm, whose sums a row scored again alone need not
+    /// round the same way.
+    pub fn with_int8_scores(mut self) -> Result<TokenTable> {
+        let width = self.width;
+        let int8 = with_stored(&self.table, |rows| match rows {
+            Stored::F32(_) => None,
+            Stored::Half(half, bits) => {
+                Some(Int8Rows::quantize(self.vocabulary, width, |r, into| {
+                    widen(half, &bits[r * width..(r + 1) * width], into)
+                }))
+            }
+        })?;
+        self.int8 = int8.map(Arc::new);
+        Ok(self)
     }
 
     pub fn vocabulary(&self) -> usize {
@@ -100,6 +124,60 @@ impl TokenTable {
         })?;
         Tensor::from_vec(scores, (n, vocabulary), &Device::Cpu)
     }
+
+    /// The scores of one hidden state `x` plus `mask` (a value per token, −∞ for a token that
+    /// may not come next), for picking the largest: that one, and every score that could be
+    /// as large, is computed from the stored table as `scores` computes it; the others are
+    /// int8 products, each within its bound of that and below the largest. From the int8
+    /// copy where there is one (`with_int8_scores`): a step reads half the memory.
+    pub fn masked_scores(&self, x: &[f32], mask: &[f32]) -> Result<Vec<f32>> {
+        if x.len() != self.width || mask.len() != self.vocabulary {
+            candle_core::bail!(
+                "a hidden state of {} values and a mask of {} for a {}x{} token table",
+                x.len(),
+                mask.len(),
+                self.vocabulary,
+                self.width
+            );
+        }
+        let approximate = self.int8.as_ref().map(|int8| int8.approximate(x));
+        let Some(approximate) = approximate.filter(|a| a.bounds.iter().all(|b| b.is_finite()))
+        else {
+            let hidden = Tensor::from_slice(x, (1, self.width), &Device::Cpu)?;
+            let scores = self.scores(&hidden)?.flatten_all()?.to_vec1::<f32>()?;
+            return Ok(scores.iter().zip(mask).map(|(s, m)| s + m).collect());
+        };
+        let mut scores = approximate.scores;
+        // The largest score is at least the largest lower bound; a row whose upper bound is
+        // below that cannot be the largest, nor equal to it.
+        let floor = scores
+            .iter()
+            .zip(&approximate.bounds)
+            .zip(mask)
+            .map(|((s, b), m)| s - b + m)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let contenders = scores
+            .iter_mut()
+            .zip(&approximate.bounds)
+            .zip(mask)
+            .enumerate()
+            .filter(|(_, ((s, b), m))| **s + **b + **m >= floor)
+            .map(|(r, ((s, _), _))| (r, s));
+        // Each row as `scores` sums it (half_matvec's sums do not depend on the rows beside).
+        with_stored(&self.table, |table| match table {
+            Stored::Half(half, bits) => {
+                for (r, score) in contenders {
+                    let row = &bits[r * self.width..(r + 1) * self.width];
+                    half_matvec(half, row, x, std::slice::from_mut(score));
+                }
+                Ok(())
+            }
+            Stored::F32(_) => Err(candle_core::Error::Msg(
+                "a float32 token table has no int8 copy".into(),
+            )),
+        })??;
+        Ok(scores.iter().zip(mask).map(|(s, m)| s + m).collect())
+    }
 }
 
 #[cfg(test)]
@@ -130,5 +208,71 @@ mod tests {
             assert_eq!(scores, want_scores, "{dtype:?}");
             assert!(table.rows(&[5], &device).is_err(), "a token past the table");
         }
+    }
+
+    #[test]
+    fn masked_scores_pick_what_the_full_scores_pick_and_score_it_the_same() {
+        let device = Device::Cpu;
+        let (vocabulary, width) = (3000, 96);
+        let mut state = 11u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let mut values: Vec<f32> = (0..vocabulary * width).map(|_| next() * 0.1).collect();
+        // Two rows the same: the first of equal scores is the pick.
+        let (first, second) = (values[..width].to_vec(), 2000 * width);
+        values[second..second + width].copy_from_slice(&first);
+        let table = Tensor::from_vec(values, (vocabulary, width), &device).unwrap();
+        let mut mask = vec![0f32; vocabulary];
+        mask[17..40].fill(f32::NEG_INFINITY);
+        for dtype in [DType::F16, DType::BF16, DType::F32] {
+            let plain = TokenTable::new(table.to_dtype(dtype).unwrap()).unwrap();
+            let int8 = plain.clone().with_int8_scores().unwrap();
+            for round in 0..40 {
+                let mut x: Vec<f32> = (0..width).map(|_| next() * 3.0).collect();
+                if round == 0 {
+                    // Row 0 (and its twin) the largest.
+                    x = first.iter().map(|v| v * 50.0).collect();
+                }
+                let hidden = Tensor::from_slice(&x, (1, width), &device).unwrap();
+                let full: Vec<f32> = plain
+                    .scores(&hidden)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let full: Vec<f32> = full.iter().zip(&mask).map(|(s, m)| s + m).collect();
+                let got = int8.masked_scores(&x, &mask).unwrap();
+                let argmax =
+                    |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+                let (want, picked) = (argmax(&full), argmax(&got));
+                assert_eq!(picked, want, "{dtype:?} round {round}");
+                assert_eq!(
+                    got[picked].to_bits(),
+                    full[want].to_bits(),
+                    "{dtype:?} round {round}"
+                );
+                if round == 0 {
+                    assert_eq!(picked, 0, "{dtype:?}: the first of two equal rows");
+                }
+                for (r, (g, f)) in got.iter().zip(&full).enumerate() {
+                    assert!(
+                        g == f || (g - f).abs() < 0.05 * (1.0 + f.abs()),
+                        "{dtype:?} row {r}: {g} against {f}"
+                    );
+                }
+                assert_eq!(plain.masked_scores(&x, &mask).unwrap(), full);
+            }
+        }
+        assert!(
+            TokenTable::new(table)
+                .unwrap()
+                .masked_scores(&[0.0; 3], &mask)
+                .is_err()
+        );
     }
 }

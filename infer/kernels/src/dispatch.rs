@@ -138,6 +138,38 @@ fn widen_bf16_lanes(bits: &[u16], out: &mut [f32]) {
     }
 }
 
+/// The longest int8 dot product `i8_matvec` takes: at most 128 · 128 per term keeps the sum
+/// within i32.
+pub const I8_DOT_MAX_LEN: usize = (i32::MAX as usize) / (128 * 128);
+
+/// `out[r]` = Σᵢ `rows[r · dim + i]` · `x[i]` exactly, dim being `x.len()` (at most
+/// `I8_DOT_MAX_LEN`), for an int8 matrix of `out.len()` rows: half the bytes of a 16-bit
+/// matrix to read, products the vectoriser sums pairwise in 32 bits (pmaddwd on x86).
+pub fn i8_matvec(rows: &[i8], x: &[i8], out: &mut [i32]) {
+    assert_eq!(rows.len(), out.len() * x.len(), "the matrix is not out × x");
+    assert!(
+        x.len() <= I8_DOT_MAX_LEN,
+        "an int8 dot product of {} terms may overflow i32",
+        x.len()
+    );
+    if x.is_empty() {
+        out.fill(0);
+        return;
+    }
+    best_simd!(i8_matvec_lanes(rows: &[i8], x: &[i8], out: &mut [i32]))
+}
+
+#[inline(always)]
+fn i8_matvec_lanes(rows: &[i8], x: &[i8], out: &mut [i32]) {
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(x.len())) {
+        *o = row
+            .iter()
+            .zip(x)
+            .map(|(&w, &v)| i32::from(w) * i32::from(v))
+            .sum();
+    }
+}
+
 /// `out[r]` = Σᵢ `rows[r · dim + i]` · `x[i]`, dim being `x.len()`, for a matrix of 16-bit
 /// floats in the format `half` (their bits) with `out.len()` rows.
 pub fn half_matvec(half: Half, rows: &[u16], x: &[f32], out: &mut [f32]) {
@@ -355,6 +387,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_int8_matrix_times_an_int8_vector_is_the_exact_product() {
+        // The extremes (-128 · -128 in every term) and lengths around the lanes.
+        for dim in [1, 15, 16, 17, 64, 384, 1000] {
+            let rows = 9;
+            let mut state = dim as u32;
+            let mut next = || {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8 as i8
+            };
+            let mut matrix: Vec<i8> = (0..rows * dim).map(|_| next()).collect();
+            let x: Vec<i8> = (0..dim).map(|_| next()).collect();
+            matrix[..dim].fill(-128);
+            let mut extremes = x.clone();
+            extremes.fill(-128);
+            for x in [&x, &extremes] {
+                let mut out = vec![7i32; rows];
+                i8_matvec(&matrix, x, &mut out);
+                for (r, &got) in out.iter().enumerate() {
+                    let want: i64 = matrix[r * dim..(r + 1) * dim]
+                        .iter()
+                        .zip(x.iter())
+                        .map(|(&w, &v)| i64::from(w) * i64::from(v))
+                        .sum();
+                    assert_eq!(i64::from(got), want, "dim {dim} row {r}");
+                }
+            }
+        }
+        let mut out = [5i32; 2];
+        i8_matvec(&[], &[], &mut out[..0]);
+        i8_matvec(&[], &[], &mut []);
+        assert_eq!(out, [5, 5]);
     }
 
     #[test]

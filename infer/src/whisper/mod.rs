@@ -305,7 +305,10 @@ impl Transcriber {
             Some(token) => f64::from(softmax_at(&row(start_at)?, token as usize)),
             None => 0.0,
         };
-        let mut scores = row(rows - 1)?;
+        let mut hidden = hidden
+            .get(rows - 1)
+            .and_then(|last| last.to_vec1::<f32>())
+            .map_err(tensor("decoding the prompt"))?;
         let mut tokens = Vec::new();
         let mut logprob_sum = 0.0f64;
         let limit = half.min(decoder.max_tokens() - cache.len());
@@ -315,7 +318,10 @@ impl Transcriber {
             } else {
                 &self.suppressed
             };
-            let (token, logprob) = pick(&scores, mask);
+            let scores = decoder
+                .masked_scores(&hidden, mask)
+                .map_err(tensor("scoring a token"))?;
+            let (token, logprob) = pick(&scores);
             logprob_sum += f64::from(logprob);
             if token == self.tokens.end_of_text || tokens.len() >= limit {
                 break;
@@ -324,14 +330,11 @@ impl Transcriber {
             if cache.len() >= decoder.max_tokens() {
                 break;
             }
-            let hidden = decoder
+            hidden = decoder
                 .forward(&[token], &mut cache)
+                .and_then(|h| h.squeeze(0))
+                .and_then(|h| h.to_vec1::<f32>())
                 .map_err(tensor("decoding a token"))?;
-            scores = decoder
-                .logits(&hidden)
-                .and_then(|l| l.squeeze(0))
-                .and_then(|l| l.to_vec1())
-                .map_err(tensor("scoring a token"))?;
         }
         let text = self
             .tokenizer
@@ -350,9 +353,8 @@ impl Transcriber {
     }
 }
 
-/// The likeliest token after adding `mask`, and its log-probability under the masked scores.
-fn pick(scores: &[f32], mask: &[f32]) -> (u32, f32) {
-    let masked: Vec<f32> = scores.iter().zip(mask).map(|(s, m)| s + m).collect();
+/// The likeliest token of the masked `scores`, and its log-probability under them.
+fn pick(masked: &[f32]) -> (u32, f32) {
     // The first of equal scores, as torch's argmax.
     let mut best = 0;
     for (index, score) in masked.iter().enumerate() {
@@ -377,10 +379,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pick_skips_masked_tokens_and_gives_a_log_probability() {
-        let scores = [1.0, 5.0, 2.0, 2.0];
-        let mask = [0.0, f32::NEG_INFINITY, 0.0, 0.0];
-        let (token, logprob) = pick(&scores, &mask);
+    fn the_pick_is_the_first_largest_score_with_its_log_probability() {
+        let masked = [1.0, f32::NEG_INFINITY, 2.0, 2.0];
+        let (token, logprob) = pick(&masked);
         assert_eq!(token, 2);
         // softmax over [1, 2, 2] at 2: e² / (e + 2e²).
         let e = std::f32::consts::E;

@@ -235,11 +235,13 @@ impl Decoder {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Decoder {
-            embeddings: stored.table(
-                &format!("{}.embed_tokens.weight", vb.prefix()),
-                config.vocab_size,
-                d,
-            )?,
+            embeddings: stored
+                .table(
+                    &format!("{}.embed_tokens.weight", vb.prefix()),
+                    config.vocab_size,
+                    d,
+                )?
+                .with_int8_scores()?,
             positions: vb.get((config.max_target_positions, d), "embed_positions.weight")?,
             layers,
             norm: candle_nn::layer_norm(d, LAYER_NORM_EPS, vb.pp("layer_norm"))?,
@@ -318,6 +320,12 @@ impl Decoder {
     /// output projection is the token embeddings, transposed.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         self.embeddings.scores(hidden)
+    }
+
+    /// One hidden state's scores plus `mask`, exact where they could be the largest
+    /// (TokenTable::masked_scores): greedy decoding's step.
+    pub fn masked_scores(&self, hidden: &[f32], mask: &[f32]) -> Result<Vec<f32>> {
+        self.embeddings.masked_scores(hidden, mask)
     }
 }
 
