@@ -3,7 +3,9 @@
 //! ties them (Whisper always, a VLM maybe) the output projection is its transpose. Each decoded
 //! token's scores read the whole table, the most memory a step touches (Whisper tiny's
 //! 51,864 x 384: 40 MB in half precision instead of 80), so a 16-bit table is read in place,
-//! through carapace-infer-kernels, never widened as a whole.
+//! through carapace-infer-kernels, never widened as a whole; a decoder that only needs the
+//! likeliest token (Whisper's greedy steps) reads an int8 copy instead, 20 MB, and the few
+//! rows that could be the likeliest again in full (`masked_scores`).
 
 use std::sync::Arc;
 
