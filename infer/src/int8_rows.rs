@@ -124,10 +124,11 @@ fn quantize(values: &[f32], out: &mut [i8]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values(count: usize, scale: f32, seed: u64) -> Vec<f32> {
+    /// Reproducible values in [-scale, scale].
+    pub(crate) fn values(count: usize, scale: f32, seed: u64) -> Vec<f32> {
         let mut state = seed;
         (0..count)
             .map(|_| {

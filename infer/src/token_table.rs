@@ -216,14 +216,7 @@ mod tests {
     fn masked_scores_pick_what_the_full_scores_pick_and_score_it_the_same() {
         let device = Device::Cpu;
         let (vocabulary, width) = (3000, 96);
-        let mut state = 11u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
-        let mut values: Vec<f32> = (0..vocabulary * width).map(|_| next() * 0.1).collect();
+        let mut values = crate::int8_rows::tests::values(vocabulary * width, 0.1, 11);
         // Two rows the same: the first of equal scores is the pick.
         let (first, second) = (values[..width].to_vec(), 2000 * width);
         values[second..second + width].copy_from_slice(&first);
@@ -234,7 +227,7 @@ mod tests {
             let plain = TokenTable::new(table.to_dtype(dtype).unwrap()).unwrap();
             let int8 = plain.clone().with_int8_scores().unwrap();
             for round in 0..40 {
-                let mut x: Vec<f32> = (0..width).map(|_| next() * 3.0).collect();
+                let mut x = crate::int8_rows::tests::values(width, 3.0, 100 + round);
                 if round == 0 {
                     // Row 0 (and its twin) the largest.
                     x = first.iter().map(|v| v * 50.0).collect();
