@@ -617,21 +617,25 @@ fn main() {
         );
         row("start to first text", ocr.cold_ms[0], ocr.cold_ms[1], "ms");
         row("peak memory", mib(&ocr, 0), mib(&ocr, 1), "MiB");
-        // The engine keeps the spaces between words that rapidocr drops.
-        let letters = |i: usize| -> String {
+        // Each side's lines against the drawn ones, spaces aside: the engine keeps the spaces
+        // between words that rapidocr drops.
+        let drawn = drawn_page::sample_lines();
+        let letters =
+            |text: &str| -> String { text.chars().filter(|c| !c.is_whitespace()).collect() };
+        let as_drawn = |i: usize| {
             let text = ocr.results[i]["text"].as_str().unwrap_or_default();
-            text.chars().filter(|c| !c.is_whitespace()).collect()
-        };
-        let verdict = if ocr.results[0]["text"] == ocr.results[1]["text"] {
-            "identical"
-        } else if letters(0) == letters(1) {
-            "the same letters, spaced differently"
-        } else {
-            "DIFFERENT"
+            text.lines()
+                .zip(&drawn)
+                .filter(|(read, line)| letters(read) == letters(line.text))
+                .count()
         };
         println!(
-            "  text: {verdict} (engine {}, peer {})",
-            ocr.results[0]["text"], ocr.results[1]["text"]
+            "  lines read as drawn, spaces aside: engine {} of {}, peer {} (engine {}, peer {})",
+            as_drawn(0),
+            drawn.len(),
+            as_drawn(1),
+            ocr.results[0]["text"],
+            ocr.results[1]["text"]
         );
     }
 

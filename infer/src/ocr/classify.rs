@@ -60,7 +60,7 @@ pub fn turn_upside_down_lines(
 
 /// The indices of `lines`, narrowest (width over height) first, in groups of `size`: lines of
 /// similar shape padded to the same width waste little.
-pub fn batches_by_shape(lines: &[RgbImage], size: usize) -> Vec<Vec<usize>> {
+fn batches_by_shape(lines: &[RgbImage], size: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lines.len()).collect();
     order.sort_by(|&a, &b| ratio(&lines[a]).total_cmp(&ratio(&lines[b])));
     order.chunks(size).map(<[usize]>::to_vec).collect()
