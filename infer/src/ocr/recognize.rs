@@ -7,10 +7,11 @@
 //!
 //! Each line is read at its own width (at least 320), in a batch only with lines of that same
 //! width. rapidocr pads every line of a batch of six to the widest one's width: the padding is
-//! work (on a 900 x 360 page of six lines, 370 of the read's 790 ms went to one batch 1,000
-//! pixels wide, 255 ms read line by line), and the recognizer mixes the whole width of its input
-//! (SVTR's attention), so what a line read depended on the lines beside it in its batch: that
-//! page's "Room 42", read beside a line three times as long, came out "Ro0m 42".
+//! work (on the bench's page of six lines, one batch as wide as its longest line took 370 ms;
+//! a run per line 255 ms; the short lines sharing one 320 wide, ~190 ms), and the recognizer
+//! mixes the whole width of its input (SVTR's attention), so what a line read depended on the
+//! lines beside it in its batch: that page's "Room 42", padded to a line three times as long,
+//! came out "Ro0m 42".
 
 use image::RgbImage;
 use ort::session::{RunOptions, Session};
