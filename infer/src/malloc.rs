@@ -4,7 +4,7 @@
 //! and hands freed memory above its trim threshold straight back to the kernel, so every such
 //! tensor cost page faults and zeroing: measured, a third of Whisper tiny's time per window.
 //! The engine raises both thresholds while it works and gives the memory back itself when it
-//! unloads idle models.
+//! unloads idle models, and once an ONNX model is loaded (its parse's leftovers).
 
 /// The largest block served from the heap (mallopt's ceiling on 64-bit: 32 MiB).
 #[cfg(target_env = "gnu")]
@@ -24,7 +24,7 @@ pub fn reuse_freed_memory() {
     }
 }
 
-/// Returns the freed memory malloc keeps to the kernel (after models were unloaded).
+/// Returns the freed memory malloc keeps to the kernel (after models were loaded or unloaded).
 pub(crate) fn return_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim releases free pages under malloc's own locks.

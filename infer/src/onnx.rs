@@ -289,6 +289,11 @@ impl OnnxRuntime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(model.to_path_buf(), placement);
+        // Loading parsed the model's protobuf into heap blocks (its weights among them) that
+        // the session has copied and freed; malloc keeps such free memory for the next step
+        // (malloc.rs), where it would stay for the model's lifetime. Measured: Piper's voice
+        // 139.5 MiB once loaded, 110.8 after this; its peak speaking 212 MiB, 189 after it.
+        crate::malloc::return_freed_memory();
         Ok(session)
     }
 }
