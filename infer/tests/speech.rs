@@ -232,12 +232,17 @@ fn a_long_text_is_spoken_sentence_by_sentence(models: &mut Models) {
         &models.whisper,
         &to_16k(&speech.samples, speech.sample_rate),
     );
-    let rate = word_errors(&text, &heard) as f64 / words(&text).len() as f64;
+    let errors = word_errors(&text, &heard);
     println!(
-        "  {:.1} s: {heard:?} (word error rate {rate:.3})",
-        speech.seconds()
+        "  {:.1} s: {heard:?} ({errors} of {} words wrong)",
+        speech.seconds(),
+        words(&text).len()
     );
-    assert!(rate <= MAX_WORD_ERROR_RATE, "{rate}");
+    // Piper draws noise, so what Whisper tiny hears varies from run to run: 0 to 5 of the 35
+    // words wrong over 9 runs, most in "milk, bread and some eggs". A sentence left out would
+    // cost all its words, 8 at the least; mumbling far more.
+    let shortest = SENTENCES[..4].iter().map(|s| words(s).len()).min().unwrap();
+    assert!(errors < shortest, "{errors} words wrong: {heard:?}");
 }
 
 /// Faster is shorter, slower longer, by what piper-tts gives for the same length_scale: not
