@@ -1,10 +1,12 @@
 //! The images the engine reads (OCR, image description), from the bytes a client sent: PNG or
 //! JPEG only, and never more pixels than MAX_IMAGE_PIXELS. The size is read from the header before any pixel is decoded, so a
 //! small file that claims a huge image (a decompression bomb) is refused without the memory it
-//! would take. Transparent pixels are shown over white, as a viewer shows them.
+//! would take. Transparent pixels are shown over white, and a photo whose EXIF says the camera
+//! was held sideways is turned upright, as a viewer shows them.
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
@@ -46,7 +48,7 @@ pub fn open_image(bytes: &[u8]) -> Result<DynamicImage> {
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_PIXELS * 8);
     reader.limits(limits);
-    let decoder = reader
+    let mut decoder = reader
         .into_decoder()
         .map_err(|e| bad(format!("its header does not parse ({e})")))?;
     let (width, height) = decoder.dimensions();
@@ -60,11 +62,16 @@ pub fn open_image(bytes: &[u8]) -> Result<DynamicImage> {
     if width == 0 || height == 0 {
         return Err(bad(format!("it is {width} x {height} pixels: empty")));
     }
-    DynamicImage::from_decoder(decoder).map_err(|e| {
+    // A phone stores a photo as its sensor read it and says in the EXIF how to turn it; an
+    // EXIF that does not parse turns nothing (the pixels are still good).
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| {
         bad(format!(
             "its pixels do not decode ({e}); the file is damaged"
         ))
-    })
+    })?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// An image with transparency as it looks on a white page.
@@ -96,6 +103,53 @@ mod tests {
         let decoded = decode_image(&png(&DynamicImage::ImageRgba8(rgba))).unwrap();
         assert_eq!(decoded.get_pixel(0, 0).0, [10, 20, 30]);
         assert_eq!(decoded.get_pixel(1, 0).0, [255, 255, 255]);
+    }
+
+    /// A JPEG of `image` whose EXIF says: turn me by `orientation` (EXIF's 1 to 8).
+    fn jpeg_with_orientation(image: &RgbImage, orientation: u8) -> Vec<u8> {
+        use image::ImageEncoder;
+        // A little-endian TIFF header and one IFD entry: tag 0x0112 (Orientation), SHORT, 1.
+        let mut exif = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        exif.extend_from_slice(&[orientation, 0, 0, 0, 0, 0, 0, 0]);
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+        encoder.set_exif_metadata(exif).unwrap();
+        encoder
+            .write_image(
+                image.as_raw(),
+                image.width(),
+                image.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_photo_taken_sideways_is_turned_as_its_exif_says() {
+        // 32 x 16, its left half red: as a phone held sideways stores a picture.
+        let stored = RgbImage::from_fn(32, 16, |x, _| {
+            if x < 16 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let red = |pixel: &image::Rgb<u8>| pixel[0] > 200 && pixel[2] < 60;
+        // 6: turn 90 degrees clockwise to view; the left half ends up on top.
+        let upright = decode_image(&jpeg_with_orientation(&stored, 6)).unwrap();
+        assert_eq!(upright.dimensions(), (16, 32));
+        assert!(red(upright.get_pixel(8, 4)) && !red(upright.get_pixel(8, 28)));
+        // 8: 90 degrees counter-clockwise; the left half ends up at the bottom.
+        let upright = decode_image(&jpeg_with_orientation(&stored, 8)).unwrap();
+        assert_eq!(upright.dimensions(), (16, 32));
+        assert!(!red(upright.get_pixel(8, 4)) && red(upright.get_pixel(8, 28)));
+        // 1, or an orientation EXIF does not define: as stored.
+        for as_stored in [1, 0, 9] {
+            let decoded = decode_image(&jpeg_with_orientation(&stored, as_stored)).unwrap();
+            assert_eq!(decoded.dimensions(), (32, 16));
+            assert!(red(decoded.get_pixel(4, 8)) && !red(decoded.get_pixel(28, 8)));
+        }
     }
 
     #[test]
