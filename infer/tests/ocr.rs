@@ -129,10 +129,15 @@ fn lines_of_words_and_digits_at_several_sizes_are_read_in_reading_order() {
     // Read at its own width, not padded to the width of the longest line beside it, the short
     // line comes out as drawn (rapidocr: "Ro0m 42").
     assert!(read.iter().any(|line| line.text == "Room 42"), "{read:?}");
-    // Each box lies around the line drawn there: its top-left corner near the line's start,
-    // its middle between the line's top and its size below.
-    for (line, drawn) in read.iter().zip(&drawn) {
-        let [top_left, top_right, bottom_right, bottom_left] = line.corners;
+    assert_around_drawn(&read, &drawn, |corner| corner);
+}
+
+/// Checks that each line's box lies around the line drawn there, its corners taken back to the
+/// upright page's pixels by `upright`: its first corner near the line's start, its middle
+/// between the line's top and its size below, its text running along the top.
+fn assert_around_drawn(read: &[TextLine], drawn: &[Drawn], upright: impl Fn([f32; 2]) -> [f32; 2]) {
+    for (line, drawn) in read.iter().zip(drawn) {
+        let [top_left, top_right, bottom_right, bottom_left] = line.corners.map(&upright);
         assert!((top_left[0] - drawn.x).abs() < 15.0, "{line:?}");
         let middle = (top_left[1] + bottom_left[1] + top_right[1] + bottom_right[1]) / 4.0;
         assert!(
@@ -148,13 +153,93 @@ fn lines_of_words_and_digits_at_several_sizes_are_read_in_reading_order() {
 }
 
 #[test]
-fn a_page_turned_upside_down_is_read_the_right_way_up() {
+fn a_page_photographed_sideways_is_read_in_its_own_reading_order() {
+    let drawn = sample_lines();
+    let upright = page(900, 360, &drawn);
+    let expected: Vec<&str> = drawn.iter().map(|d| d.text).collect();
+    // Turned a quarter clockwise (the page is 360 x 900 now), then a quarter the other way.
+    // Read as the lines lie, the columns of text would come right to left (or left to right),
+    // "Room 42" after the line below it.
+    let clockwise = image::imageops::rotate90(&upright);
+    let read = engine().read_text("pp-ocrv4", &clockwise).unwrap();
+    assert_read(&expected, &read);
+    // The boxes are in the sideways picture's pixels: a point (x, y) of the upright page is
+    // at (360 - y, x) there.
+    assert_around_drawn(&read, &drawn, |[x, y]| [y, 360.0 - x]);
+    let counter_clockwise = image::imageops::rotate270(&upright);
+    let read = engine().read_text("pp-ocrv4", &counter_clockwise).unwrap();
+    assert_read(&expected, &read);
+    assert_around_drawn(&read, &drawn, |[x, y]| [900.0 - y, x]);
+}
+
+#[test]
+fn a_page_upside_down_is_read_the_right_way_up_in_its_own_reading_order() {
     let drawn = sample_lines();
     let image = image::imageops::rotate180(&page(900, 360, &drawn));
     let read = engine().read_text("pp-ocrv4", &image).unwrap();
-    // Upside down, the last line is at the top, and the two-column row swaps its columns.
-    let mut expected: Vec<&str> = drawn.iter().map(|d| d.text).collect();
-    expected.reverse();
+    // Most of its lines had to be turned round, so the page lies upside down: its lines come
+    // in its own reading order (in the order they lie, the last line would come first), their
+    // boxes in the picture's pixels.
+    let expected: Vec<&str> = drawn.iter().map(|d| d.text).collect();
+    assert_read(&expected, &read);
+    assert_around_drawn(&read, &drawn, |[x, y]| [900.0 - x, 360.0 - y]);
+}
+
+#[test]
+fn a_page_of_small_print_upside_down_comes_out_in_its_reading_order() {
+    // Twelve lines of 16-pixel print, the size at which a classifier of the whole picture
+    // (scaled to 256 pixels) took an upright page for one upside down (page_turn.rs).
+    const LINES: [&str; 12] = [
+        "Dear neighbour, the water will be off",
+        "on Tuesday from nine until noon while",
+        "the pipes under the street are mended.",
+        "Please keep a jug of water aside and",
+        "do not run the washing machine then.",
+        "The bins go out on Wednesday instead",
+        "of Tuesday this week, before 7 am.",
+        "Parking on the north side is closed",
+        "for the works; use the south side.",
+        "Questions go to the office at 0176 55",
+        "or to the caretaker in flat 3, who is",
+        "there every weekday afternoon. Thanks!",
+    ];
+    let drawn: Vec<Drawn> = LINES
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Drawn {
+            text,
+            size: 16.0,
+            x: 30.0,
+            y: 20.0 + 24.0 * i as f32,
+        })
+        .collect();
+    let image = image::imageops::rotate180(&page(420, 320, &drawn));
+    let read = engine().read_text("pp-ocrv4", &image).unwrap();
+    let texts: Vec<&str> = read.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(read.len(), LINES.len(), "{texts:?}");
+    let (mut errors, mut length) = (0, 0);
+    for (want, got) in LINES.iter().zip(&texts) {
+        let (wrong, of) = character_errors(want, got);
+        assert!(wrong * 5 <= of, "{want:?} read as {got:?}, in {texts:?}");
+        errors += wrong;
+        length += of;
+    }
+    assert!(
+        errors * 50 <= length,
+        "{errors} errors in {length} characters: {texts:?}"
+    );
+}
+
+#[test]
+fn a_line_upside_down_on_an_upright_page_is_read_the_right_way_round() {
+    // The page's last line (drawn at y 300, 22 pixels high) turned round where it lies: the
+    // page is upright, so the line's own classifier turns it.
+    let drawn = sample_lines();
+    let mut image = page(900, 360, &drawn);
+    let band = image::imageops::crop_imm(&image, 0, 292, 900, 44).to_image();
+    image::imageops::replace(&mut image, &image::imageops::rotate180(&band), 0, 292);
+    let read = engine().read_text("pp-ocrv4", &image).unwrap();
+    let expected: Vec<&str> = drawn.iter().map(|d| d.text).collect();
     assert_read(&expected, &read);
 }
 

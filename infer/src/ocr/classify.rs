@@ -16,18 +16,18 @@ const BATCH: usize = 6;
 /// Above this confidence in "180°", a line is turned.
 const THRESHOLD: f32 = 0.9;
 
-/// Turns round, in place, each of `lines` the classifier reads as upside down; returns how
-/// many it turned.
+/// Turns round, in place, each of `lines` the classifier reads as upside down; returns which
+/// it turned.
 pub fn turn_upside_down_lines(
     session: &mut Session,
     runs: &RunOptions,
     lines: &mut [RgbImage],
-) -> Result<usize> {
+) -> Result<Vec<bool>> {
     let failed = |e: ort::Error| Error::Inference {
         model: "PP-OCR direction classifier",
         reason: e.to_string(),
     };
-    let mut turned = 0;
+    let mut turned = vec![false; lines.len()];
     for batch in batches_by_shape(lines, BATCH) {
         let slot = 3 * (HEIGHT * WIDTH) as usize;
         let mut input = vec![0f32; batch.len() * slot];
@@ -51,7 +51,7 @@ pub fn turn_upside_down_lines(
             // Labels "0" and "180", in that order; the argmax wins, above the threshold.
             if pair[1] > pair[0] && pair[1] > THRESHOLD {
                 image::imageops::rotate180_in_place(&mut lines[index]);
-                turned += 1;
+                turned[index] = true;
             }
         }
     }

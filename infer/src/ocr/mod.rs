@@ -2,11 +2,14 @@
 //! ships and runs, with its settings (config.yaml) and its steps, so that the engine reads what
 //! rapidocr reads. The image is brought within 30..2000 pixels a side, the detector finds the
 //! lines, each is cut out upright, turned round if the classifier finds it upside down, and
-//! read by the recognizer; lines read with less than 0.5 confidence are dropped.
+//! read by the recognizer; lines read with less than 0.5 confidence are dropped. Unlike
+//! rapidocr, a page lying on its side or upside down comes out in its own reading order, from
+//! the way most of its lines had to be turned (page_turn.rs).
 
 mod classify;
 mod detect;
 mod geometry;
+mod page_turn;
 mod reading_order;
 mod recognize;
 mod resize;
@@ -22,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::onnx::OnnxRuntime;
 
 use geometry::{Point, Quad};
+use page_turn::Turn;
 use recognize::Dictionary;
 
 /// The model files, as the pp-ocrv4 entry of models.lock unpacks them.
@@ -40,8 +44,9 @@ const WIDTH_HEIGHT_RATIO: u32 = 8;
 /// Lines read with less confidence are dropped (text_score).
 const MIN_CONFIDENCE: f32 = 0.5;
 
-/// One line of text read, with its corners in the image's pixels (top-left, top-right,
-/// bottom-right, bottom-left).
+/// One line of text read, with its corners in the image's pixels: from where its text starts
+/// at the top, along the top, then the bottom back (top-left, top-right, bottom-right,
+/// bottom-left on an upright page; on a page lying turned, as they are on it turned upright).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TextLine {
     pub text: String,
@@ -87,7 +92,8 @@ impl TextReader {
         })
     }
 
-    /// The lines of text in `image`, in reading order.
+    /// The lines of text in `image`, in reading order (of the page turned upright, if it lies
+    /// turned).
     pub fn read(&mut self, image: &RgbImage) -> Result<Vec<TextLine>> {
         let (raw_width, raw_height) = image.dimensions();
         let scaled = within_sides(image);
@@ -98,17 +104,42 @@ impl TextReader {
             scaled.clone()
         };
         let mut boxes = detect::detect(&mut self.detector, &self.runs, &framed)?;
-        reading_order::sort_for_reading(&mut boxes);
-        let (kept, mut strips): (Vec<Quad>, Vec<RgbImage>) = boxes
-            .into_iter()
-            .filter_map(|corners| warp::crop_line(&framed, &corners).map(|strip| (corners, strip)))
-            .unzip();
+        reading_order::sort_for_reading(&mut boxes, |corners| corners[0]);
+        let (mut kept, mut strips, mut quarters) = (Vec::new(), Vec::new(), Vec::new());
+        for corners in boxes {
+            if let Some((strip, quarter)) = warp::crop_line(&framed, &corners) {
+                kept.push(corners);
+                strips.push(strip);
+                quarters.push(quarter);
+            }
+        }
         if strips.is_empty() {
             return Ok(Vec::new());
         }
-        classify::turn_upside_down_lines(&mut self.classifier, &self.runs, &mut strips)?;
+        let flipped =
+            classify::turn_upside_down_lines(&mut self.classifier, &self.runs, &mut strips)?;
         let read =
             recognize::recognize(&mut self.recognizer, &self.runs, &self.dictionary, &strips)?;
+        let mut lines: Vec<(Quad, Turn, String, f32)> = kept
+            .into_iter()
+            .zip(quarters.into_iter().zip(flipped))
+            .zip(read)
+            .filter(|(_, (_, confidence))| *confidence >= MIN_CONFIDENCE)
+            .map(|((corners, (quarter, flipped)), (text, confidence))| {
+                (corners, Turn::of_line(quarter, flipped), text, confidence)
+            })
+            .collect();
+        let turn = Turn::of_page(
+            lines
+                .iter()
+                .map(|(_, line, text, _)| (*line, text.chars().count())),
+        );
+        if turn != Turn::Upright {
+            let (width, height) = (framed.width() as f32, framed.height() as f32);
+            reading_order::sort_for_reading(&mut lines, |(corners, ..)| {
+                page_turn::start_upright(corners, turn, width, height)
+            });
+        }
         // From the framed image's pixels back to the original's.
         let scale_x = raw_width as f32 / scaled.width() as f32;
         let scale_y = raw_height as f32 / scaled.height() as f32;
@@ -118,14 +149,12 @@ impl TextReader {
                 ((p.y - band as f32) * scale_y).clamp(0.0, raw_height as f32),
             ]
         };
-        Ok(kept
-            .iter()
-            .zip(read)
-            .filter(|(_, (_, confidence))| *confidence >= MIN_CONFIDENCE)
-            .map(|(corners, (text, confidence))| TextLine {
+        Ok(lines
+            .into_iter()
+            .map(|(corners, _, text, confidence)| TextLine {
                 text,
                 confidence,
-                corners: corners.map(back),
+                corners: turn.corners_as_read(corners).map(back),
             })
             .collect())
     }

@@ -60,8 +60,8 @@ impl Homography {
 /// The strip under `corners` (top-left, top-right, bottom-right, bottom-left) of `image`, as
 /// wide as the longer of its top and bottom edges and as tall as the longer of its sides,
 /// turned a quarter anticlockwise when it is at least 1.5 times as tall as wide (a vertical
-/// line of text). None when the box has no area.
-pub fn crop_line(image: &RgbImage, corners: &Quad) -> Option<RgbImage> {
+/// line of text), and whether it was. None when the box has no area.
+pub fn crop_line(image: &RgbImage, corners: &Quad) -> Option<(RgbImage, bool)> {
     let width = corners[0]
         .distance(corners[1])
         .max(corners[2].distance(corners[3])) as u32;
@@ -86,10 +86,11 @@ pub fn crop_line(image: &RgbImage, corners: &Quad) -> Option<RgbImage> {
             strip.put_pixel(x, y, bicubic(image, sx, sy));
         }
     }
-    if f64::from(height) / f64::from(width) >= 1.5 {
+    let quarter = f64::from(height) / f64::from(width) >= 1.5;
+    if quarter {
         strip = image::imageops::rotate270(&strip);
     }
-    Some(strip)
+    Some((strip, quarter))
 }
 
 /// OpenCV's cubic convolution weights (a = -0.75) for an offset in 0..1.
@@ -156,7 +157,8 @@ mod tests {
             Point::new(30.0, 15.0),
             Point::new(10.0, 15.0),
         ];
-        let strip = crop_line(&image, &corners).unwrap();
+        let (strip, quarter) = crop_line(&image, &corners).unwrap();
+        assert!(!quarter);
         assert_eq!(strip.dimensions(), (20, 10));
         for (x, y, pixel) in strip.enumerate_pixels() {
             assert_eq!(pixel, image.get_pixel(x + 10, y + 5), "at {x},{y}");
@@ -172,7 +174,8 @@ mod tests {
             Point::new(15.0, 45.0),
             Point::new(5.0, 45.0),
         ];
-        let strip = crop_line(&image, &corners).unwrap();
+        let (strip, quarter) = crop_line(&image, &corners).unwrap();
+        assert!(quarter);
         assert_eq!(strip.dimensions(), (40, 10));
         // A quarter turn anticlockwise: the box's top-right corner is now the top-left.
         assert_eq!(strip.get_pixel(0, 0), image.get_pixel(14, 5));
