@@ -23,6 +23,14 @@ pub enum Turn {
 }
 
 impl Turn {
+    /// Every way, in the order of their discriminants.
+    const ALL: [Turn; 4] = [
+        Turn::Upright,
+        Turn::Clockwise90,
+        Turn::Half,
+        Turn::Clockwise270,
+    ];
+
     /// How a line lies, from how it was turned to be read: cut out a quarter turned
     /// anticlockwise (`quarter`) and then turned round (`flipped`).
     pub fn of_line(quarter: bool, flipped: bool) -> Turn {
@@ -37,19 +45,13 @@ impl Turn {
     /// The way the most text lies, each line weighing as much as `weight` says (its
     /// characters); upright when no way has more than the others.
     pub fn of_page(lines: impl IntoIterator<Item = (Turn, usize)>) -> Turn {
-        let ways = [
-            Turn::Upright,
-            Turn::Clockwise90,
-            Turn::Half,
-            Turn::Clockwise270,
-        ];
         let mut weights = [0usize; 4];
         for (turn, weight) in lines {
             weights[turn as usize] += weight;
         }
         let most = weights.iter().copied().max().unwrap_or(0);
         match weights.iter().filter(|&&w| w == most).count() {
-            1 => ways[weights.iter().position(|&w| w == most).unwrap_or(0)],
+            1 => Turn::ALL[weights.iter().position(|&w| w == most).unwrap_or(0)],
             _ => Turn::Upright,
         }
     }
@@ -117,12 +119,7 @@ mod tests {
     fn each_pixel_of_a_turned_picture_maps_back_where_it_was_upright() {
         // Each pixel's colour says where it was on the upright 6 x 4 picture.
         let upright = RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 0]));
-        for turn in [
-            Turn::Upright,
-            Turn::Clockwise90,
-            Turn::Half,
-            Turn::Clockwise270,
-        ] {
+        for turn in Turn::ALL {
             let picture = turned(&upright, turn);
             let (width, height) = (picture.width() as f32, picture.height() as f32);
             for (x, y, pixel) in picture.enumerate_pixels() {
