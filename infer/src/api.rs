@@ -294,7 +294,7 @@ async fn transcriptions(
         }
         TranscriptFormat::VerboseJson => ok(json!({
             "task": "transcribe",
-            "language": if transcript.language == "en" { "english" } else { transcript.language.as_str() },
+            "language": crate::whisper::languages::name(&transcript.language).unwrap_or(&transcript.language),
             "duration": transcript.duration,
             "text": transcript.text,
             "segments": transcript.segments.iter().enumerate().map(|(id, s)| json!({

@@ -58,7 +58,8 @@ impl Capability {
     }
 }
 
-/// The models the engine knows, by lock name.
+/// The models the engine knows, by lock name: offered on every box (one the image lacks is
+/// listed, and asking for it says what is missing).
 const CATALOG: [(&str, Capability); 5] = [
     ("all-minilm-l6-v2", Capability::Embeddings),
     ("silero-vad", Capability::VoiceActivity),
@@ -66,6 +67,10 @@ const CATALOG: [(&str, Capability); 5] = [
     ("piper-en-us-joe-medium", Capability::Speech),
     ("pp-ocrv4", Capability::Ocr),
 ];
+
+/// Pinned models a recipe may add (`[[model]]`), offered where the image carries them:
+/// Whisper base hears 99 languages, in twice tiny.en's size and time.
+const OPTIONAL_CATALOG: [(&str, Capability); 1] = [("whisper-base", Capability::Transcription)];
 
 /// Where the engine finds its files and how it runs.
 #[derive(Debug, Clone)]
@@ -179,7 +184,12 @@ impl Engine {
         let lock = ModelLock::pinned()?;
         let mut slots = BTreeMap::new();
         let mut reported = BTreeMap::new();
-        for (name, capability) in CATALOG {
+        let carried = |(name, _): &(&str, Capability)| {
+            lock.model(name)
+                .is_ok_and(|pin| config.models_dir.join(pin.unpacked_dir_name()).is_dir())
+        };
+        let optional = OPTIONAL_CATALOG.into_iter().filter(carried);
+        for (name, capability) in CATALOG.into_iter().chain(optional) {
             reported.insert(
                 name.to_string(),
                 fresh_status(name, capability, ModelSource::Image, None),

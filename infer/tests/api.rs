@@ -252,6 +252,52 @@ async fn a_transcription_request_that_is_not_right_says_what_to_send() {
     );
 }
 
+/// Whisper base, a pinned model the engine offers where it is carried (here the cache, where
+/// `carapace-infer fetch` put it): listed, it tells German from the audio, and says so as
+/// OpenAI's API does; asked for German, it hears German.
+#[tokio::test]
+async fn the_multilingual_model_is_offered_where_carried_and_tells_the_language() {
+    use reqwest::multipart::{Form, Part};
+    let models = models_dir();
+    let server = serve(&models, &[]);
+    let (status, body) = get(&server, "/v1/models").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|model| model["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"whisper-base"), "{ids:?}");
+    let german = "Bitte schick den Bericht heute Abend an meinen Bruder.";
+    let wav = || Part::bytes(common::espeak_wav_in("de", german)).file_name("speech.wav");
+    for language in [None, Some("de")] {
+        let mut form = Form::new()
+            .part("file", wav())
+            .text("model", "whisper-base")
+            .text("response_format", "verbose_json");
+        if let Some(language) = language {
+            form = form.text("language", language);
+        }
+        let (status, body) = upload(&server, form).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["language"], "german", "{body}");
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Bitte schick den Bericht heute Abend"),
+            "{body}"
+        );
+    }
+
+    // Where the image does not carry it, it is not offered.
+    let bare = tempfile::tempdir().unwrap();
+    let server = serve(bare.path(), &[]);
+    let (status, body) = get(&server, "/v1/models").await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains("whisper-base"), "{body}");
+    assert!(body.to_string().contains("whisper-tiny-en"), "{body}");
+}
+
 #[tokio::test]
 async fn voice_activity_finds_the_speech_in_an_espeak_wav_at_its_own_rate() {
     let server = serve(&models_dir(), &[]);

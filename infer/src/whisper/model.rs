@@ -191,6 +191,7 @@ struct DecoderLayer {
 
 /// What the decoder keeps between steps of one window: per layer, the self-attention's keys
 /// and values so far and the cross-attention's keys and values of the audio.
+#[derive(Clone)]
 pub struct DecoderCache {
     past: Vec<Option<(Tensor, Tensor)>>,
     audio: Vec<(Tensor, Tensor)>,
