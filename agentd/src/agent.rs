@@ -3,6 +3,7 @@
 //! marks the message answered, and what the runtime must do after (a settings trial, a
 //! reboot).
 
+use board_support::local_inference::VOICE_LANGUAGE;
 use carapace_audit::AuditLog;
 use carapace_im::{ChannelKind, Content, FileRef, Incoming, Outgoing};
 use carapace_llm::Image;
@@ -11,6 +12,7 @@ use carapace_owner::OwnerSettings;
 use crate::approvals::{self, Asked, Choice};
 use crate::commands;
 use crate::error::Error;
+use crate::local_inference::Heard;
 use crate::pairing::{Guard, Outcome};
 use crate::store::{Answer, OutboxEntry, Role, Store, User};
 use crate::tools::{Registry, ToolContext};
@@ -128,6 +130,8 @@ impl Agent {
             return self.stranger(message, now);
         };
         let mut images = Vec::new();
+        // A voice note's language, once heard: the answer is spoken too where the voice can.
+        let mut spoken_in = None;
         let text = match &message.content {
             Content::Text(text) => text.clone(),
             Content::Button { data } => {
@@ -139,7 +143,15 @@ impl Agent {
             // Heard on the box: the model gets the words, never the audio.
             Content::Voice { file, seconds } => {
                 match self.hear(media, message, file, *seconds, now).await {
-                    Ok(words) => format!("[a voice note, transcribed on the box] {words}"),
+                    Ok(heard) => {
+                        let note = match heard.language.as_str() {
+                            VOICE_LANGUAGE => "a voice note".to_string(),
+                            other => format!("a voice note in {other}"),
+                        };
+                        let words = heard.text.trim();
+                        spoken_in = Some(heard.language.clone());
+                        format!("[{note}, transcribed on the box] {words}")
+                    }
                     Err(why) => return Ok(answered(reply(why))),
                 }
             }
@@ -246,16 +258,24 @@ impl Agent {
         }
         let asked = UserTurn { text, images };
         let mut handled = self.turn(brain, &user, message, asked, now).await?;
-        if let Content::Voice { .. } = message.content {
-            self.speak_reply(&mut handled.answer, message, now).await;
+        if let Some(language) = spoken_in {
+            self.speak_reply(&mut handled.answer, message, &language, now)
+                .await;
         }
         Ok(handled)
     }
 
     /// The owner spoke, so the answer is spoken too: a voice note made on the box goes before
-    /// the text (which stays, to read and search). A long answer, or one the engine cannot
-    /// speak, goes as text alone; the audit log says which.
-    async fn speak_reply(&mut self, answer: &mut Answer, message: &Incoming, now: u64) {
+    /// the text (which stays, to read and search). A long answer, one to a note in a language
+    /// the box's voice does not speak, or one the engine cannot speak goes as text alone; the
+    /// audit log says which.
+    async fn speak_reply(
+        &mut self,
+        answer: &mut Answer,
+        message: &Incoming,
+        language: &str,
+        now: u64,
+    ) {
         let Some((at, text)) = answer
             .replies
             .iter()
@@ -269,6 +289,17 @@ impl Agent {
             return;
         };
         let to = format!("{} {}", message.channel.name(), message.sender);
+        if language != VOICE_LANGUAGE {
+            self.record(
+                "voice",
+                &format!(
+                    "the reply to {to} went as text only: the voice note was in {language}, and \
+                     the box's voice speaks {VOICE_LANGUAGE}"
+                ),
+                now,
+            );
+            return;
+        }
         let characters = text.chars().count();
         if characters > SPOKEN_REPLY_MAX_CHARS {
             self.record(
@@ -434,19 +465,19 @@ impl Agent {
         file: &FileRef,
         seconds: u32,
         now: u64,
-    ) -> Result<String, String> {
+    ) -> Result<Heard, String> {
         let audio = media
             .download(message.channel, file)
             .await
             .map_err(|error| format!("I could not fetch that voice note: {error}"))?;
-        let heard = |error: Error| format!("I could not hear that voice note: {error}");
+        let failed = |error: Error| format!("I could not hear that voice note: {error}");
         // Silence or noise is answered at once: Whisper would take its full time on a slow
         // box to find nothing (or to make words up from the noise).
         let speech = self
             .inference
             .speech_seconds(audio.clone())
             .await
-            .map_err(heard)?;
+            .map_err(failed)?;
         if speech <= 0.0 {
             self.record(
                 "voice",
@@ -460,22 +491,23 @@ impl Agent {
             );
             return Err("I heard no speech in that voice note.".into());
         }
-        let words = self.inference.transcribe(audio).await.map_err(heard)?;
+        let heard = self.inference.transcribe(audio).await.map_err(failed)?;
         self.record(
             "voice",
             &format!(
-                "a {seconds} s voice note from {} {} was transcribed on the box ({} characters); \
-                 the audio did not leave it",
+                "a {seconds} s voice note from {} {} was transcribed on the box ({} characters, \
+                 {}); the audio did not leave it",
                 message.channel.name(),
                 message.sender,
-                words.len()
+                heard.text.len(),
+                heard.language,
             ),
             now,
         );
-        if words.trim().is_empty() {
+        if heard.text.trim().is_empty() {
             return Err("I heard no words in that voice note.".into());
         }
-        Ok(words)
+        Ok(heard)
     }
 
     fn stranger(&mut self, message: &Incoming, now: u64) -> Result<Handled, Error> {

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use board_support::local_inference::{
-    MEMORY_EMBEDDING_MODEL, OCR_MODEL, SPEECH_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
+    MEMORY_EMBEDDING_MODEL, OCR_MODEL, VOICE_ACTIVITY_MODEL, VOICE_MODEL,
 };
 use carapace_http::{Client, Url};
 use serde::Deserialize;
@@ -65,6 +65,14 @@ pub struct AddedPack {
     pub signed_by: String,
     /// The version it replaced.
     pub replaced: Option<String>,
+}
+
+/// A voice note's words and the language they were heard in, by name as OpenAI's API gives it
+/// ("english", "german").
+#[derive(Debug, Clone, Deserialize)]
+pub struct Heard {
+    pub text: String,
+    pub language: String,
 }
 
 /// The engine's API, with a client of its own: plain http, no roots, no proxy.
@@ -140,11 +148,12 @@ impl LocalInference {
             })
     }
 
-    /// The words spoken in a voice note (Ogg Opus as the IM apps send it, or WAV), heard by the
-    /// engine's speech model on the box: the audio goes nowhere else.
-    pub async fn transcribe(&self, audio: Vec<u8>) -> Result<String, Error> {
+    /// The words spoken in a voice note (Ogg Opus as the IM apps send it, or WAV), and their
+    /// language, heard by the engine's speech model on the box (the first of SPEECH_MODELS the
+    /// image carries): the audio goes nowhere else.
+    pub async fn transcribe(&self, audio: Vec<u8>) -> Result<Heard, Error> {
         let form = reqwest::multipart::Form::new()
-            .text("model", SPEECH_MODEL)
+            .text("response_format", "verbose_json")
             .part(
                 "file",
                 reqwest::multipart::Part::bytes(audio).file_name("voice-note.ogg"),
@@ -155,15 +164,9 @@ impl LocalInference {
             .timeout(AUDIO_TIMEOUT)
             .multipart(form);
         let bytes = self.call(request).await?;
-        #[derive(Deserialize)]
-        struct Transcript {
-            text: String,
-        }
-        serde_json::from_slice::<Transcript>(&bytes)
-            .map(|transcript| transcript.text)
-            .map_err(|error| Error::InferenceAnswer {
-                reason: format!("not a transcription ({error})"),
-            })
+        serde_json::from_slice::<Heard>(&bytes).map_err(|error| Error::InferenceAnswer {
+            reason: format!("not a transcription ({error})"),
+        })
     }
 
     /// The text in a photo (PNG or JPEG), read line by line by the engine's OCR on the box;

@@ -634,6 +634,53 @@ fn a_voice_note_is_heard_on_the_box_and_only_its_words_reach_the_model() {
     );
 }
 
+/// Where the image carries Whisper base, voice notes go to it: one in German reaches the model
+/// as German, marked so, and its answer goes as text (the box's voice speaks English, and says
+/// so in the audit log); one in English is still answered in speech too.
+#[test]
+fn a_voice_note_in_german_is_heard_in_german_and_answered_in_text() {
+    const GERMAN: &str = "Bitte schick den Bericht heute Abend an meinen Bruder.";
+    let mut h = Harness::new();
+    h.inference_url = support::engine::multilingual_url().to_string();
+    h.start();
+    h.pair();
+    h.llm.push(Script::text("Ich schicke ihn heute Abend."));
+    let note = carapace_fakes::voice_note::voice_note_in("de", GERMAN);
+    h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 4);
+    let sent = h.wait_sent(2);
+    assert_eq!(
+        (sent[1].kind, sent[1].text.as_str()),
+        (SentKind::Text, "Ich schicke ihn heute Abend.")
+    );
+    let body = h.llm.requests()[0].body.to_string();
+    assert!(
+        body.contains(
+            "[a voice note in german, transcribed on the box] Bitte schick den Bericht heute Abend"
+        ),
+        "{body}"
+    );
+    let audit = std::fs::read_to_string(h.audit_log()).expect("the audit log");
+    assert!(
+        audit.contains(&format!(
+            "the reply to telegram {OWNER} went as text only: the voice note was in german, and \
+             the box's voice speaks english"
+        )),
+        "{audit}"
+    );
+
+    h.llm.push(Script::text("I will remind you tonight."));
+    let note = carapace_fakes::voice_note::voice_note(SPOKEN);
+    h.telegram.inject_voice(OWNER, OWNER, "Ann", note, 3);
+    let sent = h.wait_sent(4);
+    assert_eq!(sent[2].kind, SentKind::Voice);
+    assert_eq!(sent[3].text, "I will remind you tonight.");
+    let body = h.llm.requests()[1].body.to_string();
+    assert!(
+        body.contains("[a voice note, transcribed on the box] Please send the report"),
+        "{body}"
+    );
+}
+
 /// What the engine's Whisper hears in an Ogg Opus voice note: lower case, no punctuation.
 fn hear(ogg: &[u8]) -> String {
     assert!(
@@ -647,10 +694,10 @@ fn hear(ogg: &[u8]) -> String {
         .expect("a runtime");
     let url = support::engine::url().parse().expect("the engine's URL");
     let engine = carapace_agentd::local_inference::LocalInference::new(url).expect("a client");
-    let text = runtime
+    let heard = runtime
         .block_on(engine.transcribe(ogg.to_vec()))
         .expect("a transcription");
-    carapace_fakes::voice_note::normalised(&text)
+    carapace_fakes::voice_note::normalised(&heard.text)
 }
 
 #[test]

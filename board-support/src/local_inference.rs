@@ -35,8 +35,16 @@ pub const MEMORY_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 /// The voice-activity model that tells agentd whether a voice note holds speech at all.
 pub const VOICE_ACTIVITY_MODEL: &str = "silero-vad";
 
-/// The speech model agentd's voice notes go to.
+/// The speech model every image carries (English).
 pub const SPEECH_MODEL: &str = "whisper-tiny-en";
+
+/// The speech models a transcription that names none goes to (agentd's voice notes): the first
+/// the image carries. Whisper base hears 99 languages where a recipe adds it.
+pub const SPEECH_MODELS: [&str; 2] = ["whisper-base", SPEECH_MODEL];
+
+/// The language the box's voice speaks, as a transcript names it (OpenAI's `verbose_json`): a
+/// voice note in another language is answered in text, not in a voice that cannot say it.
+pub const VOICE_LANGUAGE: &str = "english";
 
 /// The voice agentd's spoken replies are made with (text to speech, sent as voice notes).
 pub const VOICE_MODEL: &str = "piper-en-us-joe-medium";

@@ -29,7 +29,6 @@ pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// The model a request without one gets, per capability.
 const DEFAULT_VAD: &str = board_support::local_inference::VOICE_ACTIVITY_MODEL;
-const DEFAULT_TRANSCRIPTION: &str = board_support::local_inference::SPEECH_MODEL;
 const DEFAULT_OCR: &str = board_support::local_inference::OCR_MODEL;
 
 pub type ApiResponse = Response<Full<Bytes>>;
@@ -265,14 +264,17 @@ async fn transcriptions(
         Ok(form) => form,
         Err(message) => return invalid(message),
     };
-    let model = form.model.clone();
+    let model = form
+        .model
+        .clone()
+        .unwrap_or_else(|| default_transcription(&engine));
     if let Some(response) = check_capability(&engine, &model, Capability::Transcription) {
         return response;
     }
     let options = form.options.clone();
     let computed = tokio::task::spawn_blocking(move || {
         let samples = decode_audio(&form.file)?;
-        engine.transcribe(&form.model, &samples, &options)
+        engine.transcribe(&model, &samples, &options)
     })
     .await;
     let transcript = match computed {
@@ -322,9 +324,18 @@ enum TranscriptFormat {
 
 struct TranscriptionForm {
     file: Bytes,
-    model: String,
+    /// None: the first of board-support's SPEECH_MODELS the engine offers.
+    model: Option<String>,
     options: TranscribeOptions,
     format: TranscriptFormat,
+}
+
+/// The speech model a transcription that names none goes to: the first of
+/// [`SPEECH_MODELS`](board_support::local_inference::SPEECH_MODELS) this engine offers.
+fn default_transcription(engine: &Engine) -> String {
+    let models = board_support::local_inference::SPEECH_MODELS;
+    let offered = models.iter().find(|id| engine.capability(id).is_ok());
+    offered.unwrap_or(&models[models.len() - 1]).to_string()
 }
 
 /// The parts of OpenAI's transcription upload (multipart/form-data), each checked.
@@ -386,7 +397,7 @@ async fn read_transcription_form(
     }
     Ok(TranscriptionForm {
         file: file.ok_or("the form has no `file` part; send the audio as a WAV file")?,
-        model: model.unwrap_or_else(|| DEFAULT_TRANSCRIPTION.to_string()),
+        model,
         options,
         format,
     })

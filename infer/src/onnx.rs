@@ -156,8 +156,15 @@ impl OnnxRuntime {
     pub fn shared(library: &Path, threads: NonZeroUsize) -> Result<Arc<OnnxRuntime>> {
         static SHARED: Mutex<Option<Arc<OnnxRuntime>>> = Mutex::new(None);
         let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        // The same file reached by another path (a link to the models) is the same library.
+        let same_file = |a: &Path, b: &Path| {
+            let (a, b) = (std::fs::canonicalize(a), std::fs::canonicalize(b));
+            matches!((a, b), (Ok(a), Ok(b)) if a == b)
+        };
         match shared.as_ref() {
-            Some(runtime) if runtime.library == library => Ok(Arc::clone(runtime)),
+            Some(runtime) if runtime.library == library || same_file(&runtime.library, library) => {
+                Ok(Arc::clone(runtime))
+            }
             Some(runtime) => Err(Error::OnnxRuntime {
                 action: "loading",
                 library: library.to_path_buf(),

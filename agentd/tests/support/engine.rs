@@ -24,6 +24,16 @@ pub fn url() -> &'static str {
     URL.get_or_init(|| start(None, None))
 }
 
+/// An engine whose image also carries Whisper base (multilingual), which voice notes then go
+/// to.
+pub fn multilingual_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| start_over(None, None, &[MULTILINGUAL]))
+}
+
+/// The model a recipe adds for speech in other languages than English.
+const MULTILINGUAL: &str = "whisper-base";
+
 /// The keys the test packs are signed with, and what the engines trust.
 fn test_keys() -> (SecretKey, Trust) {
     let root = SecretKey::from_seed(KeyKind::Root, &[1; 32]);
@@ -87,9 +97,44 @@ pub fn vision_url() -> &'static str {
     })
 }
 
+/// A folder of links to the cache's models as an image carries them: the cache holds every
+/// pinned model, the image all but the optional ones its recipe does not add.
+fn image_models(cache: &std::path::Path, optional: &[&str]) -> PathBuf {
+    let lock = carapace_infer::ModelLock::pinned().expect("the models lock");
+    let left_out: Vec<String> = [MULTILINGUAL]
+        .iter()
+        .filter(|name| !optional.contains(name))
+        .map(|name| {
+            lock.model(name)
+                .expect("a pinned model")
+                .unpacked_dir_name()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("a folder for the models").keep();
+    for entry in std::fs::read_dir(cache).expect("the cache's models folder") {
+        let entry = entry.expect("a cache entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let scratch = name.starts_with('.');
+        if entry.path().is_dir() && !scratch && !left_out.contains(&name) {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&name)).expect("a link");
+        }
+    }
+    dir
+}
+
 /// Starts an engine with the pinned models, the packs in a folder trusted by `packs`' keys,
 /// and a pack store trusting `store`'s.
 fn start(packs: Option<(PathBuf, Trust)>, store: Option<(PathBuf, Trust)>) -> String {
+    start_over(packs, store, &[])
+}
+
+/// As [`start`], with the optional models in `optional` too: an image carries the models
+/// every image does and those its recipe adds.
+fn start_over(
+    packs: Option<(PathBuf, Trust)>,
+    store: Option<(PathBuf, Trust)>,
+    optional: &[&str],
+) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,7 +146,10 @@ fn start(packs: Option<(PathBuf, Trust)>, store: Option<(PathBuf, Trust)>) -> St
             SPEECH_MODEL,
             VOICE_MODEL,
             OCR_MODEL,
-        ] {
+        ]
+        .iter()
+        .chain(optional)
+        {
             carapace_infer::fetch_pinned(model)
                 .await
                 .expect("the pinned models (downloaded into the cache on the first run)");
@@ -109,7 +157,8 @@ fn start(packs: Option<(PathBuf, Trust)>, store: Option<(PathBuf, Trust)>) -> St
         carapace_infer::fetch_onnx_runtime()
             .await
             .expect("the pinned ONNX Runtime (downloaded into the cache on the first run)");
-        let models_dir = carapace_infer::models_dir().expect("the cache's models folder");
+        let cache = carapace_infer::models_dir().expect("the cache's models folder");
+        let models_dir = image_models(&cache, optional);
         let listener = carapace_infer::bind("127.0.0.1:0".parse().expect("address"))
             .await
             .expect("a loopback port for the engine");

@@ -7,9 +7,14 @@ use std::process::Command;
 /// `text`, spoken and encoded as a voice note. Panics with what to install when a tool is
 /// missing: these are test inputs.
 pub fn voice_note(text: &str) -> Vec<u8> {
+    voice_note_in("en", text)
+}
+
+/// As [`voice_note`], spoken by espeak-ng's `voice` ("de" for German).
+pub fn voice_note_in(voice: &str, text: &str) -> Vec<u8> {
     encoded(|wav| {
         run(Command::new("espeak-ng")
-            .args(["-s", "150", "-w"])
+            .args(["-v", voice, "-s", "150", "-w"])
             .arg(wav)
             .arg(text));
     })
