@@ -95,6 +95,10 @@ test-unit:
 ## ending 28 s apart; the whole make test 37.5 min). 2026-12-05: the agent test had grown to
 ## 1452 s on this host (its spoken note 599 s of emulated Whisper, its photo 251 s), lane b
 ## then ~650 s longer than lane a, so power cuts (270) moved to lane a, before the arm64 tests.
+## Later that day a host ran the note past agentd's 20 minutes: QEMU 7.2 emulates AVX slowly,
+## so the x86-64 guest lost it (board-support); then update 705 + network 134 + logging 155 +
+## wifi 101 + data 225 + flash 81 + power cuts 214 + arm64 341 + pi5 255 + boards 147 against
+## agent 1245 (note 483, photo 54) + system 202 + secure boot 577 (lanes 2358 s).
 ## The agent and system tests both boot images with the inference engine, so one lane builds
 ## the engine once; arm64 and pi5 share the arm64 build in the other.
 LANE_A = --test update --test network --test logging --test wifi --test data --test flash \
