@@ -10,7 +10,7 @@ pub struct QemuMachine {
     pub system_package: &'static str,
     /// `-machine`.
     pub machine_type: &'static str,
-    /// `-cpu` under TCG: the model emulated fastest that the image runs on.
+    /// `-cpu` under TCG: a model the image runs on that QEMU emulates quickly.
     pub tcg_cpu: &'static str,
     /// `-cpu` under KVM: the host's own.
     pub kvm_cpu: &'static str,

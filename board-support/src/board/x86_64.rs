@@ -49,7 +49,7 @@ pub const X86_64: Board = Board {
         system_package: "qemu-system-x86",
         machine_type: "q35",
         // Under TCG (QEMU 7.2), a VEX-encoded instruction costs several times its SSE form:
-        // the same sentence's embedding took 33 s with "max", 19 s without FMA and 4 s
+        // the same sentence's embedding took 33.5 s with "max", 19 s without FMA and 4 s
         // without AVX, and the agent test's voice note ran past agentd's 20 minutes. The
         // inference kernels pick SSE at run time; an x86-64 box without AVX is a real one.
         tcg_cpu: "max,-avx,-avx2,-fma,-f16c",
