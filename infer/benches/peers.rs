@@ -12,8 +12,9 @@
 //!   the wheel's CTranslate2 files, float32, greedy, 2 threads, on the same speech; Whisper base
 //!   (multilingual, both told the speech is English) likewise, from the two wheels it is split
 //!   over.
-//! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file,
-//!   2 threads, three sentences (espeak-ng as a program against piper-tts's built-in library).
+//! - Speech: Piper's joe voice through ONNX Runtime against piper-tts on the same ONNX file (the
+//!   engine's split at its decoder, as fetched), 2 threads, three sentences (espeak-ng as a
+//!   program against piper-tts's built-in library).
 //! - OCR: PP-OCRv4 through ONNX Runtime against rapidocr_onnxruntime on the same ONNX files,
 //!   2 threads, on a page of six lines drawn with DejaVu Sans (PNG decoding included).
 //! - Image description: SmolVLM-256M's architecture and size with random weights (no package
@@ -604,8 +605,9 @@ fn main() {
     if wanted("speech") {
         let spoken = dir.path().join("spoken.txt");
         std::fs::write(&spoken, SPOKEN).unwrap();
-        let piper_onnx = piper.join("en_US-joe-medium.onnx");
-        let voice = compare("speech", &piper, &piper_onnx, &spoken, &python);
+        // The peer reads the voice from the wheel: the engine's folder holds it split.
+        let piper_wheel = wheels_of("piper-en-us-joe-medium");
+        let voice = compare("speech", &piper, &piper_wheel, &spoken, &python);
         println!(
             "speech, {SPEECH_THREADS} threads, three sentences ({:.1} s of audio): Piper's joe voice on ONNX Runtime against {}",
             voice.results[0]["seconds"].as_f64().unwrap_or(0.0),

@@ -72,6 +72,10 @@ pub struct SessionOptions {
     /// Where OpenVINO would run the model on the CPU, ONNX Runtime's CPU provider does, for
     /// this reason (a measurement of the model on both); the Intel GPU still gets it.
     pub not_on_openvinos_cpu: Option<&'static str>,
+    /// Runs on the thread that calls it, not on the shared pool: for a model whose runs the
+    /// caller spreads over the pool's count of threads itself, each on a session of its own
+    /// (a Piper voice's sentences and pieces of them).
+    pub on_the_callers_thread: bool,
 }
 
 impl Default for SessionOptions {
@@ -79,6 +83,7 @@ impl Default for SessionOptions {
         SessionOptions {
             memory_pattern: true,
             not_on_openvinos_cpu: None,
+            on_the_callers_thread: false,
         }
     }
 }
@@ -231,11 +236,20 @@ impl OnnxRuntime {
         }
         let cpu = || ort::ep::CPU::default().with_arena_allocator(true).build();
         let make = |providers: Vec<ort::ep::ExecutionProviderDispatch>| {
-            Session::builder(&self.environment)?
+            let builder = Session::builder(&self.environment)?
                 .with_optimization_level(GraphOptimizationLevel::All)?
                 .with_memory_pattern(options.memory_pattern)?
-                .with_execution_providers(providers)?
-                .commit_from_file(model)
+                .with_execution_providers(providers)?;
+            let mut builder = if options.on_the_callers_thread {
+                // One intra-op thread is the caller's own: the session starts no threads.
+                builder
+                    .with_independent_thread_pool()?
+                    .with_intra_threads(1)?
+                    .with_inter_threads(1)?
+            } else {
+                builder
+            };
+            builder.commit_from_file(model)
         };
         let openvino = self
             .openvino

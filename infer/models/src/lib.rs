@@ -12,8 +12,10 @@ mod download;
 mod error;
 mod fetch;
 mod lock;
+mod onnx_proto;
 mod pack;
 mod pack_tar;
+pub mod piper_split;
 mod unpack;
 mod whisper_ct2;
 

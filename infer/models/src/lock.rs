@@ -26,15 +26,42 @@ pub enum RunsOn {
 pub enum Conversion {
     /// CTranslate2's Whisper (model.bin) to Hugging Face safetensors (whisper_ct2.rs).
     Ctranslate2Whisper,
+    /// A Piper voice's model split at its decoder (piper_split.rs).
+    PiperSplit,
 }
 
 impl Conversion {
-    /// The unpacked files it reads and the files it leaves in their place.
-    pub fn inputs_and_outputs(self) -> (&'static [&'static str], &'static [&'static str]) {
+    /// Which of the `unpacked` files it reads, or what it lacks.
+    pub fn inputs(self, unpacked: &[String]) -> std::result::Result<Vec<String>, String> {
         match self {
             Conversion::Ctranslate2Whisper => {
-                (&crate::whisper_ct2::INPUTS, &crate::whisper_ct2::OUTPUTS)
+                match crate::whisper_ct2::INPUTS
+                    .iter()
+                    .find(|input| !unpacked.iter().any(|file| file == *input))
+                {
+                    Some(missing) => Err(format!("lacks {missing}, which the conversion reads")),
+                    None => Ok(crate::whisper_ct2::INPUTS.map(String::from).to_vec()),
+                }
             }
+            Conversion::PiperSplit => {
+                let models: Vec<String> = unpacked
+                    .iter()
+                    .filter(|file| file.ends_with(".onnx"))
+                    .cloned()
+                    .collect();
+                match models.len() {
+                    1 => Ok(models),
+                    n => Err(format!("has {n} .onnx files; the conversion splits one")),
+                }
+            }
+        }
+    }
+
+    /// The files it leaves in place of its inputs.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Conversion::Ctranslate2Whisper => &crate::whisper_ct2::OUTPUTS,
+            Conversion::PiperSplit => &crate::piper_split::OUTPUTS,
         }
     }
 }
@@ -211,12 +238,12 @@ impl PinnedModel {
         let Some(conversion) = self.convert else {
             return unpacked;
         };
-        let (inputs, outputs) = conversion.inputs_and_outputs();
+        let inputs = conversion.inputs(&unpacked).unwrap_or_default();
         unpacked
             .iter()
-            .filter(|file| !inputs.contains(&file.as_str()))
+            .filter(|file| !inputs.contains(file))
             .cloned()
-            .chain(outputs.iter().map(|file| file.to_string()))
+            .chain(conversion.outputs().iter().map(|file| file.to_string()))
             .collect()
     }
 
@@ -285,19 +312,11 @@ impl PinnedModel {
                 "is set, but no `convert` says how".into(),
             ));
         };
-        let (inputs, outputs) = conversion.inputs_and_outputs();
-        let unpacked = self.unpacked_files();
-        if let Some(missing) = inputs
-            .iter()
-            .find(|input| !unpacked.contains(&input.to_string()))
-        {
-            return Err(fail(
-                "files",
-                format!("lacks {missing}, which the {conversion:?} conversion reads"),
-            ));
-        }
+        conversion
+            .inputs(&self.unpacked_files())
+            .map_err(|reason| fail("files", format!("{reason} ({conversion:?})")))?;
         let pinned: Vec<&str> = self.converted.keys().map(String::as_str).collect();
-        let mut expected = outputs.to_vec();
+        let mut expected = conversion.outputs().to_vec();
         expected.sort_unstable();
         if pinned != expected {
             return Err(fail(

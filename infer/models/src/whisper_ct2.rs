@@ -109,7 +109,7 @@ pub fn convert(dir: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary name, synced, then renamed over it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let temporary = path.with_extension("converting");
     let mut file = std::fs::File::create(&temporary).map_err(Error::io("creating", &temporary))?;

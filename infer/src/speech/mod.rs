@@ -7,6 +7,8 @@ mod clauses;
 mod config;
 mod espeak;
 mod phonemes;
+mod pieces;
+mod split_voice;
 mod voice;
 
 pub use clauses::{Clause, Ending, clauses};

@@ -1,7 +1,9 @@
 //! A Piper voice run through ONNX Runtime: each sentence's phoneme ids in, float samples out
-//! at the voice's rate, one sentence at a time (the model's memory grows with the length of
-//! what it reads, and piper-tts reads a sentence at a time too), each scaled to full volume as
-//! piper-tts does, the sentences back to back.
+//! at the voice's rate, a sentence at a time (the model's memory grows with the length of what
+//! it reads, and piper-tts reads a sentence at a time too), each scaled to full volume as
+//! piper-tts does, the sentences back to back. A pinned voice comes split at its decoder and
+//! runs on all the engine's threads (split_voice.rs); a voice as piper exports it (one `.onnx`,
+//! from a model pack) runs whole on the shared pool.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use ort::value::Tensor;
 
 use super::config::VoiceConfig;
 use super::phonemes::text_to_ids;
+use super::split_voice::SplitVoice;
 use crate::error::{Error, Result};
 use crate::onnx::{OnnxRuntime, SessionOptions};
 
@@ -32,9 +35,15 @@ impl Speech {
 
 /// A loaded Piper voice.
 pub struct Voice {
-    session: Session,
+    model: Model,
     config: VoiceConfig,
-    model: PathBuf,
+    /// Where the voice was loaded from, for errors.
+    path: PathBuf,
+}
+
+enum Model {
+    Split(SplitVoice),
+    Whole(Session),
 }
 
 /// Why a voice does not run on OpenVINO's CPU plugin (`make bench`, the OpenVINO rows).
@@ -45,33 +54,30 @@ const ON_OPENVINOS_CPU: &str = "Piper's voice ran 1.5 times slower there, in 2.4
 const INPUTS: [&str; 3] = ["input", "input_lengths", "scales"];
 
 impl Voice {
-    /// Loads the voice in `dir`: its one `.onnx` model and the `.onnx.json` config beside it.
+    /// Loads the voice in `dir`: its model, split or whole, and its `.onnx.json` config.
     pub fn load(runtime: &OnnxRuntime, dir: &Path) -> Result<Voice> {
-        let model = model_file(dir)?;
-        let config = VoiceConfig::read(&PathBuf::from(format!("{}.json", model.display())))?;
         // Each sentence is a phoneme sequence of its own length: a memory plan per length
         // only added blocks (make bench: peak 210 MiB without, 247-266 with, the same time).
         let options = SessionOptions {
             memory_pattern: false,
             not_on_openvinos_cpu: Some(ON_OPENVINOS_CPU),
+            ..SessionOptions::default()
         };
-        let session = runtime.session_with(&model, options)?;
-        let mut inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        inputs.sort_unstable();
-        let mut expected = INPUTS;
-        expected.sort_unstable();
-        if inputs != expected {
-            return Err(Error::OnnxModel {
-                path: model,
-                reason: format!(
-                    "takes inputs {inputs:?}; a single-speaker Piper voice takes {INPUTS:?}"
-                ),
+        if let Some(split) = SplitVoice::load(runtime, dir, options)? {
+            return Ok(Voice {
+                model: Model::Split(split),
+                config: VoiceConfig::read(&config_file(dir)?)?,
+                path: dir.to_path_buf(),
             });
         }
+        let model = model_file(dir)?;
+        let config = VoiceConfig::read(&PathBuf::from(format!("{}.json", model.display())))?;
+        let session = runtime.session_with(&model, options)?;
+        check_inputs(&session, &model)?;
         Ok(Voice {
-            session,
+            model: Model::Whole(session),
             config,
-            model,
+            path: model,
         })
     }
 
@@ -97,10 +103,26 @@ impl Voice {
                 reason: "the text has no words to speak; send some".into(),
             });
         }
-        let length_scale = self.config.length_scale / speed;
+        let scales = [
+            self.config.noise_scale,
+            self.config.length_scale / speed,
+            self.config.noise_w,
+        ];
+        let spoken = match &mut self.model {
+            Model::Split(split) => split.speak(&sentences, scales)?,
+            Model::Whole(session) => sentences
+                .iter()
+                .map(|ids| synthesize(session, ids, scales))
+                .collect::<Result<_>>()?,
+        };
         let mut samples = Vec::new();
-        for ids in &sentences {
-            let mut sentence = self.synthesize(ids, length_scale)?;
+        for mut sentence in spoken {
+            if sentence.is_empty() {
+                return Err(Error::Inference {
+                    model: "piper",
+                    reason: format!("{} gave no samples", self.path.display()),
+                });
+            }
             normalize(&mut sentence);
             samples.extend(sentence);
         }
@@ -109,30 +131,58 @@ impl Voice {
             sample_rate: self.config.sample_rate,
         })
     }
+}
 
-    /// The model's samples for one sentence's phoneme `ids`, as they come out (not normalized).
-    pub fn synthesize(&mut self, ids: &[i64], length_scale: f32) -> Result<Vec<f32>> {
-        let failed = |e: ort::Error| Error::Inference {
-            model: "piper",
-            reason: e.to_string(),
-        };
-        let scales = vec![self.config.noise_scale, length_scale, self.config.noise_w];
-        let outputs = self
-            .session
-            .run(ort::inputs![
-                "input" => Tensor::from_array(([1usize, ids.len()], ids.to_vec())).map_err(failed)?,
-                "input_lengths" => Tensor::from_array(([1usize], vec![ids.len() as i64])).map_err(failed)?,
-                "scales" => Tensor::from_array(([3usize], scales)).map_err(failed)?,
-            ])
-            .map_err(failed)?;
-        let (_, samples) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
-        if samples.is_empty() {
-            return Err(Error::Inference {
-                model: "piper",
-                reason: format!("{} gave no samples", self.model.display()),
-            });
-        }
-        Ok(samples.to_vec())
+/// Refuses a model that does not take a single-speaker Piper voice's inputs.
+pub(super) fn check_inputs(session: &Session, path: &Path) -> Result<()> {
+    let mut inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    inputs.sort_unstable();
+    let mut expected = INPUTS;
+    expected.sort_unstable();
+    if inputs != expected {
+        return Err(Error::OnnxModel {
+            path: path.to_path_buf(),
+            reason: format!(
+                "takes inputs {inputs:?}; a single-speaker Piper voice takes {INPUTS:?}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The whole model's samples for one sentence's phoneme `ids`, as they come out.
+fn synthesize(session: &mut Session, ids: &[i64], scales: [f32; 3]) -> Result<Vec<f32>> {
+    let failed = |e: ort::Error| Error::Inference {
+        model: "piper",
+        reason: e.to_string(),
+    };
+    let outputs = session
+        .run(ort::inputs![
+            "input" => Tensor::from_array(([1usize, ids.len()], ids.to_vec())).map_err(failed)?,
+            "input_lengths" => Tensor::from_array(([1usize], vec![ids.len() as i64])).map_err(failed)?,
+            "scales" => Tensor::from_array(([3usize], scales.to_vec())).map_err(failed)?,
+        ])
+        .map_err(failed)?;
+    let (_, samples) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
+    Ok(samples.to_vec())
+}
+
+/// The one `.onnx.json` config in `dir`.
+fn config_file(dir: &Path) -> Result<PathBuf> {
+    let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
+    let mut configs: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".onnx.json"))
+        .collect();
+    match configs.len() {
+        1 => Ok(configs.remove(0)),
+        0 => Err(Error::MissingModelFile {
+            path: dir.join("VOICE.onnx.json"),
+        }),
+        n => Err(Error::BadConfig {
+            path: dir.to_path_buf(),
+            reason: format!("holds {n} .onnx.json configs; a voice's folder holds one"),
+        }),
     }
 }
 
