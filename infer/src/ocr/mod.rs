@@ -22,7 +22,7 @@ use image::RgbImage;
 use ort::session::{RunOptions, Session};
 
 use crate::error::{Error, Result};
-use crate::onnx::OnnxRuntime;
+use crate::onnx::{OnnxRuntime, SessionOptions};
 
 use geometry::{Point, Quad};
 use page_turn::Turn;
@@ -60,7 +60,8 @@ pub struct TextLine {
 pub struct TextReader {
     detector: Session,
     classifier: Session,
-    recognizer: Session,
+    /// One per thread of the engine's pool, each run on its thread alone (recognize.rs).
+    recognizers: Vec<Session>,
     dictionary: Dictionary,
     runs: RunOptions,
 }
@@ -69,8 +70,14 @@ impl TextReader {
     /// Loads the models from `dir` (the unpacked pp-ocrv4 entry).
     pub fn load(runtime: &OnnxRuntime, dir: &Path) -> Result<TextReader> {
         let recognition = dir.join(RECOGNITION_FILE);
-        let recognizer = runtime.session(&recognition)?;
-        let listed = recognizer
+        let on_its_thread = SessionOptions {
+            on_the_callers_thread: true,
+            ..SessionOptions::default()
+        };
+        let recognizers = (0..runtime.threads().get())
+            .map(|_| runtime.session_with(&recognition, on_its_thread))
+            .collect::<Result<Vec<_>>>()?;
+        let listed = recognizers[0]
             .metadata()
             .map_err(|e| Error::OnnxModel {
                 path: recognition.clone(),
@@ -86,7 +93,7 @@ impl TextReader {
         Ok(TextReader {
             detector: runtime.session(&dir.join(DETECTION_FILE))?,
             classifier: runtime.session(&dir.join(CLASSIFIER_FILE))?,
-            recognizer,
+            recognizers,
             dictionary: Dictionary::from_metadata(&listed),
             runs: runtime.returning_arena_runs()?,
         })
@@ -119,7 +126,7 @@ impl TextReader {
         let flipped =
             classify::turn_upside_down_lines(&mut self.classifier, &self.runs, &mut strips)?;
         let read =
-            recognize::recognize(&mut self.recognizer, &self.runs, &self.dictionary, &strips)?;
+            recognize::recognize(&mut self.recognizers, &self.runs, &self.dictionary, &strips)?;
         let mut lines: Vec<(Quad, Turn, String, f32)> = kept
             .into_iter()
             .zip(quarters.into_iter().zip(flipped))
