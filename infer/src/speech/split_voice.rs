@@ -2,7 +2,8 @@
 //! as the engine owns. Every session here runs on the thread that calls it, and the threads
 //! share the work between them: one runs the front (text encoder, durations, flow) of the next
 //! sentence while the others decode the sentences before it, and the last sentence's decoding
-//! is cut into a piece per thread (pieces.rs), so that no thread waits at the end.
+//! is cut into a piece per thread (pieces.rs), so that no thread waits at the end; no piece is
+//! longer than MAX_PIECE_FRAMES, for the decoder's working memory.
 //!
 //! Why not ONNX Runtime's own pool: the model is a long chain of small operators, each of
 //! which the pool splits between its threads and waits on, and with its threads not spinning
