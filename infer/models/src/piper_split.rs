@@ -241,13 +241,11 @@ impl Parts {
 
         let front_reads: HashSet<&String> = front_nodes.iter().flat_map(|n| &n.input).collect();
         let decoder_reads: HashSet<String> = decoder.iter().flat_map(|n| n.input.clone()).collect();
-        if let Some(shared) = initializer
-            .iter()
-            .find(|t| {
-                front_reads.contains(&t.name().to_string()) && decoder_reads.contains(t.name())
-            })
-            .filter(|t| t.dims.len() > 1)
-        {
+        if let Some(shared) = initializer.iter().find(|t| {
+            t.dims.len() > 1
+                && front_reads.contains(&t.name().to_string())
+                && decoder_reads.contains(t.name())
+        }) {
             return Err(format!(
                 "the weight {} is read on both sides",
                 shared.name()
