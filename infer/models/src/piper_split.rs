@@ -239,12 +239,13 @@ impl Parts {
             .find_map(|w| initializer.iter().find(|t| t.name() == w))
             .and_then(|w| w.dims.get(1).copied());
 
-        let front_reads: HashSet<&String> = front_nodes.iter().flat_map(|n| &n.input).collect();
+        let front_reads: HashSet<&str> = front_nodes
+            .iter()
+            .flat_map(|n| n.input.iter().map(String::as_str))
+            .collect();
         let decoder_reads: HashSet<String> = decoder.iter().flat_map(|n| n.input.clone()).collect();
         if let Some(shared) = initializer.iter().find(|t| {
-            t.dims.len() > 1
-                && front_reads.contains(&t.name().to_string())
-                && decoder_reads.contains(t.name())
+            t.dims.len() > 1 && front_reads.contains(t.name()) && decoder_reads.contains(t.name())
         }) {
             return Err(format!(
                 "the weight {} is read on both sides",
@@ -259,11 +260,11 @@ impl Parts {
         let (mut front_constants, mut decoder_constants) = (Vec::new(), Vec::new());
         for tensor in initializer {
             if decoder_reads.contains(tensor.name()) {
-                if front_reads.contains(&tensor.name().to_string()) {
+                if front_reads.contains(tensor.name()) {
                     front_constants.push(tensor.clone());
                 }
                 decoder_constants.push(tensor);
-            } else if front_reads.contains(&tensor.name().to_string()) {
+            } else if front_reads.contains(tensor.name()) {
                 front_constants.push(tensor);
             }
         }

@@ -169,25 +169,16 @@ fn synthesize(session: &mut Session, ids: &[i64], scales: [f32; 3]) -> Result<Ve
 
 /// The one `.onnx.json` config in `dir`.
 fn config_file(dir: &Path) -> Result<PathBuf> {
-    let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
-    let mut configs: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.to_string_lossy().ends_with(".onnx.json"))
-        .collect();
-    match configs.len() {
-        1 => Ok(configs.remove(0)),
-        0 => Err(Error::MissingModelFile {
-            path: dir.join("VOICE.onnx.json"),
-        }),
-        n => Err(Error::BadConfig {
-            path: dir.to_path_buf(),
-            reason: format!("holds {n} .onnx.json configs; a voice's folder holds one"),
-        }),
-    }
+    the_one_file(dir, ".onnx.json")
 }
 
-/// The one `.onnx` file in `dir`.
+/// The one `.onnx` model in `dir` (a voice as piper exports it).
 fn model_file(dir: &Path) -> Result<PathBuf> {
+    the_one_file(dir, ".onnx")
+}
+
+/// The one file in `dir` whose name ends in `suffix`.
+fn the_one_file(dir: &Path, suffix: &str) -> Result<PathBuf> {
     let entries = std::fs::read_dir(dir).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             Error::MissingModelFile {
@@ -197,21 +188,18 @@ fn model_file(dir: &Path) -> Result<PathBuf> {
             Error::io("listing", dir)(source)
         }
     })?;
-    let mut models: Vec<PathBuf> = entries
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "onnx"))
+        .filter(|path| path.to_string_lossy().ends_with(suffix))
         .collect();
-    match models.len() {
-        1 => Ok(models.remove(0)),
+    match found.len() {
+        1 => Ok(found.remove(0)),
         0 => Err(Error::MissingModelFile {
-            path: dir.join("VOICE.onnx"),
+            path: dir.join(format!("VOICE{suffix}")),
         }),
-        _ => Err(Error::BadConfig {
+        n => Err(Error::BadConfig {
             path: dir.to_path_buf(),
-            reason: format!(
-                "holds {} .onnx files; a voice's folder holds one",
-                models.len()
-            ),
+            reason: format!("holds {n} {suffix} files; a voice's folder holds one"),
         }),
     }
 }
