@@ -233,7 +233,9 @@ enum ModelsCommand {
         name: String,
         #[arg(long)]
         version: String,
-        /// What it does, as the engine names it: embeddings, transcription, voice_activity.
+        /// What it does, as the engine names it: embeddings, transcription, voice_activity,
+        /// speech (a Piper voice, which goes in split at its decoder), ocr,
+        /// image_description.
         #[arg(long)]
         capability: String,
         #[arg(long, value_enum, default_value_t = Runtime::Candle)]
@@ -636,8 +638,22 @@ fn add_model_pack(
     request: &carapace_models::PackRequest<'_>,
     tar: bool,
 ) -> carapace_image::error::Result<()> {
-    let pack =
+    let made =
         carapace_models::make_pack(request).map_err(carapace_image::error::Error::ModelsAdd)?;
+    let pack = made.dir;
+    match made.voice {
+        Some(carapace_models::VoicePacked::Split { model }) => eprintln!(
+            "carapace: the Piper voice {model} went in split at its decoder ({} and {}), the \
+             same numbers, so that the box decodes a sentence on all its cores",
+            carapace_models::piper_split::FRONT,
+            carapace_models::piper_split::DECODER
+        ),
+        Some(carapace_models::VoicePacked::Whole { model, reason }) => eprintln!(
+            "carapace: the voice {model} went in whole (the box runs it as one model, \
+             not split across its cores): the split could not lay it out: {reason}"
+        ),
+        None => {}
+    }
     println!("{}", pack.display());
     eprintln!(
         "carapace: model pack {} signed by key {}: list it in a recipe as [[model_pack]] path = \"...\"",

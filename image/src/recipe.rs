@@ -1260,6 +1260,7 @@ network = "netd"
                 out_dir: dir.path(),
             })
             .unwrap()
+            .dir
         };
         pack(&signing, "1");
         pack(&stranger, "2");

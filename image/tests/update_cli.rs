@@ -334,4 +334,36 @@ fn models_add_makes_a_pack_the_key_list_verifies() {
     assert_eq!(pack.manifest.capability, "embeddings");
     let stderr = failed(add("signing.key", "model"));
     assert!(stderr.contains("exists already"), "{stderr}");
+
+    // A speech pack's voice that the split cannot lay out goes in whole, and the command says why.
+    std::fs::create_dir(ws.join("voice")).unwrap();
+    std::fs::write(ws.join("voice/en_US-x.onnx"), b"not a model").unwrap();
+    std::fs::write(ws.join("voice/en_US-x.onnx.json"), b"{}").unwrap();
+    let output = carapace(
+        ws,
+        &[
+            "models",
+            "add",
+            "voice",
+            "--name",
+            "x-voice",
+            "--version",
+            "1",
+            "--capability",
+            "speech",
+            "--runs-on",
+            "onnxruntime",
+            "--key",
+            "signing.key",
+            "--out",
+            ".",
+        ],
+    );
+    let stderr = ok(output);
+    assert!(
+        stderr.contains("carapace: the voice en_US-x.onnx went in whole (the box runs it as one model, not split across its cores): the split could not lay it out: not an ONNX model"),
+        "{stderr}"
+    );
+    let pack = carapace_models::verify_pack(&ws.join("x-voice-1"), &trust, 0).unwrap();
+    assert_eq!(pack.manifest.files.len(), 2);
 }

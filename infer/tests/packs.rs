@@ -40,6 +40,7 @@ impl Lab {
             out_dir: &self.packs,
         })
         .unwrap()
+        .dir
     }
 
     fn bare_engine(&self, threads: NonZeroUsize) -> Engine {
@@ -220,7 +221,8 @@ fn added_packs_are_checked_whole_replaced_kept_and_removed(lab: &Lab, threads: N
             key,
             out_dir: &out,
         })
-        .unwrap();
+        .unwrap()
+        .dir;
         std::fs::read(carapace_models::write_pack_tar(&pack, &out).unwrap()).unwrap()
     };
     let store = work.path().join("data/infer/packs");

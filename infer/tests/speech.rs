@@ -250,14 +250,14 @@ fn a_long_text_is_spoken_sentence_by_sentence(models: &mut Models) {
     assert!(errors < shortest, "{errors} words wrong: {heard:?}");
 }
 
-/// The voice as fetched (split at its decoder, its last sentence decoded in a piece per
-/// thread) against the wheel's one model run whole, both with the model's noise off so that
-/// each gives the same samples every time: the same speech, to the rounding of floats.
+/// The voice split at its decoder (its last sentence decoded in a piece per thread), as a model
+/// pack of the wheel's voice holds it, against the wheel's one model run whole, both with the
+/// model's noise off so that each gives the same samples every time: the same speech, to the
+/// rounding of floats. The pack's split is the fetch's, byte for byte.
 fn the_split_voice_speaks_what_the_whole_model_does(models: &mut Models) {
     let dir = tempfile::tempdir().unwrap();
-    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    let whole = dir.path().join("whole");
     std::fs::create_dir_all(&whole).unwrap();
-    std::fs::create_dir_all(&split).unwrap();
     let lock = carapace_infer::ModelLock::pinned().unwrap();
     let pin = lock.model(VOICE).unwrap();
     let wheel = carapace_infer::models_dir()
@@ -269,9 +269,6 @@ fn the_split_voice_speaks_what_the_whole_model_does(models: &mut Models) {
         let mut out = std::fs::File::create(whole.join(file)).unwrap();
         std::io::copy(&mut entry, &mut out).unwrap();
     }
-    for file in [PIPER_FRONT, PIPER_DECODER] {
-        std::fs::copy(models.voice_dir.join(file), split.join(file)).unwrap();
-    }
     let config_name = pin
         .files
         .iter()
@@ -281,9 +278,32 @@ fn the_split_voice_speaks_what_the_whole_model_does(models: &mut Models) {
         serde_json::from_slice(&std::fs::read(whole.join(config_name)).unwrap()).unwrap();
     config["inference"]["noise_scale"] = json!(0.0);
     config["inference"]["noise_w"] = json!(0.0);
-    for folder in [&whole, &split] {
-        std::fs::write(folder.join(config_name), config.to_string()).unwrap();
+    std::fs::write(whole.join(config_name), config.to_string()).unwrap();
+    // The voice as piper exports it, made into a pack as `carapace models add --capability
+    // speech` makes one: it goes in split, into the very files the fetch writes.
+    let made = carapace_models::make_pack(&carapace_models::PackRequest {
+        model_dir: &whole,
+        name: "joe-pack",
+        version: "1.0.0",
+        capability: "speech",
+        runs_on: carapace_models::RunsOn::Onnxruntime,
+        key: &carapace_update::SecretKey::from_seed(carapace_update::KeyKind::Signing, &[2; 32]),
+        out_dir: dir.path(),
+    })
+    .unwrap();
+    assert!(
+        matches!(made.voice, Some(carapace_models::VoicePacked::Split { .. })),
+        "{:?}",
+        made.voice
+    );
+    for file in [PIPER_FRONT, PIPER_DECODER] {
+        assert!(
+            std::fs::read(made.dir.join(file)).unwrap()
+                == std::fs::read(models.voice_dir.join(file)).unwrap(),
+            "the pack's {file} is not the fetched one"
+        );
     }
+    let split = made.dir;
     let text = "Good morning. The kettle is on and the post has come. Remind me to call the \
                 plumber about the kitchen tap tomorrow, and to ask him for the long ladder.";
     let mut whole_voice = Voice::load(&models.onnx, &whole).unwrap();

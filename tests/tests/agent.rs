@@ -79,7 +79,8 @@ fn tiny_vlm_pack_tar(dir: &Path, signing: &Path) -> Vec<u8> {
         key: &key,
         out_dir: dir,
     })
-    .expect("the tiny SmolVLM as a pack");
+    .expect("the tiny SmolVLM as a pack")
+    .dir;
     std::fs::read(carapace_models::write_pack_tar(&pack, dir).expect("its tar")).expect("its tar")
 }
 

@@ -56,6 +56,7 @@ pub fn tiny_vlm_pack(dir: &std::path::Path, version: &str, key: &SecretKey) -> P
         out_dir: dir,
     })
     .expect("the tiny SmolVLM as a pack")
+    .dir
 }
 
 /// The tiny SmolVLM pack as a tar, signed with the key the engines trust or, when

@@ -29,7 +29,7 @@ pub use lock::{
     onnx_runtime_pin_for, openvino_runtime_pin, openvino_runtime_pin_for,
 };
 pub use pack::{
-    PACK_MANIFEST, PACK_SIGNATURE, PackFile, PackManifest, PackRequest, VerifiedPack, make_pack,
-    verify_pack, verify_pack_manifest,
+    MadePack, PACK_MANIFEST, PACK_SIGNATURE, PackFile, PackManifest, PackRequest, VerifiedPack,
+    VoicePacked, make_pack, verify_pack, verify_pack_manifest,
 };
 pub use pack_tar::{unpack_pack_tar, write_pack_tar};

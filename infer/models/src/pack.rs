@@ -13,15 +13,23 @@
 //! ```
 //! Every file of the folder is listed with its size and sha256, and nothing else may be in it:
 //! a pack is exactly what was signed.
+//!
+//! A speech pack's Piper voice (one `.onnx` beside its `.onnx.json`) goes into the pack split
+//! at its decoder, as the fetch of a pinned voice splits it (piper_split.rs): the same numbers,
+//! decoded on all the box's cores. A voice the split cannot lay out goes in whole, and the
+//! engine runs it whole; `MadePack::voice` says which, and why.
 
 use std::path::{Path, PathBuf};
 
 use carapace_update::{DetachedSignature, KeyId, Purpose, SecretKey, Trust};
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
 use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::lock::RunsOn;
+use crate::piper_split::{DECODER, FRONT};
 
 pub const PACK_MANIFEST: &str = "pack.json";
 pub const PACK_SIGNATURE: &str = "pack.sig";
@@ -155,14 +163,38 @@ pub struct PackRequest<'a> {
     pub out_dir: &'a Path,
 }
 
-/// Copies a model folder into a new, signed pack folder and returns its path. The pack is
-/// made under a temporary name and renamed into place, so a pack folder is whole or absent.
-pub fn make_pack(request: &PackRequest<'_>) -> Result<PathBuf> {
+/// What `make_pack` made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadePack {
+    /// The pack's folder: `out_dir/<name>-<version>`.
+    pub dir: PathBuf,
+    /// For a speech pack with one `.onnx` model: how its voice went in.
+    pub voice: Option<VoicePacked>,
+}
+
+/// How a speech pack's Piper voice went into the pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoicePacked {
+    /// Split at its decoder into piper_split's FRONT and DECODER, in place of `model`.
+    Split { model: String },
+    /// As it was, because the split could not lay it out.
+    Whole { model: String, reason: String },
+}
+
+/// Where a file of the pack comes from.
+enum Source {
+    Copy(PathBuf),
+    Made(Vec<u8>),
+}
+
+/// Copies a model folder into a new, signed pack folder. The pack is made under a temporary
+/// name and renamed into place, so a pack folder is whole or absent.
+pub fn make_pack(request: &PackRequest<'_>) -> Result<MadePack> {
     let invalid = |reason: String| Error::Pack {
         dir: request.model_dir.to_path_buf(),
         reason,
     };
-    let mut entries: Vec<(String, PathBuf)> = Vec::new();
+    let mut entries: Vec<(String, Source)> = Vec::new();
     let listing =
         std::fs::read_dir(request.model_dir).map_err(Error::io("listing", request.model_dir))?;
     for entry in listing {
@@ -181,18 +213,29 @@ pub fn make_pack(request: &PackRequest<'_>) -> Result<PathBuf> {
                 "{name} cannot go into a pack (the name is the pack's own or not plain)"
             )));
         }
-        entries.push((name, entry.path()));
+        entries.push((name, Source::Copy(entry.path())));
     }
-    entries.sort();
+    let voice = if request.capability == "speech" {
+        split_voice(&mut entries)?
+    } else {
+        None
+    };
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut files = Vec::new();
-    for (name, path) in &entries {
-        let size = std::fs::metadata(path)
-            .map_err(Error::io("reading", path))?
-            .len();
+    for (name, source) in &entries {
+        let (size, sha256) = match source {
+            Source::Copy(path) => (
+                std::fs::metadata(path)
+                    .map_err(Error::io("reading", path))?
+                    .len(),
+                sha256_file(path)?,
+            ),
+            Source::Made(bytes) => (bytes.len() as u64, hex::encode(Sha256::digest(bytes))),
+        };
         files.push(PackFile {
             path: name.clone(),
             size,
-            sha256: sha256_file(path)?,
+            sha256,
         });
     }
     let manifest = PackManifest {
@@ -224,9 +267,14 @@ pub fn make_pack(request: &PackRequest<'_>) -> Result<PathBuf> {
         std::fs::remove_dir_all(&scratch).map_err(Error::io("removing", &scratch))?;
     }
     std::fs::create_dir_all(&scratch).map_err(Error::io("creating", &scratch))?;
-    for (name, path) in &entries {
+    for (name, source) in &entries {
         let to = scratch.join(name);
-        std::fs::copy(path, &to).map_err(Error::io("copying", path))?;
+        match source {
+            Source::Copy(path) => {
+                std::fs::copy(path, &to).map_err(Error::io("copying", path))?;
+            }
+            Source::Made(bytes) => std::fs::write(&to, bytes).map_err(Error::io("writing", &to))?,
+        }
     }
     write_synced(&scratch.join(PACK_MANIFEST), &manifest_bytes)?;
     write_synced(
@@ -244,7 +292,43 @@ pub fn make_pack(request: &PackRequest<'_>) -> Result<PathBuf> {
     std::fs::File::open(request.out_dir)
         .and_then(|dir| dir.sync_all())
         .map_err(Error::io("syncing", request.out_dir))?;
-    Ok(final_dir)
+    Ok(MadePack {
+        dir: final_dir,
+        voice,
+    })
+}
+
+/// Puts the split of the folder's one `.onnx` model (a Piper voice) in its place among
+/// `entries`, or leaves it whole where the split cannot lay it out; None where the folder does
+/// not hold exactly one `.onnx`.
+fn split_voice(entries: &mut Vec<(String, Source)>) -> Result<Option<VoicePacked>> {
+    let models: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].0.ends_with(".onnx"))
+        .collect();
+    let [index] = models[..] else {
+        return Ok(None);
+    };
+    let taken = |name: &str| entries.iter().any(|(other, _)| other == name);
+    let (model, Source::Copy(path)) = &entries[index] else {
+        return Ok(None);
+    };
+    let model = model.clone();
+    if taken(FRONT) || taken(DECODER) {
+        return Ok(Some(VoicePacked::Whole {
+            reason: format!("the folder holds a {FRONT} or {DECODER} already"),
+            model,
+        }));
+    }
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    match crate::piper_split::split(&bytes) {
+        Ok((front, decoder)) => {
+            entries.remove(index);
+            entries.push((FRONT.to_string(), Source::Made(front)));
+            entries.push((DECODER.to_string(), Source::Made(decoder)));
+            Ok(Some(VoicePacked::Split { model }))
+        }
+        Err(reason) => Ok(Some(VoicePacked::Whole { model, reason })),
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -381,15 +465,75 @@ mod tests {
     }
 
     fn pack(f: &Fixture, key: &SecretKey) -> Result<PathBuf> {
+        pack_as(f, key, "embeddings").map(|made| made.dir)
+    }
+
+    fn pack_as(f: &Fixture, key: &SecretKey, capability: &str) -> Result<MadePack> {
         make_pack(&PackRequest {
             model_dir: &f.model,
             name: "tiny-bert",
             version: "1.0.0",
-            capability: "embeddings",
-            runs_on: RunsOn::Candle,
+            capability,
+            runs_on: RunsOn::Onnxruntime,
             key,
             out_dir: &f.out,
         })
+    }
+
+    fn listed(dir: &Path, trust: &Trust) -> Vec<String> {
+        let verified = verify_pack(dir, trust, 0).unwrap();
+        verified
+            .manifest
+            .files
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_speech_packs_voice_goes_in_split_or_whole_where_the_split_cannot_lay_it_out() {
+        let f = fixture();
+        std::fs::remove_file(f.model.join("model.safetensors")).unwrap();
+        let voice = crate::piper_split::tests::miniature(None);
+        std::fs::write(f.model.join("en_US-x-medium.onnx"), &voice).unwrap();
+        let made = pack_as(&f, &f.signing, "speech").unwrap();
+        let model = "en_US-x-medium.onnx".to_string();
+        assert_eq!(
+            made.voice,
+            Some(VoicePacked::Split {
+                model: model.clone()
+            })
+        );
+        assert_eq!(
+            listed(&made.dir, &f.trust),
+            ["config.json", "voice-decoder.onnx", "voice-front.onnx"]
+        );
+        let (front, decoder) = crate::piper_split::split(&voice).unwrap();
+        assert_eq!(std::fs::read(made.dir.join(FRONT)).unwrap(), front);
+        assert_eq!(std::fs::read(made.dir.join(DECODER)).unwrap(), decoder);
+        // The owner's folder is left as it was.
+        assert_eq!(std::fs::read(f.model.join(&model)).unwrap(), voice);
+
+        // Another capability's .onnx goes in as it is.
+        std::fs::remove_dir_all(&made.dir).unwrap();
+        let made = pack_as(&f, &f.signing, "ocr").unwrap();
+        assert_eq!(made.voice, None);
+        assert_eq!(listed(&made.dir, &f.trust), ["config.json", model.as_str()]);
+
+        // A voice the split cannot lay out goes in whole, and the reason comes back.
+        std::fs::remove_dir_all(&made.dir).unwrap();
+        std::fs::write(f.model.join(&model), b"not a model").unwrap();
+        let made = pack_as(&f, &f.signing, "speech").unwrap();
+        let Some(VoicePacked::Whole {
+            model: whole,
+            reason,
+        }) = made.voice
+        else {
+            panic!("{:?}", made.voice);
+        };
+        assert_eq!(whole, model);
+        assert!(reason.starts_with("not an ONNX model"), "{reason}");
+        assert_eq!(listed(&made.dir, &f.trust), ["config.json", model.as_str()]);
     }
 
     fn refusal(dir: &Path, trust: &Trust) -> String {

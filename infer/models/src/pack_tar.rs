@@ -211,7 +211,8 @@ mod tests {
             key: &signing,
             out_dir: dir.path(),
         })
-        .unwrap();
+        .unwrap()
+        .dir;
         let trust = Trust::of_keys(&root, &[&signing]).unwrap();
         Lab { dir, trust, pack }
     }

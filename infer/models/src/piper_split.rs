@@ -490,7 +490,7 @@ fn to_2d(node: &mut NodeProto) -> std::result::Result<Conv1d, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
@@ -525,7 +525,7 @@ mod tests {
 
     /// A VITS-shaped graph in miniature: a front that scales its input, and a decoder of a
     /// convolution, an upsampling by 2 and a dilated convolution, reshaped to the output.
-    fn miniature(decoder_extra: Option<NodeProto>) -> Vec<u8> {
+    pub(crate) fn miniature(decoder_extra: Option<NodeProto>) -> Vec<u8> {
         let mut conv_pre = node(
             "/dec/conv_pre/Conv",
             "Conv",
