@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use carapace_update::{DetachedSignature, KeyId, Purpose, SecretKey, Trust};
 use serde::{Deserialize, Serialize};
-
 use sha2::{Digest, Sha256};
 
 use crate::digest::sha256_file;
@@ -308,17 +307,10 @@ fn split_voice(entries: &mut Vec<(String, Source)>) -> Result<Option<VoicePacked
     let [index] = models[..] else {
         return Ok(None);
     };
-    let taken = |name: &str| entries.iter().any(|(other, _)| other == name);
     let (model, Source::Copy(path)) = &entries[index] else {
         return Ok(None);
     };
     let model = model.clone();
-    if taken(FRONT) || taken(DECODER) {
-        return Ok(Some(VoicePacked::Whole {
-            reason: format!("the folder holds a {FRONT} or {DECODER} already"),
-            model,
-        }));
-    }
     let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
     match crate::piper_split::split(&bytes) {
         Ok((front, decoder)) => {
